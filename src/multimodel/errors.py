@@ -1,0 +1,350 @@
+"""Every error multimodel raises.
+
+The tree::
+
+    MultimodelError
+    ├── ConfigError (ValueError)              bad client or deployment configuration
+    │   └── MissingAPIKeyError                names the environment variable to set
+    ├── InvalidRequestError (ValueError)      a request we refuse before sending; names the field
+    ├── UnknownModelError (LookupError)       no deployment serves the model; lists close matches
+    ├── NoDeploymentAvailable                 every candidate was skipped (cooldown, limits, ...)
+    ├── AllAttemptsFailed                     every attempt failed; carries the attempts
+    ├── BudgetExceeded                        a hard spend limit is reached
+    ├── PolicyViolation                       the caller's policy forbids the request
+    └── ProviderError                         a provider failed; carries provider, deployment,
+        │                                     status, request id
+        ├── BadRequestError                   400 / 422 (not retryable)
+        │   ├── ContextLengthExceeded
+        │   └── ContentFiltered
+        ├── AuthenticationError               401 (and Gemini's API_KEY_INVALID)
+        ├── PermissionDeniedError             403
+        ├── NotFoundError                     404
+        ├── ConflictError                     409 (retryable)
+        ├── RateLimited                       429 (retryable; ``retry_after`` in seconds)
+        ├── QuotaExhausted                    billing / spend cap 429 (never retried)
+        ├── Overloaded                        529, 503, ``overloaded_error`` (retryable)
+        ├── ServerError                       other 5xx (retryable)
+        ├── ProviderTimeout                   no answer in time (retryable)
+        ├── ProviderConnectionError           could not connect / connection dropped (retryable)
+        ├── MalformedResponse                 a body we cannot parse (retryable)
+        └── StreamInterrupted                 a stream failed after content reached the caller;
+                                              carries the partial text
+
+Every :class:`ProviderError` is raised ``from`` the underlying exception when there is one, and
+its message never contains an API key: bodies that echo request headers are redacted first.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+__all__ = [
+    "AllAttemptsFailed",
+    "AuthenticationError",
+    "BadRequestError",
+    "BudgetExceeded",
+    "ConfigError",
+    "ConflictError",
+    "ContentFiltered",
+    "ContextLengthExceeded",
+    "InvalidRequestError",
+    "MalformedResponse",
+    "MissingAPIKeyError",
+    "MultimodelError",
+    "NoDeploymentAvailable",
+    "NotFoundError",
+    "Overloaded",
+    "PermissionDeniedError",
+    "PolicyViolation",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderTimeout",
+    "QuotaExhausted",
+    "RateLimited",
+    "ServerError",
+    "StreamInterrupted",
+    "UnknownModelError",
+    "redact",
+]
+
+
+class MultimodelError(Exception):
+    """Base class of every error raised by multimodel."""
+
+
+class ConfigError(MultimodelError, ValueError):
+    """The client, a deployment or a config file is invalid. The message says what to change."""
+
+
+class MissingAPIKeyError(ConfigError):
+    """A deployment has no API key.
+
+    Attributes:
+        env_var: the environment variable that would provide the key.
+    """
+
+    def __init__(self, deployment: str, provider: str, env_var: str | None) -> None:
+        self.deployment = deployment
+        self.provider = provider
+        self.env_var = env_var
+        hint = f"set the {env_var} environment variable or " if env_var else ""
+        super().__init__(
+            f"deployment {deployment!r} ({provider}) has no API key: {hint}pass api_key=... "
+            "to its Deployment"
+        )
+
+
+class InvalidRequestError(MultimodelError, ValueError):
+    """A request was refused before anything was sent.
+
+    Attributes:
+        field: the offending field (dotted path), when one is to blame.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+class UnknownModelError(MultimodelError, LookupError):
+    """No configured deployment serves the requested model.
+
+    Attributes:
+        model: the name asked for.
+        suggestions: configured model names close to it.
+    """
+
+    def __init__(self, model: str, known: Iterable[str]) -> None:
+        known = sorted(set(known))
+        self.model = model
+        self.suggestions = difflib.get_close_matches(model, known, n=3, cutoff=0.5)
+        hint = (
+            f"; did you mean {', '.join(map(repr, self.suggestions))}?"
+            if self.suggestions
+            else (f"; configured models: {', '.join(known)}" if known else "")
+        )
+        super().__init__(f"no deployment serves model {model!r}{hint}")
+
+
+class NoDeploymentAvailable(MultimodelError):
+    """Every candidate deployment was excluded before sending.
+
+    Attributes:
+        model: the model group.
+        exclusions: ``{deployment name: reason}`` for each candidate.
+        retry_at: the earliest monotonic time a candidate may become available, if known.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        exclusions: dict[str, str],
+        *,
+        retry_at: float | None = None,
+        trace: Any = None,
+    ) -> None:
+        self.model = model
+        self.exclusions = dict(exclusions)
+        self.retry_at = retry_at
+        self.trace = trace
+        why = "; ".join(f"{name}: {reason}" for name, reason in exclusions.items()) or "none"
+        super().__init__(f"no deployment of {model!r} is available ({why})")
+
+
+class AllAttemptsFailed(MultimodelError):
+    """Every attempt failed. ``errors`` holds each attempt's error in order; the last is chained."""
+
+    def __init__(
+        self, model: str, errors: Sequence[BaseException], *, trace: Any = None
+    ) -> None:
+        self.model = model
+        self.errors = list(errors)
+        self.trace = trace
+        parts = "; ".join(_short(e) for e in self.errors[-5:])
+        super().__init__(f"all {len(self.errors)} attempt(s) for {model!r} failed: {parts}")
+
+    @property
+    def last(self) -> BaseException | None:
+        """The last attempt's error."""
+        return self.errors[-1] if self.errors else None
+
+
+class BudgetExceeded(MultimodelError):
+    """A hard spend limit covers every candidate; nothing was sent."""
+
+
+class PolicyViolation(MultimodelError):
+    """The caller's policy forbids this request; nothing was sent."""
+
+
+# --- provider errors -------------------------------------------------------------------------
+
+
+class ProviderError(MultimodelError):
+    """A provider (or the way to it) failed.
+
+    Attributes:
+        provider: provider name (``openai``, ``anthropic`` ...).
+        deployment: the deployment's name.
+        status: HTTP status, or ``None`` when no response arrived.
+        request_id: the provider's request id, when it sent one.
+        code: the provider's error type or code (``rate_limit_error``, ``insufficient_quota``).
+        retryable: whether retrying (here or elsewhere) may succeed.
+    """
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        deployment: str | None = None,
+        status: int | None = None,
+        request_id: str | None = None,
+        code: str | None = None,
+        body: Any = None,
+    ) -> None:
+        self.provider = provider
+        self.deployment = deployment
+        self.status = status
+        self.request_id = request_id
+        self.code = code
+        self.body = body
+        self.message = redact(message)
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        where = "/".join(p for p in (self.provider, self.deployment) if p)
+        status = f" HTTP {self.status}" if self.status is not None else ""
+        rid = f" (request id {self.request_id})" if self.request_id else ""
+        return f"[{where}{status}] {self.message}{rid}" if where or status else self.message
+
+
+class BadRequestError(ProviderError):
+    """The provider rejected the request (400 / 422). Not retryable."""
+
+
+class ContextLengthExceeded(BadRequestError):
+    """The prompt plus ``max_tokens`` does not fit the model's context window."""
+
+
+class ContentFiltered(BadRequestError):
+    """The provider's safety filter blocked the prompt or the answer."""
+
+
+class AuthenticationError(ProviderError):
+    """The API key was rejected (401, or Gemini's 400 ``API_KEY_INVALID``)."""
+
+
+class PermissionDeniedError(ProviderError):
+    """The key may not use this model or region (403)."""
+
+
+class NotFoundError(ProviderError):
+    """The model or endpoint does not exist (404)."""
+
+
+class ConflictError(ProviderError):
+    """A transient conflict (409); retryable."""
+
+    retryable = True
+
+
+class RateLimited(ProviderError):
+    """Too many requests (429).
+
+    Attributes:
+        retry_after: seconds the provider asked us to wait, when it said.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class QuotaExhausted(ProviderError):
+    """The account's quota or spend limit is used up (OpenAI ``insufficient_quota``). Never retried."""
+
+
+class Overloaded(ProviderError):
+    """The provider is overloaded (529, 503, ``overloaded_error``); a load signal, retryable."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class ServerError(ProviderError):
+    """The provider failed (5xx); retryable."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class ProviderTimeout(ProviderError):
+    """No (complete) answer within the timeout; retryable."""
+
+    retryable = True
+
+
+class ProviderConnectionError(ProviderError):
+    """The connection could not be made or was dropped; retryable."""
+
+    retryable = True
+
+
+class MalformedResponse(ProviderError):
+    """The provider sent a body we cannot parse (bad JSON, wrong types, too large)."""
+
+    retryable = True
+
+
+class StreamInterrupted(ProviderError):
+    """A stream failed after content had reached the caller.
+
+    Attributes:
+        partial_text: the text delivered before the failure.
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, *, partial_text: str = "", **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.partial_text = partial_text
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+# Bodies sometimes echo request headers or keys back ("Incorrect API key provided: sk-abc...").
+_SECRET_PATTERNS = re.compile(
+    r"(?i)("
+    r"(?:sk|pk|rk)-[A-Za-z0-9_\-]{6,}"  # OpenAI / Anthropic style keys
+    r"|AIza[0-9A-Za-z_\-]{10,}"  # Google API keys
+    r"|(?:bearer)\s+[A-Za-z0-9._\-]{8,}"
+    r"|(?:x-api-key|api-key|x-goog-api-key|authorization)[\"']?\s*[:=]\s*[\"']?[^\s\"',}]+"
+    r")"
+)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Replace anything that looks like an API key (and each given secret) with ``[REDACTED]``."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[REDACTED]")
+    return _SECRET_PATTERNS.sub("[REDACTED]", text)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text[:200]}"

@@ -1,0 +1,22 @@
+"""Provider adapters (one per wire format), presets, the SSE decoder and their registries."""
+
+from .base import Endpoint, ParsedResponse, ProviderAdapter, SSEStreamDecoder, StreamDecoder
+from .presets import ProviderPreset
+from .registry import get_adapter, get_preset, known_providers, register_adapter, register_provider
+from .sse import ServerSentEvent, SSEDecoder
+
+__all__ = [
+    "Endpoint",
+    "ParsedResponse",
+    "ProviderAdapter",
+    "ProviderPreset",
+    "SSEDecoder",
+    "SSEStreamDecoder",
+    "ServerSentEvent",
+    "StreamDecoder",
+    "get_adapter",
+    "get_preset",
+    "known_providers",
+    "register_adapter",
+    "register_provider",
+]

@@ -1,0 +1,239 @@
+"""The provider adapter contract.
+
+An adapter translates between multimodel's normalized types and one wire format. It does no I/O:
+it builds an :class:`httpx.Request` (constructing one sends nothing), parses a body that the
+driver already read, decodes stream bytes that the driver feeds it, and maps an error response
+to a typed :class:`~multimodel.errors.ProviderError`. The same adapter therefore serves the sync
+and the async client, and tests can drive it with plain bytes.
+
+Example, the whole life of one non-streaming call (this is what the clients do)::
+
+    adapter = get_adapter("openai")
+    http_request = adapter.build_request(chat_request, endpoint, stream=False)
+    http_response = httpx_client.send(http_request)          # the driver's only I/O
+    if http_response.is_success:
+        parsed = adapter.parse_response(http_response, endpoint)
+    else:
+        raise adapter.map_error(http_response, endpoint)
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import SecretStr
+
+from ..errors import MalformedResponse, ProviderConnectionError, ProviderError
+from ..types import ChatChunk, ChatRequest, FinishReason, Message, Usage
+from .sse import ServerSentEvent, SSEDecoder
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "Endpoint",
+    "ParsedResponse",
+    "ProviderAdapter",
+    "SSEStreamDecoder",
+    "StreamDecoder",
+]
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+"""Bodies larger than this are refused as malformed rather than buffered without bound."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Everything an adapter needs to reach one deployment (resolved from a ``Deployment``).
+
+    Attributes:
+        name: the deployment's unique name (used in errors, traces and stats).
+        model: the model group the user asks for.
+        wire_model: the model id sent to the provider (Azure: the deployment name).
+        provider: the provider preset name (``openai``, ``groq``, ``azure`` ...).
+        base_url: URL the adapter appends its path to.
+        api_key: the secret, or ``None`` for providers that need none (local Ollama).
+        auth: how the key is sent: ``bearer``, ``x-api-key``, ``api-key``, ``x-goog-api-key``.
+        api_version: ``anthropic-version`` or Azure's ``api-version``.
+        headers: extra headers for every request.
+        extra_body: merged into every JSON body (the request's own ``extra_body`` wins).
+        options: adapter-specific switches from the preset (e.g. ``max_tokens_field``).
+    """
+
+    name: str
+    model: str
+    wire_model: str
+    provider: str
+    base_url: str
+    api_key: SecretStr | None = field(default=None, repr=False)
+    auth: str = "bearer"
+    api_version: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    extra_body: tuple[tuple[str, Any], ...] = ()
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def option(self, key: str, default: Any = None) -> Any:
+        """An adapter option from the provider preset or the deployment."""
+        for k, v in self.options:
+            if k == key:
+                return v
+        return default
+
+    def auth_headers(self) -> dict[str, str]:
+        """The header carrying the API key, in this endpoint's style (empty when keyless)."""
+        if self.api_key is None:
+            return {}
+        key = self.api_key.get_secret_value()
+        if self.auth == "bearer":
+            return {"authorization": f"Bearer {key}"}
+        return {self.auth: key}
+
+    def url(self, path: str) -> str:
+        """Join ``base_url`` and ``path`` with exactly one slash."""
+        return self.base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+@dataclass(slots=True)
+class ParsedResponse:
+    """What an adapter extracts from one complete answer; the client adds timing and routing."""
+
+    id: str
+    message: Message
+    finish_reason: FinishReason | None
+    raw_finish_reason: str | None
+    usage: Usage
+    model: str
+    raw: Any = None
+
+
+class StreamDecoder(ABC):
+    """Turns the bytes of one streamed response into :class:`ChatChunk` objects.
+
+    ``feed`` raises a :class:`~multimodel.errors.ProviderError` when the stream carries an error
+    event (errors can arrive inside an HTTP 200 stream). ``close`` is called when the body ends;
+    it raises when the stream stopped before the provider said it was complete, because a stream
+    that just stops must not be reported as a success.
+    """
+
+    complete: bool = False
+
+    @abstractmethod
+    def feed(self, data: bytes) -> list[ChatChunk]:
+        """Decode more bytes; return the chunks they completed."""
+
+    @abstractmethod
+    def close(self) -> list[ChatChunk]:
+        """Finish decoding at the end of the body; return any last chunks."""
+
+
+class SSEStreamDecoder(StreamDecoder):
+    """A :class:`StreamDecoder` for SSE-framed providers: subclasses implement :meth:`on_event`."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self._sse = SSEDecoder()
+        self.complete = False
+
+    def feed(self, data: bytes) -> list[ChatChunk]:
+        out: list[ChatChunk] = []
+        for event in self._sse.feed(data):
+            chunk = self.on_event(event)
+            if chunk is not None:
+                out.append(chunk)
+        return out
+
+    def close(self) -> list[ChatChunk]:
+        out: list[ChatChunk] = []
+        for event in self._sse.close():
+            chunk = self.on_event(event)
+            if chunk is not None:
+                out.append(chunk)
+        out.extend(self.on_end())
+        if not self.complete:
+            raise ProviderConnectionError(
+                "the stream ended before the provider marked it complete",
+                provider=self.endpoint.provider,
+                deployment=self.endpoint.name,
+            )
+        return out
+
+    @abstractmethod
+    def on_event(self, event: ServerSentEvent) -> ChatChunk | None:
+        """Handle one SSE event: return a chunk, or ``None`` for events the caller need not see."""
+
+    def on_end(self) -> list[ChatChunk]:
+        """Hook for chunks owed at the end of the body (e.g. held-back usage)."""
+        return []
+
+    def load_json(self, data: str) -> Any:
+        """Decode an event's JSON, mapping bad JSON to :class:`MalformedResponse`."""
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise MalformedResponse(
+                f"stream event is not valid JSON: {data[:120]!r}",
+                provider=self.endpoint.provider,
+                deployment=self.endpoint.name,
+            ) from exc
+
+
+class ProviderAdapter(ABC):
+    """Translate one wire format. Stateless: one instance serves every deployment and thread.
+
+    Register a subclass with :func:`multimodel.providers.register_adapter` (or an entry point in
+    the ``multimodel.providers`` group) to add a wire format.
+    """
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def build_request(
+        self, request: ChatRequest, endpoint: Endpoint, *, stream: bool
+    ) -> httpx.Request:
+        """Build the HTTP request for ``request`` on ``endpoint``.
+
+        Raises:
+            InvalidRequestError: the request uses something this provider cannot express.
+        """
+
+    @abstractmethod
+    def parse_response(self, response: httpx.Response, endpoint: Endpoint) -> ParsedResponse:
+        """Parse a successful, fully read response.
+
+        Raises:
+            MalformedResponse: the body is not what the wire format promises.
+        """
+
+    @abstractmethod
+    def stream_decoder(self, endpoint: Endpoint) -> StreamDecoder:
+        """A fresh decoder for one streamed response."""
+
+    @abstractmethod
+    def map_error(self, response: httpx.Response, endpoint: Endpoint) -> ProviderError:
+        """Map an error response (status >= 400, body read) to a typed error."""
+
+    # -- helpers shared by adapters ------------------------------------------------------------
+
+    @staticmethod
+    def json_body(response: httpx.Response, endpoint: Endpoint) -> Any:
+        """Decode a response body as JSON, mapping failure to :class:`MalformedResponse`."""
+        content = response.content
+        if len(content) > MAX_BODY_BYTES:
+            raise MalformedResponse(
+                f"response body of {len(content)} bytes exceeds the {MAX_BODY_BYTES} byte limit",
+                provider=endpoint.provider,
+                deployment=endpoint.name,
+                status=response.status_code,
+            )
+        try:
+            # DeepSeek pads queued non-streaming answers with blank lines: json.loads skips them.
+            return json.loads(content)
+        except ValueError as exc:
+            raise MalformedResponse(
+                f"response body is not valid JSON: {content[:120]!r}",
+                provider=endpoint.provider,
+                deployment=endpoint.name,
+                status=response.status_code,
+            ) from exc

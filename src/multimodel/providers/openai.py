@@ -1,0 +1,421 @@
+"""OpenAI Chat Completions, and every OpenAI-compatible provider through its preset.
+
+Wire notes that this adapter handles (see ``WIRE.md`` §1-2):
+
+* ``max_completion_tokens`` for OpenAI and Azure (reasoning models reject ``max_tokens``);
+  compatible providers get ``max_tokens`` (the preset's ``max_tokens_field``);
+* ``stream_options.include_usage`` so streams report usage, in a final chunk whose ``choices``
+  is empty; chunks without ``choices`` or without ``delta`` (Azure) are normal;
+* streamed tool calls merge by ``index``; a fragment whose non-empty ``id`` differs from the
+  call at that index starts a new call (gateways that reuse an index);
+* usage: ``prompt_tokens`` already includes cached tokens; DeepSeek reports cache hits as
+  ``prompt_cache_hit_tokens``; Groq may put stream usage under ``x_groq.usage``;
+* errors inside a 200 stream arrive as ``data: {"error": {...}}``;
+* Azure: ``/openai/deployments/{deployment}/chat/completions?api-version=...`` and ``api-key``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from ..errors import InvalidRequestError, MalformedResponse, ProviderError
+from ..types import (
+    ChatChunk,
+    ChatRequest,
+    FinishReason,
+    ImagePart,
+    Message,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from ._errors import error_from_status
+from .base import Endpoint, ParsedResponse, ProviderAdapter, SSEStreamDecoder
+from .sse import ServerSentEvent
+
+__all__ = ["OpenAIAdapter", "normalize_finish_reason", "parse_usage"]
+
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "model_length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+    "error": "error",
+}
+
+
+def normalize_finish_reason(raw: str | None) -> FinishReason | None:
+    """Map an OpenAI-family ``finish_reason`` to the normalized set."""
+    if raw is None:
+        return None
+    return _FINISH.get(raw, "other")
+
+
+def parse_usage(data: Any) -> Usage | None:
+    """Normalize an OpenAI-family ``usage`` object (``None`` when absent or not an object)."""
+    if not isinstance(data, dict):
+        return None
+    prompt = _int(data.get("prompt_tokens"))
+    completion = _int(data.get("completion_tokens"))
+    pdetails = data.get("prompt_tokens_details")
+    cdetails = data.get("completion_tokens_details")
+    cached = 0
+    cache_write = 0
+    if isinstance(pdetails, dict):
+        cached = _int(pdetails.get("cached_tokens"))
+        cache_write = _int(pdetails.get("cache_write_tokens"))
+    if not cached:
+        cached = _int(data.get("prompt_cache_hit_tokens"))  # DeepSeek
+    reasoning = _int(cdetails.get("reasoning_tokens")) if isinstance(cdetails, dict) else 0
+    return Usage.model_construct(
+        input_tokens=prompt,
+        output_tokens=completion,
+        cache_read_tokens=cached,
+        cache_write_tokens=cache_write,
+        reasoning_tokens=reasoning,
+    )
+
+
+def _int(value: Any) -> int:
+    return value if type(value) is int and value >= 0 else 0
+
+
+class OpenAIAdapter(ProviderAdapter):
+    """The OpenAI Chat Completions wire format."""
+
+    name = "openai"
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def build_request(
+        self, request: ChatRequest, endpoint: Endpoint, *, stream: bool
+    ) -> httpx.Request:
+        body: dict[str, Any] = {
+            "model": endpoint.wire_model,
+            "messages": [self._message(m) for m in request.messages],
+        }
+        if request.max_tokens is not None:
+            body[endpoint.option("max_tokens_field", "max_tokens")] = request.max_tokens
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
+        if request.stop:
+            body["stop"] = request.stop
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if request.user is not None and endpoint.provider in ("openai", "azure"):
+            body["user"] = request.user
+        if request.tools:
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        k: v
+                        for k, v in (
+                            ("name", t.name),
+                            ("description", t.description),
+                            ("parameters", t.parameters),
+                            ("strict", t.strict),
+                        )
+                        if v is not None
+                    },
+                }
+                for t in request.tools
+            ]
+        if request.tool_choice is not None:
+            choice = request.tool_choice
+            if choice.mode == "tool":
+                body["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
+            else:
+                body["tool_choice"] = choice.mode
+            if choice.parallel is not None:
+                body["parallel_tool_calls"] = choice.parallel
+        if request.response_format is not None:
+            fmt = request.response_format
+            if fmt.type == "json_schema":
+                schema: dict[str, Any] = {"name": fmt.name, "schema": fmt.schema_}
+                if fmt.strict is not None:
+                    schema["strict"] = fmt.strict
+                body["response_format"] = {"type": "json_schema", "json_schema": schema}
+            else:
+                body["response_format"] = {"type": fmt.type}
+        if stream:
+            body["stream"] = True
+            if endpoint.option("stream_usage", True):
+                body["stream_options"] = {"include_usage": True}
+        body.update(endpoint.extra_body)
+        if request.extra_body:
+            body.update(request.extra_body)
+
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if stream:
+            headers["accept"] = "text/event-stream"
+        headers.update(endpoint.headers)
+        headers.update(endpoint.auth_headers())
+        if endpoint.option("azure"):
+            url = endpoint.url(f"openai/deployments/{endpoint.wire_model}/chat/completions")
+            params = {"api-version": endpoint.api_version or "2024-10-21"}
+        else:
+            url = endpoint.url("chat/completions")
+            params = {}
+        return httpx.Request(
+            "POST",
+            url,
+            params=params,
+            headers=headers,
+            content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
+        )
+
+    @staticmethod
+    def _message(message: Message) -> dict[str, Any]:
+        out: dict[str, Any] = {"role": message.role}
+        content = message.content
+        if content is None or isinstance(content, str):
+            out["content"] = content
+        else:
+            parts: list[dict[str, Any]] = []
+            for part in content:
+                if isinstance(part, TextPart):
+                    parts.append({"type": "text", "text": part.text})
+                elif isinstance(part, ImagePart):
+                    inline = part.inline()
+                    url = f"data:{inline[0]};base64,{inline[1]}" if inline else part.url
+                    image: dict[str, Any] = {"url": url}
+                    if part.detail:
+                        image["detail"] = part.detail
+                    parts.append({"type": "image_url", "image_url": image})
+            out["content"] = parts
+        if message.name:
+            out["name"] = message.name
+        if message.tool_calls:
+            out["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in message.tool_calls
+            ]
+        if message.role == "tool":
+            out["tool_call_id"] = message.tool_call_id
+            if content is None:
+                raise InvalidRequestError(
+                    "a tool message needs content", field="messages[].content"
+                )
+        return out
+
+    # -- responses -----------------------------------------------------------------------------
+
+    def parse_response(self, response: httpx.Response, endpoint: Endpoint) -> ParsedResponse:
+        body = self.json_body(response, endpoint)
+        if not isinstance(body, dict):
+            raise self._malformed("response body is not a JSON object", endpoint, response)
+        if "error" in body and not body.get("choices"):
+            raise self._error_from_body(body, response.status_code, endpoint, response.headers)
+        choices = body.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise self._malformed("response has no choices", endpoint, response)
+        choice = choices[0]
+        msg = choice.get("message")
+        if not isinstance(msg, dict):
+            raise self._malformed("choice has no message", endpoint, response)
+        text = msg.get("content")
+        if text is None and isinstance(msg.get("refusal"), str):
+            text = msg["refusal"]
+        if text is not None and not isinstance(text, str):
+            raise self._malformed("message content is not a string", endpoint, response)
+        calls: list[ToolCall] = []
+        raw_calls = msg.get("tool_calls") or []
+        if not isinstance(raw_calls, list):
+            raise self._malformed("tool_calls is not a list", endpoint, response)
+        for raw in raw_calls:
+            fn = raw.get("function") if isinstance(raw, dict) else None
+            if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+                raise self._malformed("tool call without a function name", endpoint, response)
+            args = fn.get("arguments", "")
+            if not isinstance(args, str):
+                # Some compatible servers (Ollama's native style) send an object.
+                args = json.dumps(args, separators=(",", ":"))
+            calls.append(
+                ToolCall.model_construct(
+                    id=str(raw.get("id") or f"call_{len(calls)}"),
+                    name=fn["name"],
+                    arguments=args or "{}",
+                    metadata=None,
+                )
+            )
+        message = Message.model_construct(
+            role="assistant",
+            content=text if text is not None or not calls else None,
+            name=None,
+            tool_calls=calls or None,
+            tool_call_id=None,
+        )
+        raw_finish = choice.get("finish_reason")
+        raw_finish = raw_finish if isinstance(raw_finish, str) else None
+        usage = parse_usage(body.get("usage")) or Usage()
+        return ParsedResponse(
+            id=str(body.get("id") or ""),
+            message=message,
+            finish_reason=normalize_finish_reason(raw_finish),
+            raw_finish_reason=raw_finish,
+            usage=usage,
+            model=str(body.get("model") or endpoint.wire_model),
+            raw=body,
+        )
+
+    def stream_decoder(self, endpoint: Endpoint) -> _OpenAIStreamDecoder:
+        return _OpenAIStreamDecoder(endpoint)
+
+    def map_error(self, response: httpx.Response, endpoint: Endpoint) -> ProviderError:
+        try:
+            body: Any = json.loads(response.content)
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            return self._error_from_body(body, response.status_code, endpoint, response.headers)
+        text = response.content[:500].decode("utf-8", "replace").strip()
+        return error_from_status(
+            response.status_code, text, endpoint, headers=response.headers, body=text
+        )
+
+    @staticmethod
+    def _error_from_body(
+        body: dict[str, Any], status: int, endpoint: Endpoint, headers: Any = None
+    ) -> ProviderError:
+        err = body.get("error")
+        # vLLM's older servers put the error at the top level: {"object": "error", ...}.
+        if not isinstance(err, dict):
+            err = body if "message" in body else {"message": str(err or body)[:500]}
+        message = str(err.get("message") or "")
+        code = err.get("code")
+        etype = err.get("type")
+        chosen = code if isinstance(code, str) and code else etype
+        return error_from_status(
+            status,
+            message,
+            endpoint,
+            code=chosen if isinstance(chosen, str) else None,
+            headers=headers,
+            body=body,
+        )
+
+    @staticmethod
+    def _malformed(what: str, endpoint: Endpoint, response: httpx.Response) -> MalformedResponse:
+        return MalformedResponse(
+            what,
+            provider=endpoint.provider,
+            deployment=endpoint.name,
+            status=response.status_code,
+            request_id=response.headers.get("x-request-id"),
+        )
+
+
+class _OpenAIStreamDecoder(SSEStreamDecoder):
+    def __init__(self, endpoint: Endpoint) -> None:
+        super().__init__(endpoint)
+        self._finished = False
+        # provider index -> (our index, id); see the module docstring on reused indexes.
+        self._calls: dict[int, tuple[int, str | None]] = {}
+        self._next_call = 0
+
+    def on_event(self, event: ServerSentEvent) -> ChatChunk | None:
+        data = event.data
+        if data == "[DONE]":
+            self.complete = True
+            return None
+        if not data:
+            return None
+        obj = self.load_json(data)
+        if not isinstance(obj, dict):
+            return None
+        if "error" in obj and not obj.get("choices"):
+            raise OpenAIAdapter._error_from_body(obj, 200, self.endpoint)
+        usage = parse_usage(obj.get("usage"))
+        if usage is None:
+            x_groq = obj.get("x_groq")
+            if isinstance(x_groq, dict):
+                usage = parse_usage(x_groq.get("usage"))
+        text = ""
+        reasoning = ""
+        deltas: list[ToolCallDelta] = []
+        raw_finish: str | None = None
+        choices = obj.get("choices")
+        if isinstance(choices, list):
+            for choice in choices:
+                # n > 1 is not part of the normalized surface: follow the first choice only.
+                if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                    continue
+                delta = choice.get("delta")
+                if isinstance(delta, dict):
+                    piece = delta.get("content")
+                    if isinstance(piece, str):
+                        text += piece
+                    elif isinstance(delta.get("refusal"), str):
+                        text += delta["refusal"]
+                    thought = delta.get("reasoning_content") or delta.get("reasoning")
+                    if isinstance(thought, str):
+                        reasoning += thought
+                    raw_calls = delta.get("tool_calls")
+                    if isinstance(raw_calls, list):
+                        for raw in raw_calls:
+                            d = self._tool_delta(raw)
+                            if d is not None:
+                                deltas.append(d)
+                fr = choice.get("finish_reason")
+                if isinstance(fr, str):
+                    raw_finish = fr
+        if raw_finish is not None:
+            self._finished = True
+        if not (text or reasoning or deltas or raw_finish or usage):
+            return None
+        return ChatChunk.model_construct(
+            text=text,
+            reasoning=reasoning,
+            tool_calls=deltas,
+            finish_reason=normalize_finish_reason(raw_finish),
+            raw_finish_reason=raw_finish,
+            usage=usage,
+            id=obj.get("id") or None,
+            model=obj.get("model") or None,
+        )
+
+    def _tool_delta(self, raw: Any) -> ToolCallDelta | None:
+        if not isinstance(raw, dict):
+            return None
+        pindex = raw.get("index", 0)
+        if not isinstance(pindex, int):
+            pindex = 0
+        call_id = raw.get("id") or None
+        fn = raw.get("function") if isinstance(raw.get("function"), dict) else {}
+        current = self._calls.get(pindex)
+        if current is None or (call_id is not None and current[1] not in (None, call_id)):
+            current = (self._next_call, call_id)
+            self._next_call += 1
+            self._calls[pindex] = current
+        elif call_id is not None and current[1] is None:
+            current = (current[0], call_id)
+            self._calls[pindex] = current
+        args = fn.get("arguments")
+        if args is not None and not isinstance(args, str):
+            args = json.dumps(args, separators=(",", ":"))
+        return ToolCallDelta.model_construct(
+            index=current[0],
+            id=call_id,
+            name=fn.get("name") or None,
+            arguments=args or "",
+            metadata=None,
+        )
+
+    def on_end(self) -> list[ChatChunk]:
+        # Some compatible servers end without [DONE]; a finish reason is proof enough.
+        if self._finished:
+            self.complete = True
+        return []

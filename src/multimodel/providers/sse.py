@@ -1,0 +1,126 @@
+"""An incremental Server-Sent Events decoder: bytes in, events out, no I/O.
+
+It follows the WHATWG ``text/event-stream`` rules that matter for LLM providers:
+
+* lines end in LF, CRLF or a lone CR (Gemini sends CRLF); a CR at the end of one network chunk
+  may be the first half of a CRLF in the next, so it is held back;
+* only those three end lines: ``str.splitlines`` would also split on U+2028 and friends, which
+  are legal inside JSON strings;
+* UTF-8 sequences split across network chunks are reassembled;
+* ``:`` lines are comments (``: keep-alive``, ``: OPENROUTER PROCESSING``) and are skipped;
+* several ``data:`` lines form one event, joined with ``\\n``;
+* a blank line dispatches the event only when it has data, so a blank line after a comment does
+  not produce an empty event.
+
+Example::
+
+    decoder = SSEDecoder()
+    for raw in network_chunks:
+        for event in decoder.feed(raw):
+            handle(event.event, event.data)
+    for event in decoder.close():
+        handle(event.event, event.data)
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+
+__all__ = ["SSEDecoder", "ServerSentEvent"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSentEvent:
+    """One dispatched event. ``event`` is ``"message"`` when the stream gave no name."""
+
+    data: str
+    event: str = "message"
+    id: str | None = None
+    retry: int | None = None
+
+
+class SSEDecoder:
+    """Push-style SSE decoder. Feed it bytes; it returns the events those bytes completed."""
+
+    __slots__ = ("_data", "_event", "_id", "_last_id", "_pending", "_retry", "_skip_lf", "_utf8")
+
+    def __init__(self) -> None:
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._pending = ""  # text after the last complete line
+        self._skip_lf = False  # the last chunk ended in CR: an LF starting the next one pairs it
+        self._data: list[str] = []
+        self._event = ""
+        self._id: str | None = None
+        self._last_id: str | None = None
+        self._retry: int | None = None
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        """Decode ``chunk`` and return every event it completed, in order."""
+        text = self._utf8.decode(chunk)
+        if not text:
+            return []
+        if self._skip_lf:
+            self._skip_lf = False
+            if text[0] == "\n":
+                text = text[1:]
+        buf = self._pending + text if self._pending else text
+        if "\r" in buf:
+            if buf[-1] == "\r":
+                self._skip_lf = True
+                buf = buf[:-1] + "\n"
+            buf = buf.replace("\r\n", "\n").replace("\r", "\n")
+        lines = buf.split("\n")
+        self._pending = lines.pop()
+        events: list[ServerSentEvent] = []
+        for line in lines:
+            if line:
+                self._field(line)
+            elif self._data:
+                events.append(self._dispatch())
+            else:
+                self._event = ""
+        return events
+
+    def close(self) -> list[ServerSentEvent]:
+        """Signal the end of the stream and return an event that was complete but undispatched.
+
+        A final line without a line ending is incomplete (the connection may have been cut in
+        the middle of it) and is dropped; complete ``data:`` lines that were never followed by
+        the blank line that dispatches them still form an event.
+        """
+        self._utf8.decode(b"", final=True)
+        self._pending = ""
+        self._skip_lf = False
+        return [self._dispatch()] if self._data else []
+
+    def _field(self, line: str) -> None:
+        if line[0] == ":":
+            return
+        name, sep, value = line.partition(":")
+        if sep and value[:1] == " ":
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            if "\0" not in value:
+                self._id = value
+        elif name == "retry" and value.isdigit():
+            self._retry = int(value)
+        # Unknown field names are ignored, as the spec says.
+
+    def _dispatch(self) -> ServerSentEvent:
+        if self._id is not None:
+            self._last_id = self._id
+        event = ServerSentEvent(
+            data="\n".join(self._data),
+            event=self._event or "message",
+            id=self._last_id,
+            retry=self._retry,
+        )
+        self._data = []
+        self._event = ""
+        self._retry = None
+        return event

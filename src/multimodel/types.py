@@ -1,0 +1,383 @@
+"""Request, response and stream types shared by every provider.
+
+These are the normalized shapes that the adapters translate to and from each provider's wire
+format. Values the user builds (:class:`Message`, :class:`ChatRequest`, :class:`Tool`) are frozen
+pydantic models with ``extra="forbid"`` so that a typo is an error, not a silently dropped field.
+Values the library hands back (:class:`ChatResponse`, :class:`ChatChunk`) are built on the hot
+path with ``model_construct`` from already-normalized data, so they cost microseconds.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "ChatChunk",
+    "ChatRequest",
+    "ChatResponse",
+    "ContentPart",
+    "FinishReason",
+    "ImagePart",
+    "Message",
+    "ResponseFormat",
+    "Role",
+    "TextPart",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolChoice",
+    "Usage",
+]
+
+Role = Literal["system", "developer", "user", "assistant", "tool"]
+"""A message author. ``developer`` is OpenAI's newer name for ``system``."""
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "other"]
+"""Why generation ended, normalized across providers (the raw value is kept beside it)."""
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class TextPart(BaseModel):
+    """A text part of a message's content."""
+
+    model_config = _FROZEN
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ImagePart(BaseModel):
+    """An image part of a message's content: a URL, or base64 ``data`` with its ``media_type``.
+
+    ``data:`` URLs are accepted in ``url`` and split into ``media_type`` and ``data`` for
+    providers that need them apart (Anthropic, Gemini).
+    """
+
+    model_config = _FROZEN
+    type: Literal["image"] = "image"
+    url: str | None = None
+    data: str | None = None
+    media_type: str | None = None
+    detail: Literal["auto", "low", "high"] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ImagePart:
+        if (self.url is None) == (self.data is None):
+            raise ValueError("an image part needs exactly one of `url` or `data`")
+        if self.data is not None and not self.media_type:
+            raise ValueError("an image part with `data` needs `media_type` (e.g. 'image/png')")
+        return self
+
+    def inline(self) -> tuple[str, str] | None:
+        """Return ``(media_type, base64 data)`` when the image is inline (``data`` or a data URL)."""
+        if self.data is not None:
+            return (self.media_type or "application/octet-stream", self.data)
+        assert self.url is not None
+        if self.url.startswith("data:") and ";base64," in self.url:
+            head, _, payload = self.url.partition(";base64,")
+            return (head[5:] or "application/octet-stream", payload)
+        return None
+
+
+ContentPart = Annotated[Union[TextPart, ImagePart], Field(discriminator="type")]  # noqa: UP007
+
+
+class ToolCall(BaseModel):
+    """A function call requested by the model.
+
+    ``arguments`` is the JSON text exactly as the provider produced it (OpenAI sends a string;
+    Anthropic and Gemini send objects, which are serialized). ``metadata`` keeps opaque provider
+    data that must be sent back when the call is replayed, such as Gemini's ``thoughtSignature``.
+    """
+
+    model_config = _FROZEN
+    id: str
+    name: str
+    arguments: str = "{}"
+    metadata: dict[str, Any] | None = None
+
+    def parsed_arguments(self) -> Any:
+        """Decode ``arguments`` as JSON.
+
+        Raises:
+            ValueError: the model produced arguments that are not valid JSON (for example a
+                generation cut by ``max_tokens``).
+        """
+        try:
+            return json.loads(self.arguments) if self.arguments else {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"tool call {self.name!r} ({self.id}) has arguments that are not valid JSON: {exc}"
+            ) from exc
+
+
+class Message(BaseModel):
+    """One turn of a conversation.
+
+    ``content`` is a string or a list of parts. An assistant turn that called tools carries
+    ``tool_calls``; the answer to a call is a ``tool`` message with the call's ``tool_call_id``.
+    """
+
+    model_config = _FROZEN
+    role: Role
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> Message:
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a 'tool' message needs `tool_call_id` (the id of the call it answers)")
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only 'assistant' messages can carry `tool_calls`")
+        if self.content is None and not self.tool_calls:
+            raise ValueError(f"a {self.role!r} message needs `content`")
+        return self
+
+    @property
+    def text(self) -> str:
+        """The message's text: the string content, or its text parts joined."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+
+class Tool(BaseModel):
+    """A function the model may call: a name, a description and a JSON Schema for its arguments."""
+
+    model_config = _FROZEN
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")
+    description: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    strict: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_openai_shape(cls, data: Any) -> Any:
+        # Accept {"type": "function", "function": {...}} so OpenAI-shaped tool lists work as-is.
+        if isinstance(data, dict) and data.get("type") == "function" and "function" in data:
+            return data["function"]
+        return data
+
+
+class ToolChoice(BaseModel):
+    """Whether and which tool the model must call.
+
+    ``mode`` is ``auto`` (the model decides), ``none`` (no tool), ``required`` (some tool), or
+    ``tool`` with ``name`` (that tool). Strings ``"auto"``, ``"none"``, ``"required"`` and
+    OpenAI's ``{"type": "function", "function": {"name": ...}}`` are accepted wherever a
+    ``ToolChoice`` is expected.
+    """
+
+    model_config = _FROZEN
+    mode: Literal["auto", "none", "required", "tool"]
+    name: str | None = None
+    parallel: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _coerce(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"mode": data}
+        if isinstance(data, dict) and data.get("type") == "function":
+            return {"mode": "tool", "name": (data.get("function") or {}).get("name")}
+        return data
+
+    @model_validator(mode="after")
+    def _name_for_tool(self) -> ToolChoice:
+        if self.mode == "tool" and not self.name:
+            raise ValueError("tool_choice mode 'tool' needs `name`")
+        return self
+
+
+class ResponseFormat(BaseModel):
+    """Ask for plain text, any JSON object, or JSON that follows a schema.
+
+    OpenAI's ``{"type": "json_schema", "json_schema": {"name", "schema", "strict"}}`` is accepted.
+    """
+
+    model_config = _FROZEN
+    type: Literal["text", "json_object", "json_schema"]
+    name: str = "response"
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_openai_shape(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("json_schema"), dict):
+            inner = data["json_schema"]
+            return {
+                "type": data.get("type", "json_schema"),
+                "name": inner.get("name", "response"),
+                "schema": inner.get("schema"),
+                "strict": inner.get("strict"),
+            }
+        return data
+
+    @model_validator(mode="after")
+    def _schema_present(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.schema_ is None:
+            raise ValueError("response_format type 'json_schema' needs `schema`")
+        return self
+
+
+class ChatRequest(BaseModel):
+    """One chat request, independent of provider.
+
+    ``model`` names a model group (every deployment serving it is a candidate) or ``"auto"``.
+    Parameters left as ``None`` are not sent. ``extra_body`` is merged into the provider's JSON
+    body last, as an escape hatch for provider-specific fields.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    messages: list[Message] = Field(min_length=1)
+    model: str = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    stop: list[str] | None = None
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    response_format: ResponseFormat | None = None
+    seed: int | None = None
+    user: str | None = None
+    metadata: dict[str, str] | None = None
+    tags: list[str] | None = None
+    extra_body: dict[str, Any] | None = None
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_tools(self) -> ChatRequest:
+        if self.tool_choice is not None and self.tool_choice.mode == "tool":
+            names = {t.name for t in self.tools or ()}
+            if self.tool_choice.name not in names:
+                raise ValueError(
+                    f"tool_choice names {self.tool_choice.name!r}, which is not in `tools`"
+                )
+        return self
+
+
+class Usage(BaseModel):
+    """Token counts for one response, normalized across providers.
+
+    ``input_tokens`` is every prompt token billed, cached ones included (Anthropic's
+    ``input_tokens + cache_read + cache_creation``); ``cache_read_tokens`` and
+    ``cache_write_tokens`` say how many of them were served from or written to a prompt cache.
+    ``output_tokens`` includes ``reasoning_tokens`` (Gemini's thoughts are added in).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        """Input tokens that were neither read from nor written to a prompt cache."""
+        return max(0, self.input_tokens - self.cache_read_tokens - self.cache_write_tokens)
+
+
+class ChatResponse(BaseModel):
+    """A complete answer, with where it came from, what it used and how long it took.
+
+    ``latency`` and ``ttft`` (time to first token, streams only) are seconds. ``cost`` is the
+    exact price in USD when the deployment's prices are known, else ``None``. The provider's
+    own JSON body is kept out of ``repr`` and dumps; :meth:`raw_body` returns it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    id: str
+    message: Message
+    finish_reason: FinishReason | None
+    raw_finish_reason: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    model: str
+    provider: str
+    deployment: str
+    request_id: str | None = None
+    latency: float = 0.0
+    ttft: float | None = None
+    cost: Decimal | None = None
+    cached: bool = False
+    trace: Any = Field(default=None, repr=False)
+    _raw: Any = PrivateAttr(default=None)
+
+    @property
+    def text(self) -> str:
+        """The answer's text (empty when the model only called tools)."""
+        return self.message.text
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The tool calls the model asked for, in order (empty when none)."""
+        return self.message.tool_calls or []
+
+    def raw_body(self) -> Any:
+        """The provider's decoded JSON body (for streams, ``None``)."""
+        return self._raw
+
+
+class ToolCallDelta(BaseModel):
+    """A fragment of a tool call in a stream.
+
+    Fragments with the same ``index`` belong to one call: the first carries ``id`` and ``name``,
+    the rest carry pieces of ``arguments`` to concatenate.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+    metadata: dict[str, Any] | None = None
+
+
+class ChatChunk(BaseModel):
+    """One step of a stream.
+
+    ``text`` is the new text (possibly empty). ``usage``, when present, is the cumulative usage
+    so far; the last one seen is the answer's usage (it is never summed).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: list[ToolCallDelta] = Field(default_factory=list)
+    finish_reason: FinishReason | None = None
+    raw_finish_reason: str | None = None
+    usage: Usage | None = None
+    id: str | None = None
+    model: str | None = None
+
+    @property
+    def has_content(self) -> bool:
+        """Whether this chunk carries anything the caller sees (text, reasoning or a tool call)."""
+        return bool(self.text or self.reasoning or self.tool_calls)
