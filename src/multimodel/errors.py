@@ -214,6 +214,7 @@ class ProviderError(MultimodelError):
         self.request_id = request_id
         self.code = code
         self.body = body
+        self.trace: Any = None  # the routing trace, attached by the dispatch plan
         self.message = redact(message)
         super().__init__(self.message)
 

@@ -60,6 +60,8 @@ class Endpoint:
         headers: extra headers for every request.
         extra_body: merged into every JSON body (the request's own ``extra_body`` wins).
         options: adapter-specific switches from the preset (e.g. ``max_tokens_field``).
+        adapter: the wire format's adapter name.
+        weight, rpm, tpm, timeout, tags: routing settings copied from the deployment.
     """
 
     name: str
@@ -73,6 +75,12 @@ class Endpoint:
     headers: tuple[tuple[str, str], ...] = ()
     extra_body: tuple[tuple[str, Any], ...] = ()
     options: tuple[tuple[str, Any], ...] = ()
+    adapter: str = "openai"
+    weight: float = 1.0
+    rpm: int | None = None
+    tpm: int | None = None
+    timeout: float | None = None
+    tags: tuple[str, ...] = ()
 
     def option(self, key: str, default: Any = None) -> Any:
         """An adapter option from the provider preset or the deployment."""

@@ -73,7 +73,7 @@ def parse_usage(data: Any) -> Usage | None:
     if not cached:
         cached = _int(data.get("prompt_cache_hit_tokens"))  # DeepSeek
     reasoning = _int(cdetails.get("reasoning_tokens")) if isinstance(cdetails, dict) else 0
-    return Usage.model_construct(
+    return Usage(
         input_tokens=prompt,
         output_tokens=completion,
         cache_read_tokens=cached,
@@ -244,16 +244,16 @@ class OpenAIAdapter(ProviderAdapter):
                 # Some compatible servers (Ollama's native style) send an object.
                 args = json.dumps(args, separators=(",", ":"))
             calls.append(
-                ToolCall.model_construct(
+                ToolCall(
                     id=str(raw.get("id") or f"call_{len(calls)}"),
                     name=fn["name"],
                     arguments=args or "{}",
                     metadata=None,
                 )
             )
-        message = Message.model_construct(
+        message = Message(
             role="assistant",
-            content=text if text is not None or not calls else None,
+            content=text if text is not None else ("" if not calls else None),
             name=None,
             tool_calls=calls or None,
             tool_call_id=None,
@@ -376,7 +376,7 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
             self._finished = True
         if not (text or reasoning or deltas or raw_finish or usage):
             return None
-        return ChatChunk.model_construct(
+        return ChatChunk(
             text=text,
             reasoning=reasoning,
             tool_calls=deltas,
@@ -406,7 +406,7 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
         args = fn.get("arguments")
         if args is not None and not isinstance(args, str):
             args = json.dumps(args, separators=(",", ":"))
-        return ToolCallDelta.model_construct(
+        return ToolCallDelta(
             index=current[0],
             id=call_id,
             name=fn.get("name") or None,

@@ -1,0 +1,273 @@
+"""What the sync and async clients share: configuration, validation, routing, parsing.
+
+Nothing here does I/O. :class:`~multimodel.Client` and :class:`~multimodel.AsyncClient` add
+only the sending, reading and sleeping (httpx's ``BaseClient`` split, see ``STYLE.md``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from ._core.clock import Clock, SystemClock
+from ._core.dispatch import Router, Send
+from .config import ClientConfig, Deployment, load_config, resolve_endpoints
+from .errors import (
+    ConfigError,
+    InvalidRequestError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeout,
+    UnknownModelError,
+)
+from .providers.base import Endpoint, ParsedResponse, ProviderAdapter
+from .providers.registry import get_adapter
+from .resilience.retry import RetryPolicy
+from .strategies.base import make_strategy
+from .tracking.stats import Tracker
+from .types import ChatRequest, ChatResponse, Message
+
+__all__ = ["BaseClient", "RequestInput"]
+
+RequestInput = str | Sequence[Message | Mapping[str, Any]]
+"""A prompt string, or a list of messages (``Message`` objects or dicts)."""
+
+_REQUEST_FIELDS = frozenset(ChatRequest.model_fields) - {"messages", "model"}
+
+
+class BaseClient:
+    """Shared, I/O-free part of :class:`~multimodel.Client` and :class:`~multimodel.AsyncClient`."""
+
+    def __init__(
+        self,
+        deployments: Sequence[Deployment | Mapping[str, Any]] | None = None,
+        *,
+        config: ClientConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+        strategy: Any = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        deadline: float | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Clock | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        cfg = self._config(deployments, config)
+        self._clock: Clock = clock or SystemClock()
+        self.config = cfg
+        self._timeout = timeout if timeout is not None else cfg.timeout
+        self._deadline = deadline if deadline is not None else cfg.deadline
+        policy = retry or RetryPolicy()
+        policy = policy.replace(
+            max_retries=max_retries if max_retries is not None else (
+                cfg.max_retries if retry is None else policy.max_retries
+            )
+        )
+        self._endpoints = resolve_endpoints(cfg.deployments, env)
+        self._secrets = [
+            ep.api_key.get_secret_value() for ep in self._endpoints if ep.api_key is not None
+        ]
+        self.tracker = Tracker(self._clock.monotonic)
+        strategy_spec = strategy if strategy is not None else cfg.strategy
+        self._router = Router(
+            self._endpoints,
+            lambda _model: make_strategy(strategy_spec),
+            self.tracker,
+            self._clock,
+            policy,
+        )
+        self._adapters: dict[str, ProviderAdapter] = {
+            ep.name: get_adapter(ep.adapter) for ep in self._endpoints
+        }
+
+    @staticmethod
+    def _config(
+        deployments: Sequence[Deployment | Mapping[str, Any]] | None,
+        config: ClientConfig | Mapping[str, Any] | str | os.PathLike[str] | None,
+    ) -> ClientConfig:
+        if config is not None and deployments is not None:
+            raise ConfigError("pass either deployments=... or config=..., not both")
+        if isinstance(config, ClientConfig):
+            return config
+        if config is not None:
+            return load_config(config)
+        if not deployments:
+            raise ConfigError(
+                "a client needs at least one deployment, e.g. "
+                "Client(deployments=[Deployment(model='gpt-4o-mini', provider='openai')])"
+            )
+        return load_config({"deployments": [_as_dict(d) for d in deployments]})
+
+    # -- public, I/O-free ----------------------------------------------------------------------
+
+    @property
+    def models(self) -> list[str]:
+        """The configured model groups."""
+        return list(self._router.groups)
+
+    @property
+    def deployments(self) -> list[Endpoint]:
+        """The resolved deployments (keys are ``SecretStr`` and never shown)."""
+        return list(self._endpoints)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} deployments={[e.name for e in self._endpoints]}>"
+
+    # -- request building ----------------------------------------------------------------------
+
+    def _build_request(
+        self, prompt: RequestInput | ChatRequest, model: str | None, params: Mapping[str, Any]
+    ) -> ChatRequest:
+        if isinstance(prompt, ChatRequest):
+            request = prompt
+            if model is not None or params:
+                request = request.model_copy(update={"model": model or request.model, **params})
+        else:
+            params = dict(params)
+            system = params.pop("system", None)
+            unknown = set(params) - _REQUEST_FIELDS
+            if unknown:
+                name = sorted(unknown)[0]
+                raise InvalidRequestError(
+                    f"unknown parameter {name!r}; valid ones: {', '.join(sorted(_REQUEST_FIELDS))}"
+                    " (provider-specific fields go in extra_body={...})",
+                    field=name,
+                )
+            messages: list[Any]
+            if isinstance(prompt, str):
+                if not prompt:
+                    raise InvalidRequestError("the prompt is empty", field="messages")
+                messages = [{"role": "user", "content": prompt}]
+            elif isinstance(prompt, Sequence):
+                messages = list(prompt)
+                if not messages:
+                    raise InvalidRequestError(
+                        "messages is empty: pass a prompt string or at least one message",
+                        field="messages",
+                    )
+            else:
+                raise InvalidRequestError(
+                    f"expected a prompt string or a list of messages, got {type(prompt).__name__}",
+                    field="messages",
+                )
+            if system is not None:
+                messages.insert(0, {"role": "system", "content": system})
+            try:
+                request = ChatRequest(
+                    messages=messages, model=self._resolve_model(model), **params
+                )
+            except ValidationError as exc:
+                raise _invalid(exc) from None
+        if request.model not in self._router.groups:
+            raise UnknownModelError(request.model, self._router.groups)
+        return request
+
+    def _resolve_model(self, model: str | None) -> str:
+        if model is not None:
+            return model
+        if len(self._router.groups) == 1:
+            return next(iter(self._router.groups))
+        raise InvalidRequestError(
+            f"model is required when several are configured: {', '.join(self._router.groups)}",
+            field="model",
+        )
+
+    def _batch_item(
+        self, item: Any, model: str | None, params: Mapping[str, Any]
+    ) -> ChatRequest:
+        if isinstance(item, ChatRequest | str):
+            return self._build_request(item, model, params)
+        if isinstance(item, Mapping):
+            item = dict(item)
+            prompt = item.pop("prompt", None)
+            messages = item.pop("messages", None)
+            item_model = item.pop("model", model)
+            merged = {**params, **item}
+            return self._build_request(
+                messages if messages is not None else prompt, item_model, merged
+            )
+        return self._build_request(item, model, params)
+
+    # -- attempts ------------------------------------------------------------------------------
+
+    def _http_request(self, send: Send, request: ChatRequest, *, stream: bool) -> httpx.Request:
+        endpoint = send.endpoint
+        http_request = self._adapters[endpoint.name].build_request(request, endpoint, stream=stream)
+        http_request.extensions["timeout"] = httpx.Timeout(send.timeout).as_dict()
+        return http_request
+
+    def _transport_error(self, exc: Exception, endpoint: Endpoint) -> ProviderError:
+        kind = ProviderTimeout if isinstance(exc, httpx.TimeoutException | TimeoutError) else (
+            ProviderConnectionError
+        )
+        detail = str(exc) or type(exc).__name__
+        return kind(
+            f"{type(exc).__name__}: {detail}", provider=endpoint.provider, deployment=endpoint.name
+        )
+
+    def _response(
+        self,
+        send: Send,
+        parsed: ParsedResponse,
+        *,
+        latency: float,
+        ttft: float | None,
+        headers: Mapping[str, str] | None,
+        trace: Any,
+    ) -> ChatResponse:
+        endpoint = send.endpoint
+        request_id = None
+        if headers is not None:
+            request_id = headers.get("x-request-id") or headers.get("request-id")
+        response = ChatResponse(
+            id=parsed.id,
+            message=parsed.message,
+            finish_reason=parsed.finish_reason,
+            raw_finish_reason=parsed.raw_finish_reason,
+            usage=parsed.usage,
+            model=parsed.model,
+            provider=endpoint.provider,
+            deployment=endpoint.name,
+            request_id=request_id,
+            latency=latency,
+            ttft=ttft,
+            trace=trace,
+        )
+        response._raw = parsed.raw
+        return response
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """A snapshot of live per-deployment stats: ``{deployment: {field: value}}``."""
+        out: dict[str, dict[str, Any]] = {}
+        for ep in self._endpoints:
+            cell = self.tracker.get(ep.name)
+            out[ep.name] = {
+                "in_flight": cell.in_flight,
+                "requests": cell.requests,
+                "failures": cell.failures,
+                "ewma_latency": cell.ewma_latency,
+                "ewma_ttft": cell.ewma_ttft,
+            }
+        return out
+
+    def on(self, event: str, callback: Callable[[Any], None]) -> None:
+        """Subscribe ``callback`` to ``event`` (``"outcome"``: every finished attempt)."""
+        if event == "outcome":
+            self.tracker.subscribe(callback)
+            return
+        raise ConfigError(f"unknown event {event!r}; known: 'outcome'")
+
+
+def _as_dict(dep: Deployment | Mapping[str, Any]) -> Any:
+    return dep if isinstance(dep, Deployment) else dict(dep)
+
+
+def _invalid(exc: ValidationError) -> InvalidRequestError:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "tagged-")))
+    msg = err["msg"]
+    extra = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+    return InvalidRequestError(f"invalid request: {loc or 'request'}: {msg}{extra}", field=loc or None)

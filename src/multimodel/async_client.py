@@ -1,0 +1,220 @@
+"""The asynchronous client: the same surface as :class:`~multimodel.Client`, awaited.
+
+Example::
+
+    import multimodel as mm
+
+    client = mm.AsyncClient(deployments=[
+        mm.Deployment(model="gpt-4o-mini", provider="openai"),      # key from OPENAI_API_KEY
+        mm.Deployment(model="gpt-4o-mini", provider="azure", provider_model="my-4o-mini",
+                      base_url="https://my-resource.openai.azure.com"),
+    ])
+    response = await client.query("Explain quantum computing", max_tokens=200)
+    print(response.text, response.deployment, response.usage)
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from functools import cached_property
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+
+from ._base_client import BaseClient, RequestInput
+from ._core.dispatch import RoutingTrace, Send, Sleep
+from ._params import RequestParams
+from .errors import InvalidRequestError, MultimodelError, ProviderError
+from .streaming import AsyncStream
+from .types import ChatRequest, ChatResponse
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # pragma: no cover
+    from typing_extensions import Unpack
+
+if TYPE_CHECKING:
+    from .openai_compat import AsyncChat
+
+__all__ = ["AsyncClient"]
+
+
+class AsyncClient(BaseClient):
+    """Send chat requests to the configured deployments (async; asyncio or trio via anyio).
+
+    Args:
+        deployments: the deployments to route over (``Deployment`` objects or dicts).
+        config: instead of ``deployments``, a ``ClientConfig``, a dict or a TOML file path.
+        strategy: how to choose among deployments of a model (a registered name, a
+            ``{"name": ..., **params}`` dict, or a strategy object).
+        timeout: per-attempt timeout in seconds (default 60).
+        max_retries: retries after the first attempt (default 2).
+        deadline: overall seconds for one call, attempts and back-offs included.
+        http_client: an ``httpx.AsyncClient`` to use (you keep ownership; it is not closed).
+        transport: an httpx async transport for the client's own ``httpx.AsyncClient``
+            (e.g. ``httpx_aiohttp.AiohttpTransport()`` from the ``multimodel[aiohttp]`` extra).
+
+    Raises:
+        ConfigError: invalid configuration; MissingAPIKeyError names the variable to set.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        deployments: Sequence[Any] | None = None,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(deployments, **options)
+        if http_client is not None and transport is not None:
+            raise InvalidRequestError("pass http_client or transport, not both", field="transport")
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(
+            transport=transport,
+            timeout=self._timeout,
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+        )
+
+    # -- public API ----------------------------------------------------------------------------
+
+    async def query(
+        self,
+        prompt: RequestInput | ChatRequest,
+        *,
+        model: str | None = None,
+        timeout: float | None = None,
+        **params: Unpack[RequestParams],
+    ) -> ChatResponse:
+        """Send one request and return the complete answer.
+
+        Args:
+            prompt: a prompt string, a list of messages, or a ``ChatRequest``.
+            model: the model group (optional when only one is configured).
+            timeout: per-attempt timeout for this call.
+            **params: ``max_tokens``, ``temperature``, ``tools`` ... (``RequestParams``).
+
+        Raises:
+            InvalidRequestError, UnknownModelError: bad input; nothing was sent.
+            ProviderError: a non-retryable provider error (bad request, content filter ...).
+            AllAttemptsFailed, NoDeploymentAvailable: retries and fallbacks ran out.
+        """
+        return await self._run(self._build_request(prompt, model, params), timeout)
+
+    def stream(
+        self,
+        prompt: RequestInput | ChatRequest,
+        *,
+        model: str | None = None,
+        timeout: float | None = None,
+        **params: Unpack[RequestParams],
+    ) -> AsyncStream:
+        """Stream the answer: an async context manager and async iterator of ``ChatChunk``.
+
+        The request is validated now and sent when the stream is entered or first iterated.
+        """
+        request = self._build_request(prompt, model, params)
+        plan = self._router.plan(
+            request, timeout=timeout or self._timeout, deadline=self._deadline, stream=True
+        )
+        return AsyncStream(self, request, plan)
+
+    async def batch(
+        self,
+        requests: Iterable[Any],
+        *,
+        model: str | None = None,
+        concurrency: int = 8,
+        **params: Unpack[RequestParams],
+    ) -> list[ChatResponse | MultimodelError]:
+        """Send many requests, ``concurrency`` at a time; results come back in input order.
+
+        Each item is a prompt string, a list of messages, a ``ChatRequest``, or a dict such as
+        ``{"prompt": "...", "model": "...", "max_tokens": 50}``. A failed item is returned as
+        its exception instead of failing the batch.
+        """
+        if concurrency < 1:
+            raise InvalidRequestError("concurrency must be at least 1", field="concurrency")
+        items = list(requests)
+
+        results: list[ChatResponse | MultimodelError | None] = [None] * len(items)
+        limiter = anyio.Semaphore(concurrency)
+
+        async def one(index: int, item: Any) -> None:
+            async with limiter:
+                try:
+                    request = self._batch_item(item, model, params)
+                    results[index] = await self._run(request, None)
+                except MultimodelError as exc:
+                    results[index] = exc
+
+        async with anyio.create_task_group() as group:
+            for index, item in enumerate(items):
+                group.start_soon(one, index, item)
+        return [r for r in results if r is not None]
+
+    @cached_property
+    def chat(self) -> AsyncChat:
+        """The OpenAI-shaped surface: ``client.chat.completions.create(...)``."""
+        from .openai_compat import AsyncChat
+
+        return AsyncChat(self)
+
+    async def aclose(self) -> None:
+        """Close the connections (not those of an ``http_client`` you passed in)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- the driver ----------------------------------------------------------------------------
+
+    async def _run(self, request: ChatRequest, timeout: float | None) -> ChatResponse:
+        plan = self._router.plan(request, timeout=timeout or self._timeout, deadline=self._deadline)
+        while True:
+            action = plan.next_action()
+            if isinstance(action, Sleep):
+                await anyio.sleep(action.seconds)
+                continue
+            try:
+                with anyio.fail_after(action.timeout):
+                    response = await self._attempt(action, request, plan.trace)
+            except TimeoutError as exc:
+                plan.failed(action, self._transport_error(exc, action.endpoint))
+                continue
+            except ProviderError as exc:
+                plan.failed(action, exc)
+                continue
+            except BaseException:
+                plan.cancelled(action)
+                raise
+            plan.succeeded(action, usage=response.usage, status=200)
+            return response
+
+    async def _attempt(self, send: Send, request: ChatRequest, trace: RoutingTrace) -> ChatResponse:
+        endpoint = send.endpoint
+        http_request = self._http_request(send, request, stream=False)
+        try:
+            http_response = await self._http.send(http_request)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, endpoint) from exc
+        adapter = self._adapters[endpoint.name]
+        if http_response.status_code >= 400:
+            raise adapter.map_error(http_response, endpoint)
+        parsed = adapter.parse_response(http_response, endpoint)
+        latency = self._clock.monotonic() - send.started
+        return self._response(
+            send, parsed, latency=latency, ttft=None, headers=http_response.headers,
+            trace=trace,
+        )

@@ -1,0 +1,211 @@
+"""The synchronous client.
+
+Example::
+
+    import multimodel as mm
+
+    client = mm.Client(deployments=[
+        mm.Deployment(model="gpt-4o-mini", provider="openai"),      # key from OPENAI_API_KEY
+        mm.Deployment(model="gpt-4o-mini", provider="azure", provider_model="my-4o-mini",
+                      base_url="https://my-resource.openai.azure.com"),
+    ])
+    response = client.query("Explain quantum computing", max_tokens=200)
+    print(response.text, response.deployment, response.usage)
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ._base_client import BaseClient, RequestInput
+from ._core.dispatch import RoutingTrace, Send, Sleep
+from ._params import RequestParams
+from .errors import InvalidRequestError, MultimodelError, ProviderError
+from .streaming import Stream
+from .types import ChatRequest, ChatResponse
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # pragma: no cover
+    from typing_extensions import Unpack
+
+if TYPE_CHECKING:
+    from .openai_compat import Chat
+
+__all__ = ["Client"]
+
+
+class Client(BaseClient):
+    """Send chat requests to the configured deployments (blocking I/O).
+
+    Args:
+        deployments: the deployments to route over (``Deployment`` objects or dicts).
+        config: instead of ``deployments``, a ``ClientConfig``, a dict or a TOML file path.
+        strategy: how to choose among deployments of a model (a registered name, a
+            ``{"name": ..., **params}`` dict, or a strategy object).
+        timeout: per-attempt timeout in seconds (default 60).
+        max_retries: retries after the first attempt (default 2).
+        deadline: overall seconds for one call, attempts and back-offs included.
+        http_client: an ``httpx.Client`` to use (you keep ownership; it is not closed).
+        transport: an httpx transport for the client's own ``httpx.Client``.
+
+    Raises:
+        ConfigError: invalid configuration; MissingAPIKeyError names the variable to set.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        deployments: Sequence[Any] | None = None,
+        *,
+        http_client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(deployments, **options)
+        if http_client is not None and transport is not None:
+            raise InvalidRequestError("pass http_client or transport, not both", field="transport")
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(
+            transport=transport,
+            timeout=self._timeout,
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+        )
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def query(
+        self,
+        prompt: RequestInput | ChatRequest,
+        *,
+        model: str | None = None,
+        timeout: float | None = None,
+        **params: Unpack[RequestParams],
+    ) -> ChatResponse:
+        """Send one request and return the complete answer.
+
+        Args:
+            prompt: a prompt string, a list of messages, or a ``ChatRequest``.
+            model: the model group (optional when only one is configured).
+            timeout: per-attempt timeout for this call.
+            **params: ``max_tokens``, ``temperature``, ``tools`` ... (``RequestParams``).
+
+        Raises:
+            InvalidRequestError, UnknownModelError: bad input; nothing was sent.
+            ProviderError: a non-retryable provider error (bad request, content filter ...).
+            AllAttemptsFailed, NoDeploymentAvailable: retries and fallbacks ran out.
+        """
+        return self._run(self._build_request(prompt, model, params), timeout)
+
+    def stream(
+        self,
+        prompt: RequestInput | ChatRequest,
+        *,
+        model: str | None = None,
+        timeout: float | None = None,
+        **params: Unpack[RequestParams],
+    ) -> Stream:
+        """Stream the answer: a context manager and iterator of ``ChatChunk``.
+
+        The request is validated now and sent when the stream is entered or first iterated.
+        """
+        request = self._build_request(prompt, model, params)
+        plan = self._router.plan(
+            request, timeout=timeout or self._timeout, deadline=self._deadline, stream=True
+        )
+        return Stream(self, request, plan)
+
+    def batch(
+        self,
+        requests: Iterable[Any],
+        *,
+        model: str | None = None,
+        concurrency: int = 8,
+        **params: Unpack[RequestParams],
+    ) -> list[ChatResponse | MultimodelError]:
+        """Send many requests, ``concurrency`` at a time; results come back in input order.
+
+        Each item is a prompt string, a list of messages, a ``ChatRequest``, or a dict such as
+        ``{"prompt": "...", "model": "...", "max_tokens": 50}``. A failed item is returned as
+        its exception instead of failing the batch.
+        """
+        if concurrency < 1:
+            raise InvalidRequestError("concurrency must be at least 1", field="concurrency")
+        items = list(requests)
+
+        def one(item: Any) -> ChatResponse | MultimodelError:
+            try:
+                return self._run(self._batch_item(item, model, params), None)
+            except MultimodelError as exc:
+                return exc
+
+        if concurrency == 1 or len(items) <= 1:
+            return [one(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
+            return list(pool.map(one, items))
+
+    @cached_property
+    def chat(self) -> Chat:
+        """The OpenAI-shaped surface: ``client.chat.completions.create(...)``."""
+        from .openai_compat import Chat
+
+        return Chat(self)
+
+    def close(self) -> None:
+        """Close the connections (not those of an ``http_client`` you passed in)."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- the driver ----------------------------------------------------------------------------
+
+    def _run(self, request: ChatRequest, timeout: float | None) -> ChatResponse:
+        plan = self._router.plan(request, timeout=timeout or self._timeout, deadline=self._deadline)
+        while True:
+            action = plan.next_action()
+            if isinstance(action, Sleep):
+                time.sleep(action.seconds)
+                continue
+            try:
+                response = self._attempt(action, request, plan.trace)
+            except ProviderError as exc:
+                plan.failed(action, exc)
+                continue
+            except BaseException:
+                plan.cancelled(action)
+                raise
+            plan.succeeded(action, usage=response.usage, status=200)
+            return response
+
+    def _attempt(self, send: Send, request: ChatRequest, trace: RoutingTrace) -> ChatResponse:
+        endpoint = send.endpoint
+        http_request = self._http_request(send, request, stream=False)
+        try:
+            http_response = self._http.send(http_request)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, endpoint) from exc
+        adapter = self._adapters[endpoint.name]
+        if http_response.status_code >= 400:
+            raise adapter.map_error(http_response, endpoint)
+        parsed = adapter.parse_response(http_response, endpoint)
+        latency = self._clock.monotonic() - send.started
+        return self._response(
+            send, parsed, latency=latency, ttft=None, headers=http_response.headers,
+            trace=trace,
+        )

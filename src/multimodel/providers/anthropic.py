@@ -1,0 +1,533 @@
+"""Anthropic Messages API.
+
+Wire notes that this adapter handles (see ``WIRE.md`` §3):
+
+* ``system``/``developer`` messages become the top-level ``system`` string (joined with a blank
+  line, wherever they appear); ``max_tokens`` is required, so a default is always sent (preset
+  option ``default_max_tokens``, 4096);
+* tool results are ``tool_result`` blocks inside a *user* turn: consecutive tool messages and a
+  following user message merge into one user turn, and consecutive same-role turns merge;
+  assistant ``tool_calls`` become ``tool_use`` blocks whose ``input`` is the parsed object;
+* ``temperature`` is 0-1 (refused above 1); ``stop`` is ``stop_sequences``; ``parallel=False`` is
+  ``tool_choice.disable_parallel_tool_use``; ``user`` is ``metadata.user_id``; ``seed`` has no
+  equivalent and is not sent;
+* ``response_format``: the documented 2023-06-01 API has no JSON mode, so the request gets a
+  system instruction asking for one JSON object (matching the schema, which is included). A
+  forced tool would be stricter but would return ``tool_calls`` instead of text. Newer API
+  versions' ``output_config`` can be sent through ``extra_body``;
+* usage: ``input_tokens`` excludes cached tokens, so billed input is ``input_tokens +
+  cache_read_input_tokens + cache_creation_input_tokens``; in streams ``message_start`` carries
+  input and cache counts and ``message_delta.usage`` is *cumulative* (recent traffic repeats the
+  input and cache counts): present fields overwrite, never add;
+* streams use named events (``ping`` included) and end with ``message_stop``; an ``error`` event
+  can arrive inside an HTTP 200 stream and is classified by its error type
+  (``overloaded_error`` is :class:`~multimodel.errors.Overloaded`);
+* streamed tool calls get dense indexes (0, 1, 2 ...) in tool order, not the content block
+  index; ``input_json_delta`` fragments (the first is often empty) are passed on as arguments;
+* ``thinking`` blocks are not answer text (streams expose them as ``reasoning``). When tools were
+  called they are kept, signature included, in the first call's ``metadata["anthropic_thinking"]``
+  and replayed before the ``tool_use`` blocks, as extended thinking with tools requires;
+* errors: ``{"type":"error","error":{"type","message","details"?}}``, ``request-id`` header; a
+  429 with ``details.error_code`` ``enforced_spend_limit_reached`` or a ``billing_error`` is
+  :class:`~multimodel.errors.QuotaExhausted`; 413 ``request_too_large`` (a body-size limit) stays
+  a plain :class:`~multimodel.errors.BadRequestError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from ..errors import BadRequestError, InvalidRequestError, MalformedResponse, ProviderError
+from ..types import (
+    ChatChunk,
+    ChatRequest,
+    FinishReason,
+    ImagePart,
+    Message,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from ._errors import error_from_status
+from .base import Endpoint, ParsedResponse, ProviderAdapter, SSEStreamDecoder
+from .sse import ServerSentEvent
+
+__all__ = ["AnthropicAdapter", "normalize_stop_reason", "parse_usage"]
+
+DEFAULT_VERSION = "2023-06-01"
+THINKING_KEY = "anthropic_thinking"
+
+_STOP: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+    "pause_turn": "other",
+}
+
+# Error types seen without a meaningful HTTP status (inside a 200 stream or body) get the status
+# the API would have used for them, so that error_from_status classifies them correctly.
+_ERROR_STATUS = {
+    "invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
+    "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
+    "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529,
+}  # fmt: skip
+
+_USAGE_FIELDS = (
+    "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
+    "output_tokens_details",
+)  # fmt: skip
+
+
+def normalize_stop_reason(raw: str | None) -> FinishReason | None:
+    """Map an Anthropic ``stop_reason`` to the normalized set."""
+    if raw is None:
+        return None
+    return _STOP.get(raw, "other")
+
+
+def parse_usage(data: Any) -> Usage | None:
+    """Normalize an Anthropic ``usage`` object (``None`` when absent or not an object)."""
+    if not isinstance(data, dict):
+        return None
+    cache_read = _int(data.get("cache_read_input_tokens"))
+    cache_write = _int(data.get("cache_creation_input_tokens"))
+    details = data.get("output_tokens_details")
+    thinking = _int(details.get("thinking_tokens")) if isinstance(details, dict) else 0
+    return Usage.model_construct(
+        input_tokens=_int(data.get("input_tokens")) + cache_read + cache_write,
+        output_tokens=_int(data.get("output_tokens")),
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        reasoning_tokens=thinking,
+    )
+
+
+def _int(value: Any) -> int:
+    return value if type(value) is int and value >= 0 else 0
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class AnthropicAdapter(ProviderAdapter):
+    """The Anthropic Messages wire format."""
+
+    name = "anthropic"
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def build_request(
+        self, request: ChatRequest, endpoint: Endpoint, *, stream: bool
+    ) -> httpx.Request:
+        system, messages = self._messages(request.messages)
+        fmt = request.response_format
+        if fmt is not None and fmt.type == "json_object":
+            system.append("Respond with a single JSON object and nothing else.")
+        elif fmt is not None and fmt.type == "json_schema":
+            system.append(
+                f"Respond with a single JSON object and nothing else. It must conform to this "
+                f"JSON Schema (named {fmt.name!r}):\n{_dumps(fmt.schema_)}"
+            )
+        body: dict[str, Any] = {
+            "model": endpoint.wire_model,
+            "max_tokens": request.max_tokens or endpoint.option("default_max_tokens", 4096),
+            "messages": messages,
+        }
+        if system:
+            body["system"] = "\n\n".join(system)
+        if request.temperature is not None:
+            if request.temperature > 1:
+                raise InvalidRequestError(
+                    f"Anthropic accepts temperature 0-1, got {request.temperature}",
+                    field="temperature",
+                )
+            body["temperature"] = request.temperature
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
+        if request.stop:
+            body["stop_sequences"] = request.stop
+        if request.user is not None:
+            body["metadata"] = {"user_id": request.user}
+        if request.tools:
+            body["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.parameters}
+                if t.description is not None
+                else {"name": t.name, "input_schema": t.parameters}
+                for t in request.tools
+            ]
+        if request.tool_choice is not None:
+            choice = request.tool_choice
+            tc: dict[str, Any] = {"type": "any" if choice.mode == "required" else choice.mode}
+            if choice.mode == "tool":
+                tc["name"] = choice.name
+            if choice.parallel is False and choice.mode != "none":
+                tc["disable_parallel_tool_use"] = True
+            body["tool_choice"] = tc
+        if stream:
+            body["stream"] = True
+        body.update(endpoint.extra_body)
+        if request.extra_body:
+            body.update(request.extra_body)
+
+        headers = {
+            "content-type": "application/json",
+            "accept": "text/event-stream" if stream else "application/json",
+            "anthropic-version": endpoint.api_version or DEFAULT_VERSION,
+        }
+        headers.update(endpoint.headers)
+        headers.update(endpoint.auth_headers())
+        return httpx.Request(
+            "POST", endpoint.url("messages"), headers=headers, content=_dumps(body).encode()
+        )
+
+    def _messages(self, messages: list[Message]) -> tuple[list[str], list[dict[str, Any]]]:
+        system: list[str] = []
+        turns: list[dict[str, Any]] = []
+        for i, message in enumerate(messages):
+            if message.role in ("system", "developer"):
+                content = message.content
+                if isinstance(content, list) and any(isinstance(p, ImagePart) for p in content):
+                    raise InvalidRequestError(
+                        "Anthropic's system prompt takes text only",
+                        field=f"messages[{i}].content",
+                    )
+                system.append(message.text)
+                continue
+            if message.role == "tool":
+                role = "user"
+                content = message.content
+                result = self._blocks(content) if isinstance(content, list) else content or ""
+                blocks = [
+                    {"type": "tool_result", "tool_use_id": message.tool_call_id, "content": result}
+                ]
+            else:
+                role = message.role
+                blocks = self._blocks(message.content, skip_empty=role == "assistant")
+                if message.tool_calls:
+                    blocks = self._thinking(message.tool_calls) + blocks
+                    blocks.extend(self._tool_use(message.tool_calls, i))
+            if turns and turns[-1]["role"] == role:
+                turns[-1]["content"].extend(blocks)
+            else:
+                turns.append({"role": role, "content": blocks})
+        if not turns:
+            raise InvalidRequestError(
+                "Anthropic needs at least one user or assistant message", field="messages"
+            )
+        for turn in turns:
+            content = turn["content"]
+            if len(content) == 1 and content[0]["type"] == "text":
+                turn["content"] = content[0]["text"]
+        return system, turns
+
+    @staticmethod
+    def _blocks(
+        content: str | list[TextPart | ImagePart] | None, *, skip_empty: bool = False
+    ) -> list[dict[str, Any]]:
+        if content is None:
+            return []
+        if isinstance(content, str):
+            return [] if skip_empty and not content else [{"type": "text", "text": content}]
+        blocks: list[dict[str, Any]] = []
+        for part in content:
+            if isinstance(part, TextPart):
+                if part.text or not skip_empty:
+                    blocks.append({"type": "text", "text": part.text})
+            else:
+                inline = part.inline()
+                source: dict[str, Any] = (
+                    {"type": "base64", "media_type": inline[0], "data": inline[1]}
+                    if inline
+                    else {"type": "url", "url": part.url}
+                )
+                blocks.append({"type": "image", "source": source})
+        return blocks
+
+    @staticmethod
+    def _thinking(calls: list[ToolCall]) -> list[dict[str, Any]]:
+        for call in calls:
+            kept = (call.metadata or {}).get(THINKING_KEY)
+            if isinstance(kept, list):
+                return [b for b in kept if isinstance(b, dict)]
+        return []
+
+    @staticmethod
+    def _tool_use(calls: list[ToolCall], i: int) -> list[dict[str, Any]]:
+        blocks: list[dict[str, Any]] = []
+        for j, call in enumerate(calls):
+            try:
+                args = json.loads(call.arguments) if call.arguments.strip() else {}
+            except ValueError as exc:
+                raise InvalidRequestError(
+                    f"tool call {call.name!r} has arguments that are not valid JSON",
+                    field=f"messages[{i}].tool_calls[{j}].arguments",
+                ) from exc
+            if not isinstance(args, dict):
+                raise InvalidRequestError(
+                    f"Anthropic needs tool call arguments to be a JSON object ({call.name!r})",
+                    field=f"messages[{i}].tool_calls[{j}].arguments",
+                )
+            blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": args})
+        return blocks
+
+    # -- responses -----------------------------------------------------------------------------
+
+    def parse_response(self, response: httpx.Response, endpoint: Endpoint) -> ParsedResponse:
+        body = self.json_body(response, endpoint)
+        if not isinstance(body, dict):
+            raise self._malformed("response body is not a JSON object", endpoint, response)
+        if body.get("type") == "error":
+            raise self._error_from_body(body, response.status_code, endpoint, response.headers)
+        content = body.get("content")
+        if not isinstance(content, list):
+            raise self._malformed("response has no content list", endpoint, response)
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        thinking: list[dict[str, Any]] = []
+        for block in content:
+            if not isinstance(block, dict):
+                raise self._malformed("content block is not an object", endpoint, response)
+            kind = block.get("type")
+            if kind == "text":
+                text = block.get("text")
+                if not isinstance(text, str):
+                    raise self._malformed("text block without text", endpoint, response)
+                texts.append(text)
+            elif kind == "tool_use":
+                name = block.get("name")
+                args = block.get("input", {})
+                if not isinstance(name, str) or not isinstance(args, dict):
+                    raise self._malformed("tool_use block needs name and input", endpoint, response)
+                calls.append(
+                    ToolCall.model_construct(
+                        id=str(block.get("id") or f"toolu_{len(calls)}"),
+                        name=name,
+                        arguments=_dumps(args),
+                        # Thinking blocks come first; the first call keeps them for replay.
+                        metadata={THINKING_KEY: list(thinking)} if thinking and not calls else None,
+                    )
+                )
+            elif kind in ("thinking", "redacted_thinking"):
+                thinking.append(block)
+            # Other block types (server tools, citations, compaction ...) are not answer text.
+        text = "".join(texts)
+        message = Message.model_construct(
+            role="assistant",
+            content=text if text or not calls else None,
+            name=None,
+            tool_calls=calls or None,
+            tool_call_id=None,
+        )
+        raw_stop = body.get("stop_reason")
+        raw_stop = raw_stop if isinstance(raw_stop, str) else None
+        return ParsedResponse(
+            id=str(body.get("id") or ""),
+            message=message,
+            finish_reason=normalize_stop_reason(raw_stop),
+            raw_finish_reason=raw_stop,
+            usage=parse_usage(body.get("usage")) or Usage(),
+            model=str(body.get("model") or endpoint.wire_model),
+            raw=body,
+        )
+
+    def stream_decoder(self, endpoint: Endpoint) -> _AnthropicStreamDecoder:
+        return _AnthropicStreamDecoder(endpoint)
+
+    def map_error(self, response: httpx.Response, endpoint: Endpoint) -> ProviderError:
+        try:
+            body: Any = json.loads(response.content)
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            return self._error_from_body(body, response.status_code, endpoint, response.headers)
+        text = response.content[:500].decode("utf-8", "replace").strip()
+        return error_from_status(
+            response.status_code, text, endpoint, headers=response.headers, body=text
+        )
+
+    @staticmethod
+    def _error_from_body(
+        body: dict[str, Any],
+        status: int,
+        endpoint: Endpoint,
+        headers: Mapping[str, str] | None = None,
+    ) -> ProviderError:
+        err = body.get("error")
+        if not isinstance(err, dict):
+            err = {"message": str(err or body)[:500]}
+        message = str(err.get("message") or "")
+        etype = err.get("type") if isinstance(err.get("type"), str) else None
+        details = err.get("details")
+        detail_code = details.get("error_code") if isinstance(details, dict) else None
+        code = detail_code if isinstance(detail_code, str) and detail_code else etype
+        if status < 400:  # an error inside a 200 body or stream: the type says what it is
+            status = _ERROR_STATUS.get(etype or "", status)
+        rid = body.get("request_id")
+        request_id = (headers or {}).get("request-id") or (rid if isinstance(rid, str) else None)
+        if etype == "request_too_large":
+            # A body-size limit (often images), not a context window: a bigger model won't help.
+            where = {"provider": endpoint.provider, "deployment": endpoint.name}
+            return BadRequestError(
+                message or "request too large", **where, status=status, request_id=request_id,
+                code=code, body=body,
+            )  # fmt: skip
+        return error_from_status(
+            status, message, endpoint, code=code, headers=headers, body=body, request_id=request_id
+        )
+
+    @staticmethod
+    def _malformed(what: str, endpoint: Endpoint, response: httpx.Response) -> MalformedResponse:
+        return MalformedResponse(
+            what,
+            provider=endpoint.provider,
+            deployment=endpoint.name,
+            status=response.status_code,
+            request_id=response.headers.get("request-id"),
+        )
+
+
+class _AnthropicStreamDecoder(SSEStreamDecoder):
+    def __init__(self, endpoint: Endpoint) -> None:
+        super().__init__(endpoint)
+        self._id: str | None = None
+        self._model: str | None = None
+        self._usage: dict[str, Any] = {}  # raw cumulative usage fields, overwritten, never added
+        self._tools: dict[int, int] = {}  # content block index -> dense tool call index
+        # content block index -> (block type, thinking text parts, signature or redacted data)
+        self._thinking: dict[int, tuple[str, list[str], list[str]]] = {}
+
+    def on_event(self, event: ServerSentEvent) -> ChatChunk | None:
+        if not event.data.strip():
+            return None
+        obj = self.load_json(event.data)
+        if not isinstance(obj, dict):
+            return None
+        kind = obj.get("type")
+        if not isinstance(kind, str):
+            kind = event.event
+        if kind == "error" or event.event == "error":
+            raise AnthropicAdapter._error_from_body(obj, 200, self.endpoint)
+        if kind == "message_start":
+            msg = obj.get("message")
+            if isinstance(msg, dict):
+                self._id = msg["id"] if isinstance(msg.get("id"), str) else self._id
+                self._model = msg["model"] if isinstance(msg.get("model"), str) else self._model
+                self._merge_usage(msg.get("usage"))
+            return None
+        index = obj.get("index")
+        index = index if type(index) is int else -1
+        if kind == "content_block_start":
+            return self._block_start(index, obj.get("content_block"))
+        if kind == "content_block_delta":
+            return self._block_delta(index, obj.get("delta"))
+        if kind == "message_delta":
+            delta = obj.get("delta")
+            raw_stop = delta.get("stop_reason") if isinstance(delta, dict) else None
+            raw_stop = raw_stop if isinstance(raw_stop, str) else None
+            self._merge_usage(obj.get("usage"))
+            return self._chunk(
+                finish_reason=normalize_stop_reason(raw_stop),
+                raw_finish_reason=raw_stop,
+                usage=parse_usage(self._usage),
+            )
+        if kind == "message_stop":
+            self.complete = True
+        # ping, content_block_stop, message_stop and unknown events carry nothing to show.
+        return None
+
+    def _block_start(self, index: int, block: Any) -> ChatChunk | None:
+        if not isinstance(block, dict):
+            return None
+        kind = block.get("type")
+        if kind == "text" and isinstance(block.get("text"), str) and block["text"]:
+            return self._chunk(text=block["text"])
+        if kind == "thinking":
+            start = block.get("thinking")
+            self._thinking[index] = ("thinking", [start] if isinstance(start, str) else [], [])
+        elif kind == "redacted_thinking" and isinstance(block.get("data"), str):
+            self._thinking[index] = ("redacted_thinking", [], [block["data"]])
+        elif kind == "tool_use" and index not in self._tools:
+            self._tools[index] = position = len(self._tools)
+            call_id = block.get("id")
+            name = block.get("name")
+            delta = ToolCallDelta.model_construct(
+                index=position,
+                id=call_id if isinstance(call_id, str) else None,
+                name=name if isinstance(name, str) else None,
+                arguments="",
+                metadata=self._kept_thinking() if position == 0 else None,
+            )
+            return self._chunk(tool_calls=[delta])
+        return None
+
+    def _block_delta(self, index: int, delta: Any) -> ChatChunk | None:
+        if not isinstance(delta, dict):
+            return None
+        kind = delta.get("type")
+        if kind == "text_delta" and isinstance(delta.get("text"), str):
+            return self._chunk(text=delta["text"]) if delta["text"] else None
+        if kind == "input_json_delta" and index in self._tools:
+            fragment = delta.get("partial_json")
+            if not isinstance(fragment, str) or not fragment:
+                return None
+            call = ToolCallDelta.model_construct(
+                index=self._tools[index], id=None, name=None, arguments=fragment, metadata=None
+            )
+            return self._chunk(tool_calls=[call])
+        if kind == "thinking_delta" and isinstance(delta.get("thinking"), str):
+            if index in self._thinking:
+                self._thinking[index][1].append(delta["thinking"])
+            return self._chunk(reasoning=delta["thinking"]) if delta["thinking"] else None
+        if kind == "signature_delta" and index in self._thinking:
+            signature = delta.get("signature")
+            if isinstance(signature, str):
+                self._thinking[index][2].append(signature)
+        # citations_delta and newer delta types are ignored.
+        return None
+
+    def _kept_thinking(self) -> dict[str, Any] | None:
+        blocks: list[dict[str, Any]] = []
+        for kind, parts, extra in self._thinking.values():
+            if kind == "thinking":
+                blocks.append(
+                    {"type": "thinking", "thinking": "".join(parts), "signature": "".join(extra)}
+                )
+            else:
+                blocks.append({"type": "redacted_thinking", "data": "".join(extra)})
+        return {THINKING_KEY: blocks} if blocks else None
+
+    def _merge_usage(self, usage: Any) -> None:
+        if isinstance(usage, dict):
+            for key in _USAGE_FIELDS:
+                if usage.get(key) is not None:
+                    self._usage[key] = usage[key]
+
+    def _chunk(
+        self,
+        *,
+        text: str = "",
+        reasoning: str = "",
+        tool_calls: list[ToolCallDelta] | None = None,
+        finish_reason: FinishReason | None = None,
+        raw_finish_reason: str | None = None,
+        usage: Usage | None = None,
+    ) -> ChatChunk:
+        return ChatChunk.model_construct(
+            text=text,
+            reasoning=reasoning,
+            tool_calls=tool_calls or [],
+            finish_reason=finish_reason,
+            raw_finish_reason=raw_finish_reason,
+            usage=usage,
+            id=self._id,
+            model=self._model,
+        )

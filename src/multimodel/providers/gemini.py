@@ -1,0 +1,587 @@
+"""Gemini API (``generativelanguage`` v1beta): ``generateContent`` and ``streamGenerateContent``.
+
+Wire notes that this adapter handles (see ``WIRE.md`` §4, §6-7):
+
+* the model is in the path, ``models/{model}:generateContent``; a ``wire_model`` that already
+  starts with ``models/``, ``tunedModels/`` or ``dynamic/`` is used as is. Streams add
+  ``?alt=sse`` (without it Gemini streams one JSON array); the key goes in ``x-goog-api-key``;
+* the body is lowerCamelCase; system and developer messages become ``systemInstruction``; roles
+  are ``user`` and ``model``, tool results are ``user`` turns, and consecutive turns of one role
+  are merged into one;
+* a ``functionResponse`` needs the function's *name*, which the normalized ``tool`` message does
+  not carry: it is looked up from the earlier assistant call with the same id. Its ``response``
+  must be an object, so non-object results are wrapped as ``{"result": ...}``;
+* a replayed ``functionCall`` part gets its ``thoughtSignature`` back (kept in
+  ``ToolCall.metadata``); Gemini 3 and thinking models reject a tool turn without it;
+* there is no "tool calls" finish reason: ``STOP`` with ``functionCall`` parts means tool calls.
+  A prompt blocked by ``promptFeedback.blockReason`` has no candidates at all (content filter),
+  and a candidate may have no ``content`` or ``parts``;
+* ``candidatesTokenCount`` excludes thinking: output is ``candidates + thoughts``; input is
+  ``promptTokenCount`` (cached tokens included) plus ``toolUsePromptTokenCount``;
+* streams are CRLF-framed SSE; every event is a whole response; there is no ``[DONE]`` (the
+  stream is complete after a ``finishReason`` or a prompt block); ``usageMetadata`` is
+  cumulative on every event, so only the latest is kept (never summed); a ``functionCall``
+  arrives whole in one part; ``"thought": true`` parts are reasoning, not text;
+* errors are ``{"error": {code, message, status, details}}``, sometimes wrapped in a JSON array.
+  An invalid key is a 400 whose ``ErrorInfo.reason`` is ``API_KEY_INVALID``; a 429 carries its
+  wait in ``RetryInfo.retryDelay`` (``"13s"``) rather than a header, and a 429 for a per-day
+  quota (``QuotaFailure`` ``quotaId`` containing ``PerDay``) is :class:`QuotaExhausted`, since
+  retrying within the day cannot help. 504 ``DEADLINE_EXCEEDED`` is a :class:`ServerError`
+  (the server answered; :class:`ProviderTimeout` is kept for our own timeouts and 408).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from ..errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    MalformedResponse,
+    ProviderError,
+    QuotaExhausted,
+    redact,
+)
+from ..types import (
+    ChatChunk,
+    ChatRequest,
+    FinishReason,
+    ImagePart,
+    Message,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from ._errors import MAX_RETRY_AFTER, error_from_status, parse_retry_after
+from .base import Endpoint, ParsedResponse, ProviderAdapter, SSEStreamDecoder
+from .sse import ServerSentEvent
+
+__all__ = ["GeminiAdapter", "normalize_finish_reason", "parse_usage"]
+
+_MODEL_PREFIXES = ("models/", "tunedModels/", "dynamic/")
+_ROLES = {"user": "user", "assistant": "model", "tool": "user"}
+_TOOL_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY", "tool": "ANY"}
+_FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII"}
+_TOOL_ERRORS = {"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS"}
+_DELAY_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)s\s*$")
+
+
+def normalize_finish_reason(
+    raw: str | None, *, has_tool_calls: bool = False
+) -> FinishReason | None:
+    """Map a Gemini ``finishReason`` to the normalized set.
+
+    ``STOP`` means ``tool_calls`` when the candidate holds ``functionCall`` parts, since Gemini
+    has no finish reason of its own for them.
+    """
+    if raw is None:
+        return None
+    if raw == "STOP":
+        return "tool_calls" if has_tool_calls else "stop"
+    if raw == "MAX_TOKENS":
+        return "length"
+    if raw in _FILTERED or raw.startswith("IMAGE_"):
+        return "content_filter"
+    if raw in _TOOL_ERRORS:
+        return "error"
+    return "other"
+
+
+def parse_usage(data: Any) -> Usage | None:
+    """Normalize a ``usageMetadata`` object (``None`` when absent or not an object).
+
+    Thinking is billed as output but not counted in ``candidatesTokenCount``, so it is added.
+    """
+    if not isinstance(data, dict):
+        return None
+    thoughts = _int(data.get("thoughtsTokenCount"))
+    return Usage.model_construct(
+        input_tokens=_int(data.get("promptTokenCount")) + _int(data.get("toolUsePromptTokenCount")),
+        output_tokens=_int(data.get("candidatesTokenCount")) + thoughts,
+        cache_read_tokens=_int(data.get("cachedContentTokenCount")),
+        cache_write_tokens=0,
+        reasoning_tokens=thoughts,
+    )
+
+
+def _int(value: Any) -> int:
+    return value if type(value) is int and value >= 0 else 0
+
+
+def _merge(into: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    # Nested merge: Gemini keeps most knobs inside generationConfig, and an extra_body of
+    # {"generationConfig": {"thinkingConfig": ...}} must not drop maxOutputTokens.
+    for key, value in extra.items():
+        current = into.get(key)
+        if isinstance(current, dict) and isinstance(value, Mapping):
+            merged = dict(current)
+            _merge(merged, value)
+            into[key] = merged
+        else:
+            into[key] = value
+
+
+class _Parts:
+    """What one candidate's ``parts`` hold: visible text, thought text and function calls."""
+
+    __slots__ = ("calls", "reasoning", "text")
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.reasoning = ""
+        # (id or None, name, arguments JSON, thoughtSignature or None)
+        self.calls: list[tuple[str | None, str, str, str | None]] = []
+
+
+class GeminiAdapter(ProviderAdapter):
+    """The Gemini API ``generateContent`` wire format."""
+
+    name = "gemini"
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def build_request(
+        self, request: ChatRequest, endpoint: Endpoint, *, stream: bool
+    ) -> httpx.Request:
+        system, contents = self._contents(request.messages)
+        body: dict[str, Any] = {"contents": contents}
+        if system:
+            body["systemInstruction"] = {"parts": system}
+        config: dict[str, Any] = {
+            key: value
+            for key, value in (
+                ("maxOutputTokens", request.max_tokens),
+                ("temperature", request.temperature),
+                ("topP", request.top_p),
+                ("stopSequences", request.stop or None),
+                ("seed", request.seed),
+            )
+            if value is not None
+        }
+        fmt = request.response_format
+        if fmt is not None and fmt.type != "text":
+            config["responseMimeType"] = "application/json"
+            if fmt.type == "json_schema":
+                config["responseJsonSchema"] = fmt.schema_
+        if config:
+            body["generationConfig"] = config
+        if request.tools:
+            declarations: list[dict[str, Any]] = []
+            for t in request.tools:
+                declarations.append({"name": t.name, "parametersJsonSchema": t.parameters})
+                if t.description is not None:
+                    declarations[-1]["description"] = t.description
+            body["tools"] = [{"functionDeclarations": declarations}]
+        if request.tool_choice is not None:
+            calling: dict[str, Any] = {"mode": _TOOL_MODES[request.tool_choice.mode]}
+            if request.tool_choice.mode == "tool":
+                calling["allowedFunctionNames"] = [request.tool_choice.name]
+            body["toolConfig"] = {"functionCallingConfig": calling}
+        _merge(body, dict(endpoint.extra_body))
+        if request.extra_body:
+            _merge(body, request.extra_body)
+
+        headers = {
+            "content-type": "application/json",
+            "accept": "text/event-stream" if stream else "application/json",
+        }
+        headers.update(endpoint.headers)
+        headers.update(endpoint.auth_headers())
+        model = endpoint.wire_model
+        if not model.startswith(_MODEL_PREFIXES):
+            model = f"models/{model}"
+        method = "streamGenerateContent" if stream else "generateContent"
+        return httpx.Request(
+            "POST",
+            endpoint.url(f"{model}:{method}"),
+            params={"alt": "sse"} if stream else {},
+            headers=headers,
+            content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
+        )
+
+    @classmethod
+    def _contents(
+        cls, messages: list[Message]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        system: list[dict[str, Any]] = []
+        contents: list[dict[str, Any]] = []
+        names: dict[str, str] = {}  # tool call id -> function name, from earlier assistant turns
+        for i, message in enumerate(messages):
+            if message.role in ("system", "developer"):
+                if message.text:
+                    system.append({"text": message.text})
+                continue
+            if message.role == "tool":
+                parts = [cls._function_response(message, names, i)]
+            else:
+                parts = cls._parts(message)
+            for j, call in enumerate(message.tool_calls or ()):
+                names[call.id] = call.name
+                parts.append(cls._function_call(call, f"messages[{i}].tool_calls[{j}]"))
+            if not parts:
+                continue
+            role = _ROLES[message.role]
+            if contents and contents[-1]["role"] == role:
+                contents[-1]["parts"].extend(parts)
+            else:
+                contents.append({"role": role, "parts": parts})
+        return system, contents
+
+    @staticmethod
+    def _parts(message: Message) -> list[dict[str, Any]]:
+        content = message.content
+        if content is None:
+            return []
+        if isinstance(content, str):
+            # Gemini rejects empty text parts; an empty string adds nothing to the turn.
+            return [{"text": content}] if content else []
+        parts: list[dict[str, Any]] = []
+        for part in content:
+            if isinstance(part, TextPart):
+                if part.text:
+                    parts.append({"text": part.text})
+            elif isinstance(part, ImagePart):
+                inline = part.inline()
+                if inline is not None:
+                    parts.append({"inlineData": {"mimeType": inline[0], "data": inline[1]}})
+                else:
+                    data: dict[str, Any] = {"fileUri": part.url}
+                    if part.media_type:
+                        data = {"mimeType": part.media_type, **data}
+                    parts.append({"fileData": data})
+        return parts
+
+    @staticmethod
+    def _function_call(call: ToolCall, where: str) -> dict[str, Any]:
+        try:
+            args = json.loads(call.arguments) if call.arguments else {}
+        except ValueError:
+            args = None
+        if not isinstance(args, dict):
+            raise InvalidRequestError(
+                f"tool call {call.name!r} ({call.id}) has arguments that are not a JSON object, "
+                "which Gemini cannot replay",
+                field=where,
+            )
+        part: dict[str, Any] = {"functionCall": {"name": call.name, "args": args, "id": call.id}}
+        signature = (call.metadata or {}).get("thoughtSignature")
+        if isinstance(signature, str) and signature:
+            part["thoughtSignature"] = signature
+        return part
+
+    @staticmethod
+    def _function_response(message: Message, names: dict[str, str], i: int) -> dict[str, Any]:
+        call_id = message.tool_call_id or ""
+        name = names.get(call_id)
+        if name is None:
+            raise InvalidRequestError(
+                f"messages[{i}] answers tool call {call_id!r}, but no earlier assistant message "
+                "made that call; Gemini needs the function name from it",
+                field="messages",
+            )
+        text = message.text
+        try:
+            parsed: Any = json.loads(text)
+        except ValueError:
+            parsed = None
+        response = parsed if isinstance(parsed, dict) else {"result": text}
+        return {"functionResponse": {"name": name, "response": response, "id": call_id}}
+
+    # -- responses -----------------------------------------------------------------------------
+
+    def parse_response(self, response: httpx.Response, endpoint: Endpoint) -> ParsedResponse:
+        body = self.json_body(response, endpoint)
+        if isinstance(body, list) and len(body) == 1:
+            body = body[0]  # a stray array-framed answer ("[{...}]")
+        if not isinstance(body, dict):
+            raise self._malformed("response body is not a JSON object", endpoint, response)
+        candidates = body.get("candidates")
+        if "error" in body and not candidates:
+            raise self._error_from_body(body, response.status_code, endpoint, response.headers)
+        usage = parse_usage(body.get("usageMetadata")) or Usage()
+        model = str(body.get("modelVersion") or endpoint.wire_model)
+        parts = _Parts()
+        raw_finish = self._block_reason(body)
+        if candidates:
+            try:
+                candidate, parts = self._read_candidate(candidates)
+            except TypeError as exc:
+                raise self._malformed(str(exc), endpoint, response) from exc
+            fr = candidate.get("finishReason")
+            raw_finish = fr if isinstance(fr, str) else None
+        elif raw_finish is None:
+            raise self._malformed("response has no candidates", endpoint, response)
+        calls = [
+            ToolCall.model_construct(
+                id=call_id or f"call_{n}",
+                name=name,
+                arguments=args,
+                metadata={"thoughtSignature": sig} if sig else None,
+            )
+            for n, (call_id, name, args, sig) in enumerate(parts.calls)
+        ]
+        return ParsedResponse(
+            id=str(body.get("responseId") or ""),
+            message=Message.model_construct(
+                role="assistant",
+                content=parts.text if parts.text or not calls else None,
+                name=None,
+                tool_calls=calls or None,
+                tool_call_id=None,
+            ),
+            # A blocked prompt has no candidates, only promptFeedback.blockReason.
+            finish_reason=normalize_finish_reason(raw_finish, has_tool_calls=bool(calls))
+            if candidates
+            else "content_filter",
+            raw_finish_reason=raw_finish,
+            usage=usage,
+            model=model,
+            raw=body,
+        )
+
+    @staticmethod
+    def _block_reason(body: dict[str, Any]) -> str | None:
+        feedback = body.get("promptFeedback")
+        if isinstance(feedback, dict):
+            reason = feedback.get("blockReason")
+            if isinstance(reason, str) and reason:
+                return reason
+        return None
+
+    @staticmethod
+    def _read_candidate(candidates: Any) -> tuple[dict[str, Any], _Parts]:
+        """The first candidate and its parts; ``TypeError`` on a shape the API never sends."""
+        if not isinstance(candidates, list) or not isinstance(candidates[0], dict):
+            raise TypeError("candidates is not a list of objects")
+        candidate, out = candidates[0], _Parts()
+        content = candidate.get("content")
+        if content is not None and not isinstance(content, dict):
+            raise TypeError("candidate content is not an object")
+        parts = (content or {}).get("parts") or []
+        if not isinstance(parts, list):
+            raise TypeError("content parts is not a list")
+        for part in parts:
+            if not isinstance(part, dict):
+                raise TypeError("a content part is not an object")
+            text = part.get("text")
+            if text is not None:
+                if not isinstance(text, str):
+                    raise TypeError("a text part is not a string")
+                if part.get("thought") is True:
+                    out.reasoning += text
+                else:
+                    out.text += text
+            call = part.get("functionCall")
+            if call is not None:
+                if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+                    raise TypeError("a functionCall part has no name")
+                args = {} if call.get("args") is None else call["args"]
+                if not isinstance(args, dict):
+                    raise TypeError("functionCall args is not an object")
+                call_id = call.get("id")
+                sig = part.get("thoughtSignature")
+                out.calls.append(
+                    (
+                        call_id if isinstance(call_id, str) and call_id else None,
+                        call["name"],
+                        json.dumps(args, separators=(",", ":"), ensure_ascii=False),
+                        sig if isinstance(sig, str) and sig else None,
+                    )
+                )
+        return candidate, out
+
+    def stream_decoder(self, endpoint: Endpoint) -> _GeminiStreamDecoder:
+        return _GeminiStreamDecoder(endpoint)
+
+    def map_error(self, response: httpx.Response, endpoint: Endpoint) -> ProviderError:
+        try:
+            body: Any = json.loads(response.content)
+        except ValueError:
+            body = None
+        if isinstance(body, list):  # array-framed stream errors: [{"error": {...}}]
+            body = next((b for b in body if isinstance(b, dict) and "error" in b), None)
+        if isinstance(body, dict):
+            return self._error_from_body(body, response.status_code, endpoint, response.headers)
+        text = response.content[:500].decode("utf-8", "replace").strip()
+        return error_from_status(
+            response.status_code,
+            _redact(text, endpoint),
+            endpoint,
+            headers=response.headers,
+            body=_redact(text, endpoint),
+        )
+
+    @staticmethod
+    def _error_from_body(
+        body: dict[str, Any], status: int, endpoint: Endpoint, headers: Any = None
+    ) -> ProviderError:
+        err = body.get("error")
+        if not isinstance(err, dict):
+            err = {"message": str(err or body)[:500]}
+        embedded = err.get("code")
+        if status < 400 and type(embedded) is int and 400 <= embedded <= 599:
+            # An error inside a 200 answer or stream: its own code says what really happened.
+            status = embedded
+        message = _redact(str(err.get("message") or ""), endpoint)
+        gstatus = err.get("status")
+        code = gstatus if isinstance(gstatus, str) and gstatus else None
+        details = err.get("details")
+        details = [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
+        reasons = {d.get("reason") for d in details if _is_detail(d, "ErrorInfo")}
+        headers = headers or {}
+        kw: dict[str, Any] = {
+            "provider": endpoint.provider,
+            "deployment": endpoint.name,
+            "status": status,
+            "request_id": headers.get("x-request-id"),
+            "body": body,
+        }
+        if "API_KEY_INVALID" in reasons:  # a 400, not a 401
+            return AuthenticationError(message or "API key not valid", code="API_KEY_INVALID", **kw)
+        retry_after: float | None = None
+        if status == 429 or code == "RESOURCE_EXHAUSTED":
+            if _per_day_quota(details):
+                return QuotaExhausted(message or "daily quota exhausted", code=code, **kw)
+            retry_after = parse_retry_after(headers)
+            if retry_after is None:
+                retry_after = _retry_delay(details)
+        return error_from_status(
+            status,
+            message,
+            endpoint,
+            code=code,
+            headers=headers,
+            body=body,
+            retry_after=retry_after,
+        )
+
+    @staticmethod
+    def _malformed(what: str, endpoint: Endpoint, response: httpx.Response) -> MalformedResponse:
+        return MalformedResponse(
+            what,
+            provider=endpoint.provider,
+            deployment=endpoint.name,
+            status=response.status_code,
+            request_id=response.headers.get("x-request-id"),
+        )
+
+
+def _redact(text: str, endpoint: Endpoint) -> str:
+    key = endpoint.api_key.get_secret_value() if endpoint.api_key is not None else ""
+    return redact(text, (key,))
+
+
+def _is_detail(detail: dict[str, Any], kind: str) -> bool:
+    return str(detail.get("@type", "")).endswith(f"google.rpc.{kind}")
+
+
+def _per_day_quota(details: list[dict[str, Any]]) -> bool:
+    for detail in details:
+        if not _is_detail(detail, "QuotaFailure"):
+            continue
+        violations = detail.get("violations")
+        for violation in violations if isinstance(violations, list) else ():
+            if isinstance(violation, dict) and "PerDay" in str(violation.get("quotaId", "")):
+                return True
+    return False
+
+
+def _retry_delay(details: list[dict[str, Any]]) -> float | None:
+    """Seconds from a ``google.rpc.RetryInfo`` detail (``"13s"``, ``"1.5s"``), clamped."""
+    for detail in details:
+        delay = detail.get("retryDelay") if _is_detail(detail, "RetryInfo") else None
+        match = _DELAY_RE.match(delay) if isinstance(delay, str) else None
+        if match:
+            return min(float(match.group(1)), MAX_RETRY_AFTER)
+    return None
+
+
+class _GeminiStreamDecoder(SSEStreamDecoder):
+    def __init__(self, endpoint: Endpoint) -> None:
+        super().__init__(endpoint)
+        self._next_call = 0
+        self._usage: Usage | None = None  # the latest cumulative usage seen
+        self._sent_usage: Usage | None = None  # the last usage handed to the caller
+
+    def on_event(self, event: ServerSentEvent) -> ChatChunk | None:
+        data = event.data
+        if not data.strip():
+            return None
+        obj = self.load_json(data)
+        if not isinstance(obj, dict):
+            return None
+        candidates = obj.get("candidates")
+        if "error" in obj and not candidates:
+            raise GeminiAdapter._error_from_body(obj, 200, self.endpoint)
+        usage = parse_usage(obj.get("usageMetadata"))
+        if usage is not None:
+            self._usage = usage
+        raw_finish: str | None = None
+        parts = _Parts()
+        if candidates:
+            try:
+                candidate, parts = GeminiAdapter._read_candidate(candidates)
+            except TypeError as exc:
+                raise MalformedResponse(
+                    f"stream event: {exc}",
+                    provider=self.endpoint.provider,
+                    deployment=self.endpoint.name,
+                ) from exc
+            fr = candidate.get("finishReason")
+            raw_finish = fr if isinstance(fr, str) and fr else None
+        finish: FinishReason | None = None
+        if raw_finish is not None:
+            # Calls arrive whole, so any call already emitted makes a STOP mean tool calls.
+            finish = normalize_finish_reason(
+                raw_finish, has_tool_calls=bool(parts.calls) or self._next_call > 0
+            )
+        else:
+            raw_finish = GeminiAdapter._block_reason(obj)
+            if raw_finish is not None:
+                finish = "content_filter"
+        deltas: list[ToolCallDelta] = []
+        for call_id, name, args, sig in parts.calls:
+            index = self._next_call
+            self._next_call += 1
+            deltas.append(
+                ToolCallDelta.model_construct(
+                    index=index,
+                    id=call_id or f"call_{index}",
+                    name=name,
+                    arguments=args,
+                    metadata={"thoughtSignature": sig} if sig else None,
+                )
+            )
+        chunk_usage: Usage | None = None
+        if finish is not None:
+            self.complete = True
+            chunk_usage = self._take_usage()
+        if not (parts.text or parts.reasoning or deltas or finish or chunk_usage):
+            return None
+        return ChatChunk.model_construct(
+            text=parts.text,
+            reasoning=parts.reasoning,
+            tool_calls=deltas,
+            finish_reason=finish,
+            raw_finish_reason=raw_finish,
+            usage=chunk_usage,
+            id=str(obj.get("responseId") or "") or None,
+            model=str(obj.get("modelVersion") or "") or None,
+        )
+
+    def on_end(self) -> list[ChatChunk]:
+        # Usage that changed after the final chunk (or a stream that never finished) is owed.
+        usage = self._take_usage()
+        return [] if usage is None else [ChatChunk.model_construct(usage=usage)]
+
+    def _take_usage(self) -> Usage | None:
+        if self._usage is None or self._usage == self._sent_usage:
+            return None
+        self._sent_usage = self._usage
+        return self._usage

@@ -1,0 +1,139 @@
+"""The strategy contract and registry.
+
+A strategy picks which deployment of a model group serves a request. It is a small object with
+one method, :meth:`Strategy.choose`, given the candidates still available for this attempt and a
+read-only view of live stats. It does no I/O, keeps only small counters, and is safe to call from
+many threads and tasks at once. One instance is made per model group, so per-group state (a
+round-robin counter, smooth-weighted credits) stays per group.
+
+Register your own::
+
+    from multimodel.strategies import register_strategy
+
+    @register_strategy("first")
+    class First:
+        def __init__(self, **params: object) -> None: ...
+        def choose(self, candidates, stats, request):
+            return candidates[0]
+
+    client = multimodel.Client(deployments=[...], strategy="first")
+
+Third-party packages can also publish strategies through the ``multimodel.strategies`` entry
+point group (the entry point names the class).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from ..errors import ConfigError
+from ..providers.base import Endpoint
+from ..tracking.stats import StatsView
+from ..types import ChatRequest
+
+__all__ = [
+    "Strategy",
+    "StrategyFactory",
+    "get_strategy",
+    "known_strategies",
+    "make_strategy",
+    "register_strategy",
+]
+
+ENTRY_POINT_GROUP = "multimodel.strategies"
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """Choose a deployment among ``candidates`` (never empty)."""
+
+    def choose(
+        self, candidates: Sequence[Endpoint], stats: StatsView, request: ChatRequest | None
+    ) -> Endpoint:
+        """Return one of ``candidates``."""
+        ...
+
+
+StrategyFactory = Callable[..., Strategy]
+_T = TypeVar("_T")
+
+_BUILTIN = {
+    "round_robin": "multimodel.strategies.round_robin:RoundRobin",
+}
+_lock = threading.Lock()
+_registry: dict[str, StrategyFactory] = {}
+_entry_points_loaded = False
+
+
+def register_strategy(name: str) -> Callable[[_T], _T]:
+    """Class decorator registering a strategy factory under ``name``."""
+
+    def decorator(factory: _T) -> _T:
+        with _lock:
+            _registry[name] = factory  # type: ignore[assignment]
+        return factory
+
+    return decorator
+
+
+def get_strategy(name: str) -> StrategyFactory:
+    """The factory registered under ``name``.
+
+    Raises:
+        ConfigError: unknown name; the message lists the known ones.
+    """
+    factory = _registry.get(name)
+    if factory is not None:
+        return factory
+    target = _BUILTIN.get(name)
+    if target is not None:
+        import importlib
+
+        module_name, _, attr = target.partition(":")
+        importlib.import_module(module_name)  # registers itself via the decorator
+        factory = _registry.get(name) or getattr(importlib.import_module(module_name), attr)
+        return factory
+    _load_entry_points()
+    factory = _registry.get(name)
+    if factory is None:
+        raise ConfigError(
+            f"unknown strategy {name!r}; known strategies: {', '.join(known_strategies())}"
+        )
+    return factory
+
+
+def known_strategies() -> list[str]:
+    """Every registered or built-in strategy name."""
+    return sorted(set(_BUILTIN) | set(_registry))
+
+
+def make_strategy(spec: Any) -> Strategy:
+    """Build a strategy from a name, a ``{"name": ..., **params}`` dict, or an instance."""
+    if spec is None:
+        spec = "round_robin"
+    if isinstance(spec, str):
+        return get_strategy(spec)()
+    if isinstance(spec, dict):
+        params = dict(spec)
+        name = params.pop("name", None) or params.pop("algorithm", None)
+        if not isinstance(name, str):
+            raise ConfigError("a strategy config needs 'name' (e.g. {'name': 'weighted', ...})")
+        try:
+            return get_strategy(name)(**params)
+        except TypeError as exc:
+            raise ConfigError(f"bad parameters for strategy {name!r}: {exc}") from exc
+    if isinstance(spec, Strategy):
+        return spec
+    raise ConfigError(f"strategy must be a name, a dict or a Strategy object, not {spec!r}")
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        register_strategy(ep.name)(ep.load())

@@ -1,0 +1,48 @@
+"""The record of one attempt, handed to the tracker, strategies, telemetry and the ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from ..types import Usage
+
+__all__ = ["Outcome"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt on one deployment came to.
+
+    Attributes:
+        deployment, model, provider: where it went.
+        ok: whether it produced an answer.
+        error: the error class name (``RateLimited``...) when it did not.
+        status: the HTTP status, when a response arrived.
+        latency: seconds from sending to the complete answer (or the failure).
+        ttft: seconds to the first content chunk (streams).
+        usage: tokens, when known.
+        cost: USD, when prices are known.
+        started_at: wall-clock start (epoch seconds).
+        stream: whether it was a stream.
+        cached: served from the response cache.
+        retry_after: the provider's wait hint, for failures that carried one.
+        user, tags: who asked and the request's labels.
+    """
+
+    deployment: str
+    model: str
+    provider: str
+    ok: bool
+    latency: float
+    started_at: float
+    error: str | None = None
+    status: int | None = None
+    ttft: float | None = None
+    usage: Usage | None = None
+    cost: Decimal | None = None
+    stream: bool = False
+    cached: bool = False
+    retry_after: float | None = None
+    user: str | None = None
+    tags: tuple[str, ...] = ()
