@@ -18,10 +18,6 @@ Example::
 Importing this package does no I/O and loads no provider module; those load on first use.
 """
 
-from __future__ import annotations
-
-from typing import Any
-
 from . import errors
 from ._core.clock import ManualClock, SystemClock
 from .async_client import AsyncClient
@@ -101,7 +97,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> str:
     if name == "__version__":
         from importlib.metadata import version
 

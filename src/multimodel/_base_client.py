@@ -130,7 +130,7 @@ class BaseClient:
             system = params.pop("system", None)
             unknown = set(params) - _REQUEST_FIELDS
             if unknown:
-                name = sorted(unknown)[0]
+                name = min(unknown)
                 raise InvalidRequestError(
                     f"unknown parameter {name!r}; valid ones: {', '.join(sorted(_REQUEST_FIELDS))}"
                     " (provider-specific fields go in extra_body={...})",

@@ -32,9 +32,9 @@ from .streaming import AsyncStream
 from .types import ChatRequest, ChatResponse
 
 if sys.version_info >= (3, 11):
-    from typing import Unpack
+    from typing import Self, Unpack
 else:  # pragma: no cover
-    from typing_extensions import Unpack
+    from typing_extensions import Self, Unpack
 
 if TYPE_CHECKING:
     from .openai_compat import AsyncChat
@@ -170,7 +170,7 @@ class AsyncClient(BaseClient):
         if self._owns_http:
             await self._http.aclose()
 
-    async def __aenter__(self) -> AsyncClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(

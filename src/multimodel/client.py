@@ -33,9 +33,9 @@ from .streaming import Stream
 from .types import ChatRequest, ChatResponse
 
 if sys.version_info >= (3, 11):
-    from typing import Unpack
+    from typing import Self, Unpack
 else:  # pragma: no cover
-    from typing_extensions import Unpack
+    from typing_extensions import Self, Unpack
 
 if TYPE_CHECKING:
     from .openai_compat import Chat
@@ -165,7 +165,7 @@ class Client(BaseClient):
         if self._owns_http:
             self._http.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

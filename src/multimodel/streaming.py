@@ -13,6 +13,7 @@ the partial text, and no chunk is ever delivered twice.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
@@ -26,6 +27,11 @@ from ._core.dispatch import DispatchPlan, Send, Sleep
 from .errors import ProviderError, StreamInterrupted
 from .providers.base import ParsedResponse, StreamDecoder
 from .types import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:  # pragma: no cover
+    from typing_extensions import Self
 
 if TYPE_CHECKING:
     from .async_client import AsyncClient
@@ -224,7 +230,7 @@ class Stream:
         """The routing trace so far."""
         return self._core.plan.trace
 
-    def __enter__(self) -> Stream:
+    def __enter__(self) -> Self:
         self._open()
         return self
 
@@ -332,7 +338,11 @@ class Stream:
         core.feed(data)
 
     def _release(self) -> None:
-        http, self._http, self._bytes = self._http, None, None
+        http, byte_iter, self._http, self._bytes = self._http, self._bytes, None, None
+        if byte_iter is not None:
+            close = getattr(byte_iter, "close", None)
+            if close is not None:
+                close()
         if http is not None:
             http.close()
 
@@ -365,7 +375,7 @@ class AsyncStream:
         """The routing trace so far."""
         return self._core.plan.trace
 
-    async def __aenter__(self) -> AsyncStream:
+    async def __aenter__(self) -> Self:
         await self._open()
         return self
 
@@ -471,7 +481,12 @@ class AsyncStream:
         core.feed(data)
 
     async def _release(self) -> None:
-        http, self._http, self._bytes = self._http, None, None
-        if http is not None:
-            with anyio.CancelScope(shield=True):
+        http, byte_iter, self._http, self._bytes = self._http, self._bytes, None, None
+        with anyio.CancelScope(shield=True):
+            # Close the async generator explicitly: left to the garbage collector, it would be
+            # finalized outside any event loop (trio warns, asyncio may too).
+            aclose = getattr(byte_iter, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            if http is not None:
                 await http.aclose()

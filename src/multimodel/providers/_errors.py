@@ -122,7 +122,11 @@ def error_from_status(
         return QuotaExhausted(message, **kw)
     if lowered in _OVERLOAD_CODES or status == 529:
         return Overloaded(message, retry_after=retry_after, **kw)
-    if lowered in _CONTEXT_CODES or (status in (400, 413, 422) and _CONTEXT_RE.search(message)):
+    if lowered in _CONTEXT_CODES or (
+        status in (400, 413, 422)
+        and lowered != "request_too_large"  # a body-size limit: a bigger model would not help
+        and _CONTEXT_RE.search(message)
+    ):
         return ContextLengthExceeded(message, **kw)
     if lowered in _FILTER_CODES:
         return ContentFiltered(message, **kw)

@@ -101,7 +101,7 @@ def parse_usage(data: Any) -> Usage | None:
     cache_write = _int(data.get("cache_creation_input_tokens"))
     details = data.get("output_tokens_details")
     thinking = _int(details.get("thinking_tokens")) if isinstance(details, dict) else 0
-    return Usage.model_construct(
+    return Usage(
         input_tokens=_int(data.get("input_tokens")) + cache_read + cache_write,
         output_tokens=_int(data.get("output_tokens")),
         cache_read_tokens=cache_read,
@@ -308,7 +308,7 @@ class AnthropicAdapter(ProviderAdapter):
                 if not isinstance(name, str) or not isinstance(args, dict):
                     raise self._malformed("tool_use block needs name and input", endpoint, response)
                 calls.append(
-                    ToolCall.model_construct(
+                    ToolCall(
                         id=str(block.get("id") or f"toolu_{len(calls)}"),
                         name=name,
                         arguments=_dumps(args),
@@ -320,7 +320,7 @@ class AnthropicAdapter(ProviderAdapter):
                 thinking.append(block)
             # Other block types (server tools, citations, compaction ...) are not answer text.
         text = "".join(texts)
-        message = Message.model_construct(
+        message = Message(
             role="assistant",
             content=text if text or not calls else None,
             name=None,
@@ -401,6 +401,7 @@ class _AnthropicStreamDecoder(SSEStreamDecoder):
         self._id: str | None = None
         self._model: str | None = None
         self._usage: dict[str, Any] = {}  # raw cumulative usage fields, overwritten, never added
+        self._usage_sent = False
         self._tools: dict[int, int] = {}  # content block index -> dense tool call index
         # content block index -> (block type, thinking text parts, signature or redacted data)
         self._thinking: dict[int, tuple[str, list[str], list[str]]] = {}
@@ -408,9 +409,13 @@ class _AnthropicStreamDecoder(SSEStreamDecoder):
     def on_event(self, event: ServerSentEvent) -> ChatChunk | None:
         if not event.data.strip():
             return None
+        if event.event == "error" and not event.data.lstrip().startswith("{"):
+            raise error_from_status(200, event.data[:500], self.endpoint)
         obj = self.load_json(event.data)
         if not isinstance(obj, dict):
-            return None
+            obj = {"error": {"message": event.data[:500]}} if event.event == "error" else None
+            if obj is None:
+                return None
         kind = obj.get("type")
         if not isinstance(kind, str):
             kind = event.event
@@ -434,6 +439,7 @@ class _AnthropicStreamDecoder(SSEStreamDecoder):
             raw_stop = delta.get("stop_reason") if isinstance(delta, dict) else None
             raw_stop = raw_stop if isinstance(raw_stop, str) else None
             self._merge_usage(obj.get("usage"))
+            self._usage_sent = True
             return self._chunk(
                 finish_reason=normalize_stop_reason(raw_stop),
                 raw_finish_reason=raw_stop,
@@ -441,6 +447,9 @@ class _AnthropicStreamDecoder(SSEStreamDecoder):
             )
         if kind == "message_stop":
             self.complete = True
+            if not self._usage_sent and self._usage:  # no message_delta: report start's usage
+                self._usage_sent = True
+                return self._chunk(usage=parse_usage(self._usage))
         # ping, content_block_stop, message_stop and unknown events carry nothing to show.
         return None
 
@@ -459,7 +468,7 @@ class _AnthropicStreamDecoder(SSEStreamDecoder):
             self._tools[index] = position = len(self._tools)
             call_id = block.get("id")
             name = block.get("name")
-            delta = ToolCallDelta.model_construct(
+            delta = ToolCallDelta(
                 index=position,
                 id=call_id if isinstance(call_id, str) else None,
                 name=name if isinstance(name, str) else None,
@@ -479,7 +488,7 @@ class _AnthropicStreamDecoder(SSEStreamDecoder):
             fragment = delta.get("partial_json")
             if not isinstance(fragment, str) or not fragment:
                 return None
-            call = ToolCallDelta.model_construct(
+            call = ToolCallDelta(
                 index=self._tools[index], id=None, name=None, arguments=fragment, metadata=None
             )
             return self._chunk(tool_calls=[call])
@@ -521,7 +530,7 @@ class _AnthropicStreamDecoder(SSEStreamDecoder):
         raw_finish_reason: str | None = None,
         usage: Usage | None = None,
     ) -> ChatChunk:
-        return ChatChunk.model_construct(
+        return ChatChunk(
             text=text,
             reasoning=reasoning,
             tool_calls=tool_calls or [],

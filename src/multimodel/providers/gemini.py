@@ -2,32 +2,29 @@
 
 Wire notes that this adapter handles (see ``WIRE.md`` §4, §6-7):
 
-* the model is in the path, ``models/{model}:generateContent``; a ``wire_model`` that already
-  starts with ``models/``, ``tunedModels/`` or ``dynamic/`` is used as is. Streams add
-  ``?alt=sse`` (without it Gemini streams one JSON array); the key goes in ``x-goog-api-key``;
-* the body is lowerCamelCase; system and developer messages become ``systemInstruction``; roles
-  are ``user`` and ``model``, tool results are ``user`` turns, and consecutive turns of one role
-  are merged into one;
-* a ``functionResponse`` needs the function's *name*, which the normalized ``tool`` message does
-  not carry: it is looked up from the earlier assistant call with the same id. Its ``response``
-  must be an object, so non-object results are wrapped as ``{"result": ...}``;
-* a replayed ``functionCall`` part gets its ``thoughtSignature`` back (kept in
-  ``ToolCall.metadata``); Gemini 3 and thinking models reject a tool turn without it;
-* there is no "tool calls" finish reason: ``STOP`` with ``functionCall`` parts means tool calls.
-  A prompt blocked by ``promptFeedback.blockReason`` has no candidates at all (content filter),
-  and a candidate may have no ``content`` or ``parts``;
-* ``candidatesTokenCount`` excludes thinking: output is ``candidates + thoughts``; input is
-  ``promptTokenCount`` (cached tokens included) plus ``toolUsePromptTokenCount``;
-* streams are CRLF-framed SSE; every event is a whole response; there is no ``[DONE]`` (the
-  stream is complete after a ``finishReason`` or a prompt block); ``usageMetadata`` is
-  cumulative on every event, so only the latest is kept (never summed); a ``functionCall``
-  arrives whole in one part; ``"thought": true`` parts are reasoning, not text;
-* errors are ``{"error": {code, message, status, details}}``, sometimes wrapped in a JSON array.
-  An invalid key is a 400 whose ``ErrorInfo.reason`` is ``API_KEY_INVALID``; a 429 carries its
-  wait in ``RetryInfo.retryDelay`` (``"13s"``) rather than a header, and a 429 for a per-day
-  quota (``QuotaFailure`` ``quotaId`` containing ``PerDay``) is :class:`QuotaExhausted`, since
-  retrying within the day cannot help. 504 ``DEADLINE_EXCEEDED`` is a :class:`ServerError`
-  (the server answered; :class:`ProviderTimeout` is kept for our own timeouts and 408).
+* path ``models/{model}:generateContent`` (a ``wire_model`` already starting with ``models/``,
+  ``tunedModels/`` or ``dynamic/`` is kept); streams add ``?alt=sse``, without which Gemini
+  streams one JSON array; the key travels in ``x-goog-api-key``;
+* lowerCamelCase body; system/developer messages become ``systemInstruction``; roles are
+  ``user``/``model``, tool results are ``user`` turns, consecutive same-role turns are merged;
+* ``functionResponse`` needs the function *name*, looked up from the earlier assistant call with
+  the same id; its ``response`` must be an object (else ``{"result": ...}``). A replayed
+  ``functionCall`` gets its ``thoughtSignature`` back from ``ToolCall.metadata``: Gemini 3 and
+  thinking models reject a tool turn without it;
+* no "tool calls" finish reason: ``STOP`` with ``functionCall`` parts means tool calls; a prompt
+  blocked by ``promptFeedback.blockReason`` has no candidates (content filter); a candidate may
+  lack ``content`` or ``parts``; ``"thought": true`` parts are reasoning, not text;
+* ``candidatesTokenCount`` excludes thinking: output = candidates + thoughts; input =
+  ``promptTokenCount`` (cached included) + ``toolUsePromptTokenCount``;
+* streams: CRLF-framed SSE, each event a whole response, no ``[DONE]`` (complete after a
+  ``finishReason`` or a prompt block); ``usageMetadata`` is cumulative, so the latest is kept and
+  never summed; each ``functionCall`` arrives whole;
+* errors: ``{"error": {code, message, status, details}}``, sometimes inside a JSON array. A bad
+  key is a 400 with ``ErrorInfo.reason`` ``API_KEY_INVALID``; a 429 carries its wait in
+  ``RetryInfo.retryDelay`` (``"13s"``), not a header; a 429 on a per-day quota (``quotaId``
+  containing ``PerDay``) is :class:`QuotaExhausted` since retrying cannot help. 504
+  ``DEADLINE_EXCEEDED`` is a :class:`ServerError`: the server answered, and
+  :class:`ProviderTimeout` is kept for our own timeouts (and 408).
 """
 
 from __future__ import annotations
@@ -51,7 +48,6 @@ from ..types import (
     ChatChunk,
     ChatRequest,
     FinishReason,
-    ImagePart,
     Message,
     TextPart,
     ToolCall,
@@ -246,15 +242,11 @@ class GeminiAdapter(ProviderAdapter):
             if isinstance(part, TextPart):
                 if part.text:
                     parts.append({"text": part.text})
-            elif isinstance(part, ImagePart):
-                inline = part.inline()
-                if inline is not None:
-                    parts.append({"inlineData": {"mimeType": inline[0], "data": inline[1]}})
-                else:
-                    data: dict[str, Any] = {"fileUri": part.url}
-                    if part.media_type:
-                        data = {"mimeType": part.media_type, **data}
-                    parts.append({"fileData": data})
+            elif (inline := part.inline()) is not None:  # an ImagePart
+                parts.append({"inlineData": {"mimeType": inline[0], "data": inline[1]}})
+            else:
+                mime = {"mimeType": part.media_type} if part.media_type else {}
+                parts.append({"fileData": {**mime, "fileUri": part.url}})
         return parts
 
     @staticmethod
@@ -314,7 +306,7 @@ class GeminiAdapter(ProviderAdapter):
             except TypeError as exc:
                 raise self._malformed(str(exc), endpoint, response) from exc
             fr = candidate.get("finishReason")
-            raw_finish = fr if isinstance(fr, str) else None
+            raw_finish = fr if isinstance(fr, str) and fr else None
         elif raw_finish is None:
             raise self._malformed("response has no candidates", endpoint, response)
         calls = [
@@ -348,11 +340,8 @@ class GeminiAdapter(ProviderAdapter):
     @staticmethod
     def _block_reason(body: dict[str, Any]) -> str | None:
         feedback = body.get("promptFeedback")
-        if isinstance(feedback, dict):
-            reason = feedback.get("blockReason")
-            if isinstance(reason, str) and reason:
-                return reason
-        return None
+        reason = feedback.get("blockReason") if isinstance(feedback, dict) else None
+        return reason if isinstance(reason, str) and reason else None
 
     @staticmethod
     def _read_candidate(candidates: Any) -> tuple[dict[str, Any], _Parts]:
@@ -408,13 +397,9 @@ class GeminiAdapter(ProviderAdapter):
             body = next((b for b in body if isinstance(b, dict) and "error" in b), None)
         if isinstance(body, dict):
             return self._error_from_body(body, response.status_code, endpoint, response.headers)
-        text = response.content[:500].decode("utf-8", "replace").strip()
+        text = _redact(response.content[:500].decode("utf-8", "replace").strip(), endpoint)
         return error_from_status(
-            response.status_code,
-            _redact(text, endpoint),
-            endpoint,
-            headers=response.headers,
-            body=_redact(text, endpoint),
+            response.status_code, text, endpoint, headers=response.headers, body=text
         )
 
     @staticmethod
@@ -545,19 +530,17 @@ class _GeminiStreamDecoder(SSEStreamDecoder):
             raw_finish = GeminiAdapter._block_reason(obj)
             if raw_finish is not None:
                 finish = "content_filter"
-        deltas: list[ToolCallDelta] = []
-        for call_id, name, args, sig in parts.calls:
-            index = self._next_call
-            self._next_call += 1
-            deltas.append(
-                ToolCallDelta.model_construct(
-                    index=index,
-                    id=call_id or f"call_{index}",
-                    name=name,
-                    arguments=args,
-                    metadata={"thoughtSignature": sig} if sig else None,
-                )
+        deltas = [
+            ToolCallDelta.model_construct(
+                index=index,
+                id=call_id or f"call_{index}",
+                name=name,
+                arguments=args,
+                metadata={"thoughtSignature": sig} if sig else None,
             )
+            for index, (call_id, name, args, sig) in enumerate(parts.calls, self._next_call)
+        ]
+        self._next_call += len(deltas)
         chunk_usage: Usage | None = None
         if finish is not None:
             self.complete = True

@@ -394,7 +394,8 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
         if not isinstance(pindex, int):
             pindex = 0
         call_id = raw.get("id") or None
-        fn = raw.get("function") if isinstance(raw.get("function"), dict) else {}
+        fn_raw = raw.get("function")
+        fn: dict[str, Any] = fn_raw if isinstance(fn_raw, dict) else {}
         current = self._calls.get(pindex)
         if current is None or (call_id is not None and current[1] not in (None, call_id)):
             current = (self._next_call, call_id)

@@ -85,6 +85,6 @@ class RetryPolicy:
         """
         if retry_after is not None and 0 <= retry_after <= self.max_retry_after:
             return retry_after
-        base = min(self.backoff_max, self.backoff_initial * (2 ** max(0, retry - 1)))
-        r = (rng or random).random()
+        base = min(self.backoff_max, self.backoff_initial * 2.0 ** max(0, retry - 1))
+        r: float = (rng or random).random()
         return base * (1 - self.jitter) + base * self.jitter * r

@@ -94,8 +94,7 @@ def get_strategy(name: str) -> StrategyFactory:
 
         module_name, _, attr = target.partition(":")
         importlib.import_module(module_name)  # registers itself via the decorator
-        factory = _registry.get(name) or getattr(importlib.import_module(module_name), attr)
-        return factory
+        return _registry.get(name) or getattr(importlib.import_module(module_name), attr)
     _load_entry_points()
     factory = _registry.get(name)
     if factory is None:

@@ -57,8 +57,10 @@ _OPENAI_CODES: dict[str, tuple[str, str | None, str]] = {
     "context_length_exceeded": (
         "invalid_request_error",
         "context_length_exceeded",
-        "This model's maximum context length is 128000 tokens. However, your messages resulted "
-        "in 131072 tokens. Please reduce the length of the messages.",
+        (
+            "This model's maximum context length is 128000 tokens. However, your messages "
+            "resulted in 131072 tokens. Please reduce the length of the messages."
+        ),
     ),
     "overloaded_error": _OPENAI_STATUS[503],
 }
@@ -98,7 +100,10 @@ _ANTHROPIC_STATUS: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "Invalid request (mock)."),
     401: ("authentication_error", "invalid x-api-key"),
     402: ("billing_error", "Billing error (mock)."),
-    403: ("permission_error", "Your API key does not have permission to use the specified resource."),
+    403: (
+        "permission_error",
+        "Your API key does not have permission to use the specified resource.",
+    ),
     404: ("not_found_error", "Not found (mock)."),
     409: ("conflict_error", "Conflict (mock)."),
     413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
@@ -171,13 +176,18 @@ def retry_delay(seconds: float) -> str:
 
 
 def gemini_error(
-    status: int, code: str | None, message: str | None, retry_after: float | None,
+    status: int,
+    code: str | None,
+    message: str | None,
+    retry_after: float | None,
     model: str | None,
 ) -> dict[str, Any]:
     """``{"code", "message", "status", "details"}`` for a Gemini (google.rpc.Status) error."""
     gstatus, gmsg = _GEMINI_STATUS.get(
-        status, ("INTERNAL", f"Error {status} (mock).") if status >= 500
-        else ("FAILED_PRECONDITION", f"Error {status} (mock).")
+        status,
+        ("INTERNAL", f"Error {status} (mock).")
+        if status >= 500
+        else ("FAILED_PRECONDITION", f"Error {status} (mock)."),
     )
     details: list[dict[str, Any]] = []
     if code is not None:

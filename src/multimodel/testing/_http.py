@@ -77,10 +77,8 @@ def parse_head(head: bytes) -> RequestHead:
     path, _, raw_query = target.partition("?")
     query = dict(parse_qsl(raw_query, keep_blank_values=True)) if raw_query else {}
     connection = headers.get("connection", "").lower()
-    if version == "HTTP/1.0":
-        keep_alive = "keep-alive" in connection
-    else:
-        keep_alive = "close" not in connection
+    http10 = version == "HTTP/1.0"
+    keep_alive = "keep-alive" in connection if http10 else "close" not in connection
     return RequestHead(method, unquote(path), query, headers, keep_alive)
 
 

@@ -19,149 +19,25 @@ Example::
 from __future__ import annotations
 
 import base64
-import json
-import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ._errors import anthropic_error, gemini_error, openai_error
+from ._render import (
+    ErrorSpec,
+    Reply,
+    StreamPlan,
+    WireRenderer,
+    dumps,
+    split_text,
+    strings_len,
+    text_of,
+    thirds,
+)
 from .behavior import ResolvedUsage
 
-__all__ = ["RENDERERS", "Reply", "StreamPlan", "WireRenderer", "split_text"]
-
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-# Normalised finish reason -> (openai, anthropic, gemini).
-_FINISH: dict[str, tuple[str, str, str]] = {
-    "stop": ("stop", "end_turn", "STOP"),
-    "length": ("length", "max_tokens", "MAX_TOKENS"),
-    "tool_calls": ("tool_calls", "tool_use", "STOP"),
-    "content_filter": ("content_filter", "refusal", "SAFETY"),
-}
-
-
-def split_text(text: str, chunks: int | None) -> tuple[str, ...]:
-    """Split ``text`` into stream pieces: one per word, or ``chunks`` near-equal slices."""
-    if not text:
-        return ()
-    if chunks is None:
-        pieces = re.findall(r"\s*\S+", text)
-        tail = text[sum(map(len, pieces)) :]
-        if not pieces:
-            return (text,)
-        if tail:
-            pieces[-1] += tail
-        return tuple(pieces)
-    n = min(chunks, len(text))
-    bounds = [round(i * len(text) / n) for i in range(n + 1)]
-    return tuple(text[bounds[i] : bounds[i + 1]] for i in range(n))
-
-
-def _thirds(s: str) -> list[str]:
-    """Split a tool-argument string into up to three fragments."""
-    if len(s) < 3:
-        return [s]
-    a, b = len(s) // 3, 2 * len(s) // 3
-    return [s[:a], s[a:b], s[b:]]
-
-
-def _strings_len(value: Any) -> int:
-    """Total length of the strings inside a JSON value."""
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, Mapping):
-        return sum(_strings_len(v) for v in value.values())
-    if isinstance(value, list):
-        return sum(_strings_len(v) for v in value)
-    return 0
-
-
-def _text_of(content: Any, text_key: str = "text") -> str:
-    """Text of a message content: a string, or the text parts of a list."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            p[text_key] for p in content if isinstance(p, Mapping) and isinstance(p.get(text_key), str)
-        )
-    return ""
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """Everything a renderer needs to answer one successful request."""
-
-    model: str
-    text: str | None
-    pieces: tuple[str, ...]
-    tool_calls: tuple[tuple[str, Mapping[str, Any]], ...]
-    usage: ResolvedUsage
-    finish_reason: str | None
-    seq: int
-    include_usage: bool = False
-    omit_done: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class StreamPlan:
-    """A rendered stream: framed SSE events, each unit sent as one write."""
-
-    head: tuple[bytes, ...]
-    body: tuple[bytes, ...]
-    tail: tuple[bytes, ...]
-
-
-class WireRenderer:
-    """Base renderer; subclasses implement one provider's wire format."""
-
-    format = ""
-    #: Name of the response header carrying a request id ("" for none).
-    request_id_header = ""
-
-    def route(self, rest: str) -> tuple[str | None, str] | None:
-        """Match the path after ``/{name}/``: ``(model, mode)`` or ``None`` if no route.
-
-        ``mode`` is ``"body"`` (the body's ``stream`` flag decides), ``"json"`` (never a
-        stream) or ``"stream"`` (Gemini: SSE with ``alt=sse``, else a JSON array).
-        """
-        raise NotImplementedError
-
-    def prompt_chars(self, body: Mapping[str, Any]) -> int:
-        """Characters of prompt text, for derived input-token counts."""
-        raise NotImplementedError
-
-    def last_user_text(self, body: Mapping[str, Any]) -> str:
-        """The text of the last user message (for ``echo``)."""
-        raise NotImplementedError
-
-    def body(self, reply: Reply) -> bytes:
-        """The JSON body of a non-streaming success."""
-        raise NotImplementedError
-
-    def stream(self, reply: Reply) -> StreamPlan:
-        """The SSE events of a streaming success."""
-        raise NotImplementedError
-
-    def error(
-        self, status: int, code: str | None, message: str | None, retry_after: float | None,
-        request_id: str, model: str | None = None,
-    ) -> bytes:
-        """The JSON body of an error response."""
-        raise NotImplementedError
-
-    def stream_error(self, code: str | None, message: str | None, request_id: str) -> bytes:
-        """One framed SSE event reporting an error inside a 200 stream."""
-        raise NotImplementedError
-
-    def finish(self, reply: Reply, index: int) -> str:
-        """The provider's finish reason for ``reply`` (``index`` selects the format)."""
-        raw = reply.finish_reason
-        if raw is None:
-            raw = "tool_calls" if reply.tool_calls else "stop"
-        mapped = _FINISH.get(raw)
-        return mapped[index] if mapped else raw
+__all__ = ["RENDERERS", "ErrorSpec", "Reply", "StreamPlan", "WireRenderer", "split_text"]
 
 
 class OpenAIRenderer(WireRenderer):
@@ -174,12 +50,12 @@ class OpenAIRenderer(WireRenderer):
         return (None, "body") if rest == "v1/chat/completions" else None
 
     def prompt_chars(self, body: Mapping[str, Any]) -> int:
-        return _strings_len(body.get("messages"))
+        return strings_len(body.get("messages"))
 
     def last_user_text(self, body: Mapping[str, Any]) -> str:
         for message in reversed(body.get("messages") or ()):
             if isinstance(message, Mapping) and message.get("role") == "user":
-                return _text_of(message.get("content"))
+                return text_of(message.get("content"))
         return ""
 
     @staticmethod
@@ -213,11 +89,11 @@ class OpenAIRenderer(WireRenderer):
                 {
                     "id": self._call_id(reply, i),
                     "type": "function",
-                    "function": {"name": name, "arguments": _dumps(args)},
+                    "function": {"name": name, "arguments": dumps(args)},
                 }
                 for i, (name, args) in enumerate(reply.tool_calls)
             ]
-        return _dumps(
+        return dumps(
             {
                 "id": f"chatcmpl-mock{reply.seq:016x}",
                 "object": "chat.completion",
@@ -251,7 +127,7 @@ class OpenAIRenderer(WireRenderer):
             chunk = {**base, "choices": [choice]}
             if reply.include_usage:
                 chunk["usage"] = None
-            return b"data: " + _dumps(chunk).encode() + b"\n\n"
+            return b"data: " + dumps(chunk).encode() + b"\n\n"
 
         head = (event({"role": "assistant", "content": "", "refusal": None}),)
         body = [event({"content": piece}) for piece in reply.pieces]
@@ -265,24 +141,21 @@ class OpenAIRenderer(WireRenderer):
             body.append(event({"tool_calls": [first]}))
             body.extend(
                 event({"tool_calls": [{"index": i, "function": {"arguments": part}}]})
-                for part in _thirds(_dumps(args))
+                for part in thirds(dumps(args))
             )
         tail = [event({}, self.finish(reply, 0))]
         if reply.include_usage:
             usage_chunk = {**base, "choices": [], "usage": self._usage(reply.usage)}
-            tail.append(b"data: " + _dumps(usage_chunk).encode() + b"\n\n")
+            tail.append(b"data: " + dumps(usage_chunk).encode() + b"\n\n")
         if not reply.omit_done:
             tail.append(b"data: [DONE]\n\n")
         return StreamPlan(head, tuple(body), tuple(tail))
 
-    def error(
-        self, status: int, code: str | None, message: str | None, retry_after: float | None,
-        request_id: str, model: str | None = None,
-    ) -> bytes:
-        return _dumps({"error": openai_error(status, code, message)}).encode()
+    def error(self, e: ErrorSpec) -> bytes:
+        return dumps({"error": openai_error(e.status, e.code, e.message)}).encode()
 
-    def stream_error(self, code: str | None, message: str | None, request_id: str) -> bytes:
-        return b"data: " + _dumps({"error": openai_error(500, code, message)}).encode() + b"\n\n"
+    def stream_error(self, e: ErrorSpec) -> bytes:
+        return b"data: " + dumps({"error": openai_error(500, e.code, e.message)}).encode() + b"\n\n"
 
 
 class AnthropicRenderer(WireRenderer):
@@ -295,12 +168,12 @@ class AnthropicRenderer(WireRenderer):
         return (None, "body") if rest == "v1/messages" else None
 
     def prompt_chars(self, body: Mapping[str, Any]) -> int:
-        return _strings_len(body.get("messages")) + _strings_len(body.get("system"))
+        return strings_len(body.get("messages")) + strings_len(body.get("system"))
 
     def last_user_text(self, body: Mapping[str, Any]) -> str:
         for message in reversed(body.get("messages") or ()):
             if isinstance(message, Mapping) and message.get("role") == "user":
-                return _text_of(message.get("content"))
+                return text_of(message.get("content"))
         return ""
 
     @staticmethod
@@ -338,11 +211,11 @@ class AnthropicRenderer(WireRenderer):
             for i, (name, args) in enumerate(reply.tool_calls)
         )
         stop = self.finish(reply, 1)
-        return _dumps(self._message(reply, content, stop, reply.usage.output_tokens)).encode()
+        return dumps(self._message(reply, content, stop, reply.usage.output_tokens)).encode()
 
     @staticmethod
     def _event(name: str, data: Any) -> bytes:
-        return b"event: " + name.encode() + b"\ndata: " + _dumps(data).encode() + b"\n\n"
+        return b"event: " + name.encode() + b"\ndata: " + dumps(data).encode() + b"\n\n"
 
     def stream(self, reply: Reply) -> StreamPlan:
         ev = self._event
@@ -353,7 +226,7 @@ class AnthropicRenderer(WireRenderer):
             blocks.append(({"type": "text", "text": ""}, deltas))
         for i, (name, args) in enumerate(reply.tool_calls):
             start = {"type": "tool_use", "id": self._tool_id(reply, i), "name": name, "input": {}}
-            parts = ["", *_thirds(_dumps(args))]
+            parts = ["", *thirds(dumps(args))]
             blocks.append((start, [{"type": "input_json_delta", "partial_json": p} for p in parts]))
         message_start = {
             "type": "message_start",
@@ -401,17 +274,17 @@ class AnthropicRenderer(WireRenderer):
     def _stop(self, index: int) -> bytes:
         return self._event("content_block_stop", {"type": "content_block_stop", "index": index})
 
-    def error(
-        self, status: int, code: str | None, message: str | None, retry_after: float | None,
-        request_id: str, model: str | None = None,
-    ) -> bytes:
-        return _dumps(
-            {"type": "error", "error": anthropic_error(status, code, message),
-             "request_id": request_id}
+    def error(self, e: ErrorSpec) -> bytes:
+        return dumps(
+            {
+                "type": "error",
+                "error": anthropic_error(e.status, e.code, e.message),
+                "request_id": e.request_id,
+            }
         ).encode()
 
-    def stream_error(self, code: str | None, message: str | None, request_id: str) -> bytes:
-        data = {"type": "error", "error": anthropic_error(529, code, message)}
+    def stream_error(self, e: ErrorSpec) -> bytes:
+        data = {"type": "error", "error": anthropic_error(529, e.code, e.message)}
         return self._event("error", data)
 
 
@@ -434,12 +307,12 @@ class GeminiRenderer(WireRenderer):
         return None
 
     def prompt_chars(self, body: Mapping[str, Any]) -> int:
-        return _strings_len(body.get("contents")) + _strings_len(body.get("systemInstruction"))
+        return strings_len(body.get("contents")) + strings_len(body.get("systemInstruction"))
 
     def last_user_text(self, body: Mapping[str, Any]) -> str:
         for content in reversed(body.get("contents") or ()):
             if isinstance(content, Mapping) and content.get("role", "user") == "user":
-                return _text_of(content.get("parts"))
+                return text_of(content.get("parts"))
         return ""
 
     @staticmethod
@@ -492,25 +365,23 @@ class GeminiRenderer(WireRenderer):
         parts: list[Any] = [{"text": reply.text}] if reply.text else []
         parts += [self._call_part(name, args) for name, args in reply.tool_calls]
         final = reply.usage.output_tokens - reply.usage.reasoning_tokens
-        return _dumps(self._response(reply, parts, True, final)).encode()
+        return dumps(self._response(reply, parts, True, final)).encode()
 
     def array(self, reply: Reply) -> bytes:
         """A ``streamGenerateContent`` answer without ``alt=sse``: one JSON array."""
-        return _dumps(self._chunks(reply)).encode()
+        return dumps(self._chunks(reply)).encode()
 
     def stream(self, reply: Reply) -> StreamPlan:
-        events = [b"data: " + _dumps(c).encode() + b"\r\n\r\n" for c in self._chunks(reply)]
+        events = [b"data: " + dumps(c).encode() + b"\r\n\r\n" for c in self._chunks(reply)]
         return StreamPlan((), tuple(events[:-1]), (events[-1],))
 
-    def error(
-        self, status: int, code: str | None, message: str | None, retry_after: float | None,
-        request_id: str, model: str | None = None,
-    ) -> bytes:
-        return _dumps({"error": gemini_error(status, code, message, retry_after, model)}).encode()
+    def error(self, e: ErrorSpec) -> bytes:
+        error = gemini_error(e.status, e.code, e.message, e.retry_after, e.model)
+        return dumps({"error": error}).encode()
 
-    def stream_error(self, code: str | None, message: str | None, request_id: str) -> bytes:
-        data = {"error": gemini_error(503, code, message, None, None)}
-        return b"data: " + _dumps(data).encode() + b"\r\n\r\n"
+    def stream_error(self, e: ErrorSpec) -> bytes:
+        data = {"error": gemini_error(503, e.code, e.message, None, e.model)}
+        return b"data: " + dumps(data).encode() + b"\r\n\r\n"
 
 
 RENDERERS: dict[str, WireRenderer] = {
