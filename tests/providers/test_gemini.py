@@ -117,6 +117,7 @@ def test_stream_url_uses_alt_sse() -> None:
     [
         ("models/gemini-2.5-pro", "models/gemini-2.5-pro"),
         ("tunedModels/my-tune-123", "tunedModels/my-tune-123"),
+        ("dynamic/some-model", "dynamic/some-model"),
         ("gemini-2.5-flash", "models/gemini-2.5-flash"),
     ],
 )

@@ -97,7 +97,7 @@ def parse_usage(data: Any) -> Usage | None:
     if not isinstance(data, dict):
         return None
     thoughts = _int(data.get("thoughtsTokenCount"))
-    return Usage.model_construct(
+    return Usage(
         input_tokens=_int(data.get("promptTokenCount")) + _int(data.get("toolUsePromptTokenCount")),
         output_tokens=_int(data.get("candidatesTokenCount")) + thoughts,
         cache_read_tokens=_int(data.get("cachedContentTokenCount")),
@@ -310,7 +310,7 @@ class GeminiAdapter(ProviderAdapter):
         elif raw_finish is None:
             raise self._malformed("response has no candidates", endpoint, response)
         calls = [
-            ToolCall.model_construct(
+            ToolCall(
                 id=call_id or f"call_{n}",
                 name=name,
                 arguments=args,
@@ -320,7 +320,7 @@ class GeminiAdapter(ProviderAdapter):
         ]
         return ParsedResponse(
             id=str(body.get("responseId") or ""),
-            message=Message.model_construct(
+            message=Message(
                 role="assistant",
                 content=parts.text if parts.text or not calls else None,
                 name=None,
@@ -531,7 +531,7 @@ class _GeminiStreamDecoder(SSEStreamDecoder):
             if raw_finish is not None:
                 finish = "content_filter"
         deltas = [
-            ToolCallDelta.model_construct(
+            ToolCallDelta(
                 index=index,
                 id=call_id or f"call_{index}",
                 name=name,
@@ -547,7 +547,7 @@ class _GeminiStreamDecoder(SSEStreamDecoder):
             chunk_usage = self._take_usage()
         if not (parts.text or parts.reasoning or deltas or finish or chunk_usage):
             return None
-        return ChatChunk.model_construct(
+        return ChatChunk(
             text=parts.text,
             reasoning=parts.reasoning,
             tool_calls=deltas,
@@ -561,7 +561,7 @@ class _GeminiStreamDecoder(SSEStreamDecoder):
     def on_end(self) -> list[ChatChunk]:
         # Usage that changed after the final chunk (or a stream that never finished) is owed.
         usage = self._take_usage()
-        return [] if usage is None else [ChatChunk.model_construct(usage=usage)]
+        return [] if usage is None else [ChatChunk(usage=usage)]
 
     def _take_usage(self) -> Usage | None:
         if self._usage is None or self._usage == self._sent_usage:

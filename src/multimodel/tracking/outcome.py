@@ -28,6 +28,10 @@ class Outcome:
         cached: served from the response cache.
         retry_after: the provider's wait hint, for failures that carried one.
         user, tags: who asked and the request's labels.
+        response_model: the model id the provider said answered (``None`` on failure).
+        finish_reason: the normalized finish reason of a successful answer.
+        request_id: the provider's request id, when known.
+        attempt: 1 for the first attempt of a call, 2 for the first retry...
     """
 
     deployment: str
@@ -46,3 +50,7 @@ class Outcome:
     retry_after: float | None = None
     user: str | None = None
     tags: tuple[str, ...] = ()
+    response_model: str | None = None
+    finish_reason: str | None = None
+    request_id: str | None = None
+    attempt: int = 1
