@@ -16,17 +16,13 @@ import httpx
 import pytest
 
 from multimodel.testing import Behavior, MockDeployment, MockProviderServer, MockUsage
-from multimodel.testing import fixtures as _fixtures
+from multimodel.testing.behavior import WireFormat
 
-# The fixtures module is not registered as a plugin yet; expose its fixtures here.
-mock_server = _fixtures.mock_server
-mock_server_factory = _fixtures.mock_server_factory
-
-FORMATS = ["openai", "anthropic", "gemini"]
+FORMATS: list[WireFormat] = ["openai", "anthropic", "gemini"]
 USER_TEXT = "hello there, mock"
 
 
-def request_body(fmt: str, *, stream: bool = False, **extra: Any) -> dict[str, Any]:
+def request_body(fmt: WireFormat, *, stream: bool = False, **extra: Any) -> dict[str, Any]:
     if fmt == "openai":
         body: dict[str, Any] = {
             "model": "gpt-test",
@@ -49,7 +45,9 @@ def request_body(fmt: str, *, stream: bool = False, **extra: Any) -> dict[str, A
     return body
 
 
-def endpoint(server: MockProviderServer, name: str, fmt: str, *, stream: bool = False) -> str:
+def endpoint(
+    server: MockProviderServer, name: str, fmt: WireFormat, *, stream: bool = False
+) -> str:
     base = server.base_url(name)
     if fmt == "openai":
         return base + "/chat/completions"
@@ -63,7 +61,7 @@ def call(
     client: httpx.Client,
     server: MockProviderServer,
     name: str,
-    fmt: str,
+    fmt: WireFormat,
     *,
     stream: bool = False,
     **extra: Any,
@@ -90,7 +88,7 @@ def sse_events(raw: bytes) -> list[tuple[str | None, str]]:
     return events
 
 
-def one_server(fmt: str, behavior: Behavior, name: str = "dep") -> MockProviderServer:
+def one_server(fmt: WireFormat, behavior: Behavior, name: str = "dep") -> MockProviderServer:
     return MockProviderServer(deployments={name: MockDeployment(format=fmt, behavior=behavior)})
 
 
@@ -140,7 +138,9 @@ def test_openai_usage_details(client: httpx.Client) -> None:
 
 
 def test_anthropic_body_usage_excludes_cache(client: httpx.Client) -> None:
-    usage = MockUsage(input_tokens=100, output_tokens=20, cached_tokens=60, cache_creation_tokens=10)
+    usage = MockUsage(
+        input_tokens=100, output_tokens=20, cached_tokens=60, cache_creation_tokens=10
+    )
     with one_server("anthropic", Behavior(text="Hi!", usage=usage)) as server:
         r = call(client, server, "dep", "anthropic")
     assert r.status_code == 200
@@ -178,9 +178,10 @@ def test_gemini_body(client: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize(
-    ("fmt", "expected"), [("openai", "length"), ("anthropic", "max_tokens"), ("gemini", "MAX_TOKENS")]
+    ("fmt", "expected"),
+    [("openai", "length"), ("anthropic", "max_tokens"), ("gemini", "MAX_TOKENS")],
 )
-def test_finish_reason_translated(fmt: str, expected: str, client: httpx.Client) -> None:
+def test_finish_reason_translated(fmt: WireFormat, expected: str, client: httpx.Client) -> None:
     with one_server(fmt, Behavior(finish_reason="length")) as server:
         data = call(client, server, "dep", fmt).json()
     got = {
@@ -192,7 +193,7 @@ def test_finish_reason_translated(fmt: str, expected: str, client: httpx.Client)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_echo_replies_with_last_user_text(fmt: str, client: httpx.Client) -> None:
+def test_echo_replies_with_last_user_text(fmt: WireFormat, client: httpx.Client) -> None:
     with one_server(fmt, Behavior(echo=True)) as server:
         raw = call(client, server, "dep", fmt).text
     assert USER_TEXT in raw
@@ -298,7 +299,9 @@ def test_chunks_and_interval(client: httpx.Client) -> None:
         start = time.perf_counter()
         r = call(client, server, "dep", "openai", stream=True)
         elapsed = time.perf_counter() - start
-    contents = [json.loads(d)["choices"][0]["delta"].get("content") for _, d in sse_events(r.content)[:-1]]
+    contents = [
+        json.loads(d)["choices"][0]["delta"].get("content") for _, d in sse_events(r.content)[:-1]
+    ]
     assert len([c for c in contents if c]) == 4
     assert elapsed >= 0.18
 
@@ -322,9 +325,14 @@ def test_openai_tool_calls(client: httpx.Client) -> None:
     message = body["choices"][0]["message"]
     assert message["content"] is None
     assert body["choices"][0]["finish_reason"] == "tool_calls"
-    got = [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in message["tool_calls"]]
+    got = [
+        (c["function"]["name"], json.loads(c["function"]["arguments"]))
+        for c in message["tool_calls"]
+    ]
     assert got == CALLS
-    assert all(c["id"].startswith("call_") and c["type"] == "function" for c in message["tool_calls"])
+    assert all(
+        c["id"].startswith("call_") and c["type"] == "function" for c in message["tool_calls"]
+    )
     chunks = [json.loads(d) for _, d in sse_events(r.content)[:-1]]
     calls: dict[int, dict[str, Any]] = {}
     fragments = 0
@@ -349,12 +357,19 @@ def test_anthropic_tool_calls(client: httpx.Client) -> None:
     assert body["stop_reason"] == "tool_use"
     assert body["content"][0] == {"type": "text", "text": "Let me check."}
     assert [(b["name"], b["input"]) for b in body["content"][1:]] == CALLS
-    assert all(b["type"] == "tool_use" and b["id"].startswith("toolu_") for b in body["content"][1:])
+    assert all(
+        b["type"] == "tool_use" and b["id"].startswith("toolu_") for b in body["content"][1:]
+    )
     payloads = [json.loads(d) for _, d in sse_events(r.content)]
     blocks: dict[int, dict[str, Any]] = {}
     for p in payloads:
         if p["type"] == "content_block_start":
-            blocks[p["index"]] = {"block": p["content_block"], "json": "", "text": "", "stopped": False}
+            blocks[p["index"]] = {
+                "block": p["content_block"],
+                "json": "",
+                "text": "",
+                "stopped": False,
+            }
         elif p["type"] == "content_block_delta":
             d = p["delta"]
             if d["type"] == "input_json_delta":
@@ -396,7 +411,7 @@ def test_gemini_tool_calls(client: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_script_sequence_with_retry_after(fmt: str, client: httpx.Client) -> None:
+def test_script_sequence_with_retry_after(fmt: WireFormat, client: httpx.Client) -> None:
     with one_server(fmt, Behavior(script=[429, 500, 200], retry_after=2)) as server:
         responses = [call(client, server, "dep", fmt) for _ in range(4)]
         assert server.stats("dep").errors == 2
@@ -429,8 +444,10 @@ def test_script_sequence_with_retry_after(fmt: str, client: httpx.Client) -> Non
             "openai",
             400,
             "context_length_exceeded",
-            lambda e: e["error"]["code"] == "context_length_exceeded"
-            and e["error"]["type"] == "invalid_request_error",
+            lambda e: (
+                e["error"]["code"] == "context_length_exceeded"
+                and e["error"]["type"] == "invalid_request_error"
+            ),
         ),
         (
             "anthropic",
@@ -447,7 +464,9 @@ def test_script_sequence_with_retry_after(fmt: str, client: httpx.Client) -> Non
         ("gemini", 503, "overloaded_error", lambda e: e["error"]["status"] == "UNAVAILABLE"),
     ],
 )
-def test_error_codes(fmt: str, status: int, code: str | None, check: Any, client: httpx.Client) -> None:
+def test_error_codes(
+    fmt: WireFormat, status: int, code: str | None, check: Any, client: httpx.Client
+) -> None:
     behavior = Behavior(fail_rate=1.0, fail_status=status, error_code=code, retry_after=0.5)
     with one_server(fmt, behavior) as server:
         r = call(client, server, "dep", fmt)
@@ -474,7 +493,7 @@ def test_fail_rate_is_deterministic_with_seed(client: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_stream_error_after(fmt: str, client: httpx.Client) -> None:
+def test_stream_error_after(fmt: WireFormat, client: httpx.Client) -> None:
     with one_server(fmt, Behavior(text="a b c d e", stream_error_after=2)) as server:
         r = call(client, server, "dep", fmt, stream=True)
         assert server.stats("dep").errors == 1
@@ -488,7 +507,10 @@ def test_stream_error_after(fmt: str, client: httpx.Client) -> None:
         assert len(events) == 1 + 2 + 1  # role chunk, two chunks, error; no [DONE]
     elif fmt == "anthropic":
         assert name == "error"
-        assert error == {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+        assert error == {
+            "type": "error",
+            "error": {"type": "overloaded_error", "message": "Overloaded"},
+        }
         assert "message_stop" not in [n for n, _ in events]
     else:
         assert error["error"]["code"] == 503
@@ -497,12 +519,15 @@ def test_stream_error_after(fmt: str, client: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_drop_after(fmt: str, client: httpx.Client) -> None:
+def test_drop_after(fmt: WireFormat, client: httpx.Client) -> None:
     with one_server(fmt, Behavior(text="a b c d e", drop_after=2)) as server:
         received = b""
         with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):  # noqa: PT012
-            with client.stream("POST", endpoint(server, "dep", fmt, stream=True),
-                               json=request_body(fmt, stream=True)) as r:
+            with client.stream(
+                "POST",
+                endpoint(server, "dep", fmt, stream=True),
+                json=request_body(fmt, stream=True),
+            ) as r:
                 assert r.status_code == 200
                 for part in r.iter_raw():
                     received += part
@@ -531,12 +556,15 @@ def test_stall_after_triggers_client_read_timeout() -> None:
             received = b""
             start = time.perf_counter()
             with pytest.raises(httpx.ReadTimeout):  # noqa: PT012
-                with c.stream("POST", endpoint(server, "dep", "anthropic"),
-                              json=request_body("anthropic", stream=True)) as r:
+                with c.stream(
+                    "POST",
+                    endpoint(server, "dep", "anthropic"),
+                    json=request_body("anthropic", stream=True),
+                ) as r:
                     for part in r.iter_raw():
                         received += part
             assert 0.4 < time.perf_counter() - start < 3
-        assert received.count(b"content_block_delta") == 2
+        assert received.count(b"event: content_block_delta") == 2
     finally:
         start = time.perf_counter()
         server.stop()  # must not wait for the 30 s stall
@@ -546,7 +574,9 @@ def test_stall_after_triggers_client_read_timeout() -> None:
 # -- routing, connections, observability -------------------------------------------------------
 
 
-def test_unknown_deployment_and_bad_requests(mock_server: MockProviderServer, client: httpx.Client) -> None:
+def test_unknown_deployment_and_bad_requests(
+    mock_server: MockProviderServer, client: httpx.Client
+) -> None:
     url = mock_server.url
     r = client.post(f"{url}/nope/v1/chat/completions", json={})
     assert r.status_code == 404
@@ -575,7 +605,9 @@ def test_unknown_deployment_and_bad_requests(mock_server: MockProviderServer, cl
     assert mock_server.connections_opened == 1
 
 
-def test_keep_alive_and_connection_close(mock_server: MockProviderServer, client: httpx.Client) -> None:
+def test_keep_alive_and_connection_close(
+    mock_server: MockProviderServer, client: httpx.Client
+) -> None:
     for _ in range(50):
         assert call(client, mock_server, "openai-mock", "openai").status_code == 200
     assert mock_server.connections_opened == 1
@@ -591,12 +623,14 @@ def test_keep_alive_and_connection_close(mock_server: MockProviderServer, client
 
 
 def test_concurrent_requests_all_answered() -> None:
-    behavior = Behavior(latency=0.002)
-    deployments = {f: MockDeployment(format=f, behavior=behavior) for f in FORMATS}
+    behavior = Behavior(latency=0.005)
+    deployments: dict[str, MockDeployment] = {
+        f: MockDeployment(format=f, behavior=behavior) for f in FORMATS
+    }
     statuses: list[int] = []
     lock = threading.Lock()
 
-    def worker(fmt: str, n: int) -> None:
+    def worker(fmt: WireFormat, n: int) -> None:
         with httpx.Client(timeout=10) as c:
             for i in range(n):
                 r = call(c, server, fmt, fmt, stream=i % 2 == 1)
@@ -669,7 +703,11 @@ def test_behavior_validation() -> None:
     with pytest.raises(ValueError):
         Behavior.from_dict({"latenccy": 1})
     b = Behavior.from_dict(
-        {"tool_calls": [["f", {"a": 1}], {"name": "g"}], "usage": {"input_tokens": 3}, "script": [500]}
+        {
+            "tool_calls": [["f", {"a": 1}], {"name": "g"}],
+            "usage": {"input_tokens": 3},
+            "script": [500],
+        }
     )
     assert b.tool_calls == (("f", {"a": 1}), ("g", {}))
     assert b.usage == MockUsage(input_tokens=3)

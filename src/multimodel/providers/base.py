@@ -62,6 +62,8 @@ class Endpoint:
         options: adapter-specific switches from the preset (e.g. ``max_tokens_field``).
         adapter: the wire format's adapter name.
         weight, rpm, tpm, timeout, tags: routing settings copied from the deployment.
+        spec: the catalog's ``ModelSpec`` for this model (prices, context window,
+            capabilities, quality), when the catalog knows it.
     """
 
     name: str
@@ -81,6 +83,7 @@ class Endpoint:
     tpm: int | None = None
     timeout: float | None = None
     tags: tuple[str, ...] = ()
+    spec: Any = field(default=None, repr=False, compare=False)
 
     def option(self, key: str, default: Any = None) -> Any:
         """An adapter option from the provider preset or the deployment."""

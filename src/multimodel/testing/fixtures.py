@@ -1,7 +1,7 @@
 """pytest fixtures for the mock provider server.
 
-Load it as a plugin (``pytest_plugins = ["multimodel.testing.fixtures"]`` in a root
-``conftest.py``, or ``-p multimodel.testing.fixtures``), then::
+Installing multimodel registers this module as a pytest plugin (entry point ``pytest11``), so
+the fixtures are available in any test suite::
 
     def test_something(mock_server):
         url = mock_server.base_url("openai-mock")  # also "anthropic-mock", "gemini-mock"
