@@ -522,7 +522,7 @@ def test_stream_error_after(fmt: WireFormat, client: httpx.Client) -> None:
 def test_drop_after(fmt: WireFormat, client: httpx.Client) -> None:
     with one_server(fmt, Behavior(text="a b c d e", drop_after=2)) as server:
         received = b""
-        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):  # noqa: PT012
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
             with client.stream(
                 "POST",
                 endpoint(server, "dep", fmt, stream=True),
@@ -555,7 +555,7 @@ def test_stall_after_triggers_client_read_timeout() -> None:
         with httpx.Client(timeout=timeout) as c:
             received = b""
             start = time.perf_counter()
-            with pytest.raises(httpx.ReadTimeout):  # noqa: PT012
+            with pytest.raises(httpx.ReadTimeout):
                 with c.stream(
                     "POST",
                     endpoint(server, "dep", "anthropic"),

@@ -1,0 +1,56 @@
+"""The ``multimodel`` command.
+
+Subcommands: ``demo`` (route a real workload over local mock providers; no API keys needed).
+Exit codes: 0 ok, 1 failure, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="multimodel", description="One client for many LLM providers."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = sub.add_parser(
+        "demo",
+        help="route a real workload over local mock providers (no API keys, no network)",
+    )
+    demo.add_argument("--requests", type=int, default=500, help="requests per strategy")
+    demo.add_argument(
+        "--strategy", action="append", help="strategy to run (repeatable; default: all)"
+    )
+    demo.add_argument("--concurrency", type=int, default=32, help="requests in flight")
+    demo.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    demo.add_argument("--seed", type=int, default=7, help="seed of the mock fleet's failures")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from .demo import run_demo
+
+        if args.requests < 1 or args.concurrency < 1:
+            parser.error("--requests and --concurrency must be at least 1")
+        return run_demo(
+            requests=args.requests,
+            strategies=args.strategy,
+            concurrency=args.concurrency,
+            as_json=args.json,
+            seed=args.seed,
+        )
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
