@@ -30,6 +30,7 @@ def test_no_key_leaks_anywhere(caplog: pytest.LogCaptureFixture) -> None:
                       base_url="https://c.test/v1"),
     ]
     client = mm.Client(deployments=deployments, transport=fake, max_retries=4,
+                       strategy="round_robin",
                        retry=mm.RetryPolicy(backoff_initial=0.001, backoff_max=0.001))
     captured += [repr(client), str(client.deployments), repr(deployments), str(deployments)]
     captured += [repr(d.model_dump()) for d in deployments]

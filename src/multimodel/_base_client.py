@@ -14,7 +14,7 @@ import httpx
 from pydantic import ValidationError
 
 from ._core.clock import Clock, SystemClock
-from ._core.dispatch import Router, Send
+from ._core.dispatch import AUTO, Router, Send
 from .config import ClientConfig, Deployment, load_config, resolve_endpoints
 from .errors import (
     ConfigError,
@@ -26,8 +26,12 @@ from .errors import (
 )
 from .providers.base import Endpoint, ParsedResponse, ProviderAdapter
 from .providers.registry import get_adapter
-from .resilience.retry import RetryPolicy
+from .events import EventBus, ModelStatusEvent
+from .resilience.circuit import CircuitPolicy, HealthBoard, Status
+from .resilience.retry import RetryBudget, RetryPolicy
+from .tracking.outcome import Outcome
 from .strategies.base import make_strategy
+from .tracking.snapshot import StatsSnapshot
 from .tracking.stats import Tracker
 from .types import ChatRequest, ChatResponse, Message
 
@@ -52,6 +56,11 @@ class BaseClient:
         max_retries: int | None = None,
         deadline: float | None = None,
         retry: RetryPolicy | None = None,
+        circuit: CircuitPolicy | None = None,
+        strategies: Mapping[str, Any] | None = None,
+        fallbacks: Mapping[str, Sequence[str]] | None = None,
+        context_fallbacks: Mapping[str, str] | None = None,
+        retry_budget: RetryBudget | None = None,
         clock: Clock | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
@@ -71,14 +80,32 @@ class BaseClient:
             ep.api_key.get_secret_value() for ep in self._endpoints if ep.api_key is not None
         ]
         self.tracker = Tracker(self._clock.monotonic)
+        for ep in self._endpoints:
+            self.tracker.register(ep.name, ep.model, ep.provider)
         strategy_spec = strategy if strategy is not None else cfg.strategy
+        per_group = dict(strategies or {})
+
+        def strategy_for(model: str) -> Any:
+            if model in per_group:
+                return make_strategy(per_group[model])
+            if model == AUTO and strategy_spec is None:
+                return make_strategy("intelligent")
+            return make_strategy(strategy_spec)
+
+        self.events = EventBus()
+        self.health = HealthBoard(circuit or CircuitPolicy(), self._status_changed)
         self._router = Router(
             self._endpoints,
-            lambda _model: make_strategy(strategy_spec),
+            strategy_for,
             self.tracker,
             self._clock,
             policy,
+            self.health,
+            fallbacks=fallbacks if fallbacks is not None else cfg.fallbacks,
+            context_fallbacks=context_fallbacks,
+            budget=retry_budget,
         )
+        self.tracker.subscribe(self._outcome_event)
         self._adapters: dict[str, ProviderAdapter] = {
             ep.name: get_adapter(ep.adapter) for ep in self._endpoints
         }
@@ -161,8 +188,8 @@ class BaseClient:
                 )
             except ValidationError as exc:
                 raise _invalid(exc) from None
-        if request.model not in self._router.groups:
-            raise UnknownModelError(request.model, self._router.groups)
+        if request.model not in self._router.groups and request.model != AUTO:
+            raise UnknownModelError(request.model, [*self._router.groups, AUTO])
         return request
 
     def _resolve_model(self, model: str | None) -> str:
@@ -209,19 +236,9 @@ class BaseClient:
         )
 
     def _response(
-        self,
-        send: Send,
-        parsed: ParsedResponse,
-        *,
-        latency: float,
-        ttft: float | None,
-        headers: Mapping[str, str] | None,
-        trace: Any,
+        self, send: Send, parsed: ParsedResponse, outcome: Outcome, trace: Any
     ) -> ChatResponse:
         endpoint = send.endpoint
-        request_id = None
-        if headers is not None:
-            request_id = headers.get("x-request-id") or headers.get("request-id")
         response = ChatResponse(
             id=parsed.id,
             message=parsed.message,
@@ -231,34 +248,53 @@ class BaseClient:
             model=parsed.model,
             provider=endpoint.provider,
             deployment=endpoint.name,
-            request_id=request_id,
-            latency=latency,
-            ttft=ttft,
+            request_id=outcome.request_id,
+            latency=outcome.latency,
+            ttft=outcome.ttft,
+            cost=outcome.cost,
             trace=trace,
         )
         response._raw = parsed.raw
         return response
 
-    def stats(self) -> dict[str, dict[str, Any]]:
-        """A snapshot of live per-deployment stats: ``{deployment: {field: value}}``."""
-        out: dict[str, dict[str, Any]] = {}
-        for ep in self._endpoints:
-            cell = self.tracker.get(ep.name)
-            out[ep.name] = {
-                "in_flight": cell.in_flight,
-                "requests": cell.requests,
-                "failures": cell.failures,
-                "ewma_latency": cell.ewma_latency,
-                "ewma_ttft": cell.ewma_ttft,
-            }
-        return out
+    @staticmethod
+    def _request_id(headers: Mapping[str, str] | None) -> str | None:
+        if headers is None:
+            return None
+        return headers.get("x-request-id") or headers.get("request-id")
 
-    def on(self, event: str, callback: Callable[[Any], None]) -> None:
-        """Subscribe ``callback`` to ``event`` (``"outcome"``: every finished attempt)."""
-        if event == "outcome":
-            self.tracker.subscribe(callback)
-            return
-        raise ConfigError(f"unknown event {event!r}; known: 'outcome'")
+    def stats(self) -> StatsSnapshot:
+        """A typed snapshot of live stats per deployment, model, provider, user and tag."""
+        return self.tracker.snapshot()
+
+    def on(self, event: str, callback: Callable[[Any], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` on ``"model_status_change"`` (a :class:`ModelStatusEvent`),
+        ``"outcome"`` (every finished attempt) or ``"budget_alert"``; returns an unsubscribe
+        function."""
+        return self.events.on(event, callback)
+
+    def status(self) -> dict[str, Status]:
+        """The health status of every deployment: ``healthy``, ``degraded`` or ``down``."""
+        return {ep.name: self.health.status(ep.name) for ep in self._endpoints}
+
+    def _status_changed(self, name: str, previous: Status, status: Status, reason: str) -> None:
+        ep = self._router.by_name.get(name)
+        self.events.emit(
+            "model_status_change",
+            ModelStatusEvent(
+                deployment=name,
+                model=ep.model if ep else "",
+                provider=ep.provider if ep else "",
+                previous=previous,
+                status=status,
+                reason=reason,
+                at=self._clock.time(),
+            ),
+        )
+
+    def _outcome_event(self, outcome: Outcome) -> None:
+        if self.events.wants("outcome"):
+            self.events.emit("outcome", outcome)
 
 
 def _as_dict(dep: Deployment | Mapping[str, Any]) -> Any:
@@ -270,4 +306,6 @@ def _invalid(exc: ValidationError) -> InvalidRequestError:
     loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "tagged-")))
     msg = err["msg"]
     extra = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-    return InvalidRequestError(f"invalid request: {loc or 'request'}: {msg}{extra}", field=loc or None)
+    return InvalidRequestError(
+        f"invalid request: {loc or 'request'}: {msg}{extra}", field=loc or None
+    )

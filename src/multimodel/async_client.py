@@ -25,7 +25,8 @@ import anyio
 import httpx
 
 from ._base_client import BaseClient, RequestInput
-from ._core.dispatch import RoutingTrace, Send, Sleep
+from ._core.dispatch import Send, Sleep
+from .providers.base import ParsedResponse
 from ._params import RequestParams
 from .errors import InvalidRequestError, MultimodelError, ProviderError
 from .streaming import AsyncStream
@@ -189,7 +190,7 @@ class AsyncClient(BaseClient):
                 continue
             try:
                 with anyio.fail_after(action.timeout):
-                    response = await self._attempt(action, request, plan.trace)
+                    parsed, headers = await self._attempt(action, request)
             except TimeoutError as exc:
                 plan.failed(action, self._transport_error(exc, action.endpoint))
                 continue
@@ -199,10 +200,19 @@ class AsyncClient(BaseClient):
             except BaseException:
                 plan.cancelled(action)
                 raise
-            plan.succeeded(action, usage=response.usage, status=200)
-            return response
+            outcome = plan.succeeded(
+                action,
+                usage=parsed.usage,
+                headers=headers,
+                response_model=parsed.model,
+                finish_reason=parsed.finish_reason,
+                request_id=self._request_id(headers),
+            )
+            return self._response(action, parsed, outcome, plan.trace)
 
-    async def _attempt(self, send: Send, request: ChatRequest, trace: RoutingTrace) -> ChatResponse:
+    async def _attempt(
+        self, send: Send, request: ChatRequest
+    ) -> tuple[ParsedResponse, httpx.Headers]:
         endpoint = send.endpoint
         http_request = self._http_request(send, request, stream=False)
         try:
@@ -212,9 +222,4 @@ class AsyncClient(BaseClient):
         adapter = self._adapters[endpoint.name]
         if http_response.status_code >= 400:
             raise adapter.map_error(http_response, endpoint)
-        parsed = adapter.parse_response(http_response, endpoint)
-        latency = self._clock.monotonic() - send.started
-        return self._response(
-            send, parsed, latency=latency, ttft=None, headers=http_response.headers,
-            trace=trace,
-        )
+        return adapter.parse_response(http_response, endpoint), http_response.headers

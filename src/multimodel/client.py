@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ._base_client import BaseClient, RequestInput
-from ._core.dispatch import RoutingTrace, Send, Sleep
+from ._core.dispatch import Send, Sleep
+from .providers.base import ParsedResponse
 from ._params import RequestParams
 from .errors import InvalidRequestError, MultimodelError, ProviderError
 from .streaming import Stream
@@ -183,17 +184,24 @@ class Client(BaseClient):
                 time.sleep(action.seconds)
                 continue
             try:
-                response = self._attempt(action, request, plan.trace)
+                parsed, headers = self._attempt(action, request)
             except ProviderError as exc:
                 plan.failed(action, exc)
                 continue
             except BaseException:
                 plan.cancelled(action)
                 raise
-            plan.succeeded(action, usage=response.usage, status=200)
-            return response
+            outcome = plan.succeeded(
+                action,
+                usage=parsed.usage,
+                headers=headers,
+                response_model=parsed.model,
+                finish_reason=parsed.finish_reason,
+                request_id=self._request_id(headers),
+            )
+            return self._response(action, parsed, outcome, plan.trace)
 
-    def _attempt(self, send: Send, request: ChatRequest, trace: RoutingTrace) -> ChatResponse:
+    def _attempt(self, send: Send, request: ChatRequest) -> tuple[ParsedResponse, httpx.Headers]:
         endpoint = send.endpoint
         http_request = self._http_request(send, request, stream=False)
         try:
@@ -203,9 +211,4 @@ class Client(BaseClient):
         adapter = self._adapters[endpoint.name]
         if http_response.status_code >= 400:
             raise adapter.map_error(http_response, endpoint)
-        parsed = adapter.parse_response(http_response, endpoint)
-        latency = self._clock.monotonic() - send.started
-        return self._response(
-            send, parsed, latency=latency, ttft=None, headers=http_response.headers,
-            trace=trace,
-        )
+        return adapter.parse_response(http_response, endpoint), http_response.headers

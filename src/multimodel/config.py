@@ -174,6 +174,8 @@ def resolve_endpoints(
             name = f"{name}#{seen[name]}"
         seen.setdefault(name, 1)
         key = dep.api_key
+        if key is not None and not key.get_secret_value().strip():
+            key = None  # `api_key = ""` (an unset template value) is no key, as an empty env var
         if key is None:
             for var in preset.env_vars:
                 value = env.get(var)

@@ -59,6 +59,7 @@ __all__ = [
     "Overloaded",
     "PermissionDeniedError",
     "PolicyViolation",
+    "PricingWarning",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderTimeout",
@@ -178,6 +179,10 @@ class BudgetExceeded(MultimodelError):
 
 class PolicyViolation(MultimodelError):
     """The caller's policy forbids this request; nothing was sent."""
+
+
+class PricingWarning(UserWarning):
+    """A model's price is unknown, so its cost is reported as ``None`` (warned once per model)."""
 
 
 # --- provider errors -------------------------------------------------------------------------
@@ -333,7 +338,8 @@ _SECRET_PATTERNS = re.compile(
     r"(?:sk|pk|rk)-[A-Za-z0-9_\-]{6,}"  # OpenAI / Anthropic style keys
     r"|AIza[0-9A-Za-z_\-]{10,}"  # Google API keys
     r"|(?:bearer)\s+[A-Za-z0-9._\-]{8,}"
-    r"|(?:x-api-key|api-key|x-goog-api-key|authorization)[\"']?\s*[:=]\s*[\"']?[^\s\"',}]+"
+    r"|(?:x-api-key|api-key|x-goog-api-key|authorization)[\"']?\s*[:=]\s*[\"']?"
+    r"(?:bearer\s+)?[^\s\"',}]+"
     r")"
 )
 

@@ -168,12 +168,16 @@ class _StreamCore:
         send = self.send
         assert send is not None
         parsed = self.acc.parsed(send.endpoint.wire_model)
-        self.plan.succeeded(send, usage=parsed.usage, ttft=self.ttft)
-        latency = self.plan._router.clock.monotonic() - send.started
-        self.response = self._client._response(
-            send, parsed, latency=latency, ttft=self.ttft, headers=self.headers,
-            trace=self.plan.trace,
+        outcome = self.plan.succeeded(
+            send,
+            usage=parsed.usage,
+            ttft=self.ttft,
+            headers=self.headers,
+            response_model=parsed.model,
+            finish_reason=parsed.finish_reason,
+            request_id=self._client._request_id(self.headers),
         )
+        self.response = self._client._response(send, parsed, outcome, self.plan.trace)
 
     def interrupted(self, error: ProviderError) -> StreamInterrupted:
         """Turn a failure after content reached the caller into :class:`StreamInterrupted`."""

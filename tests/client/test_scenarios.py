@@ -63,6 +63,7 @@ def make_client(fake: FakeProvider, scenario: Scenario, cls: type) -> object:
     return cls(
         deployments=deployments(),
         transport=fake,
+        strategy="round_robin",
         max_retries=scenario.max_retries,
         retry=mm.RetryPolicy(backoff_initial=0.001, backoff_max=0.002),
     )

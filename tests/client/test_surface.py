@@ -63,12 +63,16 @@ def test_batch_concurrent_order() -> None:
 
 @pytest.mark.anyio
 async def test_async_batch() -> None:
-    fake = FakeProvider()
-    fake.script("a.test", [200, 400])
+    fake = FakeProvider(FakeReply(echo=True))
+    fake.script("a.test", [FakeReply(echo=True), FakeReply(400)])
     async with make(mm.AsyncClient, fake, max_retries=0) as client:  # type: ignore[attr-defined]
-        results = await client.batch(["one", "two", "three"], concurrency=1)
-    assert [type(r).__name__ for r in results] == ["ChatResponse", "BadRequestError",
-                                                  "ChatResponse"]
+        results = await client.batch(["one", "two", "three", "four"], concurrency=2)
+    # Tasks run in any order (trio shuffles them); results stay in input order.
+    assert sorted(type(r).__name__ for r in results) == ["BadRequestError", "ChatResponse",
+                                                         "ChatResponse", "ChatResponse"]
+    for prompt, result in zip(["one", "two", "three", "four"], results, strict=True):
+        if isinstance(result, mm.ChatResponse):
+            assert result.text == prompt
 
 
 def test_openai_shaped_surface() -> None:

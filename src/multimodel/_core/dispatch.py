@@ -10,93 +10,57 @@ first. The sync and async clients drive it the same way::
             sleep(action.seconds)            # time.sleep or anyio.sleep: the only difference
             continue
         try:
-            response = send(action)          # the I/O
+            parsed, headers = send(action)   # the I/O
         except ProviderError as exc:
             plan.failed(action, exc)
             continue
         except BaseException:
             plan.cancelled(action)
             raise
-        return response                      # the driver already called plan.succeeded
+        outcome = plan.succeeded(action, usage=parsed.usage, headers=headers)
+        return make_response(parsed, outcome)
 
-Everything else, which candidates remain, the strategy's choice, Retry-After, back-off,
-the deadline, the routing trace and the bookkeeping in the tracker, happens here, once.
+Everything else happens here, once: candidates (with ``model="auto"`` and fallback chains),
+exclusions (circuit breakers, Retry-After holds, rate limits, strategy constraints), the
+strategy's choice, Retry-After and back-off, the retry budget, the deadline, the routing trace,
+and the bookkeeping in the tracker, the breakers, the rate limiter and telemetry.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
-from ..errors import AllAttemptsFailed, NoDeploymentAvailable, ProviderError, ProviderTimeout
+from ..errors import (
+    AllAttemptsFailed,
+    ContextLengthExceeded,
+    NoDeploymentAvailable,
+    ProviderError,
+    ProviderTimeout,
+    UnknownModelError,
+)
 from ..providers.base import Endpoint
-from ..resilience.retry import RetryPolicy
-from ..strategies.base import Strategy
+from ..resilience.circuit import HealthBoard
+from ..resilience.rate_limit import RateLimiter
+from ..resilience.retry import RetryBudget, RetryPolicy
+from ..strategies.base import RouteContext, Strategy
 from ..tracking.outcome import Outcome
 from ..tracking.stats import Tracker
-from ..types import ChatRequest, Usage
+from ..types import ChatRequest, ImagePart, Usage
 from .clock import Clock
+from .tokens import estimate_input_tokens, estimate_output_tokens
+from .trace import AttemptRecord, RoutingTrace, Send, Sleep
 
-__all__ = ["AttemptRecord", "DispatchPlan", "Router", "RoutingTrace", "Send", "Sleep"]
+__all__ = ["AUTO", "AttemptRecord", "DispatchPlan", "Router", "RoutingTrace", "Send", "Sleep"]
 
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Send one attempt to ``endpoint`` within ``timeout`` seconds."""
-
-    endpoint: Endpoint
-    attempt: int
-    timeout: float
-    started: float
-
-
-@dataclass(frozen=True, slots=True)
-class Sleep:
-    """Wait ``seconds`` before the next action."""
-
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptRecord:
-    """One attempt in a routing trace."""
-
-    deployment: str
-    outcome: str
-    duration: float
-    status: int | None = None
-    detail: str | None = None
-
-
-@dataclass(slots=True)
-class RoutingTrace:
-    """What the router did for one call: candidates, exclusions and every attempt.
-
-    Attributes:
-        model: the model group asked for.
-        strategy: the strategy's name.
-        candidates: deployments serving the model.
-        excluded: ``{deployment: reason}`` for deployments skipped during the call.
-        attempts: each attempt in order.
-        sleeps: each back-off waited, in seconds.
-    """
-
-    model: str
-    strategy: str
-    candidates: list[str]
-    excluded: dict[str, str] = field(default_factory=dict)
-    attempts: list[AttemptRecord] = field(default_factory=list)
-    sleeps: list[float] = field(default_factory=list)
-
-    def deployments(self) -> list[str]:
-        """The deployments attempted, in order."""
-        return [a.deployment for a in self.attempts]
+AUTO = "auto"
+MAX_WAIT = 60.0  # the longest single wait for a recovery when no deadline is set
 
 
 class Router:
-    """A client's routing state: model groups, one strategy per group, tracker, policy, clock.
+    """A client's routing state: groups, strategies, tracker, breakers, limits, policies.
 
     It holds no per-call state; :meth:`plan` makes a fresh :class:`DispatchPlan` per call.
     """
@@ -104,22 +68,81 @@ class Router:
     def __init__(
         self,
         endpoints: Sequence[Endpoint],
-        strategy_for: Any,
+        strategy_for: Callable[[str], Strategy],
         tracker: Tracker,
         clock: Clock,
         retry: RetryPolicy,
+        health: HealthBoard,
         *,
+        fallbacks: Mapping[str, Sequence[str]] | None = None,
+        context_fallbacks: Mapping[str, str] | None = None,
+        budget: RetryBudget | None = None,
+        cost: Callable[[Endpoint, Usage], Decimal | None] | None = None,
+        telemetry: Any = None,
         rng: random.Random | None = None,
     ) -> None:
+        self.endpoints = list(endpoints)
         self.groups: dict[str, list[Endpoint]] = {}
         for ep in endpoints:
             self.groups.setdefault(ep.model, []).append(ep)
         self.by_name = {ep.name: ep for ep in endpoints}
+        self._strategy_for = strategy_for
         self.strategies: dict[str, Strategy] = {m: strategy_for(m) for m in self.groups}
         self.tracker = tracker
         self.clock = clock
         self.retry = retry
+        self.health = health
+        self.limiter = RateLimiter()
+        for ep in endpoints:
+            if ep.rpm or ep.tpm:
+                self.limiter.configure(ep.name, rpm=ep.rpm, tpm=ep.tpm)
+        self.fallbacks = {k: list(v) for k, v in (fallbacks or {}).items()}
+        self.context_fallbacks = dict(context_fallbacks or {})
+        self.budget = budget or RetryBudget()
+        self.cost = cost
+        self.telemetry = telemetry
         self.rng = rng or random.Random()
+        for model, chain in [*self.fallbacks.items(), *(
+            (k, [v]) for k, v in self.context_fallbacks.items()
+        )]:
+            for name in [model, *chain]:
+                if name not in self.groups and name != AUTO:
+                    raise UnknownModelError(name, self.groups)
+
+    def strategy(self, model: str) -> Strategy:
+        """The strategy of a model group (``auto`` included)."""
+        strategy = self.strategies.get(model)
+        if strategy is None:
+            strategy = self.strategies.setdefault(model, self._strategy_for(model))
+        return strategy
+
+    def candidates(self, model: str, ctx: RouteContext) -> tuple[list[Endpoint], dict[str, str]]:
+        """Deployments that may serve ``model``, and ``{name: reason}`` for those that may not.
+
+        For ``model="auto"``: every deployment whose catalog entry has the capabilities the
+        request needs (tools, vision, JSON) and a context window that fits it.
+        """
+        if model != AUTO:
+            return list(self.groups[model]), {}
+        needs = _needed_capabilities(ctx.request)
+        needed_tokens = ctx.input_tokens + ctx.output_tokens
+        kept: list[Endpoint] = []
+        excluded: dict[str, str] = {}
+        for ep in self.endpoints:
+            spec = ep.spec
+            if spec is None:
+                kept.append(ep)  # unknown to the catalog: the strategy decides
+                continue
+            missing = needs - set(spec.capabilities)
+            if missing:
+                excluded[ep.name] = f"capability: lacks {', '.join(sorted(missing))}"
+            elif spec.context_window < needed_tokens:
+                excluded[ep.name] = (
+                    f"context window {spec.context_window} < ~{needed_tokens} tokens needed"
+                )
+            else:
+                kept.append(ep)
+        return kept, excluded
 
     def plan(
         self,
@@ -129,30 +152,29 @@ class Router:
         deadline: float | None = None,
         stream: bool = False,
     ) -> DispatchPlan:
-        """A plan for one call of ``request`` (its model must be a configured group)."""
+        """A plan for one call of ``request``."""
         return DispatchPlan(self, request, timeout=timeout, deadline=deadline, stream=stream)
+
+
+def _needed_capabilities(request: ChatRequest | None) -> set[str]:
+    needs: set[str] = set()
+    if request is None:
+        return needs
+    if request.tools:
+        needs.add("tools")
+    if request.response_format is not None and request.response_format.type != "text":
+        needs.add("json")
+    for message in request.messages:
+        if isinstance(message.content, list) and any(
+            isinstance(p, ImagePart) for p in message.content
+        ):
+            needs.add("vision")
+            break
+    return needs
 
 
 class DispatchPlan:
     """The sans-I/O state machine for one call; see the module docstring for the driver loop."""
-
-    __slots__ = (
-        "_attempts",
-        "_deadline_at",
-        "_errors",
-        "_excluded",
-        "_fatal",
-        "_pending_sleep",
-        "_retries",
-        "_router",
-        "_timeout",
-        "_tried",
-        "candidates",
-        "request",
-        "strategy",
-        "stream",
-        "trace",
-    )
 
     def __init__(
         self,
@@ -166,8 +188,12 @@ class DispatchPlan:
         self._router = router
         self.request = request
         self.stream = stream
-        self.candidates = router.groups[request.model]
-        self.strategy = router.strategies[request.model]
+        self.ctx = RouteContext(
+            request=request,
+            stream=stream,
+            input_tokens=estimate_input_tokens(request),
+            output_tokens=estimate_output_tokens(request),
+        )
         self._timeout = timeout
         now = router.clock.monotonic()
         self._deadline_at = None if deadline is None else now + deadline
@@ -176,13 +202,46 @@ class DispatchPlan:
         self._tried: set[str] = set()
         self._excluded: dict[str, str] = {}
         self._errors: list[ProviderError] = []
-        self._fatal: ProviderError | None = None
+        self._fatal: Exception | None = None
         self._pending_sleep: float | None = None
-        self.trace = RoutingTrace(
-            model=request.model,
-            strategy=type(self.strategy).__name__,
-            candidates=[c.name for c in self.candidates],
+        self._chain = [request.model, *router.fallbacks.get(request.model, ())]
+        self._position = 0
+        self.trace = RoutingTrace(model=request.model, strategy="", candidates=[])
+        self._enter(self._chain[0])
+        router.budget.deposit(now)
+        self._span = (
+            router.telemetry.start_call(
+                model=request.model, stream=stream, request_params=_span_params(request)
+            )
+            if router.telemetry is not None
+            else None
         )
+
+    # -- groups and fallbacks ------------------------------------------------------------------
+
+    def _enter(self, model: str) -> None:
+        router = self._router
+        self.model = model
+        self.strategy = router.strategy(model)
+        self.candidates, excluded = router.candidates(model, self.ctx)
+        exclude = getattr(self.strategy, "exclude", None)
+        if exclude is not None:
+            excluded.update(exclude(self.candidates, self.ctx))
+        self._excluded.update(excluded)
+        self.trace.excluded.update(excluded)
+        self.trace.models.append(model)
+        if not self.trace.strategy:
+            self.trace.strategy = type(self.strategy).__name__
+        self.trace.candidates.extend(c.name for c in self.candidates)
+        self._tried = set()
+
+    def _advance(self) -> bool:
+        """Move to the next model of the fallback chain; ``False`` when there is none."""
+        if self._position + 1 >= len(self._chain):
+            return False
+        self._position += 1
+        self._enter(self._chain[self._position])
+        return True
 
     # -- decisions -----------------------------------------------------------------------------
 
@@ -192,43 +251,94 @@ class DispatchPlan:
         Raises:
             ProviderError: a request-level failure (bad request, content filter), re-raised.
             AllAttemptsFailed: attempts, deployments or time ran out after failures.
-            NoDeploymentAvailable: nothing could even be tried.
+            NoDeploymentAvailable: nothing could be tried (every candidate excluded).
         """
+        try:
+            return self._next()
+        except BaseException as exc:
+            self._end_call(exc)
+            raise
+
+    def _next(self) -> Send | Sleep:
         if self._fatal is not None:
             raise self._fatal
-        clock = self._router.clock
-        now = clock.monotonic()
+        router = self._router
+        now = router.clock.monotonic()
         remaining = None if self._deadline_at is None else self._deadline_at - now
         if self._pending_sleep is not None:
-            seconds = self._pending_sleep
-            self._pending_sleep = None
+            seconds, self._pending_sleep = self._pending_sleep, None
             if remaining is not None and seconds >= remaining:
-                self._errors.append(
-                    ProviderTimeout(
-                        f"the call's deadline leaves {max(remaining, 0):.2f}s, less than the "
-                        f"{seconds:.2f}s back-off"
-                    )
-                )
+                self._errors.append(ProviderTimeout(
+                    f"the call's deadline leaves {max(remaining, 0):.2f}s, less than the "
+                    f"{seconds:.2f}s back-off"
+                ))
                 raise self._exhausted()
             self.trace.sleeps.append(seconds)
             return Sleep(seconds)
-        if self._attempts >= self._router.retry.max_attempts:
+        if self._attempts >= router.retry.max_attempts:
             raise self._exhausted()
         if remaining is not None and remaining <= 0:
             self._errors.append(ProviderTimeout("the call's deadline passed"))
             raise self._exhausted()
-        available = [c for c in self.candidates if c.name not in self._excluded]
-        if not available:
-            raise self._exhausted()
+        while True:
+            available, earliest = self._available(now)
+            if available:
+                break
+            if self._advance():
+                continue
+            wait = None if earliest is None else earliest - now
+            if (
+                wait is not None
+                and router.health.policy.when_all_unavailable == "wait"
+                and wait <= MAX_WAIT
+                and (remaining is None or wait < remaining)
+            ):
+                wait = max(wait, 0.001)
+                self.trace.sleeps.append(wait)
+                return Sleep(wait)
+            raise self._exhausted(retry_at=earliest)
         fresh = [c for c in available if c.name not in self._tried]
-        endpoint = self.strategy.choose(fresh or available, self._router.tracker, self.request)
+        endpoint = self.strategy.choose(fresh or available, router.tracker, self.ctx)
+        tokens = self.ctx.input_tokens + self.ctx.output_tokens
+        reservation = router.limiter.acquire(endpoint.name, tokens, now)
+        if reservation is None:  # another thread took the last slot since _available
+            wait = router.limiter.wait_time(endpoint.name, tokens, now)
+            self.trace.excluded[endpoint.name] = f"rate limit ({wait:.2f}s to wait)"
+            return Sleep(max(0.001, min(wait, MAX_WAIT)))
         self._attempts += 1
         self._tried.add(endpoint.name)
-        self._router.tracker.started(endpoint.name)
+        router.health.on_send(endpoint.name, now)
+        router.tracker.started(endpoint.name)
         timeout = endpoint.timeout or self._timeout
         if remaining is not None:
             timeout = min(timeout, remaining)
-        return Send(endpoint, self._attempts, timeout, now)
+        span = None
+        if router.telemetry is not None and self._span is not None:
+            span = router.telemetry.start_attempt(self._span, endpoint, self._attempts)
+        return Send(endpoint, self._attempts, timeout, now, reservation, span)
+
+    def _available(self, now: float) -> tuple[list[Endpoint], float | None]:
+        router = self._router
+        tokens = self.ctx.input_tokens + self.ctx.output_tokens
+        available: list[Endpoint] = []
+        earliest: float | None = None
+        for c in self.candidates:
+            if c.name in self._excluded:
+                continue
+            ok, reason, retry_at = router.health.check(c.name, now)
+            if ok and router.limiter.limited(c.name):
+                wait = router.limiter.wait_time(c.name, tokens, now)
+                if wait > 0:
+                    ok, reason, retry_at = False, f"rate limit ({wait:.2f}s to wait)", now + wait
+            if ok:
+                available.append(c)
+                continue
+            self.trace.excluded[c.name] = reason or "unavailable"
+            if retry_at is not None and (earliest is None or retry_at < earliest):
+                earliest = retry_at
+        return available, earliest
+
+    # -- outcomes ------------------------------------------------------------------------------
 
     def succeeded(
         self,
@@ -237,91 +347,152 @@ class DispatchPlan:
         usage: Usage | None,
         ttft: float | None = None,
         status: int | None = 200,
+        headers: Mapping[str, str] | None = None,
+        response_model: str | None = None,
+        finish_reason: str | None = None,
+        request_id: str | None = None,
     ) -> Outcome:
-        """Record a successful attempt; returns the outcome (latency measured now)."""
-        clock = self._router.clock
-        latency = clock.monotonic() - send.started
-        self.trace.attempts.append(AttemptRecord(send.endpoint.name, "ok", latency, status))
+        """Record a successful attempt; returns its outcome (latency measured now, cost set)."""
+        router = self._router
+        clock = router.clock
+        now = clock.monotonic()
+        latency = now - send.started
+        endpoint = send.endpoint
+        self.trace.attempts.append(AttemptRecord(endpoint.name, "ok", latency, status))
+        cost = router.cost(endpoint, usage) if router.cost is not None and usage else None
         outcome = Outcome(
-            deployment=send.endpoint.name,
-            model=send.endpoint.model,
-            provider=send.endpoint.provider,
+            deployment=endpoint.name,
+            model=endpoint.model,
+            provider=endpoint.provider,
             ok=True,
             latency=latency,
             started_at=clock.time() - latency,
             status=status,
             ttft=ttft,
             usage=usage,
+            cost=cost,
             stream=self.stream,
             user=self.request.user,
             tags=tuple(self.request.tags or ()),
+            response_model=response_model,
+            finish_reason=finish_reason,
+            request_id=request_id,
+            attempt=send.attempt,
         )
-        self._router.tracker.record(outcome)
+        router.health.on_success(endpoint.name, now)
+        router.limiter.reconcile(send.reservation, usage.total_tokens if usage else None)
+        if headers is not None and router.limiter.limited(endpoint.name):
+            router.limiter.observe(endpoint.name, headers, now)
+        router.tracker.record(outcome)
+        if router.telemetry is not None:
+            if send.span is not None:
+                router.telemetry.end_attempt(send.span, outcome)
+            self._end_call(None, outcome)
         return outcome
 
     def failed(self, send: Send, error: ProviderError, *, retry: bool = True) -> None:
         """Record a failed attempt and decide what comes next (``retry=False``: nothing)."""
-        clock = self._router.clock
-        latency = clock.monotonic() - send.started
-        name = send.endpoint.name
+        router = self._router
+        clock = router.clock
+        now = clock.monotonic()
+        latency = now - send.started
+        endpoint = send.endpoint
+        name = endpoint.name
         if error.deployment is None:
             error.deployment = name
-            error.provider = send.endpoint.provider
+            error.provider = endpoint.provider
         self.trace.attempts.append(
             AttemptRecord(name, type(error).__name__, latency, error.status, error.message[:200])
         )
         retry_after = getattr(error, "retry_after", None)
-        self._router.tracker.record(
-            Outcome(
-                deployment=name,
-                model=send.endpoint.model,
-                provider=send.endpoint.provider,
-                ok=False,
-                latency=latency,
-                started_at=clock.time() - latency,
-                error=type(error).__name__,
-                status=error.status,
-                stream=self.stream,
-                retry_after=retry_after,
-                user=self.request.user,
-                tags=tuple(self.request.tags or ()),
-            )
+        outcome = Outcome(
+            deployment=name,
+            model=endpoint.model,
+            provider=endpoint.provider,
+            ok=False,
+            latency=latency,
+            started_at=clock.time() - latency,
+            error=type(error).__name__,
+            status=error.status,
+            stream=self.stream,
+            retry_after=retry_after,
+            user=self.request.user,
+            tags=tuple(self.request.tags or ()),
+            request_id=error.request_id,
+            attempt=send.attempt,
         )
+        router.health.on_failure(name, error, now)
+        router.limiter.reconcile(send.reservation, 0 if error.status is None else None)
+        router.tracker.record(outcome)
+        if router.telemetry is not None and send.span is not None:
+            router.telemetry.end_attempt(send.span, outcome)
         self._errors.append(error)
         error.trace = self.trace
         if not retry:
             self._fatal = error
             return
-        kind = self._router.retry.classify(error)
+        kind = router.retry.classify(error)
         if kind == "request":
+            fallback = router.context_fallbacks.get(self.model)
+            if isinstance(error, ContextLengthExceeded) and fallback and fallback not in self._chain:
+                self._chain.insert(self._position + 1, fallback)
+                self._advance()
+                return
             self._fatal = error
-        elif kind == "deployment":
+            return
+        if kind == "deployment":
             self._excluded[name] = f"{type(error).__name__} (HTTP {error.status})"
             self.trace.excluded[name] = self._excluded[name]
-        else:
-            untried = any(
-                c.name not in self._tried and c.name not in self._excluded for c in self.candidates
-            )
-            if not untried and self._attempts < self._router.retry.max_attempts:
-                self._retries += 1
-                self._pending_sleep = self._router.retry.backoff(
-                    self._retries, retry_after, self._router.rng
-                )
+            return
+        # Transient: another untried deployment of this group first, then the fallback chain,
+        # then a back-off (Retry-After honoured) within the retry budget.
+        if any(c.name not in self._tried and c.name not in self._excluded for c in self.candidates):
+            return
+        if self._attempts < router.retry.max_attempts and self._advance():
+            return
+        if self._attempts >= router.retry.max_attempts:
+            return
+        if not router.budget.withdraw(now):
+            fatal = AllAttemptsFailed(self.request.model, self._errors, trace=self.trace)
+            fatal.__cause__ = error
+            self._fatal = fatal
+            self.trace.excluded.setdefault("*", "retry budget exhausted")
+            return
+        self._retries += 1
+        self._pending_sleep = router.retry.backoff(self._retries, retry_after, router.rng)
 
     def cancelled(self, send: Send) -> None:
         """The caller abandoned the attempt (cancellation, KeyboardInterrupt): free its slot."""
-        self._router.tracker.cancelled(send.endpoint.name)
+        router = self._router
+        router.tracker.cancelled(send.endpoint.name)
+        router.health.on_cancel(send.endpoint.name)
         self.trace.attempts.append(
-            AttemptRecord(
-                send.endpoint.name, "cancelled", self._router.clock.monotonic() - send.started
-            )
+            AttemptRecord(send.endpoint.name, "cancelled", router.clock.monotonic() - send.started)
         )
+        if router.telemetry is not None and send.span is not None:
+            router.telemetry.end_attempt(send.span, None)
+        self._end_call(None)
 
-    def _exhausted(self) -> Exception:
+    def _end_call(self, error: BaseException | None, outcome: Outcome | None = None) -> None:
+        span, self._span = self._span, None
+        if span is not None:
+            self._router.telemetry.end_call(span, outcome=outcome, error=error)
+
+    def _exhausted(self, retry_at: float | None = None) -> Exception:
         if not self._errors:
-            return NoDeploymentAvailable(self.request.model, self._excluded, trace=self.trace)
-        if len(self._errors) == 1 and not self._excluded and self._attempts == 1:
+            return NoDeploymentAvailable(
+                self.request.model, self.trace.excluded, retry_at=retry_at, trace=self.trace
+            )
+        if len(self._errors) == 1 and self._attempts == 1 and not self._excluded:
             return self._errors[0]
         err = AllAttemptsFailed(self.request.model, self._errors, trace=self.trace)
         err.__cause__ = self._errors[-1]
         return err
+
+
+def _span_params(request: ChatRequest) -> dict[str, Any]:
+    return {
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+    }

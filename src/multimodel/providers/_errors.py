@@ -7,6 +7,7 @@ of context-length, content-filter and quota errors live here once.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import math
 import re
@@ -28,6 +29,7 @@ from ..errors import (
     QuotaExhausted,
     RateLimited,
     ServerError,
+    redact,
 )
 from .base import Endpoint
 
@@ -60,9 +62,11 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
     raw_ms = headers.get("retry-after-ms")
     if raw_ms:
         try:
-            return _clamp(float(raw_ms) / 1000.0)
+            seconds = _clamp(float(raw_ms) / 1000.0)
         except ValueError:
-            pass
+            seconds = None
+        if seconds is not None:  # an unusable value (NaN, garbage) falls back to retry-after
+            return seconds
     raw = headers.get("retry-after")
     if not raw:
         return None
@@ -76,6 +80,9 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
         return None
     if when is None:
         return None
+    if when.tzinfo is None:
+        # asctime dates and "-0000" carry no zone; HTTP dates are always UTC (RFC 9110 §5.6.7).
+        when = when.replace(tzinfo=datetime.timezone.utc)
     current = time.time() if now is None else now
     return _clamp(when.timestamp() - current)
 
@@ -118,6 +125,9 @@ def error_from_status(
     }
     lowered = (code or "").lower()
     message = message or f"HTTP {status}"
+    if endpoint.api_key is not None:
+        # Bodies may echo the key in use; generic patterns miss key shapes such as Groq's gsk_.
+        message = redact(message, (endpoint.api_key.get_secret_value(),))
     if lowered in _QUOTA_CODES or (status == 402):
         return QuotaExhausted(message, **kw)
     if lowered in _OVERLOAD_CODES or status == 529:

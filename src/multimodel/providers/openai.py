@@ -86,6 +86,11 @@ def _int(value: Any) -> int:
     return value if type(value) is int and value >= 0 else 0
 
 
+def _str(value: Any) -> str | None:
+    """A non-empty string field, or ``None`` (servers send ``null``, ``""`` or worse)."""
+    return value if isinstance(value, str) and value else None
+
+
 class OpenAIAdapter(ProviderAdapter):
     """The OpenAI Chat Completions wire format."""
 
@@ -217,7 +222,7 @@ class OpenAIAdapter(ProviderAdapter):
         body = self.json_body(response, endpoint)
         if not isinstance(body, dict):
             raise self._malformed("response body is not a JSON object", endpoint, response)
-        if "error" in body and not body.get("choices"):
+        if body.get("error") is not None and not body.get("choices"):
             raise self._error_from_body(body, response.status_code, endpoint, response.headers)
         choices = body.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
@@ -298,6 +303,9 @@ class OpenAIAdapter(ProviderAdapter):
         code = err.get("code")
         etype = err.get("type")
         chosen = code if isinstance(code, str) and code else etype
+        if status < 400 and type(code) is int and 400 <= code <= 599:
+            # An error event inside a 200 stream (vLLM, OpenRouter) gives its status as `code`.
+            status = code
         return error_from_status(
             status,
             message,
@@ -336,7 +344,7 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
         obj = self.load_json(data)
         if not isinstance(obj, dict):
             return None
-        if "error" in obj and not obj.get("choices"):
+        if obj.get("error") is not None and not obj.get("choices"):
             raise OpenAIAdapter._error_from_body(obj, 200, self.endpoint)
         usage = parse_usage(obj.get("usage"))
         if usage is None:
@@ -383,8 +391,8 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
             finish_reason=normalize_finish_reason(raw_finish),
             raw_finish_reason=raw_finish,
             usage=usage,
-            id=obj.get("id") or None,
-            model=obj.get("model") or None,
+            id=_str(obj.get("id")),
+            model=_str(obj.get("model")),
         )
 
     def _tool_delta(self, raw: Any) -> ToolCallDelta | None:
@@ -393,7 +401,7 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
         pindex = raw.get("index", 0)
         if not isinstance(pindex, int):
             pindex = 0
-        call_id = raw.get("id") or None
+        call_id = _str(raw.get("id"))
         fn_raw = raw.get("function")
         fn: dict[str, Any] = fn_raw if isinstance(fn_raw, dict) else {}
         current = self._calls.get(pindex)
@@ -410,7 +418,7 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
         return ToolCallDelta(
             index=current[0],
             id=call_id,
-            name=fn.get("name") or None,
+            name=_str(fn.get("name")),
             arguments=args or "",
             metadata=None,
         )

@@ -6,7 +6,7 @@ It follows the WHATWG ``text/event-stream`` rules that matter for LLM providers:
   may be the first half of a CRLF in the next, so it is held back;
 * only those three end lines: ``str.splitlines`` would also split on U+2028 and friends, which
   are legal inside JSON strings;
-* UTF-8 sequences split across network chunks are reassembled;
+* UTF-8 sequences split across network chunks are reassembled; a leading BOM is ignored;
 * ``:`` lines are comments (``: keep-alive``, ``: OPENROUTER PROCESSING``) and are skipped;
 * several ``data:`` lines form one event, joined with ``\\n``;
 * a blank line dispatches the event only when it has data, so a blank line after a comment does
@@ -46,7 +46,8 @@ class SSEDecoder:
     __slots__ = ("_data", "_event", "_id", "_last_id", "_pending", "_retry", "_skip_lf", "_utf8")
 
     def __init__(self) -> None:
-        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        # utf-8-sig: one leading byte order mark is ignored, as the spec says.
+        self._utf8 = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
         self._pending = ""  # text after the last complete line
         self._skip_lf = False  # the last chunk ended in CR: an LF starting the next one pairs it
         self._data: list[str] = []
@@ -66,9 +67,9 @@ class SSEDecoder:
                 text = text[1:]
         buf = self._pending + text if self._pending else text
         if "\r" in buf:
-            if buf[-1] == "\r":
-                self._skip_lf = True
-                buf = buf[:-1] + "\n"
+            # A final CR ends its line now (the replacements below turn it into LF); note it so
+            # that an LF opening the next chunk is taken as the second half of a CRLF.
+            self._skip_lf = buf[-1] == "\r"
             buf = buf.replace("\r\n", "\n").replace("\r", "\n")
         lines = buf.split("\n")
         self._pending = lines.pop()

@@ -19,6 +19,7 @@ Failures fall into three kinds:
 from __future__ import annotations
 
 import random
+import threading
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -31,7 +32,7 @@ from ..errors import (
     QuotaExhausted,
 )
 
-__all__ = ["FailureKind", "RetryPolicy"]
+__all__ = ["FailureKind", "RetryBudget", "RetryPolicy"]
 
 FailureKind = Literal["request", "deployment", "transient"]
 
@@ -88,3 +89,40 @@ class RetryPolicy:
         base = min(self.backoff_max, self.backoff_initial * 2.0 ** max(0, retry - 1))
         r: float = (rng or random).random()
         return base * (1 - self.jitter) + base * self.jitter * r
+
+
+class RetryBudget:
+    """Caps retries to a share of calls, so that retries cannot amplify an outage (Finagle-style).
+
+    Over the last ``ttl`` seconds, retries may number at most ``ratio`` × calls plus
+    ``min_per_second`` × ``ttl``. When every provider is failing, calls stop being retried
+    instead of multiplying the load by ``max_retries + 1``. Thread-safe; time is passed in.
+
+    Args:
+        ratio: retries allowed per call, on average (0.2 = 20 %).
+        min_per_second: retries always allowed per second, for low traffic.
+        ttl: seconds the accounting looks back.
+    """
+
+    def __init__(self, ratio: float = 0.2, min_per_second: float = 5.0, ttl: float = 10.0):
+        from ..tracking.windows import SlidingWindow
+
+        self.ratio = ratio
+        self.reserve = min_per_second * ttl
+        self._calls = SlidingWindow(ttl, 20)
+        self._retries = SlidingWindow(ttl, 20)
+        self._lock = threading.Lock()
+
+    def deposit(self, now: float) -> None:
+        """A call started."""
+        with self._lock:
+            self._calls.add(now)
+
+    def withdraw(self, now: float) -> bool:
+        """Ask to retry; ``False`` means the budget is spent (do not retry)."""
+        with self._lock:
+            allowed = self.ratio * self._calls.total(now) + self.reserve
+            if self._retries.total(now) + 1 > allowed:
+                return False
+            self._retries.add(now)
+            return True

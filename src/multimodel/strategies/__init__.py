@@ -1,6 +1,7 @@
 """Balancing strategies: the registry and one module per algorithm."""
 
 from .base import (
+    RouteContext,
     Strategy,
     StrategyFactory,
     get_strategy,
@@ -10,6 +11,7 @@ from .base import (
 )
 
 __all__ = [
+    "RouteContext",
     "Strategy",
     "StrategyFactory",
     "get_strategy",

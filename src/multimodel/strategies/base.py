@@ -13,7 +13,7 @@ Register your own::
     @register_strategy("first")
     class First:
         def __init__(self, **params: object) -> None: ...
-        def choose(self, candidates, stats, request):
+        def choose(self, candidates, stats, ctx):
             return candidates[0]
 
     client = multimodel.Client(deployments=[...], strategy="first")
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -35,6 +36,7 @@ from ..tracking.stats import StatsView
 from ..types import ChatRequest
 
 __all__ = [
+    "RouteContext",
     "Strategy",
     "StrategyFactory",
     "get_strategy",
@@ -46,12 +48,29 @@ __all__ = [
 ENTRY_POINT_GROUP = "multimodel.strategies"
 
 
+@dataclass(frozen=True, slots=True)
+class RouteContext:
+    """What a strategy knows about the request being routed.
+
+    Attributes:
+        request: the request (``None`` in simulations that route without one).
+        stream: whether the answer is streamed (score time to first token).
+        input_tokens: estimated prompt tokens.
+        output_tokens: expected output tokens (``max_tokens`` or a default).
+    """
+
+    request: ChatRequest | None = None
+    stream: bool = False
+    input_tokens: int = 0
+    output_tokens: int = 256
+
+
 @runtime_checkable
 class Strategy(Protocol):
     """Choose a deployment among ``candidates`` (never empty)."""
 
     def choose(
-        self, candidates: Sequence[Endpoint], stats: StatsView, request: ChatRequest | None
+        self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
     ) -> Endpoint:
         """Return one of ``candidates``."""
         ...
@@ -61,8 +80,14 @@ StrategyFactory = Callable[..., Strategy]
 _T = TypeVar("_T")
 
 _BUILTIN = {
+    "adaptive": "multimodel.strategies.adaptive:Adaptive",
+    "intelligent": "multimodel.strategies.intelligent:Intelligent",
+    "least_connections": "multimodel.strategies.least_connections:LeastConnections",
+    "response_time": "multimodel.strategies.response_time:ResponseTime",
     "round_robin": "multimodel.strategies.round_robin:RoundRobin",
+    "weighted": "multimodel.strategies.weighted:Weighted",
 }
+DEFAULT_STRATEGY = "adaptive"
 _lock = threading.Lock()
 _registry: dict[str, StrategyFactory] = {}
 _entry_points_loaded = False
@@ -112,7 +137,7 @@ def known_strategies() -> list[str]:
 def make_strategy(spec: Any) -> Strategy:
     """Build a strategy from a name, a ``{"name": ..., **params}`` dict, or an instance."""
     if spec is None:
-        spec = "round_robin"
+        spec = DEFAULT_STRATEGY
     if isinstance(spec, str):
         return get_strategy(spec)()
     if isinstance(spec, dict):

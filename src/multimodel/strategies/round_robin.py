@@ -12,8 +12,7 @@ from collections.abc import Sequence
 
 from ..providers.base import Endpoint
 from ..tracking.stats import StatsView
-from ..types import ChatRequest
-from .base import register_strategy
+from .base import RouteContext, register_strategy
 
 __all__ = ["RoundRobin"]
 
@@ -26,7 +25,7 @@ class RoundRobin:
         self._counter = itertools.count()
 
     def choose(
-        self, candidates: Sequence[Endpoint], stats: StatsView, request: ChatRequest | None
+        self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
     ) -> Endpoint:
         """See :meth:`multimodel.strategies.Strategy.choose`."""
         return candidates[next(self._counter) % len(candidates)]

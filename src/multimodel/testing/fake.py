@@ -27,7 +27,7 @@ import json
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -47,6 +47,7 @@ class FakeReply:
         chunks: for streams, how many pieces the text is split into.
         stream_error_after: for streams, send an error event after this many chunks.
         usage: ``(prompt_tokens, completion_tokens)``.
+        echo: answer with the last message's text instead of ``text``.
     """
 
     status: int = 200
@@ -56,6 +57,7 @@ class FakeReply:
     chunks: int = 3
     stream_error_after: int | None = None
     usage: tuple[int, int] = (10, 5)
+    echo: bool = False
 
 
 _ERROR_TYPES = {
@@ -115,6 +117,9 @@ class FakeProvider(httpx.MockTransport):
                 headers=headers,
             )
         model = body.get("model", "fake")
+        if reply.echo and body.get("messages"):
+            content = body["messages"][-1].get("content")
+            reply = replace(reply, text=content if isinstance(content, str) else str(content))
         prompt, completion = reply.usage
         usage = {
             "prompt_tokens": prompt,

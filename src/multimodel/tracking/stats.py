@@ -1,22 +1,37 @@
-"""Live per-deployment statistics and the read-only view strategies route on.
+"""The live cost / latency tracker and the read-only view strategies route on.
 
-The :class:`Tracker` keeps one small cell per deployment, updated in O(1) under a lock when an
-attempt starts and ends. Strategies receive a :class:`StatsView` and read cells without taking
-the lock: each field is a single float or int, so a reader sees a value that was true a moment
-ago, which is all routing needs, and routing stays lock-free and microsecond-cheap.
+The :class:`Tracker` keeps one cell per deployment and one per user and per tag. Recording an
+outcome is O(1) under one lock: counters, EWMAs, a peak-EWMA, a bounded quantile sketch and
+fixed-size sliding windows. Memory does not grow with the number of requests: sketches have a
+bucket cap, windows a fixed ring, and the user / tag cells are capped (least recently used
+ones are folded into ``"(other)"``). Model and provider figures are merged from the deployment
+cells when a snapshot is taken, so the hot path pays for one cell, not four.
+
+Strategies receive the tracker as a :class:`StatsView` and read cells without taking the lock:
+each field is one float or int, so a reader sees a value that was true a moment ago, which is
+all routing needs, and routing stays lock-free.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Protocol
 
 from .outcome import Outcome
+from .sketches import PeakEWMA, QuantileSketch
+from .snapshot import DeploymentSnapshot, GroupSnapshot, StatsSnapshot
+from .windows import MultiWindow
 
 __all__ = ["DeploymentStats", "StatsView", "Tracker"]
 
 _ALPHA = 0.3  # EWMA weight of the newest sample: reacts within a few requests, smooths jitter
+_PEAK_TAU = 10.0  # seconds for a latency spike to decay by 1/e once samples are fast again
+_MIN_TPOT_TOKENS = 16  # below this, per-token time is mostly fixed overhead: do not sample it
+MAX_GROUPS = 10_000  # user / tag cells kept; older ones fold into "(other)"
+OTHER = "(other)"
 
 
 class DeploymentStats(Protocol):
@@ -53,6 +68,11 @@ class DeploymentStats(Protocol):
         ...
 
     @property
+    def ewma_tpot(self) -> float | None:
+        """Smoothed seconds per output token of long generations."""
+        ...
+
+    @property
     def ewma_error_rate(self) -> float:
         """Smoothed share of recent attempts that failed (0..1)."""
         ...
@@ -60,6 +80,19 @@ class DeploymentStats(Protocol):
     @property
     def last_failure_at(self) -> float | None:
         """Monotonic time of the last failure."""
+        ...
+
+    @property
+    def penalty_until(self) -> float:
+        """Monotonic time until which the provider asked us to back off (Retry-After)."""
+        ...
+
+    def latency_estimate(self, now: float) -> float | None:
+        """Peak-EWMA seconds per non-streamed answer: spikes count at once, then decay."""
+        ...
+
+    def ttft_estimate(self, now: float) -> float | None:
+        """Peak-EWMA seconds to the first streamed chunk."""
         ...
 
 
@@ -70,54 +103,121 @@ class StatsView(Protocol):
         """Stats of one deployment (a zeroed record for one never seen)."""
         ...
 
+    def now(self) -> float:
+        """The tracker's monotonic clock."""
+        ...
+
 
 class _Cell:
+    """Per-deployment state; written under the tracker's lock, read lock-free."""
+
     __slots__ = (
+        "cache_read_tokens",
+        "cached",
         "consecutive_failures",
+        "cost",
+        "errors",
         "ewma_error_rate",
         "ewma_latency",
+        "ewma_tpot",
         "ewma_ttft",
         "failures",
         "in_flight",
         "input_tokens",
         "last_failure_at",
+        "latency_sketch",
         "output_tokens",
+        "peak_latency",
+        "peak_ttft",
+        "penalty_until",
         "requests",
+        "successes",
+        "ttft_sketch",
+        "win_errors",
+        "win_requests",
     )
 
     def __init__(self) -> None:
         self.in_flight = 0
         self.requests = 0
+        self.successes = 0
         self.failures = 0
         self.consecutive_failures = 0
-        self.ewma_latency: float | None = None
-        self.ewma_ttft: float | None = None
-        self.ewma_error_rate = 0.0
-        self.last_failure_at: float | None = None
+        self.cached = 0
+        self.errors: dict[str, int] = {}
         self.input_tokens = 0
         self.output_tokens = 0
+        self.cache_read_tokens = 0
+        self.cost = Decimal(0)
+        self.ewma_latency: float | None = None
+        self.ewma_ttft: float | None = None
+        self.ewma_tpot: float | None = None
+        self.ewma_error_rate = 0.0
+        self.peak_latency = PeakEWMA(_PEAK_TAU)
+        self.peak_ttft = PeakEWMA(_PEAK_TAU)
+        self.latency_sketch = QuantileSketch()
+        self.ttft_sketch = QuantileSketch()
+        self.last_failure_at: float | None = None
+        self.penalty_until = 0.0
+        self.win_requests = MultiWindow()
+        self.win_errors = MultiWindow()
+
+    def latency_estimate(self, now: float) -> float | None:
+        return self.peak_latency.value(now)
+
+    def ttft_estimate(self, now: float) -> float | None:
+        return self.peak_ttft.value(now)
+
+
+class _GroupCell:
+    """Per-user or per-tag totals (no routing state)."""
+
+    __slots__ = ("cost", "failures", "input_tokens", "latency", "output_tokens", "requests",
+                 "window")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.failures = 0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost = Decimal(0)
+        self.latency = QuantileSketch()
+        self.window = MultiWindow()
 
 
 class Tracker:
     """Thread-safe live statistics; one per client.
 
     Args:
-        monotonic: the clock used to timestamp failures.
+        monotonic: the clock (seconds) used for windows, decay and penalties.
     """
 
     def __init__(self, monotonic: Callable[[], float]) -> None:
         self._lock = threading.Lock()
         self._cells: dict[str, _Cell] = {}
+        self._meta: dict[str, tuple[str, str]] = {}  # deployment -> (model, provider)
+        self._users: OrderedDict[str, _GroupCell] = OrderedDict()
+        self._tags: OrderedDict[str, _GroupCell] = OrderedDict()
         self._monotonic = monotonic
         self._listeners: list[Callable[[Outcome], None]] = []
+
+    # -- the view strategies read --------------------------------------------------------------
+
+    def now(self) -> float:
+        """See :meth:`StatsView.now`."""
+        return self._monotonic()
 
     def get(self, deployment: str) -> DeploymentStats:
         """See :meth:`StatsView.get`."""
         cell = self._cells.get(deployment)
-        if cell is None:
-            with self._lock:
-                cell = self._cells.setdefault(deployment, _Cell())
-        return cell
+        return cell if cell is not None else self._cell(deployment)
+
+    # -- recording -----------------------------------------------------------------------------
+
+    def register(self, deployment: str, model: str, provider: str) -> None:
+        """Declare a deployment so snapshots list it (and group it) before its first request."""
+        self._meta[deployment] = (model, provider)
+        self._cell(deployment)
 
     def started(self, deployment: str) -> None:
         """An attempt on ``deployment`` was sent."""
@@ -125,36 +225,104 @@ class Tracker:
         with self._lock:
             cell.in_flight += 1
 
-    def record(self, outcome: Outcome) -> None:
-        """An attempt finished (successfully or not); update stats and notify listeners."""
-        cell = self._cells.get(outcome.deployment) or self._cell(outcome.deployment)
-        with self._lock:
-            cell.in_flight = max(0, cell.in_flight - 1)
-            cell.requests += 1
-            if outcome.ok:
-                cell.consecutive_failures = 0
-                cell.ewma_error_rate *= 1 - _ALPHA
-                if outcome.stream:
-                    if outcome.ttft is not None:
-                        cell.ewma_ttft = _ewma(cell.ewma_ttft, outcome.ttft)
-                else:
-                    cell.ewma_latency = _ewma(cell.ewma_latency, outcome.latency)
-                if outcome.usage is not None:
-                    cell.input_tokens += outcome.usage.input_tokens
-                    cell.output_tokens += outcome.usage.output_tokens
-            else:
-                cell.failures += 1
-                cell.consecutive_failures += 1
-                cell.ewma_error_rate = cell.ewma_error_rate * (1 - _ALPHA) + _ALPHA
-                cell.last_failure_at = self._monotonic()
-        for listener in self._listeners:
-            listener(outcome)
-
     def cancelled(self, deployment: str) -> None:
         """An attempt was abandoned by the caller (cancelled); only release its in-flight slot."""
         cell = self._cells.get(deployment) or self._cell(deployment)
         with self._lock:
             cell.in_flight = max(0, cell.in_flight - 1)
+
+    def record(self, outcome: Outcome) -> None:
+        """An attempt finished (successfully or not): update stats, then notify listeners."""
+        name = outcome.deployment
+        cell = self._cells.get(name) or self._cell(name)
+        now = self.now()
+        usage = outcome.usage
+        with self._lock:
+            if not outcome.cached:
+                cell.in_flight = max(0, cell.in_flight - 1)
+            cell.requests += 1
+            cell.win_requests.add(now, 1, outcome.latency)
+            if usage is not None:
+                cell.input_tokens += usage.input_tokens
+                cell.output_tokens += usage.output_tokens
+                cell.cache_read_tokens += usage.cache_read_tokens
+            if outcome.cost is not None:
+                cell.cost += outcome.cost
+            if outcome.ok:
+                cell.successes += 1
+                cell.consecutive_failures = 0
+                cell.ewma_error_rate *= 1 - _ALPHA
+                if outcome.cached:
+                    cell.cached += 1
+                else:
+                    self._timing(cell, outcome, now)
+            else:
+                cell.failures += 1
+                cell.consecutive_failures += 1
+                cell.ewma_error_rate += _ALPHA * (1 - cell.ewma_error_rate)
+                cell.last_failure_at = now
+                err = outcome.error or "Error"
+                cell.errors[err] = cell.errors.get(err, 0) + 1
+                cell.win_errors.add(now)
+                if outcome.retry_after:
+                    cell.penalty_until = max(cell.penalty_until, now + outcome.retry_after)
+            if outcome.user is not None:
+                self._group(self._users, outcome.user, outcome, now)
+            for tag in outcome.tags:
+                self._group(self._tags, tag, outcome, now)
+        if outcome.model and name not in self._meta:
+            self._meta[name] = (outcome.model, outcome.provider)
+        for listener in self._listeners:
+            listener(outcome)
+
+    @staticmethod
+    def _timing(cell: _Cell, outcome: Outcome, now: float) -> None:
+        latency = outcome.latency
+        if outcome.stream:
+            ttft = outcome.ttft
+            if ttft is not None:
+                cell.ewma_ttft = _ewma(cell.ewma_ttft, ttft)
+                cell.peak_ttft.update(ttft, now)
+                cell.ttft_sketch.add(ttft)
+            generation = latency - (ttft or 0.0)
+        else:
+            cell.ewma_latency = _ewma(cell.ewma_latency, latency)
+            cell.peak_latency.update(latency, now)
+            generation = latency
+        cell.latency_sketch.add(latency)
+        usage = outcome.usage
+        if usage is not None and usage.output_tokens >= _MIN_TPOT_TOKENS and generation > 0:
+            cell.ewma_tpot = _ewma(cell.ewma_tpot, generation / usage.output_tokens)
+
+    @staticmethod
+    def _group(groups: OrderedDict[str, _GroupCell], key: str, outcome: Outcome, now: float) -> None:
+        cell = groups.get(key)
+        if cell is None:
+            if len(groups) >= MAX_GROUPS:
+                # Fold the least recently used group into "(other)" to keep memory bounded.
+                old_key, old = groups.popitem(last=False)
+                if old_key != OTHER:
+                    other = groups.setdefault(OTHER, _GroupCell())
+                    other.requests += old.requests
+                    other.failures += old.failures
+                    other.input_tokens += old.input_tokens
+                    other.output_tokens += old.output_tokens
+                    other.cost += old.cost
+                    other.latency.merge(old.latency)
+            cell = groups[key] = _GroupCell()
+        else:
+            groups.move_to_end(key)
+        cell.requests += 1
+        cell.window.add(now)
+        if not outcome.ok:
+            cell.failures += 1
+        if outcome.usage is not None:
+            cell.input_tokens += outcome.usage.input_tokens
+            cell.output_tokens += outcome.usage.output_tokens
+        if outcome.cost is not None:
+            cell.cost += outcome.cost
+        if outcome.ok and not outcome.cached:
+            cell.latency.add(outcome.latency)
 
     def subscribe(self, listener: Callable[[Outcome], None]) -> None:
         """Call ``listener(outcome)`` after every recorded outcome."""
@@ -168,6 +336,109 @@ class Tracker:
         with self._lock:
             return self._cells.setdefault(deployment, _Cell())
 
+    # -- snapshots -----------------------------------------------------------------------------
+
+    def availability(self, deployment: str) -> float:
+        """Share of the last 5 minutes' attempts that succeeded (1.0 with no traffic)."""
+        cell = self._cells.get(deployment)
+        if cell is None:
+            return 1.0
+        now = self.now()
+        with self._lock:
+            total = cell.win_requests.windows["5m"].total(now)
+            errors = cell.win_errors.windows["5m"].total(now)
+        return 1.0 if total == 0 else max(0.0, 1.0 - errors / total)
+
+    def snapshot(self) -> StatsSnapshot:
+        """A consistent, typed copy of every figure (see :class:`StatsSnapshot`)."""
+        now = self.now()
+        with self._lock:
+            deployments = {
+                name: _deployment_snapshot(name, cell, self._meta.get(name, ("", "")), now)
+                for name, cell in self._cells.items()
+            }
+            models: dict[str, list[_Cell]] = {}
+            providers: dict[str, list[_Cell]] = {}
+            for name, cell in self._cells.items():
+                model, provider = self._meta.get(name, ("", ""))
+                models.setdefault(model, []).append(cell)
+                providers.setdefault(provider, []).append(cell)
+            return StatsSnapshot(
+                taken_at=now,
+                deployments=deployments,
+                models={k: _merge(k, v, now) for k, v in models.items() if k},
+                providers={k: _merge(k, v, now) for k, v in providers.items() if k},
+                users={k: _group_snapshot(k, c, now) for k, c in self._users.items()},
+                tags={k: _group_snapshot(k, c, now) for k, c in self._tags.items()},
+            )
+
 
 def _ewma(previous: float | None, sample: float) -> float:
     return sample if previous is None else previous + _ALPHA * (sample - previous)
+
+
+def _q(sketch: QuantileSketch, q: float) -> float | None:
+    return sketch.quantile(q)
+
+
+def _deployment_snapshot(
+    name: str, cell: _Cell, meta: tuple[str, str], now: float
+) -> DeploymentSnapshot:
+    total5 = cell.win_requests.windows["5m"].total(now)
+    errors5 = cell.win_errors.windows["5m"].total(now)
+    return DeploymentSnapshot(
+        name=name,
+        model=meta[0],
+        provider=meta[1],
+        requests=cell.requests,
+        successes=cell.successes,
+        failures=cell.failures,
+        errors=dict(cell.errors),
+        in_flight=cell.in_flight,
+        cached=cell.cached,
+        input_tokens=cell.input_tokens,
+        output_tokens=cell.output_tokens,
+        cost=cell.cost,
+        latency_ewma=cell.ewma_latency,
+        latency_p50=_q(cell.latency_sketch, 0.5),
+        latency_p95=_q(cell.latency_sketch, 0.95),
+        latency_p99=_q(cell.latency_sketch, 0.99),
+        ttft_ewma=cell.ewma_ttft,
+        ttft_p50=_q(cell.ttft_sketch, 0.5),
+        ttft_p95=_q(cell.ttft_sketch, 0.95),
+        ttft_p99=_q(cell.ttft_sketch, 0.99),
+        tpot=cell.ewma_tpot,
+        availability=1.0 if total5 == 0 else max(0.0, 1.0 - errors5 / total5),
+        request_rate=cell.win_requests.rate(now),
+        error_rate=cell.win_errors.rate(now),
+    )
+
+
+def _merge(key: str, cells: list[_Cell], now: float) -> GroupSnapshot:
+    latency = QuantileSketch()
+    requests = failures = tin = tout = 0
+    cost = Decimal(0)
+    rate: dict[str, float] = {}
+    for cell in cells:
+        latency.merge(cell.latency_sketch)
+        requests += cell.requests
+        failures += cell.failures
+        tin += cell.input_tokens
+        tout += cell.output_tokens
+        cost += cell.cost
+        for label, value in cell.win_requests.rate(now).items():
+            rate[label] = rate.get(label, 0.0) + value
+    return GroupSnapshot(
+        key=key, requests=requests, failures=failures, input_tokens=tin, output_tokens=tout,
+        cost=cost, latency_p50=latency.quantile(0.5), latency_p95=latency.quantile(0.95),
+        latency_p99=latency.quantile(0.99), request_rate=rate,
+    )
+
+
+def _group_snapshot(key: str, cell: _GroupCell, now: float) -> GroupSnapshot:
+    return GroupSnapshot(
+        key=key, requests=cell.requests, failures=cell.failures,
+        input_tokens=cell.input_tokens, output_tokens=cell.output_tokens, cost=cell.cost,
+        latency_p50=cell.latency.quantile(0.5), latency_p95=cell.latency.quantile(0.95),
+        latency_p99=cell.latency.quantile(0.99), request_rate=cell.window.rate(now),
+    )

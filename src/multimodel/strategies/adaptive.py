@@ -1,0 +1,87 @@
+"""``adaptive`` (the default): power of two choices over load-aware peak latency.
+
+When to use it: almost always. It needs no tuning and reacts within a few requests.
+
+For each request it samples two candidates at random and sends to the one with the lower cost::
+
+    cost = peak_ewma_latency × (in_flight + 1) × (1 + error_penalty × recent_error_rate)
+
+* **Peak EWMA latency** (Finagle): a slow answer raises the estimate at once; it decays as fast
+  answers return, or while the deployment is idle, so a deployment that was slow once is tried
+  again later. Streams use time to first token.
+* **× (in flight + 1)**: a fast deployment that is already busy looks slower, so the fastest one
+  does not get every request (no herding), and the two-choice sampling spreads load even when
+  estimates are equal.
+* **Failures**: the recent error rate multiplies the cost, so a deployment that fails *fast*
+  (a 500 in 2 ms) is not mistaken for a fast one. A 429 or 503 with ``Retry-After`` marks the
+  deployment as penalized until then; it is used only if every sampled candidate is.
+* **Unknown deployments** are scored like the best measured one, so they get probed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..providers.base import Endpoint
+from ..tracking.stats import StatsView
+from ._util import LockedRandom
+from .base import RouteContext, register_strategy
+from .response_time import expected_latency
+
+__all__ = ["Adaptive"]
+
+_PENALIZED = 1e6  # multiplier while a Retry-After is pending
+
+
+@register_strategy("adaptive")
+class Adaptive:
+    """Power of two choices over peak-EWMA latency × (in flight + 1), with failure penalties.
+
+    Args:
+        error_penalty: how much the recent error rate (0..1) inflates the cost.
+        default_latency: the estimate used before anything was measured anywhere (seconds).
+        seed: seeds the random sampling (deterministic tests and simulations).
+    """
+
+    def __init__(
+        self, error_penalty: float = 10.0, default_latency: float = 1.0, seed: int | None = None
+    ) -> None:
+        self.error_penalty = error_penalty
+        self.default_latency = default_latency
+        self._rng = LockedRandom(seed)
+
+    def cost(self, endpoint: Endpoint, stats: StatsView, ctx: RouteContext, now: float,
+             prior: float) -> float:
+        """The load-aware cost of sending this request to ``endpoint`` now."""
+        cell = stats.get(endpoint.name)
+        latency = expected_latency(endpoint, stats, ctx, now)
+        cost = (latency if latency is not None else prior) * (cell.in_flight + 1)
+        cost *= 1.0 + self.error_penalty * cell.ewma_error_rate
+        if cell.penalty_until > now:
+            cost *= _PENALIZED
+        return cost
+
+    def choose(
+        self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
+    ) -> Endpoint:
+        """See :meth:`multimodel.strategies.Strategy.choose`."""
+        n = len(candidates)
+        if n == 1:
+            return candidates[0]
+        now = stats.now()
+        i, j = self._rng.sample2(n)
+        a, b = candidates[i], candidates[j]
+        prior = self._prior(candidates, stats, ctx, now)
+        cost_a = self.cost(a, stats, ctx, now, prior)
+        cost_b = self.cost(b, stats, ctx, now, prior)
+        if cost_a == cost_b:
+            return a  # already a random pick
+        return a if cost_a < cost_b else b
+
+    def _prior(
+        self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext, now: float
+    ) -> float:
+        known = [
+            e for e in (expected_latency(c, stats, ctx, now) for c in candidates) if e is not None
+        ]
+        return min(known) if known else self.default_latency

@@ -1,0 +1,141 @@
+"""``intelligent``: a weighted score of cost, performance and quality, under hard constraints.
+
+When to use it: several *different* models can serve a request and you want to trade price
+against speed and answer quality, e.g. ``model="auto"``::
+
+    Client(deployments=[...], strategy={
+        "name": "intelligent",
+        "factors": {"cost": 0.3, "performance": 0.4, "quality": 0.3},
+        "require": ["tools"],              # capabilities every candidate must have
+        "min_context": 32000,              # context window needed
+        "max_cost_per_request": 0.01,      # USD, estimated before sending
+        "min_quality": 70,
+    })
+
+Each factor is normalized across the candidates (the cheapest, the fastest and the best score
+1), weighted, summed, and multiplied by recent availability. Prices, context windows,
+capabilities and quality scores come from the model catalog (``Endpoint.spec``); latency from
+the live tracker (unmeasured deployments are scored like the fastest, so they get tried).
+Candidates that break a hard constraint are excluded before scoring, and the routing trace says
+why; when none is left the call fails with :class:`~multimodel.errors.NoDeploymentAvailable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+
+from ..errors import ConfigError
+from ..providers.base import Endpoint
+from ..tracking.stats import StatsView
+from ._util import LockedRandom
+from .base import RouteContext, register_strategy
+from .response_time import expected_latency
+
+__all__ = ["Intelligent", "estimated_cost"]
+
+_MILLION = Decimal(1_000_000)
+
+
+def estimated_cost(endpoint: Endpoint, ctx: RouteContext) -> float | None:
+    """USD this request is expected to cost on ``endpoint`` (``None``: price unknown)."""
+    spec = endpoint.spec
+    pricing = getattr(spec, "pricing", None)
+    if pricing is None:
+        return None
+    cost = (pricing.input * ctx.input_tokens + pricing.output * ctx.output_tokens) / _MILLION
+    return float(cost)
+
+
+@register_strategy("intelligent")
+class Intelligent:
+    """Weighted cost / performance / quality score with hard constraints."""
+
+    def __init__(
+        self,
+        factors: Mapping[str, float] | None = None,
+        require: Iterable[str] = (),
+        min_context: int | None = None,
+        max_cost_per_request: float | None = None,
+        min_quality: float | None = None,
+        seed: int | None = None,
+    ) -> None:
+        factors = dict(factors or {"cost": 0.3, "performance": 0.4, "quality": 0.3})
+        unknown = set(factors) - {"cost", "performance", "quality", "availability"}
+        if unknown:
+            raise ConfigError(
+                f"unknown intelligent factor(s) {sorted(unknown)}; use cost, performance, "
+                "quality, availability"
+            )
+        if any(v < 0 for v in factors.values()) or not any(factors.values()):
+            raise ConfigError("intelligent factors must be >= 0 and not all zero")
+        self.factors = factors
+        self.require = frozenset(require)
+        self.min_context = min_context
+        self.max_cost = max_cost_per_request
+        self.min_quality = min_quality
+        self._rng = LockedRandom(seed)
+
+    def exclude(self, candidates: Sequence[Endpoint], ctx: RouteContext) -> dict[str, str]:
+        """Hard constraints: ``{deployment: reason}`` for candidates that may not serve."""
+        out: dict[str, str] = {}
+        needed = ctx.input_tokens + ctx.output_tokens
+        for c in candidates:
+            spec = c.spec
+            if spec is None:
+                if self.require or self.min_context or self.min_quality is not None:
+                    out[c.name] = "not in the model catalog (capabilities unknown)"
+                continue
+            missing = self.require - spec.capabilities
+            if missing:
+                out[c.name] = f"capability: lacks {', '.join(sorted(missing))}"
+            elif self.min_context and spec.context_window < self.min_context:
+                out[c.name] = f"context window {spec.context_window} < {self.min_context}"
+            elif spec.context_window < needed:
+                out[c.name] = f"context window {spec.context_window} < ~{needed} tokens needed"
+            elif self.min_quality is not None and spec.quality < self.min_quality:
+                out[c.name] = f"quality {spec.quality} < {self.min_quality}"
+            elif self.max_cost is not None:
+                cost = estimated_cost(c, ctx)
+                if cost is not None and cost > self.max_cost:
+                    out[c.name] = f"estimated cost ${cost:.5f} > ${self.max_cost}"
+        return out
+
+    def scores(
+        self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
+    ) -> list[float]:
+        """The score of each candidate (higher is better)."""
+        now = stats.now()
+        costs = [estimated_cost(c, ctx) for c in candidates]
+        lats = [expected_latency(c, stats, ctx, now) for c in candidates]
+        quals = [float(getattr(c.spec, "quality", 50)) for c in candidates]
+        known_costs = [x for x in costs if x is not None and x > 0]
+        known_lats = [x for x in lats if x is not None and x > 0]
+        min_cost = min(known_costs) if known_costs else None
+        min_lat = min(known_lats) if known_lats else None
+        max_q = max(quals) or 1.0
+        f = self.factors
+        out = []
+        for cost, lat, qual, c in zip(costs, lats, quals, candidates, strict=True):
+            cost_s = 1.0 if min_cost is None or not cost else min_cost / cost
+            if cost is None and min_cost is not None:
+                cost_s = 0.5  # unknown price: neither rewarded nor ruled out
+            perf_s = 1.0 if min_lat is None or not lat else min_lat / lat
+            avail = 1.0 - stats.get(c.name).ewma_error_rate
+            score = (
+                f.get("cost", 0) * cost_s
+                + f.get("performance", 0) * perf_s
+                + f.get("quality", 0) * qual / max_q
+                + f.get("availability", 0) * avail
+            )
+            out.append(score * avail)
+        return out
+
+    def choose(
+        self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
+    ) -> Endpoint:
+        """See :meth:`multimodel.strategies.Strategy.choose`."""
+        scores = self.scores(candidates, stats, ctx)
+        best = max(scores)
+        ties = [c for c, s in zip(candidates, scores, strict=True) if s >= best - 1e-12]
+        return ties[0] if len(ties) == 1 else ties[self._rng.randrange(len(ties))]

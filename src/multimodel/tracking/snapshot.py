@@ -1,0 +1,75 @@
+"""Typed snapshots of the tracker: what ``client.stats()`` returns."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["DeploymentSnapshot", "GroupSnapshot", "StatsSnapshot"]
+
+_FROZEN = ConfigDict(frozen=True)
+
+
+class DeploymentSnapshot(BaseModel):
+    """Live figures of one deployment.
+
+    Latencies are seconds. ``latency_*`` covers every successful attempt (streams: to the last
+    chunk); ``ttft_*`` streams only. Quantiles come from a streaming sketch with 1 % relative
+    accuracy. ``availability`` is the share of the last 5 minutes' attempts that succeeded;
+    ``request_rate`` and ``error_rate`` are per second over the last ``1m`` / ``5m`` / ``1h``.
+    """
+
+    model_config = _FROZEN
+    name: str
+    model: str
+    provider: str
+    requests: int
+    successes: int
+    failures: int
+    errors: dict[str, int]
+    in_flight: int
+    cached: int
+    input_tokens: int
+    output_tokens: int
+    cost: Decimal
+    latency_ewma: float | None
+    latency_p50: float | None
+    latency_p95: float | None
+    latency_p99: float | None
+    ttft_ewma: float | None
+    ttft_p50: float | None
+    ttft_p95: float | None
+    ttft_p99: float | None
+    tpot: float | None
+    availability: float
+    request_rate: dict[str, float]
+    error_rate: dict[str, float]
+
+
+class GroupSnapshot(BaseModel):
+    """Totals for a model, provider, user or tag."""
+
+    model_config = _FROZEN
+    key: str
+    requests: int
+    failures: int
+    input_tokens: int
+    output_tokens: int
+    cost: Decimal
+    latency_p50: float | None
+    latency_p95: float | None
+    latency_p99: float | None
+    request_rate: dict[str, float]
+
+
+class StatsSnapshot(BaseModel):
+    """Everything the tracker knows, at ``taken_at`` (monotonic seconds)."""
+
+    model_config = _FROZEN
+    taken_at: float
+    deployments: dict[str, DeploymentSnapshot] = Field(default_factory=dict)
+    models: dict[str, GroupSnapshot] = Field(default_factory=dict)
+    providers: dict[str, GroupSnapshot] = Field(default_factory=dict)
+    users: dict[str, GroupSnapshot] = Field(default_factory=dict)
+    tags: dict[str, GroupSnapshot] = Field(default_factory=dict)
