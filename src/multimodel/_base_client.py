@@ -24,13 +24,13 @@ from .errors import (
     ProviderTimeout,
     UnknownModelError,
 )
+from .events import EventBus, ModelStatusEvent
 from .providers.base import Endpoint, ParsedResponse, ProviderAdapter
 from .providers.registry import get_adapter
-from .events import EventBus, ModelStatusEvent
 from .resilience.circuit import CircuitPolicy, HealthBoard, Status
 from .resilience.retry import RetryBudget, RetryPolicy
-from .tracking.outcome import Outcome
 from .strategies.base import make_strategy
+from .tracking.outcome import Outcome
 from .tracking.snapshot import StatsSnapshot
 from .tracking.stats import Tracker
 from .types import ChatRequest, ChatResponse, Message

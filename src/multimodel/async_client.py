@@ -26,9 +26,9 @@ import httpx
 
 from ._base_client import BaseClient, RequestInput
 from ._core.dispatch import Send, Sleep
-from .providers.base import ParsedResponse
 from ._params import RequestParams
 from .errors import InvalidRequestError, MultimodelError, ProviderError
+from .providers.base import ParsedResponse
 from .streaming import AsyncStream
 from .types import ChatRequest, ChatResponse
 

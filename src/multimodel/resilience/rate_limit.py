@@ -69,7 +69,7 @@ class _Log:
 class Reservation:
     """What was reserved for one attempt; hand it back to :meth:`RateLimiter.reconcile`."""
 
-    __slots__ = ("deployment", "tokens", "_entry")
+    __slots__ = ("_entry", "deployment", "tokens")
 
     def __init__(self, deployment: str, tokens: int, entry: list[Any] | None) -> None:
         self.deployment = deployment
