@@ -18,41 +18,95 @@ Example::
 Importing this package does no I/O and loads no provider module; those load on first use.
 """
 
-from . import errors
-from ._core.clock import ManualClock, SystemClock
-from .async_client import AsyncClient
-from .client import Client
-from .config import ClientConfig, Deployment, load_config
-from .errors import (
-    AllAttemptsFailed,
-    ConfigError,
-    InvalidRequestError,
-    MissingAPIKeyError,
-    MultimodelError,
-    NoDeploymentAvailable,
-    ProviderError,
-    RateLimited,
-    StreamInterrupted,
-    UnknownModelError,
-)
-from .providers import ProviderAdapter, ProviderPreset, register_adapter, register_provider
-from .resilience.retry import RetryPolicy
-from .strategies import Strategy, register_strategy
-from .streaming import AsyncStream, Stream
-from .types import (
-    ChatChunk,
-    ChatRequest,
-    ChatResponse,
-    ImagePart,
-    Message,
-    ResponseFormat,
-    TextPart,
-    Tool,
-    ToolCall,
-    ToolCallDelta,
-    ToolChoice,
-    Usage,
-)
+import typing as _typing
+
+# Names load on first use (PEP 562), so ``import multimodel`` costs little; type checkers see
+# the real imports below.
+_LAZY = {
+    "AllAttemptsFailed": ".errors",
+    "AsyncClient": ".async_client",
+    "AsyncStream": ".streaming",
+    "ChatChunk": ".types",
+    "ChatRequest": ".types",
+    "ChatResponse": ".types",
+    "CircuitPolicy": ".resilience.circuit",
+    "Client": ".client",
+    "ClientConfig": ".config",
+    "ConfigError": ".errors",
+    "Deployment": ".config",
+    "ImagePart": ".types",
+    "InvalidRequestError": ".errors",
+    "ManualClock": "._core.clock",
+    "Message": ".types",
+    "MissingAPIKeyError": ".errors",
+    "ModelStatusEvent": ".events",
+    "MultimodelError": ".errors",
+    "NoDeploymentAvailable": ".errors",
+    "ProviderAdapter": ".providers.base",
+    "ProviderError": ".errors",
+    "ProviderPreset": ".providers.presets",
+    "RateLimited": ".errors",
+    "ResponseFormat": ".types",
+    "RetryBudget": ".resilience.retry",
+    "RetryPolicy": ".resilience.retry",
+    "RouteContext": ".strategies.base",
+    "Strategy": ".strategies.base",
+    "Stream": ".streaming",
+    "StreamInterrupted": ".errors",
+    "SystemClock": "._core.clock",
+    "TextPart": ".types",
+    "Tool": ".types",
+    "ToolCall": ".types",
+    "ToolCallDelta": ".types",
+    "ToolChoice": ".types",
+    "UnknownModelError": ".errors",
+    "Usage": ".types",
+    "load_config": ".config",
+    "register_adapter": ".providers.registry",
+    "register_provider": ".providers.registry",
+    "register_strategy": ".strategies.base",
+}
+
+if _typing.TYPE_CHECKING:
+    from . import errors
+    from ._core.clock import ManualClock, SystemClock
+    from .async_client import AsyncClient
+    from .client import Client
+    from .config import ClientConfig, Deployment, load_config
+    from .errors import (
+        AllAttemptsFailed,
+        ConfigError,
+        InvalidRequestError,
+        MissingAPIKeyError,
+        MultimodelError,
+        NoDeploymentAvailable,
+        ProviderError,
+        RateLimited,
+        StreamInterrupted,
+        UnknownModelError,
+    )
+    from .events import ModelStatusEvent
+    from .providers.base import ProviderAdapter
+    from .providers.presets import ProviderPreset
+    from .providers.registry import register_adapter, register_provider
+    from .resilience.circuit import CircuitPolicy
+    from .resilience.retry import RetryBudget, RetryPolicy
+    from .strategies.base import RouteContext, Strategy, register_strategy
+    from .streaming import AsyncStream, Stream
+    from .types import (
+        ChatChunk,
+        ChatRequest,
+        ChatResponse,
+        ImagePart,
+        Message,
+        ResponseFormat,
+        TextPart,
+        Tool,
+        ToolCall,
+        ToolCallDelta,
+        ToolChoice,
+        Usage,
+    )
 
 __all__ = [
     "AllAttemptsFailed",
@@ -61,6 +115,7 @@ __all__ = [
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
+    "CircuitPolicy",
     "Client",
     "ClientConfig",
     "ConfigError",
@@ -70,6 +125,7 @@ __all__ = [
     "ManualClock",
     "Message",
     "MissingAPIKeyError",
+    "ModelStatusEvent",
     "MultimodelError",
     "NoDeploymentAvailable",
     "ProviderAdapter",
@@ -77,7 +133,9 @@ __all__ = [
     "ProviderPreset",
     "RateLimited",
     "ResponseFormat",
+    "RetryBudget",
     "RetryPolicy",
+    "RouteContext",
     "Strategy",
     "Stream",
     "StreamInterrupted",
@@ -97,9 +155,24 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> str:
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is not None:
+        import importlib
+
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value  # later lookups skip __getattr__
+        return value
+    if name == "errors":
+        import importlib
+
+        return importlib.import_module(".errors", __name__)
     if name == "__version__":
         from importlib.metadata import version
 
         return version("multimodel")
     raise AttributeError(f"module 'multimodel' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import ValidationError
 
 from ._core.clock import Clock, SystemClock
 from ._core.dispatch import AUTO, Router, Send
+from .catalog import Catalog, ModelSpec, default_catalog
 from .config import ClientConfig, Deployment, load_config, resolve_endpoints
 from .errors import (
     ConfigError,
@@ -30,10 +32,15 @@ from .providers.registry import get_adapter
 from .resilience.circuit import CircuitPolicy, HealthBoard, Status
 from .resilience.retry import RetryBudget, RetryPolicy
 from .strategies.base import make_strategy
+from .tracking.cost import CostBreakdown, WarnOnce, cost_for
 from .tracking.outcome import Outcome
 from .tracking.snapshot import StatsSnapshot
 from .tracking.stats import Tracker
-from .types import ChatRequest, ChatResponse, Message
+from .types import ChatRequest, ChatResponse, Message, Usage
+
+if TYPE_CHECKING:  # loaded when a client is built, not when multimodel is imported
+    from .tracking.ledger import UsageLedger
+    from .tracking.telemetry import Telemetry
 
 __all__ = ["BaseClient", "RequestInput"]
 
@@ -61,6 +68,9 @@ class BaseClient:
         fallbacks: Mapping[str, Sequence[str]] | None = None,
         context_fallbacks: Mapping[str, str] | None = None,
         retry_budget: RetryBudget | None = None,
+        catalog: Catalog | None = None,
+        telemetry: Telemetry | bool = True,
+        ledger: UsageLedger | str | os.PathLike[str] | None = None,
         clock: Clock | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
@@ -75,7 +85,12 @@ class BaseClient:
                 cfg.max_retries if retry is None else policy.max_retries
             )
         )
-        self._endpoints = resolve_endpoints(cfg.deployments, env)
+        self.catalog = catalog if catalog is not None else default_catalog()
+        self._endpoints = [
+            replace(ep, spec=_find_spec(self.catalog, ep))
+            for ep in resolve_endpoints(cfg.deployments, env)
+        ]
+        self._warn_once = WarnOnce()
         self._secrets = [
             ep.api_key.get_secret_value() for ep in self._endpoints if ep.api_key is not None
         ]
@@ -92,6 +107,19 @@ class BaseClient:
                 return make_strategy("intelligent")
             return make_strategy(strategy_spec)
 
+        from .tracking.ledger import UsageLedger
+        from .tracking.telemetry import Telemetry
+
+        if telemetry is True:
+            self.telemetry: Telemetry | None = Telemetry()
+        elif telemetry is False:
+            self.telemetry = None
+        else:
+            self.telemetry = telemetry
+        self._owns_ledger = ledger is not None and not isinstance(ledger, UsageLedger)
+        self.ledger: UsageLedger | None = (
+            ledger if isinstance(ledger, UsageLedger) or ledger is None else UsageLedger(ledger)
+        )
         self.events = EventBus()
         self.health = HealthBoard(circuit or CircuitPolicy(), self._status_changed)
         self._router = Router(
@@ -104,8 +132,17 @@ class BaseClient:
             fallbacks=fallbacks if fallbacks is not None else cfg.fallbacks,
             context_fallbacks=context_fallbacks,
             budget=retry_budget,
+            cost=self._cost,
+            telemetry=self.telemetry,
         )
         self.tracker.subscribe(self._outcome_event)
+        if self.telemetry is not None:
+            self.tracker.subscribe(self.telemetry.record)
+            self.telemetry.set_availability_source(
+                lambda: {ep.name: self.tracker.availability(ep.name) for ep in self._endpoints}
+            )
+        if self.ledger is not None:
+            self.tracker.subscribe(self.ledger.record)
         self._adapters: dict[str, ProviderAdapter] = {
             ep.name: get_adapter(ep.adapter) for ep in self._endpoints
         }
@@ -252,10 +289,24 @@ class BaseClient:
             latency=outcome.latency,
             ttft=outcome.ttft,
             cost=outcome.cost,
+            cost_breakdown=outcome.cost_breakdown,
             trace=trace,
         )
         response._raw = parsed.raw
         return response
+
+    def _cost(self, endpoint: Endpoint, usage: Usage) -> CostBreakdown | None:
+        return cost_for(
+            usage,
+            endpoint.spec,
+            version=self.catalog.version,
+            model=f"{endpoint.provider}/{endpoint.wire_model}",
+            warn_once=self._warn_once,
+        )
+
+    def _close_owned(self) -> None:
+        if self.ledger is not None and self._owns_ledger:
+            self.ledger.close()
 
     @staticmethod
     def _request_id(headers: Mapping[str, str] | None) -> str | None:
@@ -309,3 +360,20 @@ def _invalid(exc: ValidationError) -> InvalidRequestError:
     return InvalidRequestError(
         f"invalid request: {loc or 'request'}: {msg}{extra}", field=loc or None
     )
+
+
+def _find_spec(catalog: Catalog, endpoint: Endpoint) -> ModelSpec | None:
+    """The catalog entry for a deployment: its wire model on its provider, else its model name."""
+    for name, provider in (
+        (endpoint.wire_model, endpoint.provider),
+        (endpoint.model, endpoint.provider),
+        (endpoint.wire_model, None),
+        (endpoint.model, None),
+    ):
+        try:
+            spec = catalog.find(name, provider=provider)
+        except LookupError:  # ambiguous without a provider
+            spec = None
+        if spec is not None:
+            return spec
+    return None

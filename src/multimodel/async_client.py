@@ -170,6 +170,7 @@ class AsyncClient(BaseClient):
         """Close the connections (not those of an ``http_client`` you passed in)."""
         if self._owns_http:
             await self._http.aclose()
+        self._close_owned()
 
     async def __aenter__(self) -> Self:
         return self

@@ -165,6 +165,7 @@ class Client(BaseClient):
         """Close the connections (not those of an ``http_client`` you passed in)."""
         if self._owns_http:
             self._http.close()
+        self._close_owned()
 
     def __enter__(self) -> Self:
         return self

@@ -61,7 +61,7 @@ class Deployment(BaseModel):
     .. versionadded:: 0.1
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     model: str = Field(min_length=1)
     provider: str = Field(min_length=1)
@@ -103,7 +103,7 @@ class ClientConfig(BaseModel):
         deadline: overall seconds for one call, every attempt and back-off included.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True)
 
     deployments: list[Deployment] = Field(min_length=1)
     strategy: Any = None

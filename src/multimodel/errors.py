@@ -218,7 +218,7 @@ class ProviderError(MultimodelError):
         self.status = status
         self.request_id = request_id
         self.code = code
-        self.body = body
+        self.body = _redact_body(body)
         self.trace: Any = None  # the routing trace, attached by the dispatch plan
         self.message = redact(message)
         super().__init__(self.message)
@@ -335,7 +335,7 @@ class StreamInterrupted(ProviderError):
 # Bodies sometimes echo request headers or keys back ("Incorrect API key provided: sk-abc...").
 _SECRET_PATTERNS = re.compile(
     r"(?i)("
-    r"(?:sk|pk|rk)-[A-Za-z0-9_\-]{6,}"  # OpenAI / Anthropic style keys
+    r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{6,}"  # OpenAI / Anthropic style keys
     r"|AIza[0-9A-Za-z_\-]{10,}"  # Google API keys
     r"|(?:bearer)\s+[A-Za-z0-9._\-]{8,}"
     r"|(?:x-api-key|api-key|x-goog-api-key|authorization)[\"']?\s*[:=]\s*[\"']?"
@@ -350,6 +350,19 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[REDACTED]")
     return _SECRET_PATTERNS.sub("[REDACTED]", text)
+
+
+def _redact_body(body: Any, depth: int = 0) -> Any:
+    """A copy of a decoded error body with every string redacted (bodies can echo keys)."""
+    if isinstance(body, str):
+        return redact(body)
+    if depth > 20:
+        return None
+    if isinstance(body, dict):
+        return {k: _redact_body(v, depth + 1) for k, v in body.items()}
+    if isinstance(body, list):
+        return [_redact_body(v, depth + 1) for v in body]
+    return body
 
 
 def _short(exc: BaseException) -> str:

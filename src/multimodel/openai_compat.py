@@ -35,7 +35,7 @@ __all__ = [
     "ChatCompletionChunk",
 ]
 
-_Loose = ConfigDict(extra="allow")
+_Loose = ConfigDict(extra="allow", defer_build=True)
 
 # OpenAI parameter name -> ours
 _RENAMES = {"max_completion_tokens": "max_tokens"}
@@ -122,7 +122,7 @@ class CompletionUsage(BaseModel):
 class ChatCompletion(BaseModel):
     """An OpenAI ``chat.completion`` object; ``multimodel`` holds the normalized response."""
 
-    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True, defer_build=True)
     id: str
     object: Literal["chat.completion"] = "chat.completion"
     created: int

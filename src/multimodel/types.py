@@ -46,7 +46,7 @@ Role = Literal["system", "developer", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "other"]
 """Why generation ended, normalized across providers (the raw value is kept beside it)."""
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
+_FROZEN = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class TextPart(BaseModel):
@@ -244,7 +244,7 @@ class ChatRequest(BaseModel):
     body last, as an escape hatch for provider-specific fields.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
 
     messages: list[Message] = Field(min_length=1)
     model: str = Field(min_length=1)
@@ -286,7 +286,7 @@ class Usage(BaseModel):
     ``output_tokens`` includes ``reasoning_tokens`` (Gemini's thoughts are added in).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
@@ -312,7 +312,7 @@ class ChatResponse(BaseModel):
     own JSON body is kept out of ``repr`` and dumps; :meth:`raw_body` returns it.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True)
 
     id: str
     message: Message
@@ -326,6 +326,7 @@ class ChatResponse(BaseModel):
     latency: float = 0.0
     ttft: float | None = None
     cost: Decimal | None = None
+    cost_breakdown: Any = Field(default=None, repr=False)
     cached: bool = False
     trace: Any = Field(default=None, repr=False)
     _raw: Any = PrivateAttr(default=None)
@@ -352,7 +353,7 @@ class ToolCallDelta(BaseModel):
     the rest carry pieces of ``arguments`` to concatenate.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
     index: int
     id: str | None = None
     name: str | None = None
@@ -367,7 +368,7 @@ class ChatChunk(BaseModel):
     so far; the last one seen is the answer's usage (it is never summed).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
     text: str = ""
     reasoning: str = ""
     tool_calls: list[ToolCallDelta] = Field(default_factory=list)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 from ..errors import (
@@ -77,7 +76,7 @@ class Router:
         fallbacks: Mapping[str, Sequence[str]] | None = None,
         context_fallbacks: Mapping[str, str] | None = None,
         budget: RetryBudget | None = None,
-        cost: Callable[[Endpoint, Usage], Decimal | None] | None = None,
+        cost: Callable[[Endpoint, Usage], Any] | None = None,
         telemetry: Any = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -359,7 +358,7 @@ class DispatchPlan:
         latency = now - send.started
         endpoint = send.endpoint
         self.trace.attempts.append(AttemptRecord(endpoint.name, "ok", latency, status))
-        cost = router.cost(endpoint, usage) if router.cost is not None and usage else None
+        breakdown = router.cost(endpoint, usage) if router.cost is not None and usage else None
         outcome = Outcome(
             deployment=endpoint.name,
             model=endpoint.model,
@@ -370,7 +369,8 @@ class DispatchPlan:
             status=status,
             ttft=ttft,
             usage=usage,
-            cost=cost,
+            cost=breakdown.total if breakdown is not None else None,
+            cost_breakdown=breakdown,
             stream=self.stream,
             user=self.request.user,
             tags=tuple(self.request.tags or ()),
@@ -483,8 +483,8 @@ class DispatchPlan:
             return NoDeploymentAvailable(
                 self.request.model, self.trace.excluded, retry_at=retry_at, trace=self.trace
             )
-        if len(self._errors) == 1 and self._attempts == 1 and not self._excluded:
-            return self._errors[0]
+        if len(self._errors) == 1:
+            return self._errors[0]  # one failure: raise it as itself, not wrapped
         err = AllAttemptsFailed(self.request.model, self._errors, trace=self.trace)
         err.__cause__ = self._errors[-1]
         return err

@@ -38,7 +38,7 @@ CAPABILITIES: frozenset[str] = frozenset(
 PRICE_FIELDS: tuple[str, ...] = ("input", "output", "cached_input", "cache_write")
 """The :class:`Pricing` fields, which data files may also give flat on a model entry."""
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
+_FROZEN = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Pricing(BaseModel):

@@ -266,7 +266,7 @@ class AnthropicAdapter(ProviderAdapter):
         for j, call in enumerate(calls):
             try:
                 args = json.loads(call.arguments) if call.arguments.strip() else {}
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise InvalidRequestError(
                     f"tool call {call.name!r} has arguments that are not valid JSON",
                     field=f"messages[{i}].tool_calls[{j}].arguments",
@@ -345,7 +345,7 @@ class AnthropicAdapter(ProviderAdapter):
     def map_error(self, response: httpx.Response, endpoint: Endpoint) -> ProviderError:
         try:
             body: Any = json.loads(response.content)
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
         if isinstance(body, dict):
             return self._error_from_body(body, response.status_code, endpoint, response.headers)

@@ -182,7 +182,7 @@ class SSEStreamDecoder(StreamDecoder):
         """Decode an event's JSON, mapping bad JSON to :class:`MalformedResponse`."""
         try:
             return json.loads(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise MalformedResponse(
                 f"stream event is not valid JSON: {data[:120]!r}",
                 provider=self.endpoint.provider,
@@ -241,7 +241,7 @@ class ProviderAdapter(ABC):
         try:
             # DeepSeek pads queued non-streaming answers with blank lines: json.loads skips them.
             return json.loads(content)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise MalformedResponse(
                 f"response body is not valid JSON: {content[:120]!r}",
                 provider=endpoint.provider,

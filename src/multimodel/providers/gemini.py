@@ -253,7 +253,7 @@ class GeminiAdapter(ProviderAdapter):
     def _function_call(call: ToolCall, where: str) -> dict[str, Any]:
         try:
             args = json.loads(call.arguments) if call.arguments else {}
-        except ValueError:
+        except (ValueError, RecursionError):
             args = None
         if not isinstance(args, dict):
             raise InvalidRequestError(
@@ -280,7 +280,7 @@ class GeminiAdapter(ProviderAdapter):
         text = message.text
         try:
             parsed: Any = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             parsed = None
         response = parsed if isinstance(parsed, dict) else {"result": text}
         return {"functionResponse": {"name": name, "response": response, "id": call_id}}
@@ -391,7 +391,7 @@ class GeminiAdapter(ProviderAdapter):
     def map_error(self, response: httpx.Response, endpoint: Endpoint) -> ProviderError:
         try:
             body: Any = json.loads(response.content)
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
         if isinstance(body, list):  # array-framed stream errors: [{"error": {...}}]
             body = next((b for b in body if isinstance(b, dict) and "error" in b), None)

@@ -282,7 +282,7 @@ class OpenAIAdapter(ProviderAdapter):
     def map_error(self, response: httpx.Response, endpoint: Endpoint) -> ProviderError:
         try:
             body: Any = json.loads(response.content)
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
         if isinstance(body, dict):
             return self._error_from_body(body, response.status_code, endpoint, response.headers)

@@ -4,7 +4,9 @@ When to use it: almost always. It needs no tuning and reacts within a few reques
 
 For each request it samples two candidates at random and sends to the one with the lower cost::
 
-    cost = peak_ewma_latency × (in_flight + 1) × (1 + error_penalty × recent_error_rate)
+    cost = peak_ewma_latency × (in_flight + 1) × (1 + error_penalty × odds_of_failure)
+
+where ``odds_of_failure`` is ``e / (1 - e)`` of the recent error rate ``e``.
 
 * **Peak EWMA latency** (Finagle): a slow answer raises the estimate at once; it decays as fast
   answers return, or while the deployment is idle, so a deployment that was slow once is tried
@@ -12,8 +14,9 @@ For each request it samples two candidates at random and sends to the one with t
 * **× (in flight + 1)**: a fast deployment that is already busy looks slower, so the fastest one
   does not get every request (no herding), and the two-choice sampling spreads load even when
   estimates are equal.
-* **Failures**: the recent error rate multiplies the cost, so a deployment that fails *fast*
-  (a 500 in 2 ms) is not mistaken for a fast one. A 429 or 503 with ``Retry-After`` marks the
+* **Failures**: the recent error rate multiplies the cost, without bound while failures go on,
+  so a deployment that fails *fast* (a 500 in 2 ms, nothing in flight) is not mistaken for a
+  fast one, however busy the healthy ones are. A 429 or 503 with ``Retry-After`` marks the
   deployment as penalized until then; it is used only if every sampled candidate is.
 * **Unknown deployments** are scored like the best measured one, so they get probed.
 """
@@ -38,7 +41,8 @@ class Adaptive:
     """Power of two choices over peak-EWMA latency × (in flight + 1), with failure penalties.
 
     Args:
-        error_penalty: how much the recent error rate (0..1) inflates the cost.
+        error_penalty: how much the odds of failure (``e / (1 - e)`` of the recent error
+            rate ``e``) inflate the cost.
         default_latency: the estimate used before anything was measured anywhere (seconds).
         seed: seeds the random sampling (deterministic tests and simulations).
     """
@@ -56,7 +60,11 @@ class Adaptive:
         cell = stats.get(endpoint.name)
         latency = expected_latency(endpoint, stats, ctx, now)
         cost = (latency if latency is not None else prior) * (cell.in_flight + 1)
-        cost *= 1.0 + self.error_penalty * cell.ewma_error_rate
+        # err / (1 - err), not err: the penalty must keep growing while failures go on, or a
+        # deployment that fails *fast* (0 in flight) wins against a healthy one that is busy
+        # (the bounded 1 + penalty x err is outweighed once the healthy one has ~10 in flight).
+        err = cell.ewma_error_rate
+        cost *= 1.0 + self.error_penalty * err / max(1.0 - err, 1e-3)
         if cell.penalty_until > now:
             cost *= _PENALIZED
         return cost

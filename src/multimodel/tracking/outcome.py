@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from ..types import Usage
 
@@ -32,6 +33,7 @@ class Outcome:
         finish_reason: the normalized finish reason of a successful answer.
         request_id: the provider's request id, when known.
         attempt: 1 for the first attempt of a call, 2 for the first retry...
+        cost_breakdown: the :class:`~multimodel.tracking.cost.CostBreakdown` behind ``cost``.
     """
 
     deployment: str
@@ -54,3 +56,4 @@ class Outcome:
     finish_reason: str | None = None
     request_id: str | None = None
     attempt: int = 1
+    cost_breakdown: Any = None

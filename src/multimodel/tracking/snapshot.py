@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["DeploymentSnapshot", "GroupSnapshot", "StatsSnapshot"]
 
-_FROZEN = ConfigDict(frozen=True)
+_FROZEN = ConfigDict(frozen=True, defer_build=True)
 
 
 class DeploymentSnapshot(BaseModel):

@@ -1,0 +1,48 @@
+"""The strategy simulator: deterministic, and adaptive routing beats round robin on a bad fleet."""
+
+from __future__ import annotations
+
+import pytest
+
+from multimodel.simulation import Scenario, compare, simulate
+
+
+def test_same_seed_same_result() -> None:
+    scenario = Scenario.default(seed=11, requests=600)
+    assert compare(scenario, ["adaptive", "least_connections"]) == compare(
+        scenario, ["adaptive", "least_connections"]
+    )
+
+
+def test_another_seed_changes_the_traffic() -> None:
+    a = simulate(Scenario.default(seed=1, requests=600), "round_robin")
+    b = simulate(Scenario.default(seed=2, requests=600), "round_robin")
+    assert a.p50 != b.p50
+
+
+def test_adaptive_beats_round_robin_on_a_slow_and_failing_fleet() -> None:
+    # fast, slow (2 s median), failing (30 % 500s) and rate-limited deployments; bursty load
+    scenario = Scenario.default(seed=3, requests=1500)
+    rr = simulate(scenario, "round_robin")
+    adaptive = simulate(scenario, "adaptive")
+    assert adaptive.p95 < rr.p95
+    assert adaptive.error_rate < rr.error_rate
+    assert adaptive.share["slow"] < rr.share["slow"]
+    assert rr.requests == adaptive.requests == 1500
+
+
+def test_rate_limited_deployment_answers_429_above_its_concurrency() -> None:
+    scenario = Scenario.from_dict({
+        "deployments": [{"name": "tiny", "latency": {"median": 1.0},
+                         "rate_limit": {"max_concurrency": 1, "retry_after": 2.0}}],
+        "load": {"requests": 200, "rate": 20.0, "burst_every": 0},
+        "max_attempts": 1,
+    })
+    result = simulate(scenario, "round_robin")
+    assert result.errors.get("tiny:429", 0) > 0
+    assert result.succeeded + result.errors["tiny:429"] == result.requests
+
+
+def test_unknown_keys_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        Scenario.from_dict({"deployments": [{"name": "a", "latnecy": {}}]})
