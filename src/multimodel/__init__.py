@@ -26,6 +26,9 @@ _LAZY = {
     "AllAttemptsFailed": ".errors",
     "AsyncClient": ".async_client",
     "AsyncStream": ".streaming",
+    "Budget": ".resilience.budget",
+    "BudgetAlert": ".resilience.budget",
+    "BudgetExceeded": ".errors",
     "ChatChunk": ".types",
     "ChatRequest": ".types",
     "ChatResponse": ".types",
@@ -75,6 +78,7 @@ if _typing.TYPE_CHECKING:
     from .config import ClientConfig, Deployment, load_config
     from .errors import (
         AllAttemptsFailed,
+        BudgetExceeded,
         ConfigError,
         InvalidRequestError,
         MissingAPIKeyError,
@@ -89,6 +93,7 @@ if _typing.TYPE_CHECKING:
     from .providers.base import ProviderAdapter
     from .providers.presets import ProviderPreset
     from .providers.registry import register_adapter, register_provider
+    from .resilience.budget import Budget, BudgetAlert
     from .resilience.circuit import CircuitPolicy
     from .resilience.retry import RetryBudget, RetryPolicy
     from .strategies.base import RouteContext, Strategy, register_strategy
@@ -112,6 +117,9 @@ __all__ = [
     "AllAttemptsFailed",
     "AsyncClient",
     "AsyncStream",
+    "Budget",
+    "BudgetAlert",
+    "BudgetExceeded",
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",

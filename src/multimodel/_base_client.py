@@ -29,6 +29,7 @@ from .errors import (
 from .events import EventBus, ModelStatusEvent
 from .providers.base import Endpoint, ParsedResponse, ProviderAdapter
 from .providers.registry import get_adapter
+from .resilience.budget import Budget, BudgetBook
 from .resilience.circuit import CircuitPolicy, HealthBoard, Status
 from .resilience.retry import RetryBudget, RetryPolicy
 from .strategies.base import make_strategy
@@ -68,6 +69,7 @@ class BaseClient:
         fallbacks: Mapping[str, Sequence[str]] | None = None,
         context_fallbacks: Mapping[str, str] | None = None,
         retry_budget: RetryBudget | None = None,
+        budgets: Sequence[Budget] = (),
         catalog: Catalog | None = None,
         telemetry: Telemetry | bool = True,
         ledger: UsageLedger | str | os.PathLike[str] | None = None,
@@ -134,6 +136,10 @@ class BaseClient:
             budget=retry_budget,
             cost=self._cost,
             telemetry=self.telemetry,
+            budgets=BudgetBook(
+                budgets, wall=self._clock.time,
+                alert=lambda alert: self.events.emit("budget_alert", alert),
+            ),
         )
         self.tracker.subscribe(self._outcome_event)
         if self.telemetry is not None:

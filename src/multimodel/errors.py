@@ -73,7 +73,13 @@ __all__ = [
 
 
 class MultimodelError(Exception):
-    """Base class of every error raised by multimodel."""
+    """Base class of every error raised by multimodel.
+
+    Attributes:
+        trace: the routing trace of the call that failed, when routing got that far.
+    """
+
+    trace: Any = None
 
 
 class ConfigError(MultimodelError, ValueError):

@@ -9,10 +9,9 @@ scenario table runs unchanged on every client.
 
 from __future__ import annotations
 
-import functools
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,8 +119,8 @@ class SyncRunner:
     def _client(self, deployments: Sequence[mm.Deployment], **options: Any) -> mm.Client:
         options.setdefault("retry", FAST_RETRY)
         options.setdefault("transport", sync_transport())
-        self.client = mm.Client(deployments=list(deployments), **options)
-        return self.client
+        client = self.client = mm.Client(deployments=list(deployments), **options)
+        return client
 
     def query(
         self,
@@ -176,9 +175,8 @@ class SyncRunner:
         out = Outcome()
         messages = [{"role": "user", "content": "hello there"}]
         with self._client(deployments) as client:
-            result = client.chat.completions.create(
-                model="m", messages=messages, stream=stream, **kwargs
-            )
+            create: Any = client.chat.completions.create
+            result = create(model="m", messages=messages, stream=stream, **kwargs)
             if stream:
                 out.chunks = list(result)
             else:
@@ -198,14 +196,14 @@ class AsyncRunner:
         self.kind = backend
         self.client: Any = None
 
-    def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return anyio.run(functools.partial(fn, *args, **kwargs), backend=self.kind)
+    def _run(self, fn: Callable[[], Awaitable[Outcome]]) -> Outcome:
+        return anyio.run(fn, backend=self.kind)
 
     def _client(self, deployments: Sequence[mm.Deployment], **options: Any) -> mm.AsyncClient:
         options.setdefault("retry", FAST_RETRY)
         options.setdefault("transport", async_transport())
-        self.client = mm.AsyncClient(deployments=list(deployments), **options)
-        return self.client
+        client = self.client = mm.AsyncClient(deployments=list(deployments), **options)
+        return client
 
     def query(
         self,
@@ -267,7 +265,7 @@ class AsyncRunner:
             out = Outcome()
             messages = [{"role": "user", "content": "hello there"}]
             async with self._client(deployments) as client:
-                result = await client.chat.completions.create(
+                result: Any = await client.chat.completions.create(
                     model="m", messages=messages, stream=stream, **kwargs
                 )
                 if stream:

@@ -7,6 +7,7 @@ returns a normalized ``Outcome``.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,8 +20,12 @@ from multimodel.testing import Behavior, MockDeployment, MockUsage
 
 KEY = "sk-test-e2e-0123456789"
 
-# The mock model "m" has no catalog price (cost None): not what these tests are about.
-pytestmark = pytest.mark.filterwarnings("ignore::multimodel.errors.PricingWarning")
+pytestmark = [
+    # The mock model "m" has no catalog price (cost None): not what these tests are about.
+    pytest.mark.filterwarnings("ignore::multimodel.errors.PricingWarning"),
+    # See test_streams_e2e.py: httpcore's nested async generators on trio.
+    pytest.mark.filterwarnings("ignore:Async generator 'httpcore.:ResourceWarning"),
+]
 
 # Normalized finish reason -> the raw value each format sends.
 RAW_FINISH = {
@@ -138,7 +143,7 @@ def check_replay(fmt: str, body: dict[str, Any], calls: list[mm.ToolCall]) -> No
         assert [(c["id"], c["type"], c["function"]["name"]) for c in assistant["tool_calls"]] == [
             (c.id, "function", c.name) for c in calls
         ]
-        for sent, call in zip(assistant["tool_calls"], calls):
+        for sent, call in zip(assistant["tool_calls"], calls, strict=True):
             assert json.loads(sent["function"]["arguments"]) == call.parsed_arguments()
         tool_msgs = msgs[2:]
         assert [(m["role"], m["tool_call_id"]) for m in tool_msgs] == [
@@ -164,10 +169,11 @@ def check_replay(fmt: str, body: dict[str, Any], calls: list[mm.ToolCall]) -> No
         assert [(p["functionCall"]["name"], p["functionCall"]["args"]) for p in fc_parts] == [
             (c.name, c.parsed_arguments()) for c in calls
         ]
-        for part, call in zip(fc_parts, calls):
-            assert part["thoughtSignature"]
-            assert part["thoughtSignature"] == (call.metadata or {}).get("thought_signature", (
-                call.metadata or {}).get("thoughtSignature"))
+        for part, call in zip(fc_parts, calls, strict=True):
+            # The opaque signature the mock minted for this call, replayed byte for byte.
+            minted = base64.b64encode(f"mock-thought-signature:{call.name}".encode()).decode()
+            assert part["thoughtSignature"] == minted
+            assert call.metadata == {"thoughtSignature": minted}
         responses = [p["functionResponse"] for p in contents[2]["parts"]]
         assert [r["name"] for r in responses] == [c.name for c in calls]
         assert [r["response"] for r in responses] == [{"result": i} for i in range(len(calls))]
@@ -270,10 +276,10 @@ def test_failure(case: Failure, fmt: str, runner: Any, serve: Any) -> None:
         assert r.trace.deployments() == ["d"] * case.requests
         assert r.trace.sleeps == pytest.approx(case.sleeps, abs=0.1)
         if case.sleeps:
-            assert all(s >= want for s, want in zip(r.trace.sleeps, case.sleeps))
+            assert all(s >= want for s, want in zip(r.trace.sleeps, case.sleeps, strict=True))
         return
-    err = out.error
-    assert isinstance(err, case.error), repr(err)  # raw, not wrapped in AllAttemptsFailed
+    assert isinstance(out.error, case.error), repr(out.error)  # raw, not AllAttemptsFailed
+    err: Any = out.error
     assert err.provider == fmt
     assert err.deployment == "d"
     assert err.status == case.status
@@ -326,23 +332,32 @@ def test_openai_surface_stream(fmt: str, runner: Any, serve: Any) -> None:
     assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (11, 5)
 
 
-def test_openai_surface_tool_calls_stream(fmt: str, runner: Any, serve: Any) -> None:
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_openai_surface_tool_calls(stream: bool, fmt: str, runner: Any, serve: Any) -> None:
     behavior = Behavior(tool_calls=[("get_weather", WEATHER), ("get_time", TIME)])
     mock = serve(d=MockDeployment(format=fmt, behavior=behavior))  # type: ignore[arg-type]
-    chunks = runner.compat(mock.deps("d"), stream=True, tools=TOOLS).chunks
+    out = runner.compat(mock.deps("d"), stream=stream, tools=TOOLS)
     calls: dict[int, dict[str, Any]] = {}
-    for c in chunks:
-        for ch in c.choices:
-            for d in ch.delta.tool_calls or ():
-                call = calls.setdefault(d.index, {"id": None, "name": None, "args": ""})
-                call["id"] = call["id"] or d.id
-                call["name"] = call["name"] or (d.function and d.function.name)
-                call["args"] += (d.function and d.function.arguments) or ""
+    if stream:
+        for c in out.chunks:
+            for ch in c.choices:
+                for d in ch.delta.tool_calls or ():
+                    call = calls.setdefault(d.index, {"id": None, "name": None, "args": ""})
+                    call["id"] = call["id"] or d.id
+                    call["name"] = call["name"] or (d.function and d.function.name)
+                    call["args"] += (d.function and d.function.arguments) or ""
+        finishes = [ch.finish_reason for c in out.chunks for ch in c.choices if ch.finish_reason]
+    else:
+        choice = out.response.choices[0]
+        for i, tc in enumerate(choice.message.tool_calls):
+            assert tc.type == "function"
+            calls[i] = {"id": tc.id, "name": tc.function.name, "args": tc.function.arguments}
+        assert choice.message.content is None
+        finishes = [choice.finish_reason]
     assert [(c["name"], json.loads(c["args"])) for _, c in sorted(calls.items())] == [
         ("get_weather", WEATHER), ("get_time", TIME)
     ]
     assert all(c["id"] for c in calls.values())
-    finishes = [ch.finish_reason for c in chunks for ch in c.choices if ch.finish_reason]
     assert finishes == ["tool_calls"]
 
 
@@ -355,7 +370,7 @@ def test_batch_keeps_order_with_mixed_results(fmt: str, runner: Any, serve: Any)
         bad=MockDeployment(format=fmt, behavior=Behavior(fail_rate=1.0, fail_status=400)),  # type: ignore[arg-type]
     )
     deps = [mock.dep("good"), mock.dep("bad", model="broken")]
-    items = [
+    items: list[Any] = [
         "first",
         {"prompt": "second", "model": "broken"},
         "third",
@@ -365,7 +380,7 @@ def test_batch_keeps_order_with_mixed_results(fmt: str, runner: Any, serve: Any)
     ]
     results = runner.batch(deps, items, concurrency=4).batch
     assert len(results) == len(items)
-    for item, result in zip(items, results):
+    for item, result in zip(items, results, strict=True):
         if isinstance(item, dict) and item.get("model") == "broken":
             assert isinstance(result, errors.BadRequestError), repr(result)
             assert (result.deployment, result.status) == ("bad", 400)

@@ -281,10 +281,11 @@ def test_weighted_random_never_picks_zero_weight_on_float_residue(tracker: Track
         def random(self) -> float:
             return 1.0 - 2.0**-53
 
-    w = Weighted({"a": 0.1, "b": 0.2, "c": 0.0}, seed=0)
+    w = Weighted({"a": 0.1, "b": 0.1, "c": 0.6, "d": 0.0}, seed=0)
     w._rng = AlmostOne()  # type: ignore[assignment]
-    # 0.1 + 0.2 != 0.3 in floats: the draw can survive both subtractions.
-    assert w.choose(eps("a", "b", "c"), tracker, CTX).name == "b"
+    # In floats the highest draw survives every subtraction (0.8 - 0.1 - 0.1 - 0.6 == 0.0):
+    # the zero-weight candidate at the end must still not be chosen.
+    assert w.choose(eps("a", "b", "c", "d"), tracker, CTX).name == "c"
 
 
 def test_weighted_under_threads_is_exact(tracker: Tracker) -> None:
@@ -371,12 +372,18 @@ def test_response_time_idle_decay_gives_slow_deployment_another_chance(
     rt = ResponseTime(seed=1)
     cands = eps("fast", "slow")
     record(tracker, "slow", latency=5.0)
-    for _ in range(30):  # fast keeps serving; slow is left alone
+    for _ in range(20):  # fast keeps serving; slow is left alone
         clock.advance(1.0)
         record(tracker, "fast", latency=0.5)
         assert rt.choose(cands, tracker, CTX).name == "fast"
-    clock.advance(1.0)
-    assert rt.choose(cands, tracker, CTX).name == "slow"
+    # 5 s x exp(-t / 10 s) falls below 0.5 s after ~23 s idle: slow is tried again.
+    chosen = []
+    for _ in range(10):
+        clock.advance(1.0)
+        record(tracker, "fast", latency=0.5)
+        chosen.append(rt.choose(cands, tracker, CTX).name)
+    assert chosen[:2] == ["fast", "fast"]
+    assert chosen[-1] == "slow"
 
 
 def test_response_time_probes_unknown_one_at_a_time(tracker: Tracker) -> None:
@@ -638,6 +645,31 @@ def test_adaptive_fail_fast_never_measured(tracker: Tracker, clock: ManualClock)
                             fails=lambda n: n == "bad", ticks=3_000))
     after_warmup = Counter(choices[200:])
     assert after_warmup["bad"] / sum(after_warmup.values()) < 0.10
+
+
+def test_adaptive_failed_deployment_is_tried_again_later(
+    tracker: Tracker, clock: ManualClock
+) -> None:
+    s = Adaptive(seed=10)
+    cands = eps("good", "bad")
+    record(tracker, "good", latency=0.2)
+    for _ in range(10):  # bad failed ten times in a row (never answered)
+        record(tracker, "bad", ok=False, error="ServerError", latency=0.002)
+    tracker.started("good")
+    tracker.started("good")  # good is busy (two in flight), as under real traffic
+    assert picks(s, cands, tracker, 50) == {"good": 50}
+    # Good keeps serving; bad gets no traffic, so no sample can lower its error rate. Its
+    # failures are forgiven over time, and it is probed again instead of starved forever.
+    probed_at = None
+    for second in range(1, 121):
+        clock.advance(1.0)
+        tracker.started("good")
+        tracker.record(outcome("good", latency=0.2))
+        if s.choose(cands, tracker, CTX).name == "bad":
+            probed_at = second
+            break
+    assert probed_at is not None
+    assert probed_at > 10
 
 
 def test_adaptive_retry_after_penalty(tracker: Tracker, clock: ManualClock) -> None:

@@ -29,11 +29,13 @@ and the bookkeeping in the tracker, the breakers, the rate limiter and telemetry
 from __future__ import annotations
 
 import random
+from decimal import Decimal
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import (
     AllAttemptsFailed,
+    BudgetExceeded,
     ContextLengthExceeded,
     NoDeploymentAvailable,
     ProviderError,
@@ -41,6 +43,7 @@ from ..errors import (
     UnknownModelError,
 )
 from ..providers.base import Endpoint
+from ..resilience.budget import BudgetBook
 from ..resilience.circuit import HealthBoard
 from ..resilience.rate_limit import RateLimiter
 from ..resilience.retry import RetryBudget, RetryPolicy
@@ -78,6 +81,7 @@ class Router:
         budget: RetryBudget | None = None,
         cost: Callable[[Endpoint, Usage], Any] | None = None,
         telemetry: Any = None,
+        budgets: BudgetBook | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.endpoints = list(endpoints)
@@ -100,6 +104,7 @@ class Router:
         self.budget = budget or RetryBudget()
         self.cost = cost
         self.telemetry = telemetry
+        self.budgets = budgets if budgets else None
         self.rng = rng or random.Random()
         for model, chain in [*self.fallbacks.items(), *(
             (k, [v]) for k, v in self.context_fallbacks.items()
@@ -203,6 +208,8 @@ class DispatchPlan:
         self._errors: list[ProviderError] = []
         self._fatal: Exception | None = None
         self._pending_sleep: float | None = None
+        self._budget_blocked: set[str] = set()
+        self._tags = tuple(request.tags or ())
         self._chain = [request.model, *router.fallbacks.get(request.model, ())]
         self._position = 0
         self.trace = RoutingTrace(model=request.model, strategy="", candidates=[])
@@ -304,6 +311,16 @@ class DispatchPlan:
             wait = router.limiter.wait_time(endpoint.name, tokens, now)
             self.trace.excluded[endpoint.name] = f"rate limit ({wait:.2f}s to wait)"
             return Sleep(max(0.001, min(wait, MAX_WAIT)))
+        hold = None
+        if router.budgets is not None:
+            hold = router.budgets.reserve(
+                endpoint, self.request.user, self._tags, _estimate(endpoint, self.ctx)
+            )
+            if hold is None:  # a concurrent call used the budget since _available
+                router.limiter.reconcile(reservation, 0)
+                self.trace.excluded[endpoint.name] = "budget exhausted"
+                self._budget_blocked.add(endpoint.name)
+                return self._next()
         self._attempts += 1
         self._tried.add(endpoint.name)
         router.health.on_send(endpoint.name, now)
@@ -314,16 +331,23 @@ class DispatchPlan:
         span = None
         if router.telemetry is not None and self._span is not None:
             span = router.telemetry.start_attempt(self._span, endpoint, self._attempts)
-        return Send(endpoint, self._attempts, timeout, now, reservation, span)
+        return Send(endpoint, self._attempts, timeout, now, reservation, span, hold)
 
     def _available(self, now: float) -> tuple[list[Endpoint], float | None]:
         router = self._router
         tokens = self.ctx.input_tokens + self.ctx.output_tokens
         available: list[Endpoint] = []
         earliest: float | None = None
+        budgets = router.budgets
         for c in self.candidates:
-            if c.name in self._excluded:
+            if c.name in self._excluded or c.name in self._budget_blocked:
                 continue
+            if budgets is not None:
+                why = budgets.blocked(c, self.request.user, self._tags, _estimate(c, self.ctx))
+                if why is not None:
+                    self._budget_blocked.add(c.name)
+                    self.trace.excluded[c.name] = why
+                    continue
             ok, reason, retry_at = router.health.check(c.name, now)
             if ok and router.limiter.limited(c.name):
                 wait = router.limiter.wait_time(c.name, tokens, now)
@@ -381,6 +405,8 @@ class DispatchPlan:
         )
         router.health.on_success(endpoint.name, now)
         router.limiter.reconcile(send.reservation, usage.total_tokens if usage else None)
+        if router.budgets is not None:
+            router.budgets.settle(send.hold, outcome.cost)
         if headers is not None and router.limiter.limited(endpoint.name):
             router.limiter.observe(endpoint.name, headers, now)
         router.tracker.record(outcome)
@@ -423,6 +449,8 @@ class DispatchPlan:
         )
         router.health.on_failure(name, error, now)
         router.limiter.reconcile(send.reservation, 0 if error.status is None else None)
+        if router.budgets is not None:
+            router.budgets.settle(send.hold, None)
         router.tracker.record(outcome)
         if router.telemetry is not None and send.span is not None:
             router.telemetry.end_attempt(send.span, outcome)
@@ -466,6 +494,8 @@ class DispatchPlan:
         router = self._router
         router.tracker.cancelled(send.endpoint.name)
         router.health.on_cancel(send.endpoint.name)
+        if router.budgets is not None:
+            router.budgets.settle(send.hold, None)
         self.trace.attempts.append(
             AttemptRecord(send.endpoint.name, "cancelled", router.clock.monotonic() - send.started)
         )
@@ -479,6 +509,11 @@ class DispatchPlan:
             self._router.telemetry.end_call(span, outcome=outcome, error=error)
 
     def _exhausted(self, retry_at: float | None = None) -> Exception:
+        if not self._errors and self._budget_blocked and not self._attempts:
+            reasons = "; ".join(self.trace.excluded[n] for n in sorted(self._budget_blocked))
+            budget_error = BudgetExceeded(f"no budget left for {self.request.model!r}: {reasons}")
+            budget_error.trace = self.trace
+            return budget_error
         if not self._errors:
             return NoDeploymentAvailable(
                 self.request.model, self.trace.excluded, retry_at=retry_at, trace=self.trace
@@ -496,3 +531,15 @@ def _span_params(request: ChatRequest) -> dict[str, Any]:
         "temperature": request.temperature,
         "top_p": request.top_p,
     }
+
+
+_MILLION = Decimal(1_000_000)
+
+
+def _estimate(endpoint: Endpoint, ctx: RouteContext) -> Decimal:
+    """The estimated USD cost of the request on ``endpoint`` (0 when its price is unknown)."""
+    pricing = getattr(endpoint.spec, "pricing", None)
+    if pricing is None:
+        return Decimal(0)
+    cost: Decimal = (pricing.input * ctx.input_tokens + pricing.output * ctx.output_tokens)
+    return cost / _MILLION

@@ -20,6 +20,7 @@ class Send:
     started: float
     reservation: Any = None
     span: Any = None
+    hold: Any = None  # the budget reservation
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,13 +16,16 @@ where ``odds_of_failure`` is ``e / (1 - e)`` of the recent error rate ``e``.
   estimates are equal.
 * **Failures**: the recent error rate multiplies the cost, without bound while failures go on,
   so a deployment that fails *fast* (a 500 in 2 ms, nothing in flight) is not mistaken for a
-  fast one, however busy the healthy ones are. A 429 or 503 with ``Retry-After`` marks the
-  deployment as penalized until then; it is used only if every sampled candidate is.
+  fast one, however busy the healthy ones are. The rate is forgiven over time since the last
+  failure, so a deployment that failed is tried again later rather than starved. A 429 or 503
+  with ``Retry-After`` marks the deployment as penalized until then; it is used only if every
+  sampled candidate is.
 * **Unknown deployments** are scored like the best measured one, so they get probed.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from ..providers.base import Endpoint
@@ -34,6 +37,7 @@ from .response_time import expected_latency
 __all__ = ["Adaptive"]
 
 _PENALIZED = 1e6  # multiplier while a Retry-After is pending
+_ERROR_TAU = 10.0  # seconds for the error rate of an idle deployment to decay by 1/e
 
 
 @register_strategy("adaptive")
@@ -64,6 +68,10 @@ class Adaptive:
         # deployment that fails *fast* (0 in flight) wins against a healthy one that is busy
         # (the bounded 1 + penalty x err is outweighed once the healthy one has ~10 in flight).
         err = cell.ewma_error_rate
+        if err and cell.last_failure_at is not None:
+            # Forgive failures over time: a deployment that gets no traffic has no new samples
+            # to lower its error rate, and would otherwise never be tried again.
+            err *= math.exp(-max(0.0, now - cell.last_failure_at) / _ERROR_TAU)
         cost *= 1.0 + self.error_penalty * err / max(1.0 - err, 1e-3)
         if cell.penalty_until > now:
             cost *= _PENALIZED

@@ -60,11 +60,15 @@ class Weighted:
             total = float(len(candidates))
         if self._rng is not None:
             point = self._rng.random() * total
+            chosen = candidates[-1]
             for candidate, weight in zip(candidates, weights, strict=True):
+                if weight <= 0:
+                    continue  # a zero weight is never chosen, even on float residue below
+                chosen = candidate
                 point -= weight
                 if point < 0:
                     return candidate
-            return candidates[-1]
+            return chosen  # rounding left ``point`` >= 0: the last candidate with a weight
         with self._lock:
             credit = self._credit
             best: Endpoint | None = None

@@ -1,0 +1,644 @@
+"""multimodel's overhead, measured against raw httpx calls to the same local mock server.
+
+Usage::
+
+    python benchmarks/run.py [--quick] [--json out.json] [--only seq,conc,stream,import,route,track]
+
+Every figure that depends on the machine is reported as a RATIO against a raw ``httpx`` call
+made in the same run to the same mock server (a ``MockServerProcess``: a child process, so the
+server does not share the GIL with the code measured). Repetitions are interleaved (raw,
+multimodel, raw, multimodel...) and medians are reported. Every loop is bounded in count and in
+time. See ``docs/performance.md`` for the results and how to read them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import anyio
+import httpx
+
+import multimodel as mm
+from multimodel.testing import Behavior, MockDeployment
+from multimodel.testing.process import MockServerProcess
+from multimodel.tracking.outcome import Outcome
+from multimodel.tracking.stats import Tracker
+from multimodel.types import Usage
+
+warnings.simplefilter("ignore")  # pricing warnings for mock model names are not the point here
+
+STRATEGIES = ("round_robin", "weighted", "least_connections", "response_time", "intelligent",
+              "adaptive")
+TARGETS = {
+    "sequential_overhead_pct": ("<=", 10.0),
+    "concurrent_ratio": (">=", 0.90),
+    "aiohttp_rps": (">=", 2000.0),
+    "stream_ratio": (">=", 0.50),
+    "import_ratio": ("<=", 1.3),
+    "routing_pct_of_rtt": ("<", 5.0),
+    "tracker_record_us": ("<", 5.0),
+}
+PROMPT = "Say hello in one short sentence."
+LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much work each section may do (counts and seconds)."""
+
+    seq_rounds: int
+    seq_block: int
+    conc_rounds: int
+    conc_requests: int
+    stream_rounds: int
+    import_runs: int
+    rss_requests: int
+    route_iters: int
+    tracker_big: int
+    ledger_records: int
+    section_seconds: float
+
+
+FULL = Budget(seq_rounds=8, seq_block=400, conc_rounds=3, conc_requests=1000, stream_rounds=7,
+              import_runs=9, rss_requests=1000, route_iters=3000, tracker_big=1_000_000,
+              ledger_records=50_000, section_seconds=40.0)
+QUICK = Budget(seq_rounds=4, seq_block=150, conc_rounds=1, conc_requests=400, stream_rounds=3,
+               import_runs=7, rss_requests=1000, route_iters=800, tracker_big=200_000,
+               ledger_records=20_000, section_seconds=8.0)
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# -- the server -----------------------------------------------------------------------------------
+
+WORDS = " ".join(f"w{i}" for i in range(500))
+
+
+def server_deployments() -> dict[str, MockDeployment]:
+    return {
+        "oai": MockDeployment(format="openai", behavior=Behavior(text="Hello there, friend.")),
+        "ant": MockDeployment(format="anthropic", behavior=Behavior(text="Hello there, friend.")),
+        "oai-stream": MockDeployment(format="openai", behavior=Behavior(text=WORDS, chunks=500)),
+    }
+
+
+def deployment(server: MockServerProcess, name: str) -> mm.Deployment:
+    if name == "ant":
+        return mm.Deployment(model="claude-3.5-haiku", provider="anthropic",
+                             provider_model="claude-3-5-haiku-latest", api_key="sk-test",
+                             base_url=server.base_url(name))
+    return mm.Deployment(model="gpt-4o-mini", provider="openai", api_key="sk-test",
+                         base_url=server.base_url(name))
+
+
+def raw_request(client: mm.Client | mm.AsyncClient, stream: bool = False) -> httpx.Request:
+    """The exact request multimodel sends (same URL, headers and JSON body) for the raw calls."""
+    request = client._build_request(PROMPT, None, {"max_tokens": 20})
+    endpoint = client.deployments[0]
+    return client._adapters[endpoint.name].build_request(request, endpoint, stream=stream)
+
+
+# -- (a) sequential ------------------------------------------------------------------------------
+
+def bench_sequential(server: MockServerProcess, b: Budget) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("oai", "ant"):
+        raw_http = httpx.Client(limits=LIMITS)
+        client = mm.Client(deployments=[deployment(server, name)], http_client=httpx.Client(
+            limits=LIMITS))
+        req = raw_request(client)
+        url, headers, body = str(req.url), dict(req.headers), req.content
+
+        def raw(n: int, raw_http: httpx.Client = raw_http, url: str = url,
+                headers: dict[str, str] = headers, body: bytes = body) -> None:
+            for _ in range(n):
+                r = raw_http.post(url, content=body, headers=headers)
+                json.loads(r.content)
+                assert r.status_code == 200
+
+        def lib(n: int, client: mm.Client = client) -> None:
+            for _ in range(n):
+                client.query(PROMPT, max_tokens=20)
+
+        raw(200)
+        lib(200)
+        raws: list[float] = []
+        libs: list[float] = []
+        deadline = time.perf_counter() + b.section_seconds
+        for i in range(b.seq_rounds * 2):
+            fn, into = (raw, raws) if i % 2 == 0 else (lib, libs)
+            if i % 4 >= 2:  # A B B A: neither side always goes first
+                fn, into = (lib, libs) if i % 2 == 0 else (raw, raws)
+            t = time.perf_counter()
+            fn(b.seq_block)
+            into.append((time.perf_counter() - t) / b.seq_block * 1e6)
+            if time.perf_counter() > deadline and len(libs) >= 2 and len(raws) >= 2:
+                break
+        raw_us, lib_us = median(raws), median(libs)
+        out[name] = {"raw_us": raw_us, "multimodel_us": lib_us,
+                     "overhead_us": lib_us - raw_us,
+                     "overhead_pct": 100.0 * (lib_us - raw_us) / raw_us, "rounds": len(libs)}
+        client.close()
+        client._http.close()
+        raw_http.close()
+    return out
+
+
+# -- (b) concurrent ------------------------------------------------------------------------------
+
+async def _conc_round(send: Callable[[], Any], total: int, workers: int, limit: float) -> float:
+    """Requests/s of ``workers`` tasks sending ``total`` requests (stops after ``limit`` s)."""
+    remaining = total
+    done = 0
+
+    async def worker() -> None:
+        nonlocal remaining, done
+        while remaining > 0:
+            remaining -= 1
+            await send()
+            done += 1
+
+    t = time.perf_counter()
+    with anyio.move_on_after(limit):
+        async with anyio.create_task_group() as tg:
+            for _ in range(workers):
+                tg.start_soon(worker)
+    return done / (time.perf_counter() - t)
+
+
+async def _bench_conc(server: MockServerProcess, b: Budget, transport: str) -> dict[str, Any]:
+    def make_http() -> httpx.AsyncClient:
+        if transport == "aiohttp":
+            from httpx_aiohttp import AiohttpTransport
+
+            return httpx.AsyncClient(transport=AiohttpTransport(limits=LIMITS), timeout=60)
+        return httpx.AsyncClient(limits=LIMITS, timeout=60)
+
+    raw_http, lib_http = make_http(), make_http()
+    client = mm.AsyncClient(deployments=[deployment(server, "oai")], http_client=lib_http)
+    req = raw_request(client)
+    url, headers, body = str(req.url), dict(req.headers), req.content
+
+    async def raw() -> None:
+        r = await raw_http.post(url, content=body, headers=headers)
+        json.loads(r.content)
+        assert r.status_code == 200
+
+    async def lib() -> None:
+        await client.query(PROMPT, max_tokens=20)
+
+    limit = b.section_seconds / 2
+    total = b.conc_requests if transport == "httpx" else b.conc_requests * 4
+    await _conc_round(raw, 200, 200, limit)  # warm up: open the 200 connections
+    await _conc_round(lib, 200, 200, limit)
+    raws: list[float] = []
+    libs: list[float] = []
+    for i in range(b.conc_rounds):
+        order = [(raw, raws), (lib, libs)] if i % 2 == 0 else [(lib, libs), (raw, raws)]
+        for fn, into in order:
+            into.append(await _conc_round(fn, total, 200, limit))
+    await raw_http.aclose()
+    await lib_http.aclose()
+    return {"raw_rps": median(raws), "multimodel_rps": median(libs),
+            "ratio": median(libs) / median(raws), "rounds": len(libs)}
+
+
+def bench_concurrent(server: MockServerProcess, b: Budget) -> dict[str, Any]:
+    out = {"httpx": anyio.run(_bench_conc, server, b, "httpx")}
+    try:
+        import httpx_aiohttp  # noqa: F401
+    except ImportError:
+        out["aiohttp"] = {"skipped": "pip install 'multimodel[aiohttp]'"}
+    else:
+        out["aiohttp"] = anyio.run(_bench_conc, server, b, "aiohttp")
+    return out
+
+
+# -- (c) streaming -------------------------------------------------------------------------------
+
+def bench_stream(server: MockServerProcess, b: Budget) -> dict[str, Any]:
+    raw_http = httpx.Client(limits=LIMITS)
+    client = mm.Client(deployments=[deployment(server, "oai-stream")])
+    req = raw_request(client, stream=True)
+    url, headers, body = str(req.url), dict(req.headers), req.content
+
+    def raw() -> int:
+        n = 0
+        with raw_http.stream("POST", url, content=body, headers=headers) as r:
+            for line in r.iter_lines():
+                if line.startswith("data:"):
+                    n += 1
+        return n
+
+    def lib() -> int:
+        n = 0
+        with client.stream(PROMPT, max_tokens=20) as s:
+            for chunk in s:
+                n += bool(chunk.text)
+        return n
+
+    runners: list[tuple[str, Callable[[], int]]] = [("raw", raw), ("multimodel", lib)]
+    sdk = _openai_sdk(server)
+    if sdk is not None:
+        runners.append(("openai_sdk", sdk))
+    times: dict[str, list[float]] = {k: [] for k, _ in runners}
+    counts: dict[str, int] = {}
+    for _, fn in runners:
+        fn()
+    deadline = time.perf_counter() + b.section_seconds
+    for i in range(b.stream_rounds):
+        for key, fn in runners if i % 2 == 0 else runners[::-1]:
+            t = time.perf_counter()
+            counts[key] = fn()
+            times[key].append(time.perf_counter() - t)
+        if time.perf_counter() > deadline:
+            break
+    client.close()
+    raw_http.close()
+    out: dict[str, Any] = {"content_chunks": 500, "counted": counts}
+    for key, secs in times.items():  # unit: the 500 content chunks of one stream, any client
+        out[f"{key}_chunks_per_s"] = 500 / median(secs)
+    out["ratio"] = out["multimodel_chunks_per_s"] / out["raw_chunks_per_s"]
+    if sdk is not None:
+        out["openai_sdk_ratio"] = out["openai_sdk_chunks_per_s"] / out["raw_chunks_per_s"]
+    return out
+
+
+def _openai_sdk(server: MockServerProcess) -> Callable[[], int] | None:
+    try:
+        import openai
+    except ImportError:
+        return None
+    sdk = openai.OpenAI(base_url=server.base_url("oai-stream"), api_key="sk-test", max_retries=0)
+
+    def run() -> int:
+        n = 0
+        stream = sdk.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}], max_tokens=20,
+            stream=True)
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                n += 1
+        return n
+
+    return run
+
+
+# -- (d) import time and memory ------------------------------------------------------------------
+
+_IMPORT = "import time; t = time.perf_counter(); import {mods}; print(time.perf_counter() - t)"
+
+
+def bench_import(b: Budget) -> dict[str, Any]:
+    samples: dict[str, list[float]] = {"multimodel": [], "httpx, pydantic": []}
+    for _ in range(b.import_runs):
+        for mods, into in samples.items():
+            res = subprocess.run([sys.executable, "-c", _IMPORT.format(mods=mods)],
+                                 capture_output=True, text=True, check=True, timeout=60)
+            into.append(float(res.stdout) * 1000)
+    lib, base = median(samples["multimodel"]), median(samples["httpx, pydantic"])
+    return {"multimodel_ms": lib, "httpx_pydantic_ms": base, "ratio": lib / base,
+            "runs": b.import_runs, "top": _importtime_top()}
+
+
+def _importtime_top(n: int = 12) -> list[tuple[str, float]]:
+    """Modules with the largest self import time (µs) under ``-X importtime``."""
+    res = subprocess.run([sys.executable, "-X", "importtime", "-c", "import multimodel"],
+                         capture_output=True, text=True, check=True, timeout=60)
+    rows: list[tuple[str, float]] = []
+    for line in res.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[0].startswith("import time:") and "self" not in parts[0]:
+            rows.append((parts[2].strip(), float(parts[0].split(":")[1])))
+    return sorted(rows, key=lambda r: -r[1])[:n]
+
+
+_RSS = textwrap.dedent("""
+    import json, resource, sys, warnings
+    warnings.simplefilter("ignore")
+    url, n, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    import httpx
+    if mode == "multimodel":
+        import multimodel as mm
+        c = mm.Client(deployments=[mm.Deployment(model="gpt-4o-mini", provider="openai",
+                                                 api_key="sk-test", base_url=url)])
+        for _ in range(n):
+            c.query("Say hello in one short sentence.", max_tokens=20)
+    else:
+        import pydantic  # noqa: F401
+        h = httpx.Client()
+        body = json.dumps({"model": "gpt-4o-mini", "messages": [
+            {"role": "user", "content": "Say hello in one short sentence."}]})
+        for _ in range(n):
+            json.loads(h.post(url + "/chat/completions", content=body,
+                              headers={"content-type": "application/json"}).content)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+""")
+
+
+def bench_rss(server: MockServerProcess, b: Budget) -> dict[str, Any]:
+    out: dict[str, Any] = {"requests": b.rss_requests}
+    for mode in ("multimodel", "raw"):
+        res = subprocess.run(
+            [sys.executable, "-c", _RSS, server.base_url("oai"), str(b.rss_requests), mode],
+            capture_output=True, text=True, check=True, timeout=120)
+        out[f"{mode}_mib"] = int(res.stdout) / 1024  # ru_maxrss is KiB on Linux
+    return out
+
+
+# -- (e) routing + bookkeeping, sans I/O ---------------------------------------------------------
+
+def bench_routing(b: Budget, rtt_us: float) -> dict[str, Any]:
+    usage = Usage(input_tokens=12, output_tokens=9)
+    headers = httpx.Headers({"x-request-id": "req_1"})
+    out: dict[str, Any] = {"rtt_us": rtt_us}
+    for n in (3, 50):
+        deps = [mm.Deployment(model="gpt-4o-mini", provider="openai", api_key="sk-test",
+                              name=f"d{i}", base_url=f"http://127.0.0.1:9/{i}/v1")
+                for i in range(n)]
+        for strategy in STRATEGIES:
+            client = mm.Client(deployments=deps, strategy=strategy)
+            request = client._build_request(PROMPT, None, {"max_tokens": 20})
+            router = client._router
+
+            def loop(k: int, router: Any = router, request: Any = request) -> None:
+                for _ in range(k):
+                    plan = router.plan(request, timeout=30)
+                    action = plan.next_action()
+                    plan.succeeded(action, usage=usage, headers=headers, response_model="m",
+                                   finish_reason="stop", request_id="req_1")
+
+            loop(200)
+            reps = []
+            deadline = time.perf_counter() + b.section_seconds / 12
+            for _ in range(5):
+                t = time.perf_counter()
+                loop(b.route_iters)
+                reps.append((time.perf_counter() - t) / b.route_iters * 1e6)
+                if time.perf_counter() > deadline:
+                    break
+            us = min(reps)  # sans I/O: the minimum is the cost, the rest is machine noise
+            out[f"{strategy}/{n}"] = {"us": us, "pct_of_rtt": 100 * us / rtt_us}
+            client.close()
+    return out
+
+
+# -- (f) tracker and ledger ----------------------------------------------------------------------
+
+def _outcomes() -> list[Outcome]:
+    usage = Usage(input_tokens=120, output_tokens=80)
+    out = []
+    for i in range(1000):
+        ok = i % 10 != 0
+        out.append(Outcome(
+            deployment=f"d{i % 3}", ok=ok, latency=0.2 + (i % 17) / 100,
+            status=200 if ok else 500, error=None if ok else "ServerError",
+            usage=usage if ok else None, cost=Decimal("0.000066") if ok else None,
+            user=f"user{i % 50}", tags=("bench",), model="gpt-4o-mini", provider="openai",
+            started_at=1.7e9))
+    return out
+
+
+def _deep_size(root: object) -> int:
+    """Bytes reachable from ``root`` (excluding modules, classes and functions)."""
+    import types
+
+    seen: set[int] = set()
+    stack = [root]
+    total = 0
+    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
+            types.MethodType)
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, skip):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        stack.extend(gc.get_referents(obj))
+    return total
+
+
+def bench_tracker(b: Budget) -> dict[str, Any]:
+    outcomes = _outcomes()
+    clock = [0.0]
+
+    def tick() -> float:
+        return clock[0]
+
+    def fill(tracker: Tracker, n: int) -> float:
+        t = time.perf_counter()
+        for i in range(n):
+            clock[0] += 0.001  # 1,000 outcomes per virtual second: windows roll over
+            tracker.record(outcomes[i % 1000])
+        return (time.perf_counter() - t) / n * 1e6
+
+    small = Tracker(tick)
+    fill(small, 10_000)
+    size_small = _deep_size(small)
+    big = Tracker(tick)
+    done = 0
+    deadline = time.perf_counter() + b.section_seconds * 2
+    while done < b.tracker_big and time.perf_counter() < deadline:
+        step = min(100_000, b.tracker_big - done)
+        fill(big, step)
+        done += step
+    size_big = _deep_size(big)
+    timing = Tracker(tick)
+    fill(timing, 10_000)
+    per_call = min(fill(timing, 50_000) for _ in range(3))
+    return {"record_us": per_call, "records_small": 10_000, "bytes_small": size_small,
+            "records_big": done, "bytes_big": size_big}
+
+
+def bench_ledger(b: Budget) -> dict[str, Any]:
+    from multimodel.tracking.ledger import UsageLedger
+
+    outcomes = _outcomes()
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = UsageLedger(os.path.join(tmp, "usage.db")).open()
+        per: list[float] = []
+        for i in range(b.ledger_records):
+            t = time.perf_counter_ns()
+            ledger.record(outcomes[i % 1000])
+            per.append((time.perf_counter_ns() - t) / 1000)
+        t = time.perf_counter()
+        ledger.flush(timeout=60)
+        flush_s = time.perf_counter() - t
+        written, dropped = ledger.written, ledger.dropped
+        ledger.close(timeout=30)
+    per.sort()
+    return {"records": b.ledger_records, "median_us": per[len(per) // 2],
+            "p99_us": per[int(len(per) * 0.99)], "max_us": per[-1],
+            "flush_s": flush_s, "written": written, "dropped": dropped}
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+def verdicts(r: dict[str, Any]) -> dict[str, tuple[float, str, float, bool]]:
+    values: dict[str, float] = {}
+    if "sequential" in r:
+        values["sequential_overhead_pct"] = r["sequential"]["oai"]["overhead_pct"]
+    if "concurrent" in r:
+        values["concurrent_ratio"] = r["concurrent"]["httpx"]["ratio"]
+        if "multimodel_rps" in r["concurrent"]["aiohttp"]:
+            values["aiohttp_rps"] = r["concurrent"]["aiohttp"]["multimodel_rps"]
+    if "stream" in r:
+        values["stream_ratio"] = r["stream"]["ratio"]
+    if "import" in r:
+        values["import_ratio"] = r["import"]["ratio"]
+    if "routing" in r:
+        values["routing_pct_of_rtt"] = max(v["pct_of_rtt"] for k, v in r["routing"].items()
+                                           if "/" in k)
+    if "tracker" in r:
+        values["tracker_record_us"] = r["tracker"]["record_us"]
+    out = {}
+    for key, value in values.items():
+        op, target = TARGETS[key]
+        met = value <= target if op == "<=" else value >= target if op == ">=" else value < target
+        out[key] = (value, op, target, met)
+    return out
+
+
+def report(r: dict[str, Any]) -> None:
+    print("\n## Targets\n")
+    print("| metric | measured | target | met |\n|---|---|---|---|")
+    for key, (value, op, target, met) in verdicts(r).items():
+        print(f"| {key} | {value:.3g} | {op} {target:g} | {'yes' if met else 'NO'} |")
+    if "sequential" in r:
+        print("\n## Sequential requests (µs per request, median of interleaved rounds)\n")
+        print("| format | raw httpx | multimodel | overhead |\n|---|---|---|---|")
+        for name, v in r["sequential"].items():
+            print(f"| {name} | {v['raw_us']:.0f} | {v['multimodel_us']:.0f} | "
+                  f"{v['overhead_pct']:+.1f} % ({v['overhead_us']:+.0f} µs) |")
+    if "concurrent" in r:
+        print("\n## 200 concurrent requests (requests/s)\n")
+        print("| transport | raw | multimodel | ratio |\n|---|---|---|---|")
+        for name, v in r["concurrent"].items():
+            if "ratio" in v:
+                print(f"| {name} | {v['raw_rps']:.0f} | {v['multimodel_rps']:.0f} | "
+                      f"{v['ratio']:.2f} |")
+            else:
+                print(f"| {name} | skipped: {v['skipped']} | | |")
+    if "stream" in r:
+        s = r["stream"]
+        print("\n## 500-chunk stream (content chunks/s)\n")
+        print("| client | chunks/s | ratio to raw |\n|---|---|---|")
+        for key in ("raw", "multimodel", "openai_sdk"):
+            if f"{key}_chunks_per_s" in s:
+                rate = s[f"{key}_chunks_per_s"]
+                print(f"| {key} | {rate:.0f} | {rate / s['raw_chunks_per_s']:.2f} |")
+    if "import" in r:
+        i = r["import"]
+        print(f"\n## Import\n\nimport multimodel {i['multimodel_ms']:.0f} ms, "
+              f"import httpx, pydantic {i['httpx_pydantic_ms']:.0f} ms: {i['ratio']:.2f}x "
+              f"(median of {i['runs']})")
+        print("largest self import times (µs): " + ", ".join(
+            f"{m} {us:.0f}" for m, us in i["top"][:8]))
+    if "rss" in r:
+        m = r["rss"]
+        print(f"peak RSS after {m['requests']} requests: multimodel {m['multimodel_mib']:.1f} "
+              f"MiB, raw httpx+pydantic {m['raw_mib']:.1f} MiB")
+    if "routing" in r:
+        print(f"\n## Routing + bookkeeping per request, sans I/O (µs; % of the "
+              f"{r['routing']['rtt_us']:.0f} µs raw round trip)\n")
+        print("| strategy | 3 deployments | 50 deployments |\n|---|---|---|")
+        for s in STRATEGIES:
+            a, b = r["routing"][f"{s}/3"], r["routing"][f"{s}/50"]
+            print(f"| {s} | {a['us']:.1f} ({a['pct_of_rtt']:.1f} %) | "
+                  f"{b['us']:.1f} ({b['pct_of_rtt']:.1f} %) |")
+    if "tracker" in r:
+        t = r["tracker"]
+        print(f"\n## Tracker and ledger\n\nTracker.record: {t['record_us']:.2f} µs; object graph "
+              f"{t['bytes_small'] / 1024:.0f} KiB after {t['records_small']:,} records, "
+              f"{t['bytes_big'] / 1024:.0f} KiB after {t['records_big']:,}")
+    if "ledger" in r:
+        lg = r["ledger"]
+        print(f"UsageLedger.record: median {lg['median_us']:.2f} µs, p99 {lg['p99_us']:.2f} µs, "
+              f"max {lg['max_us']:.0f} µs over {lg['records']:,} calls; flush {lg['flush_s']:.2f}"
+              f" s, written {lg['written']:,}, dropped {lg['dropped']}")
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")),
+                       "")
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu": cpu or platform.processor(),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "httpx": httpx.__version__, "multimodel": getattr(mm, "__version__", "?")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="multimodel overhead benchmarks")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (about 40 s)")
+    parser.add_argument("--json", help="write every number to this file")
+    parser.add_argument("--only", default="seq,conc,stream,import,route,track",
+                        help="comma-separated sections")
+    args = parser.parse_args()
+    b = QUICK if args.quick else FULL
+    only = set(args.only.split(","))
+    started = time.perf_counter()
+    results: dict[str, Any] = {"machine": machine(), "quick": args.quick}
+    rtt = float("nan")
+    with MockServerProcess(server_deployments()) as server:
+        if "seq" in only or "route" in only:
+            log("sequential...")
+            results["sequential"] = bench_sequential(server, b)
+            rtt = results["sequential"]["oai"]["raw_us"]
+        if "conc" in only:
+            log("concurrent...")
+            results["concurrent"] = bench_concurrent(server, b)
+        if "stream" in only:
+            log("stream...")
+            results["stream"] = bench_stream(server, b)
+        if "import" in only:
+            log("rss...")
+            results["rss"] = bench_rss(server, b)
+    if "import" in only:
+        log("import...")
+        results["import"] = bench_import(b)
+    if "route" in only:
+        log("routing...")
+        results["routing"] = bench_routing(b, rtt)
+    if "track" in only:
+        log("tracker, ledger...")
+        results["tracker"] = bench_tracker(b)
+        results["ledger"] = bench_ledger(b)
+    results["seconds"] = time.perf_counter() - started
+    m = results["machine"]
+    print(f"# multimodel benchmarks ({'quick' if args.quick else 'full'}, "
+          f"{results['seconds']:.0f} s)\n\n{m['cpus']} CPUs, {m['cpu']}, Python {m['python']}, "
+          f"httpx {m['httpx']}")
+    report(results)
+    if args.json:
+        results["verdicts"] = {k: list(v) for k, v in verdicts(results).items()}
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(results, fh, indent=2, default=str)
+
+
+if __name__ == "__main__":
+    main()
