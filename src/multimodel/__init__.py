@@ -37,6 +37,7 @@ _LAZY = {
     "ClientConfig": ".config",
     "ConfigError": ".errors",
     "Deployment": ".config",
+    "HedgePolicy": ".resilience.hedge",
     "ImagePart": ".types",
     "InvalidRequestError": ".errors",
     "ManualClock": "._core.clock",
@@ -95,6 +96,7 @@ if _typing.TYPE_CHECKING:
     from .providers.registry import register_adapter, register_provider
     from .resilience.budget import Budget, BudgetAlert
     from .resilience.circuit import CircuitPolicy
+    from .resilience.hedge import HedgePolicy
     from .resilience.retry import RetryBudget, RetryPolicy
     from .strategies.base import RouteContext, Strategy, register_strategy
     from .streaming import AsyncStream, Stream
@@ -128,6 +130,7 @@ __all__ = [
     "ClientConfig",
     "ConfigError",
     "Deployment",
+    "HedgePolicy",
     "ImagePart",
     "InvalidRequestError",
     "ManualClock",

@@ -6,7 +6,9 @@ only the sending, reading and sleeping (httpx's ``BaseClient`` split, see ``STYL
 
 from __future__ import annotations
 
+import functools
 import os
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -31,6 +33,7 @@ from .providers.base import Endpoint, ParsedResponse, ProviderAdapter
 from .providers.registry import get_adapter
 from .resilience.budget import Budget, BudgetBook
 from .resilience.circuit import CircuitPolicy, HealthBoard, Status
+from .resilience.hedge import HedgePolicy
 from .resilience.retry import RetryBudget, RetryPolicy
 from .strategies.base import make_strategy
 from .tracking.cost import CostBreakdown, WarnOnce, cost_for
@@ -43,12 +46,21 @@ if TYPE_CHECKING:  # loaded when a client is built, not when multimodel is impor
     from .tracking.ledger import UsageLedger
     from .tracking.telemetry import Telemetry
 
-__all__ = ["BaseClient", "RequestInput"]
+__all__ = ["BaseClient", "RequestInput", "default_ssl_context"]
 
 RequestInput = str | Sequence[Message | Mapping[str, Any]]
 """A prompt string, or a list of messages (``Message`` objects or dicts)."""
 
 _REQUEST_FIELDS = frozenset(ChatRequest.model_fields) - {"messages", "model"}
+
+
+@functools.lru_cache(maxsize=1)
+def default_ssl_context() -> ssl.SSLContext:
+    """One TLS context for every client: loading the CA bundle costs ~70 ms per context.
+
+    Built on first use (not at import) and never modified afterwards.
+    """
+    return httpx.create_ssl_context()
 
 
 class BaseClient:
@@ -70,6 +82,7 @@ class BaseClient:
         context_fallbacks: Mapping[str, str] | None = None,
         retry_budget: RetryBudget | None = None,
         budgets: Sequence[Budget] = (),
+        hedge: HedgePolicy | None = None,
         catalog: Catalog | None = None,
         telemetry: Telemetry | bool = True,
         ledger: UsageLedger | str | os.PathLike[str] | None = None,
@@ -140,6 +153,7 @@ class BaseClient:
                 budgets, wall=self._clock.time,
                 alert=lambda alert: self.events.emit("budget_alert", alert),
             ),
+            hedge=hedge,
         )
         self.tracker.subscribe(self._outcome_event)
         if self.telemetry is not None:

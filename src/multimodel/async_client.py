@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx
 
-from ._base_client import BaseClient, RequestInput
-from ._core.dispatch import Send, Sleep
+from ._base_client import BaseClient, RequestInput, default_ssl_context
+from ._core.dispatch import DispatchPlan, Send, Sleep
 from ._params import RequestParams
 from .errors import InvalidRequestError, MultimodelError, ProviderError
 from .providers.base import ParsedResponse
@@ -80,6 +80,7 @@ class AsyncClient(BaseClient):
             transport=transport,
             timeout=self._timeout,
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+            verify=default_ssl_context(),
         )
 
     # -- public API ----------------------------------------------------------------------------
@@ -189,6 +190,12 @@ class AsyncClient(BaseClient):
             if isinstance(action, Sleep):
                 await anyio.sleep(action.seconds)
                 continue
+            delay = plan.hedge_delay(action)
+            if delay is not None:
+                hedged = await self._hedged(plan, action, request, delay)
+                if hedged is not None:
+                    return hedged
+                continue
             try:
                 with anyio.fail_after(action.timeout):
                     parsed, headers = await self._attempt(action, request)
@@ -210,6 +217,51 @@ class AsyncClient(BaseClient):
                 request_id=self._request_id(headers),
             )
             return self._response(action, parsed, outcome, plan.trace)
+
+    async def _hedged(
+        self, plan: DispatchPlan, primary: Send, request: ChatRequest, delay: float
+    ) -> ChatResponse | None:
+        """Run ``primary``; after ``delay`` without an answer, race a backup against it."""
+        won: list[ChatResponse] = []
+        running: dict[int, Send] = {}
+        done = anyio.Event()
+
+        async def attempt(send: Send) -> None:
+            try:
+                with anyio.fail_after(send.timeout):
+                    parsed, headers = await self._attempt(send, request)
+            except TimeoutError as exc:
+                plan.failed(send, self._transport_error(exc, send.endpoint))
+            except ProviderError as exc:
+                plan.failed(send, exc)
+            except anyio.get_cancelled_exc_class():
+                (plan.abandoned if won else plan.cancelled)(send)  # no await: nothing to shield
+                raise
+            else:
+                outcome = plan.succeeded(
+                    send, usage=parsed.usage, headers=headers, response_model=parsed.model,
+                    finish_reason=parsed.finish_reason, request_id=self._request_id(headers),
+                )
+                if not won:
+                    won.append(self._response(send, parsed, outcome, plan.trace))
+            finally:
+                running.pop(id(send), None)
+                if won or not running:
+                    done.set()
+
+        async with anyio.create_task_group() as group:
+            running[id(primary)] = primary
+            group.start_soon(attempt, primary)
+            with anyio.move_on_after(delay):
+                await done.wait()
+            if not done.is_set():
+                backup = plan.hedge_action(primary)
+                if backup is not None:
+                    running[id(backup)] = backup
+                    group.start_soon(attempt, backup)
+            await done.wait()
+            group.cancel_scope.cancel()
+        return won[0] if won else None
 
     async def _attempt(
         self, send: Send, request: ChatRequest

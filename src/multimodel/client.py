@@ -16,17 +16,18 @@ Example::
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ._base_client import BaseClient, RequestInput
-from ._core.dispatch import Send, Sleep
+from ._base_client import BaseClient, RequestInput, default_ssl_context
+from ._core.dispatch import DispatchPlan, Send, Sleep
 from ._params import RequestParams
 from .errors import InvalidRequestError, MultimodelError, ProviderError
 from .providers.base import ParsedResponse
@@ -80,6 +81,7 @@ class Client(BaseClient):
             transport=transport,
             timeout=self._timeout,
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+            verify=default_ssl_context(),
         )
 
     # -- public API ----------------------------------------------------------------------------
@@ -184,6 +186,12 @@ class Client(BaseClient):
             if isinstance(action, Sleep):
                 time.sleep(action.seconds)
                 continue
+            delay = plan.hedge_delay(action)
+            if delay is not None:
+                hedged = self._hedged(plan, action, request, delay)
+                if hedged is not None:
+                    return hedged
+                continue
             try:
                 parsed, headers = self._attempt(action, request)
             except ProviderError as exc:
@@ -201,6 +209,51 @@ class Client(BaseClient):
                 request_id=self._request_id(headers),
             )
             return self._response(action, parsed, outcome, plan.trace)
+
+    def _hedged(
+        self, plan: DispatchPlan, primary: Send, request: ChatRequest, delay: float
+    ) -> ChatResponse | None:
+        """Run ``primary`` in a worker; after ``delay`` without an answer, race a backup.
+
+        A blocking read cannot be interrupted: the losing attempt finishes in its worker thread
+        and records its outcome (and cost) when it does.
+        """
+        lock = threading.Lock()
+        won: list[ChatResponse] = []
+
+        def attempt(send: Send) -> None:
+            try:
+                parsed, headers = self._attempt(send, request)
+            except ProviderError as exc:
+                plan.failed(send, exc)
+                return
+            except BaseException:
+                plan.cancelled(send)
+                raise
+            outcome = plan.succeeded(
+                send, usage=parsed.usage, headers=headers, response_model=parsed.model,
+                finish_reason=parsed.finish_reason, request_id=self._request_id(headers),
+            )
+            with lock:
+                if not won:
+                    won.append(self._response(send, parsed, outcome, plan.trace))
+
+        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="multimodel-hedge")
+        try:
+            futures = [pool.submit(attempt, primary)]
+            done, _ = wait(futures, timeout=delay)
+            if not done:
+                backup = plan.hedge_action(primary)
+                if backup is not None:
+                    futures.append(pool.submit(attempt, backup))
+            pending = set(futures)
+            while pending and not won:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()  # re-raise KeyboardInterrupt and the like
+        finally:
+            pool.shutdown(wait=False)
+        return won[0] if won else None
 
     def _attempt(self, send: Send, request: ChatRequest) -> tuple[ParsedResponse, httpx.Headers]:
         endpoint = send.endpoint

@@ -76,6 +76,7 @@ class Outcome:
     trace: Any = None
     in_flight: dict[str, int] = field(default_factory=dict)  # tracker, after the call
     tokens: dict[str, tuple[int, int]] = field(default_factory=dict)  # tracker (in, out)
+    failures: dict[str, int] = field(default_factory=dict)  # tracker, failed attempts
     batch: list[Any] = field(default_factory=list)
     elapsed: float = 0.0  # seconds the whole call took
 
@@ -102,6 +103,7 @@ def _after(client: Any, out: Outcome) -> None:
         stats = client.tracker.get(ep.name)
         out.in_flight[ep.name] = stats.in_flight
         out.tokens[ep.name] = (stats.input_tokens, stats.output_tokens)
+        out.failures[ep.name] = stats.failures
 
 
 def _trace_of(exc: BaseException) -> Any:

@@ -96,6 +96,7 @@ def test_stream_failover_and_interruption(case: Case, fmt: str, runner: Any, ser
     )
     assert out.texts == case.received  # nothing duplicated, nothing from a failed attempt
     assert out.in_flight == {"a": 0, "b": 0}
+    assert out.failures == {"a": len(case.attempts) - 1 if case.served_by else 1, "b": 0}
     assert out.elapsed < case.max_elapsed
     if case.served_by is not None:
         r = out.ok()

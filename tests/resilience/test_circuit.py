@@ -401,12 +401,15 @@ def test_late_failures_while_open_do_not_escalate_the_cooldown() -> None:
     # rather than re-opening (and doubling) for each late failure.
     b, rec = board(failure_threshold=5, cooldown=1.0, max_cooldown=300.0)
     open_after(b, "a", 10, 0.0)
+    assert rec.transitions() == [("healthy", "degraded"), ("degraded", "down")]
     assert b.check("a", 0.0)[2] == 1.0
     assert b.check("a", 1.0)[0]
     b.on_send("a", 1.0)
     b.on_failure("a", server_error(), 1.0)  # the probe fails: the second cooldown, 2 s
     assert b.check("a", 1.0)[2] == 3.0
-    assert rec.transitions().count(("degraded", "down")) == 1
+    # A late failure that carries a longer Retry-After still extends the open period.
+    b.on_failure("a", server_error(retry_after=10.0), 1.5)
+    assert b.check("a", 1.5)[2] == 11.5
 
 
 def test_late_success_while_open_does_not_close() -> None:

@@ -29,14 +29,15 @@ and the bookkeeping in the tracker, the breakers, the rate limiter and telemetry
 from __future__ import annotations
 
 import random
-from decimal import Decimal
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from ..errors import (
     AllAttemptsFailed,
     BudgetExceeded,
     ContextLengthExceeded,
+    MultimodelError,
     NoDeploymentAvailable,
     ProviderError,
     ProviderTimeout,
@@ -45,11 +46,12 @@ from ..errors import (
 from ..providers.base import Endpoint
 from ..resilience.budget import BudgetBook
 from ..resilience.circuit import HealthBoard
+from ..resilience.hedge import HedgePolicy, HedgeState
 from ..resilience.rate_limit import RateLimiter
 from ..resilience.retry import RetryBudget, RetryPolicy
 from ..strategies.base import RouteContext, Strategy
 from ..tracking.outcome import Outcome
-from ..tracking.stats import Tracker
+from ..tracking.stats import ABANDONED, Tracker
 from ..types import ChatRequest, ImagePart, Usage
 from .clock import Clock
 from .tokens import estimate_input_tokens, estimate_output_tokens
@@ -82,6 +84,7 @@ class Router:
         cost: Callable[[Endpoint, Usage], Any] | None = None,
         telemetry: Any = None,
         budgets: BudgetBook | None = None,
+        hedge: HedgePolicy | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.endpoints = list(endpoints)
@@ -105,6 +108,7 @@ class Router:
         self.cost = cost
         self.telemetry = telemetry
         self.budgets = budgets if budgets else None
+        self.hedge = HedgeState(hedge) if hedge is not None else None
         self.rng = rng or random.Random()
         for model, chain in [*self.fallbacks.items(), *(
             (k, [v]) for k, v in self.context_fallbacks.items()
@@ -488,6 +492,66 @@ class DispatchPlan:
             return
         self._retries += 1
         self._pending_sleep = router.retry.backoff(self._retries, retry_after, router.rng)
+
+    def hedge_delay(self, send: Send) -> float | None:
+        """Seconds after which to send a backup for ``send`` (``None``: do not hedge)."""
+        hedge = self._router.hedge
+        if hedge is None or self.stream or send.attempt != 1:
+            return None
+        if len([c for c in self.candidates if c.name not in self._excluded]) < 2:
+            return None
+        hedge.call(self._router.clock.monotonic())
+        quantile = self._router.tracker.latency_quantile(send.endpoint.name, hedge.policy.quantile)
+        return max(hedge.policy.min_delay, quantile or 0.0)
+
+    def hedge_action(self, primary: Send) -> Send | None:
+        """A backup attempt on another deployment, if the hedge budget and candidates allow."""
+        router = self._router
+        hedge = router.hedge
+        if hedge is None or not hedge.allow(router.clock.monotonic()):
+            return None
+        name = primary.endpoint.name
+        held = name in self._excluded
+        self._excluded[name] = "hedging: first attempt in flight"
+        sleeps = len(self.trace.sleeps)
+        try:
+            action = self._next()
+        except (MultimodelError, ProviderError):  # nothing left to hedge with
+            return None
+        finally:
+            if not held:
+                del self._excluded[name]
+                self.trace.excluded.pop(name, None)
+        if isinstance(action, Sleep):
+            del self.trace.sleeps[sleeps:]
+            return None
+        return action
+
+    def abandoned(self, send: Send) -> None:
+        """An attempt was cancelled because another one answered first (hedging).
+
+        Its estimated prompt cost is recorded: the provider processed the prompt.
+        """
+        router = self._router
+        clock = router.clock
+        now = clock.monotonic()
+        latency = now - send.started
+        endpoint = send.endpoint
+        pricing = getattr(endpoint.spec, "pricing", None)
+        cost = pricing.input * self.ctx.input_tokens / _MILLION if pricing is not None else None
+        self.trace.attempts.append(AttemptRecord(endpoint.name, "abandoned", latency))
+        router.health.on_cancel(endpoint.name)
+        router.limiter.reconcile(send.reservation, self.ctx.input_tokens)
+        if router.budgets is not None:
+            router.budgets.settle(send.hold, cost)
+        router.tracker.record(Outcome(
+            deployment=endpoint.name, model=endpoint.model, provider=endpoint.provider,
+            ok=False, latency=latency, started_at=clock.time() - latency, error=ABANDONED,
+            cost=cost, stream=self.stream, user=self.request.user, tags=self._tags,
+            attempt=send.attempt,
+        ))
+        if router.telemetry is not None and send.span is not None:
+            router.telemetry.end_attempt(send.span, None)
 
     def cancelled(self, send: Send) -> None:
         """The caller abandoned the attempt (cancellation, KeyboardInterrupt): free its slot."""

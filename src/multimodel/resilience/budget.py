@@ -99,19 +99,26 @@ class BudgetAlert:
     type: str = "budget_alert"
 
 
+class _Cell:
+    """Spend of one budget key in one window period."""
+
+    __slots__ = ("alerted", "period", "reserved", "spent")
+
+    def __init__(self, period: str) -> None:
+        self.period = period
+        self.spent = Decimal(0)
+        self.reserved = Decimal(0)
+        self.alerted = False
+
+
 class BudgetReservation:
     """Estimated spend held for one attempt; settle it with the real cost."""
 
     __slots__ = ("cells", "estimate")
 
-    def __init__(self, cells: list[tuple[int, str, list[object]]], estimate: Decimal) -> None:
+    def __init__(self, cells: list[tuple[int, str, _Cell]], estimate: Decimal) -> None:
         self.cells = cells
         self.estimate = estimate
-
-
-def _dec(value: object) -> Decimal:
-    assert isinstance(value, Decimal)
-    return value
 
 
 def _period(window: Window, wall: float) -> str:
@@ -140,8 +147,7 @@ class BudgetBook:
         self._wall = wall
         self._alert = alert
         self._lock = threading.Lock()
-        # (budget index, key) -> [period, spent, reserved, alerted]
-        self._cells: dict[tuple[int, str], list[object]] = {}
+        self._cells: dict[tuple[int, str], _Cell] = {}
 
     def __bool__(self) -> bool:
         return bool(self.budgets)
@@ -168,11 +174,10 @@ class BudgetBook:
             return [budget.key] if budget.key in values else []
         return values
 
-    def _cell(self, index: int, key: str, period: str) -> list[object]:
+    def _cell(self, index: int, key: str, period: str) -> _Cell:
         cell = self._cells.get((index, key))
-        if cell is None or cell[0] != period:
-            cell = [period, Decimal(0), Decimal(0), False]
-            self._cells[(index, key)] = cell
+        if cell is None or cell.period != period:
+            cell = self._cells[(index, key)] = _Cell(period)
         return cell
 
     def blocked(
@@ -187,8 +192,7 @@ class BudgetBook:
                 period = _period(budget.window, wall)
                 for key in self._keys(budget, endpoint, user, tags):
                     cell = self._cell(index, key, period)
-                    spent, reserved = cell[1], cell[2]
-                    assert isinstance(spent, Decimal) and isinstance(reserved, Decimal)
+                    spent, reserved = cell.spent, cell.reserved
                     if spent + reserved + estimate > budget.limit:
                         who = "" if key == "*" else f" for {budget.scope} {key!r}"
                         return (
@@ -202,19 +206,19 @@ class BudgetBook:
     ) -> BudgetReservation | None:
         """Hold ``estimate`` against every budget covering the attempt; ``None`` if one is full."""
         wall = self._wall()
-        cells: list[tuple[int, str, list[object]]] = []
+        cells: list[tuple[int, str, _Cell]] = []
         with self._lock:
             for index, budget in enumerate(self.budgets):
                 period = _period(budget.window, wall)
                 for key in self._keys(budget, endpoint, user, tags):
                     cell = self._cell(index, key, period)
-                    spent, reserved = cell[1], cell[2]
-                    assert isinstance(spent, Decimal) and isinstance(reserved, Decimal)
-                    if budget.limit is not None and spent + reserved + estimate > budget.limit:
+                    if budget.limit is not None and (
+                        cell.spent + cell.reserved + estimate > budget.limit
+                    ):
                         for _, _, held in cells:  # undo what this attempt held so far
-                            held[2] = _dec(held[2]) - estimate
+                            held.reserved -= estimate
                         return None
-                    cell[2] = reserved + estimate
+                    cell.reserved += estimate
                     cells.append((index, key, cell))
         return BudgetReservation(cells, estimate)
 
@@ -227,16 +231,17 @@ class BudgetBook:
         wall = self._wall()
         with self._lock:
             for index, key, cell in reservation.cells:
-                cell[2] = _dec(cell[2]) - reservation.estimate
-                spent = cell[1] = _dec(cell[1]) + actual
+                cell.reserved -= reservation.estimate
+                cell.spent += actual
+                spent = cell.spent
                 budget = self.budgets[index]
                 threshold = budget.threshold
-                if actual and not cell[3] and threshold is not None and spent >= threshold:
-                    cell[3] = True
+                if actual and not cell.alerted and threshold is not None and spent >= threshold:
+                    cell.alerted = True
                     alerts.append(BudgetAlert(
                         budget=budget.name, scope=budget.scope,
                         key=None if key == "*" else key, window=budget.window,
-                        period=str(cell[0]), spent=spent, threshold=threshold,
+                        period=cell.period, spent=spent, threshold=threshold,
                         limit=budget.limit, at=wall,
                     ))
         if self._alert is not None:
@@ -249,8 +254,5 @@ class BudgetBook:
         for index, budget in enumerate(self.budgets):
             if budget.name == name:
                 with self._lock:
-                    cell = self._cell(index, key, _period(budget.window, wall))
-                    value = cell[1]
-                    assert isinstance(value, Decimal)
-                    return value
+                    return self._cell(index, key, _period(budget.window, wall)).spent
         raise ConfigError(f"no budget named {name!r}")

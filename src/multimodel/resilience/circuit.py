@@ -125,6 +125,7 @@ class HealthBoard:
         self.policy = policy
         self._emit = emit
         self._lock = threading.Lock()
+        self._emit_lock = threading.RLock()
         self._breakers: dict[str, _Breaker] = {}
 
     def _get(self, name: str) -> _Breaker:
@@ -175,7 +176,9 @@ class HealthBoard:
             b.total.add(now)
             b.error_rate *= 0.7
             reason = "recovered"
-            if b.state != "closed":
+            # Only a half-open probe closes the breaker: a success while still open comes from
+            # a request sent before it opened and proves little.
+            if b.state == "half_open":
                 b.state = "closed"
                 b.open_count = 0
                 b.probing = False
@@ -220,6 +223,15 @@ class HealthBoard:
         with self._lock:
             b = self._get(name)
             if not counted:
+                # The request's fault (400, 409 ...): says nothing about the deployment, but a
+                # half-open probe that ended this way is over and must free its slot.
+                b.probing = False
+                return
+            if b.state == "open":
+                # A late failure of a request sent before the breaker opened: not a re-open
+                # (which would double the cooldown once per request that was in flight).
+                if retry_after:
+                    b.opened_until = max(b.opened_until, now + retry_after)
                 return
             b.consecutive += 1
             b.total.add(now)
@@ -244,19 +256,25 @@ class HealthBoard:
         self._refresh(name, b, type(error).__name__, now)
 
     def _refresh(self, name: str, b: _Breaker, reason: str, now: float) -> None:
-        if b.state == "open":
-            status: Status = "down"
-        elif (
-            b.state == "half_open"
-            or b.error_rate >= self.policy.degraded_error_rate
-            or b.held_until > now
-        ):
-            status = "degraded"
-        else:
-            status = "healthy"
-        previous = b.status
-        if status != previous:
-            b.status = status
+        # Decide and announce a transition as one step (the emit lock is re-entrant, so a
+        # callback may use the board), so that two threads cannot both announce the same
+        # transition, or announce two transitions in the wrong order.
+        with self._emit_lock:
+            with self._lock:
+                if b.state == "open":
+                    status: Status = "down"
+                elif (
+                    b.state == "half_open"
+                    or b.error_rate >= self.policy.degraded_error_rate
+                    or b.held_until > now
+                ):
+                    status = "degraded"
+                else:
+                    status = "healthy"
+                previous = b.status
+                if status == previous:
+                    return
+                b.status = status
             if self._emit is not None:
                 self._emit(name, previous, status, reason)
 

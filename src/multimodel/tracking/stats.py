@@ -32,6 +32,7 @@ _PEAK_TAU = 10.0  # seconds for a latency spike to decay by 1/e once samples are
 _MIN_TPOT_TOKENS = 16  # below this, per-token time is mostly fixed overhead: do not sample it
 MAX_GROUPS = 10_000  # user / tag cells kept; older ones fold into "(other)"
 OTHER = "(other)"
+ABANDONED = "Abandoned"  # Outcome.error of an attempt cancelled because another one won
 
 
 class DeploymentStats(Protocol):
@@ -225,6 +226,14 @@ class Tracker:
         with self._lock:
             cell.in_flight += 1
 
+    def latency_quantile(self, deployment: str, q: float) -> float | None:
+        """The ``q`` quantile of a deployment's successful latencies (``None`` before any)."""
+        cell = self._cells.get(deployment)
+        if cell is None:
+            return None
+        with self._lock:
+            return cell.latency_sketch.quantile(q)
+
     def cancelled(self, deployment: str) -> None:
         """An attempt was abandoned by the caller (cancelled); only release its in-flight slot."""
         cell = self._cells.get(deployment) or self._cell(deployment)
@@ -237,6 +246,15 @@ class Tracker:
         cell = self._cells.get(name) or self._cell(name)
         now = self.now()
         usage = outcome.usage
+        if outcome.error == ABANDONED:
+            # A cancelled hedge: not a failure of the deployment, but it cost its prompt.
+            with self._lock:
+                cell.in_flight = max(0, cell.in_flight - 1)
+                if outcome.cost is not None:
+                    cell.cost += outcome.cost
+            for listener in self._listeners:
+                listener(outcome)
+            return
         with self._lock:
             if not outcome.cached:
                 cell.in_flight = max(0, cell.in_flight - 1)

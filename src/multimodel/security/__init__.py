@@ -1,0 +1,55 @@
+"""Security helpers: at-rest encryption, access policies and input limits.
+
+Importing this package does no I/O and does not import ``cryptography``; that happens when an
+:class:`Encryptor` is made (install it with ``pip install multimodel[crypto]``).
+
+Example::
+
+    from multimodel.security import InputLimits, Policy, check, check_request
+
+    check_request(request, InputLimits(max_messages=100))
+    allowed, excluded, request = check(Policy(name="cheap", max_cost_per_request="0.01"),
+                                       request, candidates)
+"""
+
+from __future__ import annotations
+
+from .crypto import (
+    DEFAULT_KEY_ENV,
+    ContentCodec,
+    DecryptionError,
+    EncryptedContentCodec,
+    Encryptor,
+    EnvKeyProvider,
+    KeyProvider,
+    StaticKeyProvider,
+    generate_key,
+    is_encrypted,
+    key_id_for,
+)
+from .limits import DEFAULT_LIMITS, InputLimits, check_batch, check_request, request_size
+from .policy import Policy, PolicyResult, PolicySet, check, estimated_cost
+
+__all__ = [
+    "DEFAULT_KEY_ENV",
+    "DEFAULT_LIMITS",
+    "ContentCodec",
+    "DecryptionError",
+    "EncryptedContentCodec",
+    "Encryptor",
+    "EnvKeyProvider",
+    "InputLimits",
+    "KeyProvider",
+    "Policy",
+    "PolicyResult",
+    "PolicySet",
+    "StaticKeyProvider",
+    "check",
+    "check_batch",
+    "check_request",
+    "estimated_cost",
+    "generate_key",
+    "is_encrypted",
+    "key_id_for",
+    "request_size",
+]

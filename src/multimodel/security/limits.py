@@ -1,0 +1,153 @@
+"""Input limits: refuse oversized requests before they are serialized or sent.
+
+:func:`check_request` walks a :class:`~multimodel.types.ChatRequest` once and raises
+:class:`~multimodel.errors.InvalidRequestError` naming the offending field, its size, the limit
+and the :class:`InputLimits` attribute that sets it::
+
+    messages[3].content: 1,200,000 characters exceeds the 1,000,000 limit
+    (InputLimits.max_message_chars)
+
+The defaults are generous (they stop accidents and abuse, not normal use); tighten them per
+client or per endpoint with ``InputLimits(max_message_chars=100_000)``.
+
+Example::
+
+    from multimodel.security import InputLimits, check_batch, check_request
+
+    limits = InputLimits(max_messages=200)
+    check_request(request, limits)     # raises InvalidRequestError, or returns None
+    check_batch(len(requests), limits)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from ..errors import ConfigError, InvalidRequestError
+from ..providers.base import MAX_BODY_BYTES
+from ..types import ChatRequest, ImagePart, TextPart
+
+__all__ = ["DEFAULT_LIMITS", "InputLimits", "check_batch", "check_request", "request_size"]
+
+
+@dataclass(frozen=True, slots=True)
+class InputLimits:
+    """Size limits on what callers may send.
+
+    Attributes:
+        max_message_chars: characters of text in one message's content.
+        max_messages: messages in one request.
+        max_batch_size: requests in one batch call.
+        max_tool_argument_chars: characters of one tool call's ``arguments`` JSON.
+        max_tools: tools offered in one request.
+        max_request_bytes: bytes of the request serialized as JSON (images included); the
+            default is the library's body limit, :data:`~multimodel.providers.base.MAX_BODY_BYTES`.
+
+    Raises:
+        ConfigError: a limit is not a positive integer.
+    """
+
+    max_message_chars: int = 1_000_000
+    max_messages: int = 1_000
+    max_batch_size: int = 10_000
+    max_tool_argument_chars: int = 100_000
+    max_tools: int = 128
+    max_request_bytes: int = MAX_BODY_BYTES
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"InputLimits.{f.name} must be a positive integer, not {value!r}")
+
+
+DEFAULT_LIMITS = InputLimits()
+"""The limits used when none are given."""
+
+
+def _over(field: str, size: int, unit: str, limit: int, attr: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"{field}: {size:,} {unit} exceeds the {limit:,} limit (InputLimits.{attr})",
+        field=field,
+    )
+
+
+def request_size(request: ChatRequest) -> int:
+    """Bytes of ``request`` serialized as compact JSON (``None`` fields left out).
+
+    Close to, not exactly, the provider body the adapter builds; use it as the limit's measure.
+    """
+    return len(request.model_dump_json(exclude_none=True, by_alias=True))
+
+
+def check_request(request: ChatRequest, limits: InputLimits = DEFAULT_LIMITS) -> None:
+    """Raise :class:`~multimodel.errors.InvalidRequestError` if ``request`` breaks ``limits``.
+
+    Checked in order: message count, each message's text, each tool call's arguments, tool
+    count, then the serialized size. ``error.field`` is the dotted path of the offender
+    (``"messages[3].content"``, ``"messages[1].tool_calls[0].arguments"``, ``"tools"``,
+    ``"messages"``, ``"request"``).
+
+    Example::
+
+        try:
+            check_request(request, InputLimits(max_messages=50))
+        except InvalidRequestError as exc:
+            print(exc.field, exc)   # messages  messages: 51 messages exceeds the 50 limit ...
+    """
+    messages = request.messages
+    if len(messages) > limits.max_messages:
+        raise _over("messages", len(messages), "messages", limits.max_messages, "max_messages")
+    total_chars = 0
+    for i, message in enumerate(messages):
+        content = message.content
+        chars = 0
+        if isinstance(content, str):
+            chars = len(content)
+        elif content is not None:
+            for part in content:
+                if isinstance(part, TextPart):
+                    chars += len(part.text)
+                elif isinstance(part, ImagePart):
+                    total_chars += len(part.data or "") + len(part.url or "")
+        if chars > limits.max_message_chars:
+            raise _over(
+                f"messages[{i}].content",
+                chars,
+                "characters",
+                limits.max_message_chars,
+                "max_message_chars",
+            )
+        total_chars += chars
+        for j, call in enumerate(message.tool_calls or ()):
+            size = len(call.arguments)
+            if size > limits.max_tool_argument_chars:
+                raise _over(
+                    f"messages[{i}].tool_calls[{j}].arguments",
+                    size,
+                    "characters",
+                    limits.max_tool_argument_chars,
+                    "max_tool_argument_chars",
+                )
+            total_chars += size
+    tools = request.tools or ()
+    if len(tools) > limits.max_tools:
+        raise _over("tools", len(tools), "tools", limits.max_tools, "max_tools")
+    # Every character is at least one byte of JSON: a cheap lower bound first, then the real size.
+    size = total_chars if total_chars > limits.max_request_bytes else request_size(request)
+    if size > limits.max_request_bytes:
+        raise _over("request", size, "bytes", limits.max_request_bytes, "max_request_bytes")
+
+
+def check_batch(n: int, limits: InputLimits = DEFAULT_LIMITS) -> None:
+    """Raise :class:`~multimodel.errors.InvalidRequestError` if a batch of ``n`` requests is
+    larger than ``limits.max_batch_size`` (``field="batch"``).
+
+    Example::
+
+        check_batch(len(requests))     # 10,001 requests -> InvalidRequestError
+    """
+    if n < 0:
+        raise InvalidRequestError(f"batch size must be >= 0, not {n!r}", field="batch")
+    if n > limits.max_batch_size:
+        raise _over("batch", n, "requests", limits.max_batch_size, "max_batch_size")

@@ -1,0 +1,359 @@
+"""Client-side access policies: model/provider rules, cost caps, token caps, role resolution."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from pydantic import ValidationError
+
+from multimodel.catalog.models import ModelSpec, Pricing
+from multimodel.errors import ConfigError, InvalidRequestError, PolicyViolation
+from multimodel.providers.base import Endpoint
+from multimodel.security import Policy, PolicyResult, PolicySet, check, estimated_cost
+from multimodel.types import ChatRequest, Message
+
+
+def ep(
+    name: str,
+    model: str,
+    provider: str = "openai",
+    *,
+    wire: str | None = None,
+    price: tuple[str, str] | None = ("1", "2"),
+    aliases: tuple[str, ...] = (),
+    spec: bool = True,
+) -> Endpoint:
+    model_spec = (
+        ModelSpec(
+            id=wire or model,
+            provider=provider,
+            aliases=aliases,
+            context_window=128_000,
+            max_output_tokens=16_000,
+            pricing=None if price is None else Pricing(input=price[0], output=price[1]),
+        )
+        if spec
+        else None
+    )
+    return Endpoint(
+        name=name,
+        model=model,
+        wire_model=wire or model,
+        provider=provider,
+        base_url="https://x.test/v1",
+        spec=model_spec,
+    )
+
+
+def req(max_tokens: int | None = None, *, model: str = "auto", user: str | None = None):
+    return ChatRequest(
+        model=model,
+        messages=[Message(role="user", content="hello there")],
+        max_tokens=max_tokens,
+        user=user,
+    )
+
+
+GPT4O = ep("gpt4o", "gpt-4o", price=("2.50", "10"))
+MINI = ep("mini", "gpt-4o-mini", price=("0.15", "0.60"))
+GPT4 = ep("gpt4", "gpt-4", price=("30", "60"))
+SONNET = ep("sonnet", "claude-3.5-sonnet", "anthropic", price=("3", "15"))
+ALL = [GPT4O, MINI, GPT4, SONNET]
+
+
+def run(policy, candidates=ALL, request=None, **kw):
+    kw.setdefault("input_tokens", 1_000)
+    kw.setdefault("output_tokens", 500)
+    return check(policy, request or req(), candidates, **kw)
+
+
+# --- the Policy model ----------------------------------------------------------------------
+
+
+def test_policy_is_frozen_and_forbids_unknown_fields():
+    p = Policy(name="p")
+    with pytest.raises(ValidationError):
+        p.name = "q"  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="allowed_model"):
+        Policy(name="p", allowed_model={"x"})  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="not one string"):
+        Policy(name="p", allowed_models="gpt-4o*")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        Policy(name="p", denied_models={" "})
+    with pytest.raises(ValidationError):
+        Policy(name="p", max_tokens=0)
+    with pytest.raises(ValidationError):
+        Policy(name="p", on_max_tokens="truncate")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        Policy(name="p", max_cost_per_request="-1")  # type: ignore[arg-type]
+
+
+def test_policy_defaults_and_coercion():
+    p = Policy(name="p", allowed_models=["a*", "b"], max_cost_per_request=0.01)  # type: ignore[arg-type]
+    assert p.allowed_models == frozenset({"a*", "b"})
+    assert p.max_cost_per_request == Decimal("0.01")
+    assert (p.allowed_providers, p.denied_models, p.log_prompts) == (None, frozenset(), False)
+    assert p.on_max_tokens == "reject"
+
+
+# --- models and providers ------------------------------------------------------------------
+
+
+def test_no_rules_allows_everything():
+    result = run(Policy(name="open"))
+    assert isinstance(result, PolicyResult)
+    assert result.allowed == ALL and result.exclusions == {}
+
+
+def test_allowed_models_with_patterns():
+    allowed, excluded, _ = run(Policy(name="p", allowed_models={"gpt-4o*"}))
+    assert allowed == [GPT4O, MINI]
+    assert set(excluded) == {"gpt4", "sonnet"}
+    assert "allowed_models" in excluded["gpt4"] and "'gpt-4o*'" in excluded["gpt4"]
+
+
+def test_denied_models_win_over_allowed():
+    policy = Policy(name="p", allowed_models={"gpt-4o*"}, denied_models={"*mini"})
+    allowed, excluded, _ = run(policy)
+    assert allowed == [GPT4O]
+    assert excluded["mini"] == "model 'gpt-4o-mini' matches denied pattern '*mini'"
+
+
+def test_patterns_are_case_insensitive_and_match_every_name():
+    assert run(Policy(name="p", allowed_models={"GPT-4O"}))[0] == [GPT4O]
+    aliased = ep("smart", "smart", wire="gpt-4o-2024-08-06", aliases=("gpt-4o-latest",))
+    # denied through the catalog alias, though the group name is innocuous
+    _, excluded, _ = run(Policy(name="p", denied_models={"gpt-4o-latest"}), [aliased, MINI])
+    assert "smart" in excluded
+    # allowed through the wire model id
+    assert run(Policy(name="p", allowed_models={"gpt-4o-2024*"}), [aliased])[0] == [aliased]
+    # endpoints without a catalog entry are matched on model and wire model
+    bare = ep("bare", "local", wire="llama3", spec=False)
+    assert run(Policy(name="p", allowed_models={"llama*"}), [bare])[0] == [bare]
+
+
+def test_allowed_and_denied_providers():
+    allowed, excluded, _ = run(Policy(name="p", allowed_providers={"Anthropic"}))
+    assert allowed == [SONNET]
+    assert "provider 'openai' is not in allowed_providers {'Anthropic'}" == excluded["mini"]
+    allowed, excluded, _ = run(Policy(name="p", denied_providers={"anthropic"}))
+    assert allowed == [GPT4O, MINI, GPT4]
+    assert excluded == {"sonnet": "provider 'anthropic' is in denied_providers"}
+
+
+# --- cost ----------------------------------------------------------------------------------
+
+
+def test_estimated_cost_is_exact_and_matches_the_intelligent_strategy():
+    from multimodel.strategies.base import RouteContext
+    from multimodel.strategies.intelligent import estimated_cost as float_cost
+
+    # 1000 * 2.50 / 1e6 + 500 * 10 / 1e6
+    assert estimated_cost(GPT4O, 1_000, 500) == Decimal("0.0075")
+    assert estimated_cost(ep("x", "x", price=None), 1, 1) is None
+    fields = RouteContext.__dataclass_fields__ if hasattr(RouteContext, "__dataclass_fields__") else {}
+    if {"input_tokens", "output_tokens"} <= set(fields) and all(
+        f in ("input_tokens", "output_tokens") or fields[f].default is not fields[f].default_factory
+        for f in fields
+    ):
+        try:
+            ctx = RouteContext(input_tokens=1_000, output_tokens=500)  # type: ignore[call-arg]
+        except TypeError:
+            return
+        assert float_cost(GPT4O, ctx) == pytest.approx(0.0075)
+
+
+def test_cost_cap_excludes_expensive_deployments():
+    policy = Policy(name="budget", max_cost_per_request=Decimal("0.005"))
+    allowed, excluded, _ = run(policy)
+    assert allowed == [MINI]  # 0.00045
+    assert set(excluded) == {"gpt4o", "gpt4", "sonnet"}
+    assert excluded["gpt4o"].startswith("estimated cost $0.007500 exceeds max_cost_per_request")
+    assert "max_cost_per_request $0.005" in excluded["gpt4o"]
+
+
+def test_cost_cap_and_unknown_prices():
+    unpriced = ep("local", "llama3", "ollama", price=None)
+    uncatalogued = ep("bare", "mystery", spec=False)
+    policy = Policy(name="budget", max_cost_per_request="0.01")  # type: ignore[arg-type]
+    allowed, excluded, _ = run(policy, [unpriced, uncatalogued, MINI])
+    assert allowed == [MINI]
+    assert "price unknown" in excluded["local"] and "price unknown" in excluded["bare"]
+    lenient = Policy(name="budget", max_cost_per_request="0.01", allow_unpriced=True)  # type: ignore[arg-type]
+    assert run(lenient, [unpriced, uncatalogued, MINI])[0] == [unpriced, uncatalogued, MINI]
+    # without a cost cap, unknown prices are irrelevant
+    assert run(Policy(name="p"), [unpriced])[0] == [unpriced]
+
+
+def test_cost_uses_the_clamped_max_tokens_as_output_bound():
+    policy = Policy(
+        name="p", max_cost_per_request="0.005", max_tokens=100, on_max_tokens="clamp"
+    )  # type: ignore[arg-type]
+    # 1000 in * 2.5 + 100 out * 10 = 0.0035 <= 0.005; with 10,000 output tokens it would be 0.1025
+    allowed, _, request = run(policy, [GPT4O], req(10_000), output_tokens=10_000)
+    assert allowed == [GPT4O] and request.max_tokens == 100
+
+
+def test_token_estimates_default_from_the_request():
+    policy = Policy(name="p", max_cost_per_request="0.000001")  # type: ignore[arg-type]
+    with pytest.raises(PolicyViolation):
+        check(policy, req(), [GPT4O])
+    generous = Policy(name="p", max_cost_per_request="1")  # type: ignore[arg-type]
+    assert check(generous, req(), [GPT4O]).allowed == [GPT4O]
+
+
+# --- hard rules ----------------------------------------------------------------------------
+
+
+def test_max_tokens_reject_over_the_cap():
+    policy = Policy(name="interns", max_tokens=500)
+    with pytest.raises(PolicyViolation) as info:
+        run(policy, request=req(1_000))
+    msg = str(info.value)
+    assert "'interns'" in msg and "max_tokens" in msg and "1000" in msg
+    assert "max_tokens <= 500" in msg  # the fix
+
+
+def test_max_tokens_reject_when_missing():
+    with pytest.raises(PolicyViolation, match=r"sets no max_tokens.*max_tokens <= 500"):
+        run(Policy(name="p", max_tokens=500), request=req(None))
+
+
+def test_max_tokens_clamp_returns_a_copy():
+    policy = Policy(name="p", max_tokens=500, on_max_tokens="clamp")
+    for asked in (None, 1_000):
+        original = req(asked)
+        before = original.model_dump()
+        _, _, request = run(policy, request=original)
+        assert request.max_tokens == 500
+        assert request is not original and original.model_dump() == before
+        assert request.model_dump(exclude={"max_tokens"}) == original.model_dump(
+            exclude={"max_tokens"}
+        )
+
+
+def test_max_tokens_within_the_cap_passes_the_same_request():
+    original = req(200)
+    for mode in ("clamp", "reject"):
+        result = run(Policy(name="p", max_tokens=500, on_max_tokens=mode), request=original)
+        assert result.request is original
+
+
+def test_max_input_tokens():
+    policy = Policy(name="short", max_input_tokens=1_000)
+    assert run(policy, input_tokens=1_000).allowed == ALL
+    with pytest.raises(PolicyViolation) as info:
+        run(policy, input_tokens=1_001)
+    msg = str(info.value)
+    assert "'short'" in msg and "max_input_tokens" in msg and "1,001" in msg
+    assert "shorten the prompt" in msg
+
+
+def test_hard_rules_are_checked_even_without_candidates():
+    with pytest.raises(PolicyViolation):
+        check(Policy(name="p", max_input_tokens=1), req(), [], input_tokens=5)
+
+
+# --- nothing allowed -----------------------------------------------------------------------
+
+
+def test_nothing_allowed_raises_naming_policy_rules_reasons_and_fix():
+    policy = Policy(name="locked", allowed_models={"o1*"}, denied_providers={"anthropic"})
+    with pytest.raises(PolicyViolation) as info:
+        run(policy, request=req(model="gpt-4o"))
+    msg = str(info.value)
+    assert msg.startswith("policy 'locked' forbids this request: rule allowed_models")
+    assert "model 'gpt-4o'" in msg and "none of the 4 deployment(s)" in msg
+    assert "gpt4o: model 'gpt-4o' matches none of allowed_models {'o1*'}" in msg
+    assert "To fix: ask for a model matching allowed_models" in msg
+
+
+def test_nothing_allowed_by_cost_says_how_to_fix():
+    with pytest.raises(PolicyViolation, match=r"rule max_cost_per_request.*cheaper model"):
+        run(Policy(name="p", max_cost_per_request="0.0000001"))  # type: ignore[arg-type]
+
+
+def test_empty_candidates_and_no_policy():
+    assert run(Policy(name="p", allowed_models={"x"}), []) == ([], {}, req())
+    original = req()
+    result = check(None, original, ALL)
+    assert result.allowed == ALL and result.allowed is not ALL and result.request is original
+
+
+def test_nothing_is_mutated():
+    candidates = list(ALL)
+    original = req(1_000)
+    dumped = original.model_dump()
+    policy = Policy(name="p", allowed_models={"gpt*"}, max_tokens=10, on_max_tokens="clamp")
+    policy_before = policy.model_dump()
+    allowed, excluded, request = check(policy, original, candidates, input_tokens=5)
+    assert candidates == ALL and allowed is not candidates
+    assert original.model_dump() == dumped and original.max_tokens == 1_000
+    assert policy.model_dump() == policy_before
+    allowed.clear()
+    assert candidates == ALL
+
+
+# --- PolicySet -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def policies() -> PolicySet:
+    return PolicySet(
+        {
+            "free": Policy(name="free", allowed_models={"gpt-4o-mini"}, max_tokens=100),
+            "pro": Policy(name="pro", log_prompts=True),
+            "admin": Policy(name="admin"),
+        },
+        default="free",
+        roles={"alice": "pro", "root": "admin"},
+    )
+
+
+def test_role_resolution(policies):
+    assert policies.resolve("alice").name == "pro"
+    assert policies.resolve("root").name == "admin"
+    assert policies.resolve("bob").name == "free"
+    assert policies.resolve(None).name == "free"
+    assert policies.resolve("bob", policy="admin").name == "admin"  # explicit wins
+    assert policies.resolve("alice", policy="free").name == "free"
+    assert policies.resolve("alice").log_prompts is True
+
+
+def test_unknown_explicit_policy(policies):
+    with pytest.raises(InvalidRequestError, match="policy 'super' is not defined") as info:
+        policies.resolve("alice", policy="super")
+    assert info.value.field == "policy"
+
+
+def test_no_role_and_no_default_is_refused():
+    ps = PolicySet([Policy(name="staff")], roles={"alice": "staff"})
+    assert ps.resolve("alice").name == "staff"
+    with pytest.raises(PolicyViolation, match=r"user 'mallory'.*no default.*roles="):
+        ps.resolve("mallory")
+    with pytest.raises(PolicyViolation, match="a request without a user"):
+        ps.resolve(None)
+
+
+def test_policy_set_configuration_errors():
+    with pytest.raises(ConfigError, match="does not match its name"):
+        PolicySet({"a": Policy(name="b")})
+    with pytest.raises(ConfigError, match=r"default names policy 'fre'.*did you mean 'free'"):
+        PolicySet([Policy(name="free")], default="fre")
+    with pytest.raises(ConfigError, match=r"roles\['bob'\] names policy 'gold'"):
+        PolicySet([Policy(name="free")], roles={"bob": "gold"})
+    with pytest.raises(ConfigError, match="given twice"):
+        PolicySet([Policy(name="a"), Policy(name="a")])
+    with pytest.raises(ConfigError, match="must be a Policy"):
+        PolicySet({"a": {"name": "a"}})  # type: ignore[dict-item]
+
+
+def test_policy_set_check_uses_the_request_user(policies):
+    allowed, _, request = policies.check(req(50, user="bob"), ALL, input_tokens=10)
+    assert allowed == [MINI] and request.max_tokens == 50
+    assert policies.check(req(5_000, user="alice"), ALL).allowed == ALL
+    with pytest.raises(PolicyViolation, match="'free'.*max_tokens"):
+        policies.check(req(5_000, user="alice"), ALL, policy="free")
+    assert policies.check(req(50, user="bob"), ALL, user="root").allowed == ALL
+    assert "free" in repr(policies)
