@@ -26,22 +26,30 @@ __all__ = ["StrategyReport", "run_demo"]
 MODEL = "demo-chat"
 
 
+# name: (wire format, provider preset, catalog model, behaviour)
+FLEET: dict[str, tuple[str, str, str, dict[str, Any]]] = {
+    "openai-fast": ("openai", "openai", "gpt-4o-mini", {"latency": 0.02, "latency_jitter": 0.02}),
+    "anthropic-steady": (
+        "anthropic", "anthropic", "claude-3.5-haiku", {"latency": 0.08, "latency_jitter": 0.02},
+    ),
+    "gemini-flaky": (
+        "gemini", "gemini", "gemini-2.0-flash",
+        {"latency": 0.01, "latency_jitter": 0.01, "fail_rate": 0.25, "fail_status": 503,
+         "retry_after": 0.05},
+    ),
+    "deepseek-limited": (
+        "openai", "deepseek", "deepseek-chat",
+        {"latency": 0.03, "latency_jitter": 0.01, "fail_rate": 0.3, "fail_status": 429,
+         "retry_after": 0.2},
+    ),
+}
+
+
 def fleet(seed: int) -> dict[str, MockDeployment]:
-    """The mock deployments: one fast, one slow and steady, one flaky and rate-limiting."""
+    """The mock deployments: fast, slow and steady, flaky (503s), rate-limited (429s)."""
     return {
-        "openai-fast": MockDeployment(
-            format="openai", behavior=Behavior(latency=0.02, latency_jitter=0.02, seed=seed)
-        ),
-        "anthropic-steady": MockDeployment(
-            format="anthropic", behavior=Behavior(latency=0.08, latency_jitter=0.02, seed=seed)
-        ),
-        "gemini-flaky": MockDeployment(
-            format="gemini",
-            behavior=Behavior(
-                latency=0.01, latency_jitter=0.01, fail_rate=0.25, fail_status=503, seed=seed,
-                retry_after=0.05,
-            ),
-        ),
+        name: MockDeployment(format=fmt, behavior=Behavior(seed=seed, **behavior))
+        for name, (fmt, _, _, behavior) in FLEET.items()
     }
 
 
@@ -60,6 +68,7 @@ class StrategyReport:
     retries: int = 0
     fallbacks: int = 0
     seconds: float = 0.0
+    events: list[str] = field(default_factory=list)
 
 
 def _quantile(sorted_values: list[float], q: float) -> float:
@@ -72,12 +81,9 @@ async def _run_strategy(
     server: Any, strategy: str, requests: int, concurrency: int
 ) -> StrategyReport:
     deployments = [
-        Deployment(model=MODEL, provider="openai", name="openai-fast",
-                   base_url=server.base_url("openai-fast"), api_key="sk-demo-not-a-real-key"),
-        Deployment(model=MODEL, provider="anthropic", name="anthropic-steady",
-                   base_url=server.base_url("anthropic-steady"), api_key="sk-ant-demo-key"),
-        Deployment(model=MODEL, provider="gemini", name="gemini-flaky",
-                   base_url=server.base_url("gemini-flaky"), api_key="AIza-demo-key-000000"),
+        Deployment(model=MODEL, provider=provider, name=name, provider_model=catalog_model,
+                   base_url=server.base_url(name), api_key="demo-key-not-secret")
+        for name, (_, provider, catalog_model, _) in FLEET.items()
     ]
     latencies: list[float] = []
     served: Counter[str] = Counter()
@@ -92,6 +98,13 @@ async def _run_strategy(
         retry=RetryPolicy(max_retries=3, backoff_initial=0.01, backoff_max=0.1),
         timeout=5.0,
     ) as client:
+        t_start = time.monotonic()
+        events: list[str] = []
+        client.on("model_status_change", lambda e: events.append(
+            f"  +{time.monotonic() - t_start:5.2f}s  {e.deployment:<17} {e.previous} -> "
+            f"{e.status} ({e.reason})"
+        ))
+        progress = _Progress(strategy, requests)
 
         async def one(i: int) -> None:
             nonlocal retries, fallbacks, ok, cost, cost_known
@@ -116,10 +129,12 @@ async def _run_strategy(
                     retries += max(0, len(attempts) - 1)
                     if len(set(attempts)) > 1:
                         fallbacks += 1
+                progress.step()
 
         async with anyio.create_task_group() as group:
             for i in range(requests):
                 group.start_soon(one, i)
+        progress.done()
     latencies.sort()
     total = sum(served.values()) or 1
     return StrategyReport(
@@ -134,7 +149,33 @@ async def _run_strategy(
         retries=retries,
         fallbacks=fallbacks,
         seconds=time.perf_counter() - started,
+        events=events,
     )
+
+
+class _Progress:
+    """A one-line progress bar on stderr (only when stderr is a terminal)."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label = label
+        self.total = total
+        self.count = 0
+        self.tty = sys.stderr.isatty()
+
+    def step(self) -> None:
+        self.count += 1
+        if self.tty and (self.count % 10 == 0 or self.count == self.total):
+            filled = int(30 * self.count / self.total)
+            sys.stderr.write(
+                f"\r  {self.label:<18} [{'#' * filled}{'.' * (30 - filled)}] "
+                f"{self.count}/{self.total}"
+            )
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.tty:
+            sys.stderr.write("\r" + " " * 70 + "\r")
+            sys.stderr.flush()
 
 
 def _table(reports: list[StrategyReport]) -> str:
@@ -174,17 +215,21 @@ def run_demo(
     reports: list[StrategyReport] = []
     with MockServerProcess(fleet(seed)) as server:
         if not as_json:
-            print(f"mock providers on {server.url}: openai-fast, anthropic-steady, gemini-flaky")
-            print(f"{requests} requests per strategy, {concurrency} in flight\n")
+            print(f"mock providers on {server.url} (no API keys, no network):")
+            for name, (fmt, _, model, behavior) in FLEET.items():
+                extra = ", ".join(f"{k}={v}" for k, v in behavior.items())
+                print(f"  {name:<17} {fmt:<9} priced as {model:<17} {extra}")
+            print(f"\n{requests} requests per strategy, {concurrency} in flight\n")
         for name in names:
             report = anyio.run(_run_strategy, server, name, requests, concurrency)
             reports.append(report)
-            if not as_json:
-                print(f"  {name}: {report.succeeded}/{report.requests} ok "
-                      f"in {report.seconds:.1f}s", file=sys.stderr)
     if as_json:
         print(json.dumps([asdict(r) for r in reports], indent=2))
     else:
-        print()
         print(_table(reports))
+        print("\nmodel status events (first 8 per strategy):")
+        for r in reports:
+            print(f" {r.strategy}: {len(r.events)} change(s)")
+            for line in r.events[:8]:
+                print(line)
     return 0 if all(r.succeeded for r in reports) else 1

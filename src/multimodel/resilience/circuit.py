@@ -162,11 +162,13 @@ class HealthBoard:
         """An attempt is being sent; an expired open breaker turns half-open with this probe."""
         with self._lock:
             b = self._get(name)
+            reason = "Retry-After elapsed"
             if b.state == "open" and now >= b.opened_until:
                 b.state = "half_open"
             if b.state == "half_open":
                 b.probing = True
-        self._refresh(name, b, "probing after cooldown", now)
+                reason = "probing after cooldown"
+        self._refresh(name, b, reason, now)
 
     def on_success(self, name: str, now: float) -> None:
         """An attempt succeeded."""
