@@ -3,14 +3,8 @@
 :func:`cache_key` hashes what changes the answer, within a tenant :func:`scope_for` names;
 :class:`CachePolicy` says what is cached and how long; :class:`MemoryCache` (LRU + TTL) and
 ``RedisCache`` (``pip install 'multimodel[redis]'``) are :class:`CacheBackend` stores; and
-:class:`ResponseCache` is what the clients call. Only the backends do I/O; import does none.
-
-Example::
-
-    cache = ResponseCache(CachePolicy(ttl=600), backend=MemoryCache(clock=ManualClock()))
-    if (response := cache.lookup(request)) is None:
-        response = ...  # ask a provider
-        cache.store(request, response)
+:class:`ResponseCache` (see its example) is what the clients call. Only the backends do
+I/O, and importing does nothing.
 """
 
 from __future__ import annotations
@@ -18,11 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import threading
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cachetools import TLRUCache
 
@@ -54,10 +47,7 @@ def scope_for(request: ChatRequest, namespace: str | None = None) -> str:
 
     An explicit ``namespace`` wins, shared by all its users (``"ns:<namespace>"``); else
     ``"user:<request.user>"``; else ``"global"``. The prefixes keep the three kinds apart.
-
-    Example::
-
-        scope_for(ChatRequest(model="m", messages=msgs, user="alice"))  # 'user:alice'
+    Example: ``scope_for(ChatRequest(model="m", messages=msgs, user="al"))`` is ``"user:al"``.
 
     .. versionadded:: 0.1
     """
@@ -76,12 +66,10 @@ def cache_key(request: ChatRequest, *, scope: str) -> str:
     ``tags``, unset ones left out. Dict order (``tools``, ``response_format``, ``extra_body``)
     never matters and ``stop="x"`` equals ``["x"]``; list order does matter.
 
+    Example: ``cache_key(request, scope=scope_for(request))``.
+
     Raises:
         TypeError, ValueError: ``extra_body`` holds something JSON cannot carry.
-
-    Example::
-
-        key = cache_key(request, scope=scope_for(request))
 
     .. versionadded:: 0.1
     """
@@ -133,13 +121,11 @@ class CachePolicy:
         return self.cache_sampled or request.temperature == 0
 
 
-@runtime_checkable
 class CacheBackend(Protocol):
-    """Where cached bytes live: :func:`cache_key` strings to opaque bytes, with a TTL each.
+    """Where cached bytes live: key strings to opaque bytes, each with a TTL (``<= 0``: drop).
 
-    The async twins let the async client wait on a network store without blocking its loop; a
-    backend without I/O (:class:`MemoryCache`) implements them by calling the sync ones. A
-    ``ttl`` that is not positive means "do not keep".
+    The async twins keep the async client's loop free while a network store answers; a backend
+    without I/O (:class:`MemoryCache`) implements them by calling the sync ones.
 
     .. versionadded:: 0.1
     """
@@ -166,22 +152,14 @@ class CacheBackend(Protocol):
         """Async :meth:`delete`."""
 
 
-def _expires_at(_key: str, entry: tuple[float, bytes], now: float) -> float:
-    return now + entry[0]
-
-
 class MemoryCache:
     """An in-process backend: least recently used evicted first, a TTL per entry, thread-safe.
 
-    A :class:`cachetools.TLRUCache` behind a lock, timed by the clock's ``monotonic`` (tests
-    inject a :class:`~multimodel._core.clock.ManualClock` and never sleep).
-
-    Example::
+    A :class:`cachetools.TLRUCache` behind a lock, timed by the clock's ``monotonic``, so
+    tests inject a :class:`~multimodel._core.clock.ManualClock` and never sleep. Example::
 
         store = MemoryCache(max_entries=100, clock=clock)
-        store.set("k", b"v", ttl=10)
-        clock.advance(11)
-        assert store.get("k") is None
+        store.set("k", b"v", ttl=10); clock.advance(11); assert store.get("k") is None
 
     .. versionadded:: 0.1
     """
@@ -193,7 +171,7 @@ class MemoryCache:
             raise ValueError(f"max_entries must be >= 1, got {max_entries!r}")
         timer = (clock or SystemClock()).monotonic
         self._data: TLRUCache[str, tuple[float, bytes], float]
-        self._data = TLRUCache(max_entries, _expires_at, timer)
+        self._data = TLRUCache(max_entries, lambda _key, entry, now: now + entry[0], timer)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -263,15 +241,12 @@ def decode_response(data: bytes) -> ChatResponse:
     return response.model_copy(update={"cached": True, "cost": Decimal(0)})
 
 
-_WORD = re.compile(r"\s*\S+\s*|\s+")
-
-
 def chunks_from_response(response: ChatResponse, *, chunk_chars: int = 64) -> list[ChatChunk]:
     """Replay a (cached) response as stream chunks, for a caller that asked to stream.
 
-    The text is cut at word boundaries into chunks of about ``chunk_chars`` characters (joined,
-    they give ``response.text`` exactly); then come the tool calls, each one whole
-    :class:`~multimodel.types.ToolCallDelta`; the last chunk has the finish reason and usage.
+    The text comes in chunks of ``chunk_chars`` characters (joined, they are ``response.text``);
+    then the tool calls, each one whole :class:`~multimodel.types.ToolCallDelta`; the last
+    chunk has the finish reason and the usage.
 
     Example::
 
@@ -282,14 +257,11 @@ def chunks_from_response(response: ChatResponse, *, chunk_chars: int = 64) -> li
     if chunk_chars < 1:
         raise ValueError(f"chunk_chars must be >= 1, got {chunk_chars!r}")
     common: dict[str, Any] = {"id": response.id, "model": response.model}
-    chunks, text = [], ""
-    for match in _WORD.finditer(response.text):
-        text += match.group()
-        if len(text) >= chunk_chars:
-            chunks.append(ChatChunk(text=text, **common))
-            text = ""
-    if text:
-        chunks.append(ChatChunk(text=text, **common))
+    text = response.text
+    chunks = [
+        ChatChunk(text=text[i : i + chunk_chars], **common)
+        for i in range(0, len(text), chunk_chars)
+    ]
     if calls := response.tool_calls:
         deltas = [ToolCallDelta(index=i, **c.model_dump()) for i, c in enumerate(calls)]
         chunks.append(ChatChunk(tool_calls=deltas, **common))
@@ -303,11 +275,8 @@ class ResponseCache:
 
     The cache never fails a request: a backend error is logged on ``multimodel.cache`` and
     counted in :attr:`errors` (the request then goes to a provider); an entry that cannot be
-    decoded is deleted and counts as a miss. Requests the policy skips count nowhere.
-
-    Args:
-        policy: the policy; :class:`CachePolicy` defaults when omitted.
-        backend: the store; a :class:`MemoryCache` of ``policy.max_entries`` when omitted.
+    decoded is deleted and counts as a miss. Requests the policy skips count nowhere. The
+    defaults are ``CachePolicy()`` and a :class:`MemoryCache` of ``policy.max_entries``.
 
     Example::
 
@@ -323,8 +292,11 @@ class ResponseCache:
     def __init__(
         self, policy: CachePolicy | None = None, *, backend: CacheBackend | None = None
     ) -> None:
-        self._policy = policy or CachePolicy()
-        self._backend: CacheBackend = backend or MemoryCache(max_entries=self._policy.max_entries)
+        self._policy = CachePolicy() if policy is None else policy
+        # `is None`, not `or`: an empty MemoryCache is falsy (it has a length).
+        self._backend = (
+            MemoryCache(max_entries=self._policy.max_entries) if backend is None else backend
+        )
         self._lock = threading.Lock()
         self._counts = {"hits": 0, "misses": 0, "stores": 0, "errors": 0}
 
@@ -332,11 +304,6 @@ class ResponseCache:
     def policy(self) -> CachePolicy:
         """The policy in force."""
         return self._policy
-
-    @property
-    def backend(self) -> CacheBackend:
-        """The store."""
-        return self._backend
 
     @property
     def hits(self) -> int:

@@ -5,27 +5,23 @@
 totals, top models, cost by model and provider, latency percentiles and error rate per
 deployment, time series for charts, and a short list of :class:`Recommendation`.
 
-Every row of the ledger is one *attempt* (a retried call writes several rows), so ``requests``
-here counts attempts, as the ledger's own queries do. Percentiles are nearest-rank (the value at
-rank ``ceil(q * n)`` in ascending order), the ledger's definition, over every attempt's latency.
-``cost_per_success`` divides the exact cost by the successful attempts: failed attempts are
-usually unpriced, so dividing by all attempts would flatter an unreliable model.
+Each ledger row is one *attempt* (a retried call writes several), so ``requests`` counts
+attempts, as the ledger's queries do. Percentiles are nearest-rank (rank ``ceil(q * n)``, the
+ledger's definition) over every attempt's latency. ``cost_per_success`` divides the exact cost by
+successful attempts: failures are usually unpriced and would flatter an unreliable model.
 
-The report reads the file itself, through one read-only SQLite connection inside one
-transaction, so every figure comes from the same snapshot of the file and the window is bounded
-on both sides (``since <= ts < now``); the ledger's query helpers are unbounded above and each
-opens its own connection. Nothing is written to the file, and no schema is created.
+The report reads the file through one read-only connection in one transaction: every figure
+comes from the same snapshot, and the window is bounded on both sides (``since <= ts < now``),
+which the ledger's helpers (one connection each, unbounded above) cannot promise. It writes
+nothing and creates no schema.
 
 Recommendation rules (each subject needs at least :data:`MIN_REQUESTS` attempts in the period):
-
-* ``cheaper_model`` — model B's cost per successful request is at least 40 % below model A's,
-  B's p95 latency is at most 20 % above A's, B's error rate at most 2 points above A's, and the
-  two saw the same kind of traffic: average input tokens per attempt within a factor of 1.5 (the
-  prompt is the caller's, so similar prompt sizes are the provider-agnostic proxy for "the same
-  requests"). One recommendation per model A, naming the cheapest such B.
-* ``high_error_rate`` — a deployment whose error rate is above 5 %.
-* ``slow_model`` — a model whose p95 latency is more than twice the median p95 of the other
-  models (at least one other model must qualify).
+``cheaper_model``: model B's cost per successful request is at least 40 % below model A's, with
+p95 latency at most 20 % above A's, error rate at most 2 points above A's, on the same kind of
+traffic — average input tokens per attempt within a factor of 1.5 (prompts are the caller's, so
+prompt size is the provider-agnostic proxy for "the same requests"); one per A, naming the
+cheapest B. ``high_error_rate``: a deployment failing more than 5 % of attempts. ``slow_model``:
+a model whose p95 latency exceeds twice the median p95 of the other qualifying models.
 """
 
 from __future__ import annotations
@@ -50,6 +46,7 @@ from .tracking.ledger import SCHEMA_VERSION, LedgerError, Since, UsageLedger, pa
 __all__ = [
     "MIN_REQUESTS",
     "DeploymentStats",
+    "GroupStats",
     "ModelStats",
     "Period",
     "ProviderStats",
@@ -71,7 +68,6 @@ ERROR_TOLERANCE = 0.02  # ...and an error rate at most this many points (as a fr
 INPUT_RATIO = 1.5  # ...on traffic whose average input tokens differ by at most this factor
 MAX_ERROR_RATE = 0.05  # a deployment above this error rate is flagged
 SLOW_FACTOR = 2.0  # a model whose p95 exceeds this multiple of the others' median is flagged
-TOP_N = 5
 _HOUR = 3600
 _DAY = 86400
 _MAX_BUCKETS = 400  # longer series start at the first bucket holding data
@@ -90,32 +86,11 @@ class Period(_Frozen):
     bucket_seconds: int
 
 
-class Totals(_Frozen):
-    """Everything in the period. Latencies are seconds, ``None`` when there were no attempts.
+class GroupStats(_Frozen):
+    """What every breakdown row has: attempts, failures, exact cost, tokens, and latency
+    percentiles (seconds, ``0.0`` without attempts). ``cost_share`` is the row's part of the
+    period's cost (0..1)."""
 
-    ``cache_hit_rate`` is the share of attempts answered from the response cache;
-    ``prompt_cache_rate`` the share of input tokens read from a provider's prompt cache.
-    """
-
-    requests: int
-    successes: int
-    errors: int
-    error_rate: float
-    cost: Decimal
-    input_tokens: int
-    output_tokens: int
-    avg_latency: float | None
-    p95_latency: float | None
-    cache_hit_rate: float
-    prompt_cache_rate: float
-    users: int
-
-
-class ModelStats(_Frozen):
-    """One model over the period. ``cost_share`` is its part of the period's cost (0..1)."""
-
-    model: str
-    providers: list[str]
     requests: int
     successes: int
     errors: int
@@ -125,35 +100,45 @@ class ModelStats(_Frozen):
     cost_per_success: Decimal | None
     input_tokens: int
     output_tokens: int
-    avg_input_tokens: float
     p50_latency: float
     p95_latency: float
+    p99_latency: float
+
+
+class Totals(GroupStats):
+    """Everything in the period. ``avg_latency`` is ``None`` when there were no attempts.
+
+    ``cache_hit_rate`` is the share of attempts answered from the response cache;
+    ``prompt_cache_rate`` the share of input tokens read from a provider's prompt cache.
+    """
+
+    avg_latency: float | None
+    cache_hit_rate: float
+    prompt_cache_rate: float
+    users: int
+
+
+class ModelStats(GroupStats):
+    """One model over the period; ``request_share`` is its part of the period's attempts."""
+
+    model: str
+    providers: list[str]
+    avg_input_tokens: float
     request_share: float
 
 
-class ProviderStats(_Frozen):
+class ProviderStats(GroupStats):
     """One provider over the period."""
 
     provider: str
-    requests: int
-    errors: int
-    cost: Decimal
-    cost_share: float
 
 
-class DeploymentStats(_Frozen):
+class DeploymentStats(GroupStats):
     """One deployment (with the model and provider it served) over the period."""
 
     deployment: str
     model: str
     provider: str
-    requests: int
-    errors: int
-    error_rate: float
-    cost: Decimal
-    p50_latency: float
-    p95_latency: float
-    p99_latency: float
 
 
 class TopModels(_Frozen):
@@ -178,7 +163,7 @@ class Series(_Frozen):
 
 
 class Recommendation(_Frozen):
-    """One suggestion: what kind, about what, why (``evidence`` holds the compared figures)."""
+    """One suggestion: what kind, about what, why; ``evidence`` holds the compared figures."""
 
     kind: Literal["cheaper_model", "high_error_rate", "slow_model"]
     severity: Literal["info", "warning"]
@@ -205,10 +190,8 @@ class Report(_Frozen):
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile of ascending ``sorted_values`` (``0.0`` when empty)."""
-    if not sorted_values:
-        return 0.0
-    rank = max(1, math.ceil(q * len(sorted_values)))
-    return float(sorted_values[min(rank, len(sorted_values)) - 1])
+    n = len(sorted_values)
+    return float(sorted_values[min(n, max(1, math.ceil(q * n))) - 1]) if n else 0.0
 
 
 @dataclass
@@ -221,7 +204,6 @@ class _Acc:
     input_tokens: int = 0
     output_tokens: int = 0
     latencies: list[float] = field(default_factory=list)
-    providers: set[str] = field(default_factory=set)
 
     def add(self, ok: int, cost: Decimal | None, tin: int, tout: int, latency: float) -> None:
         self.requests += 1
@@ -232,6 +214,25 @@ class _Acc:
         self.output_tokens += tout
         self.latencies.append(latency)
 
+    def stats(self, period_cost: Decimal) -> dict[str, Any]:
+        """The :class:`GroupStats` fields."""
+        latencies = sorted(self.latencies)
+        successes = self.requests - self.errors
+        return {
+            "requests": self.requests,
+            "successes": successes,
+            "errors": self.errors,
+            "error_rate": _rate(self.errors, self.requests),
+            "cost": self.cost,
+            "cost_share": _rate(float(self.cost), float(period_cost)),
+            "cost_per_success": self.cost / successes if successes else None,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "p50_latency": percentile(latencies, 0.50),
+            "p95_latency": percentile(latencies, 0.95),
+            "p99_latency": percentile(latencies, 0.99),
+        }
+
 
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)
@@ -241,8 +242,8 @@ def _rate(part: float, whole: float) -> float:
     return part / whole if whole else 0.0
 
 
-def _rows(path: str, start: float, end: float) -> tuple[list[Any], int]:
-    """The period's rows and distinct users, read in one read-only transaction."""
+def _rows(path: str, start: float, end: float) -> list[Any]:
+    """The period's rows, read in one read-only transaction."""
     if not Path(path).is_file():
         raise LedgerError(f"no usage ledger at {path}")
     uri = Path(path).resolve().as_uri() + "?mode=ro"
@@ -255,21 +256,21 @@ def _rows(path: str, start: float, end: float) -> tuple[list[Any], int]:
                     f"{path} has ledger schema {version[0]}, newer than this library's "
                     f"{SCHEMA_VERSION}; upgrade multimodel to read it"
                 )
-            where = "FROM usage WHERE ts >= ? AND ts < ?"
             rows = conn.execute(
                 "SELECT ts, deployment, model, provider, ok, cost, latency, cached, input_tokens,"
-                f" output_tokens, cache_read_tokens {where} ORDER BY ts",  # noqa: S608 - fixed
+                " output_tokens, cache_read_tokens, user FROM usage WHERE ts >= ? AND ts < ?"
+                " ORDER BY ts",
                 (start, end),
             ).fetchall()
-            (users,) = conn.execute(f"SELECT COUNT(DISTINCT user) {where}", (start, end)).fetchone()  # noqa: S608
             conn.execute("COMMIT")
     except sqlite3.DatabaseError as exc:
         raise LedgerError(f"cannot read {path} as a usage ledger: {exc}") from exc
-    return rows, int(users)
+    return rows
 
 
 def build_report(ledger: UsageLedger, *, since: Since = "24h", now: float | None = None) -> Report:
-    """Report on the ledger's attempts with ``since <= ts < now``.
+    """Report on the ledger's attempts with ``since <= ts < now``; series buckets are UTC hours
+    for windows up to 2 days, UTC days beyond.
 
     Args:
         ledger: the ledger whose file is read (read-only; call ``ledger.flush()`` first to
@@ -278,104 +279,84 @@ def build_report(ledger: UsageLedger, *, since: Since = "24h", now: float | None
             reads: ``"24h"``, ``"7d"``, a timedelta, a datetime, epoch seconds.
         now: the window end and reference for relative ``since`` (epoch seconds; default now).
 
-    Time series use hourly buckets for windows up to 2 days and daily buckets beyond, aligned
-    to UTC hours/days.
-
     Raises:
         LedgerError: the file is missing, is not a usage ledger, or has a newer schema.
         ValueError, TypeError: an unreadable ``since``.
     """
     end = time.time() if now is None else float(now)
     start = min(parse_since(since, now=end), end)
-    size = _HOUR if end - start <= 2 * _DAY else _DAY
-    rows, users = _rows(ledger.path, start, end)
+    granularity: Literal["hour", "day"] = "hour" if end - start <= 2 * _DAY else "day"
+    size = _HOUR if granularity == "hour" else _DAY
+    rows = _rows(ledger.path, start, end)
 
     total = _Acc()
     cached = cache_read = 0
     by_model: dict[str, _Acc] = defaultdict(_Acc)
     by_provider: dict[str, _Acc] = defaultdict(_Acc)
     by_deployment: dict[tuple[str, str, str], _Acc] = defaultdict(_Acc)
-    bucket_cost: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
-    bucket_requests: dict[tuple[int, str], int] = defaultdict(int)
-    bucket_totals: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # [attempts, errors]
-    for ts, dep, model, provider, ok, cost_text, lat, hit, tin, tout, read in rows:
+    by_bucket: dict[tuple[int, str], _Acc] = defaultdict(_Acc)  # (bucket number, model)
+    users: set[str] = set()
+    for ts, dep, model, provider, ok, cost_text, lat, hit, tin, tout, read, user in rows:
         cost = Decimal(cost_text) if cost_text is not None else None
         args = (ok, cost, tin, tout, lat)
-        for acc in (total, by_model[model], by_provider[provider]):
+        bucket = int(ts // size)
+        for acc in (total, by_model[model], by_provider[provider], by_bucket[(bucket, model)]):
             acc.add(*args)
         by_deployment[(dep, model, provider)].add(*args)
-        by_model[model].providers.add(provider)
         cached += hit
         cache_read += read
-        bucket = int(ts // size)
-        bucket_requests[(bucket, model)] += 1
-        bucket_totals[bucket][0] += 1
-        bucket_totals[bucket][1] += 1 - ok
-        if cost is not None:
-            bucket_cost[(bucket, model)] += cost
+        if user is not None:
+            users.add(user)
 
-    latencies = sorted(total.latencies)
     totals = Totals(
-        requests=total.requests,
-        successes=total.requests - total.errors,
-        errors=total.errors,
-        error_rate=_rate(total.errors, total.requests),
-        cost=total.cost,
-        input_tokens=total.input_tokens,
-        output_tokens=total.output_tokens,
-        avg_latency=statistics.fmean(latencies) if latencies else None,
-        p95_latency=percentile(latencies, 0.95) if latencies else None,
+        avg_latency=statistics.fmean(total.latencies) if total.latencies else None,
         cache_hit_rate=_rate(cached, total.requests),
         prompt_cache_rate=_rate(cache_read, total.input_tokens),
-        users=users,
+        users=len(users),
+        **total.stats(total.cost),
     )
-    models = sorted(
-        (_model_stats(name, acc, total) for name, acc in by_model.items()),
-        key=lambda m: (-m.cost, -m.requests, m.model),
-    )
-    providers = [
-        ProviderStats(
-            provider=name,
-            requests=acc.requests,
-            errors=acc.errors,
-            cost=acc.cost,
-            cost_share=_rate(float(acc.cost), float(total.cost)),
+    models = [
+        ModelStats(
+            model=name,
+            providers=sorted({p for _, m, p in by_deployment if m == name}),
+            avg_input_tokens=_rate(acc.input_tokens, acc.requests),
+            request_share=_rate(acc.requests, total.requests),
+            **acc.stats(total.cost),
         )
-        for name, acc in sorted(by_provider.items(), key=lambda kv: (-kv[1].cost, kv[0]))
+        for name, acc in by_model.items()
     ]
+    models.sort(key=lambda m: (-m.cost, -m.requests, m.model))
+    providers = [ProviderStats(provider=n, **a.stats(total.cost)) for n, a in by_provider.items()]
+    providers.sort(key=lambda p: (-p.cost, -p.requests, p.provider))
     deployments = [
-        _deployment_stats(key, acc)
+        DeploymentStats(deployment=key[0], model=key[1], provider=key[2], **acc.stats(total.cost))
         for key, acc in sorted(by_deployment.items(), key=lambda kv: (-kv[1].requests, kv[0]))
     ]
     by_requests = sorted(models, key=lambda m: (-m.requests, m.model))
     top = TopModels(
-        by_requests=[m.model for m in by_requests[:TOP_N]],
-        by_cost=[m.model for m in models[:TOP_N] if m.cost > 0],
+        by_requests=[m.model for m in by_requests[:5]],
+        by_cost=[m.model for m in models[:5] if m.cost > 0],
     )
     first = int(start // size)
     last = int(max(start, end - 1e-9) // size)
     if last - first >= _MAX_BUCKETS and rows:
         first = max(first, int(rows[0][0] // size))
     buckets = range(first, last + 1)
-    names = [m.model for m in by_requests]
+    grid = {m.model: [by_bucket.get((b, m.model), total) for b in buckets] for m in by_requests}
+    per_bucket = [(sum(g[i].requests for g in grid.values()), sum(g[i].errors for g in grid.values()))
+                  for i in range(len(buckets))]  # fmt: skip
     series = Series(
         starts=[_utc(b * size) for b in buckets],
-        cost_by_model={n: [bucket_cost.get((b, n), Decimal(0)) for b in buckets] for n in names},
-        requests_by_model={n: [bucket_requests.get((b, n), 0) for b in buckets] for n in names},
-        error_rate=[
-            _rate(bucket_totals[b][1], bucket_totals[b][0]) if b in bucket_totals else None
-            for b in buckets
-        ],
+        cost_by_model={name: [c.cost for c in cells] for name, cells in grid.items()},
+        requests_by_model={name: [c.requests for c in cells] for name, cells in grid.items()},
+        error_rate=[errs / n if n else None for n, errs in per_bucket],
         model_share={m.model: m.request_share for m in by_requests},
     )
     return Report(
         generated_at=_utc(time.time()),
         ledger=ledger.path,
         period=Period(
-            start=_utc(start),
-            end=_utc(end),
-            granularity="hour" if size == _HOUR else "day",
-            bucket_seconds=size,
+            start=_utc(start), end=_utc(end), granularity=granularity, bucket_seconds=size
         ),
         totals=totals,
         top_models=top,
@@ -387,130 +368,82 @@ def build_report(ledger: UsageLedger, *, since: Since = "24h", now: float | None
     )
 
 
-def _model_stats(name: str, acc: _Acc, total: _Acc) -> ModelStats:
-    latencies = sorted(acc.latencies)
-    successes = acc.requests - acc.errors
-    return ModelStats(
-        model=name,
-        providers=sorted(acc.providers),
-        requests=acc.requests,
-        successes=successes,
-        errors=acc.errors,
-        error_rate=_rate(acc.errors, acc.requests),
-        cost=acc.cost,
-        cost_share=_rate(float(acc.cost), float(total.cost)),
-        cost_per_success=acc.cost / successes if successes else None,
-        input_tokens=acc.input_tokens,
-        output_tokens=acc.output_tokens,
-        avg_input_tokens=_rate(acc.input_tokens, acc.requests),
-        p50_latency=percentile(latencies, 0.50),
-        p95_latency=percentile(latencies, 0.95),
-        request_share=_rate(acc.requests, total.requests),
-    )
-
-
-def _deployment_stats(key: tuple[str, str, str], acc: _Acc) -> DeploymentStats:
-    latencies = sorted(acc.latencies)
-    return DeploymentStats(
-        deployment=key[0],
-        model=key[1],
-        provider=key[2],
-        requests=acc.requests,
-        errors=acc.errors,
-        error_rate=_rate(acc.errors, acc.requests),
-        cost=acc.cost,
-        p50_latency=percentile(latencies, 0.50),
-        p95_latency=percentile(latencies, 0.95),
-        p99_latency=percentile(latencies, 0.99),
-    )
-
-
-def _same_traffic(a: ModelStats, b: ModelStats) -> bool:
-    low, high = sorted((a.avg_input_tokens, b.avg_input_tokens))
-    return high <= low * INPUT_RATIO if low > 0 else high == low
-
-
 def _cheaper(a: ModelStats, b: ModelStats) -> bool:
     """Whether ``b`` does ``a``'s job at least :data:`CHEAPER_BY` cheaper, about as well."""
     if a.cost_per_success is None or b.cost_per_success is None or a.cost_per_success <= 0:
         return False
+    low, high = sorted((a.avg_input_tokens, b.avg_input_tokens))
     return (
-        float(b.cost_per_success) <= (1 - CHEAPER_BY) * float(a.cost_per_success)
+        high <= low * INPUT_RATIO
         and b.p95_latency <= (1 + P95_TOLERANCE) * a.p95_latency
         and b.error_rate <= a.error_rate + ERROR_TOLERANCE
-        and _same_traffic(a, b)
+        and float(b.cost_per_success) <= (1 - CHEAPER_BY) * float(a.cost_per_success)
     )
 
 
 def recommend(
     models: Sequence[ModelStats], deployments: Sequence[DeploymentStats]
 ) -> list[Recommendation]:
-    """Apply the module's recommendation rules; subjects under :data:`MIN_REQUESTS` are skipped."""
-    out: list[Recommendation] = []
+    """Apply the module's three rules; subjects under :data:`MIN_REQUESTS` attempts are skipped.
+
+    Cheaper-model suggestions come first, then error-rate warnings, then slow models.
+    """
     eligible = [m for m in models if m.requests >= MIN_REQUESTS]
-    for a in eligible:
-        options = [b for b in eligible if b is not a and _cheaper(a, b)]
-        if not options:
-            continue
-        b = min(options, key=lambda m: (m.cost_per_success or Decimal(0), m.model))
-        assert a.cost_per_success is not None and b.cost_per_success is not None
-        saving = 1 - float(b.cost_per_success / a.cost_per_success)
-        out.append(
-            Recommendation(
-                kind="cheaper_model",
-                severity="info",
-                subject=a.model,
-                alternative=b.model,
-                message=(
-                    f"{b.model} served similar requests at {saving:.0%} lower cost per "
-                    f"successful request than {a.model} (${b.cost_per_success:.6f} vs "
-                    f"${a.cost_per_success:.6f}) with p95 latency {b.p95_latency:.2f}s vs "
-                    f"{a.p95_latency:.2f}s and error rate {b.error_rate:.1%} vs "
-                    f"{a.error_rate:.1%}: consider routing more traffic to {b.model}"
-                ),
-                evidence={
-                    "saving": saving,
-                    "cost_per_success": float(a.cost_per_success),
-                    "alternative_cost_per_success": float(b.cost_per_success),
-                    "p95_latency": a.p95_latency,
-                    "alternative_p95_latency": b.p95_latency,
-                    "error_rate": a.error_rate,
-                    "alternative_error_rate": b.error_rate,
-                },
-            )
+    out = [r for a in eligible if (r := _cheaper_model(a, eligible)) is not None]
+    out += [
+        Recommendation(
+            kind="high_error_rate",
+            severity="warning",
+            subject=d.deployment,
+            message=f"deployment {d.deployment} ({d.model}) failed {d.error_rate:.1%} of "
+            f"{d.requests} attempts (threshold {MAX_ERROR_RATE:.0%}): check the provider's "
+            "status, quota and credentials, or lower its weight",
+            evidence={"error_rate": d.error_rate, "requests": float(d.requests)},
         )
-    for d in deployments:
-        if d.requests >= MIN_REQUESTS and d.error_rate > MAX_ERROR_RATE:
-            out.append(
-                Recommendation(
-                    kind="high_error_rate",
-                    severity="warning",
-                    subject=d.deployment,
-                    message=(
-                        f"deployment {d.deployment} ({d.model}) failed {d.error_rate:.1%} of "
-                        f"{d.requests} attempts (threshold {MAX_ERROR_RATE:.0%}): check its "
-                        "provider status, quota and credentials, or lower its weight"
-                    ),
-                    evidence={"error_rate": d.error_rate, "requests": float(d.requests)},
-                )
-            )
+        for d in deployments
+        if d.requests >= MIN_REQUESTS and d.error_rate > MAX_ERROR_RATE
+    ]
     for m in eligible:
         others = [o.p95_latency for o in eligible if o is not m]
-        if not others:
-            continue
-        median = statistics.median(others)
+        median = statistics.median(others) if others else 0.0
         if median > 0 and m.p95_latency > SLOW_FACTOR * median:
             out.append(
                 Recommendation(
                     kind="slow_model",
                     severity="warning",
                     subject=m.model,
-                    message=(
-                        f"{m.model} has p95 latency {m.p95_latency:.2f}s, "
-                        f"{m.p95_latency / median:.1f}x the median of the other models "
-                        f"({median:.2f}s): route latency-sensitive traffic elsewhere"
-                    ),
+                    message=f"{m.model} has p95 latency {m.p95_latency:.2f}s, "
+                    f"{m.p95_latency / median:.1f}x the median of the other models "
+                    f"({median:.2f}s): route latency-sensitive traffic elsewhere",
                     evidence={"p95_latency": m.p95_latency, "others_median_p95": median},
                 )
             )
     return out
+
+
+def _cheaper_model(a: ModelStats, eligible: Sequence[ModelStats]) -> Recommendation | None:
+    options = [b for b in eligible if b is not a and _cheaper(a, b)]
+    if not options or a.cost_per_success is None:
+        return None
+    b = min(options, key=lambda m: (m.cost_per_success or Decimal(0), m.model))
+    cost_a, cost_b = float(a.cost_per_success), float(b.cost_per_success or 0)
+    saving = 1 - cost_b / cost_a
+    return Recommendation(
+        kind="cheaper_model",
+        severity="info",
+        subject=a.model,
+        alternative=b.model,
+        message=f"{b.model} served similar requests at {saving:.0%} lower cost per successful "
+        f"request than {a.model} (${cost_b:.6f} vs ${cost_a:.6f}), p95 latency "
+        f"{b.p95_latency:.2f}s vs {a.p95_latency:.2f}s, error rate {b.error_rate:.1%} vs "
+        f"{a.error_rate:.1%}: consider routing more traffic to {b.model}",
+        evidence={
+            "saving": saving,
+            "cost_per_success": cost_a,
+            "alternative_cost_per_success": cost_b,
+            "p95_latency": a.p95_latency,
+            "alternative_p95_latency": b.p95_latency,
+            "error_rate": a.error_rate,
+            "alternative_error_rate": b.error_rate,
+        },
+    )

@@ -8,6 +8,8 @@ import importlib.util
 import os
 import sqlite3
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +24,6 @@ from multimodel.security import (
     is_encrypted,
     key_id_for,
 )
-from multimodel.security import crypto as crypto_mod
 
 needs_crypto = pytest.mark.skipif(
     importlib.util.find_spec("cryptography") is None, reason="needs multimodel[crypto]"
@@ -40,13 +41,15 @@ def enc(keys: dict[str, bytes] | None = None, current: str = "k1") -> Encryptor:
 # --- the missing extra ---------------------------------------------------------------------
 
 
-def test_missing_cryptography_is_a_config_error_naming_the_extra(monkeypatch):
+def test_missing_cryptography_is_a_config_error_naming_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives.ciphers.aead", None)
     with pytest.raises(ConfigError, match=r"pip install multimodel\[crypto\]"):
         Encryptor(StaticKeyProvider({"k1": K1}, current="k1"))
 
 
-def test_importing_the_module_does_not_import_cryptography():
+def test_importing_the_module_does_not_import_cryptography() -> None:
     code = (
         "import sys\n"
         "import multimodel.security\n"
@@ -59,9 +62,10 @@ def test_importing_the_module_does_not_import_cryptography():
 
 # --- round trips ---------------------------------------------------------------------------
 
+
 @needs_crypto
 @pytest.mark.parametrize("plaintext", ["hello", "", "héllo ✓ 日本", b"\x00\xff raw bytes"])
-def test_round_trip(plaintext):
+def test_round_trip(plaintext: str | bytes) -> None:
     e = enc()
     token = e.encrypt(plaintext, associated_data=AD)
     expected = plaintext.encode() if isinstance(plaintext, str) else plaintext
@@ -70,7 +74,7 @@ def test_round_trip(plaintext):
 
 
 @needs_crypto
-def test_format_is_documented_ascii_envelope():
+def test_format_is_documented_ascii_envelope() -> None:
     token = enc().encrypt(b"abc", associated_data=AD)
     assert token.startswith(b"mm1:k1:")
     assert is_encrypted(token)
@@ -84,26 +88,26 @@ def test_format_is_documented_ascii_envelope():
 
 
 @needs_crypto
-def test_fresh_nonce_per_record(monkeypatch):
+def test_fresh_nonce_per_record(monkeypatch: pytest.MonkeyPatch) -> None:
     e = enc()
     a = e.encrypt("same text", associated_data=AD)
     b = e.encrypt("same text", associated_data=AD)
     assert a != b
-    calls = []
+    calls: list[int] = []
     real = os.urandom
 
-    def spy(n):
+    def spy(n: int) -> bytes:
         calls.append(n)
         return real(n)
 
-    monkeypatch.setattr(crypto_mod.os, "urandom", spy)
+    monkeypatch.setattr(os, "urandom", spy)
     e.encrypt("x", associated_data=AD)
     e.encrypt("x", associated_data=AD)
     assert calls == [12, 12]
 
 
 @needs_crypto
-def test_tampering_any_character_of_the_token_is_detected():
+def test_tampering_any_character_of_the_token_is_detected() -> None:
     e = enc()
     token = e.encrypt("attack at dawn", associated_data=AD).decode()
     for i, ch in enumerate(token):
@@ -114,7 +118,7 @@ def test_tampering_any_character_of_the_token_is_detected():
 
 
 @needs_crypto
-def test_flipping_any_bit_of_nonce_ciphertext_or_tag_is_detected():
+def test_flipping_any_bit_of_nonce_ciphertext_or_tag_is_detected() -> None:
     e = enc()
     token = e.encrypt("attack at dawn", associated_data=AD)
     header, body = token.rsplit(b":", 1)
@@ -134,13 +138,13 @@ def test_flipping_any_bit_of_nonce_ciphertext_or_tag_is_detected():
     [b"", b"mm1:", b"mm1:k1", b"mm1:k1:", b"mm1:k1:AAAA", b"mm2:k1:AAAA", b"mm1:k 1:AAAA",
      "mm1:k1:é", b"mm1:k1:" + b"!" * 60, b"garbage"],
 )  # fmt: skip
-def test_malformed_tokens_raise_decryption_error(token):
+def test_malformed_tokens_raise_decryption_error(token: bytes | str) -> None:
     with pytest.raises(DecryptionError):
         enc().decrypt(token, associated_data=AD)
 
 
 @needs_crypto
-def test_truncated_and_extended_tokens_fail():
+def test_truncated_and_extended_tokens_fail() -> None:
     e = enc()
     token = e.encrypt("some longer text here", associated_data=AD)
     for cut in range(1, len(token)):
@@ -151,14 +155,14 @@ def test_truncated_and_extended_tokens_fail():
 
 
 @needs_crypto
-def test_wrong_key_with_the_same_id_fails():
+def test_wrong_key_with_the_same_id_fails() -> None:
     token = enc({"k1": K1}).encrypt("secret", associated_data=AD)
     with pytest.raises(DecryptionError, match="different key"):
         enc({"k1": K2}).decrypt(token, associated_data=AD)
 
 
 @needs_crypto
-def test_wrong_associated_data_fails():
+def test_wrong_associated_data_fails() -> None:
     e = enc()
     token = e.encrypt("row one", associated_data=b"ledger:contents:1")
     with pytest.raises(DecryptionError, match="associated data"):
@@ -168,7 +172,7 @@ def test_wrong_associated_data_fails():
 
 
 @needs_crypto
-def test_header_key_id_is_authenticated():
+def test_header_key_id_is_authenticated() -> None:
     # Two keys that are *the same bytes* under two ids: swapping the id must still fail.
     e = enc({"k1": K1, "k2": K1})
     token = e.encrypt("x", associated_data=AD)
@@ -178,14 +182,14 @@ def test_header_key_id_is_authenticated():
 
 
 @needs_crypto
-def test_unknown_key_id_fails_clearly():
+def test_unknown_key_id_fails_clearly() -> None:
     token = enc({"old": K1}, current="old").encrypt("x", associated_data=AD)
     with pytest.raises(DecryptionError, match="key id 'old'.*does not have"):
         enc({"new": K2}, current="new").decrypt(token, associated_data=AD)
 
 
 @needs_crypto
-def test_decryption_error_is_a_multimodel_error_and_leaks_nothing():
+def test_decryption_error_is_a_multimodel_error_and_leaks_nothing() -> None:
     token = enc().encrypt("top secret prompt", associated_data=AD)
     with pytest.raises(MultimodelError) as info:
         enc({"k1": K2}).decrypt(token, associated_data=AD)
@@ -195,7 +199,7 @@ def test_decryption_error_is_a_multimodel_error_and_leaks_nothing():
 
 
 @needs_crypto
-def test_associated_data_must_be_bytes():
+def test_associated_data_must_be_bytes() -> None:
     with pytest.raises(TypeError, match="associated_data must be bytes"):
         enc().encrypt("x", associated_data="ledger:1")  # type: ignore[arg-type]
 
@@ -204,7 +208,7 @@ def test_associated_data_must_be_bytes():
 
 
 @needs_crypto
-def test_key_rotation_keeps_old_records_readable():
+def test_key_rotation_keeps_old_records_readable() -> None:
     old = enc({"2024": K1}, current="2024")
     old_token = old.encrypt("written last year", associated_data=AD)
     rotated = enc({"2024": K1, "2025": K2}, current="2025")
@@ -217,7 +221,7 @@ def test_key_rotation_keeps_old_records_readable():
         retired.decrypt(old_token, associated_data=AD)
 
 
-def test_static_provider_validates_keys_and_ids():
+def test_static_provider_validates_keys_and_ids() -> None:
     with pytest.raises(ConfigError, match="32"):
         StaticKeyProvider({"k1": b"short"}, current="k1")
     with pytest.raises(ConfigError, match="key id"):
@@ -233,12 +237,12 @@ def test_static_provider_validates_keys_and_ids():
 
 
 @needs_crypto
-def test_custom_provider_with_a_bad_current_key_fails_at_construction():
+def test_custom_provider_with_a_bad_current_key_fails_at_construction() -> None:
     class Bad:
-        def current(self):
+        def current(self) -> tuple[str, bytes]:
             return "k1", b"\x00" * 16
 
-        def get(self, key_id):
+        def get(self, key_id: str) -> bytes:
             raise KeyError(key_id)
 
     with pytest.raises(ConfigError, match="16 bytes"):
@@ -248,7 +252,7 @@ def test_custom_provider_with_a_bad_current_key_fails_at_construction():
 # --- environment provider ------------------------------------------------------------------
 
 
-def test_generate_key_is_base64_of_32_random_bytes():
+def test_generate_key_is_base64_of_32_random_bytes() -> None:
     a, b = generate_key(), generate_key()
     assert a != b
     assert len(base64.b64decode(a, validate=True)) == 32
@@ -263,7 +267,7 @@ def test_generate_key_is_base64_of_32_random_bytes():
         lambda k: b"  " + base64.b64encode(k) + b"\n",
     ],
 )
-def test_env_provider_reads_standard_and_urlsafe_base64(encode):
+def test_env_provider_reads_standard_and_urlsafe_base64(encode: Callable[[bytes], bytes]) -> None:
     key = bytes([0xFB, 0xFF] * 16)  # encodes with '+' '/' (or '-' '_')
     p = EnvKeyProvider(environ={"MULTIMODEL_ENCRYPTION_KEY": encode(key).decode()})
     key_id, got = p.current()
@@ -272,10 +276,11 @@ def test_env_provider_reads_standard_and_urlsafe_base64(encode):
     assert p.get(key_id) == key
 
 
-def test_env_provider_default_reads_os_environ(monkeypatch):
+def test_env_provider_default_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MULTIMODEL_ENCRYPTION_KEY", base64.b64encode(K1).decode())
     assert EnvKeyProvider().current() == (key_id_for(K1), K1)
-    assert EnvKeyProvider("OTHER_VAR", environ={"OTHER_VAR": base64.b64encode(K2).decode()})
+    other = EnvKeyProvider("OTHER_VAR", environ={"OTHER_VAR": base64.b64encode(K2).decode()})
+    assert other.current()[1] == K2
 
 
 @pytest.mark.parametrize(
@@ -289,7 +294,7 @@ def test_env_provider_default_reads_os_environ(monkeypatch):
         (base64.b64encode(b"x" * 48).decode(), "MY_KEY decodes to 48 bytes"),
     ],
 )
-def test_env_provider_errors_name_the_variable_not_the_value(value, match):
+def test_env_provider_errors_name_the_variable_not_the_value(value: str | None, match: str) -> None:
     environ = {} if value is None else {"MY_KEY": value}
     with pytest.raises(ConfigError, match=match) as info:
         EnvKeyProvider("MY_KEY", environ=environ)
@@ -297,7 +302,7 @@ def test_env_provider_errors_name_the_variable_not_the_value(value, match):
         assert value not in str(info.value)
 
 
-def test_env_provider_previous_keys_for_rotation():
+def test_env_provider_previous_keys_for_rotation() -> None:
     environ = {
         "KEY": base64.b64encode(K2).decode(),
         "KEY_OLD": f"{base64.b64encode(K1).decode()}, {base64.urlsafe_b64encode(K2).decode()}",
@@ -311,7 +316,7 @@ def test_env_provider_previous_keys_for_rotation():
 
 
 @needs_crypto
-def test_env_rotation_end_to_end():
+def test_env_rotation_end_to_end() -> None:
     old_env = {"K": base64.b64encode(K1).decode()}
     token = Encryptor(EnvKeyProvider("K", environ=old_env)).encrypt("x", associated_data=AD)
     new_env = {"K": base64.b64encode(K2).decode(), "K_PREV": old_env["K"]}
@@ -324,10 +329,10 @@ def test_env_rotation_end_to_end():
 
 
 @needs_crypto
-def test_codec_round_trip_and_binding():
+def test_codec_round_trip_and_binding() -> None:
     codec = EncryptedContentCodec(enc())
     stored = codec.encode("what is 2+2? ✓", 7, column="prompt")
-    assert isinstance(stored, str) and stored.isascii() and is_encrypted(stored)
+    assert stored.isascii() and is_encrypted(stored)
     assert codec.decode(stored, 7, column="prompt") == "what is 2+2? ✓"
     with pytest.raises(DecryptionError):
         codec.decode(stored, 8, column="prompt")  # another row
@@ -337,7 +342,7 @@ def test_codec_round_trip_and_binding():
 
 
 @needs_crypto
-def test_codec_rows_keep_none_and_refuse_swaps():
+def test_codec_rows_keep_none_and_refuse_swaps() -> None:
     codec = EncryptedContentCodec(enc())
     prompt, response = codec.encode_row(12, "question", None)
     assert response is None and prompt is not None
@@ -350,7 +355,7 @@ def test_codec_rows_keep_none_and_refuse_swaps():
 
 
 @needs_crypto
-def test_codec_plaintext_cells_are_refused_unless_allowed():
+def test_codec_plaintext_cells_are_refused_unless_allowed() -> None:
     e = enc()
     with pytest.raises(DecryptionError, match="not an encrypted record"):
         EncryptedContentCodec(e).decode("legacy plain prompt", 1)
@@ -362,7 +367,7 @@ def test_codec_plaintext_cells_are_refused_unless_allowed():
 
 
 @needs_crypto
-def test_codec_namespace_separates_stores():
+def test_codec_namespace_separates_stores() -> None:
     e = enc()
     stored = EncryptedContentCodec(e, namespace="ledger-a").encode("x", 1)
     with pytest.raises(DecryptionError):
@@ -370,7 +375,7 @@ def test_codec_namespace_separates_stores():
 
 
 @needs_crypto
-def test_codec_in_a_sqlite_contents_table_like_the_ledger(tmp_path):
+def test_codec_in_a_sqlite_contents_table_like_the_ledger(tmp_path: Path) -> None:
     """What the ledger hook does: encrypt with the row id SQLite assigns, decode on read."""
     codec = EncryptedContentCodec(enc())
     conn = sqlite3.connect(tmp_path / "t.db")

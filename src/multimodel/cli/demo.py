@@ -13,7 +13,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 
@@ -27,7 +27,8 @@ MODEL = "demo-chat"
 
 
 # name: (wire format, provider preset, catalog model, behaviour)
-FLEET: dict[str, tuple[str, str, str, dict[str, Any]]] = {
+Format = Literal["openai", "anthropic", "gemini"]
+FLEET: dict[str, tuple[Format, str, str, dict[str, Any]]] = {
     "openai-fast": ("openai", "openai", "gpt-4o-mini", {"latency": 0.02, "latency_jitter": 0.02}),
     "anthropic-steady": (
         "anthropic", "anthropic", "claude-3.5-haiku", {"latency": 0.08, "latency_jitter": 0.02},

@@ -77,7 +77,8 @@ def request_size(request: ChatRequest) -> int:
 
     Close to, not exactly, the provider body the adapter builds; use it as the limit's measure.
     """
-    return len(request.model_dump_json(exclude_none=True, by_alias=True))
+    text = request.model_dump_json(exclude_none=True, by_alias=True)
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def check_request(request: ChatRequest, limits: InputLimits = DEFAULT_LIMITS) -> None:
