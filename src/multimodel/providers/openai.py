@@ -115,7 +115,7 @@ class OpenAIAdapter(ProviderAdapter):
             body["stop"] = request.stop
         if request.seed is not None:
             body["seed"] = request.seed
-        if request.user is not None and endpoint.provider in ("openai", "azure"):
+        if request.user is not None and endpoint.option("send_user", False):
             body["user"] = request.user
         if request.tools:
             body["tools"] = [
@@ -234,6 +234,12 @@ class OpenAIAdapter(ProviderAdapter):
         text = msg.get("content")
         if text is None and isinstance(msg.get("refusal"), str):
             text = msg["refusal"]
+        if isinstance(text, list):
+            # Some compatible servers (Mistral's reasoning models) send content as parts.
+            text = "".join(
+                p["text"] for p in text
+                if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+            )
         if text is not None and not isinstance(text, str):
             raise self._malformed("message content is not a string", endpoint, response)
         calls: list[ToolCall] = []

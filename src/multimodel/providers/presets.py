@@ -52,7 +52,8 @@ def builtin_presets() -> dict[str, ProviderPreset]:
             "openai",
             "https://api.openai.com/v1",
             ("OPENAI_API_KEY",),
-            options={"max_tokens_field": "max_completion_tokens", "stream_usage": True},
+            options={"max_tokens_field": "max_completion_tokens", "stream_usage": True,
+                     "send_user": True},
             docs="OpenAI Chat Completions; max_completion_tokens (reasoning models reject max_tokens)",
         ),
         ProviderPreset(
@@ -62,7 +63,8 @@ def builtin_presets() -> dict[str, ProviderPreset]:
             ("AZURE_OPENAI_API_KEY",),
             auth="api-key",
             api_version="2024-10-21",
-            options={"max_tokens_field": "max_completion_tokens", "stream_usage": True, "azure": True},
+            options={"max_tokens_field": "max_completion_tokens", "stream_usage": True,
+                     "azure": True, "send_user": True},
             docs="Azure OpenAI: base_url https://{resource}.openai.azure.com, wire model = "
             "Azure deployment name, api-version query parameter, api-key header",
         ),
