@@ -59,8 +59,9 @@ SCENARIOS = [
 ]
 
 
-def make_client(fake: FakeProvider, scenario: Scenario, cls: type) -> object:
+def make_client(fake: FakeProvider, scenario: Scenario, cls: type, **kw: object) -> object:
     return cls(
+        **kw,
         deployments=deployments(),
         transport=fake,
         strategy="round_robin",
@@ -145,3 +146,51 @@ async def test_async_stream(scenario: Scenario) -> None:
         except mm.MultimodelError as exc:
             result, trace = exc, exc.trace  # type: ignore[attr-defined]
     check(fake, scenario, result, trace)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_bare_dispatch_plan(scenario: Scenario) -> None:
+    """The same table against the sans-I/O plan: no HTTP, outcomes fed by hand, sleeps not slept."""
+    import httpx
+
+    from multimodel._core.dispatch import Sleep
+    from multimodel.providers.openai import OpenAIAdapter
+
+    clock = mm.ManualClock()
+    client = make_client(FakeProvider(), scenario, mm.Client, clock=clock)
+    router = client._router  # type: ignore[attr-defined]
+    request = client._build_request("hi", "m", {})  # type: ignore[attr-defined]
+    plan = router.plan(request, timeout=5.0)
+    scripts = {host: list(replies) for host, replies in scenario.script.items()}
+    adapter = OpenAIAdapter()
+    order: list[str] = []
+    result: object
+    while True:
+        try:
+            action = plan.next_action()
+        except mm.MultimodelError as exc:
+            result = exc
+            break
+        if isinstance(action, Sleep):
+            clock.advance(action.seconds)  # the driver would sleep; the plan only decides
+            continue
+        name = action.endpoint.name
+        order.append(name)
+        queue = scripts.get(name, [])
+        reply = queue.pop(0) if queue else FakeReply()
+        reply = reply if isinstance(reply, FakeReply) else FakeReply(status=reply)
+        if reply.status >= 400:
+            body = {"error": {"message": "scripted", "type": "x", "param": None,
+                              "code": reply.error_code}}
+            response = httpx.Response(reply.status, json=body, headers=reply.headers)
+            plan.failed(action, adapter.map_error(response, action.endpoint))
+            continue
+        plan.succeeded(action, usage=mm.Usage(input_tokens=1, output_tokens=1))
+        result = action.endpoint.name
+        break
+    assert order == scenario.order
+    assert len(plan.trace.sleeps) == scenario.sleeps
+    if scenario.outcome is None:
+        assert result == scenario.order[-1]
+    else:
+        assert isinstance(result, scenario.outcome)
