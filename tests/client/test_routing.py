@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter
+from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import multimodel as mm
@@ -290,6 +293,38 @@ async def test_rpm_limit_under_tasks() -> None:
     check_rpm(fake, results)
 
 
+class SlotThief:
+    """A strategy that lets "another thread" take the last rate-limit slot while it chooses."""
+
+    def __init__(self) -> None:
+        self.client: mm.Client | None = None
+
+    def choose(self, candidates: Any, stats: Any, ctx: Any) -> Any:
+        assert self.client is not None
+        limiter = self.client._router.limiter
+        assert limiter.acquire(candidates[0].name, 1, time.monotonic()) is not None
+        return candidates[0]
+
+
+@pytest.mark.parametrize("when_all_unavailable", ["fail", "wait"])
+def test_losing_the_last_slot_race_respects_policy_and_deadline(
+    when_all_unavailable: str,
+) -> None:
+    # The slot is taken between the availability check and the reservation: the plan must
+    # decide again (fail now, or wait within the deadline), not sleep for up to a minute.
+    thief = SlotThief()
+    fake = FakeProvider()
+    policy = CircuitPolicy(when_all_unavailable=when_all_unavailable)  # type: ignore[arg-type]
+    with sync_client(fake, [dep("a", rpm=1)], circuit=policy, strategy=thief) as client:
+        thief.client = client
+        request = client._build_request("hi", "m", {})
+        plan = client._router.plan(request, timeout=5.0, deadline=1.0)
+        with pytest.raises(errors.NoDeploymentAvailable) as info:
+            plan.next_action()
+    assert info.value.exclusions["a"].startswith("rate limit")
+    assert fake.requests == []
+
+
 def test_rpm_limit_spills_to_another_deployment() -> None:
     fake = FakeProvider()
     with sync_client(fake, [dep("a", rpm=5), dep("b")], circuit=RPM_POLICY) as client:
@@ -381,7 +416,7 @@ def test_status_events_from_threads_once_per_transition() -> None:
     a_events = [(e.previous, e.status) for e in events if e.deployment == "a"]
     assert a_events[-1][1] == "down"
     assert a_events.count(("degraded", "down")) + a_events.count(("healthy", "down")) == 1
-    for (_, status), (previous, _) in zip(a_events, a_events[1:]):
+    for (_, status), (previous, _) in itertools.pairwise(a_events):
         assert previous == status
 
 
@@ -393,7 +428,9 @@ async def test_status_events_async_iterator() -> None:
     async with async_client(fake, circuit=CircuitPolicy(failure_threshold=1, cooldown=30)) as c:
 
         async def consume() -> None:
-            async with aclosing(c.events.iterate()) as stream:
+            events = c.events.iterate()
+            assert isinstance(events, AsyncGenerator)
+            async with aclosing(events) as stream:
                 async for event in stream:
                     got.append(event)
                     break
@@ -404,7 +441,7 @@ async def test_status_events_async_iterator() -> None:
                 for _ in range(100):  # bounded: until the consumer has subscribed
                     if c.events.wants("model_status_change"):
                         break
-                    await anyio.sleep(0)
+                    await anyio.lowlevel.checkpoint()
                 assert c.events.wants("model_status_change")
                 response = await c.query("hi", model="m")
         assert response.deployment == "b"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 
@@ -368,7 +369,7 @@ def test_status_events_consistent_under_threads() -> None:
     transitions = rec.transitions()
     assert transitions
     assert transitions[0][0] == "healthy"
-    for (_, status), (previous, new) in zip(transitions, transitions[1:]):
+    for (_, status), (previous, new) in itertools.pairwise(transitions):
         assert previous == status
         assert new != previous
     assert transitions[-1][1] == b.status("a")

@@ -311,10 +311,11 @@ class DispatchPlan:
         endpoint = self.strategy.choose(fresh or available, router.tracker, self.ctx)
         tokens = self.ctx.input_tokens + self.ctx.output_tokens
         reservation = router.limiter.acquire(endpoint.name, tokens, now)
-        if reservation is None:  # another thread took the last slot since _available
-            wait = router.limiter.wait_time(endpoint.name, tokens, now)
-            self.trace.excluded[endpoint.name] = f"rate limit ({wait:.2f}s to wait)"
-            return Sleep(max(0.001, min(wait, MAX_WAIT)))
+        if reservation is None:
+            # Another thread took the last slot since _available: decide again (the limiter now
+            # excludes this deployment), under the deadline and ``when_all_unavailable``,
+            # rather than sleeping up to MAX_WAIT past both.
+            return self._next()
         hold = None
         if router.budgets is not None:
             hold = router.budgets.reserve(
