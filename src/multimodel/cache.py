@@ -92,9 +92,7 @@ class CachePolicy:
             it is neither looked up nor stored (``cache=True`` on a call forces it).
         namespace: share entries among all users under this name (a per-call one wins).
 
-    Example::
-
-        CachePolicy(ttl=300, cache_sampled=True).cacheable(request, override=None)
+    Example: ``CachePolicy(ttl=300, cache_sampled=True).cacheable(request, override=None)``.
 
     .. versionadded:: 0.1
     """
@@ -170,7 +168,7 @@ class MemoryCache:
         if max_entries < 1:
             raise ValueError(f"max_entries must be >= 1, got {max_entries!r}")
         timer = (clock or SystemClock()).monotonic
-        self._data: TLRUCache[str, tuple[float, bytes], float]
+        self._data: TLRUCache[str, tuple[float, bytes]]
         self._data = TLRUCache(max_entries, lambda _key, entry, now: now + entry[0], timer)
         self._lock = threading.Lock()
 
@@ -293,10 +291,9 @@ class ResponseCache:
         self, policy: CachePolicy | None = None, *, backend: CacheBackend | None = None
     ) -> None:
         self._policy = CachePolicy() if policy is None else policy
-        # `is None`, not `or`: an empty MemoryCache is falsy (it has a length).
-        self._backend = (
-            MemoryCache(max_entries=self._policy.max_entries) if backend is None else backend
-        )
+        if backend is None:  # not `backend or ...`: an empty MemoryCache is falsy
+            backend = MemoryCache(max_entries=self._policy.max_entries)
+        self._backend = backend
         self._lock = threading.Lock()
         self._counts = {"hits": 0, "misses": 0, "stores": 0, "errors": 0}
 

@@ -11,6 +11,8 @@ The tree::
     ├── AllAttemptsFailed                     every attempt failed; carries the attempts
     ├── BudgetExceeded                        a hard spend limit is reached
     ├── PolicyViolation                       the caller's policy forbids the request
+    ├── DecryptionError                       a stored record failed authentication, or its
+    │                                         key is unknown (never returns garbage)
     └── ProviderError                         a provider failed; carries provider, deployment,
         │                                     status, request id
         ├── BadRequestError                   400 / 422 (not retryable)
@@ -50,6 +52,7 @@ __all__ = [
     "ConflictError",
     "ContentFiltered",
     "ContextLengthExceeded",
+    "DecryptionError",
     "InvalidRequestError",
     "MalformedResponse",
     "MissingAPIKeyError",
@@ -185,6 +188,11 @@ class BudgetExceeded(MultimodelError):
 
 class PolicyViolation(MultimodelError):
     """The caller's policy forbids this request; nothing was sent."""
+
+
+class DecryptionError(MultimodelError):
+    """A record could not be decrypted: altered, malformed, bound to other associated data,
+    sealed under another key, or its key id is unknown. No plaintext is ever returned."""
 
 
 class PricingWarning(UserWarning):

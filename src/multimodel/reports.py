@@ -338,11 +338,11 @@ def build_report(ledger: UsageLedger, *, since: Since = "24h", now: float | None
         by_cost=[m.model for m in models[:5] if m.cost > 0],
     )
     first = int(start // size)
-    last = int(max(start, end - 1e-9) // size)
+    last = max(first, math.ceil(end / size) - 1)
     if last - first >= _MAX_BUCKETS and rows:
         first = max(first, int(rows[0][0] // size))
     buckets = range(first, last + 1)
-    grid = {m.model: [by_bucket.get((b, m.model), total) for b in buckets] for m in by_requests}
+    grid = {m.model: [by_bucket[(b, m.model)] for b in buckets] for m in by_requests}
     per_bucket = [(sum(g[i].requests for g in grid.values()), sum(g[i].errors for g in grid.values()))
                   for i in range(len(buckets))]  # fmt: skip
     series = Series(

@@ -49,10 +49,17 @@ def test_missing_cryptography_is_a_config_error_naming_the_extra(
         Encryptor(StaticKeyProvider({"k1": K1}, current="k1"))
 
 
-def test_importing_the_module_does_not_import_cryptography() -> None:
+def test_import_does_no_io_and_does_not_import_cryptography() -> None:
     code = (
-        "import sys\n"
+        "import builtins, os, sys\n"
+        "real_open = builtins.open\n"
+        "opened = []\n"
+        "def spy(f, *a, **k):\n"
+        "    opened.append(str(f)); return real_open(f, *a, **k)\n"
+        "builtins.open = spy\n"
+        "os.environ.pop('MULTIMODEL_ENCRYPTION_KEY', None)\n"
         "import multimodel.security\n"
+        "assert not [f for f in opened if not f.endswith('.py')], opened\n"
         "assert not [m for m in sys.modules if m.startswith('cryptography')]\n"
     )
     import subprocess

@@ -12,7 +12,16 @@ from pydantic import ValidationError
 from multimodel.catalog.models import ModelSpec, Pricing
 from multimodel.errors import ConfigError, InvalidRequestError, PolicyViolation
 from multimodel.providers.base import Endpoint
-from multimodel.security import Policy, PolicyResult, PolicySet, check, estimated_cost
+from multimodel.security import (
+    Policy,
+    PolicyResult,
+    PolicySet,
+    check,
+    enforce_request,
+    estimated_cost,
+    filter_candidates,
+    violation,
+)
 from multimodel.types import ChatRequest, Message
 
 
@@ -119,14 +128,14 @@ def test_allowed_models_with_patterns() -> None:
     allowed, excluded, _ = run(Policy(name="p", allowed_models={"gpt-4o*"}))
     assert allowed == [GPT4O, MINI]
     assert set(excluded) == {"gpt4", "sonnet"}
-    assert "allowed_models" in excluded["gpt4"] and "'gpt-4o*'" in excluded["gpt4"]
+    assert excluded["gpt4"] == "allowed_models: model 'gpt-4' matches none of {'gpt-4o*'}"
 
 
 def test_denied_models_win_over_allowed() -> None:
     policy = Policy(name="p", allowed_models={"gpt-4o*"}, denied_models={"*mini"})
     allowed, excluded, _ = run(policy)
     assert allowed == [GPT4O]
-    assert excluded["mini"] == "model 'gpt-4o-mini' matches denied pattern '*mini'"
+    assert excluded["mini"] == "denied_models: model 'gpt-4o-mini' matches denied pattern '*mini'"
 
 
 def test_patterns_are_case_insensitive_and_match_every_name() -> None:
@@ -145,10 +154,10 @@ def test_patterns_are_case_insensitive_and_match_every_name() -> None:
 def test_allowed_and_denied_providers() -> None:
     allowed, excluded, _ = run(Policy(name="p", allowed_providers={"Anthropic"}))
     assert allowed == [SONNET]
-    assert excluded["mini"] == "provider 'openai' is not in allowed_providers {'Anthropic'}"
+    assert excluded["mini"] == "allowed_providers: provider 'openai' is not in {'Anthropic'}"
     allowed, excluded, _ = run(Policy(name="p", denied_providers={"anthropic"}))
     assert allowed == [GPT4O, MINI, GPT4]
-    assert excluded == {"sonnet": "provider 'anthropic' is in denied_providers"}
+    assert excluded == {"sonnet": "denied_providers: provider 'anthropic' is denied"}
 
 
 # --- cost ----------------------------------------------------------------------------------
@@ -170,8 +179,10 @@ def test_cost_cap_excludes_expensive_deployments() -> None:
     allowed, excluded, _ = run(policy)
     assert allowed == [MINI]  # 0.00045
     assert set(excluded) == {"gpt4o", "gpt4", "sonnet"}
-    assert excluded["gpt4o"].startswith("estimated cost $0.007500 exceeds max_cost_per_request")
-    assert "max_cost_per_request $0.005" in excluded["gpt4o"]
+    assert excluded["gpt4o"] == (
+        "max_cost_per_request: estimated cost $0.007500 exceeds $0.005 "
+        "(~1000 input + 500 output tokens)"
+    )
 
 
 def test_cost_cap_and_unknown_prices() -> None:
@@ -264,7 +275,7 @@ def test_nothing_allowed_raises_naming_policy_rules_reasons_and_fix() -> None:
     msg = str(info.value)
     assert msg.startswith("policy 'locked' forbids this request: rule allowed_models")
     assert "model 'gpt-4o'" in msg and "none of the 4 deployment(s)" in msg
-    assert "gpt4o: model 'gpt-4o' matches none of allowed_models {'o1*'}" in msg
+    assert "gpt4o: allowed_models: model 'gpt-4o' matches none of {'o1*'}" in msg
     assert "To fix: ask for a model matching allowed_models" in msg
 
 
@@ -292,6 +303,41 @@ def test_nothing_is_mutated() -> None:
     assert policy.model_dump() == policy_before
     allowed.clear()
     assert candidates == ALL
+
+
+# --- the pieces, for a dispatch step with fallback groups ---------------------------------
+
+
+def test_enforce_request_alone() -> None:
+    original = req(1_000)
+    assert enforce_request(None, original) is original
+    assert enforce_request(Policy(name="p"), original) is original
+    clamped = enforce_request(Policy(name="p", max_tokens=10, on_max_tokens="clamp"), original)
+    assert clamped.max_tokens == 10 and original.max_tokens == 1_000
+    with pytest.raises(PolicyViolation, match="max_input_tokens"):
+        enforce_request(Policy(name="p", max_input_tokens=2), original)  # estimated
+    enforce_request(Policy(name="p", max_input_tokens=2), original, input_tokens=2)
+
+
+def test_filter_candidates_never_raises() -> None:
+    policy = Policy(name="p", allowed_models={"nothing"})
+    allowed, excluded = filter_candidates(policy, ALL, input_tokens=1, output_tokens=1)
+    assert allowed == [] and list(excluded) == ["gpt4o", "mini", "gpt4", "sonnet"]
+    assert filter_candidates(None, ALL, input_tokens=1, output_tokens=1) == (ALL, {})
+
+
+def test_violation_merges_groups_and_foreign_reasons() -> None:
+    policy = Policy(name="p", allowed_models={"o1*"}, max_cost_per_request="0.001")
+    _, first = filter_candidates(policy, [GPT4O], input_tokens=10, output_tokens=10)
+    o1 = ep("o1", "o1", price=("15", "60"))
+    _, second = filter_candidates(policy, [o1], input_tokens=1_000, output_tokens=1_000)
+    error = violation(policy, "gpt-4o", {**first, **second, "other": "circuit open"})
+    assert isinstance(error, PolicyViolation)
+    msg = str(error)
+    assert "rule allowed_models, max_cost_per_request:" in msg
+    assert "none of the 3 deployment(s)" in msg and "other: circuit open" in msg
+    assert "ask for a model matching allowed_models; lower max_tokens" in msg
+    assert "To fix: change the policy" in str(violation(policy, "m", {"x": "circuit open"}))
 
 
 # --- PolicySet -----------------------------------------------------------------------------

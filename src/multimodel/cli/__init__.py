@@ -1,7 +1,8 @@
 """The ``multimodel`` command.
 
-Subcommands: ``demo`` (route a real workload over local mock providers; no API keys needed).
-Exit codes: 0 ok, 1 failure, 2 usage error.
+Subcommands: ``demo`` (route a real workload over local mock providers; no API keys needed) and
+``report`` (a usage report from the SQLite usage ledger: tables, JSON or a self-contained HTML
+page). Exit codes: 0 ok, 1 failure, 2 usage error.
 """
 
 from __future__ import annotations
@@ -29,6 +30,20 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--concurrency", type=int, default=32, help="requests in flight")
     demo.add_argument("--json", action="store_true", help="print JSON instead of tables")
     demo.add_argument("--seed", type=int, default=7, help="seed of the mock fleet's failures")
+    report = sub.add_parser(
+        "report",
+        help="summarize the usage ledger: cost, latency, errors, recommendations",
+    )
+    report.add_argument(
+        "--ledger",
+        metavar="PATH",
+        help="the ledger file (default: $MULTIMODEL_LEDGER, else ./multimodel-usage.sqlite3)",
+    )
+    report.add_argument(
+        "--since", default="24h", help="window to report on: 15m, 24h, 7d, 4w (default 24h)"
+    )
+    report.add_argument("--html", metavar="OUT", help="also write a self-contained HTML page")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -48,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             as_json=args.json,
             seed=args.seed,
         )
+    if args.command == "report":
+        from .report import run_report
+
+        return run_report(ledger=args.ledger, since=args.since, html=args.html, as_json=args.json)
     parser.print_help()
     return 2
 

@@ -28,7 +28,16 @@ from .crypto import (
     key_id_for,
 )
 from .limits import DEFAULT_LIMITS, InputLimits, check_batch, check_request, request_size
-from .policy import Policy, PolicyResult, PolicySet, check, estimated_cost
+from .policy import (
+    Policy,
+    PolicyResult,
+    PolicySet,
+    check,
+    enforce_request,
+    estimated_cost,
+    filter_candidates,
+    violation,
+)
 
 __all__ = [
     "DEFAULT_KEY_ENV",
@@ -47,9 +56,12 @@ __all__ = [
     "check",
     "check_batch",
     "check_request",
+    "enforce_request",
     "estimated_cost",
+    "filter_candidates",
     "generate_key",
     "is_encrypted",
     "key_id_for",
     "request_size",
+    "violation",
 ]

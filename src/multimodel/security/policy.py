@@ -7,6 +7,12 @@ request it raises :class:`~multimodel.errors.PolicyViolation`, naming the policy
 what would fix it. A :class:`PolicySet` picks the policy of a caller: an explicit policy name,
 else the user's role, else the default.
 
+A dispatch step with fallback groups can use the pieces of :func:`check` instead:
+:func:`enforce_request` once (hard rules; may clamp ``max_tokens``, so run it before estimating
+output tokens), :func:`filter_candidates` per group (never raises; reasons read
+``"<rule>: <detail>"``), and :func:`violation` to build the error when no group has an allowed
+deployment left.
+
 Example::
 
     from multimodel.security import Policy, PolicySet
@@ -35,78 +41,25 @@ allowed when any of its names matches ``allowed_models`` and denied when any mat
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
-from fnmatch import fnmatchcase
-from typing import Any, Literal, NamedTuple
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 from .._core.tokens import estimate_input_tokens, estimate_output_tokens
 from ..errors import ConfigError, InvalidRequestError, PolicyViolation
 from ..providers.base import Endpoint
 from ..types import ChatRequest
+from ._rules import FIXES, Policy, estimated_cost, exclusion
 
-__all__ = ["Policy", "PolicyResult", "PolicySet", "check", "estimated_cost"]
-
-_MILLION = Decimal(1_000_000)
-
-
-class Policy(BaseModel):
-    """What one class of caller may do. Frozen; unknown fields are an error.
-
-    Attributes:
-        name: the policy's name (used in errors).
-        allowed_models: model patterns that may be used; ``None`` = every model.
-        denied_models: model patterns that may never be used (wins over ``allowed_models``).
-        allowed_providers: provider names that may be used; ``None`` = every provider.
-        denied_providers: provider names that may never be used.
-        max_cost_per_request: USD a request may be expected to cost, estimated before sending
-            from the catalog's prices (prompt estimate plus expected output).
-        allow_unpriced: with a cost cap, whether deployments whose price is unknown may serve
-            (default no: a cap that cannot be checked excludes them).
-        max_tokens: the most output tokens a request may ask for.
-        on_max_tokens: what to do with a request over ``max_tokens`` (or without
-            ``max_tokens`` while a cap exists): ``"reject"`` it, or ``"clamp"`` it to the cap.
-        max_input_tokens: the most (estimated) prompt tokens a request may carry.
-        log_prompts: whether the request's prompt and answer may be stored in the usage
-            ledger (``UsageLedger(store_content=True)``).
-
-    Example::
-
-        Policy(name="analyst", allowed_models={"gpt-4o*"}, denied_models={"gpt-4o-realtime*"},
-               max_cost_per_request="0.05", max_tokens=2000, on_max_tokens="clamp")
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
-
-    name: str = Field(min_length=1)
-    allowed_models: frozenset[str] | None = None
-    denied_models: frozenset[str] = frozenset()
-    allowed_providers: frozenset[str] | None = None
-    denied_providers: frozenset[str] = frozenset()
-    max_cost_per_request: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False)
-    allow_unpriced: bool = False
-    max_tokens: int | None = Field(default=None, ge=1)
-    on_max_tokens: Literal["clamp", "reject"] = "reject"
-    max_input_tokens: int | None = Field(default=None, ge=1)
-    log_prompts: bool = False
-
-    @field_validator(
-        "allowed_models", "denied_models", "allowed_providers", "denied_providers", mode="before"
-    )
-    @classmethod
-    def _not_one_string(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            raise ValueError(f"must be a set of names, not one string (write {{{value!r}}})")  # noqa: TRY004
-        return value
-
-    @field_validator("allowed_models", "denied_models", "allowed_providers", "denied_providers")
-    @classmethod
-    def _no_blank(cls, value: frozenset[str] | None) -> frozenset[str] | None:
-        if value is not None and any(not v.strip() for v in value):
-            raise ValueError("names and patterns must not be blank")
-        return value
+__all__ = [
+    "Policy",
+    "PolicyResult",
+    "PolicySet",
+    "check",
+    "enforce_request",
+    "estimated_cost",
+    "filter_candidates",
+    "violation",
+]
 
 
 class PolicyResult(NamedTuple):
@@ -120,97 +73,92 @@ class PolicyResult(NamedTuple):
     """The request to send: the one given, or a copy with ``max_tokens`` clamped."""
 
 
-def estimated_cost(endpoint: Endpoint, input_tokens: int, output_tokens: int) -> Decimal | None:
-    """Exact USD estimate of a request on ``endpoint`` from its catalog prices (``None``: unknown).
-
-    The same sum as :func:`multimodel.strategies.intelligent.estimated_cost`, kept in
-    :class:`~decimal.Decimal`.
+def enforce_request(
+    policy: Policy | None, request: ChatRequest, *, input_tokens: int | None = None
+) -> ChatRequest:
+    """Apply the policy's hard rules to ``request``; returns it, or a copy with ``max_tokens``
+    clamped. Call it before estimating output tokens (the clamp changes the estimate).
 
     Example::
 
-        estimated_cost(endpoint, 1_000, 500)   # Decimal('0.0075') at $2.50 / $10 per M tokens
+        request = enforce_request(policy, request)   # may clamp max_tokens
+
+    Raises:
+        PolicyViolation: ``max_tokens`` is over the cap (or missing) with
+            ``on_max_tokens="reject"``, or the prompt is over ``max_input_tokens``.
     """
-    pricing = getattr(endpoint.spec, "pricing", None)
-    if pricing is None:
-        return None
-    cost: Decimal = (pricing.input * input_tokens + pricing.output * output_tokens) / _MILLION
-    return cost
-
-
-def _names(endpoint: Endpoint) -> list[str]:
-    names = [endpoint.model, endpoint.wire_model]
-    spec = endpoint.spec
-    if spec is not None:
-        spec_id = getattr(spec, "id", None)
-        if isinstance(spec_id, str):
-            names.append(spec_id)
-        names.extend(a for a in getattr(spec, "aliases", ()) if isinstance(a, str))
-    return list(dict.fromkeys(n.lower() for n in names))
-
-
-def _match(names: Iterable[str], patterns: Iterable[str]) -> str | None:
-    """The first pattern (sorted, for stable messages) any name matches, else ``None``."""
-    for pattern in sorted(patterns):
-        low = pattern.lower()
-        if any(fnmatchcase(n, low) for n in names):
-            return pattern
-    return None
-
-
-def _in(value: str, names: frozenset[str]) -> bool:
-    return value.lower() in {n.lower() for n in names}
-
-
-def _show(values: Iterable[str]) -> str:
-    return "{" + ", ".join(map(repr, sorted(values))) + "}"
-
-
-def _exclusion(
-    policy: Policy, endpoint: Endpoint, input_tokens: int, output_tokens: int
-) -> tuple[str, str] | None:
-    """``(rule, reason)`` when ``policy`` excludes ``endpoint``, else ``None``."""
-    names = _names(endpoint)
-    denied = _match(names, policy.denied_models)
-    if denied is not None:
-        return "denied_models", f"model {endpoint.model!r} matches denied pattern {denied!r}"
-    if policy.allowed_models is not None and _match(names, policy.allowed_models) is None:
-        return "allowed_models", (
-            f"model {endpoint.model!r} matches none of allowed_models "
-            f"{_show(policy.allowed_models)}"
-        )
-    if _in(endpoint.provider, policy.denied_providers):
-        return "denied_providers", f"provider {endpoint.provider!r} is in denied_providers"
-    if policy.allowed_providers is not None and not _in(
-        endpoint.provider, policy.allowed_providers
-    ):
-        return "allowed_providers", (
-            f"provider {endpoint.provider!r} is not in allowed_providers "
-            f"{_show(policy.allowed_providers)}"
-        )
-    cap = policy.max_cost_per_request
-    if cap is not None:
-        cost = estimated_cost(endpoint, input_tokens, output_tokens)
-        if cost is None:
-            if not policy.allow_unpriced:
-                return "max_cost_per_request", (
-                    "price unknown, so max_cost_per_request cannot be checked "
-                    "(allow_unpriced=False)"
-                )
-        elif cost > cap:
-            return "max_cost_per_request", (
-                f"estimated cost ${cost:.6f} exceeds max_cost_per_request ${cap} "
-                f"(~{input_tokens} input + {output_tokens} output tokens)"
+    if policy is None:
+        return request
+    cap = policy.max_tokens
+    if cap is not None and (request.max_tokens is None or request.max_tokens > cap):
+        if policy.on_max_tokens == "reject":
+            asked = f"asks for max_tokens={request.max_tokens}"
+            if request.max_tokens is None:
+                asked = "sets no max_tokens"
+            raise PolicyViolation(
+                f"policy {policy.name!r} forbids this request: rule max_tokens: the request "
+                f"{asked}, and the policy caps it at {cap}. To fix: pass max_tokens <= {cap} "
+                "(or use on_max_tokens='clamp')"
             )
-    return None
+        request = request.model_copy(update={"max_tokens": cap})
+    limit = policy.max_input_tokens
+    if limit is not None:
+        tokens = estimate_input_tokens(request) if input_tokens is None else input_tokens
+        if tokens > limit:
+            raise PolicyViolation(
+                f"policy {policy.name!r} forbids this request: rule max_input_tokens: the "
+                f"prompt is ~{tokens:,} tokens (estimated), over the limit of {limit:,}. "
+                "To fix: shorten the prompt or drop earlier messages"
+            )
+    return request
 
 
-_FIXES = {
-    "denied_models": "ask for a model the policy does not deny",
-    "allowed_models": "ask for a model matching allowed_models",
-    "denied_providers": "use a deployment on another provider",
-    "allowed_providers": "use a deployment on an allowed provider",
-    "max_cost_per_request": "lower max_tokens, shorten the prompt or pick a cheaper model",
-}
+def filter_candidates(
+    policy: Policy | None,
+    candidates: Sequence[Endpoint],
+    *,
+    input_tokens: int,
+    output_tokens: int,
+) -> tuple[list[Endpoint], dict[str, str]]:
+    """The candidates ``policy`` allows (in order) and ``{name: "<rule>: <detail>"}`` for the
+    rest. Never raises, so a dispatch step can run it per fallback group and merge the reasons
+    into its trace; :func:`violation` builds the error when nothing is left.
+
+    Example::
+
+        allowed, excluded = filter_candidates(policy, group, input_tokens=900,
+                                              output_tokens=256)
+    """
+    if policy is None:
+        return list(candidates), {}
+    allowed: list[Endpoint] = []
+    excluded: dict[str, str] = {}
+    for endpoint in candidates:
+        why = exclusion(policy, endpoint, input_tokens, output_tokens)
+        if why is None:
+            allowed.append(endpoint)
+        else:
+            excluded[endpoint.name] = why
+    return allowed, excluded
+
+
+def violation(policy: Policy, model: str, exclusions: Mapping[str, str]) -> PolicyViolation:
+    """The error for a request whose every candidate deployment ``policy`` excluded.
+
+    ``exclusions`` are reasons from :func:`filter_candidates` (other reasons are listed too).
+    The message names the policy, the broken rules, each deployment's reason and the fixes.
+    """
+    rules = [
+        r for r in dict.fromkeys(w.partition(":")[0] for w in exclusions.values()) if r in FIXES
+    ]
+    fixes = "; ".join(FIXES[r] for r in rules) or "change the policy"
+    why = "; ".join(f"{name}: {reason}" for name, reason in exclusions.items())
+    return PolicyViolation(
+        f"policy {policy.name!r} forbids this request: rule "
+        f"{', '.join(rules) or 'none'}: none of the "
+        f"{len(exclusions)} deployment(s) for model {model!r} is allowed ({why}). "
+        f"To fix: {fixes}"
+    )
 
 
 def check(
@@ -221,7 +169,8 @@ def check(
     input_tokens: int | None = None,
     output_tokens: int | None = None,
 ) -> PolicyResult:
-    """Apply ``policy`` to ``request`` and its candidate deployments, before anything is sent.
+    """Apply ``policy`` to ``request`` and its candidates: :func:`enforce_request`, then
+    :func:`filter_candidates`, raising :func:`violation` when nothing is allowed.
 
     ``input_tokens`` and ``output_tokens`` are the routing estimates (computed with
     :mod:`multimodel._core.tokens` when omitted); the output estimate is capped by the
@@ -231,61 +180,25 @@ def check(
     Example::
 
         allowed, excluded, request = check(policy, request, endpoints)
-        # excluded == {"gpt4-eu": "model 'gpt-4' matches none of allowed_models {'gpt-4o*'}"}
+        # excluded == {"gpt4-eu": "allowed_models: model 'gpt-4' matches none of {'gpt-4o*'}"}
 
     Raises:
-        PolicyViolation: ``max_tokens`` is over the cap (or missing) with
-            ``on_max_tokens="reject"``; the prompt is over ``max_input_tokens``; or the policy
-            excludes every candidate. The message names the policy, the rule and a fix.
+        PolicyViolation: a hard rule is broken, or the policy excludes every candidate. The
+            message names the policy, the rule and a fix.
     """
-    if policy is None:
-        return PolicyResult(list(candidates), {}, request)
-    cap = policy.max_tokens
-    if cap is not None and (request.max_tokens is None or request.max_tokens > cap):
-        if policy.on_max_tokens == "reject":
-            asked = (
-                "sets no max_tokens"
-                if request.max_tokens is None
-                else f"asks for max_tokens={request.max_tokens}"
-            )
-            raise PolicyViolation(
-                f"policy {policy.name!r} forbids this request: rule max_tokens: the request "
-                f"{asked}, and the policy caps it at {cap}. To fix: pass max_tokens <= {cap} "
-                "(or use on_max_tokens='clamp')"
-            )
-        request = request.model_copy(update={"max_tokens": cap})
+    request = enforce_request(policy, request, input_tokens=input_tokens)
     if input_tokens is None:
         input_tokens = estimate_input_tokens(request)
     if output_tokens is None:
         output_tokens = estimate_output_tokens(request)
     elif request.max_tokens is not None:
         output_tokens = min(output_tokens, request.max_tokens)
-    if policy.max_input_tokens is not None and input_tokens > policy.max_input_tokens:
-        raise PolicyViolation(
-            f"policy {policy.name!r} forbids this request: rule max_input_tokens: the prompt "
-            f"is ~{input_tokens:,} tokens (estimated), over the limit of "
-            f"{policy.max_input_tokens:,}. To fix: shorten the prompt or drop earlier messages"
-        )
-    allowed: list[Endpoint] = []
-    exclusions: dict[str, str] = {}
-    rules: list[str] = []
-    for endpoint in candidates:
-        found = _exclusion(policy, endpoint, input_tokens, output_tokens)
-        if found is None:
-            allowed.append(endpoint)
-        else:
-            rules.append(found[0])
-            exclusions[endpoint.name] = found[1]
-    if candidates and not allowed:
-        broken = list(dict.fromkeys(rules))
-        why = "; ".join(f"{name}: {reason}" for name, reason in exclusions.items())
-        fixes = "; ".join(_FIXES[r] for r in broken)
-        raise PolicyViolation(
-            f"policy {policy.name!r} forbids this request: rule {', '.join(broken)}: none of "
-            f"the {len(candidates)} deployment(s) for model {request.model!r} is allowed "
-            f"({why}). To fix: {fixes}"
-        )
-    return PolicyResult(allowed, exclusions, request)
+    allowed, excluded = filter_candidates(
+        policy, candidates, input_tokens=input_tokens, output_tokens=output_tokens
+    )
+    if policy is not None and candidates and not allowed:
+        raise violation(policy, request.model, excluded)
+    return PolicyResult(allowed, excluded, request)
 
 
 class PolicySet:

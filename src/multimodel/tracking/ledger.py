@@ -43,7 +43,7 @@ from contextlib import closing, contextmanager
 from datetime import timedelta
 from decimal import ROUND_HALF_EVEN
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _ledger_queries as _q
 from ._ledger_queries import (
@@ -57,7 +57,11 @@ from ._ledger_queries import (
     UserRow,
     parse_since,
 )
+from ..errors import ConfigError
 from .outcome import Outcome
+
+if TYPE_CHECKING:
+    from ..security.crypto import ContentCodec
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -183,6 +187,7 @@ class UsageLedger:
         flush_interval: float = 0.5,
         max_queue: int = 100_000,
         store_content: bool = False,
+        content_codec: ContentCodec | None = None,
     ) -> None:
         if str(path) == ":memory:" or str(path).startswith("file::memory:"):
             raise ValueError(
@@ -196,6 +201,9 @@ class UsageLedger:
         self._flush_interval = flush_interval
         self._max_queue = max_queue
         self._store_content = store_content
+        if content_codec is not None and not store_content:
+            raise ConfigError("content_codec encrypts stored prompts: also pass store_content=True")
+        self._codec = content_codec
         self._queue: deque[_Item] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)  # the writer waits here
@@ -462,7 +470,12 @@ class UsageLedger:
                     for row, content in zip(rows, contents, strict=True):
                         cursor = conn.execute(_INSERT, row)
                         if content is not None:
-                            conn.execute(_INSERT_CONTENT, (cursor.lastrowid, *content))
+                            rid = cursor.lastrowid
+                            assert rid is not None
+                            if self._codec is not None:
+                                # Inside the transaction: the row id binds the ciphertext.
+                                content = self._codec.encode_row(rid, *content)
+                            conn.execute(_INSERT_CONTENT, (rid, *content))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -526,4 +539,8 @@ class UsageLedger:
             found = conn.execute(
                 "SELECT prompt, response FROM contents WHERE row_id = ?", (row_id,)
             ).fetchone()
-        return None if found is None else (found[0], found[1])
+        if found is None:
+            return None
+        if self._codec is not None:
+            return self._codec.decode_row(row_id, found[0], found[1])
+        return (found[0], found[1])

@@ -1,0 +1,80 @@
+"""Sphinx configuration for the multimodel documentation.
+
+Build: ``nox -s docs``, or ``python -m sphinx -W --keep-going -b html docs docs/_build/html``.
+The build needs no network: there is no intersphinx, and every page is Markdown (MyST).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS.parent / "src"))  # works without an editable install too
+
+project = "multimodel"
+author = "multimodel developers"
+copyright = "multimodel developers"  # noqa: A001 - Sphinx's name
+
+try:
+    from importlib.metadata import version as _version
+
+    release = _version("multimodel")
+except Exception:  # pragma: no cover - building from a bare checkout
+    release = "0.1.0.dev0"
+version = release
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.viewcode",
+]
+
+source_suffix = {".md": "markdown"}
+root_doc = "index"
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+
+# -- MyST --------------------------------------------------------------------------------------
+myst_enable_extensions = ["colon_fence", "deflist", "fieldlist"]
+myst_heading_anchors = 3
+
+# -- autodoc / napoleon ------------------------------------------------------------------------
+autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented_params"
+autodoc_class_signature = "separated"
+autodoc_preserve_defaults = True
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_rtype = False
+napoleon_attr_annotations = True
+
+# No network: no intersphinx, and references that cannot be resolved stay plain text.
+nitpicky = False
+
+# -- HTML --------------------------------------------------------------------------------------
+html_theme = "furo"
+html_title = "multimodel"
+html_static_path: list[str] = []
+
+# ``performance.md`` is written separately; list it in the toctree only once it exists.
+_OPTIONAL_PAGES = ("performance",)
+
+
+def _drop_missing_pages(app, docname, source):  # type: ignore[no-untyped-def]
+    if docname != "index":
+        return
+    lines = source[0].splitlines(keepends=True)
+    keep = [
+        line
+        for line in lines
+        if line.strip() not in _OPTIONAL_PAGES or (DOCS / f"{line.strip()}.md").exists()
+    ]
+    source[0] = "".join(keep)
+
+
+def setup(app):  # type: ignore[no-untyped-def]
+    app.connect("source-read", _drop_missing_pages)
+    return {"parallel_read_safe": True}
