@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 __all__ = ["main"]
 
@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--html", metavar="OUT", help="also write a self-contained HTML page")
     report.add_argument("--json", action="store_true", help="print the report as JSON")
+    # models, chat, simulate: each module adds its subparser and sets ``run`` (light imports).
+    from . import chat, models, simulate
+
+    for command in (models, chat, simulate):
+        command.add_parser(sub)
     return parser
 
 
@@ -67,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .report import run_report
 
         return run_report(ledger=args.ledger, since=args.since, html=args.html, as_json=args.json)
+    if args.command in ("models", "chat", "simulate"):
+        run: Callable[[argparse.Namespace], int] = args.run
+        return run(args)
     parser.print_help()
     return 2
 

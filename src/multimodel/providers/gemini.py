@@ -192,11 +192,11 @@ class GeminiAdapter(ProviderAdapter):
         model = endpoint.wire_model
         if not model.startswith(_MODEL_PREFIXES):
             model = f"models/{model}"
-        method = "streamGenerateContent" if stream else "generateContent"
+        # The query is part of the cached URL: merging params costs more than building the rest.
+        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
         return httpx.Request(
             "POST",
             endpoint.url(f"{model}:{method}"),
-            params={"alt": "sse"} if stream else {},
             headers=headers,
             content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
         )

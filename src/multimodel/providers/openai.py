@@ -17,6 +17,7 @@ Wire notes that this adapter handles (see ``WIRE.md`` §1-2):
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 from typing import Any
 
 import httpx
@@ -165,15 +166,17 @@ class OpenAIAdapter(ProviderAdapter):
         headers.update(endpoint.headers)
         headers.update(endpoint.auth_headers())
         if endpoint.option("azure"):
-            url = endpoint.url(f"openai/deployments/{endpoint.wire_model}/chat/completions")
-            params = {"api-version": endpoint.api_version or "2024-10-21"}
+            # The query is part of the cached URL: merging params costs more than the rest.
+            version = quote(endpoint.api_version or "2024-10-21", safe="")
+            deployment = quote(endpoint.wire_model, safe="")
+            url = endpoint.url(
+                f"openai/deployments/{deployment}/chat/completions?api-version={version}"
+            )
         else:
             url = endpoint.url("chat/completions")
-            params = {}
         return httpx.Request(
             "POST",
             url,
-            params=params,
             headers=headers,
             content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
         )

@@ -61,8 +61,13 @@ class Adaptive:
     def cost(self, endpoint: Endpoint, stats: StatsView, ctx: RouteContext, now: float,
              prior: float) -> float:
         """The load-aware cost of sending this request to ``endpoint`` now."""
+        return self._cost(endpoint, stats, now, expected_latency(endpoint, stats, ctx, now), prior)
+
+    def _cost(
+        self, endpoint: Endpoint, stats: StatsView, now: float, latency: float | None,
+        prior: float,
+    ) -> float:
         cell = stats.get(endpoint.name)
-        latency = expected_latency(endpoint, stats, ctx, now)
         cost = (latency if latency is not None else prior) * (cell.in_flight + 1)
         # err / (1 - err), not err: the penalty must keep growing while failures go on, or a
         # deployment that fails *fast* (0 in flight) wins against a healthy one that is busy
@@ -87,17 +92,14 @@ class Adaptive:
         now = stats.now()
         i, j = self._rng.sample2(n)
         a, b = candidates[i], candidates[j]
-        prior = self._prior(candidates, stats, ctx, now)
-        cost_a = self.cost(a, stats, ctx, now, prior)
-        cost_b = self.cost(b, stats, ctx, now, prior)
+        # The prior for an unmeasured deployment is the other sample's estimate (optimistic, so
+        # it gets probed); looking at just the two samples keeps a choice O(1) in fleet size.
+        la = expected_latency(a, stats, ctx, now)
+        lb = expected_latency(b, stats, ctx, now)
+        known = [e for e in (la, lb) if e is not None]
+        prior = min(known) if known else self.default_latency
+        cost_a = self._cost(a, stats, now, la, prior)
+        cost_b = self._cost(b, stats, now, lb, prior)
         if cost_a == cost_b:
             return a  # already a random pick
         return a if cost_a < cost_b else b
-
-    def _prior(
-        self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext, now: float
-    ) -> float:
-        known = [
-            e for e in (expected_latency(c, stats, ctx, now) for c in candidates) if e is not None
-        ]
-        return min(known) if known else self.default_latency

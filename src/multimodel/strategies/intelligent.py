@@ -35,6 +35,7 @@ from .response_time import expected_latency
 __all__ = ["Intelligent", "estimated_cost"]
 
 _MILLION = Decimal(1_000_000)
+_MISSING = object()
 
 
 def estimated_cost(endpoint: Endpoint, ctx: RouteContext) -> float | None:
@@ -75,6 +76,7 @@ class Intelligent:
         self.max_cost = max_cost_per_request
         self.min_quality = min_quality
         self._rng = LockedRandom(seed)
+        self._price_cache: dict[str, object] = {}
 
     def exclude(self, candidates: Sequence[Endpoint], ctx: RouteContext) -> dict[str, str]:
         """Hard constraints: ``{deployment: reason}`` for candidates that may not serve."""
@@ -101,12 +103,28 @@ class Intelligent:
                     out[c.name] = f"estimated cost ${cost:.5f} > ${self.max_cost}"
         return out
 
+    def _prices(self, endpoint: Endpoint) -> tuple[float, float] | None:
+        # Float prices per token, cached per deployment: scoring is a ranking, so float maths
+        # is exact enough and far cheaper than Decimal for large fleets.
+        cached = self._price_cache.get(endpoint.name, _MISSING)
+        if cached is _MISSING:
+            pricing = getattr(endpoint.spec, "pricing", None)
+            cached = None if pricing is None else (
+                float(pricing.input) / 1e6, float(pricing.output) / 1e6
+            )
+            self._price_cache[endpoint.name] = cached
+        return cached  # type: ignore[return-value]
+
     def scores(
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
     ) -> list[float]:
         """The score of each candidate (higher is better)."""
         now = stats.now()
-        costs = [estimated_cost(c, ctx) for c in candidates]
+        tin, tout = ctx.input_tokens, ctx.output_tokens
+        costs: list[float | None] = []
+        for c in candidates:
+            prices = self._prices(c)
+            costs.append(None if prices is None else prices[0] * tin + prices[1] * tout)
         lats = [expected_latency(c, stats, ctx, now) for c in candidates]
         quals = [float(getattr(c.spec, "quality", 50)) for c in candidates]
         known_costs = [x for x in costs if x is not None and x > 0]

@@ -61,7 +61,12 @@ class CostBreakdown:
 
 
 def _price(tokens: int, per_million: Decimal) -> Decimal:
+    if not tokens:
+        return _ZERO  # most answers have no cache or reasoning tokens: skip the arithmetic
     return _EXACT.multiply(Decimal(tokens), per_million).scaleb(_PER, _EXACT)
+
+
+_ZERO = Decimal(0)
 
 
 def compute_cost(usage: Usage, pricing: Pricing, *, price_version: str) -> CostBreakdown:
