@@ -38,6 +38,7 @@ KINDS: dict[type[BaseException], str] = {
     errors.AllAttemptsFailed: "request",
     errors.BudgetExceeded: "request",
     errors.PolicyViolation: "request",
+    errors.DecryptionError: "request",
     errors.MultimodelError: "request",
 }
 
