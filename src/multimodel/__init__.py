@@ -29,6 +29,7 @@ _LAZY = {
     "Budget": ".resilience.budget",
     "BudgetAlert": ".resilience.budget",
     "BudgetExceeded": ".errors",
+    "CachePolicy": ".cache",
     "ChatChunk": ".types",
     "ChatRequest": ".types",
     "ChatResponse": ".types",
@@ -39,6 +40,7 @@ _LAZY = {
     "Deployment": ".config",
     "HedgePolicy": ".resilience.hedge",
     "ImagePart": ".types",
+    "InputLimits": ".security.limits",
     "InvalidRequestError": ".errors",
     "ManualClock": "._core.clock",
     "Message": ".types",
@@ -46,10 +48,14 @@ _LAZY = {
     "ModelStatusEvent": ".events",
     "MultimodelError": ".errors",
     "NoDeploymentAvailable": ".errors",
+    "Policy": ".security._rules",
+    "PolicySet": ".security.policy",
+    "PolicyViolation": ".errors",
     "ProviderAdapter": ".providers.base",
     "ProviderError": ".errors",
     "ProviderPreset": ".providers.presets",
     "RateLimited": ".errors",
+    "ResponseCache": ".cache",
     "ResponseFormat": ".types",
     "RetryBudget": ".resilience.retry",
     "RetryPolicy": ".resilience.retry",
@@ -75,6 +81,7 @@ if _typing.TYPE_CHECKING:
     from . import errors
     from ._core.clock import ManualClock, SystemClock
     from .async_client import AsyncClient
+    from .cache import CachePolicy, ResponseCache
     from .client import Client
     from .config import ClientConfig, Deployment, load_config
     from .errors import (
@@ -85,6 +92,7 @@ if _typing.TYPE_CHECKING:
         MissingAPIKeyError,
         MultimodelError,
         NoDeploymentAvailable,
+        PolicyViolation,
         ProviderError,
         RateLimited,
         StreamInterrupted,
@@ -95,6 +103,9 @@ if _typing.TYPE_CHECKING:
     from .providers.presets import ProviderPreset
     from .providers.registry import register_adapter, register_provider
     from .resilience.budget import Budget, BudgetAlert
+    from .security._rules import Policy
+    from .security.limits import InputLimits
+    from .security.policy import PolicySet
     from .resilience.circuit import CircuitPolicy
     from .resilience.hedge import HedgePolicy
     from .resilience.retry import RetryBudget, RetryPolicy
@@ -122,6 +133,7 @@ __all__ = [
     "Budget",
     "BudgetAlert",
     "BudgetExceeded",
+    "CachePolicy",
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
@@ -132,6 +144,7 @@ __all__ = [
     "Deployment",
     "HedgePolicy",
     "ImagePart",
+    "InputLimits",
     "InvalidRequestError",
     "ManualClock",
     "Message",
@@ -139,10 +152,14 @@ __all__ = [
     "ModelStatusEvent",
     "MultimodelError",
     "NoDeploymentAvailable",
+    "Policy",
+    "PolicySet",
+    "PolicyViolation",
     "ProviderAdapter",
     "ProviderError",
     "ProviderPreset",
     "RateLimited",
+    "ResponseCache",
     "ResponseFormat",
     "RetryBudget",
     "RetryPolicy",

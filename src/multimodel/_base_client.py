@@ -11,14 +11,20 @@ import os
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import ValidationError
 
 from ._core.clock import Clock, SystemClock
-from ._core.dispatch import AUTO, Router, Send
+from ._core.dispatch import AUTO, DispatchPlan, Router, Send
+from ._core.trace import RoutingTrace
+from .cache import CachePolicy, MemoryCache, ResponseCache
 from .catalog import Catalog, ModelSpec, default_catalog
+from .security._rules import Policy
+from .security.limits import DEFAULT_LIMITS, InputLimits, check_request
+from .security.policy import PolicySet, enforce_request
 from .config import ClientConfig, Deployment, load_config, resolve_endpoints
 from .errors import (
     ConfigError,
@@ -83,6 +89,9 @@ class BaseClient:
         retry_budget: RetryBudget | None = None,
         budgets: Sequence[Budget] = (),
         hedge: HedgePolicy | None = None,
+        cache: ResponseCache | CachePolicy | bool | None = None,
+        policies: PolicySet | Policy | None = None,
+        limits: InputLimits | None = None,
         catalog: Catalog | None = None,
         telemetry: Telemetry | bool = True,
         ledger: UsageLedger | str | os.PathLike[str] | None = None,
@@ -101,6 +110,17 @@ class BaseClient:
             )
         )
         self.catalog = catalog if catalog is not None else default_catalog()
+        self.limits = limits if limits is not None else DEFAULT_LIMITS
+        if isinstance(policies, Policy):
+            policies = PolicySet([policies], default=policies.name)
+        self.policies = policies
+        if cache is True:
+            cache = CachePolicy()
+        if isinstance(cache, CachePolicy):
+            cache = ResponseCache(cache, backend=MemoryCache(
+                max_entries=cache.max_entries, clock=clock or SystemClock()
+            ))
+        self.cache: ResponseCache | None = cache or None
         self._endpoints = [
             replace(ep, spec=_find_spec(self.catalog, ep))
             for ep in resolve_endpoints(cfg.deployments, env)
@@ -274,6 +294,48 @@ class BaseClient:
                 messages if messages is not None else prompt, item_model, merged
             )
         return self._build_request(item, model, params)
+
+    def _prepare(
+        self,
+        prompt: RequestInput | ChatRequest,
+        model: str | None,
+        params: Mapping[str, Any],
+        policy: str | None = None,
+    ) -> tuple[ChatRequest, Policy | None]:
+        """Validate, check input limits, resolve the caller's policy and apply its hard rules."""
+        request = self._build_request(prompt, model, params)
+        check_request(request, self.limits)
+        resolved: Policy | None = None
+        if self.policies is not None:
+            resolved = self.policies.resolve(request.user, policy=policy)
+            request = enforce_request(resolved, request)
+        elif policy is not None:
+            raise InvalidRequestError(
+                f"policy={policy!r} given, but the client has no policies", field="policy"
+            )
+        return request, resolved
+
+    def _plan(
+        self, request: ChatRequest, timeout: float | None, policy: Policy | None, *,
+        stream: bool = False,
+    ) -> DispatchPlan:
+        return self._router.plan(
+            request, timeout=timeout or self._timeout, deadline=self._deadline, stream=stream,
+            policy=policy,
+        )
+
+    def _from_cache(self, request: ChatRequest, hit: ChatResponse, started: float) -> ChatResponse:
+        """Account for a cache hit (it costs nothing) and stamp its latency and trace."""
+        clock = self._clock
+        latency = clock.monotonic() - started
+        self.tracker.record(Outcome(
+            deployment=hit.deployment, model=request.model, provider=hit.provider, ok=True,
+            latency=latency, started_at=clock.time() - latency, usage=hit.usage,
+            cost=Decimal(0), cached=True, user=request.user, tags=tuple(request.tags or ()),
+            response_model=hit.model, finish_reason=hit.finish_reason,
+        ))
+        trace = RoutingTrace(model=request.model, strategy="cache", candidates=[])
+        return hit.model_copy(update={"latency": latency, "trace": trace})
 
     # -- attempts ------------------------------------------------------------------------------
 

@@ -30,6 +30,8 @@ from ._params import RequestParams
 from .errors import InvalidRequestError, MultimodelError, ProviderError
 from .providers.base import ParsedResponse
 from .streaming import AsyncStream
+from .security._rules import Policy
+from .security.limits import check_batch
 from .types import ChatRequest, ChatResponse
 
 if sys.version_info >= (3, 11):
@@ -91,6 +93,9 @@ class AsyncClient(BaseClient):
         *,
         model: str | None = None,
         timeout: float | None = None,
+        cache: bool | None = None,
+        cache_ttl: float | None = None,
+        policy: str | None = None,
         **params: Unpack[RequestParams],
     ) -> ChatResponse:
         """Send one request and return the complete answer.
@@ -99,6 +104,10 @@ class AsyncClient(BaseClient):
             prompt: a prompt string, a list of messages, or a ``ChatRequest``.
             model: the model group (optional when only one is configured).
             timeout: per-attempt timeout for this call.
+            cache: ``False`` skips the response cache for this call; ``True`` uses it even for
+                a sampled request (temperature > 0).
+            cache_ttl: seconds to keep this answer in the cache.
+            policy: the access policy to apply (default: the caller's, from ``user``).
             **params: ``max_tokens``, ``temperature``, ``tools`` ... (``RequestParams``).
 
         Raises:
@@ -106,7 +115,9 @@ class AsyncClient(BaseClient):
             ProviderError: a non-retryable provider error (bad request, content filter ...).
             AllAttemptsFailed, NoDeploymentAvailable: retries and fallbacks ran out.
         """
-        return await self._run(self._build_request(prompt, model, params), timeout)
+        started = self._clock.monotonic()
+        request, resolved = self._prepare(prompt, model, params, policy)
+        return await self._call(request, resolved, timeout, cache, cache_ttl, started)
 
     def stream(
         self,
@@ -114,17 +125,19 @@ class AsyncClient(BaseClient):
         *,
         model: str | None = None,
         timeout: float | None = None,
+        cache: bool | None = None,
+        cache_ttl: float | None = None,
+        policy: str | None = None,
         **params: Unpack[RequestParams],
     ) -> AsyncStream:
         """Stream the answer: an async context manager and async iterator of ``ChatChunk``.
 
         The request is validated now and sent when the stream is entered or first iterated.
+        A cached answer is replayed as chunks. Options are as for :meth:`query`.
         """
-        request = self._build_request(prompt, model, params)
-        plan = self._router.plan(
-            request, timeout=timeout or self._timeout, deadline=self._deadline, stream=True
-        )
-        return AsyncStream(self, request, plan)
+        request, resolved = self._prepare(prompt, model, params, policy)
+        plan = self._plan(request, timeout, resolved, stream=True)
+        return AsyncStream(self, request, plan, cache=(cache, cache_ttl))
 
     async def batch(
         self,
@@ -143,6 +156,7 @@ class AsyncClient(BaseClient):
         if concurrency < 1:
             raise InvalidRequestError("concurrency must be at least 1", field="concurrency")
         items = list(requests)
+        check_batch(len(items), self.limits)
 
         results: list[ChatResponse | MultimodelError | None] = [None] * len(items)
         limiter = anyio.Semaphore(concurrency)
@@ -150,8 +164,11 @@ class AsyncClient(BaseClient):
         async def one(index: int, item: Any) -> None:
             async with limiter:
                 try:
-                    request = self._batch_item(item, model, params)
-                    results[index] = await self._run(request, None)
+                    started = self._clock.monotonic()
+                    request, resolved = self._prepare(
+                        self._batch_item(item, model, params), None, {}
+                    )
+                    results[index] = await self._call(request, resolved, None, None, None, started)
                 except MultimodelError as exc:
                     results[index] = exc
 
@@ -183,8 +200,29 @@ class AsyncClient(BaseClient):
 
     # -- the driver ----------------------------------------------------------------------------
 
-    async def _run(self, request: ChatRequest, timeout: float | None) -> ChatResponse:
-        plan = self._router.plan(request, timeout=timeout or self._timeout, deadline=self._deadline)
+    async def _call(
+        self,
+        request: ChatRequest,
+        policy: Policy | None,
+        timeout: float | None,
+        cache: bool | None,
+        cache_ttl: float | None,
+        started: float,
+    ) -> ChatResponse:
+        """One call: the response cache around the routed run."""
+        if self.cache is None:
+            return await self._run(request, timeout, policy)
+        hit = await self.cache.alookup(request, override=cache)
+        if hit is not None:
+            return self._from_cache(request, hit, started)
+        response = await self._run(request, timeout, policy)
+        await self.cache.astore(request, response, ttl=cache_ttl, override=cache)
+        return response
+
+    async def _run(
+        self, request: ChatRequest, timeout: float | None, policy: Policy | None = None
+    ) -> ChatResponse:
+        plan = self._plan(request, timeout, policy)
         while True:
             action = plan.next_action()
             if isinstance(action, Sleep):

@@ -32,6 +32,8 @@ from ._params import RequestParams
 from .errors import InvalidRequestError, MultimodelError, ProviderError
 from .providers.base import ParsedResponse
 from .streaming import Stream
+from .security._rules import Policy
+from .security.limits import check_batch
 from .types import ChatRequest, ChatResponse
 
 if sys.version_info >= (3, 11):
@@ -92,6 +94,9 @@ class Client(BaseClient):
         *,
         model: str | None = None,
         timeout: float | None = None,
+        cache: bool | None = None,
+        cache_ttl: float | None = None,
+        policy: str | None = None,
         **params: Unpack[RequestParams],
     ) -> ChatResponse:
         """Send one request and return the complete answer.
@@ -100,6 +105,10 @@ class Client(BaseClient):
             prompt: a prompt string, a list of messages, or a ``ChatRequest``.
             model: the model group (optional when only one is configured).
             timeout: per-attempt timeout for this call.
+            cache: ``False`` skips the response cache for this call; ``True`` uses it even for
+                a sampled request (temperature > 0).
+            cache_ttl: seconds to keep this answer in the cache.
+            policy: the access policy to apply (default: the caller's, from ``user``).
             **params: ``max_tokens``, ``temperature``, ``tools`` ... (``RequestParams``).
 
         Raises:
@@ -107,7 +116,9 @@ class Client(BaseClient):
             ProviderError: a non-retryable provider error (bad request, content filter ...).
             AllAttemptsFailed, NoDeploymentAvailable: retries and fallbacks ran out.
         """
-        return self._run(self._build_request(prompt, model, params), timeout)
+        started = self._clock.monotonic()
+        request, resolved = self._prepare(prompt, model, params, policy)
+        return self._call(request, resolved, timeout, cache, cache_ttl, started)
 
     def stream(
         self,
@@ -115,17 +126,23 @@ class Client(BaseClient):
         *,
         model: str | None = None,
         timeout: float | None = None,
+        cache: bool | None = None,
+        cache_ttl: float | None = None,
+        policy: str | None = None,
         **params: Unpack[RequestParams],
     ) -> Stream:
         """Stream the answer: a context manager and iterator of ``ChatChunk``.
 
         The request is validated now and sent when the stream is entered or first iterated.
+        A cached answer is replayed as chunks. Options are as for :meth:`query`.
         """
-        request = self._build_request(prompt, model, params)
-        plan = self._router.plan(
-            request, timeout=timeout or self._timeout, deadline=self._deadline, stream=True
-        )
-        return Stream(self, request, plan)
+        started = self._clock.monotonic()
+        request, resolved = self._prepare(prompt, model, params, policy)
+        hit = self.cache.lookup(request, override=cache) if self.cache is not None else None
+        plan = self._plan(request, timeout, resolved, stream=True)
+        if hit is not None:
+            return Stream(self, request, plan, cached=self._from_cache(request, hit, started))
+        return Stream(self, request, plan, cache=(cache, cache_ttl))
 
     def batch(
         self,
@@ -144,10 +161,13 @@ class Client(BaseClient):
         if concurrency < 1:
             raise InvalidRequestError("concurrency must be at least 1", field="concurrency")
         items = list(requests)
+        check_batch(len(items), self.limits)
 
         def one(item: Any) -> ChatResponse | MultimodelError:
             try:
-                return self._run(self._batch_item(item, model, params), None)
+                started = self._clock.monotonic()
+                request, resolved = self._prepare(self._batch_item(item, model, params), None, {})
+                return self._call(request, resolved, None, None, None, started)
             except MultimodelError as exc:
                 return exc
 
@@ -179,8 +199,29 @@ class Client(BaseClient):
 
     # -- the driver ----------------------------------------------------------------------------
 
-    def _run(self, request: ChatRequest, timeout: float | None) -> ChatResponse:
-        plan = self._router.plan(request, timeout=timeout or self._timeout, deadline=self._deadline)
+    def _call(
+        self,
+        request: ChatRequest,
+        policy: Policy | None,
+        timeout: float | None,
+        cache: bool | None,
+        cache_ttl: float | None,
+        started: float,
+    ) -> ChatResponse:
+        """One call: the response cache around the routed run."""
+        if self.cache is None:
+            return self._run(request, timeout, policy)
+        hit = self.cache.lookup(request, override=cache)
+        if hit is not None:
+            return self._from_cache(request, hit, started)
+        response = self._run(request, timeout, policy)
+        self.cache.store(request, response, ttl=cache_ttl, override=cache)
+        return response
+
+    def _run(
+        self, request: ChatRequest, timeout: float | None, policy: Policy | None = None
+    ) -> ChatResponse:
+        plan = self._plan(request, timeout, policy)
         while True:
             action = plan.next_action()
             if isinstance(action, Sleep):

@@ -24,6 +24,7 @@ import anyio
 import httpx
 
 from ._core.dispatch import DispatchPlan, Send, Sleep
+from .cache import chunks_from_response
 from .errors import ProviderError, StreamInterrupted
 from .providers.base import ParsedResponse, StreamDecoder
 from .types import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
@@ -114,11 +115,16 @@ class _StreamCore:
     """I/O-free state of one streamed call, shared by the two stream classes."""
 
     def __init__(
-        self, client: Client | AsyncClient, request: ChatRequest, plan: DispatchPlan
+        self,
+        client: Client | AsyncClient,
+        request: ChatRequest,
+        plan: DispatchPlan,
+        cache: tuple[bool | None, float | None] = (None, None),
     ) -> None:
         self._client = client
         self.request = request
         self.plan = plan
+        self.cache_override, self.cache_ttl = cache
         self.send: Send | None = None
         self.decoder: StreamDecoder | None = None
         self.acc = _Accumulator()
@@ -128,6 +134,13 @@ class _StreamCore:
         self.done = False
         self.response: ChatResponse | None = None
         self.headers: httpx.Headers | None = None
+
+    def serve_cached(self, hit: ChatResponse) -> None:
+        """Replay a cached answer as chunks; nothing is sent."""
+        self.plan.close()
+        self.buffer.extend(chunks_from_response(hit))
+        self.response = hit
+        self.done = True
 
     def begin(self, send: Send, response: httpx.Response) -> None:
         """A new attempt's response headers arrived with a success status."""
@@ -216,13 +229,24 @@ class Stream:
     been read to the end (``None`` before); :meth:`get_final_response` reads the rest first.
     """
 
-    def __init__(self, client: Client, request: ChatRequest, plan: DispatchPlan) -> None:
+    def __init__(
+        self,
+        client: Client,
+        request: ChatRequest,
+        plan: DispatchPlan,
+        *,
+        cached: ChatResponse | None = None,
+        cache: tuple[bool | None, float | None] = (None, None),
+    ) -> None:
         self._client = client
-        self._core = _StreamCore(client, request, plan)
+        self._core = _StreamCore(client, request, plan, cache)
         self._http: httpx.Response | None = None
         self._bytes: Iterator[bytes] | None = None
         self._opened = False
         self._closed = False
+        if cached is not None:
+            self._core.serve_cached(cached)
+            self._opened = True
 
     @property
     def response(self) -> ChatResponse | None:
@@ -336,6 +360,10 @@ class Stream:
         except StopIteration:
             core.end()
             self._release()
+            cache = self._client.cache
+            if cache is not None and core.response is not None:
+                cache.store(core.request, core.response, ttl=core.cache_ttl,
+                            override=core.cache_override)
             return
         except httpx.HTTPError as exc:
             raise core.transport_error(exc) from exc
@@ -361,9 +389,16 @@ class AsyncStream:
                 print(chunk.text, end="")
     """
 
-    def __init__(self, client: AsyncClient, request: ChatRequest, plan: DispatchPlan) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        request: ChatRequest,
+        plan: DispatchPlan,
+        *,
+        cache: tuple[bool | None, float | None] = (None, None),
+    ) -> None:
         self._client = client
-        self._core = _StreamCore(client, request, plan)
+        self._core = _StreamCore(client, request, plan, cache)
         self._http: httpx.Response | None = None
         self._bytes: AsyncIterator[bytes] | None = None
         self._opened = False
@@ -433,6 +468,13 @@ class AsyncStream:
         self._opened = True
         core = self._core
         plan = core.plan
+        cache = self._client.cache
+        if cache is not None:
+            started = self._client._clock.monotonic()
+            hit = await cache.alookup(core.request, override=core.cache_override)
+            if hit is not None:
+                core.serve_cached(self._client._from_cache(core.request, hit, started))
+                return
         while True:
             action = plan.next_action()
             if isinstance(action, Sleep):
@@ -479,6 +521,10 @@ class AsyncStream:
         except StopAsyncIteration:
             core.end()
             await self._release()
+            cache = self._client.cache
+            if cache is not None and core.response is not None:
+                await cache.astore(core.request, core.response, ttl=core.cache_ttl,
+                                   override=core.cache_override)
             return
         except httpx.HTTPError as exc:
             raise core.transport_error(exc) from exc

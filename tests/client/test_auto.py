@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import multimodel as mm
+from multimodel.security.limits import InputLimits
 from multimodel.testing.fake import FakeProvider
 
 KEY = "sk-test-auto-0123456789"
@@ -17,7 +18,9 @@ def client(**kw: object) -> tuple[mm.Client, FakeProvider]:
         mm.Deployment(model="deepseek-chat", provider="deepseek", api_key=KEY),
         mm.Deployment(model="gpt-4.1", provider="openai", api_key=KEY),
     ]
-    return mm.Client(deployments=deployments, transport=fake, **kw), fake
+    # Long prompts here exceed the default 1M-character message limit on purpose.
+    limits = InputLimits(max_message_chars=10_000_000, max_request_bytes=64_000_000)
+    return mm.Client(deployments=deployments, transport=fake, limits=limits, **kw), fake
 
 
 def test_auto_excludes_models_without_a_needed_capability() -> None:

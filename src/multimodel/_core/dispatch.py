@@ -49,6 +49,8 @@ from ..resilience.circuit import HealthBoard
 from ..resilience.hedge import HedgePolicy, HedgeState
 from ..resilience.rate_limit import RateLimiter
 from ..resilience.retry import RetryBudget, RetryPolicy
+from ..security._rules import Policy
+from ..security.policy import filter_candidates, violation
 from ..strategies.base import RouteContext, Strategy
 from ..tracking.outcome import Outcome
 from ..tracking.stats import ABANDONED, Tracker
@@ -159,9 +161,12 @@ class Router:
         timeout: float,
         deadline: float | None = None,
         stream: bool = False,
+        policy: Policy | None = None,
     ) -> DispatchPlan:
-        """A plan for one call of ``request``."""
-        return DispatchPlan(self, request, timeout=timeout, deadline=deadline, stream=stream)
+        """A plan for one call of ``request`` (``policy``: the caller's access policy)."""
+        return DispatchPlan(
+            self, request, timeout=timeout, deadline=deadline, stream=stream, policy=policy
+        )
 
 
 def _needed_capabilities(request: ChatRequest | None) -> set[str]:
@@ -192,9 +197,12 @@ class DispatchPlan:
         timeout: float,
         deadline: float | None,
         stream: bool,
+        policy: Policy | None = None,
     ) -> None:
         self._router = router
         self.request = request
+        self.policy = policy
+        self._policy_blocked: dict[str, str] = {}
         self.stream = stream
         self.ctx = RouteContext(
             request=request,
@@ -237,6 +245,13 @@ class DispatchPlan:
         exclude = getattr(self.strategy, "exclude", None)
         if exclude is not None:
             excluded.update(exclude(self.candidates, self.ctx))
+        if self.policy is not None:
+            _, denied = filter_candidates(
+                self.policy, self.candidates, input_tokens=self.ctx.input_tokens,
+                output_tokens=self.ctx.output_tokens,
+            )
+            self._policy_blocked.update(denied)
+            excluded.update(denied)
         self._excluded.update(excluded)
         self.trace.excluded.update(excluded)
         self.trace.models.append(model)
@@ -554,6 +569,10 @@ class DispatchPlan:
         if router.telemetry is not None and send.span is not None:
             router.telemetry.end_attempt(send.span, None)
 
+    def close(self) -> None:
+        """The call was answered without routing (a cache hit): end its telemetry span."""
+        self._end_call(None)
+
     def cancelled(self, send: Send) -> None:
         """The caller abandoned the attempt (cancellation, KeyboardInterrupt): free its slot."""
         router = self._router
@@ -574,6 +593,14 @@ class DispatchPlan:
             self._router.telemetry.end_call(span, outcome=outcome, error=error)
 
     def _exhausted(self, retry_at: float | None = None) -> Exception:
+        if (
+            not self._errors and not self._attempts and self.policy is not None
+            and self._policy_blocked
+            and set(self._policy_blocked) >= {c.name for c in self.candidates}
+        ):
+            denied = violation(self.policy, self.request.model, self.trace.excluded)
+            denied.trace = self.trace
+            return denied
         if not self._errors and self._budget_blocked and not self._attempts:
             reasons = "; ".join(self.trace.excluded[n] for n in sorted(self._budget_blocked))
             budget_error = BudgetExceeded(f"no budget left for {self.request.model!r}: {reasons}")
