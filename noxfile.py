@@ -33,6 +33,16 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site; any Sphinx warning fails the build."""
+    session.install("-e", ".[docs]")
+    session.run(
+        "sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html",
+        *session.posargs,
+    )
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """The benchmark scripts (raw httpx vs multimodel against the local mock server)."""
     session.install("-e", ".[aiohttp]")

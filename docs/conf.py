@@ -7,6 +7,8 @@ The build needs no network: there is no intersphinx, and every page is Markdown 
 from __future__ import annotations
 
 import sys
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
@@ -14,13 +16,11 @@ sys.path.insert(0, str(DOCS.parent / "src"))  # works without an editable instal
 
 project = "multimodel"
 author = "multimodel developers"
-copyright = "multimodel developers"  # noqa: A001 - Sphinx's name
+copyright = "multimodel developers"
 
 try:
-    from importlib.metadata import version as _version
-
     release = _version("multimodel")
-except Exception:  # pragma: no cover - building from a bare checkout
+except PackageNotFoundError:  # building from a bare checkout
     release = "0.1.0.dev0"
 version = release
 
@@ -63,7 +63,32 @@ html_static_path: list[str] = []
 _OPTIONAL_PAGES = ("performance",)
 
 
+# Top-level names that a subpackage section of api.md documents too; the ``multimodel``
+# section skips them, so every object is described once (no duplicate-object warnings).
+_SECTIONS = (
+    "multimodel.errors", "multimodel.strategies", "multimodel.catalog", "multimodel.tracking",
+    "multimodel.testing", "multimodel.cache", "multimodel.security", "multimodel.reports",
+)
+
+
+def _documented_elsewhere() -> str:
+    import importlib
+
+    import multimodel
+
+    elsewhere = {"errors"}
+    for name in _SECTIONS:
+        elsewhere.update(getattr(importlib.import_module(name), "__all__", ()))
+    return ", ".join(sorted(elsewhere & set(multimodel.__all__)))
+
+
+def _fill_api_page(source: list[str]) -> None:
+    source[0] = source[0].replace("%%DOCUMENTED_ELSEWHERE%%", _documented_elsewhere())
+
+
 def _drop_missing_pages(app, docname, source):  # type: ignore[no-untyped-def]
+    if docname == "api":
+        _fill_api_page(source)
     if docname != "index":
         return
     lines = source[0].splitlines(keepends=True)

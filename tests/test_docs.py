@@ -10,7 +10,10 @@ why (see ``docs/contributing.md``)::
     <!-- docs-test: min-python 3.11 -->
 
 When Sphinx is installed (``pip install -e ".[docs]"``), the site is also built with
-``-W --keep-going``, so a broken reference or a docstring that does not parse fails here.
+``-W --keep-going``, so a broken reference or a docstring that does not parse fails here. The
+test uses Sphinx's ``dummy`` builder: it reads every page, runs autodoc and resolves every
+reference like the HTML build, but writes no HTML (about a third of the time). ``nox -s docs``
+runs the full HTML build.
 """
 
 from __future__ import annotations
@@ -130,7 +133,7 @@ def test_samples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         for block in runnable:
             # Pad with blank lines so tracebacks point at the page's own line numbers.
             source = "\n" * (block.line - 1) + block.code
-            exec(compile(source, str(page), "exec"), namespace)  # noqa: S102 - our own docs
+            exec(compile(source, str(page), "exec"), namespace)
     finally:
         _close_leftovers(namespace)
 
@@ -146,9 +149,9 @@ def test_every_page_is_covered() -> None:
 @pytest.mark.skipif(importlib.util.find_spec("myst_parser") is None, reason="myst-parser missing")
 @pytest.mark.skipif(importlib.util.find_spec("furo") is None, reason="furo not installed")
 def test_sphinx_build_has_no_warnings(tmp_path: Path) -> None:
-    result = subprocess.run(  # noqa: S603 - our interpreter, our docs
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
-         "-d", str(tmp_path / "doctrees"), str(DOCS), str(tmp_path / "html")],
+    result = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "dummy",
+         "-d", str(tmp_path / "doctrees"), str(DOCS), str(tmp_path / "out")],
         capture_output=True,
         text=True,
         timeout=120,

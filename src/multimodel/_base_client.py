@@ -20,11 +20,6 @@ from pydantic import ValidationError
 from ._core.clock import Clock, SystemClock
 from ._core.dispatch import AUTO, DispatchPlan, Router, Send
 from ._core.trace import RoutingTrace
-from .cache import CachePolicy, MemoryCache, ResponseCache
-from .catalog import Catalog, ModelSpec, default_catalog
-from .security._rules import Policy
-from .security.limits import DEFAULT_LIMITS, InputLimits, check_request
-from .security.policy import PolicySet, enforce_request
 from .config import ClientConfig, Deployment, load_config, resolve_endpoints
 from .errors import (
     ConfigError,
@@ -42,13 +37,18 @@ from .resilience.circuit import CircuitPolicy, HealthBoard, Status
 from .resilience.hedge import HedgePolicy
 from .resilience.retry import RetryBudget, RetryPolicy
 from .strategies.base import make_strategy
-from .tracking.cost import CostBreakdown, WarnOnce, cost_for
 from .tracking.outcome import Outcome
 from .tracking.snapshot import StatsSnapshot
 from .tracking.stats import Tracker
 from .types import ChatRequest, ChatResponse, Message, Usage
 
 if TYPE_CHECKING:  # loaded when a client is built, not when multimodel is imported
+    from .cache import CachePolicy, ResponseCache
+    from .catalog import Catalog, ModelSpec
+    from .security._rules import Policy
+    from .security.limits import InputLimits
+    from .security.policy import PolicySet
+    from .tracking.cost import CostBreakdown
     from .tracking.ledger import UsageLedger
     from .tracking.telemetry import Telemetry
 
@@ -109,6 +109,14 @@ class BaseClient:
                 cfg.max_retries if retry is None else policy.max_retries
             )
         )
+        # Heavier parts load here, when a client is built, so `import multimodel` stays cheap.
+        from .cache import CachePolicy, MemoryCache, ResponseCache
+        from .catalog import default_catalog
+        from .security._rules import Policy
+        from .security.limits import DEFAULT_LIMITS
+        from .security.policy import PolicySet
+        from .tracking.cost import WarnOnce
+
         self.catalog = catalog if catalog is not None else default_catalog()
         self.limits = limits if limits is not None else DEFAULT_LIMITS
         if isinstance(policies, Policy):
@@ -303,6 +311,9 @@ class BaseClient:
         policy: str | None = None,
     ) -> tuple[ChatRequest, Policy | None]:
         """Validate, check input limits, resolve the caller's policy and apply its hard rules."""
+        from .security.limits import check_request
+        from .security.policy import enforce_request
+
         request = self._build_request(prompt, model, params)
         check_request(request, self.limits)
         resolved: Policy | None = None
@@ -378,6 +389,8 @@ class BaseClient:
         return response
 
     def _cost(self, endpoint: Endpoint, usage: Usage) -> CostBreakdown | None:
+        from .tracking.cost import cost_for
+
         return cost_for(
             usage,
             endpoint.spec,

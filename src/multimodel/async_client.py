@@ -30,8 +30,6 @@ from ._params import RequestParams
 from .errors import InvalidRequestError, MultimodelError, ProviderError
 from .providers.base import ParsedResponse
 from .streaming import AsyncStream
-from .security._rules import Policy
-from .security.limits import check_batch
 from .types import ChatRequest, ChatResponse
 
 if sys.version_info >= (3, 11):
@@ -40,6 +38,7 @@ else:  # pragma: no cover
     from typing_extensions import Self, Unpack
 
 if TYPE_CHECKING:
+    from .security._rules import Policy
     from .openai_compat import AsyncChat
 
 __all__ = ["AsyncClient"]
@@ -155,6 +154,8 @@ class AsyncClient(BaseClient):
         """
         if concurrency < 1:
             raise InvalidRequestError("concurrency must be at least 1", field="concurrency")
+        from .security.limits import check_batch
+
         items = list(requests)
         check_batch(len(items), self.limits)
 

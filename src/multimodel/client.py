@@ -32,8 +32,6 @@ from ._params import RequestParams
 from .errors import InvalidRequestError, MultimodelError, ProviderError
 from .providers.base import ParsedResponse
 from .streaming import Stream
-from .security._rules import Policy
-from .security.limits import check_batch
 from .types import ChatRequest, ChatResponse
 
 if sys.version_info >= (3, 11):
@@ -42,6 +40,7 @@ else:  # pragma: no cover
     from typing_extensions import Self, Unpack
 
 if TYPE_CHECKING:
+    from .security._rules import Policy
     from .openai_compat import Chat
 
 __all__ = ["Client"]
@@ -160,6 +159,8 @@ class Client(BaseClient):
         """
         if concurrency < 1:
             raise InvalidRequestError("concurrency must be at least 1", field="concurrency")
+        from .security.limits import check_batch
+
         items = list(requests)
         check_batch(len(items), self.limits)
 

@@ -24,7 +24,6 @@ import anyio
 import httpx
 
 from ._core.dispatch import DispatchPlan, Send, Sleep
-from .cache import chunks_from_response
 from .errors import ProviderError, StreamInterrupted
 from .providers.base import ParsedResponse, StreamDecoder
 from .types import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
@@ -137,6 +136,8 @@ class _StreamCore:
 
     def serve_cached(self, hit: ChatResponse) -> None:
         """Replay a cached answer as chunks; nothing is sent."""
+        from .cache import chunks_from_response
+
         self.plan.close()
         self.buffer.extend(chunks_from_response(hit))
         self.response = hit

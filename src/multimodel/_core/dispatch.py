@@ -31,7 +31,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import (
     AllAttemptsFailed,
@@ -49,8 +49,6 @@ from ..resilience.circuit import HealthBoard
 from ..resilience.hedge import HedgePolicy, HedgeState
 from ..resilience.rate_limit import RateLimiter
 from ..resilience.retry import RetryBudget, RetryPolicy
-from ..security._rules import Policy
-from ..security.policy import filter_candidates, violation
 from ..strategies.base import RouteContext, Strategy
 from ..tracking.outcome import Outcome
 from ..tracking.stats import ABANDONED, Tracker
@@ -58,6 +56,9 @@ from ..types import ChatRequest, ImagePart, Usage
 from .clock import Clock
 from .tokens import estimate_input_tokens, estimate_output_tokens
 from .trace import AttemptRecord, RoutingTrace, Send, Sleep
+
+if TYPE_CHECKING:
+    from ..security._rules import Policy
 
 __all__ = ["AUTO", "AttemptRecord", "DispatchPlan", "Router", "RoutingTrace", "Send", "Sleep"]
 
@@ -246,6 +247,8 @@ class DispatchPlan:
         if exclude is not None:
             excluded.update(exclude(self.candidates, self.ctx))
         if self.policy is not None:
+            from ..security.policy import filter_candidates
+
             _, denied = filter_candidates(
                 self.policy, self.candidates, input_tokens=self.ctx.input_tokens,
                 output_tokens=self.ctx.output_tokens,
@@ -598,6 +601,8 @@ class DispatchPlan:
             and self._policy_blocked
             and set(self._policy_blocked) >= {c.name for c in self.candidates}
         ):
+            from ..security.policy import violation
+
             denied = violation(self.policy, self.request.model, self.trace.excluded)
             denied.trace = self.trace
             return denied

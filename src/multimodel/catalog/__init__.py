@@ -15,9 +15,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from .loader import Catalog, SortKey
-from .models import CAPABILITIES, ModelSpec, Pricing
+from .._lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from .loader import Catalog, SortKey
+    from .models import CAPABILITIES, ModelSpec, Pricing
+
+_LAZY = {
+    "CAPABILITIES": ".models",
+    "Catalog": ".loader",
+    "ModelSpec": ".models",
+    "Pricing": ".models",
+    "SortKey": ".loader",
+}
+
 
 __all__ = [
     "CAPABILITIES",
@@ -32,6 +45,8 @@ __all__ = [
 
 def default_catalog() -> Catalog:
     """A fresh catalog of the bundled models, yours to change (cheap: the data is shared)."""
+    from .loader import Catalog
+
     return Catalog()
 
 
@@ -55,3 +70,5 @@ def list_models(
         include_deprecated=include_deprecated,
         descending=descending,
     )
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

@@ -1,8 +1,10 @@
 """The ``multimodel`` command.
 
-Subcommands: ``demo`` (route a real workload over local mock providers; no API keys needed) and
+Subcommands: ``demo`` (route a real workload over local mock providers; no API keys needed),
 ``report`` (a usage report from the SQLite usage ledger: tables, JSON or a self-contained HTML
-page). Exit codes: 0 ok, 1 failure, 2 usage error.
+page), ``models`` (the model catalog), ``chat`` (one real call to the providers whose
+API keys are set) and ``simulate`` (the strategies on a simulated fleet from a scenario file).
+Exit codes: 0 ok, 1 failure, 2 usage error.
 """
 
 from __future__ import annotations

@@ -70,12 +70,18 @@ def table(
         title: an optional line above the table.
     """
     if use_rich:
+        from rich import box  # type: ignore[import-not-found,unused-ignore]
         from rich.console import Console  # type: ignore[import-not-found,unused-ignore]
         from rich.table import Table  # type: ignore[import-not-found,unused-ignore]
 
-        rich_table = Table(title=title, title_justify="left", header_style="bold")
+        rich_table = Table(title=title, title_justify="left", header_style="bold",
+                           box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        last = len(headers) - 1
         for i, head in enumerate(headers):
-            rich_table.add_column(head, justify="right" if i in right else "left")
+            # Narrow terminals wrap the last column rather than truncate names and numbers.
+            rich_table.add_column(head, justify="right" if i in right else "left",
+                                  no_wrap=i != last, overflow="fold",
+                                  min_width=min(16, len(head)) if i != last else 16)
         for row in rows:
             rich_table.add_row(*row)
         Console().print(rich_table)

@@ -163,6 +163,7 @@ def run_models(
     if not specs:
         print("no model matches these filters")
         return EXIT_OK
+    use_rich = not plain and sys.stdout.isatty() and rich_available()
     rows = [
         [
             s.id + (" *" if s.deprecated else ""),
@@ -172,11 +173,10 @@ def run_models(
             _price(s.pricing.input if s.pricing else None),
             _price(s.pricing.output if s.pricing else None),
             str(s.quality),
-            ",".join(sorted(s.capabilities)),
+            (", " if use_rich else ",").join(sorted(s.capabilities)),
         ]
         for s in specs
     ]
-    use_rich = not plain and sys.stdout.isatty() and rich_available()
     table(
         ["model", "provider", "context", "max out", "$ in/1M", "$ out/1M", "quality",
          "capabilities"],

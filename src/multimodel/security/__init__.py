@@ -14,30 +14,63 @@ Example::
 
 from __future__ import annotations
 
-from .crypto import (
-    DEFAULT_KEY_ENV,
-    ContentCodec,
-    DecryptionError,
-    EncryptedContentCodec,
-    Encryptor,
-    EnvKeyProvider,
-    KeyProvider,
-    StaticKeyProvider,
-    generate_key,
-    is_encrypted,
-    key_id_for,
-)
-from .limits import DEFAULT_LIMITS, InputLimits, check_batch, check_request, request_size
-from .policy import (
-    Policy,
-    PolicyResult,
-    PolicySet,
-    check,
-    enforce_request,
-    estimated_cost,
-    filter_candidates,
-    violation,
-)
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from .crypto import (
+        DEFAULT_KEY_ENV,
+        ContentCodec,
+        DecryptionError,
+        EncryptedContentCodec,
+        Encryptor,
+        EnvKeyProvider,
+        KeyProvider,
+        StaticKeyProvider,
+        generate_key,
+        is_encrypted,
+        key_id_for,
+    )
+    from .limits import DEFAULT_LIMITS, InputLimits, check_batch, check_request, request_size
+    from .policy import (
+        Policy,
+        PolicyResult,
+        PolicySet,
+        check,
+        enforce_request,
+        estimated_cost,
+        filter_candidates,
+        violation,
+    )
+
+_LAZY = {
+    "ContentCodec": ".crypto",
+    "DEFAULT_KEY_ENV": ".crypto",
+    "DEFAULT_LIMITS": ".limits",
+    "DecryptionError": ".crypto",
+    "EncryptedContentCodec": ".crypto",
+    "Encryptor": ".crypto",
+    "EnvKeyProvider": ".crypto",
+    "InputLimits": ".limits",
+    "KeyProvider": ".crypto",
+    "Policy": ".policy",
+    "PolicyResult": ".policy",
+    "PolicySet": ".policy",
+    "StaticKeyProvider": ".crypto",
+    "check": ".policy",
+    "check_batch": ".limits",
+    "check_request": ".limits",
+    "enforce_request": ".policy",
+    "estimated_cost": ".policy",
+    "filter_candidates": ".policy",
+    "generate_key": ".crypto",
+    "is_encrypted": ".crypto",
+    "key_id_for": ".crypto",
+    "request_size": ".limits",
+    "violation": ".policy",
+}
+
 
 __all__ = [
     "DEFAULT_KEY_ENV",
@@ -65,3 +98,5 @@ __all__ = [
     "request_size",
     "violation",
 ]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

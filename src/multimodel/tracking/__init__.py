@@ -1,11 +1,34 @@
 """Live statistics, outcomes, cost, the usage ledger and telemetry: what happened to requests."""
 
-from .cost import CostBreakdown, compute_cost, cost_for
-from .ledger import UsageLedger
-from .outcome import Outcome
-from .snapshot import DeploymentSnapshot, GroupSnapshot, StatsSnapshot
-from .stats import DeploymentStats, StatsView, Tracker
-from .telemetry import Telemetry
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from .cost import CostBreakdown, compute_cost, cost_for
+    from .ledger import UsageLedger
+    from .outcome import Outcome
+    from .snapshot import DeploymentSnapshot, GroupSnapshot, StatsSnapshot
+    from .stats import DeploymentStats, StatsView, Tracker
+    from .telemetry import Telemetry
+
+_LAZY = {
+    "CostBreakdown": ".cost",
+    "DeploymentSnapshot": ".snapshot",
+    "DeploymentStats": ".stats",
+    "GroupSnapshot": ".snapshot",
+    "Outcome": ".outcome",
+    "StatsSnapshot": ".snapshot",
+    "StatsView": ".stats",
+    "Telemetry": ".telemetry",
+    "Tracker": ".stats",
+    "UsageLedger": ".ledger",
+    "compute_cost": ".cost",
+    "cost_for": ".cost",
+}
+
 
 __all__ = [
     "CostBreakdown",
@@ -21,3 +44,5 @@ __all__ = [
     "compute_cost",
     "cost_for",
 ]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
