@@ -103,12 +103,12 @@ if _typing.TYPE_CHECKING:
     from .providers.presets import ProviderPreset
     from .providers.registry import register_adapter, register_provider
     from .resilience.budget import Budget, BudgetAlert
-    from .security._rules import Policy
-    from .security.limits import InputLimits
-    from .security.policy import PolicySet
     from .resilience.circuit import CircuitPolicy
     from .resilience.hedge import HedgePolicy
     from .resilience.retry import RetryBudget, RetryPolicy
+    from .security._rules import Policy
+    from .security.limits import InputLimits
+    from .security.policy import PolicySet
     from .strategies.base import RouteContext, Strategy, register_strategy
     from .streaming import AsyncStream, Stream
     from .types import (

@@ -38,8 +38,8 @@ else:  # pragma: no cover
     from typing_extensions import Self, Unpack
 
 if TYPE_CHECKING:
-    from .security._rules import Policy
     from .openai_compat import AsyncChat
+    from .security._rules import Policy
 
 __all__ = ["AsyncClient"]
 

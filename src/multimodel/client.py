@@ -40,8 +40,8 @@ else:  # pragma: no cover
     from typing_extensions import Self, Unpack
 
 if TYPE_CHECKING:
-    from .security._rules import Policy
     from .openai_compat import Chat
+    from .security._rules import Policy
 
 __all__ = ["Client"]
 

@@ -49,7 +49,7 @@ def test_sync_hedge_wins_with_backup(mock_server_factory) -> None:  # type: igno
 
 @pytest.mark.anyio
 async def test_async_hedge_cancels_the_loser(mock_server_factory) -> None:  # type: ignore[no-untyped-def]
-    server, deployments = fleet(mock_server_factory)
+    _, deployments = fleet(mock_server_factory)
     async with mm.AsyncClient(**options(deployments)) as client:
         response = await client.query("hi", model="m")
         stats = client.tracker.get("slow")

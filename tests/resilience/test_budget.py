@@ -47,9 +47,9 @@ def test_reserve_settle_and_hard_limit() -> None:
 def test_scopes_and_keys() -> None:
     wall = Wall()
     book = BudgetBook([
-        Budget(name="per-user", scope="user", limit=Decimal("1")),
-        Budget(name="gpt", scope="model", key="gpt", limit=Decimal("1")),
-        Budget(name="tagged", scope="tag", key="batch", limit=Decimal("1")),
+        Budget(name="per-user", scope="user", limit=Decimal(1)),
+        Budget(name="gpt", scope="model", key="gpt", limit=Decimal(1)),
+        Budget(name="tagged", scope="tag", key="batch", limit=Decimal(1)),
     ], wall=wall)
     a, g = endpoint("a", "m"), endpoint("g", "gpt")
     book.settle(book.reserve(a, "alice", (), Decimal("0.9")), Decimal("0.9"))
@@ -64,22 +64,22 @@ def test_scopes_and_keys() -> None:
 def test_alert_fires_once_per_window() -> None:
     wall = Wall()
     alerts = []
-    book = BudgetBook([Budget(name="hourly", soft_limit=Decimal("100"), window="hour",
+    book = BudgetBook([Budget(name="hourly", soft_limit=Decimal(100), window="hour",
                               alert_at=None)], wall=wall, alert=alerts.append)
     ep = endpoint("a")
     for _ in range(5):
-        book.settle(book.reserve(ep, None, (), Decimal(0)), Decimal("30"))
+        book.settle(book.reserve(ep, None, (), Decimal(0)), Decimal(30))
     assert len(alerts) == 1
     assert alerts[0].budget == "hourly"
-    assert alerts[0].spent == Decimal("120")
+    assert alerts[0].spent == Decimal(120)
     wall.t += 3600
-    book.settle(book.reserve(ep, None, (), Decimal(0)), Decimal("150"))
+    book.settle(book.reserve(ep, None, (), Decimal(0)), Decimal(150))
     assert len(alerts) == 2
 
 
 def test_bad_budgets() -> None:
     with pytest.raises(mm.ConfigError):
-        Budget(name="x", limit=Decimal("-1"))
+        Budget(name="x", limit=Decimal(-1))
     with pytest.raises(mm.ConfigError):
         Budget(name="x", window="week")  # type: ignore[arg-type]
     with pytest.raises(mm.ConfigError, match="unique"):

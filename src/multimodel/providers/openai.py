@@ -17,8 +17,8 @@ Wire notes that this adapter handles (see ``WIRE.md`` §1-2):
 from __future__ import annotations
 
 import json
-from urllib.parse import quote
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 

@@ -45,6 +45,7 @@ from decimal import ROUND_HALF_EVEN
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ConfigError
 from . import _ledger_queries as _q
 from ._ledger_queries import (
     SCHEMA_VERSION,
@@ -57,7 +58,6 @@ from ._ledger_queries import (
     UserRow,
     parse_since,
 )
-from ..errors import ConfigError
 from .outcome import Outcome
 
 if TYPE_CHECKING:
