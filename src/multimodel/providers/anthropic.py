@@ -41,7 +41,7 @@ from typing import Any
 
 import httpx
 
-from ..errors import BadRequestError, InvalidRequestError, MalformedResponse, ProviderError
+from ..errors import BadRequestError, InvalidRequestError, ProviderError
 from ..types import (
     ChatChunk,
     ChatRequest,
@@ -342,18 +342,6 @@ class AnthropicAdapter(ProviderAdapter):
     def stream_decoder(self, endpoint: Endpoint) -> _AnthropicStreamDecoder:
         return _AnthropicStreamDecoder(endpoint)
 
-    def map_error(self, response: httpx.Response, endpoint: Endpoint) -> ProviderError:
-        try:
-            body: Any = json.loads(response.content)
-        except (ValueError, RecursionError):
-            body = None
-        if isinstance(body, dict):
-            return self._error_from_body(body, response.status_code, endpoint, response.headers)
-        text = response.content[:500].decode("utf-8", "replace").strip()
-        return error_from_status(
-            response.status_code, text, endpoint, headers=response.headers, body=text
-        )
-
     @staticmethod
     def _error_from_body(
         body: dict[str, Any],
@@ -384,15 +372,6 @@ class AnthropicAdapter(ProviderAdapter):
             status, message, endpoint, code=code, headers=headers, body=body, request_id=request_id
         )
 
-    @staticmethod
-    def _malformed(what: str, endpoint: Endpoint, response: httpx.Response) -> MalformedResponse:
-        return MalformedResponse(
-            what,
-            provider=endpoint.provider,
-            deployment=endpoint.name,
-            status=response.status_code,
-            request_id=response.headers.get("request-id"),
-        )
 
 
 class _AnthropicStreamDecoder(SSEStreamDecoder):

@@ -228,9 +228,44 @@ class ProviderAdapter(ABC):
     def stream_decoder(self, endpoint: Endpoint) -> StreamDecoder:
         """A fresh decoder for one streamed response."""
 
-    @abstractmethod
     def map_error(self, response: httpx.Response, endpoint: Endpoint) -> ProviderError:
-        """Map an error response (status >= 400, body read) to a typed error."""
+        """Map an error response (status >= 400, body read) to a typed error.
+
+        The default decodes a JSON object and hands it to :meth:`_error_from_body`; any other
+        body becomes a plain-text message (redacted, cut to 500 characters).
+        """
+        from ._errors import error_from_status
+
+        try:
+            body: Any = json.loads(response.content)
+        except (ValueError, RecursionError):
+            body = None
+        if isinstance(body, dict):
+            return self._error_from_body(body, response.status_code, endpoint, response.headers)
+        text = response.content[:500].decode("utf-8", "replace").strip()
+        return error_from_status(
+            response.status_code, text, endpoint, headers=response.headers, body=text
+        )
+
+    def _error_from_body(
+        self, body: dict[str, Any], status: int, endpoint: Endpoint, headers: Any = None
+    ) -> ProviderError:
+        """Map a decoded error object; adapters override this with their body shape."""
+        from ._errors import error_from_status
+
+        return error_from_status(status, str(body)[:500], endpoint, headers=headers, body=body)
+
+    @staticmethod
+    def _malformed(what: str, endpoint: Endpoint, response: httpx.Response) -> MalformedResponse:
+        """A :class:`MalformedResponse` for ``response`` with the request id it carries."""
+        headers = response.headers
+        return MalformedResponse(
+            what,
+            provider=endpoint.provider,
+            deployment=endpoint.name,
+            status=response.status_code,
+            request_id=headers.get("x-request-id") or headers.get("request-id"),
+        )
 
     # -- helpers shared by adapters ------------------------------------------------------------
 

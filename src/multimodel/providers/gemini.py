@@ -446,15 +446,6 @@ class GeminiAdapter(ProviderAdapter):
             retry_after=retry_after,
         )
 
-    @staticmethod
-    def _malformed(what: str, endpoint: Endpoint, response: httpx.Response) -> MalformedResponse:
-        return MalformedResponse(
-            what,
-            provider=endpoint.provider,
-            deployment=endpoint.name,
-            status=response.status_code,
-            request_id=response.headers.get("x-request-id"),
-        )
 
 
 def _redact(text: str, endpoint: Endpoint) -> str:

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ..errors import InvalidRequestError, MalformedResponse, ProviderError
+from ..errors import InvalidRequestError, ProviderError
 from ..types import (
     ChatChunk,
     ChatRequest,
@@ -288,18 +288,6 @@ class OpenAIAdapter(ProviderAdapter):
     def stream_decoder(self, endpoint: Endpoint) -> _OpenAIStreamDecoder:
         return _OpenAIStreamDecoder(endpoint)
 
-    def map_error(self, response: httpx.Response, endpoint: Endpoint) -> ProviderError:
-        try:
-            body: Any = json.loads(response.content)
-        except (ValueError, RecursionError):
-            body = None
-        if isinstance(body, dict):
-            return self._error_from_body(body, response.status_code, endpoint, response.headers)
-        text = response.content[:500].decode("utf-8", "replace").strip()
-        return error_from_status(
-            response.status_code, text, endpoint, headers=response.headers, body=text
-        )
-
     @staticmethod
     def _error_from_body(
         body: dict[str, Any], status: int, endpoint: Endpoint, headers: Any = None
@@ -324,15 +312,6 @@ class OpenAIAdapter(ProviderAdapter):
             body=body,
         )
 
-    @staticmethod
-    def _malformed(what: str, endpoint: Endpoint, response: httpx.Response) -> MalformedResponse:
-        return MalformedResponse(
-            what,
-            provider=endpoint.provider,
-            deployment=endpoint.name,
-            status=response.status_code,
-            request_id=response.headers.get("x-request-id"),
-        )
 
 
 class _OpenAIStreamDecoder(SSEStreamDecoder):
