@@ -96,8 +96,8 @@ class ClientConfig(BaseModel):
 
     Args:
         deployments: at least one deployment.
-        strategy: a registered strategy name (default ``"round_robin"`` until the routing layer
-            picks ``"adaptive"``), or a strategy object.
+        strategy: a registered strategy name (default ``"adaptive"``), a
+            ``{"name": ..., **params}`` dict, or a strategy object.
         timeout: per-attempt timeout in seconds.
         max_retries: retries after the first attempt (so ``max_retries + 1`` attempts at most).
         deadline: overall seconds for one call, every attempt and back-off included.

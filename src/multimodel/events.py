@@ -4,7 +4,7 @@ The seed platform pushes status over a WebSocket; in-process, subscribe directly
 
     client.on("model_status_change", lambda event: print(event))
 
-    async for event in client.events():          # AsyncClient, same event loop
+    async for event in client.events.iterate():  # AsyncClient, same event loop
         print(event.deployment, event.previous, "->", event.status)
 
 Callbacks run synchronously where the change happened (keep them quick; exceptions are logged

@@ -21,21 +21,35 @@ from typing import TYPE_CHECKING, Any
 from .behavior import Behavior, DeploymentStats, MockDeployment, MockUsage, RecordedRequest
 
 if TYPE_CHECKING:
+    from .fake import FakeProvider, FakeReply
+    from .process import MockServerProcess
     from .server import MockProviderServer
 
 __all__ = [
     "Behavior",
     "DeploymentStats",
+    "FakeProvider",
+    "FakeReply",
     "MockDeployment",
     "MockProviderServer",
+    "MockServerProcess",
     "MockUsage",
     "RecordedRequest",
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "MockProviderServer":
-        from .server import MockProviderServer
+_LAZY = {
+    "FakeProvider": ".fake",
+    "FakeReply": ".fake",
+    "MockProviderServer": ".server",
+    "MockServerProcess": ".process",
+}
 
-        return MockProviderServer
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is not None:
+        import importlib
+
+        return getattr(importlib.import_module(module, __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
