@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import threading
-from importlib.metadata import entry_points
 
 from ..errors import ConfigError
 from .base import ProviderAdapter
@@ -120,6 +119,8 @@ def _load_entry_points() -> None:
     if _entry_points_loaded:
         return
     _entry_points_loaded = True
+    from importlib.metadata import entry_points  # slow to import: only when needed
+
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         obj = ep.load()
         if isinstance(obj, type) and issubclass(obj, ProviderAdapter):

@@ -27,7 +27,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ..errors import ConfigError
@@ -159,5 +158,7 @@ def _load_entry_points() -> None:
     if _entry_points_loaded:
         return
     _entry_points_loaded = True
+    from importlib.metadata import entry_points  # slow to import: only when needed
+
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         register_strategy(ep.name)(ep.load())
