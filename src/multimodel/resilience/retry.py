@@ -18,6 +18,7 @@ Failures fall into three kinds:
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 from dataclasses import dataclass, replace
@@ -39,7 +40,7 @@ FailureKind = Literal["request", "deployment", "transient"]
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How one call retries.
+    """How one call retries (the exponential schedule is tenacity's ``wait_exponential``).
 
     Args:
         max_retries: attempts after the first (so at most ``max_retries + 1`` attempts).
@@ -86,9 +87,23 @@ class RetryPolicy:
         """
         if retry_after is not None and 0 <= retry_after <= self.max_retry_after:
             return retry_after
-        base = min(self.backoff_max, self.backoff_initial * 2.0 ** max(0, retry - 1))
+        base = _exponential(self.backoff_initial, self.backoff_max, max(1, retry))
         r: float = (rng or random).random()
         return base * (1 - self.jitter) + base * self.jitter * r
+
+
+@functools.lru_cache(maxsize=256)
+def _exponential(initial: float, maximum: float, attempt: int) -> float:
+    """tenacity's exponential schedule (``initial * 2 ** (attempt - 1)``, capped).
+
+    The jitter is applied by :meth:`RetryPolicy.backoff` with the caller's seedable RNG, so
+    simulations and tests stay deterministic; tenacity's own jittered waits use the global one.
+    """
+    import tenacity  # on first back-off, not at import
+
+    state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+    state.attempt_number = attempt
+    return float(tenacity.wait_exponential(multiplier=initial, max=maximum)(state))
 
 
 class RetryBudget:
