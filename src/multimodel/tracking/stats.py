@@ -316,17 +316,18 @@ class Tracker:
     def _group(groups: OrderedDict[str, _GroupCell], key: str, outcome: Outcome, now: float) -> None:
         cell = groups.get(key)
         if cell is None:
-            if len(groups) >= MAX_GROUPS:
-                # Fold the least recently used group into "(other)" to keep memory bounded.
-                old_key, old = groups.popitem(last=False)
-                if old_key != OTHER:
-                    other = groups.setdefault(OTHER, _GroupCell())
-                    other.requests += old.requests
-                    other.failures += old.failures
-                    other.input_tokens += old.input_tokens
-                    other.output_tokens += old.output_tokens
-                    other.cost += old.cost
-                    other.latency.merge(old.latency)
+            if len(groups) >= MAX_GROUPS - 1:  # one slot stays free for "(other)"
+                # Fold the least recently used group into "(other)" to keep memory bounded;
+                # "(other)" itself is re-inserted as most recent so it is never evicted.
+                other = groups.pop(OTHER, None) or _GroupCell()
+                _, old = groups.popitem(last=False)
+                other.requests += old.requests
+                other.failures += old.failures
+                other.input_tokens += old.input_tokens
+                other.output_tokens += old.output_tokens
+                other.cost += old.cost
+                other.latency.merge(old.latency)
+                groups[OTHER] = other
             cell = groups[key] = _GroupCell()
         else:
             groups.move_to_end(key)
