@@ -189,8 +189,17 @@ class BaseClient:
             self.telemetry.set_availability_source(
                 lambda: {ep.name: self.tracker.availability(ep.name) for ep in self._endpoints}
             )
+        # With content storage on, successful calls are written by _response (with their prompt
+        # and answer); every other outcome goes straight from the tracker to the ledger.
+        self._ledger_content = self.ledger is not None and self.ledger.stores_content
         if self.ledger is not None:
-            self.tracker.subscribe(self.ledger.record)
+            ledger = self.ledger
+            if self._ledger_content:
+                self.tracker.subscribe(
+                    lambda o: None if o.ok and not o.cached else ledger.record(o)
+                )
+            else:
+                self.tracker.subscribe(ledger.record)
         self._adapters: dict[str, ProviderAdapter] = {
             ep.name: get_adapter(ep.adapter) for ep in self._endpoints
         }
@@ -366,9 +375,10 @@ class BaseClient:
         )
 
     def _response(
-        self, send: Send, parsed: ParsedResponse, outcome: Outcome, trace: Any
+        self, send: Send, parsed: ParsedResponse, outcome: Outcome, plan: DispatchPlan
     ) -> ChatResponse:
         endpoint = send.endpoint
+        trace = plan.trace
         response = ChatResponse(
             id=parsed.id,
             message=parsed.message,
@@ -386,7 +396,21 @@ class BaseClient:
             trace=trace,
         )
         response._raw = parsed.raw
+        if self._ledger_content:
+            self._record_content(outcome, plan, response)
         return response
+
+    def _record_content(self, outcome: Outcome, plan: DispatchPlan, response: ChatResponse) -> None:
+        """Write a successful call's row with its prompt and answer (the ledger opted in, and the
+        caller's policy, if any, allows logging prompts)."""
+        assert self.ledger is not None
+        if plan.policy is not None and not plan.policy.log_prompts:
+            self.ledger.record(outcome)
+            return
+        prompt = [m.model_dump(exclude_none=True) for m in plan.request.messages]
+        self.ledger.record(outcome, prompt=prompt, response=response.message.model_dump(
+            exclude_none=True
+        ))
 
     def _cost(self, endpoint: Endpoint, usage: Usage) -> CostBreakdown | None:
         from .tracking.cost import cost_for

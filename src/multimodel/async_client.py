@@ -255,7 +255,7 @@ class AsyncClient(BaseClient):
                 finish_reason=parsed.finish_reason,
                 request_id=self._request_id(headers),
             )
-            return self._response(action, parsed, outcome, plan.trace)
+            return self._response(action, parsed, outcome, plan)
 
     async def _hedged(
         self, plan: DispatchPlan, primary: Send, request: ChatRequest, delay: float
@@ -282,7 +282,7 @@ class AsyncClient(BaseClient):
                     finish_reason=parsed.finish_reason, request_id=self._request_id(headers),
                 )
                 if not won:
-                    won.append(self._response(send, parsed, outcome, plan.trace))
+                    won.append(self._response(send, parsed, outcome, plan))
             finally:
                 running.pop(id(send), None)
                 if won or not running:

@@ -250,7 +250,7 @@ class Client(BaseClient):
                 finish_reason=parsed.finish_reason,
                 request_id=self._request_id(headers),
             )
-            return self._response(action, parsed, outcome, plan.trace)
+            return self._response(action, parsed, outcome, plan)
 
     def _hedged(
         self, plan: DispatchPlan, primary: Send, request: ChatRequest, delay: float
@@ -278,7 +278,7 @@ class Client(BaseClient):
             )
             with lock:
                 if not won:
-                    won.append(self._response(send, parsed, outcome, plan.trace))
+                    won.append(self._response(send, parsed, outcome, plan))
 
         pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="multimodel-hedge")
         try:

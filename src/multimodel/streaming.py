@@ -191,7 +191,7 @@ class _StreamCore:
             finish_reason=parsed.finish_reason,
             request_id=self._client._request_id(self.headers),
         )
-        self.response = self._client._response(send, parsed, outcome, self.plan.trace)
+        self.response = self._client._response(send, parsed, outcome, self.plan)
 
     def interrupted(self, error: ProviderError) -> StreamInterrupted:
         """Turn a failure after content reached the caller into :class:`StreamInterrupted`."""

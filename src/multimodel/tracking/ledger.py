@@ -325,6 +325,11 @@ class UsageLedger:
         return self._path
 
     @property
+    def stores_content(self) -> bool:
+        """Whether prompts and answers are stored (``store_content=True``)."""
+        return self._store_content
+
+    @property
     def dropped(self) -> int:
         """Outcomes discarded unwritten: queue overflow, or recorded after :meth:`close`."""
         return self._dropped
