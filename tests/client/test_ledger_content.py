@@ -65,7 +65,8 @@ def test_encrypted_at_rest(tmp_path: Path) -> None:
     with client(ledger) as c:
         c.query(SECRET_PROMPT)
     (prompt, answer), = [r for r in rows(ledger) if r]
-    assert SECRET_PROMPT in (prompt or "")
+    assert SECRET_PROMPT in (prompt or "")  # decrypted on read
+    assert "the answer" in (answer or "")
     ledger.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert SECRET_PROMPT.encode() not in raw
