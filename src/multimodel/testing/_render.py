@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -124,44 +125,44 @@ class StreamPlan:
     tail: tuple[bytes, ...]
 
 
-class WireRenderer:
+class WireRenderer(ABC):
     """Base renderer; subclasses implement one provider's wire format."""
 
     format = ""
     #: Name of the response header carrying a request id ("" for none).
     request_id_header = ""
 
+    @abstractmethod
     def route(self, rest: str) -> tuple[str | None, str] | None:
         """Match the path after ``/{name}/``: ``(model, mode)`` or ``None`` if no route.
 
         ``mode`` is ``"body"`` (the body's ``stream`` flag decides), ``"json"`` (never a
         stream) or ``"stream"`` (Gemini: SSE with ``alt=sse``, else a JSON array).
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def prompt_chars(self, body: Mapping[str, Any]) -> int:
         """Characters of prompt text, for derived input-token counts."""
-        raise NotImplementedError
 
+    @abstractmethod
     def last_user_text(self, body: Mapping[str, Any]) -> str:
         """The text of the last user message (for ``echo``)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def body(self, reply: Reply) -> bytes:
         """The JSON body of a non-streaming success."""
-        raise NotImplementedError
 
+    @abstractmethod
     def stream(self, reply: Reply) -> StreamPlan:
         """The SSE events of a streaming success."""
-        raise NotImplementedError
 
+    @abstractmethod
     def error(self, e: ErrorSpec) -> bytes:
         """The JSON body of an error response."""
-        raise NotImplementedError
 
+    @abstractmethod
     def stream_error(self, e: ErrorSpec) -> bytes:
         """One framed SSE event reporting an error inside a 200 stream."""
-        raise NotImplementedError
 
     def finish(self, reply: Reply, index: int) -> str:
         """The provider's finish reason for ``reply`` (``index`` selects the format)."""
