@@ -1,0 +1,154 @@
+"""A client's routing state: model groups, strategies, breakers, limits, budgets, policies.
+
+The :class:`Router` holds what outlives a call (built once per client); each call gets a fresh
+:class:`~multimodel._core.dispatch.DispatchPlan` from :meth:`Router.plan`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UnknownModelError
+from ..providers.base import Endpoint
+from ..resilience.budget import BudgetBook
+from ..resilience.circuit import HealthBoard
+from ..resilience.hedge import HedgePolicy, HedgeState
+from ..resilience.rate_limit import RateLimiter
+from ..resilience.retry import RetryBudget, RetryPolicy
+from ..strategies.base import RouteContext, Strategy
+from ..tracking.stats import Tracker
+from ..types import ChatRequest, ImagePart, Usage
+from .clock import Clock
+
+if TYPE_CHECKING:
+    from ..security._rules import Policy
+    from .dispatch import DispatchPlan
+
+__all__ = ["AUTO", "Router"]
+
+AUTO = "auto"
+
+
+class Router:
+    """A client's routing state: groups, strategies, tracker, breakers, limits, policies.
+
+    It holds no per-call state; :meth:`plan` makes a fresh :class:`DispatchPlan` per call.
+    """
+
+    def __init__(
+        self,
+        endpoints: Sequence[Endpoint],
+        strategy_for: Callable[[str], Strategy],
+        tracker: Tracker,
+        clock: Clock,
+        retry: RetryPolicy,
+        health: HealthBoard,
+        *,
+        fallbacks: Mapping[str, Sequence[str]] | None = None,
+        context_fallbacks: Mapping[str, str] | None = None,
+        budget: RetryBudget | None = None,
+        cost: Callable[[Endpoint, Usage], Any] | None = None,
+        telemetry: Any = None,
+        budgets: BudgetBook | None = None,
+        hedge: HedgePolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.endpoints = list(endpoints)
+        self.groups: dict[str, list[Endpoint]] = {}
+        for ep in endpoints:
+            self.groups.setdefault(ep.model, []).append(ep)
+        self.by_name = {ep.name: ep for ep in endpoints}
+        self._strategy_for = strategy_for
+        self.strategies: dict[str, Strategy] = {m: strategy_for(m) for m in self.groups}
+        self.tracker = tracker
+        self.clock = clock
+        self.retry = retry
+        self.health = health
+        self.limiter = RateLimiter()
+        for ep in endpoints:
+            if ep.rpm or ep.tpm:
+                self.limiter.configure(ep.name, rpm=ep.rpm, tpm=ep.tpm)
+        self.fallbacks = {k: list(v) for k, v in (fallbacks or {}).items()}
+        self.context_fallbacks = dict(context_fallbacks or {})
+        self.budget = budget or RetryBudget()
+        self.cost = cost
+        self.telemetry = telemetry
+        self.budgets = budgets if budgets else None
+        self.hedge = HedgeState(hedge) if hedge is not None else None
+        self.rng = rng or random.Random()
+        for model, chain in [*self.fallbacks.items(), *(
+            (k, [v]) for k, v in self.context_fallbacks.items()
+        )]:
+            for name in [model, *chain]:
+                if name not in self.groups and name != AUTO:
+                    raise UnknownModelError(name, self.groups)
+
+    def strategy(self, model: str) -> Strategy:
+        """The strategy of a model group (``auto`` included)."""
+        strategy = self.strategies.get(model)
+        if strategy is None:
+            strategy = self.strategies.setdefault(model, self._strategy_for(model))
+        return strategy
+
+    def candidates(self, model: str, ctx: RouteContext) -> tuple[list[Endpoint], dict[str, str]]:
+        """Deployments that may serve ``model``, and ``{name: reason}`` for those that may not.
+
+        For ``model="auto"``: every deployment whose catalog entry has the capabilities the
+        request needs (tools, vision, JSON) and a context window that fits it.
+        """
+        if model != AUTO:
+            return list(self.groups[model]), {}
+        needs = _needed_capabilities(ctx.request)
+        needed_tokens = ctx.input_tokens + ctx.output_tokens
+        kept: list[Endpoint] = []
+        excluded: dict[str, str] = {}
+        for ep in self.endpoints:
+            spec = ep.spec
+            if spec is None:
+                kept.append(ep)  # unknown to the catalog: the strategy decides
+                continue
+            missing = needs - set(spec.capabilities)
+            if missing:
+                excluded[ep.name] = f"capability: lacks {', '.join(sorted(missing))}"
+            elif spec.context_window < needed_tokens:
+                excluded[ep.name] = (
+                    f"context window {spec.context_window} < ~{needed_tokens} tokens needed"
+                )
+            else:
+                kept.append(ep)
+        return kept, excluded
+
+    def plan(
+        self,
+        request: ChatRequest,
+        *,
+        timeout: float,
+        deadline: float | None = None,
+        stream: bool = False,
+        policy: Policy | None = None,
+    ) -> DispatchPlan:
+        """A plan for one call of ``request`` (``policy``: the caller's access policy)."""
+        from .dispatch import DispatchPlan
+
+        return DispatchPlan(
+            self, request, timeout=timeout, deadline=deadline, stream=stream, policy=policy
+        )
+
+
+def _needed_capabilities(request: ChatRequest | None) -> set[str]:
+    needs: set[str] = set()
+    if request is None:
+        return needs
+    if request.tools:
+        needs.add("tools")
+    if request.response_format is not None and request.response_format.type != "text":
+        needs.add("json")
+    for message in request.messages:
+        if isinstance(message.content, list) and any(
+            isinstance(p, ImagePart) for p in message.content
+        ):
+            needs.add("vision")
+            break
+    return needs
