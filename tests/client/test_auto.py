@@ -66,3 +66,11 @@ def test_unknown_model_suggests_auto() -> None:
     c, _ = client()
     with pytest.raises(mm.UnknownModelError, match="auto"):
         c.query("hi", model="autoo")
+
+
+def test_trace_carries_strategy_scores() -> None:
+    c, _ = client()
+    r = c.query("hi", model="auto")
+    assert set(r.trace.scores) == {"openai/gpt-4o-mini", "deepseek/deepseek-chat",
+                                   "openai/gpt-4.1"}
+    assert max(r.trace.scores, key=r.trace.scores.__getitem__) == r.deployment

@@ -196,7 +196,13 @@ class DispatchPlan:
                 return Sleep(wait)
             raise self._exhausted(retry_at=earliest)
         fresh = [c for c in available if c.name not in self._tried]
-        endpoint = self.strategy.choose(fresh or available, router.tracker, self.ctx)
+        pool = fresh or available
+        scored = getattr(self.strategy, "choose_scored", None)
+        if scored is not None:
+            endpoint, scores = scored(pool, router.tracker, self.ctx)
+            self.trace.scores.update(scores)
+        else:
+            endpoint = self.strategy.choose(pool, router.tracker, self.ctx)
         tokens = self.ctx.input_tokens + self.ctx.output_tokens
         reservation = router.limiter.acquire(endpoint.name, tokens, now)
         if reservation is None:

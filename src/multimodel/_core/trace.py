@@ -51,7 +51,10 @@ class RoutingTrace:
         candidates: deployments considered (all groups of the fallback chain that were reached).
         excluded: ``{deployment: reason}`` for deployments skipped during the call (cooldown,
             rate limit, capability, context window, failed with a non-retryable error ...).
-        scores: strategy scores, when the strategy reports them.
+        scores: the strategy's figure per candidate it considered, when it reports them
+            (``choose_scored``): ``intelligent`` a score (higher wins); ``adaptive`` the cost
+            of its two samples, ``response_time`` expected seconds, ``least_connections``
+            requests in flight (lower wins).
         attempts: each attempt in order, with its outcome and duration.
         sleeps: each wait, in seconds (back-off, Retry-After, waiting for a recovery).
         models: the model groups used, in order (fallback chains).

@@ -86,9 +86,15 @@ class Adaptive:
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
     ) -> Endpoint:
         """See :meth:`multimodel.strategies.Strategy.choose`."""
+        return self.choose_scored(candidates, stats, ctx)[0]
+
+    def choose_scored(
+        self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
+    ) -> tuple[Endpoint, dict[str, float]]:
+        """The choice and the cost of each sampled candidate (lower is better)."""
         n = len(candidates)
         if n == 1:
-            return candidates[0]
+            return candidates[0], {}
         now = stats.now()
         i, j = self._rng.sample2(n)
         a, b = candidates[i], candidates[j]
@@ -100,6 +106,7 @@ class Adaptive:
         prior = min(known) if known else self.default_latency
         cost_a = self._cost(a, stats, now, la, prior)
         cost_b = self._cost(b, stats, now, lb, prior)
+        scores = {a.name: cost_a, b.name: cost_b}
         if cost_a == cost_b:
-            return a  # already a random pick
-        return a if cost_a < cost_b else b
+            return a, scores  # already a random pick
+        return (a if cost_a < cost_b else b), scores

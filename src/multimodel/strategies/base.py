@@ -71,7 +71,13 @@ class Strategy(Protocol):
     def choose(
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
     ) -> Endpoint:
-        """Return one of ``candidates``."""
+        """Return one of ``candidates``.
+
+        A strategy may also define ``choose_scored(candidates, stats, ctx)`` returning
+        ``(endpoint, {name: figure})``; the router then uses it and puts the figures in the
+        routing trace (``trace.scores``). It may define ``exclude(candidates, ctx)`` returning
+        ``{name: reason}`` for hard constraints.
+        """
         ...
 
 

@@ -153,7 +153,14 @@ class Intelligent:
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
     ) -> Endpoint:
         """See :meth:`multimodel.strategies.Strategy.choose`."""
+        return self.choose_scored(candidates, stats, ctx)[0]
+
+    def choose_scored(
+        self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
+    ) -> tuple[Endpoint, dict[str, float]]:
+        """The choice and each candidate's score (higher is better)."""
         scores = self.scores(candidates, stats, ctx)
         best = max(scores)
         ties = [c for c, s in zip(candidates, scores, strict=True) if s >= best - 1e-12]
-        return ties[0] if len(ties) == 1 else ties[self._rng.randrange(len(ties))]
+        chosen = ties[0] if len(ties) == 1 else ties[self._rng.randrange(len(ties))]
+        return chosen, {c.name: s for c, s in zip(candidates, scores, strict=True)}

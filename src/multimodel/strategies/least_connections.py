@@ -29,4 +29,12 @@ class LeastConnections:
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
     ) -> Endpoint:
         """See :meth:`multimodel.strategies.Strategy.choose`."""
-        return pick_min(candidates, [stats.get(c.name).in_flight for c in candidates], self._rng)
+        return self.choose_scored(candidates, stats, ctx)[0]
+
+    def choose_scored(
+        self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
+    ) -> tuple[Endpoint, dict[str, float]]:
+        """The choice and each candidate's requests in flight (lower is better)."""
+        loads = [stats.get(c.name).in_flight for c in candidates]
+        chosen = pick_min(candidates, loads, self._rng)
+        return chosen, {c.name: float(n) for c, n in zip(candidates, loads, strict=True)}

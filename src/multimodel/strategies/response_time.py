@@ -58,6 +58,12 @@ class ResponseTime:
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
     ) -> Endpoint:
         """See :meth:`multimodel.strategies.Strategy.choose`."""
+        return self.choose_scored(candidates, stats, ctx)[0]
+
+    def choose_scored(
+        self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
+    ) -> tuple[Endpoint, dict[str, float]]:
+        """The choice and each candidate's expected seconds (-1: to be probed; lower wins)."""
         now = stats.now()
         scores: list[float] = []
         for c in candidates:
@@ -67,4 +73,5 @@ class ResponseTime:
                 # Probe an unmeasured deployment, but only one request at a time.
                 estimate = -1.0 if cell.in_flight == 0 else float("inf")
             scores.append(estimate)
-        return pick_min(candidates, scores, self._rng)
+        chosen = pick_min(candidates, scores, self._rng)
+        return chosen, {c.name: v for c, v in zip(candidates, scores, strict=True)}
