@@ -54,7 +54,7 @@ from ..types import (
     Usage,
 )
 from ._errors import error_from_status
-from .base import Endpoint, ParsedResponse, ProviderAdapter, SSEStreamDecoder
+from .base import Endpoint, ParsedResponse, ProviderAdapter, SSEStreamDecoder, request_headers
 from .sse import ServerSentEvent
 
 __all__ = ["AnthropicAdapter", "normalize_stop_reason", "parse_usage"]
@@ -178,13 +178,11 @@ class AnthropicAdapter(ProviderAdapter):
         if request.extra_body:
             body.update(request.extra_body)
 
-        headers = {
-            "content-type": "application/json",
-            "accept": "text/event-stream" if stream else "application/json",
-            "anthropic-version": endpoint.api_version or DEFAULT_VERSION,
-        }
-        headers.update(endpoint.headers)
-        headers.update(endpoint.auth_headers())
+        headers = request_headers(
+            endpoint,
+            stream=stream,
+            extra=(("anthropic-version", endpoint.api_version or DEFAULT_VERSION),),
+        )
         return httpx.Request(
             "POST", endpoint.url("messages"), headers=headers, content=_dumps(body).encode()
         )

@@ -55,7 +55,7 @@ from ..types import (
     Usage,
 )
 from ._errors import MAX_RETRY_AFTER, error_from_status, parse_retry_after
-from .base import Endpoint, ParsedResponse, ProviderAdapter, SSEStreamDecoder
+from .base import Endpoint, ParsedResponse, ProviderAdapter, SSEStreamDecoder, request_headers
 from .sse import ServerSentEvent
 
 __all__ = ["GeminiAdapter", "normalize_finish_reason", "parse_usage"]
@@ -183,12 +183,7 @@ class GeminiAdapter(ProviderAdapter):
         if request.extra_body:
             _merge(body, request.extra_body)
 
-        headers = {
-            "content-type": "application/json",
-            "accept": "text/event-stream" if stream else "application/json",
-        }
-        headers.update(endpoint.headers)
-        headers.update(endpoint.auth_headers())
+        headers = request_headers(endpoint, stream=stream)
         model = endpoint.wire_model
         if not model.startswith(_MODEL_PREFIXES):
             model = f"models/{model}"

@@ -35,7 +35,13 @@ from ..types import (
     Usage,
 )
 from ._errors import error_from_status
-from .base import Endpoint, ParsedResponse, ProviderAdapter, SSEStreamDecoder
+from .base import (
+    Endpoint,
+    ParsedResponse,
+    ProviderAdapter,
+    SSEStreamDecoder,
+    request_headers,
+)
 from .sse import ServerSentEvent
 
 __all__ = ["OpenAIAdapter", "normalize_finish_reason", "parse_usage"]
@@ -160,11 +166,7 @@ class OpenAIAdapter(ProviderAdapter):
         if request.extra_body:
             body.update(request.extra_body)
 
-        headers = {"content-type": "application/json", "accept": "application/json"}
-        if stream:
-            headers["accept"] = "text/event-stream"
-        headers.update(endpoint.headers)
-        headers.update(endpoint.auth_headers())
+        headers = request_headers(endpoint, stream=stream)
         if endpoint.option("azure"):
             # The query is part of the cached URL: merging params costs more than the rest.
             version = quote(endpoint.api_version or "2024-10-21", safe="")
