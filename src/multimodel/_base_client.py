@@ -105,9 +105,9 @@ class BaseClient:
         self._deadline = deadline if deadline is not None else cfg.deadline
         policy = retry or RetryPolicy()
         policy = policy.replace(
-            max_retries=max_retries if max_retries is not None else (
-                cfg.max_retries if retry is None else policy.max_retries
-            )
+            max_retries=max_retries
+            if max_retries is not None
+            else (cfg.max_retries if retry is None else policy.max_retries)
         )
         # Heavier parts load here, when a client is built, so `import multimodel` stays cheap.
         from .cache import CachePolicy, MemoryCache, ResponseCache
@@ -125,9 +125,10 @@ class BaseClient:
         if cache is True:
             cache = CachePolicy()
         if isinstance(cache, CachePolicy):
-            cache = ResponseCache(cache, backend=MemoryCache(
-                max_entries=cache.max_entries, clock=clock or SystemClock()
-            ))
+            cache = ResponseCache(
+                cache,
+                backend=MemoryCache(max_entries=cache.max_entries, clock=clock or SystemClock()),
+            )
         self.cache: ResponseCache | None = cache or None
         self._endpoints = [
             replace(ep, spec=_find_spec(self.catalog, ep))
@@ -178,7 +179,8 @@ class BaseClient:
             cost=self._cost,
             telemetry=self.telemetry,
             budgets=BudgetBook(
-                budgets, wall=self._clock.time,
+                budgets,
+                wall=self._clock.time,
                 alert=lambda alert: self.events.emit("budget_alert", alert),
             ),
             hedge=hedge,
@@ -277,9 +279,7 @@ class BaseClient:
             if system is not None:
                 messages.insert(0, {"role": "system", "content": system})
             try:
-                request = ChatRequest(
-                    messages=messages, model=self._resolve_model(model), **params
-                )
+                request = ChatRequest(messages=messages, model=self._resolve_model(model), **params)
             except ValidationError as exc:
                 raise _invalid(exc) from None
         if request.model not in self._router.groups and request.model != AUTO:
@@ -296,9 +296,7 @@ class BaseClient:
             field="model",
         )
 
-    def _batch_item(
-        self, item: Any, model: str | None, params: Mapping[str, Any]
-    ) -> ChatRequest:
+    def _batch_item(self, item: Any, model: str | None, params: Mapping[str, Any]) -> ChatRequest:
         if isinstance(item, ChatRequest | str):
             return self._build_request(item, model, params)
         if isinstance(item, Mapping):
@@ -336,11 +334,18 @@ class BaseClient:
         return request, resolved
 
     def _plan(
-        self, request: ChatRequest, timeout: float | None, policy: Policy | None, *,
+        self,
+        request: ChatRequest,
+        timeout: float | None,
+        policy: Policy | None,
+        *,
         stream: bool = False,
     ) -> DispatchPlan:
         return self._router.plan(
-            request, timeout=timeout or self._timeout, deadline=self._deadline, stream=stream,
+            request,
+            timeout=timeout or self._timeout,
+            deadline=self._deadline,
+            stream=stream,
             policy=policy,
         )
 
@@ -348,12 +353,23 @@ class BaseClient:
         """Account for a cache hit (it costs nothing) and stamp its latency and trace."""
         clock = self._clock
         latency = clock.monotonic() - started
-        self.tracker.record(Outcome(
-            deployment=hit.deployment, model=request.model, provider=hit.provider, ok=True,
-            latency=latency, started_at=clock.time() - latency, usage=hit.usage,
-            cost=Decimal(0), cached=True, user=request.user, tags=tuple(request.tags or ()),
-            response_model=hit.model, finish_reason=hit.finish_reason,
-        ))
+        self.tracker.record(
+            Outcome(
+                deployment=hit.deployment,
+                model=request.model,
+                provider=hit.provider,
+                ok=True,
+                latency=latency,
+                started_at=clock.time() - latency,
+                usage=hit.usage,
+                cost=Decimal(0),
+                cached=True,
+                user=request.user,
+                tags=tuple(request.tags or ()),
+                response_model=hit.model,
+                finish_reason=hit.finish_reason,
+            )
+        )
         trace = RoutingTrace(model=request.model, strategy="cache", candidates=[])
         return hit.model_copy(update={"latency": latency, "trace": trace})
 
@@ -366,8 +382,10 @@ class BaseClient:
         return http_request
 
     def _transport_error(self, exc: Exception, endpoint: Endpoint) -> ProviderError:
-        kind = ProviderTimeout if isinstance(exc, httpx.TimeoutException | TimeoutError) else (
-            ProviderConnectionError
+        kind = (
+            ProviderTimeout
+            if isinstance(exc, httpx.TimeoutException | TimeoutError)
+            else (ProviderConnectionError)
         )
         detail = str(exc) or type(exc).__name__
         return kind(
@@ -408,9 +426,9 @@ class BaseClient:
             self.ledger.record(outcome)
             return
         prompt = [m.model_dump(exclude_none=True) for m in plan.request.messages]
-        self.ledger.record(outcome, prompt=prompt, response=response.message.model_dump(
-            exclude_none=True
-        ))
+        self.ledger.record(
+            outcome, prompt=prompt, response=response.message.model_dump(exclude_none=True)
+        )
 
     def _cost(self, endpoint: Endpoint, usage: Usage) -> CostBreakdown | None:
         from .tracking.cost import cost_for

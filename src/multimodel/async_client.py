@@ -278,8 +278,12 @@ class AsyncClient(BaseClient):
                 raise
             else:
                 outcome = plan.succeeded(
-                    send, usage=parsed.usage, headers=headers, response_model=parsed.model,
-                    finish_reason=parsed.finish_reason, request_id=self._request_id(headers),
+                    send,
+                    usage=parsed.usage,
+                    headers=headers,
+                    response_model=parsed.model,
+                    finish_reason=parsed.finish_reason,
+                    request_id=self._request_id(headers),
                 )
                 if not won:
                     won.append(self._response(send, parsed, outcome, plan))

@@ -273,8 +273,12 @@ class Client(BaseClient):
                 plan.cancelled(send)
                 raise
             outcome = plan.succeeded(
-                send, usage=parsed.usage, headers=headers, response_model=parsed.model,
-                finish_reason=parsed.finish_reason, request_id=self._request_id(headers),
+                send,
+                usage=parsed.usage,
+                headers=headers,
+                response_model=parsed.model,
+                finish_reason=parsed.finish_reason,
+                request_id=self._request_id(headers),
             )
             with lock:
                 if not won:

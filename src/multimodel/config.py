@@ -103,7 +103,9 @@ class ClientConfig(BaseModel):
         deadline: overall seconds for one call, every attempt and back-off included.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True
+    )
 
     deployments: list[Deployment] = Field(min_length=1)
     strategy: Any = None
@@ -183,7 +185,9 @@ def resolve_endpoints(
                     key = SecretStr(value)
                     break
         if key is None and preset.key_required:
-            raise MissingAPIKeyError(name, dep.provider, preset.env_vars[0] if preset.env_vars else None)
+            raise MissingAPIKeyError(
+                name, dep.provider, preset.env_vars[0] if preset.env_vars else None
+            )
         base_url = dep.base_url or preset.base_url
         if base_url is None:
             raise ConfigError(

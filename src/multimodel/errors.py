@@ -167,9 +167,7 @@ class NoDeploymentAvailable(MultimodelError):
 class AllAttemptsFailed(MultimodelError):
     """Every attempt failed. ``errors`` holds each attempt's error in order; the last is chained."""
 
-    def __init__(
-        self, model: str, errors: Sequence[BaseException], *, trace: Any = None
-    ) -> None:
+    def __init__(self, model: str, errors: Sequence[BaseException], *, trace: Any = None) -> None:
         self.model = model
         self.errors = list(errors)
         self.trace = trace

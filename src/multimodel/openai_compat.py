@@ -40,8 +40,17 @@ _Loose = ConfigDict(extra="allow", defer_build=True)
 # OpenAI parameter name -> ours
 _RENAMES = {"max_completion_tokens": "max_tokens"}
 _PASSTHROUGH = {
-    "max_tokens", "temperature", "top_p", "stop", "tools", "tool_choice", "response_format",
-    "seed", "user", "metadata", "extra_body",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "stop",
+    "tools",
+    "tool_choice",
+    "response_format",
+    "seed",
+    "user",
+    "metadata",
+    "extra_body",
 }
 
 
@@ -198,8 +207,10 @@ def to_completion(response: ChatResponse, created: int) -> ChatCompletion:
         )
         for c in response.tool_calls
     ] or None
-    content = response.message.content if isinstance(response.message.content, str) else (
-        response.text or None
+    content = (
+        response.message.content
+        if isinstance(response.message.content, str)
+        else (response.text or None)
     )
     return ChatCompletion(
         id=response.id or f"chatcmpl-{response.request_id or 'multimodel'}",
@@ -218,9 +229,9 @@ def to_completion(response: ChatResponse, created: int) -> ChatCompletion:
     )
 
 
-def _to_chunk(chunk: ChatChunk, ident: str, model: str, created: int, first: bool) -> list[
-    ChatCompletionChunk
-]:
+def _to_chunk(
+    chunk: ChatChunk, ident: str, model: str, created: int, first: bool
+) -> list[ChatCompletionChunk]:
     out: list[ChatCompletionChunk] = []
     if chunk.has_content or chunk.finish_reason is not None or first:
         delta = ChoiceDelta(
@@ -292,7 +303,12 @@ class Completions:
 
     @overload
     def create(
-        self, *, model: str, messages: Sequence[Mapping[str, Any]], stream: Literal[True], **kwargs: Any
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        stream: Literal[True],
+        **kwargs: Any,
     ) -> Iterator[ChatCompletionChunk]: ...
 
     def create(

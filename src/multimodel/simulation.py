@@ -63,7 +63,12 @@ __all__ = [
 ]
 
 STRATEGIES: tuple[str, ...] = (
-    "round_robin", "weighted", "least_connections", "response_time", "intelligent", "adaptive",
+    "round_robin",
+    "weighted",
+    "least_connections",
+    "response_time",
+    "intelligent",
+    "adaptive",
 )
 """The built-in strategies, in the order reports list them."""
 
@@ -128,8 +133,11 @@ class DeploymentProfile:
     def from_dict(cls, data: Mapping[str, Any]) -> DeploymentProfile:
         """Build from ``{"name", "latency": {...}, "failure": {...}, "rate_limit": {...},
         "price": {...}, "weight", "quality"}``; unknown keys raise ``ValueError``."""
-        _check_keys("deployment", data, {"name", "latency", "failure", "rate_limit", "price",
-                                         "weight", "quality"})
+        _check_keys(
+            "deployment",
+            data,
+            {"name", "latency", "failure", "rate_limit", "price", "weight", "quality"},
+        )
         return cls(
             name=str(data["name"]),
             latency=LatencyProfile(**data.get("latency", {})),
@@ -195,23 +203,46 @@ class Scenario:
     @classmethod
     def default(cls, seed: int = 0, requests: int = 3000) -> Scenario:
         """A mixed fleet: fast, slow, failing (30 % 500s) and rate-limited cheap deployments."""
-        return cls.from_dict({
-            "seed": seed,
-            "deployments": [
-                {"name": "fast", "latency": {"median": 0.4, "sigma": 0.25, "congestion": 0.03},
-                 "price": {"input": 2.5, "output": 10.0}, "quality": 80},
-                {"name": "slow", "latency": {"median": 2.0, "sigma": 0.5, "congestion": 0.03},
-                 "price": {"input": 2.5, "output": 10.0}, "quality": 80},
-                {"name": "failing", "latency": {"median": 0.5, "sigma": 0.3},
-                 "failure": {"rate": 0.3, "status": 500}, "price": {"input": 2.5, "output": 10.0},
-                 "quality": 80},
-                {"name": "cheap", "latency": {"median": 0.6, "sigma": 0.3},
-                 "rate_limit": {"max_concurrency": 4, "retry_after": 1.0},
-                 "price": {"input": 0.15, "output": 0.6}, "quality": 70},
-            ],
-            "load": {"requests": requests, "rate": 8.0, "burst_every": 60.0,
-                     "burst_duration": 10.0, "burst_multiplier": 4.0},
-        })
+        return cls.from_dict(
+            {
+                "seed": seed,
+                "deployments": [
+                    {
+                        "name": "fast",
+                        "latency": {"median": 0.4, "sigma": 0.25, "congestion": 0.03},
+                        "price": {"input": 2.5, "output": 10.0},
+                        "quality": 80,
+                    },
+                    {
+                        "name": "slow",
+                        "latency": {"median": 2.0, "sigma": 0.5, "congestion": 0.03},
+                        "price": {"input": 2.5, "output": 10.0},
+                        "quality": 80,
+                    },
+                    {
+                        "name": "failing",
+                        "latency": {"median": 0.5, "sigma": 0.3},
+                        "failure": {"rate": 0.3, "status": 500},
+                        "price": {"input": 2.5, "output": 10.0},
+                        "quality": 80,
+                    },
+                    {
+                        "name": "cheap",
+                        "latency": {"median": 0.6, "sigma": 0.3},
+                        "rate_limit": {"max_concurrency": 4, "retry_after": 1.0},
+                        "price": {"input": 0.15, "output": 0.6},
+                        "quality": 70,
+                    },
+                ],
+                "load": {
+                    "requests": requests,
+                    "rate": 8.0,
+                    "burst_every": 60.0,
+                    "burst_duration": 10.0,
+                    "burst_multiplier": 4.0,
+                },
+            }
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,13 +339,21 @@ def _endpoint(profile: DeploymentProfile) -> Endpoint:
         provider="sim",
         context_window=128_000,
         max_output_tokens=16_384,
-        pricing=Pricing(input=Decimal(str(profile.price.input)),
-                        output=Decimal(str(profile.price.output))),
+        pricing=Pricing(
+            input=Decimal(str(profile.price.input)), output=Decimal(str(profile.price.output))
+        ),
         capabilities=frozenset({"chat"}),
         quality=profile.quality,
     )
-    return Endpoint(name=profile.name, model=_MODEL, wire_model=profile.name, provider="sim",
-                    base_url=f"sim://{profile.name}", weight=profile.weight, spec=spec)
+    return Endpoint(
+        name=profile.name,
+        model=_MODEL,
+        wire_model=profile.name,
+        provider="sim",
+        base_url=f"sim://{profile.name}",
+        weight=profile.weight,
+        spec=spec,
+    )
 
 
 def _strategy(spec: str | Mapping[str, Any] | Strategy, seed: int) -> tuple[str, Strategy]:
@@ -342,8 +381,9 @@ def simulate(
     for ep in endpoints:
         tracker.register(ep.name, ep.model, ep.provider)
     load = scenario.load
-    ctx = RouteContext(stream=False, input_tokens=load.input_tokens,
-                       output_tokens=load.output_tokens)
+    ctx = RouteContext(
+        stream=False, input_tokens=load.input_tokens, output_tokens=load.output_tokens
+    )
     exclude = getattr(chooser, "exclude", None)
     if exclude is not None:
         banned = exclude(endpoints, ctx)
@@ -394,12 +434,21 @@ def simulate(
         ok = done.status < 400
         latency = at - done.started
         error = None if ok else ("RateLimited" if done.status == 429 else "ServerError")
-        tracker.record(Outcome(
-            deployment=profile.name, model=_MODEL, provider="sim", ok=ok, latency=latency,
-            started_at=clock.time() - latency, status=done.status, error=error,
-            usage=usage if ok else None, retry_after=done.retry_after,
-            attempt=len(done.call.tried),
-        ))
+        tracker.record(
+            Outcome(
+                deployment=profile.name,
+                model=_MODEL,
+                provider="sim",
+                ok=ok,
+                latency=latency,
+                started_at=clock.time() - latency,
+                status=done.status,
+                error=error,
+                usage=usage if ok else None,
+                retry_after=done.retry_after,
+                attempt=len(done.call.tried),
+            )
+        )
         if ok:
             latencies.append(at - done.call.arrived)
             cost += profile.cost(load.input_tokens, load.output_tokens)

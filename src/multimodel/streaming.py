@@ -363,8 +363,9 @@ class Stream:
             self._release()
             cache = self._client.cache
             if cache is not None and core.response is not None:
-                cache.store(core.request, core.response, ttl=core.cache_ttl,
-                            override=core.cache_override)
+                cache.store(
+                    core.request, core.response, ttl=core.cache_ttl, override=core.cache_override
+                )
             return
         except httpx.HTTPError as exc:
             raise core.transport_error(exc) from exc
@@ -524,8 +525,9 @@ class AsyncStream:
             await self._release()
             cache = self._client.cache
             if cache is not None and core.response is not None:
-                await cache.astore(core.request, core.response, ttl=core.cache_ttl,
-                                   override=core.cache_override)
+                await cache.astore(
+                    core.request, core.response, ttl=core.cache_ttl, override=core.cache_override
+                )
             return
         except httpx.HTTPError as exc:
             raise core.transport_error(exc) from exc

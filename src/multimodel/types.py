@@ -139,7 +139,9 @@ class Message(BaseModel):
     @model_validator(mode="after")
     def _check_shape(self) -> Message:
         if self.role == "tool" and not self.tool_call_id:
-            raise ValueError("a 'tool' message needs `tool_call_id` (the id of the call it answers)")
+            raise ValueError(
+                "a 'tool' message needs `tool_call_id` (the id of the call it answers)"
+            )
         if self.tool_calls and self.role != "assistant":
             raise ValueError("only 'assistant' messages can carry `tool_calls`")
         if self.content is None and not self.tool_calls:
@@ -312,7 +314,9 @@ class ChatResponse(BaseModel):
     own JSON body is kept out of ``repr`` and dumps; :meth:`raw_body` returns it.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True
+    )
 
     id: str
     message: Message

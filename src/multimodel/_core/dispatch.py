@@ -120,7 +120,9 @@ class DispatchPlan:
             from ..security.policy import filter_candidates
 
             _, denied = filter_candidates(
-                self.policy, self.candidates, input_tokens=self.ctx.input_tokens,
+                self.policy,
+                self.candidates,
+                input_tokens=self.ctx.input_tokens,
                 output_tokens=self.ctx.output_tokens,
             )
             self._policy_blocked.update(denied)
@@ -166,10 +168,12 @@ class DispatchPlan:
         if self._pending_sleep is not None:
             seconds, self._pending_sleep = self._pending_sleep, None
             if remaining is not None and seconds >= remaining:
-                self._errors.append(ProviderTimeout(
-                    f"the call's deadline leaves {max(remaining, 0):.2f}s, less than the "
-                    f"{seconds:.2f}s back-off"
-                ))
+                self._errors.append(
+                    ProviderTimeout(
+                        f"the call's deadline leaves {max(remaining, 0):.2f}s, less than the "
+                        f"{seconds:.2f}s back-off"
+                    )
+                )
                 raise self._exhausted()
             self.trace.sleeps.append(seconds)
             return Sleep(seconds)
@@ -361,7 +365,11 @@ class DispatchPlan:
         kind = router.retry.classify(error)
         if kind == "request":
             fallback = router.context_fallbacks.get(self.model)
-            if isinstance(error, ContextLengthExceeded) and fallback and fallback not in self._chain:
+            if (
+                isinstance(error, ContextLengthExceeded)
+                and fallback
+                and fallback not in self._chain
+            ):
                 self._chain.insert(self._position + 1, fallback)
                 self._advance()
                 return
@@ -439,12 +447,22 @@ class DispatchPlan:
         router.limiter.reconcile(send.reservation, self.ctx.input_tokens)
         if router.budgets is not None:
             router.budgets.settle(send.hold, cost)
-        router.tracker.record(Outcome(
-            deployment=endpoint.name, model=endpoint.model, provider=endpoint.provider,
-            ok=False, latency=latency, started_at=clock.time() - latency, error=ABANDONED,
-            cost=cost, stream=self.stream, user=self.request.user, tags=self._tags,
-            attempt=send.attempt,
-        ))
+        router.tracker.record(
+            Outcome(
+                deployment=endpoint.name,
+                model=endpoint.model,
+                provider=endpoint.provider,
+                ok=False,
+                latency=latency,
+                started_at=clock.time() - latency,
+                error=ABANDONED,
+                cost=cost,
+                stream=self.stream,
+                user=self.request.user,
+                tags=self._tags,
+                attempt=send.attempt,
+            )
+        )
         if router.telemetry is not None and send.span is not None:
             router.telemetry.end_attempt(send.span, None)
 
@@ -473,7 +491,9 @@ class DispatchPlan:
 
     def _exhausted(self, retry_at: float | None = None) -> Exception:
         if (
-            not self._errors and not self._attempts and self.policy is not None
+            not self._errors
+            and not self._attempts
+            and self.policy is not None
             and self._policy_blocked
             and set(self._policy_blocked) >= {c.name for c in self.candidates}
         ):
@@ -514,5 +534,5 @@ def _estimate(endpoint: Endpoint, ctx: RouteContext) -> Decimal:
     pricing = getattr(endpoint.spec, "pricing", None)
     if pricing is None:
         return Decimal(0)
-    cost: Decimal = (pricing.input * ctx.input_tokens + pricing.output * ctx.output_tokens)
+    cost: Decimal = pricing.input * ctx.input_tokens + pricing.output * ctx.output_tokens
     return cost / _MILLION

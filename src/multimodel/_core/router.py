@@ -78,9 +78,10 @@ class Router:
         self.budgets = budgets if budgets else None
         self.hedge = HedgeState(hedge) if hedge is not None else None
         self.rng = rng or random.Random()
-        for model, chain in [*self.fallbacks.items(), *(
-            (k, [v]) for k, v in self.context_fallbacks.items()
-        )]:
+        for model, chain in [
+            *self.fallbacks.items(),
+            *((k, [v]) for k, v in self.context_fallbacks.items()),
+        ]:
             for name in [model, *chain]:
                 if name not in self.groups and name != AUTO:
                     raise UnknownModelError(name, self.groups)

@@ -35,9 +35,7 @@ def estimate_input_tokens(request: ChatRequest) -> int:
             chars += len(call.name) + len(call.arguments)
     for tool in request.tools or ():
         chars += len(tool.name) + len(tool.description or "") + 2 * len(str(tool.parameters))
-    return (
-        chars // CHARS_PER_TOKEN + 1 + PER_MESSAGE * len(request.messages) + PER_IMAGE * images
-    )
+    return chars // CHARS_PER_TOKEN + 1 + PER_MESSAGE * len(request.messages) + PER_IMAGE * images
 
 
 def estimate_output_tokens(request: ChatRequest) -> int:

@@ -71,4 +71,5 @@ def list_models(
         descending=descending,
     )
 
+
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

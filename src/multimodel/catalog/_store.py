@@ -75,8 +75,9 @@ def build(specs: Iterable[ModelSpec], version: str) -> State:
         by_key[spec.key] = spec
         ids[spec.id] = (*ids.get(spec.id, ()), spec.key)
         aliases.update(dict.fromkeys(spec.aliases, spec.key))
-    return State(version, MappingProxyType(by_key), MappingProxyType(ids),
-                  MappingProxyType(aliases))
+    return State(
+        version, MappingProxyType(by_key), MappingProxyType(ids), MappingProxyType(aliases)
+    )
 
 
 def merge(state: State, new: Iterable[ModelSpec], version: str, *, replace: bool) -> State:
@@ -112,8 +113,9 @@ def validate_entry(entry: Any, where: str) -> ModelSpec:
     if isinstance(entry, ModelSpec):
         return entry
     if not isinstance(entry, Mapping):
-        raise ConfigError(f"{where}: a model entry must be a table/object, not "
-                          f"{type(entry).__name__}")
+        raise ConfigError(
+            f"{where}: a model entry must be a table/object, not {type(entry).__name__}"
+        )
     label = f"{entry.get('provider', '?')}/{entry.get('id', '?')}"
     try:
         return ModelSpec.model_validate(dict(entry))
@@ -121,15 +123,18 @@ def validate_entry(entry: Any, where: str) -> ModelSpec:
         raise ConfigError(f"{where} ({label}): {describe(exc)}") from exc
 
 
-def parse_document(data: Any, source: str) -> tuple[str | None, list[ModelSpec],
-                                                     dict[str, dict[str, Any]]]:
+def parse_document(
+    data: Any, source: str
+) -> tuple[str | None, list[ModelSpec], dict[str, dict[str, Any]]]:
     """Split a catalog document into (version, models, price overrides)."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be a table/object")
     unknown = sorted(set(data) - _DOC_KEYS)
     if unknown:
-        raise ConfigError(f"{source}: unknown top-level key(s) {', '.join(map(repr, unknown))}; "
-                          f"expected {', '.join(sorted(_DOC_KEYS))}")
+        raise ConfigError(
+            f"{source}: unknown top-level key(s) {', '.join(map(repr, unknown))}; "
+            f"expected {', '.join(sorted(_DOC_KEYS))}"
+        )
     version = data.get("version")
     if version is not None and not isinstance(version, str):
         raise ConfigError(f"{source}: `version` must be a string")
@@ -183,9 +188,7 @@ def to_decimal(value: Decimal | str | float) -> Decimal:
         raise ConfigError(f"not a price: {value!r}") from exc
 
 
-
-def sort_specs(specs: list[ModelSpec], sort_by: str,
-            descending: bool | None) -> list[ModelSpec]:
+def sort_specs(specs: list[ModelSpec], sort_by: str, descending: bool | None) -> list[ModelSpec]:
     if sort_by == "name":
         key: Any = lambda s: (s.id, s.provider)
     elif sort_by in ("input_price", "output_price"):
@@ -197,11 +200,14 @@ def sort_specs(specs: list[ModelSpec], sort_by: str,
     elif sort_by in ("context_window", "quality"):
         key = lambda s: (getattr(s, sort_by), s.key)
     else:
-        raise ConfigError(f"unknown sort_by {sort_by!r}; valid: name, input_price, "
-                          "output_price, context_window, quality")
+        raise ConfigError(
+            f"unknown sort_by {sort_by!r}; valid: name, input_price, "
+            "output_price, context_window, quality"
+        )
     reverse = descending if descending is not None else sort_by in ("context_window", "quality")
     result = sorted(specs, key=key, reverse=reverse)
     if reverse and sort_by in ("input_price", "output_price"):  # unpriced stay last
         result = [s for s in result if s.pricing is not None] + [
-            s for s in result if s.pricing is None]
+            s for s in result if s.pricing is None
+        ]
     return result

@@ -45,6 +45,7 @@ __all__ = ["Catalog", "SortKey"]
 SortKey = Literal["name", "input_price", "output_price", "context_window", "quality"]
 """What :meth:`Catalog.list` can sort by."""
 
+
 class Catalog:
     """Models, their prices and capabilities, looked up by id, alias or ``"provider/id"``.
 
@@ -233,13 +234,16 @@ class Catalog:
         wanted = frozenset((capability,) if isinstance(capability, str) else capability or ())
         unknown = sorted(wanted - CAPABILITIES)
         if unknown:
-            raise ConfigError(f"unknown capability {', '.join(map(repr, unknown))}; "
-                              f"valid: {', '.join(sorted(CAPABILITIES))}")
+            raise ConfigError(
+                f"unknown capability {', '.join(map(repr, unknown))}; "
+                f"valid: {', '.join(sorted(CAPABILITIES))}"
+            )
         if provider is not None:
             provider = self._canonical_provider(state, provider)
         limit = None if max_input_price is None else to_decimal(max_input_price)
         specs = [
-            s for s in state.by_key.values()
+            s
+            for s in state.by_key.values()
             if (provider is None or s.provider == provider)
             and s.capabilities.issuperset(wanted)
             and (min_context is None or s.context_window >= min_context)
@@ -272,8 +276,9 @@ class Catalog:
         self._swap(lambda s: merge(s, [new], self._local(s.version), replace=replace))
         return new
 
-    def override_price(self, name: str, *, provider: str | None = None,
-                       **prices: Decimal | int | str | None) -> ModelSpec:
+    def override_price(
+        self, name: str, *, provider: str | None = None, **prices: Decimal | int | str | None
+    ) -> ModelSpec:
         """Change some of a model's prices (``input``, ``output``, ``cached_input``,
         ``cache_write``; ``None`` clears an optional one) and return the updated model.
 
@@ -284,12 +289,15 @@ class Catalog:
         self._swap(lambda s: self._priced(s, name, provider, prices, self._local(s.version)))
         return self.get(name, provider)  # by name: the override keeps the model's key
 
-    def _priced(self, state: State, name: str, provider: str | None,
-                prices: Mapping[str, Any], version: str) -> State:
+    def _priced(
+        self, state: State, name: str, provider: str | None, prices: Mapping[str, Any], version: str
+    ) -> State:
         bad = sorted(set(prices) - set(PRICE_FIELDS))
         if bad:
-            raise ConfigError(f"price override for {name!r}: unknown price field(s) "
-                              f"{', '.join(map(repr, bad))}; valid: {', '.join(PRICE_FIELDS)}")
+            raise ConfigError(
+                f"price override for {name!r}: unknown price field(s) "
+                f"{', '.join(map(repr, bad))}; valid: {', '.join(PRICE_FIELDS)}"
+            )
         spec = self._get_in(state, name, provider)
         base = spec.pricing.model_dump() if spec.pricing is not None else {}
         try:

@@ -14,8 +14,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "error", "print_json", "rich_available",
-           "table"]
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "error",
+    "print_json",
+    "rich_available",
+    "table",
+]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -74,14 +81,24 @@ def table(
         from rich.console import Console  # type: ignore[import-not-found,unused-ignore]
         from rich.table import Table  # type: ignore[import-not-found,unused-ignore]
 
-        rich_table = Table(title=title, title_justify="left", header_style="bold",
-                           box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        rich_table = Table(
+            title=title,
+            title_justify="left",
+            header_style="bold",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            collapse_padding=True,
+        )
         last = len(headers) - 1
         for i, head in enumerate(headers):
             # Narrow terminals wrap the last column rather than truncate names and numbers.
-            rich_table.add_column(head, justify="right" if i in right else "left",
-                                  no_wrap=i != last, overflow="fold",
-                                  min_width=min(16, len(head)) if i != last else 16)
+            rich_table.add_column(
+                head,
+                justify="right" if i in right else "left",
+                no_wrap=i != last,
+                overflow="fold",
+                min_width=min(16, len(head)) if i != last else 16,
+            )
         for row in rows:
             rich_table.add_row(*row)
         Console().print(rich_table)

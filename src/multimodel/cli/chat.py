@@ -115,14 +115,25 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("prompt", help="the prompt to send")
     parser.add_argument(
-        "--model", default="auto",
+        "--model",
+        default="auto",
         help="auto (default: the router chooses), a catalog model name, or PROVIDER/MODEL",
     )
     parser.add_argument("--stream", action="store_true", help="print the answer as it arrives")
-    parser.add_argument("--max-tokens", type=_positive_int, default=1024, metavar="N",
-                        help="most tokens to generate (default 1024)")
-    parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
-                        help="per-attempt timeout (default 60)")
+    parser.add_argument(
+        "--max-tokens",
+        type=_positive_int,
+        default=1024,
+        metavar="N",
+        help="most tokens to generate (default 1024)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="per-attempt timeout (default 60)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
     return parser
@@ -180,8 +191,7 @@ def _no_keys_message() -> str:
 
     presets = builtin_presets()
     names = ", ".join(_key_vars(presets[p].env_vars) for p in DEFAULT_MODELS)
-    return (f"no provider API key is set; set at least one of {names} "
-            "(see `multimodel chat --help`)")
+    return f"no provider API key is set; set at least one of {names} (see `multimodel chat --help`)"
 
 
 def build_deployments(
@@ -201,11 +211,16 @@ def build_deployments(
     def deployment(provider: str, name: str, wire: str | None = None) -> Deployment:
         base_url = env.get(BASE_URL_ENV_PREFIX + provider.upper()) or None
         if base_url is not None and not base_url.startswith(("http://", "https://")):
-            raise NoKeysError(f"{BASE_URL_ENV_PREFIX}{provider.upper()} must start with "
-                              "http:// or https://")
+            raise NoKeysError(
+                f"{BASE_URL_ENV_PREFIX}{provider.upper()} must start with http:// or https://"
+            )
         spec = catalog.find(name, provider=provider)
-        return Deployment(model=name, provider=provider, base_url=base_url,
-                          provider_model=wire or (spec.api_model if spec is not None else None))
+        return Deployment(
+            model=name,
+            provider=provider,
+            base_url=base_url,
+            provider_model=wire or (spec.api_model if spec is not None else None),
+        )
 
     head, sep, rest = model.partition("/")
     if sep and head in presets and rest:
@@ -214,7 +229,8 @@ def build_deployments(
             raise NoKeysError(f"model {model!r} needs {_key_vars(preset.env_vars)} to be set")
         spec = catalog.find(rest, provider=head)
         return [deployment(head, spec.id if spec else rest, spec.api_model if spec else rest)], (
-            spec.id if spec else rest)
+            spec.id if spec else rest
+        )
 
     available = available_providers(env)
     if model == "auto":
@@ -229,23 +245,31 @@ def build_deployments(
 
     serving = [s for s in catalog if model in s.names]
     if not serving:
-        raise _UsageError(f"unknown model {model!r}: not in the catalog (see `multimodel models`); "
-                          "use PROVIDER/MODEL for a model outside it")
+        raise _UsageError(
+            f"unknown model {model!r}: not in the catalog (see `multimodel models`); "
+            "use PROVIDER/MODEL for a model outside it"
+        )
     usable = [s for s in serving if s.provider in available]
     if not usable:
-        needed = sorted({_key_vars(presets[s.provider].env_vars)
-                         for s in serving if s.provider in presets})
-        raise NoKeysError(f"model {model!r} is served by "
-                          f"{', '.join(sorted({s.provider for s in serving}))}; set "
-                          f"{' or '.join(needed) or 'its provider key'}")
+        needed = sorted(
+            {_key_vars(presets[s.provider].env_vars) for s in serving if s.provider in presets}
+        )
+        raise NoKeysError(
+            f"model {model!r} is served by "
+            f"{', '.join(sorted({s.provider for s in serving}))}; set "
+            f"{' or '.join(needed) or 'its provider key'}"
+        )
     canonical = usable[0].id
     return [deployment(s.provider, canonical, s.api_model) for s in usable], canonical
 
 
 def _summary(response: ChatResponse, candidates: list[str]) -> list[tuple[str, str]]:
     usage = response.usage
-    cost = "unknown (model not priced in the catalog)" if response.cost is None else (
-        f"${float(response.cost):.6f}")
+    cost = (
+        "unknown (model not priced in the catalog)"
+        if response.cost is None
+        else (f"${float(response.cost):.6f}")
+    )
     latency = f"{response.latency:.2f} s"
     if response.ttft is not None:
         latency += f" (first token {response.ttft:.2f} s)"
@@ -255,7 +279,10 @@ def _summary(response: ChatResponse, candidates: list[str]) -> list[tuple[str, s
         rows.append(("candidates", ", ".join(candidates)))
     return [
         *rows,
-        ("tokens", f"{usage.input_tokens} in, {usage.output_tokens} out ({usage.total_tokens} total)"),
+        (
+            "tokens",
+            f"{usage.input_tokens} in, {usage.output_tokens} out ({usage.total_tokens} total)",
+        ),
         ("cost", cost),
         ("latency", latency),
     ]
@@ -287,9 +314,10 @@ def run_chat(
     names = [d.display_name for d in deployments]
     streamed = False
     try:
-        with warnings.catch_warnings(), Client(
-            deployments=deployments, timeout=timeout, env=env, catalog=catalog
-        ) as client:
+        with (
+            warnings.catch_warnings(),
+            Client(deployments=deployments, timeout=timeout, env=env, catalog=catalog) as client,
+        ):
             # an uncatalogued PROVIDER/MODEL: the summary already says its cost is unknown
             warnings.simplefilter("ignore", PricingWarning)
             if stream:
@@ -311,20 +339,25 @@ def run_chat(
         return 130
     if as_json:
         usage = response.usage
-        print_json({
-            "text": response.text,
-            "model": response.model,
-            "provider": response.provider,
-            "deployment": response.deployment,
-            "candidates": names,
-            "finish_reason": response.finish_reason,
-            "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-                      "total_tokens": usage.total_tokens},
-            "cost": None if response.cost is None else float(response.cost),
-            "latency": response.latency,
-            "ttft": response.ttft,
-            "stream": stream,
-        })
+        print_json(
+            {
+                "text": response.text,
+                "model": response.model,
+                "provider": response.provider,
+                "deployment": response.deployment,
+                "candidates": names,
+                "finish_reason": response.finish_reason,
+                "usage": {
+                    "input_tokens": usage.input_tokens,
+                    "output_tokens": usage.output_tokens,
+                    "total_tokens": usage.total_tokens,
+                },
+                "cost": None if response.cost is None else float(response.cost),
+                "latency": response.latency,
+                "ttft": response.ttft,
+                "stream": stream,
+            }
+        )
         return EXIT_OK
     if streamed:
         print()

@@ -31,17 +31,34 @@ Format = Literal["openai", "anthropic", "gemini"]
 FLEET: dict[str, tuple[Format, str, str, dict[str, Any]]] = {
     "openai-fast": ("openai", "openai", "gpt-4o-mini", {"latency": 0.02, "latency_jitter": 0.02}),
     "anthropic-steady": (
-        "anthropic", "anthropic", "claude-3.5-haiku", {"latency": 0.08, "latency_jitter": 0.02},
+        "anthropic",
+        "anthropic",
+        "claude-3.5-haiku",
+        {"latency": 0.08, "latency_jitter": 0.02},
     ),
     "gemini-flaky": (
-        "gemini", "gemini", "gemini-2.0-flash",
-        {"latency": 0.01, "latency_jitter": 0.01, "fail_rate": 0.25, "fail_status": 503,
-         "retry_after": 0.05},
+        "gemini",
+        "gemini",
+        "gemini-2.0-flash",
+        {
+            "latency": 0.01,
+            "latency_jitter": 0.01,
+            "fail_rate": 0.25,
+            "fail_status": 503,
+            "retry_after": 0.05,
+        },
     ),
     "deepseek-limited": (
-        "openai", "deepseek", "deepseek-chat",
-        {"latency": 0.03, "latency_jitter": 0.01, "fail_rate": 0.3, "fail_status": 429,
-         "retry_after": 0.2},
+        "openai",
+        "deepseek",
+        "deepseek-chat",
+        {
+            "latency": 0.03,
+            "latency_jitter": 0.01,
+            "fail_rate": 0.3,
+            "fail_status": 429,
+            "retry_after": 0.2,
+        },
     ),
 }
 
@@ -82,8 +99,14 @@ async def _run_strategy(
     server: Any, strategy: str, requests: int, concurrency: int
 ) -> StrategyReport:
     deployments = [
-        Deployment(model=MODEL, provider=provider, name=name, provider_model=catalog_model,
-                   base_url=server.base_url(name), api_key="demo-key-not-secret")
+        Deployment(
+            model=MODEL,
+            provider=provider,
+            name=name,
+            provider_model=catalog_model,
+            base_url=server.base_url(name),
+            api_key="demo-key-not-secret",
+        )
         for name, (_, provider, catalog_model, _) in FLEET.items()
     ]
     latencies: list[float] = []
@@ -101,10 +124,13 @@ async def _run_strategy(
     ) as client:
         t_start = time.monotonic()
         events: list[str] = []
-        client.on("model_status_change", lambda e: events.append(
-            f"  +{time.monotonic() - t_start:5.2f}s  {e.deployment:<17} {e.previous} -> "
-            f"{e.status} ({e.reason})"
-        ))
+        client.on(
+            "model_status_change",
+            lambda e: events.append(
+                f"  +{time.monotonic() - t_start:5.2f}s  {e.deployment:<17} {e.previous} -> "
+                f"{e.status} ({e.reason})"
+            ),
+        )
         progress = _Progress(strategy, requests)
 
         async def one(i: int) -> None:
@@ -210,8 +236,10 @@ def run_demo(
     names = strategies or known_strategies()
     unknown = [s for s in names if s not in known_strategies()]
     if unknown:
-        print(f"unknown strategy {unknown[0]!r}; known: {', '.join(known_strategies())}",
-              file=sys.stderr)
+        print(
+            f"unknown strategy {unknown[0]!r}; known: {', '.join(known_strategies())}",
+            file=sys.stderr,
+        )
         return 2
     reports: list[StrategyReport] = []
     with MockServerProcess(fleet(seed)) as server:

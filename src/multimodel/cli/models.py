@@ -45,12 +45,17 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--provider", metavar="P", help="only this provider's models")
     parser.add_argument(
-        "--capability", metavar="C", action="append", default=[],
+        "--capability",
+        metavar="C",
+        action="append",
+        default=[],
         help="only models with this capability (repeatable: all must match), e.g. vision, "
         "tools, json, reasoning, coding, long_context",
     )
     parser.add_argument(
-        "--sort", choices=SORT_KEYS, default="name",
+        "--sort",
+        choices=SORT_KEYS,
+        default="name",
         help="order: name (default), price (blended 3:1 input:output), input_price, "
         "output_price, context, quality",
     )
@@ -144,18 +149,24 @@ def run_models(
     wanted = capabilities or []
     unknown = sorted(set(wanted) - CAPABILITIES)
     if unknown:
-        return error("models", f"unknown capability {', '.join(map(repr, unknown))}; valid: "
-                     f"{', '.join(sorted(CAPABILITIES))}", EXIT_USAGE)
+        return error(
+            "models",
+            f"unknown capability {', '.join(map(repr, unknown))}; valid: "
+            f"{', '.join(sorted(CAPABILITIES))}",
+            EXIT_USAGE,
+        )
     if sort not in SORT_KEYS:
-        return error("models", f"unknown sort key {sort!r}; valid: {', '.join(SORT_KEYS)}",
-                     EXIT_USAGE)
+        return error(
+            "models", f"unknown sort key {sort!r}; valid: {', '.join(SORT_KEYS)}", EXIT_USAGE
+        )
     if provider is not None:
         from ..providers.presets import builtin_presets
 
         known = sorted(set(catalog.providers()) | set(builtin_presets()))
         if provider not in known and provider != "google":
-            return error("models", f"unknown provider {provider!r}; known: {', '.join(known)}",
-                         EXIT_USAGE)
+            return error(
+                "models", f"unknown provider {provider!r}; known: {', '.join(known)}", EXIT_USAGE
+            )
     specs = _sorted(catalog.list(provider, wanted or None), sort)
     if as_json:
         print_json([model_row(s) for s in specs])
@@ -178,8 +189,16 @@ def run_models(
         for s in specs
     ]
     table(
-        ["model", "provider", "context", "max out", "$ in/1M", "$ out/1M", "quality",
-         "capabilities"],
+        [
+            "model",
+            "provider",
+            "context",
+            "max out",
+            "$ in/1M",
+            "$ out/1M",
+            "quality",
+            "capabilities",
+        ],
         rows,
         right=(2, 3, 4, 5, 6),
         use_rich=use_rich,

@@ -86,11 +86,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("scenario", metavar="SCENARIO", help="a .json or .toml scenario file")
     parser.add_argument(
-        "--strategy", action="append", metavar="S",
+        "--strategy",
+        action="append",
+        metavar="S",
         help="strategy to run (repeatable; default: the file's `strategies`, else all built-in)",
     )
-    parser.add_argument("--requests", type=int, metavar="N",
-                        help="override load.requests")
+    parser.add_argument("--requests", type=int, metavar="N", help="override load.requests")
     parser.add_argument("--seed", type=int, help="override the scenario's seed")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--plain", action="store_true", help="plain text even if rich is installed")
@@ -196,14 +197,23 @@ def _print_tables(
     scenario: Scenario, results: Sequence[SimulationResult], path: str, use_rich: bool
 ) -> None:
     load = scenario.load
-    print(f"{path}: {len(scenario.deployments)} deployments, {load.requests} requests at "
-          f"{load.rate:g}/s (bursts x{load.burst_multiplier:g}), seed {scenario.seed}, "
-          f"up to {scenario.max_attempts} attempt(s) per request\n")
+    print(
+        f"{path}: {len(scenario.deployments)} deployments, {load.requests} requests at "
+        f"{load.rate:g}/s (bursts x{load.burst_multiplier:g}), seed {scenario.seed}, "
+        f"up to {scenario.max_attempts} attempt(s) per request\n"
+    )
     table(
         ["strategy", "ok %", "p50 ms", "p95 ms", "p99 ms", "cost $", "attempts"],
         [
-            [r.strategy, f"{100 * r.success_rate:.1f}", _ms(r.p50), _ms(r.p95), _ms(r.p99),
-             f"{r.cost:.4f}", str(r.attempts)]
+            [
+                r.strategy,
+                f"{100 * r.success_rate:.1f}",
+                _ms(r.p50),
+                _ms(r.p95),
+                _ms(r.p99),
+                f"{r.cost:.4f}",
+                str(r.attempts),
+            ]
             for r in results
         ],
         right=(1, 2, 3, 4, 5, 6),
@@ -244,23 +254,26 @@ def run_simulate(
     unknown = [_strategy_name(s) for s in chosen if _strategy_name(s) not in known]
     if unknown:
         code = EXIT_USAGE if strategies else EXIT_FAILURE
-        return error("simulate", f"unknown strategy {unknown[0]!r}; known: {', '.join(known)}",
-                     code)
+        return error(
+            "simulate", f"unknown strategy {unknown[0]!r}; known: {', '.join(known)}", code
+        )
     try:
         results = [simulate(scenario, s) for s in chosen]
     except (TypeError, ValueError) as exc:  # e.g. bad parameters in a strategy table
         return error("simulate", f"cannot run the scenario: {exc}")
     if as_json:
-        print_json({
-            "scenario": {
-                "path": scenario_path,
-                "seed": scenario.seed,
-                "requests": scenario.load.requests,
-                "max_attempts": scenario.max_attempts,
-                "deployments": [d.name for d in scenario.deployments],
-            },
-            "results": [_result_dict(r) for r in results],
-        })
+        print_json(
+            {
+                "scenario": {
+                    "path": scenario_path,
+                    "seed": scenario.seed,
+                    "requests": scenario.load.requests,
+                    "max_attempts": scenario.max_attempts,
+                    "deployments": [d.name for d in scenario.deployments],
+                },
+                "results": [_result_dict(r) for r in results],
+            }
+        )
         return EXIT_OK
     use_rich = not plain and sys.stdout.isatty() and rich_available()
     _print_tables(scenario, results, scenario_path, use_rich)

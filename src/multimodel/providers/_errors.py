@@ -42,7 +42,11 @@ _CONTEXT_RE = re.compile(
     r"|input is too long|exceeds the (?:maximum|context)|reduce the length",
     re.IGNORECASE,
 )
-_CONTEXT_CODES = {"context_length_exceeded", "string_above_max_length", "model_context_window_exceeded"}
+_CONTEXT_CODES = {
+    "context_length_exceeded",
+    "string_above_max_length",
+    "model_context_window_exceeded",
+}
 _FILTER_CODES = {"content_filter", "content_policy_violation", "safety", "prohibited_content"}
 _QUOTA_CODES = {
     "insufficient_quota",
@@ -51,7 +55,12 @@ _QUOTA_CODES = {
     "enforced_spend_limit_reached",
     "billing_hard_limit_reached",
 }
-_OVERLOAD_CODES = {"overloaded_error", "server_is_overloaded", "service_unavailable_error", "slow_down"}
+_OVERLOAD_CODES = {
+    "overloaded_error",
+    "server_is_overloaded",
+    "service_unavailable_error",
+    "slow_down",
+}
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
@@ -140,7 +149,11 @@ def error_from_status(
         return ContextLengthExceeded(message, **kw)
     if lowered in _FILTER_CODES:
         return ContentFiltered(message, **kw)
-    if status == 429 or lowered in {"rate_limit_error", "rate_limit_exceeded", "resource_exhausted"}:
+    if status == 429 or lowered in {
+        "rate_limit_error",
+        "rate_limit_exceeded",
+        "resource_exhausted",
+    }:
         return RateLimited(message, retry_after=retry_after, **kw)
     if status == 401:
         return AuthenticationError(message, **kw)

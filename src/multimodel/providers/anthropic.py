@@ -371,7 +371,6 @@ class AnthropicAdapter(ProviderAdapter):
         )
 
 
-
 class _AnthropicStreamDecoder(SSEStreamDecoder):
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)

@@ -442,7 +442,6 @@ class GeminiAdapter(ProviderAdapter):
         )
 
 
-
 def _redact(text: str, endpoint: Endpoint) -> str:
     key = endpoint.api_key.get_secret_value() if endpoint.api_key is not None else ""
     return redact(text, (key,))

@@ -242,8 +242,11 @@ class OpenAIAdapter(ProviderAdapter):
         if isinstance(text, list):
             # Some compatible servers (Mistral's reasoning models) send content as parts.
             text = "".join(
-                p["text"] for p in text
-                if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+                p["text"]
+                for p in text
+                if isinstance(p, dict)
+                and p.get("type") == "text"
+                and isinstance(p.get("text"), str)
             )
         if text is not None and not isinstance(text, str):
             raise self._malformed("message content is not a string", endpoint, response)
@@ -313,7 +316,6 @@ class OpenAIAdapter(ProviderAdapter):
             headers=headers,
             body=body,
         )
-
 
 
 class _OpenAIStreamDecoder(SSEStreamDecoder):

@@ -238,12 +238,19 @@ class BudgetBook:
                 threshold = budget.threshold
                 if actual and not cell.alerted and threshold is not None and spent >= threshold:
                     cell.alerted = True
-                    alerts.append(BudgetAlert(
-                        budget=budget.name, scope=budget.scope,
-                        key=None if key == "*" else key, window=budget.window,
-                        period=cell.period, spent=spent, threshold=threshold,
-                        limit=budget.limit, at=wall,
-                    ))
+                    alerts.append(
+                        BudgetAlert(
+                            budget=budget.name,
+                            scope=budget.scope,
+                            key=None if key == "*" else key,
+                            window=budget.window,
+                            period=cell.period,
+                            spent=spent,
+                            threshold=threshold,
+                            limit=budget.limit,
+                            at=wall,
+                        )
+                    )
         if self._alert is not None:
             for alert in alerts:
                 self._alert(alert)

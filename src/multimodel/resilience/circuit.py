@@ -144,16 +144,18 @@ class HealthBoard:
         if b is None:
             return True, None, None
         if b.held_until > now:
-            return False, f"rate limited (Retry-After, {b.held_until - now:.2f}s left)", (
-                b.held_until
+            return (
+                False,
+                f"rate limited (Retry-After, {b.held_until - now:.2f}s left)",
+                (b.held_until),
             )
         if b.state == "closed":
             return True, None, None
         if b.state == "open":
             if now < b.opened_until:
                 return False, f"cooldown ({b.opened_until - now:.2f}s left)", b.opened_until
-            return (True, None, None) if not b.probing else (
-                False, "half-open: probe in flight", None
+            return (
+                (True, None, None) if not b.probing else (False, "half-open: probe in flight", None)
             )
         # half_open
         return (True, None, None) if not b.probing else (False, "half-open: probe in flight", None)
@@ -243,11 +245,14 @@ class HealthBoard:
             ratio_tripped = total >= p.min_requests and b.fails.total(now) / total >= (
                 p.failure_ratio
             )
-            if fatal or b.state == "half_open" or b.consecutive >= p.failure_threshold or (
-                ratio_tripped
+            if (
+                fatal
+                or b.state == "half_open"
+                or b.consecutive >= p.failure_threshold
+                or (ratio_tripped)
             ):
-                cooldown = p.max_cooldown if fatal else min(
-                    p.max_cooldown, p.cooldown * 2.0**b.open_count
+                cooldown = (
+                    p.max_cooldown if fatal else min(p.max_cooldown, p.cooldown * 2.0**b.open_count)
                 )
                 if retry_after:
                     cooldown = max(cooldown, retry_after)

@@ -69,7 +69,9 @@ class RetryPolicy:
     @staticmethod
     def classify(error: BaseException) -> FailureKind:
         """Sort an error into ``request``, ``deployment`` or ``transient`` (module docstring)."""
-        if isinstance(error, (AuthenticationError, PermissionDeniedError, NotFoundError, QuotaExhausted)):
+        if isinstance(
+            error, (AuthenticationError, PermissionDeniedError, NotFoundError, QuotaExhausted)
+        ):
             return "deployment"
         if isinstance(error, BadRequestError):
             return "request"
@@ -79,7 +81,9 @@ class RetryPolicy:
             return "deployment"
         return "request"
 
-    def backoff(self, retry: int, retry_after: float | None = None, rng: random.Random | None = None) -> float:
+    def backoff(
+        self, retry: int, retry_after: float | None = None, rng: random.Random | None = None
+    ) -> float:
         """Seconds to wait before retry number ``retry`` (1-based).
 
         A provider's Retry-After wins when it is within ``max_retry_after``; otherwise the

@@ -75,8 +75,6 @@ PREFIX = b"mm1:"
 _INSTALL_HINT = "install it with `pip install multimodel[crypto]`"
 
 
-
-
 # --- encryption ------------------------------------------------------------------------------
 
 

@@ -58,13 +58,18 @@ class Adaptive:
         self.default_latency = default_latency
         self._rng = LockedRandom(seed)
 
-    def cost(self, endpoint: Endpoint, stats: StatsView, ctx: RouteContext, now: float,
-             prior: float) -> float:
+    def cost(
+        self, endpoint: Endpoint, stats: StatsView, ctx: RouteContext, now: float, prior: float
+    ) -> float:
         """The load-aware cost of sending this request to ``endpoint`` now."""
         return self._cost(endpoint, stats, now, expected_latency(endpoint, stats, ctx, now), prior)
 
     def _cost(
-        self, endpoint: Endpoint, stats: StatsView, now: float, latency: float | None,
+        self,
+        endpoint: Endpoint,
+        stats: StatsView,
+        now: float,
+        latency: float | None,
         prior: float,
     ) -> float:
         cell = stats.get(endpoint.name)

@@ -109,8 +109,10 @@ class Intelligent:
         cached = self._price_cache.get(endpoint.name, _MISSING)
         if cached is _MISSING:
             pricing = getattr(endpoint.spec, "pricing", None)
-            cached = None if pricing is None else (
-                float(pricing.input) / 1e6, float(pricing.output) / 1e6
+            cached = (
+                None
+                if pricing is None
+                else (float(pricing.input) / 1e6, float(pricing.output) / 1e6)
             )
             self._price_cache[endpoint.name] = cached
         return cached  # type: ignore[return-value]

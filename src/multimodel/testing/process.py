@@ -61,8 +61,15 @@ class MockServerProcess:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(scenario, fh)
         self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "multimodel.testing.server", "--port", "0",
-             "--config", self._config],
+            [
+                sys.executable,
+                "-m",
+                "multimodel.testing.server",
+                "--port",
+                "0",
+                "--config",
+                self._config,
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

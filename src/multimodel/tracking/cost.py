@@ -36,7 +36,7 @@ class CostBreakdown(NamedTuple):
     """What one response cost, in USD, split by kind of token (immutable; built per response,
     so a named tuple rather than a frozen dataclass, which costs several times as much).
 
-    Attributes:
+    Fields (named tuple, so autodoc lists them below):
         uncached_input: prompt tokens neither read from nor written to a cache.
         cache_read: prompt tokens read from a prompt cache.
         cache_write: prompt tokens written to a prompt cache.

@@ -14,7 +14,7 @@ class Outcome(NamedTuple):
     """What one attempt on one deployment came to (immutable; a named tuple because it is made
     on every attempt and a frozen dataclass costs five times as much to build).
 
-    Attributes:
+    Fields (named tuple, so autodoc lists them below):
         deployment, model, provider: where it went.
         ok: whether it produced an answer.
         error: the error class name (``RateLimited``...) when it did not.

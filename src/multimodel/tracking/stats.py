@@ -173,8 +173,15 @@ class _Cell:
 class _GroupCell:
     """Per-user or per-tag totals (no routing state)."""
 
-    __slots__ = ("cost", "failures", "input_tokens", "latency", "output_tokens", "requests",
-                 "window")
+    __slots__ = (
+        "cost",
+        "failures",
+        "input_tokens",
+        "latency",
+        "output_tokens",
+        "requests",
+        "window",
+    )
 
     def __init__(self) -> None:
         self.requests = 0
@@ -313,7 +320,9 @@ class Tracker:
             cell.ewma_tpot = _ewma(cell.ewma_tpot, generation / usage.output_tokens)
 
     @staticmethod
-    def _group(groups: OrderedDict[str, _GroupCell], key: str, outcome: Outcome, now: float) -> None:
+    def _group(
+        groups: OrderedDict[str, _GroupCell], key: str, outcome: Outcome, now: float
+    ) -> None:
         cell = groups.get(key)
         if cell is None:
             if len(groups) >= MAX_GROUPS - 1:  # one slot stays free for "(other)"
@@ -448,16 +457,29 @@ def _merge(key: str, cells: list[_Cell], now: float) -> GroupSnapshot:
         for label, value in cell.win_requests.rate(now).items():
             rate[label] = rate.get(label, 0.0) + value
     return GroupSnapshot(
-        key=key, requests=requests, failures=failures, input_tokens=tin, output_tokens=tout,
-        cost=cost, latency_p50=latency.quantile(0.5), latency_p95=latency.quantile(0.95),
-        latency_p99=latency.quantile(0.99), request_rate=rate,
+        key=key,
+        requests=requests,
+        failures=failures,
+        input_tokens=tin,
+        output_tokens=tout,
+        cost=cost,
+        latency_p50=latency.quantile(0.5),
+        latency_p95=latency.quantile(0.95),
+        latency_p99=latency.quantile(0.99),
+        request_rate=rate,
     )
 
 
 def _group_snapshot(key: str, cell: _GroupCell, now: float) -> GroupSnapshot:
     return GroupSnapshot(
-        key=key, requests=cell.requests, failures=cell.failures,
-        input_tokens=cell.input_tokens, output_tokens=cell.output_tokens, cost=cell.cost,
-        latency_p50=cell.latency.quantile(0.5), latency_p95=cell.latency.quantile(0.95),
-        latency_p99=cell.latency.quantile(0.99), request_rate=cell.window.rate(now),
+        key=key,
+        requests=cell.requests,
+        failures=cell.failures,
+        input_tokens=cell.input_tokens,
+        output_tokens=cell.output_tokens,
+        cost=cell.cost,
+        latency_p50=cell.latency.quantile(0.5),
+        latency_p95=cell.latency.quantile(0.95),
+        latency_p99=cell.latency.quantile(0.99),
+        request_rate=cell.window.rate(now),
     )
