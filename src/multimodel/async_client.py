@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from functools import cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import httpx
@@ -27,7 +27,7 @@ import httpx
 from ._base_client import BaseClient, RequestInput, default_ssl_context
 from ._core.dispatch import DispatchPlan, Send, Sleep
 from ._params import RequestParams
-from .errors import InvalidRequestError, MultimodelError, ProviderError
+from .errors import ConfigError, InvalidRequestError, MultimodelError, ProviderError
 from .providers.base import ParsedResponse
 from .streaming import AsyncStream
 from .types import ChatRequest, ChatResponse
@@ -56,8 +56,9 @@ class AsyncClient(BaseClient):
         max_retries: retries after the first attempt (default 2).
         deadline: overall seconds for one call, attempts and back-offs included.
         http_client: an ``httpx.AsyncClient`` to use (you keep ownership; it is not closed).
-        transport: an httpx async transport for the client's own ``httpx.AsyncClient``
-            (e.g. ``httpx_aiohttp.AiohttpTransport()`` from the ``multimodel[aiohttp]`` extra).
+        transport: an httpx async transport for the client's own ``httpx.AsyncClient``, or
+            ``"aiohttp"`` for ``httpx_aiohttp.AiohttpTransport`` (the ``multimodel[aiohttp]``
+            extra): httpx's own pool slows down badly with hundreds of requests in flight.
 
     Raises:
         ConfigError: invalid configuration; MissingAPIKeyError names the variable to set.
@@ -70,12 +71,19 @@ class AsyncClient(BaseClient):
         deployments: Sequence[Any] | None = None,
         *,
         http_client: httpx.AsyncClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | Literal["aiohttp"] | None = None,
         **options: Any,
     ) -> None:
         super().__init__(deployments, **options)
         if http_client is not None and transport is not None:
             raise InvalidRequestError("pass http_client or transport, not both", field="transport")
+        if transport == "aiohttp":
+            transport = _aiohttp_transport()
+        elif isinstance(transport, str):
+            raise InvalidRequestError(
+                f"unknown transport {transport!r}; pass 'aiohttp' or an httpx transport",
+                field="transport",
+            )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(
             transport=transport,
@@ -319,3 +327,14 @@ class AsyncClient(BaseClient):
         if http_response.status_code >= 400:
             raise adapter.map_error(http_response, endpoint)
         return adapter.parse_response(http_response, endpoint), http_response.headers
+
+
+def _aiohttp_transport() -> httpx.AsyncBaseTransport:
+    try:
+        from httpx_aiohttp import AiohttpTransport
+    except ImportError as exc:
+        raise ConfigError(
+            "transport='aiohttp' needs the httpx-aiohttp package: pip install 'multimodel[aiohttp]'"
+        ) from exc
+    transport: httpx.AsyncBaseTransport = AiohttpTransport()
+    return transport
