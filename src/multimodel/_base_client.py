@@ -392,6 +392,20 @@ class BaseClient:
             f"{type(exc).__name__}: {detail}", provider=endpoint.provider, deployment=endpoint.name
         )
 
+    def _succeed(
+        self, plan: DispatchPlan, send: Send, parsed: ParsedResponse, headers: Mapping[str, str]
+    ) -> ChatResponse:
+        """Record a successful non-streamed attempt and build its response."""
+        outcome = plan.succeeded(
+            send,
+            usage=parsed.usage,
+            headers=headers,
+            response_model=parsed.model,
+            finish_reason=parsed.finish_reason,
+            request_id=self._request_id(headers),
+        )
+        return self._response(send, parsed, outcome, plan)
+
     def _response(
         self, send: Send, parsed: ParsedResponse, outcome: Outcome, plan: DispatchPlan
     ) -> ChatResponse:

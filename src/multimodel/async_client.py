@@ -255,15 +255,7 @@ class AsyncClient(BaseClient):
             except BaseException:
                 plan.cancelled(action)
                 raise
-            outcome = plan.succeeded(
-                action,
-                usage=parsed.usage,
-                headers=headers,
-                response_model=parsed.model,
-                finish_reason=parsed.finish_reason,
-                request_id=self._request_id(headers),
-            )
-            return self._response(action, parsed, outcome, plan)
+            return self._succeed(plan, action, parsed, headers)
 
     async def _hedged(
         self, plan: DispatchPlan, primary: Send, request: ChatRequest, delay: float
@@ -285,16 +277,9 @@ class AsyncClient(BaseClient):
                 (plan.abandoned if won else plan.cancelled)(send)  # no await: nothing to shield
                 raise
             else:
-                outcome = plan.succeeded(
-                    send,
-                    usage=parsed.usage,
-                    headers=headers,
-                    response_model=parsed.model,
-                    finish_reason=parsed.finish_reason,
-                    request_id=self._request_id(headers),
-                )
+                response = self._succeed(plan, send, parsed, headers)
                 if not won:
-                    won.append(self._response(send, parsed, outcome, plan))
+                    won.append(response)
             finally:
                 running.pop(id(send), None)
                 if won or not running:

@@ -242,15 +242,7 @@ class Client(BaseClient):
             except BaseException:
                 plan.cancelled(action)
                 raise
-            outcome = plan.succeeded(
-                action,
-                usage=parsed.usage,
-                headers=headers,
-                response_model=parsed.model,
-                finish_reason=parsed.finish_reason,
-                request_id=self._request_id(headers),
-            )
-            return self._response(action, parsed, outcome, plan)
+            return self._succeed(plan, action, parsed, headers)
 
     def _hedged(
         self, plan: DispatchPlan, primary: Send, request: ChatRequest, delay: float
@@ -272,17 +264,10 @@ class Client(BaseClient):
             except BaseException:
                 plan.cancelled(send)
                 raise
-            outcome = plan.succeeded(
-                send,
-                usage=parsed.usage,
-                headers=headers,
-                response_model=parsed.model,
-                finish_reason=parsed.finish_reason,
-                request_id=self._request_id(headers),
-            )
+            response = self._succeed(plan, send, parsed, headers)
             with lock:
                 if not won:
-                    won.append(self._response(send, parsed, outcome, plan))
+                    won.append(response)
 
         pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="multimodel-hedge")
         try:

@@ -266,6 +266,17 @@ def _to_chunk(
     return out
 
 
+def _usage_chunk(final: ChatResponse, created: int) -> ChatCompletionChunk:
+    """The final ``include_usage`` chunk: no choices, the answer's usage."""
+    return ChatCompletionChunk(
+        id=final.id or "chatcmpl-multimodel",
+        created=created,
+        model=final.model,
+        choices=[],
+        usage=CompletionUsage.from_usage(final.usage),
+    )
+
+
 def _params(messages: Sequence[Mapping[str, Any]], kwargs: Mapping[str, Any]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     extra: dict[str, Any] = {}
@@ -340,15 +351,8 @@ class Completions:
                 ident = chunk.id or "chatcmpl-multimodel"
                 yield from _to_chunk(chunk, ident, chunk.model or model, created, first)
                 first = False
-            final = s.response
-            if include_usage and final is not None:
-                yield ChatCompletionChunk(
-                    id=final.id or "chatcmpl-multimodel",
-                    created=created,
-                    model=final.model,
-                    choices=[],
-                    usage=CompletionUsage.from_usage(final.usage),
-                )
+            if include_usage and s.response is not None:
+                yield _usage_chunk(s.response, created)
 
 
 class Chat:
@@ -396,15 +400,8 @@ class AsyncCompletions:
                 for out in _to_chunk(chunk, ident, chunk.model or model, created, first):
                     yield out
                 first = False
-            final = s.response
-            if include_usage and final is not None:
-                yield ChatCompletionChunk(
-                    id=final.id or "chatcmpl-multimodel",
-                    created=created,
-                    model=final.model,
-                    choices=[],
-                    usage=CompletionUsage.from_usage(final.usage),
-                )
+            if include_usage and s.response is not None:
+                yield _usage_chunk(s.response, created)
 
 
 class AsyncChat:
