@@ -63,6 +63,6 @@ async def test_adaptive_beats_round_robin(mock_server_factory) -> None:  # type:
     # Round robin sends a third of first attempts to each deployment: ~30 failed attempts
     # (then retried elsewhere) and a third of calls waiting 120 ms on "slow".
     assert rr_failed > 15
-    assert ad_failed < rr_failed * 0.8  # measured: 18 vs 29
+    assert ad_failed < rr_failed * 0.5  # measured: 4-9 vs 29
     assert ad_errors <= rr_errors
-    assert ad_latency < rr_latency * 0.75  # measured: 33 ms vs 61 ms
+    assert ad_latency < rr_latency * 0.85  # measured: 35-46 ms vs 61-64 ms

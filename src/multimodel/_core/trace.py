@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..providers.base import Endpoint
 
 __all__ = ["AttemptRecord", "RoutingTrace", "Send", "Sleep"]
 
 
-@dataclass(frozen=True, slots=True)
-class Send:
+class Send(NamedTuple):
     """Send one attempt to ``endpoint`` within ``timeout`` seconds."""
 
     endpoint: Endpoint
@@ -30,8 +29,7 @@ class Sleep:
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptRecord:
+class AttemptRecord(NamedTuple):
     """One attempt in a routing trace."""
 
     deployment: str

@@ -52,7 +52,7 @@ class Adaptive:
     """
 
     def __init__(
-        self, error_penalty: float = 10.0, default_latency: float = 1.0, seed: int | None = None
+        self, error_penalty: float = 30.0, default_latency: float = 1.0, seed: int | None = None
     ) -> None:
         self.error_penalty = error_penalty
         self.default_latency = default_latency

@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from ..errors import ConfigError
 from ..providers.base import Endpoint
@@ -47,11 +46,10 @@ __all__ = [
 ENTRY_POINT_GROUP = "multimodel.strategies"
 
 
-@dataclass(frozen=True, slots=True)
-class RouteContext:
+class RouteContext(NamedTuple):
     """What a strategy knows about the request being routed.
 
-    Attributes:
+    Fields:
         request: the request (``None`` in simulations that route without one).
         stream: whether the answer is streamed (score time to first token).
         input_tokens: estimated prompt tokens.
