@@ -445,8 +445,11 @@ class BaseClient:
         )
 
     def _cost(self, endpoint: Endpoint, usage: Usage) -> CostBreakdown | None:
-        from .tracking.cost import cost_for
+        from .tracking.cost import compute_cost, cost_for
 
+        pricing = getattr(endpoint.spec, "pricing", None)
+        if pricing is not None:  # the common case, without the warning machinery
+            return compute_cost(usage, pricing, price_version=self.catalog.version)
         return cost_for(
             usage,
             endpoint.spec,
