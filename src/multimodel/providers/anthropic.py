@@ -54,7 +54,14 @@ from ..types import (
     Usage,
 )
 from ._errors import error_from_status
-from .base import Endpoint, ParsedResponse, ProviderAdapter, SSEStreamDecoder, request_headers
+from .base import (
+    Endpoint,
+    ParsedResponse,
+    ProviderAdapter,
+    SSEStreamDecoder,
+    request_headers,
+    token_count,
+)
 from .sse import ServerSentEvent
 
 __all__ = ["AnthropicAdapter", "normalize_stop_reason", "parse_usage"]
@@ -97,21 +104,17 @@ def parse_usage(data: Any) -> Usage | None:
     """Normalize an Anthropic ``usage`` object (``None`` when absent or not an object)."""
     if not isinstance(data, dict):
         return None
-    cache_read = _int(data.get("cache_read_input_tokens"))
-    cache_write = _int(data.get("cache_creation_input_tokens"))
+    cache_read = token_count(data.get("cache_read_input_tokens"))
+    cache_write = token_count(data.get("cache_creation_input_tokens"))
     details = data.get("output_tokens_details")
-    thinking = _int(details.get("thinking_tokens")) if isinstance(details, dict) else 0
+    thinking = token_count(details.get("thinking_tokens")) if isinstance(details, dict) else 0
     return Usage(
-        input_tokens=_int(data.get("input_tokens")) + cache_read + cache_write,
-        output_tokens=_int(data.get("output_tokens")),
+        input_tokens=token_count(data.get("input_tokens")) + cache_read + cache_write,
+        output_tokens=token_count(data.get("output_tokens")),
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
         reasoning_tokens=thinking,
     )
-
-
-def _int(value: Any) -> int:
-    return value if type(value) is int and value >= 0 else 0
 
 
 def _dumps(value: Any) -> str:

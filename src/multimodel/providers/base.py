@@ -40,6 +40,7 @@ __all__ = [
     "SSEStreamDecoder",
     "StreamDecoder",
     "request_headers",
+    "token_count",
 ]
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -108,6 +109,11 @@ class Endpoint:
     def url(self, path: str) -> httpx.URL:
         """Join ``base_url`` and ``path`` with exactly one slash (parsed once, then cached)."""
         return _join(self.base_url, path)
+
+
+def token_count(value: Any) -> int:
+    """A token count from a provider body: a non-negative int, else 0 (``null``, strings...)."""
+    return value if type(value) is int and value >= 0 else 0
 
 
 def request_headers(

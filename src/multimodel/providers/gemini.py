@@ -55,7 +55,14 @@ from ..types import (
     Usage,
 )
 from ._errors import MAX_RETRY_AFTER, error_from_status, parse_retry_after
-from .base import Endpoint, ParsedResponse, ProviderAdapter, SSEStreamDecoder, request_headers
+from .base import (
+    Endpoint,
+    ParsedResponse,
+    ProviderAdapter,
+    SSEStreamDecoder,
+    request_headers,
+    token_count,
+)
 from .sse import ServerSentEvent
 
 __all__ = ["GeminiAdapter", "normalize_finish_reason", "parse_usage"]
@@ -96,18 +103,15 @@ def parse_usage(data: Any) -> Usage | None:
     """
     if not isinstance(data, dict):
         return None
-    thoughts = _int(data.get("thoughtsTokenCount"))
+    thoughts = token_count(data.get("thoughtsTokenCount"))
     return Usage(
-        input_tokens=_int(data.get("promptTokenCount")) + _int(data.get("toolUsePromptTokenCount")),
-        output_tokens=_int(data.get("candidatesTokenCount")) + thoughts,
-        cache_read_tokens=_int(data.get("cachedContentTokenCount")),
+        input_tokens=token_count(data.get("promptTokenCount"))
+        + token_count(data.get("toolUsePromptTokenCount")),
+        output_tokens=token_count(data.get("candidatesTokenCount")) + thoughts,
+        cache_read_tokens=token_count(data.get("cachedContentTokenCount")),
         cache_write_tokens=0,
         reasoning_tokens=thoughts,
     )
-
-
-def _int(value: Any) -> int:
-    return value if type(value) is int and value >= 0 else 0
 
 
 def _merge(into: dict[str, Any], extra: Mapping[str, Any]) -> None:

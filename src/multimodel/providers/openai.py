@@ -41,6 +41,7 @@ from .base import (
     ProviderAdapter,
     SSEStreamDecoder,
     request_headers,
+    token_count,
 )
 from .sse import ServerSentEvent
 
@@ -68,18 +69,18 @@ def parse_usage(data: Any) -> Usage | None:
     """Normalize an OpenAI-family ``usage`` object (``None`` when absent or not an object)."""
     if not isinstance(data, dict):
         return None
-    prompt = _int(data.get("prompt_tokens"))
-    completion = _int(data.get("completion_tokens"))
+    prompt = token_count(data.get("prompt_tokens"))
+    completion = token_count(data.get("completion_tokens"))
     pdetails = data.get("prompt_tokens_details")
     cdetails = data.get("completion_tokens_details")
     cached = 0
     cache_write = 0
     if isinstance(pdetails, dict):
-        cached = _int(pdetails.get("cached_tokens"))
-        cache_write = _int(pdetails.get("cache_write_tokens"))
+        cached = token_count(pdetails.get("cached_tokens"))
+        cache_write = token_count(pdetails.get("cache_write_tokens"))
     if not cached:
-        cached = _int(data.get("prompt_cache_hit_tokens"))  # DeepSeek
-    reasoning = _int(cdetails.get("reasoning_tokens")) if isinstance(cdetails, dict) else 0
+        cached = token_count(data.get("prompt_cache_hit_tokens"))  # DeepSeek
+    reasoning = token_count(cdetails.get("reasoning_tokens")) if isinstance(cdetails, dict) else 0
     return Usage(
         input_tokens=prompt,
         output_tokens=completion,
@@ -87,10 +88,6 @@ def parse_usage(data: Any) -> Usage | None:
         cache_write_tokens=cache_write,
         reasoning_tokens=reasoning,
     )
-
-
-def _int(value: Any) -> int:
-    return value if type(value) is int and value >= 0 else 0
 
 
 def _str(value: Any) -> str | None:
