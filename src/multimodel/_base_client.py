@@ -378,7 +378,7 @@ class BaseClient:
     def _http_request(self, send: Send, request: ChatRequest, *, stream: bool) -> httpx.Request:
         endpoint = send.endpoint
         http_request = self._adapters[endpoint.name].build_request(request, endpoint, stream=stream)
-        http_request.extensions["timeout"] = httpx.Timeout(send.timeout).as_dict()
+        http_request.extensions["timeout"] = _timeout_extension(send.timeout)
         return http_request
 
     def _transport_error(self, exc: Exception, endpoint: Endpoint) -> ProviderError:
@@ -426,8 +426,8 @@ class BaseClient:
             cost=outcome.cost,
             cost_breakdown=outcome.cost_breakdown,
             trace=trace,
+            raw=parsed.raw,
         )
-        response._raw = parsed.raw
         if self._ledger_content:
             self._record_content(outcome, plan, response)
         return response
@@ -466,6 +466,16 @@ class BaseClient:
     def _request_id(headers: Mapping[str, str] | None) -> str | None:
         if headers is None:
             return None
+        if isinstance(headers, httpx.Headers):
+            # One pass over the raw pairs: Headers.get normalizes and scans once per name.
+            found: str | None = None
+            for key, value in headers.raw:
+                lowered = key.lower()
+                if lowered == b"x-request-id":
+                    return value.decode("latin-1")
+                if lowered == b"request-id" and found is None:
+                    found = value.decode("latin-1")
+            return found
         return headers.get("x-request-id") or headers.get("request-id")
 
     def stats(self) -> StatsSnapshot:
@@ -500,6 +510,15 @@ class BaseClient:
     def _outcome_event(self, outcome: Outcome) -> None:
         if self.events.wants("outcome"):
             self.events.emit("outcome", outcome)
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout_extension(seconds: float) -> dict[str, float | None]:
+    """httpx's per-request timeout extension for ``seconds`` (shared: httpcore only reads it).
+
+    A deadline makes per-attempt timeouts vary, hence the bounded cache rather than one dict.
+    """
+    return httpx.Timeout(seconds).as_dict()
 
 
 def _as_dict(dep: Deployment | Mapping[str, Any]) -> Any:

@@ -17,7 +17,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     field_validator,
     model_validator,
 )
@@ -333,7 +332,10 @@ class ChatResponse(BaseModel):
     cost_breakdown: Any = Field(default=None, repr=False)
     cached: bool = False
     trace: Any = Field(default=None, repr=False)
-    _raw: Any = PrivateAttr(default=None)
+    raw: Any = Field(default=None, repr=False, exclude=True)
+    """The provider's decoded JSON body (``None`` for streams and cache hits from Redis); left
+    out of ``repr`` and dumps. A plain field rather than a private attribute: pydantic's
+    private-attribute setup made every response four times as slow to build."""
 
     @property
     def text(self) -> str:
@@ -347,7 +349,7 @@ class ChatResponse(BaseModel):
 
     def raw_body(self) -> Any:
         """The provider's decoded JSON body (for streams, ``None``)."""
-        return self._raw
+        return self.raw
 
 
 class ToolCallDelta(BaseModel):

@@ -419,3 +419,27 @@ def test_late_success_while_open_does_not_close() -> None:
     open_after(b, "a", 2, 0.0)
     b.on_success("a", 1.0)
     assert is_open(b, "a", 1.0)
+
+
+def test_all_closed_tracks_every_way_a_check_can_fail() -> None:
+    # The router skips per-deployment checks while all_closed is True, so it must turn False
+    # whenever any check() could fail, and back to True only once every breaker is settled.
+    b, _ = board(failure_threshold=1, cooldown=5.0)
+    assert b.all_closed
+    b.on_send("a", 0.0)
+    b.on_success("a", 0.0)
+    assert b.all_closed
+    b.on_failure("a", server_error(), 1.0)  # opens
+    assert not b.all_closed and not b.check("a", 1.0)[0]
+    b.on_send("a", 6.0)  # half-open probe
+    assert not b.all_closed and not b.check("a", 6.0)[0]
+    b.on_success("a", 6.5)  # probe succeeded: closed
+    assert b.all_closed and b.check("a", 6.5)[0]
+    b.on_failure("b", RateLimited("slow down", status=429, retry_after=2.0), 7.0)  # a hold
+    assert not b.all_closed and not b.check("b", 8.0)[0]
+    assert b.check("b", 9.0)[0]  # the hold ran out: checks pass before anything settles it
+    b.on_send("b", 9.0)
+    b.on_success("b", 9.1)
+    assert b.all_closed
+    b.hold("c", 20.0, 10.0)
+    assert not b.all_closed and not b.check("c", 15.0)[0]

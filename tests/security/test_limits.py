@@ -6,11 +6,13 @@ import dataclasses
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from multimodel.errors import ConfigError, InvalidRequestError
 from multimodel.providers.base import MAX_BODY_BYTES
 from multimodel.security import DEFAULT_LIMITS, InputLimits, check_batch, check_request
-from multimodel.security.limits import request_size
+from multimodel.security.limits import _upper_bound, request_size
 from multimodel.types import ChatRequest, ImagePart, Message, TextPart, Tool, ToolCall
 
 
@@ -170,3 +172,37 @@ def test_check_batch() -> None:
     with pytest.raises(InvalidRequestError, match=">= 0") as info:
         check_batch(-1)
     assert info.value.field == "batch"
+
+
+_text = st.text(max_size=40)
+
+
+@given(
+    contents=st.lists(_text, min_size=1, max_size=5),
+    name=st.none() | _text.filter(bool),
+    stop=st.none() | st.lists(_text, max_size=3),
+    tags=st.none() | st.lists(_text, max_size=3),
+    user_id=st.none() | _text,
+    calls=st.lists(st.tuples(_text.filter(bool), _text), max_size=2),
+)
+def test_the_cheap_size_bound_is_never_below_the_real_size(
+    contents: list[str],
+    name: str | None,
+    stop: list[str] | None,
+    tags: list[str] | None,
+    user_id: str | None,
+    calls: list[tuple[str, str]],
+) -> None:
+    # check_request skips serializing when this bound fits; it must never under-estimate.
+    messages = [Message(role="user", content=c, name=name) for c in contents]
+    if calls:
+        tool_calls = [ToolCall(id=f"c{i}", name="f", arguments=a) for i, (_, a) in enumerate(calls)]
+        messages.append(Message(role="assistant", content=None, tool_calls=tool_calls))
+    request = ChatRequest(
+        model="gpt-4o", messages=messages, stop=stop, tags=tags, user=user_id, max_tokens=5
+    )
+    text = sum(len(c) for c in contents) + sum(len(a) for _, a in calls)
+    assert _upper_bound(request, text) >= request_size(request)
+    check_request(request, InputLimits(max_request_bytes=request_size(request)))
+    with pytest.raises(InvalidRequestError, match="max_request_bytes"):
+        check_request(request, InputLimits(max_request_bytes=request_size(request) - 1))

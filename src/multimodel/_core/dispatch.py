@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import (
     AllAttemptsFailed,
@@ -99,9 +99,7 @@ class DispatchPlan:
         self._enter(self._chain[0])
         router.budget.deposit(now)
         self._span = (
-            router.telemetry.start_call(
-                model=request.model, stream=stream, request_params=_span_params(request)
-            )
+            router.telemetry.start_call(model=request.model, stream=stream, request_params=request)
             if router.telemetry is not None
             else None
         )
@@ -132,7 +130,8 @@ class DispatchPlan:
         self.trace.models.append(model)
         if not self.trace.strategy:
             self.trace.strategy = type(self.strategy).__name__
-        self.trace.candidates.extend(c.name for c in self.candidates)
+        self.trace.candidates.extend([c.name for c in self.candidates])
+        self._choose_scored = getattr(self.strategy, "choose_scored", None)
         self._tried = set()
 
     def _advance(self) -> bool:
@@ -199,9 +198,9 @@ class DispatchPlan:
                 self.trace.sleeps.append(wait)
                 return Sleep(wait)
             raise self._exhausted(retry_at=earliest)
-        fresh = [c for c in available if c.name not in self._tried]
-        pool = fresh or available
-        scored = getattr(self.strategy, "choose_scored", None)
+        tried = self._tried
+        pool = ([c for c in available if c.name not in tried] or available) if tried else available
+        scored = self._choose_scored
         if scored is not None:
             endpoint, scores = scored(pool, router.tracker, self.ctx)
             self.trace.scores.update(scores)
@@ -238,10 +237,17 @@ class DispatchPlan:
 
     def _available(self, now: float) -> tuple[list[Endpoint], float | None]:
         router = self._router
+        budgets = router.budgets
+        if budgets is None and router.health.all_closed and not router.limiter.any_limits:
+            # Nothing can turn a candidate away but this call's own exclusions: O(1) when there
+            # are none (the common case, whatever the fleet size).
+            excluded = self._excluded
+            if not excluded:
+                return self.candidates, None
+            return [c for c in self.candidates if c.name not in excluded], None
         tokens = self.ctx.input_tokens + self.ctx.output_tokens
         available: list[Endpoint] = []
         earliest: float | None = None
-        budgets = router.budgets
         for c in self.candidates:
             if c.name in self._excluded or c.name in self._budget_blocked:
                 continue
@@ -516,14 +522,6 @@ class DispatchPlan:
         err = AllAttemptsFailed(self.request.model, self._errors, trace=self.trace)
         err.__cause__ = self._errors[-1]
         return err
-
-
-def _span_params(request: ChatRequest) -> dict[str, Any]:
-    return {
-        "max_tokens": request.max_tokens,
-        "temperature": request.temperature,
-        "top_p": request.top_p,
-    }
 
 
 _MILLION = Decimal(1_000_000)

@@ -127,6 +127,9 @@ class HealthBoard:
         self._lock = threading.Lock()
         self._emit_lock = threading.RLock()
         self._breakers: dict[str, _Breaker] = {}
+        # Names whose breaker is not closed or carries a Retry-After hold: only these can fail
+        # check(). Empty in the common case, which lets the router skip per-deployment checks.
+        self._unsettled: set[str] = set()
 
     def _get(self, name: str) -> _Breaker:
         b = self._breakers.get(name)
@@ -138,10 +141,19 @@ class HealthBoard:
         """The deployment's current health status."""
         return self._get(name).status
 
+    @property
+    def all_closed(self) -> bool:
+        """``True`` when no breaker is open, half-open or holding: every :meth:`check` passes.
+
+        Read without the lock; a concurrent failure may be seen one decision late, as with
+        :meth:`check` itself.
+        """
+        return not self._unsettled
+
     def check(self, name: str, now: float) -> tuple[bool, str | None, float | None]:
         """Whether ``name`` may be tried now: ``(ok, reason when not, time it may be retried)``."""
         b = self._breakers.get(name)
-        if b is None:
+        if b is None or name not in self._unsettled:
             return True, None, None
         if b.held_until > now:
             return (
@@ -162,6 +174,9 @@ class HealthBoard:
 
     def on_send(self, name: str, now: float) -> None:
         """An attempt is being sent; an expired open breaker turns half-open with this probe."""
+        b = self._breakers.get(name)
+        if b is not None and b.state == "closed" and b.status == "healthy":
+            return  # nothing to change or announce: the common case costs no lock
         with self._lock:
             b = self._get(name)
             reason = "Retry-After elapsed"
@@ -170,6 +185,7 @@ class HealthBoard:
             if b.state == "half_open":
                 b.probing = True
                 reason = "probing after cooldown"
+            self._settle(name, b, now)
         self._refresh(name, b, reason, now)
 
     def on_success(self, name: str, now: float) -> None:
@@ -187,6 +203,9 @@ class HealthBoard:
                 b.open_count = 0
                 b.probing = False
                 reason = "probe succeeded"
+            elif b.state == "closed" and b.status == "healthy":
+                return  # a success only lowers the error rate: a healthy breaker stays healthy
+            self._settle(name, b, now)
         self._refresh(name, b, reason, now)
 
     def on_cancel(self, name: str) -> None:
@@ -200,6 +219,7 @@ class HealthBoard:
         with self._lock:
             b = self._get(name)
             b.held_until = max(b.held_until, until)
+            self._settle(name, b, now)
         self._refresh(name, b, "rate limited", now)
 
     def on_failure(self, name: str, error: ProviderError, now: float) -> None:
@@ -216,6 +236,7 @@ class HealthBoard:
                     b.held_until = max(b.held_until, now + retry_after)
                 if b.state == "half_open":
                     b.probing = False
+                self._settle(name, b, now)
             self._refresh(name, b, type(error).__name__, now)
             return
         fatal = isinstance(
@@ -260,7 +281,15 @@ class HealthBoard:
                 b.opened_until = now + cooldown
                 b.open_count += 1
                 b.probing = False
+                self._settle(name, b, now)
         self._refresh(name, b, type(error).__name__, now)
+
+    def _settle(self, name: str, b: _Breaker, now: float) -> None:
+        """Keep ``_unsettled`` exact for ``name`` (call with the lock held, after a change)."""
+        if b.state != "closed" or b.held_until > now:
+            self._unsettled.add(name)
+        else:
+            self._unsettled.discard(name)
 
     def _refresh(self, name: str, b: _Breaker, reason: str, now: float) -> None:
         # Decide and announce a transition as one step (the emit lock is re-entrant, so a

@@ -93,6 +93,11 @@ class RateLimiter:
             if tpm:
                 self._tokens[deployment] = _Log(tpm)
 
+    @property
+    def any_limits(self) -> bool:
+        """Whether any deployment has a limit (else every check passes)."""
+        return bool(self._requests or self._tokens)
+
     def limited(self, deployment: str) -> bool:
         """Whether ``deployment`` has any limit."""
         return deployment in self._requests or deployment in self._tokens

@@ -134,10 +134,50 @@ def check_request(request: ChatRequest, limits: InputLimits = DEFAULT_LIMITS) ->
     tools = request.tools or ()
     if len(tools) > limits.max_tools:
         raise _over("tools", len(tools), "tools", limits.max_tools, "max_tools")
-    # Every character is at least one byte of JSON: a cheap lower bound first, then the real size.
-    size = total_chars if total_chars > limits.max_request_bytes else request_size(request)
+    # Every character is at least one byte of JSON: a cheap lower bound first; then, when a
+    # cheap upper bound already fits (plain text requests, the common case), no serializing.
+    if total_chars > limits.max_request_bytes:
+        size = total_chars
+    elif _upper_bound(request, total_chars) <= limits.max_request_bytes:
+        return
+    else:
+        size = request_size(request)
     if size > limits.max_request_bytes:
         raise _over("request", size, "bytes", limits.max_request_bytes, "max_request_bytes")
+
+
+_ESCAPED = 6  # the longest JSON escape of one character: a six-byte \u escape
+_FRAME = 256  # bytes of JSON framing per message, tool call, stop string or tag, generously
+
+
+def _upper_bound(request: ChatRequest, text_chars: int) -> int:
+    """A cheap upper bound on :func:`request_size`; ``2**62`` when there is none.
+
+    Only for requests made of strings and numbers: tools, schemas, metadata, ``extra_body`` and
+    image parts are left to the real serialization.
+    """
+    if (
+        request.tools
+        or request.tool_choice is not None
+        or request.response_format is not None
+        or request.metadata
+        or request.extra_body
+    ):
+        return 1 << 62
+    chars = text_chars + len(request.model) + len(request.user or "")
+    frames = 4
+    for message in request.messages:
+        if message.content is not None and not isinstance(message.content, str):
+            return 1 << 62
+        chars += len(message.name or "") + len(message.tool_call_id or "")
+        for call in message.tool_calls or ():
+            chars += len(call.id) + len(call.name)  # arguments are in text_chars
+            frames += 1
+        frames += 1
+    for value in (*(request.stop or ()), *(request.tags or ())):
+        chars += len(value)
+        frames += 1
+    return _ESCAPED * chars + _FRAME * frames
 
 
 def check_batch(n: int, limits: InputLimits = DEFAULT_LIMITS) -> None:

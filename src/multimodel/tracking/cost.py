@@ -63,10 +63,18 @@ class CostBreakdown(NamedTuple):
 def _price(tokens: int, per_million: Decimal) -> Decimal:
     if not tokens:
         return _ZERO  # most answers have no cache or reasoning tokens: skip the arithmetic
-    return _EXACT.multiply(Decimal(tokens), per_million).scaleb(_PER, _EXACT)
+    per_token = _PER_TOKEN.get(per_million)
+    if per_token is None:
+        if len(_PER_TOKEN) >= _PER_TOKEN_MAX:
+            _PER_TOKEN.clear()  # bounded: a process sees a few dozen distinct prices at most
+        per_token = _PER_TOKEN[per_million] = per_million.scaleb(_PER, _EXACT)
+    # Same digits and exponent as (tokens * per_million) scaled by 10**-6, in one operation.
+    return _EXACT.multiply(tokens, per_token)
 
 
 _ZERO = Decimal(0)
+_PER_TOKEN: dict[Decimal, Decimal] = {}  # price per million -> price per token (exact)
+_PER_TOKEN_MAX = 4096
 
 
 def compute_cost(usage: Usage, pricing: Pricing, *, price_version: str) -> CostBreakdown:
@@ -81,6 +89,20 @@ def compute_cost(usage: Usage, pricing: Pricing, *, price_version: str) -> CostB
     input, cache writes at what remains, and reasoning at the output. ``total`` is still the
     exact sum of the parts.
     """
+    if not (usage.cache_read_tokens or usage.cache_write_tokens or usage.reasoning_tokens):
+        # The common answer: plain input and output tokens (counts are never negative here,
+        # the adapters clamp them; max() keeps the general path's guarantee all the same).
+        uncached_cost = _price(max(0, usage.input_tokens), pricing.input)
+        output_cost = _price(max(0, usage.output_tokens), pricing.output)
+        return CostBreakdown(
+            uncached_cost,
+            _ZERO,
+            _ZERO,
+            output_cost,
+            _ZERO,
+            _EXACT.add(uncached_cost, output_cost) if output_cost else uncached_cost,
+            price_version,
+        )
     input_tokens = max(0, usage.input_tokens)
     cache_read = min(max(0, usage.cache_read_tokens), input_tokens)
     cache_write = min(max(0, usage.cache_write_tokens), input_tokens - cache_read)

@@ -234,12 +234,13 @@ class Telemetry:
         model: str,
         operation: str = "chat",
         stream: bool,
-        request_params: Mapping[str, Any],
+        request_params: Mapping[str, Any] | object,
     ) -> CallSpan:
         """Start the span of one routed call (a child of the current context's span, if any).
 
-        ``request_params`` may be the whole request: only the numeric sampling parameters
-        (``max_tokens``, ``temperature``, ``top_p``, ``seed``) are read from it.
+        ``request_params`` is a mapping or an object with those attributes (a ``ChatRequest``):
+        only the numeric sampling parameters (``max_tokens``, ``temperature``, ``top_p``,
+        ``seed``) are read from it, and only when a tracer records.
         """
         if not self.enabled:
             return _DISABLED_CALL
@@ -254,8 +255,9 @@ class Telemetry:
             "gen_ai.request.model": model,
             "multimodel.stream": stream,
         }
+        params = request_params
         for key, name in _REQUEST_PARAMS:
-            value = request_params.get(key)
+            value = params.get(key) if isinstance(params, Mapping) else getattr(params, key, None)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 attrs[name] = value
         span = tracer.start_span(f"{operation} {model}", kind=SpanKind.CLIENT, attributes=attrs)
