@@ -117,6 +117,8 @@ class BaseClient:
         from .security.policy import PolicySet
         from .tracking.cost import WarnOnce
 
+        _bind_hot_functions()
+
         self.catalog = catalog if catalog is not None else default_catalog()
         self.limits = limits if limits is not None else DEFAULT_LIMITS
         if isinstance(policies, Policy):
@@ -318,13 +320,12 @@ class BaseClient:
         policy: str | None = None,
     ) -> tuple[ChatRequest, Policy | None]:
         """Validate, check input limits, resolve the caller's policy and apply its hard rules."""
-        from .security.limits import check_request
-        from .security.policy import enforce_request
-
         request = self._build_request(prompt, model, params)
-        check_request(request, self.limits)
+        _check_request(request, self.limits)
         resolved: Policy | None = None
         if self.policies is not None:
+            from .security.policy import enforce_request
+
             resolved = self.policies.resolve(request.user, policy=policy)
             request = enforce_request(resolved, request)
         elif policy is not None:
@@ -341,7 +342,8 @@ class BaseClient:
         *,
         stream: bool = False,
     ) -> DispatchPlan:
-        return self._router.plan(
+        return DispatchPlan(
+            self._router,
             request,
             timeout=timeout or self._timeout,
             deadline=self._deadline,
@@ -445,11 +447,11 @@ class BaseClient:
         )
 
     def _cost(self, endpoint: Endpoint, usage: Usage) -> CostBreakdown | None:
-        from .tracking.cost import compute_cost, cost_for
-
         pricing = getattr(endpoint.spec, "pricing", None)
         if pricing is not None:  # the common case, without the warning machinery
-            return compute_cost(usage, pricing, price_version=self.catalog.version)
+            return _compute_cost(usage, pricing, price_version=self.catalog.version)
+        from .tracking.cost import cost_for
+
         return cost_for(
             usage,
             endpoint.spec,
@@ -510,6 +512,25 @@ class BaseClient:
     def _outcome_event(self, outcome: Outcome) -> None:
         if self.events.wants("outcome"):
             self.events.emit("outcome", outcome)
+
+
+def _bind_hot_functions() -> None:
+    """Bind the per-call helpers of lazily imported modules as globals, once a client exists:
+    an import statement inside a function costs about a microsecond on every call."""
+    global _check_request, _compute_cost
+    from .security.limits import check_request
+    from .tracking.cost import compute_cost
+
+    _check_request = check_request
+    _compute_cost = compute_cost
+
+
+def _unbound(*args: Any, **kwargs: Any) -> Any:  # pragma: no cover - replaced before any call
+    raise RuntimeError("BaseClient.__init__ binds this before use")
+
+
+_check_request: Callable[..., None] = _unbound
+_compute_cost: Callable[..., CostBreakdown] = _unbound
 
 
 @functools.lru_cache(maxsize=64)

@@ -25,15 +25,11 @@ class SystemClock:
 
     __slots__ = ()
 
-    @staticmethod
-    def monotonic() -> float:
-        """See :meth:`Clock.monotonic`."""
-        return time.monotonic()
-
-    @staticmethod
-    def time() -> float:
-        """See :meth:`Clock.time`."""
-        return time.time()
+    # The C functions themselves, not wrappers: the core reads the clock several times per call.
+    monotonic = staticmethod(time.monotonic)
+    """See :meth:`Clock.monotonic`."""
+    time = staticmethod(time.time)
+    """See :meth:`Clock.time`."""
 
 
 class ManualClock:

@@ -113,7 +113,7 @@ class DispatchPlan:
         self.candidates, excluded = router.candidates(model, self.ctx)
         exclude = getattr(self.strategy, "exclude", None)
         if exclude is not None:
-            excluded.update(exclude(self.candidates, self.ctx))
+            excluded = {**excluded, **exclude(self.candidates, self.ctx)}
         if self.policy is not None:
             from ..security.policy import filter_candidates
 
@@ -124,15 +124,18 @@ class DispatchPlan:
                 output_tokens=self.ctx.output_tokens,
             )
             self._policy_blocked.update(denied)
-            excluded.update(denied)
-        self._excluded.update(excluded)
-        self.trace.excluded.update(excluded)
-        self.trace.models.append(model)
-        if not self.trace.strategy:
-            self.trace.strategy = type(self.strategy).__name__
-        self.trace.candidates.extend([c.name for c in self.candidates])
+            excluded = {**excluded, **denied}
+        trace = self.trace
+        if excluded:
+            self._excluded.update(excluded)
+            trace.excluded.update(excluded)
+        trace.models.append(model)
+        if not trace.strategy:
+            trace.strategy = type(self.strategy).__name__
+        trace.candidates.extend([c.name for c in self.candidates])
         self._choose_scored = getattr(self.strategy, "choose_scored", None)
-        self._tried = set()
+        if self._tried:
+            self._tried = set()
 
     def _advance(self) -> bool:
         """Move to the next model of the fallback chain; ``False`` when there is none."""
@@ -306,7 +309,7 @@ class DispatchPlan:
             cost_breakdown=breakdown,
             stream=self.stream,
             user=self.request.user,
-            tags=tuple(self.request.tags or ()),
+            tags=self._tags,
             response_model=response_model,
             finish_reason=finish_reason,
             request_id=request_id,

@@ -37,6 +37,8 @@ class Router:
     It holds no per-call state; :meth:`plan` makes a fresh :class:`DispatchPlan` per call.
     """
 
+    _plan_type: type[DispatchPlan] | None = None
+
     def __init__(
         self,
         endpoints: Sequence[Endpoint],
@@ -131,9 +133,12 @@ class Router:
         policy: Policy | None = None,
     ) -> DispatchPlan:
         """A plan for one call of ``request`` (``policy``: the caller's access policy)."""
-        from .dispatch import DispatchPlan
+        plan_type = Router._plan_type
+        if plan_type is None:  # imported here (circular at import time), once
+            from .dispatch import DispatchPlan
 
-        return DispatchPlan(
+            plan_type = Router._plan_type = DispatchPlan
+        return plan_type(
             self, request, timeout=timeout, deadline=deadline, stream=stream, policy=policy
         )
 

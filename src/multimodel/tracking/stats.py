@@ -251,7 +251,7 @@ class Tracker:
         """An attempt finished (successfully or not): update stats, then notify listeners."""
         name = outcome.deployment
         cell = self._cells.get(name) or self._cell(name)
-        now = self.now()
+        now = self._monotonic()
         usage = outcome.usage
         if outcome.error == ABANDONED:
             # A cancelled hedge: not a failure of the deployment, but it cost its prompt.
