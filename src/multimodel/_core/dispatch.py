@@ -98,9 +98,10 @@ class DispatchPlan:
         self.trace = RoutingTrace(model=request.model, strategy="", candidates=[])
         self._enter(self._chain[0])
         router.budget.deposit(now)
+        telemetry = router.telemetry
         self._span = (
-            router.telemetry.start_call(model=request.model, stream=stream, request_params=request)
-            if router.telemetry is not None
+            telemetry.start_call(model=request.model, stream=stream, request_params=request)
+            if telemetry is not None and telemetry.tracing()
             else None
         )
 

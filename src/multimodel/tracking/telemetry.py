@@ -263,6 +263,11 @@ class Telemetry:
         span = tracer.start_span(f"{operation} {model}", kind=SpanKind.CLIENT, attributes=attrs)
         return CallSpan(span, operation, model)
 
+    def tracing(self) -> bool:
+        """Whether spans are recorded now (an SDK tracer provider is set); ``False`` lets the
+        caller skip :meth:`start_call` and everything after it."""
+        return self.enabled and (self._tracer is not None or self._get_tracer() is not None)
+
     def start_attempt(self, call: CallSpan, endpoint: Endpoint, attempt: int) -> AttemptSpan:
         """Start the span of attempt number ``attempt`` (1-based) of ``call`` on ``endpoint``."""
         if call._noop:
