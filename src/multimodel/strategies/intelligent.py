@@ -77,11 +77,16 @@ class Intelligent:
         self.min_quality = min_quality
         self._rng = LockedRandom(seed)
         self._price_cache: dict[str, object] = {}
+        self._quality_cache: dict[str, float] = {}
 
     def exclude(self, candidates: Sequence[Endpoint], ctx: RouteContext) -> dict[str, str]:
         """Hard constraints: ``{deployment: reason}`` for candidates that may not serve."""
         out: dict[str, str] = {}
         needed = ctx.input_tokens + ctx.output_tokens
+        if not (
+            self.require or self.min_context or self.min_quality is not None or self.max_cost
+        ) and all(c.spec is None or c.spec.context_window >= needed for c in candidates):
+            return out  # no constraint configured and every window fits: one cheap pass
         for c in candidates:
             spec = c.spec
             if spec is None:
@@ -128,13 +133,15 @@ class Intelligent:
             prices = self._prices(c)
             costs.append(None if prices is None else prices[0] * tin + prices[1] * tout)
         lats = [expected_latency(c, stats, ctx, now) for c in candidates]
-        quals = [float(getattr(c.spec, "quality", 50)) for c in candidates]
+        quals = [self._quality(c) for c in candidates]
         known_costs = [x for x in costs if x is not None and x > 0]
         known_lats = [x for x in lats if x is not None and x > 0]
         min_cost = min(known_costs) if known_costs else None
         min_lat = min(known_lats) if known_lats else None
         max_q = max(quals) or 1.0
         f = self.factors
+        f_cost, f_perf = f.get("cost", 0.0), f.get("performance", 0.0)
+        f_qual, f_avail = f.get("quality", 0.0) / max_q, f.get("availability", 0.0)
         out = []
         for cost, lat, qual, c in zip(costs, lats, quals, candidates, strict=True):
             cost_s = 1.0 if min_cost is None or not cost else min_cost / cost
@@ -142,14 +149,17 @@ class Intelligent:
                 cost_s = 0.5  # unknown price: neither rewarded nor ruled out
             perf_s = 1.0 if min_lat is None or not lat else min_lat / lat
             avail = 1.0 - stats.get(c.name).ewma_error_rate
-            score = (
-                f.get("cost", 0) * cost_s
-                + f.get("performance", 0) * perf_s
-                + f.get("quality", 0) * qual / max_q
-                + f.get("availability", 0) * avail
-            )
+            score = f_cost * cost_s + f_perf * perf_s + f_qual * qual + f_avail * avail
             out.append(score * avail)
         return out
+
+    def _quality(self, endpoint: Endpoint) -> float:
+        quality = self._quality_cache.get(endpoint.name)
+        if quality is None:
+            quality = self._quality_cache[endpoint.name] = float(
+                getattr(endpoint.spec, "quality", 50)
+            )
+        return quality
 
     def choose(
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
