@@ -27,6 +27,7 @@ import httpx
 from ._base_client import BaseClient, RequestInput, default_ssl_context
 from ._core.dispatch import DispatchPlan, Send, Sleep
 from ._params import RequestParams
+from ._send import asend_http
 from .errors import ConfigError, InvalidRequestError, MultimodelError, ProviderError
 from .providers.base import ParsedResponse
 from .streaming import AsyncStream
@@ -305,7 +306,7 @@ class AsyncClient(BaseClient):
         endpoint = send.endpoint
         http_request = self._http_request(send, request, stream=False)
         try:
-            http_response = await self._http.send(http_request)
+            http_response = await asend_http(self._http, http_request)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, endpoint) from exc
         adapter = self._adapters[endpoint.name]

@@ -29,6 +29,7 @@ import httpx
 from ._base_client import BaseClient, RequestInput, default_ssl_context
 from ._core.dispatch import DispatchPlan, Send, Sleep
 from ._params import RequestParams
+from ._send import send_http
 from .errors import InvalidRequestError, MultimodelError, ProviderError
 from .providers.base import ParsedResponse
 from .streaming import Stream
@@ -290,7 +291,7 @@ class Client(BaseClient):
         endpoint = send.endpoint
         http_request = self._http_request(send, request, stream=False)
         try:
-            http_response = self._http.send(http_request)
+            http_response = send_http(self._http, http_request)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, endpoint) from exc
         adapter = self._adapters[endpoint.name]
