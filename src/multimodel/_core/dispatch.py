@@ -133,7 +133,8 @@ class DispatchPlan:
         trace.models.append(model)
         if not trace.strategy:
             trace.strategy = type(self.strategy).__name__
-        trace.candidates.extend([c.name for c in self.candidates])
+        names = router.names.get(model)
+        trace.candidates.extend(names if names is not None else [c.name for c in self.candidates])
         self._choose_scored = getattr(self.strategy, "choose_scored", None)
         if self._tried:
             self._tried = set()

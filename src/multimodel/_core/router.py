@@ -62,6 +62,8 @@ class Router:
         for ep in endpoints:
             self.groups.setdefault(ep.model, []).append(ep)
         self.by_name = {ep.name: ep for ep in endpoints}
+        # Candidate names per group, for the trace (``auto`` filters per request: not here).
+        self.names = {model: tuple(ep.name for ep in eps) for model, eps in self.groups.items()}
         self._strategy_for = strategy_for
         self.strategies: dict[str, Strategy] = {m: strategy_for(m) for m in self.groups}
         self.tracker = tracker

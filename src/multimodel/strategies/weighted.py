@@ -39,10 +39,18 @@ class Weighted:
                 raise ConfigError(f"weight for {key!r} must be >= 0, got {value!r}")
         self._rng = LockedRandom(seed) if seed is not None else None
         self._credit: dict[str, float] = {}
+        self._cache: dict[str, float] = {}  # deployment name -> weight (both fixed once set)
         self._lock = threading.Lock()
 
     def weight(self, endpoint: Endpoint) -> float:
         """The weight of one deployment."""
+        cached = self._cache.get(endpoint.name)
+        if cached is not None:
+            return cached
+        weight = self._cache[endpoint.name] = self._lookup(endpoint)
+        return weight
+
+    def _lookup(self, endpoint: Endpoint) -> float:
         w = self._weights
         for key in (endpoint.name, endpoint.model, endpoint.wire_model, endpoint.provider):
             if key in w:
