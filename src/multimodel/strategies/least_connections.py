@@ -35,6 +35,8 @@ class LeastConnections:
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
     ) -> tuple[Endpoint, dict[str, float]]:
         """The choice and each candidate's requests in flight (lower is better)."""
-        loads = [stats.get(c.name).in_flight for c in candidates]
+        get = stats.get
+        names = [c.name for c in candidates]
+        loads = [get(name).in_flight for name in names]
         chosen = pick_min(candidates, loads, self._rng)
-        return chosen, {c.name: float(n) for c, n in zip(candidates, loads, strict=True)}
+        return chosen, dict(zip(names, map(float, loads), strict=True))

@@ -61,7 +61,8 @@ class Weighted:
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
     ) -> Endpoint:
         """See :meth:`multimodel.strategies.Strategy.choose`."""
-        weights = [self.weight(c) for c in candidates]
+        cache = self._cache
+        weights = [cache.get(c.name) or self.weight(c) for c in candidates]
         total = sum(weights)
         if total <= 0:
             weights = [1.0] * len(candidates)
