@@ -264,3 +264,18 @@ def test_warn_once_registry() -> None:
     assert "k" not in registry
     with pytest.warns(PricingWarning):
         assert registry.warn("k", "again")
+
+
+@given(input_tokens=st.integers(-10, 10**9), output_tokens=st.integers(-10, 10**9),
+       pricing=pricings())
+def test_plain_answers_take_the_short_path_to_the_same_result(
+        input_tokens: int, output_tokens: int, pricing: Pricing) -> None:
+    # No cache or reasoning tokens: compute_cost skips three of its five parts.
+    b = compute_cost(Usage(input_tokens=input_tokens, output_tokens=output_tokens), pricing,
+                     price_version=V)
+    with decimal.localcontext() as ctx:
+        ctx.prec = 100
+        expected = (max(0, input_tokens) * pricing.input
+                    + max(0, output_tokens) * pricing.output) / 10**6
+    assert b.total == expected == parts(b)
+    assert b.cache_read == b.cache_write == b.reasoning == 0
