@@ -77,7 +77,7 @@ class Intelligent:
         self.min_quality = min_quality
         self._rng = LockedRandom(seed)
         self._price_cache: dict[str, object] = {}
-        self._quality_cache: dict[str, float] = {}
+        self._static: dict[str, tuple[float | None, float, float]] = {}
 
     def exclude(self, candidates: Sequence[Endpoint], ctx: RouteContext) -> dict[str, str]:
         """Hard constraints: ``{deployment: reason}`` for candidates that may not serve."""
@@ -129,11 +129,17 @@ class Intelligent:
         now = stats.now()
         tin, tout = ctx.input_tokens, ctx.output_tokens
         costs: list[float | None] = []
-        for c in candidates:
-            prices = self._prices(c)
-            costs.append(None if prices is None else prices[0] * tin + prices[1] * tout)
-        lats = [expected_latency(c, stats, ctx, now) for c in candidates]
-        quals = [self._quality(c) for c in candidates]
+        lats: list[float | None] = []
+        quals: list[float] = []
+        avails: list[float] = []
+        get, static, static_of = stats.get, self._static, self._static_of
+        for c in candidates:  # one pass gathers every input
+            name = c.name
+            price_in, price_out, quality = static.get(name) or static_of(c)
+            costs.append(None if price_in is None else price_in * tin + price_out * tout)
+            lats.append(expected_latency(c, stats, ctx, now))
+            quals.append(quality)
+            avails.append(1.0 - get(name).ewma_error_rate)
         known_costs = [x for x in costs if x is not None and x > 0]
         known_lats = [x for x in lats if x is not None and x > 0]
         min_cost = min(known_costs) if known_costs else None
@@ -143,23 +149,22 @@ class Intelligent:
         f_cost, f_perf = f.get("cost", 0.0), f.get("performance", 0.0)
         f_qual, f_avail = f.get("quality", 0.0) / max_q, f.get("availability", 0.0)
         out = []
-        for cost, lat, qual, c in zip(costs, lats, quals, candidates, strict=True):
+        for cost, lat, qual, avail in zip(costs, lats, quals, avails, strict=True):
             cost_s = 1.0 if min_cost is None or not cost else min_cost / cost
             if cost is None and min_cost is not None:
                 cost_s = 0.5  # unknown price: neither rewarded nor ruled out
             perf_s = 1.0 if min_lat is None or not lat else min_lat / lat
-            avail = 1.0 - stats.get(c.name).ewma_error_rate
             score = f_cost * cost_s + f_perf * perf_s + f_qual * qual + f_avail * avail
             out.append(score * avail)
         return out
 
-    def _quality(self, endpoint: Endpoint) -> float:
-        quality = self._quality_cache.get(endpoint.name)
-        if quality is None:
-            quality = self._quality_cache[endpoint.name] = float(
-                getattr(endpoint.spec, "quality", 50)
-            )
-        return quality
+    def _static_of(self, endpoint: Endpoint) -> tuple[float | None, float, float]:
+        """Per-token prices (``None`` when unknown) and quality, cached per deployment."""
+        prices = self._prices(endpoint)
+        quality = float(getattr(endpoint.spec, "quality", 50))
+        entry = (None, 0.0, quality) if prices is None else (prices[0], prices[1], quality)
+        self._static[endpoint.name] = entry
+        return entry
 
     def choose(
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
