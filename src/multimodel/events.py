@@ -89,7 +89,10 @@ class EventBus:
 
     def wants(self, name: str) -> bool:
         """Whether anybody listens to ``name`` (lets emitters skip building events)."""
-        return bool(self._callbacks.get(name)) or any(name in s.types for s in self._subs)
+        if self._callbacks.get(name):
+            return True
+        subs = self._subs
+        return bool(subs) and any(name in s.types for s in subs)
 
     def emit(self, name: str, event: Any) -> None:
         """Deliver ``event`` to the callbacks and iterators subscribed to ``name``."""

@@ -62,7 +62,11 @@ async def test_adaptive_beats_round_robin(mock_server_factory) -> None:  # type:
     ad_latency, ad_errors, ad_failed = await run(server, "adaptive")
     # Round robin sends a third of first attempts to each deployment: ~30 failed attempts
     # (then retried elsewhere) and a third of calls waiting 120 ms on "slow".
-    assert rr_failed > 15
-    assert ad_failed < rr_failed * 0.5  # measured: 4-9 vs 29
-    assert ad_errors <= rr_errors
-    assert ad_latency < rr_latency  # measured: 35-53 ms vs 61-64 ms
+    seen = (f"round_robin: {rr_latency * 1000:.0f} ms, {rr_errors} errors, {rr_failed} failed; "
+            f"adaptive: {ad_latency * 1000:.0f} ms, {ad_errors} errors, {ad_failed} failed")
+    assert rr_failed > 15, seen
+    # Measured: 4-9 failed attempts against ~29. A statistical test: the margin leaves room for
+    # an unlucky run of the (unseeded) sampling without losing what it shows.
+    assert ad_failed < rr_failed * 0.75, seen
+    assert ad_errors <= rr_errors, seen
+    assert ad_latency < rr_latency, seen  # measured: 35-53 ms vs 61-64 ms

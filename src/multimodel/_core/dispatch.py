@@ -60,6 +60,35 @@ MAX_WAIT = 60.0  # the longest single wait for a recovery when no deadline is se
 class DispatchPlan:
     """The sans-I/O state machine for one call; see the module docstring for the driver loop."""
 
+    # One plan per call: slots make its many attribute writes and reads cheaper.
+    __slots__ = (
+        "_attempts",
+        "_budget_blocked",
+        "_chain",
+        "_choose_scored",
+        "_deadline_at",
+        "_errors",
+        "_excluded",
+        "_fatal",
+        "_pending_sleep",
+        "_policy_blocked",
+        "_position",
+        "_retries",
+        "_router",
+        "_span",
+        "_tags",
+        "_timeout",
+        "_tried",
+        "candidates",
+        "ctx",
+        "model",
+        "policy",
+        "request",
+        "strategy",
+        "stream",
+        "trace",
+    )
+
     def __init__(
         self,
         router: Router,
@@ -318,11 +347,13 @@ class DispatchPlan:
             attempt=send.attempt,
         )
         router.health.on_success(endpoint.name, now)
-        router.limiter.reconcile(send.reservation, usage.total_tokens if usage else None)
+        limiter = router.limiter
+        if limiter.any_limits:
+            limiter.reconcile(send.reservation, usage.total_tokens if usage else None)
+            if headers is not None and limiter.limited(endpoint.name):
+                limiter.observe(endpoint.name, headers, now)
         if router.budgets is not None:
             router.budgets.settle(send.hold, outcome.cost)
-        if headers is not None and router.limiter.limited(endpoint.name):
-            router.limiter.observe(endpoint.name, headers, now)
         router.tracker.record(outcome)
         if router.telemetry is not None:
             if send.span is not None:
