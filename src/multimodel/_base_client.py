@@ -533,12 +533,15 @@ _check_request: Callable[..., None] = _unbound
 _compute_cost: Callable[..., CostBreakdown] = _unbound
 
 
-@functools.lru_cache(maxsize=64)
 def _timeout_extension(seconds: float) -> dict[str, float | None]:
-    """httpx's per-request timeout extension for ``seconds`` (shared: httpcore only reads it).
+    """httpx's per-request timeout extension for ``seconds`` (a copy: a transport may keep it)."""
+    return dict(_timeouts(seconds))
 
-    A deadline makes per-attempt timeouts vary, hence the bounded cache rather than one dict.
-    """
+
+@functools.lru_cache(maxsize=64)
+def _timeouts(seconds: float) -> dict[str, float | None]:
+    # httpx.Timeout(...).as_dict() costs ~2 µs; a deadline makes per-attempt timeouts vary,
+    # hence a bounded cache rather than one dict.
     return httpx.Timeout(seconds).as_dict()
 
 
