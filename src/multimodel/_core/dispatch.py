@@ -43,7 +43,7 @@ from ..errors import (
 )
 from ..providers.base import Endpoint
 from ..strategies.base import RouteContext
-from ..tracking.outcome import Outcome
+from ..tracking.outcome import Outcome, success_outcome
 from ..tracking.stats import ABANDONED
 from ..types import ChatRequest, Usage
 from .router import AUTO, Router
@@ -105,10 +105,7 @@ class DispatchPlan:
         self._policy_blocked: dict[str, str] = {}
         self.stream = stream
         self.ctx = RouteContext(
-            request=request,
-            stream=stream,
-            input_tokens=estimate_input_tokens(request),
-            output_tokens=estimate_output_tokens(request),
+            request, stream, estimate_input_tokens(request), estimate_output_tokens(request)
         )
         self._timeout = timeout
         now = router.clock.monotonic()
@@ -326,25 +323,24 @@ class DispatchPlan:
         endpoint = send.endpoint
         self.trace.attempts.append(AttemptRecord(endpoint.name, "ok", latency, status))
         breakdown = router.cost(endpoint, usage) if router.cost is not None and usage else None
-        outcome = Outcome(
-            deployment=endpoint.name,
-            model=endpoint.model,
-            provider=endpoint.provider,
-            ok=True,
-            latency=latency,
-            started_at=clock.time() - latency,
-            status=status,
-            ttft=ttft,
-            usage=usage,
-            cost=breakdown.total if breakdown is not None else None,
-            cost_breakdown=breakdown,
-            stream=self.stream,
-            user=self.request.user,
-            tags=self._tags,
-            response_model=response_model,
-            finish_reason=finish_reason,
-            request_id=request_id,
-            attempt=send.attempt,
+        outcome = success_outcome(
+            endpoint.name,
+            endpoint.model,
+            endpoint.provider,
+            latency,
+            clock.time() - latency,
+            status,
+            ttft,
+            usage,
+            breakdown.total if breakdown is not None else None,
+            self.stream,
+            self.request.user,
+            self._tags,
+            response_model,
+            finish_reason,
+            request_id,
+            send.attempt,
+            breakdown,
         )
         router.health.on_success(endpoint.name, now)
         limiter = router.limiter

@@ -107,8 +107,10 @@ class Adaptive:
         # it gets probed); looking at just the two samples keeps a choice O(1) in fleet size.
         la = expected_latency(a, stats, ctx, now)
         lb = expected_latency(b, stats, ctx, now)
-        known = [e for e in (la, lb) if e is not None]
-        prior = min(known) if known else self.default_latency
+        if la is None:
+            prior = lb if lb is not None else self.default_latency
+        else:
+            prior = la if lb is None or la < lb else lb
         cost_a = self._cost(a, stats, now, la, prior)
         cost_b = self._cost(b, stats, now, lb, prior)
         scores = {a.name: cost_a, b.name: cost_b}

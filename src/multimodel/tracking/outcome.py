@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 from ..types import Usage
 
-__all__ = ["Outcome"]
+__all__ = ["Outcome", "success_outcome"]
 
 
 class Outcome(NamedTuple):
@@ -56,3 +56,59 @@ class Outcome(NamedTuple):
     request_id: str | None = None
     attempt: int = 1
     cost_breakdown: Any = None
+
+
+_new = tuple.__new__
+
+
+def success_outcome(
+    deployment: str,
+    model: str,
+    provider: str,
+    latency: float,
+    started_at: float,
+    status: int | None,
+    ttft: float | None,
+    usage: Usage | None,
+    cost: Decimal | None,
+    stream: bool,
+    user: str | None,
+    tags: tuple[str, ...],
+    response_model: str | None,
+    finish_reason: str | None,
+    request_id: str | None,
+    attempt: int,
+    cost_breakdown: Any,
+) -> Outcome:
+    """The :class:`Outcome` of a successful attempt, built positionally.
+
+    Equal to ``Outcome(..., ok=True)`` with these keywords, about twice as fast: it is built
+    once per call on the hot path, and a named tuple parses 21 keyword arguments slowly. The
+    field order is checked by a test.
+    """
+    return _new(
+        Outcome,
+        (
+            deployment,
+            model,
+            provider,
+            True,
+            latency,
+            started_at,
+            None,  # error
+            status,
+            ttft,
+            usage,
+            cost,
+            stream,
+            False,  # cached
+            None,  # retry_after
+            user,
+            tags,
+            response_model,
+            finish_reason,
+            request_id,
+            attempt,
+            cost_breakdown,
+        ),
+    )
