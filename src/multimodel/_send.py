@@ -13,7 +13,7 @@ closes the transport's byte stream the way its owner expects.
 
 The transport is still the client's (``_transport_for_url``, so mounts and proxies from the
 environment apply), with its connection pool and limits. A client that uses the machinery
-(auth or event hooks) or is closed goes through ``send`` as before, so an injected client
+(auth, event hooks, following redirects) or is closed goes through ``send`` as before, so an injected client
 behaves as its owner configured it.
 """
 
@@ -29,7 +29,13 @@ def _direct(
 ) -> httpx.BaseTransport | httpx.AsyncBaseTransport | None:
     """The transport to call directly, or ``None`` to go through ``http.send``."""
     hooks = http.event_hooks
-    if http.is_closed or http.auth is not None or hooks["request"] or hooks["response"]:
+    if (
+        http.is_closed
+        or http.auth is not None
+        or http.follow_redirects
+        or hooks["request"]
+        or hooks["response"]
+    ):
         return None
     find = getattr(http, "_transport_for_url", None)  # httpx >= 0.18; else the public path
     return find(url) if find is not None else None

@@ -72,6 +72,21 @@ def test_injected_client_with_hooks_and_auth_goes_through_send() -> None:
     assert seen == ["https://p.test/v1/chat/completions", "200"]
 
 
+def test_injected_client_that_follows_redirects_still_does() -> None:
+    provider = Recorder()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "old.test":
+            return httpx.Response(307, headers={"location": "https://p.test/v1/chat/completions"})
+        return provider(request)
+
+    http = httpx.Client(transport=httpx.MockTransport(handler), follow_redirects=True)
+    moved = mm.Deployment(model="m", provider="openai", api_key=KEY, base_url="https://old.test/v1")
+    with http, mm.Client(deployments=[moved], http_client=http) as client:
+        assert client.query("hi").text == "hi"
+    assert provider.requests[0].url.host == "p.test"
+
+
 def test_closed_injected_client_is_a_clear_error() -> None:
     http = httpx.Client(transport=httpx.MockTransport(Recorder()))
     client = mm.Client(deployments=[deployment()], http_client=http)
