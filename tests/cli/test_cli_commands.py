@@ -361,3 +361,11 @@ def test_option_value_usage_errors_return_2(capsys: pytest.CaptureFixture[str]) 
     assert main(["chat", "hi", "--timeout", "0"]) == 2
     err = capsys.readouterr().err
     assert "--requests must be at least 1" in err and "--timeout must be > 0" in err
+
+
+def test_demo_concurrency_default_is_the_documented_one() -> None:
+    from multimodel.cli import _parser
+    from multimodel.cli.demo import DEFAULT_CONCURRENCY
+
+    args = _parser().parse_args(["demo"])
+    assert args.concurrency == DEFAULT_CONCURRENCY == 8

@@ -222,11 +222,17 @@ def _table(reports: list[StrategyReport]) -> str:
     return "\n".join(lines)
 
 
+# httpx's default async pool spends CPU quadratic in its connection count on every request
+# (encode/httpcore#1035): above ~10 requests in flight the client itself saturates a core and
+# the latency table would show the pool, not the providers or the strategies.
+DEFAULT_CONCURRENCY = 8
+
+
 def run_demo(
     *,
     requests: int = 500,
     strategies: list[str] | None = None,
-    concurrency: int = 32,
+    concurrency: int = DEFAULT_CONCURRENCY,
     as_json: bool = False,
     seed: int = 7,
 ) -> int:
