@@ -57,9 +57,11 @@ class AsyncClient(BaseClient):
         max_retries: retries after the first attempt (default 2).
         deadline: overall seconds for one call, attempts and back-offs included.
         http_client: an ``httpx.AsyncClient`` to use (you keep ownership; it is not closed).
-        transport: an httpx async transport for the client's own ``httpx.AsyncClient``, or
+        transport: an httpx async transport for the client's own ``httpx.AsyncClient``;
             ``"aiohttp"`` for ``httpx_aiohttp.AiohttpTransport`` (the ``multimodel[aiohttp]``
-            extra): httpx's own pool slows down badly with hundreds of requests in flight.
+            extra, asyncio only); ``"httpx"`` for httpx's own pool. The default is
+            multimodel's pool over httpcore connections, which reuses a connection in O(1)
+            (httpx's pool costs CPU quadratic in its connections on every request).
 
     Raises:
         ConfigError: invalid configuration; MissingAPIKeyError names the variable to set.
@@ -72,24 +74,29 @@ class AsyncClient(BaseClient):
         deployments: Sequence[Any] | None = None,
         *,
         http_client: httpx.AsyncClient | None = None,
-        transport: httpx.AsyncBaseTransport | Literal["aiohttp"] | None = None,
+        transport: httpx.AsyncBaseTransport | Literal["aiohttp", "httpx"] | None = None,
         **options: Any,
     ) -> None:
         super().__init__(deployments, **options)
         if http_client is not None and transport is not None:
             raise InvalidRequestError("pass http_client or transport, not both", field="transport")
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)
         if transport == "aiohttp":
             transport = _aiohttp_transport()
+        elif transport == "httpx":
+            transport = None  # httpx builds its own from limits and verify below
         elif isinstance(transport, str):
             raise InvalidRequestError(
-                f"unknown transport {transport!r}; pass 'aiohttp' or an httpx transport",
+                f"unknown transport {transport!r}; pass 'aiohttp', 'httpx' or an httpx transport",
                 field="transport",
             )
+        elif transport is None and http_client is None:
+            transport = _pool_transport(limits)
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(
             transport=transport,
             timeout=self._timeout,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+            limits=limits,
             verify=default_ssl_context(),
         )
 
@@ -313,6 +320,17 @@ class AsyncClient(BaseClient):
         if http_response.status_code >= 400:
             raise adapter.map_error(http_response, endpoint)
         return adapter.parse_response(http_response, endpoint), http_response.headers
+
+
+def _pool_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
+    """multimodel's O(1) pool, or ``None`` (httpx's own) when httpcore is not importable."""
+    try:
+        import httpcore  # noqa: F401 - httpx's own dependency; checked, not assumed
+    except ImportError:  # pragma: no cover - every httpx 0.x release depends on it
+        return None
+    from ._pool import AsyncPoolTransport
+
+    return AsyncPoolTransport(limits=limits, ssl_context=default_ssl_context())
 
 
 def _aiohttp_transport() -> httpx.AsyncBaseTransport:

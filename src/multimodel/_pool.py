@@ -1,0 +1,254 @@
+"""An async HTTP/1.1 transport whose connection pool reuses a connection in O(1).
+
+httpx's default async pool (httpcore's ``AsyncConnectionPool``) re-examines every connection,
+and for each idle one counts all of them again, on every request start and end
+(encode/httpcore#1035, encode/httpx#3215). With 32 requests in flight against a 20 ms local
+server that is ~2,000 state checks and dozens of socket polls per request: the client saturates
+a core at ~150 requests/s. This pool keeps, per origin, a stack of idle connections: a request
+pops the most recently used one (checking only that one for expiry), and its response hands the
+connection back when it is closed. Measured the same way: ~860 requests/s at 32 in flight,
+~760 at 200, on asyncio and on trio (anyio).
+
+The connections themselves are httpcore's (``httpcore.AsyncHTTPConnection``: connect, TLS,
+HTTP/1.1 framing, keep-alive expiry), so the wire behaviour is httpx's. What differs is only the
+bookkeeping: HTTP/1.1 only (no HTTP/2 multiplexing), ``max_connections`` enforced with a
+semaphore (waiting counts against the ``pool`` timeout), at most ``max_keepalive_connections``
+idle connections kept per origin.
+
+:class:`~multimodel.AsyncClient` uses it for the httpx client it creates itself; a client or
+transport you pass in is used as given. Proxies from the environment still go through httpx's
+own proxy transports (httpx mounts them in front of this one).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+
+if TYPE_CHECKING:
+    import httpcore
+
+__all__ = ["AsyncPoolTransport"]
+
+
+def _exception_map() -> tuple[tuple[type[Exception], type[httpx.HTTPError]], ...]:
+    import httpcore
+
+    # Most specific first: the first match wins.
+    return (
+        (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+        (httpcore.ReadTimeout, httpx.ReadTimeout),
+        (httpcore.WriteTimeout, httpx.WriteTimeout),
+        (httpcore.PoolTimeout, httpx.PoolTimeout),
+        (httpcore.TimeoutException, httpx.TimeoutException),
+        (httpcore.ConnectError, httpx.ConnectError),
+        (httpcore.ReadError, httpx.ReadError),
+        (httpcore.WriteError, httpx.WriteError),
+        (httpcore.NetworkError, httpx.NetworkError),
+        (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+        (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+        (httpcore.ProtocolError, httpx.ProtocolError),
+        (httpcore.ProxyError, httpx.ProxyError),
+        (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    )
+
+
+_EXCEPTIONS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = ()
+
+
+def _mapped(exc: Exception) -> Exception:
+    """The httpx exception for an httpcore one (``exc`` itself when there is none)."""
+    global _EXCEPTIONS
+    if not _EXCEPTIONS:
+        _EXCEPTIONS = _exception_map()
+    for source, target in _EXCEPTIONS:
+        if isinstance(exc, source):
+            return target(str(exc))
+    return exc
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    """The body of one response; closing it hands the connection back to the pool."""
+
+    def __init__(
+        self, stream: Any, connection: httpcore.AsyncHTTPConnection, pool: AsyncPoolTransport
+    ) -> None:
+        self._stream = stream
+        self._parts: AsyncIterator[bytes] | None = None
+        self._connection: httpcore.AsyncHTTPConnection | None = connection
+        self._pool = pool
+
+    # An iterator object rather than an async generator: a generator abandoned mid-body would
+    # be finalized by the garbage collector, outside the event loop (trio and asyncio warn).
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._parts is None:
+            self._parts = self._stream.__aiter__()
+        try:
+            part: bytes = await self._parts.__anext__()
+        except StopAsyncIteration:
+            raise
+        except Exception as exc:
+            mapped = _mapped(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        return part
+
+    async def aclose(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            with anyio.CancelScope(shield=True):
+                await self._stream.aclose()
+        finally:
+            await self._pool._release(connection)
+
+
+class AsyncPoolTransport(httpx.AsyncBaseTransport):
+    """An ``httpx`` async transport with an O(1) HTTP/1.1 connection pool (see the module).
+
+    Args:
+        limits: ``max_connections`` (in flight at once; ``None``: unlimited),
+            ``max_keepalive_connections`` (idle ones kept per origin) and ``keepalive_expiry``.
+        ssl_context: the TLS context for ``https`` origins.
+    """
+
+    def __init__(
+        self, *, limits: httpx.Limits | None = None, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        limits = limits or httpx.Limits()
+        self._max_connections = limits.max_connections
+        self._max_idle = (
+            limits.max_keepalive_connections
+            if limits.max_keepalive_connections is not None
+            else 1 << 30
+        )
+        self._keepalive_expiry = limits.keepalive_expiry
+        self._ssl_context = ssl_context
+        self._idle: dict[tuple[bytes, bytes, int | None], list[httpcore.AsyncHTTPConnection]] = {}
+        self._slots: anyio.Semaphore | None = None  # made in the event loop, on first use
+        self._open = 0
+        self._closed = False
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open now, in use or idle."""
+        return self._open
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        import httpcore
+
+        if self._closed:
+            raise RuntimeError("the transport is closed")
+        url = request.url
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        await self._acquire(request)
+        try:
+            connection = await self._checkout(core_request.url.origin)
+        except BaseException:
+            self._release_slot()
+            raise
+        try:
+            response = await connection.handle_async_request(core_request)
+        except BaseException as exc:
+            await self._discard(connection)
+            if isinstance(exc, Exception):
+                mapped = _mapped(exc)
+                if mapped is not exc:
+                    raise mapped from exc
+            raise
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_ResponseStream(response.stream, connection, self),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        """Close every idle connection; connections in use close when their response does."""
+        self._closed = True
+        idle, self._idle = self._idle, {}
+        with anyio.CancelScope(shield=True):
+            for stack in idle.values():
+                for connection in stack:
+                    self._open -= 1
+                    await connection.aclose()
+
+    # -- the pool --------------------------------------------------------------------------------
+
+    async def _acquire(self, request: httpx.Request) -> None:
+        if self._max_connections is None:
+            return
+        slots = self._slots
+        if slots is None:
+            slots = self._slots = anyio.Semaphore(self._max_connections)
+        timeout = request.extensions.get("timeout", {}).get("pool")
+        with anyio.move_on_after(timeout) as scope:
+            await slots.acquire()
+        if scope.cancelled_caught:
+            raise httpx.PoolTimeout(
+                f"no connection free within {timeout}s (max_connections={self._max_connections})"
+            )
+
+    async def _checkout(self, origin: httpcore.Origin) -> httpcore.AsyncHTTPConnection:
+        import httpcore
+
+        key = (origin.scheme, origin.host, origin.port)
+        stack = self._idle.get(key)
+        while stack:
+            connection = stack.pop()
+            # Only the connection taken is checked (a socket poll): expired keep-alive, or a
+            # server that closed it while it sat idle.
+            if connection.is_idle() and not connection.has_expired():
+                return connection
+            await self._close(connection)
+        self._open += 1
+        fresh = httpcore.AsyncHTTPConnection(
+            origin, ssl_context=self._ssl_context, keepalive_expiry=self._keepalive_expiry
+        )
+        fresh._multimodel_key = key  # type: ignore[attr-defined]
+        return fresh
+
+    async def _release(self, connection: httpcore.AsyncHTTPConnection) -> None:
+        """A response was closed: keep its connection for reuse, or close it."""
+        try:
+            key = connection._multimodel_key  # type: ignore[attr-defined]
+            stack = self._idle.setdefault(key, [])
+            if not self._closed and connection.is_idle() and len(stack) < self._max_idle:
+                stack.append(connection)
+            else:
+                await self._close(connection)
+        finally:
+            self._release_slot()
+
+    async def _discard(self, connection: httpcore.AsyncHTTPConnection) -> None:
+        """A request failed or was cancelled before its response: drop its connection."""
+        try:
+            await self._close(connection)
+        finally:
+            self._release_slot()
+
+    def _release_slot(self) -> None:
+        if self._slots is not None:
+            self._slots.release()
+
+    async def _close(self, connection: httpcore.AsyncHTTPConnection) -> None:
+        self._open -= 1
+        with anyio.CancelScope(shield=True):
+            await connection.aclose()
