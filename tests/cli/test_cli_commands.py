@@ -368,4 +368,4 @@ def test_demo_concurrency_default_is_the_documented_one() -> None:
     from multimodel.cli.demo import DEFAULT_CONCURRENCY
 
     args = _parser().parse_args(["demo"])
-    assert args.concurrency == DEFAULT_CONCURRENCY == 8
+    assert args.concurrency == DEFAULT_CONCURRENCY == 16

@@ -29,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--strategy", action="append", help="strategy to run (repeatable; default: all)"
     )
-    demo.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    demo.add_argument("--concurrency", type=int, default=16, help="requests in flight")
     demo.add_argument("--json", action="store_true", help="print JSON instead of tables")
     demo.add_argument("--seed", type=int, default=7, help="seed of the mock fleet's failures")
     report = sub.add_parser(
