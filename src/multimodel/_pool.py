@@ -232,6 +232,10 @@ class AsyncPoolTransport(httpx.AsyncBaseTransport):
             stack = self._idle.setdefault(key, [])
             if not self._closed and connection.is_idle() and len(stack) < self._max_idle:
                 stack.append(connection)
+                # The oldest idle connection is reused last: close it once it has expired, so
+                # that sockets a server already closed do not linger (one check per release).
+                if len(stack) > 1 and stack[0].has_expired():
+                    await self._close(stack.pop(0))
             else:
                 await self._close(connection)
         finally:

@@ -127,6 +127,25 @@ async def test_server_closing_the_connection_is_not_reused(
     assert server.connections_opened == 2
 
 
+async def test_expired_idle_connections_are_closed_not_reused(
+    mock_server_factory: MockServerFactory,
+) -> None:
+    server = server_with(mock_server_factory, latency=0.02)
+    transport = AsyncPoolTransport(limits=httpx.Limits(keepalive_expiry=0.1))
+    async with httpx.AsyncClient(transport=transport) as http:
+        async def one() -> None:
+            assert (await http.post(url(server), json=BODY)).status_code == 200
+
+        async with anyio.create_task_group() as group:
+            for _ in range(3):
+                group.start_soon(one)
+        assert transport.open_connections == 3
+        await anyio.sleep(0.25)
+        assert (await http.post(url(server), json=BODY)).status_code == 200
+        assert transport.open_connections == 1  # the three expired ones were closed
+    assert server.connections_opened == 4
+
+
 async def test_errors_are_httpx_errors() -> None:
     transport = AsyncPoolTransport()
     async with httpx.AsyncClient(transport=transport) as http:
