@@ -1,4 +1,4 @@
-"""An async HTTP/1.1 transport whose connection pool reuses a connection in O(1).
+"""HTTP/1.1 transports (async and sync) whose connection pool reuses a connection in O(1).
 
 httpx's default async pool (httpcore's ``AsyncConnectionPool``) re-examines every connection,
 and for each idle one counts all of them again, on every request start and end
@@ -15,15 +15,17 @@ bookkeeping: HTTP/1.1 only (no HTTP/2 multiplexing), ``max_connections`` enforce
 semaphore (waiting counts against the ``pool`` timeout), at most ``max_keepalive_connections``
 idle connections kept per origin.
 
-:class:`~multimodel.AsyncClient` uses it for the httpx client it creates itself; a client or
-transport you pass in is used as given. Proxies from the environment still go through httpx's
+:class:`~multimodel.AsyncClient` and :class:`~multimodel.Client` use them for the httpx client
+they create themselves; a client or transport you pass in is used as given. The sync pool is
+thread-safe (one lock around the idle stacks, a bounded semaphore for ``max_connections``). Proxies from the environment still go through httpx's
 own proxy transports (httpx mounts them in front of this one).
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -32,7 +34,9 @@ import httpx
 if TYPE_CHECKING:
     import httpcore
 
-__all__ = ["AsyncPoolTransport"]
+_Key = tuple[bytes, bytes, "int | None"]
+
+__all__ = ["AsyncPoolTransport", "PoolTransport"]
 
 
 def _exception_map() -> tuple[tuple[type[Exception], type[httpx.HTTPError]], ...]:
@@ -133,7 +137,7 @@ class AsyncPoolTransport(httpx.AsyncBaseTransport):
         )
         self._keepalive_expiry = limits.keepalive_expiry
         self._ssl_context = ssl_context
-        self._idle: dict[tuple[bytes, bytes, int | None], list[httpcore.AsyncHTTPConnection]] = {}
+        self._idle: dict[_Key, list[httpcore.AsyncHTTPConnection]] = {}
         self._slots: anyio.Semaphore | None = None  # made in the event loop, on first use
         self._open = 0
         self._closed = False
@@ -144,20 +148,10 @@ class AsyncPoolTransport(httpx.AsyncBaseTransport):
         return self._open
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        import httpcore
 
         if self._closed:
             raise RuntimeError("the transport is closed")
-        url = request.url
-        core_request = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(
-                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
-            ),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
+        core_request = _core_request(request)
         await self._acquire(request)
         try:
             connection = await self._checkout(core_request.url.origin)
@@ -256,3 +250,178 @@ class AsyncPoolTransport(httpx.AsyncBaseTransport):
         self._open -= 1
         with anyio.CancelScope(shield=True):
             await connection.aclose()
+
+
+def _core_request(request: httpx.Request) -> httpcore.Request:
+    import httpcore
+
+    url = request.url
+    return httpcore.Request(
+        method=request.method,
+        url=httpcore.URL(
+            scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+        ),
+        headers=request.headers.raw,
+        content=request.stream,
+        extensions=request.extensions,
+    )
+
+
+class _SyncResponseStream(httpx.SyncByteStream):
+    """The body of one response (sync); closing it hands the connection back to the pool."""
+
+    def __init__(
+        self, stream: Any, connection: httpcore.HTTPConnection, pool: PoolTransport
+    ) -> None:
+        self._stream = stream
+        self._connection: httpcore.HTTPConnection | None = connection
+        self._pool = pool
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._stream
+        except Exception as exc:
+            mapped = _mapped(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            self._stream.close()
+        finally:
+            self._pool._release(connection)
+
+
+class PoolTransport(httpx.BaseTransport):
+    """The sync twin of :class:`AsyncPoolTransport`, safe to share between threads."""
+
+    def __init__(
+        self, *, limits: httpx.Limits | None = None, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        limits = limits or httpx.Limits()
+        self._max_connections = limits.max_connections
+        self._max_idle = (
+            limits.max_keepalive_connections
+            if limits.max_keepalive_connections is not None
+            else 1 << 30
+        )
+        self._keepalive_expiry = limits.keepalive_expiry
+        self._ssl_context = ssl_context
+        self._idle: dict[_Key, list[httpcore.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+        self._slots = (
+            threading.BoundedSemaphore(self._max_connections)
+            if self._max_connections is not None
+            else None
+        )
+        self._open = 0
+        self._closed = False
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open now, in use or idle."""
+        return self._open
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        import httpcore
+
+        if self._closed:
+            raise RuntimeError("the transport is closed")
+        core_request = _core_request(request)
+        self._acquire(request)
+        try:
+            connection = self._checkout(core_request.url.origin)
+        except BaseException:
+            self._release_slot()
+            raise
+        try:
+            response = connection.handle_request(core_request)
+        except BaseException as exc:
+            self._discard(connection)
+            if isinstance(exc, Exception):
+                mapped = _mapped(exc)
+                if mapped is not exc:
+                    raise mapped from exc
+            raise
+        assert isinstance(response, httpcore.Response)
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_SyncResponseStream(response.stream, connection, self),
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        """Close every idle connection; connections in use close when their response does."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, {}
+        for stack in idle.values():
+            for connection in stack:
+                self._close(connection)
+
+    def _acquire(self, request: httpx.Request) -> None:
+        if self._slots is None:
+            return
+        timeout = request.extensions.get("timeout", {}).get("pool")
+        if not self._slots.acquire(timeout=timeout):
+            raise httpx.PoolTimeout(
+                f"no connection free within {timeout}s (max_connections={self._max_connections})"
+            )
+
+    def _checkout(self, origin: httpcore.Origin) -> httpcore.HTTPConnection:
+        import httpcore
+
+        key = (origin.scheme, origin.host, origin.port)
+        while True:
+            with self._lock:
+                stack = self._idle.get(key)
+                connection = stack.pop() if stack else None
+                if connection is None:
+                    self._open += 1
+                    break
+            if connection.is_idle() and not connection.has_expired():
+                return connection
+            self._close(connection)
+        fresh = httpcore.HTTPConnection(
+            origin, ssl_context=self._ssl_context, keepalive_expiry=self._keepalive_expiry
+        )
+        fresh._multimodel_key = key  # type: ignore[attr-defined]
+        return fresh
+
+    def _release(self, connection: httpcore.HTTPConnection) -> None:
+        try:
+            expired = None
+            keep = False
+            with self._lock:
+                stack = self._idle.setdefault(connection._multimodel_key, [])  # type: ignore[attr-defined]
+                if not self._closed and connection.is_idle() and len(stack) < self._max_idle:
+                    stack.append(connection)
+                    keep = True
+                    if len(stack) > 1 and stack[0].has_expired():
+                        expired = stack.pop(0)
+            if not keep:
+                self._close(connection)
+            if expired is not None:
+                self._close(expired)
+        finally:
+            self._release_slot()
+
+    def _discard(self, connection: httpcore.HTTPConnection) -> None:
+        try:
+            self._close(connection)
+        finally:
+            self._release_slot()
+
+    def _release_slot(self) -> None:
+        if self._slots is not None:
+            self._slots.release()
+
+    def _close(self, connection: httpcore.HTTPConnection) -> None:
+        with self._lock:
+            self._open -= 1
+        connection.close()

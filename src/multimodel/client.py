@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from functools import cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -59,7 +59,9 @@ class Client(BaseClient):
         max_retries: retries after the first attempt (default 2).
         deadline: overall seconds for one call, attempts and back-offs included.
         http_client: an ``httpx.Client`` to use (you keep ownership; it is not closed).
-        transport: an httpx transport for the client's own ``httpx.Client``.
+        transport: an httpx transport for the client's own ``httpx.Client``, or ``"httpx"`` for
+            httpx's own pool. The default is multimodel's thread-safe pool over httpcore
+            connections, which reuses a connection in O(1).
 
     Raises:
         ConfigError: invalid configuration; MissingAPIKeyError names the variable to set.
@@ -72,17 +74,29 @@ class Client(BaseClient):
         deployments: Sequence[Any] | None = None,
         *,
         http_client: httpx.Client | None = None,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx.BaseTransport | Literal["httpx"] | None = None,
         **options: Any,
     ) -> None:
         super().__init__(deployments, **options)
         if http_client is not None and transport is not None:
             raise InvalidRequestError("pass http_client or transport, not both", field="transport")
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)
+        if transport == "httpx":
+            transport = None  # httpx builds its own from limits and verify below
+        elif isinstance(transport, str):
+            raise InvalidRequestError(
+                f"unknown transport {transport!r}; pass 'httpx' or an httpx transport",
+                field="transport",
+            )
+        elif transport is None and http_client is None:
+            from ._pool import PoolTransport
+
+            transport = PoolTransport(limits=limits, ssl_context=default_ssl_context())
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(
             transport=transport,
             timeout=self._timeout,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+            limits=limits,
             verify=default_ssl_context(),
         )
 
