@@ -80,7 +80,7 @@ class Budget:
 FULL = Budget(seq_rounds=60, seq_block=60, conc_rounds=3, conc_requests=600, stream_rounds=21,
               import_runs=9, rss_requests=1000, route_iters=3000, tracker_big=1_000_000,
               ledger_records=50_000, section_seconds=40.0)
-QUICK = Budget(seq_rounds=24, seq_block=40, conc_rounds=1, conc_requests=400, stream_rounds=3,
+QUICK = Budget(seq_rounds=24, seq_block=40, conc_rounds=1, conc_requests=400, stream_rounds=9,
                import_runs=7, rss_requests=1000, route_iters=800, tracker_big=200_000,
                ledger_records=20_000, section_seconds=8.0)
 
