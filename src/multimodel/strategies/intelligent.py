@@ -35,7 +35,6 @@ from .response_time import expected_latency
 __all__ = ["Intelligent", "estimated_cost"]
 
 _MILLION = Decimal(1_000_000)
-_MISSING = object()
 
 
 def estimated_cost(endpoint: Endpoint, ctx: RouteContext) -> float | None:
@@ -76,7 +75,6 @@ class Intelligent:
         self.max_cost = max_cost_per_request
         self.min_quality = min_quality
         self._rng = LockedRandom(seed)
-        self._price_cache: dict[str, object] = {}
         self._static: dict[str, tuple[float | None, float, float]] = {}
 
     def exclude(self, candidates: Sequence[Endpoint], ctx: RouteContext) -> dict[str, str]:
@@ -107,20 +105,6 @@ class Intelligent:
                 if cost is not None and cost > self.max_cost:
                     out[c.name] = f"estimated cost ${cost:.5f} > ${self.max_cost}"
         return out
-
-    def _prices(self, endpoint: Endpoint) -> tuple[float, float] | None:
-        # Float prices per token, cached per deployment: scoring is a ranking, so float maths
-        # is exact enough and far cheaper than Decimal for large fleets.
-        cached = self._price_cache.get(endpoint.name, _MISSING)
-        if cached is _MISSING:
-            pricing = getattr(endpoint.spec, "pricing", None)
-            cached = (
-                None
-                if pricing is None
-                else (float(pricing.input) / 1e6, float(pricing.output) / 1e6)
-            )
-            self._price_cache[endpoint.name] = cached
-        return cached  # type: ignore[return-value]
 
     def scores(
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
@@ -159,10 +143,16 @@ class Intelligent:
         return out
 
     def _static_of(self, endpoint: Endpoint) -> tuple[float | None, float, float]:
-        """Per-token prices (``None`` when unknown) and quality, cached per deployment."""
-        prices = self._prices(endpoint)
+        """Per-token input and output prices (``None``, 0 when unknown) and quality, cached per
+        deployment: scoring is a ranking, so float maths is exact enough and far cheaper than
+        Decimal for large fleets."""
+        pricing = getattr(endpoint.spec, "pricing", None)
         quality = float(getattr(endpoint.spec, "quality", 50))
-        entry = (None, 0.0, quality) if prices is None else (prices[0], prices[1], quality)
+        entry = (
+            (None, 0.0, quality)
+            if pricing is None
+            else (float(pricing.input) / 1e6, float(pricing.output) / 1e6, quality)
+        )
         self._static[endpoint.name] = entry
         return entry
 
