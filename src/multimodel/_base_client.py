@@ -12,7 +12,7 @@ import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from pydantic import ValidationError
@@ -52,12 +52,49 @@ if TYPE_CHECKING:  # loaded when a client is built, not when multimodel is impor
     from .tracking.ledger import UsageLedger
     from .tracking.telemetry import Telemetry
 
-__all__ = ["BaseClient", "RequestInput", "default_ssl_context"]
+__all__ = ["HTTP_LIMITS", "BaseClient", "RequestInput", "default_ssl_context", "pick_transport"]
 
 RequestInput = str | Sequence[Message | Mapping[str, Any]]
 """A prompt string, or a list of messages (``Message`` objects or dicts)."""
 
 _REQUEST_FIELDS = frozenset(ChatRequest.model_fields) - {"messages", "model"}
+
+
+HTTP_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=50)
+"""The limits of the httpx client a multimodel client creates for itself."""
+
+_T = TypeVar("_T")
+
+
+def pick_transport(
+    transport: _T | str | None,
+    http_client: object | None,
+    *,
+    named: Mapping[str, Callable[[], _T | None]],
+    pool: Callable[[], _T],
+) -> _T | None:
+    """The transport for a client's own httpx client (``None``: httpx's default).
+
+    ``transport`` may be a transport, one of the ``named`` ones, or ``None``: then, unless the
+    caller brings its own ``http_client``, multimodel's pool (``pool()``).
+
+    Raises:
+        InvalidRequestError: both ``transport`` and ``http_client``, or an unknown name.
+    """
+    if http_client is not None and transport is not None:
+        raise InvalidRequestError("pass http_client or transport, not both", field="transport")
+    if isinstance(transport, str):
+        make = named.get(transport)
+        if make is None:
+            known = ", ".join(repr(name) for name in named)
+            raise InvalidRequestError(
+                f"unknown transport {transport!r}; pass {known} or an httpx transport",
+                field="transport",
+            )
+        return make()
+    if transport is None and http_client is None:
+        return pool()
+    return transport
 
 
 @functools.lru_cache(maxsize=1)

@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import httpx
 
-from ._base_client import BaseClient, RequestInput, default_ssl_context
+from ._base_client import (
+    HTTP_LIMITS,
+    BaseClient,
+    RequestInput,
+    default_ssl_context,
+    pick_transport,
+)
 from ._core.dispatch import DispatchPlan, Send, Sleep
 from ._params import RequestParams
 from ._send import asend_http
@@ -78,25 +84,17 @@ class AsyncClient(BaseClient):
         **options: Any,
     ) -> None:
         super().__init__(deployments, **options)
-        if http_client is not None and transport is not None:
-            raise InvalidRequestError("pass http_client or transport, not both", field="transport")
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)
-        if transport == "aiohttp":
-            transport = _aiohttp_transport()
-        elif transport == "httpx":
-            transport = None  # httpx builds its own from limits and verify below
-        elif isinstance(transport, str):
-            raise InvalidRequestError(
-                f"unknown transport {transport!r}; pass 'aiohttp', 'httpx' or an httpx transport",
-                field="transport",
-            )
-        elif transport is None and http_client is None:
-            transport = _pool_transport(limits)
+        chosen = pick_transport(
+            transport,
+            http_client,
+            named={"aiohttp": _aiohttp_transport, "httpx": lambda: None},
+            pool=_pool_transport,
+        )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(
-            transport=transport,
+            transport=chosen,
             timeout=self._timeout,
-            limits=limits,
+            limits=HTTP_LIMITS,
             verify=default_ssl_context(),
         )
 
@@ -322,15 +320,10 @@ class AsyncClient(BaseClient):
         return adapter.parse_response(http_response, endpoint), http_response.headers
 
 
-def _pool_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
-    """multimodel's O(1) pool, or ``None`` (httpx's own) when httpcore is not importable."""
-    try:
-        import httpcore  # noqa: F401 - httpx's own dependency; checked, not assumed
-    except ImportError:  # pragma: no cover - every httpx 0.x release depends on it
-        return None
-    from ._pool import AsyncPoolTransport
+def _pool_transport() -> httpx.AsyncBaseTransport:
+    from ._pool import AsyncPoolTransport  # loaded with the first client, not at import
 
-    return AsyncPoolTransport(limits=limits, ssl_context=default_ssl_context())
+    return AsyncPoolTransport(limits=HTTP_LIMITS, ssl_context=default_ssl_context())
 
 
 def _aiohttp_transport() -> httpx.AsyncBaseTransport:

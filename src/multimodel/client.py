@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from ._base_client import BaseClient, RequestInput, default_ssl_context
+from ._base_client import (
+    HTTP_LIMITS,
+    BaseClient,
+    RequestInput,
+    default_ssl_context,
+    pick_transport,
+)
 from ._core.dispatch import DispatchPlan, Send, Sleep
 from ._params import RequestParams
 from ._send import send_http
@@ -78,25 +84,14 @@ class Client(BaseClient):
         **options: Any,
     ) -> None:
         super().__init__(deployments, **options)
-        if http_client is not None and transport is not None:
-            raise InvalidRequestError("pass http_client or transport, not both", field="transport")
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)
-        if transport == "httpx":
-            transport = None  # httpx builds its own from limits and verify below
-        elif isinstance(transport, str):
-            raise InvalidRequestError(
-                f"unknown transport {transport!r}; pass 'httpx' or an httpx transport",
-                field="transport",
-            )
-        elif transport is None and http_client is None:
-            from ._pool import PoolTransport
-
-            transport = PoolTransport(limits=limits, ssl_context=default_ssl_context())
+        chosen = pick_transport(
+            transport, http_client, named={"httpx": lambda: None}, pool=_pool_transport
+        )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(
-            transport=transport,
+            transport=chosen,
             timeout=self._timeout,
-            limits=limits,
+            limits=HTTP_LIMITS,
             verify=default_ssl_context(),
         )
 
@@ -312,3 +307,9 @@ class Client(BaseClient):
         if http_response.status_code >= 400:
             raise adapter.map_error(http_response, endpoint)
         return adapter.parse_response(http_response, endpoint), http_response.headers
+
+
+def _pool_transport() -> httpx.BaseTransport:
+    from ._pool import PoolTransport  # loaded with the first client, not at import
+
+    return PoolTransport(limits=HTTP_LIMITS, ssl_context=default_ssl_context())
