@@ -17,12 +17,14 @@ idle connections kept per origin.
 
 :class:`~multimodel.AsyncClient` and :class:`~multimodel.Client` use them for the httpx client
 they create themselves; a client or transport you pass in is used as given. The sync pool is
-thread-safe (one lock around the idle stacks, a bounded semaphore for ``max_connections``). Proxies from the environment still go through httpx's
-own proxy transports (httpx mounts them in front of this one).
+thread-safe (one lock around the idle stacks, a bounded semaphore for ``max_connections``).
+Proxies from the environment still go through httpx's own proxy transports (httpx mounts them
+in front of these).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -34,9 +36,9 @@ import httpx
 if TYPE_CHECKING:
     import httpcore
 
-_Key = tuple[bytes, bytes, "int | None"]
-
 __all__ = ["AsyncPoolTransport", "PoolTransport"]
+
+_Key = tuple[bytes, bytes, "int | None"]  # an origin: scheme, host, port
 
 
 def _exception_map() -> tuple[tuple[type[Exception], type[httpx.HTTPError]], ...]:
@@ -64,24 +66,33 @@ def _exception_map() -> tuple[tuple[type[Exception], type[httpx.HTTPError]], ...
 _EXCEPTIONS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = ()
 
 
-def _mapped(exc: Exception) -> Exception:
-    """The httpx exception for an httpcore one (``exc`` itself when there is none)."""
+@contextlib.contextmanager
+def _httpx_errors() -> Iterator[None]:
+    """Raise httpcore's exceptions as the matching httpx ones (the rest pass unchanged)."""
     global _EXCEPTIONS
-    if not _EXCEPTIONS:
-        _EXCEPTIONS = _exception_map()
-    for source, target in _EXCEPTIONS:
-        if isinstance(exc, source):
-            return target(str(exc))
-    return exc
+    try:
+        yield
+    except Exception as exc:
+        if not _EXCEPTIONS:
+            _EXCEPTIONS = _exception_map()
+        for source, target in _EXCEPTIONS:
+            if isinstance(exc, source):
+                raise target(str(exc)) from exc
+        raise
 
 
 class _ResponseStream(httpx.AsyncByteStream):
     """The body of one response; closing it hands the connection back to the pool."""
 
     def __init__(
-        self, stream: Any, connection: httpcore.AsyncHTTPConnection, pool: AsyncPoolTransport
+        self,
+        stream: Any,
+        connection: httpcore.AsyncHTTPConnection,
+        key: _Key,
+        pool: AsyncPoolTransport,
     ) -> None:
         self._stream = stream
+        self._key = key
         self._parts: AsyncIterator[bytes] | None = None
         self._connection: httpcore.AsyncHTTPConnection | None = connection
         self._pool = pool
@@ -94,15 +105,8 @@ class _ResponseStream(httpx.AsyncByteStream):
     async def __anext__(self) -> bytes:
         if self._parts is None:
             self._parts = self._stream.__aiter__()
-        try:
+        with _httpx_errors():
             part: bytes = await self._parts.__anext__()
-        except StopAsyncIteration:
-            raise
-        except Exception as exc:
-            mapped = _mapped(exc)
-            if mapped is exc:
-                raise
-            raise mapped from exc
         return part
 
     async def aclose(self) -> None:
@@ -113,10 +117,61 @@ class _ResponseStream(httpx.AsyncByteStream):
             with anyio.CancelScope(shield=True):
                 await self._stream.aclose()
         finally:
-            await self._pool._release(connection)
+            await self._pool._release(connection, self._key)
 
 
-class AsyncPoolTransport(httpx.AsyncBaseTransport):
+class _Pool:
+    """What both pools share: their limits, their counts, and the keep-or-close decision."""
+
+    def __init__(self, limits: httpx.Limits | None, ssl_context: ssl.SSLContext | None) -> None:
+        limits = limits or httpx.Limits()
+        self._max_connections = limits.max_connections
+        self._max_idle = (
+            limits.max_keepalive_connections
+            if limits.max_keepalive_connections is not None
+            else 1 << 30
+        )
+        self._keepalive_expiry = limits.keepalive_expiry
+        self._ssl_context = ssl_context
+        self._open = 0
+        self._closed = False
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open now, in use or idle."""
+        return self._open
+
+    _slots: Any  # a semaphore of max_connections (None: unlimited)
+
+    def _release_slot(self) -> None:
+        if self._slots is not None:
+            self._slots.release()
+
+    def _timed_out(self, timeout: float | None) -> httpx.PoolTimeout:
+        return httpx.PoolTimeout(
+            f"no connection free within {timeout}s (max_connections={self._max_connections})"
+        )
+
+    def _keep(self, stack: list[Any], connection: Any) -> Any:
+        """Push a released ``connection`` onto its origin's idle ``stack`` if it may be reused.
+
+        Returns what to close: ``connection`` itself when it may not be kept; else the oldest
+        idle connection once it has expired (it is reused last, so a socket the server already
+        closed would linger: one check per release), or ``None``.
+        """
+        if self._closed or not connection.is_idle() or len(stack) >= self._max_idle:
+            return connection
+        stack.append(connection)
+        if len(stack) > 1 and stack[0].has_expired():
+            return stack.pop(0)
+        return None
+
+
+def _key(origin: httpcore.Origin) -> _Key:
+    return (origin.scheme, origin.host, origin.port)
+
+
+class AsyncPoolTransport(_Pool, httpx.AsyncBaseTransport):
     """An ``httpx`` async transport with an O(1) HTTP/1.1 connection pool (see the module).
 
     Args:
@@ -128,49 +183,32 @@ class AsyncPoolTransport(httpx.AsyncBaseTransport):
     def __init__(
         self, *, limits: httpx.Limits | None = None, ssl_context: ssl.SSLContext | None = None
     ) -> None:
-        limits = limits or httpx.Limits()
-        self._max_connections = limits.max_connections
-        self._max_idle = (
-            limits.max_keepalive_connections
-            if limits.max_keepalive_connections is not None
-            else 1 << 30
-        )
-        self._keepalive_expiry = limits.keepalive_expiry
-        self._ssl_context = ssl_context
+        super().__init__(limits, ssl_context)
         self._idle: dict[_Key, list[httpcore.AsyncHTTPConnection]] = {}
         self._slots: anyio.Semaphore | None = None  # made in the event loop, on first use
-        self._open = 0
-        self._closed = False
-
-    @property
-    def open_connections(self) -> int:
-        """Connections open now, in use or idle."""
-        return self._open
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-
         if self._closed:
             raise RuntimeError("the transport is closed")
         core_request = _core_request(request)
         await self._acquire(request)
+        origin = core_request.url.origin
+        key = _key(origin)
         try:
-            connection = await self._checkout(core_request.url.origin)
+            connection = await self._checkout(origin, key)
         except BaseException:
             self._release_slot()
             raise
         try:
-            response = await connection.handle_async_request(core_request)
-        except BaseException as exc:
+            with _httpx_errors():
+                response = await connection.handle_async_request(core_request)
+        except BaseException:
             await self._discard(connection)
-            if isinstance(exc, Exception):
-                mapped = _mapped(exc)
-                if mapped is not exc:
-                    raise mapped from exc
             raise
         return httpx.Response(
             status_code=response.status,
             headers=response.headers,
-            stream=_ResponseStream(response.stream, connection, self),
+            stream=_ResponseStream(response.stream, connection, key, self),
             extensions=response.extensions,
         )
 
@@ -196,14 +234,11 @@ class AsyncPoolTransport(httpx.AsyncBaseTransport):
         with anyio.move_on_after(timeout) as scope:
             await slots.acquire()
         if scope.cancelled_caught:
-            raise httpx.PoolTimeout(
-                f"no connection free within {timeout}s (max_connections={self._max_connections})"
-            )
+            raise self._timed_out(timeout)
 
-    async def _checkout(self, origin: httpcore.Origin) -> httpcore.AsyncHTTPConnection:
+    async def _checkout(self, origin: httpcore.Origin, key: _Key) -> httpcore.AsyncHTTPConnection:
         import httpcore
 
-        key = (origin.scheme, origin.host, origin.port)
         stack = self._idle.get(key)
         while stack:
             connection = stack.pop()
@@ -213,25 +248,17 @@ class AsyncPoolTransport(httpx.AsyncBaseTransport):
                 return connection
             await self._close(connection)
         self._open += 1
-        fresh = httpcore.AsyncHTTPConnection(
+        return httpcore.AsyncHTTPConnection(
             origin, ssl_context=self._ssl_context, keepalive_expiry=self._keepalive_expiry
         )
-        fresh._multimodel_key = key  # type: ignore[attr-defined]
-        return fresh
 
-    async def _release(self, connection: httpcore.AsyncHTTPConnection) -> None:
+    async def _release(self, connection: httpcore.AsyncHTTPConnection, key: _Key) -> None:
         """A response was closed: keep its connection for reuse, or close it."""
         try:
-            key = connection._multimodel_key  # type: ignore[attr-defined]
             stack = self._idle.setdefault(key, [])
-            if not self._closed and connection.is_idle() and len(stack) < self._max_idle:
-                stack.append(connection)
-                # The oldest idle connection is reused last: close it once it has expired, so
-                # that sockets a server already closed do not linger (one check per release).
-                if len(stack) > 1 and stack[0].has_expired():
-                    await self._close(stack.pop(0))
-            else:
-                await self._close(connection)
+            dropped = self._keep(stack, connection)
+            if dropped is not None:
+                await self._close(dropped)
         finally:
             self._release_slot()
 
@@ -241,10 +268,6 @@ class AsyncPoolTransport(httpx.AsyncBaseTransport):
             await self._close(connection)
         finally:
             self._release_slot()
-
-    def _release_slot(self) -> None:
-        if self._slots is not None:
-            self._slots.release()
 
     async def _close(self, connection: httpcore.AsyncHTTPConnection) -> None:
         self._open -= 1
@@ -271,20 +294,16 @@ class _SyncResponseStream(httpx.SyncByteStream):
     """The body of one response (sync); closing it hands the connection back to the pool."""
 
     def __init__(
-        self, stream: Any, connection: httpcore.HTTPConnection, pool: PoolTransport
+        self, stream: Any, connection: httpcore.HTTPConnection, key: _Key, pool: PoolTransport
     ) -> None:
         self._stream = stream
+        self._key = key
         self._connection: httpcore.HTTPConnection | None = connection
         self._pool = pool
 
     def __iter__(self) -> Iterator[bytes]:
-        try:
+        with _httpx_errors():
             yield from self._stream
-        except Exception as exc:
-            mapped = _mapped(exc)
-            if mapped is exc:
-                raise
-            raise mapped from exc
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
@@ -293,24 +312,16 @@ class _SyncResponseStream(httpx.SyncByteStream):
         try:
             self._stream.close()
         finally:
-            self._pool._release(connection)
+            self._pool._release(connection, self._key)
 
 
-class PoolTransport(httpx.BaseTransport):
+class PoolTransport(_Pool, httpx.BaseTransport):
     """The sync twin of :class:`AsyncPoolTransport`, safe to share between threads."""
 
     def __init__(
         self, *, limits: httpx.Limits | None = None, ssl_context: ssl.SSLContext | None = None
     ) -> None:
-        limits = limits or httpx.Limits()
-        self._max_connections = limits.max_connections
-        self._max_idle = (
-            limits.max_keepalive_connections
-            if limits.max_keepalive_connections is not None
-            else 1 << 30
-        )
-        self._keepalive_expiry = limits.keepalive_expiry
-        self._ssl_context = ssl_context
+        super().__init__(limits, ssl_context)
         self._idle: dict[_Key, list[httpcore.HTTPConnection]] = {}
         self._lock = threading.Lock()
         self._slots = (
@@ -318,13 +329,6 @@ class PoolTransport(httpx.BaseTransport):
             if self._max_connections is not None
             else None
         )
-        self._open = 0
-        self._closed = False
-
-    @property
-    def open_connections(self) -> int:
-        """Connections open now, in use or idle."""
-        return self._open
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         import httpcore
@@ -333,25 +337,24 @@ class PoolTransport(httpx.BaseTransport):
             raise RuntimeError("the transport is closed")
         core_request = _core_request(request)
         self._acquire(request)
+        origin = core_request.url.origin
+        key = _key(origin)
         try:
-            connection = self._checkout(core_request.url.origin)
+            connection = self._checkout(origin, key)
         except BaseException:
             self._release_slot()
             raise
         try:
-            response = connection.handle_request(core_request)
-        except BaseException as exc:
+            with _httpx_errors():
+                response = connection.handle_request(core_request)
+        except BaseException:
             self._discard(connection)
-            if isinstance(exc, Exception):
-                mapped = _mapped(exc)
-                if mapped is not exc:
-                    raise mapped from exc
             raise
         assert isinstance(response, httpcore.Response)
         return httpx.Response(
             status_code=response.status,
             headers=response.headers,
-            stream=_SyncResponseStream(response.stream, connection, self),
+            stream=_SyncResponseStream(response.stream, connection, key, self),
             extensions=response.extensions,
         )
 
@@ -369,14 +372,11 @@ class PoolTransport(httpx.BaseTransport):
             return
         timeout = request.extensions.get("timeout", {}).get("pool")
         if not self._slots.acquire(timeout=timeout):
-            raise httpx.PoolTimeout(
-                f"no connection free within {timeout}s (max_connections={self._max_connections})"
-            )
+            raise self._timed_out(timeout)
 
-    def _checkout(self, origin: httpcore.Origin) -> httpcore.HTTPConnection:
+    def _checkout(self, origin: httpcore.Origin, key: _Key) -> httpcore.HTTPConnection:
         import httpcore
 
-        key = (origin.scheme, origin.host, origin.port)
         while True:
             with self._lock:
                 stack = self._idle.get(key)
@@ -387,27 +387,17 @@ class PoolTransport(httpx.BaseTransport):
             if connection.is_idle() and not connection.has_expired():
                 return connection
             self._close(connection)
-        fresh = httpcore.HTTPConnection(
+        return httpcore.HTTPConnection(
             origin, ssl_context=self._ssl_context, keepalive_expiry=self._keepalive_expiry
         )
-        fresh._multimodel_key = key  # type: ignore[attr-defined]
-        return fresh
 
-    def _release(self, connection: httpcore.HTTPConnection) -> None:
+    def _release(self, connection: httpcore.HTTPConnection, key: _Key) -> None:
         try:
-            expired = None
-            keep = False
             with self._lock:
-                stack = self._idle.setdefault(connection._multimodel_key, [])  # type: ignore[attr-defined]
-                if not self._closed and connection.is_idle() and len(stack) < self._max_idle:
-                    stack.append(connection)
-                    keep = True
-                    if len(stack) > 1 and stack[0].has_expired():
-                        expired = stack.pop(0)
-            if not keep:
-                self._close(connection)
-            if expired is not None:
-                self._close(expired)
+                stack = self._idle.setdefault(key, [])
+                dropped = self._keep(stack, connection)
+            if dropped is not None:
+                self._close(dropped)
         finally:
             self._release_slot()
 
@@ -416,10 +406,6 @@ class PoolTransport(httpx.BaseTransport):
             self._close(connection)
         finally:
             self._release_slot()
-
-    def _release_slot(self) -> None:
-        if self._slots is not None:
-            self._slots.release()
 
     def _close(self, connection: httpcore.HTTPConnection) -> None:
         with self._lock:
