@@ -150,11 +150,14 @@ class BaseClient:
         from .cache import CachePolicy, MemoryCache, ResponseCache
         from .catalog import default_catalog
         from .security._rules import Policy
-        from .security.limits import DEFAULT_LIMITS
+        from .security.limits import DEFAULT_LIMITS, check_request
         from .security.policy import PolicySet
-        from .tracking.cost import WarnOnce
+        from .tracking.cost import WarnOnce, compute_cost
 
-        _bind_hot_functions()
+        # Per-call helpers of modules loaded here, kept as attributes: an import statement
+        # inside a method costs about a microsecond on every call.
+        self._check_request = check_request
+        self._compute_cost = compute_cost
 
         self.catalog = catalog if catalog is not None else default_catalog()
         self.limits = limits if limits is not None else DEFAULT_LIMITS
@@ -358,7 +361,7 @@ class BaseClient:
     ) -> tuple[ChatRequest, Policy | None]:
         """Validate, check input limits, resolve the caller's policy and apply its hard rules."""
         request = self._build_request(prompt, model, params)
-        _check_request(request, self.limits)
+        self._check_request(request, self.limits)
         resolved: Policy | None = None
         if self.policies is not None:
             from .security.policy import enforce_request
@@ -486,7 +489,7 @@ class BaseClient:
     def _cost(self, endpoint: Endpoint, usage: Usage) -> CostBreakdown | None:
         pricing = getattr(endpoint.spec, "pricing", None)
         if pricing is not None:  # the common case, without the warning machinery
-            return _compute_cost(usage, pricing, price_version=self.catalog.version)
+            return self._compute_cost(usage, pricing, price_version=self.catalog.version)
         from .tracking.cost import cost_for
 
         return cost_for(
@@ -549,25 +552,6 @@ class BaseClient:
     def _outcome_event(self, outcome: Outcome) -> None:
         if self.events.wants("outcome"):
             self.events.emit("outcome", outcome)
-
-
-def _bind_hot_functions() -> None:
-    """Bind the per-call helpers of lazily imported modules as globals, once a client exists:
-    an import statement inside a function costs about a microsecond on every call."""
-    global _check_request, _compute_cost
-    from .security.limits import check_request
-    from .tracking.cost import compute_cost
-
-    _check_request = check_request
-    _compute_cost = compute_cost
-
-
-def _unbound(*args: Any, **kwargs: Any) -> Any:  # pragma: no cover - replaced before any call
-    raise RuntimeError("BaseClient.__init__ binds this before use")
-
-
-_check_request: Callable[..., None] = _unbound
-_compute_cost: Callable[..., CostBreakdown] = _unbound
 
 
 def _timeout_extension(seconds: float) -> dict[str, float | None]:
