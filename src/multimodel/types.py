@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -336,6 +337,12 @@ class ChatResponse(BaseModel):
     """The provider's decoded JSON body (``None`` for streams and cache hits from Redis); left
     out of ``repr`` and dumps. A plain field rather than a private attribute: pydantic's
     private-attribute setup made every response four times as slow to build."""
+
+    @field_serializer("trace")
+    def _plain_trace(self, trace: Any) -> Any:
+        # The routing trace keeps strategy scores lazily (built when read): dump plain data.
+        to_dict = getattr(trace, "to_dict", None)
+        return to_dict() if to_dict is not None else trace
 
     @property
     def text(self) -> str:

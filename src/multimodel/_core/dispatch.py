@@ -28,7 +28,7 @@ and the bookkeeping in the tracker, the breakers, the rate limiter and telemetry
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -234,7 +234,7 @@ class DispatchPlan:
         scored = self._choose_scored
         if scored is not None:
             endpoint, scores = scored(pool, router.tracker, self.ctx)
-            self.trace.scores.update(scores)
+            self.trace.scores.add(scores)
         else:
             endpoint = self.strategy.choose(pool, router.tracker, self.ctx)
         tokens = self.ctx.input_tokens + self.ctx.output_tokens
@@ -266,7 +266,7 @@ class DispatchPlan:
             span = router.telemetry.start_attempt(self._span, endpoint, self._attempts)
         return Send(endpoint, self._attempts, timeout, now, reservation, span, hold)
 
-    def _available(self, now: float) -> tuple[list[Endpoint], float | None]:
+    def _available(self, now: float) -> tuple[Sequence[Endpoint], float | None]:
         router = self._router
         budgets = router.budgets
         if budgets is None and router.health.all_closed and not router.limiter.any_limits:

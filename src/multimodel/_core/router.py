@@ -61,6 +61,9 @@ class Router:
         self.groups: dict[str, list[Endpoint]] = {}
         for ep in endpoints:
             self.groups.setdefault(ep.model, []).append(ep)
+        # One immutable candidate tuple per group, passed as is while nothing is excluded, so
+        # strategies can keep data derived from it (cells, weights) keyed by its identity.
+        self._candidates = {model: tuple(eps) for model, eps in self.groups.items()}
         self.by_name = {ep.name: ep for ep in endpoints}
         # Candidate names per group, for the trace (``auto`` filters per request: not here).
         self.names = {model: tuple(ep.name for ep in eps) for model, eps in self.groups.items()}
@@ -97,14 +100,16 @@ class Router:
             strategy = self.strategies.setdefault(model, self._strategy_for(model))
         return strategy
 
-    def candidates(self, model: str, ctx: RouteContext) -> tuple[list[Endpoint], dict[str, str]]:
+    def candidates(
+        self, model: str, ctx: RouteContext
+    ) -> tuple[Sequence[Endpoint], dict[str, str]]:
         """Deployments that may serve ``model``, and ``{name: reason}`` for those that may not.
 
         For ``model="auto"``: every deployment whose catalog entry has the capabilities the
         request needs (tools, vision, JSON) and a context window that fits it.
         """
         if model != AUTO:
-            return list(self.groups[model]), {}
+            return self._candidates[model], {}
         needs = _needed_capabilities(ctx.request)
         needed_tokens = ctx.input_tokens + ctx.output_tokens
         kept: list[Endpoint] = []

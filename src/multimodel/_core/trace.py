@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ..providers.base import Endpoint
 
-__all__ = ["AttemptRecord", "RoutingTrace", "Send", "Sleep"]
+__all__ = ["AttemptRecord", "LazyScores", "RoutingTrace", "ScoreTable", "Send", "Sleep"]
 
 
 class Send(NamedTuple):
@@ -39,6 +40,92 @@ class AttemptRecord(NamedTuple):
     detail: str | None = None
 
 
+class LazyScores(Mapping[str, float]):
+    """A strategy's figure per candidate, computed only when read.
+
+    Strategies scan large fleets with C-level list operations and keep the figures they ranked
+    by (``values``, aligned with ``names``); ``transform`` turns one of them into the figure a
+    reader expects (e.g. a log-space rank into seconds). Nothing is built per candidate unless
+    someone reads the trace, so routing stays cheap on large fleets. The values are captured at
+    decision time: reading later shows what the strategy saw.
+    """
+
+    __slots__ = ("_dict", "_names", "_transform", "_values")
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        values: Sequence[float],
+        transform: Callable[[float], float] | None = None,
+    ) -> None:
+        self._names = names
+        self._values = values
+        self._transform = transform
+        self._dict: dict[str, float] | None = None
+
+    def _table(self) -> dict[str, float]:
+        table = self._dict
+        if table is None:
+            values: Any = self._values
+            if self._transform is not None:
+                values = map(self._transform, values)
+            table = self._dict = dict(zip(self._names, map(float, values), strict=True))
+        return table
+
+    def __getitem__(self, name: str) -> float:
+        return self._table()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return repr(self._table())
+
+
+class ScoreTable(Mapping[str, float]):
+    """The scores of a routing trace: every attempt's figures, merged when first read.
+
+    A read-only mapping ``{deployment: figure}``; a later attempt's figure for the same
+    deployment replaces the earlier one.
+    """
+
+    __slots__ = ("_dict", "_parts")
+
+    def __init__(self, scores: Mapping[str, float] | None = None) -> None:
+        self._parts: list[Mapping[str, float]] = [scores] if scores else []
+        self._dict: dict[str, float] | None = None
+
+    def add(self, scores: Mapping[str, float]) -> None:
+        """Append one decision's figures (kept as given; merged on the first read)."""
+        if scores:
+            self._parts.append(scores)
+            self._dict = None
+
+    def _table(self) -> dict[str, float]:
+        table = self._dict
+        if table is None:
+            table = {}
+            for part in self._parts:
+                table.update(part)
+            self._dict = table
+        return table
+
+    def __getitem__(self, name: str) -> float:
+        return self._table()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+    def __repr__(self) -> str:
+        return repr(self._table())
+
+
 @dataclass(slots=True)
 class RoutingTrace:
     """What the router did for one call.
@@ -52,7 +139,7 @@ class RoutingTrace:
         scores: the strategy's figure per candidate it considered, when it reports them
             (``choose_scored``): ``intelligent`` a score (higher wins); ``adaptive`` the cost
             of its two samples, ``response_time`` expected seconds, ``least_connections``
-            requests in flight (lower wins).
+            requests in flight (lower wins). A read-only mapping built on first read.
         attempts: each attempt in order, with its outcome and duration.
         sleeps: each wait, in seconds (back-off, Retry-After, waiting for a recovery).
         models: the model groups used, in order (fallback chains).
@@ -62,10 +149,23 @@ class RoutingTrace:
     strategy: str
     candidates: list[str]
     excluded: dict[str, str] = field(default_factory=dict)
-    scores: dict[str, float] = field(default_factory=dict)
+    scores: ScoreTable = field(default_factory=ScoreTable)
     attempts: list[AttemptRecord] = field(default_factory=list)
     sleeps: list[float] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain-data copy (how responses serialize their trace)."""
+        return {
+            "model": self.model,
+            "strategy": self.strategy,
+            "candidates": list(self.candidates),
+            "excluded": dict(self.excluded),
+            "scores": dict(self.scores),
+            "attempts": [a._asdict() for a in self.attempts],
+            "sleeps": list(self.sleeps),
+            "models": list(self.models),
+        }
 
     def deployments(self) -> list[str]:
         """The deployments attempted, in order."""

@@ -1,14 +1,26 @@
-"""Small helpers shared by the strategies."""
+"""Small helpers shared by the strategies: a thread-safe random source, tie-breaking picks over
+score lists, and a cache of what a strategy derives from a candidate list.
+
+Strategies that look at every candidate (``least_connections``, ``response_time``,
+``intelligent``) keep their per-call work in C-level list operations (``map`` over the
+tracker's records, ``min``, ``list.count``, ``list.index``): on a 50-deployment fleet a Python
+loop that reads each record costs tens of microseconds, a C-level scan a few.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 from ..providers.base import Endpoint
+from ..tracking.stats import StatsView, Tracker
 
-__all__ = ["LockedRandom", "pick_min"]
+__all__ = ["Fleet", "FleetCache", "LockedRandom", "pick_max_index", "pick_min", "pick_min_index"]
+
+_T = TypeVar("_T")
 
 
 class LockedRandom:
@@ -30,6 +42,10 @@ class LockedRandom:
         with self._lock:
             return self._rng.randrange(n)
 
+    def index(self, n: int) -> int:
+        """An int in [0, n), lock-free (see :meth:`sample2`)."""
+        return int(self._rng.random() * n)
+
     def sample2(self, n: int) -> tuple[int, int]:
         """Two distinct indexes in [0, n) (n >= 2).
 
@@ -49,3 +65,96 @@ def pick_min(
     best = min(scores)
     ties = [c for c, s in zip(candidates, scores, strict=True) if s <= best]
     return ties[0] if len(ties) == 1 else ties[rng.randrange(len(ties))]
+
+
+def _pick_tied(values: list[float], best: float, count: int, rng: LockedRandom) -> int:
+    """A uniformly random index among the ``count`` (>= 2) entries equal to ``best``."""
+    n = len(values)
+    if count * 4 >= n:
+        # Many ties (e.g. an idle fleet, all at 0 in flight): rejection sampling, fewer than
+        # four draws on average, instead of listing every tie.
+        while True:
+            i = rng.index(n)
+            if values[i] == best:
+                return i
+    # Few ties: jump to the k-th one with list.index (count < n / 4 C-level searches).
+    i = -1
+    for _ in range(rng.index(count) + 1):
+        i = values.index(best, i + 1)
+    return i
+
+
+def pick_min_index(values: list[float], rng: LockedRandom) -> int:
+    """The index of the lowest value (a random one among exact ties), in C-level scans."""
+    best = min(values)
+    count = values.count(best)
+    return values.index(best) if count == 1 else _pick_tied(values, best, count, rng)
+
+
+def pick_max_index(values: list[float], rng: LockedRandom, tolerance: float = 0.0) -> int:
+    """The index of the highest value; values within ``tolerance`` of it count as ties, one of
+    which is picked at random."""
+    best = max(values)
+    if not tolerance:
+        count = values.count(best)
+        return values.index(best) if count == 1 else _pick_tied(values, best, count, rng)
+    floor = best - tolerance
+    count = sum(map(floor.__le__, values))
+    if count == 1:
+        return values.index(best)
+    ties = [i for i, v in enumerate(values) if v >= floor]
+    return ties[rng.index(len(ties))]
+
+
+class Fleet:
+    """What every scanning strategy derives from a candidate list: the names (for the trace)
+    and, when ``stats`` is the :class:`Tracker`, its live record per candidate (the tracker
+    returns the same record for a name forever, so they are read in place)."""
+
+    __slots__ = ("cells", "extra", "measured", "names")
+
+    def __init__(self, candidates: Sequence[Endpoint], stats: StatsView) -> None:
+        self.names = tuple([c.name for c in candidates])
+        # Any other StatsView (a user's own, in a simulation) is read through ``get``.
+        self.cells = [stats.get(n) for n in self.names] if isinstance(stats, Tracker) else None
+        # Whether every candidate has a latency estimate, for non-streamed and for streamed
+        # requests: once true it stays true (see ``response_time.measured_ranks``).
+        self.measured = [False, False]
+        self.extra: dict[object, Any] = {}  # strategy-specific derived data
+
+
+class FleetCache(Generic[_T]):
+    """Data derived from a candidate list, kept between calls.
+
+    The router passes the same candidate tuple while nothing is excluded, so the common case is
+    one identity check. Other lists (some candidates excluded for this call) are keyed by their
+    names; at most ``size`` of those are kept (the oldest is dropped), so memory stays bounded
+    however exclusions come and go. Safe under threads: a lost race builds the data twice.
+    """
+
+    __slots__ = ("_build", "_by_names", "_last", "_size")
+
+    def __init__(self, build: Callable[[Sequence[Endpoint], StatsView], _T], size: int = 32):
+        self._build = build
+        self._size = size
+        self._last: tuple[object, object, _T] | None = None
+        self._by_names: dict[tuple[str, ...], tuple[object, _T]] = {}
+
+    def get(self, candidates: Sequence[Endpoint], stats: StatsView) -> _T:
+        """The data for ``candidates`` (built on first sight)."""
+        last = self._last
+        if last is not None and last[0] is candidates and last[1] is stats:
+            return last[2]
+        key = tuple([c.name for c in candidates])
+        entry = self._by_names.get(key)
+        if entry is None or entry[0] is not stats:
+            entry = (stats, self._build(candidates, stats))
+            by_names = self._by_names
+            if len(by_names) >= self._size:
+                # Drop the oldest; another thread may be changing the dict at the same moment.
+                with contextlib.suppress(RuntimeError, StopIteration, KeyError):
+                    del by_names[next(iter(by_names))]
+            by_names[key] = entry
+        if type(candidates) is tuple:  # immutable: safe to recognise by identity next time
+            self._last = (candidates, stats, entry[1])
+        return entry[1]

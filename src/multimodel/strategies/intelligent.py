@@ -22,15 +22,20 @@ why; when none is left the call fails with :class:`~multimodel.errors.NoDeployme
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+from math import exp
+from operator import attrgetter
 
+from .._core.trace import LazyScores
 from ..errors import ConfigError
 from ..providers.base import Endpoint
 from ..tracking.stats import StatsView
-from ._util import LockedRandom
+from ._util import Fleet, FleetCache, LockedRandom, pick_max_index
 from .base import RouteContext, register_strategy
-from .response_time import expected_latency
+from .response_time import expected_latency, measured_ranks
 
 __all__ = ["Intelligent", "estimated_cost"]
 
@@ -69,13 +74,15 @@ class Intelligent:
             )
         if any(v < 0 for v in factors.values()) or not any(factors.values()):
             raise ConfigError("intelligent factors must be >= 0 and not all zero")
-        self.factors = factors
+        self.factors = {k: float(v) for k, v in factors.items()}
         self.require = frozenset(require)
         self.min_context = min_context
         self.max_cost = max_cost_per_request
         self.min_quality = min_quality
         self._rng = LockedRandom(seed)
         self._static: dict[str, tuple[float | None, float, float]] = {}
+        self._fleets: FleetCache[Fleet] = FleetCache(Fleet)
+        self._windows: FleetCache[float] = FleetCache(_smallest_window)
 
     def exclude(self, candidates: Sequence[Endpoint], ctx: RouteContext) -> dict[str, str]:
         """Hard constraints: ``{deployment: reason}`` for candidates that may not serve."""
@@ -83,8 +90,8 @@ class Intelligent:
         needed = ctx.input_tokens + ctx.output_tokens
         if not (
             self.require or self.min_context or self.min_quality is not None or self.max_cost
-        ) and all(c.spec is None or c.spec.context_window >= needed for c in candidates):
-            return out  # no constraint configured and every window fits: one cheap pass
+        ) and needed <= self._windows.get(candidates, _NO_STATS):
+            return out  # no constraint configured and every window fits
         for c in candidates:
             spec = c.spec
             if spec is None:
@@ -164,10 +171,80 @@ class Intelligent:
 
     def choose_scored(
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
-    ) -> tuple[Endpoint, dict[str, float]]:
+    ) -> tuple[Endpoint, LazyScores]:
         """The choice and each candidate's score (higher is better)."""
-        scores = self.scores(candidates, stats, ctx)
-        best = max(scores)
-        ties = [c for c, s in zip(candidates, scores, strict=True) if s >= best - 1e-12]
-        chosen = ties[0] if len(ties) == 1 else ties[self._rng.randrange(len(ties))]
-        return chosen, {c.name: s for c, s in zip(candidates, scores, strict=True)}
+        fleet = self._fleets.get(candidates, stats)
+        scores = self._scan(fleet, candidates, ctx)
+        if scores is None:
+            scores = self.scores(candidates, stats, ctx)
+        chosen = candidates[pick_max_index(scores, self._rng, _TIE)]
+        return chosen, LazyScores(fleet.names, scores)
+
+    def _scan(
+        self, fleet: Fleet, candidates: Sequence[Endpoint], ctx: RouteContext
+    ) -> list[float] | None:
+        """:meth:`scores` in C-level list operations, when the tracker's rank keys can stand
+        for the latency estimates (see ``response_time.measured_ranks``); ``None`` otherwise.
+
+        ``min_latency / latency`` is ``exp(min_rank - rank)``, and the cost and quality terms
+        depend only on the candidates and the request's token counts, so they are kept per
+        candidate set and token counts."""
+        ranks = measured_ranks(fleet, ctx)
+        if ranks is None:
+            return None
+        best_rank = min(ranks)
+        if best_rank == -math.inf:
+            return None  # a zero latency: scored one by one (it counts as unmeasured there)
+        assert fleet.cells is not None  # measured_ranks needs the tracker's records
+        errors: list[float] = list(map(_ERROR_RATE, fleet.cells))
+        key = (ctx.input_tokens, ctx.output_tokens)
+        static = fleet.extra.get(key)
+        if static is None:
+            static = self._static_scores(candidates, *key)
+            extra = fleet.extra
+            if len(extra) >= _STATIC_KEEP:
+                with contextlib.suppress(RuntimeError, StopIteration, KeyError):
+                    del extra[next(iter(extra))]
+            extra[key] = static
+        f = self.factors
+        f_perf, f_avail = f.get("performance", 0.0), f.get("availability", 0.0)
+        # min latency / latency == exp(best_rank - rank)
+        if not any(errors):
+            return [
+                a + f_perf * exp(best_rank - k) + f_avail
+                for a, k in zip(static, ranks, strict=True)
+            ]
+        return [
+            (a + f_perf * exp(best_rank - k) + f_avail * (1.0 - e)) * (1.0 - e)
+            for a, k, e in zip(static, ranks, errors, strict=True)
+        ]
+
+    def _static_scores(self, candidates: Sequence[Endpoint], tin: int, tout: int) -> list[float]:
+        """Each candidate's cost and quality terms for a request of ``tin`` / ``tout`` tokens."""
+        static, static_of = self._static, self._static_of
+        entries = [static.get(c.name) or static_of(c) for c in candidates]
+        costs = [None if p_in is None else p_in * tin + p_out * tout for p_in, p_out, _ in entries]
+        known = [x for x in costs if x is not None and x > 0]
+        min_cost = min(known) if known else None
+        max_q = max(q for _, _, q in entries) or 1.0
+        f = self.factors
+        f_cost, f_qual = f.get("cost", 0.0), f.get("quality", 0.0) / max_q
+        out = []
+        for cost, (_, _, quality) in zip(costs, entries, strict=True):
+            cost_s = 1.0 if min_cost is None or not cost else min_cost / cost
+            if cost is None and min_cost is not None:
+                cost_s = 0.5  # unknown price: neither rewarded nor ruled out
+            out.append(f_cost * cost_s + f_qual * quality)
+        return out
+
+
+def _smallest_window(candidates: Sequence[Endpoint], _: object) -> float:
+    """The smallest context window among candidates the catalog knows (inf: none)."""
+    windows = [c.spec.context_window for c in candidates if c.spec is not None]
+    return min(windows, default=math.inf)
+
+
+_NO_STATS: StatsView = None  # type: ignore[assignment]  # window minima need no stats
+_TIE = 1e-12  # scores this close count as a tie (float noise between equal candidates)
+_STATIC_KEEP = 64  # cost / quality terms kept per candidate set (distinct token counts)
+_ERROR_RATE = attrgetter("ewma_error_rate")

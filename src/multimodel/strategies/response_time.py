@@ -9,15 +9,24 @@ Long generations (``max_tokens`` of 512 or more) are scored by first-token time 
 deployment's time per output token times ``max_tokens``, because a deployment that starts fast
 but generates slowly loses on long answers. A deployment with no measurement yet is probed
 first (one probe at a time), never starved.
+
+Cost: once every candidate has been measured, one C-level scan of the tracker's rank keys (see
+:meth:`~multimodel.tracking.sketches.PeakEWMA.rank`: ordering by them is ordering by the
+decayed estimates, without reading the clock or calling ``exp`` per deployment), about 2 µs
+for 50 deployments. Long generations, unmeasured deployments and stats views other than the
+tracker are scored one candidate at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
+from operator import attrgetter
 
+from .._core.trace import LazyScores
 from ..providers.base import Endpoint
-from ..tracking.stats import StatsView
-from ._util import LockedRandom, pick_min
+from ..tracking.stats import RANK_TAU, StatsView
+from ._util import Fleet, FleetCache, LockedRandom, pick_min, pick_min_index
 from .base import RouteContext, register_strategy
 
 __all__ = ["ResponseTime", "expected_latency"]
@@ -53,6 +62,7 @@ class ResponseTime:
 
     def __init__(self, seed: int | None = None) -> None:
         self._rng = LockedRandom(seed)
+        self._fleets: FleetCache[Fleet] = FleetCache(Fleet)
 
     def choose(
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
@@ -62,8 +72,13 @@ class ResponseTime:
 
     def choose_scored(
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
-    ) -> tuple[Endpoint, dict[str, float]]:
+    ) -> tuple[Endpoint, Mapping[str, float]]:
         """The choice and each candidate's expected seconds (-1: to be probed; lower wins)."""
+        fleet = self._fleets.get(candidates, stats)
+        ranks = measured_ranks(fleet, ctx)
+        if ranks is not None:
+            chosen = candidates[pick_min_index(ranks, self._rng)]
+            return chosen, LazyScores(fleet.names, ranks, seconds_from_rank(stats.now()))
         now = stats.now()
         scores: list[float] = []
         for c in candidates:
@@ -75,3 +90,29 @@ class ResponseTime:
             scores.append(estimate)
         chosen = pick_min(candidates, scores, self._rng)
         return chosen, {c.name: v for c, v in zip(candidates, scores, strict=True)}
+
+
+_LATENCY_RANK = attrgetter("latency_rank")
+_STREAM_RANK = attrgetter("stream_rank")
+
+
+def measured_ranks(fleet: Fleet, ctx: RouteContext) -> list[float] | None:
+    """Each candidate's rank key for :func:`expected_latency`, when one scan can stand for it:
+    the stats are the tracker's, every candidate is measured, and the request is not a long
+    generation (whose estimate adds time per token). ``None`` otherwise."""
+    cells = fleet.cells
+    if cells is None or (not ctx.stream and ctx.output_tokens >= LONG_GENERATION):
+        return None
+    stream = ctx.stream
+    ranks: list[float] = list(map(_STREAM_RANK if stream else _LATENCY_RANK, cells))
+    if not fleet.measured[stream]:
+        if None in ranks:
+            return None
+        fleet.measured[stream] = True  # estimates are never forgotten: checked until true
+    return ranks
+
+
+def seconds_from_rank(now: float) -> Callable[[float], float]:
+    """Turns a rank key back into the estimate in seconds at ``now``."""
+    shift = now / RANK_TAU
+    return lambda rank: math.exp(rank - shift)

@@ -12,17 +12,25 @@ By default the split is *smooth* and deterministic (nginx's smooth weighted roun
 weights 5:1:1 the order is a a b a c a a, never five a's in a row). With ``seed=...`` choices
 are random in proportion to the weights, reproducibly. When a candidate is excluded (cooldown,
 rate limit) its share goes to the others in proportion.
+
+Cost: O(1) per request whatever the fleet size. The smooth cycle of a candidate set is computed
+once (its length is the sum of the weights as small integers, about 1,024 at most) and then each
+choice is one lookup; seeded choices are a binary search over cumulative weights.
 """
 
 from __future__ import annotations
 
-import threading
+import itertools
+import math
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from itertools import accumulate
 
 from ..errors import ConfigError
 from ..providers.base import Endpoint
 from ..tracking.stats import StatsView
-from ._util import LockedRandom
+from ._util import FleetCache, LockedRandom
 from .base import RouteContext, register_strategy
 
 __all__ = ["Weighted"]
@@ -38,9 +46,8 @@ class Weighted:
             if not value >= 0:
                 raise ConfigError(f"weight for {key!r} must be >= 0, got {value!r}")
         self._rng = LockedRandom(seed) if seed is not None else None
-        self._credit: dict[str, float] = {}
-        self._cache: dict[str, float] = {}  # deployment name -> weight (both fixed once set)
-        self._lock = threading.Lock()
+        self._cache: dict[str, float] = {}  # deployment name -> weight (fixed once set)
+        self._plans: FleetCache[_Plan] = FleetCache(self._plan)
 
     def weight(self, endpoint: Endpoint) -> float:
         """The weight of one deployment."""
@@ -61,32 +68,72 @@ class Weighted:
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
     ) -> Endpoint:
         """See :meth:`multimodel.strategies.Strategy.choose`."""
-        cache = self._cache
-        weights = [cache.get(c.name) or self.weight(c) for c in candidates]
-        total = sum(weights)
-        if total <= 0:
+        plan = self._plans.get(candidates, stats)
+        if self._rng is None:
+            schedule, counter = plan.schedule, plan.counter
+            return candidates[schedule[next(counter) % len(schedule)]]
+        point = self._rng.random() * plan.total
+        # The first positive-weight candidate whose cumulative weight exceeds the point (the
+        # same draw picks the same candidate as walking the list and subtracting); rounding
+        # can leave the point at the total: then the last one.
+        i = bisect_right(plan.cumulative, point)
+        return candidates[plan.positive[min(i, len(plan.positive) - 1)]]
+
+    def _plan(self, candidates: Sequence[Endpoint], stats: StatsView) -> _Plan:
+        weights = [self.weight(c) for c in candidates]
+        if sum(weights) <= 0:
             weights = [1.0] * len(candidates)
-            total = float(len(candidates))
-        if self._rng is not None:
-            point = self._rng.random() * total
-            chosen = candidates[-1]
-            for candidate, weight in zip(candidates, weights, strict=True):
-                if weight <= 0:
-                    continue  # a zero weight is never chosen, even on float residue below
-                chosen = candidate
-                point -= weight
-                if point < 0:
-                    return candidate
-            return chosen  # rounding left ``point`` >= 0: the last candidate with a weight
-        with self._lock:
-            credit = self._credit
-            best: Endpoint | None = None
-            best_credit = float("-inf")
-            for candidate, weight in zip(candidates, weights, strict=True):
-                value = credit.get(candidate.name, 0.0) + weight
-                credit[candidate.name] = value
-                if value > best_credit:
-                    best, best_credit = candidate, value
-            assert best is not None
-            credit[best.name] = best_credit - total
-        return best
+        return _Plan(weights)
+
+
+SCHEDULE_CAP = 1024
+"""The longest exact smooth cycle per candidate set; weights whose exact cycle would be longer
+are rounded to integers summing to about this (shares within ~0.05 % of the weights). Building
+a cycle costs ``length × candidates`` steps once (a few ms at most)."""
+
+
+class _Plan:
+    """A candidate set's weights, as a precomputed smooth cycle and as cumulative sums."""
+
+    __slots__ = ("counter", "cumulative", "positive", "schedule", "total")
+
+    def __init__(self, weights: list[float]) -> None:
+        self.positive = [i for i, w in enumerate(weights) if w > 0]
+        self.cumulative = list(accumulate(weights[i] for i in self.positive))
+        self.total = self.cumulative[-1]
+        self.schedule = _smooth_cycle(_integer_weights([weights[i] for i in self.positive]))
+        self.schedule = [self.positive[k] for k in self.schedule]
+        self.counter = itertools.count()  # next() on it is atomic: exact rotation under threads
+
+
+def _integer_weights(weights: list[float]) -> list[int]:
+    """Small integers in the same proportions: exact when the weights are simple ratios (0.4 /
+    0.3 / 0.3 gives 4 / 3 / 3), else rounded to sum to about :data:`SCHEDULE_CAP`, every
+    positive weight keeping at least one turn per cycle."""
+    top = max(weights)
+    fractions = [Fraction(w / top).limit_denominator(SCHEDULE_CAP) for w in weights]
+    scale = math.lcm(*(f.denominator for f in fractions))
+    ints = [int(f * scale) for f in fractions]
+    if 0 < sum(ints) <= SCHEDULE_CAP and all(ints):
+        divisor = math.gcd(*ints)
+        return [k // divisor for k in ints]
+    total = sum(weights)
+    return [max(1, round(w / total * SCHEDULE_CAP)) for w in weights]
+
+
+def _smooth_cycle(weights: list[int]) -> list[int]:
+    """One full cycle of nginx's smooth weighted round robin over integer weights: each step
+    adds every weight to its credit and picks the highest credit (the first on a tie), which
+    then pays back the total. After ``sum(weights)`` steps every credit is back at zero, so the
+    cycle repeats exactly; built once per candidate set, then each choice is one lookup."""
+    total = sum(weights)
+    credit = [0] * len(weights)
+    order = []
+    indexes = range(len(weights))
+    for _ in range(total):
+        for i in indexes:
+            credit[i] += weights[i]
+        best = credit.index(max(credit))
+        credit[best] -= total
+        order.append(best)
+    return order

@@ -341,6 +341,19 @@ class PeakEWMA:
         idle = now - self._stamp
         return current * math.exp(-idle / self.tau) if idle > 0.0 else current
 
+    def rank(self) -> float | None:
+        """A time-invariant sort key: ``log(value(now)) + now / tau`` for any ``now`` at or
+        after the last update (``-inf`` for an estimate of 0, ``None`` before the first sample).
+
+        Idle decay multiplies every estimate by the same ``exp(-elapsed / tau)``, so ordering
+        estimators by ``rank()`` orders them by ``value(now)`` at every later ``now``: a
+        strategy can rank a large fleet without reading the clock or calling ``exp`` per
+        deployment, and ``exp(rank - now / tau)`` recovers the estimate."""
+        current = self._value
+        if current is None:
+            return None
+        return _log(current) + self._stamp / self.tau if current > 0.0 else -math.inf
+
     def reset(self) -> None:
         """Forget every sample."""
         self._value = None

@@ -25,7 +25,7 @@ from .sketches import PeakEWMA, QuantileSketch
 from .snapshot import DeploymentSnapshot, GroupSnapshot, StatsSnapshot
 from .windows import MultiWindow
 
-__all__ = ["DeploymentStats", "StatsView", "Tracker"]
+__all__ = ["RANK_TAU", "DeploymentStats", "RankedStats", "StatsView", "Tracker"]
 
 _ALPHA = 0.3  # EWMA weight of the newest sample: reacts within a few requests, smooths jitter
 _PEAK_TAU = 10.0  # seconds for a latency spike to decay by 1/e once samples are fast again
@@ -97,11 +97,39 @@ class DeploymentStats(Protocol):
         ...
 
 
+RANK_TAU = _PEAK_TAU
+"""The ``tau`` of the rank keys below: ``estimate(now) == exp(rank - now / RANK_TAU)``."""
+
+
+class RankedStats(DeploymentStats, Protocol):
+    """Time-invariant sort keys over the peak-EWMA estimates (see :meth:`PeakEWMA.rank`).
+
+    Ordering deployments by a rank orders them by the estimate at any later instant, so a
+    strategy can scan a large fleet with C-level list operations (``min`` over the ranks)
+    instead of evaluating every estimate. Each is ``None`` before the first measurement.
+    """
+
+    @property
+    def latency_rank(self) -> float | None:
+        """Rank of :meth:`latency_estimate`."""
+        ...
+
+    @property
+    def stream_rank(self) -> float | None:
+        """Rank of the estimate a stream is scored by: time to first token once measured,
+        else the non-streamed latency (as :func:`~multimodel.strategies.response_time.
+        expected_latency` does)."""
+        ...
+
+
 class StatsView(Protocol):
     """Read-only access to live stats, by deployment name."""
 
     def get(self, deployment: str) -> DeploymentStats:
-        """Stats of one deployment (a zeroed record for one never seen)."""
+        """Stats of one deployment (a zeroed record for one never seen).
+
+        The :class:`Tracker` returns the same live record for a name every time, so a strategy
+        may keep the records of its candidates (see :class:`RankedStats`)."""
         ...
 
     def now(self) -> float:
@@ -126,12 +154,14 @@ class _Cell:
         "in_flight",
         "input_tokens",
         "last_failure_at",
+        "latency_rank",
         "latency_sketch",
         "output_tokens",
         "peak_latency",
         "peak_ttft",
         "penalty_until",
         "requests",
+        "stream_rank",
         "successes",
         "ttft_sketch",
         "win_errors",
@@ -156,6 +186,8 @@ class _Cell:
         self.ewma_error_rate = 0.0
         self.peak_latency = PeakEWMA(_PEAK_TAU)
         self.peak_ttft = PeakEWMA(_PEAK_TAU)
+        self.latency_rank: float | None = None
+        self.stream_rank: float | None = None
         self.latency_sketch = QuantileSketch()
         self.ttft_sketch = QuantileSketch()
         self.last_failure_at: float | None = None
@@ -308,11 +340,16 @@ class Tracker:
             if ttft is not None:
                 cell.ewma_ttft = _ewma(cell.ewma_ttft, ttft)
                 cell.peak_ttft.update(ttft, now)
+                cell.stream_rank = cell.peak_ttft.rank()
                 cell.ttft_sketch.add(ttft)
             generation = latency - (ttft or 0.0)
         else:
             cell.ewma_latency = _ewma(cell.ewma_latency, latency)
-            cell.peak_latency.update(latency, now)
+            peak = cell.peak_latency
+            peak.update(latency, now)
+            cell.latency_rank = rank = peak.rank()
+            if cell.ewma_ttft is None:  # streams are scored by latency until a TTFT is known
+                cell.stream_rank = rank
             generation = latency
         cell.latency_sketch.add(latency)
         usage = outcome.usage
