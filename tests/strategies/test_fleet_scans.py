@@ -329,3 +329,25 @@ def test_response_dump_includes_scores(mock_server_factory) -> None:  # type: ig
     dumped = response.model_dump()
     assert dumped["trace"]["scores"] == {"one": 0.0, "two": 0.0}
     assert '"scores":{"one":0.0,"two":0.0}' in response.model_dump_json()
+
+
+def test_tracker_counts_deployments_with_recent_errors(clock: ManualClock) -> None:
+    tracker = Tracker(clock.monotonic)
+
+    def one(name: str, ok: bool) -> None:
+        tracker.started(name)
+        tracker.record(Outcome(deployment=name, model="m", provider="openai", ok=ok,
+                               latency=0.1, started_at=0.0))
+
+    one("a", True)
+    assert tracker.erring == 0
+    one("a", False)
+    one("a", False)
+    one("b", False)
+    assert tracker.erring == 2
+    for _ in range(60):  # the rate decays by 0.7 per success and snaps to 0 below 1e-6
+        one("a", True)
+    assert tracker.get("a").ewma_error_rate == 0.0
+    assert tracker.erring == 1
+    one("a", False)
+    assert tracker.erring == 2

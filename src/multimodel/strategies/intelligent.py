@@ -32,8 +32,8 @@ from operator import attrgetter
 from .._core.trace import LazyScores
 from ..errors import ConfigError
 from ..providers.base import Endpoint
-from ..tracking.stats import StatsView
-from ._util import Fleet, FleetCache, LockedRandom, pick_max_index
+from ..tracking.stats import StatsView, Tracker
+from ._util import Fleet, FleetCache, LockedRandom, pick_max_index, pick_min_index
 from .base import RouteContext, register_strategy
 from .response_time import expected_latency, measured_ranks
 
@@ -174,50 +174,60 @@ class Intelligent:
     ) -> tuple[Endpoint, LazyScores]:
         """The choice and each candidate's score (higher is better)."""
         fleet = self._fleets.get(candidates, stats)
-        scores = self._scan(fleet, candidates, ctx)
-        if scores is None:
-            scores = self.scores(candidates, stats, ctx)
-        chosen = candidates[pick_max_index(scores, self._rng, _TIE)]
-        return chosen, LazyScores(fleet.names, scores)
-
-    def _scan(
-        self, fleet: Fleet, candidates: Sequence[Endpoint], ctx: RouteContext
-    ) -> list[float] | None:
-        """:meth:`scores` in C-level list operations, when the tracker's rank keys can stand
-        for the latency estimates (see ``response_time.measured_ranks``); ``None`` otherwise.
-
-        ``min_latency / latency`` is ``exp(min_rank - rank)``, and the cost and quality terms
-        depend only on the candidates and the request's token counts, so they are kept per
-        candidate set and token counts."""
         ranks = measured_ranks(fleet, ctx)
-        if ranks is None:
-            return None
-        best_rank = min(ranks)
-        if best_rank == -math.inf:
-            return None  # a zero latency: scored one by one (it counts as unmeasured there)
-        assert fleet.cells is not None  # measured_ranks needs the tracker's records
-        errors: list[float] = list(map(_ERROR_RATE, fleet.cells))
+        best_rank = -math.inf if ranks is None else min(ranks)
+        if ranks is None or best_rank == -math.inf:
+            # Unmeasured candidates, long generations, another stats view, or a zero latency
+            # (counted as unmeasured by the formula): one candidate at a time.
+            scores = self.scores(candidates, stats, ctx)
+            return candidates[pick_max_index(scores, self._rng, _TIE)], LazyScores(
+                fleet.names, scores
+            )
+        # The same formula in list operations: min latency / latency == exp(best_rank - rank),
+        # and the cost and quality terms depend only on the candidates and the token counts.
+        assert isinstance(stats, Tracker)  # measured_ranks needs the tracker's records
+        assert fleet.cells is not None
+        # Read every error rate only while some deployment has one.
+        errors: list[float] = list(map(_ERROR_RATE, fleet.cells)) if stats.erring else []
+        static, uniform = self._static_for(fleet, candidates, ctx)
+        f = self.factors
+        f_perf, f_avail = f.get("performance", 0.0), f.get("availability", 0.0)
+        if not any(errors):
+            if uniform:
+                # Equal cost and quality terms (one model on every deployment): the score only
+                # falls as the rank rises, so the fastest wins; scores are built if read.
+                base = static[0] + f_avail
+                i = pick_min_index(ranks, self._rng) if f_perf else self._rng.index(len(ranks))
+                return candidates[i], LazyScores(
+                    fleet.names, ranks, lambda k: base + f_perf * exp(best_rank - k)
+                )
+            scores = [
+                a + f_perf * exp(best_rank - k) + f_avail
+                for a, k in zip(static, ranks, strict=True)
+            ]
+        else:
+            scores = [
+                (a + f_perf * exp(best_rank - k) + f_avail * (1.0 - e)) * (1.0 - e)
+                for a, k, e in zip(static, ranks, errors, strict=True)
+            ]
+        return candidates[pick_max_index(scores, self._rng, _TIE)], LazyScores(fleet.names, scores)
+
+    def _static_for(
+        self, fleet: Fleet, candidates: Sequence[Endpoint], ctx: RouteContext
+    ) -> tuple[list[float], bool]:
+        """The cost and quality terms per candidate, and whether they are all equal, kept per
+        candidate set and token counts (a bounded number of them)."""
         key = (ctx.input_tokens, ctx.output_tokens)
-        static = fleet.extra.get(key)
-        if static is None:
+        entry: tuple[list[float], bool] | None = fleet.extra.get(key)
+        if entry is None:
             static = self._static_scores(candidates, *key)
+            entry = (static, static.count(static[0]) == len(static))
             extra = fleet.extra
             if len(extra) >= _STATIC_KEEP:
                 with contextlib.suppress(RuntimeError, StopIteration, KeyError):
                     del extra[next(iter(extra))]
-            extra[key] = static
-        f = self.factors
-        f_perf, f_avail = f.get("performance", 0.0), f.get("availability", 0.0)
-        # min latency / latency == exp(best_rank - rank)
-        if not any(errors):
-            return [
-                a + f_perf * exp(best_rank - k) + f_avail
-                for a, k in zip(static, ranks, strict=True)
-            ]
-        return [
-            (a + f_perf * exp(best_rank - k) + f_avail * (1.0 - e)) * (1.0 - e)
-            for a, k, e in zip(static, ranks, errors, strict=True)
-        ]
+            extra[key] = entry
+        return entry
 
     def _static_scores(self, candidates: Sequence[Endpoint], tin: int, tout: int) -> list[float]:
         """Each candidate's cost and quality terms for a request of ``tin`` / ``tout`` tokens."""

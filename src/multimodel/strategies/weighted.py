@@ -117,8 +117,16 @@ def _integer_weights(weights: list[float]) -> list[int]:
     if 0 < sum(ints) <= SCHEDULE_CAP and all(ints):
         divisor = math.gcd(*ints)
         return [k // divisor for k in ints]
+    # Largest remainders (Hamilton): the integers sum to the cap, each within 1 of its quota.
     total = sum(weights)
-    return [max(1, round(w / total * SCHEDULE_CAP)) for w in weights]
+    quotas = [w / total * SCHEDULE_CAP for w in weights]
+    ints = [max(1, int(q)) for q in quotas]
+    remaining = SCHEDULE_CAP - sum(ints)
+    if remaining > 0:
+        by_remainder = sorted(range(len(quotas)), key=lambda i: int(quotas[i]) - quotas[i])
+        for i in by_remainder[:remaining]:
+            ints[i] += 1
+    return ints
 
 
 def _smooth_cycle(weights: list[int]) -> list[int]:

@@ -29,6 +29,7 @@ __all__ = ["RANK_TAU", "DeploymentStats", "RankedStats", "StatsView", "Tracker"]
 
 _ALPHA = 0.3  # EWMA weight of the newest sample: reacts within a few requests, smooths jitter
 _PEAK_TAU = 10.0  # seconds for a latency spike to decay by 1/e once samples are fast again
+_ERROR_FLOOR = 1e-6  # an error rate decayed below this is 0: ~36 successes after one failure
 _MIN_TPOT_TOKENS = 16  # below this, per-token time is mostly fixed overhead: do not sample it
 MAX_GROUPS = 10_000  # user / tag cells kept; older ones fold into "(other)"
 OTHER = "(other)"
@@ -240,6 +241,9 @@ class Tracker:
         self._tags: OrderedDict[str, _GroupCell] = OrderedDict()
         self._monotonic = monotonic
         self._listeners: list[Callable[[Outcome], None]] = []
+        #: Deployments whose recent error rate is not zero (strategies skip reading every
+        #: deployment's error rate while this is 0).
+        self.erring = 0
 
     # -- the view strategies read --------------------------------------------------------------
 
@@ -308,7 +312,13 @@ class Tracker:
             if outcome.ok:
                 cell.successes += 1
                 cell.consecutive_failures = 0
-                cell.ewma_error_rate *= 1 - _ALPHA
+                rate = cell.ewma_error_rate
+                if rate:
+                    rate *= 1 - _ALPHA
+                    if rate < _ERROR_FLOOR:
+                        rate = 0.0
+                        self.erring -= 1
+                    cell.ewma_error_rate = rate
                 if outcome.cached:
                     cell.cached += 1
                 else:
@@ -316,6 +326,8 @@ class Tracker:
             else:
                 cell.failures += 1
                 cell.consecutive_failures += 1
+                if not cell.ewma_error_rate:
+                    self.erring += 1
                 cell.ewma_error_rate += _ALPHA * (1 - cell.ewma_error_rate)
                 cell.last_failure_at = now
                 err = outcome.error or "Error"
