@@ -155,53 +155,85 @@ class MultiWindow:
     Args:
         spans: label -> ``(window seconds, slots)``; defaults to :data:`DEFAULT_SPANS`
             (``"1m"``, ``"5m"``, ``"1h"``, each 60 slots).
+
+    When every slot width is a whole multiple of the narrowest one (as in the defaults), events
+    that fall in the same narrowest slot are summed in two numbers and written to every window
+    once, when time moves to another slot or someone reads: an event in the common case costs
+    two additions instead of one update per window. Reads see every event, pending or not.
     """
 
-    __slots__ = ("_items", "windows")
+    __slots__ = ("_count", "_index", "_items", "_nested", "_time", "_value", "_width", "_windows")
 
     def __init__(self, spans: Mapping[str, tuple[float, int]] = DEFAULT_SPANS) -> None:
         if not spans:
             raise ValueError("spans must name at least one window")
-        self.windows: dict[str, SlidingWindow] = {
+        self._windows: dict[str, SlidingWindow] = {
             label: SlidingWindow(window, buckets) for label, (window, buckets) in spans.items()
         }
-        self._items = tuple(self.windows.items())
+        self._items = tuple(self._windows.items())
+        widths = [w.width for _, w in self._items]
+        self._width = min(widths)
+        # Slot boundaries of wider windows must be boundaries of the narrowest one, so that one
+        # narrow slot lies inside one slot of every window.
+        self._nested = all(abs(w / self._width - round(w / self._width)) < 1e-9 for w in widths)
+        self._index = _NEVER  # the narrowest slot of the pending events
+        self._time = 0.0  # a time inside that slot
+        self._count = 0
+        self._value = 0.0
+
+    @property
+    def windows(self) -> dict[str, SlidingWindow]:
+        """The windows by label (pending events written first, so reads are complete)."""
+        self._flush()
+        return self._windows
 
     def add(self, now: float, count: int = 1, value: float = 0.0) -> None:
         """Record events in every window (see :meth:`SlidingWindow.add`)."""
-        for _, window in self._items:  # SlidingWindow.add, inlined: this is the hot path
-            index = int(now // window.width)
-            head = window._head
-            if index > head:
-                window._advance(index)
-            elif index <= head - window.buckets:
-                continue
-            slot = index % window.buckets
-            window._counts[slot] += count
-            window._sums[slot] += value
-            window._total += count
-            window._sum += value
+        if self._nested:
+            index = int(now // self._width)
+            if index == self._index:  # the hot path: same narrowest slot as the pending ones
+                self._count += count
+                self._value += value
+                return
+            if index > self._index:
+                self._flush()
+                self._index, self._time, self._count, self._value = index, now, count, value
+                return
+        for _, window in self._items:  # an older slot (or unnested spans): straight in
+            window.add(now, count, value)
+
+    def _flush(self) -> None:
+        count, value = self._count, self._value
+        if count or value:
+            self._count, self._value = 0, 0.0
+            for _, window in self._items:
+                window.add(self._time, count, value)
 
     def total(self, now: float) -> dict[str, int]:
         """Events per window ending at ``now``."""
+        self._flush()
         return {label: window.total(now) for label, window in self._items}
 
     def sum(self, now: float) -> dict[str, float]:
         """Value sums per window ending at ``now``."""
+        self._flush()
         return {label: window.sum(now) for label, window in self._items}
 
     def rate(self, now: float) -> dict[str, float]:
         """Events per second per window ending at ``now``."""
+        self._flush()
         return {label: window.rate(now) for label, window in self._items}
 
     def mean(self, now: float) -> dict[str, float | None]:
         """Mean value per event per window (``None`` for an empty window)."""
+        self._flush()
         return {label: window.mean(now) for label, window in self._items}
 
     def clear(self) -> None:
         """Forget every event in every window."""
+        self._count, self._value, self._index = 0, 0.0, _NEVER
         for _, window in self._items:
             window.clear()
 
     def __repr__(self) -> str:
-        return f"MultiWindow({list(self.windows)!r})"
+        return f"MultiWindow({list(self._windows)!r})"
