@@ -475,39 +475,52 @@ def bench_routing(b: Budget, rtt: Callable[[int], float]) -> dict[str, Any]:
     headers = httpx.Headers({"x-request-id": "req_1"})
     out: dict[str, Any] = {}
     rtts: list[float] = []
-    for n in (3, 50):
-        deps = [mm.Deployment(model="gpt-4o-mini", provider="openai", api_key="sk-test",
-                              name=f"d{i}", base_url=f"http://127.0.0.1:9/{i}/v1")
-                for i in range(n)]
-        for strategy in STRATEGIES:
-            client = mm.Client(deployments=deps, strategy=strategy)
-            request = client._build_request(PROMPT, None, {"max_tokens": 20})
-            router = client._router
+    mixed = ("gpt-4o-mini", "gpt-4o", "gpt-4.1", "deepseek-chat", "gpt-4.1-mini")
+    cases: list[tuple[str, int, str, str]] = [
+        (strategy, n, strategy, "gpt-4o-mini") for n in (3, 50) for strategy in STRATEGIES
+    ]
+    # intelligent's real use: model="auto" over several models with different prices and
+    # quality (the rows above are one model on every deployment).
+    cases.append(("intelligent/auto-mixed", 50, "intelligent", "auto"))
+    for label, n, strategy, model in cases:
+        if model == "auto":
+            deps = [mm.Deployment(model=mixed[i % len(mixed)], provider="openai",
+                                  api_key="sk-test", name=f"d{i}",
+                                  base_url=f"http://127.0.0.1:9/{i}/v1")
+                    for i in range(n)]
+        else:
+            deps = [mm.Deployment(model="gpt-4o-mini", provider="openai", api_key="sk-test",
+                                  name=f"d{i}", base_url=f"http://127.0.0.1:9/{i}/v1")
+                    for i in range(n)]
+        client = mm.Client(deployments=deps, strategy=strategy)
+        request = client._build_request(PROMPT, model, {"max_tokens": 20})
+        router = client._router
 
-            def loop(k: int, router: Any = router, request: Any = request) -> None:
-                for _ in range(k):
-                    plan = router.plan(request, timeout=30)
-                    action = plan.next_action()
-                    plan.succeeded(action, usage=usage, headers=headers, response_model="m",
-                                   finish_reason="stop", request_id="req_1")
+        def loop(k: int, router: Any = router, request: Any = request) -> None:
+            for _ in range(k):
+                plan = router.plan(request, timeout=30)
+                action = plan.next_action()
+                plan.succeeded(action, usage=usage, headers=headers, response_model="m",
+                               finish_reason="stop", request_id="req_1")
 
-            loop(200)
-            costs: list[float] = []
-            trips: list[float] = []
-            deadline = time.perf_counter() + b.section_seconds / 12
-            block = max(100, b.route_iters // 5)
-            for _ in range(15):
-                t = time.perf_counter()
-                loop(block)
-                costs.append((time.perf_counter() - t) / block * 1e6)
-                trips.append(rtt(20))
-                if time.perf_counter() > deadline and len(costs) >= 3:
-                    break
-            share = median([c / r for c, r in zip(costs, trips, strict=True)])
-            rtts.extend(trips)
-            out[f"{strategy}/{n}"] = {"us": median(costs), "us_min": min(costs),
-                                      "rtt_us": median(trips), "pct_of_rtt": 100 * share}
-            client.close()
+        loop(200)
+        costs: list[float] = []
+        trips: list[float] = []
+        deadline = time.perf_counter() + b.section_seconds / 12
+        block = max(100, b.route_iters // 5)
+        for _ in range(15):
+            t = time.perf_counter()
+            loop(block)
+            costs.append((time.perf_counter() - t) / block * 1e6)
+            trips.append(rtt(20))
+            if time.perf_counter() > deadline and len(costs) >= 3:
+                break
+        share = median([c / r for c, r in zip(costs, trips, strict=True)])
+        rtts.extend(trips)
+        key = f"{label}/{n}" if "/" not in label else label
+        out[key] = {"us": median(costs), "us_min": min(costs),
+                    "rtt_us": median(trips), "pct_of_rtt": 100 * share}
+        client.close()
     out["rtt_us"] = median(rtts)
     return out
 
@@ -697,6 +710,10 @@ def report(r: dict[str, Any]) -> None:
             a, b = r["routing"][f"{s}/3"], r["routing"][f"{s}/50"]
             print(f"| {s} | {a['us']:.1f} ({a['pct_of_rtt']:.1f} %) | "
                   f"{b['us']:.1f} ({b['pct_of_rtt']:.1f} %) |")
+        mixed = r["routing"].get("intelligent/auto-mixed")
+        if mixed:
+            print(f"| intelligent, `model=\"auto\"` over 5 models | | {mixed['us']:.1f} "
+                  f"({mixed['pct_of_rtt']:.1f} %) |")
     if "tracker" in r:
         t = r["tracker"]
         print(f"\n## Tracker and ledger\n\nTracker.record: {t['record_us']:.2f} µs "

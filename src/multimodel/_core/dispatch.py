@@ -159,8 +159,7 @@ class DispatchPlan:
         trace.models.append(model)
         if not trace.strategy:
             trace.strategy = type(self.strategy).__name__
-        names = router.names.get(model)
-        trace.candidates.extend(names if names is not None else [c.name for c in self.candidates])
+        trace.candidates.extend(router.names_of(model, self.candidates))
         self._choose_scored = getattr(self.strategy, "choose_scored", None)
         if self._tried:
             self._tried = set()

@@ -64,6 +64,9 @@ class Router:
         # One immutable candidate tuple per group, passed as is while nothing is excluded, so
         # strategies can keep data derived from it (cells, weights) keyed by its identity.
         self._candidates = {model: tuple(eps) for model, eps in self.groups.items()}
+        # model="auto": candidates per set of needed capabilities (a handful of sets at most).
+        self._auto: dict[frozenset[str], tuple[tuple[Endpoint, ...], float, dict[str, str]]] = {}
+        self._auto_names: dict[int, tuple[str, ...]] = {}
         self.by_name = {ep.name: ep for ep in endpoints}
         # Candidate names per group, for the trace (``auto`` filters per request: not here).
         self.names = {model: tuple(ep.name for ep in eps) for model, eps in self.groups.items()}
@@ -110,25 +113,56 @@ class Router:
         """
         if model != AUTO:
             return self._candidates[model], {}
-        needs = _needed_capabilities(ctx.request)
+        needs = frozenset(_needed_capabilities(ctx.request))
         needed_tokens = ctx.input_tokens + ctx.output_tokens
+        capable = self._auto.get(needs)
+        if capable is None:
+            capable = self._auto[needs] = self._capable(needs)
+            # Keyed by identity: the tuple lives in self._auto as long as the router does.
+            self._auto_names[id(capable[0])] = tuple(ep.name for ep in capable[0])
+        if needed_tokens <= capable[1]:
+            # Every capable deployment's window fits: the same tuple as last time (strategies
+            # recognise it), without visiting the fleet.
+            return capable[0], dict(capable[2])
         kept: list[Endpoint] = []
-        excluded: dict[str, str] = {}
-        for ep in self.endpoints:
+        excluded = dict(capable[2])
+        for ep in capable[0]:
             spec = ep.spec
-            if spec is None:
-                kept.append(ep)  # unknown to the catalog: the strategy decides
-                continue
-            missing = needs - set(spec.capabilities)
-            if missing:
-                excluded[ep.name] = f"capability: lacks {', '.join(sorted(missing))}"
-            elif spec.context_window < needed_tokens:
+            if spec is not None and spec.context_window < needed_tokens:
                 excluded[ep.name] = (
                     f"context window {spec.context_window} < ~{needed_tokens} tokens needed"
                 )
             else:
-                kept.append(ep)
+                kept.append(ep)  # fits, or unknown to the catalog: the strategy decides
         return kept, excluded
+
+    def names_of(self, model: str, candidates: Sequence[Endpoint]) -> Sequence[str]:
+        """The names of ``candidates`` (as :meth:`candidates` returned them), for the trace."""
+        names = self.names.get(model)
+        if names is None:
+            names = self._auto_names.get(id(candidates))
+            if names is None or len(names) != len(candidates):
+                return [c.name for c in candidates]
+        return names
+
+    def _capable(self, needs: frozenset[str]) -> tuple[tuple[Endpoint, ...], float, dict[str, str]]:
+        """``model="auto"`` candidates with the capabilities ``needs``, the smallest context
+        window among them (inf: none known), and the exclusions."""
+        kept: list[Endpoint] = []
+        excluded: dict[str, str] = {}
+        window = float("inf")
+        for ep in self.endpoints:
+            spec = ep.spec
+            if spec is None:
+                kept.append(ep)
+                continue
+            missing = needs - set(spec.capabilities)
+            if missing:
+                excluded[ep.name] = f"capability: lacks {', '.join(sorted(missing))}"
+            else:
+                kept.append(ep)
+                window = min(window, spec.context_window)
+        return tuple(kept), window, excluded
 
     def plan(
         self,

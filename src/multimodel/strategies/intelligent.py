@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from math import exp
 from operator import attrgetter
+from typing import Any
 
 from .._core.trace import LazyScores
 from ..errors import ConfigError
@@ -35,7 +36,7 @@ from ..providers.base import Endpoint
 from ..tracking.stats import StatsView, Tracker
 from ._util import Fleet, FleetCache, LockedRandom, pick_max_index, pick_min_index
 from .base import RouteContext, register_strategy
-from .response_time import expected_latency, measured_ranks
+from .response_time import LONG_GENERATION, expected_latency
 
 __all__ = ["Intelligent", "estimated_cost"]
 
@@ -174,7 +175,7 @@ class Intelligent:
     ) -> tuple[Endpoint, LazyScores]:
         """The choice and each candidate's score (higher is better)."""
         fleet = self._fleets.get(candidates, stats)
-        ranks = measured_ranks(fleet, ctx)
+        ranks = _speed_ranks(fleet, ctx)
         best_rank = -math.inf if ranks is None else min(ranks)
         if ranks is None or best_rank == -math.inf:
             # Unmeasured candidates, long generations, another stats view, or a zero latency
@@ -185,7 +186,7 @@ class Intelligent:
             )
         # The same formula in list operations: min latency / latency == exp(best_rank - rank),
         # and the cost and quality terms depend only on the candidates and the token counts.
-        assert isinstance(stats, Tracker)  # measured_ranks needs the tracker's records
+        assert isinstance(stats, Tracker)  # _speed_ranks needs the tracker's records
         assert fleet.cells is not None
         # Read every error rate only while some deployment has one.
         errors: list[float] = list(map(_ERROR_RATE, fleet.cells)) if stats.erring else []
@@ -248,6 +249,24 @@ class Intelligent:
         return out
 
 
+def _speed_ranks(fleet: Fleet, ctx: RouteContext) -> list[float] | None:
+    """Rank keys standing for the latency estimates (see ``response_time.measured_ranks``),
+    with an unmeasured candidate given the best rank: the formula scores it like the fastest
+    (performance 1), so that it gets tried. ``None`` when the keys cannot be used."""
+    cells = fleet.cells
+    stream = ctx.stream
+    if cells is None or (not stream and ctx.output_tokens >= LONG_GENERATION):
+        return None
+    ranks: list[Any] = list(map(_STREAM_RANK if stream else _LATENCY_RANK, cells))
+    if not fleet.measured[stream]:
+        if None in ranks:
+            known = [k for k in ranks if k is not None]
+            best = min(known) if known else 0.0
+            return [best if k is None else k for k in ranks]
+        fleet.measured[stream] = True  # estimates are never forgotten: checked until true
+    return ranks
+
+
 def _smallest_window(candidates: Sequence[Endpoint], _: object) -> float:
     """The smallest context window among candidates the catalog knows (inf: none)."""
     windows = [c.spec.context_window for c in candidates if c.spec is not None]
@@ -258,3 +277,5 @@ _NO_STATS: StatsView = None  # type: ignore[assignment]  # window minima need no
 _TIE = 1e-12  # scores this close count as a tie (float noise between equal candidates)
 _STATIC_KEEP = 64  # cost / quality terms kept per candidate set (distinct token counts)
 _ERROR_RATE = attrgetter("ewma_error_rate")
+_LATENCY_RANK = attrgetter("latency_rank")
+_STREAM_RANK = attrgetter("stream_rank")
