@@ -45,7 +45,8 @@ class LazyScores(Mapping[str, float]):
 
     Strategies scan large fleets with C-level list operations and keep the figures they ranked
     by (``values``, aligned with ``names``); ``transform`` turns one of them into the figure a
-    reader expects (e.g. a log-space rank into seconds). Nothing is built per candidate unless
+    reader expects (e.g. a log-space rank into seconds); ``values`` may also be a function
+    returning them. Nothing is built per candidate unless
     someone reads the trace, so routing stays cheap on large fleets. The values are captured at
     decision time: reading later shows what the strategy saw.
     """
@@ -55,7 +56,7 @@ class LazyScores(Mapping[str, float]):
     def __init__(
         self,
         names: Sequence[str],
-        values: Sequence[float],
+        values: Sequence[float] | Callable[[], Sequence[float]],
         transform: Callable[[float], float] | None = None,
     ) -> None:
         self._names = names
@@ -67,6 +68,8 @@ class LazyScores(Mapping[str, float]):
         table = self._dict
         if table is None:
             values: Any = self._values
+            if callable(values):  # computed only now, from what was captured at decision time
+                values = values()
             if self._transform is not None:
                 values = map(self._transform, values)
             table = self._dict = dict(zip(self._names, map(float, values), strict=True))

@@ -111,7 +111,7 @@ class Fleet:
     and, when ``stats`` is the :class:`Tracker`, its live record per candidate (the tracker
     returns the same record for a name forever, so they are read in place)."""
 
-    __slots__ = ("cells", "extra", "measured", "names")
+    __slots__ = ("cells", "extra", "measured", "names", "unmeasured")
 
     def __init__(self, candidates: Sequence[Endpoint], stats: StatsView) -> None:
         self.names = tuple([c.name for c in candidates])
@@ -120,6 +120,8 @@ class Fleet:
         # Whether every candidate has a latency estimate, for non-streamed and for streamed
         # requests: once true it stays true (see ``response_time.measured_ranks``).
         self.measured = [False, False]
+        # Per kind: (Tracker.ranked when last looked, positions without a rank key, with one).
+        self.unmeasured: list[tuple[int, list[int], list[int]]] = [(-1, [], []), (-1, [], [])]
         self.extra: dict[object, Any] = {}  # strategy-specific derived data
 
 

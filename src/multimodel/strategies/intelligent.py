@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from math import exp
@@ -175,7 +176,7 @@ class Intelligent:
     ) -> tuple[Endpoint, LazyScores]:
         """The choice and each candidate's score (higher is better)."""
         fleet = self._fleets.get(candidates, stats)
-        ranks = _speed_ranks(fleet, ctx)
+        ranks = _speed_ranks(fleet, ctx, getattr(stats, "ranked", -1))
         best_rank = -math.inf if ranks is None else min(ranks)
         if ranks is None or best_rank == -math.inf:
             # Unmeasured candidates, long generations, another stats view, or a zero latency
@@ -190,7 +191,7 @@ class Intelligent:
         assert fleet.cells is not None
         # Read every error rate only while some deployment has one.
         errors: list[float] = list(map(_ERROR_RATE, fleet.cells)) if stats.erring else []
-        static, uniform = self._static_for(fleet, candidates, ctx)
+        static, uniform, groups = self._static_for(fleet, candidates, ctx)
         f = self.factors
         f_perf, f_avail = f.get("performance", 0.0), f.get("availability", 0.0)
         if not any(errors):
@@ -201,6 +202,15 @@ class Intelligent:
                 i = pick_min_index(ranks, self._rng) if f_perf else self._rng.index(len(ranks))
                 return candidates[i], LazyScores(
                     fleet.names, ranks, lambda k: base + f_perf * exp(best_rank - k)
+                )
+            if groups is not None:
+                i = self._best_of_groups(groups, ranks, best_rank, f_perf, f_avail)
+                return candidates[i], LazyScores(
+                    fleet.names,
+                    lambda: [
+                        a + f_perf * exp(best_rank - k) + f_avail
+                        for a, k in zip(static, ranks, strict=True)
+                    ],
                 )
             scores = [
                 a + f_perf * exp(best_rank - k) + f_avail
@@ -213,16 +223,54 @@ class Intelligent:
             ]
         return candidates[pick_max_index(scores, self._rng, _TIE)], LazyScores(fleet.names, scores)
 
+    def _best_of_groups(
+        self,
+        groups: list[tuple[float, list[int]]],
+        ranks: list[float],
+        best_rank: float,
+        f_perf: float,
+        f_avail: float,
+    ) -> int:
+        """The best candidate when candidates share cost and quality terms in a few groups
+        (one per model): within a group the score only falls as the rank rises, so only each
+        group's fastest is scored; ties (within the tolerance) are broken at random."""
+        at = ranks.__getitem__
+        fastest = [min(map(at, members)) for _, members in groups]
+        scores = [
+            a + f_perf * exp(best_rank - k) + f_avail
+            for (a, _), k in zip(groups, fastest, strict=True)
+        ]
+        floor = max(scores) - _TIE
+        tied = [g for g, score in enumerate(scores) if score >= floor]
+        if len(tied) == 1:  # the common case: one group wins; pick among its fastest, in C
+            members = groups[tied[0]][1]
+            if not f_perf:
+                return members[self._rng.index(len(members))]
+            member_ranks = list(map(at, members))
+            return members[pick_min_index(member_ranks, self._rng)]
+        pool: list[int] = []
+        for (_, members), k, score in zip(groups, fastest, scores, strict=True):
+            if score >= floor:
+                # Without a performance factor every member of the group scores the same.
+                pool.extend(members if not f_perf else [i for i in members if ranks[i] == k])
+        return pool[0] if len(pool) == 1 else pool[self._rng.index(len(pool))]
+
     def _static_for(
         self, fleet: Fleet, candidates: Sequence[Endpoint], ctx: RouteContext
-    ) -> tuple[list[float], bool]:
-        """The cost and quality terms per candidate, and whether they are all equal, kept per
-        candidate set and token counts (a bounded number of them)."""
+    ) -> tuple[list[float], bool, list[tuple[float, list[int]]] | None]:
+        """The cost and quality terms per candidate, whether they are all equal, and the
+        candidates grouped by equal terms when there are few groups (``None`` otherwise); kept
+        per candidate set and token counts (a bounded number of them)."""
         key = (ctx.input_tokens, ctx.output_tokens)
-        entry: tuple[list[float], bool] | None = fleet.extra.get(key)
+        entry: tuple[list[float], bool, list[tuple[float, list[int]]] | None] | None
+        entry = fleet.extra.get(key)
         if entry is None:
             static = self._static_scores(candidates, *key)
-            entry = (static, static.count(static[0]) == len(static))
+            by_value: dict[float, list[int]] = {}
+            for i, value in enumerate(static):
+                by_value.setdefault(value, []).append(i)
+            groups = list(by_value.items()) if len(by_value) * 4 <= len(static) else None
+            entry = (static, len(by_value) == 1, groups)
             extra = fleet.extra
             if len(extra) >= _STATIC_KEEP:
                 with contextlib.suppress(RuntimeError, StopIteration, KeyError):
@@ -249,21 +297,34 @@ class Intelligent:
         return out
 
 
-def _speed_ranks(fleet: Fleet, ctx: RouteContext) -> list[float] | None:
+def _speed_ranks(fleet: Fleet, ctx: RouteContext, ranked: int) -> list[float] | None:
     """Rank keys standing for the latency estimates (see ``response_time.measured_ranks``),
     with an unmeasured candidate given the best rank: the formula scores it like the fastest
-    (performance 1), so that it gets tried. ``None`` when the keys cannot be used."""
+    (performance 1), so that it gets tried. ``None`` when the keys cannot be used.
+
+    ``ranked`` is the tracker's count of rank keys set: while it is unchanged, so are the
+    positions of the unmeasured candidates (a deployment under ``intelligent`` may stay
+    unmeasured for good when another model always scores higher)."""
     cells = fleet.cells
     stream = ctx.stream
     if cells is None or (not stream and ctx.output_tokens >= LONG_GENERATION):
         return None
-    ranks: list[Any] = list(map(_STREAM_RANK if stream else _LATENCY_RANK, cells))
-    if not fleet.measured[stream]:
-        if None in ranks:
-            known = [k for k in ranks if k is not None]
-            best = min(known) if known else 0.0
-            return [best if k is None else k for k in ranks]
-        fleet.measured[stream] = True  # estimates are never forgotten: checked until true
+    rank_of = _STREAM_RANK if stream else _LATENCY_RANK
+    if fleet.measured[stream]:
+        return list(map(rank_of, cells))
+    seen_at, _, present = fleet.unmeasured[stream]
+    if seen_at != ranked:
+        ranks: list[Any] = list(map(rank_of, cells))
+        missing = [i for i, k in enumerate(ranks) if k is None]
+        present = [i for i, k in enumerate(ranks) if k is not None]
+        fleet.unmeasured[stream] = (ranked, missing, present)
+        if not missing:
+            fleet.measured[stream] = True  # estimates are never forgotten
+            return ranks
+    # Read only the measured records; the others get the best rank.
+    known = list(map(rank_of, map(cells.__getitem__, present)))
+    ranks = [min(known) if known else 0.0] * len(cells)
+    deque(map(ranks.__setitem__, present, known), maxlen=0)  # in C
     return ranks
 
 

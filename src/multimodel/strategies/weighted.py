@@ -120,13 +120,12 @@ def _integer_weights(weights: list[float]) -> list[int]:
     # Largest remainders (Hamilton): the integers sum to the cap, each within 1 of its quota.
     total = sum(weights)
     quotas = [w / total * SCHEDULE_CAP for w in weights]
-    ints = [max(1, int(q)) for q in quotas]
+    ints = [int(q) for q in quotas]
     remaining = SCHEDULE_CAP - sum(ints)
-    if remaining > 0:
-        by_remainder = sorted(range(len(quotas)), key=lambda i: int(quotas[i]) - quotas[i])
-        for i in by_remainder[:remaining]:
-            ints[i] += 1
-    return ints
+    by_remainder = sorted(range(len(quotas)), key=lambda i: ints[i] - quotas[i])
+    for i in by_remainder[:remaining]:
+        ints[i] += 1
+    return [max(1, k) for k in ints]  # a positive weight keeps a turn per cycle
 
 
 def _smooth_cycle(weights: list[int]) -> list[int]:

@@ -244,6 +244,10 @@ class Tracker:
         #: Deployments whose recent error rate is not zero (strategies skip reading every
         #: deployment's error rate while this is 0).
         self.erring = 0
+        #: Rank keys set so far (``latency_rank`` and ``stream_rank`` of every record); it only
+        #: grows, so a strategy knows its candidates' unmeasured ones are unchanged while it
+        #: stays the same.
+        self.ranked = 0
 
     # -- the view strategies read --------------------------------------------------------------
 
@@ -344,14 +348,15 @@ class Tracker:
         for listener in self._listeners:
             listener(outcome)
 
-    @staticmethod
-    def _timing(cell: _Cell, outcome: Outcome, now: float) -> None:
+    def _timing(self, cell: _Cell, outcome: Outcome, now: float) -> None:
         latency = outcome.latency
         if outcome.stream:
             ttft = outcome.ttft
             if ttft is not None:
                 cell.ewma_ttft = _ewma(cell.ewma_ttft, ttft)
                 cell.peak_ttft.update(ttft, now)
+                if cell.stream_rank is None:
+                    self.ranked += 1
                 cell.stream_rank = cell.peak_ttft.rank()
                 cell.ttft_sketch.add(ttft)
             generation = latency - (ttft or 0.0)
@@ -359,8 +364,12 @@ class Tracker:
             cell.ewma_latency = _ewma(cell.ewma_latency, latency)
             peak = cell.peak_latency
             peak.update(latency, now)
+            if cell.latency_rank is None:
+                self.ranked += 1
             cell.latency_rank = rank = peak.rank()
             if cell.ewma_ttft is None:  # streams are scored by latency until a TTFT is known
+                if cell.stream_rank is None:
+                    self.ranked += 1
                 cell.stream_rank = rank
             generation = latency
         cell.latency_sketch.add(latency)
