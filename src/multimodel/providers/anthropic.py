@@ -59,6 +59,8 @@ from .base import (
     ParsedResponse,
     ProviderAdapter,
     SSEStreamDecoder,
+    json_bytes,
+    post_request,
     request_headers,
     token_count,
 )
@@ -186,9 +188,7 @@ class AnthropicAdapter(ProviderAdapter):
             stream=stream,
             extra=(("anthropic-version", endpoint.api_version or DEFAULT_VERSION),),
         )
-        return httpx.Request(
-            "POST", endpoint.url("messages"), headers=headers, content=_dumps(body).encode()
-        )
+        return post_request(endpoint, endpoint.url("messages"), headers, json_bytes(body))
 
     def _messages(self, messages: list[Message]) -> tuple[list[str], list[dict[str, Any]]]:
         system: list[str] = []

@@ -60,6 +60,8 @@ from .base import (
     ParsedResponse,
     ProviderAdapter,
     SSEStreamDecoder,
+    json_bytes,
+    post_request,
     request_headers,
     token_count,
 )
@@ -193,11 +195,11 @@ class GeminiAdapter(ProviderAdapter):
             model = f"models/{model}"
         # The query is part of the cached URL: merging params costs more than building the rest.
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
-        return httpx.Request(
-            "POST",
+        return post_request(
+            endpoint,
             endpoint.url(f"{model}:{method}"),
-            headers=headers,
-            content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
+            headers,
+            json_bytes(body),
         )
 
     @classmethod

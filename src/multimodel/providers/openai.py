@@ -40,6 +40,8 @@ from .base import (
     ParsedResponse,
     ProviderAdapter,
     SSEStreamDecoder,
+    json_bytes,
+    post_request,
     request_headers,
     token_count,
 )
@@ -173,11 +175,11 @@ class OpenAIAdapter(ProviderAdapter):
             )
         else:
             url = endpoint.url("chat/completions")
-        return httpx.Request(
-            "POST",
+        return post_request(
+            endpoint,
             url,
-            headers=headers,
-            content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
+            headers,
+            json_bytes(body),
         )
 
     @staticmethod
