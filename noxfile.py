@@ -45,5 +45,5 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """The benchmark scripts (raw httpx vs multimodel against the local mock server)."""
-    session.install("-e", ".[aiohttp]")
+    session.install("-e", ".[aiohttp]", "httpx-aiohttp")
     session.run("python", "benchmarks/run.py", *session.posargs)

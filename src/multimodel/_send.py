@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import httpx
 
-__all__ = ["asend_http", "send_http"]
+__all__ = ["asend_http", "direct_transport", "send_http"]
 
 
-def _direct(
+def direct_transport(
     http: httpx.Client | httpx.AsyncClient, url: httpx.URL
 ) -> httpx.BaseTransport | httpx.AsyncBaseTransport | None:
     """The transport to call directly, or ``None`` to go through ``http.send``."""
@@ -45,7 +45,7 @@ def send_http(
     http: httpx.Client, request: httpx.Request, *, stream: bool = False
 ) -> httpx.Response:
     """``http.send(request, stream=stream)``, through the transport when nothing is lost."""
-    transport = _direct(http, request.url)
+    transport = direct_transport(http, request.url)
     if not isinstance(transport, httpx.BaseTransport):
         return http.send(request, stream=stream)
     response = transport.handle_request(request)
@@ -63,7 +63,7 @@ async def asend_http(
     http: httpx.AsyncClient, request: httpx.Request, *, stream: bool = False
 ) -> httpx.Response:
     """``await http.send(request, stream=stream)``, through the transport when nothing is lost."""
-    transport = _direct(http, request.url)
+    transport = direct_transport(http, request.url)
     if not isinstance(transport, httpx.AsyncBaseTransport):
         return await http.send(request, stream=stream)
     response = await transport.handle_async_request(request)

@@ -7,7 +7,7 @@ import pytest
 import multimodel as mm
 from multimodel.testing import Behavior, MockDeployment
 
-pytest.importorskip("httpx_aiohttp")
+pytest.importorskip("aiohttp")
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
