@@ -68,6 +68,7 @@ class Budget:
     seq_block: int
     conc_rounds: int
     conc_requests: int
+    conc_aiohttp_rounds: int
     stream_rounds: int
     import_runs: int
     rss_requests: int
@@ -77,10 +78,12 @@ class Budget:
     section_seconds: float
 
 
-FULL = Budget(seq_rounds=60, seq_block=60, conc_rounds=3, conc_requests=600, stream_rounds=21,
+FULL = Budget(seq_rounds=60, seq_block=60, conc_rounds=3, conc_requests=600,
+              conc_aiohttp_rounds=9, stream_rounds=21,
               import_runs=9, rss_requests=1000, route_iters=3000, tracker_big=1_000_000,
               ledger_records=50_000, section_seconds=40.0)
-QUICK = Budget(seq_rounds=24, seq_block=40, conc_rounds=1, conc_requests=400, stream_rounds=9,
+QUICK = Budget(seq_rounds=24, seq_block=40, conc_rounds=1, conc_requests=400,
+               conc_aiohttp_rounds=5, stream_rounds=9,
                import_runs=7, rss_requests=1000, route_iters=800, tracker_big=200_000,
                ledger_records=20_000, section_seconds=8.0)
 
@@ -214,15 +217,9 @@ async def _conc_round(send: Callable[[], Any], total: int, workers: int, limit: 
     return done / (time.perf_counter() - t)
 
 
-async def _bench_conc(server: MockServerProcess, b: Budget, transport: str) -> dict[str, Any]:
-    def make_http() -> httpx.AsyncClient:
-        if transport == "aiohttp":
-            from httpx_aiohttp import AiohttpTransport
-
-            return httpx.AsyncClient(transport=AiohttpTransport(limits=LIMITS), timeout=60)
-        return httpx.AsyncClient(limits=LIMITS, timeout=60)
-
-    raw_http, lib_http = make_http(), make_http()
+async def _bench_conc(server: MockServerProcess, b: Budget) -> dict[str, Any]:
+    raw_http = httpx.AsyncClient(limits=LIMITS, timeout=60)
+    lib_http = httpx.AsyncClient(limits=LIMITS, timeout=60)
     client = mm.AsyncClient(deployments=[deployment(server, "oai")], http_client=lib_http)
     url, headers, payload, _ = raw_parts(client)
 
@@ -234,71 +231,107 @@ async def _bench_conc(server: MockServerProcess, b: Budget, transport: str) -> d
     async def lib() -> None:
         await client.query(PROMPT, max_tokens=20)
 
-    sides: dict[str, Callable[[], Any]] = {"raw": raw, "lib": lib}
-    own = None
-    if transport == "httpx":
-        # multimodel as a user gets it: AsyncClient's own httpx client, whose transport is
-        # multimodel's O(1) pool over httpcore connections (same limits as the raw side).
-        from multimodel._pool import AsyncPoolTransport
+    # multimodel as a user gets it: AsyncClient's own httpx client, whose transport is
+    # multimodel's O(1) pool over httpcore connections (same limits as the raw side).
+    from multimodel._pool import AsyncPoolTransport
 
-        own = mm.AsyncClient(deployments=[deployment(server, "oai")],
-                             transport=AsyncPoolTransport(limits=LIMITS))
+    own = mm.AsyncClient(deployments=[deployment(server, "oai")],
+                         transport=AsyncPoolTransport(limits=LIMITS))
 
-        async def lib_own() -> None:
-            assert own is not None
-            await own.query(PROMPT, max_tokens=20)
+    async def lib_own() -> None:
+        await own.query(PROMPT, max_tokens=20)
 
-        sides["lib_own_pool"] = lib_own
-    session = None
-    if transport == "aiohttp":
-        # The ceiling: aiohttp's own client, no httpx in between (what a 2,000 req/s target
-        # must be measured against on this machine).
-        import aiohttp
-
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
-        body = json.dumps(payload).encode()
-        aio_headers = {**headers, "content-type": "application/json"}
-
-        async def native() -> None:
-            assert session is not None
-            async with session.post(url, data=body, headers=aio_headers) as r:
-                json.loads(await r.read())
-                assert r.status == 200
-
-        sides["aiohttp_native"] = native
-    limit = b.section_seconds / 2
-    total = b.conc_requests if transport == "httpx" else b.conc_requests * 4
-    for fn in sides.values():
-        await _conc_round(fn, 200, 200, limit)  # warm up: open the 200 connections
-    rates: dict[str, list[float]] = {key: [] for key in sides}
-    for i in range(b.conc_rounds):
-        keys = list(sides)
-        for key in keys[i % len(keys):] + keys[:i % len(keys)]:
-            rates[key].append(await _conc_round(sides[key], total, 200, limit))
+    rates = await _conc_rates({"raw": raw, "lib": lib, "lib_own_pool": lib_own}, b,
+                              b.conc_requests)
     await raw_http.aclose()
     await lib_http.aclose()
-    if session is not None:
-        await session.close()
-    if own is not None:
-        await own.aclose()
+    await own.aclose()
     out = {"raw_rps": median(rates["raw"]), "multimodel_rps": median(rates["lib"]),
            "ratio": median(rates["lib"]) / median(rates["raw"]), "rounds": len(rates["lib"])}
-    if "aiohttp_native" in rates:
-        out["aiohttp_native_rps"] = median(rates["aiohttp_native"])
-    if "lib_own_pool" in rates:
-        out["own_pool_rps"] = median(rates["lib_own_pool"])
-        out["own_pool_ratio"] = out["own_pool_rps"] / out["raw_rps"]
+    out["own_pool_rps"] = median(rates["lib_own_pool"])
+    out["own_pool_ratio"] = out["own_pool_rps"] / out["raw_rps"]
     return out
 
 
-def bench_concurrent(server: MockServerProcess, b: Budget) -> dict[str, Any]:
-    out = {"httpx": anyio.run(_bench_conc, server, b, "httpx")}
+async def _bench_conc_aiohttp(server: MockServerProcess, b: Budget) -> dict[str, Any]:
+    """``AsyncClient(transport="aiohttp")`` as a user gets it (its default limits: 100
+    connections), against aiohttp's own client alone (the ceiling: no httpx, no multimodel) and
+    raw httpx over ``httpx_aiohttp.AiohttpTransport`` (when that package is installed)."""
+    import aiohttp
+
+    client = mm.AsyncClient(deployments=[deployment(server, "oai")], transport="aiohttp")
+    url, headers, payload, _ = raw_parts(client)
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
+    body = json.dumps(payload).encode()
+    aio_headers = {**headers, "content-type": "application/json"}
+
+    async def native() -> None:
+        async with session.post(url, data=body, headers=aio_headers) as r:
+            json.loads(await r.read())
+            assert r.status == 200
+
+    async def lib() -> None:
+        await client.query(PROMPT, max_tokens=20)
+
+    sides: dict[str, Callable[[], Any]] = {"aiohttp_native": native, "lib": lib}
+    raw_http = None
     try:
-        import httpx_aiohttp  # noqa: F401
+        from httpx_aiohttp import AiohttpTransport
+    except ImportError:
+        pass
+    else:
+        raw_http = httpx.AsyncClient(transport=AiohttpTransport(limits=LIMITS), timeout=60)
+
+        async def raw() -> None:
+            assert raw_http is not None
+            r = await raw_http.post(url, json=payload, headers=headers)
+            json.loads(r.content)
+            assert r.status_code == 200
+
+        sides["raw"] = raw
+    # More, shorter rounds than the httpx section: the machine's speed drifts, and the
+    # median and range of paired rounds say more than one long round.
+    rates = await _conc_rates(sides, b, b.conc_requests * 3, b.conc_aiohttp_rounds)
+    await client.aclose()
+    await session.close()
+    if raw_http is not None:
+        await raw_http.aclose()
+    lib_rps = median(rates["lib"])
+    native_rps = median(rates["aiohttp_native"])
+    out: dict[str, Any] = {
+        "multimodel_rps": lib_rps, "aiohttp_native_rps": native_rps,
+        "native_ratio": lib_rps / native_rps, "rounds": len(rates["lib"]),
+        "multimodel_all": rates["lib"], "aiohttp_native_all": rates["aiohttp_native"],
+    }
+    if "raw" in rates:
+        out["raw_rps"] = median(rates["raw"])
+        out["ratio"] = lib_rps / out["raw_rps"]
+        out["raw_all"] = rates["raw"]
+    return out
+
+
+async def _conc_rates(sides: dict[str, Callable[[], Any]], b: Budget, total: int,
+                      rounds: int | None = None) -> dict[str, list[float]]:
+    """Requests/s of each side over ``rounds`` rounds, the order rotating per round."""
+    limit = b.section_seconds / 2
+    for fn in sides.values():
+        await _conc_round(fn, 200, 200, limit)  # warm up: open the connections
+    rates: dict[str, list[float]] = {key: [] for key in sides}
+    for i in range(rounds or b.conc_rounds):
+        keys = list(sides)
+        for key in keys[i % len(keys):] + keys[:i % len(keys)]:
+            rates[key].append(await _conc_round(sides[key], total, 200, limit))
+    return rates
+
+
+def bench_concurrent(server: MockServerProcess, b: Budget) -> dict[str, Any]:
+    out = {"httpx": anyio.run(_bench_conc, server, b)}
+    try:
+        import aiohttp  # noqa: F401
     except ImportError:
         out["aiohttp"] = {"skipped": "pip install 'multimodel[aiohttp]'"}
     else:
-        out["aiohttp"] = anyio.run(_bench_conc, server, b, "aiohttp")
+        out["aiohttp"] = anyio.run(_bench_conc_aiohttp, server, b, backend="asyncio")
     return out
 
 
@@ -667,20 +700,26 @@ def report(r: dict[str, Any]) -> None:
                   f"{v['raw_bytes_us']:.0f} | {v['overhead_vs_bytes_pct']:+.1f} % |")
     if "concurrent" in r:
         print("\n## 200 concurrent requests (requests/s)\n")
-        print("| transport | raw httpx | multimodel, same httpx client | ratio | "
-              "multimodel, own pool (default) | ratio | aiohttp alone (no httpx) |\n"
-              "|---|---|---|---|---|---|---|")
-        for name, v in r["concurrent"].items():
-            if "ratio" in v:
-                native = v.get("aiohttp_native_rps")
-                own_rps = v.get("own_pool_rps")
-                own_cells = (f"{own_rps:.0f} | {v['own_pool_ratio']:.2f}" if own_rps
-                             else "- | -")
-                print(f"| {name} | {v['raw_rps']:.0f} | {v['multimodel_rps']:.0f} | "
-                      f"{v['ratio']:.2f} | {own_cells} | "
-                      f"{f'{native:.0f}' if native else '-'} |")
-            else:
-                print(f"| {name} | skipped: {v['skipped']} | | |")
+        v = r["concurrent"]["httpx"]
+        print("| httpx transports | raw httpx | multimodel, same httpx client | ratio | "
+              "multimodel, own pool (default) | ratio |\n|---|---|---|---|---|---|")
+        print(f"| httpx | {v['raw_rps']:.0f} | {v['multimodel_rps']:.0f} | {v['ratio']:.2f} | "
+              f"{v['own_pool_rps']:.0f} | {v['own_pool_ratio']:.2f} |")
+        v = r["concurrent"]["aiohttp"]
+        if "skipped" in v:
+            print(f"\naiohttp: skipped: {v['skipped']}")
+        else:
+            def cell(key: str) -> str:
+                xs = v[f"{key}_all"]
+                return f"{median(xs):.0f} ({min(xs):.0f}-{max(xs):.0f})"
+
+            raw = (f"{cell('raw')} | {v['ratio']:.2f}" if "raw_all" in v
+                   else "- (pip install httpx-aiohttp) | -")
+            print("\n| aiohttp, median (range) of rounds | `AsyncClient(transport=\"aiohttp\")` "
+                  "| aiohttp alone (ceiling) | ratio | raw httpx over httpx-aiohttp | ratio |\n"
+                  "|---|---|---|---|---|---|")
+            print(f"| {v['rounds']} rounds | {cell('multimodel')} | {cell('aiohttp_native')} | "
+                  f"{v['native_ratio']:.2f} | {raw} |")
     if "stream" in r:
         s = r["stream"]
         print("\n## 500-chunk stream (content chunks/s)\n")
