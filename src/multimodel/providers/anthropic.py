@@ -63,6 +63,7 @@ from .base import (
     post_request,
     request_headers,
     token_count,
+    usage_of,
 )
 from .sse import ServerSentEvent
 
@@ -110,12 +111,12 @@ def parse_usage(data: Any) -> Usage | None:
     cache_write = token_count(data.get("cache_creation_input_tokens"))
     details = data.get("output_tokens_details")
     thinking = token_count(details.get("thinking_tokens")) if isinstance(details, dict) else 0
-    return Usage(
-        input_tokens=token_count(data.get("input_tokens")) + cache_read + cache_write,
-        output_tokens=token_count(data.get("output_tokens")),
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
-        reasoning_tokens=thinking,
+    return usage_of(  # input, output, cache read, cache write, reasoning
+        token_count(data.get("input_tokens")) + cache_read + cache_write,
+        token_count(data.get("output_tokens")),
+        cache_read,
+        cache_write,
+        thinking,
     )
 
 

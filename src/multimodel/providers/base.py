@@ -43,6 +43,7 @@ __all__ = [
     "post_request",
     "request_headers",
     "token_count",
+    "usage_of",
 ]
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -118,6 +119,28 @@ def token_count(value: Any) -> int:
     return value if type(value) is int and value >= 0 else 0
 
 
+@functools.lru_cache(maxsize=1024)
+def usage_of(
+    input_tokens: int,
+    output_tokens: int,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    reasoning_tokens: int = 0,
+) -> Usage:
+    """The :class:`Usage` with these counts; equal counts share one (frozen) object.
+
+    Validating a ``Usage`` costs about 11 k instructions, a cache hit a tenth of that, and
+    answers to similar prompts report the same few counts over and over.
+    """
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=cache_read_tokens,
+        cache_write_tokens=cache_write_tokens,
+        reasoning_tokens=reasoning_tokens,
+    )
+
+
 def request_headers(
     endpoint: Endpoint, *, stream: bool, extra: tuple[tuple[str, str], ...] = ()
 ) -> httpx.Headers:
@@ -144,13 +167,41 @@ def request_headers(
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
+def _c_encoder() -> Any:
+    """The C encoder's factory when it gives ``_ENCODER``'s output, else ``None``."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    encode_str = getattr(json.encoder, "c_encode_basestring", None)
+    if make is None or encode_str is None:  # pragma: no cover - a Python without _json
+        return None
+
+    def build() -> Any:
+        # What JSONEncoder.iterencode builds on every call: markers (circular references),
+        # default, string encoder, indent, separators, sort_keys, skipkeys, allow_nan.
+        return make({}, _ENCODER.default, encode_str, None, ":", ",", False, False, True)
+
+    probe = {"a": [1, 2.5, None, True, "é\n\u2028", float("inf")], "b": {"c": -0.0}}
+    try:
+        same = "".join(build()(probe, 0)) == _ENCODER.encode(probe)
+    except (TypeError, ValueError):  # pragma: no cover - a different factory signature
+        same = False
+    return build if same else None
+
+
+_BUILD_ENCODER = _c_encoder()
+
+
 def json_bytes(value: Any) -> bytes:
     """``json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()``: a request body.
 
-    One encoder for every body: ``json.dumps`` with options builds a new ``JSONEncoder`` (and
-    its C encoder) on every call.
+    Calls the C encoder ``json.dumps`` ends up in directly: ``json.dumps`` with options builds
+    a ``JSONEncoder``, and ``encode`` a closure and the C encoder, on every call (26 k
+    instructions for a one-message body; 8 k this way).
     """
-    return _ENCODER.encode(value).encode()
+    if _BUILD_ENCODER is None:  # pragma: no cover
+        return _ENCODER.encode(value).encode()
+    if isinstance(value, dict):
+        return "".join(_BUILD_ENCODER()(value, 0)).encode()
+    return _ENCODER.encode(value).encode()  # pragma: no cover - bodies are objects
 
 
 def post_request(
@@ -165,18 +216,55 @@ def post_request(
     line is added to ``headers`` once per endpoint and URL host (``headers`` should be a
     prepared, reused object, as :func:`request_headers` returns).
     """
-    netloc = url.netloc
-    key = ("post", netloc)
-    found = endpoint.memo.get(key)
-    if found is None or found[0] is not headers:  # the pair keeps ``headers`` alive: no id reuse
-        prepared = (
-            headers if "host" in headers else httpx.Headers([(b"Host", netloc), *headers.raw])
-        )
-        found = endpoint.memo[key] = (headers, prepared)
-    request = httpx.Request("POST", url, headers=found[1], stream=httpx.ByteStream(content))
-    request.headers["Content-Length"] = str(len(content))
-    request.read()  # sets .content (the stream is already bytes: no copy)
+    memo = endpoint.memo
+    key = ("post", id(url), id(headers))
+    found = memo.get(key)
+    # The entry keeps ``url`` and ``headers`` alive, so their ids are not reused while it exists.
+    if found is None or found[0] is not url or found[1] is not headers:
+        if "host" in headers:
+            prepared = headers
+        else:
+            prepared = httpx.Headers([(b"Host", url.netloc), *headers.raw])
+        if len(memo) > 256:  # URLs or headers built per request: keep the memo bounded
+            for stale in [k for k in memo if isinstance(k, tuple) and k[0] == "post"]:
+                del memo[stale]
+        found = memo[key] = (url, headers, prepared)
+    return _post(url, found[2], content, _DIRECT_REQUEST)
+
+
+def _post(url: httpx.URL, headers: httpx.Headers, content: bytes, direct: bool) -> httpx.Request:
+    request = httpx.Request("POST", url, headers=headers, stream=httpx.ByteStream(content))
+    length = str(len(content))
+    if direct:  # what the public calls below do, without their checks (~17 k instructions)
+        request.headers._list.append((b"Content-Length", b"content-length", length.encode()))
+        request._content = content
+    else:  # pragma: no cover - an httpx whose private layout changed
+        request.headers["Content-Length"] = length
+        request.read()
     return request
+
+
+def _direct_request_works() -> bool:
+    """Whether setting httpx's private fields builds the request ``httpx.Request`` builds."""
+    try:
+        url = httpx.URL("http://example.test/v1/x")
+        headers = httpx.Headers({"content-type": "application/json", "x-k": "v"})
+        expected = httpx.Request("POST", url, headers=headers, content=b"{}")
+        prepared = httpx.Headers([(b"Host", url.netloc), *headers.raw])
+        got = _post(url, prepared, b"{}", direct=True)
+        return (
+            got.headers.raw == expected.headers.raw
+            and got.headers.get("content-length") == "2"
+            and got.content == expected.content
+            and isinstance(got.stream, httpx.ByteStream)
+            and isinstance(expected.stream, httpx.ByteStream)
+            and list(got.stream) == list(expected.stream)
+        )
+    except (AttributeError, TypeError, ValueError):  # pragma: no cover
+        return False
+
+
+_DIRECT_REQUEST = _direct_request_works()
 
 
 @functools.lru_cache(maxsize=1024)

@@ -64,6 +64,7 @@ from .base import (
     post_request,
     request_headers,
     token_count,
+    usage_of,
 )
 from .sse import ServerSentEvent
 
@@ -106,13 +107,13 @@ def parse_usage(data: Any) -> Usage | None:
     if not isinstance(data, dict):
         return None
     thoughts = token_count(data.get("thoughtsTokenCount"))
-    return Usage(
-        input_tokens=token_count(data.get("promptTokenCount"))
+    return usage_of(  # input, output, cache read, cache write, reasoning
+        token_count(data.get("promptTokenCount"))
         + token_count(data.get("toolUsePromptTokenCount")),
-        output_tokens=token_count(data.get("candidatesTokenCount")) + thoughts,
-        cache_read_tokens=token_count(data.get("cachedContentTokenCount")),
-        cache_write_tokens=0,
-        reasoning_tokens=thoughts,
+        token_count(data.get("candidatesTokenCount")) + thoughts,
+        token_count(data.get("cachedContentTokenCount")),
+        0,
+        thoughts,
     )
 
 

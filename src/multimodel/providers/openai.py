@@ -44,6 +44,7 @@ from .base import (
     post_request,
     request_headers,
     token_count,
+    usage_of,
 )
 from .sse import ServerSentEvent
 
@@ -83,12 +84,12 @@ def parse_usage(data: Any) -> Usage | None:
     if not cached:
         cached = token_count(data.get("prompt_cache_hit_tokens"))  # DeepSeek
     reasoning = token_count(cdetails.get("reasoning_tokens")) if isinstance(cdetails, dict) else 0
-    return Usage(
-        input_tokens=prompt,
-        output_tokens=completion,
-        cache_read_tokens=cached,
-        cache_write_tokens=cache_write,
-        reasoning_tokens=reasoning,
+    return usage_of(  # input, output, cache read, cache write, reasoning
+        prompt,
+        completion,
+        cached,
+        cache_write,
+        reasoning,
     )
 
 
