@@ -209,7 +209,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
-        self._urls: dict[int, tuple[httpx.URL, Any]] = {}
+        self._urls: dict[int, tuple[object, Any]] = {}
+        self._texts: dict[bytes, str] = {}
         self._yarl = _import_yarl()
         self._closed = False
 
@@ -267,13 +268,31 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
         return found
 
+    def _text(self, raw: bytes) -> str:
+        """A header name or value as aiohttp takes it (it sends str headers as UTF-8).
+
+        Requests built from prepared headers share their bytes objects: each is decoded once.
+        """
+        text = self._texts.get(raw)
+        if text is None:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:  # httpx sent it as latin-1
+                text = raw.decode("latin-1")
+            if len(self._texts) > 1024:
+                self._texts.clear()
+            self._texts[raw] = text
+        return text
+
     def _url(self, url: httpx.URL) -> Any:
         """aiohttp's URL for ``url``, parsed once per URL object (adapters reuse theirs)."""
-        entry = self._urls.get(id(url))
-        if entry is None or entry[0] is not url:  # the entry keeps ``url`` alive: no id reuse
+        # httpx.Request copies the URL it is given, but the copy shares the parsed reference.
+        key = getattr(url, "_uri_reference", url)
+        entry = self._urls.get(id(key))
+        if entry is None or entry[0] is not key:  # the entry keeps ``key`` alive: no id reuse
             if len(self._urls) > 256:
                 self._urls.clear()
-            entry = self._urls[id(url)] = (url, self._yarl(str(url)))
+            entry = self._urls[id(key)] = (key, self._yarl(str(url)))
         return entry[1]
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -303,12 +322,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 body = await request.aread()
             read = TOTAL_TIMEOUT in extensions
             try:
-                headers = request.headers
-                encoding = headers.encoding
+                text = self._text
                 response = await session.request(
                     request.method,
                     self._url(request.url),
-                    headers=[(k.decode(encoding), v.decode(encoding)) for k, v in headers.raw],
+                    headers=[(text(k), text(v)) for k, v in request.headers.raw],
                     data=body or None,
                     allow_redirects=False,
                     auto_decompress=read,  # a streamed body is decoded by httpx
