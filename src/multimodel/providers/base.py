@@ -167,8 +167,10 @@ def request_headers(
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
+@functools.cache
 def _c_encoder() -> Any:
-    """The C encoder's factory when it gives ``_ENCODER``'s output, else ``None``."""
+    """The C encoder's factory when it gives ``_ENCODER``'s output, else ``None`` (checked on
+    first use, not at import)."""
     make = getattr(json.encoder, "c_make_encoder", None)
     encode_str = getattr(json.encoder, "c_encode_basestring", None)
     if make is None or encode_str is None:  # pragma: no cover - a Python without _json
@@ -187,9 +189,6 @@ def _c_encoder() -> Any:
     return build if same else None
 
 
-_BUILD_ENCODER = _c_encoder()
-
-
 def json_bytes(value: Any) -> bytes:
     """``json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()``: a request body.
 
@@ -197,10 +196,11 @@ def json_bytes(value: Any) -> bytes:
     a ``JSONEncoder``, and ``encode`` a closure and the C encoder, on every call (26 k
     instructions for a one-message body; 8 k this way).
     """
-    if _BUILD_ENCODER is None:  # pragma: no cover
+    build = _c_encoder()
+    if build is None:  # pragma: no cover
         return _ENCODER.encode(value).encode()
     if isinstance(value, dict):
-        return "".join(_BUILD_ENCODER()(value, 0)).encode()
+        return "".join(build()(value, 0)).encode()
     return _ENCODER.encode(value).encode()  # pragma: no cover - bodies are objects
 
 
@@ -229,7 +229,7 @@ def post_request(
             for stale in [k for k in memo if isinstance(k, tuple) and k[0] == "post"]:
                 del memo[stale]
         found = memo[key] = (url, headers, prepared)
-    return _post(url, found[2], content, _DIRECT_REQUEST)
+    return _post(url, found[2], content, _direct_request_works())
 
 
 def _post(url: httpx.URL, headers: httpx.Headers, content: bytes, direct: bool) -> httpx.Request:
@@ -244,8 +244,10 @@ def _post(url: httpx.URL, headers: httpx.Headers, content: bytes, direct: bool) 
     return request
 
 
+@functools.cache
 def _direct_request_works() -> bool:
-    """Whether setting httpx's private fields builds the request ``httpx.Request`` builds."""
+    """Whether setting httpx's private fields builds the request ``httpx.Request`` builds
+    (checked on first use, not at import)."""
     try:
         url = httpx.URL("http://example.test/v1/x")
         headers = httpx.Headers({"content-type": "application/json", "x-k": "v"})
@@ -262,9 +264,6 @@ def _direct_request_works() -> bool:
         )
     except (AttributeError, TypeError, ValueError):  # pragma: no cover
         return False
-
-
-_DIRECT_REQUEST = _direct_request_works()
 
 
 @functools.lru_cache(maxsize=1024)
