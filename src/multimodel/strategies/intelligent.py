@@ -25,10 +25,10 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from math import exp
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from .._core.trace import LazyScores
@@ -225,7 +225,7 @@ class Intelligent:
 
     def _best_of_groups(
         self,
-        groups: list[tuple[float, list[int]]],
+        groups: list[_Group],
         ranks: list[float],
         best_rank: float,
         f_perf: float,
@@ -234,22 +234,21 @@ class Intelligent:
         """The best candidate when candidates share cost and quality terms in a few groups
         (one per model): within a group the score only falls as the rank rises, so only each
         group's fastest is scored; ties (within the tolerance) are broken at random."""
-        at = ranks.__getitem__
-        fastest = [min(map(at, members)) for _, members in groups]
+        fastest = [min(pick(ranks)) for _, _, pick in groups]
         scores = [
             a + f_perf * exp(best_rank - k) + f_avail
-            for (a, _), k in zip(groups, fastest, strict=True)
+            for (a, _, _), k in zip(groups, fastest, strict=True)
         ]
         floor = max(scores) - _TIE
         tied = [g for g, score in enumerate(scores) if score >= floor]
         if len(tied) == 1:  # the common case: one group wins; pick among its fastest, in C
-            members = groups[tied[0]][1]
+            _, members, pick = groups[tied[0]]
             if not f_perf:
                 return members[self._rng.index(len(members))]
-            member_ranks = list(map(at, members))
+            member_ranks = list(pick(ranks))
             return members[pick_min_index(member_ranks, self._rng)]
         pool: list[int] = []
-        for (_, members), k, score in zip(groups, fastest, scores, strict=True):
+        for (_, members, _), k, score in zip(groups, fastest, scores, strict=True):
             if score >= floor:
                 # Without a performance factor every member of the group scores the same.
                 pool.extend(members if not f_perf else [i for i in members if ranks[i] == k])
@@ -257,19 +256,23 @@ class Intelligent:
 
     def _static_for(
         self, fleet: Fleet, candidates: Sequence[Endpoint], ctx: RouteContext
-    ) -> tuple[list[float], bool, list[tuple[float, list[int]]] | None]:
+    ) -> tuple[list[float], bool, list[_Group] | None]:
         """The cost and quality terms per candidate, whether they are all equal, and the
         candidates grouped by equal terms when there are few groups (``None`` otherwise); kept
         per candidate set and token counts (a bounded number of them)."""
         key = (ctx.input_tokens, ctx.output_tokens)
-        entry: tuple[list[float], bool, list[tuple[float, list[int]]] | None] | None
+        entry: tuple[list[float], bool, list[_Group] | None] | None
         entry = fleet.extra.get(key)
         if entry is None:
             static = self._static_scores(candidates, *key)
             by_value: dict[float, list[int]] = {}
             for i, value in enumerate(static):
                 by_value.setdefault(value, []).append(i)
-            groups = list(by_value.items()) if len(by_value) * 4 <= len(static) else None
+            groups = (
+                [(value, members, _picker(members)) for value, members in by_value.items()]
+                if len(by_value) * 4 <= len(static)
+                else None
+            )
             entry = (static, len(by_value) == 1, groups)
             extra = fleet.extra
             if len(extra) >= _STATIC_KEEP:
@@ -326,6 +329,19 @@ def _speed_ranks(fleet: Fleet, ctx: RouteContext, ranked: int) -> list[float] | 
     ranks = [min(known) if known else 0.0] * len(cells)
     deque(map(ranks.__setitem__, present, known), maxlen=0)  # in C
     return ranks
+
+
+_Group = tuple[float, list[int], Callable[[list[float]], Sequence[float]]]
+"""Candidates with equal cost and quality terms: the terms, their positions, and a function
+reading their values out of a list in one C call."""
+
+
+def _picker(positions: list[int]) -> Callable[[list[float]], Sequence[float]]:
+    """``lambda values: [values[i] for i in positions]``, as one ``itemgetter`` call."""
+    if len(positions) == 1:
+        (only,) = positions
+        return lambda values: (values[only],)
+    return itemgetter(*positions)
 
 
 def _smallest_window(candidates: Sequence[Endpoint], _: object) -> float:
