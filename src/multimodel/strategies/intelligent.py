@@ -22,7 +22,6 @@ why; when none is left the call fails with :class:`~multimodel.errors.NoDeployme
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -191,27 +190,30 @@ class Intelligent:
         assert fleet.cells is not None
         # Read every error rate only while some deployment has one.
         errors: list[float] = list(map(_ERROR_RATE, fleet.cells)) if stats.erring else []
-        static, uniform, groups = self._static_for(fleet, candidates, ctx)
+        terms, groups = self._terms_for(fleet, candidates, ctx)
         f = self.factors
         f_perf, f_avail = f.get("performance", 0.0), f.get("availability", 0.0)
         if not any(errors):
-            if uniform:
+            if groups is not None and len(groups) == 1:
                 # Equal cost and quality terms (one model on every deployment): the score only
                 # falls as the rank rises, so the fastest wins; scores are built if read.
-                base = static[0] + f_avail
+                base = groups[0][0] + f_avail
                 i = pick_min_index(ranks, self._rng) if f_perf else self._rng.index(len(ranks))
                 return candidates[i], LazyScores(
                     fleet.names, ranks, lambda k: base + f_perf * exp(best_rank - k)
                 )
             if groups is not None:
                 i = self._best_of_groups(groups, ranks, best_rank, f_perf, f_avail)
+                grouped = groups
                 return candidates[i], LazyScores(
                     fleet.names,
                     lambda: [
                         a + f_perf * exp(best_rank - k) + f_avail
-                        for a, k in zip(static, ranks, strict=True)
+                        for a, k in zip(_expand(grouped, len(ranks)), ranks, strict=True)
                     ],
                 )
+        static = terms if terms is not None else _expand(groups or [], len(ranks))
+        if not any(errors):
             scores = [
                 a + f_perf * exp(best_rank - k) + f_avail
                 for a, k in zip(static, ranks, strict=True)
@@ -254,41 +256,59 @@ class Intelligent:
                 pool.extend(members if not f_perf else [i for i in members if ranks[i] == k])
         return pool[0] if len(pool) == 1 else pool[self._rng.index(len(pool))]
 
-    def _static_for(
+    def _terms_for(
         self, fleet: Fleet, candidates: Sequence[Endpoint], ctx: RouteContext
-    ) -> tuple[list[float], bool, list[_Group] | None]:
-        """The cost and quality terms per candidate, whether they are all equal, and the
-        candidates grouped by equal terms when there are few groups (``None`` otherwise); kept
-        per candidate set and token counts (a bounded number of them)."""
-        key = (ctx.input_tokens, ctx.output_tokens)
-        entry: tuple[list[float], bool, list[_Group] | None] | None
-        entry = fleet.extra.get(key)
-        if entry is None:
-            static = self._static_scores(candidates, *key)
-            by_value: dict[float, list[int]] = {}
-            for i, value in enumerate(static):
-                by_value.setdefault(value, []).append(i)
-            groups = (
-                [(value, members, _picker(members)) for value, members in by_value.items()]
-                if len(by_value) * 4 <= len(static)
-                else None
-            )
-            entry = (static, len(by_value) == 1, groups)
-            extra = fleet.extra
-            if len(extra) >= _STATIC_KEEP:
-                with contextlib.suppress(RuntimeError, StopIteration, KeyError):
-                    del extra[next(iter(extra))]
-            extra[key] = entry
-        return entry
+    ) -> tuple[list[float] | None, list[_Group] | None]:
+        """The cost and quality terms of this request per candidate (``None`` when grouped:
+        see :func:`_expand`), and the candidates grouped by equal terms when there are few
+        groups; kept per token counts (a bounded number of them).
 
-    def _static_scores(self, candidates: Sequence[Endpoint], tin: int, tout: int) -> list[float]:
-        """Each candidate's cost and quality terms for a request of ``tin`` / ``tout`` tokens."""
-        static, static_of = self._static, self._static_of
-        entries = [static.get(c.name) or static_of(c) for c in candidates]
+        Deployments of one model share price and quality, hence these terms, whatever the
+        token counts: the groups are found once per candidate set, and new token counts cost
+        one term per group (per candidate only when nearly every entry differs)."""
+        entries, kinds, max_q = self._kinds_of(fleet, candidates)
+        key = (ctx.input_tokens, ctx.output_tokens)
+        cache: dict[tuple[int, int], Any] = fleet.extra.setdefault(_TERMS, {})
+        found = cache.get(key)
+        if found is None:
+            if len(kinds) * 4 <= len(entries):
+                values = self._terms([kind for kind, _, _ in kinds], *key, max_q)
+                groups: list[_Group] | None = [
+                    (value, members, pick)
+                    for value, (_, members, pick) in zip(values, kinds, strict=True)
+                ]
+                terms = None  # per candidate only if needed: see _expand
+            else:
+                groups, terms = None, self._terms(entries, *key, max_q)
+            if len(cache) >= _STATIC_KEEP:
+                cache.clear()  # bounded; with varied token counts, recomputing is cheap
+            found = cache[key] = (terms, groups)
+        result: tuple[list[float] | None, list[_Group] | None] = found
+        return result
+
+    def _kinds_of(
+        self, fleet: Fleet, candidates: Sequence[Endpoint]
+    ) -> tuple[list[_Entry], list[tuple[_Entry, list[int], _Picker]], float]:
+        """Per candidate set: each candidate's (input price, output price, quality), the
+        candidates grouped by equal entries, and the best quality."""
+        found = fleet.extra.get(_KINDS)
+        if found is None:
+            static, static_of = self._static, self._static_of
+            entries = [static.get(c.name) or static_of(c) for c in candidates]
+            by_entry: dict[_Entry, list[int]] = {}
+            for i, entry in enumerate(entries):
+                by_entry.setdefault(entry, []).append(i)
+            kinds = [(entry, members, _picker(members)) for entry, members in by_entry.items()]
+            max_q = max(q for _, _, q in entries) or 1.0
+            found = fleet.extra[_KINDS] = (entries, kinds, max_q)
+        return found
+
+    def _terms(self, entries: Sequence[_Entry], tin: int, tout: int, max_q: float) -> list[float]:
+        """The cost and quality terms of each entry for a request of ``tin`` / ``tout`` tokens
+        (costs normalized by the cheapest known one, quality by ``max_q``)."""
         costs = [None if p_in is None else p_in * tin + p_out * tout for p_in, p_out, _ in entries]
         known = [x for x in costs if x is not None and x > 0]
         min_cost = min(known) if known else None
-        max_q = max(q for _, _, q in entries) or 1.0
         f = self.factors
         f_cost, f_qual = f.get("cost", 0.0), f.get("quality", 0.0) / max_q
         out = []
@@ -331,12 +351,25 @@ def _speed_ranks(fleet: Fleet, ctx: RouteContext, ranked: int) -> list[float] | 
     return ranks
 
 
-_Group = tuple[float, list[int], Callable[[list[float]], Sequence[float]]]
+_Entry = tuple[float | None, float, float]  # input and output price per token, quality
+_Picker = Callable[[list[float]], Sequence[float]]
+_Group = tuple[float, list[int], _Picker]
 """Candidates with equal cost and quality terms: the terms, their positions, and a function
 reading their values out of a list in one C call."""
+_KINDS = "kinds"  # Fleet.extra key of the per-candidate-set entries and groups
+_TERMS = "terms"  # Fleet.extra key of the per-token-counts terms (many distinct entries)
 
 
-def _picker(positions: list[int]) -> Callable[[list[float]], Sequence[float]]:
+def _expand(groups: list[_Group], size: int) -> list[float]:
+    """The per-candidate list of the groups' terms."""
+    out = [0.0] * size
+    for value, members, _ in groups:
+        for i in members:
+            out[i] = value
+    return out
+
+
+def _picker(positions: list[int]) -> _Picker:
     """``lambda values: [values[i] for i in positions]``, as one ``itemgetter`` call."""
     if len(positions) == 1:
         (only,) = positions
