@@ -529,12 +529,15 @@ def bench_routing(b: Budget, rtt: Callable[[int], float]) -> dict[str, Any]:
                                   name=f"d{i}", base_url=f"http://127.0.0.1:9/{i}/v1")
                     for i in range(n)]
         client = mm.Client(deployments=deps, strategy=strategy)
-        request = client._build_request(PROMPT, model, {"max_tokens": 20})
+        # Prompts of 97 different sizes in turn, as real traffic has: a strategy that keeps
+        # something per token count must not look cheaper than it is.
+        requests = [client._build_request(PROMPT + " Please." * k, model,
+                                          {"max_tokens": 20 + k % 5}) for k in range(97)]
         router = client._router
 
-        def loop(k: int, router: Any = router, request: Any = request) -> None:
-            for _ in range(k):
-                plan = router.plan(request, timeout=30)
+        def loop(k: int, router: Any = router, requests: list[Any] = requests) -> None:
+            for j in range(k):
+                plan = router.plan(requests[j % 97], timeout=30)
                 action = plan.next_action()
                 plan.succeeded(action, usage=usage, headers=headers, response_model="m",
                                finish_reason="stop", request_id="req_1")

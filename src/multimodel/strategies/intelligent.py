@@ -267,11 +267,13 @@ class Intelligent:
         token counts: the groups are found once per candidate set, and new token counts cost
         one term per group (per candidate only when nearly every entry differs)."""
         entries, kinds, max_q = self._kinds_of(fleet, candidates)
-        key = (ctx.input_tokens, ctx.output_tokens)
+        # One kind (one model on every deployment): every cost is the cheapest, so the terms do
+        # not depend on the token counts at all.
+        key = (0, 0) if len(kinds) == 1 else (ctx.input_tokens, ctx.output_tokens)
         cache: dict[tuple[int, int], Any] = fleet.extra.setdefault(_TERMS, {})
         found = cache.get(key)
         if found is None:
-            if len(kinds) * 4 <= len(entries):
+            if len(kinds) == 1 or len(kinds) * 4 <= len(entries):
                 values = self._terms([kind for kind, _, _ in kinds], *key, max_q)
                 groups: list[_Group] | None = [
                     (value, members, pick)
