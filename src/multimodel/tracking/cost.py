@@ -77,6 +77,23 @@ _PER_TOKEN: dict[Decimal, Decimal] = {}  # price per million -> price per token 
 _PER_TOKEN_MAX = 4096
 
 
+_new_tuple = tuple.__new__
+# id(Pricing) -> (the Pricing, input and output price per token); the Pricing is kept, so its
+# id is not reused while the entry lives. Bounded like _PER_TOKEN.
+_PER_PRICING: dict[int, tuple[Pricing, Decimal, Decimal]] = {}
+
+
+def _per_token_prices(pricing: Pricing) -> tuple[Pricing, Decimal, Decimal]:
+    if len(_PER_PRICING) >= _PER_TOKEN_MAX:
+        _PER_PRICING.clear()
+    entry = _PER_PRICING[id(pricing)] = (
+        pricing,
+        pricing.input.scaleb(_PER, _EXACT),
+        pricing.output.scaleb(_PER, _EXACT),
+    )
+    return entry
+
+
 def compute_cost(usage: Usage, pricing: Pricing, *, price_version: str) -> CostBreakdown:
     """The exact cost of ``usage`` at ``pricing`` (USD per million tokens).
 
@@ -92,16 +109,27 @@ def compute_cost(usage: Usage, pricing: Pricing, *, price_version: str) -> CostB
     if not (usage.cache_read_tokens or usage.cache_write_tokens or usage.reasoning_tokens):
         # The common answer: plain input and output tokens (counts are never negative here,
         # the adapters clamp them; max() keeps the general path's guarantee all the same).
-        uncached_cost = _price(max(0, usage.input_tokens), pricing.input)
-        output_cost = _price(max(0, usage.output_tokens), pricing.output)
-        return CostBreakdown(
-            uncached_cost,
-            _ZERO,
-            _ZERO,
-            output_cost,
-            _ZERO,
-            _EXACT.add(uncached_cost, output_cost) if output_cost else uncached_cost,
-            price_version,
+        # Per-token prices are kept per (frozen) Pricing object: hashing two Decimals per call
+        # cost more than the multiplications.
+        per_token = _PER_PRICING.get(id(pricing))
+        if per_token is None or per_token[0] is not pricing:
+            per_token = _per_token_prices(pricing)
+        tokens = usage.input_tokens
+        uncached_cost = _EXACT.multiply(tokens, per_token[1]) if tokens > 0 else _ZERO
+        tokens = usage.output_tokens
+        output_cost = _EXACT.multiply(tokens, per_token[2]) if tokens > 0 else _ZERO
+        # tuple.__new__ directly: a named tuple's generated __new__ is a Python function.
+        return _new_tuple(
+            CostBreakdown,
+            (
+                uncached_cost,
+                _ZERO,
+                _ZERO,
+                output_cost,
+                _ZERO,
+                _EXACT.add(uncached_cost, output_cost) if output_cost else uncached_cost,
+                price_version,
+            ),
         )
     input_tokens = max(0, usage.input_tokens)
     cache_read = min(max(0, usage.cache_read_tokens), input_tokens)
