@@ -363,3 +363,13 @@ def test_tracker_counts_deployments_with_recent_errors(clock: ManualClock) -> No
     assert tracker.erring == 1
     one("a", False)
     assert tracker.erring == 2
+
+
+def test_new_trace_is_an_empty_trace() -> None:
+    from multimodel._core.trace import new_trace
+
+    fast = new_trace("m")
+    assert fast == RoutingTrace(model="m", strategy="", candidates=[])
+    fast.scores.add({"a": 1.0})
+    assert dict(new_trace("m").scores) == {}  # nothing shared between traces
+    assert fast.to_dict()["scores"] == {"a": 1.0}

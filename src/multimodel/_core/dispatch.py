@@ -48,13 +48,14 @@ from ..tracking.stats import ABANDONED
 from ..types import ChatRequest, Usage
 from .router import AUTO, Router
 from .tokens import estimate_input_tokens, estimate_output_tokens
-from .trace import AttemptRecord, RoutingTrace, Send, Sleep
+from .trace import AttemptRecord, RoutingTrace, Send, Sleep, new_trace
 
 if TYPE_CHECKING:
     from ..security._rules import Policy
 
 __all__ = ["AUTO", "AttemptRecord", "DispatchPlan", "Router", "RoutingTrace", "Send", "Sleep"]
 MAX_WAIT = 60.0  # the longest single wait for a recovery when no deadline is set
+_new_tuple = tuple.__new__
 
 
 class DispatchPlan:
@@ -104,8 +105,10 @@ class DispatchPlan:
         self.policy = policy
         self._policy_blocked: dict[str, str] = {}
         self.stream = stream
-        self.ctx = RouteContext(
-            request, stream, estimate_input_tokens(request), estimate_output_tokens(request)
+        # tuple.__new__ directly: a named tuple's generated __new__ is a Python function.
+        self.ctx = _new_tuple(
+            RouteContext,
+            (request, stream, estimate_input_tokens(request), estimate_output_tokens(request)),
         )
         self._timeout = timeout
         now = router.clock.monotonic()
@@ -121,7 +124,7 @@ class DispatchPlan:
         self._tags = tuple(request.tags or ())
         self._chain = [request.model, *router.fallbacks.get(request.model, ())]
         self._position = 0
-        self.trace = RoutingTrace(model=request.model, strategy="", candidates=[])
+        self.trace = new_trace(request.model)
         self._enter(self._chain[0])
         router.budget.deposit(now)
         telemetry = router.telemetry

@@ -8,7 +8,15 @@ from typing import Any, NamedTuple
 
 from ..providers.base import Endpoint
 
-__all__ = ["AttemptRecord", "LazyScores", "RoutingTrace", "ScoreTable", "Send", "Sleep"]
+__all__ = [
+    "AttemptRecord",
+    "LazyScores",
+    "RoutingTrace",
+    "ScoreTable",
+    "Send",
+    "Sleep",
+    "new_trace",
+]
 
 
 class Send(NamedTuple):
@@ -178,3 +186,22 @@ class RoutingTrace:
     def retries(self) -> int:
         """Attempts after the first."""
         return max(0, len(self.attempts) - 1)
+
+
+_new_object = object.__new__
+
+
+def new_trace(model: str) -> RoutingTrace:
+    """An empty trace for a call of ``model``: what ``RoutingTrace(model=model, strategy="",
+    candidates=[])`` builds, without the dataclass ``__init__``'s default-factory checks (one
+    trace per call)."""
+    trace: RoutingTrace = _new_object(RoutingTrace)
+    trace.model = model
+    trace.strategy = ""
+    trace.candidates = []
+    trace.excluded = {}
+    trace.scores = ScoreTable()
+    trace.attempts = []
+    trace.sleeps = []
+    trace.models = []
+    return trace
