@@ -18,7 +18,15 @@ from typing import Any, Generic, TypeVar
 from ..providers.base import Endpoint
 from ..tracking.stats import StatsView, Tracker
 
-__all__ = ["Fleet", "FleetCache", "LockedRandom", "pick_max_index", "pick_min", "pick_min_index"]
+__all__ = [
+    "Fleet",
+    "FleetCache",
+    "LockedRandom",
+    "pick_max_index",
+    "pick_min",
+    "pick_min_index",
+    "pick_tied",
+]
 
 _T = TypeVar("_T")
 
@@ -67,7 +75,7 @@ def pick_min(
     return ties[0] if len(ties) == 1 else ties[rng.randrange(len(ties))]
 
 
-def _pick_tied(values: list[float], best: float, count: int, rng: LockedRandom) -> int:
+def pick_tied(values: list[float], best: float, count: int, rng: LockedRandom) -> int:
     """A uniformly random index among the ``count`` (>= 2) entries equal to ``best``."""
     n = len(values)
     if count * 4 >= n:
@@ -88,7 +96,7 @@ def pick_min_index(values: list[float], rng: LockedRandom) -> int:
     """The index of the lowest value (a random one among exact ties), in C-level scans."""
     best = min(values)
     count = values.count(best)
-    return values.index(best) if count == 1 else _pick_tied(values, best, count, rng)
+    return values.index(best) if count == 1 else pick_tied(values, best, count, rng)
 
 
 def pick_max_index(values: list[float], rng: LockedRandom, tolerance: float = 0.0) -> int:
@@ -97,7 +105,7 @@ def pick_max_index(values: list[float], rng: LockedRandom, tolerance: float = 0.
     best = max(values)
     if not tolerance:
         count = values.count(best)
-        return values.index(best) if count == 1 else _pick_tied(values, best, count, rng)
+        return values.index(best) if count == 1 else pick_tied(values, best, count, rng)
     floor = best - tolerance
     count = sum(map(floor.__le__, values))
     if count == 1:

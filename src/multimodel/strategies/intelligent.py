@@ -34,7 +34,7 @@ from .._core.trace import LazyScores
 from ..errors import ConfigError
 from ..providers.base import Endpoint
 from ..tracking.stats import StatsView, Tracker
-from ._util import Fleet, FleetCache, LockedRandom, pick_max_index, pick_min_index
+from ._util import Fleet, FleetCache, LockedRandom, pick_max_index, pick_min_index, pick_tied
 from .base import RouteContext, register_strategy
 from .response_time import LONG_GENERATION, expected_latency
 
@@ -198,7 +198,15 @@ class Intelligent:
                 # Equal cost and quality terms (one model on every deployment): the score only
                 # falls as the rank rises, so the fastest wins; scores are built if read.
                 base = groups[0][0] + f_avail
-                i = pick_min_index(ranks, self._rng) if f_perf else self._rng.index(len(ranks))
+                if f_perf:  # the fastest (best_rank is already the minimum: no second scan)
+                    count = ranks.count(best_rank)
+                    i = (
+                        ranks.index(best_rank)
+                        if count == 1
+                        else pick_tied(ranks, best_rank, count, self._rng)
+                    )
+                else:
+                    i = self._rng.index(len(ranks))
                 return candidates[i], LazyScores(
                     fleet.names, ranks, lambda k: base + f_perf * exp(best_rank - k)
                 )
@@ -270,7 +278,9 @@ class Intelligent:
         # One kind (one model on every deployment): every cost is the cheapest, so the terms do
         # not depend on the token counts at all.
         key = (0, 0) if len(kinds) == 1 else (ctx.input_tokens, ctx.output_tokens)
-        cache: dict[tuple[int, int], Any] = fleet.extra.setdefault(_TERMS, {})
+        cache: dict[tuple[int, int], Any] | None = fleet.extra.get(_TERMS)
+        if cache is None:
+            cache = fleet.extra[_TERMS] = {}
         found = cache.get(key)
         if found is None:
             if len(kinds) == 1 or len(kinds) * 4 <= len(entries):
