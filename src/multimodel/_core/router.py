@@ -140,8 +140,10 @@ class Router:
         """The names of ``candidates`` (as :meth:`candidates` returned them), for the trace."""
         names = self.names.get(model)
         if names is None:
+            # A hit is the very tuple candidates() returned: it lives in self._auto, so its id
+            # cannot belong to another object.
             names = self._auto_names.get(id(candidates))
-            if names is None or len(names) != len(candidates):
+            if names is None:
                 return [c.name for c in candidates]
         return names
 

@@ -48,7 +48,29 @@ class AttemptRecord(NamedTuple):
     detail: str | None = None
 
 
-class LazyScores(Mapping[str, float]):
+class _BuiltOnRead(Mapping[str, float]):
+    """A read-only ``{deployment: figure}`` mapping whose dict is built by ``_table`` when
+    first read."""
+
+    __slots__ = ()
+
+    def _table(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def __getitem__(self, name: str) -> float:
+        return self._table()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+    def __repr__(self) -> str:
+        return repr(self._table())
+
+
+class LazyScores(_BuiltOnRead):
     """A strategy's figure per candidate, computed only when read.
 
     Strategies scan large fleets with C-level list operations and keep the figures they ranked
@@ -83,20 +105,11 @@ class LazyScores(Mapping[str, float]):
             table = self._dict = dict(zip(self._names, map(float, values), strict=True))
         return table
 
-    def __getitem__(self, name: str) -> float:
-        return self._table()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._table())
-
     def __len__(self) -> int:
-        return len(self._names)
-
-    def __repr__(self) -> str:
-        return repr(self._table())
+        return len(self._names)  # without building: the trace asks on every decision
 
 
-class ScoreTable(Mapping[str, float]):
+class ScoreTable(_BuiltOnRead):
     """The scores of a routing trace: every attempt's figures, merged when first read.
 
     A read-only mapping ``{deployment: figure}``; a later attempt's figure for the same
@@ -123,18 +136,6 @@ class ScoreTable(Mapping[str, float]):
                 table.update(part)
             self._dict = table
         return table
-
-    def __getitem__(self, name: str) -> float:
-        return self._table()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._table())
-
-    def __len__(self) -> int:
-        return len(self._table())
-
-    def __repr__(self) -> str:
-        return repr(self._table())
 
 
 @dataclass(slots=True)
