@@ -236,7 +236,7 @@ async def _bench_conc(server: MockServerProcess, b: Budget) -> dict[str, Any]:
 
     # multimodel as a user gets it: AsyncClient's own httpx client, whose transport is
     # multimodel's O(1) pool over httpcore connections (same limits as the raw side).
-    from multimodel._pool import AsyncPoolTransport
+    from multimodel._transports.pool import AsyncPoolTransport
 
     own = mm.AsyncClient(deployments=[deployment(server, "oai")],
                          transport=AsyncPoolTransport(limits=LIMITS))

@@ -20,7 +20,7 @@ from multimodel.testing.fixtures import MockServerFactory
 
 pytest.importorskip("aiohttp")
 
-from multimodel._aiohttp import AiohttpTransport
+from multimodel._transports.aiohttp import AiohttpTransport
 
 asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])
 pytestmark = pytest.mark.anyio

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 import multimodel as mm
-from multimodel._pool import AsyncPoolTransport
+from multimodel._transports.pool import AsyncPoolTransport
 from multimodel.testing import Behavior, MockDeployment, MockProviderServer
 from multimodel.testing.fixtures import MockServerFactory
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 import multimodel as mm
-from multimodel._pool import PoolTransport
+from multimodel._transports.pool import PoolTransport
 from multimodel.testing import Behavior, MockDeployment, MockProviderServer
 from multimodel.testing.fixtures import MockServerFactory
 

@@ -470,6 +470,12 @@ class DispatchPlan:
             return None
         return action
 
+    def time_left(self) -> float | None:
+        """Seconds left before the call's deadline (negative once past); ``None`` without one."""
+        if self._deadline_at is None:
+            return None
+        return self._deadline_at - self._router.clock.monotonic()
+
     def abandoned(self, send: Send) -> None:
         """An attempt was cancelled because another one answered first (hedging).
 

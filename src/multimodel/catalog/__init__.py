@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from .._lazy import lazy_attributes
+from .._core.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from .loader import Catalog, SortKey

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._lazy import lazy_attributes
+from .._core.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from .crypto import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._lazy import lazy_attributes
+from .._core.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from .cost import CostBreakdown, compute_cost, cost_for

@@ -1,27 +1,26 @@
 """What the sync and async clients share: configuration, validation, routing, parsing.
 
-Nothing here does I/O. :class:`~multimodel.Client` and :class:`~multimodel.AsyncClient` add
-only the sending, reading and sleeping (httpx's ``BaseClient`` split, see ``STYLE.md``).
+Nothing here does I/O. The drivers in ``_async/`` (and the sync ones generated from them)
+add only the sending, reading and sleeping (httpx's ``BaseClient`` split, see ``STYLE.md``).
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import ValidationError
 
-from ._core.clock import Clock, SystemClock
-from ._core.dispatch import AUTO, DispatchPlan, Router, Send
-from ._core.trace import RoutingTrace
-from .config import ClientConfig, Deployment, load_config, resolve_endpoints
-from .errors import (
+from .._core.clock import Clock, SystemClock
+from .._core.dispatch import AUTO, DispatchPlan, Router, Send
+from .._core.trace import RoutingTrace
+from ..config import ClientConfig, Deployment, load_config, resolve_endpoints
+from ..errors import (
     ConfigError,
     InvalidRequestError,
     ProviderConnectionError,
@@ -29,81 +28,36 @@ from .errors import (
     ProviderTimeout,
     UnknownModelError,
 )
-from .events import EventBus, ModelStatusEvent
-from .providers.base import Endpoint, ParsedResponse, ProviderAdapter
-from .providers.registry import get_adapter
-from .resilience.budget import Budget, BudgetBook
-from .resilience.circuit import CircuitPolicy, HealthBoard, Status
-from .resilience.hedge import HedgePolicy
-from .resilience.retry import RetryBudget, RetryPolicy
-from .strategies.base import make_strategy
-from .tracking.outcome import Outcome
-from .tracking.snapshot import StatsSnapshot
-from .tracking.stats import Tracker
-from .types import ChatRequest, ChatResponse, Message, Usage
+from ..events import EventBus, ModelStatusEvent
+from ..providers.base import Endpoint, ParsedResponse, ProviderAdapter
+from ..providers.registry import get_adapter
+from ..resilience.budget import Budget, BudgetBook
+from ..resilience.circuit import CircuitPolicy, HealthBoard, Status
+from ..resilience.hedge import HedgePolicy
+from ..resilience.retry import RetryBudget, RetryPolicy
+from ..strategies.base import make_strategy
+from ..tracking.outcome import Outcome
+from ..tracking.snapshot import StatsSnapshot
+from ..tracking.stats import Tracker
+from ..types import ChatRequest, ChatResponse, Message, Usage
+from ._stream_core import StreamKit
 
 if TYPE_CHECKING:  # loaded when a client is built, not when multimodel is imported
-    from .cache import CachePolicy, ResponseCache
-    from .catalog import Catalog, ModelSpec
-    from .security._rules import Policy
-    from .security.limits import InputLimits
-    from .security.policy import PolicySet
-    from .tracking.cost import CostBreakdown
-    from .tracking.ledger import UsageLedger
-    from .tracking.telemetry import Telemetry
+    from ..cache import CachePolicy, ResponseCache
+    from ..catalog import Catalog, ModelSpec
+    from ..security._rules import Policy
+    from ..security.limits import InputLimits
+    from ..security.policy import PolicySet
+    from ..tracking.cost import CostBreakdown
+    from ..tracking.ledger import UsageLedger
+    from ..tracking.telemetry import Telemetry
 
-__all__ = ["HTTP_LIMITS", "BaseClient", "RequestInput", "default_ssl_context", "pick_transport"]
+__all__ = ["BaseClient", "RequestInput"]
 
 RequestInput = str | Sequence[Message | Mapping[str, Any]]
 """A prompt string, or a list of messages (``Message`` objects or dicts)."""
 
 _REQUEST_FIELDS = frozenset(ChatRequest.model_fields) - {"messages", "model"}
-
-
-HTTP_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=50)
-"""The limits of the httpx client a multimodel client creates for itself."""
-
-_T = TypeVar("_T")
-
-
-def pick_transport(
-    transport: _T | str | None,
-    http_client: object | None,
-    *,
-    named: Mapping[str, Callable[[], _T | None]],
-    pool: Callable[[], _T],
-) -> _T | None:
-    """The transport for a client's own httpx client (``None``: httpx's default).
-
-    ``transport`` may be a transport, one of the ``named`` ones, or ``None``: then, unless the
-    caller brings its own ``http_client``, multimodel's pool (``pool()``).
-
-    Raises:
-        InvalidRequestError: both ``transport`` and ``http_client``, or an unknown name.
-    """
-    if http_client is not None and transport is not None:
-        raise InvalidRequestError("pass http_client or transport, not both", field="transport")
-    if isinstance(transport, str):
-        make = named.get(transport)
-        if make is None:
-            known = ", ".join(repr(name) for name in named)
-            raise InvalidRequestError(
-                f"unknown transport {transport!r}; pass {known} or an httpx transport",
-                field="transport",
-            )
-        return make()
-    if transport is None and http_client is None:
-        return pool()
-    return transport
-
-
-@functools.lru_cache(maxsize=1)
-def default_ssl_context() -> ssl.SSLContext:
-    """One TLS context for every client: loading the CA bundle costs ~70 ms per context.
-
-    Built on first use (not at import) and never modified afterwards.
-    """
-    return httpx.create_ssl_context()
 
 
 class BaseClient:
@@ -118,6 +72,7 @@ class BaseClient:
         timeout: float | None = None,
         max_retries: int | None = None,
         deadline: float | None = None,
+        stream_idle_timeout: float | None = None,
         retry: RetryPolicy | None = None,
         circuit: CircuitPolicy | None = None,
         strategies: Mapping[str, Any] | None = None,
@@ -147,12 +102,12 @@ class BaseClient:
             else (cfg.max_retries if retry is None else policy.max_retries)
         )
         # Heavier parts load here, when a client is built, so `import multimodel` stays cheap.
-        from .cache import CachePolicy, MemoryCache, ResponseCache
-        from .catalog import default_catalog
-        from .security._rules import Policy
-        from .security.limits import DEFAULT_LIMITS, check_request
-        from .security.policy import PolicySet
-        from .tracking.cost import WarnOnce, compute_cost
+        from ..cache import CachePolicy, MemoryCache, ResponseCache
+        from ..catalog import default_catalog
+        from ..security._rules import Policy
+        from ..security.limits import DEFAULT_LIMITS, check_request
+        from ..security.policy import PolicySet
+        from ..tracking.cost import WarnOnce, compute_cost
 
         # Per-call helpers of modules loaded here, kept as attributes: an import statement
         # inside a method costs about a microsecond on every call.
@@ -193,8 +148,8 @@ class BaseClient:
                 return make_strategy("intelligent")
             return make_strategy(strategy_spec)
 
-        from .tracking.ledger import UsageLedger
-        from .tracking.telemetry import Telemetry
+        from ..tracking.ledger import UsageLedger
+        from ..tracking.telemetry import Telemetry
 
         if telemetry is True:
             self.telemetry: Telemetry | None = Telemetry()
@@ -247,6 +202,17 @@ class BaseClient:
         self._adapters: dict[str, ProviderAdapter] = {
             ep.name: get_adapter(ep.adapter) for ep in self._endpoints
         }
+        self._kit = StreamKit(
+            adapters=self._adapters,
+            clock=self._clock,
+            cache=self.cache,
+            idle_timeout=stream_idle_timeout if stream_idle_timeout is not None else self._timeout,
+            http_request=self._http_request,
+            transport_error=self._transport_error,
+            respond=self._response,
+            from_cache=self._from_cache,
+            request_id=self._request_id,
+        )
 
     @staticmethod
     def _config(
@@ -364,7 +330,7 @@ class BaseClient:
         self._check_request(request, self.limits)
         resolved: Policy | None = None
         if self.policies is not None:
-            from .security.policy import enforce_request
+            from ..security.policy import enforce_request
 
             resolved = self.policies.resolve(request.user, policy=policy)
             request = enforce_request(resolved, request)
@@ -490,7 +456,7 @@ class BaseClient:
         pricing = getattr(endpoint.spec, "pricing", None)
         if pricing is not None:  # the common case, without the warning machinery
             return self._compute_cost(usage, pricing, price_version=self.catalog.version)
-        from .tracking.cost import cost_for
+        from ..tracking.cost import cost_for
 
         return cost_for(
             usage,

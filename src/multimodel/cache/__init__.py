@@ -23,7 +23,7 @@ from multimodel._core.clock import Clock, SystemClock
 from multimodel.types import ChatChunk, ChatRequest, ChatResponse, ToolCallDelta
 
 if TYPE_CHECKING:
-    from multimodel._redis_cache import RedisCache
+    from multimodel.cache._redis import RedisCache
 
 __all__ = [
     "CACHE_VERSION", "CacheBackend", "CachePolicy", "MemoryCache", "RedisCache", "ResponseCache",
@@ -443,7 +443,7 @@ class ResponseCache:
 def __getattr__(name: str) -> Any:
     # RedisCache lives in its own module so that `redis` is imported only when it is used.
     if name == "RedisCache":
-        from multimodel._redis_cache import RedisCache
+        from multimodel.cache._redis import RedisCache
 
         return RedisCache
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

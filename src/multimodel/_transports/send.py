@@ -19,7 +19,11 @@ behaves as its owner configured it.
 
 from __future__ import annotations
 
+import time
+
 import httpx
+
+from .timed import BoundedByteStream, time_left
 
 __all__ = ["asend_http", "direct_transport", "send_http"]
 
@@ -44,13 +48,26 @@ def direct_transport(
 def send_http(
     http: httpx.Client, request: httpx.Request, *, stream: bool = False
 ) -> httpx.Response:
-    """``http.send(request, stream=stream)``, through the transport when nothing is lost."""
+    """``http.send(request, stream=stream)``, through the transport when nothing is lost.
+
+    Inside a :func:`~multimodel._transports.timed.time_limit`, a body read by a transport that
+    does not bound its own socket calls is checked against the limit between its pieces.
+    """
     transport = direct_transport(http, request.url)
     if not isinstance(transport, httpx.BaseTransport):
-        return http.send(request, stream=stream)
-    response = transport.handle_request(request)
-    response.request = request
+        response = http.send(request, stream=True)
+    else:
+        response = transport.handle_request(request)
+        response.request = request
     if not stream:
+        left = time_left()
+        body = response.stream
+        if (
+            left is not None
+            and isinstance(body, httpx.SyncByteStream)
+            and not getattr(transport, "bounds_io", False)
+        ):
+            response.stream = BoundedByteStream(body, time.monotonic() + left)
         try:
             response.read()  # reads to the end, which also closes the stream
         except BaseException:

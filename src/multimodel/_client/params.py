@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
-from .types import ResponseFormat, Tool, ToolChoice
+from ..types import ResponseFormat, Tool, ToolChoice
 
 __all__ = ["RequestParams"]
 

@@ -316,12 +316,20 @@ class _SyncResponseStream(httpx.SyncByteStream):
 
 
 class PoolTransport(_Pool, httpx.BaseTransport):
-    """The sync twin of :class:`AsyncPoolTransport`, safe to share between threads."""
+    """The sync twin of :class:`AsyncPoolTransport`, safe to share between threads.
+
+    Its connections use :class:`~multimodel._transports.timed.TimedBackend`: inside a
+    ``time_limit``, every connect, read and write gets at most the time left to the attempt.
+    """
+
+    bounds_io = True
+    """Socket calls are bounded by the current ``time_limit`` (no checks needed around it)."""
 
     def __init__(
         self, *, limits: httpx.Limits | None = None, ssl_context: ssl.SSLContext | None = None
     ) -> None:
         super().__init__(limits, ssl_context)
+        self._backend: Any = None  # TimedBackend, built with the first connection
         self._idle: dict[_Key, list[httpcore.HTTPConnection]] = {}
         self._lock = threading.Lock()
         self._slots = (
@@ -387,8 +395,15 @@ class PoolTransport(_Pool, httpx.BaseTransport):
             if connection.is_idle() and not connection.has_expired():
                 return connection
             self._close(connection)
+        if self._backend is None:
+            from .timed import TimedBackend
+
+            self._backend = TimedBackend()
         return httpcore.HTTPConnection(
-            origin, ssl_context=self._ssl_context, keepalive_expiry=self._keepalive_expiry
+            origin,
+            ssl_context=self._ssl_context,
+            keepalive_expiry=self._keepalive_expiry,
+            network_backend=self._backend,
         )
 
     def _release(self, connection: httpcore.HTTPConnection, key: _Key) -> None:

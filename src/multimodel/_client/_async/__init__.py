@@ -1,0 +1,1 @@
+"""The async client, stream and OpenAI-shaped surface: the source of ``_sync/``."""

@@ -1,0 +1,286 @@
+"""What a streamed call does apart from I/O, shared by :class:`~multimodel.Stream` and
+:class:`~multimodel.AsyncStream`.
+
+:class:`StreamCore` feeds bytes to the provider's decoder, accumulates text / tool calls /
+usage into the final response (:class:`Accumulator`), applies the failover rule and reports
+once to the tracker. A stream receives what it needs from its client as one
+:class:`StreamKit`, not by reaching into the client.
+
+The failover rule: until the first content chunk has been produced, any failure (an HTTP error,
+an error event inside the stream, a dropped or stalled connection) is handed to the dispatch plan,
+which retries or falls back to another deployment; the caller sees nothing of it. Once content
+has reached the caller, a failure raises :class:`~multimodel.errors.StreamInterrupted` carrying
+the partial text, and no chunk is ever delivered twice.
+
+Time limits: ``timeout`` bounds one attempt up to its first content chunk; after it, each wait
+for more content is bounded by the idle limit (keep-alive comments and pings are not content)
+and by what is left of the call's ``deadline``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from .._core.dispatch import DispatchPlan, Send
+from ..errors import ProviderError, ProviderTimeout, StreamInterrupted
+from ..providers.base import Endpoint, ParsedResponse, ProviderAdapter, StreamDecoder
+from ..types import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
+
+if TYPE_CHECKING:
+    from .._core.clock import Clock
+    from ..cache import ResponseCache
+    from ..tracking.outcome import Outcome
+
+__all__ = ["DEADLINE_CODE", "IDLE_CODE", "Accumulator", "StreamCore", "StreamKit"]
+
+DEADLINE_CODE = "multimodel_deadline"
+"""``ProviderTimeout.code`` when the call's deadline ended a stream (not the provider's fault)."""
+IDLE_CODE = "multimodel_stream_idle"
+"""``ProviderTimeout.code`` when a stream sent no content for its idle limit."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamKit:
+    """What a stream needs from its client (built once per client)."""
+
+    adapters: Mapping[str, ProviderAdapter]
+    clock: Clock
+    cache: ResponseCache | None
+    idle_timeout: float
+    http_request: Callable[..., httpx.Request]
+    transport_error: Callable[[Exception, Endpoint], ProviderError]
+    respond: Callable[[Send, ParsedResponse, Outcome, DispatchPlan], ChatResponse]
+    from_cache: Callable[[ChatRequest, ChatResponse, float], ChatResponse]
+    request_id: Callable[[Any], str | None]
+
+
+class Accumulator:
+    """Builds the final answer from chunks: text joined, tool calls merged by index, usage kept."""
+
+    __slots__ = ("calls", "finish", "id", "model", "raw_finish", "reasoning", "text", "usage")
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.calls: dict[int, list[Any]] = {}  # index -> [id, name, [argument pieces], metadata]
+        self.finish: Any = None
+        self.raw_finish: str | None = None
+        self.usage: Usage | None = None
+        self.id: str | None = None
+        self.model: str | None = None
+
+    def add(self, chunk: ChatChunk) -> None:
+        if chunk.text:
+            self.text.append(chunk.text)
+        if chunk.reasoning:
+            self.reasoning.append(chunk.reasoning)
+        for delta in chunk.tool_calls:
+            call = self.calls.get(delta.index)
+            if call is None:
+                call = self.calls[delta.index] = [None, None, [], None]
+            if delta.id:
+                call[0] = delta.id
+            if delta.name:
+                call[1] = delta.name
+            if delta.arguments:
+                call[2].append(delta.arguments)
+            if delta.metadata:
+                call[3] = {**(call[3] or {}), **delta.metadata}
+        if chunk.finish_reason is not None:
+            self.finish = chunk.finish_reason
+            self.raw_finish = chunk.raw_finish_reason
+        if chunk.usage is not None:
+            self.usage = chunk.usage  # cumulative: the last one wins, never summed
+        if chunk.id and self.id is None:
+            self.id = chunk.id
+        if chunk.model and self.model is None:
+            self.model = chunk.model
+
+    @property
+    def partial_text(self) -> str:
+        return "".join(self.text)
+
+    def parsed(self, wire_model: str) -> ParsedResponse:
+        calls = [
+            ToolCall(
+                id=c[0] or f"call_{i}",
+                name=c[1] or "",
+                arguments="".join(c[2]) or "{}",
+                metadata=c[3],
+            )
+            for i, c in sorted(self.calls.items())
+        ]
+        text = "".join(self.text)
+        message = Message(
+            role="assistant", content=text if text or not calls else None, tool_calls=calls or None
+        )
+        return ParsedResponse(
+            id=self.id or "",
+            message=message,
+            finish_reason=self.finish,
+            raw_finish_reason=self.raw_finish,
+            usage=self.usage or Usage(),
+            model=self.model or wire_model,
+        )
+
+
+class StreamCore:
+    """I/O-free state of one streamed call, shared by the two stream classes."""
+
+    def __init__(
+        self,
+        kit: StreamKit,
+        request: ChatRequest,
+        plan: DispatchPlan,
+        cache: tuple[bool | None, float | None] = (None, None),
+    ) -> None:
+        self.kit = kit
+        self.request = request
+        self.plan = plan
+        self.cache_override, self.cache_ttl = cache
+        self.send: Send | None = None
+        self.decoder: StreamDecoder | None = None
+        self.acc = Accumulator()
+        self.buffer: deque[ChatChunk] = deque()
+        self.ttft: float | None = None
+        self.content_seen = False
+        self.last_content = 0.0  # clock reading when content last arrived
+        self.done = False
+        self.response: ChatResponse | None = None
+        self.headers: httpx.Headers | None = None
+
+    def serve_cached(self, hit: ChatResponse) -> None:
+        """Replay a cached answer as chunks; nothing is sent."""
+        from ..cache import chunks_from_response
+
+        self.plan.close()
+        self.buffer.extend(chunks_from_response(hit))
+        self.response = hit
+        self.done = True
+
+    def begin(self, send: Send, response: httpx.Response) -> None:
+        """A new attempt's response headers arrived with a success status."""
+        self.send = send
+        self.headers = response.headers
+        self.decoder = self.kit.adapters[send.endpoint.name].stream_decoder(send.endpoint)
+        self.acc = Accumulator()
+        self.buffer.clear()
+        self.ttft = None
+        self.content_seen = False
+        self.done = False
+
+    def error_for(self, send: Send, response: httpx.Response) -> ProviderError:
+        """The typed error for an error status (the body has been read)."""
+        return self.kit.adapters[send.endpoint.name].map_error(response, send.endpoint)
+
+    def feed(self, data: bytes) -> None:
+        assert self.decoder is not None
+        self._take(self.decoder.feed(data))
+
+    def end(self) -> None:
+        """The body ended; raises when the provider never said the stream was complete."""
+        assert self.decoder is not None
+        self._take(self.decoder.close())
+        self.done = True
+        self._finish()
+
+    def _take(self, chunks: list[ChatChunk]) -> None:
+        content = False
+        for chunk in chunks:
+            if chunk.has_content:
+                content = True
+                if not self.content_seen:
+                    self.content_seen = True
+                    assert self.send is not None
+                    self.ttft = self.kit.clock.monotonic() - self.send.started
+            self.acc.add(chunk)
+            self.buffer.append(chunk)
+        if content:
+            self.last_content = self.kit.clock.monotonic()
+
+    def _finish(self) -> None:
+        send = self.send
+        assert send is not None
+        parsed = self.acc.parsed(send.endpoint.wire_model)
+        outcome = self.plan.succeeded(
+            send,
+            usage=parsed.usage,
+            ttft=self.ttft,
+            headers=self.headers,
+            response_model=parsed.model,
+            finish_reason=parsed.finish_reason,
+            request_id=self.kit.request_id(self.headers),
+        )
+        self.response = self.kit.respond(send, parsed, outcome, self.plan)
+
+    def interrupted(self, error: ProviderError) -> StreamInterrupted:
+        """Turn a failure after content reached the caller into :class:`StreamInterrupted`."""
+        send = self.send
+        assert send is not None
+        err = StreamInterrupted(
+            f"the stream failed after content was delivered: {error.message}",
+            partial_text=self.acc.partial_text,
+            provider=send.endpoint.provider,
+            deployment=send.endpoint.name,
+            status=error.status,
+            request_id=error.request_id,
+            code=error.code,
+        )
+        err.__cause__ = error
+        if error.code == DEADLINE_CODE:
+            # The call's own limit, not the provider's failure: release, do not penalize.
+            self.plan.cancelled(send)
+        else:
+            self.plan.failed(send, err, retry=False)
+        self.done = True
+        return err
+
+    def read_limit(self) -> float:
+        """Seconds the next read may wait: the attempt's first-content limit, then the idle
+        limit; never past the call's deadline."""
+        send = self.send
+        assert send is not None
+        now = self.kit.clock.monotonic()
+        if not self.content_seen:
+            limit = send.started + send.timeout - now
+        else:
+            limit = self.kit.idle_timeout - (now - self.last_content)
+            left = self.plan.time_left()
+            if left is not None and left < limit:
+                limit = left
+        return limit
+
+    def timed_out(self) -> ProviderError:
+        """The error for a read that ran out of time (see :meth:`read_limit`)."""
+        send = self.send
+        assert send is not None
+        if not self.content_seen:
+            return ProviderTimeout(
+                f"no content within the attempt's timeout ({send.timeout:.3g}s)",
+                provider=send.endpoint.provider,
+                deployment=send.endpoint.name,
+            )
+        left = self.plan.time_left()
+        if left is not None and left <= 0:
+            return ProviderTimeout(
+                "the call's deadline passed while the stream was still running",
+                provider=send.endpoint.provider,
+                deployment=send.endpoint.name,
+                code=DEADLINE_CODE,
+            )
+        return ProviderTimeout(
+            f"no content for {self.kit.idle_timeout:.3g}s (the stream's idle limit; keep-alive "
+            "comments and pings do not count)",
+            provider=send.endpoint.provider,
+            deployment=send.endpoint.name,
+            code=IDLE_CODE,
+        )
+
+    def transport_error(self, exc: Exception) -> ProviderError:
+        assert self.send is not None
+        return self.kit.transport_error(exc, self.send.endpoint)

@@ -1,0 +1,311 @@
+"""Generated from ``_async/client.py`` by ``.ci/unasync.py``: do not edit.
+
+Edit ``_async/client.py``, then run ``nox -s generate`` (or ``python .ci/unasync.py``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from functools import cached_property
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ..._core.dispatch import DispatchPlan, Send, Sleep
+from ..._transports.select import (
+    HTTP_LIMITS,
+    TransportName,
+    pool_transport,
+    transport_names,
+    default_ssl_context,
+    pick_transport,
+)
+from ..._transports.send import send_http, direct_transport
+from ...errors import InvalidRequestError, MultimodelError, ProviderError
+from ...providers.base import ParsedResponse
+from ...types import ChatRequest, ChatResponse
+from .._base import BaseClient, RequestInput
+from .._primitives import gather, race, sleep, time_limit
+from ..params import RequestParams
+from .stream import Stream
+
+if sys.version_info >= (3, 11):
+    from typing import Self, Unpack
+else:  # pragma: no cover
+    from typing_extensions import Self, Unpack
+
+if TYPE_CHECKING:
+    from ...security._rules import Policy
+    from .chat import Chat
+
+__all__ = ["Client"]
+
+
+class Client(BaseClient):
+    """Send chat requests to the configured deployments.
+
+    The blocking client and the awaited one (asyncio or trio, through anyio) have the same
+    methods, options and time limits.
+
+    Args:
+        deployments: the deployments to route over (``Deployment`` objects or dicts).
+        config: instead of ``deployments``, a ``ClientConfig``, a dict or a TOML file path.
+        strategy: how to choose among deployments of a model (a registered name, a
+            ``{"name": ..., **params}`` dict, or a strategy object).
+        timeout: seconds one attempt may take in all: connecting, headers and body, and for a
+            stream the wait for its first content (default 60).
+        max_retries: retries after the first attempt (default 2).
+        deadline: seconds one whole call may take: attempts, back-offs and a stream's body.
+        stream_idle_timeout: seconds a stream may go without content once it has started
+            (keep-alive comments and pings do not count; default: ``timeout``).
+        http_client: an httpx client to use (you keep ownership; it is not closed).
+        transport: an httpx transport for the client's own httpx client, or a name:
+            ``"httpx"`` for httpx's own pool; on the awaited client also ``"aiohttp"`` for
+            multimodel's transport over ``aiohttp`` (the ``multimodel[aiohttp]`` extra;
+            asyncio only). The default is multimodel's pool over httpcore connections, which
+            reuses a connection in O(1) and bounds every socket call by the attempt's time left.
+
+    Raises:
+        ConfigError: invalid configuration; MissingAPIKeyError names the variable to set.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        deployments: Sequence[Any] | None = None,
+        *,
+        http_client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | TransportName | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(deployments, **options)
+        chosen = pick_transport(
+            transport, http_client, named=transport_names, pool=pool_transport
+        )
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(
+            transport=chosen,
+            timeout=self._timeout,
+            limits=HTTP_LIMITS,
+            verify=default_ssl_context(),
+        )
+        # A self-timed transport of the client's own httpx client, with no mounts (proxies from
+        # the environment) in front of it: every attempt goes to it without looking it up.
+        self._timed_transport = (
+            chosen
+            if self._owns_http
+            and getattr(chosen, "enforces_total_timeout", False)
+            and not getattr(self._http, "_mounts", True)
+            else None
+        )
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def query(
+        self,
+        prompt: RequestInput | ChatRequest,
+        *,
+        model: str | None = None,
+        timeout: float | None = None,
+        cache: bool | None = None,
+        cache_ttl: float | None = None,
+        policy: str | None = None,
+        **params: Unpack[RequestParams],
+    ) -> ChatResponse:
+        """Send one request and return the complete answer.
+
+        Args:
+            prompt: a prompt string, a list of messages, or a ``ChatRequest``.
+            model: the model group (optional when only one is configured).
+            timeout: the per-attempt time limit for this call.
+            cache: ``False`` skips the response cache for this call; ``True`` uses it even for
+                a sampled request (temperature > 0).
+            cache_ttl: seconds to keep this answer in the cache.
+            policy: the access policy to apply (default: the caller's, from ``user``).
+            **params: ``max_tokens``, ``temperature``, ``tools`` ... (``RequestParams``).
+
+        Raises:
+            InvalidRequestError, UnknownModelError: bad input; nothing was sent.
+            ProviderError: a non-retryable provider error (bad request, content filter ...).
+            AllAttemptsFailed, NoDeploymentAvailable: retries and fallbacks ran out.
+        """
+        started = self._clock.monotonic()
+        request, resolved = self._prepare(prompt, model, params, policy)
+        if self.cache is None:  # one call fewer on the common path
+            return self._run(request, timeout, resolved)
+        return self._call(request, resolved, timeout, cache, cache_ttl, started)
+
+    def stream(
+        self,
+        prompt: RequestInput | ChatRequest,
+        *,
+        model: str | None = None,
+        timeout: float | None = None,
+        cache: bool | None = None,
+        cache_ttl: float | None = None,
+        policy: str | None = None,
+        **params: Unpack[RequestParams],
+    ) -> Stream:
+        """Stream the answer: a context manager and iterator of ``ChatChunk``.
+
+        The request is validated now and sent when the stream is entered or first iterated.
+        A cached answer is replayed as chunks. Options are as for :meth:`query`.
+        """
+        request, resolved = self._prepare(prompt, model, params, policy)
+        plan = self._plan(request, timeout, resolved, stream=True)
+        return Stream(self._http, self._kit, request, plan, cache=(cache, cache_ttl))
+
+    def batch(
+        self,
+        requests: Iterable[Any],
+        *,
+        model: str | None = None,
+        concurrency: int = 8,
+        **params: Unpack[RequestParams],
+    ) -> list[ChatResponse | MultimodelError]:
+        """Send many requests, ``concurrency`` at a time; results come back in input order.
+
+        Each item is a prompt string, a list of messages, a ``ChatRequest``, or a dict such as
+        ``{"prompt": "...", "model": "...", "max_tokens": 50}``. A failed item is returned as
+        its exception instead of failing the batch.
+        """
+        if concurrency < 1:
+            raise InvalidRequestError("concurrency must be at least 1", field="concurrency")
+        from ...security.limits import check_batch
+
+        items = list(requests)
+        check_batch(len(items), self.limits)
+
+        def one(item: Any) -> ChatResponse | MultimodelError:
+            try:
+                started = self._clock.monotonic()
+                request, resolved = self._prepare(self._batch_item(item, model, params), None, {})
+                return self._call(request, resolved, None, None, None, started)
+            except MultimodelError as exc:
+                return exc
+
+        return gather(one, items, concurrency)
+
+    @cached_property
+    def chat(self) -> Chat:
+        """The OpenAI-shaped surface: ``client.chat.completions.create(...)``."""
+        from .chat import Chat
+
+        return Chat(self)
+
+    def close(self) -> None:
+        """Close the connections (not those of an ``http_client`` you passed in)."""
+        if self._owns_http:
+            self._http.close()
+        self._close_owned()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- the driver ----------------------------------------------------------------------------
+
+    def _call(
+        self,
+        request: ChatRequest,
+        policy: Policy | None,
+        timeout: float | None,
+        cache: bool | None,
+        cache_ttl: float | None,
+        started: float,
+    ) -> ChatResponse:
+        """One call: the response cache around the routed run."""
+        if self.cache is None:
+            return self._run(request, timeout, policy)
+        hit = self.cache.lookup(request, override=cache)
+        if hit is not None:
+            return self._from_cache(request, hit, started)
+        response = self._run(request, timeout, policy)
+        self.cache.store(request, response, ttl=cache_ttl, override=cache)
+        return response
+
+    def _run(
+        self, request: ChatRequest, timeout: float | None, policy: Policy | None = None
+    ) -> ChatResponse:
+        plan = self._plan(request, timeout, policy)
+        while True:
+            action = plan.next_action()
+            if isinstance(action, Sleep):
+                sleep(action.seconds)
+                continue
+            delay = plan.hedge_delay(action)
+            if delay is not None:
+                hedged = self._hedged(plan, action, request, delay)
+                if hedged is not None:
+                    return hedged
+                continue
+            try:
+                parsed, headers = self._attempt(action, request)
+            except ProviderError as exc:
+                plan.failed(action, exc)
+                continue
+            except BaseException:
+                plan.cancelled(action)
+                raise
+            return self._succeed(plan, action, parsed, headers)
+
+    def _hedged(
+        self, plan: DispatchPlan, primary: Send, request: ChatRequest, delay: float
+    ) -> ChatResponse | None:
+        """Run ``primary``; after ``delay`` without an answer, race a backup against it."""
+        won: list[ChatResponse] = []
+
+        def attempt(send: Send) -> Any:
+            def run() -> ChatResponse | None:
+                try:
+                    parsed, headers = self._attempt(send, request)
+                except ProviderError as exc:
+                    plan.failed(send, exc)
+                    return None
+                except BaseException:
+                    # Cancelled because the other attempt answered, or by the caller.
+                    (plan.abandoned if won else plan.cancelled)(send)
+                    raise
+                response = self._succeed(plan, send, parsed, headers)
+                won.append(response)
+                return response
+
+            return run
+
+        def backup() -> Any:
+            send = plan.hedge_action(primary)
+            return None if send is None else attempt(send)
+
+        return race(attempt(primary), delay, backup)
+
+    def _attempt(
+        self, send: Send, request: ChatRequest
+    ) -> tuple[ParsedResponse, httpx.Headers]:
+        """One non-streamed attempt, within ``send.timeout`` in all."""
+        endpoint = send.endpoint
+        http_request = self._http_request(send, request, stream=False)
+        http = self._http
+        transport = self._timed_transport or direct_transport(http, http_request.url)
+        try:
+            if getattr(transport, "enforces_total_timeout", False):
+                # The transport bounds the whole exchange itself (multimodel's aiohttp
+                # transport): no cancel scope per request, which costs ~17 µs on asyncio.
+                http_request.extensions["total_timeout"] = send.timeout
+                assert isinstance(transport, httpx.BaseTransport)
+                http_response = transport.handle_request(http_request)
+            else:
+                with time_limit(send.timeout):
+                    http_response = send_http(http, http_request)
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise self._transport_error(exc, endpoint) from exc
+        adapter = self._adapters[endpoint.name]
+        if http_response.status_code >= 400:
+            raise adapter.map_error(http_response, endpoint)
+        return adapter.parse_response(http_response, endpoint), http_response.headers

@@ -1,0 +1,219 @@
+"""Generated from ``_async/stream.py`` by ``.ci/unasync.py``: do not edit.
+
+Edit ``_async/stream.py``, then run ``nox -s generate`` (or ``python .ci/unasync.py``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from ..._core.dispatch import DispatchPlan, Send, Sleep
+from ...errors import ProviderError
+from ...types import ChatChunk, ChatRequest, ChatResponse
+from .._primitives import shield, sleep, time_limit
+from .._stream_core import StreamCore, StreamKit
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:  # pragma: no cover
+    from typing_extensions import Self
+
+__all__ = ["Stream"]
+
+
+class Stream:
+    """A streamed answer: iterate it for :class:`~multimodel.types.ChatChunk` objects.
+
+    Use it as a context manager so the connection is released even when you stop early::
+
+        with client.stream("Write a haiku", model="gpt-4o-mini") as stream:
+            for chunk in stream:
+                print(chunk.text, end="")
+        print(stream.response.usage)
+
+    ``response`` is the aggregated :class:`~multimodel.types.ChatResponse` once the stream has
+    been read to the end (``None`` before); :meth:`get_final_response` reads the rest first.
+
+    Time limits: the client's ``timeout`` bounds each attempt up to its first content chunk;
+    then each wait for more content is bounded by ``stream_idle_timeout`` (keep-alive comments
+    and pings are not content) and by what is left of the call's ``deadline``. Past either, the
+    stream raises :class:`~multimodel.errors.StreamInterrupted` with the text received so far.
+    """
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        kit: StreamKit,
+        request: ChatRequest,
+        plan: DispatchPlan,
+        *,
+        cache: tuple[bool | None, float | None] = (None, None),
+    ) -> None:
+        self._http_client = http
+        self._kit = kit
+        self._core = StreamCore(kit, request, plan, cache)
+        self._http: httpx.Response | None = None
+        self._bytes: Iterator[bytes] | None = None
+        self._opened = False
+        self._closed = False
+
+    @property
+    def response(self) -> ChatResponse | None:
+        """The complete response, after the stream was read to its end."""
+        return self._core.response
+
+    @property
+    def trace(self) -> Any:
+        """The routing trace so far."""
+        return self._core.plan.trace
+
+    def __enter__(self) -> Self:
+        self._open()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[ChatChunk]:
+        return self
+
+    def __next__(self) -> ChatChunk:
+        core = self._core
+        if not self._opened:
+            self._open()
+        while not core.buffer:
+            if core.done:
+                self._release()
+                raise StopIteration
+            try:
+                self._read()
+            except ProviderError as exc:
+                self._release()
+                raise core.interrupted(exc) from exc
+            except BaseException:
+                self.close()
+                raise
+        return core.buffer.popleft()
+
+    def get_final_response(self) -> ChatResponse:
+        """Read whatever is left and return the complete response."""
+        for _ in self:
+            pass
+        assert self._core.response is not None
+        return self._core.response
+
+    def close(self) -> None:
+        """Release the connection; a stream abandoned before its end is not counted a success."""
+        if self._closed:
+            return
+        self._closed = True
+        core = self._core
+        if core.send is not None and core.response is None and not core.done:
+            core.plan.cancelled(core.send)
+            core.done = True
+        self._release()
+
+    # -- I/O ------------------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        if self._opened:
+            return
+        self._opened = True
+        core = self._core
+        plan = core.plan
+        cache = self._kit.cache
+        if cache is not None:
+            started = self._kit.clock.monotonic()
+            hit = cache.lookup(core.request, override=core.cache_override)
+            if hit is not None:
+                core.serve_cached(self._kit.from_cache(core.request, hit, started))
+                return
+        while True:
+            action = plan.next_action()
+            if isinstance(action, Sleep):
+                sleep(action.seconds)
+                continue
+            try:
+                self._attempt(action)
+            except ProviderError as exc:
+                self._release()
+                plan.failed(action, exc)
+                continue
+            except BaseException:
+                self._release()
+                plan.cancelled(action)
+                core.done = True
+                raise
+            return
+
+    def _attempt(self, send: Send) -> None:
+        """Send one attempt and read until its first content chunk, within ``send.timeout``."""
+        core = self._core
+        core.send = send
+        kit = self._kit
+        http_request = kit.http_request(send, core.request, stream=True)
+        try:
+            with time_limit(send.timeout):
+                response = self._http_client.send(http_request, stream=True)
+                self._http = response
+                if response.status_code >= 400:
+                    response.read()
+                    raise core.error_for(send, response)
+                core.begin(send, response)
+                self._bytes = response.iter_bytes()
+                while not core.content_seen and not core.done:
+                    self._next_bytes()
+        except TimeoutError as exc:
+            raise core.timed_out() from exc
+        except httpx.HTTPError as exc:
+            raise kit.transport_error(exc, send.endpoint) from exc
+
+    def _read(self) -> None:
+        """Read more of the body, within the idle limit and the call's deadline."""
+        core = self._core
+        limit = core.read_limit()
+        if limit <= 0:
+            raise core.timed_out()
+        try:
+            with time_limit(limit):
+                self._next_bytes()
+        except TimeoutError as exc:
+            raise core.timed_out() from exc
+        except httpx.HTTPError as exc:
+            if isinstance(exc, httpx.TimeoutException) and core.read_limit() <= 0:
+                raise core.timed_out() from exc
+            raise core.transport_error(exc) from exc
+
+    def _next_bytes(self) -> None:
+        core = self._core
+        assert self._bytes is not None
+        try:
+            data = self._bytes.__next__()
+        except StopIteration:
+            core.end()
+            self._release()
+            cache = self._kit.cache
+            if cache is not None and core.response is not None:
+                cache.store(
+                    core.request, core.response, ttl=core.cache_ttl, override=core.cache_override
+                )
+            return
+        core.feed(data)
+
+    def _release(self) -> None:
+        http, byte_iter, self._http, self._bytes = self._http, self._bytes, None, None
+        with shield():
+            # Close the byte iterator explicitly: left to the garbage collector, an async
+            # generator would be finalized outside any event loop (trio warns, asyncio may too).
+            close = getattr(byte_iter, "close", None)
+            if close is not None:
+                close()
+            if http is not None:
+                http.close()

@@ -1,0 +1,296 @@
+"""The OpenAI-shaped objects and conversions behind ``client.chat.completions.create(...)``.
+
+Code written for the official ``openai`` package switches with one line::
+
+    # client = openai.OpenAI()
+    client = multimodel.Client(deployments=[...])
+    completion = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
+    )
+    print(completion.choices[0].message.content, completion.usage.total_tokens)
+
+The returned objects have the OpenAI field names (``choices[0].message.content``,
+``choices[0].delta.content``, ``usage.prompt_tokens`` ...) and are built from the normalized
+response, whichever provider answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import InvalidRequestError
+from ..types import ChatChunk, ChatResponse, FinishReason, Usage
+
+__all__ = [
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "create_params",
+    "to_chunks",
+    "to_completion",
+    "usage_chunk",
+]
+
+_Loose = ConfigDict(extra="allow", defer_build=True)
+
+# OpenAI parameter name -> ours
+_RENAMES = {"max_completion_tokens": "max_tokens"}
+_PASSTHROUGH = {
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "stop",
+    "tools",
+    "tool_choice",
+    "response_format",
+    "seed",
+    "user",
+    "metadata",
+    "extra_body",
+}
+
+
+class FunctionCall(BaseModel):
+    """``tool_calls[].function``."""
+
+    model_config = _Loose
+    name: str
+    arguments: str
+
+
+class ChatCompletionMessageToolCall(BaseModel):
+    """``message.tool_calls[]``."""
+
+    model_config = _Loose
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class ChatCompletionMessage(BaseModel):
+    """``choices[].message``."""
+
+    model_config = _Loose
+    role: Literal["assistant"] = "assistant"
+    content: str | None
+    tool_calls: list[ChatCompletionMessageToolCall] | None = None
+    refusal: str | None = None
+
+
+class Choice(BaseModel):
+    """``choices[]``."""
+
+    model_config = _Loose
+    index: int = 0
+    message: ChatCompletionMessage
+    finish_reason: str | None
+
+
+class PromptTokensDetails(BaseModel):
+    """``usage.prompt_tokens_details``."""
+
+    model_config = _Loose
+    cached_tokens: int = 0
+
+
+class CompletionTokensDetails(BaseModel):
+    """``usage.completion_tokens_details``."""
+
+    model_config = _Loose
+    reasoning_tokens: int = 0
+
+
+class CompletionUsage(BaseModel):
+    """``usage``: OpenAI semantics (prompt tokens include cached ones)."""
+
+    model_config = _Loose
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: PromptTokensDetails
+    completion_tokens_details: CompletionTokensDetails
+
+    @classmethod
+    def from_usage(cls, usage: Usage) -> CompletionUsage:
+        """Convert normalized usage."""
+        return cls(
+            prompt_tokens=usage.input_tokens,
+            completion_tokens=usage.output_tokens,
+            total_tokens=usage.total_tokens,
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=usage.cache_read_tokens),
+            completion_tokens_details=CompletionTokensDetails(
+                reasoning_tokens=usage.reasoning_tokens
+            ),
+        )
+
+
+class ChatCompletion(BaseModel):
+    """An OpenAI ``chat.completion`` object; ``multimodel`` holds the normalized response."""
+
+    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True, defer_build=True)
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: CompletionUsage
+    multimodel: ChatResponse
+
+
+class ChoiceDeltaToolCallFunction(BaseModel):
+    """``delta.tool_calls[].function``."""
+
+    model_config = _Loose
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ChoiceDeltaToolCall(BaseModel):
+    """``delta.tool_calls[]``."""
+
+    model_config = _Loose
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: ChoiceDeltaToolCallFunction | None = None
+
+
+class ChoiceDelta(BaseModel):
+    """``choices[].delta``."""
+
+    model_config = _Loose
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    tool_calls: list[ChoiceDeltaToolCall] | None = None
+
+
+class ChunkChoice(BaseModel):
+    """``choices[]`` of a chunk."""
+
+    model_config = _Loose
+    index: int = 0
+    delta: ChoiceDelta
+    finish_reason: str | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    """An OpenAI ``chat.completion.chunk`` object; the usage chunk has empty ``choices``."""
+
+    model_config = _Loose
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: CompletionUsage | None = None
+
+
+_OPENAI_FINISH: dict[FinishReason, str] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "content_filter": "content_filter",
+    "error": "stop",
+    "other": "stop",
+}
+
+
+def to_completion(response: ChatResponse, created: int) -> ChatCompletion:
+    """Convert a normalized response to an OpenAI ``ChatCompletion``."""
+    calls = [
+        ChatCompletionMessageToolCall(
+            id=c.id, function=FunctionCall(name=c.name, arguments=c.arguments)
+        )
+        for c in response.tool_calls
+    ] or None
+    content = (
+        response.message.content
+        if isinstance(response.message.content, str)
+        else (response.text or None)
+    )
+    return ChatCompletion(
+        id=response.id or f"chatcmpl-{response.request_id or 'multimodel'}",
+        created=created,
+        model=response.model,
+        choices=[
+            Choice(
+                message=ChatCompletionMessage(content=content, tool_calls=calls),
+                finish_reason=_OPENAI_FINISH[response.finish_reason]
+                if response.finish_reason
+                else None,
+            )
+        ],
+        usage=CompletionUsage.from_usage(response.usage),
+        multimodel=response,
+    )
+
+
+def to_chunks(
+    chunk: ChatChunk, ident: str, model: str, created: int, first: bool
+) -> list[ChatCompletionChunk]:
+    out: list[ChatCompletionChunk] = []
+    if chunk.has_content or chunk.finish_reason is not None or first:
+        delta = ChoiceDelta(
+            role="assistant" if first else None,
+            content=chunk.text or None,
+            tool_calls=[
+                ChoiceDeltaToolCall(
+                    index=d.index,
+                    id=d.id,
+                    type="function" if d.id else None,
+                    function=ChoiceDeltaToolCallFunction(name=d.name, arguments=d.arguments),
+                )
+                for d in chunk.tool_calls
+            ]
+            or None,
+        )
+        out.append(
+            ChatCompletionChunk(
+                id=ident,
+                created=created,
+                model=model,
+                choices=[
+                    ChunkChoice(
+                        delta=delta,
+                        finish_reason=_OPENAI_FINISH[chunk.finish_reason]
+                        if chunk.finish_reason
+                        else None,
+                    )
+                ],
+            )
+        )
+    return out
+
+
+def usage_chunk(final: ChatResponse, created: int) -> ChatCompletionChunk:
+    """The final ``include_usage`` chunk: no choices, the answer's usage."""
+    return ChatCompletionChunk(
+        id=final.id or "chatcmpl-multimodel",
+        created=created,
+        model=final.model,
+        choices=[],
+        usage=CompletionUsage.from_usage(final.usage),
+    )
+
+
+def create_params(
+    messages: Sequence[Mapping[str, Any]], kwargs: Mapping[str, Any]
+) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if value is None:
+            continue
+        key = _RENAMES.get(key, key)
+        if key in _PASSTHROUGH:
+            params[key] = value
+        elif key in ("stream_options", "n", "timeout"):
+            if key == "n" and value != 1:
+                raise InvalidRequestError("n > 1 is not supported; send n requests", field="n")
+        else:
+            extra[key] = value
+    if extra:
+        params["extra_body"] = {**extra, **params.get("extra_body", {})}
+    return params

@@ -1,0 +1,110 @@
+"""Which transport a client gets, with what limits and TLS context.
+
+The async and sync tables differ only in what exists on each side (``"aiohttp"`` is async
+only); the generated sync client reads the names without the ``async_`` prefix.
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+from collections.abc import Callable, Mapping
+from typing import Literal, TypeVar
+
+import httpx
+
+from ..errors import InvalidRequestError
+
+__all__ = [
+    "HTTP_LIMITS",
+    "AsyncTransportName",
+    "TransportName",
+    "async_pool_transport",
+    "async_transport_names",
+    "default_ssl_context",
+    "pick_transport",
+    "pool_transport",
+    "transport_names",
+]
+
+HTTP_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=50)
+"""The limits of the httpx client a multimodel client creates for itself."""
+
+AsyncTransportName = Literal["aiohttp", "httpx"]
+"""Transports ``AsyncClient(transport=...)`` accepts by name."""
+TransportName = Literal["httpx"]
+"""Transports ``Client(transport=...)`` accepts by name."""
+
+_T = TypeVar("_T")
+
+
+@functools.lru_cache(maxsize=1)
+def default_ssl_context() -> ssl.SSLContext:
+    """One TLS context for every client: loading the CA bundle costs ~70 ms per context.
+
+    Built on first use (not at import) and never modified afterwards.
+    """
+    return httpx.create_ssl_context()
+
+
+def pick_transport(
+    transport: _T | str | None,
+    http_client: object | None,
+    *,
+    named: Mapping[str, Callable[[], _T | None]],
+    pool: Callable[[], _T],
+) -> _T | None:
+    """The transport for a client's own httpx client (``None``: httpx's default).
+
+    ``transport`` may be a transport, one of the ``named`` ones, or ``None``: then, unless the
+    caller brings its own ``http_client``, multimodel's pool (``pool()``).
+
+    Raises:
+        InvalidRequestError: both ``transport`` and ``http_client``, or an unknown name.
+    """
+    if http_client is not None and transport is not None:
+        raise InvalidRequestError("pass http_client or transport, not both", field="transport")
+    if isinstance(transport, str):
+        make = named.get(transport)
+        if make is None:
+            known = ", ".join(repr(name) for name in named)
+            raise InvalidRequestError(
+                f"unknown transport {transport!r}; pass {known} or an httpx transport",
+                field="transport",
+            )
+        return make()
+    if transport is None and http_client is None:
+        return pool()
+    return transport
+
+
+def async_pool_transport() -> httpx.AsyncBaseTransport:
+    """multimodel's async pool (the default transport of ``AsyncClient``)."""
+    from .pool import AsyncPoolTransport  # loaded with the first client, not at import
+
+    return AsyncPoolTransport(limits=HTTP_LIMITS, ssl_context=default_ssl_context())
+
+
+def pool_transport() -> httpx.BaseTransport:
+    """multimodel's thread-safe sync pool (the default transport of ``Client``)."""
+    from .pool import PoolTransport  # loaded with the first client, not at import
+
+    return PoolTransport(limits=HTTP_LIMITS, ssl_context=default_ssl_context())
+
+
+def _aiohttp_transport() -> httpx.AsyncBaseTransport:
+    from .aiohttp import AiohttpTransport  # imports aiohttp; ConfigError when it is missing
+
+    return AiohttpTransport(limits=HTTP_LIMITS, ssl_context=default_ssl_context())
+
+
+async_transport_names: Mapping[str, Callable[[], httpx.AsyncBaseTransport | None]] = {
+    "aiohttp": _aiohttp_transport,
+    "httpx": lambda: None,
+}
+"""``AsyncClient(transport=NAME)``: what each name builds (``None``: httpx's own pool)."""
+
+transport_names: Mapping[str, Callable[[], httpx.BaseTransport | None]] = {
+    "httpx": lambda: None,
+}
+"""``Client(transport=NAME)``: what each name builds (``None``: httpx's own pool)."""
