@@ -170,6 +170,8 @@ class AsyncStream:
                 core.begin(send, response)
                 self._bytes = response.aiter_bytes()
                 while not core.content_seen and not core.done:
+                    if core.read_limit() <= 0:  # a transport that does not bound its reads
+                        raise core.timed_out()
                     await self._next_bytes()
         except TimeoutError as exc:
             raise core.timed_out() from exc

@@ -169,6 +169,8 @@ class Stream:
                 core.begin(send, response)
                 self._bytes = response.iter_bytes()
                 while not core.content_seen and not core.done:
+                    if core.read_limit() <= 0:  # a transport that does not bound its reads
+                        raise core.timed_out()
                     self._next_bytes()
         except TimeoutError as exc:
             raise core.timed_out() from exc
