@@ -1,17 +1,7 @@
 """The OpenAI-shaped objects and conversions behind ``client.chat.completions.create(...)``.
 
-Code written for the official ``openai`` package switches with one line::
-
-    # client = openai.OpenAI()
-    client = multimodel.Client(deployments=[...])
-    completion = client.chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
-    )
-    print(completion.choices[0].message.content, completion.usage.total_tokens)
-
-The returned objects have the OpenAI field names (``choices[0].message.content``,
-``choices[0].delta.content``, ``usage.prompt_tokens`` ...) and are built from the normalized
-response, whichever provider answered.
+The objects have the OpenAI field names and are built from the normalized response, whichever
+provider answered; :mod:`multimodel.openai_compat` is the public module.
 """
 
 from __future__ import annotations
