@@ -177,6 +177,8 @@ class AsyncStream:
             raise core.timed_out() from exc
         except httpx.HTTPError as exc:
             raise kit.transport_error(exc, send.endpoint) from exc
+        if core.done:
+            await self._store()
 
     async def _read(self) -> None:
         """Read more of the body, within the idle limit and the call's deadline."""
@@ -193,6 +195,8 @@ class AsyncStream:
             if isinstance(exc, httpx.TimeoutException) and core.read_limit() <= 0:
                 raise core.timed_out() from exc
             raise core.transport_error(exc) from exc
+        if core.done:
+            await self._store()
 
     async def _next_bytes(self) -> None:
         core = self._core
@@ -202,13 +206,17 @@ class AsyncStream:
         except StopAsyncIteration:
             core.end()
             await self._release()
-            cache = self._kit.cache
-            if cache is not None and core.response is not None:
-                await cache.astore(
-                    core.request, core.response, ttl=core.cache_ttl, override=core.cache_override
-                )
             return
         core.feed(data)
+
+    async def _store(self) -> None:
+        """Keep a complete answer in the response cache (outside the read's time limit)."""
+        core = self._core
+        cache = self._kit.cache
+        if cache is not None and core.response is not None:
+            await cache.astore(
+                core.request, core.response, ttl=core.cache_ttl, override=core.cache_override
+            )
 
     async def _release(self) -> None:
         http, byte_iter, self._http, self._bytes = self._http, self._bytes, None, None

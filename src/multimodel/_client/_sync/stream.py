@@ -176,6 +176,8 @@ class Stream:
             raise core.timed_out() from exc
         except httpx.HTTPError as exc:
             raise kit.transport_error(exc, send.endpoint) from exc
+        if core.done:
+            self._store()
 
     def _read(self) -> None:
         """Read more of the body, within the idle limit and the call's deadline."""
@@ -192,6 +194,8 @@ class Stream:
             if isinstance(exc, httpx.TimeoutException) and core.read_limit() <= 0:
                 raise core.timed_out() from exc
             raise core.transport_error(exc) from exc
+        if core.done:
+            self._store()
 
     def _next_bytes(self) -> None:
         core = self._core
@@ -201,13 +205,17 @@ class Stream:
         except StopIteration:
             core.end()
             self._release()
-            cache = self._kit.cache
-            if cache is not None and core.response is not None:
-                cache.store(
-                    core.request, core.response, ttl=core.cache_ttl, override=core.cache_override
-                )
             return
         core.feed(data)
+
+    def _store(self) -> None:
+        """Keep a complete answer in the response cache (outside the read's time limit)."""
+        core = self._core
+        cache = self._kit.cache
+        if cache is not None and core.response is not None:
+            cache.store(
+                core.request, core.response, ttl=core.cache_ttl, override=core.cache_override
+            )
 
     def _release(self) -> None:
         http, byte_iter, self._http, self._bytes = self._http, self._bytes, None, None
