@@ -286,6 +286,9 @@ class Usage(BaseModel):
     ``input_tokens + cache_read + cache_creation``); ``cache_read_tokens`` and
     ``cache_write_tokens`` say how many of them were served from or written to a prompt cache.
     ``output_tokens`` includes ``reasoning_tokens`` (Gemini's thoughts are added in).
+    ``estimated`` is true when the counts are multimodel's estimates rather than the provider's:
+    the provider sent no usage, or the stream was stopped or cut before it did (about four
+    characters per token, see :mod:`multimodel._core.tokens`).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
@@ -294,6 +297,7 @@ class Usage(BaseModel):
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    estimated: bool = False
 
     @property
     def total_tokens(self) -> int:

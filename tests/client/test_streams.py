@@ -75,7 +75,11 @@ def test_stopping_early_releases_the_slot_and_is_not_a_success() -> None:
         assert s.response is None
         stats = client.tracker.get("a")
         assert stats.in_flight == 0
-        assert stats.requests == 0  # abandoned, not counted as a finished attempt
+        # Stopped by the caller: billed (estimated), counted, but neither a success nor a failure.
+        assert stats.requests == 1
+        assert stats.successes == 0
+        assert stats.failures == 0
+        assert stats.output_tokens >= 1
 
 
 def test_get_final_response_and_iteration_without_context_manager() -> None:

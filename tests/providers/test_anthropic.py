@@ -752,6 +752,7 @@ def test_stream_usage_counted_once_when_message_delta_repeats_input() -> None:
         "cache_read_tokens": 2000,
         "cache_write_tokens": 100,
         "reasoning_tokens": 4,
+        "estimated": False,
     }
 
 

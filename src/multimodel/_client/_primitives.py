@@ -31,10 +31,13 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import TypeVar
 
 import anyio
+import httpx
 
 from .._transports.timed import time_limit
 
 __all__ = [
+    "abandon",
+    "async_abandon",
     "async_gather",
     "async_race",
     "async_shield",
@@ -79,6 +82,24 @@ def async_shield() -> AbstractContextManager[object]:
 def shield() -> AbstractContextManager[object]:
     """Nothing cancels a blocking call from outside: nothing to shield."""
     return nullcontext()
+
+
+def async_abandon(response: httpx.Response | None, body: object) -> None:
+    """Let go of a dropped stream's response without awaiting (a finalizer cannot): the body
+    of multimodel's pool frees its connection slot now and the pool closes the socket on its
+    next use; other transports' bodies do the same when they are collected."""
+    release = getattr(getattr(response, "stream", None), "release_abandoned", None)
+    if release is not None:
+        release()
+
+
+def abandon(response: httpx.Response | None, body: object) -> None:
+    """Close a dropped stream's response now (a sync close needs no event loop)."""
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+    if response is not None:
+        response.close()
 
 
 # -- concurrency ------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ and by what is left of the call's ``deadline``.
 
 from __future__ import annotations
 
+import sys
+import warnings
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from .._core.dispatch import DispatchPlan, Send
+from .._core.tokens import estimate_text_tokens
 from ..errors import ProviderError, ProviderTimeout, StreamInterrupted
 from ..providers.base import Endpoint, ParsedResponse, ProviderAdapter, StreamDecoder
 from ..types import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
@@ -36,12 +39,37 @@ if TYPE_CHECKING:
     from ..cache import ResponseCache
     from ..tracking.outcome import Outcome
 
-__all__ = ["DEADLINE_CODE", "IDLE_CODE", "Accumulator", "StreamCore", "StreamKit"]
+__all__ = [
+    "DEADLINE_CODE",
+    "IDLE_CODE",
+    "Accumulator",
+    "StreamCore",
+    "StreamKit",
+    "caller",
+    "unclosed_warning",
+]
 
 DEADLINE_CODE = "multimodel_deadline"
 """``ProviderTimeout.code`` when the call's deadline ended a stream (not the provider's fault)."""
 IDLE_CODE = "multimodel_stream_idle"
 """``ProviderTimeout.code`` when a stream sent no content for its idle limit."""
+
+
+def caller(depth: int = 2) -> str:
+    """``file:line`` of the code that opened a stream (named when it is left unclosed)."""
+    frame = sys._getframe(depth)
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def unclosed_warning(opened_at: str) -> None:
+    """Warn that a stream was dropped before its end without being closed."""
+    warnings.warn(
+        f"a stream opened at {opened_at} was dropped before its end without being closed; "
+        "multimodel released its connection and recorded it as cancelled. Use "
+        "`with client.stream(...) as stream:` (or `async with`) so it closes on time.",
+        ResourceWarning,
+        stacklevel=3,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,6 +181,7 @@ class StreamCore:
         self.done = False
         self.response: ChatResponse | None = None
         self.headers: httpx.Headers | None = None
+        self.answering: Send | None = None  # the attempt whose provider started answering
 
     def serve_cached(self, hit: ChatResponse) -> None:
         """Replay a cached answer as chunks; nothing is sent."""
@@ -166,6 +195,7 @@ class StreamCore:
     def begin(self, send: Send, response: httpx.Response) -> None:
         """A new attempt's response headers arrived with a success status."""
         self.send = send
+        self.answering = send
         self.headers = response.headers
         self.decoder = self.kit.adapters[send.endpoint.name].stream_decoder(send.endpoint)
         self.acc = Accumulator()
@@ -207,6 +237,8 @@ class StreamCore:
         send = self.send
         assert send is not None
         parsed = self.acc.parsed(send.endpoint.wire_model)
+        if self.acc.usage is None:  # the provider sent none: estimate, and say so
+            parsed.usage = self.partial_usage()
         outcome = self.plan.succeeded(
             send,
             usage=parsed.usage,
@@ -232,13 +264,43 @@ class StreamCore:
             code=error.code,
         )
         err.__cause__ = error
+        usage = self.partial_usage()
         if error.code == DEADLINE_CODE:
-            # The call's own limit, not the provider's failure: release, do not penalize.
-            self.plan.cancelled(send)
+            # The call's own limit, not the provider's failure: billed, not penalized.
+            self.plan.stopped(send, usage=usage, ttft=self.ttft)
         else:
-            self.plan.failed(send, err, retry=False)
+            self.plan.failed(send, err, retry=False, usage=usage, ttft=self.ttft)
         self.done = True
         return err
+
+    def partial_usage(self) -> Usage:
+        """What the provider bills for this attempt so far, marked ``estimated``: its own
+        counts where they arrived (e.g. Anthropic's input tokens at the start), else the
+        request's estimated prompt tokens and the delivered output at ~4 characters a token."""
+        acc = self.acc
+        got = acc.usage
+        delivered = "".join(acc.text) + "".join(acc.reasoning)
+        delivered += "".join("".join(call[2]) for call in acc.calls.values())
+        output = estimate_text_tokens(delivered)
+        if got is not None:
+            return got.model_copy(
+                update={"output_tokens": max(got.output_tokens, output), "estimated": True}
+            )
+        return Usage(
+            input_tokens=self.plan.ctx.input_tokens, output_tokens=output, estimated=True
+        )
+
+    def stop(self) -> None:
+        """The caller stopped before the end (closed or abandoned the stream): release the
+        attempt; once the provider had started answering, record what it bills."""
+        send = self.send
+        if send is None or self.done or self.response is not None:
+            return
+        self.done = True
+        if self.answering is send:
+            self.plan.stopped(send, usage=self.partial_usage(), ttft=self.ttft)
+        else:
+            self.plan.cancelled(send)
 
     def read_limit(self) -> float:
         """Seconds the next read may wait: the attempt's first-content limit, then the idle

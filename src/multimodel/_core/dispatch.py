@@ -44,7 +44,7 @@ from ..errors import (
 from ..providers.base import Endpoint
 from ..strategies.base import RouteContext
 from ..tracking.outcome import Outcome, success_outcome
-from ..tracking.stats import ABANDONED
+from ..tracking.stats import ABANDONED, CANCELLED
 from ..types import ChatRequest, Usage
 from .router import AUTO, Router
 from .tokens import estimate_input_tokens, estimate_output_tokens
@@ -359,14 +359,26 @@ class DispatchPlan:
             self._end_call(None, outcome)
         return outcome
 
-    def failed(self, send: Send, error: ProviderError, *, retry: bool = True) -> None:
-        """Record a failed attempt and decide what comes next (``retry=False``: nothing)."""
+    def failed(
+        self,
+        send: Send,
+        error: ProviderError,
+        *,
+        retry: bool = True,
+        usage: Usage | None = None,
+        ttft: float | None = None,
+    ) -> None:
+        """Record a failed attempt and decide what comes next (``retry=False``: nothing).
+
+        ``usage``: what the provider billed for it anyway (a stream cut after content).
+        """
         router = self._router
         clock = router.clock
         now = clock.monotonic()
         latency = now - send.started
         endpoint = send.endpoint
         name = endpoint.name
+        breakdown = router.cost(endpoint, usage) if router.cost is not None and usage else None
         if error.deployment is None:
             error.deployment = name
             error.provider = endpoint.provider
@@ -389,11 +401,18 @@ class DispatchPlan:
             tags=tuple(self.request.tags or ()),
             request_id=error.request_id,
             attempt=send.attempt,
+            ttft=ttft,
+            usage=usage,
+            cost=breakdown.total if breakdown is not None else None,
+            cost_breakdown=breakdown,
         )
         router.health.on_failure(name, error, now)
-        router.limiter.reconcile(send.reservation, 0 if error.status is None else None)
+        if usage is not None:
+            router.limiter.reconcile(send.reservation, usage.total_tokens)
+        else:
+            router.limiter.reconcile(send.reservation, 0 if error.status is None else None)
         if router.budgets is not None:
-            router.budgets.settle(send.hold, None)
+            router.budgets.settle(send.hold, outcome.cost)
         router.tracker.record(outcome)
         if router.telemetry is not None and send.span is not None:
             router.telemetry.end_attempt(send.span, outcome)
@@ -511,6 +530,43 @@ class DispatchPlan:
         )
         if router.telemetry is not None and send.span is not None:
             router.telemetry.end_attempt(send.span, None)
+
+    def stopped(self, send: Send, *, usage: Usage, ttft: float | None = None) -> Outcome:
+        """A stream stopped before its end by the caller (or its deadline), after the provider
+        started answering: record what was billed, without counting a failure."""
+        router = self._router
+        clock = router.clock
+        now = clock.monotonic()
+        latency = now - send.started
+        endpoint = send.endpoint
+        breakdown = router.cost(endpoint, usage) if router.cost is not None else None
+        outcome = Outcome(
+            deployment=endpoint.name,
+            model=endpoint.model,
+            provider=endpoint.provider,
+            ok=False,
+            latency=latency,
+            started_at=clock.time() - latency,
+            error=CANCELLED,
+            ttft=ttft,
+            usage=usage,
+            cost=breakdown.total if breakdown is not None else None,
+            stream=self.stream,
+            user=self.request.user,
+            tags=self._tags,
+            attempt=send.attempt,
+            cost_breakdown=breakdown,
+        )
+        self.trace.attempts.append(AttemptRecord(endpoint.name, "cancelled", latency))
+        router.health.on_cancel(endpoint.name)
+        router.limiter.reconcile(send.reservation, usage.total_tokens)
+        if router.budgets is not None:
+            router.budgets.settle(send.hold, outcome.cost)
+        router.tracker.record(outcome)
+        if router.telemetry is not None and send.span is not None:
+            router.telemetry.end_attempt(send.span, outcome)
+        self._end_call(None, outcome)
+        return outcome
 
     def close(self) -> None:
         """The call was answered without routing (a cache hit): end its telemetry span."""

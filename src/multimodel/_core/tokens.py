@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from ..types import ChatRequest, ImagePart, TextPart
 
-__all__ = ["DEFAULT_OUTPUT_TOKENS", "estimate_input_tokens", "estimate_output_tokens"]
+__all__ = [
+    "DEFAULT_OUTPUT_TOKENS",
+    "estimate_input_tokens",
+    "estimate_output_tokens",
+    "estimate_text_tokens",
+]
 
 CHARS_PER_TOKEN = 4
 PER_MESSAGE = 4  # role and framing tokens
@@ -41,3 +46,8 @@ def estimate_input_tokens(request: ChatRequest) -> int:
 def estimate_output_tokens(request: ChatRequest) -> int:
     """Expected output tokens: ``max_tokens`` when given (a cap, so an upper bound)."""
     return request.max_tokens if request.max_tokens is not None else DEFAULT_OUTPUT_TOKENS
+
+
+def estimate_text_tokens(text: str) -> int:
+    """Estimated tokens of generated ``text`` (what a stream delivered before it stopped)."""
+    return -(-len(text) // CHARS_PER_TOKEN)

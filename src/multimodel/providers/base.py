@@ -138,6 +138,7 @@ def usage_of(
         cache_read_tokens=cache_read_tokens,
         cache_write_tokens=cache_write_tokens,
         reasoning_tokens=reasoning_tokens,
+        estimated=False,
     )
 
 

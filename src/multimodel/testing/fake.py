@@ -202,9 +202,26 @@ class _Pieces(httpx.SyncByteStream, httpx.AsyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         yield from self._pieces
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for piece in self._pieces:
-            yield piece
+    # An iterator object, not an async generator: a body dropped mid-way must not leave a
+    # generator for the garbage collector to finalize outside the event loop.
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _AsyncPieces(iter(self._pieces))
+
+
+class _AsyncPieces:
+    """Async iteration over prepared pieces."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = pieces
+
+    def __aiter__(self) -> _AsyncPieces:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return next(self._pieces)
+        except StopIteration:
+            raise StopAsyncIteration from None
 
 
 def _split(text: str, n: int) -> Sequence[str]:

@@ -34,6 +34,7 @@ _MIN_TPOT_TOKENS = 16  # below this, per-token time is mostly fixed overhead: do
 MAX_GROUPS = 10_000  # user / tag cells kept; older ones fold into "(other)"
 OTHER = "(other)"
 ABANDONED = "Abandoned"  # Outcome.error of an attempt cancelled because another one won
+CANCELLED = "Cancelled"  # Outcome.error of a stream the caller stopped: billed, not a failure
 
 
 class DeploymentStats(Protocol):
@@ -302,6 +303,25 @@ class Tracker:
             for listener in self._listeners:
                 listener(outcome)
             return
+        if outcome.error == CANCELLED:
+            # A stream the caller stopped early (or whose deadline passed): a request the
+            # provider billed, but not a failure of the deployment, and no latency sample.
+            with self._lock:
+                cell.in_flight = max(0, cell.in_flight - 1)
+                cell.requests += 1
+                if usage is not None:
+                    cell.input_tokens += usage.input_tokens
+                    cell.output_tokens += usage.output_tokens
+                    cell.cache_read_tokens += usage.cache_read_tokens
+                if outcome.cost is not None:
+                    cell.cost += outcome.cost
+                if outcome.user is not None:
+                    self._group(self._users, outcome.user, outcome, now)
+                for tag in outcome.tags:
+                    self._group(self._tags, tag, outcome, now)
+            for listener in self._listeners:
+                listener(outcome)
+            return
         with self._lock:
             if not outcome.cached:
                 cell.in_flight = max(0, cell.in_flight - 1)
@@ -400,7 +420,7 @@ class Tracker:
             groups.move_to_end(key)
         cell.requests += 1
         cell.window.add(now)
-        if not outcome.ok:
+        if not outcome.ok and outcome.error != CANCELLED:
             cell.failures += 1
         if outcome.usage is not None:
             cell.input_tokens += outcome.usage.input_tokens

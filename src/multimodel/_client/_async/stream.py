@@ -14,10 +14,11 @@ from typing import Any
 import httpx
 
 from ..._core.dispatch import DispatchPlan, Send, Sleep
+from ..._transports.send import asend_http
 from ...errors import ProviderError
 from ...types import ChatChunk, ChatRequest, ChatResponse
-from .._primitives import async_shield, async_sleep, async_time_limit
-from .._stream_core import StreamCore, StreamKit
+from .._primitives import async_abandon, async_shield, async_sleep, async_time_limit
+from .._stream_core import StreamCore, StreamKit, caller, unclosed_warning
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -62,6 +63,7 @@ class AsyncStream:
         self._bytes: AsyncIterator[bytes] | None = None
         self._opened = False
         self._closed = False
+        self._opened_at = caller(3)
 
     @property
     def response(self) -> ChatResponse | None:
@@ -115,11 +117,22 @@ class AsyncStream:
         if self._closed:
             return
         self._closed = True
-        core = self._core
-        if core.send is not None and core.response is None and not core.done:
-            core.plan.cancelled(core.send)
-            core.done = True
+        self._core.stop()
         await self._release()
+
+    def __del__(self) -> None:
+        # Dropped without being closed (`for chunk in client.stream(...): break`): free the
+        # attempt now and say where the stream was opened. The connection goes back to the
+        # pool with the response, or, when only a cancel scope could close it, is closed by
+        # the pool on its next use.
+        if self._closed or not self._opened:
+            return
+        self._closed = True
+        if self._core.done and self._http is None:
+            return  # read to its end or failed: nothing held
+        unclosed_warning(self._opened_at)
+        self._core.stop()
+        async_abandon(self._http, self._bytes)
 
     # -- I/O ------------------------------------------------------------------------------------
 
@@ -137,7 +150,11 @@ class AsyncStream:
                 core.serve_cached(self._kit.from_cache(core.request, hit, started))
                 return
         while True:
-            action = plan.next_action()
+            try:
+                action = plan.next_action()
+            except BaseException:
+                core.done = True  # retries and fallbacks ran out: nothing is held
+                raise
             if isinstance(action, Sleep):
                 await async_sleep(action.seconds)
                 continue
@@ -149,8 +166,7 @@ class AsyncStream:
                 continue
             except BaseException:
                 await self._release()
-                plan.cancelled(action)
-                core.done = True
+                core.stop()
                 raise
             return
 
@@ -162,7 +178,7 @@ class AsyncStream:
         http_request = kit.http_request(send, core.request, stream=True)
         try:
             with async_time_limit(send.timeout):
-                response = await self._http_client.send(http_request, stream=True)
+                response = await asend_http(self._http_client, http_request, stream=True)
                 self._http = response
                 if response.status_code >= 400:
                     await response.aread()
