@@ -13,6 +13,9 @@ The tree::
     ├── PolicyViolation                       the caller's policy forbids the request
     ├── DecryptionError                       a stored record failed authentication, or its
     │                                         key is unknown (never returns garbage)
+    ├── PoolExhausted                         no free connection in the client's own pool in
+    │                                         time: local, never blamed on a provider
+    ├── ClientClosed (RuntimeError)           the client was closed before the call
     └── ProviderError                         a provider failed; carries provider, deployment,
         │                                     status, request id
         ├── BadRequestError                   400 / 422 (not retryable)
@@ -48,6 +51,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceeded",
+    "ClientClosed",
     "ConfigError",
     "ConflictError",
     "ContentFiltered",
@@ -62,6 +66,7 @@ __all__ = [
     "Overloaded",
     "PermissionDeniedError",
     "PolicyViolation",
+    "PoolExhausted",
     "PricingWarning",
     "ProviderConnectionError",
     "ProviderError",
@@ -191,6 +196,20 @@ class PolicyViolation(MultimodelError):
 class DecryptionError(MultimodelError):
     """A record could not be decrypted: altered, malformed, bound to other associated data,
     sealed under another key, or its key id is unknown. No plaintext is ever returned."""
+
+
+class PoolExhausted(MultimodelError):
+    """No connection of the client's own pool came free within the attempt's time limit.
+
+    The limit is local (``max_connections`` of the client's pool, shared by every deployment),
+    so this never counts against a deployment: no failure is recorded, no breaker opens, no
+    cooldown starts, and the call is not retried elsewhere. Too many requests in flight, or
+    streams left open (use ``with client.stream(...)``), exhaust it.
+    """
+
+
+class ClientClosed(MultimodelError, RuntimeError):
+    """The client was closed; build a new one (or call before ``close()``)."""
 
 
 class PricingWarning(UserWarning):

@@ -21,10 +21,12 @@ from .._core.dispatch import AUTO, DispatchPlan, Router, Send
 from .._core.trace import RoutingTrace
 from ..config import ClientConfig, Deployment, load_config, resolve_endpoints
 from ..errors import (
+    ClientClosed,
     ConfigError,
     InvalidRequestError,
+    MultimodelError,
+    PoolExhausted,
     ProviderConnectionError,
-    ProviderError,
     ProviderTimeout,
     UnknownModelError,
 )
@@ -90,6 +92,7 @@ class BaseClient:
         clock: Clock | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
+        self._closed = False
         cfg = self._config(deployments, config)
         self._clock: Clock = clock or SystemClock()
         self.config = cfg
@@ -326,6 +329,8 @@ class BaseClient:
         policy: str | None = None,
     ) -> tuple[ChatRequest, Policy | None]:
         """Validate, check input limits, resolve the caller's policy and apply its hard rules."""
+        if self._closed:
+            self._check_open()
         request = self._build_request(prompt, model, params)
         self._check_request(request, self.limits)
         resolved: Policy | None = None
@@ -389,7 +394,15 @@ class BaseClient:
         http_request.extensions["timeout"] = _timeout_extension(send.timeout)
         return http_request
 
-    def _transport_error(self, exc: Exception, endpoint: Endpoint) -> ProviderError:
+    def _transport_error(self, exc: Exception, endpoint: Endpoint) -> MultimodelError:
+        """The error for a failure below HTTP: the provider's (a timeout, a refused or dropped
+        connection), or the client's own when its pool had no free connection in time."""
+        if isinstance(exc, httpx.PoolTimeout):
+            return PoolExhausted(
+                f"no free connection in the client's pool in time for {endpoint.name!r}: {exc}. "
+                "Too many requests in flight, or streams left open (use `with "
+                "client.stream(...)`); the pool is the client's own, so no deployment is blamed"
+            )
         kind = (
             ProviderTimeout
             if isinstance(exc, httpx.TimeoutException | TimeoutError)
@@ -467,8 +480,15 @@ class BaseClient:
         )
 
     def _close_owned(self) -> None:
+        self._closed = True
         if self.ledger is not None and self._owns_ledger:
             self.ledger.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosed(
+                f"this {type(self).__name__} was closed; build a new client for more calls"
+            )
 
     @staticmethod
     def _request_id(headers: Mapping[str, str] | None) -> str | None:

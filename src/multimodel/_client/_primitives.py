@@ -152,18 +152,26 @@ async def async_race(
             if won or not running[0]:
                 done.set()
 
-    async with anyio.create_task_group() as group:
-        running[0] += 1
-        group.start_soon(run, first)
-        with anyio.move_on_after(delay):
+    try:
+        async with anyio.create_task_group() as group:
+            running[0] += 1
+            group.start_soon(run, first)
+            with anyio.move_on_after(delay):
+                await done.wait()
+            if not done.is_set():
+                second = backup()
+                if second is not None:
+                    running[0] += 1
+                    group.start_soon(run, second)
             await done.wait()
-        if not done.is_set():
-            second = backup()
-            if second is not None:
-                running[0] += 1
-                group.start_soon(run, second)
-        await done.wait()
-        group.cancel_scope.cancel()
+            group.cancel_scope.cancel()
+    except BaseException as exc:
+        # An attempt raised (the client's own error, an interrupt): raise it as itself, as the
+        # sync race does, rather than inside the task group's exception group.
+        inner = getattr(exc, "exceptions", None)
+        if inner is not None and len(inner) == 1:
+            raise inner[0] from None
+        raise
     return won[0] if won else None
 
 

@@ -30,7 +30,7 @@ import httpx
 
 from .._core.dispatch import DispatchPlan, Send
 from .._core.tokens import estimate_text_tokens
-from ..errors import ProviderError, ProviderTimeout, StreamInterrupted
+from ..errors import MultimodelError, ProviderError, ProviderTimeout, StreamInterrupted
 from ..providers.base import Endpoint, ParsedResponse, ProviderAdapter, StreamDecoder
 from ..types import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
 
@@ -81,7 +81,7 @@ class StreamKit:
     cache: ResponseCache | None
     idle_timeout: float
     http_request: Callable[..., httpx.Request]
-    transport_error: Callable[[Exception, Endpoint], ProviderError]
+    transport_error: Callable[[Exception, Endpoint], MultimodelError]
     respond: Callable[[Send, ParsedResponse, Outcome, DispatchPlan], ChatResponse]
     from_cache: Callable[[ChatRequest, ChatResponse, float], ChatResponse]
     request_id: Callable[[Any], str | None]
@@ -286,9 +286,7 @@ class StreamCore:
             return got.model_copy(
                 update={"output_tokens": max(got.output_tokens, output), "estimated": True}
             )
-        return Usage(
-            input_tokens=self.plan.ctx.input_tokens, output_tokens=output, estimated=True
-        )
+        return Usage(input_tokens=self.plan.ctx.input_tokens, output_tokens=output, estimated=True)
 
     def stop(self) -> None:
         """The caller stopped before the end (closed or abandoned the stream): release the
@@ -343,6 +341,6 @@ class StreamCore:
             code=IDLE_CODE,
         )
 
-    def transport_error(self, exc: Exception) -> ProviderError:
+    def transport_error(self, exc: Exception) -> MultimodelError:
         assert self.send is not None
         return self.kit.transport_error(exc, self.send.endpoint)

@@ -174,6 +174,7 @@ class AsyncClient(BaseClient):
         ``{"prompt": "...", "model": "...", "max_tokens": 50}``. A failed item is returned as
         its exception instead of failing the batch.
         """
+        self._check_open()
         if concurrency < 1:
             raise InvalidRequestError("concurrency must be at least 1", field="concurrency")
         from ...security.limits import check_batch
