@@ -82,9 +82,6 @@ class RetryPolicy:
     Raises:
         ConfigError: a negative count or duration, a ``jitter`` outside 0..1, or a ``wait``
             that is not callable.
-
-    .. versionchanged:: 0.1
-        Keyword-only; ``wait`` accepts tenacity wait strategies.
     """
 
     max_retries: int = 2
