@@ -50,7 +50,10 @@ def test_every_name_imports_from_the_module_lazy_names(name: str) -> None:
     assert obj is getattr(module, name)
     if inspect.isclass(obj) or inspect.isfunction(obj):
         # _LAZY names the defining module, not a module that re-exports the object.
-        assert obj.__module__ == module.__name__
+        assert obj.__module__ == module.__name__, (
+            f"{name} is defined in {obj.__module__}: point _LAZY[{name!r}] there, then run "
+            "python .ci/gen_init.py"
+        )
 
 
 def test_star_import_in_a_fresh_interpreter() -> None:
