@@ -23,6 +23,7 @@ def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "noxfile.py")
     session.run("ruff", "format", "--check", "src")
+    session.run("python", ".ci/gen_init.py", "--check")  # the re-exports match _LAZY
 
 
 @nox.session

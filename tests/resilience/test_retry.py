@@ -39,6 +39,8 @@ KINDS: dict[type[BaseException], str] = {
     errors.BudgetExceeded: "request",
     errors.PolicyViolation: "request",
     errors.DecryptionError: "request",
+    errors.PoolExhausted: "request",
+    errors.ClientClosed: "request",
     errors.MultimodelError: "request",
 }
 

@@ -77,6 +77,7 @@ class DispatchPlan:
         "_retries",
         "_router",
         "_span",
+        "_started",
         "_tags",
         "_timeout",
         "_tried",
@@ -112,6 +113,7 @@ class DispatchPlan:
         )
         self._timeout = timeout
         now = router.clock.monotonic()
+        self._started = now
         self._deadline_at = None if deadline is None else now + deadline
         self._attempts = 0
         self._retries = 0
@@ -453,7 +455,18 @@ class DispatchPlan:
             self.trace.excluded.setdefault("*", "retry budget exhausted")
             return
         self._retries += 1
-        self._pending_sleep = router.retry.backoff(self._retries, retry_after, router.rng)
+        # A user's wait strategy may fail (or return a bad wait): the call then ends through
+        # next_action like any other failure, so its trace and telemetry are closed.
+        try:
+            self._pending_sleep = router.retry.backoff(
+                self._retries, retry_after, router.rng, error=error, elapsed=now - self._started
+            )
+        except Exception as exc:  # noqa: BLE001 - re-raised by next_action
+            if exc.__cause__ is None:
+                exc.__cause__ = error  # the failure that asked for the back-off
+            if isinstance(exc, MultimodelError):
+                exc.trace = self.trace
+            self._fatal = exc
 
     def hedge_delay(self, send: Send) -> float | None:
         """Seconds after which to send a backup for ``send`` (``None``: do not hedge)."""

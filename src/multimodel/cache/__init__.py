@@ -80,7 +80,7 @@ def cache_key(request: ChatRequest, *, scope: str) -> str:
     return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CachePolicy:
     """Which requests are cached, for how long, and the default store's size.
 

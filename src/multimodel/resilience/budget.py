@@ -41,7 +41,7 @@ Window = Literal["hour", "day", "month"]
 Scope = Literal["all", "provider", "model", "deployment", "user", "tag"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Budget:
     """A spend limit (see the module docstring).
 

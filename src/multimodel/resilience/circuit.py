@@ -52,7 +52,7 @@ __all__ = ["CircuitPolicy", "HealthBoard", "Status"]
 Status = Literal["healthy", "degraded", "down"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CircuitPolicy:
     """When a deployment's breaker opens and for how long (immutable; see module docstring).
 

@@ -22,7 +22,7 @@ from ..tracking.windows import SlidingWindow
 __all__ = ["HedgePolicy", "HedgeState"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class HedgePolicy:
     """When to send a backup attempt.
 

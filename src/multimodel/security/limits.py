@@ -30,7 +30,7 @@ from ..types import ChatRequest, ImagePart, TextPart
 __all__ = ["DEFAULT_LIMITS", "InputLimits", "check_batch", "check_request", "request_size"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class InputLimits:
     """Size limits on what callers may send.
 

@@ -24,10 +24,10 @@ point group (the entry point names the class).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
+from .._core.registry import Registry
 from ..errors import ConfigError
 from ..providers.base import Endpoint
 from ..tracking.stats import StatsView
@@ -82,59 +82,45 @@ class Strategy(Protocol):
 StrategyFactory = Callable[..., Strategy]
 _T = TypeVar("_T")
 
-_BUILTIN = {
-    "adaptive": "multimodel.strategies.adaptive:Adaptive",
-    "intelligent": "multimodel.strategies.intelligent:Intelligent",
-    "least_connections": "multimodel.strategies.least_connections:LeastConnections",
-    "response_time": "multimodel.strategies.response_time:ResponseTime",
-    "round_robin": "multimodel.strategies.round_robin:RoundRobin",
-    "weighted": "multimodel.strategies.weighted:Weighted",
-}
 DEFAULT_STRATEGY = "adaptive"
-_lock = threading.Lock()
-_registry: dict[str, StrategyFactory] = {}
-_entry_points_loaded = False
+_registry: Registry[StrategyFactory] = Registry(
+    "strategy",
+    plural="strategies",
+    builtins={
+        "adaptive": "multimodel.strategies.adaptive:Adaptive",
+        "intelligent": "multimodel.strategies.intelligent:Intelligent",
+        "least_connections": "multimodel.strategies.least_connections:LeastConnections",
+        "response_time": "multimodel.strategies.response_time:ResponseTime",
+        "round_robin": "multimodel.strategies.round_robin:RoundRobin",
+        "weighted": "multimodel.strategies.weighted:Weighted",
+    },
+    entry_points=ENTRY_POINT_GROUP,
+    hint="Register one with multimodel.register_strategy(name)",
+)
 
 
 def register_strategy(name: str) -> Callable[[_T], _T]:
     """Class decorator registering a strategy factory under ``name``."""
 
     def decorator(factory: _T) -> _T:
-        with _lock:
-            _registry[name] = factory  # type: ignore[assignment]
+        _registry.register(name, factory)  # type: ignore[arg-type]
         return factory
 
     return decorator
 
 
 def get_strategy(name: str) -> StrategyFactory:
-    """The factory registered under ``name``.
+    """The factory registered under ``name``, importing a built-in one on first use.
 
     Raises:
-        ConfigError: unknown name; the message lists the known ones.
+        ConfigError: unknown name; the message lists the known ones and the closest.
     """
-    factory = _registry.get(name)
-    if factory is not None:
-        return factory
-    target = _BUILTIN.get(name)
-    if target is not None:
-        import importlib
-
-        module_name, _, attr = target.partition(":")
-        importlib.import_module(module_name)  # registers itself via the decorator
-        return _registry.get(name) or getattr(importlib.import_module(module_name), attr)
-    _load_entry_points()
-    factory = _registry.get(name)
-    if factory is None:
-        raise ConfigError(
-            f"unknown strategy {name!r}; known strategies: {', '.join(known_strategies())}"
-        )
-    return factory
+    return _registry.get(name)
 
 
 def known_strategies() -> list[str]:
     """Every registered or built-in strategy name."""
-    return sorted(set(_BUILTIN) | set(_registry))
+    return _registry.names()
 
 
 def make_strategy(spec: Any) -> Strategy:
@@ -155,14 +141,3 @@ def make_strategy(spec: Any) -> Strategy:
     if isinstance(spec, Strategy):
         return spec
     raise ConfigError(f"strategy must be a name, a dict or a Strategy object, not {spec!r}")
-
-
-def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    from importlib.metadata import entry_points  # slow to import: only when needed
-
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        register_strategy(ep.name)(ep.load())
