@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx
 
+from .timed import time_left
+
 if TYPE_CHECKING:
     import httpcore
 
@@ -64,6 +66,7 @@ def _exception_map() -> tuple[tuple[type[Exception], type[httpx.HTTPError]], ...
 
 
 _EXCEPTIONS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = ()
+_POOL_MARGIN = 0.005  # seconds: a pool wait ends this long before an enclosing time limit
 
 
 @contextlib.contextmanager
@@ -118,6 +121,16 @@ class _ResponseStream(httpx.AsyncByteStream):
                 await self._stream.aclose()
         finally:
             await self._pool._release(connection, self._key)
+
+    def release_abandoned(self) -> None:
+        """The response was dropped without being closed, where nothing can be awaited (a
+        finalizer): free its connection slot now; the pool closes the connection on its next
+        use (or when it is closed)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            self._pool._abandon(connection)
+
+    __del__ = release_abandoned  # the last resort when nobody called either
 
 
 class _Pool:
@@ -186,10 +199,15 @@ class AsyncPoolTransport(_Pool, httpx.AsyncBaseTransport):
         super().__init__(limits, ssl_context)
         self._idle: dict[_Key, list[httpcore.AsyncHTTPConnection]] = {}
         self._slots: anyio.Semaphore | None = None  # made in the event loop, on first use
+        # Connections of responses dropped unclosed: their slots are free, their sockets are
+        # closed on the pool's next use (closing needs the event loop).
+        self._abandoned: list[httpcore.AsyncHTTPConnection] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self._closed:
             raise RuntimeError("the transport is closed")
+        if self._abandoned:
+            await self._reap()
         core_request = _core_request(request)
         await self._acquire(request)
         origin = core_request.url.origin
@@ -221,6 +239,17 @@ class AsyncPoolTransport(_Pool, httpx.AsyncBaseTransport):
                 for connection in stack:
                     self._open -= 1
                     await connection.aclose()
+            await self._reap()
+
+    def _abandon(self, connection: httpcore.AsyncHTTPConnection) -> None:
+        """A response was dropped unclosed: free its slot now, close its socket later."""
+        self._abandoned.append(connection)
+        self._release_slot()
+
+    async def _reap(self) -> None:
+        abandoned, self._abandoned = self._abandoned, []
+        for connection in abandoned:
+            await self._close(connection)
 
     # -- the pool --------------------------------------------------------------------------------
 
@@ -230,8 +259,17 @@ class AsyncPoolTransport(_Pool, httpx.AsyncBaseTransport):
         slots = self._slots
         if slots is None:
             slots = self._slots = anyio.Semaphore(self._max_connections)
+        try:
+            slots.acquire_nowait()
+            return
+        except anyio.WouldBlock:
+            pass
         timeout = request.extensions.get("timeout", {}).get("pool")
-        with anyio.move_on_after(timeout) as scope:
+        # Give up just before an enclosing time limit (the attempt's) would cancel the wait:
+        # waiting for the client's own pool is the client's failure, never the provider's.
+        left = anyio.current_effective_deadline() - anyio.current_time() - _POOL_MARGIN
+        wait = left if timeout is None or left < timeout else timeout
+        with anyio.move_on_after(max(wait, 0.0)) as scope:
             await slots.acquire()
         if scope.cancelled_caught:
             raise self._timed_out(timeout)
@@ -304,6 +342,10 @@ class _SyncResponseStream(httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         with _httpx_errors():
             yield from self._stream
+
+    def __del__(self) -> None:
+        # Dropped without being closed: hand the connection back (a sync close needs no loop).
+        self.close()
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
@@ -379,6 +421,9 @@ class PoolTransport(_Pool, httpx.BaseTransport):
         if self._slots is None:
             return
         timeout = request.extensions.get("timeout", {}).get("pool")
+        left = time_left()  # the attempt's time limit bounds the wait too
+        if left is not None and (timeout is None or left < timeout):
+            timeout = max(left, 0.0)
         if not self._slots.acquire(timeout=timeout):
             raise self._timed_out(timeout)
 
