@@ -87,6 +87,7 @@ def test_a_stopped_stream_is_billed_estimated_and_not_a_failure(
         rows = client.ledger.requests()  # type: ignore[union-attr]
     assert len(rows) == 1
     assert rows[0].ok is False and rows[0].output_tokens > 0
+    assert rows[0].error == "Cancelled" and rows[0].usage_estimated is True
 
 
 @pytest.mark.anyio

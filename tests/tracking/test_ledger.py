@@ -484,3 +484,28 @@ def test_constructor_validation() -> None:
         UsageLedger(":memory:")
     with pytest.raises(ValueError):
         UsageLedger("x.db", batch_size=0)
+
+
+def test_a_version_1_file_is_migrated_and_estimated_usage_is_kept(tmp_path: Path) -> None:
+    from multimodel.tracking._ledger_queries import _STEPS
+
+    path = tmp_path / "v1.sqlite3"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        for statement in _STEPS[1]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.execute(
+            "INSERT INTO usage (ts, day, deployment, model, provider, ok, latency)"
+            " VALUES (1.0, '1970-01-01', 'oa-1', 'gpt-4o', 'openai', 1, 0.5)"
+        )
+        conn.commit()
+    ledger = UsageLedger(path)
+    try:
+        ledger.record(outcome(usage=Usage(input_tokens=9, output_tokens=3, estimated=True)))
+        ledger.flush()
+        rows = sorted(ledger.requests(since=0.0), key=lambda r: r.ts)
+    finally:
+        ledger.close()
+    assert [r.usage_estimated for r in rows] == [False, True]
+    assert SCHEMA_VERSION == 2

@@ -172,9 +172,10 @@ class LedgerRow:
     stream: bool
     attempt: int
     request_id: str | None
+    usage_estimated: bool = False
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The schema this code writes. Older files are migrated on open; newer ones are refused."""
 
 # Schema steps by the version they bring the file to. A future change appends a step
@@ -221,6 +222,8 @@ _STEPS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX ix_usage_deployment_ts ON usage (deployment, ts)",
         "CREATE INDEX ix_usage_ts ON usage (ts)",
     ),
+    # Token counts multimodel estimated (no usage from the provider, or a stream cut short).
+    2: ("ALTER TABLE usage ADD COLUMN usage_estimated INTEGER NOT NULL DEFAULT 0",),
 }
 assert max(_STEPS) == SCHEMA_VERSION
 
@@ -370,7 +373,8 @@ def totals(conn: sqlite3.Connection, since: float) -> TotalsRow:
 _ROW_COLUMNS = (
     "id, ts, day, deployment, model, provider, response_model, user, tags, status, ok, error,"
     " finish_reason, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,"
-    " reasoning_tokens, cost, latency, ttft, cached, stream, attempt, request_id"
+    " reasoning_tokens, cost, latency, ttft, cached, stream, attempt, request_id,"
+    " usage_estimated"
 )
 
 
@@ -430,4 +434,5 @@ def _ledger_row(r: Any) -> LedgerRow:
         stream=bool(r[22]),
         attempt=r[23],
         request_id=r[24],
+        usage_estimated=bool(r[25]),
     )

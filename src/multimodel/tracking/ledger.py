@@ -86,7 +86,7 @@ _COLUMNS = (
     "ts", "day", "deployment", "model", "provider", "response_model", "user", "tags", "status",
     "ok", "error", "finish_reason", "input_tokens", "output_tokens", "cache_read_tokens",
     "cache_write_tokens", "reasoning_tokens", "cost", "cost_micro_usd", "latency", "ttft",
-    "cached", "stream", "attempt", "request_id",
+    "cached", "stream", "attempt", "request_id", "usage_estimated",
 )  # fmt: skip
 _INSERT = f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"  # noqa: S608
 _INSERT_CONTENT = "INSERT INTO contents (row_id, prompt, response) VALUES (?, ?, ?)"
@@ -133,7 +133,7 @@ def _row(o: Outcome) -> tuple[Any, ...]:
         u.cache_read_tokens if u else 0, u.cache_write_tokens if u else 0,
         u.reasoning_tokens if u else 0,
         cost_text, micro, o.latency, o.ttft, int(o.cached), int(o.stream), o.attempt,
-        o.request_id,
+        o.request_id, int(u.estimated) if u else 0,
     )  # fmt: skip
 
 
