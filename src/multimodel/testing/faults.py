@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -39,20 +40,25 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """Send ``data`` after waiting ``delay`` seconds; ``close=True`` then closes the socket."""
+    """Send ``data`` after waiting ``delay`` seconds; ``close=True`` then closes the socket,
+    ``reset=True`` aborts it (a TCP RST, as a crashed server or a middlebox does)."""
 
     delay: float = 0.0
     data: bytes = b""
     close: bool = False
+    reset: bool = False
 
 
 Script = Sequence[Step]
 
 
-def json_response(body: bytes, status: int = 200) -> tuple[bytes, bytes]:
+def json_response(
+    body: bytes, status: int = 200, headers: Sequence[tuple[str, str]] = ()
+) -> tuple[bytes, bytes]:
     """The head (status line and headers) and body of a JSON response."""
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers)
     head = (
-        f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n"
+        f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n{extra}"
         f"content-length: {len(body)}\r\n\r\n"
     ).encode()
     return head, body
@@ -176,6 +182,12 @@ class FaultServer:
                         return
                     if step.data:
                         conn.sendall(step.data)
+                    if step.reset:
+                        # SO_LINGER with a zero timeout: close() sends RST, not FIN.
+                        conn.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                        )
+                        return
                     if step.close:
                         return
             except OSError:
