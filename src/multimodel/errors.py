@@ -36,7 +36,11 @@ The tree::
                                               carries the partial text
 
 Every :class:`ProviderError` is raised ``from`` the underlying exception when there is one, and
-its message never contains an API key: bodies that echo request headers are redacted first.
+never carries an API key: its message, body (nested dicts and lists included), code and request
+id are redacted of anything that looks like a key (``sk-...``, ``AIza...``, ``Bearer ...``) and,
+by value, of the deployment's own secrets (its API key and credential headers, whatever they
+look like: a Groq ``gsk_...`` key, a plain token) before they reach a message, a log, a span,
+the ledger or the cache.
 """
 
 from __future__ import annotations
@@ -228,7 +232,11 @@ class ProviderError(MultimodelError):
         status: HTTP status, or ``None`` when no response arrived.
         request_id: the provider's request id, when it sent one.
         code: the provider's error type or code (``rate_limit_error``, ``insufficient_quota``).
+        body: the decoded error body (redacted), when there was one.
         retryable: whether retrying (here or elsewhere) may succeed.
+
+    ``secrets`` are values to redact wherever they occur (see :meth:`redact_secrets`); anything
+    that looks like an API key is redacted in any case.
     """
 
     retryable: bool = False
@@ -243,16 +251,42 @@ class ProviderError(MultimodelError):
         request_id: str | None = None,
         code: str | None = None,
         body: Any = None,
+        secrets: Iterable[str] = (),
     ) -> None:
+        secrets = tuple(secrets)
         self.provider = provider
         self.deployment = deployment
         self.status = status
-        self.request_id = request_id
-        self.code = code
-        self.body = _redact_body(body)
+        self.request_id = _redact_optional(request_id, secrets)
+        self.code = _redact_optional(code, secrets)
+        self.body = _redact_body(body, secrets)
         self.trace: Any = None  # the routing trace, attached by the dispatch plan
-        self.message = redact(message)
+        self.message = redact(message, secrets)
         super().__init__(self.message)
+
+    def redact_secrets(self, secrets: Iterable[str]) -> None:
+        """Replace each of ``secrets`` with ``[REDACTED]`` in everything this error carries.
+
+        The message (and so ``str`` and ``repr``), the body at any depth, the code and the
+        request id; then the same for the :class:`ProviderError` it was raised from, if any.
+        The clients call it with the failed deployment's secrets before the error is recorded
+        anywhere, so even an error built by a custom adapter cannot echo that deployment's key.
+        """
+        secrets = tuple(secrets)
+        if not secrets:
+            return
+        error: BaseException | None = self
+        for _ in range(8):  # the chain of provider errors this one wraps
+            if not isinstance(error, ProviderError):
+                break
+            error.message = redact(error.message, secrets)
+            error.args = tuple(
+                redact(arg, secrets) if isinstance(arg, str) else arg for arg in error.args
+            )
+            error.body = _redact_body(error.body, secrets)
+            error.code = _redact_optional(error.code, secrets)
+            error.request_id = _redact_optional(error.request_id, secrets)
+            error = error.__cause__
 
     def __str__(self) -> str:
         where = "/".join(p for p in (self.provider, self.deployment) if p)
@@ -375,24 +409,40 @@ _SECRET_PATTERNS = re.compile(
 )
 
 
+_MIN_SECRET_CHARS = 4
+"""Shorter secrets are not redacted by value (they would blank out ordinary words)."""
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Replace anything that looks like an API key (and each given secret) with ``[REDACTED]``."""
+    """Replace anything that looks like an API key, and each of ``secrets`` wherever it occurs
+    (literally: a secret may hold any character), with ``[REDACTED]``.
+
+    Give longer secrets first when one may contain another.
+    """
     for secret in secrets:
-        if secret and len(secret) >= 4:
+        if len(secret) >= _MIN_SECRET_CHARS and secret in text:
             text = text.replace(secret, "[REDACTED]")
     return _SECRET_PATTERNS.sub("[REDACTED]", text)
 
 
-def _redact_body(body: Any, depth: int = 0) -> Any:
-    """A copy of a decoded error body with every string redacted (bodies can echo keys)."""
+def _redact_optional(text: str | None, secrets: tuple[str, ...]) -> str | None:
+    return redact(text, secrets) if isinstance(text, str) else text
+
+
+def _redact_body(body: Any, secrets: tuple[str, ...] = (), depth: int = 0) -> Any:
+    """A copy of a decoded error body with every string (keys too) redacted: bodies can echo
+    keys and request headers, at any depth. Beyond 20 levels the rest is dropped."""
     if isinstance(body, str):
-        return redact(body)
+        return redact(body, secrets)
     if depth > 20:
         return None
     if isinstance(body, dict):
-        return {k: _redact_body(v, depth + 1) for k, v in body.items()}
-    if isinstance(body, list):
-        return [_redact_body(v, depth + 1) for v in body]
+        return {
+            (redact(k, secrets) if isinstance(k, str) else k): _redact_body(v, secrets, depth + 1)
+            for k, v in body.items()
+        }
+    if isinstance(body, list | tuple):
+        return [_redact_body(v, secrets, depth + 1) for v in body]
     return body
 
 

@@ -211,14 +211,14 @@ def test_record_never_blocks_and_overflow_drops_the_oldest(
 ) -> None:
     ledger = UsageLedger(tmp_path / "usage.db", batch_size=10, flush_interval=0.01, max_queue=100)
     entered, release = threading.Event(), threading.Event()
-    real_insert = ledger._insert
+    real_insert = ledger._writer.insert
 
     def slow_insert(conn: sqlite3.Connection, batch: list[Any]) -> None:
         entered.set()
         release.wait(10)  # a disk that stalls
         real_insert(conn, batch)
 
-    monkeypatch.setattr(ledger, "_insert", slow_insert)
+    monkeypatch.setattr(ledger._writer, "insert", slow_insert)
     try:
         ledger.record(outcome(attempt=0))
         assert entered.wait(5)  # the writer holds row 0 and is stuck
@@ -242,7 +242,7 @@ def test_a_failed_write_is_logged_counted_and_the_writer_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
     ledger = UsageLedger(tmp_path / "usage.db")
-    real_insert = ledger._insert
+    real_insert = ledger._writer.insert
     calls = []
 
     def failing_once(conn: sqlite3.Connection, batch: list[Any]) -> None:
@@ -251,7 +251,7 @@ def test_a_failed_write_is_logged_counted_and_the_writer_goes_on(
             raise sqlite3.OperationalError("disk I/O error")
         real_insert(conn, batch)
 
-    monkeypatch.setattr(ledger, "_insert", failing_once)
+    monkeypatch.setattr(ledger._writer, "insert", failing_once)
     with caplog.at_level(logging.ERROR, logger="multimodel.tracking.ledger"), ledger:
         ledger.record(outcome())
         assert ledger.flush(timeout=10)

@@ -40,7 +40,9 @@ from ..errors import (
     NoDeploymentAvailable,
     ProviderError,
     ProviderTimeout,
+    redact,
 )
+from ..providers._errors import endpoint_secrets
 from ..providers.base import Endpoint
 from ..strategies.base import RouteContext
 from ..tracking.outcome import Outcome, success_outcome
@@ -325,6 +327,12 @@ class DispatchPlan:
         now = clock.monotonic()
         latency = now - send.started
         endpoint = send.endpoint
+        if request_id is not None:  # a response header: it goes to the ledger and the cache
+            secrets = endpoint_secrets(endpoint)
+            for secret in secrets:
+                if secret in request_id:
+                    request_id = redact(request_id, secrets)
+                    break
         self.trace.attempts.append(AttemptRecord(endpoint.name, "ok", latency, status))
         breakdown = router.cost(endpoint, usage) if router.cost is not None and usage else None
         outcome = success_outcome(
@@ -381,6 +389,9 @@ class DispatchPlan:
         endpoint = send.endpoint
         name = endpoint.name
         breakdown = router.cost(endpoint, usage) if router.cost is not None and usage else None
+        # Before the error is recorded anywhere (trace, events, spans, ledger): whatever built
+        # it, it carries none of this deployment's secrets, however the provider echoed them.
+        error.redact_secrets(endpoint_secrets(endpoint))
         if error.deployment is None:
             error.deployment = name
             error.provider = endpoint.provider

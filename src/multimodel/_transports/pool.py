@@ -9,11 +9,16 @@ pops the most recently used one (checking only that one for expiry), and its res
 connection back when it is closed. Measured the same way: ~860 requests/s at 32 in flight,
 ~760 at 200, on asyncio and on trio (anyio).
 
+The limits are httpx's, and pool-wide: at most ``max_keepalive_connections`` idle connections
+in all (an LRU across origins, beside the per-origin stacks: when one too many is idle, the
+least recently used one, of any origin, is closed), and at most ``max_connections`` open in all
+(in use or idle: opening a connection when the pool is full first closes the least recently
+used idle one). Every step stays O(1) per request.
+
 The connections themselves are httpcore's (``httpcore.AsyncHTTPConnection``: connect, TLS,
 HTTP/1.1 framing, keep-alive expiry), so the wire behaviour is httpx's. What differs is only the
 bookkeeping: HTTP/1.1 only (no HTTP/2 multiplexing), ``max_connections`` enforced with a
-semaphore (waiting counts against the ``pool`` timeout), at most ``max_keepalive_connections``
-idle connections kept per origin.
+semaphore (waiting counts against the ``pool`` timeout).
 
 :class:`~multimodel.AsyncClient` and :class:`~multimodel.Client` use them for the httpx client
 they create themselves; a client or transport you pass in is used as given. The sync pool is
@@ -27,8 +32,9 @@ from __future__ import annotations
 import contextlib
 import ssl
 import threading
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import anyio
 import httpx
@@ -41,6 +47,14 @@ if TYPE_CHECKING:
 __all__ = ["AsyncPoolTransport", "PoolTransport"]
 
 _Key = tuple[bytes, bytes, "int | None"]  # an origin: scheme, host, port
+
+
+class _Connection(Protocol):
+    def is_idle(self) -> bool: ...
+    def has_expired(self) -> bool: ...
+
+
+_C = TypeVar("_C", bound=_Connection)  # httpcore's async or sync connection
 
 
 def _exception_map() -> tuple[tuple[type[Exception], type[httpx.HTTPError]], ...]:
@@ -133,8 +147,15 @@ class _ResponseStream(httpx.AsyncByteStream):
     __del__ = release_abandoned  # the last resort when nobody called either
 
 
-class _Pool:
-    """What both pools share: their limits, their counts, and the keep-or-close decision."""
+class _Pool(Generic[_C]):
+    """What both pools share: their limits, their counts, and the idle connections.
+
+    Idle connections sit in two structures kept in step: a stack per origin (``_idle``; a
+    request takes the most recently used one) and one LRU across origins (``_lru``, oldest
+    first; the keep-alive cap and ``max_connections`` evict from its head). A connection is
+    in both or in neither. The sync pool calls these methods under its lock; none does I/O
+    but the socket poll of ``has_expired``.
+    """
 
     def __init__(self, limits: httpx.Limits | None, ssl_context: ssl.SSLContext | None) -> None:
         limits = limits or httpx.Limits()
@@ -144,8 +165,12 @@ class _Pool:
             if limits.max_keepalive_connections is not None
             else 1 << 30
         )
+        if self._max_connections is not None:  # as httpx: no more idle than may be open
+            self._max_idle = min(self._max_idle, self._max_connections)
         self._keepalive_expiry = limits.keepalive_expiry
         self._ssl_context = ssl_context
+        self._idle: dict[_Key, deque[_C]] = {}
+        self._lru: OrderedDict[_C, _Key] = OrderedDict()
         self._open = 0
         self._closed = False
 
@@ -153,6 +178,11 @@ class _Pool:
     def open_connections(self) -> int:
         """Connections open now, in use or idle."""
         return self._open
+
+    @property
+    def idle_connections(self) -> int:
+        """Connections open and idle now, kept for reuse (at most ``max_keepalive_connections``)."""
+        return len(self._lru)
 
     _slots: Any  # a semaphore of max_connections (None: unlimited)
 
@@ -165,31 +195,77 @@ class _Pool:
             f"no connection free within {timeout}s (max_connections={self._max_connections})"
         )
 
-    def _keep(self, stack: list[Any], connection: Any) -> Any:
-        """Push a released ``connection`` onto its origin's idle ``stack`` if it may be reused.
+    def _pop_idle(self, key: _Key) -> _C | None:
+        """Take the most recently used idle connection to ``key`` (``None``: there is none)."""
+        stack = self._idle.get(key)
+        if not stack:
+            return None
+        connection = stack.pop()
+        del self._lru[connection]
+        return connection
 
-        Returns what to close: ``connection`` itself when it may not be kept; else the oldest
-        idle connection once it has expired (it is reused last, so a socket the server already
-        closed would linger: one check per release), or ``None``.
+    def _evict_oldest(self) -> _C:
+        """Take the least recently used idle connection, of any origin, out of the pool."""
+        connection, key = self._lru.popitem(last=False)
+        stack = self._idle[key]
+        # The oldest idle connection overall is the oldest of its origin: the bottom of its stack.
+        stack.popleft()
+        if not stack:
+            del self._idle[key]
+        return connection
+
+    def _open_one(self) -> _C | None:
+        """Count a new connection; returns an idle one to close first when the pool is full.
+
+        That one is no longer counted: the caller closes it before the new one connects.
         """
-        if self._closed or not connection.is_idle() or len(stack) >= self._max_idle:
-            return connection
-        stack.append(connection)
-        if len(stack) > 1 and stack[0].has_expired():
-            return stack.pop(0)
+        if self._max_connections is not None and self._open >= self._max_connections and self._lru:
+            return self._evict_oldest()
+        self._open += 1
         return None
+
+    def _keep(self, key: _Key, connection: _C) -> _C | None:
+        """Make a released ``connection`` idle, for reuse, if it may be kept.
+
+        Returns what to close: ``connection`` itself when it may not be kept; else the least
+        recently used idle connection when the keep-alive cap is passed, or when it has expired
+        (it is reused last, so a socket the server already closed would linger: one check per
+        release); else ``None``.
+        """
+        if self._closed or not connection.is_idle() or self._max_idle <= 0:
+            return connection
+        stack = self._idle.get(key)
+        if stack is None:
+            stack = self._idle[key] = deque()
+        stack.append(connection)
+        lru = self._lru
+        lru[connection] = key
+        if len(lru) > self._max_idle:
+            return self._evict_oldest()
+        if len(lru) > 1 and next(iter(lru)).has_expired():
+            return self._evict_oldest()
+        return None
+
+    def _take_all_idle(self) -> list[_C]:
+        """Empty the pool of its idle connections (to close them) and refuse new ones."""
+        self._closed = True
+        idle = list(self._lru)
+        self._lru.clear()
+        self._idle.clear()
+        return idle
 
 
 def _key(origin: httpcore.Origin) -> _Key:
     return (origin.scheme, origin.host, origin.port)
 
 
-class AsyncPoolTransport(_Pool, httpx.AsyncBaseTransport):
+class AsyncPoolTransport(_Pool["httpcore.AsyncHTTPConnection"], httpx.AsyncBaseTransport):
     """An ``httpx`` async transport with an O(1) HTTP/1.1 connection pool (see the module).
 
     Args:
         limits: ``max_connections`` (in flight at once; ``None``: unlimited),
-            ``max_keepalive_connections`` (idle ones kept per origin) and ``keepalive_expiry``.
+            ``max_keepalive_connections`` (idle ones kept, in all: of every origin together)
+            and ``keepalive_expiry``.
         ssl_context: the TLS context for ``https`` origins.
     """
 
@@ -197,7 +273,6 @@ class AsyncPoolTransport(_Pool, httpx.AsyncBaseTransport):
         self, *, limits: httpx.Limits | None = None, ssl_context: ssl.SSLContext | None = None
     ) -> None:
         super().__init__(limits, ssl_context)
-        self._idle: dict[_Key, list[httpcore.AsyncHTTPConnection]] = {}
         self._slots: anyio.Semaphore | None = None  # made in the event loop, on first use
         # Connections of responses dropped unclosed: their slots are free, their sockets are
         # closed on the pool's next use (closing needs the event loop).
@@ -232,13 +307,10 @@ class AsyncPoolTransport(_Pool, httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         """Close every idle connection; connections in use close when their response does."""
-        self._closed = True
-        idle, self._idle = self._idle, {}
         with anyio.CancelScope(shield=True):
-            for stack in idle.values():
-                for connection in stack:
-                    self._open -= 1
-                    await connection.aclose()
+            for connection in self._take_all_idle():
+                self._open -= 1
+                await connection.aclose()
             await self._reap()
 
     def _abandon(self, connection: httpcore.AsyncHTTPConnection) -> None:
@@ -277,15 +349,16 @@ class AsyncPoolTransport(_Pool, httpx.AsyncBaseTransport):
     async def _checkout(self, origin: httpcore.Origin, key: _Key) -> httpcore.AsyncHTTPConnection:
         import httpcore
 
-        stack = self._idle.get(key)
-        while stack:
-            connection = stack.pop()
+        while (connection := self._pop_idle(key)) is not None:
             # Only the connection taken is checked (a socket poll): expired keep-alive, or a
             # server that closed it while it sat idle.
             if connection.is_idle() and not connection.has_expired():
                 return connection
             await self._close(connection)
-        self._open += 1
+        victim = self._open_one()
+        if victim is not None:
+            with anyio.CancelScope(shield=True):
+                await victim.aclose()
         return httpcore.AsyncHTTPConnection(
             origin, ssl_context=self._ssl_context, keepalive_expiry=self._keepalive_expiry
         )
@@ -293,8 +366,7 @@ class AsyncPoolTransport(_Pool, httpx.AsyncBaseTransport):
     async def _release(self, connection: httpcore.AsyncHTTPConnection, key: _Key) -> None:
         """A response was closed: keep its connection for reuse, or close it."""
         try:
-            stack = self._idle.setdefault(key, [])
-            dropped = self._keep(stack, connection)
+            dropped = self._keep(key, connection)
             if dropped is not None:
                 await self._close(dropped)
         finally:
@@ -357,7 +429,7 @@ class _SyncResponseStream(httpx.SyncByteStream):
             self._pool._release(connection, self._key)
 
 
-class PoolTransport(_Pool, httpx.BaseTransport):
+class PoolTransport(_Pool["httpcore.HTTPConnection"], httpx.BaseTransport):
     """The sync twin of :class:`AsyncPoolTransport`, safe to share between threads.
 
     Its connections use :class:`~multimodel._transports.timed.TimedBackend`: inside a
@@ -372,7 +444,6 @@ class PoolTransport(_Pool, httpx.BaseTransport):
     ) -> None:
         super().__init__(limits, ssl_context)
         self._backend: Any = None  # TimedBackend, built with the first connection
-        self._idle: dict[_Key, list[httpcore.HTTPConnection]] = {}
         self._lock = threading.Lock()
         self._slots = (
             threading.BoundedSemaphore(self._max_connections)
@@ -411,11 +482,9 @@ class PoolTransport(_Pool, httpx.BaseTransport):
     def close(self) -> None:
         """Close every idle connection; connections in use close when their response does."""
         with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, {}
-        for stack in idle.values():
-            for connection in stack:
-                self._close(connection)
+            idle = self._take_all_idle()
+        for connection in idle:
+            self._close(connection)
 
     def _acquire(self, request: httpx.Request) -> None:
         if self._slots is None:
@@ -432,14 +501,15 @@ class PoolTransport(_Pool, httpx.BaseTransport):
 
         while True:
             with self._lock:
-                stack = self._idle.get(key)
-                connection = stack.pop() if stack else None
+                connection = self._pop_idle(key)
                 if connection is None:
-                    self._open += 1
+                    victim = self._open_one()
                     break
             if connection.is_idle() and not connection.has_expired():
                 return connection
             self._close(connection)
+        if victim is not None:
+            victim.close()
         if self._backend is None:
             from .timed import TimedBackend
 
@@ -454,8 +524,7 @@ class PoolTransport(_Pool, httpx.BaseTransport):
     def _release(self, connection: httpcore.HTTPConnection, key: _Key) -> None:
         try:
             with self._lock:
-                stack = self._idle.setdefault(key, [])
-                dropped = self._keep(stack, connection)
+                dropped = self._keep(key, connection)
             if dropped is not None:
                 self._close(dropped)
         finally:

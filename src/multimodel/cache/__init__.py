@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
@@ -271,10 +272,16 @@ def chunks_from_response(response: ChatResponse, *, chunk_chars: int = 64) -> li
 class ResponseCache:
     """A policy over a backend: what the clients call around each request.
 
-    The cache never fails a request: a backend error is logged on ``multimodel.cache`` and
-    counted in :attr:`errors` (the request then goes to a provider); an entry that cannot be
-    decoded is deleted and counts as a miss. Requests the policy skips count nowhere. The
-    defaults are ``CachePolicy()`` and a :class:`MemoryCache` of ``policy.max_entries``.
+    The cache never fails a request: a backend error is counted in :attr:`errors` and the
+    request goes on uncached (to a provider); an entry that cannot be decoded is deleted and
+    counts as a miss. Requests the policy skips count nowhere. The defaults are
+    ``CachePolicy()`` and a :class:`MemoryCache` of ``policy.max_entries``.
+
+    A backend that fails (a Redis server that is down) is logged once per outage on
+    ``multimodel.cache``: one WARNING line when an operation first fails (the error, no
+    traceback; later failures only at DEBUG), and one WARNING when an operation begun after
+    that succeeds again, with how long the outage lasted and how many operations failed.
+    :attr:`available` says which state the cache is in.
 
     Example::
 
@@ -285,7 +292,10 @@ class ResponseCache:
     .. versionadded:: 0.1
     """
 
-    __slots__ = ("_backend", "_counts", "_lock", "_policy")
+    __slots__ = (
+        "_backend", "_counts", "_down", "_down_failures", "_down_since", "_epoch", "_lock",
+        "_policy",
+    )  # fmt: skip
 
     def __init__(
         self, policy: CachePolicy | None = None, *, backend: CacheBackend | None = None
@@ -296,6 +306,12 @@ class ResponseCache:
         self._backend = backend
         self._lock = threading.Lock()
         self._counts = {"hits": 0, "misses": 0, "stores": 0, "errors": 0}
+        # Outage state, changed under the lock. `_epoch` counts outages: an operation that
+        # began before the current one started cannot tell that the backend came back.
+        self._down = False
+        self._epoch = 0
+        self._down_since = 0.0
+        self._down_failures = 0
 
     @property
     def policy(self) -> CachePolicy:
@@ -322,6 +338,11 @@ class ResponseCache:
         """Backend operations that raised."""
         return self._counts["errors"]
 
+    @property
+    def available(self) -> bool:
+        """``False`` from a backend failure until a later operation succeeds (an outage)."""
+        return not self._down
+
     def key_for(self, request: ChatRequest, *, namespace: str | None = None) -> str:
         """The key of ``request``: the per-call namespace, else the policy's, else per user."""
         ns = namespace if namespace is not None else self._policy.namespace
@@ -334,9 +355,44 @@ class ResponseCache:
             self._counts[name] += 1
         return name == "stores"
 
-    def _failed(self, action: str) -> bool:
-        _log.warning("cache backend %s failed; going on without the cache", action, exc_info=True)
-        return self._count("errors")
+    def _failed(self, action: str, exc: Exception) -> bool:
+        """Count a failed backend operation; log it if it starts an outage (once per outage)."""
+        with self._lock:
+            self._counts["errors"] += 1
+            first = not self._down
+            if first:
+                self._down = True
+                self._epoch += 1
+                self._down_since = time.monotonic()
+                self._down_failures = 0
+            self._down_failures += 1
+        error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        if first:
+            _log.warning(
+                "cache backend %r is unavailable (%s failed: %s); requests go on uncached "
+                "until it answers again",
+                self._backend,
+                action,
+                error,
+            )
+        else:
+            _log.debug("cache backend %s failed again: %s", action, error)
+        return False
+
+    def _succeeded(self, epoch: int) -> None:
+        """A backend operation that began at outage count ``epoch`` succeeded."""
+        with self._lock:
+            if not self._down or epoch != self._epoch:
+                return  # up already, or it began before the outage: it proves nothing
+            self._down = False
+            lasted = time.monotonic() - self._down_since
+            failures = self._down_failures
+        _log.warning(
+            "cache backend %r answers again after %.1f s (%d failed operations); caching resumed",
+            self._backend,
+            lasted,
+            failures,
+        )
 
     def _key(self, request: ChatRequest, override: bool | None, ns: str | None) -> str | None:
         if not self._policy.cacheable(request, override=override):
@@ -381,13 +437,16 @@ class ResponseCache:
         """
         if (key := self._key(request, override, namespace)) is None:
             return None
+        epoch = self._epoch
         try:
             data = self._backend.get(key)
             if (hit := self._decode(data)) is None and data is not None:
                 self._backend.delete(key)
-        except Exception:  # noqa: BLE001 - a broken cache must not fail the request
-            self._failed("lookup")
+        except Exception as exc:  # noqa: BLE001 - a broken cache must not fail the request
+            self._failed("lookup", exc)
             return None
+        if self._down:
+            self._succeeded(epoch)
         return hit
 
     async def alookup(
@@ -396,13 +455,16 @@ class ResponseCache:
         """Async :meth:`lookup`, through the backend's async methods."""
         if (key := self._key(request, override, namespace)) is None:
             return None
+        epoch = self._epoch
         try:
             data = await self._backend.aget(key)
             if (hit := self._decode(data)) is None and data is not None:
                 await self._backend.adelete(key)
-        except Exception:  # noqa: BLE001 - a broken cache must not fail the request
-            self._failed("lookup")
+        except Exception as exc:  # noqa: BLE001 - a broken cache must not fail the request
+            self._failed("lookup", exc)
             return None
+        if self._down:
+            self._succeeded(epoch)
         return hit
 
     def store(
@@ -420,10 +482,13 @@ class ResponseCache:
         """
         if (entry := self._entry(request, response, ttl, override, namespace)) is None:
             return False
+        epoch = self._epoch
         try:
             self._backend.set(*entry)
-        except Exception:  # noqa: BLE001 - a broken cache must not fail the request
-            return self._failed("store")
+        except Exception as exc:  # noqa: BLE001 - a broken cache must not fail the request
+            return self._failed("store", exc)
+        if self._down:
+            self._succeeded(epoch)
         return self._count("stores")
 
     async def astore(
@@ -433,10 +498,13 @@ class ResponseCache:
         """Async :meth:`store`, through the backend's async methods."""
         if (entry := self._entry(request, response, ttl, override, namespace)) is None:
             return False
+        epoch = self._epoch
         try:
             await self._backend.aset(*entry)
-        except Exception:  # noqa: BLE001 - a broken cache must not fail the request
-            return self._failed("store")
+        except Exception as exc:  # noqa: BLE001 - a broken cache must not fail the request
+            return self._failed("store", exc)
+        if self._down:
+            self._succeeded(epoch)
         return self._count("stores")
 
 

@@ -1,21 +1,25 @@
 """Status code and body to typed error, shared by every adapter.
 
 Adapters extract ``(message, code)`` from their own error body shape and call
-:func:`error_from_status`; the status-to-class table, the Retry-After parsing and the detection
-of context-length, content-filter and quota errors live here once.
+:func:`error_from_status`; the status-to-class table, the Retry-After parsing, the detection
+of context-length, content-filter and quota errors, and the redaction of the deployment's own
+secrets (:func:`endpoint_secrets`) live here once.
 """
 
 from __future__ import annotations
 
 import datetime
 import email.utils
+import json
 import math
 import re
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from ..errors import (
+    _MIN_SECRET_CHARS,
     AuthenticationError,
     BadRequestError,
     ConflictError,
@@ -33,7 +37,7 @@ from ..errors import (
 )
 from .base import Endpoint
 
-__all__ = ["error_from_status", "parse_retry_after"]
+__all__ = ["endpoint_secrets", "error_from_status", "parse_retry_after"]
 
 MAX_RETRY_AFTER = 3600.0  # a hint beyond an hour is a daily quota, not a back-off
 
@@ -61,6 +65,48 @@ _OVERLOAD_CODES = {
     "service_unavailable_error",
     "slow_down",
 }
+
+
+# Extra headers whose values are credentials (a gateway key, a second bearer token, a cookie).
+_CREDENTIAL_HEADER = re.compile(
+    r"auth|key|token|secret|passw|cookie|credential|signature|session", re.IGNORECASE
+)
+_AUTH_SCHEMES = ("bearer ", "basic ", "token ", "key ")
+_SECRETS_MEMO = "multimodel.secrets"  # the key of the endpoint's memo entry
+
+
+def endpoint_secrets(endpoint: Endpoint) -> tuple[str, ...]:
+    """The values to redact from whatever ``endpoint``'s provider sends back, longest first.
+
+    Its API key and the values of its credential-like extra headers (``authorization``,
+    ``x-portkey-api-key``, ``cookie`` ...; the token alone too, after ``Bearer``), each also as
+    it appears escaped inside JSON text and percent-encoded in a URL. Computed once per
+    endpoint (kept in its ``memo``): the secrets are per deployment, never process-wide.
+    """
+    found: tuple[str, ...] | None = endpoint.memo.get(_SECRETS_MEMO)
+    if found is not None:
+        return found
+    values: list[str] = []
+    if endpoint.api_key is not None:
+        values.append(endpoint.api_key.get_secret_value())
+    for name, value in endpoint.headers:
+        if _CREDENTIAL_HEADER.search(name):
+            values.append(value)
+            if value.lower().startswith(_AUTH_SCHEMES):
+                values.append(value.split(" ", 1)[1])
+    forms: set[str] = set()
+    for value in values:
+        value = value.strip()
+        if len(value) < _MIN_SECRET_CHARS:
+            continue
+        forms.add(value)
+        forms.add(json.dumps(value)[1:-1])
+        forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
+        forms.add(quote(value, safe=""))
+        forms.add(quote_plus(value))
+    found = tuple(sorted(forms, key=len, reverse=True))
+    endpoint.memo[_SECRETS_MEMO] = found
+    return found
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
@@ -124,6 +170,9 @@ def error_from_status(
         retry_after = parse_retry_after(headers)
     if request_id is None:
         request_id = headers.get("x-request-id") or headers.get("request-id")
+    # Bodies and headers may echo the key in use; generic patterns miss key shapes such as
+    # Groq's gsk_ or a plain token, so the deployment's own secrets are redacted by value.
+    secrets = endpoint_secrets(endpoint)
     kw: dict[str, Any] = {
         "provider": endpoint.provider,
         "deployment": endpoint.name,
@@ -131,12 +180,10 @@ def error_from_status(
         "request_id": request_id,
         "code": code,
         "body": body,
+        "secrets": secrets,
     }
+    message = redact(message or f"HTTP {status}", secrets)
     lowered = (code or "").lower()
-    message = message or f"HTTP {status}"
-    if endpoint.api_key is not None:
-        # Bodies may echo the key in use; generic patterns miss key shapes such as Groq's gsk_.
-        message = redact(message, (endpoint.api_key.get_secret_value(),))
     if lowered in _QUOTA_CODES or (status == 402):
         return QuotaExhausted(message, **kw)
     if lowered in _OVERLOAD_CODES or status == 529:

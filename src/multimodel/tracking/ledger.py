@@ -11,6 +11,15 @@ dropped and counted in :attr:`UsageLedger.dropped`. Several processes may share 
 database runs in WAL mode, each process has its own connection, and writes retry when the file
 is locked. Prompts and responses are never stored unless ``store_content=True``.
 
+Delivery is at most once: a row is written once or not at all, never twice. :meth:`close`
+writes everything still queued, and so does a normal interpreter exit (a ledger left open is
+closed then, within 5 s) or the garbage collection of a ledger nobody closed. Rows still queued
+are lost when the process dies without exiting normally (``SIGKILL``, ``os._exit``, a crash, a
+signal whose default action ends the process, such as ``SIGTERM``), when the queue overflows
+(the oldest go first), and when a write still fails after its retries (logged, counted in
+:attr:`UsageLedger.failed`). With ``synchronous=NORMAL`` a committed batch survives a crash of
+the process but may be lost if the operating system crashes or the power fails.
+
 Example::
 
     from multimodel.tracking.ledger import UsageLedger
@@ -29,7 +38,6 @@ your own latest records.
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import os
@@ -152,14 +160,228 @@ def _text(value: object) -> str | None:
     return json.dumps(value, default=_jsonable, ensure_ascii=False)
 
 
-_LIVE: weakref.WeakSet[UsageLedger] = weakref.WeakSet()
-_atexit_lock = threading.Lock()
-_atexit_registered = False
+_EXIT_TIMEOUT = 5.0  # seconds a ledger left open may spend writing its queue at exit
 
 
-def _close_all() -> None:
-    for ledger in list(_LIVE):
-        ledger.close(timeout=5.0)
+class _Writer:
+    """The queue, the writer thread and the counters of one :class:`UsageLedger`.
+
+    Kept apart from the ledger so that neither the thread nor the exit hook refers to it: a
+    ledger nobody closed can still be garbage-collected, which closes its writer.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        batch_size: int,
+        flush_interval: float,
+        max_queue: int,
+        store_content: bool,
+        codec: ContentCodec | None,
+    ) -> None:
+        self.path = path
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.max_queue = max_queue
+        self.store_content = store_content
+        self.codec = codec
+        self.queue: deque[_Item] = deque()
+        self.lock = threading.Lock()
+        self.wake = threading.Condition(self.lock)  # the writer waits here
+        self.done = threading.Condition(self.lock)  # flush() waits here
+        self.thread: threading.Thread | None = None
+        self.closing = False
+        self.schema_ready = False
+        self.warned_drop = False
+        self.flushers = 0
+        self.enqueued = 0  # rows handed to record() and accepted
+        self.retired = 0  # rows written, failed or dropped
+        self.dropped = 0
+        self.written = 0
+        self.failed = 0
+        self.batches = 0
+
+    def put(self, item: _Item) -> None:
+        with self.lock:
+            if self.closing:
+                self._drop_after_close()
+                return
+            queue = self.queue
+            queue.append(item)
+            self.enqueued += 1
+            n = len(queue)
+            if n > self.max_queue:
+                queue.popleft()
+                self.dropped += 1
+                self.retired += 1
+                if not self.warned_drop:
+                    self.warned_drop = True
+                    logger.warning(
+                        "usage ledger %s: more than %d rows waiting to be written; dropping the "
+                        "oldest (counted in UsageLedger.dropped; warned once)",
+                        self.path,
+                        self.max_queue,
+                    )
+            elif n == self.batch_size:
+                self.wake.notify()
+
+    def _drop_after_close(self) -> None:
+        self.dropped += 1
+        if not self.warned_drop:
+            self.warned_drop = True
+            logger.warning("usage ledger %s: record() after close(); outcome dropped", self.path)
+
+    def flush(self, timeout: float | None) -> bool:
+        with self.lock:
+            target = self.enqueued
+            if self.retired >= target:
+                return True
+            self.flushers += 1
+            self.wake.notify()
+            try:
+                return self.done.wait_for(lambda: self.retired >= target, timeout)
+            finally:
+                self.flushers -= 1
+
+    def start(self) -> bool:
+        """Start the thread; whether this call started it (``False``: running, or closed)."""
+        with self.lock:
+            if self.thread is not None or self.closing:
+                return False
+            thread = threading.Thread(target=self.run, name="multimodel-ledger", daemon=True)
+            self.thread = thread
+            thread.start()
+        return True
+
+    def close(self, timeout: float | None) -> None:
+        with self.lock:
+            self.closing = True
+            self.wake.notify()
+            thread = self.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                logger.warning(
+                    "usage ledger %s: writer still busy after %ss; %d rows pending",
+                    self.path,
+                    timeout,
+                    len(self.queue),
+                )
+
+    def connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout=5000")
+            mode = _q.retry(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
+            if mode is None or str(mode[0]).lower() != "wal":
+                logger.warning("usage ledger %s: journal mode is %s, not WAL", self.path, mode)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            _q.register_functions(conn)
+            if not self.schema_ready:
+                _q.migrate(conn)
+                self.schema_ready = True
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _take(self) -> list[_Item] | None:
+        """Wait for a batch to be due and take it; ``None`` when closing with nothing left."""
+        queue = self.queue
+        with self.lock:
+            deadline = time.monotonic() + self.flush_interval
+            while True:
+                if queue and (len(queue) >= self.batch_size or self.closing or self.flushers):
+                    break
+                if self.closing:
+                    return None
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    if queue:
+                        break
+                    deadline = time.monotonic() + self.flush_interval
+                    remaining = self.flush_interval
+                self.wake.wait(remaining)
+            if len(queue) <= self.batch_size:
+                batch = list(queue)
+                queue.clear()
+            else:
+                batch = [queue.popleft() for _ in range(self.batch_size)]
+            return batch
+
+    def run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        logged = False
+        try:
+            while (batch := self._take()) is not None:
+                ok = False
+                try:
+                    if conn is None:
+                        conn = self.connect()
+                    self.insert(conn, batch)
+                    ok = True
+                except Exception:
+                    logger.error(
+                        "usage ledger %s: could not write %d rows; they are lost",
+                        self.path,
+                        len(batch),
+                        exc_info=not logged,
+                    )
+                    logged = True
+                with self.lock:
+                    self.retired += len(batch)
+                    if ok:
+                        self.written += len(batch)
+                        self.batches += 1
+                    else:
+                        self.failed += len(batch)
+                    self.done.notify_all()
+        finally:
+            if conn is not None:
+                conn.close()
+            with self.lock:  # only reached with rows left if the loop itself broke
+                left = len(self.queue)
+                self.queue.clear()
+                self.failed += left
+                self.retired += left
+                self.closing = True
+                self.done.notify_all()
+
+    def insert(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
+        """Insert one batch in one IMMEDIATE transaction, retrying while the file is locked."""
+        rows = [_row(outcome) for outcome, _, _ in batch]
+        contents = [
+            (_text(prompt), _text(response)) if prompt is not None or response is not None
+            else None
+            for _, prompt, response in batch
+        ] if self.store_content else None  # fmt: skip
+        with_content = contents is not None and any(c is not None for c in contents)
+        codec = self.codec
+
+        def transaction() -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if not with_content:
+                    conn.executemany(_INSERT, rows)
+                else:
+                    assert contents is not None
+                    for row, content in zip(rows, contents, strict=True):
+                        cursor = conn.execute(_INSERT, row)
+                        if content is not None:
+                            rid = cursor.lastrowid
+                            assert rid is not None
+                            if codec is not None:
+                                # Inside the transaction: the row id binds the ciphertext.
+                                content = codec.encode_row(rid, *content)
+                            conn.execute(_INSERT_CONTENT, (rid, *content))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+        _q.retry(transaction)
 
 
 class UsageLedger:
@@ -175,8 +397,15 @@ class UsageLedger:
             ``contents`` table. Off by default: content is then discarded in :meth:`record`.
 
     Nothing touches the disk until :meth:`open`, the first :meth:`record` or the first query.
-    Close the ledger (or use it as a context manager) to write what is still queued; ledgers
-    left open are closed, with a 5 s limit, when the interpreter exits.
+    Close the ledger (or use it as a context manager) to write what is still queued. A ledger
+    left open is closed when it is garbage-collected, or at interpreter exit (within 5 s);
+    the exit hook holds no reference to the ledger, and
+    :meth:`close` removes it.
+
+    Delivery is at most once: rows are never written twice, but rows still queued are lost if
+    the process dies without a normal exit (``SIGKILL``, ``os._exit``, a crash, an unhandled
+    ``SIGTERM``), past ``max_queue`` pending rows (the oldest are dropped, see :attr:`dropped`)
+    and when a write fails after its retries (see :attr:`failed`).
     """
 
     def __init__(
@@ -196,29 +425,17 @@ class UsageLedger:
             )
         if batch_size < 1 or max_queue < 1 or flush_interval <= 0:
             raise ValueError("batch_size and max_queue must be >= 1 and flush_interval > 0")
-        self._path = os.fspath(path)
-        self._batch_size = batch_size
-        self._flush_interval = flush_interval
-        self._max_queue = max_queue
-        self._store_content = store_content
         if content_codec is not None and not store_content:
             raise ConfigError("content_codec encrypts stored prompts: also pass store_content=True")
+        self._path = os.fspath(path)
+        self._store_content = store_content
         self._codec = content_codec
-        self._queue: deque[_Item] = deque()
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)  # the writer waits here
-        self._done = threading.Condition(self._lock)  # flush() waits here
-        self._thread: threading.Thread | None = None
-        self._closing = False
-        self._schema_ready = False
-        self._warned_drop = False
-        self._flushers = 0
-        self._enqueued = 0  # rows handed to record() and accepted
-        self._retired = 0  # rows written, failed or dropped
-        self._dropped = 0
-        self._written = 0
-        self._failed = 0
-        self._batches = 0
+        self._writer = _Writer(
+            self._path, batch_size, flush_interval, max_queue, store_content, content_codec
+        )
+        # Closes the writer when this ledger is collected or the interpreter exits; it refers
+        # to the writer only, so it does not keep the ledger alive. Detached by close().
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -230,53 +447,17 @@ class UsageLedger:
         ``max_queue`` rows are waiting, the oldest is dropped (see :attr:`dropped`); after
         :meth:`close` the outcome itself is dropped.
         """
-        if self._thread is None:
+        writer = self._writer
+        if writer.thread is None:
             self._start()
-        item = (outcome, prompt, response) if self._store_content else (outcome, None, None)
-        with self._lock:
-            if self._closing:
-                self._drop_after_close()
-                return
-            queue = self._queue
-            queue.append(item)
-            self._enqueued += 1
-            n = len(queue)
-            if n > self._max_queue:
-                queue.popleft()
-                self._dropped += 1
-                self._retired += 1
-                if not self._warned_drop:
-                    self._warned_drop = True
-                    logger.warning(
-                        "usage ledger %s: more than %d rows waiting to be written; dropping the "
-                        "oldest (counted in UsageLedger.dropped; warned once)",
-                        self._path,
-                        self._max_queue,
-                    )
-            elif n == self._batch_size:
-                self._wake.notify()
-
-    def _drop_after_close(self) -> None:
-        self._dropped += 1
-        if not self._warned_drop:
-            self._warned_drop = True
-            logger.warning("usage ledger %s: record() after close(); outcome dropped", self._path)
+        writer.put((outcome, prompt, response) if self._store_content else (outcome, None, None))
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every outcome recorded before this call is written (or dropped/failed).
 
         Returns ``False`` if ``timeout`` seconds passed first.
         """
-        with self._lock:
-            target = self._enqueued
-            if self._retired >= target:
-                return True
-            self._flushers += 1
-            self._wake.notify()
-            try:
-                return self._done.wait_for(lambda: self._retired >= target, timeout)
-            finally:
-                self._flushers -= 1
+        return self._writer.flush(timeout)
 
     def open(self) -> UsageLedger:
         """Create or migrate the database now and start the writer; returns the ledger.
@@ -284,29 +465,22 @@ class UsageLedger:
         Optional: the first :meth:`record` or query does it lazily. Calling it surfaces a bad
         path or an incompatible file here rather than in the writer's log.
         """
-        if self._closing:
+        if self._writer.closing:
             raise LedgerError("the ledger is closed")
-        with closing(self._connect()):
+        with closing(self._writer.connect()):
             pass
         self._start()
         return self
 
     def close(self, timeout: float | None = None) -> None:
-        """Write everything still queued, then stop the writer. Idempotent."""
-        with self._lock:
-            self._closing = True
-            self._wake.notify()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-            if thread.is_alive():
-                logger.warning(
-                    "usage ledger %s: writer still busy after %ss; %d rows pending",
-                    self._path,
-                    timeout,
-                    len(self._queue),
-                )
-        _LIVE.discard(self)
+        """Write everything still queued, then stop the writer. Idempotent.
+
+        Waits at most ``timeout`` seconds (``None``: as long as the writing takes).
+        """
+        finalizer, self._finalizer = self._finalizer, None
+        if finalizer is not None:
+            finalizer.detach()
+        self._writer.close(timeout)
 
     def __enter__(self) -> UsageLedger:
         return self.open()
@@ -332,162 +506,41 @@ class UsageLedger:
     @property
     def dropped(self) -> int:
         """Outcomes discarded unwritten: queue overflow, or recorded after :meth:`close`."""
-        return self._dropped
+        return self._writer.dropped
 
     @property
     def written(self) -> int:
         """Rows committed by this ledger's writer."""
-        return self._written
+        return self._writer.written
 
     @property
     def failed(self) -> int:
         """Rows lost to write errors (logged) after retries."""
-        return self._failed
+        return self._writer.failed
 
     @property
     def batches(self) -> int:
         """Transactions committed by this ledger's writer."""
-        return self._batches
+        return self._writer.batches
 
     @property
     def pending(self) -> int:
         """Rows queued and not yet taken by the writer."""
-        return len(self._queue)
+        return len(self._writer.queue)
 
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
-        return self._closing
-
-    # -- the writer thread -----------------------------------------------------------------
+        return self._writer.closing
 
     def _start(self) -> None:
-        global _atexit_registered
-        with self._lock:
-            if self._thread is not None or self._closing:
-                return
-            thread = threading.Thread(target=self._run, name="multimodel-ledger", daemon=True)
-            self._thread = thread
-            thread.start()
-        _LIVE.add(self)
-        with _atexit_lock:
-            if not _atexit_registered:
-                _atexit_registered = True
-                atexit.register(_close_all)
+        writer = self._writer
+        if writer.start():
+            # Only the call that started the thread gets here, once per ledger.
+            self._finalizer = weakref.finalize(self, writer.close, _EXIT_TIMEOUT)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, timeout=5.0, isolation_level=None)
-        try:
-            conn.execute("PRAGMA busy_timeout=5000")
-            mode = _q.retry(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
-            if mode is None or str(mode[0]).lower() != "wal":
-                logger.warning("usage ledger %s: journal mode is %s, not WAL", self._path, mode)
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            _q.register_functions(conn)
-            if not self._schema_ready:
-                _q.migrate(conn)
-                self._schema_ready = True
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _take(self) -> list[_Item] | None:
-        """Wait for a batch to be due and take it; ``None`` when closing with nothing left."""
-        queue = self._queue
-        with self._lock:
-            deadline = time.monotonic() + self._flush_interval
-            while True:
-                if queue and (len(queue) >= self._batch_size or self._closing or self._flushers):
-                    break
-                if self._closing:
-                    return None
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    if queue:
-                        break
-                    deadline = time.monotonic() + self._flush_interval
-                    remaining = self._flush_interval
-                self._wake.wait(remaining)
-            if len(queue) <= self._batch_size:
-                batch = list(queue)
-                queue.clear()
-            else:
-                batch = [queue.popleft() for _ in range(self._batch_size)]
-            return batch
-
-    def _run(self) -> None:
-        conn: sqlite3.Connection | None = None
-        logged = False
-        try:
-            while (batch := self._take()) is not None:
-                ok = False
-                try:
-                    if conn is None:
-                        conn = self._connect()
-                    self._insert(conn, batch)
-                    ok = True
-                except Exception:
-                    logger.error(
-                        "usage ledger %s: could not write %d rows; they are lost",
-                        self._path,
-                        len(batch),
-                        exc_info=not logged,
-                    )
-                    logged = True
-                with self._lock:
-                    self._retired += len(batch)
-                    if ok:
-                        self._written += len(batch)
-                        self._batches += 1
-                    else:
-                        self._failed += len(batch)
-                    self._done.notify_all()
-        finally:
-            if conn is not None:
-                conn.close()
-            with self._lock:  # only reached with rows left if the loop itself broke
-                left = len(self._queue)
-                self._queue.clear()
-                self._failed += left
-                self._retired += left
-                self._closing = True
-                self._done.notify_all()
-
-    def _insert(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
-        """Insert one batch in one IMMEDIATE transaction, retrying while the file is locked."""
-        rows = [_row(outcome) for outcome, _, _ in batch]
-        contents = [
-            (_text(prompt), _text(response)) if prompt is not None or response is not None
-            else None
-            for _, prompt, response in batch
-        ] if self._store_content else None  # fmt: skip
-        with_content = contents is not None and any(c is not None for c in contents)
-
-        def transaction() -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if not with_content:
-                    conn.executemany(_INSERT, rows)
-                else:
-                    assert contents is not None
-                    for row, content in zip(rows, contents, strict=True):
-                        cursor = conn.execute(_INSERT, row)
-                        if content is not None:
-                            rid = cursor.lastrowid
-                            assert rid is not None
-                            if self._codec is not None:
-                                # Inside the transaction: the row id binds the ciphertext.
-                                content = self._codec.encode_row(rid, *content)
-                            conn.execute(_INSERT_CONTENT, (rid, *content))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-
-        _q.retry(transaction)
+        return self._writer.connect()
 
     # -- queries ---------------------------------------------------------------------------
 
