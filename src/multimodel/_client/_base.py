@@ -135,9 +135,6 @@ class BaseClient:
             for ep in resolve_endpoints(cfg.deployments, env)
         ]
         self._warn_once = WarnOnce()
-        self._secrets = [
-            ep.api_key.get_secret_value() for ep in self._endpoints if ep.api_key is not None
-        ]
         self.tracker = Tracker(self._clock.monotonic)
         for ep in self._endpoints:
             self.tracker.register(ep.name, ep.model, ep.provider)

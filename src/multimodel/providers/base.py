@@ -81,7 +81,7 @@ class Endpoint:
     api_key: SecretStr | None = field(default=None, repr=False)
     auth: str = "bearer"
     api_version: str | None = None
-    headers: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # may hold credentials
     extra_body: tuple[tuple[str, Any], ...] = ()
     options: tuple[tuple[str, Any], ...] = ()
     adapter: str = "openai"
