@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from .._core.clock import Clock, SystemClock
 from .._core.dispatch import AUTO, DispatchPlan, Router, Send
+from .._core.text import unencodable_field
 from .._core.trace import RoutingTrace
 from ..config import ClientConfig, Deployment, load_config, resolve_endpoints
 from ..errors import (
@@ -292,6 +293,14 @@ class BaseClient:
                 raise _invalid(exc) from None
         if request.model not in self._router.groups and request.model != AUTO:
             raise UnknownModelError(request.model, [*self._router.groups, AUTO])
+        bad = unencodable_field(request)
+        if bad is not None:
+            bad = bad.encode("utf-8", "backslashreplace").decode()  # a key may be the culprit
+            raise InvalidRequestError(
+                f"{bad} is not valid Unicode text (it holds a lone surrogate such as '\\ud800', "
+                "which cannot be encoded as UTF-8 and sent); fix or re-decode the text",
+                field=bad,
+            )
         return request
 
     def _resolve_model(self, model: str | None) -> str:

@@ -267,20 +267,40 @@ def usage_chunk(final: ChatResponse, created: int) -> ChatCompletionChunk:
 
 def create_params(
     messages: Sequence[Mapping[str, Any]], kwargs: Mapping[str, Any]
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], bool]:
+    """``create()``'s keywords as ``query`` parameters, and whether the caller asked for the
+    final usage chunk (``stream_options={"include_usage": True}``).
+
+    Raises:
+        InvalidRequestError: a keyword of the wrong shape (named), or ``n`` > 1.
+    """
     params: dict[str, Any] = {}
     extra: dict[str, Any] = {}
+    include_usage = False
     for key, value in kwargs.items():
         if value is None:
             continue
         key = _RENAMES.get(key, key)
+        if key == "extra_body" and not isinstance(value, Mapping):
+            raise InvalidRequestError(
+                f"extra_body must be a dict of JSON fields, got {type(value).__name__}",
+                field="extra_body",
+            )
         if key in _PASSTHROUGH:
             params[key] = value
-        elif key in ("stream_options", "n", "timeout"):
+        elif key == "stream_options":
+            if not isinstance(value, Mapping):
+                raise InvalidRequestError(
+                    'stream_options must be a dict such as {"include_usage": true}, got '
+                    f"{type(value).__name__}",
+                    field="stream_options",
+                )
+            include_usage = bool(value.get("include_usage"))
+        elif key in ("n", "timeout"):
             if key == "n" and value != 1:
                 raise InvalidRequestError("n > 1 is not supported; send n requests", field="n")
         else:
             extra[key] = value
     if extra:
         params["extra_body"] = {**extra, **params.get("extra_body", {})}
-    return params
+    return params, include_usage

@@ -61,8 +61,7 @@ class AsyncCompletions:
     ) -> ChatCompletion | AsyncIterator[ChatCompletionChunk]:
         """Create a chat completion, OpenAI-style (``stream=True``: an iterator of chunks)."""
         timeout = kwargs.pop("timeout", None)
-        params = create_params(messages, kwargs)
-        include_usage = bool((kwargs.get("stream_options") or {}).get("include_usage"))
+        params, include_usage = create_params(messages, kwargs)
         clock = self._client._clock
         if not stream:
             response = await self._client.query(
