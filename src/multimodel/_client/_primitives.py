@@ -44,6 +44,7 @@ __all__ = [
     "async_sleep",
     "async_time_limit",
     "gather",
+    "io_time_limit",
     "race",
     "shield",
     "sleep",
@@ -72,6 +73,10 @@ def async_time_limit(seconds: float) -> AbstractContextManager[object]:
 
 
 # ``time_limit`` (sync) is imported above: it bounds every socket call of multimodel's sync pool.
+
+io_time_limit = time_limit
+"""On both sides: pass the time left to each socket call of a transport that bounds its own
+I/O (multimodel's pools), instead of a cancel scope per read."""
 
 
 def async_shield() -> AbstractContextManager[object]:

@@ -101,6 +101,9 @@ def _httpx_errors() -> Iterator[None]:
 class _ResponseStream(httpx.AsyncByteStream):
     """The body of one response; closing it hands the connection back to the pool."""
 
+    bounds_io = True
+    """Each read is bounded by the current ``time_limit`` (the connection's network backend)."""
+
     def __init__(
         self,
         stream: Any,
@@ -262,6 +265,9 @@ def _key(origin: httpcore.Origin) -> _Key:
 class AsyncPoolTransport(_Pool["httpcore.AsyncHTTPConnection"], httpx.AsyncBaseTransport):
     """An ``httpx`` async transport with an O(1) HTTP/1.1 connection pool (see the module).
 
+    Its connections use :class:`~multimodel._transports.timed.AsyncTimedBackend`: inside a
+    ``time_limit``, each read and write gets at most the time left.
+
     Args:
         limits: ``max_connections`` (in flight at once; ``None``: unlimited),
             ``max_keepalive_connections`` (idle ones kept, in all: of every origin together)
@@ -274,6 +280,7 @@ class AsyncPoolTransport(_Pool["httpcore.AsyncHTTPConnection"], httpx.AsyncBaseT
     ) -> None:
         super().__init__(limits, ssl_context)
         self._slots: anyio.Semaphore | None = None  # made in the event loop, on first use
+        self._backend: Any = None  # AsyncTimedBackend, built with the first connection
         # Connections of responses dropped unclosed: their slots are free, their sockets are
         # closed on the pool's next use (closing needs the event loop).
         self._abandoned: list[httpcore.AsyncHTTPConnection] = []
@@ -359,8 +366,15 @@ class AsyncPoolTransport(_Pool["httpcore.AsyncHTTPConnection"], httpx.AsyncBaseT
         if victim is not None:
             with anyio.CancelScope(shield=True):
                 await victim.aclose()
+        if self._backend is None:
+            from .timed import AsyncTimedBackend
+
+            self._backend = AsyncTimedBackend()
         return httpcore.AsyncHTTPConnection(
-            origin, ssl_context=self._ssl_context, keepalive_expiry=self._keepalive_expiry
+            origin,
+            ssl_context=self._ssl_context,
+            keepalive_expiry=self._keepalive_expiry,
+            network_backend=self._backend,
         )
 
     async def _release(self, connection: httpcore.AsyncHTTPConnection, key: _Key) -> None:
@@ -402,6 +416,9 @@ def _core_request(request: httpx.Request) -> httpcore.Request:
 
 class _SyncResponseStream(httpx.SyncByteStream):
     """The body of one response (sync); closing it hands the connection back to the pool."""
+
+    bounds_io = True
+    """Each read is bounded by the current ``time_limit`` (the connection's network backend)."""
 
     def __init__(
         self, stream: Any, connection: httpcore.HTTPConnection, key: _Key, pool: PoolTransport

@@ -1,6 +1,8 @@
 """A total time limit for blocking I/O, without threads or event loops.
 
-The async client bounds an attempt with a cancel scope (``anyio.fail_after``). A blocking read
+The async client bounds an attempt with a cancel scope (``anyio.fail_after``); its streams,
+on multimodel's async pool, pass the same limit to each read (:class:`AsyncTimedBackend`: the
+read's own timeout, no extra cancel scope per read). A blocking read
 cannot be cancelled, so the sync client passes every socket operation *the time left*: an
 attempt sets a deadline (:func:`time_limit`, a context variable, so each thread and each hedged
 attempt has its own), and :class:`TimedBackend` — the network backend of multimodel's sync pool
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -28,21 +29,36 @@ if TYPE_CHECKING:
 
     import httpcore
 
-__all__ = ["BoundedByteStream", "TimedBackend", "expired", "time_left", "time_limit"]
+__all__ = [
+    "AsyncTimedBackend",
+    "BoundedByteStream",
+    "TimedBackend",
+    "expired",
+    "time_left",
+    "time_limit",
+]
 
 _deadline: ContextVar[float | None] = ContextVar("multimodel_io_deadline", default=None)
 
 
-@contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Bound the blocking I/O inside the block to ``seconds`` (nested limits: the earliest)."""
-    at = time.monotonic() + seconds
-    outer = _deadline.get()
-    token = _deadline.set(at if outer is None or at < outer else outer)
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
+class time_limit:
+    """Bound the I/O inside the block to ``seconds`` (nested limits: the earliest wins).
+
+    A class rather than a generator context manager: a stream enters one per read.
+    """
+
+    __slots__ = ("_at", "_token")
+
+    def __init__(self, seconds: float) -> None:
+        self._at = time.monotonic() + seconds
+
+    def __enter__(self) -> None:
+        at = self._at
+        outer = _deadline.get()
+        self._token = _deadline.set(at if outer is None or at < outer else outer)
+
+    def __exit__(self, *exc: object) -> None:
+        _deadline.reset(self._token)
 
 
 def time_left() -> float | None:
@@ -143,6 +159,85 @@ class TimedBackend:
 
     def sleep(self, seconds: float) -> None:
         self._backend.sleep(seconds)
+
+
+class AsyncTimedStream:
+    """The async twin of :class:`TimedStream` (httpcore's anyio streams already bound each
+    read with its timeout: passing the time left costs nothing more)."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        import httpcore
+
+        return await self._stream.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        import httpcore
+
+        await self._stream.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncTimedStream:
+        import httpcore
+
+        stream = await self._stream.start_tls(
+            ssl_context, server_hostname, _bounded(timeout, httpcore.ConnectTimeout)
+        )
+        return AsyncTimedStream(stream)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class AsyncTimedBackend:
+    """httpcore's anyio network backend, with every operation bounded by the current limit."""
+
+    def __init__(self) -> None:
+        import httpcore
+
+        self._backend = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> AsyncTimedStream:
+        import httpcore
+
+        stream = await self._backend.connect_tcp(
+            host, port, _bounded(timeout, httpcore.ConnectTimeout), local_address, socket_options
+        )
+        return AsyncTimedStream(stream)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> AsyncTimedStream:
+        import httpcore
+
+        stream = await self._backend.connect_unix_socket(
+            path, _bounded(timeout, httpcore.ConnectTimeout), socket_options
+        )
+        return AsyncTimedStream(stream)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
 
 
 class BoundedByteStream(httpx.SyncByteStream):

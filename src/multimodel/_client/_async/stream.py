@@ -17,7 +17,13 @@ from ..._core.dispatch import DispatchPlan, Send, Sleep
 from ..._transports.send import asend_http
 from ...errors import ProviderError
 from ...types import ChatChunk, ChatRequest, ChatResponse
-from .._primitives import async_abandon, async_shield, async_sleep, async_time_limit
+from .._primitives import (
+    async_abandon,
+    async_shield,
+    async_sleep,
+    async_time_limit,
+    io_time_limit,
+)
 from .._stream_core import StreamCore, StreamKit, caller, unclosed_warning
 
 if sys.version_info >= (3, 11):
@@ -63,6 +69,7 @@ class AsyncStream:
         self._bytes: AsyncIterator[bytes] | None = None
         self._opened = False
         self._closed = False
+        self._bounded_io = False  # whether the transport bounds each read by the time left
         self._opened_at = caller(3)
 
     @property
@@ -184,6 +191,7 @@ class AsyncStream:
                     await response.aread()
                     raise core.error_for(send, response)
                 core.begin(send, response)
+                self._bounded_io = getattr(response.stream, "bounds_io", False)
                 self._bytes = response.aiter_bytes()
                 while not core.content_seen and not core.done:
                     if core.read_limit() <= 0:  # a transport that does not bound its reads
@@ -203,8 +211,12 @@ class AsyncStream:
         if limit <= 0:
             raise core.timed_out()
         try:
-            with async_time_limit(limit):
-                await self._next_bytes()
+            if self._bounded_io:  # the transport gives each read the time left: no scope
+                with io_time_limit(limit):
+                    await self._next_bytes()
+            else:
+                with async_time_limit(limit):
+                    await self._next_bytes()
         except TimeoutError as exc:
             raise core.timed_out() from exc
         except httpx.HTTPError as exc:

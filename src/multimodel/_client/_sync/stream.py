@@ -16,7 +16,13 @@ from ..._core.dispatch import DispatchPlan, Send, Sleep
 from ..._transports.send import send_http
 from ...errors import ProviderError
 from ...types import ChatChunk, ChatRequest, ChatResponse
-from .._primitives import abandon, shield, sleep, time_limit
+from .._primitives import (
+    abandon,
+    shield,
+    sleep,
+    time_limit,
+    io_time_limit,
+)
 from .._stream_core import StreamCore, StreamKit, caller, unclosed_warning
 
 if sys.version_info >= (3, 11):
@@ -62,6 +68,7 @@ class Stream:
         self._bytes: Iterator[bytes] | None = None
         self._opened = False
         self._closed = False
+        self._bounded_io = False  # whether the transport bounds each read by the time left
         self._opened_at = caller(3)
 
     @property
@@ -183,6 +190,7 @@ class Stream:
                     response.read()
                     raise core.error_for(send, response)
                 core.begin(send, response)
+                self._bounded_io = getattr(response.stream, "bounds_io", False)
                 self._bytes = response.iter_bytes()
                 while not core.content_seen and not core.done:
                     if core.read_limit() <= 0:  # a transport that does not bound its reads
@@ -202,8 +210,12 @@ class Stream:
         if limit <= 0:
             raise core.timed_out()
         try:
-            with time_limit(limit):
-                self._next_bytes()
+            if self._bounded_io:  # the transport gives each read the time left: no scope
+                with io_time_limit(limit):
+                    self._next_bytes()
+            else:
+                with time_limit(limit):
+                    self._next_bytes()
         except TimeoutError as exc:
             raise core.timed_out() from exc
         except httpx.HTTPError as exc:
