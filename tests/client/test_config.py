@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import json
 import re
@@ -20,7 +21,10 @@ from multimodel.testing.fake import FakeProvider, FakeReply
 KEY = "sk-test-config-0123456789"
 DEP = {"model": "m", "provider": "openai", "api_key": KEY, "base_url": "https://a.test/v1"}
 CLIENTS = [mm.Client, mm.AsyncClient]
-needs_toml = pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib is Python 3.11+")
+TOML_READER = "tomllib" if sys.version_info >= (3, 11) else "tomli"
+needs_toml = pytest.mark.skipif(
+    importlib.util.find_spec(TOML_READER) is None, reason="Python 3.10 without tomli"
+)
 
 TOML = f"""
 strategy = "round_robin"
