@@ -37,10 +37,10 @@ _LAZY = {
     "CircuitPolicy": ".resilience.circuit",
     "Client": "._client._sync.client",
     "ClientClosed": ".errors",
-    "ClientConfig": ".config",
+    "ClientConfig": ".config._models",
     "ConfigError": ".errors",
     "DecryptionError": ".errors",
-    "Deployment": ".config",
+    "Deployment": ".config._models",
     "HedgePolicy": ".resilience.hedge",
     "ImagePart": ".types",
     "InputLimits": ".security.limits",
@@ -75,7 +75,7 @@ _LAZY = {
     "ToolChoice": ".types",
     "UnknownModelError": ".errors",
     "Usage": ".types",
-    "load_config": ".config",
+    "load_config": ".config._load",
     "register_adapter": ".providers.registry",
     "register_provider": ".providers.registry",
     "register_strategy": ".strategies.base",
@@ -94,9 +94,9 @@ if _typing.TYPE_CHECKING:
     from ._core.clock import SystemClock as SystemClock
     from .cache import CachePolicy as CachePolicy
     from .cache import ResponseCache as ResponseCache
-    from .config import ClientConfig as ClientConfig
-    from .config import Deployment as Deployment
-    from .config import load_config as load_config
+    from .config._load import load_config as load_config
+    from .config._models import ClientConfig as ClientConfig
+    from .config._models import Deployment as Deployment
     from .errors import AllAttemptsFailed as AllAttemptsFailed
     from .errors import BudgetExceeded as BudgetExceeded
     from .errors import ClientClosed as ClientClosed

@@ -200,7 +200,7 @@ def test_fallback_not_used_when_group_serves() -> None:
 
 
 def test_fallback_to_unknown_model_is_rejected() -> None:
-    with pytest.raises(errors.UnknownModelError):
+    with pytest.raises(errors.ConfigError, match="fallbacks: .* group 'nope'"):
         sync_client(FakeProvider(), fallbacks={"m": ["nope"]})
 
 

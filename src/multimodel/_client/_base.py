@@ -20,10 +20,9 @@ from .._core.clock import Clock, SystemClock
 from .._core.dispatch import AUTO, DispatchPlan, Router, Send
 from .._core.text import unencodable_field
 from .._core.trace import RoutingTrace
-from ..config import ClientConfig, Deployment, load_config, resolve_endpoints
+from ..config import ClientConfig, resolve_endpoints
 from ..errors import (
     ClientClosed,
-    ConfigError,
     InvalidRequestError,
     MultimodelError,
     PoolExhausted,
@@ -34,10 +33,9 @@ from ..errors import (
 from ..events import EventBus, ModelStatusEvent
 from ..providers.base import Endpoint, ParsedResponse, ProviderAdapter
 from ..providers.registry import get_adapter
-from ..resilience.budget import Budget, BudgetBook
+from ..resilience.budget import BudgetBook
 from ..resilience.circuit import CircuitPolicy, HealthBoard, Status
-from ..resilience.hedge import HedgePolicy
-from ..resilience.retry import RetryBudget, RetryPolicy
+from ..resilience.retry import RetryPolicy
 from ..strategies.base import make_strategy
 from ..tracking.outcome import Outcome
 from ..tracking.snapshot import StatsSnapshot
@@ -46,11 +44,9 @@ from ..types import ChatRequest, ChatResponse, Message, Usage
 from ._stream_core import StreamKit
 
 if TYPE_CHECKING:  # loaded when a client is built, not when multimodel is imported
-    from ..cache import CachePolicy, ResponseCache
+    from ..cache import ResponseCache
     from ..catalog import Catalog, ModelSpec
     from ..security._rules import Policy
-    from ..security.limits import InputLimits
-    from ..security.policy import PolicySet
     from ..tracking.cost import CostBreakdown
     from ..tracking.ledger import UsageLedger
     from ..tracking.telemetry import Telemetry
@@ -66,45 +62,15 @@ _REQUEST_FIELDS = frozenset(ChatRequest.model_fields) - {"messages", "model"}
 class BaseClient:
     """Shared, I/O-free part of :class:`~multimodel.Client` and :class:`~multimodel.AsyncClient`."""
 
-    def __init__(
-        self,
-        deployments: Sequence[Deployment | Mapping[str, Any]] | None = None,
-        *,
-        config: ClientConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
-        strategy: Any = None,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-        deadline: float | None = None,
-        stream_idle_timeout: float | None = None,
-        retry: RetryPolicy | None = None,
-        circuit: CircuitPolicy | None = None,
-        strategies: Mapping[str, Any] | None = None,
-        fallbacks: Mapping[str, Sequence[str]] | None = None,
-        context_fallbacks: Mapping[str, str] | None = None,
-        retry_budget: RetryBudget | None = None,
-        budgets: Sequence[Budget] = (),
-        hedge: HedgePolicy | None = None,
-        cache: ResponseCache | CachePolicy | bool | None = None,
-        policies: PolicySet | Policy | None = None,
-        limits: InputLimits | None = None,
-        catalog: Catalog | None = None,
-        telemetry: Telemetry | bool = True,
-        ledger: UsageLedger | str | os.PathLike[str] | None = None,
-        clock: Clock | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, config: ClientConfig) -> None:
+        """Build the client's parts from ``config`` (merged by the driver's constructor)."""
         self._closed = False
-        cfg = self._config(deployments, config)
-        self._clock: Clock = clock or SystemClock()
-        self.config = cfg
-        self._timeout = timeout if timeout is not None else cfg.timeout
-        self._deadline = deadline if deadline is not None else cfg.deadline
-        policy = retry or RetryPolicy()
-        policy = policy.replace(
-            max_retries=max_retries
-            if max_retries is not None
-            else (cfg.max_retries if retry is None else policy.max_retries)
-        )
+        self.config = config
+        """The configuration in effect: the ``config=`` given, overridden by the keywords."""
+        self._clock: Clock = config.clock or SystemClock()
+        self._timeout = config.timeout
+        self._deadline = config.deadline
+        policy = config.retry or RetryPolicy(max_retries=config.max_retries)
         # Heavier parts load here, when a client is built, so `import multimodel` stays cheap.
         from ..cache import CachePolicy, MemoryCache, ResponseCache
         from ..catalog import default_catalog
@@ -118,29 +84,35 @@ class BaseClient:
         self._check_request = check_request
         self._compute_cost = compute_cost
 
-        self.catalog = catalog if catalog is not None else default_catalog()
-        self.limits = limits if limits is not None else DEFAULT_LIMITS
+        catalog = config.catalog
+        if catalog is None or isinstance(catalog, str | os.PathLike):
+            path, catalog = catalog, default_catalog()
+            if path is not None:
+                catalog.load(path)
+        self.catalog = catalog
+        self.limits = config.limits if config.limits is not None else DEFAULT_LIMITS
+        policies = config.policies
         if isinstance(policies, Policy):
             policies = PolicySet([policies], default=policies.name)
         self.policies = policies
+        cache = config.cache
         if cache is True:
             cache = CachePolicy()
         if isinstance(cache, CachePolicy):
             cache = ResponseCache(
-                cache,
-                backend=MemoryCache(max_entries=cache.max_entries, clock=clock or SystemClock()),
+                cache, backend=MemoryCache(max_entries=cache.max_entries, clock=self._clock)
             )
         self.cache: ResponseCache | None = cache or None
         self._endpoints = [
             replace(ep, spec=_find_spec(self.catalog, ep))
-            for ep in resolve_endpoints(cfg.deployments, env)
+            for ep in resolve_endpoints(config.deployments, config.env)
         ]
         self._warn_once = WarnOnce()
         self.tracker = Tracker(self._clock.monotonic)
         for ep in self._endpoints:
             self.tracker.register(ep.name, ep.model, ep.provider)
-        strategy_spec = strategy if strategy is not None else cfg.strategy
-        per_group = dict(strategies or {})
+        strategy_spec = config.strategy
+        per_group = config.strategies
 
         def strategy_for(model: str) -> Any:
             if model in per_group:
@@ -152,18 +124,20 @@ class BaseClient:
         from ..tracking.ledger import UsageLedger
         from ..tracking.telemetry import Telemetry
 
+        telemetry = config.telemetry
         if telemetry is True:
             self.telemetry: Telemetry | None = Telemetry()
         elif telemetry is False:
             self.telemetry = None
         else:
             self.telemetry = telemetry
+        ledger = config.ledger
         self._owns_ledger = ledger is not None and not isinstance(ledger, UsageLedger)
         self.ledger: UsageLedger | None = (
             ledger if isinstance(ledger, UsageLedger) or ledger is None else UsageLedger(ledger)
         )
         self.events = EventBus()
-        self.health = HealthBoard(circuit or CircuitPolicy(), self._status_changed)
+        self.health = HealthBoard(config.circuit or CircuitPolicy(), self._status_changed)
         self._router = Router(
             self._endpoints,
             strategy_for,
@@ -171,17 +145,17 @@ class BaseClient:
             self._clock,
             policy,
             self.health,
-            fallbacks=fallbacks if fallbacks is not None else cfg.fallbacks,
-            context_fallbacks=context_fallbacks,
-            budget=retry_budget,
+            fallbacks=config.fallbacks,
+            context_fallbacks=config.context_fallbacks,
+            budget=config.retry_budget,
             cost=self._cost,
             telemetry=self.telemetry,
             budgets=BudgetBook(
-                budgets,
+                config.budgets,
                 wall=self._clock.time,
                 alert=lambda alert: self.events.emit("budget_alert", alert),
             ),
-            hedge=hedge,
+            hedge=config.hedge,
         )
         self.tracker.subscribe(self._outcome_event)
         if self.telemetry is not None:
@@ -207,31 +181,13 @@ class BaseClient:
             adapters=self._adapters,
             clock=self._clock,
             cache=self.cache,
-            idle_timeout=stream_idle_timeout if stream_idle_timeout is not None else self._timeout,
+            idle_timeout=config.stream_idle_timeout or self._timeout,
             http_request=self._http_request,
             transport_error=self._transport_error,
             respond=self._response,
             from_cache=self._from_cache,
             request_id=self._request_id,
         )
-
-    @staticmethod
-    def _config(
-        deployments: Sequence[Deployment | Mapping[str, Any]] | None,
-        config: ClientConfig | Mapping[str, Any] | str | os.PathLike[str] | None,
-    ) -> ClientConfig:
-        if config is not None and deployments is not None:
-            raise ConfigError("pass either deployments=... or config=..., not both")
-        if isinstance(config, ClientConfig):
-            return config
-        if config is not None:
-            return load_config(config)
-        if not deployments:
-            raise ConfigError(
-                "a client needs at least one deployment, e.g. "
-                "Client(deployments=[Deployment(model='gpt-4o-mini', provider='openai')])"
-            )
-        return load_config({"deployments": [_as_dict(d) for d in deployments]})
 
     # -- public, I/O-free ----------------------------------------------------------------------
 
@@ -556,10 +512,6 @@ def _timeouts(seconds: float) -> dict[str, float | None]:
     # httpx.Timeout(...).as_dict() costs ~2 µs; a deadline makes per-attempt timeouts vary,
     # hence a bounded cache rather than one dict.
     return httpx.Timeout(seconds).as_dict()
-
-
-def _as_dict(dep: Deployment | Mapping[str, Any]) -> Any:
-    return dep if isinstance(dep, Deployment) else dict(dep)
 
 
 def _invalid(exc: ValidationError) -> InvalidRequestError:

@@ -5,8 +5,9 @@ Edit ``_async/client.py``, then run ``nox -s generate`` (or ``python .ci/unasync
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from ..._transports.select import (
     pick_transport,
 )
 from ..._transports.send import send_http, direct_transport
+from ...config._load import client_config
 from ...errors import InvalidRequestError, MultimodelError, ProviderError
 from ...providers.base import ParsedResponse
 from ...types import ChatRequest, ChatResponse
@@ -32,12 +34,25 @@ from ..params import RequestParams
 from .stream import Stream
 
 if sys.version_info >= (3, 11):
-    from typing import Self, Unpack
+    from typing import Never, Self, Unpack
 else:  # pragma: no cover
-    from typing_extensions import Self, Unpack
+    from typing_extensions import Never, Self, Unpack
 
 if TYPE_CHECKING:
+    from ..._core.clock import Clock
+    from ...cache import CachePolicy, ResponseCache
+    from ...catalog import Catalog
+    from ...config import ClientConfig, Deployment
+    from ...resilience.budget import Budget
+    from ...resilience.circuit import CircuitPolicy
+    from ...resilience.hedge import HedgePolicy
+    from ...resilience.retry import RetryBudget, RetryPolicy
     from ...security._rules import Policy
+    from ...security.limits import InputLimits
+    from ...security.policy import PolicySet
+    from ...strategies.base import Strategy
+    from ...tracking.ledger import UsageLedger
+    from ...tracking.telemetry import Telemetry
     from .chat import Chat
 
 __all__ = ["Client"]
@@ -50,16 +65,36 @@ class Client(BaseClient):
     methods, options and time limits.
 
     Args:
-        deployments: the deployments to route over (``Deployment`` objects or dicts).
-        config: instead of ``deployments``, a ``ClientConfig``, a dict or a TOML file path.
-        strategy: how to choose among deployments of a model (a registered name, a
-            ``{"name": ..., **params}`` dict, or a strategy object).
+        deployments: the deployments to route over (``Deployment`` objects or dicts); they
+            replace those of ``config``, if it has any.
+        config: a ``ClientConfig``, a dict, or the path of a TOML (``.toml``) or JSON
+            (``.json``) file with the same option names as the keywords here. Keywords given
+            here override it; ``client.config`` shows the merged configuration in effect.
+        strategy: how to choose among the deployments of a model group: a registered name
+            (default ``"adaptive"``), a ``{"name": ..., **params}`` dict, or a strategy object.
+        strategies: a strategy per model group (``"auto"`` included), as for ``strategy``.
         timeout: seconds one attempt may take in all: connecting, headers and body, and for a
             stream the wait for its first content (default 60).
-        max_retries: retries after the first attempt (default 2).
+        max_retries: retries after the first attempt (default 2; wins over ``retry``'s).
         deadline: seconds one whole call may take: attempts, back-offs and a stream's body.
         stream_idle_timeout: seconds a stream may go without content once it has started
             (keep-alive comments and pings do not count; default: ``timeout``).
+        retry: the back-off between attempts (a ``RetryPolicy``).
+        circuit: when a failing deployment is set aside, and for how long (a ``CircuitPolicy``).
+        fallbacks: model groups to try, in order, when one fails: ``{"a": ["b", "c"]}``.
+        context_fallbacks: the model group that takes a prompt too long for another.
+        retry_budget: the share of calls that may be retried (a ``RetryBudget``).
+        budgets: spend limits (``Budget`` objects).
+        hedge: backup attempts for slow calls (a ``HedgePolicy``; default: none).
+        cache: the response cache: ``True`` (in memory), a ``CachePolicy``, a ``ResponseCache``.
+        policies: access policies (a ``Policy`` or a ``PolicySet``).
+        limits: input size limits (an ``InputLimits``).
+        catalog: model prices and limits: a ``Catalog``, or a JSON or TOML model file merged
+            over the bundled models (default: the bundled models).
+        telemetry: OpenTelemetry metrics and spans: ``True`` (default), ``False``, a ``Telemetry``.
+        ledger: a usage ledger: a SQLite file path or a ``UsageLedger``.
+        clock: the time source (tests pass a ``ManualClock``).
+        env: where API keys are read from (default ``os.environ``, when the client is built).
         http_client: an httpx client to use (you keep ownership; it is not closed).
         transport: an httpx transport for the client's own httpx client, or a name:
             ``"httpx"`` for httpx's own pool; on the awaited client also ``"aiohttp"`` for
@@ -67,21 +102,73 @@ class Client(BaseClient):
             asyncio only). The default is multimodel's pool over httpcore connections, which
             reuses a connection in O(1) and bounds every socket call by the attempt's time left.
 
+    An option left at ``None`` is not given: it keeps the value of ``config``, else its default
+    (see ``ClientConfig``). Objects such as ``retry`` may also be given as dicts of their fields.
+
     Raises:
-        ConfigError: invalid configuration; MissingAPIKeyError names the variable to set.
+        ConfigError: an invalid option, or an unknown one (the message names the closest valid
+            name); MissingAPIKeyError names the variable to set.
 
     .. versionadded:: 0.1
     """
 
     def __init__(
         self,
-        deployments: Sequence[Any] | None = None,
+        deployments: Sequence[Deployment | Mapping[str, Any]] | None = None,
         *,
+        config: ClientConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+        strategy: str | Mapping[str, Any] | Strategy | None = None,
+        strategies: Mapping[str, str | Mapping[str, Any] | Strategy] | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        deadline: float | None = None,
+        stream_idle_timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        circuit: CircuitPolicy | None = None,
+        fallbacks: Mapping[str, Sequence[str]] | None = None,
+        context_fallbacks: Mapping[str, str] | None = None,
+        retry_budget: RetryBudget | None = None,
+        budgets: Sequence[Budget] | None = None,
+        hedge: HedgePolicy | None = None,
+        cache: bool | CachePolicy | ResponseCache | None = None,
+        policies: Policy | PolicySet | None = None,
+        limits: InputLimits | None = None,
+        catalog: Catalog | str | os.PathLike[str] | None = None,
+        telemetry: bool | Telemetry | None = None,
+        ledger: UsageLedger | str | os.PathLike[str] | None = None,
+        clock: Clock | None = None,
+        env: Mapping[str, str] | None = None,
         http_client: httpx.Client | None = None,
         transport: httpx.BaseTransport | TransportName | None = None,
-        **options: Any,
+        **unknown: Never,  # a misspelt option: a ConfigError naming the closest valid one
     ) -> None:
-        super().__init__(deployments, **options)
+        options = {
+            "strategy": strategy,
+            "strategies": strategies,
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "deadline": deadline,
+            "stream_idle_timeout": stream_idle_timeout,
+            "retry": retry,
+            "circuit": circuit,
+            "fallbacks": fallbacks,
+            "context_fallbacks": context_fallbacks,
+            "retry_budget": retry_budget,
+            "budgets": budgets,
+            "hedge": hedge,
+            "cache": cache,
+            "policies": policies,
+            "limits": limits,
+            "catalog": catalog,
+            "telemetry": telemetry,
+            "ledger": ledger,
+            "clock": clock,
+            "env": env,
+        }
+        merged = client_config(
+            deployments, config, options, unknown, extra=("http_client", "transport")
+        )
+        super().__init__(merged)
         chosen = pick_transport(
             transport, http_client, named=transport_names, pool=pool_transport
         )

@@ -1,0 +1,301 @@
+"""The :class:`Deployment` and :class:`ClientConfig` models (import them from ``multimodel``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from ..errors import ConfigError
+from . import _options
+
+if TYPE_CHECKING:
+    from .._core.clock import Clock
+    from ..cache import CachePolicy, ResponseCache
+    from ..catalog import Catalog
+    from ..resilience.budget import Budget
+    from ..resilience.circuit import CircuitPolicy
+    from ..resilience.hedge import HedgePolicy
+    from ..resilience.retry import RetryBudget, RetryPolicy
+    from ..security._rules import Policy
+    from ..security.limits import InputLimits
+    from ..security.policy import PolicySet
+    from ..strategies.base import Strategy
+    from ..tracking.ledger import UsageLedger
+    from ..tracking.telemetry import Telemetry
+else:
+    # At run time these names serve only as annotations of ClientConfig's object-valued
+    # fields, whose "plain" validators below check and convert the values, importing each
+    # class when a value needs it: importing the configuration loads none of them.
+    Clock = CachePolicy = ResponseCache = Catalog = Budget = CircuitPolicy = HedgePolicy = Any
+    RetryBudget = RetryPolicy = Policy = InputLimits = PolicySet = Strategy = Any
+    UsageLedger = Telemetry = Any
+
+__all__ = ["ClientConfig", "Deployment", "describe"]
+
+AUTO = "auto"  # model="auto": every deployment is a candidate (not a group)
+
+# Where the options being validated came from (see ClientConfig._checked).
+_ORIGIN: ContextVar[Callable[[str], str | None] | None] = ContextVar("_ORIGIN", default=None)
+
+
+class Deployment(BaseModel):
+    """One model on one provider account.
+
+    Args:
+        model: the model group name callers ask for (``client.query(..., model=...)``).
+        provider: a provider preset (``openai``, ``anthropic``, ``gemini``, ``azure``, ``groq``,
+            ``deepseek``, ``mistral``, ``xai``, ``together``, ``fireworks``, ``openrouter``,
+            ``qwen``, ``meta``, ``ollama``, ``vllm``) or one registered at run time.
+        name: unique name for this deployment (default ``"{provider}/{model}"``).
+        provider_model: the model id the provider expects (default: ``model``). For Azure,
+            the Azure deployment name.
+        api_key: the key; default: the provider's environment variable.
+        base_url: override the preset's base URL (required for Azure).
+        api_version: ``anthropic-version`` or Azure ``api-version``.
+        headers: extra HTTP headers for every request.
+        extra_body: extra JSON fields for every request body.
+        weight: relative share for weighted strategies.
+        rpm, tpm: client-side request / token rate limits per minute.
+        timeout: per-attempt timeout in seconds (default: the client's).
+        tags: free-form labels (tracking and budgets can group by them).
+
+    .. versionadded:: 0.1
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    model: str = Field(min_length=1)
+    provider: str = Field(min_length=1)
+    name: str | None = None
+    provider_model: str | None = None
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    api_version: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    weight: float = Field(default=1.0, gt=0)
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0)
+    tags: tuple[str, ...] = ()
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return value
+
+    @property
+    def display_name(self) -> str:
+        """``name``, or the default ``"{provider}/{model}"``."""
+        return self.name or f"{self.provider}/{self.model}"
+
+
+class ClientConfig(BaseModel):
+    """Every option of a client, checked; ``client.config`` is the one in effect.
+
+    ``Client(config=...)`` takes one, a dict, or a TOML or JSON file with the same names;
+    options passed to the client as keywords override it (see :func:`load_config`). Objects
+    such as ``retry`` may be given as tables of their fields (``retry = {max_retries = 3}``).
+    A wrong value raises :class:`~multimodel.errors.ConfigError` naming the option.
+
+    Args:
+        deployments: the deployments to route over, at least one (``Deployment``, or tables).
+        strategy: how a model group picks a deployment: a strategy name (default ``"adaptive"``;
+            ``"intelligent"`` for ``model="auto"``), a ``{name = ..., **params}`` table, or
+            a ``Strategy``.
+        strategies: a strategy per model group (or ``"auto"``), as for ``strategy``.
+        timeout: seconds one attempt may take in all (> 0; default 60).
+        max_retries: retries after the first attempt (>= 0; default 2); wins over ``retry``'s.
+        deadline: seconds one whole call may take, retries and a stream's body included (> 0).
+        stream_idle_timeout: seconds a started stream may go without content (default: timeout).
+        retry: back-off between attempts: a ``RetryPolicy`` or table (default ``RetryPolicy()``).
+        circuit: when a failing deployment is set aside: a ``CircuitPolicy`` or table.
+        fallbacks: model groups to try next when one fails, ``{"gpt-4o": ["claude-3.5"]}``.
+        context_fallbacks: the group that takes a prompt too long for another, ``{"a": "b"}``.
+        retry_budget: the share of calls that may be retried: a ``RetryBudget`` or table.
+        budgets: spend limits: ``Budget`` objects or tables.
+        hedge: backup attempts for slow calls: a ``HedgePolicy`` or table (default: none).
+        cache: the response cache: ``True`` (in memory), a ``CachePolicy`` or table, or a
+            ``ResponseCache``.
+        policies: access policies: a ``Policy`` or ``PolicySet``, or a table of either.
+        limits: input size limits: an ``InputLimits`` or table (default ``DEFAULT_LIMITS``).
+        catalog: model prices and limits: a ``Catalog``, or a model file over the bundled ones.
+        telemetry: OpenTelemetry metrics and spans: ``True`` (default), ``False``, a ``Telemetry``.
+        ledger: usage ledger: a SQLite file path or a ``UsageLedger`` (default: none).
+        clock: the time source (tests pass a ``ManualClock``; code only).
+        env: where API keys are read from (default ``os.environ``); never shown in a repr.
+
+    Model groups named by ``strategies``, ``fallbacks`` and ``context_fallbacks`` must be
+    served by a deployment (or be ``"auto"``).
+
+    .. versionadded:: 0.1
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True
+    )
+
+    deployments: list[Deployment] = Field(min_length=1)
+    strategy: str | dict[str, Any] | Strategy | None = None
+    strategies: dict[str, str | dict[str, Any] | Strategy] = Field(default_factory=dict)
+    timeout: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=2, ge=0)
+    deadline: float | None = Field(default=None, gt=0)
+    stream_idle_timeout: float | None = Field(default=None, gt=0)
+    retry: RetryPolicy | None = None
+    circuit: CircuitPolicy | None = None
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    context_fallbacks: dict[str, str] = Field(default_factory=dict)
+    retry_budget: RetryBudget | None = None
+    budgets: tuple[Budget, ...] = ()
+    hedge: HedgePolicy | None = None
+    cache: bool | CachePolicy | ResponseCache | None = None
+    policies: Policy | PolicySet | None = None
+    limits: InputLimits | None = None
+    catalog: Catalog | str | os.PathLike[str] | None = None
+    telemetry: bool | Telemetry = True
+    ledger: UsageLedger | str | os.PathLike[str] | None = None
+    clock: Clock | None = None
+    env: dict[str, str] | None = Field(default=None, repr=False, exclude=True)
+
+    if not TYPE_CHECKING:  # type checkers keep pydantic's typed __init__
+
+        def __init__(self, **data: Any) -> None:
+            try:
+                super().__init__(**data)
+            except ValidationError as exc:
+                raise ConfigError(describe(exc, _ORIGIN.get())) from None
+
+    @classmethod
+    def _checked(
+        cls, data: Mapping[str, Any], origin: Callable[[str], str | None] | None = None
+    ) -> ClientConfig:
+        """``ClientConfig(**data)``; ``origin`` tells an error where an option came from."""
+        token = _ORIGIN.set(origin)
+        try:
+            return cls(**data)
+        finally:
+            _ORIGIN.reset(token)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> ClientConfig:
+        """Read a TOML (``.toml``) or JSON (``.json``) file.
+
+        Raises:
+            ConfigError: the file cannot be read or parsed, or an option is invalid.
+        """
+        from ._load import load_config
+
+        return load_config(path)
+
+    # -- validation ------------------------------------------------------------------------
+
+    @field_validator("strategy", mode="plain")
+    @classmethod
+    def _strategy(cls, value: Any) -> Any:
+        return _options.as_strategy("strategy", value)
+
+    @field_validator("strategies", mode="plain")
+    @classmethod
+    def _strategies(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ConfigError("strategies: expected a table of {model group: strategy}")
+        return {
+            str(group): _options.as_strategy(f"strategies.{group}", spec)
+            for group, spec in value.items()
+        }
+
+    @field_validator("retry", "circuit", "hedge", "retry_budget", "limits", mode="plain")
+    @classmethod
+    def _policy_object(cls, value: Any, info: ValidationInfo) -> Any:
+        return _options.as_policy_object(str(info.field_name), value)
+
+    _budgets = field_validator("budgets", mode="plain")(_options.as_budgets)
+    _cache = field_validator("cache", mode="plain")(_options.as_cache)
+    _policies = field_validator("policies", mode="plain")(_options.as_policies)
+    _catalog = field_validator("catalog", mode="plain")(_options.as_catalog)
+    _telemetry = field_validator("telemetry", mode="plain")(_options.as_telemetry)
+    _ledger = field_validator("ledger", mode="plain")(_options.as_ledger)
+    _clock = field_validator("clock", mode="plain")(_options.as_clock)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_max_retries(cls, data: Any) -> Any:
+        """``max_retries`` and ``retry.max_retries`` agree: the first if given, else the second."""
+        if not isinstance(data, Mapping) or data.get("retry") is None:
+            return data
+        data = dict(data)
+        retry = _options.as_policy_object("retry", data["retry"])
+        count = data.get("max_retries")
+        if count is None:
+            data["max_retries"] = retry.max_retries
+        elif isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+            retry = retry.replace(max_retries=count)
+        data["retry"] = retry
+        return data
+
+    @model_validator(mode="after")
+    def _groups_exist(self) -> ClientConfig:
+        groups = {d.model for d in self.deployments}
+        named = [("strategies", group) for group in self.strategies]
+        for group, chain in self.fallbacks.items():
+            named += [("fallbacks", name) for name in (group, *chain)]
+        for group, target in self.context_fallbacks.items():
+            named += [("context_fallbacks", group), ("context_fallbacks", target)]
+        for option, group in named:
+            if group not in groups and group != AUTO:
+                raise ConfigError(
+                    _options.unknown_name(
+                        f"{option}: no deployment serves the model group",
+                        group,
+                        groups,
+                        known="groups",
+                    )
+                )
+        return self
+
+
+OPTIONS = tuple(ClientConfig.model_fields)
+"""Every option's name, in order."""
+
+
+def describe(exc: ValidationError, origin: Callable[[str], str | None] | None = None) -> str:
+    """One message for a failed validation: each problem with the option it concerns, and
+    (``origin``) where that option came from, e.g. the config file's name."""
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = err["loc"]
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, ConfigError):
+            text = str(cause)
+        elif err["type"] == "extra_forbidden" and len(loc) == 1:
+            text = _options.unknown_name("unknown option", loc[0], OPTIONS)
+        elif err["type"] == "extra_forbidden" and len(loc) == 3 and loc[0] == "deployments":
+            text = _options.unknown_name(
+                f"deployments.{loc[1]}: unknown field", loc[2], Deployment.model_fields
+            )
+        else:
+            where = ".".join(str(p) for p in loc) or "config"
+            text = f"{where}: {cause if cause is not None else err['msg']}"
+        source = origin(str(loc[0])) if origin is not None and loc else None
+        parts.append(f"{source}: {text}" if source else text)
+    if exc.error_count() > 5:
+        parts.append(f"and {exc.error_count() - 5} more")
+    return "invalid configuration: " + "; ".join(parts)
