@@ -78,7 +78,7 @@ _STOP: dict[str, FinishReason] = {
     "max_tokens": "length",
     "model_context_window_exceeded": "length",
     "tool_use": "tool_calls",
-    "refusal": "content_filter",
+    "refusal": "refusal",
     "pause_turn": "other",
 }
 
@@ -94,6 +94,22 @@ _USAGE_FIELDS = (
     "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
     "output_tokens_details",
 )  # fmt: skip
+
+
+def refusal_note(stop_details: Any) -> str:
+    """The refusal text of a ``stop_reason: "refusal"`` answer: ``stop_details.explanation``
+    when the API gave one, else a fixed note (naming ``stop_details.category`` when given).
+
+    Text generated before the refusal stays the answer's text: it is output the model produced
+    (a stream has already delivered it), not the refusal.
+    """
+    details = stop_details if isinstance(stop_details, dict) else {}
+    explanation = details.get("explanation")
+    if isinstance(explanation, str) and explanation.strip():
+        return explanation
+    category = details.get("category")
+    about = f" (category {category!r})" if isinstance(category, str) and category else ""
+    return f"the model declined to continue{about}; Anthropic stop_reason 'refusal'"
 
 
 def normalize_stop_reason(raw: str | None) -> FinishReason | None:
@@ -331,6 +347,13 @@ class AnthropicAdapter(ProviderAdapter):
         )
         raw_stop = body.get("stop_reason")
         raw_stop = raw_stop if isinstance(raw_stop, str) else None
+        if raw_stop == "refusal":
+            message = message.model_copy(
+                update={
+                    "refusal": refusal_note(body.get("stop_details")),
+                    "content": "" if message.content is None and not calls else message.content,
+                }
+            )
         return ParsedResponse(
             id=str(body.get("id") or ""),
             message=message,
@@ -421,6 +444,9 @@ class _AnthropicStreamDecoder(SSEStreamDecoder):
             self._merge_usage(obj.get("usage"))
             self._usage_sent = True
             return self._chunk(
+                refusal=refusal_note(delta.get("stop_details"))
+                if raw_stop == "refusal" and isinstance(delta, dict)
+                else "",
                 finish_reason=normalize_stop_reason(raw_stop),
                 raw_finish_reason=raw_stop,
                 usage=parse_usage(self._usage),
@@ -505,6 +531,7 @@ class _AnthropicStreamDecoder(SSEStreamDecoder):
         *,
         text: str = "",
         reasoning: str = "",
+        refusal: str = "",
         tool_calls: list[ToolCallDelta] | None = None,
         finish_reason: FinishReason | None = None,
         raw_finish_reason: str | None = None,
@@ -513,6 +540,7 @@ class _AnthropicStreamDecoder(SSEStreamDecoder):
         return ChatChunk(
             text=text,
             reasoning=reasoning,
+            refusal=refusal,
             tool_calls=tool_calls or [],
             finish_reason=finish_reason,
             raw_finish_reason=raw_finish_reason,

@@ -61,10 +61,16 @@ _FINISH: dict[str, FinishReason] = {
 }
 
 
-def normalize_finish_reason(raw: str | None) -> FinishReason | None:
-    """Map an OpenAI-family ``finish_reason`` to the normalized set."""
+def normalize_finish_reason(raw: str | None, *, refused: bool = False) -> FinishReason | None:
+    """Map an OpenAI-family ``finish_reason`` to the normalized set.
+
+    OpenAI ends a refusal with ``stop``; ``refused=True`` (the message carried ``refusal``)
+    makes that ``refusal``. A refusal cut by ``length`` or a filter keeps that reason.
+    """
     if raw is None:
         return None
+    if refused and raw == "stop":
+        return "refusal"
     return _FINISH.get(raw, "other")
 
 
@@ -204,6 +210,8 @@ class OpenAIAdapter(ProviderAdapter):
             out["content"] = parts
         if message.name:
             out["name"] = message.name
+        if message.refusal is not None:
+            out["refusal"] = message.refusal
         if message.tool_calls:
             out["tool_calls"] = [
                 {
@@ -237,8 +245,7 @@ class OpenAIAdapter(ProviderAdapter):
         if not isinstance(msg, dict):
             raise self._malformed("choice has no message", endpoint, response)
         text = msg.get("content")
-        if text is None and isinstance(msg.get("refusal"), str):
-            text = msg["refusal"]
+        refusal = _str(msg.get("refusal"))
         if isinstance(text, list):
             # Some compatible servers (Mistral's reasoning models) send content as parts.
             text = "".join(
@@ -276,6 +283,7 @@ class OpenAIAdapter(ProviderAdapter):
             name=None,
             tool_calls=calls or None,
             tool_call_id=None,
+            refusal=refusal,
         )
         raw_finish = choice.get("finish_reason")
         raw_finish = raw_finish if isinstance(raw_finish, str) else None
@@ -283,7 +291,7 @@ class OpenAIAdapter(ProviderAdapter):
         return ParsedResponse(
             id=str(body.get("id") or ""),
             message=message,
-            finish_reason=normalize_finish_reason(raw_finish),
+            finish_reason=normalize_finish_reason(raw_finish, refused=refusal is not None),
             raw_finish_reason=raw_finish,
             usage=usage,
             model=str(body.get("model") or endpoint.wire_model),
@@ -322,6 +330,7 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
         self._finished = False
+        self._refused = False  # a delta carried `refusal`
         # provider index -> (our index, id); see the module docstring on reused indexes.
         self._calls: dict[int, tuple[int, str | None]] = {}
         self._next_call = 0
@@ -345,6 +354,7 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
                 usage = parse_usage(x_groq.get("usage"))
         text = ""
         reasoning = ""
+        refusal = ""
         deltas: list[ToolCallDelta] = []
         raw_finish: str | None = None
         choices = obj.get("choices")
@@ -358,8 +368,9 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
                     piece = delta.get("content")
                     if isinstance(piece, str):
                         text += piece
-                    elif isinstance(delta.get("refusal"), str):
-                        text += delta["refusal"]
+                    piece = delta.get("refusal")
+                    if isinstance(piece, str):
+                        refusal += piece
                     thought = delta.get("reasoning_content") or delta.get("reasoning")
                     if isinstance(thought, str):
                         reasoning += thought
@@ -372,15 +383,18 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
                 fr = choice.get("finish_reason")
                 if isinstance(fr, str):
                     raw_finish = fr
+        if refusal:
+            self._refused = True
         if raw_finish is not None:
             self._finished = True
-        if not (text or reasoning or deltas or raw_finish or usage):
+        if not (text or reasoning or refusal or deltas or raw_finish or usage):
             return None
         return ChatChunk(
             text=text,
             reasoning=reasoning,
+            refusal=refusal,
             tool_calls=deltas,
-            finish_reason=normalize_finish_reason(raw_finish),
+            finish_reason=normalize_finish_reason(raw_finish, refused=self._refused),
             raw_finish_reason=raw_finish,
             usage=usage,
             id=_str(obj.get("id")),
