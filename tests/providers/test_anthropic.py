@@ -806,9 +806,28 @@ def test_stream_refusal() -> None:
     assert "".join(c.text for c in chunks) == ""
 
 
-def test_stream_without_message_delta_still_reports_usage() -> None:
-    chunks = decode(sse(MESSAGE_START, ev("message_stop")))
+def test_stream_without_message_delta_reports_usage_and_is_incomplete() -> None:
+    """message_stop without a stop_reason: the usage is reported, the stream is incomplete."""
+    decoder = ADAPTER.stream_decoder(ENDPOINT)
+    chunks = decoder.feed(sse(MESSAGE_START, ev("message_stop")))
     assert [c.usage.input_tokens for c in chunks if c.usage] == [2477]
+    with pytest.raises(ProviderConnectionError, match="message_stop arrived without a stop_reason"):
+        decoder.close()
+
+
+def test_stream_with_a_null_stop_reason_is_incomplete() -> None:
+    decoder = ADAPTER.stream_decoder(ENDPOINT)
+    decoder.feed(
+        sse(
+            MESSAGE_START,
+            ev("content_block_start", index=0, content_block={"type": "text", "text": ""}),
+            ev("content_block_delta", index=0, delta={"type": "text_delta", "text": "Hi"}),
+            ev("message_delta", delta={"stop_reason": None}, usage={"output_tokens": 2}),
+            ev("message_stop"),
+        )
+    )
+    with pytest.raises(ProviderConnectionError, match="without a stop_reason"):
+        decoder.close()
 
 
 ERROR_EVENT = (
@@ -890,7 +909,10 @@ def test_stream_odd_field_types_are_ignored() -> None:
         ev("message_delta", delta={"stop_reason": 3}, usage={"output_tokens": -4}),
         ev("message_stop"),
     )
-    chunks = decode(data)
+    decoder = ADAPTER.stream_decoder(ENDPOINT)
+    chunks = decoder.feed(data)
+    with pytest.raises(ProviderConnectionError):  # a stop_reason that is not one: incomplete
+        decoder.close()
     _check_chunks(chunks)
     [start] = [c for c in chunks if c.tool_calls]
     assert start.tool_calls[0].model_dump() == {

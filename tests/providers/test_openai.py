@@ -1219,8 +1219,35 @@ def test_stream_with_finish_but_no_done_closes_fine() -> None:
     assert chunks[-1].finish_reason == "length"
 
 
-def test_stream_with_done_but_no_finish_closes_fine() -> None:
-    assert [c.text for c in decode(sse(chunk_obj({"content": "x"})))] == ["x"]
+def test_stream_with_done_but_no_finish_is_incomplete() -> None:
+    """llama.cpp cuts a running stream with [DONE] and no finish reason: not a success."""
+    decoder = ADAPTER.stream_decoder(OPENAI)
+    assert [c.text for c in decoder.feed(sse(chunk_obj({"content": "x"})))] == ["x"]
+    with pytest.raises(ProviderConnectionError) as info:
+        decoder.close()
+    assert "[DONE] arrived without a finish reason" in str(info.value)
+    assert info.value.retryable
+
+
+def test_stream_with_only_done_is_incomplete() -> None:
+    with pytest.raises(ProviderConnectionError, match="without a finish reason"):
+        decode(sse())
+
+
+def test_usage_chunk_after_the_finish_chunk_is_complete() -> None:
+    raw = sse(
+        chunk_obj({"content": "x"}),
+        chunk_obj({}, "stop"),
+        {"id": "c", "choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 1}},
+    )
+    chunks = decode(raw)
+    assert chunks[-1].usage == Usage(input_tokens=2, output_tokens=1)
+
+
+def test_finish_reason_in_the_content_chunk_is_complete() -> None:
+    # Gemini's OpenAI layer puts finish reason and usage into the last content chunk.
+    raw = sse(chunk_obj({"content": "x"}, "stop", usage={"prompt_tokens": 1}))
+    assert [c.finish_reason for c in decode(raw)] == ["stop"]
 
 
 def test_stream_with_neither_finish_nor_done_raises_at_close() -> None:
@@ -1246,7 +1273,7 @@ def test_empty_stream_raises_at_close() -> None:
 
 
 def test_final_done_without_blank_line_counts() -> None:
-    raw = sse(chunk_obj({"content": "x"}), done=False) + b"data: [DONE]\n"
+    raw = sse(chunk_obj({"content": "x"}, "stop"), done=False) + b"data: [DONE]\n"
     assert [c.text for c in decode(raw)] == ["x"]
 
 
@@ -1773,7 +1800,7 @@ def test_response_shaped_json_raises_only_provider_errors(body: Any, status: int
     ],
 )
 def test_wrongly_typed_stream_fields_are_tolerated(event: Any) -> None:
-    chunks = decode(sse(event))
+    chunks = decode(sse(event, chunk_obj({}, "stop")))[:-1]
     assert all(c.id is None and c.model is None for c in chunks)
     assert all(d.id is None and d.name is None for c in chunks for d in c.tool_calls)
 

@@ -401,6 +401,7 @@ class AnthropicAdapter(ProviderAdapter):
 class _AnthropicStreamDecoder(SSEStreamDecoder):
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
+        self._stopped = False  # a message_delta carried a stop_reason
         self._id: str | None = None
         self._model: str | None = None
         self._usage: dict[str, Any] = {}  # raw cumulative usage fields, overwritten, never added
@@ -443,6 +444,8 @@ class _AnthropicStreamDecoder(SSEStreamDecoder):
             raw_stop = raw_stop if isinstance(raw_stop, str) else None
             self._merge_usage(obj.get("usage"))
             self._usage_sent = True
+            if raw_stop is not None:
+                self._stopped = True
             return self._chunk(
                 refusal=refusal_note(delta.get("stop_details"))
                 if raw_stop == "refusal" and isinstance(delta, dict)
@@ -452,7 +455,11 @@ class _AnthropicStreamDecoder(SSEStreamDecoder):
                 usage=parse_usage(self._usage),
             )
         if kind == "message_stop":
-            self.complete = True
+            # Complete only when a message_delta said why generation stopped.
+            if self._stopped:
+                self.complete = True
+            else:
+                self.incomplete_detail = "message_stop arrived without a stop_reason"
             if not self._usage_sent and self._usage:  # no message_delta: report start's usage
                 self._usage_sent = True
                 return self._chunk(usage=parse_usage(self._usage))

@@ -291,7 +291,9 @@ class StreamDecoder(ABC):
     ``feed`` raises a :class:`~multimodel.errors.ProviderError` when the stream carries an error
     event (errors can arrive inside an HTTP 200 stream). ``close`` is called when the body ends;
     it raises when the stream stopped before the provider said it was complete, because a stream
-    that just stops must not be reported as a success.
+    that just stops must not be reported as a success. A stream is complete only when the
+    provider said why generation ended (a finish reason); an end-of-stream marker alone
+    (OpenAI's ``[DONE]``, Anthropic's ``message_stop``) is not enough.
     """
 
     complete: bool = False
@@ -312,6 +314,8 @@ class SSEStreamDecoder(StreamDecoder):
         self.endpoint = endpoint
         self._sse = SSEDecoder()
         self.complete = False
+        #: Why the stream is incomplete when it ended (appended to the error message).
+        self.incomplete_detail = ""
 
     def feed(self, data: bytes) -> list[ChatChunk]:
         out: list[ChatChunk] = []
@@ -330,7 +334,8 @@ class SSEStreamDecoder(StreamDecoder):
         out.extend(self.on_end())
         if not self.complete:
             raise ProviderConnectionError(
-                "the stream ended before the provider marked it complete",
+                "the stream ended before the provider marked it complete"
+                + (f" ({self.incomplete_detail})" if self.incomplete_detail else ""),
                 provider=self.endpoint.provider,
                 deployment=self.endpoint.name,
             )

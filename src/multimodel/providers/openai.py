@@ -330,6 +330,7 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
         self._finished = False
+        self._done = False  # [DONE] arrived
         self._refused = False  # a delta carried `refusal`
         # provider index -> (our index, id); see the module docstring on reused indexes.
         self._calls: dict[int, tuple[int, str | None]] = {}
@@ -338,7 +339,8 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
     def on_event(self, event: ServerSentEvent) -> ChatChunk | None:
         data = event.data
         if data == "[DONE]":
-            self.complete = True
+            # Complete only with a finish reason: llama.cpp cuts a running stream with [DONE].
+            self._done = True
             return None
         if not data:
             return None
@@ -430,7 +432,10 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
         )
 
     def on_end(self) -> list[ChatChunk]:
-        # Some compatible servers end without [DONE]; a finish reason is proof enough.
+        # A finish reason in any chunk makes the stream complete (some compatible servers end
+        # without [DONE], and the usage chunk follows the finish chunk); [DONE] alone does not.
         if self._finished:
             self.complete = True
+        elif self._done:
+            self.incomplete_detail = "[DONE] arrived without a finish reason"
         return []
