@@ -364,8 +364,10 @@ class AnthropicAdapter(ProviderAdapter):
             raw=body,
         )
 
-    def stream_decoder(self, endpoint: Endpoint) -> _AnthropicStreamDecoder:
-        return _AnthropicStreamDecoder(endpoint)
+    def stream_decoder(
+        self, endpoint: Endpoint, *, content_type: str | None = None
+    ) -> _AnthropicStreamDecoder:
+        return _AnthropicStreamDecoder(endpoint, content_type, self)
 
     @staticmethod
     def _error_from_body(
@@ -399,8 +401,13 @@ class AnthropicAdapter(ProviderAdapter):
 
 
 class _AnthropicStreamDecoder(SSEStreamDecoder):
-    def __init__(self, endpoint: Endpoint) -> None:
-        super().__init__(endpoint)
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        content_type: str | None = None,
+        adapter: AnthropicAdapter | None = None,
+    ) -> None:
+        super().__init__(endpoint, content_type, adapter)
         self._stopped = False  # a message_delta carried a stop_reason
         self._id: str | None = None
         self._model: str | None = None

@@ -20,8 +20,10 @@ Wire notes that this adapter handles (see ``WIRE.md`` §4, §6-7):
 * ``candidatesTokenCount`` excludes thinking: output = candidates + thoughts; input =
   ``promptTokenCount`` (cached included) + ``toolUsePromptTokenCount``;
 * streams: CRLF-framed SSE, each event a whole response, no ``[DONE]`` (complete after a
-  ``finishReason``); ``usageMetadata`` is cumulative, so the latest is kept and
-  never summed; each ``functionCall`` arrives whole;
+  ``finishReason``; a stream that ends without one is incomplete); ``usageMetadata`` is
+  cumulative, so the latest is kept and never summed; each ``functionCall`` arrives whole.
+  Without ``alt=sse`` (a proxy that drops it) the answer is one JSON array of those responses,
+  which is read the same way;
 * errors: ``{"error": {code, message, status, details}}``, sometimes inside a JSON array. A bad
   key is a 400 with ``ErrorInfo.reason`` ``API_KEY_INVALID``; a 429 carries its wait in
   ``RetryInfo.retryDelay`` (``"13s"``), not a header; a 429 on a per-day quota (``quotaId``
@@ -387,8 +389,10 @@ class GeminiAdapter(ProviderAdapter):
                 )
         return candidate, out
 
-    def stream_decoder(self, endpoint: Endpoint) -> _GeminiStreamDecoder:
-        return _GeminiStreamDecoder(endpoint)
+    def stream_decoder(
+        self, endpoint: Endpoint, *, content_type: str | None = None
+    ) -> _GeminiStreamDecoder:
+        return _GeminiStreamDecoder(endpoint, content_type, self)
 
     def map_error(self, response: httpx.Response, endpoint: Endpoint) -> ProviderError:
         try:
@@ -497,8 +501,13 @@ def _retry_delay(details: list[dict[str, Any]]) -> float | None:
 
 
 class _GeminiStreamDecoder(SSEStreamDecoder):
-    def __init__(self, endpoint: Endpoint) -> None:
-        super().__init__(endpoint)
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        content_type: str | None = None,
+        adapter: GeminiAdapter | None = None,
+    ) -> None:
+        super().__init__(endpoint, content_type, adapter)
         self._next_call = 0
         self._usage: Usage | None = None  # the latest cumulative usage seen
         self._sent_usage: Usage | None = None  # the last usage handed to the caller
@@ -508,8 +517,24 @@ class _GeminiStreamDecoder(SSEStreamDecoder):
         if not data.strip():
             return None
         obj = self.load_json(data)
-        if not isinstance(obj, dict):
-            return None
+        return self._on_object(obj) if isinstance(obj, dict) else None
+
+    def on_json(self, obj: Any, body: bytes) -> list[ChatChunk]:
+        if not isinstance(obj, list):
+            return super().on_json(obj, body)
+        # streamGenerateContent without alt=sse: a JSON array of whole responses.
+        out = [c for c in map(self._on_object, (o for o in obj if isinstance(o, dict))) if c]
+        out.extend(self.on_end())
+        if not self.complete:
+            raise MalformedResponse(
+                "a JSON array of responses without a finishReason",
+                provider=self.endpoint.provider,
+                deployment=self.endpoint.name,
+                status=200,
+            )
+        return out
+
+    def _on_object(self, obj: dict[str, Any]) -> ChatChunk | None:
         candidates = obj.get("candidates")
         if "error" in obj and not candidates:
             raise GeminiAdapter._error_from_body(obj, 200, self.endpoint)

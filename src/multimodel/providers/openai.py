@@ -235,7 +235,8 @@ class OpenAIAdapter(ProviderAdapter):
         body = self.json_body(response, endpoint)
         if not isinstance(body, dict):
             raise self._malformed("response body is not a JSON object", endpoint, response)
-        if body.get("error") is not None and not body.get("choices"):
+        error = body.get("error") is not None or body.get("object") == "error"  # vLLM's old shape
+        if error and not body.get("choices"):
             raise self._error_from_body(body, response.status_code, endpoint, response.headers)
         choices = body.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
@@ -298,8 +299,10 @@ class OpenAIAdapter(ProviderAdapter):
             raw=body,
         )
 
-    def stream_decoder(self, endpoint: Endpoint) -> _OpenAIStreamDecoder:
-        return _OpenAIStreamDecoder(endpoint)
+    def stream_decoder(
+        self, endpoint: Endpoint, *, content_type: str | None = None
+    ) -> _OpenAIStreamDecoder:
+        return _OpenAIStreamDecoder(endpoint, content_type, self)
 
     @staticmethod
     def _error_from_body(
@@ -327,8 +330,13 @@ class OpenAIAdapter(ProviderAdapter):
 
 
 class _OpenAIStreamDecoder(SSEStreamDecoder):
-    def __init__(self, endpoint: Endpoint) -> None:
-        super().__init__(endpoint)
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        content_type: str | None = None,
+        adapter: OpenAIAdapter | None = None,
+    ) -> None:
+        super().__init__(endpoint, content_type, adapter)
         self._finished = False
         self._done = False  # [DONE] arrived
         self._refused = False  # a delta carried `refusal`
