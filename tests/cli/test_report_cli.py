@@ -33,7 +33,7 @@ def make_ledger(path: Path) -> Path:
                 Outcome(
                     deployment=dep, model=model, provider=provider, ok=ok,
                     latency=latency + i / 100, started_at=now - 600 - (i % 4) * 3600 - i,
-                    usage=Usage(input_tokens=800, output_tokens=50),
+                    usage=Usage(input_tokens=800, output_tokens=50) if ok else None,
                     cost=Decimal(cost) if ok else None, error=None if ok else "RateLimited",
                 )
             )  # fmt: skip
