@@ -235,3 +235,14 @@ def test_run_report_is_importable_without_rich(monkeypatch: pytest.MonkeyPatch) 
 
     module: Any = importlib.reload(report_cli)
     assert module.render_text is not None
+
+
+def test_an_unknown_cost_is_not_shown_as_zero() -> None:
+    from types import SimpleNamespace
+
+    known = SimpleNamespace(cost=Decimal("1.5"), known_cost=Decimal("1.5"), unpriced_requests=0)
+    partly = SimpleNamespace(cost=None, known_cost=Decimal("1.5"), unpriced_requests=3)
+    unknown = SimpleNamespace(cost=None, known_cost=Decimal(0), unpriced_requests=2)
+    assert report_cli.fmt_known_cost(known) == "$1.5000"
+    assert report_cli.fmt_known_cost(partly) == "$1.5000 + 3 unpriced"
+    assert report_cli.fmt_known_cost(unknown) == "$0.0000 + 2 unpriced"
