@@ -267,7 +267,8 @@ def test_seeded_fleet_recommendations(report: Report) -> None:
 def model(name: str, **kw: Any) -> ModelStats:
     fields: dict[str, Any] = {
         "model": name, "providers": ["p"], "requests": 100, "successes": 100, "errors": 0,
-        "error_rate": 0.0, "cost": Decimal("1.0"), "cost_share": 0.5,
+        "error_rate": 0.0, "cost": Decimal("1.0"), "known_cost": Decimal("1.0"),
+        "unpriced_requests": 0, "cost_share": 0.5,
         "cost_per_success": Decimal("0.01"), "input_tokens": 100_000, "output_tokens": 0,
         "avg_input_tokens": 1000.0, "p50_latency": 0.5, "p95_latency": 1.0, "p99_latency": 1.2,
         "request_share": 0.5,
@@ -279,7 +280,8 @@ def model(name: str, **kw: Any) -> ModelStats:
 def deployment(name: str, **kw: Any) -> DeploymentStats:
     fields: dict[str, Any] = {
         "deployment": name, "model": "m", "provider": "p", "requests": 100, "successes": 100,
-        "errors": 0, "error_rate": 0.0, "cost": Decimal(0), "cost_share": 0.0,
+        "errors": 0, "error_rate": 0.0, "cost": Decimal(0), "known_cost": Decimal(0),
+        "unpriced_requests": 0, "cost_share": 0.0,
         "cost_per_success": None, "input_tokens": 0, "output_tokens": 0, "p50_latency": 0.1,
         "p95_latency": 0.2, "p99_latency": 0.3,
     }  # fmt: skip

@@ -10,6 +10,13 @@ attempts, as the ledger's queries do. Percentiles are nearest-rank (rank ``ceil(
 ledger's definition) over every attempt's latency. ``cost_per_success`` divides the exact cost by
 successful attempts: failures are usually unpriced and would flatter an unreliable model.
 
+Unknown prices stay unknown, as in ``client.stats()`` and the ledger's queries: an attempt that
+reports tokens (or an abandoned hedge) without a cost was billed at a price nobody knows. Every
+row counts those in ``unpriced_requests`` and sums the known costs in ``known_cost``; ``cost``
+(the total) and ``cost_per_success`` are ``None`` while anything is unknown. Rankings, shares
+and the cost series use the known costs; a model with unpriced attempts is never recommended as
+cheaper, nor compared against.
+
 The report reads the file through one read-only connection in one transaction: every figure
 comes from the same snapshot, and the window is bounded on both sides (``since <= ts < now``),
 which the ledger's helpers (one connection each, unbounded above) cannot promise. It writes
@@ -42,6 +49,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from .tracking.ledger import SCHEMA_VERSION, LedgerError, Since, UsageLedger, parse_since
+from .tracking.outcome import ABANDONED
 
 __all__ = [
     "MIN_REQUESTS",
@@ -88,14 +96,17 @@ class Period(_Frozen):
 
 class GroupStats(_Frozen):
     """What every breakdown row has: attempts, failures, exact cost, tokens, and latency
-    percentiles (seconds, ``0.0`` without attempts). ``cost_share`` is the row's part of the
-    period's cost (0..1)."""
+    percentiles (seconds, ``0.0`` without attempts). ``cost`` and ``cost_per_success`` are
+    ``None`` when ``unpriced_requests`` is not 0; ``known_cost`` sums the known costs, and
+    ``cost_share`` is the row's part of the period's known cost (0..1)."""
 
     requests: int
     successes: int
     errors: int
     error_rate: float
-    cost: Decimal
+    cost: Decimal | None
+    known_cost: Decimal
+    unpriced_requests: int
     cost_share: float
     cost_per_success: Decimal | None
     input_tokens: int
@@ -142,7 +153,8 @@ class DeploymentStats(GroupStats):
 
 
 class TopModels(_Frozen):
-    """Model names, busiest (``by_requests``) and most expensive (``by_cost``) first."""
+    """Model names, busiest (``by_requests``) and most expensive (``by_cost``, by known cost)
+    first."""
 
     by_requests: list[str]
     by_cost: list[str]
@@ -151,6 +163,7 @@ class TopModels(_Frozen):
 class Series(_Frozen):
     """Chart data, one value per bucket of ``starts`` (UTC bucket starts, oldest first).
 
+    ``cost_by_model`` holds known costs (a bucket's unpriced attempts add nothing);
     ``error_rate`` is ``None`` for a bucket without attempts; ``model_share`` is each model's
     share of the period's attempts.
     """
@@ -200,16 +213,20 @@ class _Acc:
 
     requests: int = 0
     errors: int = 0
-    cost: Decimal = Decimal(0)
+    cost: Decimal = Decimal(0)  # the known costs
+    unpriced: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     latencies: list[float] = field(default_factory=list)
 
-    def add(self, ok: int, cost: Decimal | None, tin: int, tout: int, latency: float) -> None:
+    def add(
+        self, ok: int, cost: Decimal | None, tin: int, tout: int, latency: float, unpriced: bool
+    ) -> None:
         self.requests += 1
         self.errors += 1 - ok
         if cost is not None:
             self.cost += cost
+        self.unpriced += unpriced
         self.input_tokens += tin
         self.output_tokens += tout
         self.latencies.append(latency)
@@ -218,14 +235,17 @@ class _Acc:
         """The :class:`GroupStats` fields."""
         latencies = sorted(self.latencies)
         successes = self.requests - self.errors
+        known = not self.unpriced
         return {
             "requests": self.requests,
             "successes": successes,
             "errors": self.errors,
             "error_rate": _rate(self.errors, self.requests),
-            "cost": self.cost,
+            "cost": self.cost if known else None,
+            "known_cost": self.cost,
+            "unpriced_requests": self.unpriced,
             "cost_share": _rate(float(self.cost), float(period_cost)),
-            "cost_per_success": self.cost / successes if successes else None,
+            "cost_per_success": self.cost / successes if successes and known else None,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "p50_latency": percentile(latencies, 0.50),
@@ -258,8 +278,8 @@ def _rows(path: str, start: float, end: float) -> list[Any]:
                 )
             rows = conn.execute(
                 "SELECT ts, deployment, model, provider, ok, cost, latency, cached, input_tokens,"
-                " output_tokens, cache_read_tokens, user FROM usage WHERE ts >= ? AND ts < ?"
-                " ORDER BY ts",
+                " output_tokens, cache_read_tokens, user, error FROM usage"
+                " WHERE ts >= ? AND ts < ? ORDER BY ts",
                 (start, end),
             ).fetchall()
             conn.execute("COMMIT")
@@ -296,9 +316,11 @@ def build_report(ledger: UsageLedger, *, since: Since = "24h", now: float | None
     by_deployment: dict[tuple[str, str, str], _Acc] = defaultdict(_Acc)
     by_bucket: dict[tuple[int, str], _Acc] = defaultdict(_Acc)  # (bucket number, model)
     users: set[str] = set()
-    for ts, dep, model, provider, ok, cost_text, lat, hit, tin, tout, read, user in rows:
+    for ts, dep, model, provider, ok, cost_text, lat, hit, tin, tout, read, user, err in rows:
         cost = Decimal(cost_text) if cost_text is not None else None
-        args = (ok, cost, tin, tout, lat)
+        # The ledger's rule (UNPRICED_SQL): tokens, or an abandoned hedge, without a cost.
+        unpriced = cost is None and (tin + tout > 0 or err == ABANDONED)
+        args = (ok, cost, tin, tout, lat, unpriced)
         bucket = int(ts // size)
         for acc in (total, by_model[model], by_provider[provider], by_bucket[(bucket, model)]):
             acc.add(*args)
@@ -325,9 +347,9 @@ def build_report(ledger: UsageLedger, *, since: Since = "24h", now: float | None
         )
         for name, acc in by_model.items()
     ]
-    models.sort(key=lambda m: (-m.cost, -m.requests, m.model))
+    models.sort(key=lambda m: (-m.known_cost, -m.requests, m.model))
     providers = [ProviderStats(provider=n, **a.stats(total.cost)) for n, a in by_provider.items()]
-    providers.sort(key=lambda p: (-p.cost, -p.requests, p.provider))
+    providers.sort(key=lambda p: (-p.known_cost, -p.requests, p.provider))
     deployments = [
         DeploymentStats(deployment=key[0], model=key[1], provider=key[2], **acc.stats(total.cost))
         for key, acc in sorted(by_deployment.items(), key=lambda kv: (-kv[1].requests, kv[0]))
@@ -335,7 +357,7 @@ def build_report(ledger: UsageLedger, *, since: Since = "24h", now: float | None
     by_requests = sorted(models, key=lambda m: (-m.requests, m.model))
     top = TopModels(
         by_requests=[m.model for m in by_requests[:5]],
-        by_cost=[m.model for m in models[:5] if m.cost > 0],
+        by_cost=[m.model for m in models[:5] if m.known_cost > 0],
     )
     first = int(start // size)
     last = max(first, math.ceil(end / size) - 1)

@@ -43,8 +43,14 @@ __all__ = [
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 """A message author. ``developer`` is OpenAI's newer name for ``system``."""
 
-FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "other"]
-"""Why generation ended, normalized across providers (the raw value is kept beside it)."""
+FinishReason = Literal[
+    "stop", "length", "tool_calls", "content_filter", "refusal", "error", "other"
+]
+"""Why generation ended, normalized across providers (the raw value is kept beside it).
+
+``refusal`` means the model declined to answer: the explanation is in ``refusal``
+(:attr:`ChatResponse.refusal`), never in the answer's text. ``content_filter`` means a provider's
+safety filter cut or blocked the answer."""
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
@@ -127,6 +133,8 @@ class Message(BaseModel):
 
     ``content`` is a string or a list of parts. An assistant turn that called tools carries
     ``tool_calls``; the answer to a call is a ``tool`` message with the call's ``tool_call_id``.
+    An assistant turn in which the model declined carries the explanation in ``refusal`` (as
+    OpenAI's assistant messages do), not in ``content``.
     """
 
     model_config = _FROZEN
@@ -135,6 +143,7 @@ class Message(BaseModel):
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
+    refusal: str | None = None
 
     @model_validator(mode="after")
     def _check_shape(self) -> Message:
@@ -144,7 +153,9 @@ class Message(BaseModel):
             )
         if self.tool_calls and self.role != "assistant":
             raise ValueError("only 'assistant' messages can carry `tool_calls`")
-        if self.content is None and not self.tool_calls:
+        if self.refusal is not None and self.role != "assistant":
+            raise ValueError("only 'assistant' messages can carry `refusal`")
+        if self.content is None and not self.tool_calls and self.refusal is None:
             raise ValueError(f"a {self.role!r} message needs `content`")
         return self
 
@@ -358,6 +369,12 @@ class ChatResponse(BaseModel):
         """The tool calls the model asked for, in order (empty when none)."""
         return self.message.tool_calls or []
 
+    @property
+    def refusal(self) -> str | None:
+        """Why the model declined to answer (``None`` when it did not); ``finish_reason`` is
+        then ``"refusal"``. A refusal is never part of :attr:`text`."""
+        return self.message.refusal
+
     def raw_body(self) -> Any:
         """The provider's decoded JSON body (for streams, ``None``)."""
         return self.raw
@@ -381,13 +398,16 @@ class ToolCallDelta(BaseModel):
 class ChatChunk(BaseModel):
     """One step of a stream.
 
-    ``text`` is the new text (possibly empty). ``usage``, when present, is the cumulative usage
-    so far; the last one seen is the answer's usage (it is never summed).
+    ``text`` is the new text (possibly empty). ``refusal`` is a piece of the model's refusal
+    (OpenAI streams it like text, in ``delta.refusal``); pieces are joined into
+    :attr:`ChatResponse.refusal` and are never part of the text. ``usage``, when present, is the
+    cumulative usage so far; the last one seen is the answer's usage (it is never summed).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
     text: str = ""
     reasoning: str = ""
+    refusal: str = ""
     tool_calls: list[ToolCallDelta] = Field(default_factory=list)
     finish_reason: FinishReason | None = None
     raw_finish_reason: str | None = None
@@ -397,5 +417,6 @@ class ChatChunk(BaseModel):
 
     @property
     def has_content(self) -> bool:
-        """Whether this chunk carries anything the caller sees (text, reasoning or a tool call)."""
-        return bool(self.text or self.reasoning or self.tool_calls)
+        """Whether this chunk carries anything the caller sees (text, reasoning, a refusal or a
+        tool call)."""
+        return bool(self.text or self.reasoning or self.refusal or self.tool_calls)

@@ -33,7 +33,7 @@ def make_ledger(path: Path) -> Path:
                 Outcome(
                     deployment=dep, model=model, provider=provider, ok=ok,
                     latency=latency + i / 100, started_at=now - 600 - (i % 4) * 3600 - i,
-                    usage=Usage(input_tokens=800, output_tokens=50),
+                    usage=Usage(input_tokens=800, output_tokens=50) if ok else None,
                     cost=Decimal(cost) if ok else None, error=None if ok else "RateLimited",
                 )
             )  # fmt: skip
@@ -235,3 +235,14 @@ def test_run_report_is_importable_without_rich(monkeypatch: pytest.MonkeyPatch) 
 
     module: Any = importlib.reload(report_cli)
     assert module.render_text is not None
+
+
+def test_an_unknown_cost_is_not_shown_as_zero() -> None:
+    from types import SimpleNamespace
+
+    known = SimpleNamespace(cost=Decimal("1.5"), known_cost=Decimal("1.5"), unpriced_requests=0)
+    partly = SimpleNamespace(cost=None, known_cost=Decimal("1.5"), unpriced_requests=3)
+    unknown = SimpleNamespace(cost=None, known_cost=Decimal(0), unpriced_requests=2)
+    assert report_cli.fmt_known_cost(known) == "$1.5000"
+    assert report_cli.fmt_known_cost(partly) == "$1.5000 + 3 unpriced"
+    assert report_cli.fmt_known_cost(unknown) == "$0.0000 + 2 unpriced"

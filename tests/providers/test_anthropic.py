@@ -469,7 +469,7 @@ def test_parse_unknown_blocks_are_tolerated() -> None:
         ("max_tokens", "length"),
         ("model_context_window_exceeded", "length"),
         ("tool_use", "tool_calls"),
-        ("refusal", "content_filter"),
+        ("refusal", "refusal"),
         ("pause_turn", "other"),
         ("something_new", "other"),
         (None, None),
@@ -479,6 +479,30 @@ def test_parse_stop_reasons(raw: str | None, normalized: str | None) -> None:
     parsed = parse(message_body([{"type": "text", "text": "x"}], stop=raw))
     assert parsed.finish_reason == normalized
     assert parsed.raw_finish_reason == raw
+
+
+def test_parse_refusal_without_text_gets_a_note() -> None:
+    parsed = parse(message_body([], stop="refusal"))
+    assert (parsed.finish_reason, parsed.raw_finish_reason) == ("refusal", "refusal")
+    assert parsed.message.text == ""
+    assert parsed.message.refusal is not None
+    assert "declined" in parsed.message.refusal
+
+
+def test_parse_refusal_uses_the_explanation_and_keeps_text_already_generated() -> None:
+    body = message_body([{"type": "text", "text": "Step 1: "}], stop="refusal")
+    body["stop_details"] = {"type": "refusal", "category": "cyber", "explanation": "Not this."}
+    parsed = parse(body)
+    assert parsed.finish_reason == "refusal"
+    assert parsed.message.refusal == "Not this."
+    assert parsed.message.text == "Step 1: "  # output the model produced, as a stream shows it
+
+
+def test_parse_refusal_note_names_the_category() -> None:
+    body = message_body([], stop="refusal")
+    body["stop_details"] = {"type": "refusal", "category": "cyber", "explanation": None}
+    refusal = parse(body).message.refusal
+    assert refusal is not None and "'cyber'" in refusal
 
 
 def test_parse_usage_with_cache_and_thinking() -> None:
@@ -769,9 +793,42 @@ def test_stream_usage_keeps_message_start_counts_when_message_delta_omits_them()
     assert result["finish"] == [("length", "max_tokens")]
 
 
-def test_stream_without_message_delta_still_reports_usage() -> None:
-    chunks = decode(sse(MESSAGE_START, ev("message_stop")))
+def test_stream_refusal() -> None:
+    data = sse(
+        MESSAGE_START,
+        ev("message_delta", delta={"stop_reason": "refusal", "stop_details": {"category": "bio"}},
+           usage={"output_tokens": 0}),
+        ev("message_stop"),
+    )  # fmt: skip
+    chunks = decode(data)
+    [last] = [c for c in chunks if c.finish_reason]
+    assert (last.finish_reason, last.raw_finish_reason) == ("refusal", "refusal")
+    assert "'bio'" in last.refusal and last.has_content
+    assert "".join(c.text for c in chunks) == ""
+
+
+def test_stream_without_message_delta_reports_usage_and_is_incomplete() -> None:
+    """message_stop without a stop_reason: the usage is reported, the stream is incomplete."""
+    decoder = ADAPTER.stream_decoder(ENDPOINT)
+    chunks = decoder.feed(sse(MESSAGE_START, ev("message_stop")))
     assert [c.usage.input_tokens for c in chunks if c.usage] == [2477]
+    with pytest.raises(ProviderConnectionError, match="message_stop arrived without a stop_reason"):
+        decoder.close()
+
+
+def test_stream_with_a_null_stop_reason_is_incomplete() -> None:
+    decoder = ADAPTER.stream_decoder(ENDPOINT)
+    decoder.feed(
+        sse(
+            MESSAGE_START,
+            ev("content_block_start", index=0, content_block={"type": "text", "text": ""}),
+            ev("content_block_delta", index=0, delta={"type": "text_delta", "text": "Hi"}),
+            ev("message_delta", delta={"stop_reason": None}, usage={"output_tokens": 2}),
+            ev("message_stop"),
+        )
+    )
+    with pytest.raises(ProviderConnectionError, match="without a stop_reason"):
+        decoder.close()
 
 
 ERROR_EVENT = (
@@ -853,7 +910,10 @@ def test_stream_odd_field_types_are_ignored() -> None:
         ev("message_delta", delta={"stop_reason": 3}, usage={"output_tokens": -4}),
         ev("message_stop"),
     )
-    chunks = decode(data)
+    decoder = ADAPTER.stream_decoder(ENDPOINT)
+    chunks = decoder.feed(data)
+    with pytest.raises(ProviderConnectionError):  # a stop_reason that is not one: incomplete
+        decoder.close()
     _check_chunks(chunks)
     [start] = [c for c in chunks if c.tool_calls]
     assert start.tool_calls[0].model_dump() == {

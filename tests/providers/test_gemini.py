@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from multimodel.errors import (
     AuthenticationError,
     BadRequestError,
+    ContentFiltered,
     ContextLengthExceeded,
     InvalidRequestError,
     MalformedResponse,
@@ -498,24 +499,41 @@ def test_finish_reason_helper() -> None:
     assert normalize_finish_reason("MAX_TOKENS", has_tool_calls=True) == "length"
 
 
-def test_blocked_prompt_has_no_candidates() -> None:
-    parsed = parse(
-        {
-            "promptFeedback": {
-                "blockReason": "SAFETY",
-                "safetyRatings": [
-                    {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH"}
-                ],
-            },
-            "usageMetadata": {"promptTokenCount": 12, "totalTokenCount": 12},
-            "modelVersion": "gemini-2.0-flash",
-        }
-    )
-    assert parsed.finish_reason == "content_filter"
-    assert parsed.raw_finish_reason == "SAFETY"
-    assert parsed.message.content == ""
-    assert parsed.message.tool_calls is None
-    assert parsed.usage.input_tokens == 12
+@pytest.mark.parametrize("candidates", [None, []], ids=["absent", "empty"])
+def test_blocked_prompt_is_content_filtered(candidates: Any) -> None:
+    """A 200 without candidates and with promptFeedback.blockReason: typed, not retryable."""
+    body: dict[str, Any] = {
+        "promptFeedback": {
+            "blockReason": "SAFETY",
+            "safetyRatings": [
+                {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH"}
+            ],
+        },
+        "usageMetadata": {"promptTokenCount": 12, "totalTokenCount": 12},
+        "modelVersion": "gemini-2.0-flash",
+    }
+    if candidates is not None:
+        body["candidates"] = candidates
+    with pytest.raises(ContentFiltered) as info:
+        parse(body)
+    assert info.value.code == "SAFETY"
+    assert "blockReason SAFETY" in str(info.value)
+    assert info.value.status == 200
+    assert not info.value.retryable
+    assert info.value.body["promptFeedback"]["blockReason"] == "SAFETY"
+
+
+def test_prompt_feedback_without_block_reason_and_no_candidates_is_content_filtered() -> None:
+    body = {"candidates": [], "promptFeedback": {"safetyRatings": []}, "usageMetadata": {}}
+    with pytest.raises(ContentFiltered, match="promptFeedback without a blockReason") as info:
+        parse(body)
+    assert info.value.code is None
+    assert not info.value.retryable
+
+
+def test_no_candidates_and_no_prompt_feedback_is_malformed() -> None:
+    with pytest.raises(MalformedResponse, match="no candidates"):
+        parse({"candidates": [], "usageMetadata": {}})
 
 
 @pytest.mark.parametrize(
@@ -711,13 +729,27 @@ def test_stream_thoughts_and_function_calls() -> None:
     assert (chunks[-1].finish_reason, chunks[-1].raw_finish_reason) == ("tool_calls", "STOP")
 
 
-def test_stream_blocked_prompt_completes_with_content_filter() -> None:
-    chunks = decode(
-        sse({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {}})
+def test_stream_blocked_prompt_is_content_filtered() -> None:
+    decoder = ADAPTER.stream_decoder(ENDPOINT)
+    with pytest.raises(ContentFiltered) as info:
+        decoder.feed(
+            sse({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {}})
+        )
+    assert info.value.code == "PROHIBITED_CONTENT"
+    assert not info.value.retryable
+
+
+def test_stream_without_a_finish_reason_is_incomplete() -> None:
+    decoder = ADAPTER.stream_decoder(ENDPOINT)
+    chunks = decoder.feed(
+        sse(
+            {"candidates": [{"content": {"parts": [{"text": "Hi"}]}}]},
+            {"candidates": [], "promptFeedback": {}, "usageMetadata": {"promptTokenCount": 3}},
+        )
     )
-    assert [(c.finish_reason, c.raw_finish_reason, c.text) for c in chunks] == [
-        ("content_filter", "PROHIBITED_CONTENT", "")
-    ]
+    assert [c.text for c in chunks] == ["Hi"]
+    with pytest.raises(ProviderConnectionError, match="before the provider marked it complete"):
+        decoder.close()
 
 
 def test_stream_tolerates_empty_parts_and_no_content() -> None:

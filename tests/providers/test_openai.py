@@ -38,7 +38,7 @@ from multimodel.errors import (
 from multimodel.providers.base import Endpoint
 from multimodel.providers.openai import OpenAIAdapter, normalize_finish_reason, parse_usage
 from multimodel.providers.registry import get_adapter
-from multimodel.types import ChatChunk, ChatRequest, Usage
+from multimodel.types import ChatChunk, ChatRequest, Message, Usage
 
 ADAPTER = OpenAIAdapter()
 
@@ -636,10 +636,41 @@ def test_parse_defaults_when_id_model_usage_missing() -> None:
 
 
 def test_parse_refusal() -> None:
+    """A refusal is never the answer's text; the finish reason marks it, the raw one stays."""
     body = completion({"content": None, "refusal": "I'm sorry, I can't help with that."})
     parsed = ADAPTER.parse_response(response(body), OPENAI)
-    assert parsed.message.content == "I'm sorry, I can't help with that."
-    assert parsed.finish_reason == "stop"
+    assert parsed.message.content == ""
+    assert parsed.message.text == ""
+    assert parsed.message.refusal == "I'm sorry, I can't help with that."
+    assert (parsed.finish_reason, parsed.raw_finish_reason) == ("refusal", "stop")
+
+
+def test_refusal_cut_by_length_keeps_length() -> None:
+    body = completion({"content": None, "refusal": "I'm sorry, I"}, finish="length")
+    parsed = ADAPTER.parse_response(response(body), OPENAI)
+    assert parsed.message.refusal == "I'm sorry, I"
+    assert parsed.finish_reason == "length"
+
+
+def test_null_or_empty_refusal_is_no_refusal() -> None:
+    for value in (None, "", 5):
+        body = completion({"content": "hi", "refusal": value})
+        parsed = ADAPTER.parse_response(response(body), OPENAI)
+        assert (parsed.message.content, parsed.message.refusal) == ("hi", None)
+        assert parsed.finish_reason == "stop"
+
+
+def test_a_replayed_refusal_is_sent_back_as_refusal() -> None:
+    request = ChatRequest(
+        model="m",
+        messages=[
+            Message(role="user", content="x"),
+            Message(role="assistant", content=None, refusal="I can't."),
+            Message(role="user", content="why?"),
+        ],
+    )
+    body = json.loads(ADAPTER.build_request(request, OPENAI, stream=False).content)
+    assert body["messages"][1] == {"role": "assistant", "content": None, "refusal": "I can't."}
 
 
 def test_parse_one_tool_call() -> None:
@@ -1130,9 +1161,15 @@ def test_deepseek_reasoning_content() -> None:
 
 def test_streamed_refusal() -> None:
     raw = sse(
-        chunk_obj({"refusal": "I can't"}), chunk_obj({"refusal": " help."}), chunk_obj({}, "stop")
+        chunk_obj({"content": None, "refusal": "I can't"}),
+        chunk_obj({"refusal": " help."}),
+        chunk_obj({}, "stop"),
     )
-    assert "".join(c.text for c in decode(raw)) == "I can't help."
+    chunks = decode(raw)
+    assert "".join(c.text for c in chunks) == ""
+    assert "".join(c.refusal for c in chunks) == "I can't help."
+    assert all(c.has_content for c in chunks[:2])
+    assert (chunks[-1].finish_reason, chunks[-1].raw_finish_reason) == ("refusal", "stop")
 
 
 def test_other_choices_are_ignored() -> None:
@@ -1182,8 +1219,35 @@ def test_stream_with_finish_but_no_done_closes_fine() -> None:
     assert chunks[-1].finish_reason == "length"
 
 
-def test_stream_with_done_but_no_finish_closes_fine() -> None:
-    assert [c.text for c in decode(sse(chunk_obj({"content": "x"})))] == ["x"]
+def test_stream_with_done_but_no_finish_is_incomplete() -> None:
+    """llama.cpp cuts a running stream with [DONE] and no finish reason: not a success."""
+    decoder = ADAPTER.stream_decoder(OPENAI)
+    assert [c.text for c in decoder.feed(sse(chunk_obj({"content": "x"})))] == ["x"]
+    with pytest.raises(ProviderConnectionError) as info:
+        decoder.close()
+    assert "[DONE] arrived without a finish reason" in str(info.value)
+    assert info.value.retryable
+
+
+def test_stream_with_only_done_is_incomplete() -> None:
+    with pytest.raises(ProviderConnectionError, match="without a finish reason"):
+        decode(sse())
+
+
+def test_usage_chunk_after_the_finish_chunk_is_complete() -> None:
+    raw = sse(
+        chunk_obj({"content": "x"}),
+        chunk_obj({}, "stop"),
+        {"id": "c", "choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 1}},
+    )
+    chunks = decode(raw)
+    assert chunks[-1].usage == Usage(input_tokens=2, output_tokens=1)
+
+
+def test_finish_reason_in_the_content_chunk_is_complete() -> None:
+    # Gemini's OpenAI layer puts finish reason and usage into the last content chunk.
+    raw = sse(chunk_obj({"content": "x"}, "stop", usage={"prompt_tokens": 1}))
+    assert [c.finish_reason for c in decode(raw)] == ["stop"]
 
 
 def test_stream_with_neither_finish_nor_done_raises_at_close() -> None:
@@ -1209,7 +1273,7 @@ def test_empty_stream_raises_at_close() -> None:
 
 
 def test_final_done_without_blank_line_counts() -> None:
-    raw = sse(chunk_obj({"content": "x"}), done=False) + b"data: [DONE]\n"
+    raw = sse(chunk_obj({"content": "x"}, "stop"), done=False) + b"data: [DONE]\n"
     assert [c.text for c in decode(raw)] == ["x"]
 
 
@@ -1736,7 +1800,7 @@ def test_response_shaped_json_raises_only_provider_errors(body: Any, status: int
     ],
 )
 def test_wrongly_typed_stream_fields_are_tolerated(event: Any) -> None:
-    chunks = decode(sse(event))
+    chunks = decode(sse(event, chunk_obj({}, "stop")))[:-1]
     assert all(c.id is None and c.model is None for c in chunks)
     assert all(d.id is None and d.name is None for c in chunks for d in c.tool_calls)
 

@@ -384,7 +384,8 @@ def seeded(tmp_path: Path) -> Any:
                     latency=latency,
                     ok=ok,
                     error=None if ok else "RateLimited",
-                    usage=Usage(input_tokens=100 * hours, output_tokens=10 * hours),
+                    # A failure reports no tokens: with tokens and no cost it would be unpriced.
+                    usage=Usage(input_tokens=100 * hours, output_tokens=10 * hours) if ok else None,
                 )
             )
         assert ledger.flush(timeout=10)
@@ -393,8 +394,10 @@ def seeded(tmp_path: Path) -> Any:
 
 def test_cost_by_model_over_24_hours(seeded: UsageLedger) -> None:
     assert seeded.cost_by_model(now=NOW) == [
-        ModelCostRow("claude", 1, Decimal("0.1"), Decimal("0.1"), 500, 50, 0.5, 0.0),
-        ModelCostRow("gpt-4o", 3, Decimal("0.0200"), Decimal("0.0100"), 600, 60, 2.0, 1 / 3),
+        ModelCostRow("claude", 1, Decimal("0.1"), Decimal("0.1"), 500, 50, 0.5, 0.0,
+                     Decimal("0.1"), 0),
+        ModelCostRow("gpt-4o", 3, Decimal("0.0200"), Decimal("0.0100"), 300, 30, 2.0, 1 / 3,
+                     Decimal("0.0200"), 0),
     ]
     assert seeded.cost_by_model("24h", now=NOW) == seeded.cost_by_model(now=NOW)
     assert [r.requests for r in seeded.cost_by_model(timedelta(days=2), now=NOW)] == [4, 1]
@@ -402,25 +405,25 @@ def test_cost_by_model_over_24_hours(seeded: UsageLedger) -> None:
 
 def test_user_engagement_over_30_days(seeded: UsageLedger) -> None:
     assert seeded.user_engagement(now=NOW) == [
-        UserRow("alice", 3, Decimal("5.0200"), NOW - 1 * HOUR),
-        UserRow("bob", 2, Decimal("0.1"), NOW - 3 * HOUR),
-        UserRow("carol", 1, Decimal("0.3"), NOW - 240 * HOUR),
+        UserRow("alice", 3, Decimal("5.0200"), NOW - 1 * HOUR, Decimal("5.0200"), 0),
+        UserRow("bob", 2, Decimal("0.1"), NOW - 3 * HOUR, Decimal("0.1"), 0),
+        UserRow("carol", 1, Decimal("0.3"), NOW - 240 * HOUR, Decimal("0.3"), 0),
     ]
     assert [u.user for u in seeded.user_engagement(now=NOW, limit=1)] == ["alice"]
 
 
 def test_daily_series_over_30_days(seeded: UsageLedger) -> None:
     assert seeded.daily_series(now=NOW) == [
-        DailyRow("2024-02-29", 1, Decimal("0.3"), 0.25, 0.25, 0),
-        DailyRow("2024-03-09", 1, Decimal(5), 4.0, 4.0, 0),
-        DailyRow("2024-03-10", 4, Decimal("0.1200"), 1.625, 3.0, 1),
+        DailyRow("2024-02-29", 1, Decimal("0.3"), 0.25, 0.25, 0, Decimal("0.3"), 0),
+        DailyRow("2024-03-09", 1, Decimal(5), 4.0, 4.0, 0, Decimal(5), 0),
+        DailyRow("2024-03-10", 4, Decimal("0.1200"), 1.625, 3.0, 1, Decimal("0.1200"), 0),
     ]
 
 
 def test_totals_and_requests_filters(seeded: UsageLedger) -> None:
     totals = seeded.totals("24h", now=NOW)
     assert (totals.requests, totals.errors, totals.cost, totals.users) == (4, 1, Decimal("0.12"), 2)
-    assert (totals.input_tokens, totals.output_tokens, totals.avg_latency) == (1100, 110, 1.625)
+    assert (totals.input_tokens, totals.output_tokens, totals.avg_latency) == (800, 80, 1.625)
     empty = seeded.totals(NOW + 1)
     assert (empty.requests, empty.cost, empty.avg_latency) == (0, Decimal(0), None)
     rows = seeded.requests("30d", now=NOW, model="gpt-4o")

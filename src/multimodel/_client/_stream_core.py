@@ -90,11 +90,14 @@ class StreamKit:
 class Accumulator:
     """Builds the final answer from chunks: text joined, tool calls merged by index, usage kept."""
 
-    __slots__ = ("calls", "finish", "id", "model", "raw_finish", "reasoning", "text", "usage")
+    __slots__ = (
+        "calls", "finish", "id", "model", "raw_finish", "reasoning", "refusal", "text", "usage",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.text: list[str] = []
         self.reasoning: list[str] = []
+        self.refusal: list[str] = []
         self.calls: dict[int, list[Any]] = {}  # index -> [id, name, [argument pieces], metadata]
         self.finish: Any = None
         self.raw_finish: str | None = None
@@ -107,6 +110,8 @@ class Accumulator:
             self.text.append(chunk.text)
         if chunk.reasoning:
             self.reasoning.append(chunk.reasoning)
+        if chunk.refusal:
+            self.refusal.append(chunk.refusal)
         for delta in chunk.tool_calls:
             call = self.calls.get(delta.index)
             if call is None:
@@ -145,7 +150,10 @@ class Accumulator:
         ]
         text = "".join(self.text)
         message = Message(
-            role="assistant", content=text if text or not calls else None, tool_calls=calls or None
+            role="assistant",
+            content=text if text or not calls else None,
+            tool_calls=calls or None,
+            refusal="".join(self.refusal) or None,
         )
         return ParsedResponse(
             id=self.id or "",
@@ -197,7 +205,9 @@ class StreamCore:
         self.send = send
         self.answering = send
         self.headers = response.headers
-        self.decoder = self.kit.adapters[send.endpoint.name].stream_decoder(send.endpoint)
+        self.decoder = self.kit.adapters[send.endpoint.name].stream_decoder(
+            send.endpoint, content_type=response.headers.get("content-type")
+        )
         self.acc = Accumulator()
         self.buffer.clear()
         self.ttft = None

@@ -60,7 +60,7 @@ class ChatCompletionMessageToolCall(BaseModel):
 
 
 class ChatCompletionMessage(BaseModel):
-    """``choices[].message``."""
+    """``choices[].message``; a refusal is in ``refusal``, with ``content`` ``None``."""
 
     model_config = _Loose
     role: Literal["assistant"] = "assistant"
@@ -153,6 +153,7 @@ class ChoiceDelta(BaseModel):
     model_config = _Loose
     role: Literal["assistant"] | None = None
     content: str | None = None
+    refusal: str | None = None
     tool_calls: list[ChoiceDeltaToolCall] | None = None
 
 
@@ -182,6 +183,7 @@ _OPENAI_FINISH: dict[FinishReason, str] = {
     "length": "length",
     "tool_calls": "tool_calls",
     "content_filter": "content_filter",
+    "refusal": "stop",  # what OpenAI sends with a refusal
     "error": "stop",
     "other": "stop",
 }
@@ -200,13 +202,16 @@ def to_completion(response: ChatResponse, created: int) -> ChatCompletion:
         if isinstance(response.message.content, str)
         else (response.text or None)
     )
+    refusal = response.refusal
+    if refusal is not None and not content:
+        content = None  # OpenAI's shape of a refusal: no content, the text in `refusal`
     return ChatCompletion(
         id=response.id or f"chatcmpl-{response.request_id or 'multimodel'}",
         created=created,
         model=response.model,
         choices=[
             Choice(
-                message=ChatCompletionMessage(content=content, tool_calls=calls),
+                message=ChatCompletionMessage(content=content, tool_calls=calls, refusal=refusal),
                 finish_reason=_OPENAI_FINISH[response.finish_reason]
                 if response.finish_reason
                 else None,
@@ -225,6 +230,7 @@ def to_chunks(
         delta = ChoiceDelta(
             role="assistant" if first else None,
             content=chunk.text or None,
+            refusal=chunk.refusal or None,
             tool_calls=[
                 ChoiceDeltaToolCall(
                     index=d.index,

@@ -45,8 +45,7 @@ from ..errors import (
 from ..providers._errors import endpoint_secrets
 from ..providers.base import Endpoint
 from ..strategies.base import RouteContext
-from ..tracking.outcome import Outcome, success_outcome
-from ..tracking.stats import ABANDONED, CANCELLED
+from ..tracking.outcome import ABANDONED, CANCELLED, Outcome, success_outcome
 from ..types import ChatRequest, Usage
 from .router import AUTO, Router
 from .tokens import estimate_input_tokens, estimate_output_tokens

@@ -244,7 +244,7 @@ def chunks_from_response(response: ChatResponse, *, chunk_chars: int = 64) -> li
     """Replay a (cached) response as stream chunks, for a caller that asked to stream.
 
     The text comes in chunks of ``chunk_chars`` characters (joined, they are ``response.text``);
-    then the tool calls, each one whole :class:`~multimodel.types.ToolCallDelta`; the last
+    then the refusal, if any, in one chunk; then the tool calls, each one whole :class:`~multimodel.types.ToolCallDelta`; the last
     chunk has the finish reason and the usage.
 
     Example::
@@ -261,6 +261,8 @@ def chunks_from_response(response: ChatResponse, *, chunk_chars: int = 64) -> li
         ChatChunk(text=text[i : i + chunk_chars], **common)
         for i in range(0, len(text), chunk_chars)
     ]
+    if refusal := response.refusal:
+        chunks.append(ChatChunk(refusal=refusal, **common))
     if calls := response.tool_calls:
         deltas = [ToolCallDelta(index=i, **c.model_dump()) for i, c in enumerate(calls)]
         chunks.append(ChatChunk(tool_calls=deltas, **common))

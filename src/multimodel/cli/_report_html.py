@@ -25,7 +25,7 @@ from decimal import Decimal
 from html import escape
 from typing import TYPE_CHECKING
 
-from .report import fmt_cost, fmt_latency, fmt_pct, heading, sections
+from .report import fmt_cost, fmt_known_cost, fmt_latency, fmt_pct, heading, sections
 
 if TYPE_CHECKING:
     from ..reports import Report
@@ -289,7 +289,7 @@ def render_html(report: Report) -> str:
     t = report.totals
     cards = [
         ("requests", str(t.requests)), ("error rate", fmt_pct(t.error_rate)),
-        ("cost", fmt_cost(t.cost)), ("avg latency", fmt_latency(t.avg_latency)),
+        ("cost", fmt_known_cost(t)), ("avg latency", fmt_latency(t.avg_latency)),
         ("p95 latency", fmt_latency(t.p95_latency if t.requests else None)),
         ("cache hits", fmt_pct(t.cache_hit_rate)), ("users", str(t.users)),
     ]  # fmt: skip

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_LEDGER",
     "fmt_cost",
+    "fmt_known_cost",
     "fmt_latency",
     "fmt_pct",
     "render_text",
@@ -48,6 +49,14 @@ def fmt_cost(value: Decimal | None) -> str:
     if value is None:
         return "-"
     return f"${value:.6f}" if 0 < abs(value) < Decimal("0.01") else f"${value:.4f}"
+
+
+def fmt_known_cost(row: Any) -> str:
+    """A row's cost; with unpriced attempts, the known part and how many are unpriced (an
+    unknown price is not shown as ``$0``)."""
+    if row.unpriced_requests:
+        return f"{fmt_cost(row.known_cost)} + {row.unpriced_requests} unpriced"
+    return fmt_cost(row.cost)
 
 
 def fmt_latency(seconds: float | None) -> str:
@@ -84,7 +93,7 @@ def sections(report: Report) -> list[Section]:
             ["requests", "ok", "errors", "error rate", "cost", "tokens in", "tokens out",
              "avg latency", "p95 latency", "cache hits", "users"],
             [[str(t.requests), str(t.successes), str(t.errors), fmt_pct(t.error_rate),
-              fmt_cost(t.cost), f"{t.input_tokens:,}", f"{t.output_tokens:,}",
+              fmt_known_cost(t), f"{t.input_tokens:,}", f"{t.output_tokens:,}",
               fmt_latency(t.avg_latency), fmt_latency(t.p95_latency if t.requests else None),
               fmt_pct(t.cache_hit_rate), str(t.users)]],
         ),
@@ -93,14 +102,14 @@ def sections(report: Report) -> list[Section]:
             ["model", "providers", "requests", "share", "error rate", "cost", "cost share",
              "$/success", "p50", "p95"],
             [[m.model, ", ".join(m.providers), str(m.requests), fmt_pct(m.request_share),
-              fmt_pct(m.error_rate), fmt_cost(m.cost), fmt_pct(m.cost_share),
+              fmt_pct(m.error_rate), fmt_known_cost(m), fmt_pct(m.cost_share),
               fmt_cost(m.cost_per_success), fmt_latency(m.p50_latency),
               fmt_latency(m.p95_latency)] for m in report.models],
         ),
         (
             "Providers",
             ["provider", "requests", "error rate", "cost", "cost share"],
-            [[p.provider, str(p.requests), fmt_pct(p.error_rate), fmt_cost(p.cost),
+            [[p.provider, str(p.requests), fmt_pct(p.error_rate), fmt_known_cost(p),
               fmt_pct(p.cost_share)] for p in report.providers],
         ),
         (

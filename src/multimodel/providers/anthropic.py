@@ -78,7 +78,7 @@ _STOP: dict[str, FinishReason] = {
     "max_tokens": "length",
     "model_context_window_exceeded": "length",
     "tool_use": "tool_calls",
-    "refusal": "content_filter",
+    "refusal": "refusal",
     "pause_turn": "other",
 }
 
@@ -94,6 +94,22 @@ _USAGE_FIELDS = (
     "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
     "output_tokens_details",
 )  # fmt: skip
+
+
+def refusal_note(stop_details: Any) -> str:
+    """The refusal text of a ``stop_reason: "refusal"`` answer: ``stop_details.explanation``
+    when the API gave one, else a fixed note (naming ``stop_details.category`` when given).
+
+    Text generated before the refusal stays the answer's text: it is output the model produced
+    (a stream has already delivered it), not the refusal.
+    """
+    details = stop_details if isinstance(stop_details, dict) else {}
+    explanation = details.get("explanation")
+    if isinstance(explanation, str) and explanation.strip():
+        return explanation
+    category = details.get("category")
+    about = f" (category {category!r})" if isinstance(category, str) and category else ""
+    return f"the model declined to continue{about}; Anthropic stop_reason 'refusal'"
 
 
 def normalize_stop_reason(raw: str | None) -> FinishReason | None:
@@ -331,6 +347,13 @@ class AnthropicAdapter(ProviderAdapter):
         )
         raw_stop = body.get("stop_reason")
         raw_stop = raw_stop if isinstance(raw_stop, str) else None
+        if raw_stop == "refusal":
+            message = message.model_copy(
+                update={
+                    "refusal": refusal_note(body.get("stop_details")),
+                    "content": "" if message.content is None and not calls else message.content,
+                }
+            )
         return ParsedResponse(
             id=str(body.get("id") or ""),
             message=message,
@@ -341,8 +364,10 @@ class AnthropicAdapter(ProviderAdapter):
             raw=body,
         )
 
-    def stream_decoder(self, endpoint: Endpoint) -> _AnthropicStreamDecoder:
-        return _AnthropicStreamDecoder(endpoint)
+    def stream_decoder(
+        self, endpoint: Endpoint, *, content_type: str | None = None
+    ) -> _AnthropicStreamDecoder:
+        return _AnthropicStreamDecoder(endpoint, content_type, self)
 
     @staticmethod
     def _error_from_body(
@@ -376,8 +401,14 @@ class AnthropicAdapter(ProviderAdapter):
 
 
 class _AnthropicStreamDecoder(SSEStreamDecoder):
-    def __init__(self, endpoint: Endpoint) -> None:
-        super().__init__(endpoint)
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        content_type: str | None = None,
+        adapter: AnthropicAdapter | None = None,
+    ) -> None:
+        super().__init__(endpoint, content_type, adapter)
+        self._stopped = False  # a message_delta carried a stop_reason
         self._id: str | None = None
         self._model: str | None = None
         self._usage: dict[str, Any] = {}  # raw cumulative usage fields, overwritten, never added
@@ -420,13 +451,22 @@ class _AnthropicStreamDecoder(SSEStreamDecoder):
             raw_stop = raw_stop if isinstance(raw_stop, str) else None
             self._merge_usage(obj.get("usage"))
             self._usage_sent = True
+            if raw_stop is not None:
+                self._stopped = True
             return self._chunk(
+                refusal=refusal_note(delta.get("stop_details"))
+                if raw_stop == "refusal" and isinstance(delta, dict)
+                else "",
                 finish_reason=normalize_stop_reason(raw_stop),
                 raw_finish_reason=raw_stop,
                 usage=parse_usage(self._usage),
             )
         if kind == "message_stop":
-            self.complete = True
+            # Complete only when a message_delta said why generation stopped.
+            if self._stopped:
+                self.complete = True
+            else:
+                self.incomplete_detail = "message_stop arrived without a stop_reason"
             if not self._usage_sent and self._usage:  # no message_delta: report start's usage
                 self._usage_sent = True
                 return self._chunk(usage=parse_usage(self._usage))
@@ -505,6 +545,7 @@ class _AnthropicStreamDecoder(SSEStreamDecoder):
         *,
         text: str = "",
         reasoning: str = "",
+        refusal: str = "",
         tool_calls: list[ToolCallDelta] | None = None,
         finish_reason: FinishReason | None = None,
         raw_finish_reason: str | None = None,
@@ -513,6 +554,7 @@ class _AnthropicStreamDecoder(SSEStreamDecoder):
         return ChatChunk(
             text=text,
             reasoning=reasoning,
+            refusal=refusal,
             tool_calls=tool_calls or [],
             finish_reason=finish_reason,
             raw_finish_reason=raw_finish_reason,

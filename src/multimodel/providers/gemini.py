@@ -11,14 +11,19 @@ Wire notes that this adapter handles (see ``WIRE.md`` §4, §6-7):
   the same id; its ``response`` must be an object (else ``{"result": ...}``). A replayed
   ``functionCall`` gets its ``thoughtSignature`` back from ``ToolCall.metadata``: Gemini 3 and
   thinking models reject a tool turn without it;
-* no "tool calls" finish reason: ``STOP`` with ``functionCall`` parts means tool calls; a prompt
-  blocked by ``promptFeedback.blockReason`` has no candidates (content filter); a candidate may
-  lack ``content`` or ``parts``; ``"thought": true`` parts are reasoning, not text;
+* no "tool calls" finish reason: ``STOP`` with ``functionCall`` parts means tool calls; a
+  candidate may lack ``content`` or ``parts``; ``"thought": true`` parts are reasoning, not text;
+* a blocked prompt is a 200 without candidates and with ``promptFeedback`` (usually with a
+  ``blockReason``): :class:`~multimodel.errors.ContentFiltered`, which is not retried (the same
+  prompt would be blocked again), with the block reason as its ``code``; a candidate that ends
+  with ``SAFETY``, ``PROHIBITED_CONTENT``... is an answer with finish reason ``content_filter``;
 * ``candidatesTokenCount`` excludes thinking: output = candidates + thoughts; input =
   ``promptTokenCount`` (cached included) + ``toolUsePromptTokenCount``;
 * streams: CRLF-framed SSE, each event a whole response, no ``[DONE]`` (complete after a
-  ``finishReason`` or a prompt block); ``usageMetadata`` is cumulative, so the latest is kept and
-  never summed; each ``functionCall`` arrives whole;
+  ``finishReason``; a stream that ends without one is incomplete); ``usageMetadata`` is
+  cumulative, so the latest is kept and never summed; each ``functionCall`` arrives whole.
+  Without ``alt=sse`` (a proxy that drops it) the answer is one JSON array of those responses,
+  which is read the same way;
 * errors: ``{"error": {code, message, status, details}}``, sometimes inside a JSON array. A bad
   key is a 400 with ``ErrorInfo.reason`` ``API_KEY_INVALID``; a 429 carries its wait in
   ``RetryInfo.retryDelay`` (``"13s"``), not a header; a 429 on a per-day quota (``quotaId``
@@ -38,6 +43,7 @@ import httpx
 
 from ..errors import (
     AuthenticationError,
+    ContentFiltered,
     InvalidRequestError,
     MalformedResponse,
     ProviderError,
@@ -298,19 +304,18 @@ class GeminiAdapter(ProviderAdapter):
         candidates = body.get("candidates")
         if "error" in body and not candidates:
             raise self._error_from_body(body, response.status_code, endpoint, response.headers)
+        if not candidates and isinstance(body.get("promptFeedback"), dict):
+            raise _blocked(body, endpoint, response.headers)
         usage = parse_usage(body.get("usageMetadata")) or Usage()
         model = str(body.get("modelVersion") or endpoint.wire_model)
-        parts = _Parts()
-        raw_finish = self._block_reason(body)
-        if candidates:
-            try:
-                candidate, parts = self._read_candidate(candidates)
-            except TypeError as exc:
-                raise self._malformed(str(exc), endpoint, response) from exc
-            fr = candidate.get("finishReason")
-            raw_finish = fr if isinstance(fr, str) and fr else None
-        elif raw_finish is None:
+        if not candidates:
             raise self._malformed("response has no candidates", endpoint, response)
+        try:
+            candidate, parts = self._read_candidate(candidates)
+        except TypeError as exc:
+            raise self._malformed(str(exc), endpoint, response) from exc
+        fr = candidate.get("finishReason")
+        raw_finish = fr if isinstance(fr, str) and fr else None
         calls = [
             ToolCall(
                 id=call_id or f"call_{n}",
@@ -329,10 +334,7 @@ class GeminiAdapter(ProviderAdapter):
                 tool_calls=calls or None,
                 tool_call_id=None,
             ),
-            # A blocked prompt has no candidates, only promptFeedback.blockReason.
-            finish_reason=normalize_finish_reason(raw_finish, has_tool_calls=bool(calls))
-            if candidates
-            else "content_filter",
+            finish_reason=normalize_finish_reason(raw_finish, has_tool_calls=bool(calls)),
             raw_finish_reason=raw_finish,
             usage=usage,
             model=model,
@@ -387,8 +389,10 @@ class GeminiAdapter(ProviderAdapter):
                 )
         return candidate, out
 
-    def stream_decoder(self, endpoint: Endpoint) -> _GeminiStreamDecoder:
-        return _GeminiStreamDecoder(endpoint)
+    def stream_decoder(
+        self, endpoint: Endpoint, *, content_type: str | None = None
+    ) -> _GeminiStreamDecoder:
+        return _GeminiStreamDecoder(endpoint, content_type, self)
 
     def map_error(self, response: httpx.Response, endpoint: Endpoint) -> ProviderError:
         try:
@@ -449,6 +453,23 @@ class GeminiAdapter(ProviderAdapter):
         )
 
 
+def _blocked(
+    body: dict[str, Any], endpoint: Endpoint, headers: Mapping[str, str] | None = None
+) -> ContentFiltered:
+    """The error for a prompt Gemini blocked: no candidates, a ``promptFeedback``."""
+    reason = GeminiAdapter._block_reason(body)
+    what = f"blockReason {reason}" if reason else "promptFeedback without a blockReason"
+    return ContentFiltered(
+        f"Gemini blocked the prompt ({what})",
+        provider=endpoint.provider,
+        deployment=endpoint.name,
+        status=200,
+        request_id=(headers or {}).get("x-request-id"),
+        code=reason,
+        body=body,
+    )
+
+
 def _redact(text: str, endpoint: Endpoint) -> str:
     key = endpoint.api_key.get_secret_value() if endpoint.api_key is not None else ""
     return redact(text, (key,))
@@ -480,8 +501,13 @@ def _retry_delay(details: list[dict[str, Any]]) -> float | None:
 
 
 class _GeminiStreamDecoder(SSEStreamDecoder):
-    def __init__(self, endpoint: Endpoint) -> None:
-        super().__init__(endpoint)
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        content_type: str | None = None,
+        adapter: GeminiAdapter | None = None,
+    ) -> None:
+        super().__init__(endpoint, content_type, adapter)
         self._next_call = 0
         self._usage: Usage | None = None  # the latest cumulative usage seen
         self._sent_usage: Usage | None = None  # the last usage handed to the caller
@@ -491,11 +517,29 @@ class _GeminiStreamDecoder(SSEStreamDecoder):
         if not data.strip():
             return None
         obj = self.load_json(data)
-        if not isinstance(obj, dict):
-            return None
+        return self._on_object(obj) if isinstance(obj, dict) else None
+
+    def on_json(self, obj: Any, body: bytes) -> list[ChatChunk]:
+        if not isinstance(obj, list):
+            return super().on_json(obj, body)
+        # streamGenerateContent without alt=sse: a JSON array of whole responses.
+        out = [c for c in map(self._on_object, (o for o in obj if isinstance(o, dict))) if c]
+        out.extend(self.on_end())
+        if not self.complete:
+            raise MalformedResponse(
+                "a JSON array of responses without a finishReason",
+                provider=self.endpoint.provider,
+                deployment=self.endpoint.name,
+                status=200,
+            )
+        return out
+
+    def _on_object(self, obj: dict[str, Any]) -> ChatChunk | None:
         candidates = obj.get("candidates")
         if "error" in obj and not candidates:
             raise GeminiAdapter._error_from_body(obj, 200, self.endpoint)
+        if not candidates and GeminiAdapter._block_reason(obj) is not None:
+            raise _blocked(obj, self.endpoint)
         usage = parse_usage(obj.get("usageMetadata"))
         if usage is not None:
             self._usage = usage
@@ -518,10 +562,6 @@ class _GeminiStreamDecoder(SSEStreamDecoder):
             finish = normalize_finish_reason(
                 raw_finish, has_tool_calls=bool(parts.calls) or self._next_call > 0
             )
-        else:
-            raw_finish = GeminiAdapter._block_reason(obj)
-            if raw_finish is not None:
-                finish = "content_filter"
         deltas = [
             ToolCallDelta(
                 index=index,

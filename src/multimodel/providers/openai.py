@@ -61,10 +61,16 @@ _FINISH: dict[str, FinishReason] = {
 }
 
 
-def normalize_finish_reason(raw: str | None) -> FinishReason | None:
-    """Map an OpenAI-family ``finish_reason`` to the normalized set."""
+def normalize_finish_reason(raw: str | None, *, refused: bool = False) -> FinishReason | None:
+    """Map an OpenAI-family ``finish_reason`` to the normalized set.
+
+    OpenAI ends a refusal with ``stop``; ``refused=True`` (the message carried ``refusal``)
+    makes that ``refusal``. A refusal cut by ``length`` or a filter keeps that reason.
+    """
     if raw is None:
         return None
+    if refused and raw == "stop":
+        return "refusal"
     return _FINISH.get(raw, "other")
 
 
@@ -204,6 +210,8 @@ class OpenAIAdapter(ProviderAdapter):
             out["content"] = parts
         if message.name:
             out["name"] = message.name
+        if message.refusal is not None:
+            out["refusal"] = message.refusal
         if message.tool_calls:
             out["tool_calls"] = [
                 {
@@ -227,7 +235,8 @@ class OpenAIAdapter(ProviderAdapter):
         body = self.json_body(response, endpoint)
         if not isinstance(body, dict):
             raise self._malformed("response body is not a JSON object", endpoint, response)
-        if body.get("error") is not None and not body.get("choices"):
+        error = body.get("error") is not None or body.get("object") == "error"  # vLLM's old shape
+        if error and not body.get("choices"):
             raise self._error_from_body(body, response.status_code, endpoint, response.headers)
         choices = body.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
@@ -237,8 +246,7 @@ class OpenAIAdapter(ProviderAdapter):
         if not isinstance(msg, dict):
             raise self._malformed("choice has no message", endpoint, response)
         text = msg.get("content")
-        if text is None and isinstance(msg.get("refusal"), str):
-            text = msg["refusal"]
+        refusal = _str(msg.get("refusal"))
         if isinstance(text, list):
             # Some compatible servers (Mistral's reasoning models) send content as parts.
             text = "".join(
@@ -276,6 +284,7 @@ class OpenAIAdapter(ProviderAdapter):
             name=None,
             tool_calls=calls or None,
             tool_call_id=None,
+            refusal=refusal,
         )
         raw_finish = choice.get("finish_reason")
         raw_finish = raw_finish if isinstance(raw_finish, str) else None
@@ -283,15 +292,17 @@ class OpenAIAdapter(ProviderAdapter):
         return ParsedResponse(
             id=str(body.get("id") or ""),
             message=message,
-            finish_reason=normalize_finish_reason(raw_finish),
+            finish_reason=normalize_finish_reason(raw_finish, refused=refusal is not None),
             raw_finish_reason=raw_finish,
             usage=usage,
             model=str(body.get("model") or endpoint.wire_model),
             raw=body,
         )
 
-    def stream_decoder(self, endpoint: Endpoint) -> _OpenAIStreamDecoder:
-        return _OpenAIStreamDecoder(endpoint)
+    def stream_decoder(
+        self, endpoint: Endpoint, *, content_type: str | None = None
+    ) -> _OpenAIStreamDecoder:
+        return _OpenAIStreamDecoder(endpoint, content_type, self)
 
     @staticmethod
     def _error_from_body(
@@ -319,9 +330,16 @@ class OpenAIAdapter(ProviderAdapter):
 
 
 class _OpenAIStreamDecoder(SSEStreamDecoder):
-    def __init__(self, endpoint: Endpoint) -> None:
-        super().__init__(endpoint)
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        content_type: str | None = None,
+        adapter: OpenAIAdapter | None = None,
+    ) -> None:
+        super().__init__(endpoint, content_type, adapter)
         self._finished = False
+        self._done = False  # [DONE] arrived
+        self._refused = False  # a delta carried `refusal`
         # provider index -> (our index, id); see the module docstring on reused indexes.
         self._calls: dict[int, tuple[int, str | None]] = {}
         self._next_call = 0
@@ -329,7 +347,8 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
     def on_event(self, event: ServerSentEvent) -> ChatChunk | None:
         data = event.data
         if data == "[DONE]":
-            self.complete = True
+            # Complete only with a finish reason: llama.cpp cuts a running stream with [DONE].
+            self._done = True
             return None
         if not data:
             return None
@@ -345,6 +364,7 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
                 usage = parse_usage(x_groq.get("usage"))
         text = ""
         reasoning = ""
+        refusal = ""
         deltas: list[ToolCallDelta] = []
         raw_finish: str | None = None
         choices = obj.get("choices")
@@ -358,8 +378,9 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
                     piece = delta.get("content")
                     if isinstance(piece, str):
                         text += piece
-                    elif isinstance(delta.get("refusal"), str):
-                        text += delta["refusal"]
+                    piece = delta.get("refusal")
+                    if isinstance(piece, str):
+                        refusal += piece
                     thought = delta.get("reasoning_content") or delta.get("reasoning")
                     if isinstance(thought, str):
                         reasoning += thought
@@ -372,15 +393,18 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
                 fr = choice.get("finish_reason")
                 if isinstance(fr, str):
                     raw_finish = fr
+        if refusal:
+            self._refused = True
         if raw_finish is not None:
             self._finished = True
-        if not (text or reasoning or deltas or raw_finish or usage):
+        if not (text or reasoning or refusal or deltas or raw_finish or usage):
             return None
         return ChatChunk(
             text=text,
             reasoning=reasoning,
+            refusal=refusal,
             tool_calls=deltas,
-            finish_reason=normalize_finish_reason(raw_finish),
+            finish_reason=normalize_finish_reason(raw_finish, refused=self._refused),
             raw_finish_reason=raw_finish,
             usage=usage,
             id=_str(obj.get("id")),
@@ -416,7 +440,10 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
         )
 
     def on_end(self) -> list[ChatChunk]:
-        # Some compatible servers end without [DONE]; a finish reason is proof enough.
+        # A finish reason in any chunk makes the stream complete (some compatible servers end
+        # without [DONE], and the usage chunk follows the finish chunk); [DONE] alone does not.
         if self._finished:
             self.complete = True
+        elif self._done:
+            self.incomplete_detail = "[DONE] arrived without a finish reason"
         return []

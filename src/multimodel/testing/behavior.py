@@ -121,7 +121,9 @@ class Behavior:
             provider does it.
         usage: token counts; defaults are derived from the prompt and reply lengths.
         finish_reason: ``"stop"``, ``"length"``, ``"tool_calls"`` or ``"content_filter"``
-            (translated per format), or a raw provider value sent verbatim.
+            (translated per format; Anthropic has no content filter and gets ``refusal``, which
+            the client reports as finish reason ``"refusal"``), or a raw provider value sent
+            verbatim.
         fail_rate: probability that a request fails with ``fail_status``.
         fail_status: HTTP status of random failures.
         seed: seed of the random generators (failures and jitter); ``None`` = unseeded.

@@ -7,6 +7,11 @@ been called; :class:`~multimodel.tracking.ledger.UsageLedger` does both for you.
 
 Costs are summed exactly: the ``cost`` column holds each Decimal as TEXT and the ``dsum`` SQL
 aggregate (a Python class registered on the connection) adds them as :class:`~decimal.Decimal`.
+
+Unknown prices stay unknown, as in ``client.stats()``: a row that reports tokens (or an
+abandoned hedge) with no cost was billed at a price nobody knows. Each aggregate row counts
+those in ``unpriced_requests``, sums the others in ``known_cost``, and gives ``cost`` (the
+total) only when nothing is unknown, else ``None``.
 """
 
 from __future__ import annotations
@@ -88,30 +93,36 @@ def parse_since(since: Since, *, now: float | None = None) -> float:
 class ModelCostRow:
     """Spend and health of one model over a window (``cost_by_model``).
 
-    ``cost`` is the exact sum of known costs (``0`` when none is known); ``avg_cost`` averages
-    over the requests whose cost is known (SQL ``AVG`` semantics), ``None`` when none is.
-    ``error_rate`` is failed requests over all requests.
+    ``cost`` is the exact total, ``None`` when ``unpriced_requests`` is not 0; ``known_cost``
+    the sum of the known costs. ``avg_cost`` averages over the requests whose cost is known
+    (SQL ``AVG`` semantics), ``None`` when none is. ``error_rate`` is failed requests over all
+    requests.
     """
 
     model: str
     requests: int
-    cost: Decimal
+    cost: Decimal | None
     avg_cost: Decimal | None
     input_tokens: int
     output_tokens: int
     avg_latency: float
     error_rate: float
+    known_cost: Decimal
+    unpriced_requests: int
 
 
 @dataclass(frozen=True, slots=True)
 class UserRow:
     """One user's activity over a window (``user_engagement``); ``user`` is ``None`` for
-    requests without one. ``last_activity`` is the latest start time (epoch seconds)."""
+    requests without one. ``last_activity`` is the latest start time (epoch seconds).
+    ``total_cost`` is ``None`` when ``unpriced_requests`` is not 0."""
 
     user: str | None
     total_requests: int
-    total_cost: Decimal
+    total_cost: Decimal | None
     last_activity: float
+    known_cost: Decimal
+    unpriced_requests: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,28 +130,34 @@ class DailyRow:
     """One UTC day of the series (``daily_series``).
 
     ``p95_latency`` is the nearest-rank 95th percentile of the day's latencies: the value at
-    rank ``ceil(0.95 * n)`` in ascending order.
+    rank ``ceil(0.95 * n)`` in ascending order. ``cost`` is ``None`` when
+    ``unpriced_requests`` is not 0.
     """
 
     day: str
     requests: int
-    cost: Decimal
+    cost: Decimal | None
     avg_latency: float
     p95_latency: float
     errors: int
+    known_cost: Decimal
+    unpriced_requests: int
 
 
 @dataclass(frozen=True, slots=True)
 class TotalsRow:
-    """Everything in a window at once (``totals``); averages are ``None`` for an empty window."""
+    """Everything in a window at once (``totals``); averages are ``None`` for an empty window.
+    ``cost`` is ``None`` when ``unpriced_requests`` is not 0."""
 
     requests: int
     errors: int
-    cost: Decimal
+    cost: Decimal | None
     input_tokens: int
     output_tokens: int
     avg_latency: float | None
     users: int
+    known_cost: Decimal
+    unpriced_requests: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,27 +320,37 @@ def _dec(text: Any) -> Decimal:
     return Decimal(text) if text is not None else Decimal(0)
 
 
+UNPRICED_SQL = "SUM(cost IS NULL AND (input_tokens + output_tokens > 0 OR error = 'Abandoned'))"
+"""SQL: how many rows were billed at an unknown price (``outcome.unpriced`` in SQL)."""
+
+
+def _total(known: Decimal, unpriced: int | None) -> Decimal | None:
+    return None if unpriced else known
+
+
 def cost_by_model(conn: sqlite3.Connection, since: float) -> list[ModelCostRow]:
     """Requests, exact cost, tokens, latency and error rate per model since ``since``."""
     rows = conn.execute(
-        "SELECT model, COUNT(*), dsum(cost), COUNT(cost), SUM(input_tokens), SUM(output_tokens),"
-        " AVG(latency), SUM(1 - ok) FROM usage WHERE ts >= ? GROUP BY model"
+        "SELECT model, COUNT(*), dsum(cost), COUNT(cost), SUM(input_tokens), SUM(output_tokens),"  # noqa: S608 - fixed text
+        f" AVG(latency), SUM(1 - ok), {UNPRICED_SQL} FROM usage WHERE ts >= ? GROUP BY model"
         " ORDER BY SUM(cost_micro_usd) DESC, model",
         (since,),
     ).fetchall()
     out = []
-    for model, n, cost, priced, tin, tout, lat, errors in rows:
-        total = _dec(cost)
+    for model, n, cost, priced, tin, tout, lat, errors, unpriced in rows:
+        known = _dec(cost)
         out.append(
             ModelCostRow(
                 model=model,
                 requests=n,
-                cost=total,
-                avg_cost=total / priced if priced else None,
+                cost=_total(known, unpriced),
+                avg_cost=known / priced if priced else None,
                 input_tokens=tin or 0,
                 output_tokens=tout or 0,
                 avg_latency=float(lat or 0.0),
                 error_rate=(errors or 0) / n,
+                known_cost=known,
+                unpriced_requests=unpriced or 0,
             )
         )
     return out
@@ -334,40 +361,53 @@ def user_engagement(
 ) -> list[UserRow]:
     """Requests, exact cost and last activity per user since ``since``, busiest first."""
     rows = conn.execute(
-        "SELECT user, COUNT(*) AS n, dsum(cost), MAX(ts) FROM usage WHERE ts >= ?"
-        " GROUP BY user ORDER BY n DESC, user LIMIT ?",
+        f"SELECT user, COUNT(*) AS n, dsum(cost), MAX(ts), {UNPRICED_SQL} FROM usage"  # noqa: S608 - fixed text
+        " WHERE ts >= ? GROUP BY user ORDER BY n DESC, user LIMIT ?",
         (since, -1 if limit is None else limit),
     ).fetchall()
-    return [UserRow(user, n, _dec(cost), last) for user, n, cost, last in rows]
+    return [
+        UserRow(user, n, _total(_dec(cost), unpriced), last, _dec(cost), unpriced or 0)
+        for user, n, cost, last, unpriced in rows
+    ]
 
 
 def daily_series(conn: sqlite3.Connection, since: float) -> list[DailyRow]:
     """One row per UTC day since ``since`` (the first day may be partial), oldest first."""
     rows = conn.execute(
-        "SELECT day, COUNT(*), dsum(cost), AVG(latency), SUM(1 - ok) FROM usage"
-        " WHERE ts >= ? GROUP BY day ORDER BY day",
+        f"SELECT day, COUNT(*), dsum(cost), AVG(latency), SUM(1 - ok), {UNPRICED_SQL}"  # noqa: S608 - fixed text
+        " FROM usage WHERE ts >= ? GROUP BY day ORDER BY day",
         (since,),
     ).fetchall()
     out = []
-    for day, n, cost, lat, errors in rows:
+    for day, n, cost, lat, errors, unpriced in rows:
         # Nearest rank: the ceil(0.95 n)-th smallest latency, found by SQLite (no rows in Python).
         offset = max(0, math.ceil(0.95 * n) - 1)
         (p95,) = conn.execute(
             "SELECT latency FROM usage WHERE day = ? AND ts >= ? ORDER BY latency LIMIT 1 OFFSET ?",
             (day, since, offset),
         ).fetchone()
-        out.append(DailyRow(day, n, _dec(cost), float(lat), float(p95), errors or 0))
+        known = _dec(cost)
+        out.append(
+            DailyRow(
+                day, n, _total(known, unpriced), float(lat), float(p95), errors or 0, known,
+                unpriced or 0,
+            )
+        )  # fmt: skip
     return out
 
 
 def totals(conn: sqlite3.Connection, since: float) -> TotalsRow:
     """Aggregate totals since ``since``."""
-    n, errors, cost, tin, tout, lat, users = conn.execute(
-        "SELECT COUNT(*), SUM(1 - ok), dsum(cost), SUM(input_tokens), SUM(output_tokens),"
-        " AVG(latency), COUNT(DISTINCT user) FROM usage WHERE ts >= ?",
+    n, errors, cost, tin, tout, lat, users, unpriced = conn.execute(
+        "SELECT COUNT(*), SUM(1 - ok), dsum(cost), SUM(input_tokens), SUM(output_tokens),"  # noqa: S608 - fixed text
+        f" AVG(latency), COUNT(DISTINCT user), {UNPRICED_SQL} FROM usage WHERE ts >= ?",
         (since,),
     ).fetchone()
-    return TotalsRow(n, errors or 0, _dec(cost), tin or 0, tout or 0, lat, users)
+    known = _dec(cost)
+    return TotalsRow(
+        n, errors or 0, _total(known, unpriced), tin or 0, tout or 0, lat, users, known,
+        unpriced or 0,
+    )  # fmt: skip
 
 
 _ROW_COLUMNS = (

@@ -7,7 +7,10 @@ from typing import Any, NamedTuple
 
 from ..types import Usage
 
-__all__ = ["Outcome", "success_outcome"]
+__all__ = ["ABANDONED", "CANCELLED", "Outcome", "success_outcome", "unpriced"]
+
+ABANDONED = "Abandoned"  # Outcome.error of an attempt cancelled because another one won
+CANCELLED = "Cancelled"  # Outcome.error of a stream the caller stopped: billed, not a failure
 
 
 class Outcome(NamedTuple):
@@ -112,3 +115,19 @@ def success_outcome(
             cost_breakdown,
         ),
     )
+
+
+def unpriced(outcome: Outcome) -> bool:
+    """Whether ``outcome`` was billed at a price nobody knows: it reports tokens (or is an
+    abandoned hedge, whose prompt the provider processed) but no cost.
+
+    Aggregates count such attempts (``unpriced_requests``) and report their total cost as
+    unknown (``None``) instead of adding a silent zero. A failure without tokens cost nothing;
+    a cache hit costs ``0``.
+    """
+    if outcome.cost is not None:
+        return False
+    usage = outcome.usage
+    if usage is not None and (usage.input_tokens or usage.output_tokens):
+        return True
+    return outcome.error == ABANDONED

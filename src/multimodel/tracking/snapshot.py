@@ -1,4 +1,11 @@
-"""Typed snapshots of the tracker: what ``client.stats()`` returns."""
+"""Typed snapshots of the tracker: what ``client.stats()`` returns.
+
+Costs: ``cost`` is the exact total in USD, or ``None`` when part of it is unknown — when some
+attempt was billed at a price nobody knows (a model missing from the catalog, whose responses
+have ``cost=None``). ``unpriced_requests`` counts those attempts and ``known_cost`` sums the
+others, so ``cost == known_cost`` whenever ``unpriced_requests == 0``. An unknown price is
+never a silent zero.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ class DeploymentSnapshot(BaseModel):
     chunk); ``ttft_*`` streams only. Quantiles come from a streaming sketch with 1 % relative
     accuracy. ``availability`` is the share of the last 5 minutes' attempts that succeeded;
     ``request_rate`` and ``error_rate`` are per second over the last ``1m`` / ``5m`` / ``1h``.
+    ``cost`` is ``None`` when ``unpriced_requests`` is not 0 (see the module docstring).
     """
 
     model_config = _FROZEN
@@ -32,7 +40,9 @@ class DeploymentSnapshot(BaseModel):
     cached: int
     input_tokens: int
     output_tokens: int
-    cost: Decimal
+    cost: Decimal | None
+    known_cost: Decimal
+    unpriced_requests: int
     latency_ewma: float | None
     latency_p50: float | None
     latency_p95: float | None
@@ -48,7 +58,8 @@ class DeploymentSnapshot(BaseModel):
 
 
 class GroupSnapshot(BaseModel):
-    """Totals for a model, provider, user or tag."""
+    """Totals for a model, provider, user or tag; ``cost`` is ``None`` when
+    ``unpriced_requests`` is not 0 (see the module docstring)."""
 
     model_config = _FROZEN
     key: str
@@ -56,7 +67,9 @@ class GroupSnapshot(BaseModel):
     failures: int
     input_tokens: int
     output_tokens: int
-    cost: Decimal
+    cost: Decimal | None
+    known_cost: Decimal
+    unpriced_requests: int
     latency_p50: float | None
     latency_p95: float | None
     latency_p99: float | None

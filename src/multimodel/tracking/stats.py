@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Protocol
 
-from .outcome import Outcome
+from .outcome import ABANDONED, CANCELLED, Outcome, unpriced
 from .sketches import PeakEWMA, QuantileSketch
 from .snapshot import DeploymentSnapshot, GroupSnapshot, StatsSnapshot
 from .windows import MultiWindow
 
-__all__ = ["RANK_TAU", "DeploymentStats", "RankedStats", "StatsView", "Tracker"]
+__all__ = ["ABANDONED", "CANCELLED", "RANK_TAU", "DeploymentStats", "RankedStats", "StatsView", "Tracker"]
 
 _ALPHA = 0.3  # EWMA weight of the newest sample: reacts within a few requests, smooths jitter
 _PEAK_TAU = 10.0  # seconds for a latency spike to decay by 1/e once samples are fast again
@@ -33,8 +33,6 @@ _ERROR_FLOOR = 1e-6  # an error rate decayed below this is 0: ~36 successes afte
 _MIN_TPOT_TOKENS = 16  # below this, per-token time is mostly fixed overhead: do not sample it
 MAX_GROUPS = 10_000  # user / tag cells kept; older ones fold into "(other)"
 OTHER = "(other)"
-ABANDONED = "Abandoned"  # Outcome.error of an attempt cancelled because another one won
-CANCELLED = "Cancelled"  # Outcome.error of a stream the caller stopped: billed, not a failure
 
 
 class DeploymentStats(Protocol):
@@ -166,6 +164,7 @@ class _Cell:
         "stream_rank",
         "successes",
         "ttft_sketch",
+        "unpriced",
         "win_errors",
         "win_requests",
     )
@@ -181,7 +180,8 @@ class _Cell:
         self.input_tokens = 0
         self.output_tokens = 0
         self.cache_read_tokens = 0
-        self.cost = Decimal(0)
+        self.cost = Decimal(0)  # the sum of the known costs
+        self.unpriced = 0  # attempts billed at an unknown price (see outcome.unpriced)
         self.ewma_latency: float | None = None
         self.ewma_ttft: float | None = None
         self.ewma_tpot: float | None = None
@@ -214,6 +214,7 @@ class _GroupCell:
         "latency",
         "output_tokens",
         "requests",
+        "unpriced",
         "window",
     )
 
@@ -223,6 +224,7 @@ class _GroupCell:
         self.input_tokens = 0
         self.output_tokens = 0
         self.cost = Decimal(0)
+        self.unpriced = 0
         self.latency = QuantileSketch()
         self.window = MultiWindow()
 
@@ -300,6 +302,8 @@ class Tracker:
                 cell.in_flight = max(0, cell.in_flight - 1)
                 if outcome.cost is not None:
                     cell.cost += outcome.cost
+                else:  # the provider processed (and bills) the prompt at an unknown price
+                    cell.unpriced += 1
             for listener in self._listeners:
                 listener(outcome)
             return
@@ -315,6 +319,8 @@ class Tracker:
                     cell.cache_read_tokens += usage.cache_read_tokens
                 if outcome.cost is not None:
                     cell.cost += outcome.cost
+                elif unpriced(outcome):
+                    cell.unpriced += 1
                 if outcome.user is not None:
                     self._group(self._users, outcome.user, outcome, now)
                 for tag in outcome.tags:
@@ -333,6 +339,8 @@ class Tracker:
                 cell.cache_read_tokens += usage.cache_read_tokens
             if outcome.cost is not None:
                 cell.cost += outcome.cost
+            elif unpriced(outcome):
+                cell.unpriced += 1
             if outcome.ok:
                 cell.successes += 1
                 cell.consecutive_failures = 0
@@ -413,6 +421,7 @@ class Tracker:
                 other.input_tokens += old.input_tokens
                 other.output_tokens += old.output_tokens
                 other.cost += old.cost
+                other.unpriced += old.unpriced
                 other.latency.merge(old.latency)
                 groups[OTHER] = other
             cell = groups[key] = _GroupCell()
@@ -427,6 +436,8 @@ class Tracker:
             cell.output_tokens += outcome.usage.output_tokens
         if outcome.cost is not None:
             cell.cost += outcome.cost
+        elif unpriced(outcome):
+            cell.unpriced += 1
         if outcome.ok and not outcome.cached:
             cell.latency.add(outcome.latency)
 
@@ -504,7 +515,9 @@ def _deployment_snapshot(
         cached=cell.cached,
         input_tokens=cell.input_tokens,
         output_tokens=cell.output_tokens,
-        cost=cell.cost,
+        cost=None if cell.unpriced else cell.cost,
+        known_cost=cell.cost,
+        unpriced_requests=cell.unpriced,
         latency_ewma=cell.ewma_latency,
         latency_p50=_q(cell.latency_sketch, 0.5),
         latency_p95=_q(cell.latency_sketch, 0.95),
@@ -522,7 +535,7 @@ def _deployment_snapshot(
 
 def _merge(key: str, cells: list[_Cell], now: float) -> GroupSnapshot:
     latency = QuantileSketch()
-    requests = failures = tin = tout = 0
+    requests = failures = tin = tout = unpriced_requests = 0
     cost = Decimal(0)
     rate: dict[str, float] = {}
     for cell in cells:
@@ -532,6 +545,7 @@ def _merge(key: str, cells: list[_Cell], now: float) -> GroupSnapshot:
         tin += cell.input_tokens
         tout += cell.output_tokens
         cost += cell.cost
+        unpriced_requests += cell.unpriced
         for label, value in cell.win_requests.rate(now).items():
             rate[label] = rate.get(label, 0.0) + value
     return GroupSnapshot(
@@ -540,7 +554,9 @@ def _merge(key: str, cells: list[_Cell], now: float) -> GroupSnapshot:
         failures=failures,
         input_tokens=tin,
         output_tokens=tout,
-        cost=cost,
+        cost=None if unpriced_requests else cost,
+        known_cost=cost,
+        unpriced_requests=unpriced_requests,
         latency_p50=latency.quantile(0.5),
         latency_p95=latency.quantile(0.95),
         latency_p99=latency.quantile(0.99),
@@ -555,7 +571,9 @@ def _group_snapshot(key: str, cell: _GroupCell, now: float) -> GroupSnapshot:
         failures=cell.failures,
         input_tokens=cell.input_tokens,
         output_tokens=cell.output_tokens,
-        cost=cell.cost,
+        cost=None if cell.unpriced else cell.cost,
+        known_cost=cell.cost,
+        unpriced_requests=cell.unpriced,
         latency_p50=cell.latency.quantile(0.5),
         latency_p95=cell.latency.quantile(0.95),
         latency_p99=cell.latency.quantile(0.99),
