@@ -424,3 +424,22 @@ def test_importing_the_config_loads_no_option_classes() -> None:
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_deployment_built_directly_raises_config_error() -> None:
+    with pytest.raises(mm.ConfigError, match=r"base_url must start with http:// or https://"):
+        mm.Deployment(model="m", provider="openai", base_url="api.openai.com/v1")
+    with pytest.raises(mm.ConfigError, match=r"unknown field 'modle'; did you mean 'model'"):
+        mm.Deployment(model="m", provider="openai", modle="x")  # type: ignore[call-arg]
+    with pytest.raises(mm.ConfigError, match=r"deployments\.1\.base_url"):
+        mm.Client(deployments=[
+            {"model": "m", "provider": "openai", "api_key": "k"},
+            {"model": "m", "provider": "openai", "base_url": "x.example"},
+        ])
+
+
+def test_extra_header_values_stay_out_of_a_deployments_repr() -> None:
+    dep = mm.Deployment(model="m", provider="openai", headers={"x-gateway-key": "gw-SECRET-1"})
+    assert "gw-SECRET-1" not in repr(dep)
+    assert "x-gateway-key" in repr(dep)
+    assert dep.headers == {"x-gateway-key": "gw-SECRET-1"}  # the value itself is kept

@@ -92,12 +92,31 @@ class Deployment(BaseModel):
     timeout: float | None = Field(default=None, gt=0)
     tags: tuple[str, ...] = ()
 
+    if not TYPE_CHECKING:  # type checkers keep pydantic's typed __init__
+
+        def __init__(self, **data: Any) -> None:
+            # The same error as the same entry in a dict or a config file gives.
+            try:
+                super().__init__(**data)
+            except ValidationError as exc:
+                raise ConfigError(_describe_deployment(exc)) from None
+
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("base_url must start with http:// or https://")
+            raise ValueError(
+                f"base_url must start with http:// or https://, e.g. https://{value}"
+            )
         return value
+
+    def __repr_args__(self) -> Any:
+        # Extra headers may carry credentials (gateway keys): their names, not their values.
+        for name, value in super().__repr_args__():
+            if name == "headers" and value:
+                yield name, dict.fromkeys(value, "**********")
+            else:
+                yield name, value
 
     @property
     def display_name(self) -> str:
@@ -283,7 +302,12 @@ def describe(exc: ValidationError, origin: Callable[[str], str | None] | None = 
     for err in exc.errors()[:5]:
         loc = err["loc"]
         cause = (err.get("ctx") or {}).get("error")
-        if isinstance(cause, ConfigError):
+        if isinstance(cause, ConfigError) and str(cause).startswith(_BAD_DEPLOYMENT):
+            # A deployment entry: its own message, under its place in the list.
+            where = ".".join(str(p) for p in loc)
+            rest = str(cause).removeprefix(_BAD_DEPLOYMENT)
+            text = f"{where}{': ' if rest.startswith('unknown field') else '.'}{rest}"
+        elif isinstance(cause, ConfigError):
             text = str(cause)
         elif err["type"] == "extra_forbidden" and len(loc) == 1:
             text = _options.unknown_name("unknown option", loc[0], OPTIONS)
@@ -299,3 +323,20 @@ def describe(exc: ValidationError, origin: Callable[[str], str | None] | None = 
     if exc.error_count() > 5:
         parts.append(f"and {exc.error_count() - 5} more")
     return "invalid configuration: " + "; ".join(parts)
+
+
+_BAD_DEPLOYMENT = "invalid Deployment: "
+
+
+def _describe_deployment(exc: ValidationError) -> str:
+    """The message for a ``Deployment(...)`` built with invalid fields."""
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = err["loc"]
+        if err["type"] == "extra_forbidden" and len(loc) == 1:
+            parts.append(_options.unknown_name("unknown field", loc[0], Deployment.model_fields))
+            continue
+        cause = (err.get("ctx") or {}).get("error")
+        where = ".".join(str(p) for p in loc) or "deployment"
+        parts.append(f"{where}: {cause if cause is not None else err['msg']}")
+    return _BAD_DEPLOYMENT + "; ".join(parts)
