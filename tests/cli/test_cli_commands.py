@@ -116,7 +116,7 @@ def test_models_no_match_is_not_an_error(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_rich_table_when_installed(capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("rich")
+    pytest.importorskip("rich", reason="needs the cli extra: pip install 'multimodel[cli]'")
     _output.table(["model", "price"], [["gpt-4o-mini", "0.15"]], right=(1,), use_rich=True)
     out = capsys.readouterr().out
     assert "gpt-4o-mini" in out and "0.15" in out

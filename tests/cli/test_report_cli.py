@@ -80,7 +80,7 @@ def test_text_tables(capsys: pytest.CaptureFixture[str], ledger_path: Path) -> N
 @pytest.mark.parametrize("columns", ["200", "80"])
 def test_rich_tables(capsys: pytest.CaptureFixture[str], ledger_path: Path,
                      monkeypatch: pytest.MonkeyPatch, columns: str) -> None:  # fmt: skip
-    pytest.importorskip("rich")
+    pytest.importorskip("rich", reason="needs the cli extra: pip install 'multimodel[cli]'")
     monkeypatch.setattr(report_cli, "_use_rich", lambda: True)
     monkeypatch.setenv("COLUMNS", columns)
     code, out, _ = run(capsys, "--ledger", str(ledger_path))

@@ -18,7 +18,9 @@ import multimodel as mm
 from multimodel.testing import Behavior, MockDeployment, MockProviderServer
 from multimodel.testing.fixtures import MockServerFactory
 
-pytest.importorskip("aiohttp")
+pytest.importorskip(
+    "aiohttp", reason="needs the aiohttp extra: pip install 'multimodel[aiohttp]'"
+)
 
 from multimodel._aiohttp import AiohttpTransport
 

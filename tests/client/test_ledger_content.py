@@ -59,7 +59,9 @@ def test_policy_can_forbid_logging_prompts(tmp_path: Path) -> None:
 
 
 def test_encrypted_at_rest(tmp_path: Path) -> None:
-    pytest.importorskip("cryptography")
+    pytest.importorskip(
+        "cryptography", reason="needs the crypto extra: pip install 'multimodel[crypto]'"
+    )
     codec = EncryptedContentCodec(Encryptor(StaticKeyProvider({"k1": b"\x01" * 32}, "k1")))
     ledger = UsageLedger(tmp_path / "l.sqlite3", store_content=True, content_codec=codec)
     with client(ledger) as c:

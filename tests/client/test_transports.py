@@ -7,12 +7,13 @@ import pytest
 import multimodel as mm
 from multimodel.testing import Behavior, MockDeployment
 
-pytest.importorskip("aiohttp")
-
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 @pytest.mark.anyio
 async def test_aiohttp_transport_query_and_stream(mock_server_factory) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip(
+        "aiohttp", reason="needs the aiohttp extra: pip install 'multimodel[aiohttp]'"
+    )
     server = mock_server_factory({
         "a": MockDeployment(format="anthropic", behavior=Behavior(text="one two three")),
     })
