@@ -37,7 +37,13 @@ def docs(session: nox.Session) -> None:
     """Build the documentation site; any Sphinx warning fails the build."""
     session.install("-e", ".[docs]")
     session.run(
-        "sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html",
+        "sphinx-build",
+        "-W",
+        "--keep-going",
+        "-b",
+        "html",
+        "docs",
+        "docs/_build/html",
         *session.posargs,
     )
 

@@ -31,9 +31,7 @@ EXTRAS = {
 }
 NOT_FEATURES = {"test", "all", "dev"}
 
-ci_run = pytest.mark.skipif(
-    RUN is None, reason="not a nox test run (MULTIMODEL_TEST_RUN is unset)"
-)
+ci_run = pytest.mark.skipif(RUN is None, reason="not a nox test run (MULTIMODEL_TEST_RUN is unset)")
 
 
 def test_every_extra_is_known() -> None:

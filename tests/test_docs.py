@@ -117,9 +117,7 @@ def _close_leftovers(namespace: dict[str, Any]) -> None:
             value.close()
 
 
-@pytest.mark.parametrize(
-    "page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES]
-)
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_samples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocks = python_blocks(page)
     runnable = [b for b in blocks if b.skip is None]
@@ -151,8 +149,20 @@ def test_every_page_is_covered() -> None:
 )
 def test_sphinx_build_has_no_warnings(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "dummy",
-         "-d", str(tmp_path / "doctrees"), str(DOCS), str(tmp_path / "out")],
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-b",
+            "dummy",
+            "-d",
+            str(tmp_path / "doctrees"),
+            str(DOCS),
+            str(tmp_path / "out"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -13,8 +13,11 @@ def test_all_is_sorted_and_complete() -> None:
     public = {n for n in dir(multimodel) if not n.startswith("_")}
     # every exported name exists, and nothing public is left unexported but submodules
     assert set(multimodel.__all__) <= public
-    modules = {n for n in public - set(multimodel.__all__)
-               if type(getattr(multimodel, n)).__name__ == "module"}
+    modules = {
+        n
+        for n in public - set(multimodel.__all__)
+        if type(getattr(multimodel, n)).__name__ == "module"
+    }
     assert public - set(multimodel.__all__) == modules
 
 

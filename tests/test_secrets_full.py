@@ -24,32 +24,47 @@ KEYS = {
 }
 
 
-def test_no_key_in_any_output(mock_server_factory, tmp_path: Path,  # type: ignore[no-untyped-def]
-                              caplog: pytest.LogCaptureFixture) -> None:
+def test_no_key_in_any_output(
+    mock_server_factory,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.DEBUG)
-    server = mock_server_factory({
-        "o": MockDeployment(format="openai", behavior=Behavior(script=[401, 500, 200])),
-        "a": MockDeployment(format="anthropic", behavior=Behavior(script=[529, 200],
-                                                                     retry_after=0.01)),
-        "g": MockDeployment(format="gemini", behavior=Behavior(script=[429, 200],
-                                                                  retry_after=0.01)),
-    })
+    server = mock_server_factory(
+        {
+            "o": MockDeployment(format="openai", behavior=Behavior(script=[401, 500, 200])),
+            "a": MockDeployment(
+                format="anthropic", behavior=Behavior(script=[529, 200], retry_after=0.01)
+            ),
+            "g": MockDeployment(
+                format="gemini", behavior=Behavior(script=[429, 200], retry_after=0.01)
+            ),
+        }
+    )
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     reader = InMemoryMetricReader()
-    telemetry = Telemetry(tracer_provider=tracer_provider,
-                          meter_provider=MeterProvider(metric_readers=[reader]))
+    telemetry = Telemetry(
+        tracer_provider=tracer_provider, meter_provider=MeterProvider(metric_readers=[reader])
+    )
     ledger_path = tmp_path / "ledger.sqlite3"
     ledger = UsageLedger(ledger_path, store_content=False)
     events: list[object] = []
     client = mm.Client(
         deployments=[
-            mm.Deployment(model=f"m-{name}", provider=provider, name=name,
-                          api_key=KEYS[provider], base_url=server.base_url(name))
+            mm.Deployment(
+                model=f"m-{name}",
+                provider=provider,
+                name=name,
+                api_key=KEYS[provider],
+                base_url=server.base_url(name),
+            )
             for name, provider in (("o", "openai"), ("a", "anthropic"), ("g", "gemini"))
         ],
-        telemetry=telemetry, ledger=ledger, cache=True,
+        telemetry=telemetry,
+        ledger=ledger,
+        cache=True,
         retry=mm.RetryPolicy(backoff_initial=0.001, backoff_max=0.01),
         circuit=mm.CircuitPolicy(failure_threshold=1, cooldown=0.01),
         max_retries=4,

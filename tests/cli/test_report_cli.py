@@ -123,7 +123,7 @@ def test_html(capsys: pytest.CaptureFixture[str], ledger_path: Path, tmp_path: P
     assert page.startswith("<!DOCTYPE html>")
     for chart in ("chart-cost", "chart-latency", "chart-errors", "chart-share"):
         assert f'<svg id="{chart}" class="chart"' in page
-    assert page.count('<rect ') >= 3 * 3  # latency bars alone: 3 deployments x 3 percentiles
+    assert page.count("<rect ") >= 3 * 3  # latency bars alone: 3 deployments x 3 percentiles
     assert re.search(r'<rect [^>]*data-series="p95" data-deployment="gm-1"', page)
     assert re.search(r'<rect [^>]*data-series="gpt-4o" data-bucket="', page)
     assert re.search(r'<path [^>]*data-series="error-rate"', page)

@@ -17,10 +17,12 @@ KEY = "sk-test-cache-0123456789"
 def make(cls: type, fake: FakeProvider, **kw: object):  # type: ignore[no-untyped-def]
     return cls(
         deployments=[
-            mm.Deployment(model="gpt-4o-mini", provider="openai", api_key=KEY,
-                          base_url="https://a.test/v1"),
-            mm.Deployment(model="gpt-4o", provider="openai", api_key=KEY,
-                          base_url="https://b.test/v1"),
+            mm.Deployment(
+                model="gpt-4o-mini", provider="openai", api_key=KEY, base_url="https://a.test/v1"
+            ),
+            mm.Deployment(
+                model="gpt-4o", provider="openai", api_key=KEY, base_url="https://b.test/v1"
+            ),
         ],
         transport=fake,
         **kw,
@@ -88,10 +90,17 @@ async def test_async_cache_query_and_stream() -> None:
 def test_policy_restricts_models_before_sending() -> None:
     fake = FakeProvider()
     policies = PolicySet(
-        [Policy(name="free", allowed_models=frozenset({"gpt-4o-mini"}), max_tokens=100,
-                on_max_tokens="clamp"),
-         Policy(name="pro")],
-        default="free", roles={"vip": "pro"},
+        [
+            Policy(
+                name="free",
+                allowed_models=frozenset({"gpt-4o-mini"}),
+                max_tokens=100,
+                on_max_tokens="clamp",
+            ),
+            Policy(name="pro"),
+        ],
+        default="free",
+        roles={"vip": "pro"},
     )
     client = make(mm.Client, fake, policies=policies)
     with pytest.raises(mm.errors.PolicyViolation, match="free"):

@@ -13,13 +13,16 @@ KEY = "sk-test-hedge-0123456789"
 
 
 def fleet(factory):  # type: ignore[no-untyped-def]
-    server = factory({
-        "slow": MockDeployment(format="openai", behavior=Behavior(latency=1.0, text="slow")),
-        "fast": MockDeployment(format="openai", behavior=Behavior(latency=0.0, text="fast")),
-    })
+    server = factory(
+        {
+            "slow": MockDeployment(format="openai", behavior=Behavior(latency=1.0, text="slow")),
+            "fast": MockDeployment(format="openai", behavior=Behavior(latency=0.0, text="fast")),
+        }
+    )
     deployments = [
-        mm.Deployment(model="m", provider="openai", name=name, api_key=KEY,
-                      base_url=server.base_url(name))
+        mm.Deployment(
+            model="m", provider="openai", name=name, api_key=KEY, base_url=server.base_url(name)
+        )
         for name in ("slow", "fast")
     ]
     return server, deployments

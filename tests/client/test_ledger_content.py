@@ -19,7 +19,9 @@ SECRET_PROMPT = "my medical history is private"
 def client(ledger: UsageLedger, **kw: object) -> mm.Client:
     return mm.Client(
         deployments=[mm.Deployment(model="m", provider="openai", api_key=KEY)],
-        transport=FakeProvider(FakeReply(text="the answer")), ledger=ledger, **kw,
+        transport=FakeProvider(FakeReply(text="the answer")),
+        ledger=ledger,
+        **kw,
     )
 
 
@@ -46,8 +48,11 @@ def test_stored_when_opted_in(tmp_path: Path) -> None:
     contents = rows(ledger)
     ledger.close()
     assert len(contents) == 2
-    assert any(SECRET_PROMPT in (row[0] or "") and "the answer" in (row[1] or "")
-               for row in contents if row)
+    assert any(
+        SECRET_PROMPT in (row[0] or "") and "the answer" in (row[1] or "")
+        for row in contents
+        if row
+    )
 
 
 def test_policy_can_forbid_logging_prompts(tmp_path: Path) -> None:
@@ -66,7 +71,7 @@ def test_encrypted_at_rest(tmp_path: Path) -> None:
     ledger = UsageLedger(tmp_path / "l.sqlite3", store_content=True, content_codec=codec)
     with client(ledger) as c:
         c.query(SECRET_PROMPT)
-    (prompt, answer), = [r for r in rows(ledger) if r]
+    ((prompt, answer),) = [r for r in rows(ledger) if r]
     assert SECRET_PROMPT in (prompt or "")  # decrypted on read
     assert "the answer" in (answer or "")
     ledger.close()

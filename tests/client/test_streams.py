@@ -14,10 +14,12 @@ KEY = "sk-test-streams-0123456789"
 def client_kwargs(fake: FakeProvider) -> dict[str, object]:
     return {
         "deployments": [
-            mm.Deployment(model="m", provider="openai", name="a",
-                          base_url="https://a.test/v1", api_key=KEY),
-            mm.Deployment(model="m", provider="openai", name="b",
-                          base_url="https://b.test/v1", api_key=KEY),
+            mm.Deployment(
+                model="m", provider="openai", name="a", base_url="https://a.test/v1", api_key=KEY
+            ),
+            mm.Deployment(
+                model="m", provider="openai", name="b", base_url="https://b.test/v1", api_key=KEY
+            ),
         ],
         "transport": fake,
         "strategy": "round_robin",
