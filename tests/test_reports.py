@@ -208,7 +208,7 @@ def test_empty_window(ledger: UsageLedger) -> None:
     report = build_report(ledger, since="1h", now=NOW - 30 * HOUR)
     t = report.totals
     assert (t.requests, t.cost, t.avg_latency, t.error_rate) == (0, Decimal(0), None, 0.0)
-    assert report.models == report.deployments == report.recommendations == []
+    assert report.models == [] and report.deployments == [] and report.recommendations == []
     assert report.series.error_rate == [None]
     assert report.series.cost_by_model == {}
 

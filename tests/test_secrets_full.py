@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import multimodel as mm
 from multimodel.testing import Behavior, MockDeployment
+from multimodel.testing.fixtures import MockServerFactory
 from multimodel.tracking import Telemetry, UsageLedger
 
 KEYS = {
@@ -25,8 +26,8 @@ KEYS = {
 
 
 def test_no_key_in_any_output(
-    mock_server_factory,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    mock_server_factory: MockServerFactory,
+    tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -93,7 +94,9 @@ def test_no_key_in_any_output(
     captured += [repr(e) for e in events]
     captured += [r.getMessage() for r in caplog.records]
     captured += [str(span.to_json()) for span in spans.get_finished_spans()]
-    captured.append(str(reader.get_metrics_data().to_json()))
+    metrics = reader.get_metrics_data()
+    assert metrics is not None
+    captured.append(str(metrics.to_json()))
     blob = "\n".join(captured).encode()
     blob += ledger_path.read_bytes()
     for suffix in ("-wal", "-shm"):

@@ -109,6 +109,7 @@ async def test_stream_closed_early_frees_its_slot(mock_server_factory: MockServe
     async with mm.AsyncClient(deployments=[deployment(server)], transport="aiohttp") as client:
         transport = transport_of(client)
         free = transport._slots._free
+        assert free is not None
         async with client.stream("hi") as stream:
             async for chunk in stream:
                 if chunk.text:

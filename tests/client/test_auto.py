@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import multimodel as mm
@@ -11,7 +13,7 @@ from multimodel.testing.fake import FakeProvider
 KEY = "sk-test-auto-0123456789"
 
 
-def client(**kw: object) -> tuple[mm.Client, FakeProvider]:
+def client(**kw: Any) -> tuple[mm.Client, FakeProvider]:
     fake = FakeProvider()
     deployments = [
         mm.Deployment(model="gpt-4o-mini", provider="openai", api_key=KEY),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any, TypeVar
 
 import pytest
 
@@ -12,9 +13,10 @@ from multimodel.security import InputLimits, Policy, PolicySet
 from multimodel.testing.fake import FakeProvider, FakeReply
 
 KEY = "sk-test-cache-0123456789"
+C = TypeVar("C", mm.Client, mm.AsyncClient)
 
 
-def make(cls: type, fake: FakeProvider, **kw: object):  # type: ignore[no-untyped-def]
+def make(cls: type[C], fake: FakeProvider, **kw: Any) -> C:
     return cls(
         deployments=[
             mm.Deployment(

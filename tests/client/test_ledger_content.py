@@ -4,6 +4,7 @@ encrypted at rest when a codec is given."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ KEY = "sk-test-ledger-0123456789"
 SECRET_PROMPT = "my medical history is private"
 
 
-def client(ledger: UsageLedger, **kw: object) -> mm.Client:
+def client(ledger: UsageLedger, **kw: Any) -> mm.Client:
     return mm.Client(
         deployments=[mm.Deployment(model="m", provider="openai", api_key=KEY)],
         transport=FakeProvider(FakeReply(text="the answer")),

@@ -6,6 +6,8 @@ and trio.
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import httpx
 import pytest
@@ -19,7 +21,7 @@ pytestmark = pytest.mark.anyio
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 
 
-def server_with(factory: MockServerFactory, **behavior: float) -> MockProviderServer:
+def server_with(factory: MockServerFactory, **behavior: Any) -> MockProviderServer:
     return factory(
         {"p": MockDeployment(format="openai", behavior=Behavior(text="one two three", **behavior))}
     )

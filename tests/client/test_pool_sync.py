@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_toke
 KEY = "sk-test-pool-sync-0123456789"
 
 
-def server_with(factory: MockServerFactory, **behavior: float) -> MockProviderServer:
+def server_with(factory: MockServerFactory, **behavior: Any) -> MockProviderServer:
     return factory(
         {"p": MockDeployment(format="openai", behavior=Behavior(text="one two three", **behavior))}
     )

@@ -120,7 +120,7 @@ def test_sync(scenario: Scenario) -> None:
             result: object = client.query("hi", model="m")
             trace = result.trace  # type: ignore[attr-defined]
         except mm.MultimodelError as exc:
-            result, trace = exc, exc.trace  # type: ignore[attr-defined]
+            result, trace = exc, exc.trace
     check(fake, scenario, result, trace)
 
 
@@ -133,7 +133,7 @@ async def test_async(scenario: Scenario) -> None:
             result: object = await client.query("hi", model="m")
             trace = result.trace  # type: ignore[attr-defined]
         except mm.MultimodelError as exc:
-            result, trace = exc, exc.trace  # type: ignore[attr-defined]
+            result, trace = exc, exc.trace
     check(fake, scenario, result, trace)
 
 
@@ -148,7 +148,7 @@ def test_sync_stream(scenario: Scenario) -> None:
             trace = stream.trace
             assert text == "ok"
         except mm.MultimodelError as exc:
-            result, trace = exc, exc.trace  # type: ignore[attr-defined]
+            result, trace = exc, exc.trace
     check(fake, scenario, result, trace)
 
 
@@ -164,7 +164,7 @@ async def test_async_stream(scenario: Scenario) -> None:
             trace = stream.trace
             assert text == "ok"
         except mm.MultimodelError as exc:
-            result, trace = exc, exc.trace  # type: ignore[attr-defined]
+            result, trace = exc, exc.trace
     check(fake, scenario, result, trace)
 
 

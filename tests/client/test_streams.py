@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import multimodel as mm
@@ -11,7 +13,7 @@ from multimodel.testing.fake import FakeProvider, FakeReply
 KEY = "sk-test-streams-0123456789"
 
 
-def client_kwargs(fake: FakeProvider) -> dict[str, object]:
+def client_kwargs(fake: FakeProvider) -> dict[str, Any]:
     return {
         "deployments": [
             mm.Deployment(

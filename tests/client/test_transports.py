@@ -6,11 +6,12 @@ import pytest
 
 import multimodel as mm
 from multimodel.testing import Behavior, MockDeployment
+from multimodel.testing.fixtures import MockServerFactory
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 @pytest.mark.anyio
-async def test_aiohttp_transport_query_and_stream(mock_server_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_aiohttp_transport_query_and_stream(mock_server_factory: MockServerFactory) -> None:
     pytest.importorskip(
         "aiohttp", reason="needs the aiohttp extra: pip install 'multimodel[aiohttp]'"
     )

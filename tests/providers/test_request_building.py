@@ -45,7 +45,9 @@ def test_adapter_requests_equal_httpx_requests(adapter: str, stream: bool) -> No
     )
     assert built.headers.raw == expected.headers.raw
     assert built.content == expected.content
-    assert list(built.stream) == list(expected.stream)  # type: ignore[call-overload]
+    assert isinstance(built.stream, httpx.SyncByteStream)
+    assert isinstance(expected.stream, httpx.SyncByteStream)
+    assert list(built.stream) == list(expected.stream)
     assert json.loads(built.content)  # a JSON object
 
 

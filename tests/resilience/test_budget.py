@@ -10,7 +10,7 @@ import pytest
 import multimodel as mm
 from multimodel.catalog import Catalog
 from multimodel.providers.base import Endpoint
-from multimodel.resilience.budget import Budget, BudgetBook
+from multimodel.resilience.budget import Budget, BudgetAlert, BudgetBook
 from multimodel.testing.fake import FakeProvider, FakeReply
 
 KEY = "sk-test-budget-0123456789"
@@ -67,7 +67,7 @@ def test_scopes_and_keys() -> None:
 
 def test_alert_fires_once_per_window() -> None:
     wall = Wall()
-    alerts = []
+    alerts: list[BudgetAlert] = []
     book = BudgetBook(
         [Budget(name="hourly", soft_limit=Decimal(100), window="hour", alert_at=None)],
         wall=wall,
@@ -112,7 +112,7 @@ def priced_catalog() -> Catalog:
 
 def test_client_raises_budget_exceeded_before_sending_and_alerts() -> None:
     fake = FakeProvider(FakeReply(usage=(100, 100)))  # 200 tokens at $1000/M = $0.20
-    alerts = []
+    alerts: list[BudgetAlert] = []
     client = mm.Client(
         deployments=[mm.Deployment(model="m", provider="openai", api_key=KEY)],
         transport=fake,

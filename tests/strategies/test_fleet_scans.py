@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from decimal import Decimal
 
 import pytest
@@ -28,9 +29,10 @@ from multimodel.strategies.intelligent import Intelligent
 from multimodel.strategies.least_connections import LeastConnections
 from multimodel.strategies.response_time import LONG_GENERATION, ResponseTime
 from multimodel.strategies.weighted import SCHEDULE_CAP, Weighted, _integer_weights
+from multimodel.testing.fixtures import MockServerFactory
 from multimodel.tracking.outcome import Outcome
 from multimodel.tracking.sketches import PeakEWMA
-from multimodel.tracking.stats import DeploymentStats, Tracker
+from multimodel.tracking.stats import DeploymentStats, StatsView, Tracker
 
 CTX = RouteContext()
 
@@ -397,19 +399,20 @@ def test_weighted_exact_under_threads() -> None:
 def test_fleet_cache_is_bounded_and_keyed_by_names() -> None:
     built: list[tuple[str, ...]] = []
 
-    def build(cands: object, stats: object) -> int:
-        built.append(tuple(c.name for c in cands))  # type: ignore[attr-defined]
+    def build(cands: Sequence[Endpoint], stats: StatsView) -> int:
+        built.append(tuple(c.name for c in cands))
         return len(built)
 
     cache: FleetCache[int] = FleetCache(build, size=4)
+    stats = Tracker(ManualClock().monotonic)
     group = tuple(ep(f"d{i}") for i in range(6))
-    assert cache.get(group, None) == cache.get(group, None) == 1  # type: ignore[arg-type]
-    assert cache.get(list(group), None) == 1  # same names, another list: no rebuild
+    assert cache.get(group, stats) == cache.get(group, stats) == 1
+    assert cache.get(list(group), stats) == 1  # same names, another list: no rebuild
     for k in range(1, 6):
-        cache.get(list(group[:k]), None)  # type: ignore[arg-type]
+        cache.get(list(group[:k]), stats)
     assert len(cache._by_names) == 4
-    assert cache.get(group, None) == 1  # type: ignore[arg-type]  # identity still known
-    assert cache.get(group, object()) == len(built)  # type: ignore[arg-type]  # new stats
+    assert cache.get(group, stats) == 1  # identity still known
+    assert cache.get(group, Tracker(ManualClock().monotonic)) == len(built)  # new stats
 
 
 def test_score_table_merges_lazily_and_dumps_plain() -> None:
@@ -430,7 +433,7 @@ def test_score_table_merges_lazily_and_dumps_plain() -> None:
     assert trace.to_dict()["scores"] == {"a": 2.0, "b": 9.0}
 
 
-def test_response_dump_includes_scores(mock_server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_response_dump_includes_scores(mock_server_factory: MockServerFactory) -> None:
     from multimodel.testing import MockDeployment
 
     server = mock_server_factory({n: MockDeployment(format="openai") for n in ("one", "two")})

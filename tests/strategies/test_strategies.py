@@ -8,6 +8,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -70,16 +71,16 @@ def tracker(clock: ManualClock) -> Tracker:
     return Tracker(clock.monotonic)
 
 
-def outcome(name: str, *, ok: bool = True, latency: float = 0.1, **kw: object) -> Outcome:
+def outcome(name: str, *, ok: bool = True, latency: float = 0.1, **kw: Any) -> Outcome:
     return Outcome(
         deployment=name, model="m", provider="openai", ok=ok, latency=latency, started_at=0.0, **kw
-    )  # type: ignore[arg-type]
+    )
 
 
-def record(tracker: Tracker, name: str, **kw: object) -> None:
+def record(tracker: Tracker, name: str, **kw: Any) -> None:
     """One finished attempt on ``name`` (started, then recorded)."""
     tracker.started(name)
-    tracker.record(outcome(name, **kw))  # type: ignore[arg-type]
+    tracker.record(outcome(name, **kw))
 
 
 def picks(
