@@ -59,3 +59,16 @@ def test_installed_extras_match_the_run(extra: str) -> None:
         assert all(present.values()), f"the all-extras run lacks the {extra} extra: {present}"
     else:
         assert not any(present.values()), f"the core-only run has the {extra} extra: {present}"
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    """The README's second command (set up, then the tests) is what .ci/run runs for the tests."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = readme.split("```bash\n", 1)[1].split("```", 1)[0]
+    setup, _, run_tests = commands.splitlines()[1].rpartition(" && ")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert run_tests == "nox -s tests"
+    assert setup in ci
+    assert f"gate tests {run_tests}" in ci
+    # docs/index.md opens with the same two commands
+    assert commands in (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
