@@ -42,8 +42,14 @@ from multimodel.types import Usage
 
 warnings.simplefilter("ignore")  # pricing warnings for mock model names are not the point here
 
-STRATEGIES = ("round_robin", "weighted", "least_connections", "response_time", "intelligent",
-              "adaptive")
+STRATEGIES = (
+    "round_robin",
+    "weighted",
+    "least_connections",
+    "response_time",
+    "intelligent",
+    "adaptive",
+)
 TARGETS = {
     "sequential_overhead_pct": ("<=", 10.0),
     "concurrent_ratio": (">=", 0.90),
@@ -81,14 +87,34 @@ class Budget:
     section_seconds: float
 
 
-FULL = Budget(seq_rounds=60, seq_block=60, conc_rounds=3, conc_requests=600,
-              conc_aiohttp_rounds=9, stream_rounds=21,
-              import_runs=9, rss_requests=1000, route_iters=3000, tracker_big=1_000_000,
-              ledger_records=50_000, section_seconds=40.0)
-QUICK = Budget(seq_rounds=24, seq_block=40, conc_rounds=1, conc_requests=400,
-               conc_aiohttp_rounds=5, stream_rounds=9,
-               import_runs=7, rss_requests=1000, route_iters=800, tracker_big=200_000,
-               ledger_records=20_000, section_seconds=8.0)
+FULL = Budget(
+    seq_rounds=60,
+    seq_block=60,
+    conc_rounds=3,
+    conc_requests=600,
+    conc_aiohttp_rounds=9,
+    stream_rounds=21,
+    import_runs=9,
+    rss_requests=1000,
+    route_iters=3000,
+    tracker_big=1_000_000,
+    ledger_records=50_000,
+    section_seconds=40.0,
+)
+QUICK = Budget(
+    seq_rounds=24,
+    seq_block=40,
+    conc_rounds=1,
+    conc_requests=400,
+    conc_aiohttp_rounds=5,
+    stream_rounds=9,
+    import_runs=7,
+    rss_requests=1000,
+    route_iters=800,
+    tracker_big=200_000,
+    ledger_records=20_000,
+    section_seconds=8.0,
+)
 
 
 def median(xs: list[float]) -> float:
@@ -114,11 +140,16 @@ def server_deployments() -> dict[str, MockDeployment]:
 
 def deployment(server: MockServerProcess, name: str) -> mm.Deployment:
     if name == "ant":
-        return mm.Deployment(model="claude-3.5-haiku", provider="anthropic",
-                             provider_model="claude-3-5-haiku-latest", api_key="sk-test",
-                             base_url=server.base_url(name))
-    return mm.Deployment(model="gpt-4o-mini", provider="openai", api_key="sk-test",
-                         base_url=server.base_url(name))
+        return mm.Deployment(
+            model="claude-3.5-haiku",
+            provider="anthropic",
+            provider_model="claude-3-5-haiku-latest",
+            api_key="sk-test",
+            base_url=server.base_url(name),
+        )
+    return mm.Deployment(
+        model="gpt-4o-mini", provider="openai", api_key="sk-test", base_url=server.base_url(name)
+    )
 
 
 def raw_request(client: mm.Client | mm.AsyncClient, stream: bool = False) -> httpx.Request:
@@ -129,6 +160,7 @@ def raw_request(client: mm.Client | mm.AsyncClient, stream: bool = False) -> htt
 
 
 # -- (a) sequential ------------------------------------------------------------------------------
+
 
 def raw_parts(client: mm.Client | mm.AsyncClient) -> tuple[str, dict[str, str], Any, bytes]:
     """URL, headers (without the body's), JSON payload and encoded body of multimodel's request.
@@ -145,20 +177,31 @@ def bench_sequential(server: MockServerProcess, b: Budget) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in ("oai", "ant"):
         raw_http = httpx.Client(limits=LIMITS)
-        client = mm.Client(deployments=[deployment(server, name)], http_client=httpx.Client(
-            limits=LIMITS))
+        client = mm.Client(
+            deployments=[deployment(server, name)], http_client=httpx.Client(limits=LIMITS)
+        )
         url, headers, payload, body = raw_parts(client)
         bytes_headers = {**headers, "content-type": "application/json"}
 
-        def raw(n: int, raw_http: httpx.Client = raw_http, url: str = url,
-                headers: dict[str, str] = headers, payload: Any = payload) -> None:
+        def raw(
+            n: int,
+            raw_http: httpx.Client = raw_http,
+            url: str = url,
+            headers: dict[str, str] = headers,
+            payload: Any = payload,
+        ) -> None:
             for _ in range(n):
                 r = raw_http.post(url, json=payload, headers=headers)
                 json.loads(r.content)
                 assert r.status_code == 200
 
-        def raw_bytes(n: int, raw_http: httpx.Client = raw_http, url: str = url,
-                      headers: dict[str, str] = bytes_headers, body: bytes = body) -> None:
+        def raw_bytes(
+            n: int,
+            raw_http: httpx.Client = raw_http,
+            url: str = url,
+            headers: dict[str, str] = bytes_headers,
+            body: bytes = body,
+        ) -> None:
             for _ in range(n):
                 r = raw_http.post(url, content=body, headers=headers)
                 json.loads(r.content)
@@ -176,7 +219,7 @@ def bench_sequential(server: MockServerProcess, b: Budget) -> dict[str, Any]:
         for i in range(b.seq_rounds):
             # Short rounds of every side back to back, the order rotating, so that the machine's
             # slow drifts hit all sides alike; ratios are taken within each round (paired).
-            for key in order[i % 3:] + order[:i % 3]:
+            for key in order[i % 3 :] + order[: i % 3]:
                 fn, into = sides[key]
                 t = time.perf_counter()
                 fn(b.seq_block)
@@ -187,11 +230,15 @@ def bench_sequential(server: MockServerProcess, b: Budget) -> dict[str, Any]:
         ratio = median([x / r for x, r in zip(libs, raws, strict=True)])
         ratio_bytes = median([x / r for x, r in zip(libs, bytes_, strict=True)])
         raw_us, bytes_us, lib_us = median(raws), median(bytes_), median(libs)
-        out[name] = {"raw_us": raw_us, "raw_bytes_us": bytes_us, "multimodel_us": lib_us,
-                     "overhead_us": lib_us - raw_us,
-                     "overhead_pct": 100.0 * (ratio - 1),
-                     "overhead_vs_bytes_pct": 100.0 * (ratio_bytes - 1),
-                     "rounds": len(libs)}
+        out[name] = {
+            "raw_us": raw_us,
+            "raw_bytes_us": bytes_us,
+            "multimodel_us": lib_us,
+            "overhead_us": lib_us - raw_us,
+            "overhead_pct": 100.0 * (ratio - 1),
+            "overhead_vs_bytes_pct": 100.0 * (ratio_bytes - 1),
+            "rounds": len(libs),
+        }
         client.close()
         client._http.close()
         raw_http.close()
@@ -199,6 +246,7 @@ def bench_sequential(server: MockServerProcess, b: Budget) -> dict[str, Any]:
 
 
 # -- (b) concurrent ------------------------------------------------------------------------------
+
 
 async def _conc_round(send: Callable[[], Any], total: int, workers: int, limit: float) -> float:
     """Requests/s of ``workers`` tasks sending ``total`` requests (stops after ``limit`` s)."""
@@ -238,19 +286,23 @@ async def _bench_conc(server: MockServerProcess, b: Budget) -> dict[str, Any]:
     # multimodel's O(1) pool over httpcore connections (same limits as the raw side).
     from multimodel._transports.pool import AsyncPoolTransport
 
-    own = mm.AsyncClient(deployments=[deployment(server, "oai")],
-                         transport=AsyncPoolTransport(limits=LIMITS))
+    own = mm.AsyncClient(
+        deployments=[deployment(server, "oai")], transport=AsyncPoolTransport(limits=LIMITS)
+    )
 
     async def lib_own() -> None:
         await own.query(PROMPT, max_tokens=20)
 
-    rates = await _conc_rates({"raw": raw, "lib": lib, "lib_own_pool": lib_own}, b,
-                              b.conc_requests)
+    rates = await _conc_rates({"raw": raw, "lib": lib, "lib_own_pool": lib_own}, b, b.conc_requests)
     await raw_http.aclose()
     await lib_http.aclose()
     await own.aclose()
-    out = {"raw_rps": median(rates["raw"]), "multimodel_rps": median(rates["lib"]),
-           "ratio": median(rates["lib"]) / median(rates["raw"]), "rounds": len(rates["lib"])}
+    out = {
+        "raw_rps": median(rates["raw"]),
+        "multimodel_rps": median(rates["lib"]),
+        "ratio": median(rates["lib"]) / median(rates["raw"]),
+        "rounds": len(rates["lib"]),
+    }
     out["own_pool_rps"] = median(rates["lib_own_pool"])
     out["own_pool_ratio"] = out["own_pool_rps"] / out["raw_rps"]
     return out
@@ -302,9 +354,12 @@ async def _bench_conc_aiohttp(server: MockServerProcess, b: Budget) -> dict[str,
     lib_rps = median(rates["lib"])
     native_rps = median(rates["aiohttp_native"])
     out: dict[str, Any] = {
-        "multimodel_rps": lib_rps, "aiohttp_native_rps": native_rps,
-        "native_ratio": lib_rps / native_rps, "rounds": len(rates["lib"]),
-        "multimodel_all": rates["lib"], "aiohttp_native_all": rates["aiohttp_native"],
+        "multimodel_rps": lib_rps,
+        "aiohttp_native_rps": native_rps,
+        "native_ratio": lib_rps / native_rps,
+        "rounds": len(rates["lib"]),
+        "multimodel_all": rates["lib"],
+        "aiohttp_native_all": rates["aiohttp_native"],
     }
     if "raw" in rates:
         out["raw_rps"] = median(rates["raw"])
@@ -313,8 +368,9 @@ async def _bench_conc_aiohttp(server: MockServerProcess, b: Budget) -> dict[str,
     return out
 
 
-async def _conc_rates(sides: dict[str, Callable[[], Any]], b: Budget, total: int,
-                      rounds: int | None = None) -> dict[str, list[float]]:
+async def _conc_rates(
+    sides: dict[str, Callable[[], Any]], b: Budget, total: int, rounds: int | None = None
+) -> dict[str, list[float]]:
     """Requests/s of each side over ``rounds`` rounds, the order rotating per round."""
     limit = b.section_seconds / 2
     for fn in sides.values():
@@ -322,7 +378,7 @@ async def _conc_rates(sides: dict[str, Callable[[], Any]], b: Budget, total: int
     rates: dict[str, list[float]] = {key: [] for key in sides}
     for i in range(rounds or b.conc_rounds):
         keys = list(sides)
-        for key in keys[i % len(keys):] + keys[:i % len(keys)]:
+        for key in keys[i % len(keys) :] + keys[: i % len(keys)]:
             rates[key].append(await _conc_round(sides[key], total, 200, limit))
     return rates
 
@@ -339,6 +395,7 @@ def bench_concurrent(server: MockServerProcess, b: Budget) -> dict[str, Any]:
 
 
 # -- (c) streaming -------------------------------------------------------------------------------
+
 
 def bench_stream(server: MockServerProcess, b: Budget) -> dict[str, Any]:
     raw_http = httpx.Client(limits=LIMITS)
@@ -399,8 +456,11 @@ def _openai_sdk(server: MockServerProcess) -> Callable[[], int] | None:
     def run() -> int:
         n = 0
         stream = sdk.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}], max_tokens=20,
-            stream=True)
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": PROMPT}],
+            max_tokens=20,
+            stream=True,
+        )
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 n += 1
@@ -422,25 +482,44 @@ def bench_import(b: Budget) -> dict[str, Any]:
 
     compileall.compile_dir(os.path.dirname(mm.__file__), quiet=1)
     samples: dict[str, list[float]] = {
-        "multimodel": [], "multimodel; multimodel.Client; multimodel.AsyncClient": [],
-        "httpx, pydantic": []}
+        "multimodel": [],
+        "multimodel; multimodel.Client; multimodel.AsyncClient": [],
+        "httpx, pydantic": [],
+    }
     for _ in range(b.import_runs):
         for mods, into in samples.items():
-            res = subprocess.run([sys.executable, "-c", _IMPORT.format(mods=mods)],
-                                 capture_output=True, text=True, check=True, timeout=60)
+            res = subprocess.run(
+                [sys.executable, "-c", _IMPORT.format(mods=mods)],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=60,
+            )
             into.append(float(res.stdout) * 1000)
     lazy = median(samples["multimodel"])
     lib = median(samples["multimodel; multimodel.Client; multimodel.AsyncClient"])
     base = median(samples["httpx, pydantic"])
-    return {"multimodel_lazy_ms": lazy, "multimodel_ms": lib, "httpx_pydantic_ms": base,
-            "ratio": lib / base, "lazy_ratio": lazy / base, "runs": b.import_runs, "top": _importtime_top()}
+    return {
+        "multimodel_lazy_ms": lazy,
+        "multimodel_ms": lib,
+        "httpx_pydantic_ms": base,
+        "ratio": lib / base,
+        "lazy_ratio": lazy / base,
+        "runs": b.import_runs,
+        "top": _importtime_top(),
+    }
 
 
 def _importtime_top(n: int = 12) -> list[tuple[str, float]]:
     """Modules with the largest self import time (µs) under ``-X importtime``."""
     code = "import multimodel; multimodel.Client; multimodel.AsyncClient"
-    res = subprocess.run([sys.executable, "-X", "importtime", "-c", code],
-                         capture_output=True, text=True, check=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     rows: list[tuple[str, float]] = []
     for line in res.stderr.splitlines():
         parts = line.split("|")
@@ -480,12 +559,17 @@ def bench_rss(server: MockServerProcess, b: Budget) -> dict[str, Any]:
     for mode in ("multimodel", "raw"):
         res = subprocess.run(
             [sys.executable, "-c", _RSS, server.base_url("oai"), str(b.rss_requests), mode],
-            capture_output=True, text=True, check=True, timeout=120)
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
         out[f"{mode}_mib"] = int(res.stdout) / 1024  # KiB on Linux
     return out
 
 
 # -- (e) routing + bookkeeping, sans I/O ---------------------------------------------------------
+
 
 def raw_rtt(server: MockServerProcess) -> Callable[[int], float]:
     """A function timing ``n`` raw round trips now (µs per call)."""
@@ -520,27 +604,48 @@ def bench_routing(b: Budget, rtt: Callable[[int], float]) -> dict[str, Any]:
     cases.append(("intelligent/auto-mixed", 50, "intelligent", "auto"))
     for label, n, strategy, model in cases:
         if model == "auto":
-            deps = [mm.Deployment(model=mixed[i % len(mixed)], provider="openai",
-                                  api_key="sk-test", name=f"d{i}",
-                                  base_url=f"http://127.0.0.1:9/{i}/v1")
-                    for i in range(n)]
+            deps = [
+                mm.Deployment(
+                    model=mixed[i % len(mixed)],
+                    provider="openai",
+                    api_key="sk-test",
+                    name=f"d{i}",
+                    base_url=f"http://127.0.0.1:9/{i}/v1",
+                )
+                for i in range(n)
+            ]
         else:
-            deps = [mm.Deployment(model="gpt-4o-mini", provider="openai", api_key="sk-test",
-                                  name=f"d{i}", base_url=f"http://127.0.0.1:9/{i}/v1")
-                    for i in range(n)]
+            deps = [
+                mm.Deployment(
+                    model="gpt-4o-mini",
+                    provider="openai",
+                    api_key="sk-test",
+                    name=f"d{i}",
+                    base_url=f"http://127.0.0.1:9/{i}/v1",
+                )
+                for i in range(n)
+            ]
         client = mm.Client(deployments=deps, strategy=strategy)
         # Prompts of 97 different sizes in turn, as real traffic has: a strategy that keeps
         # something per token count must not look cheaper than it is.
-        requests = [client._build_request(PROMPT + " Please." * k, model,
-                                          {"max_tokens": 20 + k % 5}) for k in range(97)]
+        requests = [
+            client._build_request(PROMPT + " Please." * k, model, {"max_tokens": 20 + k % 5})
+            for k in range(97)
+        ]
         router = client._router
 
         def loop(k: int, router: Any = router, requests: list[Any] = requests) -> None:
             for j in range(k):
                 plan = router.plan(requests[j % 97], timeout=30)
                 action = plan.next_action()
-                plan.succeeded(action, usage=usage, headers=headers, response_model="m",
-                               finish_reason="stop", request_id="req_1")
+                plan.succeeded(
+                    action,
+                    usage=usage,
+                    headers=headers,
+                    response_model="m",
+                    finish_reason="stop",
+                    request_id="req_1",
+                )
 
         loop(200)
         costs: list[float] = []
@@ -557,8 +662,12 @@ def bench_routing(b: Budget, rtt: Callable[[int], float]) -> dict[str, Any]:
         share = median([c / r for c, r in zip(costs, trips, strict=True)])
         rtts.extend(trips)
         key = f"{label}/{n}" if "/" not in label else label
-        out[key] = {"us": median(costs), "us_min": min(costs),
-                    "rtt_us": median(trips), "pct_of_rtt": 100 * share}
+        out[key] = {
+            "us": median(costs),
+            "us_min": min(costs),
+            "rtt_us": median(trips),
+            "pct_of_rtt": 100 * share,
+        }
         client.close()
     out["rtt_us"] = median(rtts)
     return out
@@ -566,18 +675,28 @@ def bench_routing(b: Budget, rtt: Callable[[int], float]) -> dict[str, Any]:
 
 # -- (f) tracker and ledger ----------------------------------------------------------------------
 
+
 def _outcomes(groups: bool = True) -> list[Outcome]:
     usage = Usage(input_tokens=120, output_tokens=80)
     out = []
     for i in range(1000):
         ok = i % 10 != 0
-        out.append(Outcome(
-            deployment=f"d{i % 3}", ok=ok, latency=0.2 + (i % 17) / 100,
-            status=200 if ok else 500, error=None if ok else "ServerError",
-            usage=usage if ok else None, cost=Decimal("0.000066") if ok else None,
-            user=f"user{i % 50}" if groups else None, tags=("bench",) if groups else (),
-            model="gpt-4o-mini", provider="openai",
-            started_at=1.7e9))
+        out.append(
+            Outcome(
+                deployment=f"d{i % 3}",
+                ok=ok,
+                latency=0.2 + (i % 17) / 100,
+                status=200 if ok else 500,
+                error=None if ok else "ServerError",
+                usage=usage if ok else None,
+                cost=Decimal("0.000066") if ok else None,
+                user=f"user{i % 50}" if groups else None,
+                tags=("bench",) if groups else (),
+                model="gpt-4o-mini",
+                provider="openai",
+                started_at=1.7e9,
+            )
+        )
     return out
 
 
@@ -588,8 +707,7 @@ def _deep_size(root: object) -> int:
     seen: set[int] = set()
     stack = [root]
     total = 0
-    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
-            types.MethodType)
+    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType)
     while stack:
         obj = stack.pop()
         if id(obj) in seen or isinstance(obj, skip):
@@ -608,8 +726,9 @@ def bench_tracker(b: Budget) -> dict[str, Any]:
     def tick() -> float:
         return clock[0]
 
-    def fill(tracker: Tracker, n: int, items: list[Outcome] = outcomes, step: float = 1e-3
-             ) -> float:
+    def fill(
+        tracker: Tracker, n: int, items: list[Outcome] = outcomes, step: float = 1e-3
+    ) -> float:
         t = time.perf_counter()
         for i in range(n):
             clock[0] += step
@@ -634,8 +753,14 @@ def bench_tracker(b: Budget) -> dict[str, Any]:
     fill(timing, 10_000, plain)
     per_call = min(fill(timing, 50_000, plain) for _ in range(3))
     per_call_groups = min(fill(timing, 50_000) for _ in range(3))
-    return {"record_us": per_call, "record_with_user_tag_us": per_call_groups, "records_small": 10_000, "bytes_small": size_small,
-            "records_big": done, "bytes_big": size_big}
+    return {
+        "record_us": per_call,
+        "record_with_user_tag_us": per_call_groups,
+        "records_small": 10_000,
+        "bytes_small": size_small,
+        "records_big": done,
+        "bytes_big": size_big,
+    }
 
 
 def bench_ledger(b: Budget) -> dict[str, Any]:
@@ -655,12 +780,19 @@ def bench_ledger(b: Budget) -> dict[str, Any]:
         written, dropped = ledger.written, ledger.dropped
         ledger.close(timeout=30)
     per.sort()
-    return {"records": b.ledger_records, "median_us": per[len(per) // 2],
-            "p99_us": per[int(len(per) * 0.99)], "max_us": per[-1],
-            "flush_s": flush_s, "written": written, "dropped": dropped}
+    return {
+        "records": b.ledger_records,
+        "median_us": per[len(per) // 2],
+        "p99_us": per[int(len(per) * 0.99)],
+        "max_us": per[-1],
+        "flush_s": flush_s,
+        "written": written,
+        "dropped": dropped,
+    }
 
 
 # -- report ---------------------------------------------------------------------------------------
+
 
 def verdicts(r: dict[str, Any]) -> dict[str, tuple[float, str, float, bool]]:
     values: dict[str, float] = {}
@@ -679,8 +811,9 @@ def verdicts(r: dict[str, Any]) -> dict[str, tuple[float, str, float, bool]]:
     if "routing" in r:
         rows = {k: v["pct_of_rtt"] for k, v in r["routing"].items() if "/" in k}
         mixed = rows.pop("intelligent/auto-mixed", None)
-        values["routing_pct_of_rtt_default"] = max(v for k, v in rows.items()
-                                                   if k.startswith("adaptive/"))
+        values["routing_pct_of_rtt_default"] = max(
+            v for k, v in rows.items() if k.startswith("adaptive/")
+        )
         values["routing_pct_of_rtt_all"] = max(rows.values())
         if mixed is not None:
             values["routing_pct_auto_mixed"] = mixed
@@ -706,100 +839,142 @@ def report(r: dict[str, Any]) -> None:
             continue
         print(f"| {key} | {value:.3g} | {op} {target:g} | {'yes' if met else 'NO'} |")
     if "sequential" in r:
-        print("\n## Sequential requests (µs per request, medians of interleaved rounds; overhead = median of the per-round ratios)\n")
-        print("| format | raw httpx `json=` | multimodel | overhead | raw `content=` bytes "
-              "| overhead vs bytes |\n|---|---|---|---|---|---|")
+        print(
+            "\n## Sequential requests (µs per request, medians of interleaved rounds; overhead = median of the per-round ratios)\n"
+        )
+        print(
+            "| format | raw httpx `json=` | multimodel | overhead | raw `content=` bytes "
+            "| overhead vs bytes |\n|---|---|---|---|---|---|"
+        )
         for name, v in r["sequential"].items():
-            print(f"| {name} | {v['raw_us']:.0f} | {v['multimodel_us']:.0f} | "
-                  f"{v['overhead_pct']:+.1f} % ({v['overhead_us']:+.0f} µs) | "
-                  f"{v['raw_bytes_us']:.0f} | {v['overhead_vs_bytes_pct']:+.1f} % |")
+            print(
+                f"| {name} | {v['raw_us']:.0f} | {v['multimodel_us']:.0f} | "
+                f"{v['overhead_pct']:+.1f} % ({v['overhead_us']:+.0f} µs) | "
+                f"{v['raw_bytes_us']:.0f} | {v['overhead_vs_bytes_pct']:+.1f} % |"
+            )
     if "concurrent" in r:
         print("\n## 200 concurrent requests (requests/s)\n")
         v = r["concurrent"]["httpx"]
-        print("| httpx transports | raw httpx | multimodel, same httpx client | ratio | "
-              "multimodel, own pool (default) | ratio |\n|---|---|---|---|---|---|")
-        print(f"| httpx | {v['raw_rps']:.0f} | {v['multimodel_rps']:.0f} | {v['ratio']:.2f} | "
-              f"{v['own_pool_rps']:.0f} | {v['own_pool_ratio']:.2f} |")
+        print(
+            "| httpx transports | raw httpx | multimodel, same httpx client | ratio | "
+            "multimodel, own pool (default) | ratio |\n|---|---|---|---|---|---|"
+        )
+        print(
+            f"| httpx | {v['raw_rps']:.0f} | {v['multimodel_rps']:.0f} | {v['ratio']:.2f} | "
+            f"{v['own_pool_rps']:.0f} | {v['own_pool_ratio']:.2f} |"
+        )
         v = r["concurrent"]["aiohttp"]
         if "skipped" in v:
             print(f"\naiohttp: skipped: {v['skipped']}")
         else:
+
             def cell(key: str) -> str:
                 xs = v[f"{key}_all"]
                 return f"{median(xs):.0f} ({min(xs):.0f}-{max(xs):.0f})"
 
-            raw = (f"{cell('raw')} | {v['ratio']:.2f}" if "raw_all" in v
-                   else "- (pip install httpx-aiohttp) | -")
-            print("\n| aiohttp, median (range) of rounds | `AsyncClient(transport=\"aiohttp\")` "
-                  "| aiohttp alone (ceiling) | ratio | raw httpx over httpx-aiohttp | ratio |\n"
-                  "|---|---|---|---|---|---|")
-            print(f"| {v['rounds']} rounds | {cell('multimodel')} | {cell('aiohttp_native')} | "
-                  f"{v['native_ratio']:.2f} | {raw} |")
+            raw = (
+                f"{cell('raw')} | {v['ratio']:.2f}"
+                if "raw_all" in v
+                else "- (pip install httpx-aiohttp) | -"
+            )
+            print(
+                '\n| aiohttp, median (range) of rounds | `AsyncClient(transport="aiohttp")` '
+                "| aiohttp alone (ceiling) | ratio | raw httpx over httpx-aiohttp | ratio |\n"
+                "|---|---|---|---|---|---|"
+            )
+            print(
+                f"| {v['rounds']} rounds | {cell('multimodel')} | {cell('aiohttp_native')} | "
+                f"{v['native_ratio']:.2f} | {raw} |"
+            )
     if "stream" in r:
         s = r["stream"]
         print("\n## 500-chunk stream (content chunks/s)\n")
-        print("| client | chunks/s (median) | ratio to raw (median of paired rounds) |\n"
-              "|---|---|---|")
+        print(
+            "| client | chunks/s (median) | ratio to raw (median of paired rounds) |\n|---|---|---|"
+        )
         ratios = {"raw": 1.0, "multimodel": s["ratio"], "openai_sdk": s.get("openai_sdk_ratio")}
         for key in ("raw", "multimodel", "openai_sdk"):
             if f"{key}_chunks_per_s" in s:
                 print(f"| {key} | {s[f'{key}_chunks_per_s']:.0f} | {ratios[key]:.2f} |")
     if "import" in r:
         i = r["import"]
-        print(f"\n## Import\n\nimport multimodel + Client + AsyncClient "
-              f"{i['multimodel_ms']:.0f} ms (bare lazy import {i['multimodel_lazy_ms']:.0f} ms), "
-              f"import httpx, pydantic {i['httpx_pydantic_ms']:.0f} ms: {i['ratio']:.2f}x "
-              f"(median of {i['runs']})")
-        print("largest self import times (µs): " + ", ".join(
-            f"{m} {us:.0f}" for m, us in i["top"][:8]))
+        print(
+            f"\n## Import\n\nimport multimodel + Client + AsyncClient "
+            f"{i['multimodel_ms']:.0f} ms (bare lazy import {i['multimodel_lazy_ms']:.0f} ms), "
+            f"import httpx, pydantic {i['httpx_pydantic_ms']:.0f} ms: {i['ratio']:.2f}x "
+            f"(median of {i['runs']})"
+        )
+        print(
+            "largest self import times (µs): "
+            + ", ".join(f"{m} {us:.0f}" for m, us in i["top"][:8])
+        )
     if "rss" in r:
         m = r["rss"]
-        print(f"peak RSS after {m['requests']} requests: multimodel {m['multimodel_mib']:.1f} "
-              f"MiB, raw httpx+pydantic {m['raw_mib']:.1f} MiB")
+        print(
+            f"peak RSS after {m['requests']} requests: multimodel {m['multimodel_mib']:.1f} "
+            f"MiB, raw httpx+pydantic {m['raw_mib']:.1f} MiB"
+        )
     if "routing" in r:
-        print("\n## Routing + bookkeeping per request, sans I/O (median µs; median of paired "
-              f"ratios to raw round trips, median {r['routing']['rtt_us']:.0f} µs)\n")
+        print(
+            "\n## Routing + bookkeeping per request, sans I/O (median µs; median of paired "
+            f"ratios to raw round trips, median {r['routing']['rtt_us']:.0f} µs)\n"
+        )
         print("| strategy | 3 deployments | 50 deployments |\n|---|---|---|")
         for s in STRATEGIES:
             a, b = r["routing"][f"{s}/3"], r["routing"][f"{s}/50"]
-            print(f"| {s} | {a['us']:.1f} ({a['pct_of_rtt']:.1f} %) | "
-                  f"{b['us']:.1f} ({b['pct_of_rtt']:.1f} %) |")
+            print(
+                f"| {s} | {a['us']:.1f} ({a['pct_of_rtt']:.1f} %) | "
+                f"{b['us']:.1f} ({b['pct_of_rtt']:.1f} %) |"
+            )
         mixed = r["routing"].get("intelligent/auto-mixed")
         if mixed:
-            print(f"| intelligent, `model=\"auto\"` over 5 models | | {mixed['us']:.1f} "
-                  f"({mixed['pct_of_rtt']:.1f} %) |")
+            print(
+                f'| intelligent, `model="auto"` over 5 models | | {mixed["us"]:.1f} '
+                f"({mixed['pct_of_rtt']:.1f} %) |"
+            )
     if "tracker" in r:
         t = r["tracker"]
-        print(f"\n## Tracker and ledger\n\nTracker.record: {t['record_us']:.2f} µs "
-              f"({t['record_with_user_tag_us']:.2f} µs with a user and a tag); object graph "
-              f"{t['bytes_small'] / 1024:.0f} KiB after {t['records_small']:,} records, "
-              f"{t['bytes_big'] / 1024:.0f} KiB after {t['records_big']:,}")
+        print(
+            f"\n## Tracker and ledger\n\nTracker.record: {t['record_us']:.2f} µs "
+            f"({t['record_with_user_tag_us']:.2f} µs with a user and a tag); object graph "
+            f"{t['bytes_small'] / 1024:.0f} KiB after {t['records_small']:,} records, "
+            f"{t['bytes_big'] / 1024:.0f} KiB after {t['records_big']:,}"
+        )
     if "ledger" in r:
         lg = r["ledger"]
-        print(f"UsageLedger.record: median {lg['median_us']:.2f} µs, p99 {lg['p99_us']:.2f} µs, "
-              f"max {lg['max_us']:.0f} µs over {lg['records']:,} calls; flush {lg['flush_s']:.2f}"
-              f" s, written {lg['written']:,}, dropped {lg['dropped']}")
+        print(
+            f"UsageLedger.record: median {lg['median_us']:.2f} µs, p99 {lg['p99_us']:.2f} µs, "
+            f"max {lg['max_us']:.0f} µs over {lg['records']:,} calls; flush {lg['flush_s']:.2f}"
+            f" s, written {lg['written']:,}, dropped {lg['dropped']}"
+        )
 
 
 def machine() -> dict[str, Any]:
     cpu = ""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")),
-                       "")
+            cpu = next(
+                (ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), ""
+            )
     except OSError:
         pass
-    return {"cpus": os.cpu_count(), "cpu": cpu or platform.processor(),
-            "python": platform.python_version(), "platform": platform.platform(),
-            "httpx": httpx.__version__, "multimodel": getattr(mm, "__version__", "?")}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu or platform.processor(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "httpx": httpx.__version__,
+        "multimodel": getattr(mm, "__version__", "?"),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="multimodel overhead benchmarks")
     parser.add_argument("--quick", action="store_true", help="fewer rounds (about 40 s)")
     parser.add_argument("--json", help="write every number to this file")
-    parser.add_argument("--only", default="seq,conc,stream,import,route,track",
-                        help="comma-separated sections")
+    parser.add_argument(
+        "--only", default="seq,conc,stream,import,route,track", help="comma-separated sections"
+    )
     args = parser.parse_args()
     b = QUICK if args.quick else FULL
     only = set(args.only.split(","))
@@ -830,9 +1005,11 @@ def main() -> None:
         results["ledger"] = bench_ledger(b)
     results["seconds"] = time.perf_counter() - started
     m = results["machine"]
-    print(f"# multimodel benchmarks ({'quick' if args.quick else 'full'}, "
-          f"{results['seconds']:.0f} s)\n\n{m['cpus']} CPUs, {m['cpu']}, Python {m['python']}, "
-          f"httpx {m['httpx']}")
+    print(
+        f"# multimodel benchmarks ({'quick' if args.quick else 'full'}, "
+        f"{results['seconds']:.0f} s)\n\n{m['cpus']} CPUs, {m['cpu']}, Python {m['python']}, "
+        f"httpx {m['httpx']}"
+    )
     report(results)
     if args.json:
         results["verdicts"] = {

@@ -22,13 +22,28 @@ from multimodel.simulation import STRATEGIES, Scenario, SimulationResult, compar
 def table(results: list[SimulationResult]) -> str:
     """A Markdown table of the results."""
     names = list(results[0].share)
-    head = ["strategy", "success", "p50 s", "p95 s", "p99 s", "attempts", "cost $",
-            *(f"{n} %" for n in names)]
+    head = [
+        "strategy",
+        "success",
+        "p50 s",
+        "p95 s",
+        "p99 s",
+        "attempts",
+        "cost $",
+        *(f"{n} %" for n in names),
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
-        cells = [r.strategy, f"{r.success_rate:.2%}", f"{r.p50:.2f}", f"{r.p95:.2f}",
-                 f"{r.p99:.2f}", str(r.attempts), f"{r.cost:.2f}",
-                 *(f"{100 * r.share[n]:.0f}" for n in names)]
+        cells = [
+            r.strategy,
+            f"{r.success_rate:.2%}",
+            f"{r.p50:.2f}",
+            f"{r.p95:.2f}",
+            f"{r.p99:.2f}",
+            str(r.attempts),
+            f"{r.cost:.2f}",
+            *(f"{100 * r.share[n]:.0f}" for n in names),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -48,13 +63,16 @@ def main() -> None:
     started = time.perf_counter()
     results = compare(scenario, STRATEGIES)
     elapsed = time.perf_counter() - started
-    print(f"{scenario.load.requests} requests per strategy, seed {scenario.seed}, "
-          f"max {scenario.max_attempts} attempts per request ({elapsed:.1f} s)\n")
+    print(
+        f"{scenario.load.requests} requests per strategy, seed {scenario.seed}, "
+        f"max {scenario.max_attempts} attempts per request ({elapsed:.1f} s)\n"
+    )
     print(table(results))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump([{**asdict(r), "success_rate": r.success_rate} for r in results], fh,
-                      indent=2)
+            json.dump(
+                [{**asdict(r), "success_rate": r.success_rate} for r in results], fh, indent=2
+            )
 
 
 if __name__ == "__main__":

@@ -49,21 +49,32 @@ TIMEOUT = 2.0
 
 def fleet() -> dict[str, MockDeployment]:
     text = " ".join(f"token{i}" for i in range(24))
-    common: dict[str, Any] = {"text": text, "chunks": 12, "latency": 0.005,
-                              "latency_jitter": 0.01}
+    common: dict[str, Any] = {"text": text, "chunks": 12, "latency": 0.005, "latency_jitter": 0.01}
     return {
         "oa-healthy": MockDeployment(format="openai", behavior=Behavior(**common, seed=1)),
-        "oa-500s": MockDeployment(format="openai", behavior=Behavior(
-            **common, fail_rate=0.35, fail_status=500, seed=2)),
-        "an-429s": MockDeployment(format="anthropic", behavior=Behavior(
-            **common, fail_rate=0.3, fail_status=429, retry_after=0.05, seed=3)),
-        "an-cut": MockDeployment(format="anthropic", behavior=Behavior(
-            **common, drop_after=5, fail_rate=0.2, fail_status=529, seed=4)),
-        "ge-errors": MockDeployment(format="gemini", behavior=Behavior(
-            **common, stream_error_after=4, fail_rate=0.25, fail_status=503, seed=5)),
-        "ge-stall": MockDeployment(format="gemini", behavior=Behavior(
-            **common, stall_after=6, stall_timeout=3.0, fail_rate=0.2, fail_status=500,
-            seed=6)),
+        "oa-500s": MockDeployment(
+            format="openai", behavior=Behavior(**common, fail_rate=0.35, fail_status=500, seed=2)
+        ),
+        "an-429s": MockDeployment(
+            format="anthropic",
+            behavior=Behavior(**common, fail_rate=0.3, fail_status=429, retry_after=0.05, seed=3),
+        ),
+        "an-cut": MockDeployment(
+            format="anthropic",
+            behavior=Behavior(**common, drop_after=5, fail_rate=0.2, fail_status=529, seed=4),
+        ),
+        "ge-errors": MockDeployment(
+            format="gemini",
+            behavior=Behavior(
+                **common, stream_error_after=4, fail_rate=0.25, fail_status=503, seed=5
+            ),
+        ),
+        "ge-stall": MockDeployment(
+            format="gemini",
+            behavior=Behavior(
+                **common, stall_after=6, stall_timeout=3.0, fail_rate=0.2, fail_status=500, seed=6
+            ),
+        ),
     }
 
 
@@ -130,8 +141,13 @@ async def run(args: argparse.Namespace) -> int:
     with MockServerProcess(deployments) as server:
         client = mm.AsyncClient(
             deployments=[
-                mm.Deployment(model=MODEL, provider=dep.format, name=name, api_key="sk-soak",
-                              base_url=server.base_url(name))
+                mm.Deployment(
+                    model=MODEL,
+                    provider=dep.format,
+                    name=name,
+                    api_key="sk-soak",
+                    base_url=server.base_url(name),
+                )
                 for name, dep in deployments.items()
             ],
             timeout=TIMEOUT,
@@ -169,8 +185,9 @@ async def run(args: argparse.Namespace) -> int:
             "SELECT COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(ok),"
             " SUM(CASE WHEN ok = 0 AND output_tokens > 0 THEN 1 ELSE 0 END) FROM usage"
         ).fetchone()
-        costs = [Decimal(c) for (c,) in conn.execute(
-            "SELECT cost FROM usage WHERE cost IS NOT NULL")]
+        costs = [
+            Decimal(c) for (c,) in conn.execute("SELECT cost FROM usage WHERE cost IS NOT NULL")
+        ]
     l_cost = sum(costs, Decimal(0))
     d = stats.deployments.values()
     t_requests = sum(s.requests for s in d)
@@ -179,9 +196,11 @@ async def run(args: argparse.Namespace) -> int:
     t_out = sum(s.output_tokens for s in d)
     t_cost = sum((s.cost for s in d), Decimal(0))
 
-    print(f"# soak: {issued} calls in {elapsed:.1f} s ({issued / elapsed:.0f}/s), "
-          f"concurrency {args.concurrency}, Python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} CPUs\n")
+    print(
+        f"# soak: {issued} calls in {elapsed:.1f} s ({issued / elapsed:.0f}/s), "
+        f"concurrency {args.concurrency}, Python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} CPUs\n"
+    )
     print("| answered | typed | untyped | hung |\n|---|---|---|---|")
     print(f"| {tally.answered} | {tally.typed} | {tally.untyped} | {tally.hung} |\n")
     print("typed errors:", ", ".join(f"{k} {v}" for k, v in sorted(tally.errors.items())))
@@ -191,12 +210,18 @@ async def run(args: argparse.Namespace) -> int:
     print("|---|---|---|---|---|---|")
     print(f"| tracker | {t_requests} | {t_success} | {t_in} | {t_out} | {t_cost} |")
     print(f"| ledger | {rows} | {l_ok} | {l_in} | {l_out} | {l_cost} |")
-    print(f"| responses | {tally.answered} answered | | {tally.response_tokens[0]} | "
-          f"{tally.response_tokens[1]} | {tally.response_cost} |")
-    print(f"\nledger rows of failed or stopped attempts that were billed (partial streams): "
-          f"{l_partial}")
-    print(f"RSS MiB: start {rss['start']:.1f}, middle {rss.get('middle', float('nan')):.1f}, "
-          f"end {rss['end']:.1f}")
+    print(
+        f"| responses | {tally.answered} answered | | {tally.response_tokens[0]} | "
+        f"{tally.response_tokens[1]} | {tally.response_cost} |"
+    )
+    print(
+        f"\nledger rows of failed or stopped attempts that were billed (partial streams): "
+        f"{l_partial}"
+    )
+    print(
+        f"RSS MiB: start {rss['start']:.1f}, middle {rss.get('middle', float('nan')):.1f}, "
+        f"end {rss['end']:.1f}"
+    )
     checks = {
         "no untyped errors": tally.untyped == 0,
         "no hung calls": tally.hung == 0,
@@ -205,7 +230,8 @@ async def run(args: argparse.Namespace) -> int:
         "tracker and ledger agree on cost": t_cost == l_cost,
         "one success per answered call": t_success == l_ok == tally.answered,
         "answered responses are within what was billed": (
-            tally.response_tokens[1] <= t_out and tally.response_cost <= t_cost),
+            tally.response_tokens[1] <= t_out and tally.response_cost <= t_cost
+        ),
     }
     print()
     for name, ok in checks.items():

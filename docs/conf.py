@@ -66,8 +66,14 @@ _OPTIONAL_PAGES = ("performance",)
 # Top-level names that a subpackage section of api.md documents too; the ``multimodel``
 # section skips them, so every object is described once (no duplicate-object warnings).
 _SECTIONS = (
-    "multimodel.errors", "multimodel.strategies", "multimodel.catalog", "multimodel.tracking",
-    "multimodel.testing", "multimodel.cache", "multimodel.security", "multimodel.reports",
+    "multimodel.errors",
+    "multimodel.strategies",
+    "multimodel.catalog",
+    "multimodel.tracking",
+    "multimodel.testing",
+    "multimodel.cache",
+    "multimodel.security",
+    "multimodel.reports",
 )
 
 

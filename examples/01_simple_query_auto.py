@@ -24,15 +24,20 @@ FLEET = {
     "anthropic": ("anthropic", "claude-3.5-haiku", "claude-3-5-haiku-latest", "ANTHROPIC_API_KEY"),
     "gemini": ("gemini", "gemini-2.0-flash", "gemini-2.0-flash", "GEMINI_API_KEY"),
 }
-MOCK_ANSWER = ("Quantum computers use qubits, which can be 0 and 1 at once, to explore many "
-               "possibilities in parallel; interference then amplifies the right answers.")
+MOCK_ANSWER = (
+    "Quantum computers use qubits, which can be 0 and 1 at once, to explore many "
+    "possibilities in parallel; interference then amplifies the right answers."
+)
 
 
 def deployments(server: MockProviderServer | None) -> list[mm.Deployment]:
     """Real deployments for the keys that are set, or one per mock provider."""
     return [
         mm.Deployment(
-            name=name, model=model, provider=provider, provider_model=wire,
+            name=name,
+            model=model,
+            provider=provider,
+            provider_model=wire,
             base_url=server.base_url(name) if server else None,
             api_key="mock-key" if server else None,
         )
@@ -44,12 +49,15 @@ def deployments(server: MockProviderServer | None) -> list[mm.Deployment]:
 def run(fleet: list[mm.Deployment]) -> None:
     with mm.Client(deployments=fleet) as client:
         print("deployments:", ", ".join(f"{d.name} ({d.model})" for d in fleet))
-        response = client.query("Explain quantum computing in two sentences.",
-                                model="auto", max_tokens=120)
+        response = client.query(
+            "Explain quantum computing in two sentences.", model="auto", max_tokens=120
+        )
         print(f"\n{response.text}\n")
         cost = "unknown" if response.cost is None else f"${float(response.cost):.6f}"
-        print(f"chosen: {response.deployment} ({response.model})  tokens: "
-              f"{response.usage.total_tokens}  cost: {cost}  latency: {response.latency:.3f} s")
+        print(
+            f"chosen: {response.deployment} ({response.model})  tokens: "
+            f"{response.usage.total_tokens}  cost: {cost}  latency: {response.latency:.3f} s"
+        )
         print("routing:", " -> ".join(response.trace.deployments()))
 
 

@@ -23,9 +23,10 @@ HAIKU = "Packets find their way / through the quiet router's choice / fastest pa
 
 
 def run(deployment: mm.Deployment) -> None:
-    with mm.Client(deployments=[deployment]) as client, client.stream(
-        "Write a haiku about routers", model=MODEL, max_tokens=100
-    ) as stream:
+    with (
+        mm.Client(deployments=[deployment]) as client,
+        client.stream("Write a haiku about routers", model=MODEL, max_tokens=100) as stream,
+    ):
         chunks = 0
         for chunk in stream:
             if chunk.text:
@@ -36,22 +37,35 @@ def run(deployment: mm.Deployment) -> None:
         response = stream.response
         assert response is not None
         ttft = f"{response.ttft:.3f} s" if response.ttft is not None else "-"
-        print(f"{chunks} chunks from {response.deployment}; first token after {ttft}, "
-              f"complete after {response.latency:.3f} s")
-        print(f"usage: {response.usage.input_tokens} in, {response.usage.output_tokens} out; "
-              f"finish reason: {response.finish_reason}")
+        print(
+            f"{chunks} chunks from {response.deployment}; first token after {ttft}, "
+            f"complete after {response.latency:.3f} s"
+        )
+        print(
+            f"usage: {response.usage.input_tokens} in, {response.usage.output_tokens} out; "
+            f"finish reason: {response.finish_reason}"
+        )
 
 
 def main() -> None:
     if os.environ.get("ANTHROPIC_API_KEY"):
-        run(mm.Deployment(model=MODEL, provider="anthropic",
-                          provider_model="claude-3-5-haiku-latest"))
+        run(
+            mm.Deployment(
+                model=MODEL, provider="anthropic", provider_model="claude-3-5-haiku-latest"
+            )
+        )
         return
     mock = MockDeployment("anthropic", Behavior(text=HAIKU, chunk_interval=0.03))
     with MockProviderServer({"claude": mock}) as server:
         print(f"streaming from a mock Anthropic endpoint on {server.url}\n")
-        run(mm.Deployment(model=MODEL, provider="anthropic", base_url=server.base_url("claude"),
-                          api_key="mock-key"))
+        run(
+            mm.Deployment(
+                model=MODEL,
+                provider="anthropic",
+                base_url=server.base_url("claude"),
+                api_key="mock-key",
+            )
+        )
 
 
 if __name__ == "__main__":

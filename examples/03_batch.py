@@ -24,8 +24,10 @@ ITEMS = [
     "Translate to French: Good morning",
     "Summarize in five words: The router picks a deployment for every request.",
     {"prompt": "Name three prime numbers.", "max_tokens": 20},
-    [{"role": "system", "content": "Answer with one word."},
-     {"role": "user", "content": "Capital of Japan?"}],
+    [
+        {"role": "system", "content": "Answer with one word."},
+        {"role": "user", "content": "Capital of Japan?"},
+    ],
     "Write a one-line slogan for a load balancer.",
 ]
 
@@ -55,9 +57,18 @@ def main() -> None:
     }
     with MockProviderServer(mocks) as server:
         print(f"two mock OpenAI endpoints on {server.url} (they echo the prompt)\n")
-        run([mm.Deployment(name=name, model=MODEL, provider="openai",
-                           base_url=server.base_url(name), api_key="mock-key")
-             for name in mocks])
+        run(
+            [
+                mm.Deployment(
+                    name=name,
+                    model=MODEL,
+                    provider="openai",
+                    base_url=server.base_url(name),
+                    api_key="mock-key",
+                )
+                for name in mocks
+            ]
+        )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,10 @@ async def watch(client: mm.AsyncClient, seen: list[str]) -> None:
     """Consume status events as they happen (runs until cancelled)."""
     async for event in client.events.iterate():
         seen.append(f"{event.deployment}: {event.previous} -> {event.status}")
-        print(f"  [iterator] {event.deployment:<7} {event.previous:>8} -> {event.status:<8} "
-              f"({event.reason})")
+        print(
+            f"  [iterator] {event.deployment:<7} {event.previous:>8} -> {event.status:<8} "
+            f"({event.reason})"
+        )
 
 
 async def main() -> None:
@@ -38,17 +40,26 @@ async def main() -> None:
         "flaky": MockDeployment("openai", Behavior(latency=0.01, script=[500] * 3)),
     }
     with MockProviderServer(mocks) as server:
-        deployments = [mm.Deployment(name=name, model=MODEL, provider="openai",
-                                     base_url=server.base_url(name), api_key="mock-key")
-                       for name in mocks]
+        deployments = [
+            mm.Deployment(
+                name=name,
+                model=MODEL,
+                provider="openai",
+                base_url=server.base_url(name),
+                api_key="mock-key",
+            )
+            for name in mocks
+        ]
         async with mm.AsyncClient(
             deployments=deployments,
             strategy="round_robin",
             circuit=mm.CircuitPolicy(failure_threshold=3, cooldown=0.3),
             retry=mm.RetryPolicy(max_retries=2, backoff_initial=0.01, backoff_max=0.05),
         ) as client:
-            client.on("model_status_change", lambda e: print(
-                f"  [callback] {e.deployment} is now {e.status}"))
+            client.on(
+                "model_status_change",
+                lambda e: print(f"  [callback] {e.deployment} is now {e.status}"),
+            )
             seen: list[str] = []
             async with anyio.create_task_group() as tg:
                 tg.start_soon(watch, client, seen)

@@ -32,11 +32,16 @@ def deployments(server: MockProviderServer | None) -> list[mm.Deployment]:
     out = []
     for name in WEIGHTS:
         spec = catalog.get(name)  # alias -> ModelSpec (provider, API model id, prices)
-        out.append(mm.Deployment(
-            name=name, model=GROUP, provider=spec.provider, provider_model=spec.api_model,
-            base_url=server.base_url(name) if server else None,
-            api_key="mock-key" if server else None,
-        ))
+        out.append(
+            mm.Deployment(
+                name=name,
+                model=GROUP,
+                provider=spec.provider,
+                provider_model=spec.api_model,
+                base_url=server.base_url(name) if server else None,
+                api_key="mock-key" if server else None,
+            )
+        )
     return out
 
 
@@ -45,21 +50,26 @@ def run(fleet: list[mm.Deployment], requests: int) -> None:
         print(f"  {d.name:<11} -> {d.provider}/{d.provider_model}  weight {WEIGHTS[d.name]}")
     strategy = {"name": "weighted", "weights": WEIGHTS}
     with mm.Client(deployments=fleet, strategy=strategy) as client:
-        results = client.batch([f"Say hi #{i}" for i in range(requests)], model=GROUP,
-                               concurrency=8, max_tokens=10)
+        results = client.batch(
+            [f"Say hi #{i}" for i in range(requests)], model=GROUP, concurrency=8, max_tokens=10
+        )
     served = Counter(r.deployment for r in results if not isinstance(r, mm.MultimodelError))
     print(f"\n{requests} requests:")
     for name, weight in WEIGHTS.items():
-        print(f"  {name:<11} {served[name]:>4}  {served[name] / requests:6.1%}  "
-              f"(configured {weight:.0%})")
+        print(
+            f"  {name:<11} {served[name]:>4}  {served[name] / requests:6.1%}  "
+            f"(configured {weight:.0%})"
+        )
 
 
 def main() -> None:
     if all(os.environ.get(k) for k in KEYS):
         run(deployments(None), requests=10)
         return
-    mocks = {name: MockDeployment(provider, Behavior(latency=0.002))
-             for name, provider in zip(WEIGHTS, ("openai", "anthropic", "gemini"), strict=True)}
+    mocks = {
+        name: MockDeployment(provider, Behavior(latency=0.002))
+        for name, provider in zip(WEIGHTS, ("openai", "anthropic", "gemini"), strict=True)
+    }
     with MockProviderServer(mocks) as server:
         print(f"mock providers on {server.url}:")
         run(deployments(server), requests=200)

@@ -37,10 +37,17 @@ KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY")
 
 
 def deployments(server: MockProviderServer | None) -> list[mm.Deployment]:
-    return [mm.Deployment(name=name, model=model, provider=provider, provider_model=wire,
-                          base_url=server.base_url(name) if server else None,
-                          api_key="mock-key" if server else None)
-            for name, (provider, model, wire, _) in FLEET.items()]
+    return [
+        mm.Deployment(
+            name=name,
+            model=model,
+            provider=provider,
+            provider_model=wire,
+            base_url=server.base_url(name) if server else None,
+            api_key="mock-key" if server else None,
+        )
+        for name, (provider, model, wire, _) in FLEET.items()
+    ]
 
 
 def run(fleet: list[mm.Deployment], requests: int) -> None:
@@ -63,8 +70,10 @@ def main() -> None:
     if all(os.environ.get(k) for k in KEYS):
         run(deployments(None), requests=3)
         return
-    mocks = {name: MockDeployment(provider, Behavior(latency=latency, text="4"))
-             for name, (provider, _, _, latency) in FLEET.items()}
+    mocks = {
+        name: MockDeployment(provider, Behavior(latency=latency, text="4"))
+        for name, (provider, _, _, latency) in FLEET.items()
+    }
     with MockProviderServer(mocks) as server:
         print(f"mock providers on {server.url}\n")
         run(deployments(server), requests=12)

@@ -24,9 +24,11 @@ from multimodel.testing import Behavior, MockDeployment, MockProviderServer, Moc
 
 def alert(event: mm.BudgetAlert) -> None:
     """The alert callback: page someone, switch to cheaper models, ..."""
-    print(f"  ALERT budget {event.budget!r}: spent ${float(event.spent):.4f} of "
-          f"${float(event.limit or 0):.4f} this {event.window} "
-          f"(threshold ${float(event.threshold):.4f})")
+    print(
+        f"  ALERT budget {event.budget!r}: spent ${float(event.spent):.4f} of "
+        f"${float(event.limit or 0):.4f} this {event.window} "
+        f"(threshold ${float(event.threshold):.4f})"
+    )
 
 
 def run(deployment: mm.Deployment, limit: Decimal, max_tokens: int) -> None:
@@ -49,8 +51,16 @@ def main() -> None:
     answer = Behavior(latency=0.01, usage=MockUsage(input_tokens=1000, output_tokens=2000))
     with MockProviderServer({"openai": MockDeployment("openai", answer)}) as server:
         print(f"mock OpenAI endpoint on {server.url}; budget $0.05 per day, alert at 50 %\n")
-        run(mm.Deployment(model="gpt-4.1", provider="openai", base_url=server.base_url("openai"),
-                          api_key="mock-key"), Decimal("0.05"), 2000)
+        run(
+            mm.Deployment(
+                model="gpt-4.1",
+                provider="openai",
+                base_url=server.base_url("openai"),
+                api_key="mock-key",
+            ),
+            Decimal("0.05"),
+            2000,
+        )
 
 
 if __name__ == "__main__":

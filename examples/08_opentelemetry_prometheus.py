@@ -37,23 +37,31 @@ MODEL = "gpt-4o-mini"
 
 def run(deployments: list[mm.Deployment], requests: int) -> None:
     provider = MeterProvider(metric_readers=[PrometheusMetricReader()])
-    with mm.Client(deployments=deployments, strategy="round_robin",
-                   telemetry=Telemetry(meter_provider=provider)) as client:
+    with mm.Client(
+        deployments=deployments,
+        strategy="round_robin",
+        telemetry=Telemetry(meter_provider=provider),
+    ) as client:
         for i in range(requests):
             client.query(f"metrics demo {i}", model=MODEL, max_tokens=16)
         lines = generate_latest(REGISTRY).decode().splitlines()
-    shown = [line for line in lines if line.startswith("ai_multimodel_")
-             and "_bucket{" not in line]  # buckets omitted for brevity
-    print(f"{len(shown)} ai_multimodel_* samples after {requests} requests "
-          "(histogram buckets omitted):\n")
+    shown = [
+        line for line in lines if line.startswith("ai_multimodel_") and "_bucket{" not in line
+    ]  # buckets omitted for brevity
+    print(
+        f"{len(shown)} ai_multimodel_* samples after {requests} requests "
+        "(histogram buckets omitted):\n"
+    )
     print("\n".join(shown))
     provider.shutdown()
 
 
 def main() -> None:
     if MISSING is not None:
-        print(f"this example needs the OpenTelemetry SDK and Prometheus exporter ({MISSING} "
-              "is missing):\n  pip install opentelemetry-sdk opentelemetry-exporter-prometheus")
+        print(
+            f"this example needs the OpenTelemetry SDK and Prometheus exporter ({MISSING} "
+            "is missing):\n  pip install opentelemetry-sdk opentelemetry-exporter-prometheus"
+        )
         return
     if os.environ.get("OPENAI_API_KEY"):
         run([mm.Deployment(model=MODEL, provider="openai")], requests=5)
@@ -63,8 +71,19 @@ def main() -> None:
         "flaky": MockDeployment("openai", Behavior(latency=0.01, fail_rate=0.3, seed=2)),
     }
     with MockProviderServer(mocks) as server:
-        run([mm.Deployment(name=n, model=MODEL, provider="openai", api_key="mock-key",
-                           base_url=server.base_url(n)) for n in mocks], requests=20)
+        run(
+            [
+                mm.Deployment(
+                    name=n,
+                    model=MODEL,
+                    provider="openai",
+                    api_key="mock-key",
+                    base_url=server.base_url(n),
+                )
+                for n in mocks
+            ],
+            requests=20,
+        )
 
 
 if __name__ == "__main__":

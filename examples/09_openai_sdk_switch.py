@@ -28,16 +28,21 @@ FLEET = {  # name: (provider, provider's model id, key variable)
 
 
 def run(client: mm.Client) -> None:
-    messages = [{"role": "system", "content": "You are terse."},
-                {"role": "user", "content": "What does a load balancer do?"}]
+    messages = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "What does a load balancer do?"},
+    ]
     completion = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=60)
     print("non-streaming:", completion.choices[0].message.content)
-    print(f"  id={completion.id} model={completion.model} "
-          f"usage={completion.usage.prompt_tokens}+{completion.usage.completion_tokens} tokens")
+    print(
+        f"  id={completion.id} model={completion.model} "
+        f"usage={completion.usage.prompt_tokens}+{completion.usage.completion_tokens} tokens"
+    )
 
     print("streaming:    ", end="")
-    for chunk in client.chat.completions.create(model=MODEL, messages=messages, max_tokens=60,
-                                                stream=True):
+    for chunk in client.chat.completions.create(
+        model=MODEL, messages=messages, max_tokens=60, stream=True
+    ):
         if chunk.choices and chunk.choices[0].delta.content:
             print(chunk.choices[0].delta.content, end="", flush=True)
     print()
@@ -46,19 +51,29 @@ def run(client: mm.Client) -> None:
 def main() -> None:
     real = {n: row for n, row in FLEET.items() if os.environ.get(row[2])}
     if real:
-        deployments = [mm.Deployment(name=n, model=MODEL, provider=p, provider_model=w)
-                       for n, (p, w, _) in real.items()]
+        deployments = [
+            mm.Deployment(name=n, model=MODEL, provider=p, provider_model=w)
+            for n, (p, w, _) in real.items()
+        ]
         with mm.Client(deployments=deployments) as client:
             run(client)
         return
     text = "It spreads requests across servers so that none is overloaded."
-    mocks = {name: MockDeployment(provider, Behavior(text=text, chunk_interval=0.01))
-             for name, (provider, _, _) in FLEET.items()}
+    mocks = {
+        name: MockDeployment(provider, Behavior(text=text, chunk_interval=0.01))
+        for name, (provider, _, _) in FLEET.items()
+    }
     with MockProviderServer(mocks) as server:
         print(f"mock OpenAI and Anthropic endpoints on {server.url}\n")
         deployments = [
-            mm.Deployment(name=n, model=MODEL, provider=p, provider_model=w,
-                          base_url=server.base_url(n), api_key="mock-key")
+            mm.Deployment(
+                name=n,
+                model=MODEL,
+                provider=p,
+                provider_model=w,
+                base_url=server.base_url(n),
+                api_key="mock-key",
+            )
             for n, (p, w, _) in FLEET.items()
         ]
         with mm.Client(deployments=deployments) as client:

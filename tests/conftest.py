@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which multimodel is under test: the installed wheel in CI, src/ in an editable install."""
+    import multimodel
+
+    return f"multimodel {multimodel.__version__} from {Path(multimodel.__file__).parent}"
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -36,9 +36,16 @@ def req(content: str = "hi") -> ChatRequest:
 
 
 def resp(text: str = "hello") -> ChatResponse:
-    return ChatResponse(id="r1", message=Message(role="assistant", content=text),
-                        finish_reason="stop", usage=Usage(input_tokens=3, output_tokens=1),
-                        model="m-1", provider="openai", deployment="d1", cost=Decimal("0.1"))
+    return ChatResponse(
+        id="r1",
+        message=Message(role="assistant", content=text),
+        finish_reason="stop",
+        usage=Usage(input_tokens=3, output_tokens=1),
+        model="m-1",
+        provider="openai",
+        deployment="d1",
+        cost=Decimal("0.1"),
+    )
 
 
 def warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -72,9 +79,19 @@ class RedisProcess:
     def start(self) -> None:
         assert self.proc is None
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -96,7 +113,7 @@ class RedisProcess:
 
 @pytest.fixture
 def redis_process() -> Iterator[RedisProcess]:
-    pytest.importorskip("redis")
+    pytest.importorskip("redis", reason="needs the redis extra: pip install 'multimodel[redis]'")
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed")
@@ -126,11 +143,20 @@ def test_sync_client_through_a_redis_outage(
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     backend = RedisCache(redis_process.url)
     cache = ResponseCache(CachePolicy(ttl=60), backend=backend)
-    with MockProviderServer() as server, mm.Client(
-        deployments=[mm.Deployment(model="m", provider="openai", api_key="sk-test-outage-0123",
-                                   base_url=server.base_url("openai-mock"))],
-        cache=cache,
-    ) as client:
+    with (
+        MockProviderServer() as server,
+        mm.Client(
+            deployments=[
+                mm.Deployment(
+                    model="m",
+                    provider="openai",
+                    api_key="sk-test-outage-0123",
+                    base_url=server.base_url("openai-mock"),
+                )
+            ],
+            cache=cache,
+        ) as client,
+    ):
         assert not client.query("warm", temperature=0).cached
         assert client.query("warm", temperature=0).cached
         redis_process.stop()
@@ -166,8 +192,14 @@ async def test_async_client_through_a_redis_outage(
     cache = ResponseCache(CachePolicy(ttl=60), backend=backend)
     with MockProviderServer() as server:
         async with mm.AsyncClient(
-            deployments=[mm.Deployment(model="m", provider="openai", api_key="sk-test-outage-0123",
-                                       base_url=server.base_url("openai-mock"))],
+            deployments=[
+                mm.Deployment(
+                    model="m",
+                    provider="openai",
+                    api_key="sk-test-outage-0123",
+                    base_url=server.base_url("openai-mock"),
+                )
+            ],
             cache=cache,
         ) as client:
             assert not (await client.query("warm", temperature=0)).cached
@@ -222,7 +254,7 @@ def test_a_second_outage_is_reported_again(
 
 
 def test_nothing_listening_warns_once(caplog: pytest.LogCaptureFixture) -> None:
-    pytest.importorskip("redis")
+    pytest.importorskip("redis", reason="needs the redis extra: pip install 'multimodel[redis]'")
     from multimodel.cache import RedisCache
 
     backend = RedisCache(f"redis://127.0.0.1:{free_port()}/0")
@@ -243,7 +275,7 @@ def test_nothing_listening_warns_once(caplog: pytest.LogCaptureFixture) -> None:
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_nothing_listening_warns_once_async(caplog: pytest.LogCaptureFixture) -> None:
-    pytest.importorskip("redis")
+    pytest.importorskip("redis", reason="needs the redis extra: pip install 'multimodel[redis]'")
     from multimodel.cache import RedisCache
 
     backend = RedisCache(f"redis://127.0.0.1:{free_port()}/0")

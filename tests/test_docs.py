@@ -9,7 +9,7 @@ why (see ``docs/contributing.md``)::
     <!-- docs-test: skip needs a real OpenAI key -->
     <!-- docs-test: min-python 3.11 -->
 
-When Sphinx is installed (``pip install -e ".[docs]"``), the site is also built with
+When Sphinx is installed (the ``docs`` extra), the site is also built with
 ``-W --keep-going``, so a broken reference or a docstring that does not parse fails here. The
 test uses Sphinx's ``dummy`` builder: it reads every page, runs autodoc and resolves every
 reference like the HTML build, but writes no HTML (about a third of the time). ``nox -s docs``
@@ -117,9 +117,7 @@ def _close_leftovers(namespace: dict[str, Any]) -> None:
             value.close()
 
 
-@pytest.mark.parametrize(
-    "page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES]
-)
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_samples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocks = python_blocks(page)
     runnable = [b for b in blocks if b.skip is None]
@@ -145,13 +143,26 @@ def test_every_page_is_covered() -> None:
     assert all(b.skip is None or b.skip.strip() for b in total)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("sphinx") is None, reason="sphinx not installed")
-@pytest.mark.skipif(importlib.util.find_spec("myst_parser") is None, reason="myst-parser missing")
-@pytest.mark.skipif(importlib.util.find_spec("furo") is None, reason="furo not installed")
+@pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("sphinx", "myst_parser", "furo")),
+    reason="needs the docs extra: pip install 'multimodel[docs]'",
+)
 def test_sphinx_build_has_no_warnings(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "dummy",
-         "-d", str(tmp_path / "doctrees"), str(DOCS), str(tmp_path / "out")],
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-b",
+            "dummy",
+            "-d",
+            str(tmp_path / "doctrees"),
+            str(DOCS),
+            str(tmp_path / "out"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -40,8 +40,13 @@ def _run(path: Path) -> Run:
     started = time.perf_counter()
     try:
         done = subprocess.run(
-            [sys.executable, str(path)], cwd=EXAMPLES_DIR.parent, env=_clean_env(),
-            capture_output=True, text=True, timeout=TIMEOUT, check=False,
+            [sys.executable, str(path)],
+            cwd=EXAMPLES_DIR.parent,
+            env=_clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
         )
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode(errors="replace") if exc.stdout else ""  # bytes, even with text
@@ -57,8 +62,11 @@ def runs() -> dict[str, Run]:
 
 def test_examples_exist() -> None:
     names = {p.name for p in EXAMPLES}
-    assert {"01_simple_query_auto.py", "04_model_status_events.py",
-            "09_openai_sdk_switch.py"} <= names
+    assert {
+        "01_simple_query_auto.py",
+        "04_model_status_events.py",
+        "09_openai_sdk_switch.py",
+    } <= names
     assert len(names) >= 9
 
 

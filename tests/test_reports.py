@@ -149,6 +149,7 @@ def test_breakdowns(report: Report, ledger: UsageLedger) -> None:
     providers = {p.provider: p for p in report.providers}
     assert providers["openai"].requests == 60 + 19
     assert providers["openai"].cost == Decimal("0.5819")
+    assert report.totals.cost is not None
     assert providers["gemini"].cost_share == pytest.approx(0.6 / float(report.totals.cost))
 
     deployments = {d.deployment: d for d in report.deployments}
@@ -208,7 +209,7 @@ def test_empty_window(ledger: UsageLedger) -> None:
     report = build_report(ledger, since="1h", now=NOW - 30 * HOUR)
     t = report.totals
     assert (t.requests, t.cost, t.avg_latency, t.error_rate) == (0, Decimal(0), None, 0.0)
-    assert report.models == report.deployments == report.recommendations == []
+    assert report.models == [] and report.deployments == [] and report.recommendations == []
     assert report.series.error_rate == [None]
     assert report.series.cost_by_model == {}
 

@@ -19,19 +19,32 @@ def test_no_key_leaks_anywhere(caplog: pytest.LogCaptureFixture) -> None:
     fake = FakeProvider()
     # A provider that echoes the key back in its error body, as OpenAI's 401 does.
     fake.script("a.test", [FakeReply(401, error_code="invalid_api_key")])
-    fake.script("b.test", [FakeReply(429, headers={"retry-after-ms": "1"}),
-                           FakeReply(500), FakeReply(200, text="fine")])
+    fake.script(
+        "b.test",
+        [
+            FakeReply(429, headers={"retry-after-ms": "1"}),
+            FakeReply(500),
+            FakeReply(200, text="fine"),
+        ],
+    )
     deployments = [
-        mm.Deployment(model="m", provider="openai", name="a", base_url="https://a.test/v1",
-                      api_key=KEY),
-        mm.Deployment(model="m", provider="openai", name="b", base_url="https://b.test/v1",
-                      api_key=KEY),
-        mm.Deployment(model="c", provider="anthropic", api_key=ANT_KEY,
-                      base_url="https://c.test/v1"),
+        mm.Deployment(
+            model="m", provider="openai", name="a", base_url="https://a.test/v1", api_key=KEY
+        ),
+        mm.Deployment(
+            model="m", provider="openai", name="b", base_url="https://b.test/v1", api_key=KEY
+        ),
+        mm.Deployment(
+            model="c", provider="anthropic", api_key=ANT_KEY, base_url="https://c.test/v1"
+        ),
     ]
-    client = mm.Client(deployments=deployments, transport=fake, max_retries=4,
-                       strategy="round_robin",
-                       retry=mm.RetryPolicy(backoff_initial=0.001, backoff_max=0.001))
+    client = mm.Client(
+        deployments=deployments,
+        transport=fake,
+        max_retries=4,
+        strategy="round_robin",
+        retry=mm.RetryPolicy(backoff_initial=0.001, backoff_max=0.001),
+    )
     captured += [repr(client), str(client.deployments), repr(deployments), str(deployments)]
     captured += [repr(d.model_dump()) for d in deployments]
     captured.append(deployments[0].model_dump_json())
@@ -44,8 +57,7 @@ def test_no_key_leaks_anywhere(caplog: pytest.LogCaptureFixture) -> None:
     except mm.MultimodelError as exc:
         captured += [str(exc), repr(exc), repr(getattr(exc, "trace", None)), repr(exc.__dict__)]
     try:
-        mm.Client(deployments=[{"model": "m", "provider": "openai", "api_key": KEY,
-                                "weight": -1}])
+        mm.Client(deployments=[{"model": "m", "provider": "openai", "api_key": KEY, "weight": -1}])
     except mm.ConfigError as exc:
         captured += [str(exc), repr(exc)]
     # An error body echoing the key is redacted.

@@ -22,6 +22,7 @@ from pydantic import SecretStr
 import multimodel as mm
 from multimodel.cache import MemoryCache, ResponseCache
 from multimodel.testing import Behavior, MockDeployment
+from multimodel.testing.fixtures import MockServerFactory
 from multimodel.tracking import Telemetry, UsageLedger
 
 KEYS = {
@@ -31,32 +32,47 @@ KEYS = {
 }
 
 
-def test_no_key_in_any_output(mock_server_factory, tmp_path: Path,  # type: ignore[no-untyped-def]
-                              caplog: pytest.LogCaptureFixture) -> None:
+def test_no_key_in_any_output(
+    mock_server_factory: MockServerFactory,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.DEBUG)
-    server = mock_server_factory({
-        "o": MockDeployment(format="openai", behavior=Behavior(script=[401, 500, 200])),
-        "a": MockDeployment(format="anthropic", behavior=Behavior(script=[529, 200],
-                                                                     retry_after=0.01)),
-        "g": MockDeployment(format="gemini", behavior=Behavior(script=[429, 200],
-                                                                  retry_after=0.01)),
-    })
+    server = mock_server_factory(
+        {
+            "o": MockDeployment(format="openai", behavior=Behavior(script=[401, 500, 200])),
+            "a": MockDeployment(
+                format="anthropic", behavior=Behavior(script=[529, 200], retry_after=0.01)
+            ),
+            "g": MockDeployment(
+                format="gemini", behavior=Behavior(script=[429, 200], retry_after=0.01)
+            ),
+        }
+    )
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     reader = InMemoryMetricReader()
-    telemetry = Telemetry(tracer_provider=tracer_provider,
-                          meter_provider=MeterProvider(metric_readers=[reader]))
+    telemetry = Telemetry(
+        tracer_provider=tracer_provider, meter_provider=MeterProvider(metric_readers=[reader])
+    )
     ledger_path = tmp_path / "ledger.sqlite3"
     ledger = UsageLedger(ledger_path, store_content=False)
     events: list[object] = []
     client = mm.Client(
         deployments=[
-            mm.Deployment(model=f"m-{name}", provider=provider, name=name,
-                          api_key=KEYS[provider], base_url=server.base_url(name))
+            mm.Deployment(
+                model=f"m-{name}",
+                provider=provider,
+                name=name,
+                api_key=KEYS[provider],
+                base_url=server.base_url(name),
+            )
             for name, provider in (("o", "openai"), ("a", "anthropic"), ("g", "gemini"))
         ],
-        telemetry=telemetry, ledger=ledger, cache=True,
+        telemetry=telemetry,
+        ledger=ledger,
+        cache=True,
         retry=mm.RetryPolicy(backoff_initial=0.001, backoff_max=0.01),
         circuit=mm.CircuitPolicy(failure_threshold=1, cooldown=0.01),
         max_retries=4,
@@ -85,7 +101,9 @@ def test_no_key_in_any_output(mock_server_factory, tmp_path: Path,  # type: igno
     captured += [repr(e) for e in events]
     captured += [r.getMessage() for r in caplog.records]
     captured += [str(span.to_json()) for span in spans.get_finished_spans()]
-    captured.append(str(reader.get_metrics_data().to_json()))
+    metrics = reader.get_metrics_data()
+    assert metrics is not None
+    captured.append(str(metrics.to_json()))
     blob = "\n".join(captured).encode()
     blob += ledger_path.read_bytes()
     for suffix in ("-wal", "-shm"):
@@ -130,8 +148,11 @@ def _data(obj: Any, event: str | None = None) -> bytes:
 
 def _error(fmt: str, scenario: str, key: str, sent: str, gateway: str) -> tuple[int, Any]:
     """The status and JSON error body of ``scenario``, echoing the key every way it can."""
-    echo = {"headers": {"authorization": sent, "x-gateway-key": gateway},
-            "seen": [key, [sent, {"deep": {"deeper": [key]}}]], key: "the key as a dict key"}
+    echo = {
+        "headers": {"authorization": sent, "x-gateway-key": gateway},
+        "seen": [key, [sent, {"deep": {"deeper": [key]}}]],
+        key: "the key as a dict key",
+    }
     if fmt == "openai":
         status, etype, code = {
             "auth": (401, "invalid_request_error", "invalid_api_key"),
@@ -139,8 +160,14 @@ def _error(fmt: str, scenario: str, key: str, sent: str, gateway: str) -> tuple[
             "server": (500, "server_error", None),
             "quota": (429, "insufficient_quota", "insufficient_quota"),
         }[scenario]
-        return status, {"error": {"message": f"Invalid API Key provided: {key}", "type": etype,
-                                  "code": code, "param": echo}}
+        return status, {
+            "error": {
+                "message": f"Invalid API Key provided: {key}",
+                "type": etype,
+                "code": code,
+                "param": echo,
+            }
+        }
     if fmt == "anthropic":
         status, etype = {
             "auth": (401, "authentication_error"),
@@ -148,46 +175,101 @@ def _error(fmt: str, scenario: str, key: str, sent: str, gateway: str) -> tuple[
             "server": (500, "api_error"),
             "quota": (429, "rate_limit_error"),
         }[scenario]
-        return status, {"type": "error", "request_id": f"req_{key}",
-                        "error": {"type": etype, "message": f"invalid x-api-key {key}",
-                                  "details": echo}}
-    info = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-            "domain": "googleapis.com", "metadata": {"key": key, "header": sent}}
-    quota = {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
-             "violations": [{"quotaId": "GenerateRequestsPerDayPerProjectPerModel",
-                             "quotaMetric": key}]}
-    bad = {"@type": "type.googleapis.com/google.rpc.BadRequest",
-           "fieldViolations": [{"field": "key", "description": f"{key} is malformed"}]}
+        return status, {
+            "type": "error",
+            "request_id": f"req_{key}",
+            "error": {"type": etype, "message": f"invalid x-api-key {key}", "details": echo},
+        }
+    info = {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": "API_KEY_INVALID",
+        "domain": "googleapis.com",
+        "metadata": {"key": key, "header": sent},
+    }
+    quota = {
+        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+        "violations": [{"quotaId": "GenerateRequestsPerDayPerProjectPerModel", "quotaMetric": key}],
+    }
+    bad = {
+        "@type": "type.googleapis.com/google.rpc.BadRequest",
+        "fieldViolations": [{"field": "key", "description": f"{key} is malformed"}],
+    }
     status, gstatus, details = {
         "auth": (400, "INVALID_ARGUMENT", [info]),  # the adapter builds this error itself
         "bad": (400, "INVALID_ARGUMENT", [bad, echo]),
         "server": (500, "INTERNAL", [echo]),
         "quota": (429, "RESOURCE_EXHAUSTED", [quota]),  # this one too (a daily quota)
     }[scenario]
-    return status, {"error": {"code": status, "message": f"API key not valid: {key}",
-                              "status": gstatus, "details": details}}
+    return status, {
+        "error": {
+            "code": status,
+            "message": f"API key not valid: {key}",
+            "status": gstatus,
+            "details": details,
+        }
+    }
 
 
 def _stream(fmt: str, before_content: bool, key: str, sent: str) -> bytes:
     from multimodel.testing.behavior import ResolvedUsage
     from multimodel.testing.wire import RENDERERS, Reply
 
-    reply = Reply(model="m", text="one two", pieces=("one", " two"), tool_calls=(),
-                  usage=ResolvedUsage(3, 2), finish_reason=None, seq=1)
+    reply = Reply(
+        model="m",
+        text="one two",
+        pieces=("one", " two"),
+        tool_calls=(),
+        usage=ResolvedUsage(3, 2),
+        finish_reason=None,
+        seq=1,
+    )
     plan = RENDERERS[fmt].stream(reply)
     events = list(plan.head) + ([] if before_content else list(plan.body))
     if fmt == "openai":
-        events.append(_data({"error": {"message": f"upstream failed for {key}",
-                                       "type": "server_error", "code": 500, "echo": [sent]}}))
+        events.append(
+            _data(
+                {
+                    "error": {
+                        "message": f"upstream failed for {key}",
+                        "type": "server_error",
+                        "code": 500,
+                        "echo": [sent],
+                    }
+                }
+            )
+        )
     elif fmt == "anthropic":
-        events.append(_data({"type": "error", "error": {"type": "api_error",
-                                                        "message": f"failed for {key}",
-                                                        "echo": {"x-api-key": sent}}}, "error"))
+        events.append(
+            _data(
+                {
+                    "type": "error",
+                    "error": {
+                        "type": "api_error",
+                        "message": f"failed for {key}",
+                        "echo": {"x-api-key": sent},
+                    },
+                },
+                "error",
+            )
+        )
     else:
-        info = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-                "metadata": {"key": key}}
-        events.append(_data({"error": {"code": 400, "message": f"API key not valid: {key}",
-                                       "status": "INVALID_ARGUMENT", "details": [info]}}))
+        info = {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "API_KEY_INVALID",
+            "metadata": {"key": key},
+        }
+        events.append(
+            _data(
+                {
+                    "error": {
+                        "code": 400,
+                        "message": f"API key not valid: {key}",
+                        "status": "INVALID_ARGUMENT",
+                        "details": [info],
+                    }
+                }
+            )
+        )
     return _sse(events)
 
 
@@ -205,28 +287,50 @@ class EchoingProviders:
         from multimodel.testing.wire import RENDERERS, Reply
 
         fmt = request.url.host.split(".")[0]
-        sent = (request.headers.get("authorization") or request.headers.get("x-api-key")
-                or request.headers.get("x-goog-api-key") or "")
+        sent = (
+            request.headers.get("authorization")
+            or request.headers.get("x-api-key")
+            or request.headers.get("x-goog-api-key")
+            or ""
+        )
         self.received.append(sent)
         key = sent.removeprefix("Bearer ")
         gateway = request.headers.get("x-gateway-key", "")
         found = re.search(rb"scenario-(\w+)", request.content)
         assert found is not None
         scenario = found.group(1).decode()
-        headers = {"x-request-id": f"req-{key}", "request-id": f"req-{key}", "x-echo": sent,
-                   "www-authenticate": f'Bearer realm="api", token="{key}"',
-                   "x-echo-gateway": gateway}
+        headers = {
+            "x-request-id": f"req-{key}",
+            "request-id": f"req-{key}",
+            "x-echo": sent,
+            "www-authenticate": f'Bearer realm="api", token="{key}"',
+            "x-echo-gateway": gateway,
+        }
         if scenario == "ok":
-            reply = Reply(model="m", text="fine", pieces=("fine",), tool_calls=(),
-                          usage=ResolvedUsage(3, 1), finish_reason=None, seq=1)
-            return httpx.Response(200, content=RENDERERS[fmt].body(reply),
-                                  headers={**headers, "content-type": "application/json"})
+            reply = Reply(
+                model="m",
+                text="fine",
+                pieces=("fine",),
+                tool_calls=(),
+                usage=ResolvedUsage(3, 1),
+                finish_reason=None,
+                seq=1,
+            )
+            return httpx.Response(
+                200,
+                content=RENDERERS[fmt].body(reply),
+                headers={**headers, "content-type": "application/json"},
+            )
         if scenario == "text":
-            return httpx.Response(502, text=f"bad gateway: upstream refused {sent} ({key})",
-                                  headers=headers)
+            return httpx.Response(
+                502, text=f"bad gateway: upstream refused {sent} ({key})", headers=headers
+            )
         if scenario in ("sbefore", "safter"):
-            return httpx.Response(200, content=_stream(fmt, scenario == "sbefore", key, sent),
-                                  headers={**headers, "content-type": "text/event-stream"})
+            return httpx.Response(
+                200,
+                content=_stream(fmt, scenario == "sbefore", key, sent),
+                headers={**headers, "content-type": "text/event-stream"},
+            )
         status, body = _error(fmt, scenario, key, sent, gateway)
         return httpx.Response(status, json=body, headers=headers)
 
@@ -256,8 +360,10 @@ class Harness:
         tracer_provider = TracerProvider()
         tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
         self.reader = InMemoryMetricReader()
-        self.telemetry = Telemetry(tracer_provider=tracer_provider,
-                                   meter_provider=MeterProvider(metric_readers=[self.reader]))
+        self.telemetry = Telemetry(
+            tracer_provider=tracer_provider,
+            meter_provider=MeterProvider(metric_readers=[self.reader]),
+        )
         self.ledger_path = tmp_path / "ledger.sqlite3"
         self.ledger = UsageLedger(self.ledger_path, store_content=True)
         self.backend = RecordingCache()
@@ -269,16 +375,32 @@ class Harness:
     def client_kwargs(self) -> dict[str, Any]:
         return {
             "deployments": [
-                mm.Deployment(model="m-openai", provider="groq", name="openai",
-                              api_key=self.key, base_url="https://openai.test/openai/v1",
-                              headers={"x-gateway-key": GATEWAY_KEY}),
-                mm.Deployment(model="m-anthropic", provider="anthropic", name="anthropic",
-                              api_key=self.key, base_url="https://anthropic.test/v1"),
-                mm.Deployment(model="m-gemini", provider="gemini", name="gemini",
-                              api_key=self.key, base_url="https://gemini.test/v1beta"),
+                mm.Deployment(
+                    model="m-openai",
+                    provider="groq",
+                    name="openai",
+                    api_key=self.key,
+                    base_url="https://openai.test/openai/v1",
+                    headers={"x-gateway-key": GATEWAY_KEY},
+                ),
+                mm.Deployment(
+                    model="m-anthropic",
+                    provider="anthropic",
+                    name="anthropic",
+                    api_key=self.key,
+                    base_url="https://anthropic.test/v1",
+                ),
+                mm.Deployment(
+                    model="m-gemini",
+                    provider="gemini",
+                    name="gemini",
+                    api_key=self.key,
+                    base_url="https://gemini.test/v1beta",
+                ),
             ],
             "transport": httpx.MockTransport(self.provider),
-            "telemetry": self.telemetry, "ledger": self.ledger,
+            "telemetry": self.telemetry,
+            "ledger": self.ledger,
             "cache": ResponseCache(backend=self.backend),
             "retry": mm.RetryPolicy(backoff_initial=0.001, backoff_max=0.002),
             "max_retries": 1,
@@ -289,19 +411,27 @@ class Harness:
         client.on("outcome", self.events.append)
 
     def answered(self, response: mm.ChatResponse) -> None:
-        self.captured += [repr(response), response.model_dump_json(), repr(response.trace),
-                          str(response.raw_body()), str(response.request_id)]
+        self.captured += [
+            repr(response),
+            response.model_dump_json(),
+            repr(response.trace),
+            str(response.raw_body()),
+            str(response.request_id),
+        ]
 
     def failed(self, fmt: str, scenario: str, exc: BaseException) -> None:
-        self.captured += [str(exc), repr(exc), repr(getattr(exc, "trace", None)),
-                          repr(vars(exc))]
+        self.captured += [str(exc), repr(exc), repr(getattr(exc, "trace", None)), repr(vars(exc))]
         nested = list(getattr(exc, "errors", ())) or [exc]
         for error in nested:
             chain: BaseException | None = error
             while chain is not None:
-                self.captured += [str(chain), repr(chain), repr(vars(chain)),
-                                  repr(getattr(chain, "body", None)),
-                                  str(getattr(chain, "message", ""))]
+                self.captured += [
+                    str(chain),
+                    repr(chain),
+                    repr(vars(chain)),
+                    repr(getattr(chain, "body", None)),
+                    str(getattr(chain, "message", "")),
+                ]
                 chain = chain.__cause__
         provider_errors = [e for e in nested if isinstance(e, mm.ProviderError)]
         assert provider_errors, repr(exc)
@@ -313,7 +443,9 @@ class Harness:
         self.captured += [r.getMessage() for r in caplog.records]
         self.captured += [r.exc_text or "" for r in caplog.records]
         self.captured += [str(span.to_json()) for span in self.spans.get_finished_spans()]
-        self.captured.append(str(self.reader.get_metrics_data().to_json()))
+        metrics = self.reader.get_metrics_data()
+        assert metrics is not None
+        self.captured.append(str(metrics.to_json()))
         blob = "\n".join(self.captured).encode()
         blob += b"".join(self.backend.written)
         blob += self.ledger_path.read_bytes()
@@ -357,10 +489,10 @@ def test_echoed_keys_of_any_shape_are_redacted_sync(
                     if scenario.startswith("s"):
                         with client.stream(_prompt(scenario), model=f"m-{fmt}") as stream:
                             h.captured += [repr(c) for c in stream]
+                        assert stream.response is not None
                         h.answered(stream.response)
                     else:
-                        h.answered(client.query(_prompt(scenario), model=f"m-{fmt}",
-                                                temperature=0))
+                        h.answered(client.query(_prompt(scenario), model=f"m-{fmt}", temperature=0))
                 except mm.MultimodelError as exc:
                     h.failed(fmt, scenario, exc)
             h.captured.append(str(client.stats()))
@@ -383,10 +515,12 @@ async def test_echoed_keys_of_any_shape_are_redacted_async(
                     if scenario.startswith("s"):
                         async with client.stream(_prompt(scenario), model=f"m-{fmt}") as stream:
                             h.captured += [repr(c) async for c in stream]
+                        assert stream.response is not None
                         h.answered(stream.response)
                     else:
-                        h.answered(await client.query(_prompt(scenario), model=f"m-{fmt}",
-                                                      temperature=0))
+                        h.answered(
+                            await client.query(_prompt(scenario), model=f"m-{fmt}", temperature=0)
+                        )
                 except mm.MultimodelError as exc:
                     h.failed(fmt, scenario, exc)
             h.captured.append(str(client.stats()))
@@ -397,11 +531,20 @@ def test_endpoint_secrets_cover_forms_and_credential_headers() -> None:
     from multimodel.providers._errors import endpoint_secrets
     from multimodel.providers.base import Endpoint
 
-    endpoint = Endpoint(name="d", model="m", wire_model="m", provider="groq",
-                        base_url="https://x.test/v1", api_key=SecretStr('k"e/y+1 2\\3'),
-                        headers=(("x-portkey-api-key", "pk-gateway-0001"),
-                                 ("cf-aig-authorization", "Bearer cf-token-0002"),
-                                 ("x-title", "My App"), ("x-short-key", "abc")))
+    endpoint = Endpoint(
+        name="d",
+        model="m",
+        wire_model="m",
+        provider="groq",
+        base_url="https://x.test/v1",
+        api_key=SecretStr('k"e/y+1 2\\3'),
+        headers=(
+            ("x-portkey-api-key", "pk-gateway-0001"),
+            ("cf-aig-authorization", "Bearer cf-token-0002"),
+            ("x-title", "My App"),
+            ("x-short-key", "abc"),
+        ),
+    )
     secrets = endpoint_secrets(endpoint)
     assert secrets is endpoint_secrets(endpoint)  # computed once per endpoint
     assert 'k"e/y+1 2\\3' in secrets
@@ -411,8 +554,14 @@ def test_endpoint_secrets_cover_forms_and_credential_headers() -> None:
     assert "My App" not in secrets and "abc" not in secrets  # not credentials / too short
     assert [len(s) for s in secrets] == sorted((len(s) for s in secrets), reverse=True)
     # No process-wide state: another endpoint has only its own secrets.
-    other = Endpoint(name="e", model="m", wire_model="m", provider="groq",
-                     base_url="https://x.test/v1", api_key=SecretStr("other-key-0003"))
+    other = Endpoint(
+        name="e",
+        model="m",
+        wire_model="m",
+        provider="groq",
+        base_url="https://x.test/v1",
+        api_key=SecretStr("other-key-0003"),
+    )
     assert endpoint_secrets(other) == ("other-key-0003",)
 
 

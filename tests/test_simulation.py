@@ -32,12 +32,19 @@ def test_adaptive_beats_round_robin_on_a_slow_and_failing_fleet() -> None:
 
 
 def test_rate_limited_deployment_answers_429_above_its_concurrency() -> None:
-    scenario = Scenario.from_dict({
-        "deployments": [{"name": "tiny", "latency": {"median": 1.0},
-                         "rate_limit": {"max_concurrency": 1, "retry_after": 2.0}}],
-        "load": {"requests": 200, "rate": 20.0, "burst_every": 0},
-        "max_attempts": 1,
-    })
+    scenario = Scenario.from_dict(
+        {
+            "deployments": [
+                {
+                    "name": "tiny",
+                    "latency": {"median": 1.0},
+                    "rate_limit": {"max_concurrency": 1, "retry_after": 2.0},
+                }
+            ],
+            "load": {"requests": 200, "rate": 20.0, "burst_every": 0},
+            "max_attempts": 1,
+        }
+    )
     result = simulate(scenario, "round_robin")
     assert result.errors.get("tiny:429", 0) > 0
     assert result.succeeded + result.errors["tiny:429"] == result.requests

@@ -85,10 +85,20 @@ def test_names_are_unique_across_the_catalog(catalog: Catalog) -> None:
 def test_required_models_are_present(catalog: Catalog) -> None:
     required = {
         "openai": ["gpt-4.1", "gpt-4.1-mini", "gpt-4o", "gpt-4o-mini", "o3", "o4-mini"],
-        "anthropic": ["claude-3.5-sonnet", "claude-3.5-haiku", "claude-3.7-sonnet",
-                      "claude-sonnet-4", "claude-opus-4"],
-        "gemini": ["gemini-1.5-pro", "gemini-1.5-flash", "gemini-2.0-flash", "gemini-2.5-pro",
-                   "gemini-2.5-flash"],
+        "anthropic": [
+            "claude-3.5-sonnet",
+            "claude-3.5-haiku",
+            "claude-3.7-sonnet",
+            "claude-sonnet-4",
+            "claude-opus-4",
+        ],
+        "gemini": [
+            "gemini-1.5-pro",
+            "gemini-1.5-flash",
+            "gemini-2.0-flash",
+            "gemini-2.5-pro",
+            "gemini-2.5-flash",
+        ],
         "qwen": ["qwen-max", "qwen-plus"],
         "deepseek": ["deepseek-chat", "deepseek-reasoner"],
         "xai": ["grok-3", "grok-3-mini"],
@@ -120,10 +130,15 @@ def test_bundled_entries_are_sane(catalog: Catalog) -> None:
 
 def test_known_prices(catalog: Catalog) -> None:
     sonnet = catalog.get("claude-3.5-sonnet").pricing
-    assert sonnet == Pricing(input=Decimal(3), output=Decimal(15),
-                             cached_input=Decimal("0.3"), cache_write=Decimal("3.75"))
+    assert sonnet == Pricing(
+        input=Decimal(3),
+        output=Decimal(15),
+        cached_input=Decimal("0.3"),
+        cache_write=Decimal("3.75"),
+    )
     assert catalog.get("gpt-4o-mini").pricing == Pricing(
-        input=Decimal("0.15"), output=Decimal("0.60"), cached_input=Decimal("0.075"))
+        input=Decimal("0.15"), output=Decimal("0.60"), cached_input=Decimal("0.075")
+    )
     assert catalog.get("llama-3.3-70b").pricing is None  # no public price: unknown, not guessed
 
 
@@ -239,8 +254,9 @@ def test_list_sorting(catalog: Catalog) -> None:
     by_input = catalog.list(sort_by="input_price")
     priced = [s for s in by_input if s.pricing is not None]
     assert [s.pricing.input for s in priced if s.pricing] == sorted(
-        s.pricing.input for s in priced if s.pricing)
-    assert all(s.pricing is None for s in by_input[len(priced):])  # unpriced last
+        s.pricing.input for s in priced if s.pricing
+    )
+    assert all(s.pricing is None for s in by_input[len(priced) :])  # unpriced last
 
     by_output = catalog.list(sort_by="output_price", descending=True)
     outs = [s.pricing.output for s in by_output if s.pricing]
@@ -288,8 +304,7 @@ def test_duplicates_need_replace(catalog: Catalog) -> None:
 
 def test_replace_swaps_entry_and_moves_aliases(catalog: Catalog) -> None:
     n = len(catalog)
-    new = catalog.add(entry(id="gpt-4o", aliases=["gpt-4o-2024-11-20"], input="2.00"),
-                      replace=True)
+    new = catalog.add(entry(id="gpt-4o", aliases=["gpt-4o-2024-11-20"], input="2.00"), replace=True)
     assert len(catalog) == n
     assert catalog.get("gpt-4o") == new
     assert catalog.get("gpt-4o-2024-11-20") == new
@@ -305,8 +320,9 @@ def test_replace_swaps_entry_and_moves_aliases(catalog: Catalog) -> None:
 def test_override_price(catalog: Catalog) -> None:
     spec = catalog.override_price("claude-3.5", input="2.50", cache_write=None)
     assert spec.key == "anthropic/claude-3.5-sonnet"
-    assert spec.pricing == Pricing(input=Decimal("2.50"), output=Decimal("15.00"),
-                                   cached_input=Decimal("0.30"))
+    assert spec.pricing == Pricing(
+        input=Decimal("2.50"), output=Decimal("15.00"), cached_input=Decimal("0.30")
+    )
     assert catalog.get("claude-3.5-sonnet") == spec
     assert catalog.version.endswith("+local")
     assert default_catalog().get("claude-3.5-sonnet").pricing != spec.pricing
@@ -340,8 +356,9 @@ def test_override_price_errors(catalog: Catalog) -> None:
         ({"colour": "blue"}, "colour", "Extra inputs are not permitted"),
     ],
 )
-def test_bad_entries_fail_with_field(catalog: Catalog, bad: dict[str, object], field: str,
-                                     message: str) -> None:
+def test_bad_entries_fail_with_field(
+    catalog: Catalog, bad: dict[str, object], field: str, message: str
+) -> None:
     data = entry(**bad)
     data = {k: v for k, v in data.items() if v is not None}
     with pytest.raises(ConfigError) as info:
@@ -353,8 +370,13 @@ def test_bad_entries_fail_with_field(catalog: Catalog, bad: dict[str, object], f
 
 def test_capability_error_lists_vocabulary() -> None:
     with pytest.raises(ValueError, match="valid: analysis, chat, coding, completion"):
-        ModelSpec(id="x", provider="openai", context_window=10, max_output_tokens=5,
-                  capabilities=frozenset({"mind_reading"}))
+        ModelSpec(
+            id="x",
+            provider="openai",
+            context_window=10,
+            max_output_tokens=5,
+            capabilities=frozenset({"mind_reading"}),
+        )
 
 
 def test_catalog_of_own_models() -> None:
@@ -370,7 +392,8 @@ def test_catalog_of_own_models() -> None:
 
 def test_load_toml(catalog: Catalog, tmp_path: Path) -> None:
     path = tmp_path / "my-models.toml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         version = "acme-2026-12"
 
         [[models]]
@@ -393,7 +416,9 @@ def test_load_toml(catalog: Catalog, tmp_path: Path) -> None:
 
         [prices."claude-opus-4"]
         input = "12.00"
-    """), encoding="utf-8")
+    """),
+        encoding="utf-8",
+    )
     assert catalog.load(path) == 2
     assert catalog.version == "2026-11-01+acme-2026-12"
     assert catalog.get("acme").provider == "together"
@@ -414,8 +439,11 @@ def test_load_json_and_from_file(tmp_path: Path) -> None:
 
 def test_load_bad_file_changes_nothing(catalog: Catalog, tmp_path: Path) -> None:
     path = tmp_path / "bad.json"
-    path.write_text(json.dumps({"models": [entry(), entry(id="acme-2", aliases=[],
-                                                          capabilities=["chat", "vision!"])]}))
+    path.write_text(
+        json.dumps(
+            {"models": [entry(), entry(id="acme-2", aliases=[], capabilities=["chat", "vision!"])]}
+        )
+    )
     with pytest.raises(ConfigError, match=r"bad.json: models\[1\] \(openai/acme-2\): capabilities"):
         catalog.load(path)
     assert "acme" not in catalog and catalog.version == "2026-11-01"

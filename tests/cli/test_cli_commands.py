@@ -94,8 +94,11 @@ def test_models_sort(
 
 def test_models_sort_by_blended_price(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(capsys, "models", "--json", "--sort", "price")
-    blended = [(3 * Decimal(str(r["input_price"])) + Decimal(str(r["output_price"]))) / 4
-               for r in json.loads(out) if r["input_price"] is not None]
+    blended = [
+        (3 * Decimal(str(r["input_price"])) + Decimal(str(r["output_price"]))) / 4
+        for r in json.loads(out)
+        if r["input_price"] is not None
+    ]
     assert blended == sorted(blended)
 
 
@@ -110,21 +113,23 @@ def test_models_unknown_filters_are_usage_errors(capsys: pytest.CaptureFixture[s
 def test_models_no_match_is_not_an_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "models", "--provider", "deepseek", "--capability", "vision")
     assert code == 0 and "no model matches" in out
-    code, out, _ = run(capsys, "models", "--json", "--provider", "deepseek", "--capability",
-                       "vision")
+    code, out, _ = run(
+        capsys, "models", "--json", "--provider", "deepseek", "--capability", "vision"
+    )
     assert code == 0 and json.loads(out) == []
 
 
 def test_rich_table_when_installed(capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("rich")
+    pytest.importorskip("rich", reason="needs the cli extra: pip install 'multimodel[cli]'")
     _output.table(["model", "price"], [["gpt-4o-mini", "0.15"]], right=(1,), use_rich=True)
     out = capsys.readouterr().out
     assert "gpt-4o-mini" in out and "0.15" in out
 
 
 def test_plain_table_alignment() -> None:
-    text = _output.plain_table(["a", "num", "last"], [["xx", "1", "tail"], ["y", "200", "t"]],
-                               right=(1,))
+    text = _output.plain_table(
+        ["a", "num", "last"], [["xx", "1", "tail"], ["y", "200", "t"]], right=(1,)
+    )
     lines = text.splitlines()
     assert lines[0] == "a   num  last"
     assert lines[2] == "xx    1  tail" and lines[3] == "y   200  t"
@@ -139,8 +144,15 @@ def test_chat_without_keys_lists_the_variables(
     code, out, err = run(capsys, "chat", "Hello")
     assert code == 1 and out == ""
     assert err.count("\n") == 1 and err.startswith("multimodel chat: error: no provider API key")
-    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY",
-                "GROQ_API_KEY", "MISTRAL_API_KEY", "XAI_API_KEY"):
+    for var in (
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "GEMINI_API_KEY",
+        "DEEPSEEK_API_KEY",
+        "GROQ_API_KEY",
+        "MISTRAL_API_KEY",
+        "XAI_API_KEY",
+    ):
         assert var in err
 
 
@@ -175,11 +187,13 @@ def mock_env(
     no_keys: pytest.MonkeyPatch, mock_server_factory: MockServerFactory
 ) -> MockProviderServer:
     """OpenAI and Anthropic keys set, their base URLs pointed at a local mock server."""
-    server = mock_server_factory({
-        "oa": MockDeployment("openai", Behavior(text="Forty-two is the answer.", chunks=4)),
-        "an": MockDeployment("anthropic", Behavior(text="Claude says hi.", latency=0.05)),
-        "broken": MockDeployment("openai", Behavior(fail_status=400, fail_rate=1.0)),
-    })
+    server = mock_server_factory(
+        {
+            "oa": MockDeployment("openai", Behavior(text="Forty-two is the answer.", chunks=4)),
+            "an": MockDeployment("anthropic", Behavior(text="Claude says hi.", latency=0.05)),
+            "broken": MockDeployment("openai", Behavior(fail_status=400, fail_rate=1.0)),
+        }
+    )
     no_keys.setenv("OPENAI_API_KEY", "sk-test-not-a-key")
     no_keys.setenv("ANTHROPIC_API_KEY", "ak-test-not-a-key")
     no_keys.setenv("MULTIMODEL_CHAT_BASE_URL_OPENAI", server.base_url("oa"))
@@ -187,7 +201,9 @@ def mock_env(
     return server
 
 
-def test_chat_against_the_mock_server(mock_env: MockProviderServer, capsys: pytest.CaptureFixture[str]) -> None:
+def test_chat_against_the_mock_server(
+    mock_env: MockProviderServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, err = run(capsys, "chat", "What is the answer?", "--model", "gpt-4o-mini")
     assert code == 0, err
     lines = out.splitlines()
@@ -232,7 +248,9 @@ def test_chat_provider_slash_model_outside_the_catalog(
 
 
 def test_chat_provider_error_is_one_line_exit_1(
-    mock_env: MockProviderServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    mock_env: MockProviderServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("MULTIMODEL_CHAT_BASE_URL_OPENAI", mock_env.base_url("broken"))
     code, out, err = run(capsys, "chat", "Hi", "--model", "gpt-4o-mini")
@@ -242,7 +260,9 @@ def test_chat_provider_error_is_one_line_exit_1(
 
 
 def test_chat_bad_base_url_override(
-    mock_env: MockProviderServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    mock_env: MockProviderServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("MULTIMODEL_CHAT_BASE_URL_OPENAI", "ftp://nope")
     code, _, err = run(capsys, "chat", "Hi", "--model", "gpt-4o-mini")
@@ -259,8 +279,14 @@ def test_simulate_example_scenario_json(capsys: pytest.CaptureFixture[str]) -> N
     names = data["scenario"]["deployments"]
     assert len(names) == 5 and data["scenario"]["requests"] == 2000
     results = {r["strategy"]: r for r in data["results"]}
-    assert set(results) == {"round_robin", "weighted", "least_connections", "response_time",
-                            "intelligent", "adaptive"}
+    assert set(results) == {
+        "round_robin",
+        "weighted",
+        "least_connections",
+        "response_time",
+        "intelligent",
+        "adaptive",
+    }
     for r in results.values():
         assert 0.9 < r["success_rate"] <= 1.0
         assert r["p50"] <= r["p95"] <= r["p99"]
@@ -272,8 +298,19 @@ def test_simulate_example_scenario_json(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_simulate_text_tables_and_overrides(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "simulate", str(FLEET_JSON), "--strategy", "adaptive",
-                       "--strategy", "round_robin", "--requests", "200", "--seed", "3")
+    code, out, _ = run(
+        capsys,
+        "simulate",
+        str(FLEET_JSON),
+        "--strategy",
+        "adaptive",
+        "--strategy",
+        "round_robin",
+        "--requests",
+        "200",
+        "--seed",
+        "3",
+    )
     assert code == 0
     assert "200 requests" in out and "seed 3" in out
     assert "results per strategy" in out and "share of attempts per deployment" in out
@@ -281,9 +318,7 @@ def test_simulate_text_tables_and_overrides(capsys: pytest.CaptureFixture[str]) 
     assert "gemini/gemini-2.0-flash" in out
 
 
-def test_simulate_toml_with_strategies(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_simulate_toml_with_strategies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     scenario = tmp_path / "s.toml"
     scenario.write_text(
         'seed = 1\nstrategies = ["round_robin", {name = "intelligent", factors = {cost = 1.0}}]\n'

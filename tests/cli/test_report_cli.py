@@ -80,7 +80,7 @@ def test_text_tables(capsys: pytest.CaptureFixture[str], ledger_path: Path) -> N
 @pytest.mark.parametrize("columns", ["200", "80"])
 def test_rich_tables(capsys: pytest.CaptureFixture[str], ledger_path: Path,
                      monkeypatch: pytest.MonkeyPatch, columns: str) -> None:  # fmt: skip
-    pytest.importorskip("rich")
+    pytest.importorskip("rich", reason="needs the cli extra: pip install 'multimodel[cli]'")
     monkeypatch.setattr(report_cli, "_use_rich", lambda: True)
     monkeypatch.setenv("COLUMNS", columns)
     code, out, _ = run(capsys, "--ledger", str(ledger_path))
@@ -123,7 +123,7 @@ def test_html(capsys: pytest.CaptureFixture[str], ledger_path: Path, tmp_path: P
     assert page.startswith("<!DOCTYPE html>")
     for chart in ("chart-cost", "chart-latency", "chart-errors", "chart-share"):
         assert f'<svg id="{chart}" class="chart"' in page
-    assert page.count('<rect ') >= 3 * 3  # latency bars alone: 3 deployments x 3 percentiles
+    assert page.count("<rect ") >= 3 * 3  # latency bars alone: 3 deployments x 3 percentiles
     assert re.search(r'<rect [^>]*data-series="p95" data-deployment="gm-1"', page)
     assert re.search(r'<rect [^>]*data-series="gpt-4o" data-bucket="', page)
     assert re.search(r'<path [^>]*data-series="error-rate"', page)

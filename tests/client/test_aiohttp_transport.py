@@ -18,7 +18,7 @@ import multimodel as mm
 from multimodel.testing import Behavior, MockDeployment, MockProviderServer
 from multimodel.testing.fixtures import MockServerFactory
 
-pytest.importorskip("aiohttp")
+pytest.importorskip("aiohttp", reason="needs the aiohttp extra: pip install 'multimodel[aiohttp]'")
 
 from multimodel._transports.aiohttp import AiohttpTransport
 
@@ -28,15 +28,19 @@ BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_toke
 KEY = "sk-test-aiohttp-0123456789"
 
 
-def server_with(factory: MockServerFactory, fmt: str = "openai", **behavior: object) -> (
-    MockProviderServer
-):
+def server_with(
+    factory: MockServerFactory, fmt: str = "openai", **behavior: object
+) -> MockProviderServer:
     return factory({"p": MockDeployment(format=fmt, behavior=Behavior(**behavior))})  # type: ignore[arg-type]
 
 
 def deployment(server: MockProviderServer, fmt: str = "openai") -> mm.Deployment:
-    return mm.Deployment(model="m", provider="anthropic" if fmt == "anthropic" else "openai",
-                         api_key=KEY, base_url=server.base_url("p"))
+    return mm.Deployment(
+        model="m",
+        provider="anthropic" if fmt == "anthropic" else "openai",
+        api_key=KEY,
+        base_url=server.base_url("p"),
+    )
 
 
 def url(server: MockProviderServer) -> str:
@@ -56,6 +60,7 @@ def free_port() -> int:
 
 
 # -- through AsyncClient -------------------------------------------------------------------------
+
 
 @asyncio_only
 @pytest.mark.parametrize("fmt", ["openai", "anthropic"])
@@ -79,8 +84,7 @@ async def test_response_is_read_like_httpx_reads_it(mock_server_factory: MockSer
     server = server_with(mock_server_factory, text="hello")
     async with httpx.AsyncClient(transport=AiohttpTransport()) as plain:
         expected = await plain.post(url(server), json=BODY)
-    request = httpx.Request("POST", url(server), json=BODY,
-                            extensions={"total_timeout": 5.0})
+    request = httpx.Request("POST", url(server), json=BODY, extensions={"total_timeout": 5.0})
     transport = AiohttpTransport()
     try:
         response = await transport.handle_async_request(request)
@@ -99,11 +103,13 @@ async def test_response_is_read_like_httpx_reads_it(mock_server_factory: MockSer
 
 @asyncio_only
 async def test_stream_closed_early_frees_its_slot(mock_server_factory: MockServerFactory) -> None:
-    server = server_with(mock_server_factory, text=" ".join(f"w{i}" for i in range(40)),
-                         chunk_interval=0.01)
+    server = server_with(
+        mock_server_factory, text=" ".join(f"w{i}" for i in range(40)), chunk_interval=0.01
+    )
     async with mm.AsyncClient(deployments=[deployment(server)], transport="aiohttp") as client:
         transport = transport_of(client)
         free = transport._slots._free
+        assert free is not None
         async with client.stream("hi") as stream:
             async for chunk in stream:
                 if chunk.text:
@@ -115,16 +121,20 @@ async def test_stream_closed_early_frees_its_slot(mock_server_factory: MockServe
 
 
 @asyncio_only
-@pytest.mark.parametrize(("status", "error"), [
-    (429, mm.errors.RateLimited),
-    (500, mm.errors.ServerError),
-])
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (429, mm.errors.RateLimited),
+        (500, mm.errors.ServerError),
+    ],
+)
 async def test_provider_errors_are_mapped(
     mock_server_factory: MockServerFactory, status: int, error: type[Exception]
 ) -> None:
     server = server_with(mock_server_factory, fail_rate=1.0, fail_status=status)
-    async with mm.AsyncClient(deployments=[deployment(server)], transport="aiohttp",
-                              max_retries=0) as client:
+    async with mm.AsyncClient(
+        deployments=[deployment(server)], transport="aiohttp", max_retries=0
+    ) as client:
         with pytest.raises(error):
             await client.query("hi")
         with pytest.raises(error):
@@ -139,17 +149,20 @@ async def test_retry_after_error_uses_the_next_answer(
     mock_server_factory: MockServerFactory,
 ) -> None:
     server = server_with(mock_server_factory, text="ok", script=[500, 429])
-    async with mm.AsyncClient(deployments=[deployment(server)], transport="aiohttp",
-                              retry=mm.RetryPolicy(backoff_initial=0.0, backoff_max=0.0,
-                                                   jitter=0.0)) as client:
+    async with mm.AsyncClient(
+        deployments=[deployment(server)],
+        transport="aiohttp",
+        retry=mm.RetryPolicy(backoff_initial=0.0, backoff_max=0.0, jitter=0.0),
+    ) as client:
         assert (await client.query("hi")).text == "ok"
 
 
 @asyncio_only
 async def test_timeout_is_a_provider_timeout(mock_server_factory: MockServerFactory) -> None:
     server = server_with(mock_server_factory, latency=2.0)
-    async with mm.AsyncClient(deployments=[deployment(server)], transport="aiohttp",
-                              max_retries=0, timeout=0.2) as client:
+    async with mm.AsyncClient(
+        deployments=[deployment(server)], transport="aiohttp", max_retries=0, timeout=0.2
+    ) as client:
         with anyio.fail_after(5):
             with pytest.raises(mm.errors.ProviderTimeout):
                 await client.query("hi")
@@ -158,10 +171,10 @@ async def test_timeout_is_a_provider_timeout(mock_server_factory: MockServerFact
 
 @asyncio_only
 async def test_stalled_stream_times_out(mock_server_factory: MockServerFactory) -> None:
-    server = server_with(mock_server_factory, text="a b c d e f", stall_after=2,
-                         stall_timeout=5.0)
-    async with mm.AsyncClient(deployments=[deployment(server)], transport="aiohttp",
-                              max_retries=0, timeout=0.3) as client:
+    server = server_with(mock_server_factory, text="a b c d e f", stall_after=2, stall_timeout=5.0)
+    async with mm.AsyncClient(
+        deployments=[deployment(server)], transport="aiohttp", max_retries=0, timeout=0.3
+    ) as client:
         with anyio.fail_after(5):
             with pytest.raises(mm.errors.ProviderError):
                 async with client.stream("hi") as stream:
@@ -171,8 +184,9 @@ async def test_stalled_stream_times_out(mock_server_factory: MockServerFactory) 
 
 @asyncio_only
 async def test_connection_refused() -> None:
-    dep = mm.Deployment(model="m", provider="openai", api_key=KEY,
-                        base_url=f"http://127.0.0.1:{free_port()}/v1")
+    dep = mm.Deployment(
+        model="m", provider="openai", api_key=KEY, base_url=f"http://127.0.0.1:{free_port()}/v1"
+    )
     async with mm.AsyncClient(deployments=[dep], transport="aiohttp", max_retries=0) as client:
         with pytest.raises(mm.errors.ProviderConnectionError):
             await client.query("hi")
@@ -215,6 +229,7 @@ async def test_api_key_not_in_repr(mock_server_factory: MockServerFactory) -> No
 
 # -- the transport under a plain httpx client -----------------------------------------------------
 
+
 @asyncio_only
 async def test_httpx_errors(mock_server_factory: MockServerFactory) -> None:
     server = server_with(mock_server_factory, latency=1.0)
@@ -223,8 +238,9 @@ async def test_httpx_errors(mock_server_factory: MockServerFactory) -> None:
             await http.post(f"http://127.0.0.1:{free_port()}/v1", json=BODY)
         with pytest.raises(httpx.ReadTimeout):
             await http.post(url(server), json=BODY, timeout=0.1)
-        request = http.build_request("POST", url(server), json=BODY,
-                                     extensions={"total_timeout": 0.1})
+        request = http.build_request(
+            "POST", url(server), json=BODY, extensions={"total_timeout": 0.1}
+        )
         with pytest.raises(httpx.ReadTimeout, match="0.1 s"):
             await http.send(request)
         with pytest.raises(httpx.UnsupportedProtocol):
@@ -247,8 +263,7 @@ async def test_dropped_connection_is_a_remote_protocol_error(
 
 @asyncio_only
 async def test_pool_limit_and_pool_timeout(mock_server_factory: MockServerFactory) -> None:
-    server = server_with(mock_server_factory, text="x " * 20, chunk_interval=0.02,
-                         latency=0.05)
+    server = server_with(mock_server_factory, text="x " * 20, chunk_interval=0.02, latency=0.05)
     transport = AiohttpTransport(limits=httpx.Limits(max_connections=2))
     peak = 0
     async with httpx.AsyncClient(transport=transport) as http:
@@ -266,8 +281,12 @@ async def test_pool_limit_and_pool_timeout(mock_server_factory: MockServerFactor
         assert transport._slots._free == 2
 
         # Both slots held by open streams: a third request waits, then times out.
-        streams = [await http.send(http.build_request("POST", url(server), json={
-            **BODY, "stream": True}), stream=True) for _ in range(2)]
+        streams = [
+            await http.send(
+                http.build_request("POST", url(server), json={**BODY, "stream": True}), stream=True
+            )
+            for _ in range(2)
+        ]
         with pytest.raises(httpx.PoolTimeout):
             await http.post(url(server), json=BODY, timeout=httpx.Timeout(5.0, pool=0.1))
         assert transport._slots._free == 0
@@ -295,6 +314,7 @@ async def test_a_cancelled_waiter_gives_up_its_place(
 
 
 # -- trio ------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])
 async def test_trio_is_a_config_error(mock_server_factory: MockServerFactory) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import multimodel as mm
@@ -11,7 +13,7 @@ from multimodel.testing.fake import FakeProvider
 KEY = "sk-test-auto-0123456789"
 
 
-def client(**kw: object) -> tuple[mm.Client, FakeProvider]:
+def client(**kw: Any) -> tuple[mm.Client, FakeProvider]:
     fake = FakeProvider()
     deployments = [
         mm.Deployment(model="gpt-4o-mini", provider="openai", api_key=KEY),
@@ -27,8 +29,10 @@ def test_auto_excludes_models_without_a_needed_capability() -> None:
     c, fake = client()
     image = {"type": "image", "url": "https://example.test/cat.png"}
     for _ in range(10):
-        r = c.query([{"role": "user", "content": [{"type": "text", "text": "what is this?"},
-                                                   image]}], model="auto")
+        r = c.query(
+            [{"role": "user", "content": [{"type": "text", "text": "what is this?"}, image]}],
+            model="auto",
+        )
         assert r.deployment in {"openai/gpt-4o-mini", "openai/gpt-4.1"}
         assert "deepseek/deepseek-chat" in r.trace.excluded
         assert "vision" in r.trace.excluded["deepseek/deepseek-chat"]
@@ -44,9 +48,14 @@ def test_auto_excludes_models_whose_context_is_too_small() -> None:
 
 
 def test_auto_weighs_cost_with_the_intelligent_strategy() -> None:
-    c, _ = client(strategies={"auto": {"name": "intelligent",
-                                       "factors": {"cost": 1.0, "performance": 0.0,
-                                                   "quality": 0.0}}})
+    c, _ = client(
+        strategies={
+            "auto": {
+                "name": "intelligent",
+                "factors": {"cost": 1.0, "performance": 0.0, "quality": 0.0},
+            }
+        }
+    )
     # Output-heavy: DeepSeek's output price ($0.42/M) beats gpt-4o-mini's ($0.60/M).
     assert c.query("hi", model="auto").deployment == "deepseek/deepseek-chat"
     # Input-heavy: gpt-4o-mini's input price ($0.15/M) beats DeepSeek's ($0.28/M).
@@ -71,6 +80,5 @@ def test_unknown_model_suggests_auto() -> None:
 def test_trace_carries_strategy_scores() -> None:
     c, _ = client()
     r = c.query("hi", model="auto")
-    assert set(r.trace.scores) == {"openai/gpt-4o-mini", "deepseek/deepseek-chat",
-                                   "openai/gpt-4.1"}
+    assert set(r.trace.scores) == {"openai/gpt-4o-mini", "deepseek/deepseek-chat", "openai/gpt-4.1"}
     assert max(r.trace.scores, key=r.trace.scores.__getitem__) == r.deployment

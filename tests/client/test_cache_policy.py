@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any, TypeVar
 
 import pytest
 
@@ -12,15 +13,18 @@ from multimodel.security import InputLimits, Policy, PolicySet
 from multimodel.testing.fake import FakeProvider, FakeReply
 
 KEY = "sk-test-cache-0123456789"
+C = TypeVar("C", mm.Client, mm.AsyncClient)
 
 
-def make(cls: type, fake: FakeProvider, **kw: object):  # type: ignore[no-untyped-def]
+def make(cls: type[C], fake: FakeProvider, **kw: Any) -> C:
     return cls(
         deployments=[
-            mm.Deployment(model="gpt-4o-mini", provider="openai", api_key=KEY,
-                          base_url="https://a.test/v1"),
-            mm.Deployment(model="gpt-4o", provider="openai", api_key=KEY,
-                          base_url="https://b.test/v1"),
+            mm.Deployment(
+                model="gpt-4o-mini", provider="openai", api_key=KEY, base_url="https://a.test/v1"
+            ),
+            mm.Deployment(
+                model="gpt-4o", provider="openai", api_key=KEY, base_url="https://b.test/v1"
+            ),
         ],
         transport=fake,
         **kw,
@@ -88,10 +92,17 @@ async def test_async_cache_query_and_stream() -> None:
 def test_policy_restricts_models_before_sending() -> None:
     fake = FakeProvider()
     policies = PolicySet(
-        [Policy(name="free", allowed_models=frozenset({"gpt-4o-mini"}), max_tokens=100,
-                on_max_tokens="clamp"),
-         Policy(name="pro")],
-        default="free", roles={"vip": "pro"},
+        [
+            Policy(
+                name="free",
+                allowed_models=frozenset({"gpt-4o-mini"}),
+                max_tokens=100,
+                on_max_tokens="clamp",
+            ),
+            Policy(name="pro"),
+        ],
+        default="free",
+        roles={"vip": "pro"},
     )
     client = make(mm.Client, fake, policies=policies)
     with pytest.raises(mm.errors.PolicyViolation, match="free"):

@@ -224,7 +224,10 @@ def test_json_file_is_parsed_as_json(cls: type, tmp_path: Path) -> None:
 
 @needs_toml
 def test_tables_in_a_file_become_objects(tmp_path: Path) -> None:
-    path = toml_file(tmp_path, TOML + f"""
+    path = toml_file(
+        tmp_path,
+        TOML
+        + f"""
 [[deployments]]
 model = "big"
 provider = "openai"
@@ -270,7 +273,8 @@ m = ["big"]
 
 [context_fallbacks]
 m = "big"
-""")
+""",
+    )
     cfg = mm.load_config(path)
     assert cfg.strategies == {"big": {"name": "weighted", "seed": 3}, "m": "least_connections"}
     assert cfg.retry == mm.RetryPolicy(max_retries=3, backoff_initial=0.1)
@@ -293,12 +297,29 @@ m = "big"
 
 def test_one_policy_table_and_a_catalog_file(tmp_path: Path) -> None:
     models = tmp_path / "models.json"
-    models.write_text(json.dumps({"models": [{
-        "id": "m", "provider": "openai", "context_window": 1000, "max_output_tokens": 100,
-        "input": "1", "output": "2",
-    }]}))
-    data = {"deployments": [DEP], "policies": {"name": "only", "max_tokens": 10},
-            "catalog": str(models), "ledger": str(tmp_path / "u.db"), "telemetry": False}
+    models.write_text(
+        json.dumps(
+            {
+                "models": [
+                    {
+                        "id": "m",
+                        "provider": "openai",
+                        "context_window": 1000,
+                        "max_output_tokens": 100,
+                        "input": "1",
+                        "output": "2",
+                    }
+                ]
+            }
+        )
+    )
+    data = {
+        "deployments": [DEP],
+        "policies": {"name": "only", "max_tokens": 10},
+        "catalog": str(models),
+        "ledger": str(tmp_path / "u.db"),
+        "telemetry": False,
+    }
     with mm.Client(config=data, transport=FakeProvider()) as client:
         assert isinstance(client.config.policies, mm.Policy)
         assert client.policies is not None and client.policies.default == "only"
@@ -310,27 +331,37 @@ def test_one_policy_table_and_a_catalog_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("cls", CLIENTS)
-@pytest.mark.parametrize(("options", "match"), [
-    ({"timeout": -1}, r"timeout: Input should be greater than 0"),
-    ({"timeout": 0}, r"timeout: Input should be greater than 0"),
-    ({"max_retries": -1}, r"max_retries: Input should be greater than or equal to 0"),
-    ({"deadline": -5}, r"deadline: Input should be greater than 0"),
-    ({"stream_idle_timeout": 0}, r"stream_idle_timeout: Input should be greater than 0"),
-    ({"strategies": {"gpt": "least_connections"}},
-     r"strategies: no deployment serves the model group 'gpt' \(groups: m\)"),
-    ({"fallbacks": {"m": ["nope"]}}, r"fallbacks: no deployment serves the model group 'nope'"),
-    ({"context_fallbacks": {"mm": "m"}},
-     r"context_fallbacks: no deployment serves the model group 'mm'; did you mean 'm'\?"),
-    ({"retry": {"max_retry": 1}}, r"retry: unknown field 'max_retry'; did you mean 'max_retries'"),
-    ({"retry": {"jitter": "lots"}}, r"retry.jitter: Input should be a valid number"),
-    ({"cache": "yes"}, r"cache: expected true/false, a CachePolicy"),
-    ({"cache": {"ttl": -1}}, r"cache: CachePolicy.ttl must be > 0"),
-    ({"budgets": [{"name": "b", "limit": -1}]}, r"budgets.0: budget 'b': limit must be >= 0"),
-    ({"strategy": {"weights": {}}}, r"strategy: a strategy table needs 'name'"),
-    ({"strategy": 3}, r"strategy: expected a strategy name"),
-    ({"policies": {"name": "p", "max_tokenz": 1}}, r"did you mean 'max_tokens'"),
-    ({"clock": "now"}, r"clock: expected a Clock"),
-])
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"timeout": -1}, r"timeout: Input should be greater than 0"),
+        ({"timeout": 0}, r"timeout: Input should be greater than 0"),
+        ({"max_retries": -1}, r"max_retries: Input should be greater than or equal to 0"),
+        ({"deadline": -5}, r"deadline: Input should be greater than 0"),
+        ({"stream_idle_timeout": 0}, r"stream_idle_timeout: Input should be greater than 0"),
+        (
+            {"strategies": {"gpt": "least_connections"}},
+            r"strategies: no deployment serves the model group 'gpt' \(groups: m\)",
+        ),
+        ({"fallbacks": {"m": ["nope"]}}, r"fallbacks: no deployment serves the model group 'nope'"),
+        (
+            {"context_fallbacks": {"mm": "m"}},
+            r"context_fallbacks: no deployment serves the model group 'mm'; did you mean 'm'\?",
+        ),
+        (
+            {"retry": {"max_retry": 1}},
+            r"retry: unknown field 'max_retry'; did you mean 'max_retries'",
+        ),
+        ({"retry": {"jitter": "lots"}}, r"retry.jitter: Input should be a valid number"),
+        ({"cache": "yes"}, r"cache: expected true/false, a CachePolicy"),
+        ({"cache": {"ttl": -1}}, r"cache: CachePolicy.ttl must be > 0"),
+        ({"budgets": [{"name": "b", "limit": -1}]}, r"budgets.0: budget 'b': limit must be >= 0"),
+        ({"strategy": {"weights": {}}}, r"strategy: a strategy table needs 'name'"),
+        ({"strategy": 3}, r"strategy: expected a strategy name"),
+        ({"policies": {"name": "p", "max_tokenz": 1}}, r"did you mean 'max_tokens'"),
+        ({"clock": "now"}, r"clock: expected a Clock"),
+    ],
+)
 def test_invalid_option_as_keyword_and_in_a_dict(
     cls: type, options: dict[str, Any], match: str
 ) -> None:
@@ -432,10 +463,12 @@ def test_a_deployment_built_directly_raises_config_error() -> None:
     with pytest.raises(mm.ConfigError, match=r"unknown field 'modle'; did you mean 'model'"):
         mm.Deployment(model="m", provider="openai", modle="x")  # type: ignore[call-arg]
     with pytest.raises(mm.ConfigError, match=r"deployments\.1\.base_url"):
-        mm.Client(deployments=[
-            {"model": "m", "provider": "openai", "api_key": "k"},
-            {"model": "m", "provider": "openai", "base_url": "x.example"},
-        ])
+        mm.Client(
+            deployments=[
+                {"model": "m", "provider": "openai", "api_key": "k"},
+                {"model": "m", "provider": "openai", "base_url": "x.example"},
+            ]
+        )
 
 
 def test_extra_header_values_stay_out_of_a_deployments_repr() -> None:

@@ -3,29 +3,34 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
 import multimodel as mm
-from multimodel.testing import Behavior, MockDeployment
+from multimodel.testing import Behavior, MockDeployment, MockProviderServer
+from multimodel.testing.fixtures import MockServerFactory
 
 KEY = "sk-test-hedge-0123456789"
 
 
-def fleet(factory):  # type: ignore[no-untyped-def]
-    server = factory({
-        "slow": MockDeployment(format="openai", behavior=Behavior(latency=1.0, text="slow")),
-        "fast": MockDeployment(format="openai", behavior=Behavior(latency=0.0, text="fast")),
-    })
+def fleet(factory: MockServerFactory) -> tuple[MockProviderServer, list[mm.Deployment]]:
+    server = factory(
+        {
+            "slow": MockDeployment(format="openai", behavior=Behavior(latency=1.0, text="slow")),
+            "fast": MockDeployment(format="openai", behavior=Behavior(latency=0.0, text="fast")),
+        }
+    )
     deployments = [
-        mm.Deployment(model="m", provider="openai", name=name, api_key=KEY,
-                      base_url=server.base_url(name))
+        mm.Deployment(
+            model="m", provider="openai", name=name, api_key=KEY, base_url=server.base_url(name)
+        )
         for name in ("slow", "fast")
     ]
     return server, deployments
 
 
-def options(deployments):  # type: ignore[no-untyped-def]
+def options(deployments: list[mm.Deployment]) -> dict[str, Any]:
     return {
         "deployments": deployments,
         # round robin: the first call goes to "slow" first
@@ -34,7 +39,7 @@ def options(deployments):  # type: ignore[no-untyped-def]
     }
 
 
-def test_sync_hedge_wins_with_backup(mock_server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_sync_hedge_wins_with_backup(mock_server_factory: MockServerFactory) -> None:
     server, deployments = fleet(mock_server_factory)
     with mm.Client(**options(deployments)) as client:
         started = time.perf_counter()
@@ -50,7 +55,7 @@ def test_sync_hedge_wins_with_backup(mock_server_factory) -> None:  # type: igno
 
 
 @pytest.mark.anyio
-async def test_async_hedge_cancels_the_loser(mock_server_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_async_hedge_cancels_the_loser(mock_server_factory: MockServerFactory) -> None:
     _, deployments = fleet(mock_server_factory)
     async with mm.AsyncClient(**options(deployments)) as client:
         response = await client.query("hi", model="m")
@@ -63,7 +68,7 @@ async def test_async_hedge_cancels_the_loser(mock_server_factory) -> None:  # ty
 
 
 @pytest.mark.anyio
-async def test_hedging_is_capped(mock_server_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_hedging_is_capped(mock_server_factory: MockServerFactory) -> None:
     server, deployments = fleet(mock_server_factory)
     opts = options(deployments)
     opts["hedge"] = mm.HedgePolicy(min_delay=0.05, max_extra=0.0)  # never hedge
@@ -74,7 +79,7 @@ async def test_hedging_is_capped(mock_server_factory) -> None:  # type: ignore[n
     assert server.requests("fast") == []
 
 
-def test_no_hedge_without_policy(mock_server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_no_hedge_without_policy(mock_server_factory: MockServerFactory) -> None:
     server, deployments = fleet(mock_server_factory)
     with mm.Client(deployments=deployments, strategy="round_robin") as client:
         response = client.query("hi", model="m")

@@ -4,6 +4,7 @@ encrypted at rest when a codec is given."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,10 +17,12 @@ KEY = "sk-test-ledger-0123456789"
 SECRET_PROMPT = "my medical history is private"
 
 
-def client(ledger: UsageLedger, **kw: object) -> mm.Client:
+def client(ledger: UsageLedger, **kw: Any) -> mm.Client:
     return mm.Client(
         deployments=[mm.Deployment(model="m", provider="openai", api_key=KEY)],
-        transport=FakeProvider(FakeReply(text="the answer")), ledger=ledger, **kw,
+        transport=FakeProvider(FakeReply(text="the answer")),
+        ledger=ledger,
+        **kw,
     )
 
 
@@ -46,8 +49,11 @@ def test_stored_when_opted_in(tmp_path: Path) -> None:
     contents = rows(ledger)
     ledger.close()
     assert len(contents) == 2
-    assert any(SECRET_PROMPT in (row[0] or "") and "the answer" in (row[1] or "")
-               for row in contents if row)
+    assert any(
+        SECRET_PROMPT in (row[0] or "") and "the answer" in (row[1] or "")
+        for row in contents
+        if row
+    )
 
 
 def test_policy_can_forbid_logging_prompts(tmp_path: Path) -> None:
@@ -59,12 +65,14 @@ def test_policy_can_forbid_logging_prompts(tmp_path: Path) -> None:
 
 
 def test_encrypted_at_rest(tmp_path: Path) -> None:
-    pytest.importorskip("cryptography")
+    pytest.importorskip(
+        "cryptography", reason="needs the crypto extra: pip install 'multimodel[crypto]'"
+    )
     codec = EncryptedContentCodec(Encryptor(StaticKeyProvider({"k1": b"\x01" * 32}, "k1")))
     ledger = UsageLedger(tmp_path / "l.sqlite3", store_content=True, content_codec=codec)
     with client(ledger) as c:
         c.query(SECRET_PROMPT)
-    (prompt, answer), = [r for r in rows(ledger) if r]
+    ((prompt, answer),) = [r for r in rows(ledger) if r]
     assert SECRET_PROMPT in (prompt or "")  # decrypted on read
     assert "the answer" in (answer or "")
     ledger.close()

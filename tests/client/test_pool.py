@@ -6,6 +6,8 @@ and trio.
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import httpx
 import pytest
@@ -19,9 +21,10 @@ pytestmark = pytest.mark.anyio
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 
 
-def server_with(factory: MockServerFactory, **behavior: float) -> MockProviderServer:
-    return factory({"p": MockDeployment(format="openai", behavior=Behavior(
-        text="one two three", **behavior))})
+def server_with(factory: MockServerFactory, **behavior: Any) -> MockProviderServer:
+    return factory(
+        {"p": MockDeployment(format="openai", behavior=Behavior(text="one two three", **behavior))}
+    )
 
 
 def url(server: MockProviderServer) -> str:
@@ -87,7 +90,8 @@ async def test_a_cancelled_request_frees_its_slot(mock_server_factory: MockServe
         with anyio.move_on_after(0.05):
             await http.post(url(server), json=BODY)
         response = await http.post(
-            fast.base_url("q") + "/chat/completions", json=BODY,
+            fast.base_url("q") + "/chat/completions",
+            json=BODY,
             timeout=httpx.Timeout(5.0, pool=1.0),
         )
         assert response.status_code == 200
@@ -97,10 +101,20 @@ async def test_a_cancelled_request_frees_its_slot(mock_server_factory: MockServe
 async def test_a_stream_closed_early_hands_its_connection_back(
     mock_server_factory: MockServerFactory,
 ) -> None:
-    server = mock_server_factory({"s": MockDeployment(format="openai", behavior=Behavior(
-        text=" ".join(["word"] * 50), chunks=50, chunk_interval=0.01))})
-    deployment = mm.Deployment(model="m", provider="openai", api_key="sk-test-pool-0123456789",
-                               base_url=server.base_url("s"))
+    server = mock_server_factory(
+        {
+            "s": MockDeployment(
+                format="openai",
+                behavior=Behavior(text=" ".join(["word"] * 50), chunks=50, chunk_interval=0.01),
+            )
+        }
+    )
+    deployment = mm.Deployment(
+        model="m",
+        provider="openai",
+        api_key="sk-test-pool-0123456789",
+        base_url=server.base_url("s"),
+    )
     async with mm.AsyncClient(deployments=[deployment]) as client:
         assert isinstance(client._http._transport, AsyncPoolTransport)  # the default
         async with client.stream("hi") as stream:
@@ -133,6 +147,7 @@ async def test_expired_idle_connections_are_closed_not_reused(
     server = server_with(mock_server_factory, latency=0.02)
     transport = AsyncPoolTransport(limits=httpx.Limits(keepalive_expiry=0.1))
     async with httpx.AsyncClient(transport=transport) as http:
+
         async def one() -> None:
             assert (await http.post(url(server), json=BODY)).status_code == 200
 
@@ -157,8 +172,12 @@ async def test_errors_are_httpx_errors() -> None:
 async def test_the_client_maps_pool_failures_to_provider_errors(
     mock_server_factory: MockServerFactory,
 ) -> None:
-    deployment = mm.Deployment(model="m", provider="openai", api_key="sk-test-pool-0123456789",
-                               base_url="http://127.0.0.1:9/v1")
+    deployment = mm.Deployment(
+        model="m",
+        provider="openai",
+        api_key="sk-test-pool-0123456789",
+        base_url="http://127.0.0.1:9/v1",
+    )
     async with mm.AsyncClient(deployments=[deployment], max_retries=0) as client:
         with pytest.raises(mm.errors.ProviderConnectionError):
             await client.query("hi")
@@ -166,8 +185,12 @@ async def test_the_client_maps_pool_failures_to_provider_errors(
 
 async def test_httpx_pool_on_request(mock_server_factory: MockServerFactory) -> None:
     server = server_with(mock_server_factory)
-    deployment = mm.Deployment(model="m", provider="openai", api_key="sk-test-pool-0123456789",
-                               base_url=server.base_url("p"))
+    deployment = mm.Deployment(
+        model="m",
+        provider="openai",
+        api_key="sk-test-pool-0123456789",
+        base_url=server.base_url("p"),
+    )
     async with mm.AsyncClient(deployments=[deployment], transport="httpx") as client:
         assert not isinstance(client._http._transport, AsyncPoolTransport)
         assert (await client.query("hi")).text == "one two three"

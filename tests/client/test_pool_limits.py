@@ -141,8 +141,13 @@ async def test_a_client_over_five_deployments_keeps_its_sockets_bounded(
 
     fleet = servers(mock_server_factory, latency=0.02)
     deployments = [
-        mm.Deployment(model="m", provider="openai", name=f"d{i}", base_url=server.base_url("p"),
-                      api_key="sk-test-pool-0123456789")
+        mm.Deployment(
+            model="m",
+            provider="openai",
+            name=f"d{i}",
+            base_url=server.base_url("p"),
+            api_key="sk-test-pool-0123456789",
+        )
         for i, server in enumerate(fleet)
     ]
     async with mm.AsyncClient(deployments=deployments, strategy="round_robin") as client:

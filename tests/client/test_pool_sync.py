@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
@@ -18,9 +19,10 @@ BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_toke
 KEY = "sk-test-pool-sync-0123456789"
 
 
-def server_with(factory: MockServerFactory, **behavior: float) -> MockProviderServer:
-    return factory({"p": MockDeployment(format="openai", behavior=Behavior(
-        text="one two three", **behavior))})
+def server_with(factory: MockServerFactory, **behavior: Any) -> MockProviderServer:
+    return factory(
+        {"p": MockDeployment(format="openai", behavior=Behavior(text="one two three", **behavior))}
+    )
 
 
 def url(server: MockProviderServer) -> str:
@@ -32,8 +34,10 @@ def test_sequential_requests_reuse_one_connection(mock_server_factory: MockServe
     transport = PoolTransport()
     with httpx.Client(transport=transport) as http:
         for _ in range(5):
-            assert http.post(url(server), json=BODY).json()["choices"][0]["message"]["content"] \
+            assert (
+                http.post(url(server), json=BODY).json()["choices"][0]["message"]["content"]
                 == "one two three"
+            )
         assert transport.open_connections == 1
     assert server.connections_opened == 1
     assert transport.open_connections == 0
@@ -76,10 +80,17 @@ def test_waiting_for_a_connection_counts_against_the_pool_timeout(
 def test_a_stream_closed_early_hands_its_connection_back(
     mock_server_factory: MockServerFactory,
 ) -> None:
-    server = mock_server_factory({"s": MockDeployment(format="openai", behavior=Behavior(
-        text=" ".join(["word"] * 50), chunks=50, chunk_interval=0.01))})
-    deployment = mm.Deployment(model="m", provider="openai", api_key=KEY,
-                               base_url=server.base_url("s"))
+    server = mock_server_factory(
+        {
+            "s": MockDeployment(
+                format="openai",
+                behavior=Behavior(text=" ".join(["word"] * 50), chunks=50, chunk_interval=0.01),
+            )
+        }
+    )
+    deployment = mm.Deployment(
+        model="m", provider="openai", api_key=KEY, base_url=server.base_url("s")
+    )
     with mm.Client(deployments=[deployment]) as client:
         assert isinstance(client._http._transport, PoolTransport)  # the default
         with client.stream("hi") as stream:
@@ -118,17 +129,21 @@ def test_errors_are_httpx_errors_and_provider_errors() -> None:
     with httpx.Client(transport=transport) as http, pytest.raises(httpx.ConnectError):
         http.post("http://127.0.0.1:9/v1/chat/completions", json=BODY)
     assert transport.open_connections == 0
-    deployment = mm.Deployment(model="m", provider="openai", api_key=KEY,
-                               base_url="http://127.0.0.1:9/v1")
-    with mm.Client(deployments=[deployment], max_retries=0) as client, \
-            pytest.raises(mm.errors.ProviderConnectionError):
+    deployment = mm.Deployment(
+        model="m", provider="openai", api_key=KEY, base_url="http://127.0.0.1:9/v1"
+    )
+    with (
+        mm.Client(deployments=[deployment], max_retries=0) as client,
+        pytest.raises(mm.errors.ProviderConnectionError),
+    ):
         client.query("hi")
 
 
 def test_httpx_pool_on_request(mock_server_factory: MockServerFactory) -> None:
     server = server_with(mock_server_factory)
-    deployment = mm.Deployment(model="m", provider="openai", api_key=KEY,
-                               base_url=server.base_url("p"))
+    deployment = mm.Deployment(
+        model="m", provider="openai", api_key=KEY, base_url=server.base_url("p")
+    )
     with mm.Client(deployments=[deployment], transport="httpx") as client:
         assert not isinstance(client._http._transport, PoolTransport)
         assert client.query("hi").text == "one two three"

@@ -26,23 +26,31 @@ FAST_RETRY = mm.RetryPolicy(backoff_initial=0.001, backoff_max=0.002)
 
 
 def dep(name: str, model: str = "m", **kw: Any) -> mm.Deployment:
-    return mm.Deployment(model=model, provider="openai", name=name,
-                         base_url=f"https://{name}.test/v1", api_key=KEY, **kw)
+    return mm.Deployment(
+        model=model,
+        provider="openai",
+        name=name,
+        base_url=f"https://{name}.test/v1",
+        api_key=KEY,
+        **kw,
+    )
 
 
 def hosts(fake: FakeProvider) -> list[str]:
     return [h.split(".")[0] for h in fake.hosts()]
 
 
-def sync_client(fake: FakeProvider, deployments: list[mm.Deployment] | None = None,
-                **kw: Any) -> mm.Client:
+def sync_client(
+    fake: FakeProvider, deployments: list[mm.Deployment] | None = None, **kw: Any
+) -> mm.Client:
     kw.setdefault("strategy", "round_robin")
     kw.setdefault("retry", FAST_RETRY)
     return mm.Client(deployments=deployments or [dep("a"), dep("b")], transport=fake, **kw)
 
 
-def async_client(fake: FakeProvider, deployments: list[mm.Deployment] | None = None,
-                 **kw: Any) -> mm.AsyncClient:
+def async_client(
+    fake: FakeProvider, deployments: list[mm.Deployment] | None = None, **kw: Any
+) -> mm.AsyncClient:
     kw.setdefault("strategy", "round_robin")
     kw.setdefault("retry", FAST_RETRY)
     return mm.AsyncClient(deployments=deployments or [dep("a"), dep("b")], transport=fake, **kw)
@@ -230,16 +238,17 @@ def test_context_fallback_sync() -> None:
 async def test_context_fallback_async() -> None:
     fake = FakeProvider()
     fake.script("a.test", [CTX_ERR])
-    async with async_client(fake, context_deployments(),
-                            context_fallbacks={"m": "big"}) as client:
+    async with async_client(fake, context_deployments(), context_fallbacks={"m": "big"}) as client:
         check_context_fallback(fake, await client.query("hi", model="m"))
 
 
 def test_context_error_without_fallback_is_raised() -> None:
     fake = FakeProvider()
     fake.script("a.test", [CTX_ERR])
-    with sync_client(fake, context_deployments()) as client, \
-            pytest.raises(errors.ContextLengthExceeded):
+    with (
+        sync_client(fake, context_deployments()) as client,
+        pytest.raises(errors.ContextLengthExceeded),
+    ):
         client.query("hi", model="m")
     assert hosts(fake) == ["a"]
 

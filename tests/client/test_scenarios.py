@@ -19,10 +19,12 @@ KEY = "sk-test-scenario-0123456789"
 
 def deployments() -> list[mm.Deployment]:
     return [
-        mm.Deployment(model="m", provider="openai", name="a", base_url="https://a.test/v1",
-                      api_key=KEY),
-        mm.Deployment(model="m", provider="openai", name="b", base_url="https://b.test/v1",
-                      api_key=KEY),
+        mm.Deployment(
+            model="m", provider="openai", name="a", base_url="https://a.test/v1", api_key=KEY
+        ),
+        mm.Deployment(
+            model="m", provider="openai", name="b", base_url="https://b.test/v1", api_key=KEY
+        ),
     ]
 
 
@@ -41,20 +43,38 @@ RA = {"retry-after-ms": "10"}
 SCENARIOS = [
     Scenario("ok first try", {}, ["a"], None),
     Scenario("500 then other deployment", {"a": [500]}, ["a", "b"], None),
-    Scenario("429 on both then back-off honours Retry-After",
-             {"a": [FakeReply(429, headers=RA)], "b": [FakeReply(429, headers=RA)]},
-             ["a", "b", "a"], None, sleeps=1, sleep_values=[0.01]),
+    Scenario(
+        "429 on both then back-off honours Retry-After",
+        {"a": [FakeReply(429, headers=RA)], "b": [FakeReply(429, headers=RA)]},
+        ["a", "b", "a"],
+        None,
+        sleeps=1,
+        sleep_values=[0.01],
+    ),
     Scenario("400 is not retried", {"a": [400]}, ["a"], errors.BadRequestError),
-    Scenario("context length is not retried",
-             {"a": [FakeReply(400, error_code="context_length_exceeded")]},
-             ["a"], errors.ContextLengthExceeded),
+    Scenario(
+        "context length is not retried",
+        {"a": [FakeReply(400, error_code="context_length_exceeded")]},
+        ["a"],
+        errors.ContextLengthExceeded,
+    ),
     Scenario("401 excludes the deployment, the other serves", {"a": [401]}, ["a", "b"], None),
-    Scenario("insufficient_quota is never retried on the same deployment",
-             {"a": [FakeReply(429, error_code="insufficient_quota")] * 3,
-              "b": [FakeReply(429, error_code="insufficient_quota")] * 3},
-             ["a", "b"], errors.AllAttemptsFailed),
-    Scenario("every attempt fails", {"a": [503] * 3, "b": [503] * 3},
-             ["a", "b", "a"], errors.AllAttemptsFailed, sleeps=1),
+    Scenario(
+        "insufficient_quota is never retried on the same deployment",
+        {
+            "a": [FakeReply(429, error_code="insufficient_quota")] * 3,
+            "b": [FakeReply(429, error_code="insufficient_quota")] * 3,
+        },
+        ["a", "b"],
+        errors.AllAttemptsFailed,
+    ),
+    Scenario(
+        "every attempt fails",
+        {"a": [503] * 3, "b": [503] * 3},
+        ["a", "b", "a"],
+        errors.AllAttemptsFailed,
+        sleeps=1,
+    ),
     Scenario("no retries", {"a": [500]}, ["a"], errors.ServerError, max_retries=0),
 ]
 
@@ -100,7 +120,7 @@ def test_sync(scenario: Scenario) -> None:
             result: object = client.query("hi", model="m")
             trace = result.trace  # type: ignore[attr-defined]
         except mm.MultimodelError as exc:
-            result, trace = exc, exc.trace  # type: ignore[attr-defined]
+            result, trace = exc, exc.trace
     check(fake, scenario, result, trace)
 
 
@@ -113,7 +133,7 @@ async def test_async(scenario: Scenario) -> None:
             result: object = await client.query("hi", model="m")
             trace = result.trace  # type: ignore[attr-defined]
         except mm.MultimodelError as exc:
-            result, trace = exc, exc.trace  # type: ignore[attr-defined]
+            result, trace = exc, exc.trace
     check(fake, scenario, result, trace)
 
 
@@ -128,7 +148,7 @@ def test_sync_stream(scenario: Scenario) -> None:
             trace = stream.trace
             assert text == "ok"
         except mm.MultimodelError as exc:
-            result, trace = exc, exc.trace  # type: ignore[attr-defined]
+            result, trace = exc, exc.trace
     check(fake, scenario, result, trace)
 
 
@@ -144,7 +164,7 @@ async def test_async_stream(scenario: Scenario) -> None:
             trace = stream.trace
             assert text == "ok"
         except mm.MultimodelError as exc:
-            result, trace = exc, exc.trace  # type: ignore[attr-defined]
+            result, trace = exc, exc.trace
     check(fake, scenario, result, trace)
 
 
@@ -180,8 +200,14 @@ def test_bare_dispatch_plan(scenario: Scenario) -> None:
         reply = queue.pop(0) if queue else FakeReply()
         reply = reply if isinstance(reply, FakeReply) else FakeReply(status=reply)
         if reply.status >= 400:
-            body = {"error": {"message": "scripted", "type": "x", "param": None,
-                              "code": reply.error_code}}
+            body = {
+                "error": {
+                    "message": "scripted",
+                    "type": "x",
+                    "param": None,
+                    "code": reply.error_code,
+                }
+            }
             response = httpx.Response(reply.status, json=body, headers=reply.headers)
             plan.failed(action, adapter.map_error(response, action.endpoint))
             continue

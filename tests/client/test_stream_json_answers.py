@@ -125,7 +125,10 @@ async def test_async_json_that_is_no_answer_is_malformed() -> None:
 def test_json_that_is_no_answer_is_malformed() -> None:
     with FaultServer(script({"status": "queued"})) as server:
         with mm.Client(deployments=[deployment("openai", "a", server)], max_retries=0) as client:
-            with pytest.raises(errors.MalformedResponse) as info, client.stream("x", model="m") as s:
+            with (
+                pytest.raises(errors.MalformedResponse) as info,
+                client.stream("x", model="m") as s,
+            ):
                 list(s)
     assert "a stream request was answered with a JSON body" in str(info.value)
 
@@ -133,6 +136,9 @@ def test_json_that_is_no_answer_is_malformed() -> None:
 def test_the_error_names_the_content_type() -> None:
     with FaultServer(script({"status": "queued"})) as server:
         with mm.Client(deployments=[deployment("openai", "a", server)], max_retries=0) as client:
-            with pytest.raises(errors.MalformedResponse) as info, client.stream("x", model="m") as s:
+            with (
+                pytest.raises(errors.MalformedResponse) as info,
+                client.stream("x", model="m") as s,
+            ):
                 list(s)
     assert "content type 'application/json'" in str(info.value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import multimodel as mm
@@ -11,13 +13,15 @@ from multimodel.testing.fake import FakeProvider, FakeReply
 KEY = "sk-test-streams-0123456789"
 
 
-def client_kwargs(fake: FakeProvider) -> dict[str, object]:
+def client_kwargs(fake: FakeProvider) -> dict[str, Any]:
     return {
         "deployments": [
-            mm.Deployment(model="m", provider="openai", name="a",
-                          base_url="https://a.test/v1", api_key=KEY),
-            mm.Deployment(model="m", provider="openai", name="b",
-                          base_url="https://b.test/v1", api_key=KEY),
+            mm.Deployment(
+                model="m", provider="openai", name="a", base_url="https://a.test/v1", api_key=KEY
+            ),
+            mm.Deployment(
+                model="m", provider="openai", name="b", base_url="https://b.test/v1", api_key=KEY
+            ),
         ],
         "transport": fake,
         "strategy": "round_robin",
@@ -73,7 +77,7 @@ def test_stopping_early_releases_the_slot_and_is_not_a_success() -> None:
             first = next(iter(s))
         assert first.text
         assert s.response is None
-        stats = client.tracker.get("a")
+        stats = client.stats().deployments["a"]
         assert stats.in_flight == 0
         # Stopped by the caller: billed (estimated), counted, but neither a success nor a failure.
         assert stats.requests == 1

@@ -15,8 +15,9 @@ KEY = "sk-test-surface-0123456789"
 
 def make(cls: type, fake: FakeProvider, **kw: object) -> object:
     return cls(
-        deployments=[mm.Deployment(model="m", provider="openai", api_key=KEY,
-                                   base_url="https://a.test/v1")],
+        deployments=[
+            mm.Deployment(model="m", provider="openai", api_key=KEY, base_url="https://a.test/v1")
+        ],
         transport=fake,
         **kw,
     )
@@ -25,8 +26,9 @@ def make(cls: type, fake: FakeProvider, **kw: object) -> object:
 def test_query_fields() -> None:
     fake = FakeProvider(FakeReply(text="hi there", usage=(7, 3)))
     with make(mm.Client, fake) as client:  # type: ignore[attr-defined]
-        r = client.query("hello", max_tokens=20, temperature=0.2, stop="END", user="u1",
-                         system="be brief")
+        r = client.query(
+            "hello", max_tokens=20, temperature=0.2, stop="END", user="u1", system="be brief"
+        )
     assert r.text == "hi there"
     assert r.usage.input_tokens == 7 and r.usage.output_tokens == 3
     assert r.provider == "openai" and r.deployment == "openai/m" and r.model == "m"
@@ -43,8 +45,7 @@ def test_batch_keeps_order_and_returns_failures_in_place() -> None:
     fake = FakeProvider()
     fake.script("a.test", [200, 400, 200])
     with make(mm.Client, fake, max_retries=0) as client:  # type: ignore[attr-defined]
-        results = client.batch(["one", "two", {"prompt": "three", "max_tokens": 0}],
-                               concurrency=1)
+        results = client.batch(["one", "two", {"prompt": "three", "max_tokens": 0}], concurrency=1)
     assert isinstance(results[0], mm.ChatResponse)
     assert isinstance(results[1], mm.errors.BadRequestError)
     assert isinstance(results[2], mm.InvalidRequestError)
@@ -54,8 +55,9 @@ def test_batch_keeps_order_and_returns_failures_in_place() -> None:
 def test_batch_concurrent_order() -> None:
     fake = FakeProvider()
     with make(mm.Client, fake) as client:  # type: ignore[attr-defined]
-        results = client.batch([{"messages": [{"role": "user", "content": str(i)}]}
-                                for i in range(20)], concurrency=5)
+        results = client.batch(
+            [{"messages": [{"role": "user", "content": str(i)}]} for i in range(20)], concurrency=5
+        )
     assert all(isinstance(r, mm.ChatResponse) for r in results)
     sent = sorted(b["messages"][0]["content"] for b in fake.bodies())
     assert sent == sorted(str(i) for i in range(20))
@@ -68,8 +70,12 @@ async def test_async_batch() -> None:
     async with make(mm.AsyncClient, fake, max_retries=0) as client:  # type: ignore[attr-defined]
         results = await client.batch(["one", "two", "three", "four"], concurrency=2)
     # Tasks run in any order (trio shuffles them); results stay in input order.
-    assert sorted(type(r).__name__ for r in results) == ["BadRequestError", "ChatResponse",
-                                                         "ChatResponse", "ChatResponse"]
+    assert sorted(type(r).__name__ for r in results) == [
+        "BadRequestError",
+        "ChatResponse",
+        "ChatResponse",
+        "ChatResponse",
+    ]
     for prompt, result in zip(["one", "two", "three", "four"], results, strict=True):
         if isinstance(result, mm.ChatResponse):
             assert result.text == prompt
@@ -79,13 +85,19 @@ def test_openai_shaped_surface() -> None:
     fake = FakeProvider(FakeReply(text="hey", usage=(4, 2)))
     with make(mm.Client, fake) as client:  # type: ignore[attr-defined]
         c = client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "hi"}], max_completion_tokens=9,
+            model="m",
+            messages=[{"role": "user", "content": "hi"}],
+            max_completion_tokens=9,
             frequency_penalty=0.5,
         )
-        chunks = list(client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "hi"}], stream=True,
-            stream_options={"include_usage": True},
-        ))
+        chunks = list(
+            client.chat.completions.create(
+                model="m",
+                messages=[{"role": "user", "content": "hi"}],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
     assert c.choices[0].message.content == "hey"
     assert c.choices[0].finish_reason == "stop"
     assert c.usage.prompt_tokens == 4 and c.usage.total_tokens == 6
@@ -102,9 +114,11 @@ async def test_async_openai_shaped_surface() -> None:
     fake = FakeProvider(FakeReply(text="hey"))
     async with make(mm.AsyncClient, fake) as client:  # type: ignore[attr-defined]
         c = await client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "hi"}])
+            model="m", messages=[{"role": "user", "content": "hi"}]
+        )
         stream = await client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "hi"}], stream=True)
+            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
         text = "".join([ch.choices[0].delta.content or "" async for ch in stream if ch.choices])
     assert c.choices[0].message.content == "hey"
     assert text == "hey"
@@ -113,8 +127,9 @@ async def test_async_openai_shaped_surface() -> None:
 def test_injected_http_client_is_not_closed() -> None:
     fake = FakeProvider()
     http = httpx.Client(transport=fake)
-    client = mm.Client(deployments=[mm.Deployment(model="m", provider="openai", api_key=KEY)],
-                       http_client=http)
+    client = mm.Client(
+        deployments=[mm.Deployment(model="m", provider="openai", api_key=KEY)], http_client=http
+    )
     client.query("hi")
     client.close()
     assert not http.is_closed
@@ -122,8 +137,11 @@ def test_injected_http_client_is_not_closed() -> None:
 
 
 def test_config_from_dict_and_toml(tmp_path: Path) -> None:
-    cfg = {"strategy": "round_robin", "timeout": 5,
-           "deployments": [{"model": "m", "provider": "openai", "api_key": KEY}]}
+    cfg = {
+        "strategy": "round_robin",
+        "timeout": 5,
+        "deployments": [{"model": "m", "provider": "openai", "api_key": KEY}],
+    }
     client = mm.Client(config=cfg, transport=FakeProvider())
     assert client.models == ["m"]
     path = tmp_path / "multimodel.toml"
@@ -146,10 +164,13 @@ def test_config_from_dict_and_toml(tmp_path: Path) -> None:
 
 def test_model_defaults_when_single_group_and_is_required_otherwise() -> None:
     fake = FakeProvider()
-    client = mm.Client(deployments=[
-        mm.Deployment(model="m", provider="openai", api_key=KEY),
-        mm.Deployment(model="n", provider="openai", api_key=KEY),
-    ], transport=fake)
+    client = mm.Client(
+        deployments=[
+            mm.Deployment(model="m", provider="openai", api_key=KEY),
+            mm.Deployment(model="n", provider="openai", api_key=KEY),
+        ],
+        transport=fake,
+    )
     with pytest.raises(mm.InvalidRequestError, match="model is required"):
         client.query("hi")
     assert fake.requests == []

@@ -35,14 +35,24 @@ def client(fake: FakeProvider) -> mm.Client:
         ("hi", {"temperature": 3}, mm.InvalidRequestError, "temperature"),
         ("hi", {"top_p": 1.5}, mm.InvalidRequestError, "top_p"),
         ("hi", {"colour": "blue"}, mm.InvalidRequestError, "unknown parameter 'colour'"),
-        ("hi", {"tool_choice": {"type": "function", "function": {"name": "nope"}}},
-         mm.InvalidRequestError, "not in `tools`"),
+        (
+            "hi",
+            {"tool_choice": {"type": "function", "function": {"name": "nope"}}},
+            mm.InvalidRequestError,
+            "not in `tools`",
+        ),
         ("hi", {"response_format": {"type": "json_schema"}}, mm.InvalidRequestError, "schema"),
         (42, {}, mm.InvalidRequestError, "prompt string or a list"),
     ],
 )
-def test_bad_requests(client: mm.Client, fake: FakeProvider, prompt: object,
-                      params: dict[str, object], error: type[Exception], match: str) -> None:
+def test_bad_requests(
+    client: mm.Client,
+    fake: FakeProvider,
+    prompt: object,
+    params: dict[str, object],
+    error: type[Exception],
+    match: str,
+) -> None:
     with pytest.raises(error, match=match) as info:
         client.query(prompt, **params)  # type: ignore[arg-type]
     assert fake.requests == []
@@ -66,8 +76,9 @@ def test_missing_key_names_the_env_var() -> None:
 
 
 def test_key_from_environment() -> None:
-    client = mm.Client(deployments=[{"model": "c", "provider": "anthropic"}],
-                       env={"ANTHROPIC_API_KEY": KEY})
+    client = mm.Client(
+        deployments=[{"model": "c", "provider": "anthropic"}], env={"ANTHROPIC_API_KEY": KEY}
+    )
     assert client.deployments[0].api_key is not None
     assert client.deployments[0].api_key.get_secret_value() == KEY
 
@@ -78,11 +89,15 @@ def test_key_from_environment() -> None:
         ([], "at least one deployment"),
         ([{"model": "m", "provider": "nope", "api_key": KEY}], "unknown provider 'nope'"),
         ([{"model": "m", "provider": "azure", "api_key": KEY}], "needs base_url"),
-        ([{"model": "m", "provider": "openai", "api_key": KEY, "name": "x"},
-          {"model": "m", "provider": "openai", "api_key": KEY, "name": "x"}], "unique"),
+        (
+            [
+                {"model": "m", "provider": "openai", "api_key": KEY, "name": "x"},
+                {"model": "m", "provider": "openai", "api_key": KEY, "name": "x"},
+            ],
+            "unique",
+        ),
         ([{"model": "m", "provider": "openai", "api_key": KEY, "weight": 0}], "weight"),
-        ([{"model": "m", "provider": "openai", "api_key": KEY, "base_url": "ftp://x"}],
-         "base_url"),
+        ([{"model": "m", "provider": "openai", "api_key": KEY, "base_url": "ftp://x"}], "base_url"),
     ],
 )
 def test_bad_config(deployments: list[dict[str, object]], match: str) -> None:
@@ -92,5 +107,7 @@ def test_bad_config(deployments: list[dict[str, object]], match: str) -> None:
 
 def test_unknown_strategy_lists_known() -> None:
     with pytest.raises(mm.ConfigError, match="known strategies: .*round_robin"):
-        mm.Client(deployments=[{"model": "m", "provider": "openai", "api_key": KEY}],
-                  strategy="fastest-please")
+        mm.Client(
+            deployments=[{"model": "m", "provider": "openai", "api_key": KEY}],
+            strategy="fastest-please",
+        )

@@ -37,8 +37,16 @@ HANG = 30.0  # a stall: far longer than any limit
 
 
 def reply() -> Reply:
-    return Reply(model="m", text=TEXT, pieces=split_text(TEXT, 4), tool_calls=(), usage=USAGE,
-                 finish_reason=None, seq=1, include_usage=True)
+    return Reply(
+        model="m",
+        text=TEXT,
+        pieces=split_text(TEXT, 4),
+        tool_calls=(),
+        usage=USAGE,
+        finish_reason=None,
+        seq=1,
+        include_usage=True,
+    )
 
 
 def answer(fmt: str) -> tuple[bytes, bytes]:
@@ -82,8 +90,9 @@ class Fault:
 def drip(fmt: str, stream: bool) -> list[Step]:
     if stream:
         opening, units, end = stream_parts(fmt)
-        return trickle((sse_head(), opening[len(sse_head()):] + b"".join(units) + end),
-                       size=4, interval=0.15)
+        return trickle(
+            (sse_head(), opening[len(sse_head()) :] + b"".join(units) + end), size=4, interval=0.15
+        )
     return trickle(answer(fmt), size=4, interval=0.15)
 
 
@@ -122,8 +131,9 @@ def error_event(fmt: str, stream: bool) -> list[Step]:
 
 def html_500(fmt: str, stream: bool) -> list[Step]:
     body = b"<html><body>502 Bad Gateway</body></html>"
-    head = (f"HTTP/1.1 500 X\r\ncontent-type: text/html\r\ncontent-length: {len(body)}"
-            "\r\n\r\n").encode()
+    head = (
+        f"HTTP/1.1 500 X\r\ncontent-type: text/html\r\ncontent-length: {len(body)}\r\n\r\n"
+    ).encode()
     return [Step(0.0, head + body)]
 
 
@@ -138,31 +148,45 @@ def http_date(seconds: float) -> str:
 FAULTS = [
     Fault("answer", good, None, 0.5),
     Fault("drip", drip, errors.ProviderTimeout, LIMIT),
-    Fault("reset", lambda fmt, stream: [Step(0.0, reset=True)],
-          errors.ProviderConnectionError, 0.5),
-    Fault("stall before headers", lambda fmt, stream: [Step(HANG)], errors.ProviderTimeout,
-          LIMIT),
-    Fault("stall mid-body", stall_mid, (errors.ProviderTimeout, errors.StreamInterrupted),
-          LIMIT),
+    Fault(
+        "reset", lambda fmt, stream: [Step(0.0, reset=True)], errors.ProviderConnectionError, 0.5
+    ),
+    Fault("stall before headers", lambda fmt, stream: [Step(HANG)], errors.ProviderTimeout, LIMIT),
+    Fault("stall mid-body", stall_mid, (errors.ProviderTimeout, errors.StreamInterrupted), LIMIT),
     Fault("keep-alive only", keepalive_only, errors.ProviderTimeout, LIMIT, modes=(True,)),
-    Fault("truncated", truncated, (errors.ProviderConnectionError, errors.StreamInterrupted),
-          0.5),
+    Fault("truncated", truncated, (errors.ProviderConnectionError, errors.StreamInterrupted), 0.5),
     Fault("corrupt", corrupt, errors.MalformedResponse, 0.5),
-    Fault("error event", error_event, (errors.ServerError, errors.Overloaded), 0.5,
-          modes=(True,)),
+    Fault("error event", error_event, (errors.ServerError, errors.Overloaded), 0.5, modes=(True,)),
     Fault("500 with an HTML body", html_500, errors.ServerError, 0.5),
     Fault("400", status(400), errors.BadRequestError, 0.5),
     Fault("401", status(401), errors.AuthenticationError, 0.5),
     Fault("429", status(429), errors.RateLimited, 0.5),
     Fault("503", status(503), (errors.Overloaded, errors.ServerError), 0.5),
     Fault("529", status(529), errors.Overloaded, 0.5),
-    Fault("Retry-After in seconds", lambda fmt, s: error(fmt, 429, (("retry-after", "1"),)),
-          None, 1.0 + 0.5, retries=1, sleep=(0.95, 1.05)),
-    Fault("Retry-After as an HTTP date", lambda fmt, s: error(
-        fmt, 503, (("retry-after", http_date(2)),)), None, 2.0 + 0.5, retries=1,
-        sleep=(0.5, 2.05)),
-    Fault("retry-after-ms", lambda fmt, s: error(fmt, 429, (("retry-after-ms", "300"),)),
-          None, 0.3 + 0.5, retries=1, sleep=(0.29, 0.31)),
+    Fault(
+        "Retry-After in seconds",
+        lambda fmt, s: error(fmt, 429, (("retry-after", "1"),)),
+        None,
+        1.0 + 0.5,
+        retries=1,
+        sleep=(0.95, 1.05),
+    ),
+    Fault(
+        "Retry-After as an HTTP date",
+        lambda fmt, s: error(fmt, 503, (("retry-after", http_date(2)),)),
+        None,
+        2.0 + 0.5,
+        retries=1,
+        sleep=(0.5, 2.05),
+    ),
+    Fault(
+        "retry-after-ms",
+        lambda fmt, s: error(fmt, 429, (("retry-after-ms", "300"),)),
+        None,
+        0.3 + 0.5,
+        retries=1,
+        sleep=(0.29, 0.31),
+    ),
 ]
 
 CASES = [
@@ -181,14 +205,17 @@ def servers(fault: Fault, fmt: str, stream: bool) -> tuple[FaultServer, FaultSer
     return FaultServer(lambda n: bad if n == 0 else retry), FaultServer(good(fmt, False))
 
 
-def options(fault: Fault, fmt: str, faulty: FaultServer, healthy: FaultServer,
-            pool: Any) -> dict[str, Any]:
+def options(
+    fault: Fault, fmt: str, faulty: FaultServer, healthy: FaultServer, pool: Any
+) -> dict[str, Any]:
     return {
         "deployments": [
-            mm.Deployment(model="m", provider=fmt, name="bad", api_key=KEY,
-                          base_url=faulty.base_url),
-            mm.Deployment(model="ok", provider=fmt, name="good", api_key=KEY,
-                          base_url=healthy.base_url),
+            mm.Deployment(
+                model="m", provider=fmt, name="bad", api_key=KEY, base_url=faulty.base_url
+            ),
+            mm.Deployment(
+                model="ok", provider=fmt, name="good", api_key=KEY, base_url=healthy.base_url
+            ),
         ],
         "timeout": LIMIT,
         "stream_idle_timeout": LIMIT,
@@ -207,8 +234,7 @@ class Result:
     trace: Any
 
 
-def verify(fault: Fault, stream: bool, result: Result, client: Any,
-           faulty: FaultServer) -> None:
+def verify(fault: Fault, stream: bool, result: Result, client: Any, faulty: FaultServer) -> None:
     if fault.expect is None:
         assert result.error is None, repr(result.error)
         assert result.text == TEXT

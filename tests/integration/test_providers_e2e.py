@@ -61,12 +61,17 @@ ANSWERS = [
         "text with cached and reasoning usage",
         Behavior(
             text="Thought hard.",
-            usage=MockUsage(input_tokens=120, output_tokens=50, cached_tokens=30,
-                            reasoning_tokens=20),
+            usage=MockUsage(
+                input_tokens=120, output_tokens=50, cached_tokens=30, reasoning_tokens=20
+            ),
         ),
         "stop",
-        usage={"input_tokens": 120, "output_tokens": 50, "cache_read_tokens": 30,
-               "reasoning_tokens": 20},
+        usage={
+            "input_tokens": 120,
+            "output_tokens": 50,
+            "cache_read_tokens": 30,
+            "reasoning_tokens": 20,
+        },
     ),
     Answer("served model name reported", Behavior(text="hi"), "stop", served_model="m-2025-01"),
     Answer("length", Behavior(text="cut sh", finish_reason="length"), "length"),
@@ -99,14 +104,15 @@ def test_answer(case: Answer, fmt: str, runner: Any, serve: Any) -> None:
         if fmt == "anthropic":
             want["reasoning_tokens"] = 0  # thinking is billed in output_tokens, not itemized
         assert r.usage.model_dump(include=set(want)) == want
-        assert r.usage.uncached_input_tokens == case.usage["input_tokens"] - case.usage[
-            "cache_read_tokens"]
+        assert (
+            r.usage.uncached_input_tokens
+            == case.usage["input_tokens"] - case.usage["cache_read_tokens"]
+        )
     assert r.trace.deployments() == ["d"]
 
 
 def test_anthropic_cache_write_is_part_of_input(runner: Any, serve: Any) -> None:
-    usage = MockUsage(input_tokens=100, output_tokens=7, cached_tokens=20,
-                      cache_creation_tokens=30)
+    usage = MockUsage(input_tokens=100, output_tokens=7, cached_tokens=20, cache_creation_tokens=30)
     mock = serve(d=MockDeployment(format="anthropic", behavior=Behavior(text="x", usage=usage)))
     r = runner.query(mock.deps("d")).ok()
     assert r.usage.input_tokens == 100
@@ -128,11 +134,12 @@ class Tools:
 
 TOOL_CASES = [
     Tools("one call", [("get_weather", WEATHER)]),
-    Tools("several calls", [("get_weather", WEATHER), ("get_time", TIME),
-                            ("get_weather", {"city": "Oslo"})]),
+    Tools(
+        "several calls",
+        [("get_weather", WEATHER), ("get_time", TIME), ("get_weather", {"city": "Oslo"})],
+    ),
     Tools("one call, streamed", [("get_weather", WEATHER)], stream=True),
-    Tools("several calls, streamed", [("get_weather", WEATHER), ("get_time", TIME)],
-          stream=True),
+    Tools("several calls, streamed", [("get_weather", WEATHER), ("get_time", TIME)], stream=True),
     Tools("text and a call", [("get_time", TIME)], text="Let me check."),
 ]
 
@@ -204,8 +211,12 @@ def test_tool_calls_and_replay(case: Tools, fmt: str, runner: Any, serve: Any) -
         {"role": "user", "content": "weather?"},
         r.message,
         *[
-            {"role": "tool", "tool_call_id": c.id, "name": c.name,
-             "content": json.dumps({"result": i})}
+            {
+                "role": "tool",
+                "tool_call_id": c.id,
+                "name": c.name,
+                "content": json.dumps({"result": i}),
+            }
             for i, c in enumerate(r.tool_calls)
         ],
     ]
@@ -235,32 +246,76 @@ LEAK = f"Incorrect API key provided: {KEY}. x-api-key: {KEY}"
 
 FAILURES = [
     Failure("400 bad request", Behavior(script=[400]), errors.BadRequestError, status=400),
-    Failure("401 authentication (key echoed and redacted)",
-            Behavior(script=[401], error_message=LEAK), errors.AuthenticationError, status=401),
+    Failure(
+        "401 authentication (key echoed and redacted)",
+        Behavior(script=[401], error_message=LEAK),
+        errors.AuthenticationError,
+        status=401,
+    ),
     Failure("403 permission", Behavior(script=[403]), errors.PermissionDeniedError, status=403),
     Failure("404 not found", Behavior(script=[404]), errors.NotFoundError, status=404),
-    Failure("429 raw", Behavior(script=[429], retry_after=0.05), errors.RateLimited, status=429,
-            retry_after=0.05),
-    Failure("429 retried after Retry-After then success",
-            Behavior(script=[429, 200], retry_after=0.05, text="ok"), None, max_retries=2,
-            requests=2, sleeps=[0.05]),
-    Failure("429 insufficient_quota is not retried",
-            Behavior(script=[429, 200], error_code="insufficient_quota"), errors.QuotaExhausted,
-            formats=("openai", "anthropic"), max_retries=2, status=429),
+    Failure(
+        "429 raw",
+        Behavior(script=[429], retry_after=0.05),
+        errors.RateLimited,
+        status=429,
+        retry_after=0.05,
+    ),
+    Failure(
+        "429 retried after Retry-After then success",
+        Behavior(script=[429, 200], retry_after=0.05, text="ok"),
+        None,
+        max_retries=2,
+        requests=2,
+        sleeps=[0.05],
+    ),
+    Failure(
+        "429 insufficient_quota is not retried",
+        Behavior(script=[429, 200], error_code="insufficient_quota"),
+        errors.QuotaExhausted,
+        formats=("openai", "anthropic"),
+        max_retries=2,
+        status=429,
+    ),
     Failure("500 raw", Behavior(script=[500]), errors.ServerError, status=500),
-    Failure("500 retried then success", Behavior(script=[500, 200], text="ok"), None,
-            max_retries=2, requests=2, sleeps=[0.001]),
+    Failure(
+        "500 retried then success",
+        Behavior(script=[500, 200], text="ok"),
+        None,
+        max_retries=2,
+        requests=2,
+        sleeps=[0.001],
+    ),
     Failure("503 overloaded", Behavior(script=[503]), errors.Overloaded, status=503),
-    Failure("529 overloaded (anthropic)", Behavior(script=[529]), errors.Overloaded,
-            formats=("anthropic",), status=529),
-    Failure("529 retried then success (anthropic)", Behavior(script=[529, 200], text="ok"),
-            None, formats=("anthropic",), max_retries=2, requests=2, sleeps=[0.001]),
-    Failure("context length exceeded",
-            Behavior(script=[400], error_code="context_length_exceeded"),
-            errors.ContextLengthExceeded, status=400),
-    Failure("context length exceeded is not retried",
-            Behavior(script=[400, 200], error_code="context_length_exceeded"),
-            errors.ContextLengthExceeded, max_retries=2, status=400),
+    Failure(
+        "529 overloaded (anthropic)",
+        Behavior(script=[529]),
+        errors.Overloaded,
+        formats=("anthropic",),
+        status=529,
+    ),
+    Failure(
+        "529 retried then success (anthropic)",
+        Behavior(script=[529, 200], text="ok"),
+        None,
+        formats=("anthropic",),
+        max_retries=2,
+        requests=2,
+        sleeps=[0.001],
+    ),
+    Failure(
+        "context length exceeded",
+        Behavior(script=[400], error_code="context_length_exceeded"),
+        errors.ContextLengthExceeded,
+        status=400,
+    ),
+    Failure(
+        "context length exceeded is not retried",
+        Behavior(script=[400, 200], error_code="context_length_exceeded"),
+        errors.ContextLengthExceeded,
+        max_retries=2,
+        status=400,
+    ),
 ]
 
 
@@ -311,9 +366,11 @@ def test_openai_surface(fmt: str, runner: Any, serve: Any) -> None:
     assert (c.usage.prompt_tokens, c.usage.completion_tokens, c.usage.total_tokens) == (11, 5, 16)
     assert c.multimodel.deployment == "d"
     body = mock.body("d")
-    sent_max = {"openai": body.get("max_completion_tokens", body.get("max_tokens")),
-                "anthropic": body.get("max_tokens"),
-                "gemini": (body.get("generationConfig") or {}).get("maxOutputTokens")}[fmt]
+    sent_max = {
+        "openai": body.get("max_completion_tokens", body.get("max_tokens")),
+        "anthropic": body.get("max_tokens"),
+        "gemini": (body.get("generationConfig") or {}).get("maxOutputTokens"),
+    }[fmt]
     assert sent_max == 20
 
 
@@ -358,7 +415,8 @@ def test_openai_surface_tool_calls(stream: bool, fmt: str, runner: Any, serve: A
         assert choice.message.content is None
         finishes = [choice.finish_reason]
     assert [(c["name"], json.loads(c["args"])) for _, c in sorted(calls.items())] == [
-        ("get_weather", WEATHER), ("get_time", TIME)
+        ("get_weather", WEATHER),
+        ("get_time", TIME),
     ]
     assert all(c["id"] for c in calls.values())
     assert finishes == ["tool_calls"]

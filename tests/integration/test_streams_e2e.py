@@ -62,26 +62,57 @@ class Case:
 
 CASES = [
     Case("complete", Behavior(text=TEXT), "a"),
-    Case("http 500 before the stream fails over", Behavior(script=[500]), "b",
-         attempts=["a", "b"]),
-    Case("error event before the first chunk fails over",
-         Behavior(text=TEXT, stream_error_after=0), "b", attempts=["a", "b"]),
-    Case("drop before the response fails over", Behavior(drop_before_response=True), "b",
-         attempts=["a", "b"]),
-    Case("drop before the first chunk fails over", Behavior(text=TEXT, drop_after=0), "b",
-         attempts=["a", "b"]),
-    Case("stall before the first chunk fails over",
-         Behavior(text=TEXT, stall_after=0, stall_timeout=2.0), "b", attempts=["a", "b"],
-         options=STALL),
-    Case("error event after two chunks interrupts", Behavior(text=TEXT, stream_error_after=2),
-         None, received=PIECES[:2]),
-    Case("drop after two chunks interrupts", Behavior(text=TEXT, drop_after=2), None,
-         received=PIECES[:2]),
-    Case("stall after one chunk interrupts",
-         Behavior(text=TEXT, stall_after=1, stall_timeout=2.0), None, received=PIECES[:1],
-         options=STALL),
-    Case("no [DONE] after the finish reason completes",
-         Behavior(text=TEXT, omit_done=True, finish_reason="stop"), "a", formats=("openai",)),
+    Case("http 500 before the stream fails over", Behavior(script=[500]), "b", attempts=["a", "b"]),
+    Case(
+        "error event before the first chunk fails over",
+        Behavior(text=TEXT, stream_error_after=0),
+        "b",
+        attempts=["a", "b"],
+    ),
+    Case(
+        "drop before the response fails over",
+        Behavior(drop_before_response=True),
+        "b",
+        attempts=["a", "b"],
+    ),
+    Case(
+        "drop before the first chunk fails over",
+        Behavior(text=TEXT, drop_after=0),
+        "b",
+        attempts=["a", "b"],
+    ),
+    Case(
+        "stall before the first chunk fails over",
+        Behavior(text=TEXT, stall_after=0, stall_timeout=2.0),
+        "b",
+        attempts=["a", "b"],
+        options=STALL,
+    ),
+    Case(
+        "error event after two chunks interrupts",
+        Behavior(text=TEXT, stream_error_after=2),
+        None,
+        received=PIECES[:2],
+    ),
+    Case(
+        "drop after two chunks interrupts",
+        Behavior(text=TEXT, drop_after=2),
+        None,
+        received=PIECES[:2],
+    ),
+    Case(
+        "stall after one chunk interrupts",
+        Behavior(text=TEXT, stall_after=1, stall_timeout=2.0),
+        None,
+        received=PIECES[:1],
+        options=STALL,
+    ),
+    Case(
+        "no [DONE] after the finish reason completes",
+        Behavior(text=TEXT, omit_done=True, finish_reason="stop"),
+        "a",
+        formats=("openai",),
+    ),
 ]
 
 
@@ -91,9 +122,7 @@ CASES = [
 )
 def test_stream_failover_and_interruption(case: Case, fmt: str, runner: Any, serve: Any) -> None:
     mock = pair(serve, fmt, case.a)
-    out = runner.stream(
-        mock.deps("a", "b"), options={"strategy": "round_robin", **case.options}
-    )
+    out = runner.stream(mock.deps("a", "b"), options={"strategy": "round_robin", **case.options})
     assert out.texts == case.received  # nothing duplicated, nothing from a failed attempt
     assert out.in_flight == {"a": 0, "b": 0}
     assert out.failures == {"a": len(case.attempts) - 1 if case.served_by else 1, "b": 0}

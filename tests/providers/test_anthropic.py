@@ -46,7 +46,9 @@ ADAPTER = AnthropicAdapter()
 
 
 def chat(messages: list[Any] | None = None, **kw: Any) -> ChatRequest:
-    return ChatRequest(model="claude", messages=messages or [{"role": "user", "content": "hi"}], **kw)
+    return ChatRequest(
+        model="claude", messages=messages or [{"role": "user", "content": "hi"}], **kw
+    )
 
 
 def body_of(request: ChatRequest, *, stream: bool = False, endpoint: Endpoint = ENDPOINT) -> Any:
@@ -177,18 +179,29 @@ def test_tool_calls_and_results() -> None:
         {
             "role": "assistant",
             "content": [
-                {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
-                 "input": {"city": "Paris"}},
-                {"type": "tool_use", "id": "toolu_2", "name": "get_weather",
-                 "input": {"city": "Rome"}},
+                {
+                    "type": "tool_use",
+                    "id": "toolu_1",
+                    "name": "get_weather",
+                    "input": {"city": "Paris"},
+                },
+                {
+                    "type": "tool_use",
+                    "id": "toolu_2",
+                    "name": "get_weather",
+                    "input": {"city": "Rome"},
+                },
             ],
         },
         {
             "role": "user",
             "content": [
                 {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"},
-                {"type": "tool_result", "tool_use_id": "toolu_2",
-                 "content": [{"type": "text", "text": "25C"}]},
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_2",
+                    "content": [{"type": "text", "text": "25C"}],
+                },
                 {"type": "text", "text": "Which is warmer?"},
             ],
         },
@@ -208,15 +221,21 @@ def test_consecutive_same_role_turns_merge() -> None:
     )
     assert body["messages"] == [
         {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
-        {"role": "assistant", "content": [{"type": "text", "text": "c"}, {"type": "text", "text": "d"}]},
+        {
+            "role": "assistant",
+            "content": [{"type": "text", "text": "c"}, {"type": "text", "text": "d"}],
+        },
     ]
 
 
 def test_assistant_text_is_kept_before_tool_use_and_empty_arguments_are_an_object() -> None:
     messages = [
         {"role": "user", "content": "go"},
-        {"role": "assistant", "content": "Let me check.",
-         "tool_calls": [{"id": "t", "name": "now", "arguments": ""}]},
+        {
+            "role": "assistant",
+            "content": "Let me check.",
+            "tool_calls": [{"id": "t", "name": "now", "arguments": ""}],
+        },
     ]
     assert body_of(chat(messages))["messages"][1]["content"] == [
         {"type": "text", "text": "Let me check."},
@@ -323,11 +342,12 @@ def test_response_format_json_schema_includes_the_schema() -> None:
 
 
 def test_extra_body_merges_last_request_wins() -> None:
-    endpoint = dataclasses.replace(
-        ENDPOINT, extra_body=(("top_k", 5), ("service_tier", "auto"))
-    )
+    endpoint = dataclasses.replace(ENDPOINT, extra_body=(("top_k", 5), ("service_tier", "auto")))
     body = body_of(
-        chat(max_tokens=5, extra_body={"top_k": 9, "thinking": {"type": "enabled", "budget_tokens": 1024}}),
+        chat(
+            max_tokens=5,
+            extra_body={"top_k": 9, "thinking": {"type": "enabled", "budget_tokens": 1024}},
+        ),
         endpoint=endpoint,
     )
     assert body["top_k"] == 9
@@ -336,8 +356,9 @@ def test_extra_body_merges_last_request_wins() -> None:
 
 
 def test_body_is_compact_utf8() -> None:
-    content = ADAPTER.build_request(chat([{"role": "user", "content": "héllo ✓"}]), ENDPOINT,
-                                    stream=False).content
+    content = ADAPTER.build_request(
+        chat([{"role": "user", "content": "héllo ✓"}]), ENDPOINT, stream=False
+    ).content
     assert "héllo ✓".encode() in content
     assert b", " not in content
     assert b": " not in content
@@ -364,7 +385,9 @@ def parse(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 
 def test_parse_text_blocks_concatenated() -> None:
-    parsed = parse(message_body([{"type": "text", "text": "Hello, "}, {"type": "text", "text": "world"}]))
+    parsed = parse(
+        message_body([{"type": "text", "text": "Hello, "}, {"type": "text", "text": "world"}])
+    )
     assert parsed.id == "msg_01"
     assert parsed.model == "claude-3-5-sonnet-20241022"
     assert parsed.message.role == "assistant"
@@ -378,7 +401,14 @@ def test_parse_text_blocks_concatenated() -> None:
 def test_parse_one_tool_call() -> None:
     parsed = parse(
         message_body(
-            [{"type": "tool_use", "id": "toolu_A", "name": "get_weather", "input": {"city": "Paris"}}],
+            [
+                {
+                    "type": "tool_use",
+                    "id": "toolu_A",
+                    "name": "get_weather",
+                    "input": {"city": "Paris"},
+                }
+            ],
             stop="tool_use",
         )
     )
@@ -526,9 +556,7 @@ def test_parse_usage_with_cache_and_thinking() -> None:
 
 
 def test_parse_usage_with_null_cache_fields() -> None:
-    parsed = parse(
-        message_body([], cache_read_input_tokens=None, cache_creation_input_tokens=None)
-    )
+    parsed = parse(message_body([], cache_read_input_tokens=None, cache_creation_input_tokens=None))
     assert parsed.usage.input_tokens == 10
     assert parsed.message.content == ""
 
@@ -564,19 +592,42 @@ def test_parse_malformed(body: Any) -> None:
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(
-            ["type", "content", "text", "id", "name", "input", "usage", "stop_reason", "error",
-             "message", "input_tokens", "cache_read_input_tokens", "index", "delta",
-             "content_block", "partial_json", "thinking", "signature", "details", "x"]
-        ),
-        inner,
-        max_size=6,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "type",
+                    "content",
+                    "text",
+                    "id",
+                    "name",
+                    "input",
+                    "usage",
+                    "stop_reason",
+                    "error",
+                    "message",
+                    "input_tokens",
+                    "cache_read_input_tokens",
+                    "index",
+                    "delta",
+                    "content_block",
+                    "partial_json",
+                    "thinking",
+                    "signature",
+                    "details",
+                    "x",
+                ]
+            ),
+            inner,
+            max_size=6,
+        )
     ),
     max_leaves=20,
 )
-BLOCK_TYPES = st.sampled_from(["text", "tool_use", "thinking", "redacted_thinking", "image", "error"])
+BLOCK_TYPES = st.sampled_from(
+    ["text", "tool_use", "thinking", "redacted_thinking", "image", "error"]
+)
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
@@ -584,8 +635,13 @@ BLOCK_TYPES = st.sampled_from(["text", "tool_use", "thinking", "redacted_thinkin
     st.one_of(
         st.binary(max_size=200),
         JSON.map(lambda v: json.dumps(v).encode()),
-        st.lists(st.fixed_dictionaries({"type": BLOCK_TYPES}, optional={"text": JSON,
-                 "name": JSON, "input": JSON, "id": JSON}), max_size=4).map(
+        st.lists(
+            st.fixed_dictionaries(
+                {"type": BLOCK_TYPES},
+                optional={"text": JSON, "name": JSON, "input": JSON, "id": JSON},
+            ),
+            max_size=4,
+        ).map(
             lambda blocks: json.dumps({"content": blocks, "usage": {"input_tokens": -1}}).encode()
         ),
     )
@@ -650,8 +706,16 @@ def realistic_stream() -> bytes:
         ev("content_block_delta", index=1, delta={"type": "text_delta", "text": "check ✓."}),
         ev("content_block_delta", index=1, delta={"type": "citations_delta", "citation": {}}),
         ev("content_block_stop", index=1),
-        ev("content_block_start", index=2, content_block={
-            "type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {}}),
+        ev(
+            "content_block_start",
+            index=2,
+            content_block={
+                "type": "tool_use",
+                "id": "toolu_01",
+                "name": "get_weather",
+                "input": {},
+            },
+        ),
         ev("content_block_delta", index=2, delta={"type": "input_json_delta", "partial_json": ""}),
     )
     # Recorded traffic sometimes pads the JSON with trailing spaces.
@@ -660,16 +724,27 @@ def realistic_stream() -> bytes:
         b'"delta":{"type":"input_json_delta","partial_json":"{\\"locati"}}   \n\n'
     )
     tail = sse(
-        ev("content_block_delta", index=2,
-           delta={"type": "input_json_delta", "partial_json": 'on": "Paris"}'}),
+        ev(
+            "content_block_delta",
+            index=2,
+            delta={"type": "input_json_delta", "partial_json": 'on": "Paris"}'},
+        ),
         ev("content_block_stop", index=2),
         ("ping", '{"type": "ping"}'),
-        ev("content_block_start", index=3, content_block={
-            "type": "tool_use", "id": "toolu_02", "name": "get_time", "input": {}}),
-        ev("content_block_delta", index=3, delta={"type": "input_json_delta", "partial_json": "{}"}),
+        ev(
+            "content_block_start",
+            index=3,
+            content_block={"type": "tool_use", "id": "toolu_02", "name": "get_time", "input": {}},
+        ),
+        ev(
+            "content_block_delta", index=3, delta={"type": "input_json_delta", "partial_json": "{}"}
+        ),
         ev("content_block_stop", index=3),
-        ev("message_delta", delta={"stop_reason": "tool_use", "stop_sequence": None},
-           usage={"output_tokens": 65}),
+        ev(
+            "message_delta",
+            delta={"stop_reason": "tool_use", "stop_sequence": None},
+            usage={"output_tokens": 65},
+        ),
         ev("message_stop"),
     )
     return head + padded + tail
@@ -747,9 +822,7 @@ def test_stream_split_anywhere_gives_the_same_chunks(step: int) -> None:
 def test_stream_with_crlf_framing() -> None:
     data = realistic_stream()
     crlf = data.replace(b"\n", b"\r\n")
-    assert [c.model_dump() for c in decode(crlf, step=3)] == [
-        c.model_dump() for c in decode(data)
-    ]
+    assert [c.model_dump() for c in decode(crlf, step=3)] == [c.model_dump() for c in decode(data)]
 
 
 def test_stream_usage_counted_once_when_message_delta_repeats_input() -> None:
@@ -758,13 +831,27 @@ def test_stream_usage_counted_once_when_message_delta_repeats_input() -> None:
         ev("content_block_start", index=0, content_block={"type": "text", "text": ""}),
         ev("content_block_delta", index=0, delta={"type": "text_delta", "text": "Hi"}),
         ev("content_block_stop", index=0),
-        ev("message_delta", delta={"stop_reason": None},
-           usage={"input_tokens": 377, "cache_creation_input_tokens": 100,
-                  "cache_read_input_tokens": 2000, "output_tokens": 5}),
-        ev("message_delta", delta={"stop_reason": "end_turn", "stop_sequence": None},
-           usage={"input_tokens": 377, "cache_creation_input_tokens": 100,
-                  "cache_read_input_tokens": 2000, "output_tokens": 10,
-                  "output_tokens_details": {"thinking_tokens": 4}}),
+        ev(
+            "message_delta",
+            delta={"stop_reason": None},
+            usage={
+                "input_tokens": 377,
+                "cache_creation_input_tokens": 100,
+                "cache_read_input_tokens": 2000,
+                "output_tokens": 5,
+            },
+        ),
+        ev(
+            "message_delta",
+            delta={"stop_reason": "end_turn", "stop_sequence": None},
+            usage={
+                "input_tokens": 377,
+                "cache_creation_input_tokens": 100,
+                "cache_read_input_tokens": 2000,
+                "output_tokens": 10,
+                "output_tokens_details": {"thinking_tokens": 4},
+            },
+        ),
         ev("message_stop"),
     )
     result = assemble(decode(data))
@@ -783,8 +870,11 @@ def test_stream_usage_counted_once_when_message_delta_repeats_input() -> None:
 def test_stream_usage_keeps_message_start_counts_when_message_delta_omits_them() -> None:
     data = sse(
         MESSAGE_START,
-        ev("message_delta", delta={"stop_reason": "max_tokens"},
-           usage={"output_tokens": 3, "cache_read_input_tokens": None}),
+        ev(
+            "message_delta",
+            delta={"stop_reason": "max_tokens"},
+            usage={"output_tokens": 3, "cache_read_input_tokens": None},
+        ),
         ev("message_stop"),
     )
     result = assemble(decode(data))
@@ -900,7 +990,11 @@ def test_stream_odd_field_types_are_ignored() -> None:
         ev("message_start", message={"id": 5, "model": None, "usage": {"input_tokens": "7"}}),
         ev("content_block_start", index=0, content_block={"type": "tool_use", "id": 1, "name": 2}),
         ev("content_block_delta", index=0, delta={"type": "input_json_delta", "partial_json": 5}),
-        ev("content_block_delta", index="0", delta={"type": "input_json_delta", "partial_json": "{"}),
+        ev(
+            "content_block_delta",
+            index="0",
+            delta={"type": "input_json_delta", "partial_json": "{"},
+        ),
         ev("content_block_delta", index=0, delta={"type": "text_delta", "text": None}),
         ev("content_block_delta", index=0, delta={"type": "thinking_delta", "thinking": ["x"]}),
         ev("content_block_delta", index=0, delta="text"),
@@ -917,7 +1011,11 @@ def test_stream_odd_field_types_are_ignored() -> None:
     _check_chunks(chunks)
     [start] = [c for c in chunks if c.tool_calls]
     assert start.tool_calls[0].model_dump() == {
-        "index": 0, "id": None, "name": None, "arguments": "", "metadata": None
+        "index": 0,
+        "id": None,
+        "name": None,
+        "arguments": "",
+        "metadata": None,
     }
     assert chunks[-1].finish_reason is None
     assert chunks[-1].usage == Usage()
@@ -931,27 +1029,49 @@ def _maybe(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]
 INDEX = st.integers(-1, 3) | JSON
 BLOCK = _maybe(
     type=st.sampled_from(["text", "tool_use", "thinking", "redacted_thinking", "server_tool_use"]),
-    text=JSON, id=JSON, name=JSON, thinking=JSON, data=JSON, input=JSON,
+    text=JSON,
+    id=JSON,
+    name=JSON,
+    thinking=JSON,
+    data=JSON,
+    input=JSON,
 )
 DELTA = _maybe(
     type=st.sampled_from(
         ["text_delta", "input_json_delta", "thinking_delta", "signature_delta", "citations_delta"]
     ),
-    text=JSON, partial_json=JSON, thinking=JSON, signature=JSON,
+    text=JSON,
+    partial_json=JSON,
+    thinking=JSON,
+    signature=JSON,
 )
 USAGE = st.dictionaries(
-    st.sampled_from(["input_tokens", "output_tokens", "cache_read_input_tokens",
-                     "cache_creation_input_tokens", "output_tokens_details"]),
+    st.sampled_from(
+        [
+            "input_tokens",
+            "output_tokens",
+            "cache_read_input_tokens",
+            "cache_creation_input_tokens",
+            "output_tokens_details",
+        ]
+    ),
     st.integers(-5, 10**6) | JSON,
 )
 SSE_EVENT = st.one_of(
-    st.builds(lambda m: ev("message_start", message=m),
-              _maybe(type=st.just("message"), id=JSON, model=JSON, usage=USAGE | JSON)),
-    st.builds(lambda i, b: ev("content_block_start", index=i, content_block=b), INDEX, BLOCK | JSON),
+    st.builds(
+        lambda m: ev("message_start", message=m),
+        _maybe(type=st.just("message"), id=JSON, model=JSON, usage=USAGE | JSON),
+    ),
+    st.builds(
+        lambda i, b: ev("content_block_start", index=i, content_block=b), INDEX, BLOCK | JSON
+    ),
     st.builds(lambda i, d: ev("content_block_delta", index=i, delta=d), INDEX, DELTA | JSON),
     st.builds(lambda i: ev("content_block_stop", index=i), INDEX),
-    st.builds(lambda d, u: ev("message_delta", delta=d, usage=u),
-              _maybe(type=st.just("x"), stop_reason=JSON) | JSON, USAGE | JSON),
+    st.builds(
+        lambda d, u: ev("message_delta", delta=d, usage=u),
+        _maybe(type=st.just("x"), stop_reason=JSON) | JSON,
+        USAGE | JSON,
+    ),
     st.just(ev("message_stop")),
     st.just(("ping", '{"type": "ping"}')),
     st.builds(lambda e: ("error", {"type": "error", "error": e}), JSON),
@@ -984,27 +1104,51 @@ def test_stream_garbage_raises_only_provider_errors(data: bytes) -> None:
 
 
 def api_error(etype: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": etype, "message": message, **extra},
-            "request_id": "req_body"}
+    return {
+        "type": "error",
+        "error": {"type": etype, "message": message, **extra},
+        "request_id": "req_body",
+    }
 
 
 @pytest.mark.parametrize(
     ("status", "body", "expected"),
     [
         (400, api_error("invalid_request_error", "messages: field required"), BadRequestError),
-        (400, api_error("invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum"),
-         ContextLengthExceeded),
+        (
+            400,
+            api_error(
+                "invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum"
+            ),
+            ContextLengthExceeded,
+        ),
         (401, api_error("authentication_error", "invalid x-api-key"), AuthenticationError),
         (402, api_error("billing_error", "Your credit balance is too low"), QuotaExhausted),
         (403, api_error("permission_error", "no access to model"), PermissionDeniedError),
         (404, api_error("not_found_error", "model: claude-9"), NotFoundError),
-        (413, api_error("request_too_large", "Request exceeds the maximum allowed number of bytes."),
-         BadRequestError),
+        (
+            413,
+            api_error("request_too_large", "Request exceeds the maximum allowed number of bytes."),
+            BadRequestError,
+        ),
         (413, b"<html><body>413 Request Entity Too Large</body></html>", BadRequestError),
-        (429, api_error("rate_limit_error", "Number of request tokens has exceeded your per-minute "
-                        "rate limit"), RateLimited),
-        (429, api_error("rate_limit_error", "You have reached your specified API usage limits.",
-                        details={"error_code": "enforced_spend_limit_reached"}), QuotaExhausted),
+        (
+            429,
+            api_error(
+                "rate_limit_error",
+                "Number of request tokens has exceeded your per-minute rate limit",
+            ),
+            RateLimited,
+        ),
+        (
+            429,
+            api_error(
+                "rate_limit_error",
+                "You have reached your specified API usage limits.",
+                details={"error_code": "enforced_spend_limit_reached"},
+            ),
+            QuotaExhausted,
+        ),
         (500, api_error("api_error", "Internal server error"), ServerError),
         (502, b"<html>Bad Gateway</html>", ServerError),
         (529, api_error("overloaded_error", "Overloaded"), Overloaded),
@@ -1032,7 +1176,9 @@ def test_rate_limit_retry_after_and_codes() -> None:
 
 
 def test_spend_limit_is_not_retryable() -> None:
-    body = api_error("rate_limit_error", "limit", details={"error_code": "enforced_spend_limit_reached"})
+    body = api_error(
+        "rate_limit_error", "limit", details={"error_code": "enforced_spend_limit_reached"}
+    )
     err = ADAPTER.map_error(response(body, 429, {"retry-after": "60"}), ENDPOINT)
     assert isinstance(err, QuotaExhausted)
     assert err.code == "enforced_spend_limit_reached"
@@ -1058,8 +1204,13 @@ def test_odd_error_bodies(body: bytes) -> None:
     [
         api_error("authentication_error", "invalid x-api-key: sk-ant-test"),
         b"Unauthorized: x-api-key=sk-ant-test",
-        {"type": "error", "error": {"type": "authentication_error",
-                                     "message": "bad header 'x-api-key': 'sk-ant-test'"}},
+        {
+            "type": "error",
+            "error": {
+                "type": "authentication_error",
+                "message": "bad header 'x-api-key': 'sk-ant-test'",
+            },
+        },
     ],
 )
 def test_no_api_key_in_error_text(body: Any) -> None:
@@ -1071,12 +1222,15 @@ def test_no_api_key_in_error_text(body: Any) -> None:
 
 
 def test_no_api_key_in_stream_or_parse_errors() -> None:
-    data = sse(("error", {"type": "error", "error": {"type": "api_error",
-                                                      "message": "key sk-ant-test failed"}}))
+    data = sse(
+        (
+            "error",
+            {"type": "error", "error": {"type": "api_error", "message": "key sk-ant-test failed"}},
+        )
+    )
     with pytest.raises(ServerError) as info:
         ADAPTER.stream_decoder(ENDPOINT).feed(data)
     assert "sk-ant-test" not in str(info.value)
     with pytest.raises(MalformedResponse) as parse_info:
         parse(b"sk-ant-test is not JSON")
     assert "sk-ant-test" not in str(parse_info.value)
-

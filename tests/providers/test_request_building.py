@@ -13,23 +13,41 @@ from multimodel.providers.base import Endpoint, json_bytes, post_request, usage_
 from multimodel.providers.registry import get_adapter
 from multimodel.types import ChatRequest, Usage
 
-ENDPOINT = Endpoint(name="d", model="m", wire_model="m-1", provider="openai",
-                    base_url="https://api.example.test:8443/v1", api_key=None,
-                    headers=(("x-extra", "1"),))
+ENDPOINT = Endpoint(
+    name="d",
+    model="m",
+    wire_model="m-1",
+    provider="openai",
+    base_url="https://api.example.test:8443/v1",
+    api_key=None,
+    headers=(("x-extra", "1"),),
+)
 
 
 @pytest.mark.parametrize("adapter", ["openai", "anthropic", "gemini"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_adapter_requests_equal_httpx_requests(adapter: str, stream: bool) -> None:
-    request = ChatRequest(messages=[{"role": "user", "content": "héllo \u2028 \"x\""}],
-                          model="m", max_tokens=5, temperature=0.5, stop=["\n"])
+    request = ChatRequest(
+        messages=[{"role": "user", "content": 'héllo \u2028 "x"'}],
+        model="m",
+        max_tokens=5,
+        temperature=0.5,
+        stop=["\n"],
+    )
     built = get_adapter(adapter).build_request(request, replace(ENDPOINT, memo={}), stream=stream)
-    expected = httpx.Request(built.method, built.url, content=built.content,
-                             headers=[(k, v) for k, v in built.headers.raw
-                                      if k.lower() not in (b"host", b"content-length")])
+    expected = httpx.Request(
+        built.method,
+        built.url,
+        content=built.content,
+        headers=[
+            (k, v) for k, v in built.headers.raw if k.lower() not in (b"host", b"content-length")
+        ],
+    )
     assert built.headers.raw == expected.headers.raw
     assert built.content == expected.content
-    assert list(built.stream) == list(expected.stream)  # type: ignore[call-overload]
+    assert isinstance(built.stream, httpx.SyncByteStream)
+    assert isinstance(expected.stream, httpx.SyncByteStream)
+    assert list(built.stream) == list(expected.stream)
     assert json.loads(built.content)  # a JSON object
 
 
@@ -47,14 +65,18 @@ def test_post_request_reuses_prepared_headers_per_url() -> None:
     assert base._direct_request_works()  # the fast path is what runs on the httpx installed here
 
 
-@pytest.mark.parametrize("value", [
-    {"model": "m", "messages": [{"role": "user", "content": "é\u2028\x00\"\\"}]},
-    {"n": [1, -2.5, 1e300, None, True, False], "nested": {"k": [{}, []]}},
-    {"nan": float("nan"), "inf": float("-inf")},
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"model": "m", "messages": [{"role": "user", "content": 'é\u2028\x00"\\'}]},
+        {"n": [1, -2.5, 1e300, None, True, False], "nested": {"k": [{}, []]}},
+        {"nan": float("nan"), "inf": float("-inf")},
+    ],
+)
 def test_json_bytes_equals_json_dumps(value: object) -> None:
-    assert json_bytes(value) == json.dumps(
-        value, separators=(",", ":"), ensure_ascii=False).encode()
+    assert (
+        json_bytes(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    )
 
 
 def test_json_bytes_errors_like_json_dumps() -> None:
@@ -69,7 +91,12 @@ def test_json_bytes_errors_like_json_dumps() -> None:
 
 def test_usage_of_is_the_validated_usage() -> None:
     usage = usage_of(10, 5, 2, 1, 3)
-    assert usage == Usage(input_tokens=10, output_tokens=5, cache_read_tokens=2,
-                          cache_write_tokens=1, reasoning_tokens=3)
+    assert usage == Usage(
+        input_tokens=10,
+        output_tokens=5,
+        cache_read_tokens=2,
+        cache_write_tokens=1,
+        reasoning_tokens=3,
+    )
     assert usage.model_fields_set == set(Usage.model_fields)
     assert usage_of(10, 5, 2, 1, 3) is usage  # frozen, so shared

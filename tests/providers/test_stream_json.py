@@ -103,7 +103,10 @@ GEMINI_ANSWER = {
         {
             "content": {
                 "role": "model",
-                "parts": [{"text": "Paris."}, {"functionCall": {"name": "lookup", "args": {"q": "x"}}}],
+                "parts": [
+                    {"text": "Paris."},
+                    {"functionCall": {"name": "lookup", "args": {"q": "x"}}},
+                ],
             },
             "finishReason": "STOP",
         }
@@ -120,7 +123,9 @@ def test_a_json_answer_is_the_complete_answer(fmt: str, step: int | None) -> Non
     chunks = decode(fmt, ANSWERS[fmt], step=step)
     assert "".join(c.text for c in chunks) == "Paris."
     calls = [d for c in chunks for d in c.tool_calls]
-    assert [(d.index, d.name, json.loads(d.arguments)) for d in calls] == [(0, "lookup", {"q": "x"})]
+    assert [(d.index, d.name, json.loads(d.arguments)) for d in calls] == [
+        (0, "lookup", {"q": "x"})
+    ]
     finishes = [c.finish_reason for c in chunks if c.finish_reason]
     assert finishes == ["tool_calls"]
     assert [c.usage for c in chunks if c.usage][-1] == Usage(input_tokens=7, output_tokens=3)
@@ -185,7 +190,9 @@ def test_cut_json_is_malformed_and_names_the_content_type() -> None:
 
 
 def test_without_a_content_type_the_message_says_json_body() -> None:
-    with pytest.raises(MalformedResponse, match=r"answered with a JSON body that is not a complete"):
+    with pytest.raises(
+        MalformedResponse, match=r"answered with a JSON body that is not a complete"
+    ):
         decode("openai", {"hello": "world"}, None)
 
 
@@ -223,8 +230,13 @@ def test_gemini_json_array_without_a_finish_reason_is_malformed() -> None:
         decode("gemini", body)
 
 
-@pytest.mark.parametrize("body", [{"promptFeedback": {"blockReason": "SAFETY"}},
-                                  [{"promptFeedback": {"blockReason": "SAFETY"}}]])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"promptFeedback": {"blockReason": "SAFETY"}},
+        [{"promptFeedback": {"blockReason": "SAFETY"}}],
+    ],
+)
 def test_gemini_json_blocked_prompt_is_content_filtered(body: Any) -> None:
     with pytest.raises(ContentFiltered):
         decode("gemini", body)

@@ -10,15 +10,16 @@ import pytest
 import multimodel as mm
 from multimodel.catalog import Catalog
 from multimodel.providers.base import Endpoint
-from multimodel.resilience.budget import Budget, BudgetBook
+from multimodel.resilience.budget import Budget, BudgetAlert, BudgetBook
 from multimodel.testing.fake import FakeProvider, FakeReply
 
 KEY = "sk-test-budget-0123456789"
 
 
 def endpoint(name: str, model: str = "m", provider: str = "openai") -> Endpoint:
-    return Endpoint(name=name, model=model, wire_model=model, provider=provider,
-                    base_url="https://x.test/v1")
+    return Endpoint(
+        name=name, model=model, wire_model=model, provider=provider, base_url="https://x.test/v1"
+    )
 
 
 class Wall:
@@ -46,11 +47,14 @@ def test_reserve_settle_and_hard_limit() -> None:
 
 def test_scopes_and_keys() -> None:
     wall = Wall()
-    book = BudgetBook([
-        Budget(name="per-user", scope="user", limit=Decimal(1)),
-        Budget(name="gpt", scope="model", key="gpt", limit=Decimal(1)),
-        Budget(name="tagged", scope="tag", key="batch", limit=Decimal(1)),
-    ], wall=wall)
+    book = BudgetBook(
+        [
+            Budget(name="per-user", scope="user", limit=Decimal(1)),
+            Budget(name="gpt", scope="model", key="gpt", limit=Decimal(1)),
+            Budget(name="tagged", scope="tag", key="batch", limit=Decimal(1)),
+        ],
+        wall=wall,
+    )
     a, g = endpoint("a", "m"), endpoint("g", "gpt")
     book.settle(book.reserve(a, "alice", (), Decimal("0.9")), Decimal("0.9"))
     assert book.blocked(a, "alice", (), Decimal("0.2")) is not None
@@ -63,9 +67,12 @@ def test_scopes_and_keys() -> None:
 
 def test_alert_fires_once_per_window() -> None:
     wall = Wall()
-    alerts = []
-    book = BudgetBook([Budget(name="hourly", soft_limit=Decimal(100), window="hour",
-                              alert_at=None)], wall=wall, alert=alerts.append)
+    alerts: list[BudgetAlert] = []
+    book = BudgetBook(
+        [Budget(name="hourly", soft_limit=Decimal(100), window="hour", alert_at=None)],
+        wall=wall,
+        alert=alerts.append,
+    )
     ep = endpoint("a")
     for _ in range(5):
         book.settle(book.reserve(ep, None, (), Decimal(0)), Decimal(30))
@@ -83,24 +90,33 @@ def test_bad_budgets() -> None:
     with pytest.raises(mm.ConfigError):
         Budget(name="x", window="week")  # type: ignore[arg-type]
     with pytest.raises(mm.ConfigError, match="unique"):
-        BudgetBook([Budget(name="x", limit=Decimal(1)), Budget(name="x", limit=Decimal(1))],
-                   wall=Wall())
+        BudgetBook(
+            [Budget(name="x", limit=Decimal(1)), Budget(name="x", limit=Decimal(1))], wall=Wall()
+        )
 
 
 def priced_catalog() -> Catalog:
     catalog = Catalog()
-    catalog.add({"id": "m", "provider": "openai", "context_window": 100000,
-                 "max_output_tokens": 4096, "pricing": {"input": "1000", "output": "1000"}},
-                replace=True)
+    catalog.add(
+        {
+            "id": "m",
+            "provider": "openai",
+            "context_window": 100000,
+            "max_output_tokens": 4096,
+            "pricing": {"input": "1000", "output": "1000"},
+        },
+        replace=True,
+    )
     return catalog
 
 
 def test_client_raises_budget_exceeded_before_sending_and_alerts() -> None:
     fake = FakeProvider(FakeReply(usage=(100, 100)))  # 200 tokens at $1000/M = $0.20
-    alerts = []
+    alerts: list[BudgetAlert] = []
     client = mm.Client(
         deployments=[mm.Deployment(model="m", provider="openai", api_key=KEY)],
-        transport=fake, catalog=priced_catalog(),
+        transport=fake,
+        catalog=priced_catalog(),
         budgets=[mm.Budget(name="daily", limit=Decimal("0.50"), alert_at=0.5)],
     )
     client.on("budget_alert", alerts.append)
@@ -118,7 +134,8 @@ def test_concurrent_calls_cannot_overshoot() -> None:
     fake = FakeProvider(FakeReply(usage=(100, 100)))
     client = mm.Client(
         deployments=[mm.Deployment(model="m", provider="openai", api_key=KEY)],
-        transport=fake, catalog=priced_catalog(),
+        transport=fake,
+        catalog=priced_catalog(),
         budgets=[mm.Budget(name="daily", limit=Decimal("2.00"))],
     )
     errors: list[Exception] = []

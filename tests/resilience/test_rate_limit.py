@@ -144,8 +144,9 @@ def test_limits_are_per_deployment() -> None:
 def test_openai_headers_tighten_the_limit() -> None:
     rl = limiter(rpm=100)
     assert rl.acquire("a", 1, 0.0) is not None
-    rl.observe("a", {"x-ratelimit-remaining-requests": "0",
-                     "x-ratelimit-reset-requests": "6s"}, 0.0)
+    rl.observe(
+        "a", {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6s"}, 0.0
+    )
     assert rl.wait_time("a", 1, 0.0) == pytest.approx(6.0)
     assert rl.acquire("a", 1, 5.9) is None
     assert rl.acquire("a", 1, 6.0) is not None
@@ -153,8 +154,9 @@ def test_openai_headers_tighten_the_limit() -> None:
 
 def test_openai_token_headers() -> None:
     rl = limiter(tpm=10_000)
-    rl.observe("a", {"x-ratelimit-remaining-tokens": "500",
-                     "x-ratelimit-reset-tokens": "1m30s"}, 0.0)
+    rl.observe(
+        "a", {"x-ratelimit-remaining-tokens": "500", "x-ratelimit-reset-tokens": "1m30s"}, 0.0
+    )
     assert rl.acquire("a", 500, 0.0) is not None
     assert rl.acquire("a", 1, 0.0) is None
     # A reset beyond our 60 s window is capped at the window.
@@ -164,8 +166,9 @@ def test_openai_token_headers() -> None:
 def test_headers_with_more_room_change_nothing() -> None:
     rl = limiter(rpm=10)
     rl.acquire("a", 1, 0.0)
-    rl.observe("a", {"x-ratelimit-remaining-requests": "50",
-                     "x-ratelimit-reset-requests": "1s"}, 0.0)
+    rl.observe(
+        "a", {"x-ratelimit-remaining-requests": "50", "x-ratelimit-reset-requests": "1s"}, 0.0
+    )
     for _ in range(9):
         assert rl.acquire("a", 1, 0.0) is not None
     assert rl.acquire("a", 1, 0.0) is None
@@ -191,8 +194,9 @@ def test_phantom_is_inserted_in_time_order() -> None:
     assert rl.acquire("a", 1, 0.0) is not None
     assert rl.acquire("a", 1, 50.0) is not None
     # The provider says 0 left, resetting in 2 s: a phantom of 1 that leaves at 52.
-    rl.observe("a", {"x-ratelimit-remaining-requests": "0",
-                     "x-ratelimit-reset-requests": "2s"}, 50.0)
+    rl.observe(
+        "a", {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2s"}, 50.0
+    )
     assert rl.wait_time("a", 1, 50.0) == pytest.approx(2.0)
     assert rl.acquire("a", 1, 52.0) is not None
     assert rl.wait_time("a", 1, 52.0) == pytest.approx(8.0)  # the entry at 0 leaves at 60
@@ -200,15 +204,17 @@ def test_phantom_is_inserted_in_time_order() -> None:
 
 def test_anthropic_rfc3339_reset() -> None:
     rl = limiter(rpm=50, tpm=40_000)
-    reset = (datetime.now(timezone.utc) + timedelta(seconds=6)).isoformat().replace(
-        "+00:00", "Z"
+    reset = (datetime.now(timezone.utc) + timedelta(seconds=6)).isoformat().replace("+00:00", "Z")
+    rl.observe(
+        "a",
+        {
+            "anthropic-ratelimit-requests-remaining": "0",
+            "anthropic-ratelimit-requests-reset": reset,
+            "anthropic-ratelimit-tokens-remaining": "39000",
+            "anthropic-ratelimit-tokens-reset": reset,
+        },
+        100.0,
     )
-    rl.observe("a", {
-        "anthropic-ratelimit-requests-remaining": "0",
-        "anthropic-ratelimit-requests-reset": reset,
-        "anthropic-ratelimit-tokens-remaining": "39000",
-        "anthropic-ratelimit-tokens-reset": reset,
-    }, 100.0)
     assert rl.wait_time("a", 1, 100.0) == pytest.approx(6.0, abs=0.5)
     assert rl.acquire("a", 1, 105.0) is None
     assert rl.acquire("a", 1, 106.5) is not None

@@ -59,7 +59,8 @@ def make(cls: type[BaseException]) -> BaseException:
 
 def test_every_error_class_is_covered() -> None:
     every = {
-        obj for obj in vars(errors).values()
+        obj
+        for obj in vars(errors).values()
         if inspect.isclass(obj) and issubclass(obj, errors.MultimodelError)
     }
     assert every == set(KINDS)

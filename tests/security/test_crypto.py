@@ -26,7 +26,8 @@ from multimodel.security import (
 )
 
 needs_crypto = pytest.mark.skipif(
-    importlib.util.find_spec("cryptography") is None, reason="needs multimodel[crypto]"
+    importlib.util.find_spec("cryptography") is None,
+    reason="needs the crypto extra: pip install 'multimodel[crypto]'",
 )
 
 K1 = bytes(range(32))

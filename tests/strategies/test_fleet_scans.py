@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from decimal import Decimal
 
 import pytest
@@ -28,16 +29,24 @@ from multimodel.strategies.intelligent import Intelligent
 from multimodel.strategies.least_connections import LeastConnections
 from multimodel.strategies.response_time import LONG_GENERATION, ResponseTime
 from multimodel.strategies.weighted import SCHEDULE_CAP, Weighted, _integer_weights
+from multimodel.testing.fixtures import MockServerFactory
 from multimodel.tracking.outcome import Outcome
 from multimodel.tracking.sketches import PeakEWMA
-from multimodel.tracking.stats import DeploymentStats, Tracker
+from multimodel.tracking.stats import DeploymentStats, StatsView, Tracker
 
 CTX = RouteContext()
 
 
 def ep(name: str, spec: ModelSpec | None = None, weight: float = 1.0) -> Endpoint:
-    return Endpoint(name=name, model="m", wire_model="m", provider="openai",
-                    base_url="https://x.test/v1", spec=spec, weight=weight)
+    return Endpoint(
+        name=name,
+        model="m",
+        wire_model="m",
+        provider="openai",
+        base_url="https://x.test/v1",
+        spec=spec,
+        weight=weight,
+    )
 
 
 class View:
@@ -53,28 +62,45 @@ class View:
         return self._tracker.now()
 
 
-def feed(tracker: Tracker, clock: ManualClock, events: list[tuple[int, float, float, bool]],
-         n: int, stream: bool = False) -> None:
+def feed(
+    tracker: Tracker,
+    clock: ManualClock,
+    events: list[tuple[int, float, float, bool]],
+    n: int,
+    stream: bool = False,
+) -> None:
     for index, advance, latency, ok in events:
         clock.advance(advance)
         name = f"d{index % n}"
         tracker.started(name)
-        tracker.record(Outcome(deployment=name, model="m", provider="openai", ok=ok,
-                               latency=latency, started_at=0.0, stream=stream,
-                               ttft=latency / 3 if stream else None))
+        tracker.record(
+            Outcome(
+                deployment=name,
+                model="m",
+                provider="openai",
+                ok=ok,
+                latency=latency,
+                started_at=0.0,
+                stream=stream,
+                ttft=latency / 3 if stream else None,
+            )
+        )
 
 
 events_st = st.lists(
     st.tuples(st.integers(0, 40), st.floats(0, 30), st.floats(0.001, 5.0), st.booleans()),
-    min_size=1, max_size=120,
+    min_size=1,
+    max_size=120,
 )
 
 
 # -- rank keys -------------------------------------------------------------------------------
 
 
-@given(st.lists(st.tuples(st.floats(0, 20), st.floats(0.001, 10)), min_size=1, max_size=30),
-       st.floats(0, 100))
+@given(
+    st.lists(st.tuples(st.floats(0, 20), st.floats(0.001, 10)), min_size=1, max_size=30),
+    st.floats(0, 100),
+)
 def test_peak_rank_orders_like_the_decayed_estimate(
     samples: list[tuple[float, float]], later: float
 ) -> None:
@@ -113,8 +139,16 @@ def test_response_time_scan_matches_scoring_one_by_one(
     feed(tracker, clock, events, n, stream=stream)
     for i in range(n):  # every deployment measured: the scan applies
         tracker.started(f"d{i}")
-        tracker.record(Outcome(deployment=f"d{i}", model="m", provider="openai", ok=True,
-                               latency=0.05 * (i + 1), started_at=0.0))
+        tracker.record(
+            Outcome(
+                deployment=f"d{i}",
+                model="m",
+                provider="openai",
+                ok=True,
+                latency=0.05 * (i + 1),
+                started_at=0.0,
+            )
+        )
     clock.advance(idle)
     cands = tuple(ep(f"d{i}") for i in range(n))
     ctx = RouteContext(stream=stream)
@@ -132,8 +166,16 @@ def test_response_time_probes_before_scanning(clock: ManualClock) -> None:
     cands = tuple(ep(f"d{i}") for i in range(5))
     for i in range(4):
         tracker.started(f"d{i}")
-        tracker.record(Outcome(deployment=f"d{i}", model="m", provider="openai", ok=True,
-                               latency=0.01, started_at=0.0))
+        tracker.record(
+            Outcome(
+                deployment=f"d{i}",
+                model="m",
+                provider="openai",
+                ok=True,
+                latency=0.01,
+                started_at=0.0,
+            )
+        )
     # d4 was never measured: it is probed, though every other one is faster than any guess.
     assert ResponseTime().choose(cands, tracker, CTX).name == "d4"
 
@@ -143,12 +185,29 @@ def test_response_time_long_generations_add_time_per_token(clock: ManualClock) -
     cands = (ep("quick-start"), ep("fast-writer"))
     usage = mm.Usage(input_tokens=10, output_tokens=400)
     tracker.started("quick-start")
-    tracker.record(Outcome(deployment="quick-start", model="m", provider="openai", ok=True,
-                           latency=8.0, started_at=0.0, usage=usage))
+    tracker.record(
+        Outcome(
+            deployment="quick-start",
+            model="m",
+            provider="openai",
+            ok=True,
+            latency=8.0,
+            started_at=0.0,
+            usage=usage,
+        )
+    )
     tracker.started("fast-writer")
-    tracker.record(Outcome(deployment="fast-writer", model="m", provider="openai", ok=True,
-                           latency=9.0, started_at=0.0, usage=mm.Usage(input_tokens=10,
-                                                                        output_tokens=4000)))
+    tracker.record(
+        Outcome(
+            deployment="fast-writer",
+            model="m",
+            provider="openai",
+            ok=True,
+            latency=9.0,
+            started_at=0.0,
+            usage=mm.Usage(input_tokens=10, output_tokens=4000),
+        )
+    )
     short = RouteContext(output_tokens=100)
     long = RouteContext(output_tokens=LONG_GENERATION * 4)
     strategy = ResponseTime(seed=1)
@@ -199,21 +258,46 @@ def test_pick_index_helpers_pick_an_extreme(values: list[int], seed: int) -> Non
 
 
 def priced(name: str, price_in: str, price_out: str, quality: int) -> Endpoint:
-    return ep(name, ModelSpec(id=name, provider="openai", context_window=128_000,
-                              max_output_tokens=4096, quality=quality,
-                              pricing=Pricing(input=Decimal(price_in),
-                                              output=Decimal(price_out))))
+    return ep(
+        name,
+        ModelSpec(
+            id=name,
+            provider="openai",
+            context_window=128_000,
+            max_output_tokens=4096,
+            quality=quality,
+            pricing=Pricing(input=Decimal(price_in), output=Decimal(price_out)),
+        ),
+    )
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(2, 24), events_st, st.booleans(),
-       st.sampled_from([{"cost": 0.3, "performance": 0.4, "quality": 0.3},
-                        {"performance": 1.0}, {"cost": 1.0, "availability": 0.5},
-                        {"cost": 0.2, "performance": 0.2, "quality": 0.2, "availability": 0.4}]),
-       st.integers(1, 5000), st.integers(1, 500), st.integers(0, 24), st.integers(1, 24))
+@given(
+    st.integers(2, 24),
+    events_st,
+    st.booleans(),
+    st.sampled_from(
+        [
+            {"cost": 0.3, "performance": 0.4, "quality": 0.3},
+            {"performance": 1.0},
+            {"cost": 1.0, "availability": 0.5},
+            {"cost": 0.2, "performance": 0.2, "quality": 0.2, "availability": 0.4},
+        ]
+    ),
+    st.integers(1, 5000),
+    st.integers(1, 500),
+    st.integers(0, 24),
+    st.integers(1, 24),
+)
 def test_intelligent_scan_matches_its_formula(
-    n: int, events: list[tuple[int, float, float, bool]], stream: bool,
-    factors: dict[str, float], tin: int, tout: int, measured: int, models: int,
+    n: int,
+    events: list[tuple[int, float, float, bool]],
+    stream: bool,
+    factors: dict[str, float],
+    tin: int,
+    tout: int,
+    measured: int,
+    models: int,
 ) -> None:
     # ``models`` distinct price / quality entries: one (uniform), a few (scored per group) or
     # one per deployment (scored one by one in a list).
@@ -222,11 +306,25 @@ def test_intelligent_scan_matches_its_formula(
     feed(tracker, clock, events, n, stream=stream)
     for i in range(min(n, measured)):  # the others may be unmeasured (scored like the fastest)
         tracker.started(f"d{i}")
-        tracker.record(Outcome(deployment=f"d{i}", model="m", provider="openai", ok=True,
-                               latency=0.05 * (i + 1), started_at=0.0))
-    cands = tuple(priced(f"d{i}", str(0.1 * (i % models % 3 + 1)),
-                         str(0.4 * (i % models % 4 + 1)), 40 + 2 * (i % models))
-                  for i in range(n))
+        tracker.record(
+            Outcome(
+                deployment=f"d{i}",
+                model="m",
+                provider="openai",
+                ok=True,
+                latency=0.05 * (i + 1),
+                started_at=0.0,
+            )
+        )
+    cands = tuple(
+        priced(
+            f"d{i}",
+            str(0.1 * (i % models % 3 + 1)),
+            str(0.4 * (i % models % 4 + 1)),
+            40 + 2 * (i % models),
+        )
+        for i in range(n)
+    )
     ctx = RouteContext(stream=stream, input_tokens=tin, output_tokens=tout)
     strategy = Intelligent(factors=factors, seed=1)
     chosen, scores = strategy.choose_scored(cands, tracker, ctx)
@@ -254,8 +352,10 @@ def test_smooth_cycle_is_exact_for_integer_weights(weights: list[int]) -> None:
     total = sum(weights)
     if total > SCHEDULE_CAP:
         return
-    got = Counter(strategy.choose(cands, None, CTX).name  # type: ignore[arg-type]
-                  for _ in range(total * 3))
+    got = Counter(
+        strategy.choose(cands, None, CTX).name  # type: ignore[arg-type]
+        for _ in range(total * 3)
+    )
     assert got == {f"d{i}": 3 * w for i, w in enumerate(weights)}
 
 
@@ -278,8 +378,10 @@ def test_weighted_exact_under_threads() -> None:
     lock = threading.Lock()
 
     def work() -> None:
-        local = Counter(strategy.choose(cands, None, CTX).name  # type: ignore[arg-type]
-                        for _ in range(1000))
+        local = Counter(
+            strategy.choose(cands, None, CTX).name  # type: ignore[arg-type]
+            for _ in range(1000)
+        )
         with lock:
             got.update(local)
 
@@ -297,19 +399,20 @@ def test_weighted_exact_under_threads() -> None:
 def test_fleet_cache_is_bounded_and_keyed_by_names() -> None:
     built: list[tuple[str, ...]] = []
 
-    def build(cands: object, stats: object) -> int:
-        built.append(tuple(c.name for c in cands))  # type: ignore[attr-defined]
+    def build(cands: Sequence[Endpoint], stats: StatsView) -> int:
+        built.append(tuple(c.name for c in cands))
         return len(built)
 
     cache: FleetCache[int] = FleetCache(build, size=4)
+    stats = Tracker(ManualClock().monotonic)
     group = tuple(ep(f"d{i}") for i in range(6))
-    assert cache.get(group, None) == cache.get(group, None) == 1  # type: ignore[arg-type]
-    assert cache.get(list(group), None) == 1  # same names, another list: no rebuild
+    assert cache.get(group, stats) == cache.get(group, stats) == 1
+    assert cache.get(list(group), stats) == 1  # same names, another list: no rebuild
     for k in range(1, 6):
-        cache.get(list(group[:k]), None)  # type: ignore[arg-type]
+        cache.get(list(group[:k]), stats)
     assert len(cache._by_names) == 4
-    assert cache.get(group, None) == 1  # type: ignore[arg-type]  # identity still known
-    assert cache.get(group, object()) == len(built)  # type: ignore[arg-type]  # new stats
+    assert cache.get(group, stats) == 1  # identity still known
+    assert cache.get(group, Tracker(ManualClock().monotonic)) == len(built)  # new stats
 
 
 def test_score_table_merges_lazily_and_dumps_plain() -> None:
@@ -330,12 +433,16 @@ def test_score_table_merges_lazily_and_dumps_plain() -> None:
     assert trace.to_dict()["scores"] == {"a": 2.0, "b": 9.0}
 
 
-def test_response_dump_includes_scores(mock_server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_response_dump_includes_scores(mock_server_factory: MockServerFactory) -> None:
     from multimodel.testing import MockDeployment
 
     server = mock_server_factory({n: MockDeployment(format="openai") for n in ("one", "two")})
-    deps = [mm.Deployment(model="m", provider="openai", name=n, api_key="sk-test",
-                          base_url=server.base_url(n)) for n in ("one", "two")]
+    deps = [
+        mm.Deployment(
+            model="m", provider="openai", name=n, api_key="sk-test", base_url=server.base_url(n)
+        )
+        for n in ("one", "two")
+    ]
     with mm.Client(deployments=deps, strategy="least_connections") as client:
         response = client.query("hi")
     dumped = response.model_dump()
@@ -348,8 +455,11 @@ def test_tracker_counts_deployments_with_recent_errors(clock: ManualClock) -> No
 
     def one(name: str, ok: bool) -> None:
         tracker.started(name)
-        tracker.record(Outcome(deployment=name, model="m", provider="openai", ok=ok,
-                               latency=0.1, started_at=0.0))
+        tracker.record(
+            Outcome(
+                deployment=name, model="m", provider="openai", ok=ok, latency=0.1, started_at=0.0
+            )
+        )
 
     one("a", True)
     assert tracker.erring == 0

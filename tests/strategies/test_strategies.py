@@ -8,6 +8,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -37,10 +38,23 @@ CTX = RouteContext()
 SIX = {"adaptive", "intelligent", "least_connections", "response_time", "round_robin", "weighted"}
 
 
-def ep(name: str, *, model: str = "m", provider: str = "openai", weight: float = 1.0,
-       spec: object = None) -> Endpoint:
-    return Endpoint(name=name, model=model, wire_model=model, provider=provider,
-                    base_url="https://x.test/v1", weight=weight, spec=spec)
+def ep(
+    name: str,
+    *,
+    model: str = "m",
+    provider: str = "openai",
+    weight: float = 1.0,
+    spec: object = None,
+) -> Endpoint:
+    return Endpoint(
+        name=name,
+        model=model,
+        wire_model=model,
+        provider=provider,
+        base_url="https://x.test/v1",
+        weight=weight,
+        spec=spec,
+    )
 
 
 def eps(*names: str) -> list[Endpoint]:
@@ -57,19 +71,25 @@ def tracker(clock: ManualClock) -> Tracker:
     return Tracker(clock.monotonic)
 
 
-def outcome(name: str, *, ok: bool = True, latency: float = 0.1, **kw: object) -> Outcome:
-    return Outcome(deployment=name, model="m", provider="openai", ok=ok, latency=latency,
-                   started_at=0.0, **kw)  # type: ignore[arg-type]
+def outcome(name: str, *, ok: bool = True, latency: float = 0.1, **kw: Any) -> Outcome:
+    return Outcome(
+        deployment=name, model="m", provider="openai", ok=ok, latency=latency, started_at=0.0, **kw
+    )
 
 
-def record(tracker: Tracker, name: str, **kw: object) -> None:
+def record(tracker: Tracker, name: str, **kw: Any) -> None:
     """One finished attempt on ``name`` (started, then recorded)."""
     tracker.started(name)
-    tracker.record(outcome(name, **kw))  # type: ignore[arg-type]
+    tracker.record(outcome(name, **kw))
 
 
-def picks(strategy: Strategy, candidates: Sequence[Endpoint], stats: Tracker, n: int,
-          ctx: RouteContext = CTX) -> Counter[str]:
+def picks(
+    strategy: Strategy,
+    candidates: Sequence[Endpoint],
+    stats: Tracker,
+    n: int,
+    ctx: RouteContext = CTX,
+) -> Counter[str]:
     return Counter(strategy.choose(candidates, stats, ctx).name for _ in range(n))
 
 
@@ -97,8 +117,9 @@ def test_register_custom_strategy_and_params() -> None:
         def __init__(self, index: int = 0) -> None:
             self.index = index
 
-        def choose(self, candidates: Sequence[Endpoint], stats: object,
-                   ctx: RouteContext) -> Endpoint:
+        def choose(
+            self, candidates: Sequence[Endpoint], stats: object, ctx: RouteContext
+        ) -> Endpoint:
             return candidates[self.index]
 
     assert "test-pick-index" in known_strategies()
@@ -200,8 +221,11 @@ def test_weighted_by_model_name(tracker: Tracker) -> None:
 
 def test_weighted_by_provider(tracker: Tracker) -> None:
     w = Weighted({"openai": 0.4, "anthropic": 0.3, "gemini": 0.3})
-    cands = [ep("d1", provider="openai"), ep("d2", provider="anthropic"),
-             ep("d3", provider="gemini")]
+    cands = [
+        ep("d1", provider="openai"),
+        ep("d2", provider="anthropic"),
+        ep("d3", provider="gemini"),
+    ]
     got = shares(picks(w, cands, tracker, 10_000))
     assert got == pytest.approx({"d1": 0.4, "d2": 0.3, "d3": 0.3}, abs=0.01)
 
@@ -209,8 +233,11 @@ def test_weighted_by_provider(tracker: Tracker) -> None:
 def test_weighted_most_specific_key_wins(tracker: Tracker) -> None:
     # The deployment name beats the provider; unmatched deployments use Deployment(weight=...).
     w = Weighted({"openai": 1.0, "d1": 3.0})
-    cands = [ep("d1", provider="openai"), ep("d2", provider="openai"),
-             ep("d3", provider="other", weight=4.0)]
+    cands = [
+        ep("d1", provider="openai"),
+        ep("d2", provider="openai"),
+        ep("d3", provider="other", weight=4.0),
+    ]
     assert w.weight(cands[0]) == 3.0
     assert w.weight(cands[1]) == 1.0
     assert w.weight(cands[2]) == 4.0
@@ -429,24 +456,51 @@ def test_response_time_long_generations_prefer_low_tpot(tracker: Tracker) -> Non
 # -- intelligent -------------------------------------------------------------------------------
 
 
-def spec(id_: str, *, price_in: str, price_out: str, quality: int, context: int = 128_000,
-         caps: frozenset[str] = frozenset({"chat"})) -> ModelSpec:
+def spec(
+    id_: str,
+    *,
+    price_in: str,
+    price_out: str,
+    quality: int,
+    context: int = 128_000,
+    caps: frozenset[str] = frozenset({"chat"}),
+) -> ModelSpec:
     return ModelSpec(
-        id=id_, provider="openai", context_window=context, max_output_tokens=4096,
+        id=id_,
+        provider="openai",
+        context_window=context,
+        max_output_tokens=4096,
         pricing=Pricing(input=Decimal(price_in), output=Decimal(price_out)),
-        capabilities=caps, quality=quality,
+        capabilities=caps,
+        quality=quality,
     )
 
 
 @pytest.fixture
 def trio_endpoints(tracker: Tracker) -> list[Endpoint]:
-    cheap = ep("cheap", model="cheap", spec=spec(
-        "cheap", price_in="0.1", price_out="0.4", quality=40, context=16_000))
-    fast = ep("fast", model="fast", spec=spec(
-        "fast", price_in="1", price_out="4", quality=60, caps=frozenset({"chat", "tools"})))
-    smart = ep("smart", model="smart", spec=spec(
-        "smart", price_in="10", price_out="40", quality=95,
-        caps=frozenset({"chat", "tools", "vision"})))
+    cheap = ep(
+        "cheap",
+        model="cheap",
+        spec=spec("cheap", price_in="0.1", price_out="0.4", quality=40, context=16_000),
+    )
+    fast = ep(
+        "fast",
+        model="fast",
+        spec=spec(
+            "fast", price_in="1", price_out="4", quality=60, caps=frozenset({"chat", "tools"})
+        ),
+    )
+    smart = ep(
+        "smart",
+        model="smart",
+        spec=spec(
+            "smart",
+            price_in="10",
+            price_out="40",
+            quality=95,
+            caps=frozenset({"chat", "tools", "vision"}),
+        ),
+    )
     record(tracker, "cheap", latency=1.0)
     record(tracker, "fast", latency=0.2)
     record(tracker, "smart", latency=2.0)
@@ -472,8 +526,11 @@ def test_intelligent_factors_change_the_choice(
 ) -> None:
     s = Intelligent(factors=factors, seed=1)
     assert s.choose(trio_endpoints, tracker, CTX_1K).name == expected
-    scores = dict(zip([e.name for e in trio_endpoints], s.scores(trio_endpoints, tracker, CTX_1K),
-                      strict=True))
+    scores = dict(
+        zip(
+            [e.name for e in trio_endpoints], s.scores(trio_endpoints, tracker, CTX_1K), strict=True
+        )
+    )
     assert max(scores, key=scores.__getitem__) == expected
 
 
@@ -536,8 +593,9 @@ def test_intelligent_hard_constraints(trio_endpoints: list[Endpoint]) -> None:
 
 
 def test_intelligent_constraints_through_make_strategy(trio_endpoints: list[Endpoint]) -> None:
-    s = make_strategy({"name": "intelligent", "require": ["tools"], "min_quality": 70,
-                       "factors": {"cost": 1}})
+    s = make_strategy(
+        {"name": "intelligent", "require": ["tools"], "min_quality": 70, "factors": {"cost": 1}}
+    )
     assert isinstance(s, Intelligent)
     assert set(s.exclude(trio_endpoints, CTX_1K)) == {"cheap", "fast"}
 
@@ -586,8 +644,14 @@ def simulate(
         for done_at, name in pending:
             if done_at <= now:
                 failed = fails(name)
-                tracker.record(outcome(name, ok=not failed, latency=latency(name),
-                                       error="ServerError" if failed else None))
+                tracker.record(
+                    outcome(
+                        name,
+                        ok=not failed,
+                        latency=latency(name),
+                        error="ServerError" if failed else None,
+                    )
+                )
             else:
                 still.append((done_at, name))
         pending = still
@@ -631,8 +695,17 @@ def test_adaptive_fail_fast_deployment_is_avoided(tracker: Tracker, clock: Manua
         record(tracker, "bad", latency=0.2)
     # ... then "bad" starts answering 500 in 2 ms.
     lat = {"good": 0.2, "bad": 0.002}
-    choices = list(simulate(s, cands, tracker, clock, latency=lat.__getitem__,
-                            fails=lambda n: n == "bad", ticks=3_000))
+    choices = list(
+        simulate(
+            s,
+            cands,
+            tracker,
+            clock,
+            latency=lat.__getitem__,
+            fails=lambda n: n == "bad",
+            ticks=3_000,
+        )
+    )
     failures_seen = tracker.get("bad").failures
     assert failures_seen >= 3
     after_warmup = Counter(choices[200:])
@@ -643,8 +716,17 @@ def test_adaptive_fail_fast_never_measured(tracker: Tracker, clock: ManualClock)
     s = Adaptive(seed=4)
     cands = eps("good", "bad")
     lat = {"good": 0.2, "bad": 0.002}
-    choices = list(simulate(s, cands, tracker, clock, latency=lat.__getitem__,
-                            fails=lambda n: n == "bad", ticks=3_000))
+    choices = list(
+        simulate(
+            s,
+            cands,
+            tracker,
+            clock,
+            latency=lat.__getitem__,
+            fails=lambda n: n == "bad",
+            ticks=3_000,
+        )
+    )
     after_warmup = Counter(choices[200:])
     assert after_warmup["bad"] / sum(after_warmup.values()) < 0.10
 

@@ -43,10 +43,14 @@ def test_plain_usage() -> None:
 
 def test_openai_prompt_includes_cached(catalog: Catalog) -> None:
     # OpenAI: prompt_tokens=2000 of which cached_tokens=1500; completion 300 incl. 100 reasoning
-    usage = Usage(input_tokens=2000, cache_read_tokens=1500, output_tokens=300,
-                  reasoning_tokens=100)
-    b = compute_cost(usage, catalog.get("o4-mini").pricing or Pricing(input=0, output=0),
-                     price_version=catalog.version)
+    usage = Usage(
+        input_tokens=2000, cache_read_tokens=1500, output_tokens=300, reasoning_tokens=100
+    )
+    b = compute_cost(
+        usage,
+        catalog.get("o4-mini").pricing or Pricing(input=0, output=0),
+        price_version=catalog.version,
+    )
     assert b.uncached_input == D("500") * D("1.10") / 10**6
     assert b.cache_read == D("1500") * D("0.275") / 10**6
     assert b.output == D("200") * D("4.40") / 10**6
@@ -58,8 +62,9 @@ def test_openai_prompt_includes_cached(catalog: Catalog) -> None:
 def test_anthropic_cache_write_priced_higher(catalog: Catalog) -> None:
     # wire: input_tokens=100, cache_read_input_tokens=3000, cache_creation_input_tokens=1000
     # normalized input = 100 + 3000 + 1000
-    usage = Usage(input_tokens=4100, cache_read_tokens=3000, cache_write_tokens=1000,
-                  output_tokens=250)
+    usage = Usage(
+        input_tokens=4100, cache_read_tokens=3000, cache_write_tokens=1000, output_tokens=250
+    )
     pricing = catalog.get("claude-sonnet-4").pricing
     assert pricing is not None
     b = compute_cost(usage, pricing, price_version=V)
@@ -73,8 +78,9 @@ def test_anthropic_cache_write_priced_higher(catalog: Catalog) -> None:
 
 def test_gemini_thoughts_are_output(catalog: Catalog) -> None:
     # wire: promptTokenCount=1200 (cachedContentTokenCount=200), candidates=300, thoughts=700
-    usage = Usage(input_tokens=1200, cache_read_tokens=200, output_tokens=1000,
-                  reasoning_tokens=700)
+    usage = Usage(
+        input_tokens=1200, cache_read_tokens=200, output_tokens=1000, reasoning_tokens=700
+    )
     pricing = catalog.get("gemini-2.5-flash").pricing
     assert pricing is not None
     b = compute_cost(usage, pricing, price_version=V)
@@ -107,15 +113,25 @@ def test_cache_prices_fall_back_to_input() -> None:
 def test_inconsistent_counts_are_clamped() -> None:
     pricing = Pricing(input=D("1"), output=D("2"), cached_input=D("0.5"), cache_write=D("3"))
     # cache counts larger than the input: never bill more prompt tokens than input_tokens
-    b = compute_cost(Usage(input_tokens=100, cache_read_tokens=80, cache_write_tokens=50,
-                           output_tokens=10, reasoning_tokens=25), pricing, price_version=V)
+    b = compute_cost(
+        Usage(
+            input_tokens=100,
+            cache_read_tokens=80,
+            cache_write_tokens=50,
+            output_tokens=10,
+            reasoning_tokens=25,
+        ),
+        pricing,
+        price_version=V,
+    )
     assert b.uncached_input == 0
     assert b.cache_read == D(80) * D("0.5") / 10**6
     assert b.cache_write == D(20) * D(3) / 10**6
     assert b.output == 0 and b.reasoning == D(10) * D(2) / 10**6
     assert b.total == parts(b)
-    negative = compute_cost(Usage(input_tokens=-5, output_tokens=-1, cache_read_tokens=-3),
-                            pricing, price_version=V)
+    negative = compute_cost(
+        Usage(input_tokens=-5, output_tokens=-1, cache_read_tokens=-3), pricing, price_version=V
+    )
     assert negative.total == 0 == parts(negative)
 
 
@@ -148,29 +164,42 @@ def usages(draw: st.DrawFn) -> Usage:
     uncached = draw(tokens)
     reasoning = draw(tokens)
     output = reasoning + draw(tokens)
-    return Usage(input_tokens=uncached + cache_read + cache_write, cache_read_tokens=cache_read,
-                 cache_write_tokens=cache_write, output_tokens=output, reasoning_tokens=reasoning)
+    return Usage(
+        input_tokens=uncached + cache_read + cache_write,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        output_tokens=output,
+        reasoning_tokens=reasoning,
+    )
 
 
 @st.composite
 def pricings(draw: st.DrawFn) -> Pricing:
-    return Pricing(input=draw(prices), output=draw(prices),
-                   cached_input=draw(st.none() | prices), cache_write=draw(st.none() | prices))
+    return Pricing(
+        input=draw(prices),
+        output=draw(prices),
+        cached_input=draw(st.none() | prices),
+        cache_write=draw(st.none() | prices),
+    )
 
 
-raw_usages = st.builds(Usage, input_tokens=st.integers(-10, 10**7),
-                       output_tokens=st.integers(-10, 10**7),
-                       cache_read_tokens=st.integers(-10, 10**7),
-                       cache_write_tokens=st.integers(-10, 10**7),
-                       reasoning_tokens=st.integers(-10, 10**7))
+raw_usages = st.builds(
+    Usage,
+    input_tokens=st.integers(-10, 10**7),
+    output_tokens=st.integers(-10, 10**7),
+    cache_read_tokens=st.integers(-10, 10**7),
+    cache_write_tokens=st.integers(-10, 10**7),
+    reasoning_tokens=st.integers(-10, 10**7),
+)
 
 
 @given(usage=usages() | raw_usages, pricing=pricings())
 def test_parts_sum_exactly_to_total(usage: Usage, pricing: Pricing) -> None:
     b = compute_cost(usage, pricing, price_version=V)
     assert b.total == parts(b)
-    assert all(x >= 0 for x in (b.uncached_input, b.cache_read, b.cache_write, b.output,
-                                b.reasoning))
+    assert all(
+        x >= 0 for x in (b.uncached_input, b.cache_read, b.cache_write, b.output, b.reasoning)
+    )
 
 
 @given(usage=usages(), pricing=pricings())
@@ -180,22 +209,27 @@ def test_matches_the_textbook_formula(usage: Usage, pricing: Pricing) -> None:
         ctx.prec = 100
         expected = (
             usage.uncached_input_tokens * pricing.input
-            + usage.cache_read_tokens * (pricing.cached_input if pricing.cached_input is not None
-                                         else pricing.input)
-            + usage.cache_write_tokens * (pricing.cache_write if pricing.cache_write is not None
-                                          else pricing.input)
+            + usage.cache_read_tokens
+            * (pricing.cached_input if pricing.cached_input is not None else pricing.input)
+            + usage.cache_write_tokens
+            * (pricing.cache_write if pricing.cache_write is not None else pricing.input)
             + usage.output_tokens * pricing.output
         ) / 10**6
     assert b.total == expected
 
 
-@given(usage=usages(), pricing=pricings(),
-       field=st.sampled_from(["input_tokens", "output_tokens"]), extra=st.integers(1, 10**6))
-def test_cost_is_monotone_in_tokens(usage: Usage, pricing: Pricing, field: str,
-                                    extra: int) -> None:
+@given(
+    usage=usages(),
+    pricing=pricings(),
+    field=st.sampled_from(["input_tokens", "output_tokens"]),
+    extra=st.integers(1, 10**6),
+)
+def test_cost_is_monotone_in_tokens(usage: Usage, pricing: Pricing, field: str, extra: int) -> None:
     more = usage.model_copy(update={field: getattr(usage, field) + extra})
-    assert (compute_cost(more, pricing, price_version=V).total
-            >= compute_cost(usage, pricing, price_version=V).total)
+    assert (
+        compute_cost(more, pricing, price_version=V).total
+        >= compute_cost(usage, pricing, price_version=V).total
+    )
 
 
 @given(usage=usages(), pricing=pricings())
@@ -203,7 +237,8 @@ def test_same_usage_same_cost(usage: Usage, pricing: Pricing) -> None:
     # a streamed response and a complete one end in equal Usage values: equal costs
     twin = Usage.model_validate(usage.model_dump())
     assert compute_cost(usage, pricing, price_version=V) == compute_cost(
-        twin, pricing, price_version=V)
+        twin, pricing, price_version=V
+    )
 
 
 # --- unknown prices --------------------------------------------------------------------------
@@ -219,6 +254,7 @@ def test_unknown_price_warns_once_per_model(catalog: Catalog) -> None:
     registry = WarnOnce()
     unpriced = catalog.get("llama-3.3-70b")
     usage = Usage(input_tokens=5, output_tokens=5)
+
     def five_calls() -> list[CostBreakdown | None]:
         return [cost_for(usage, unpriced, version=V, warn_once=registry) for _ in range(5)]
 
@@ -229,8 +265,10 @@ def test_unknown_price_warns_once_per_model(catalog: Catalog) -> None:
     assert record[0].filename == __file__  # points at cost_for's caller
 
     def three_calls() -> list[CostBreakdown | None]:
-        return [cost_for(usage, None, version=V, model="mystery-model", warn_once=registry)
-                for _ in range(3)]
+        return [
+            cost_for(usage, None, version=V, model="mystery-model", warn_once=registry)
+            for _ in range(3)
+        ]
 
     with pytest.warns(PricingWarning, match="'mystery-model' is not in the catalog") as record:
         results = three_calls()
@@ -266,16 +304,20 @@ def test_warn_once_registry() -> None:
         assert registry.warn("k", "again")
 
 
-@given(input_tokens=st.integers(-10, 10**9), output_tokens=st.integers(-10, 10**9),
-       pricing=pricings())
+@given(
+    input_tokens=st.integers(-10, 10**9), output_tokens=st.integers(-10, 10**9), pricing=pricings()
+)
 def test_plain_answers_take_the_short_path_to_the_same_result(
-        input_tokens: int, output_tokens: int, pricing: Pricing) -> None:
+    input_tokens: int, output_tokens: int, pricing: Pricing
+) -> None:
     # No cache or reasoning tokens: compute_cost skips three of its five parts.
-    b = compute_cost(Usage(input_tokens=input_tokens, output_tokens=output_tokens), pricing,
-                     price_version=V)
+    b = compute_cost(
+        Usage(input_tokens=input_tokens, output_tokens=output_tokens), pricing, price_version=V
+    )
     with decimal.localcontext() as ctx:
         ctx.prec = 100
-        expected = (max(0, input_tokens) * pricing.input
-                    + max(0, output_tokens) * pricing.output) / 10**6
+        expected = (
+            max(0, input_tokens) * pricing.input + max(0, output_tokens) * pricing.output
+        ) / 10**6
     assert b.total == expected == parts(b)
     assert b.cache_read == b.cache_write == b.reasoning == 0

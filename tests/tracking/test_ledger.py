@@ -394,10 +394,21 @@ def seeded(tmp_path: Path) -> Any:
 
 def test_cost_by_model_over_24_hours(seeded: UsageLedger) -> None:
     assert seeded.cost_by_model(now=NOW) == [
-        ModelCostRow("claude", 1, Decimal("0.1"), Decimal("0.1"), 500, 50, 0.5, 0.0,
-                     Decimal("0.1"), 0),
-        ModelCostRow("gpt-4o", 3, Decimal("0.0200"), Decimal("0.0100"), 300, 30, 2.0, 1 / 3,
-                     Decimal("0.0200"), 0),
+        ModelCostRow(
+            "claude", 1, Decimal("0.1"), Decimal("0.1"), 500, 50, 0.5, 0.0, Decimal("0.1"), 0
+        ),
+        ModelCostRow(
+            "gpt-4o",
+            3,
+            Decimal("0.0200"),
+            Decimal("0.0100"),
+            300,
+            30,
+            2.0,
+            1 / 3,
+            Decimal("0.0200"),
+            0,
+        ),
     ]
     assert seeded.cost_by_model("24h", now=NOW) == seeded.cost_by_model(now=NOW)
     assert [r.requests for r in seeded.cost_by_model(timedelta(days=2), now=NOW)] == [4, 1]

@@ -23,8 +23,15 @@ ROWS = 2_000
 
 
 def outcome(i: int = 0) -> Outcome:
-    return Outcome(deployment="d", model="m", provider="openai", ok=True, latency=0.1,
-                   started_at=time.time(), attempt=i)
+    return Outcome(
+        deployment="d",
+        model="m",
+        provider="openai",
+        ok=True,
+        latency=0.1,
+        started_at=time.time(),
+        attempt=i,
+    )
 
 
 def count(path: Path) -> int:
@@ -51,16 +58,20 @@ def run(path: Path, ending: str) -> subprocess.CompletedProcess[str]:
         print("recorded", flush=True)
         {ending}
     """)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+    )
 
 
-@pytest.mark.parametrize("ending", [
-    "pass",                                  # the script just ends
-    "sys.exit(3)",
-    "raise RuntimeError('boom')",            # an unhandled exception still exits normally
-    "del ledger",                            # dropped unclosed: closed when collected
-])
+@pytest.mark.parametrize(
+    "ending",
+    [
+        "pass",  # the script just ends
+        "sys.exit(3)",
+        "raise RuntimeError('boom')",  # an unhandled exception still exits normally
+        "del ledger",  # dropped unclosed: closed when collected
+    ],
+)
 def test_rows_queued_at_a_normal_exit_are_written(tmp_path: Path, ending: str) -> None:
     path = tmp_path / "usage.db"
     done = run(path, ending)

@@ -17,9 +17,16 @@ from multimodel.types import Usage
 
 def outcome(i: int, *, ok: bool = True, deployment: str = "d", **kw: object) -> Outcome:
     return Outcome(
-        deployment=deployment, model="m", provider="p", ok=ok, latency=0.01 + (i % 100) / 1000,
-        started_at=0.0, usage=Usage(input_tokens=3, output_tokens=2),
-        cost=Decimal("0.001"), error=None if ok else "ServerError", **kw,  # type: ignore[arg-type]
+        deployment=deployment,
+        model="m",
+        provider="p",
+        ok=ok,
+        latency=0.01 + (i % 100) / 1000,
+        started_at=0.0,
+        usage=Usage(input_tokens=3, output_tokens=2),
+        cost=Decimal("0.001"),
+        error=None if ok else "ServerError",
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -109,8 +116,18 @@ def test_cached_and_abandoned_outcomes() -> None:
     tracker = Tracker(ManualClock().monotonic)
     tracker.record(outcome(0, cached=True))
     tracker.started("d")
-    tracker.record(Outcome(deployment="d", model="m", provider="p", ok=False, latency=0.1,
-                           started_at=0.0, error="Abandoned", cost=Decimal("0.002")))
+    tracker.record(
+        Outcome(
+            deployment="d",
+            model="m",
+            provider="p",
+            ok=False,
+            latency=0.1,
+            started_at=0.0,
+            error="Abandoned",
+            cost=Decimal("0.002"),
+        )
+    )
     d = tracker.snapshot().deployments["d"]
     assert d.cached == 1
     assert d.requests == 1  # the abandoned hedge is not a request ...

@@ -176,12 +176,22 @@ def test_multiwindow_agrees_with_separate_windows() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from((0.0, 0.0, 0.001, 0.4, 1.0, 3.0, 70.0)),
-                          st.sampled_from((0.0, 0.0, 0.5, 4.0, 400.0)),
-                          st.integers(1, 3), st.floats(0, 10), st.booleans()),
-                min_size=1, max_size=300),
-       st.sampled_from([DEFAULT_SPANS, {"a": (10.0, 10), "b": (30.0, 6)},
-                        {"a": (10.0, 4), "b": (7.0, 7)}]))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from((0.0, 0.0, 0.001, 0.4, 1.0, 3.0, 70.0)),
+            st.sampled_from((0.0, 0.0, 0.5, 4.0, 400.0)),
+            st.integers(1, 3),
+            st.floats(0, 10),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=300,
+    ),
+    st.sampled_from(
+        [DEFAULT_SPANS, {"a": (10.0, 10), "b": (30.0, 6)}, {"a": (10.0, 4), "b": (7.0, 7)}]
+    ),
+)
 def test_multiwindow_pending_events_read_like_separate_windows(
     steps: list[tuple[float, float, int, float, bool]], spans: dict[str, tuple[float, int]]
 ) -> None:

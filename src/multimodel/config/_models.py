@@ -105,9 +105,7 @@ class Deployment(BaseModel):
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(
-                f"base_url must start with http:// or https://, e.g. https://{value}"
-            )
+            raise ValueError(f"base_url must start with http:// or https://, e.g. https://{value}")
         return value
 
     def __repr_args__(self) -> Any:

@@ -25,7 +25,15 @@ from .sketches import PeakEWMA, QuantileSketch
 from .snapshot import DeploymentSnapshot, GroupSnapshot, StatsSnapshot
 from .windows import MultiWindow
 
-__all__ = ["ABANDONED", "CANCELLED", "RANK_TAU", "DeploymentStats", "RankedStats", "StatsView", "Tracker"]
+__all__ = [
+    "ABANDONED",
+    "CANCELLED",
+    "RANK_TAU",
+    "DeploymentStats",
+    "RankedStats",
+    "StatsView",
+    "Tracker",
+]
 
 _ALPHA = 0.3  # EWMA weight of the newest sample: reacts within a few requests, smooths jitter
 _PEAK_TAU = 10.0  # seconds for a latency spike to decay by 1/e once samples are fast again

@@ -51,6 +51,16 @@ class AsyncCompletions:
         **kwargs: Any,
     ) -> AsyncIterator[ChatCompletionChunk]: ...
 
+    @overload
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        stream: bool,
+        **kwargs: Any,
+    ) -> ChatCompletion | AsyncIterator[ChatCompletionChunk]: ...
+
     async def create(
         self,
         *,

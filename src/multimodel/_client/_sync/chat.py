@@ -50,6 +50,16 @@ class Completions:
         **kwargs: Any,
     ) -> Iterator[ChatCompletionChunk]: ...
 
+    @overload
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        stream: bool,
+        **kwargs: Any,
+    ) -> ChatCompletion | Iterator[ChatCompletionChunk]: ...
+
     def create(
         self,
         *,
