@@ -194,3 +194,41 @@ def test_the_stream_releases_its_attempt_when_the_deadline_ends_it() -> None:
         stats = client.stats().deployments["f"]
     assert stats.in_flight == 0
     assert client.status()["f"] == "healthy"
+
+
+def test_without_a_deadline_a_call_waits_at_most_twice_its_timeout() -> None:
+    """The default deadline (2 x timeout) bounds retries, back-offs and waits for a recovery."""
+    from multimodel.testing.fake import FakeProvider, FakeReply
+
+    fake = FakeProvider(FakeReply(500))
+    deployment = mm.Deployment(
+        model="m", provider="openai", name="f", base_url="https://f.test/v1", api_key=KEY
+    )
+    with mm.Client(
+        deployments=[deployment],
+        transport=fake,
+        timeout=0.5,
+        circuit=mm.CircuitPolicy(failure_threshold=1, cooldown=30.0),
+    ) as client:
+        with pytest.raises(mm.MultimodelError):
+            client.query("hi", model="m")  # opens the breaker for 30 s
+        started = time.monotonic()
+        with pytest.raises(mm.MultimodelError):
+            client.query("hi", model="m")  # would wait 30 s for the recovery
+        assert time.monotonic() - started <= 2 * 0.5 + 0.3
+
+
+def test_the_default_deadline_does_not_cut_a_stream_that_is_delivering() -> None:
+    script = [Step(0.0, sse_head()), *[Step(0.1, sse_events([chunk("t ")])) for _ in range(14)]]
+    script.append(Step(0.0, sse_events([{**chunk(""), "choices": [
+        {"index": 0, "delta": {}, "finish_reason": "stop"}]}, "[DONE]"]), close=True))
+    with FaultServer(script) as server:
+        deployment = mm.Deployment(
+            model="m", provider="openai", name="f", base_url=server.base_url, api_key=KEY
+        )
+        with mm.Client(deployments=[deployment], timeout=0.5) as client:
+            started = time.monotonic()
+            with client.stream("hi", model="m") as stream:
+                text = "".join(c.text for c in stream)
+            assert time.monotonic() - started > 2 * 0.5  # longer than the default deadline
+    assert text == "t " * 14

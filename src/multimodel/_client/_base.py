@@ -51,7 +51,11 @@ if TYPE_CHECKING:  # loaded when a client is built, not when multimodel is impor
     from ..tracking.ledger import UsageLedger
     from ..tracking.telemetry import Telemetry
 
-__all__ = ["BaseClient", "RequestInput"]
+__all__ = ["DEFAULT_DEADLINE_FACTOR", "BaseClient", "RequestInput"]
+
+DEFAULT_DEADLINE_FACTOR = 2.0
+"""Without a ``deadline``, a call may take this many times its ``timeout``: one full attempt
+and room for retries, back-offs and waits, never minutes more."""
 
 RequestInput = str | Sequence[Message | Mapping[str, Any]]
 """A prompt string, or a list of messages (``Message`` objects or dicts)."""
@@ -315,13 +319,18 @@ class BaseClient:
         *,
         stream: bool = False,
     ) -> DispatchPlan:
+        timeout = timeout or self._timeout
+        deadline = self._deadline
         return DispatchPlan(
             self._router,
             request,
-            timeout=timeout or self._timeout,
-            deadline=self._deadline,
+            timeout=timeout,
+            # No deadline given: the default bounds retries, back-offs and waits for a
+            # recovery, but not a stream that is delivering (its idle limit guards that).
+            deadline=deadline if deadline is not None else DEFAULT_DEADLINE_FACTOR * timeout,
             stream=stream,
             policy=policy,
+            body_deadline=deadline is not None,
         )
 
     def _from_cache(self, request: ChatRequest, hit: ChatResponse, started: float) -> ChatResponse:

@@ -320,7 +320,7 @@ class StreamCore:
             limit = send.started + send.timeout - now
         else:
             limit = self.kit.idle_timeout - (now - self.last_content)
-            left = self.plan.time_left()
+            left = self.plan.time_left() if self.plan.body_deadline else None
             if left is not None and left < limit:
                 limit = left
         return limit
@@ -335,7 +335,7 @@ class StreamCore:
                 provider=send.endpoint.provider,
                 deployment=send.endpoint.name,
             )
-        left = self.plan.time_left()
+        left = self.plan.time_left() if self.plan.body_deadline else None
         if left is not None and left <= 0:
             return ProviderTimeout(
                 "the call's deadline passed while the stream was still running",

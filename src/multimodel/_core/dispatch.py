@@ -69,6 +69,7 @@ class DispatchPlan:
         "_chain",
         "_choose_scored",
         "_deadline_at",
+        "body_deadline",
         "_errors",
         "_excluded",
         "_fatal",
@@ -101,6 +102,7 @@ class DispatchPlan:
         deadline: float | None,
         stream: bool,
         policy: Policy | None = None,
+        body_deadline: bool = True,
     ) -> None:
         self._router = router
         self.request = request
@@ -116,6 +118,7 @@ class DispatchPlan:
         now = router.clock.monotonic()
         self._started = now
         self._deadline_at = None if deadline is None else now + deadline
+        self.body_deadline = body_deadline  # whether the deadline also ends a delivering stream
         self._attempts = 0
         self._retries = 0
         self._tried: set[str] = set()

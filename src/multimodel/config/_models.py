@@ -138,7 +138,8 @@ class ClientConfig(BaseModel):
         strategies: a strategy per model group (or ``"auto"``), as for ``strategy``.
         timeout: seconds one attempt may take in all (> 0; default 60).
         max_retries: retries after the first attempt (>= 0; default 2); wins over ``retry``'s.
-        deadline: seconds one whole call may take, retries and a stream's body included (> 0).
+        deadline: seconds one whole call may take, retries and a stream's body included (> 0;
+            default: twice ``timeout``, without the body of a stream that is delivering).
         stream_idle_timeout: seconds a started stream may go without content (default: timeout).
         retry: back-off between attempts: a ``RetryPolicy`` or table (default ``RetryPolicy()``).
         circuit: when a failing deployment is set aside: a ``CircuitPolicy`` or table.

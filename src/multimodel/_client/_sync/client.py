@@ -76,7 +76,8 @@ class Client(BaseClient):
         timeout: seconds one attempt may take in all: connecting, headers and body, and for a
             stream the wait for its first content (default 60).
         max_retries: retries after the first attempt (default 2; wins over ``retry``'s).
-        deadline: seconds one whole call may take: attempts, back-offs and a stream's body.
+        deadline: seconds one whole call may take: attempts, back-offs and a stream's body
+            (default: twice ``timeout``, without the body of a stream that is delivering).
         stream_idle_timeout: seconds a stream may go without content once it has started
             (keep-alive comments and pings do not count; default: ``timeout``).
         retry: the back-off between attempts (a ``RetryPolicy``).
