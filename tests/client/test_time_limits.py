@@ -220,8 +220,18 @@ def test_without_a_deadline_a_call_waits_at_most_twice_its_timeout() -> None:
 
 def test_the_default_deadline_does_not_cut_a_stream_that_is_delivering() -> None:
     script = [Step(0.0, sse_head()), *[Step(0.1, sse_events([chunk("t ")])) for _ in range(14)]]
-    script.append(Step(0.0, sse_events([{**chunk(""), "choices": [
-        {"index": 0, "delta": {}, "finish_reason": "stop"}]}, "[DONE]"]), close=True))
+    script.append(
+        Step(
+            0.0,
+            sse_events(
+                [
+                    {**chunk(""), "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+                    "[DONE]",
+                ]
+            ),
+            close=True,
+        )
+    )
     with FaultServer(script) as server:
         deployment = mm.Deployment(
             model="m", provider="openai", name="f", base_url=server.base_url, api_key=KEY
