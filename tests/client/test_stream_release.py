@@ -201,3 +201,65 @@ async def test_async_exhausted_pool_is_the_clients_error_not_the_providers(
                 await client.query("hi", timeout=0.3)
         assert (await client.query("hi")).text == TEXT
         check_healthy(client, 3)
+
+
+NO_USAGE_BODY = {
+    "id": "c1",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "gpt-4o-mini",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": TEXT}, "finish_reason": "stop"}
+    ],
+}
+
+
+def test_an_answer_without_usage_is_estimated_and_marked() -> None:
+    import httpx
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=NO_USAGE_BODY)
+
+    deployment = mm.Deployment(
+        model="gpt-4o-mini", provider="openai", name="s", api_key=KEY, base_url="https://s.test/v1"
+    )
+    with mm.Client(deployments=[deployment], transport=httpx.MockTransport(reply)) as client:
+        response = client.query("a prompt of some length")
+        completion = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+        stats = client.stats().deployments["s"]
+    assert response.usage.estimated is True
+    assert response.usage.input_tokens > 0
+    assert response.usage.output_tokens == -(-len(TEXT) // 4)
+    assert response.cost is not None and response.cost > 0
+    assert stats.output_tokens == 2 * response.usage.output_tokens
+    assert completion.usage.model_dump()["estimated"] is True
+
+
+def test_a_stream_without_usage_is_estimated_and_the_usage_chunk_says_so() -> None:
+    from multimodel.testing.faults import FaultServer, Step, sse_events, sse_head
+
+    delta = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "gpt-4o-mini"}
+    events = [
+        {**delta, "choices": [{"index": 0, "delta": {"content": TEXT}, "finish_reason": None}]},
+        {**delta, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        "[DONE]",
+    ]
+    with FaultServer([Step(0.0, sse_head() + sse_events(events), close=True)]) as server:
+        deployment = mm.Deployment(
+            model="gpt-4o-mini", provider="openai", name="s", api_key=KEY, base_url=server.base_url
+        )
+        with mm.Client(deployments=[deployment]) as client:
+            chunks = list(
+                client.chat.completions.create(
+                    model="gpt-4o-mini",
+                    messages=[{"role": "user", "content": "hi"}],
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
+            )
+    usage = chunks[-1].usage
+    assert usage is not None
+    assert usage.completion_tokens == -(-len(TEXT) // 4) > 0  # never a confident zero
+    assert usage.model_dump()["estimated"] is True

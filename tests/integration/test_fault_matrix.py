@@ -220,6 +220,8 @@ def options(
         "timeout": LIMIT,
         "stream_idle_timeout": LIMIT,
         "max_retries": fault.retries,
+        # Room for the longest Retry-After (the default deadline is twice the timeout).
+        "deadline": 5.0,
         "retry": mm.RetryPolicy(backoff_initial=0.01, backoff_max=0.01, jitter=0.0),
         "transport": pool,
     }

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from .._core.clock import Clock, SystemClock
 from .._core.dispatch import AUTO, DispatchPlan, Router, Send
 from .._core.text import unencodable_field
+from .._core.tokens import estimate_text_tokens
 from .._core.trace import RoutingTrace
 from ..config import ClientConfig, resolve_endpoints
 from ..errors import (
@@ -31,7 +32,7 @@ from ..errors import (
     UnknownModelError,
 )
 from ..events import EventBus, ModelStatusEvent
-from ..providers.base import Endpoint, ParsedResponse, ProviderAdapter
+from ..providers.base import NO_USAGE, Endpoint, ParsedResponse, ProviderAdapter
 from ..providers.registry import get_adapter
 from ..resilience.budget import BudgetBook
 from ..resilience.circuit import CircuitPolicy, HealthBoard, Status
@@ -388,6 +389,8 @@ class BaseClient:
         self, plan: DispatchPlan, send: Send, parsed: ParsedResponse, headers: Mapping[str, str]
     ) -> ChatResponse:
         """Record a successful non-streamed attempt and build its response."""
+        if parsed.usage is NO_USAGE:  # the provider sent none: estimate, and say so
+            parsed.usage = estimated_usage(plan, parsed)
         outcome = plan.succeeded(
             send,
             usage=parsed.usage,
@@ -509,6 +512,19 @@ class BaseClient:
     def _outcome_event(self, outcome: Outcome) -> None:
         if self.events.wants("outcome"):
             self.events.emit("outcome", outcome)
+
+
+def estimated_usage(plan: DispatchPlan, parsed: ParsedResponse) -> Usage:
+    """Usage for an answer that came without any: the request's estimated prompt tokens and
+    the answer's text and tool calls at about four characters a token, marked ``estimated``."""
+    message = parsed.message
+    text = message.content if isinstance(message.content, str) else ""
+    text += "".join(call.name + call.arguments for call in message.tool_calls or ())
+    return Usage(
+        input_tokens=plan.ctx.input_tokens,
+        output_tokens=estimate_text_tokens(text),
+        estimated=True,
+    )
 
 
 def _timeout_extension(seconds: float) -> dict[str, float | None]:

@@ -31,7 +31,7 @@ import httpx
 from .._core.dispatch import DispatchPlan, Send
 from .._core.tokens import estimate_text_tokens
 from ..errors import MultimodelError, ProviderError, ProviderTimeout, StreamInterrupted
-from ..providers.base import Endpoint, ParsedResponse, ProviderAdapter, StreamDecoder
+from ..providers.base import NO_USAGE, Endpoint, ParsedResponse, ProviderAdapter, StreamDecoder
 from ..types import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
 
 if TYPE_CHECKING:
@@ -247,7 +247,7 @@ class StreamCore:
         send = self.send
         assert send is not None
         parsed = self.acc.parsed(send.endpoint.wire_model)
-        if self.acc.usage is None:  # the provider sent none: estimate, and say so
+        if self.acc.usage is None or self.acc.usage is NO_USAGE:  # none sent: estimate
             parsed.usage = self.partial_usage()
         outcome = self.plan.succeeded(
             send,

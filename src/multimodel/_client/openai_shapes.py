@@ -104,7 +104,9 @@ class CompletionUsage(BaseModel):
 
     @classmethod
     def from_usage(cls, usage: Usage) -> CompletionUsage:
-        """Convert normalized usage."""
+        """Convert normalized usage; counts multimodel estimated carry ``estimated=True`` (an
+        extra field: the provider sent none)."""
+        extra = {"estimated": True} if usage.estimated else {}
         return cls(
             prompt_tokens=usage.input_tokens,
             completion_tokens=usage.output_tokens,
@@ -113,6 +115,7 @@ class CompletionUsage(BaseModel):
             completion_tokens_details=CompletionTokensDetails(
                 reasoning_tokens=usage.reasoning_tokens
             ),
+            **extra,
         )
 
 

@@ -55,6 +55,7 @@ from ..types import (
 )
 from ._errors import error_from_status
 from .base import (
+    NO_USAGE,
     Endpoint,
     ParsedResponse,
     ProviderAdapter,
@@ -359,7 +360,7 @@ class AnthropicAdapter(ProviderAdapter):
             message=message,
             finish_reason=normalize_stop_reason(raw_stop),
             raw_finish_reason=raw_stop,
-            usage=parse_usage(body.get("usage")) or Usage(),
+            usage=parse_usage(body.get("usage")) or NO_USAGE,
             model=str(body.get("model") or endpoint.wire_model),
             raw=body,
         )

@@ -34,6 +34,7 @@ from .sse import ServerSentEvent, SSEDecoder
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "NO_USAGE",
     "Endpoint",
     "ParsedResponse",
     "ProviderAdapter",
@@ -118,6 +119,11 @@ class Endpoint:
 def token_count(value: Any) -> int:
     """A token count from a provider body: a non-negative int, else 0 (``null``, strings...)."""
     return value if type(value) is int and value >= 0 else 0
+
+
+NO_USAGE = Usage(estimated=True)
+"""What an adapter returns when the provider sent no usage: the client replaces it with an
+estimate (prompt and answer at about four characters a token), marked ``estimated``."""
 
 
 @functools.lru_cache(maxsize=1024)

@@ -62,6 +62,7 @@ from ..types import (
 )
 from ._errors import MAX_RETRY_AFTER, error_from_status, parse_retry_after
 from .base import (
+    NO_USAGE,
     Endpoint,
     ParsedResponse,
     ProviderAdapter,
@@ -306,7 +307,7 @@ class GeminiAdapter(ProviderAdapter):
             raise self._error_from_body(body, response.status_code, endpoint, response.headers)
         if not candidates and isinstance(body.get("promptFeedback"), dict):
             raise _blocked(body, endpoint, response.headers)
-        usage = parse_usage(body.get("usageMetadata")) or Usage()
+        usage = parse_usage(body.get("usageMetadata")) or NO_USAGE
         model = str(body.get("modelVersion") or endpoint.wire_model)
         if not candidates:
             raise self._malformed("response has no candidates", endpoint, response)

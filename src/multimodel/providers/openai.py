@@ -36,6 +36,7 @@ from ..types import (
 )
 from ._errors import error_from_status
 from .base import (
+    NO_USAGE,
     Endpoint,
     ParsedResponse,
     ProviderAdapter,
@@ -288,7 +289,7 @@ class OpenAIAdapter(ProviderAdapter):
         )
         raw_finish = choice.get("finish_reason")
         raw_finish = raw_finish if isinstance(raw_finish, str) else None
-        usage = parse_usage(body.get("usage")) or Usage()
+        usage = parse_usage(body.get("usage")) or NO_USAGE
         return ParsedResponse(
             id=str(body.get("id") or ""),
             message=message,
