@@ -185,7 +185,10 @@ class StreamCore:
         self.buffer: deque[ChatChunk] = deque()
         self.ttft: float | None = None
         self.content_seen = False
-        self.last_content = 0.0  # clock reading when content last arrived
+        self.read_by = 0.0  # clock reading by which the next piece of the body must arrive
+        self.unarmed_limit = float("inf")
+        self._deadline_at = float("inf")  # the call's deadline, when it bounds the body
+        self.now = kit.clock.monotonic
         self.done = False
         self.response: ChatResponse | None = None
         self.headers: httpx.Headers | None = None
@@ -213,6 +216,13 @@ class StreamCore:
         self.ttft = None
         self.content_seen = False
         self.done = False
+        self.read_by = send.started + send.timeout  # the first content, within the timeout
+        # Each socket read of the body is bounded by the attempt's timeout (the request's read
+        # timeout): a read limit at least this long needs nothing more (1 % slack: the limit
+        # is a little shorter than the timeout right after every event).
+        self.unarmed_limit = send.timeout * 0.99
+        left = self.plan.time_left() if self.plan.body_deadline else None
+        self._deadline_at = float("inf") if left is None else self.now() + left
 
     def error_for(self, send: Send, response: httpx.Response) -> ProviderError:
         """The typed error for an error status (the body has been read)."""
@@ -230,18 +240,23 @@ class StreamCore:
         self._finish()
 
     def _take(self, chunks: list[ChatChunk]) -> None:
-        content = False
-        for chunk in chunks:
-            if chunk.has_content:
-                content = True
-                if not self.content_seen:
+        if not chunks:  # keep-alive comments and pings decode to nothing
+            return
+        now = self.now()
+        if not self.content_seen:
+            for chunk in chunks:
+                if chunk.has_content:
                     self.content_seen = True
                     assert self.send is not None
-                    self.ttft = self.kit.clock.monotonic() - self.send.started
-            self.acc.add(chunk)
-            self.buffer.append(chunk)
-        if content:
-            self.last_content = self.kit.clock.monotonic()
+                    self.ttft = now - self.send.started
+                    break
+        add, keep = self.acc.add, self.buffer.append
+        for chunk in chunks:
+            add(chunk)
+            keep(chunk)
+        if self.content_seen:  # the idle limit runs from the last event, within the deadline
+            read_by = now + self.kit.idle_timeout
+            self.read_by = min(self._deadline_at, read_by)
 
     def _finish(self) -> None:
         send = self.send
@@ -311,19 +326,9 @@ class StreamCore:
             self.plan.cancelled(send)
 
     def read_limit(self) -> float:
-        """Seconds the next read may wait: the attempt's first-content limit, then the idle
-        limit; never past the call's deadline."""
-        send = self.send
-        assert send is not None
-        now = self.kit.clock.monotonic()
-        if not self.content_seen:
-            limit = send.started + send.timeout - now
-        else:
-            limit = self.kit.idle_timeout - (now - self.last_content)
-            left = self.plan.time_left() if self.plan.body_deadline else None
-            if left is not None and left < limit:
-                limit = left
-        return limit
+        """Seconds the next read may wait: up to the attempt's first content its timeout, then
+        the idle limit since the last event; never past the call's deadline."""
+        return self.read_by - self.now()
 
     def timed_out(self) -> ProviderError:
         """The error for a read that ran out of time (see :meth:`read_limit`)."""

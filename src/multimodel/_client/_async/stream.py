@@ -205,26 +205,37 @@ class AsyncStream:
             await self._store()
 
     async def _read(self) -> None:
-        """Read more of the body, within the idle limit and the call's deadline."""
+        """Read more of the body, within the idle limit and the call's deadline (a method kept
+        lean: it runs once per network read)."""
         core = self._core
-        limit = core.read_limit()
+        limit = core.read_by - core.now()
         if limit <= 0:
             raise core.timed_out()
+        byte_iter = self._bytes
+        assert byte_iter is not None
         try:
-            if self._bounded_io:  # the transport gives each read the time left: no scope
+            if self._bounded_io and limit >= core.unarmed_limit:
+                # The transport bounds each socket read by the attempt's timeout, which ends a
+                # silent read within this limit: nothing to arm (the common case, per chunk).
+                data = await byte_iter.__anext__()
+            elif self._bounded_io:  # the transport gives each read the time left: no scope
                 with io_time_limit(limit):
-                    await self._next_bytes()
+                    data = await byte_iter.__anext__()
             else:
                 with async_time_limit(limit):
-                    await self._next_bytes()
+                    data = await byte_iter.__anext__()
+        except StopAsyncIteration:
+            core.end()
+            await self._release()
+            await self._store()
+            return
         except TimeoutError as exc:
             raise core.timed_out() from exc
         except httpx.HTTPError as exc:
             if isinstance(exc, httpx.TimeoutException) and core.read_limit() <= 0:
                 raise core.timed_out() from exc
             raise core.transport_error(exc) from exc
-        if core.done:
-            await self._store()
+        core.feed(data)
 
     async def _next_bytes(self) -> None:
         core = self._core

@@ -204,26 +204,37 @@ class Stream:
             self._store()
 
     def _read(self) -> None:
-        """Read more of the body, within the idle limit and the call's deadline."""
+        """Read more of the body, within the idle limit and the call's deadline (a method kept
+        lean: it runs once per network read)."""
         core = self._core
-        limit = core.read_limit()
+        limit = core.read_by - core.now()
         if limit <= 0:
             raise core.timed_out()
+        byte_iter = self._bytes
+        assert byte_iter is not None
         try:
-            if self._bounded_io:  # the transport gives each read the time left: no scope
+            if self._bounded_io and limit >= core.unarmed_limit:
+                # The transport bounds each socket read by the attempt's timeout, which ends a
+                # silent read within this limit: nothing to arm (the common case, per chunk).
+                data = byte_iter.__next__()
+            elif self._bounded_io:  # the transport gives each read the time left: no scope
                 with io_time_limit(limit):
-                    self._next_bytes()
+                    data = byte_iter.__next__()
             else:
                 with time_limit(limit):
-                    self._next_bytes()
+                    data = byte_iter.__next__()
+        except StopIteration:
+            core.end()
+            self._release()
+            self._store()
+            return
         except TimeoutError as exc:
             raise core.timed_out() from exc
         except httpx.HTTPError as exc:
             if isinstance(exc, httpx.TimeoutException) and core.read_limit() <= 0:
                 raise core.timed_out() from exc
             raise core.transport_error(exc) from exc
-        if core.done:
-            self._store()
+        core.feed(data)
 
     def _next_bytes(self) -> None:
         core = self._core
