@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import (
     AllAttemptsFailed,
@@ -526,46 +526,45 @@ class DispatchPlan:
 
         Its estimated prompt cost is recorded: the provider processed the prompt.
         """
-        router = self._router
-        clock = router.clock
-        now = clock.monotonic()
-        latency = now - send.started
-        endpoint = send.endpoint
-        pricing = getattr(endpoint.spec, "pricing", None)
-        cost = pricing.input * self.ctx.input_tokens / _MILLION if pricing is not None else None
-        self.trace.attempts.append(AttemptRecord(endpoint.name, "abandoned", latency))
-        router.health.on_cancel(endpoint.name)
-        router.limiter.reconcile(send.reservation, self.ctx.input_tokens)
-        if router.budgets is not None:
-            router.budgets.settle(send.hold, cost)
-        router.tracker.record(
-            Outcome(
-                deployment=endpoint.name,
-                model=endpoint.model,
-                provider=endpoint.provider,
-                ok=False,
-                latency=latency,
-                started_at=clock.time() - latency,
-                error=ABANDONED,
-                cost=cost,
-                stream=self.stream,
-                user=self.request.user,
-                tags=self._tags,
-                attempt=send.attempt,
-            )
-        )
-        if router.telemetry is not None and send.span is not None:
-            router.telemetry.end_attempt(send.span, None)
+        pricing = getattr(send.endpoint.spec, "pricing", None)
+        tokens = self.ctx.input_tokens
+        cost = pricing.input * tokens / _MILLION if pricing is not None else None
+        self._released(send, ABANDONED, "abandoned", tokens, cost=cost)
+        if self._router.telemetry is not None and send.span is not None:
+            self._router.telemetry.end_attempt(send.span, None)
 
     def stopped(self, send: Send, *, usage: Usage, ttft: float | None = None) -> Outcome:
         """A stream stopped before its end by the caller (or its deadline), after the provider
         started answering: record what was billed, without counting a failure."""
         router = self._router
+        breakdown = router.cost(send.endpoint, usage) if router.cost is not None else None
+        outcome = self._released(
+            send, CANCELLED, "cancelled", usage.total_tokens, usage=usage, ttft=ttft,
+            cost=breakdown.total if breakdown is not None else None, breakdown=breakdown,
+        )  # fmt: skip
+        if router.telemetry is not None and send.span is not None:
+            router.telemetry.end_attempt(send.span, outcome)
+        self._end_call(None, outcome)
+        return outcome
+
+    def _released(
+        self,
+        send: Send,
+        error: str,
+        record: str,
+        tokens: int,
+        *,
+        cost: Decimal | None,
+        usage: Usage | None = None,
+        ttft: float | None = None,
+        breakdown: Any = None,
+    ) -> Outcome:
+        """Record an attempt that ended without an answer and without the deployment failing
+        (an abandoned hedge, a stopped stream): what it cost, and its slot released."""
+        router = self._router
         clock = router.clock
-        now = clock.monotonic()
-        latency = now - send.started
+        latency = clock.monotonic() - send.started
         endpoint = send.endpoint
-        breakdown = router.cost(endpoint, usage) if router.cost is not None else None
         outcome = Outcome(
             deployment=endpoint.name,
             model=endpoint.model,
@@ -573,25 +572,22 @@ class DispatchPlan:
             ok=False,
             latency=latency,
             started_at=clock.time() - latency,
-            error=CANCELLED,
+            error=error,
             ttft=ttft,
             usage=usage,
-            cost=breakdown.total if breakdown is not None else None,
+            cost=cost,
             stream=self.stream,
             user=self.request.user,
             tags=self._tags,
             attempt=send.attempt,
             cost_breakdown=breakdown,
         )
-        self.trace.attempts.append(AttemptRecord(endpoint.name, "cancelled", latency))
+        self.trace.attempts.append(AttemptRecord(endpoint.name, record, latency))
         router.health.on_cancel(endpoint.name)
-        router.limiter.reconcile(send.reservation, usage.total_tokens)
+        router.limiter.reconcile(send.reservation, tokens)
         if router.budgets is not None:
-            router.budgets.settle(send.hold, outcome.cost)
+            router.budgets.settle(send.hold, cost)
         router.tracker.record(outcome)
-        if router.telemetry is not None and send.span is not None:
-            router.telemetry.end_attempt(send.span, outcome)
-        self._end_call(None, outcome)
         return outcome
 
     def close(self) -> None:

@@ -315,32 +315,15 @@ class Tracker:
             for listener in self._listeners:
                 listener(outcome)
             return
-        if outcome.error == CANCELLED:
-            # A stream the caller stopped early (or whose deadline passed): a request the
-            # provider billed, but not a failure of the deployment, and no latency sample.
-            with self._lock:
-                cell.in_flight = max(0, cell.in_flight - 1)
-                cell.requests += 1
-                if usage is not None:
-                    cell.input_tokens += usage.input_tokens
-                    cell.output_tokens += usage.output_tokens
-                    cell.cache_read_tokens += usage.cache_read_tokens
-                if outcome.cost is not None:
-                    cell.cost += outcome.cost
-                elif unpriced(outcome):
-                    cell.unpriced += 1
-                if outcome.user is not None:
-                    self._group(self._users, outcome.user, outcome, now)
-                for tag in outcome.tags:
-                    self._group(self._tags, tag, outcome, now)
-            for listener in self._listeners:
-                listener(outcome)
-            return
+        # A stream the caller stopped early (or whose deadline passed) is a request the
+        # provider billed, but neither a success nor a failure, and no latency sample.
+        stopped = outcome.error == CANCELLED
         with self._lock:
             if not outcome.cached:
                 cell.in_flight = max(0, cell.in_flight - 1)
             cell.requests += 1
-            cell.win_requests.add(now, 1, outcome.latency)
+            if not stopped:
+                cell.win_requests.add(now, 1, outcome.latency)
             if usage is not None:
                 cell.input_tokens += usage.input_tokens
                 cell.output_tokens += usage.output_tokens
@@ -363,7 +346,7 @@ class Tracker:
                     cell.cached += 1
                 else:
                     self._timing(cell, outcome, now)
-            else:
+            elif not stopped:
                 cell.failures += 1
                 cell.consecutive_failures += 1
                 if not cell.ewma_error_rate:
