@@ -61,6 +61,7 @@ from ..types import (
     Usage,
 )
 from ._errors import MAX_RETRY_AFTER, error_from_status, parse_retry_after
+from ._schema import gemini_schema
 from .base import (
     NO_USAGE,
     Endpoint,
@@ -178,7 +179,8 @@ class GeminiAdapter(ProviderAdapter):
         if fmt is not None and fmt.type != "text":
             config["responseMimeType"] = "application/json"
             if fmt.type == "json_schema":
-                config["responseJsonSchema"] = fmt.schema_
+                assert fmt.schema_ is not None
+                config["responseJsonSchema"] = gemini_schema(fmt.schema_)
         if config:
             body["generationConfig"] = config
         if request.tools:

@@ -29,12 +29,14 @@ from ..types import (
     FinishReason,
     ImagePart,
     Message,
+    ResponseFormat,
     TextPart,
     ToolCall,
     ToolCallDelta,
     Usage,
 )
 from ._errors import error_from_status
+from ._schema import openai_strict_schema
 from .base import (
     NO_USAGE,
     Endpoint,
@@ -100,6 +102,14 @@ def parse_usage(data: Any) -> Usage | None:
     )
 
 
+def schema_prompt(fmt: ResponseFormat) -> str:
+    """The instruction that carries a schema when the provider has no ``json_schema`` mode."""
+    return (
+        "Respond with a single JSON object and nothing else. It must conform to this JSON "
+        f"Schema (named {fmt.name!r}):\n{json.dumps(fmt.schema_, separators=(',', ':'))}"
+    )
+
+
 def _str(value: Any) -> str | None:
     """A non-empty string field, or ``None`` (servers send ``null``, ``""`` or worse)."""
     return value if isinstance(value, str) and value else None
@@ -158,8 +168,16 @@ class OpenAIAdapter(ProviderAdapter):
                 body["parallel_tool_calls"] = choice.parallel
         if request.response_format is not None:
             fmt = request.response_format
-            if fmt.type == "json_schema":
-                schema: dict[str, Any] = {"name": fmt.name, "schema": fmt.schema_}
+            if fmt.type == "json_schema" and endpoint.option("json_schema", True) is False:
+                # No json_schema mode on this provider: JSON mode, the schema in the prompt.
+                body["response_format"] = {"type": "json_object"}
+                body["messages"].insert(0, {"role": "system", "content": schema_prompt(fmt)})
+            elif fmt.type == "json_schema":
+                assert fmt.schema_ is not None
+                schema: dict[str, Any] = {
+                    "name": fmt.name,
+                    "schema": openai_strict_schema(fmt.schema_) if fmt.strict else fmt.schema_,
+                }
                 if fmt.strict is not None:
                     schema["strict"] = fmt.strict
                 body["response_format"] = {"type": "json_schema", "json_schema": schema}

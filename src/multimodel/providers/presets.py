@@ -80,8 +80,9 @@ def builtin_presets() -> dict[str, ProviderPreset]:
             "openai",
             "https://api.deepseek.com/v1",
             ("DEEPSEEK_API_KEY",),
-            options=dict(_COMPAT),
-            docs="cache hits in prompt_cache_hit_tokens; reasoning_content deltas",
+            # DeepSeek documents JSON mode only: a schema goes into the prompt.
+            options={**_COMPAT, "json_schema": False},
+            docs="cache hits in prompt_cache_hit_tokens; reasoning_content deltas; JSON mode only",
         ),
         ProviderPreset(
             "xai",

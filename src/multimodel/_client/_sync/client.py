@@ -201,6 +201,7 @@ class Client(BaseClient):
         cache: bool | None = None,
         cache_ttl: float | None = None,
         policy: str | None = None,
+        structured_retries: int | None = None,
         **params: Unpack[RequestParams],
     ) -> ChatResponse:
         """Send one request and return the complete answer.
@@ -213,13 +214,28 @@ class Client(BaseClient):
                 a sampled request (temperature > 0).
             cache_ttl: seconds to keep this answer in the cache.
             policy: the access policy to apply (default: the caller's, from ``user``).
-            **params: ``max_tokens``, ``temperature``, ``tools`` ... (``RequestParams``).
+            structured_retries: with a ``response_format``, how many times an answer that does
+                not validate is sent back with its errors (default 1), within the deadline.
+            **params: ``max_tokens``, ``temperature``, ``tools`` ... (``RequestParams``);
+                ``response_format`` may be a pydantic model class or a JSON-schema dict, and
+                the answer's ``parsed`` then holds the validated object.
 
         Raises:
             InvalidRequestError, UnknownModelError: bad input; nothing was sent.
             ProviderError: a non-retryable provider error (bad request, content filter ...).
             AllAttemptsFailed, NoDeploymentAvailable: retries and fallbacks ran out.
+            StructuredOutputError: the answer does not fit the ``response_format``.
         """
+        if (
+            "response_format" in params
+            or structured_retries is not None
+            or (isinstance(prompt, ChatRequest) and prompt.response_format is not None)
+        ):
+            from .structured import query_structured
+
+            return query_structured(
+                self, prompt, model, timeout, cache, cache_ttl, policy, structured_retries, params
+            )
         started = self._clock.monotonic()
         request, resolved = self._prepare(prompt, model, params, policy)
         if self.cache is None:  # one call fewer on the common path

@@ -1,0 +1,64 @@
+"""Generated from ``_async/structured.py`` by ``.ci/unasync.py``: do not edit.
+
+Edit ``_async/structured.py``, then run ``nox -s generate`` (or ``python .ci/unasync.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ...errors import InvalidRequestError, StructuredOutputError
+from ...types import ChatRequest, ChatResponse
+from .._base import DEFAULT_DEADLINE_FACTOR, RequestInput
+from ..structured import DEFAULT_STRUCTURED_RETRIES, feedback, finish, prepare
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["query_structured"]
+
+
+def query_structured(
+    client: Client,
+    prompt: RequestInput | ChatRequest,
+    model: str | None,
+    timeout: float | None,
+    cache: bool | None,
+    cache_ttl: float | None,
+    policy: str | None,
+    retries: int | None,
+    params: Mapping[str, Any],
+) -> ChatResponse:
+    """One structured call: the routed call, then validation; an answer that does not validate
+    is sent back with its errors (``retries`` times, within the deadline), then raised."""
+    retries = DEFAULT_STRUCTURED_RETRIES if retries is None else retries
+    if retries < 0:
+        raise InvalidRequestError(
+            "structured_retries must be 0 or more", field="structured_retries"
+        )
+    clock = client._clock
+    started = clock.monotonic()
+    params = dict(params)
+    value = params.get("response_format")
+    if value is None and isinstance(prompt, ChatRequest):
+        value = prompt.response_format
+    if value is None:
+        raise InvalidRequestError(
+            "structured_retries needs a response_format", field="response_format"
+        )
+    fmt, target = prepare(value)
+    params["response_format"] = fmt
+    request, resolved = client._prepare(prompt, model, params, policy)
+    limit = client._deadline
+    if limit is None:
+        limit = DEFAULT_DEADLINE_FACTOR * (timeout or client._timeout)
+    while True:
+        response = client._call(request, resolved, timeout, cache, cache_ttl, started)
+        try:
+            return finish(response, fmt, target)
+        except StructuredOutputError as exc:
+            if retries <= 0 or clock.monotonic() - started >= limit:
+                raise
+            retries -= 1
+            request = feedback(request, exc)
