@@ -67,6 +67,7 @@ _LAZY = {
     "Strategy": ".strategies.base",
     "Stream": "._client._sync.stream",
     "StreamInterrupted": ".errors",
+    "StructuredOutputError": ".errors",
     "SystemClock": "._core.clock",
     "TextPart": ".types",
     "Tool": ".types",
@@ -111,6 +112,7 @@ if _typing.TYPE_CHECKING:
     from .errors import ProviderError as ProviderError
     from .errors import RateLimited as RateLimited
     from .errors import StreamInterrupted as StreamInterrupted
+    from .errors import StructuredOutputError as StructuredOutputError
     from .errors import UnknownModelError as UnknownModelError
     from .events import ModelStatusEvent as ModelStatusEvent
     from .providers.base import ProviderAdapter as ProviderAdapter

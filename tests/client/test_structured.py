@@ -344,3 +344,19 @@ async def test_async_refusal() -> None:
         )
     message = completion.choices[0].message
     assert (message.parsed, message.refusal, message.content) == (None, REFUSAL, None)
+
+
+def test_auto_considers_only_models_with_structured_output() -> None:
+    provider = Provider(openai_body(json.dumps(GOOD)))
+    deployments = [
+        mm.Deployment(model="gpt-4o-mini", provider="openai", api_key=KEY),
+        mm.Deployment(model="deepseek-chat", provider="deepseek", api_key=KEY),
+    ]
+    with mm.Client(deployments=deployments, transport=httpx.MockTransport(provider)) as c:
+        for _ in range(4):
+            r = c.query("who?", model="auto", response_format=Person)
+            assert r.deployment == "openai/gpt-4o-mini"
+            assert "structured_output" in r.trace.excluded["deepseek/deepseek-chat"]
+        # JSON mode alone: DeepSeek may serve
+        r = c.query("who?", model="auto", response_format={"type": "json_object"})
+        assert "deepseek/deepseek-chat" not in r.trace.excluded

@@ -194,6 +194,8 @@ def _needed_capabilities(request: ChatRequest | None) -> set[str]:
         needs.add("tools")
     if request.response_format is not None and request.response_format.type != "text":
         needs.add("json")
+        if request.response_format.type == "json_schema":
+            needs.add("structured_output")
     for message in request.messages:
         if isinstance(message.content, list) and any(
             isinstance(p, ImagePart) for p in message.content
