@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 import multimodel as mm
 from multimodel import errors
+from multimodel.testing import Behavior, MockDeployment, MockProviderServer
 
 KEY = "sk-test-structured-0123456789"
 REFUSAL = "I'm sorry, I can't help with that."
@@ -360,3 +361,64 @@ def test_auto_considers_only_models_with_structured_output() -> None:
         # JSON mode alone: DeepSeek may serve
         r = c.query("who?", model="auto", response_format={"type": "json_object"})
         assert "deepseek/deepseek-chat" not in r.trace.excluded
+
+
+# -- streams (the mock server, every wire format) ---------------------------------------------
+
+
+def mock_server(fmt: str, behavior: Behavior) -> MockProviderServer:
+    return MockProviderServer({"d": MockDeployment(format=fmt, behavior=behavior)})  # type: ignore[arg-type]
+
+
+def mock_client(cls: Any, server: MockProviderServer, fmt: str) -> Any:
+    keys = {"openai": KEY, "anthropic": "sk-ant-test-0123456789", "gemini": "AIza-test-0123456789"}
+    return cls(
+        deployments=[
+            mm.Deployment(model="m", provider=fmt, api_key=keys[fmt], base_url=server.base_url("d"))
+        ]
+    )
+
+
+STREAM_CASES = [
+    ("openai", Behavior(text=json.dumps(GOOD), chunks=5)),
+    ("anthropic", Behavior(tool_calls=[("Person", GOOD)])),
+    ("gemini", Behavior(text=json.dumps(GOOD), chunks=5)),
+]
+
+
+@pytest.mark.parametrize(("fmt", "behavior"), STREAM_CASES, ids=[c[0] for c in STREAM_CASES])
+def test_a_stream_ends_with_the_validated_object(fmt: str, behavior: Behavior) -> None:
+    with mock_server(fmt, behavior) as server, mock_client(mm.Client, server, fmt) as c:
+        with c.stream("who?", model="m", response_format=Person) as stream:
+            pieces = [chunk.text for chunk in stream]
+        assert stream.response is not None
+        assert stream.response.parsed == Person.model_validate(GOOD)
+        body = server.requests("d")[0].body
+        assert body is not None
+    if fmt == "openai":
+        assert len([p for p in pieces if p]) > 1  # the text streamed as it came
+        assert body["response_format"]["json_schema"]["strict"] is True
+    elif fmt == "anthropic":
+        assert body["tool_choice"] == {"type": "tool", "name": "Person"}
+    else:
+        assert body["generationConfig"]["responseMimeType"] == "application/json"
+
+
+def test_a_stream_that_does_not_validate_raises_at_its_end() -> None:
+    behavior = Behavior(text=json.dumps(BAD), chunks=3)
+    with mock_server("openai", behavior) as server, mock_client(mm.Client, server, "openai") as c:
+        pieces: list[str] = []
+        with pytest.raises(errors.StructuredOutputError) as info:
+            with c.stream("who?", model="m", response_format=Person) as stream:
+                pieces.extend(chunk.text for chunk in stream)
+        assert "".join(pieces) == json.dumps(BAD) == info.value.raw_text
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("fmt", "behavior"), STREAM_CASES, ids=[c[0] for c in STREAM_CASES])
+async def test_async_stream_ends_with_the_validated_object(fmt: str, behavior: Behavior) -> None:
+    with mock_server(fmt, behavior) as server:
+        async with mock_client(mm.AsyncClient, server, fmt) as c:
+            async with c.stream("who?", model="m", response_format=Person) as stream:
+                final = await stream.get_final_response()
+    assert final.parsed == Person.model_validate(GOOD)

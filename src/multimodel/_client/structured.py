@@ -17,7 +17,14 @@ from pydantic import BaseModel, ValidationError
 from ..errors import InvalidRequestError, StructuredOutputError
 from ..types import ChatRequest, ChatResponse, Message, ResponseFormat
 
-__all__ = ["DEFAULT_STRUCTURED_RETRIES", "feedback", "finish", "prepare", "validate_json"]
+__all__ = [
+    "DEFAULT_STRUCTURED_RETRIES",
+    "feedback",
+    "finish",
+    "for_call",
+    "prepare",
+    "validate_json",
+]
 
 DEFAULT_STRUCTURED_RETRIES = 1
 """How many times an answer that does not validate is sent back with its errors (default)."""
@@ -56,6 +63,24 @@ def prepare(value: Any) -> tuple[ResponseFormat, type[BaseModel] | None]:
         f"ResponseFormat, got {type(value).__name__}",
         field="response_format",
     )
+
+
+def for_call(
+    prompt: Any, params: Mapping[str, Any]
+) -> tuple[dict[str, Any], ResponseFormat, type[BaseModel] | None]:
+    """``params`` with the call's ``response_format`` (from ``params``, else from a
+    ``ChatRequest`` prompt) as a :class:`ResponseFormat`, that format, and the model class."""
+    out = dict(params)
+    value = out.get("response_format")
+    if value is None and isinstance(prompt, ChatRequest):
+        value = prompt.response_format
+    if value is None:
+        raise InvalidRequestError(
+            "structured_retries needs a response_format", field="response_format"
+        )
+    fmt, model = prepare(value)
+    out["response_format"] = fmt
+    return out, fmt, model
 
 
 def _answer(response: ChatResponse, fmt: ResponseFormat) -> tuple[str, ChatResponse]:

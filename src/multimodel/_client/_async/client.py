@@ -258,11 +258,29 @@ class AsyncClient(BaseClient):
         """Stream the answer: a context manager and iterator of ``ChatChunk``.
 
         The request is validated now and sent when the stream is entered or first iterated.
-        A cached answer is replayed as chunks. Options are as for :meth:`query`.
+        A cached answer is replayed as chunks. Options are as for :meth:`query`. With a
+        ``response_format``, the text streams as usual and, at the end, ``stream.response``
+        has ``parsed`` (the end of the iteration raises ``StructuredOutputError`` when the
+        answer does not fit; streams are not retried).
         """
+        structured = None
+        if "response_format" in params or (
+            isinstance(prompt, ChatRequest) and prompt.response_format is not None
+        ):
+            from ..structured import for_call
+
+            params, fmt, target = for_call(prompt, params)  # type: ignore[assignment]
+            structured = (fmt, target)
         request, resolved = self._prepare(prompt, model, params, policy)
         plan = self._plan(request, timeout, resolved, stream=True)
-        return AsyncStream(self._http, self._kit, request, plan, cache=(cache, cache_ttl))
+        return AsyncStream(
+            self._http,
+            self._kit,
+            request,
+            plan,
+            cache=(cache, cache_ttl),
+            structured=structured,
+        )
 
     async def batch(
         self,

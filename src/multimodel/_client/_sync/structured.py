@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import InvalidRequestError, StructuredOutputError
 from ...types import ChatRequest, ChatResponse
 from .._base import DEFAULT_DEADLINE_FACTOR, RequestInput
-from ..structured import DEFAULT_STRUCTURED_RETRIES, feedback, finish, prepare
+from ..structured import DEFAULT_STRUCTURED_RETRIES, feedback, finish, for_call
 
 if TYPE_CHECKING:
     from .client import Client
@@ -39,16 +39,7 @@ def query_structured(
         )
     clock = client._clock
     started = clock.monotonic()
-    params = dict(params)
-    value = params.get("response_format")
-    if value is None and isinstance(prompt, ChatRequest):
-        value = prompt.response_format
-    if value is None:
-        raise InvalidRequestError(
-            "structured_retries needs a response_format", field="response_format"
-        )
-    fmt, target = prepare(value)
-    params["response_format"] = fmt
+    params, fmt, target = for_call(prompt, params)
     request, resolved = client._prepare(prompt, model, params, policy)
     limit = client._deadline
     if limit is None:
