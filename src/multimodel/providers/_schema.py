@@ -94,6 +94,8 @@ def _strict_node(node: Any, defs: dict[str, Any], root: dict[str, Any]) -> Any:
 
 
 def _resolve(ref: str, root: dict[str, Any]) -> dict[str, Any]:
+    if ref == "#":
+        return root
     if not ref.startswith("#/"):
         raise InvalidRequestError(
             f"response_format schema: only local $refs ('#/...') are supported, got {ref!r}",
