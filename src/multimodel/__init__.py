@@ -41,6 +41,7 @@ _LAZY = {
     "ConfigError": ".errors",
     "DecryptionError": ".errors",
     "Deployment": ".config._models",
+    "EmbeddingResponse": ".embeddings",
     "HedgePolicy": ".resilience.hedge",
     "ImagePart": ".types",
     "InputLimits": ".security.limits",
@@ -98,6 +99,7 @@ if _typing.TYPE_CHECKING:
     from .config._load import load_config as load_config
     from .config._models import ClientConfig as ClientConfig
     from .config._models import Deployment as Deployment
+    from .embeddings import EmbeddingResponse as EmbeddingResponse
     from .errors import AllAttemptsFailed as AllAttemptsFailed
     from .errors import BudgetExceeded as BudgetExceeded
     from .errors import ClientClosed as ClientClosed

@@ -159,7 +159,9 @@ class Router:
                 kept.append(ep)
                 continue
             missing = needs - set(spec.capabilities)
-            if missing:
+            if "chat" not in spec.capabilities and "embedding" in spec.capabilities:
+                excluded[ep.name] = "an embedding model"
+            elif missing:
                 excluded[ep.name] = f"capability: lacks {', '.join(sorted(missing))}"
             else:
                 kept.append(ep)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ...cache import CachePolicy, ResponseCache
     from ...catalog import Catalog
     from ...config import ClientConfig, Deployment
+    from ...embeddings import EmbeddingResponse
     from ...resilience.budget import Budget
     from ...resilience.circuit import CircuitPolicy
     from ...resilience.hedge import HedgePolicy
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from ...tracking.ledger import UsageLedger
     from ...tracking.telemetry import Telemetry
     from .chat import Chat
+    from .embeddings import Embeddings
 
 __all__ = ["Client"]
 
@@ -311,6 +313,36 @@ class Client(BaseClient):
                 return exc
 
         return gather(one, items, concurrency)
+
+    def embed(
+        self,
+        inputs: str | Sequence[str],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        timeout: float | None = None,
+    ) -> EmbeddingResponse:
+        """Embed ``inputs`` (a string or a list of strings): one vector per input, in order.
+
+        Large inputs are split into batches every deployment of the model group accepts (the
+        providers' per-request limits, or a deployment's ``embedding_batch_size`` option), and
+        each batch is routed like a chat call (strategies, retries, fallbacks, rate limits,
+        budgets, tracker, ledger); the cost comes from the catalog's input price.
+
+        Raises:
+            InvalidRequestError: no inputs, or a deployment of the group offers no embeddings.
+            AllAttemptsFailed, NoDeploymentAvailable: a batch ran out of retries and fallbacks.
+        """
+        from .embeddings import embed
+
+        return embed(self, inputs, model, dimensions, timeout)
+
+    @cached_property
+    def embeddings(self) -> Embeddings:
+        """The OpenAI-shaped surface: ``client.embeddings.create(input=..., model=...)``."""
+        from .embeddings import Embeddings
+
+        return Embeddings(self)
 
     @cached_property
     def chat(self) -> Chat:
