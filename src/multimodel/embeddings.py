@@ -46,6 +46,8 @@ class EmbeddingResponse(BaseModel):
     latency: float = 0.0
     deployments: list[str] = Field(default_factory=list)
     batches: int = 0
+    cached: int = 0
+    """How many inputs were served from the response cache (not sent, not billed)."""
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -123,6 +125,33 @@ class CreateEmbeddingResponse(BaseModel):
             usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
             multimodel=response,
         )
+
+
+def cache_key(group: str, dimensions: int | None, text: str, namespace: str | None) -> str:
+    """The response-cache key of one input's vector."""
+    import hashlib
+    import json
+
+    blob = json.dumps([namespace, group, dimensions, text], ensure_ascii=False)
+    return "mm:emb:" + hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def encode_vector(vector: Sequence[float]) -> bytes:
+    """A vector as cache bytes (a version byte, then float64s: exact)."""
+    from array import array
+
+    return b"\x01" + array("d", vector).tobytes()
+
+
+def decode_vector(data: bytes) -> list[float] | None:
+    """The vector of :func:`encode_vector` bytes (``None`` when they are not one)."""
+    from array import array
+
+    if not data.startswith(b"\x01") or (len(data) - 1) % 8 or len(data) == 1:
+        return None
+    values = array("d")
+    values.frombytes(data[1:])
+    return values.tolist()
 
 
 def as_inputs(value: Any) -> list[str]:

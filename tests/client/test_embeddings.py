@@ -309,3 +309,32 @@ async def test_async_over_the_mock_server() -> None:
             o = await c.embed(["a", "b"], model="emb")
             g = await c.embeddings.create(input=["a", "b"], model="gem")
     assert len(o.vectors) == len(g.data) == 2
+
+
+# -- the response cache -----------------------------------------------------------------------
+
+
+def test_cache_hits_skip_the_provider() -> None:
+    provider = Provider()
+    with make(mm.Client, provider, openai_deployment(), cache=True) as c:
+        first = c.embed(["a", "bb"])
+        second = c.embed(["bb", "ccc", "a"])
+        third = c.embed(["a"], cache=False)
+        other = c.embed(["a"], dimensions=2)  # another dimension count: another entry
+        assert c.cache is not None and c.cache.hits == 2
+    assert [b["input"] for _, _, b in provider.requests] == [["a", "bb"], ["ccc"], ["a"], ["a"]]
+    assert second.vectors == [vector("bb"), vector("ccc"), vector("a")]
+    assert (first.cached, second.cached, third.cached, other.cached) == (0, 2, 0, 0)
+    assert second.usage.input_tokens == 3  # only "ccc" was sent and billed
+    assert second.batches == 1
+
+
+@pytest.mark.anyio
+async def test_async_cache_serves_everything() -> None:
+    provider = Provider()
+    async with make(mm.AsyncClient, provider, openai_deployment(), cache=True) as c:
+        await c.embed(["a", "b"])
+        again = await c.embed(["b", "a"])
+    assert len(provider.requests) == 1
+    assert again.vectors == [vector("b"), vector("a")]
+    assert (again.cached, again.batches, again.cost, again.usage.input_tokens) == (2, 0, 0, 0)

@@ -323,13 +323,16 @@ class AsyncClient(BaseClient):
         model: str | None = None,
         dimensions: int | None = None,
         timeout: float | None = None,
+        cache: bool | None = None,
     ) -> EmbeddingResponse:
         """Embed ``inputs`` (a string or a list of strings): one vector per input, in order.
 
         Large inputs are split into batches every deployment of the model group accepts (the
         providers' per-request limits, or a deployment's ``embedding_batch_size`` option), and
         each batch is routed like a chat call (strategies, retries, fallbacks, rate limits,
-        budgets, tracker, ledger); the cost comes from the catalog's input price.
+        budgets, tracker, ledger); the cost comes from the catalog's input price. With a
+        response cache, each input's vector is cached (``cache=False`` skips it): only the
+        misses are sent, and ``cached`` on the answer counts the hits.
 
         Raises:
             InvalidRequestError: no inputs, or a deployment of the group offers no embeddings.
@@ -337,7 +340,7 @@ class AsyncClient(BaseClient):
         """
         from .embeddings import embed
 
-        return await embed(self, inputs, model, dimensions, timeout)
+        return await embed(self, inputs, model, dimensions, timeout, cache)
 
     @cached_property
     def embeddings(self) -> AsyncEmbeddings:

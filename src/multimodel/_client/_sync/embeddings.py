@@ -19,6 +19,9 @@ from ...embeddings import (
     EmbeddingResponse,
     ParsedEmbeddings,
     as_inputs,
+    cache_key,
+    decode_vector,
+    encode_vector,
     split_batches,
 )
 from ...errors import InvalidRequestError, MultimodelError, ProviderError, UnknownModelError
@@ -68,8 +71,12 @@ def embed(
     model: str | None,
     dimensions: int | None,
     timeout: float | None,
+    use_cache: bool | None = None,
 ) -> EmbeddingResponse:
-    """Embed ``inputs`` in batches, each one routed call; the vectors come back in order."""
+    """Embed ``inputs`` in batches, each one routed call; the vectors come back in order.
+
+    With a response cache (and ``use_cache`` not ``False``), each input's vector is looked up
+    first; only the misses are sent, and their vectors are stored."""
     client._check_open()
     texts = as_inputs(inputs)
     if not texts:
@@ -81,11 +88,22 @@ def embed(
         raise UnknownModelError(group, list(client._router.groups))
     max_items, max_tokens = _limits(client, group)
     started = client._clock.monotonic()
-    batches = split_batches(texts, max_items, max_tokens)
+    cache = client.cache if use_cache is not False else None
+    vectors: list[list[float] | None] = [None] * len(texts)
+    keys: list[str] = []
+    if cache is not None:
+        namespace = cache.policy.namespace
+        keys = [cache_key(group, dimensions, t, namespace) for t in texts]
+        for i, key in enumerate(keys):
+            data = cache.get_bytes(key)
+            vectors[i] = decode_vector(data) if data is not None else None
+    todo = [i for i, v in enumerate(vectors) if v is None]
+    sent = [texts[i] for i in todo]
+    batches = split_batches(sent, max_items, max_tokens)
 
     def one(bounds: tuple[int, int]) -> tuple[ParsedEmbeddings, str, Decimal | None] | Any:
         try:
-            return _batch(client, group, texts[bounds[0] : bounds[1]], dimensions, timeout)
+            return _batch(client, group, sent[bounds[0] : bounds[1]], dimensions, timeout)
         except MultimodelError as exc:
             return exc
 
@@ -93,14 +111,19 @@ def embed(
     for result in results:
         if isinstance(result, MultimodelError):
             raise result
-    vectors: list[list[float]] = []
     deployments: list[str] = []
     tokens = 0
     estimated = False
     cost: Decimal | None = Decimal(0)
     model_name = group
+    position = 0
     for parsed, deployment, batch_cost in results:
-        vectors.extend(parsed.vectors)
+        for vector in parsed.vectors:
+            index = todo[position]
+            vectors[index] = vector
+            if cache is not None:
+                cache.set_bytes(keys[index], encode_vector(vector))
+            position += 1
         deployments.append(deployment)
         assert parsed.usage is not None
         tokens += parsed.usage.input_tokens
@@ -108,13 +131,14 @@ def embed(
         cost = None if cost is None or batch_cost is None else cost + batch_cost
         model_name = parsed.model
     return EmbeddingResponse(
-        vectors=vectors,
+        vectors=[v for v in vectors if v is not None],
         model=model_name,
         usage=Usage(input_tokens=tokens, estimated=estimated),
         cost=cost,
         latency=client._clock.monotonic() - started,
         deployments=deployments,
         batches=len(batches),
+        cached=len(texts) - len(todo),
     )
 
 
@@ -197,6 +221,7 @@ class Embeddings:
         dimensions: int | None = None,
         encoding_format: str | None = None,
         timeout: float | None = None,
+        cache: bool | None = None,
         **kwargs: Any,
     ) -> CreateEmbeddingResponse:
         """Create embeddings, OpenAI-style; ``multimodel`` on the answer holds the
@@ -215,6 +240,6 @@ class Embeddings:
             name = min(kwargs)
             raise InvalidRequestError(f"unknown parameter {name!r}", field=name)
         response = self._client.embed(
-            input, model=model, dimensions=dimensions, timeout=timeout
+            input, model=model, dimensions=dimensions, timeout=timeout, cache=cache
         )
         return CreateEmbeddingResponse.from_response(response)
