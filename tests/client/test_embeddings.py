@@ -222,9 +222,12 @@ def test_a_batch_that_fails_everywhere_raises() -> None:
 def test_a_group_without_embeddings_is_refused() -> None:
     provider = Provider()
     claude = mm.Deployment(model="claude", provider="anthropic", api_key="sk-ant-test-0123456789")
-    with make(mm.Client, provider, claude) as c:
+    deepseek = mm.Deployment(model="ds", provider="deepseek", api_key=KEY)
+    with make(mm.Client, provider, claude, deepseek) as c:
         with pytest.raises(errors.InvalidRequestError, match="offers no embeddings"):
-            c.embed("x")
+            c.embed("x", model="claude")
+        with pytest.raises(errors.InvalidRequestError, match="offers no embeddings"):
+            c.embed("x", model="ds")
         with pytest.raises(errors.UnknownModelError):
             c.embed("x", model="nope")
     assert provider.requests == []

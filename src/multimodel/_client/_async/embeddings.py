@@ -55,7 +55,7 @@ def _limits(client: AsyncClient, group: str) -> tuple[int, int | None]:
         if endpoint.model not in groups:
             continue
         limits = client._adapters[endpoint.name].embedding_limits
-        if limits is None:
+        if limits is None or endpoint.option("embeddings", True) is False:
             raise InvalidRequestError(
                 f"deployment {endpoint.name!r} of model {endpoint.model!r} offers no embeddings "
                 f"({endpoint.provider})",
