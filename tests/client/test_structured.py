@@ -422,3 +422,26 @@ async def test_async_stream_ends_with_the_validated_object(fmt: str, behavior: B
             async with c.stream("who?", model="m", response_format=Person) as stream:
                 final = await stream.get_final_response()
     assert final.parsed == Person.model_validate(GOOD)
+
+
+def test_invalid_output_falls_back_to_the_next_model_group() -> None:
+    def reply(request: httpx.Request) -> httpx.Response:
+        good = request.url.host == "good.test"
+        return httpx.Response(200, json=openai_body(json.dumps(GOOD if good else BAD)))
+
+    hosts: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        hosts.append(request.url.host)
+        return reply(request)
+
+    deployments = [
+        mm.Deployment(model="a", provider="openai", api_key=KEY, base_url="https://bad.test/v1"),
+        mm.Deployment(model="b", provider="openai", api_key=KEY, base_url="https://good.test/v1"),
+    ]
+    with mm.Client(
+        deployments=deployments, transport=httpx.MockTransport(handler), fallbacks={"a": ["b"]}
+    ) as c:
+        r = c.query("who?", model="a", response_format=Person, structured_retries=1)
+    assert r.parsed == Person.model_validate(GOOD)
+    assert hosts == ["bad.test", "bad.test", "good.test"]

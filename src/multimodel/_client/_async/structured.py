@@ -31,8 +31,9 @@ async def query_structured(
     retries: int | None,
     params: Mapping[str, Any],
 ) -> ChatResponse:
-    """One structured call: the routed call, then validation; an answer that does not validate
-    is sent back with its errors (``retries`` times, within the deadline), then raised."""
+    """One structured call: the routed call, then validation. An answer that does not validate
+    is sent back with its errors (``retries`` times); then the model group's fallbacks are
+    asked in turn, the same way; all within the deadline, then the last error is raised."""
     retries = DEFAULT_STRUCTURED_RETRIES if retries is None else retries
     if retries < 0:
         raise InvalidRequestError(
@@ -41,16 +42,27 @@ async def query_structured(
     clock = client._clock
     started = clock.monotonic()
     params, fmt, target = for_call(prompt, params)
-    request, resolved = client._prepare(prompt, model, params, policy)
+    original, resolved = client._prepare(prompt, model, params, policy)
     limit = client._deadline
     if limit is None:
         limit = DEFAULT_DEADLINE_FACTOR * (timeout or client._timeout)
-    while True:
-        response = await client._call(request, resolved, timeout, cache, cache_ttl, started)
-        try:
-            return finish(response, fmt, target)
-        except StructuredOutputError as exc:
-            if retries <= 0 or clock.monotonic() - started >= limit:
-                raise
-            retries -= 1
-            request = feedback(request, exc)
+    # The model group, then its fallbacks (the client's `fallbacks`), each asked again with
+    # the errors fed back `retries` times; the deadline bounds the whole.
+    chain = [original.model, *client._router.fallbacks.get(original.model, ())]
+    for position, group in enumerate(chain):
+        request = original if position == 0 else original.model_copy(update={"model": group})
+        left = retries
+        while True:
+            response = await client._call(request, resolved, timeout, cache, cache_ttl, started)
+            try:
+                return finish(response, fmt, target)
+            except StructuredOutputError as exc:
+                late = clock.monotonic() - started >= limit
+                if left > 0 and not late:
+                    left -= 1
+                    request = feedback(request, exc)
+                    continue
+                if late or position == len(chain) - 1:
+                    raise
+                break
+    raise AssertionError("unreachable")  # pragma: no cover
