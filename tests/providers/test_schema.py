@@ -65,6 +65,21 @@ def test_strict_schema_rules_hold_on_every_object(schema: dict[str, Any]) -> Non
         assert obj["additionalProperties"] is False
         assert obj["required"] == list(obj["properties"])
     assert '"default"' not in json.dumps(strict)
+    assert '"oneOf"' not in json.dumps(strict)
+
+
+def test_strict_drops_what_strict_mode_rejects_and_keeps_property_names() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "default": {"type": "string", "minLength": 2, "default": "x"},
+            "n": {"oneOf": [{"type": "integer"}, {"type": "null"}], "not": {"const": 3}},
+        },
+    }
+    strict = openai_strict_schema(schema)
+    assert strict["properties"]["default"] == {"type": "string"}
+    assert strict["properties"]["n"] == {"anyOf": [{"type": "integer"}, {"type": "null"}]}
+    assert strict["required"] == ["default", "n"]
 
 
 @given(schemas)

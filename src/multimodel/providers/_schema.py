@@ -2,8 +2,9 @@
 
 * :func:`openai_strict_schema`: OpenAI's ``strict: true`` rules: every object has
   ``additionalProperties: false`` and lists every property in ``required``; ``$ref`` with sibling
-  keywords is inlined (strict mode rejects siblings); ``default`` values are dropped (not
-  supported in strict mode).
+  keywords is inlined (strict mode rejects siblings); keywords strict mode does not support
+  (:data:`OPENAI_UNSUPPORTED`: ``default``, ``minLength``, ``not`` ...) are dropped, and
+  ``oneOf`` becomes ``anyOf``. Validation of the answer still enforces what was dropped.
 * :func:`gemini_schema`: the subset Gemini's ``responseJsonSchema`` accepts: ``$ref``\\ s into
   ``$defs`` are inlined (recursive schemas are refused), keywords outside the subset are dropped.
 
@@ -20,7 +21,7 @@ from typing import Any
 
 from ..errors import InvalidRequestError
 
-__all__ = ["GEMINI_KEYWORDS", "gemini_schema", "openai_strict_schema"]
+__all__ = ["GEMINI_KEYWORDS", "OPENAI_UNSUPPORTED", "gemini_schema", "openai_strict_schema"]
 
 GEMINI_KEYWORDS = frozenset(
     {
@@ -50,6 +51,36 @@ GEMINI_KEYWORDS = frozenset(
 """The JSON Schema keywords kept for Gemini's ``responseJsonSchema`` (others are dropped)."""
 
 
+OPENAI_UNSUPPORTED = frozenset(
+    {
+        "default",
+        "examples",
+        "minLength",
+        "maxLength",
+        "uniqueItems",
+        "minProperties",
+        "maxProperties",
+        "patternProperties",
+        "unevaluatedProperties",
+        "propertyNames",
+        "contains",
+        "if",
+        "then",
+        "else",
+        "not",
+        "$schema",
+        "$id",
+        "readOnly",
+        "writeOnly",
+        "deprecated",
+        "contentEncoding",
+        "contentMediaType",
+    }
+)
+"""Keywords OpenAI's strict mode rejects; they are dropped from the wire schema (a pydantic
+model still enforces them when the answer is validated, and a failure is fed back)."""
+
+
 def _key(schema: dict[str, Any]) -> str:
     return json.dumps(schema, separators=(",", ":"), default=str)
 
@@ -71,8 +102,9 @@ def _strict_node(node: Any, defs: dict[str, Any], root: dict[str, Any]) -> Any:
         return [_strict_node(item, defs, root) for item in node]
     if not isinstance(node, dict):
         return node
-    node = dict(node)
-    node.pop("default", None)
+    node = {k: v for k, v in node.items() if k not in OPENAI_UNSUPPORTED}
+    if "oneOf" in node and "anyOf" not in node:  # strict mode has anyOf only
+        node["anyOf"] = node.pop("oneOf")
     ref = node.get("$ref")
     if isinstance(ref, str) and len(node) > 1:
         # Strict mode rejects keywords beside $ref: inline the target, siblings win.
