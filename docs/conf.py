@@ -72,6 +72,7 @@ _SECTIONS = (
     "multimodel.tracking",
     "multimodel.testing",
     "multimodel.cache",
+    "multimodel.embeddings",
     "multimodel.security",
     "multimodel.reports",
 )

@@ -41,6 +41,7 @@ _LAZY = {
     "ConfigError": ".errors",
     "DecryptionError": ".errors",
     "Deployment": ".config._models",
+    "EmbeddingResponse": ".embeddings",
     "HedgePolicy": ".resilience.hedge",
     "ImagePart": ".types",
     "InputLimits": ".security.limits",
@@ -67,6 +68,7 @@ _LAZY = {
     "Strategy": ".strategies.base",
     "Stream": "._client._sync.stream",
     "StreamInterrupted": ".errors",
+    "StructuredOutputError": ".errors",
     "SystemClock": "._core.clock",
     "TextPart": ".types",
     "Tool": ".types",
@@ -97,6 +99,7 @@ if _typing.TYPE_CHECKING:
     from .config._load import load_config as load_config
     from .config._models import ClientConfig as ClientConfig
     from .config._models import Deployment as Deployment
+    from .embeddings import EmbeddingResponse as EmbeddingResponse
     from .errors import AllAttemptsFailed as AllAttemptsFailed
     from .errors import BudgetExceeded as BudgetExceeded
     from .errors import ClientClosed as ClientClosed
@@ -111,6 +114,7 @@ if _typing.TYPE_CHECKING:
     from .errors import ProviderError as ProviderError
     from .errors import RateLimited as RateLimited
     from .errors import StreamInterrupted as StreamInterrupted
+    from .errors import StructuredOutputError as StructuredOutputError
     from .errors import UnknownModelError as UnknownModelError
     from .events import ModelStatusEvent as ModelStatusEvent
     from .providers.base import ProviderAdapter as ProviderAdapter

@@ -16,6 +16,8 @@ The tree::
     ├── PoolExhausted                         no free connection in the client's own pool in
     │                                         time: local, never blamed on a provider
     ├── ClientClosed (RuntimeError)           the client was closed before the call
+    ├── StructuredOutputError                 the answer does not fit the requested schema;
+    │                                         carries the raw text and the validation errors
     └── ProviderError                         a provider failed; carries provider, deployment,
         │                                     status, request id
         ├── BadRequestError                   400 / 422 (not retryable)
@@ -79,6 +81,7 @@ __all__ = [
     "RateLimited",
     "ServerError",
     "StreamInterrupted",
+    "StructuredOutputError",
     "UnknownModelError",
     "redact",
 ]
@@ -214,6 +217,32 @@ class PoolExhausted(MultimodelError):
 
 class ClientClosed(MultimodelError, RuntimeError):
     """The client was closed; build a new one (or call before ``close()``)."""
+
+
+class StructuredOutputError(MultimodelError):
+    """The model's answer does not fit the requested ``response_format`` (not JSON, or JSON
+    that fails validation), after the structured-output retries, if any.
+
+    Attributes:
+        raw_text: the answer's text as the model produced it.
+        errors: the validation errors: pydantic's ``errors()`` list for a model, or
+            ``{"loc", "msg"}`` dicts for a JSON-schema dict.
+        response: the :class:`~multimodel.types.ChatResponse` that failed (usage, cost and
+            deployment included), when there is one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        raw_text: str = "",
+        errors: Sequence[Any] = (),
+        response: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.raw_text = raw_text
+        self.errors = list(errors)
+        self.response = response
 
 
 class PricingWarning(UserWarning):

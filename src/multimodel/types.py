@@ -348,6 +348,9 @@ class ChatResponse(BaseModel):
     cost_breakdown: Any = Field(default=None, repr=False)
     cached: bool = False
     trace: Any = Field(default=None, repr=False)
+    parsed: Any = Field(default=None, exclude=True)
+    """The validated answer when a ``response_format`` was given: an instance of the pydantic
+    model, or the decoded JSON for a schema dict; ``None`` otherwise and for a refusal."""
     raw: Any = Field(default=None, repr=False, exclude=True)
     """The provider's decoded JSON body (``None`` for streams and cache hits from Redis); left
     out of ``repr`` and dumps. A plain field rather than a private attribute: pydantic's

@@ -113,7 +113,7 @@ def test_required_models_are_present(catalog: Catalog) -> None:
 def test_bundled_entries_are_sane(catalog: Catalog) -> None:
     for spec in catalog:
         assert spec.capabilities <= CAPABILITIES
-        assert "chat" in spec.capabilities
+        assert ("chat" in spec.capabilities) != ("embedding" in spec.capabilities), spec.key
         assert spec.quality_source, spec.key
         assert spec.reasoning == ("reasoning" in spec.capabilities), spec.key
         assert ("long_context" in spec.capabilities) == (spec.context_window >= 200_000), spec.key
@@ -121,6 +121,9 @@ def test_bundled_entries_are_sane(catalog: Catalog) -> None:
             assert spec.notes, f"{spec.key}: an unpriced entry must say why"
             continue
         p = spec.pricing
+        if "embedding" in spec.capabilities:  # priced per input token only
+            assert p.input > 0 and p.output == 0, spec.key
+            continue
         assert p.output >= p.input > 0 or spec.provider == "together", spec.key
         if p.cached_input is not None:
             assert p.cached_input < p.input, spec.key

@@ -27,7 +27,7 @@ from multimodel.errors import (
     RateLimited,
     ServerError,
 )
-from multimodel.providers.anthropic import AnthropicAdapter
+from multimodel.providers.anthropic import STRUCTURED_TOOL_DESCRIPTION, AnthropicAdapter
 from multimodel.providers.base import Endpoint
 from multimodel.providers.registry import get_adapter
 from multimodel.types import ChatChunk, ChatRequest, Message, Usage
@@ -333,12 +333,32 @@ def test_response_format_json_schema_includes_the_schema() -> None:
             }
         )
     )
+    # Structured output is a forced call of a tool whose input schema is the answer's.
+    assert body["tools"] == [
+        {"name": "count", "description": STRUCTURED_TOOL_DESCRIPTION, "input_schema": schema}
+    ]
+    assert body["tool_choice"] == {"type": "tool", "name": "count"}
+    assert "system" not in body
+    assert "response_format" not in body
+    assert "output_config" not in body
+
+
+def test_response_format_json_schema_with_tools_goes_in_the_system_prompt() -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    body = body_of(
+        chat(
+            tools=[{"name": "lookup"}],
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "count", "schema": schema, "strict": True},
+            },
+        )
+    )
     system = body["system"]
     assert system.startswith("Respond with a single JSON object and nothing else.")
     assert "'count'" in system
     assert json.loads(system.split("\n", 1)[1]) == schema
-    assert "response_format" not in body
-    assert "output_config" not in body
+    assert [t["name"] for t in body["tools"]] == ["lookup"]
 
 
 def test_extra_body_merges_last_request_wins() -> None:

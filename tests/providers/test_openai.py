@@ -351,9 +351,18 @@ def test_mistral_gets_no_stream_options() -> None:
         ({"type": "json_object"}, {"type": "json_object"}),
         (
             {"type": "json_schema", "name": "person", "schema": {"type": "object"}, "strict": True},
-            {
+            {  # strict mode: the schema gets additionalProperties false and every property
                 "type": "json_schema",
-                "json_schema": {"name": "person", "schema": {"type": "object"}, "strict": True},
+                "json_schema": {
+                    "name": "person",
+                    "schema": {
+                        "type": "object",
+                        "properties": {},
+                        "required": [],
+                        "additionalProperties": False,
+                    },
+                    "strict": True,
+                },
             },
         ),
         (

@@ -67,6 +67,8 @@ class ChatCompletionMessage(BaseModel):
     content: str | None
     tool_calls: list[ChatCompletionMessageToolCall] | None = None
     refusal: str | None = None
+    parsed: Any = None
+    """The validated answer (``chat.completions.parse``; ``None`` otherwise or on a refusal)."""
 
 
 class Choice(BaseModel):
@@ -214,7 +216,9 @@ def to_completion(response: ChatResponse, created: int) -> ChatCompletion:
         model=response.model,
         choices=[
             Choice(
-                message=ChatCompletionMessage(content=content, tool_calls=calls, refusal=refusal),
+                message=ChatCompletionMessage(
+                    content=content, tool_calls=calls, refusal=refusal, parsed=response.parsed
+                ),
                 finish_reason=_OPENAI_FINISH[response.finish_reason]
                 if response.finish_reason
                 else None,

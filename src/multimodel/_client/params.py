@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
+from pydantic import BaseModel
+
 from ..types import ResponseFormat, Tool, ToolChoice
 
 __all__ = ["RequestParams"]
@@ -20,7 +22,7 @@ class RequestParams(TypedDict, total=False):
     stop: str | Sequence[str]
     tools: Sequence[Tool | Mapping[str, Any]]
     tool_choice: ToolChoice | str | Mapping[str, Any]
-    response_format: ResponseFormat | Mapping[str, Any]
+    response_format: ResponseFormat | Mapping[str, Any] | type[BaseModel]
     seed: int
     user: str
     metadata: Mapping[str, str]

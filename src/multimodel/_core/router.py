@@ -159,7 +159,9 @@ class Router:
                 kept.append(ep)
                 continue
             missing = needs - set(spec.capabilities)
-            if missing:
+            if "chat" not in spec.capabilities and "embedding" in spec.capabilities:
+                excluded[ep.name] = "an embedding model"
+            elif missing:
                 excluded[ep.name] = f"capability: lacks {', '.join(sorted(missing))}"
             else:
                 kept.append(ep)
@@ -194,6 +196,8 @@ def _needed_capabilities(request: ChatRequest | None) -> set[str]:
         needs.add("tools")
     if request.response_format is not None and request.response_format.type != "text":
         needs.add("json")
+        if request.response_format.type == "json_schema":
+            needs.add("structured_output")
     for message in request.messages:
         if isinstance(message.content, list) and any(
             isinstance(p, ImagePart) for p in message.content

@@ -509,6 +509,59 @@ class ResponseCache:
             self._succeeded(epoch)
         return self._count("stores")
 
+    # Raw entries under caller-made keys (embeddings: one vector per input), with the same
+    # counters and outage handling as responses.
+
+    def get_bytes(self, key: str) -> bytes | None:
+        """The raw entry under ``key`` (a hit or a miss is counted), or ``None``."""
+        epoch = self._epoch
+        try:
+            data = self._backend.get(key)
+        except Exception as exc:  # noqa: BLE001 - a broken cache must not fail the request
+            self._failed("lookup", exc)
+            return None
+        if self._down:
+            self._succeeded(epoch)
+        self._count("hits" if data is not None else "misses")
+        return data
+
+    async def aget_bytes(self, key: str) -> bytes | None:
+        """Async :meth:`get_bytes`."""
+        epoch = self._epoch
+        try:
+            data = await self._backend.aget(key)
+        except Exception as exc:  # noqa: BLE001 - a broken cache must not fail the request
+            self._failed("lookup", exc)
+            return None
+        if self._down:
+            self._succeeded(epoch)
+        self._count("hits" if data is not None else "misses")
+        return data
+
+    def set_bytes(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
+        """Write a raw entry under ``key`` (``ttl`` defaults to the policy's)."""
+        ttl = self._policy.ttl if ttl is None else ttl
+        epoch = self._epoch
+        try:
+            self._backend.set(key, value, ttl)
+        except Exception as exc:  # noqa: BLE001 - a broken cache must not fail the request
+            return self._failed("store", exc)
+        if self._down:
+            self._succeeded(epoch)
+        return self._count("stores")
+
+    async def aset_bytes(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
+        """Async :meth:`set_bytes`."""
+        ttl = self._policy.ttl if ttl is None else ttl
+        epoch = self._epoch
+        try:
+            await self._backend.aset(key, value, ttl)
+        except Exception as exc:  # noqa: BLE001 - a broken cache must not fail the request
+            return self._failed("store", exc)
+        if self._down:
+            self._succeeded(epoch)
+        return self._count("stores")
+
 
 def __getattr__(name: str) -> Any:
     # RedisCache lives in its own module so that `redis` is imported only when it is used.

@@ -24,6 +24,8 @@ CAPABILITIES: frozenset[str] = frozenset(
         "vision",
         "tools",
         "json",
+        "structured_output",
+        "embedding",
         "reasoning",
         "streaming",
         "long_context",
@@ -33,6 +35,9 @@ CAPABILITIES: frozenset[str] = frozenset(
 
 ``long_context`` means a context window of at least 200,000 tokens in the bundled data;
 ``completion`` means the provider also offers plain-text (or fill-in-the-middle) completion.
+``json`` is a JSON mode; ``structured_output`` is output held to a JSON Schema (OpenAI's strict
+``json_schema``, Anthropic's forced tool call, Gemini's ``responseJsonSchema``), which
+``model="auto"`` requires of a request with a schema. ``embedding`` marks an embedding model.
 """
 
 PRICE_FIELDS: tuple[str, ...] = ("input", "output", "cached_input", "cache_write")

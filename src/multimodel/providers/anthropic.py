@@ -11,10 +11,12 @@ Wire notes that this adapter handles (see ``WIRE.md`` §3):
 * ``temperature`` is 0-1 (refused above 1); ``stop`` is ``stop_sequences``; ``parallel=False`` is
   ``tool_choice.disable_parallel_tool_use``; ``user`` is ``metadata.user_id``; ``seed`` has no
   equivalent and is not sent;
-* ``response_format``: the documented 2023-06-01 API has no JSON mode, so the request gets a
-  system instruction asking for one JSON object (matching the schema, which is included). A
-  forced tool would be stricter but would return ``tool_calls`` instead of text. Newer API
-  versions' ``output_config`` can be sent through ``extra_body``;
+* ``response_format``: the documented 2023-06-01 API has no JSON mode. A ``json_schema`` format
+  is a forced call of a tool named after the format whose ``input_schema`` is the schema (the
+  answer comes back as that call; the structured-output layer turns it into the answer's text);
+  with tools of the caller's own, or for ``json_object``, the request gets a system instruction
+  asking for one JSON object instead (with the schema). Newer API versions' ``output_config``
+  can be sent through ``extra_body``;
 * usage: ``input_tokens`` excludes cached tokens, so billed input is ``input_tokens +
   cache_read_input_tokens + cache_creation_input_tokens``; in streams ``message_start`` carries
   input and cache counts and ``message_delta.usage`` is *cumulative* (recent traffic repeats the
@@ -137,6 +139,12 @@ def parse_usage(data: Any) -> Usage | None:
     )
 
 
+STRUCTURED_TOOL_DESCRIPTION = (
+    "Give your answer by calling this tool: its input is the answer, following the schema."
+)
+"""The description of the tool forced for a ``json_schema`` response format."""
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
@@ -153,8 +161,16 @@ class AnthropicAdapter(ProviderAdapter):
     ) -> httpx.Request:
         system, messages = self._messages(request.messages)
         fmt = request.response_format
+        forced: dict[str, Any] | None = None
         if fmt is not None and fmt.type == "json_object":
             system.append("Respond with a single JSON object and nothing else.")
+        elif fmt is not None and fmt.type == "json_schema" and not request.tools:
+            # Structured output: a forced call of a tool whose input schema is the answer's.
+            forced = {
+                "name": fmt.name,
+                "description": STRUCTURED_TOOL_DESCRIPTION,
+                "input_schema": fmt.schema_,
+            }
         elif fmt is not None and fmt.type == "json_schema":
             system.append(
                 f"Respond with a single JSON object and nothing else. It must conform to this "
@@ -187,7 +203,10 @@ class AnthropicAdapter(ProviderAdapter):
                 else {"name": t.name, "input_schema": t.parameters}
                 for t in request.tools
             ]
-        if request.tool_choice is not None:
+        if forced is not None:
+            body["tools"] = [forced]
+            body["tool_choice"] = {"type": "tool", "name": forced["name"]}
+        elif request.tool_choice is not None:
             choice = request.tool_choice
             tc: dict[str, Any] = {"type": "any" if choice.mode == "required" else choice.mode}
             if choice.mode == "tool":

@@ -22,15 +22,25 @@ from __future__ import annotations
 import functools
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 from pydantic import SecretStr
 
-from ..errors import MalformedResponse, ProviderConnectionError, ProviderError, redact
+from ..errors import (
+    InvalidRequestError,
+    MalformedResponse,
+    ProviderConnectionError,
+    ProviderError,
+    redact,
+)
 from ..types import ChatChunk, ChatRequest, FinishReason, Message, ToolCallDelta, Usage
 from .sse import ServerSentEvent, SSEDecoder
+
+if TYPE_CHECKING:
+    from ..embeddings import ParsedEmbeddings
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -114,6 +124,15 @@ class Endpoint:
     def url(self, path: str) -> httpx.URL:
         """Join ``base_url`` and ``path`` with exactly one slash (parsed once, then cached)."""
         return _join(self.base_url, path)
+
+
+def embedding_vector(value: Any) -> list[float] | None:
+    """A JSON array of numbers as a list of floats (``None`` when it is anything else)."""
+    if not isinstance(value, list) or not value:
+        return None
+    if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in value):
+        return None
+    return [float(x) for x in value]
 
 
 def token_count(value: Any) -> int:
@@ -572,6 +591,34 @@ class ProviderAdapter(ABC):
         ``content_type`` is the response's ``content-type`` header when the caller knows it
         (the body may be one JSON answer rather than an event stream; see
         :class:`SSEStreamDecoder`)."""
+
+    embedding_limits: ClassVar[tuple[int, int | None] | None] = None
+    """How many inputs, and about how many tokens, one embeddings request may carry
+    (``None``: this wire format has no embeddings). A deployment's ``embedding_batch_size``
+    option lowers the input count."""
+
+    def build_embedding_request(
+        self, inputs: Sequence[str], endpoint: Endpoint, *, dimensions: int | None
+    ) -> httpx.Request:
+        """Build the HTTP request embedding ``inputs`` on ``endpoint``.
+
+        Raises:
+            InvalidRequestError: this wire format offers no embeddings.
+        """
+        raise InvalidRequestError(
+            f"deployment {endpoint.name!r} ({self.name} wire format) offers no embeddings",
+            field="model",
+        )
+
+    def parse_embedding_response(
+        self, response: httpx.Response, endpoint: Endpoint, count: int
+    ) -> ParsedEmbeddings:
+        """Parse a successful embeddings answer for ``count`` inputs (vectors in input order).
+
+        Raises:
+            MalformedResponse: the body is not what the wire format promises.
+        """
+        raise self._malformed("this wire format offers no embeddings", endpoint, response)
 
     def map_error(self, response: httpx.Response, endpoint: Endpoint) -> ProviderError:
         """Map an error response (status >= 400, body read) to a typed error.

@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -61,12 +61,14 @@ from ..types import (
     Usage,
 )
 from ._errors import MAX_RETRY_AFTER, error_from_status, parse_retry_after
+from ._schema import gemini_schema
 from .base import (
     NO_USAGE,
     Endpoint,
     ParsedResponse,
     ProviderAdapter,
     SSEStreamDecoder,
+    embedding_vector,
     json_bytes,
     post_request,
     request_headers,
@@ -74,6 +76,9 @@ from .base import (
     usage_of,
 )
 from .sse import ServerSentEvent
+
+if TYPE_CHECKING:
+    from ..embeddings import ParsedEmbeddings
 
 __all__ = ["GeminiAdapter", "normalize_finish_reason", "parse_usage"]
 
@@ -178,7 +183,8 @@ class GeminiAdapter(ProviderAdapter):
         if fmt is not None and fmt.type != "text":
             config["responseMimeType"] = "application/json"
             if fmt.type == "json_schema":
-                config["responseJsonSchema"] = fmt.schema_
+                assert fmt.schema_ is not None
+                config["responseJsonSchema"] = gemini_schema(fmt.schema_)
         if config:
             body["generationConfig"] = config
         if request.tools:
@@ -209,6 +215,50 @@ class GeminiAdapter(ProviderAdapter):
             headers,
             json_bytes(body),
         )
+
+    # -- embeddings ----------------------------------------------------------------------------
+
+    embedding_limits = (100, None)  # requests per batchEmbedContents call
+
+    def build_embedding_request(
+        self, inputs: Sequence[str], endpoint: Endpoint, *, dimensions: int | None
+    ) -> httpx.Request:
+        model = endpoint.wire_model
+        if not model.startswith(_MODEL_PREFIXES):
+            model = f"models/{model}"
+        requests: list[dict[str, Any]] = []
+        for text in inputs:
+            item: dict[str, Any] = {"model": model, "content": {"parts": [{"text": text}]}}
+            if dimensions is not None:
+                item["outputDimensionality"] = dimensions
+            requests.append(item)
+        headers = request_headers(endpoint, stream=False)
+        return post_request(
+            endpoint,
+            endpoint.url(f"{model}:batchEmbedContents"),
+            headers,
+            json_bytes({"requests": requests}),
+        )
+
+    def parse_embedding_response(
+        self, response: httpx.Response, endpoint: Endpoint, count: int
+    ) -> ParsedEmbeddings:
+        from ..embeddings import ParsedEmbeddings
+
+        body = self.json_body(response, endpoint)
+        items = body.get("embeddings") if isinstance(body, dict) else None
+        if not isinstance(items, list) or len(items) != count:
+            raise self._malformed(
+                f"an embeddings answer needs `embeddings` with {count} vectors", endpoint, response
+            )
+        vectors: list[list[float]] = []
+        for position, item in enumerate(items):
+            vector = embedding_vector(item.get("values") if isinstance(item, dict) else None)
+            if vector is None:
+                raise self._malformed(f"embedding {position} is malformed", endpoint, response)
+            vectors.append(vector)
+        # batchEmbedContents reports no token counts: the client estimates them.
+        return ParsedEmbeddings(vectors=vectors, usage=None, model=endpoint.wire_model)
 
     @classmethod
     def _contents(

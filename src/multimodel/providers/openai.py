@@ -17,7 +17,8 @@ Wire notes that this adapter handles (see ``WIRE.md`` §1-2):
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -29,18 +30,21 @@ from ..types import (
     FinishReason,
     ImagePart,
     Message,
+    ResponseFormat,
     TextPart,
     ToolCall,
     ToolCallDelta,
     Usage,
 )
 from ._errors import error_from_status
+from ._schema import openai_strict_schema
 from .base import (
     NO_USAGE,
     Endpoint,
     ParsedResponse,
     ProviderAdapter,
     SSEStreamDecoder,
+    embedding_vector,
     json_bytes,
     post_request,
     request_headers,
@@ -48,6 +52,9 @@ from .base import (
     usage_of,
 )
 from .sse import ServerSentEvent
+
+if TYPE_CHECKING:
+    from ..embeddings import ParsedEmbeddings
 
 __all__ = ["OpenAIAdapter", "normalize_finish_reason", "parse_usage"]
 
@@ -97,6 +104,14 @@ def parse_usage(data: Any) -> Usage | None:
         cached,
         cache_write,
         reasoning,
+    )
+
+
+def schema_prompt(fmt: ResponseFormat) -> str:
+    """The instruction that carries a schema when the provider has no ``json_schema`` mode."""
+    return (
+        "Respond with a single JSON object and nothing else. It must conform to this JSON "
+        f"Schema (named {fmt.name!r}):\n{json.dumps(fmt.schema_, separators=(',', ':'))}"
     )
 
 
@@ -158,8 +173,16 @@ class OpenAIAdapter(ProviderAdapter):
                 body["parallel_tool_calls"] = choice.parallel
         if request.response_format is not None:
             fmt = request.response_format
-            if fmt.type == "json_schema":
-                schema: dict[str, Any] = {"name": fmt.name, "schema": fmt.schema_}
+            if fmt.type == "json_schema" and endpoint.option("json_schema", True) is False:
+                # No json_schema mode on this provider: JSON mode, the schema in the prompt.
+                body["response_format"] = {"type": "json_object"}
+                body["messages"].insert(0, {"role": "system", "content": schema_prompt(fmt)})
+            elif fmt.type == "json_schema":
+                assert fmt.schema_ is not None
+                schema: dict[str, Any] = {
+                    "name": fmt.name,
+                    "schema": openai_strict_schema(fmt.schema_) if fmt.strict else fmt.schema_,
+                }
                 if fmt.strict is not None:
                     schema["strict"] = fmt.strict
                 body["response_format"] = {"type": "json_schema", "json_schema": schema}
@@ -188,6 +211,62 @@ class OpenAIAdapter(ProviderAdapter):
             url,
             headers,
             json_bytes(body),
+        )
+
+    # -- embeddings ----------------------------------------------------------------------------
+
+    embedding_limits = (2048, 300_000)  # inputs, and tokens, per request (OpenAI's limits)
+
+    def build_embedding_request(
+        self, inputs: Sequence[str], endpoint: Endpoint, *, dimensions: int | None
+    ) -> httpx.Request:
+        body: dict[str, Any] = {
+            "model": endpoint.wire_model,
+            "input": list(inputs),
+            "encoding_format": "float",
+        }
+        if dimensions is not None:
+            body["dimensions"] = dimensions
+        headers = request_headers(endpoint, stream=False)
+        if endpoint.option("azure"):
+            version = quote(endpoint.api_version or "2024-10-21", safe="")
+            deployment = quote(endpoint.wire_model, safe="")
+            url = endpoint.url(f"openai/deployments/{deployment}/embeddings?api-version={version}")
+        else:
+            url = endpoint.url("embeddings")
+        return post_request(endpoint, url, headers, json_bytes(body))
+
+    def parse_embedding_response(
+        self, response: httpx.Response, endpoint: Endpoint, count: int
+    ) -> ParsedEmbeddings:
+        from ..embeddings import ParsedEmbeddings
+
+        body = self.json_body(response, endpoint)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list) or len(data) != count:
+            raise self._malformed(
+                f"an embeddings answer needs `data` with {count} vectors", endpoint, response
+            )
+        vectors: list[list[float] | None] = [None] * count
+        for position, item in enumerate(data):
+            index = item.get("index", position) if isinstance(item, dict) else None
+            vector = embedding_vector(item.get("embedding") if isinstance(item, dict) else None)
+            if not isinstance(index, int) or not 0 <= index < count or vector is None:
+                raise self._malformed(f"embedding {position} is malformed", endpoint, response)
+            vectors[index] = vector
+        if any(v is None for v in vectors):
+            raise self._malformed("an embeddings answer repeats an index", endpoint, response)
+        usage = body.get("usage")
+        parsed_usage = (
+            usage_of(token_count(usage.get("prompt_tokens")), 0, 0, 0, 0)
+            if isinstance(usage, dict) and "prompt_tokens" in usage
+            else None
+        )
+        model = body.get("model")
+        return ParsedEmbeddings(
+            vectors=[v for v in vectors if v is not None],
+            usage=parsed_usage,
+            model=model if isinstance(model, str) else endpoint.wire_model,
         )
 
     @staticmethod

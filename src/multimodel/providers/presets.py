@@ -26,7 +26,9 @@ class ProviderPreset:
         auth: ``bearer``, or the header name that carries the key.
         key_required: whether a call without a key is a configuration error.
         api_version: default ``anthropic-version`` / Azure ``api-version``.
-        options: adapter switches (``max_tokens_field``, ``stream_usage``, ``azure``).
+        options: adapter switches (``max_tokens_field``, ``stream_usage``, ``azure``,
+            ``json_schema`` (``False``: JSON mode and the schema in the prompt),
+            ``embeddings`` (``False``: no embeddings API), ``embedding_batch_size``).
         docs: one line on the provider's quirks, shown by ``multimodel providers``.
     """
 
@@ -80,8 +82,9 @@ def builtin_presets() -> dict[str, ProviderPreset]:
             "openai",
             "https://api.deepseek.com/v1",
             ("DEEPSEEK_API_KEY",),
-            options=dict(_COMPAT),
-            docs="cache hits in prompt_cache_hit_tokens; reasoning_content deltas",
+            # DeepSeek documents JSON mode only: a schema goes into the prompt.
+            options={**_COMPAT, "json_schema": False, "embeddings": False},
+            docs="cache hits in prompt_cache_hit_tokens; reasoning_content deltas; JSON mode only",
         ),
         ProviderPreset(
             "xai",
@@ -104,7 +107,7 @@ def builtin_presets() -> dict[str, ProviderPreset]:
             "openai",
             "https://api.groq.com/openai/v1",
             ("GROQ_API_KEY",),
-            options=dict(_COMPAT),
+            options={**_COMPAT, "embeddings": False},
             docs="usage may also arrive under x_groq.usage",
         ),
         ProviderPreset(

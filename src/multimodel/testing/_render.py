@@ -23,6 +23,7 @@ __all__ = [
     "StreamPlan",
     "WireRenderer",
     "dumps",
+    "mock_embedding",
     "split_text",
     "strings_len",
     "text_of",
@@ -38,6 +39,21 @@ _FINISH: dict[str, tuple[str, str, str]] = {
     "tool_calls": ("tool_calls", "tool_use", "STOP"),
     "content_filter": ("content_filter", "refusal", "SAFETY"),
 }
+
+
+def mock_embedding(text: str, dimensions: int = 8) -> list[float]:
+    """A deterministic unit vector for ``text`` (the same text, the same vector)."""
+    import hashlib
+
+    values: list[float] = []
+    counter = 0
+    while len(values) < dimensions:
+        digest = hashlib.sha256(f"{counter}:{text}".encode()).digest()
+        values.extend(b / 127.5 - 1.0 for b in digest)
+        counter += 1
+    values = values[:dimensions]
+    norm = sum(v * v for v in values) ** 0.5 or 1.0
+    return [round(v / norm, 6) for v in values]
 
 
 def split_text(text: str, chunks: int | None) -> tuple[str, ...]:
@@ -163,6 +179,11 @@ class WireRenderer(ABC):
     @abstractmethod
     def stream_error(self, e: ErrorSpec) -> bytes:
         """One framed SSE event reporting an error inside a 200 stream."""
+
+    def embeddings(self, body: Mapping[str, Any], model: str) -> bytes | None:
+        """The JSON body answering an embeddings request (``mode`` ``"embed"``); ``None`` when
+        the wire format has no embeddings."""
+        return None
 
     def finish(self, reply: Reply, index: int) -> str:
         """The provider's finish reason for ``reply`` (``index`` selects the format)."""

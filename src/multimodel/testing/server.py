@@ -409,6 +409,15 @@ class MockProviderServer:
         model: str,
         mode: str,
     ) -> bool:
+        if mode == "embed":
+            payload = wire.embeddings(body, model)
+            _, request_id = self._request_id()
+            if payload is None:  # pragma: no cover - only routed for formats that embed
+                self._send_error(writer, head, wire, 404, message="no embeddings here")
+                return True
+            headers = [_JSON, *self._headers(wire, request_id)]
+            writer.write(response_bytes(200, headers, payload, keep_alive=head.keep_alive))
+            return True
         b = decision.behavior
         if b.echo:
             text: str | None = wire.last_user_text(body)

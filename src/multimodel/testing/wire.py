@@ -30,6 +30,7 @@ from ._render import (
     StreamPlan,
     WireRenderer,
     dumps,
+    mock_embedding,
     split_text,
     strings_len,
     text_of,
@@ -47,7 +48,22 @@ class OpenAIRenderer(WireRenderer):
     request_id_header = "x-request-id"
 
     def route(self, rest: str) -> tuple[str | None, str] | None:
-        return (None, "body") if rest == "v1/chat/completions" else None
+        if rest == "v1/chat/completions":
+            return (None, "body")
+        return (None, "embed") if rest == "v1/embeddings" else None
+
+    def embeddings(self, body: Mapping[str, Any], model: str) -> bytes | None:
+        value = body.get("input")
+        texts = [value] if isinstance(value, str) else [str(t) for t in value or ()]
+        dims = body.get("dimensions")
+        dims = dims if isinstance(dims, int) and dims > 0 else 8
+        tokens = sum(len(t) // 4 + 1 for t in texts)
+        data = [
+            {"object": "embedding", "index": i, "embedding": mock_embedding(t, dims)}
+            for i, t in enumerate(texts)
+        ]
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return dumps({"object": "list", "data": data, "model": model, "usage": usage}).encode()
 
     def prompt_chars(self, body: Mapping[str, Any]) -> int:
         return strings_len(body.get("messages"))
@@ -304,7 +320,20 @@ class GeminiRenderer(WireRenderer):
             return model, "json"
         if method == "streamGenerateContent":
             return model, "stream"
+        if method == "batchEmbedContents":
+            return model, "embed"
         return None
+
+    def embeddings(self, body: Mapping[str, Any], model: str) -> bytes | None:
+        out = []
+        for item in body.get("requests") or ():
+            item = item if isinstance(item, Mapping) else {}
+            dims = item.get("outputDimensionality")
+            dims = dims if isinstance(dims, int) and dims > 0 else 8
+            content = item.get("content")
+            parts = content.get("parts") if isinstance(content, Mapping) else None
+            out.append({"values": mock_embedding(text_of(parts), dims)})
+        return dumps({"embeddings": out}).encode()
 
     def prompt_chars(self, body: Mapping[str, Any]) -> int:
         return strings_len(body.get("contents")) + strings_len(body.get("systemInstruction"))

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from ...cache import CachePolicy, ResponseCache
     from ...catalog import Catalog
     from ...config import ClientConfig, Deployment
+    from ...embeddings import EmbeddingResponse
     from ...resilience.budget import Budget
     from ...resilience.circuit import CircuitPolicy
     from ...resilience.hedge import HedgePolicy
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from ...tracking.ledger import UsageLedger
     from ...tracking.telemetry import Telemetry
     from .chat import AsyncChat
+    from .embeddings import AsyncEmbeddings
 
 __all__ = ["AsyncClient"]
 
@@ -203,6 +205,7 @@ class AsyncClient(BaseClient):
         cache: bool | None = None,
         cache_ttl: float | None = None,
         policy: str | None = None,
+        structured_retries: int | None = None,
         **params: Unpack[RequestParams],
     ) -> ChatResponse:
         """Send one request and return the complete answer.
@@ -215,13 +218,28 @@ class AsyncClient(BaseClient):
                 a sampled request (temperature > 0).
             cache_ttl: seconds to keep this answer in the cache.
             policy: the access policy to apply (default: the caller's, from ``user``).
-            **params: ``max_tokens``, ``temperature``, ``tools`` ... (``RequestParams``).
+            structured_retries: with a ``response_format``, how many times an answer that does
+                not validate is sent back with its errors (default 1), within the deadline.
+            **params: ``max_tokens``, ``temperature``, ``tools`` ... (``RequestParams``);
+                ``response_format`` may be a pydantic model class or a JSON-schema dict, and
+                the answer's ``parsed`` then holds the validated object.
 
         Raises:
             InvalidRequestError, UnknownModelError: bad input; nothing was sent.
             ProviderError: a non-retryable provider error (bad request, content filter ...).
             AllAttemptsFailed, NoDeploymentAvailable: retries and fallbacks ran out.
+            StructuredOutputError: the answer does not fit the ``response_format``.
         """
+        if (
+            "response_format" in params
+            or structured_retries is not None
+            or (isinstance(prompt, ChatRequest) and prompt.response_format is not None)
+        ):
+            from .structured import query_structured
+
+            return await query_structured(
+                self, prompt, model, timeout, cache, cache_ttl, policy, structured_retries, params
+            )
         started = self._clock.monotonic()
         request, resolved = self._prepare(prompt, model, params, policy)
         if self.cache is None:  # one call fewer on the common path
@@ -242,11 +260,29 @@ class AsyncClient(BaseClient):
         """Stream the answer: a context manager and iterator of ``ChatChunk``.
 
         The request is validated now and sent when the stream is entered or first iterated.
-        A cached answer is replayed as chunks. Options are as for :meth:`query`.
+        A cached answer is replayed as chunks. Options are as for :meth:`query`. With a
+        ``response_format``, the text streams as usual and, at the end, ``stream.response``
+        has ``parsed`` (the end of the iteration raises ``StructuredOutputError`` when the
+        answer does not fit; streams are not retried).
         """
+        structured = None
+        if "response_format" in params or (
+            isinstance(prompt, ChatRequest) and prompt.response_format is not None
+        ):
+            from ..structured import for_call
+
+            params, fmt, target = for_call(prompt, params)  # type: ignore[assignment]
+            structured = (fmt, target)
         request, resolved = self._prepare(prompt, model, params, policy)
         plan = self._plan(request, timeout, resolved, stream=True)
-        return AsyncStream(self._http, self._kit, request, plan, cache=(cache, cache_ttl))
+        return AsyncStream(
+            self._http,
+            self._kit,
+            request,
+            plan,
+            cache=(cache, cache_ttl),
+            structured=structured,
+        )
 
     async def batch(
         self,
@@ -279,6 +315,39 @@ class AsyncClient(BaseClient):
                 return exc
 
         return await async_gather(one, items, concurrency)
+
+    async def embed(
+        self,
+        inputs: str | Sequence[str],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        timeout: float | None = None,
+        cache: bool | None = None,
+    ) -> EmbeddingResponse:
+        """Embed ``inputs`` (a string or a list of strings): one vector per input, in order.
+
+        Large inputs are split into batches every deployment of the model group accepts (the
+        providers' per-request limits, or a deployment's ``embedding_batch_size`` option), and
+        each batch is routed like a chat call (strategies, retries, fallbacks, rate limits,
+        budgets, tracker, ledger); the cost comes from the catalog's input price. With a
+        response cache, each input's vector is cached (``cache=False`` skips it): only the
+        misses are sent, and ``cached`` on the answer counts the hits.
+
+        Raises:
+            InvalidRequestError: no inputs, or a deployment of the group offers no embeddings.
+            AllAttemptsFailed, NoDeploymentAvailable: a batch ran out of retries and fallbacks.
+        """
+        from .embeddings import embed
+
+        return await embed(self, inputs, model, dimensions, timeout, cache)
+
+    @cached_property
+    def embeddings(self) -> AsyncEmbeddings:
+        """The OpenAI-shaped surface: ``client.embeddings.create(input=..., model=...)``."""
+        from .embeddings import AsyncEmbeddings
+
+        return AsyncEmbeddings(self)
 
     @cached_property
     def chat(self) -> AsyncChat:

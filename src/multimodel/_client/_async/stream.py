@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -25,6 +25,11 @@ from .._primitives import (
     io_time_limit,
 )
 from .._stream_core import StreamCore, StreamKit, caller, unclosed_warning
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from ...types import ResponseFormat
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -61,8 +66,10 @@ class AsyncStream:
         plan: DispatchPlan,
         *,
         cache: tuple[bool | None, float | None] = (None, None),
+        structured: tuple[ResponseFormat, type[BaseModel] | None] | None = None,
     ) -> None:
         self._http_client = http
+        self._structured = structured
         self._kit = kit
         self._core = StreamCore(kit, request, plan, cache)
         self._http: httpx.Response | None = None
@@ -101,6 +108,8 @@ class AsyncStream:
         while not core.buffer:
             if core.done:
                 await self._release()
+                if self._structured is not None and core.response is not None:
+                    self._validate()
                 raise StopAsyncIteration
             try:
                 await self._read()
@@ -111,6 +120,20 @@ class AsyncStream:
                 await self.aclose()
                 raise
         return core.buffer.popleft()
+
+    def _validate(self) -> None:
+        """Set the complete response's ``parsed`` (a ``response_format`` was given).
+
+        Raises:
+            StructuredOutputError: the streamed answer does not fit the format.
+        """
+        from ..structured import finish
+
+        assert self._structured is not None
+        assert self._core.response is not None
+        fmt, model = self._structured
+        self._structured = None
+        self._core.response = finish(self._core.response, fmt, model)
 
     async def get_final_response(self) -> ChatResponse:
         """Read whatever is left and return the complete response."""

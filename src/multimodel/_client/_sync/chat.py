@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from ...errors import InvalidRequestError
 from ..openai_shapes import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -79,6 +80,36 @@ class Completions:
             return to_completion(response, int(clock.time()))
         s = self._client.stream(list(messages), model=model, timeout=timeout, **params)
         return self._iterate(s, model, int(clock.time()), include_usage)
+
+    def parse(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        response_format: Any,
+        **kwargs: Any,
+    ) -> ChatCompletion:
+        """Create a chat completion whose answer is validated, like the OpenAI SDK's
+        ``parse``: ``response_format`` is a pydantic model class (or a JSON-schema dict) and
+        ``choices[0].message.parsed`` holds the validated object (``None`` on a refusal, which
+        is in ``message.refusal``).
+
+        Raises:
+            StructuredOutputError: the answer does not validate (after ``structured_retries``).
+        """
+        timeout = kwargs.pop("timeout", None)
+        retries = kwargs.pop("structured_retries", None)
+        if kwargs.get("stream"):
+            raise InvalidRequestError(
+                "parse() does not stream; use client.stream(..., response_format=...)",
+                field="stream",
+            )
+        kwargs.pop("stream", None)
+        params, _ = create_params(messages, {**kwargs, "response_format": response_format})
+        response = self._client.query(
+            list(messages), model=model, timeout=timeout, structured_retries=retries, **params
+        )
+        return to_completion(response, int(self._client._clock.time()))
 
     @staticmethod
     def _iterate(

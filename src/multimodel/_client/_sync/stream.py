@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -24,6 +24,11 @@ from .._primitives import (
     io_time_limit,
 )
 from .._stream_core import StreamCore, StreamKit, caller, unclosed_warning
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from ...types import ResponseFormat
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -60,8 +65,10 @@ class Stream:
         plan: DispatchPlan,
         *,
         cache: tuple[bool | None, float | None] = (None, None),
+        structured: tuple[ResponseFormat, type[BaseModel] | None] | None = None,
     ) -> None:
         self._http_client = http
+        self._structured = structured
         self._kit = kit
         self._core = StreamCore(kit, request, plan, cache)
         self._http: httpx.Response | None = None
@@ -100,6 +107,8 @@ class Stream:
         while not core.buffer:
             if core.done:
                 self._release()
+                if self._structured is not None and core.response is not None:
+                    self._validate()
                 raise StopIteration
             try:
                 self._read()
@@ -110,6 +119,20 @@ class Stream:
                 self.close()
                 raise
         return core.buffer.popleft()
+
+    def _validate(self) -> None:
+        """Set the complete response's ``parsed`` (a ``response_format`` was given).
+
+        Raises:
+            StructuredOutputError: the streamed answer does not fit the format.
+        """
+        from ..structured import finish
+
+        assert self._structured is not None
+        assert self._core.response is not None
+        fmt, model = self._structured
+        self._structured = None
+        self._core.response = finish(self._core.response, fmt, model)
 
     def get_final_response(self) -> ChatResponse:
         """Read whatever is left and return the complete response."""

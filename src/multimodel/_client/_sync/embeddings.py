@@ -1,0 +1,245 @@
+"""Generated from ``_async/embeddings.py`` by ``.ci/unasync.py``: do not edit.
+
+Edit ``_async/embeddings.py``, then run ``nox -s generate`` (or ``python .ci/unasync.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ..._core.dispatch import Sleep
+from ..._core.router import AUTO
+from ..._transports.send import send_http
+from ...embeddings import (
+    CreateEmbeddingResponse,
+    EmbeddingResponse,
+    ParsedEmbeddings,
+    as_inputs,
+    cache_key,
+    decode_vector,
+    encode_vector,
+    split_batches,
+)
+from ...errors import InvalidRequestError, MultimodelError, ProviderError, UnknownModelError
+from ...types import ChatRequest, Message, Usage
+from .._base import DEFAULT_DEADLINE_FACTOR, _timeout_extension
+from .._primitives import gather, sleep, time_limit
+
+if TYPE_CHECKING:
+    from ..._core.dispatch import Send
+    from .client import Client
+
+__all__ = ["Embeddings", "embed"]
+
+_CONCURRENCY = 4  # batches in flight at once
+
+
+def _estimate(inputs: Sequence[str]) -> Usage:
+    return Usage(input_tokens=sum(len(t) // 4 + 1 for t in inputs), estimated=True)
+
+
+def _limits(client: Client, group: str) -> tuple[int, int | None]:
+    """The largest batch every deployment of ``group`` (and of its fallbacks) accepts."""
+    groups = {group, *client._router.fallbacks.get(group, ())}
+    items: int | None = None
+    tokens: int | None = None
+    for endpoint in client.deployments:
+        if endpoint.model not in groups:
+            continue
+        limits = client._adapters[endpoint.name].embedding_limits
+        if limits is None or endpoint.option("embeddings", True) is False:
+            raise InvalidRequestError(
+                f"deployment {endpoint.name!r} of model {endpoint.model!r} offers no embeddings "
+                f"({endpoint.provider})",
+                field="model",
+            )
+        size = int(endpoint.option("embedding_batch_size", limits[0]) or limits[0])
+        items = size if items is None else min(items, size)
+        if limits[1] is not None:
+            tokens = limits[1] if tokens is None else min(tokens, limits[1])
+    assert items is not None  # a configured group has deployments
+    return max(1, items), tokens
+
+
+def embed(
+    client: Client,
+    inputs: str | Sequence[str],
+    model: str | None,
+    dimensions: int | None,
+    timeout: float | None,
+    use_cache: bool | None = None,
+) -> EmbeddingResponse:
+    """Embed ``inputs`` in batches, each one routed call; the vectors come back in order.
+
+    With a response cache (and ``use_cache`` not ``False``), each input's vector is looked up
+    first; only the misses are sent, and their vectors are stored."""
+    client._check_open()
+    texts = as_inputs(inputs)
+    if not texts:
+        raise InvalidRequestError("no inputs to embed", field="input")
+    if dimensions is not None and dimensions < 1:
+        raise InvalidRequestError("dimensions must be at least 1", field="dimensions")
+    group = client._resolve_model(model)
+    if group == AUTO or group not in client._router.groups:
+        raise UnknownModelError(group, list(client._router.groups))
+    max_items, max_tokens = _limits(client, group)
+    started = client._clock.monotonic()
+    cache = client.cache if use_cache is not False else None
+    vectors: list[list[float] | None] = [None] * len(texts)
+    keys: list[str] = []
+    if cache is not None:
+        namespace = cache.policy.namespace
+        keys = [cache_key(group, dimensions, t, namespace) for t in texts]
+        for i, key in enumerate(keys):
+            data = cache.get_bytes(key)
+            vectors[i] = decode_vector(data) if data is not None else None
+    todo = [i for i, v in enumerate(vectors) if v is None]
+    sent = [texts[i] for i in todo]
+    batches = split_batches(sent, max_items, max_tokens)
+
+    def one(bounds: tuple[int, int]) -> tuple[ParsedEmbeddings, str, Decimal | None] | Any:
+        try:
+            return _batch(client, group, sent[bounds[0] : bounds[1]], dimensions, timeout)
+        except MultimodelError as exc:
+            return exc
+
+    results = gather(one, batches, _CONCURRENCY)
+    for result in results:
+        if isinstance(result, MultimodelError):
+            raise result
+    deployments: list[str] = []
+    tokens = 0
+    estimated = False
+    cost: Decimal | None = Decimal(0)
+    model_name = group
+    position = 0
+    for parsed, deployment, batch_cost in results:
+        for vector in parsed.vectors:
+            index = todo[position]
+            vectors[index] = vector
+            if cache is not None:
+                cache.set_bytes(keys[index], encode_vector(vector))
+            position += 1
+        deployments.append(deployment)
+        assert parsed.usage is not None
+        tokens += parsed.usage.input_tokens
+        estimated = estimated or parsed.usage.estimated
+        cost = None if cost is None or batch_cost is None else cost + batch_cost
+        model_name = parsed.model
+    return EmbeddingResponse(
+        vectors=[v for v in vectors if v is not None],
+        model=model_name,
+        usage=Usage(input_tokens=tokens, estimated=estimated),
+        cost=cost,
+        latency=client._clock.monotonic() - started,
+        deployments=deployments,
+        batches=len(batches),
+        cached=len(texts) - len(todo),
+    )
+
+
+def _batch(
+    client: Client,
+    group: str,
+    texts: Sequence[str],
+    dimensions: int | None,
+    timeout: float | None,
+) -> tuple[ParsedEmbeddings, str, Decimal | None]:
+    """One batch as one routed call."""
+    # The plan routes, limits and accounts a ChatRequest: one whose prompt is the batch's text,
+    # so that token estimates (rate limits, budgets) match what is sent.
+    request = ChatRequest(
+        model=group,
+        messages=[Message(role="user", content="\n".join(texts) or " ")],
+        max_tokens=1,
+    )
+    timeout = timeout or client._timeout
+    deadline = client._deadline
+    plan = client._router.plan(
+        request,
+        timeout=timeout,
+        deadline=deadline if deadline is not None else DEFAULT_DEADLINE_FACTOR * timeout,
+    )
+    while True:
+        action = plan.next_action()
+        if isinstance(action, Sleep):
+            sleep(action.seconds)
+            continue
+        try:
+            parsed, headers = _attempt(client, action, texts, dimensions)
+        except ProviderError as exc:
+            plan.failed(action, exc)
+            continue
+        except BaseException:
+            plan.cancelled(action)
+            raise
+        if parsed.usage is None:
+            parsed.usage = _estimate(texts)
+        outcome = plan.succeeded(
+            action,
+            usage=parsed.usage,
+            headers=headers,
+            response_model=parsed.model,
+            request_id=client._request_id(headers),
+        )
+        return parsed, action.endpoint.name, outcome.cost
+
+
+def _attempt(
+    client: Client, send: Send, texts: Sequence[str], dimensions: int | None
+) -> tuple[ParsedEmbeddings, httpx.Headers]:
+    endpoint = send.endpoint
+    adapter = client._adapters[endpoint.name]
+    http_request = adapter.build_embedding_request(texts, endpoint, dimensions=dimensions)
+    http_request.extensions["timeout"] = _timeout_extension(send.timeout)
+    try:
+        with time_limit(send.timeout):
+            http_response = send_http(client._http, http_request)
+    except (httpx.HTTPError, TimeoutError) as exc:
+        raise client._transport_error(exc, endpoint) from exc
+    if http_response.status_code >= 400:
+        raise adapter.map_error(http_response, endpoint)
+    parsed = adapter.parse_embedding_response(http_response, endpoint, len(texts))
+    return parsed, http_response.headers
+
+
+class Embeddings:
+    """``client.embeddings``: the OpenAI-shaped surface."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def create(
+        self,
+        *,
+        input: str | Sequence[str],
+        model: str,
+        dimensions: int | None = None,
+        encoding_format: str | None = None,
+        timeout: float | None = None,
+        cache: bool | None = None,
+        **kwargs: Any,
+    ) -> CreateEmbeddingResponse:
+        """Create embeddings, OpenAI-style; ``multimodel`` on the answer holds the
+        :class:`~multimodel.embeddings.EmbeddingResponse`.
+
+        Raises:
+            InvalidRequestError: ``encoding_format`` other than ``"float"``, or an unknown
+                keyword (``user`` is accepted and ignored).
+        """
+        if encoding_format not in (None, "float"):
+            raise InvalidRequestError(
+                "only encoding_format='float' is supported", field="encoding_format"
+            )
+        kwargs.pop("user", None)
+        if kwargs:
+            name = min(kwargs)
+            raise InvalidRequestError(f"unknown parameter {name!r}", field=name)
+        response = self._client.embed(
+            input, model=model, dimensions=dimensions, timeout=timeout, cache=cache
+        )
+        return CreateEmbeddingResponse.from_response(response)

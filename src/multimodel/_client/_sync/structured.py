@@ -1,0 +1,67 @@
+"""Generated from ``_async/structured.py`` by ``.ci/unasync.py``: do not edit.
+
+Edit ``_async/structured.py``, then run ``nox -s generate`` (or ``python .ci/unasync.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ...errors import InvalidRequestError, StructuredOutputError
+from ...types import ChatRequest, ChatResponse
+from .._base import DEFAULT_DEADLINE_FACTOR, RequestInput
+from ..structured import DEFAULT_STRUCTURED_RETRIES, feedback, finish, for_call
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["query_structured"]
+
+
+def query_structured(
+    client: Client,
+    prompt: RequestInput | ChatRequest,
+    model: str | None,
+    timeout: float | None,
+    cache: bool | None,
+    cache_ttl: float | None,
+    policy: str | None,
+    retries: int | None,
+    params: Mapping[str, Any],
+) -> ChatResponse:
+    """One structured call: the routed call, then validation. An answer that does not validate
+    is sent back with its errors (``retries`` times); then the model group's fallbacks are
+    asked in turn, the same way; all within the deadline, then the last error is raised."""
+    retries = DEFAULT_STRUCTURED_RETRIES if retries is None else retries
+    if retries < 0:
+        raise InvalidRequestError(
+            "structured_retries must be 0 or more", field="structured_retries"
+        )
+    clock = client._clock
+    started = clock.monotonic()
+    params, fmt, target = for_call(prompt, params)
+    original, resolved = client._prepare(prompt, model, params, policy)
+    limit = client._deadline
+    if limit is None:
+        limit = DEFAULT_DEADLINE_FACTOR * (timeout or client._timeout)
+    # The model group, then its fallbacks (the client's `fallbacks`), each asked again with
+    # the errors fed back `retries` times; the deadline bounds the whole.
+    chain = [original.model, *client._router.fallbacks.get(original.model, ())]
+    for position, group in enumerate(chain):
+        request = original if position == 0 else original.model_copy(update={"model": group})
+        left = retries
+        while True:
+            response = client._call(request, resolved, timeout, cache, cache_ttl, started)
+            try:
+                return finish(response, fmt, target)
+            except StructuredOutputError as exc:
+                late = clock.monotonic() - started >= limit
+                if left > 0 and not late:
+                    left -= 1
+                    request = feedback(request, exc)
+                    continue
+                if late or position == len(chain) - 1:
+                    raise
+                break
+    raise AssertionError("unreachable")  # pragma: no cover

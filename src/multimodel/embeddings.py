@@ -1,0 +1,167 @@
+"""Embeddings: the response type, the OpenAI-shaped objects and the batching rules (no I/O).
+
+``client.embed(inputs, model=...)`` splits ``inputs`` into batches every deployment of the model
+group accepts (:func:`split_batches`: at most the smallest per-request input count and
+estimated token count among them), sends each batch as one routed call (strategies, retries,
+fallbacks, rate limits, budgets, tracker, ledger and telemetry as for chat), and reassembles the
+vectors in input order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .types import Usage
+
+__all__ = [
+    "CreateEmbeddingResponse",
+    "EmbeddingData",
+    "EmbeddingResponse",
+    "EmbeddingUsage",
+    "ParsedEmbeddings",
+    "split_batches",
+]
+
+
+class EmbeddingResponse(BaseModel):
+    """The vectors of ``client.embed(...)``, one per input, in input order.
+
+    ``usage.input_tokens`` is summed over the batches (estimated, and marked so, when a
+    provider sends no counts, as Gemini does); ``cost`` is the exact price in USD when every
+    batch's deployment has known prices. ``deployments`` names the deployment that served each
+    batch, in order; ``batches`` is how many requests were sent.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    vectors: list[list[float]]
+    model: str
+    usage: Usage = Field(default_factory=Usage)
+    cost: Decimal | None = None
+    latency: float = 0.0
+    deployments: list[str] = Field(default_factory=list)
+    batches: int = 0
+    cached: int = 0
+    """How many inputs were served from the response cache (not sent, not billed)."""
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+
+@dataclass(slots=True)
+class ParsedEmbeddings:
+    """What an adapter extracts from one embeddings answer (vectors in input order)."""
+
+    vectors: list[list[float]]
+    usage: Usage | None  # None: the provider sent no counts (estimated by the client)
+    model: str
+
+
+def split_batches(
+    inputs: Sequence[str], max_items: int, max_tokens: int | None = None
+) -> list[tuple[int, int]]:
+    """``[(start, end), ...]`` slices of ``inputs`` in order, each at most ``max_items`` long and,
+    when ``max_tokens`` is given, at most ``max_tokens`` estimated tokens (about four characters
+    a token; a single longer input gets a batch of its own, and the provider decides)."""
+    if max_items < 1:
+        raise ValueError("max_items must be at least 1")
+    out: list[tuple[int, int]] = []
+    start, tokens = 0, 0
+    for i, text in enumerate(inputs):
+        cost = len(text) // 4 + 1
+        over = max_tokens is not None and tokens + cost > max_tokens and i > start
+        if i - start >= max_items or over:
+            out.append((start, i))
+            start, tokens = i, 0
+        tokens += cost
+    if start < len(inputs):
+        out.append((start, len(inputs)))
+    return out
+
+
+# -- the OpenAI shape ---------------------------------------------------------------------------
+
+_Loose = ConfigDict(extra="allow", defer_build=True)
+
+
+class EmbeddingData(BaseModel):
+    """``data[]`` of an OpenAI embeddings answer."""
+
+    model_config = _Loose
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float]
+
+
+class EmbeddingUsage(BaseModel):
+    """``usage`` of an OpenAI embeddings answer."""
+
+    model_config = _Loose
+    prompt_tokens: int
+    total_tokens: int
+
+
+class CreateEmbeddingResponse(BaseModel):
+    """An OpenAI ``list`` of embeddings; ``multimodel`` holds the :class:`EmbeddingResponse`."""
+
+    model_config = ConfigDict(extra="allow", defer_build=True)
+    object: Literal["list"] = "list"
+    data: list[EmbeddingData]
+    model: str
+    usage: EmbeddingUsage
+
+    @classmethod
+    def from_response(cls, response: EmbeddingResponse) -> CreateEmbeddingResponse:
+        """Convert an :class:`EmbeddingResponse`."""
+        tokens = response.usage.input_tokens
+        return cls(
+            data=[EmbeddingData(index=i, embedding=v) for i, v in enumerate(response.vectors)],
+            model=response.model,
+            usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
+            multimodel=response,
+        )
+
+
+def cache_key(group: str, dimensions: int | None, text: str, namespace: str | None) -> str:
+    """The response-cache key of one input's vector."""
+    import hashlib
+    import json
+
+    blob = json.dumps([namespace, group, dimensions, text], ensure_ascii=False)
+    return "mm:emb:" + hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def encode_vector(vector: Sequence[float]) -> bytes:
+    """A vector as cache bytes (a version byte, then float64s: exact)."""
+    from array import array
+
+    return b"\x01" + array("d", vector).tobytes()
+
+
+def decode_vector(data: bytes) -> list[float] | None:
+    """The vector of :func:`encode_vector` bytes (``None`` when they are not one)."""
+    from array import array
+
+    if not data.startswith(b"\x01") or (len(data) - 1) % 8 or len(data) == 1:
+        return None
+    values = array("d")
+    values.frombytes(data[1:])
+    return values.tolist()
+
+
+def as_inputs(value: Any) -> list[str]:
+    """``input`` as a list of strings (one string is a list of one)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        return list(value)
+    from .errors import InvalidRequestError
+
+    raise InvalidRequestError(
+        "embedding input must be a string or a list of strings", field="input"
+    )
