@@ -113,6 +113,27 @@ class ToolCall(BaseModel):
     arguments: str = "{}"
     metadata: dict[str, Any] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_openai_shape(cls, data: Any) -> Any:
+        # OpenAI's nested shape: {"id", "type": "function", "function": {"name", "arguments"}}.
+        if isinstance(data, BaseModel) and not isinstance(data, ToolCall):
+            data = data.model_dump(exclude_none=True)
+        if isinstance(data, dict) and "function" in data:
+            fn = data["function"]
+            if isinstance(fn, BaseModel):
+                fn = fn.model_dump()
+            if not isinstance(fn, dict):
+                return data  # let validation name the bad field
+            out = {k: v for k, v in data.items() if k not in ("function", "type", "index")}
+            out["name"] = fn.get("name")
+            arguments = fn.get("arguments")
+            if isinstance(arguments, dict | list):
+                arguments = json.dumps(arguments)
+            out["arguments"] = "{}" if arguments is None else arguments
+            return out
+        return data
+
     def parsed_arguments(self) -> Any:
         """Decode ``arguments`` as JSON.
 
@@ -145,6 +166,22 @@ class Message(BaseModel):
     tool_call_id: str | None = None
     refusal: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_openai_shape(cls, data: Any) -> Any:
+        # The common case, {"role", "content": str}, costs a type check and a key-set check.
+        if type(data) is dict:
+            if _PLAIN_MESSAGE_KEYS.issuperset(data) and type(data.get("content")) is not list:
+                return data
+            return _from_openai_message(data)
+        if isinstance(data, BaseModel) and not isinstance(data, Message):
+            # A message object the facade or the OpenAI SDK returned.
+            kept = getattr(data, "_multimodel_message", None)
+            if isinstance(kept, Message):
+                return dict(kept)  # the normalized message, provider metadata included
+            return _from_openai_message(data.model_dump(exclude_none=True))
+        return data
+
     @model_validator(mode="after")
     def _check_shape(self) -> Message:
         if self.role == "tool" and not self.tool_call_id:
@@ -167,6 +204,69 @@ class Message(BaseModel):
         if isinstance(self.content, str):
             return self.content
         return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+
+_PLAIN_MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_call_id", "refusal"})
+# Fields of OpenAI's response message that are not part of a request message.
+_RESPONSE_ONLY = ("parsed", "annotations", "function_call", "audio")
+
+
+def _from_openai_message(data: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI-shaped message dict (a request message, or a response message's
+    ``model_dump()``) as :class:`Message` fields; what cannot be converted is left for the
+    validation to name."""
+    out = dict(data)
+    for key in _RESPONSE_ONLY:
+        value = out.pop(key, None)
+        if value and key == "audio":
+            raise ValueError(
+                "replaying an assistant audio answer (`audio`) is not supported; send its "
+                "transcript as `content`"
+            )
+        if value and key == "function_call":
+            raise ValueError("the deprecated `function_call` is not supported; use `tool_calls`")
+    if "tool_calls" in out and not out["tool_calls"]:
+        out["tool_calls"] = None  # OpenAI dumps may carry an empty list
+    content = out.get("content")
+    if isinstance(content, list):
+        parts: list[Any] = []
+        refusals: list[str] = []
+        for part in content:
+            if isinstance(part, BaseModel) and not isinstance(part, TextPart | ImagePart):
+                part = part.model_dump(exclude_none=True)
+            if isinstance(part, dict):
+                kind = part.get("type")
+                if kind == "image_url":
+                    part = _image_url_part(part.get("image_url"))
+                elif kind == "refusal":
+                    refusals.append(str(part.get("refusal") or ""))
+                    continue
+                elif kind in ("input_audio", "file", "input_file"):
+                    raise ValueError(
+                        f"content parts of type {kind!r} are not supported yet; send text or "
+                        "images (type 'text' or 'image_url')"
+                    )
+            parts.append(part)
+        out["content"] = parts if parts or not refusals else None
+        if refusals and out.get("refusal") is None:
+            out["refusal"] = "".join(refusals)
+    return out
+
+
+def _image_url_part(value: Any) -> dict[str, Any]:
+    """OpenAI's ``{"type": "image_url", "image_url": {"url", "detail"}}`` (or a bare URL
+    string) as an :class:`ImagePart` dict; ``data:`` URLs stay in ``url`` and are split where
+    a provider needs them apart."""
+    if isinstance(value, str):
+        return {"type": "image", "url": value}
+    if isinstance(value, BaseModel):
+        value = value.model_dump(exclude_none=True)
+    if not isinstance(value, dict) or not isinstance(value.get("url"), str):
+        raise ValueError("an image_url part needs image_url={'url': ...}")  # noqa: TRY004
+    part: dict[str, Any] = {"type": "image", "url": value["url"]}
+    if value.get("detail") is not None:
+        part["detail"] = value["detail"]
+    return part
 
 
 class Tool(BaseModel):

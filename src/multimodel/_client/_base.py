@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .._core.clock import Clock, SystemClock
 from .._core.dispatch import AUTO, DispatchPlan, Router, Send
@@ -58,8 +58,13 @@ DEFAULT_DEADLINE_FACTOR = 2.0
 """Without a ``deadline``, a call may take this many times its ``timeout``: one full attempt
 and room for retries, back-offs and waits, never minutes more."""
 
-RequestInput = str | Sequence[Message | Mapping[str, Any]]
-"""A prompt string, or a list of messages (``Message`` objects or dicts)."""
+MessageInput = Message | Mapping[str, Any] | BaseModel
+"""One message: a ``Message``, a dict (OpenAI's shapes included), or a message object the
+OpenAI-shaped surface or the OpenAI SDK returned."""
+
+RequestInput = str | Sequence[MessageInput]
+"""A prompt string, or a list of messages: ``Message`` objects, dicts (OpenAI's shapes
+included), or message objects the OpenAI-shaped surface or the OpenAI SDK returned."""
 
 _REQUEST_FIELDS = frozenset(ChatRequest.model_fields) - {"messages", "model"}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from ..errors import InvalidRequestError
 from ..types import ChatChunk, ChatResponse, FinishReason, Usage
@@ -69,6 +69,9 @@ class ChatCompletionMessage(BaseModel):
     refusal: str | None = None
     parsed: Any = None
     """The validated answer (``chat.completions.parse``; ``None`` otherwise or on a refusal)."""
+    _multimodel_message: Any = PrivateAttr(default=None)
+    # The normalized message it was built from: appended to ``messages``, the object replays
+    # exactly (provider metadata such as Gemini's thoughtSignature included).
 
 
 class Choice(BaseModel):
@@ -210,15 +213,17 @@ def to_completion(response: ChatResponse, created: int) -> ChatCompletion:
     refusal = response.refusal
     if refusal is not None and not content:
         content = None  # OpenAI's shape of a refusal: no content, the text in `refusal`
+    message = ChatCompletionMessage(
+        content=content, tool_calls=calls, refusal=refusal, parsed=response.parsed
+    )
+    message._multimodel_message = response.message
     return ChatCompletion(
         id=response.id or f"chatcmpl-{response.request_id or 'multimodel'}",
         created=created,
         model=response.model,
         choices=[
             Choice(
-                message=ChatCompletionMessage(
-                    content=content, tool_calls=calls, refusal=refusal, parsed=response.parsed
-                ),
+                message=message,
                 finish_reason=_OPENAI_FINISH[response.finish_reason]
                 if response.finish_reason
                 else None,
@@ -279,7 +284,7 @@ def usage_chunk(final: ChatResponse, created: int) -> ChatCompletionChunk:
 
 
 def create_params(
-    messages: Sequence[Mapping[str, Any]], kwargs: Mapping[str, Any]
+    messages: Sequence[Any], kwargs: Mapping[str, Any]
 ) -> tuple[dict[str, Any], bool]:
     """``create()``'s keywords as ``query`` parameters, and whether the caller asked for the
     final usage chunk (``stream_options={"include_usage": True}``).

@@ -250,6 +250,9 @@ class AnthropicAdapter(ProviderAdapter):
             else:
                 role = message.role
                 blocks = self._blocks(message.content, skip_empty=role == "assistant")
+                if message.refusal and not blocks:
+                    # A replayed refusal (OpenAI's `refusal` field): Anthropic has only text.
+                    blocks = [{"type": "text", "text": message.refusal}]
                 if message.tool_calls:
                     blocks = self._thinking(message.tool_calls) + blocks
                     blocks.extend(self._tool_use(message.tool_calls, i))

@@ -276,6 +276,8 @@ class GeminiAdapter(ProviderAdapter):
                 parts = [cls._function_response(message, names, i)]
             else:
                 parts = cls._parts(message)
+                if message.refusal and not parts:
+                    parts = [{"text": message.refusal}]  # a replayed refusal: Gemini has text
             for j, call in enumerate(message.tool_calls or ()):
                 names[call.id] = call.name
                 parts.append(cls._function_call(call, f"messages[{i}].tool_calls[{j}]"))

@@ -6,10 +6,11 @@ The OpenAI objects and conversions live in ``openai_shapes.py``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from ...errors import InvalidRequestError
+from .._base import MessageInput
 from ..openai_shapes import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -37,7 +38,7 @@ class AsyncCompletions:
         self,
         *,
         model: str,
-        messages: Sequence[Mapping[str, Any]],
+        messages: Sequence[MessageInput],
         stream: Literal[False] = False,
         **kwargs: Any,
     ) -> ChatCompletion: ...
@@ -47,7 +48,7 @@ class AsyncCompletions:
         self,
         *,
         model: str,
-        messages: Sequence[Mapping[str, Any]],
+        messages: Sequence[MessageInput],
         stream: Literal[True],
         **kwargs: Any,
     ) -> AsyncIterator[ChatCompletionChunk]: ...
@@ -57,7 +58,7 @@ class AsyncCompletions:
         self,
         *,
         model: str,
-        messages: Sequence[Mapping[str, Any]],
+        messages: Sequence[MessageInput],
         stream: bool,
         **kwargs: Any,
     ) -> ChatCompletion | AsyncIterator[ChatCompletionChunk]: ...
@@ -66,7 +67,7 @@ class AsyncCompletions:
         self,
         *,
         model: str,
-        messages: Sequence[Mapping[str, Any]],
+        messages: Sequence[MessageInput],
         stream: bool = False,
         **kwargs: Any,
     ) -> ChatCompletion | AsyncIterator[ChatCompletionChunk]:
@@ -86,7 +87,7 @@ class AsyncCompletions:
         self,
         *,
         model: str,
-        messages: Sequence[Mapping[str, Any]],
+        messages: Sequence[MessageInput],
         response_format: Any,
         **kwargs: Any,
     ) -> ChatCompletion:

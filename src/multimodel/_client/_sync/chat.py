@@ -5,10 +5,11 @@ Edit ``_async/chat.py``, then run ``nox -s generate`` (or ``python .ci/unasync.p
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from ...errors import InvalidRequestError
+from .._base import MessageInput
 from ..openai_shapes import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -36,7 +37,7 @@ class Completions:
         self,
         *,
         model: str,
-        messages: Sequence[Mapping[str, Any]],
+        messages: Sequence[MessageInput],
         stream: Literal[False] = False,
         **kwargs: Any,
     ) -> ChatCompletion: ...
@@ -46,7 +47,7 @@ class Completions:
         self,
         *,
         model: str,
-        messages: Sequence[Mapping[str, Any]],
+        messages: Sequence[MessageInput],
         stream: Literal[True],
         **kwargs: Any,
     ) -> Iterator[ChatCompletionChunk]: ...
@@ -56,7 +57,7 @@ class Completions:
         self,
         *,
         model: str,
-        messages: Sequence[Mapping[str, Any]],
+        messages: Sequence[MessageInput],
         stream: bool,
         **kwargs: Any,
     ) -> ChatCompletion | Iterator[ChatCompletionChunk]: ...
@@ -65,7 +66,7 @@ class Completions:
         self,
         *,
         model: str,
-        messages: Sequence[Mapping[str, Any]],
+        messages: Sequence[MessageInput],
         stream: bool = False,
         **kwargs: Any,
     ) -> ChatCompletion | Iterator[ChatCompletionChunk]:
@@ -85,7 +86,7 @@ class Completions:
         self,
         *,
         model: str,
-        messages: Sequence[Mapping[str, Any]],
+        messages: Sequence[MessageInput],
         response_format: Any,
         **kwargs: Any,
     ) -> ChatCompletion:

@@ -1,0 +1,213 @@
+"""Messages in every shape the OpenAI SDK accepts and returns, on the three wire formats.
+
+A tool-call round trip appends the facade's own message object (or its ``model_dump()``, or an
+OpenAI-shaped dict) to ``messages`` and sends the next turn; the mock server records the body
+each wire format received, which must carry the call and its result in that format's shape.
+Runs on the sync client and the async client on asyncio and trio.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import pytest
+
+import multimodel as mm
+from multimodel.testing import Behavior, MockDeployment
+
+from .conftest import FAST_RETRY, Mock, async_transport, sync_transport
+
+ARGS = {"city": "Paris"}
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "weather",
+            "description": "Weather in a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
+PNG = "data:image/png;base64,iVBORw0KGgo="
+
+
+def _replay(kind: str, first: Any) -> Any:
+    """The assistant turn as the caller appends it: the object, its dump, or a plain dict."""
+    message = first.choices[0].message
+    if kind == "object":
+        return message
+    if kind == "dump":
+        return message.model_dump()
+    call = message.tool_calls[0]
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.function.name, "arguments": call.function.arguments},
+            }
+        ],
+    }
+
+
+def _turns(first: Any, kind: str) -> list[Any]:
+    call = first.choices[0].message.tool_calls[0]
+    return [
+        {"role": "developer", "content": "Be brief."},
+        {"role": "user", "content": "Weather in Paris?", "name": "ann"},
+        _replay(kind, first),
+        {"role": "tool", "tool_call_id": call.id, "content": json.dumps({"temp": 21})},
+    ]
+
+
+def _check_round_trip(fmt: str, body: Any, call_id: str) -> None:
+    if fmt == "openai":
+        msgs = body["messages"]
+        assert msgs[0] == {"role": "developer", "content": "Be brief."}
+        assert msgs[1]["name"] == "ann"
+        (call,) = msgs[2]["tool_calls"]
+        assert call["id"] == call_id and call["type"] == "function"
+        assert call["function"]["name"] == "weather"
+        assert json.loads(call["function"]["arguments"]) == ARGS
+        assert msgs[3] == {"role": "tool", "tool_call_id": call_id, "content": '{"temp": 21}'}
+    elif fmt == "anthropic":
+        assert body["system"] == "Be brief."
+        turns = body["messages"]
+        assert [t["role"] for t in turns] == ["user", "assistant", "user"]
+        assert turns[1]["content"] == [
+            {"type": "tool_use", "id": call_id, "name": "weather", "input": ARGS}
+        ]
+        assert turns[2]["content"] == [
+            {"type": "tool_result", "tool_use_id": call_id, "content": '{"temp": 21}'}
+        ]
+    else:
+        assert body["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
+        contents = body["contents"]
+        assert [c["role"] for c in contents] == ["user", "model", "user"]
+        call = contents[1]["parts"][0]["functionCall"]
+        assert call["name"] == "weather" and call["args"] == ARGS
+        response = contents[2]["parts"][0]["functionResponse"]
+        assert response["name"] == "weather" and response["response"] == {"temp": 21}
+
+
+def _server(serve: Callable[..., Mock], fmt: Any) -> Mock:
+    return serve(a=MockDeployment(fmt, Behavior(tool_calls=[("weather", ARGS)])))
+
+
+@pytest.mark.parametrize("kind", ["object", "dump", "dict"])
+def test_tool_round_trip_sync(serve: Callable[..., Mock], fmt: str, kind: str) -> None:
+    mock = _server(serve, fmt)
+    with mm.Client(
+        deployments=[mock.dep("a")], retry=FAST_RETRY, transport=sync_transport()
+    ) as client:
+        first = client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=TOOLS
+        )
+        assert first.choices[0].finish_reason == "tool_calls"
+        calls = first.choices[0].message.tool_calls
+        assert calls
+        call_id = calls[0].id
+        client.chat.completions.create(model="m", messages=_turns(first, kind), tools=TOOLS)
+        _check_round_trip(fmt, mock.body("a"), call_id)
+        # The native query() takes the same shapes.
+        client.query(_turns(first, kind), model="m", tools=TOOLS)
+        _check_round_trip(fmt, mock.body("a"), call_id)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("kind", ["object", "dump", "dict"])
+def test_tool_round_trip_async(
+    serve: Callable[..., Mock], fmt: str, kind: str, backend: str
+) -> None:
+    mock = _server(serve, fmt)
+
+    async def go() -> None:
+        async with mm.AsyncClient(
+            deployments=[mock.dep("a")], retry=FAST_RETRY, transport=async_transport()
+        ) as client:
+            first = await client.chat.completions.create(
+                model="m",
+                messages=[{"role": "user", "content": "Weather in Paris?"}],
+                tools=TOOLS,
+            )
+            calls = first.choices[0].message.tool_calls
+            assert calls
+            call_id = calls[0].id
+            await client.chat.completions.create(
+                model="m", messages=_turns(first, kind), tools=TOOLS
+            )
+            _check_round_trip(fmt, mock.body("a"), call_id)
+            await client.query(_turns(first, kind), model="m", tools=TOOLS)
+            _check_round_trip(fmt, mock.body("a"), call_id)
+
+    anyio.run(go, backend=backend)
+
+
+def test_image_url_parts(serve: Callable[..., Mock], fmt: str) -> None:
+    mock = serve(a=MockDeployment(fmt))  # type: ignore[arg-type]
+    content = [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": PNG, "detail": "low"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+    ]
+    with mm.Client(
+        deployments=[mock.dep("a")], retry=FAST_RETRY, transport=sync_transport()
+    ) as client:
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": content}])
+        body = mock.body("a")
+    if fmt == "openai":
+        assert body["messages"][0]["content"] == content
+    elif fmt == "anthropic":
+        blocks = body["messages"][0]["content"]
+        assert blocks[1] == {
+            "type": "image",
+            "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+        }
+        assert blocks[2] == {
+            "type": "image",
+            "source": {"type": "url", "url": "https://example.com/cat.png"},
+        }
+    else:
+        parts = body["contents"][0]["parts"]
+        assert parts[1] == {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}}
+        assert parts[2] == {"fileData": {"fileUri": "https://example.com/cat.png"}}
+
+
+def test_refusal_replayed(serve: Callable[..., Mock], fmt: str) -> None:
+    mock = serve(a=MockDeployment(fmt))  # type: ignore[arg-type]
+    messages: list[Any] = [
+        {"role": "user", "content": "Do something bad"},
+        {"role": "assistant", "content": None, "refusal": "I can't help with that."},
+        {"role": "user", "content": [{"type": "text", "text": "OK, something good"}]},
+    ]
+    with mm.Client(
+        deployments=[mock.dep("a")], retry=FAST_RETRY, transport=sync_transport()
+    ) as client:
+        client.chat.completions.create(model="m", messages=messages)
+        body = mock.body("a")
+    if fmt == "openai":
+        assert body["messages"][1] == {
+            "role": "assistant",
+            "content": None,
+            "refusal": "I can't help with that.",
+        }
+    elif fmt == "anthropic":
+        assert body["messages"][1] == {"role": "assistant", "content": "I can't help with that."}
+    else:
+        assert body["contents"][1] == {
+            "role": "model",
+            "parts": [{"text": "I can't help with that."}],
+        }
+
+
+@pytest.mark.parametrize("part", ["input_audio", "file"])
+def test_unsupported_parts_are_typed_errors(part: str) -> None:
+    msg = {"role": "user", "content": [{"type": part, part: {"data": "AAAA"}}]}
+    with mm.Client(deployments=[{"model": "m", "provider": "openai", "api_key": "sk-x"}]) as c:
+        with pytest.raises(mm.InvalidRequestError, match=part):
+            c.chat.completions.create(model="m", messages=[msg])
