@@ -14,8 +14,8 @@ The returned objects have the OpenAI field names (``choices[0].message.content``
 response, whichever provider answered.
 """
 
-from ._client._async.chat import AsyncChat, AsyncCompletions
-from ._client._sync.chat import Chat, Completions
+from ._client._async.chat import AsyncChat, AsyncChatCompletionStream, AsyncCompletions
+from ._client._sync.chat import Chat, ChatCompletionStream, Completions
 from ._client.openai_shapes import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -35,12 +35,14 @@ from ._client.openai_shapes import (
 
 __all__ = [
     "AsyncChat",
+    "AsyncChatCompletionStream",
     "AsyncCompletions",
     "Chat",
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatCompletionMessage",
     "ChatCompletionMessageToolCall",
+    "ChatCompletionStream",
     "Choice",
     "ChoiceDelta",
     "ChoiceDeltaToolCall",

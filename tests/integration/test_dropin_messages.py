@@ -211,3 +211,58 @@ def test_unsupported_parts_are_typed_errors(part: str) -> None:
     with mm.Client(deployments=[{"model": "m", "provider": "openai", "api_key": "sk-x"}]) as c:
         with pytest.raises(mm.InvalidRequestError, match=part):
             c.chat.completions.create(model="m", messages=[msg])
+
+
+# -- streams as the SDK has them ------------------------------------------------------------
+
+
+def test_stream_is_a_context_manager_sync(serve: Callable[..., Mock], fmt: Any) -> None:
+    mock = serve(a=MockDeployment(fmt, Behavior(text="alpha beta gamma")))
+    with mm.Client(
+        deployments=[mock.dep("a")], retry=FAST_RETRY, transport=sync_transport()
+    ) as client:
+        messages = [{"role": "user", "content": "hi"}]
+        with client.chat.completions.create(
+            model="m", messages=messages, stream=True, stream_options={"include_usage": True}
+        ) as stream:
+            chunks = list(stream)
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text == "alpha beta gamma"
+        assert chunks[0].choices[0].delta.role == "assistant"
+        assert chunks[-1].choices == [] and chunks[-1].usage is not None
+        final = stream.get_final_completion()
+        assert final.choices[0].message.content == "alpha beta gamma"
+        assert stream.final_response is not None
+        # Stopped early: close() releases the attempt.
+        stream = client.chat.completions.create(model="m", messages=messages, stream=True)
+        next(stream)
+        stream.close()
+        assert list(stream) == []
+        assert client.tracker.get("a").in_flight == 0
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_stream_is_a_context_manager_async(
+    serve: Callable[..., Mock], fmt: Any, backend: str
+) -> None:
+    mock = serve(a=MockDeployment(fmt, Behavior(text="alpha beta gamma")))
+
+    async def go() -> None:
+        async with mm.AsyncClient(
+            deployments=[mock.dep("a")], retry=FAST_RETRY, transport=async_transport()
+        ) as client:
+            messages = [{"role": "user", "content": "hi"}]
+            async with await client.chat.completions.create(
+                model="m", messages=messages, stream=True, stream_options={"include_usage": True}
+            ) as stream:
+                chunks = [c async for c in stream]
+            text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            assert text == "alpha beta gamma"
+            assert chunks[-1].usage is not None
+            stream = await client.chat.completions.create(model="m", messages=messages, stream=True)
+            await stream.__anext__()
+            await stream.close()
+            assert [c async for c in stream] == []
+            assert client.tracker.get("a").in_flight == 0
+
+    anyio.run(go, backend=backend)

@@ -6,10 +6,13 @@ The OpenAI objects and conversions live in ``openai_shapes.py``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections import deque
+from collections.abc import Sequence
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from ...errors import InvalidRequestError
+from ...types import ChatResponse
 from .._base import MessageInput
 from ..openai_shapes import (
     ChatCompletion,
@@ -24,7 +27,7 @@ from .stream import AsyncStream
 if TYPE_CHECKING:
     from .client import AsyncClient
 
-__all__ = ["AsyncChat", "AsyncCompletions"]
+__all__ = ["AsyncChat", "AsyncChatCompletionStream", "AsyncCompletions"]
 
 
 class AsyncCompletions:
@@ -51,7 +54,7 @@ class AsyncCompletions:
         messages: Sequence[MessageInput],
         stream: Literal[True],
         **kwargs: Any,
-    ) -> AsyncIterator[ChatCompletionChunk]: ...
+    ) -> AsyncChatCompletionStream: ...
 
     @overload
     async def create(
@@ -61,7 +64,7 @@ class AsyncCompletions:
         messages: Sequence[MessageInput],
         stream: bool,
         **kwargs: Any,
-    ) -> ChatCompletion | AsyncIterator[ChatCompletionChunk]: ...
+    ) -> ChatCompletion | AsyncChatCompletionStream: ...
 
     async def create(
         self,
@@ -70,8 +73,13 @@ class AsyncCompletions:
         messages: Sequence[MessageInput],
         stream: bool = False,
         **kwargs: Any,
-    ) -> ChatCompletion | AsyncIterator[ChatCompletionChunk]:
-        """Create a chat completion, OpenAI-style (``stream=True``: an iterator of chunks)."""
+    ) -> ChatCompletion | AsyncChatCompletionStream:
+        """Create a chat completion, OpenAI-style.
+
+        With ``stream=True`` the answer is an :class:`AsyncChatCompletionStream`: an iterator
+        of chunks and a context manager with ``close()``, as the SDK's stream is; the request
+        is sent (and retried or failed over up to its first content) before it is returned.
+        """
         timeout = kwargs.pop("timeout", None)
         params, include_usage = create_params(messages, kwargs)
         clock = self._client._clock
@@ -81,7 +89,8 @@ class AsyncCompletions:
             )
             return to_completion(response, int(clock.time()))
         s = self._client.stream(list(messages), model=model, timeout=timeout, **params)
-        return self._iterate(s, model, int(clock.time()), include_usage)
+        await s.__aenter__()
+        return AsyncChatCompletionStream(s, model, int(clock.time()), include_usage)
 
     async def parse(
         self,
@@ -113,19 +122,83 @@ class AsyncCompletions:
         )
         return to_completion(response, int(self._client._clock.time()))
 
-    @staticmethod
-    async def _iterate(
-        s: AsyncStream, model: str, created: int, include_usage: bool
-    ) -> AsyncIterator[ChatCompletionChunk]:
-        async with s:
-            first = True
-            async for chunk in s:
-                ident = chunk.id or "chatcmpl-multimodel"
-                for out in to_chunks(chunk, ident, chunk.model or model, created, first):
-                    yield out
-                first = False
-            if include_usage and s.response is not None:
-                yield usage_chunk(s.response, created)
+
+class AsyncChatCompletionStream:
+    """What ``create(stream=True)`` returns: an iterator of ``ChatCompletionChunk`` and a
+    context manager, like the OpenAI SDK's stream::
+
+        async with await client.chat.completions.create(..., stream=True) as stream:
+            async for chunk in stream:
+                ...
+
+    ``close()`` releases the connection (leaving the ``with`` block or reading to the end
+    does it too). After the last chunk, :meth:`get_final_completion` is the aggregated
+    ``ChatCompletion`` and ``final_response`` the normalized response.
+    """
+
+    def __init__(self, stream: AsyncStream, model: str, created: int, include_usage: bool):
+        self._stream = stream
+        self._model = model
+        self._created = created
+        self._include_usage = include_usage
+        self._pending: deque[ChatCompletionChunk] = deque()
+        self._first = True
+        self._finished = False
+
+    @property
+    def final_response(self) -> ChatResponse | None:
+        """The normalized response, once the stream was read to its end (else ``None``)."""
+        return self._stream.response
+
+    def get_final_completion(self) -> ChatCompletion:
+        """The aggregated ``ChatCompletion`` of a stream read to its end.
+
+        Raises:
+            InvalidRequestError: the stream has not been read to its end.
+        """
+        response = self._stream.response
+        if response is None:
+            raise InvalidRequestError(
+                "the stream has not been read to its end; iterate it first", field="stream"
+            )
+        return to_completion(response, self._created)
+
+    def __aiter__(self) -> AsyncChatCompletionStream:
+        return self
+
+    async def __anext__(self) -> ChatCompletionChunk:
+        pending = self._pending
+        while not pending:
+            if self._finished:
+                raise StopAsyncIteration
+            try:
+                chunk = await self._stream.__anext__()
+            except StopAsyncIteration:
+                self._finished = True
+                final = self._stream.response
+                if self._include_usage and final is not None:
+                    pending.append(usage_chunk(final, self._created))
+                continue
+            ident = chunk.id or "chatcmpl-multimodel"
+            pending.extend(
+                to_chunks(chunk, ident, chunk.model or self._model, self._created, self._first)
+            )
+            self._first = False
+        return pending.popleft()
+
+    async def close(self) -> None:
+        """Release the connection (an answer abandoned early is not counted a success)."""
+        self._finished = True
+        self._pending.clear()
+        await self._stream.aclose()
+
+    async def __aenter__(self) -> AsyncChatCompletionStream:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
 
 
 class AsyncChat:

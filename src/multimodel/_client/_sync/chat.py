@@ -5,10 +5,13 @@ Edit ``_async/chat.py``, then run ``nox -s generate`` (or ``python .ci/unasync.p
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Sequence
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from ...errors import InvalidRequestError
+from ...types import ChatResponse
 from .._base import MessageInput
 from ..openai_shapes import (
     ChatCompletion,
@@ -23,7 +26,7 @@ from .stream import Stream
 if TYPE_CHECKING:
     from .client import Client
 
-__all__ = ["Chat", "Completions"]
+__all__ = ["Chat", "ChatCompletionStream", "Completions"]
 
 
 class Completions:
@@ -50,7 +53,7 @@ class Completions:
         messages: Sequence[MessageInput],
         stream: Literal[True],
         **kwargs: Any,
-    ) -> Iterator[ChatCompletionChunk]: ...
+    ) -> ChatCompletionStream: ...
 
     @overload
     def create(
@@ -60,7 +63,7 @@ class Completions:
         messages: Sequence[MessageInput],
         stream: bool,
         **kwargs: Any,
-    ) -> ChatCompletion | Iterator[ChatCompletionChunk]: ...
+    ) -> ChatCompletion | ChatCompletionStream: ...
 
     def create(
         self,
@@ -69,8 +72,13 @@ class Completions:
         messages: Sequence[MessageInput],
         stream: bool = False,
         **kwargs: Any,
-    ) -> ChatCompletion | Iterator[ChatCompletionChunk]:
-        """Create a chat completion, OpenAI-style (``stream=True``: an iterator of chunks)."""
+    ) -> ChatCompletion | ChatCompletionStream:
+        """Create a chat completion, OpenAI-style.
+
+        With ``stream=True`` the answer is an :class:`ChatCompletionStream`: an iterator
+        of chunks and a context manager with ``close()``, as the SDK's stream is; the request
+        is sent (and retried or failed over up to its first content) before it is returned.
+        """
         timeout = kwargs.pop("timeout", None)
         params, include_usage = create_params(messages, kwargs)
         clock = self._client._clock
@@ -80,7 +88,8 @@ class Completions:
             )
             return to_completion(response, int(clock.time()))
         s = self._client.stream(list(messages), model=model, timeout=timeout, **params)
-        return self._iterate(s, model, int(clock.time()), include_usage)
+        s.__enter__()
+        return ChatCompletionStream(s, model, int(clock.time()), include_usage)
 
     def parse(
         self,
@@ -112,19 +121,83 @@ class Completions:
         )
         return to_completion(response, int(self._client._clock.time()))
 
-    @staticmethod
-    def _iterate(
-        s: Stream, model: str, created: int, include_usage: bool
-    ) -> Iterator[ChatCompletionChunk]:
-        with s:
-            first = True
-            for chunk in s:
-                ident = chunk.id or "chatcmpl-multimodel"
-                for out in to_chunks(chunk, ident, chunk.model or model, created, first):
-                    yield out
-                first = False
-            if include_usage and s.response is not None:
-                yield usage_chunk(s.response, created)
+
+class ChatCompletionStream:
+    """What ``create(stream=True)`` returns: an iterator of ``ChatCompletionChunk`` and a
+    context manager, like the OpenAI SDK's stream::
+
+        with client.chat.completions.create(..., stream=True) as stream:
+            for chunk in stream:
+                ...
+
+    ``close()`` releases the connection (leaving the ``with`` block or reading to the end
+    does it too). After the last chunk, :meth:`get_final_completion` is the aggregated
+    ``ChatCompletion`` and ``final_response`` the normalized response.
+    """
+
+    def __init__(self, stream: Stream, model: str, created: int, include_usage: bool):
+        self._stream = stream
+        self._model = model
+        self._created = created
+        self._include_usage = include_usage
+        self._pending: deque[ChatCompletionChunk] = deque()
+        self._first = True
+        self._finished = False
+
+    @property
+    def final_response(self) -> ChatResponse | None:
+        """The normalized response, once the stream was read to its end (else ``None``)."""
+        return self._stream.response
+
+    def get_final_completion(self) -> ChatCompletion:
+        """The aggregated ``ChatCompletion`` of a stream read to its end.
+
+        Raises:
+            InvalidRequestError: the stream has not been read to its end.
+        """
+        response = self._stream.response
+        if response is None:
+            raise InvalidRequestError(
+                "the stream has not been read to its end; iterate it first", field="stream"
+            )
+        return to_completion(response, self._created)
+
+    def __iter__(self) -> ChatCompletionStream:
+        return self
+
+    def __next__(self) -> ChatCompletionChunk:
+        pending = self._pending
+        while not pending:
+            if self._finished:
+                raise StopIteration
+            try:
+                chunk = self._stream.__next__()
+            except StopIteration:
+                self._finished = True
+                final = self._stream.response
+                if self._include_usage and final is not None:
+                    pending.append(usage_chunk(final, self._created))
+                continue
+            ident = chunk.id or "chatcmpl-multimodel"
+            pending.extend(
+                to_chunks(chunk, ident, chunk.model or self._model, self._created, self._first)
+            )
+            self._first = False
+        return pending.popleft()
+
+    def close(self) -> None:
+        """Release the connection (an answer abandoned early is not counted a success)."""
+        self._finished = True
+        self._pending.clear()
+        self._stream.close()
+
+    def __enter__(self) -> ChatCompletionStream:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 class Chat:
