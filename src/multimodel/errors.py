@@ -9,6 +9,8 @@ The tree::
     ├── UnknownModelError (LookupError)       no deployment serves the model; lists close matches
     ├── NoDeploymentAvailable                 every candidate was skipped (cooldown, limits, ...)
     ├── AllAttemptsFailed                     every attempt failed; carries the attempts
+    │                                         (when all failed alike, it is also that error
+    │                                         type: ``except RateLimited`` catches it)
     ├── BudgetExceeded                        a hard spend limit is reached
     ├── PolicyViolation                       the caller's policy forbids the request
     ├── DecryptionError                       a stored record failed authentication, or its
@@ -43,16 +45,27 @@ id are redacted of anything that looks like a key (``sk-...``, ``AIza...``, ``Be
 by value, of the deployment's own secrets (its API key and credential headers, whatever they
 look like: a Groq ``gsk_...`` key, a plain token) before they reach a message, a log, a span,
 the ledger or the cache.
+
+For code ported from the OpenAI SDK, the SDK's exception names are aliases here
+(``RateLimitError`` is :class:`RateLimited`, ``APITimeoutError`` is :class:`ProviderTimeout`,
+...; the table is in ``docs/migration/openai-sdk.md``), and every :class:`ProviderError` has
+the SDK's ``status_code``, ``response`` (``.status_code``, ``.headers``, ``.json()``),
+``request_id`` and ``body``.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
     "AllAttemptsFailed",
     "AuthenticationError",
     "BadRequestError",
@@ -63,12 +76,15 @@ __all__ = [
     "ContentFiltered",
     "ContextLengthExceeded",
     "DecryptionError",
+    "ErrorResponse",
+    "InternalServerError",
     "InvalidRequestError",
     "MalformedResponse",
     "MissingAPIKeyError",
     "MultimodelError",
     "NoDeploymentAvailable",
     "NotFoundError",
+    "OpenAIError",
     "Overloaded",
     "PermissionDeniedError",
     "PolicyViolation",
@@ -78,11 +94,13 @@ __all__ = [
     "ProviderError",
     "ProviderTimeout",
     "QuotaExhausted",
+    "RateLimitError",
     "RateLimited",
     "ServerError",
     "StreamInterrupted",
     "StructuredOutputError",
     "UnknownModelError",
+    "UnprocessableEntityError",
     "redact",
 ]
 
@@ -177,19 +195,85 @@ class NoDeploymentAvailable(MultimodelError):
 
 
 class AllAttemptsFailed(MultimodelError):
-    """Every attempt failed. ``errors`` holds each attempt's error in order; the last is chained."""
+    """Every attempt failed. ``errors`` holds each attempt's error in order; the last is chained.
+
+    When every attempt failed with the same :class:`ProviderError` type (three 429s), the
+    error raised is also an instance of that type, so ``except RateLimited`` (the OpenAI SDK's
+    ``except RateLimitError``) catches it after the retries as it would a single failure; its
+    ``status``, ``status_code``, ``response``, ``request_id``, ``body`` and ``retry_after``
+    are the last attempt's. Mixed failures are a plain ``AllAttemptsFailed``. Either way it is
+    never ``retryable``: the retries are spent.
+    """
+
+    retryable = False
+
+    def __new__(
+        cls, model: str, errors: Sequence[BaseException] = (), *a: Any, **kw: Any
+    ) -> AllAttemptsFailed:
+        kinds = {type(e) for e in errors}
+        made = cls
+        if cls is AllAttemptsFailed and len(kinds) == 1:
+            (kind,) = kinds
+            if issubclass(kind, ProviderError) and not issubclass(kind, AllAttemptsFailed):
+                made = _alike_class(kind)
+        return super().__new__(made)
 
     def __init__(self, model: str, errors: Sequence[BaseException], *, trace: Any = None) -> None:
         self.model = model
         self.errors = list(errors)
-        self.trace = trace
         parts = "; ".join(_short(e) for e in self.errors[-5:])
-        super().__init__(f"all {len(self.errors)} attempt(s) for {model!r} failed: {parts}")
+        message = f"all {len(self.errors)} attempt(s) for {model!r} failed: {parts}"
+        if isinstance(self, ProviderError):
+            last = self.errors[-1]
+            assert isinstance(last, ProviderError)
+            ProviderError.__init__(self, message)
+            for name in _COPIED:
+                if hasattr(last, name):
+                    setattr(self, name, getattr(last, name))
+            self.message = message
+        else:
+            super().__init__(message)
+        self.trace = trace
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> Any:
+        return (AllAttemptsFailed, (self.model, self.errors), {"trace": self.trace})
 
     @property
     def last(self) -> BaseException | None:
         """The last attempt's error."""
         return self.errors[-1] if self.errors else None
+
+
+_COPIED = (
+    "provider",
+    "deployment",
+    "status",
+    "request_id",
+    "code",
+    "body",
+    "headers",
+    "retry_after",
+    "partial_text",
+)
+
+
+_ALIKE: dict[type[ProviderError], type[AllAttemptsFailed]] = {}
+
+
+def _alike_class(kind: type[ProviderError]) -> type[AllAttemptsFailed]:
+    """``AllAttemptsFailed`` that is also a ``kind`` (one class per kind, made on first use)."""
+    made = _ALIKE.get(kind)
+    if made is None:
+        made = type(
+            f"AllAttemptsFailed[{kind.__name__}]",
+            (AllAttemptsFailed, kind),
+            {"__module__": __name__, "__doc__": AllAttemptsFailed.__doc__},
+        )
+        _ALIKE[kind] = made
+    return made
 
 
 class BudgetExceeded(MultimodelError):
@@ -262,7 +346,11 @@ class ProviderError(MultimodelError):
         request_id: the provider's request id, when it sent one.
         code: the provider's error type or code (``rate_limit_error``, ``insufficient_quota``).
         body: the decoded error body (redacted), when there was one.
+        headers: the error response's headers (lower-case names; redacted), when one arrived.
         retryable: whether retrying (here or elsewhere) may succeed.
+
+    As in the OpenAI SDK, ``status_code`` is ``status`` and ``response`` has the response's
+    ``status_code``, ``headers`` and ``json()`` (``None`` when no response arrived).
 
     ``secrets`` are values to redact wherever they occur (see :meth:`redact_secrets`); anything
     that looks like an API key is redacted in any case.
@@ -280,9 +368,15 @@ class ProviderError(MultimodelError):
         request_id: str | None = None,
         code: str | None = None,
         body: Any = None,
+        headers: Mapping[str, str] | None = None,
         secrets: Iterable[str] = (),
     ) -> None:
         secrets = tuple(secrets)
+        self.headers: dict[str, str] | None = (
+            None
+            if headers is None
+            else {str(k).lower(): redact(str(v), secrets) for k, v in headers.items()}
+        )
         self.provider = provider
         self.deployment = deployment
         self.status = status
@@ -315,13 +409,58 @@ class ProviderError(MultimodelError):
             error.body = _redact_body(error.body, secrets)
             error.code = _redact_optional(error.code, secrets)
             error.request_id = _redact_optional(error.request_id, secrets)
+            if error.headers:
+                error.headers = {k: redact(v, secrets) for k, v in error.headers.items()}
             error = error.__cause__
+
+    @property
+    def status_code(self) -> int | None:
+        """The HTTP status (the OpenAI SDK's name for :attr:`status`)."""
+        return self.status
+
+    @property
+    def response(self) -> ErrorResponse | None:
+        """The error response, as far as it is kept: ``status_code``, ``headers``, ``json()``
+        (``None`` when no response arrived: a timeout, a connection error)."""
+        if self.status is None:
+            return None
+        return ErrorResponse(self.status, self.headers or {}, self.body, self.request_id)
 
     def __str__(self) -> str:
         where = "/".join(p for p in (self.provider, self.deployment) if p)
         status = f" HTTP {self.status}" if self.status is not None else ""
         rid = f" (request id {self.request_id})" if self.request_id else ""
         return f"[{where}{status}] {self.message}{rid}" if where or status else self.message
+
+
+class ErrorResponse:
+    """What a :class:`ProviderError` keeps of the error response (``error.response``), with
+    the attribute names of the ``httpx.Response`` the OpenAI SDK's errors carry."""
+
+    def __init__(
+        self, status_code: int, headers: Mapping[str, str], body: Any, request_id: str | None
+    ) -> None:
+        import httpx
+
+        self.status_code = status_code
+        self.headers = httpx.Headers(dict(headers))
+        self.request_id = request_id
+        self._body = body
+
+    def json(self) -> Any:
+        """The decoded (redacted) error body."""
+        return self._body
+
+    @property
+    def text(self) -> str:
+        """The error body as text."""
+        import json
+
+        body = self._body
+        return body if isinstance(body, str) else json.dumps(body)
+
+    def __repr__(self) -> str:
+        return f"<ErrorResponse [{self.status_code}]>"
 
 
 class BadRequestError(ProviderError):
@@ -422,6 +561,34 @@ class StreamInterrupted(ProviderError):
     def __init__(self, message: str, *, partial_text: str = "", **kw: Any) -> None:
         super().__init__(message, **kw)
         self.partial_text = partial_text
+
+
+# --- the OpenAI SDK's names -------------------------------------------------------------------
+# So that ``except openai.RateLimitError`` ports as ``except errors.RateLimitError``. Where our
+# tree is finer or coarser than the SDK's, the migration guide's table says so.
+
+OpenAIError = MultimodelError
+"""The OpenAI SDK's base error: :class:`MultimodelError`."""
+APIError = ProviderError
+"""The OpenAI SDK's ``APIError``: :class:`ProviderError`."""
+APIStatusError = ProviderError
+"""The OpenAI SDK's ``APIStatusError``: :class:`ProviderError` (``status_code`` is ``None``
+for errors without a response, which the SDK raises as ``APIConnectionError``)."""
+APIConnectionError = ProviderConnectionError
+"""The OpenAI SDK's ``APIConnectionError``: :class:`ProviderConnectionError` (a timeout is
+:class:`ProviderTimeout`, not a subclass of it)."""
+APITimeoutError = ProviderTimeout
+"""The OpenAI SDK's ``APITimeoutError``: :class:`ProviderTimeout`."""
+RateLimitError = RateLimited
+"""The OpenAI SDK's ``RateLimitError``: :class:`RateLimited` (billing 429s are
+:class:`QuotaExhausted`)."""
+InternalServerError = ServerError
+"""The OpenAI SDK's ``InternalServerError``: :class:`ServerError` (503/529 are
+:class:`Overloaded`)."""
+UnprocessableEntityError = BadRequestError
+"""The OpenAI SDK's ``UnprocessableEntityError`` (422): :class:`BadRequestError`."""
+APIResponseValidationError = MalformedResponse
+"""The OpenAI SDK's ``APIResponseValidationError``: :class:`MalformedResponse`."""
 
 
 # --- helpers ---------------------------------------------------------------------------------

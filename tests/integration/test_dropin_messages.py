@@ -266,3 +266,36 @@ def test_stream_is_a_context_manager_async(
             assert client.tracker.get("a").in_flight == 0
 
     anyio.run(go, backend=backend)
+
+
+# -- errors that migrate -------------------------------------------------------------------
+
+
+def test_errors_after_retries_keep_their_type(serve: Callable[..., Mock], fmt: Any) -> None:
+    mock = serve(a=MockDeployment(fmt, Behavior(fail_rate=1.0, fail_status=429, retry_after=0)))
+    with mm.Client(
+        deployments=[mock.dep("a")], retry=FAST_RETRY, transport=sync_transport(), max_retries=2
+    ) as client:
+        with pytest.raises(mm.errors.RateLimitError) as caught:
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    err = caught.value
+    assert isinstance(err, mm.RateLimited) and isinstance(err, mm.AllAttemptsFailed)
+    assert len(err.errors) == 3 and all(isinstance(e, mm.RateLimited) for e in err.errors)
+    assert err.status_code == 429 and err.response is not None
+    assert err.response.status_code == 429
+    assert err.response.headers.get("retry-after") == "0"
+    assert err.body is not None and err.response.json() == err.body
+    assert not err.retryable
+    if fmt != "gemini":  # Gemini sends no request id
+        assert err.request_id
+
+
+def test_sdk_names_are_aliases() -> None:
+    e = mm.errors
+    assert e.RateLimitError is e.RateLimited
+    assert e.APITimeoutError is e.ProviderTimeout
+    assert e.APIConnectionError is e.ProviderConnectionError
+    assert e.InternalServerError is e.ServerError
+    assert e.APIStatusError is e.ProviderError and e.APIError is e.ProviderError
+    assert issubclass(e.AuthenticationError, e.APIStatusError)
+    assert e.ProviderTimeout("t").response is None

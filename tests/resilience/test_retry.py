@@ -72,6 +72,15 @@ def test_classify(cls: type[BaseException], kind: str) -> None:
     assert RetryPolicy.classify(make(cls)) == kind
 
 
+def test_all_attempts_failed_alike_is_still_a_request_kind() -> None:
+    # Three 429s: catchable as RateLimited, but the retries are spent.
+    alike = errors.AllAttemptsFailed("m", [errors.RateLimited("x"), errors.RateLimited("y")])
+    assert isinstance(alike, errors.RateLimited) and not alike.retryable
+    assert RetryPolicy.classify(alike) == "request"
+    mixed = errors.AllAttemptsFailed("m", [errors.RateLimited("x"), errors.ServerError("y")])
+    assert not isinstance(mixed, errors.ProviderError)
+
+
 def test_classify_other_exceptions() -> None:
     assert RetryPolicy.classify(ValueError("x")) == "request"
     assert RetryPolicy.classify(KeyboardInterrupt()) == "request"

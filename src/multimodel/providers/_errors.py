@@ -180,6 +180,7 @@ def error_from_status(
         "request_id": request_id,
         "code": code,
         "body": body,
+        "headers": headers or None,
         "secrets": secrets,
     }
     message = redact(message or f"HTTP {status}", secrets)

@@ -413,7 +413,7 @@ class AnthropicAdapter(ProviderAdapter):
         request_id = (headers or {}).get("request-id") or (rid if isinstance(rid, str) else None)
         if etype == "request_too_large":
             # A body-size limit (often images), not a context window: a bigger model won't help.
-            where = {"provider": endpoint.provider, "deployment": endpoint.name}
+            where: dict[str, Any] = {"provider": endpoint.provider, "deployment": endpoint.name}
             return BadRequestError(
                 message or "request too large", **where, status=status, request_id=request_id,
                 code=code, body=body,

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import (
+    AllAttemptsFailed,
     AuthenticationError,
     BadRequestError,
     ConfigError,
@@ -132,6 +133,8 @@ class RetryPolicy:
     @staticmethod
     def classify(error: BaseException) -> FailureKind:
         """Sort an error into ``request``, ``deployment`` or ``transient`` (module docstring)."""
+        if isinstance(error, AllAttemptsFailed):
+            return "request"  # the retries are spent, even when it is also a RateLimited
         if isinstance(
             error, (AuthenticationError, PermissionDeniedError, NotFoundError, QuotaExhausted)
         ):
