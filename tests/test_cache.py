@@ -238,7 +238,7 @@ def test_request_fields_are_all_classified() -> None:
     # A new ChatRequest field is hashed by default; this makes adding one a conscious decision.
     assert set(ChatRequest.model_fields) == {
         "messages", "model", "max_tokens", "temperature", "top_p", "stop", "tools",
-        "tool_choice", "response_format", "seed", "extra_body",  # in the key
+        "tool_choice", "response_format", "seed", "openai_params", "extra_body",  # in the key
         "user", "metadata", "tags",  # not in the key
     }  # fmt: skip
 

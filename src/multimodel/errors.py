@@ -76,6 +76,7 @@ __all__ = [
     "ContentFiltered",
     "ContextLengthExceeded",
     "DecryptionError",
+    "DroppedParameterWarning",
     "ErrorResponse",
     "InternalServerError",
     "InvalidRequestError",
@@ -327,6 +328,12 @@ class StructuredOutputError(MultimodelError):
         self.raw_text = raw_text
         self.errors = list(errors)
         self.response = response
+
+
+class DroppedParameterWarning(UserWarning):
+    """An OpenAI parameter (``frequency_penalty``, ``logprobs`` ...) has no equivalent on the
+    provider that serves the call, so it was not sent there (warned once per provider and
+    parameter). ``extra_body`` sends a provider's own fields."""
 
 
 class PricingWarning(UserWarning):

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 __all__ = [
+    "OPENAI_PARAMS",
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
@@ -349,12 +350,42 @@ class ResponseFormat(BaseModel):
         return self
 
 
+OPENAI_PARAMS = frozenset(
+    {
+        "frequency_penalty",
+        "presence_penalty",
+        "logprobs",
+        "top_logprobs",
+        "logit_bias",
+        "reasoning_effort",
+        "verbosity",
+        "service_tier",
+        "store",
+        "modalities",
+        "audio",
+        "prediction",
+        "prompt_cache_key",
+        "safety_identifier",
+        "web_search_options",
+    }
+)
+"""OpenAI Chat Completions parameters without a field of their own in :class:`ChatRequest`.
+
+``query`` and ``chat.completions.create`` accept them as keywords and keep them in
+``ChatRequest.openai_params``: OpenAI-format deployments receive them as they are, other
+formats get the provider's equivalent where there is one (Gemini: ``frequency_penalty``,
+``presence_penalty``), and drop the rest with one :class:`~multimodel.errors.DroppedParameterWarning`
+per provider and parameter. ``parallel_tool_calls`` becomes ``tool_choice.parallel``."""
+
+
 class ChatRequest(BaseModel):
     """One chat request, independent of provider.
 
     ``model`` names a model group (every deployment serving it is a candidate) or ``"auto"``.
-    Parameters left as ``None`` are not sent. ``extra_body`` is merged into the provider's JSON
-    body last, as an escape hatch for provider-specific fields.
+    Parameters left as ``None`` are not sent. ``openai_params`` holds OpenAI parameters without
+    a field here (:data:`OPENAI_PARAMS`), translated per provider or dropped with a warning.
+    ``extra_body`` is merged into the provider's JSON body last, as it is: the escape hatch for
+    provider-specific fields, and the only way to send a field multimodel does not know.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
@@ -372,12 +403,25 @@ class ChatRequest(BaseModel):
     user: str | None = None
     metadata: dict[str, str] | None = None
     tags: list[str] | None = None
+    openai_params: dict[str, Any] | None = None
     extra_body: dict[str, Any] | None = None
 
     @field_validator("stop", mode="before")
     @classmethod
     def _stop_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("openai_params")
+    @classmethod
+    def _known_openai_params(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value:
+            unknown = sorted(set(value) - OPENAI_PARAMS)
+            if unknown:
+                raise ValueError(
+                    f"{unknown[0]!r} is not an OpenAI parameter multimodel knows "
+                    f"({', '.join(sorted(OPENAI_PARAMS))}); send other fields in extra_body"
+                )
+        return value or None
 
     @model_validator(mode="after")
     def _check_tools(self) -> ChatRequest:

@@ -279,7 +279,7 @@ def test_errors_after_retries_keep_their_type(serve: Callable[..., Mock], fmt: A
         with pytest.raises(mm.errors.RateLimitError) as caught:
             client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
     err = caught.value
-    assert isinstance(err, mm.RateLimited) and isinstance(err, mm.AllAttemptsFailed)
+    assert isinstance(err, mm.AllAttemptsFailed)
     assert len(err.errors) == 3 and all(isinstance(e, mm.RateLimited) for e in err.errors)
     assert err.status_code == 429 and err.response is not None
     assert err.response.status_code == 429
@@ -299,3 +299,88 @@ def test_sdk_names_are_aliases() -> None:
     assert e.APIStatusError is e.ProviderError and e.APIError is e.ProviderError
     assert issubclass(e.AuthenticationError, e.APIStatusError)
     assert e.ProviderTimeout("t").response is None
+
+
+# -- one parameter rule for both surfaces ----------------------------------------------------
+
+
+@pytest.mark.parametrize("surface", ["create", "query"])
+def test_a_typo_is_refused_and_never_sent(serve: Callable[..., Mock], surface: str) -> None:
+    mock = serve(a=MockDeployment("openai"))
+    with mm.Client(
+        deployments=[mock.dep("a")], retry=FAST_RETRY, transport=sync_transport()
+    ) as client:
+        kwargs: dict[str, Any] = {"temprature": 0}
+        with pytest.raises(mm.InvalidRequestError, match="did you mean 'temperature'") as caught:
+            if surface == "create":
+                client.chat.completions.create(
+                    model="m", messages=[{"role": "user", "content": "x"}], **kwargs
+                )
+            else:
+                client.query("x", model="m", **kwargs)
+        assert caught.value.field == "temprature"
+    assert mock.count("a") == 0
+
+
+OPENAI_ONLY: dict[str, Any] = {"frequency_penalty": 0.5, "presence_penalty": 0.1, "logprobs": True}
+
+
+@pytest.mark.parametrize("surface", ["create", "query"])
+def test_openai_params_are_translated_or_dropped(
+    serve: Callable[..., Mock], fmt: Any, surface: str
+) -> None:
+    from multimodel.providers import base
+
+    base._DROPPED.clear()  # warnings are once per process and provider
+    mock = serve(a=MockDeployment(fmt))
+    with mm.Client(
+        deployments=[mock.dep("a")], retry=FAST_RETRY, transport=sync_transport()
+    ) as client:
+
+        def call() -> None:
+            if surface == "create":
+                client.chat.completions.create(
+                    model="m",
+                    messages=[{"role": "user", "content": "x"}],
+                    extra_body={"custom": 1},
+                    **OPENAI_ONLY,
+                )
+            else:
+                client.query("x", model="m", extra_body={"custom": 1}, **OPENAI_ONLY)
+
+        if fmt == "openai":
+            call()
+        else:
+            with pytest.warns(mm.errors.DroppedParameterWarning, match="'logprobs'") as record:
+                call()
+            dropped = [w for w in record if w.category is mm.errors.DroppedParameterWarning]
+            assert len(dropped) == 1  # one warning, naming every dropped parameter
+            call()  # once per provider and parameter: no warning the second time
+        body = mock.body("a")
+    assert body["custom"] == 1  # extra_body, as it is
+    if fmt == "openai":
+        assert {k: body[k] for k in OPENAI_ONLY} == OPENAI_ONLY
+    elif fmt == "anthropic":
+        assert not set(OPENAI_ONLY) & set(body)
+    else:
+        config = body["generationConfig"]
+        assert config["frequencyPenalty"] == 0.5 and config["presencePenalty"] == 0.1
+        assert "logprobs" not in json.dumps(body)
+
+
+def test_parallel_tool_calls_becomes_tool_choice(serve: Callable[..., Mock], fmt: Any) -> None:
+    mock = serve(a=MockDeployment(fmt))
+    with mm.Client(
+        deployments=[mock.dep("a")], retry=FAST_RETRY, transport=sync_transport()
+    ) as client:
+        client.chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": "x"}],
+            tools=TOOLS,
+            parallel_tool_calls=False,
+        )
+        body = mock.body("a")
+    if fmt == "openai":
+        assert body["parallel_tool_calls"] is False
+    elif fmt == "anthropic":
+        assert body["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}

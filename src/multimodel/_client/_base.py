@@ -43,6 +43,7 @@ from ..tracking.snapshot import StatsSnapshot
 from ..tracking.stats import Tracker
 from ..types import ChatRequest, ChatResponse, Message, Usage
 from ._stream_core import StreamKit
+from .params import REQUEST_FIELDS, split_params
 
 if TYPE_CHECKING:  # loaded when a client is built, not when multimodel is imported
     from ..cache import ResponseCache
@@ -66,7 +67,7 @@ RequestInput = str | Sequence[MessageInput]
 """A prompt string, or a list of messages: ``Message`` objects, dicts (OpenAI's shapes
 included), or message objects the OpenAI-shaped surface or the OpenAI SDK returned."""
 
-_REQUEST_FIELDS = frozenset(ChatRequest.model_fields) - {"messages", "model"}
+_REQUEST_FIELDS = REQUEST_FIELDS
 
 
 class BaseClient:
@@ -226,14 +227,8 @@ class BaseClient:
         else:
             params = dict(params)
             system = params.pop("system", None)
-            unknown = set(params) - _REQUEST_FIELDS
-            if unknown:
-                name = min(unknown)
-                raise InvalidRequestError(
-                    f"unknown parameter {name!r}; valid ones: {', '.join(sorted(_REQUEST_FIELDS))}"
-                    " (provider-specific fields go in extra_body={...})",
-                    field=name,
-                )
+            if not _REQUEST_FIELDS.issuperset(params):
+                params = split_params(params)  # OpenAI's parameters; a typo is an error
             messages: list[Any]
             if isinstance(prompt, str):
                 if not prompt:

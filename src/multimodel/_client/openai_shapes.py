@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from ..errors import InvalidRequestError
 from ..types import ChatChunk, ChatResponse, FinishReason, Usage
+from .params import split_params
 
 __all__ = [
     "ChatCompletion",
@@ -27,19 +28,7 @@ _Loose = ConfigDict(extra="allow", defer_build=True)
 
 # OpenAI parameter name -> ours
 _RENAMES = {"max_completion_tokens": "max_tokens"}
-_PASSTHROUGH = {
-    "max_tokens",
-    "temperature",
-    "top_p",
-    "stop",
-    "tools",
-    "tool_choice",
-    "response_format",
-    "seed",
-    "user",
-    "metadata",
-    "extra_body",
-}
+_CREATE_ONLY = ("max_completion_tokens", "n", "stream", "stream_options", "timeout")
 
 
 class FunctionCall(BaseModel):
@@ -289,11 +278,14 @@ def create_params(
     """``create()``'s keywords as ``query`` parameters, and whether the caller asked for the
     final usage chunk (``stream_options={"include_usage": True}``).
 
+    The rule is ``query``'s (:func:`~multimodel._client.params.split_params`): OpenAI's
+    parameters are kept for translation per provider, anything else is refused with the
+    closest valid name, and ``extra_body`` is the only way to send an arbitrary field.
+
     Raises:
-        InvalidRequestError: a keyword of the wrong shape (named), or ``n`` > 1.
+        InvalidRequestError: an unknown keyword, one of the wrong shape (named), or ``n`` > 1.
     """
     params: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
     include_usage = False
     for key, value in kwargs.items():
         if value is None:
@@ -304,9 +296,7 @@ def create_params(
                 f"extra_body must be a dict of JSON fields, got {type(value).__name__}",
                 field="extra_body",
             )
-        if key in _PASSTHROUGH:
-            params[key] = value
-        elif key == "stream_options":
+        if key == "stream_options":
             if not isinstance(value, Mapping):
                 raise InvalidRequestError(
                     'stream_options must be a dict such as {"include_usage": true}, got '
@@ -314,11 +304,15 @@ def create_params(
                     field="stream_options",
                 )
             include_usage = bool(value.get("include_usage"))
-        elif key in ("n", "timeout"):
-            if key == "n" and value != 1:
+        elif key == "n":
+            if value != 1:
                 raise InvalidRequestError("n > 1 is not supported; send n requests", field="n")
+        elif key in ("extra_headers", "extra_query"):
+            raise InvalidRequestError(
+                f"{key} is not supported: set headers and query parameters on the Deployment "
+                "(headers=..., base_url=...)",
+                field=key,
+            )
         else:
-            extra[key] = value
-    if extra:
-        params["extra_body"] = {**extra, **params.get("extra_body", {})}
-    return params, include_usage
+            params[key] = value
+    return split_params(params, also=_CREATE_ONLY), include_usage

@@ -19,7 +19,7 @@ __all__ = ["find_unencodable", "unencodable_field"]
 
 # ChatRequest fields that may hold text, besides the messages (checked first, on every call).
 _OTHER_TEXT = ("stop", "tools", "tool_choice", "response_format", "user", "metadata", "tags",
-               "extra_body")  # fmt: skip
+               "openai_params", "extra_body")  # fmt: skip
 
 
 def unencodable_field(request: ChatRequest) -> str | None:

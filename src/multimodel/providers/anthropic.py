@@ -62,6 +62,7 @@ from .base import (
     ParsedResponse,
     ProviderAdapter,
     SSEStreamDecoder,
+    drop_params,
     json_bytes,
     post_request,
     request_headers,
@@ -216,6 +217,8 @@ class AnthropicAdapter(ProviderAdapter):
             body["tool_choice"] = tc
         if stream:
             body["stream"] = True
+        if request.openai_params:
+            drop_params("anthropic", request.openai_params)  # none has an equivalent
         body.update(endpoint.extra_body)
         if request.extra_body:
             body.update(request.extra_body)

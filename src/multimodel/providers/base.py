@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -124,6 +125,28 @@ class Endpoint:
     def url(self, path: str) -> httpx.URL:
         """Join ``base_url`` and ``path`` with exactly one slash (parsed once, then cached)."""
         return _join(self.base_url, path)
+
+
+_DROPPED: set[tuple[str, str]] = set()
+
+
+def drop_params(provider: str, names: Iterable[str]) -> None:
+    """Warn that OpenAI parameters were not sent: one warning naming them, once per provider
+    and parameter."""
+    from ..errors import DroppedParameterWarning
+
+    new = [name for name in names if (provider, name) not in _DROPPED]
+    if not new:
+        return
+    _DROPPED.update((provider, name) for name in new)
+    listed = ", ".join(map(repr, new))
+    warnings.warn(
+        DroppedParameterWarning(
+            f"{listed} {'has' if len(new) == 1 else 'have'} no equivalent on {provider}: not "
+            f"sent to {provider} deployments (extra_body={{...}} sends a provider's own fields)"
+        ),
+        stacklevel=2,
+    )
 
 
 def embedding_vector(value: Any) -> list[float] | None:

@@ -68,6 +68,7 @@ from .base import (
     ParsedResponse,
     ProviderAdapter,
     SSEStreamDecoder,
+    drop_params,
     embedding_vector,
     json_bytes,
     post_request,
@@ -154,6 +155,10 @@ class _Parts:
         self.calls: list[tuple[str | None, str, str, str | None]] = []
 
 
+# OpenAI parameters with a Gemini equivalent (generationConfig fields); the rest are dropped.
+_GEMINI_PARAMS = {"frequency_penalty": "frequencyPenalty", "presence_penalty": "presencePenalty"}
+
+
 class GeminiAdapter(ProviderAdapter):
     """The Gemini API ``generateContent`` wire format."""
 
@@ -179,6 +184,14 @@ class GeminiAdapter(ProviderAdapter):
             )
             if value is not None
         }
+        if request.openai_params:
+            dropped = []
+            for name, value in request.openai_params.items():
+                if name in _GEMINI_PARAMS:
+                    config[_GEMINI_PARAMS[name]] = value
+                else:
+                    dropped.append(name)
+            drop_params("gemini", dropped)
         fmt = request.response_format
         if fmt is not None and fmt.type != "text":
             config["responseMimeType"] = "application/json"

@@ -192,6 +192,8 @@ class OpenAIAdapter(ProviderAdapter):
             body["stream"] = True
             if endpoint.option("stream_usage", True):
                 body["stream_options"] = {"include_usage": True}
+        if request.openai_params:
+            body.update(request.openai_params)  # OpenAI's own parameters, as they are
         body.update(endpoint.extra_body)
         if request.extra_body:
             body.update(request.extra_body)

@@ -161,6 +161,7 @@ def _upper_bound(request: ChatRequest, text_chars: int) -> int:
         or request.tool_choice is not None
         or request.response_format is not None
         or request.metadata
+        or request.openai_params
         or request.extra_body
     ):
         return 1 << 62
