@@ -14,8 +14,18 @@ The returned objects have the OpenAI field names (``choices[0].message.content``
 response, whichever provider answered.
 """
 
-from ._client._async.chat import AsyncChat, AsyncChatCompletionStream, AsyncCompletions
-from ._client._sync.chat import Chat, ChatCompletionStream, Completions
+from ._client._async.chat import (
+    AsyncChat,
+    AsyncChatCompletionStream,
+    AsyncCompletions,
+    AsyncCompletionsWithRawResponse,
+)
+from ._client._sync.chat import (
+    Chat,
+    ChatCompletionStream,
+    Completions,
+    CompletionsWithRawResponse,
+)
 from ._client.openai_shapes import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -29,7 +39,11 @@ from ._client.openai_shapes import (
     CompletionTokensDetails,
     CompletionUsage,
     FunctionCall,
+    Model,
+    ModelGroups,
+    ModelPage,
     PromptTokensDetails,
+    RawResponse,
     to_completion,
 )
 
@@ -37,6 +51,7 @@ __all__ = [
     "AsyncChat",
     "AsyncChatCompletionStream",
     "AsyncCompletions",
+    "AsyncCompletionsWithRawResponse",
     "Chat",
     "ChatCompletion",
     "ChatCompletionChunk",
@@ -51,7 +66,12 @@ __all__ = [
     "CompletionTokensDetails",
     "CompletionUsage",
     "Completions",
+    "CompletionsWithRawResponse",
     "FunctionCall",
+    "Model",
+    "ModelGroups",
+    "ModelPage",
     "PromptTokensDetails",
+    "RawResponse",
     "to_completion",
 ]

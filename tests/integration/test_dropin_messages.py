@@ -384,3 +384,70 @@ def test_parallel_tool_calls_becomes_tool_choice(serve: Callable[..., Mock], fmt
         assert body["parallel_tool_calls"] is False
     elif fmt == "anthropic":
         assert body["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
+
+
+# -- per-call options the SDK way ----------------------------------------------------------
+
+
+def test_with_options_raw_response_and_models_sync(serve: Callable[..., Mock], fmt: Any) -> None:
+    mock = serve(a=MockDeployment(fmt, Behavior(text="hi")), b=MockDeployment(fmt))
+    deps = [mock.dep("a"), mock.dep("b", model="n")]
+    with mm.Client(deployments=deps, retry=FAST_RETRY, transport=sync_transport()) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="m", messages=[{"role": "user", "content": "x"}]
+        )
+        assert raw.status_code == 200 and "content-type" in raw.headers
+        if fmt != "gemini":
+            assert raw.request_id
+        assert raw.parse().choices[0].message.content == "hi"
+
+        assert client.models == ["m", "n"]  # still the list of names
+        page = client.models.list()
+        assert [m.id for m in page] == ["m", "n"] and page.data[0].object == "model"
+        assert page.data[0].owned_by == fmt and page.data[0].deployments == ["a"]
+        assert client.models.retrieve("n").deployments == ["b"]
+        with pytest.raises(mm.UnknownModelError):
+            client.models.retrieve("nope")
+
+        fast = client.with_options(timeout=5, max_retries=0)
+        assert fast._timeout == 5 and fast._router.retry.max_retries == 0
+        assert client._router.retry.max_retries == FAST_RETRY.max_retries
+        fast.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        fast.close()  # shares the connections: the original client keeps working
+        client.query("x", model="m")
+        assert client.tracker.get("a").requests == 3  # one tracker
+
+
+def test_with_options_max_retries_zero_fails_once(serve: Callable[..., Mock]) -> None:
+    mock = serve(a=MockDeployment("openai", Behavior(fail_rate=1.0, fail_status=500)))
+    with mm.Client(
+        deployments=[mock.dep("a")], retry=FAST_RETRY, transport=sync_transport()
+    ) as client:
+        with pytest.raises(mm.errors.InternalServerError) as caught:
+            client.with_options(max_retries=0).query("x", model="m")
+        assert not isinstance(caught.value, mm.AllAttemptsFailed)  # one attempt: itself
+        assert mock.count("a") == 1
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_with_options_raw_response_and_models_async(
+    serve: Callable[..., Mock], fmt: Any, backend: str
+) -> None:
+    mock = serve(a=MockDeployment(fmt, Behavior(text="hi")))
+
+    async def go() -> None:
+        async with mm.AsyncClient(
+            deployments=[mock.dep("a")], retry=FAST_RETRY, transport=async_transport()
+        ) as client:
+            raw = await client.chat.completions.with_raw_response.create(
+                model="m", messages=[{"role": "user", "content": "x"}]
+            )
+            assert raw.status_code == 200 and raw.parse().choices[0].message.content == "hi"
+            page = await client.models.list()
+            assert [m.id async for m in page] == ["m"]
+            fast = client.with_options(max_retries=0)
+            await fast.query("x", model="m")
+            await fast.aclose()
+            await client.query("x", model="m")
+
+    anyio.run(go, backend=backend)

@@ -6,8 +6,10 @@ add only the sending, reading and sleeping (httpx's ``BaseClient`` split, see ``
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -24,6 +26,7 @@ from .._core.trace import RoutingTrace
 from ..config import ClientConfig, resolve_endpoints
 from ..errors import (
     ClientClosed,
+    ConfigError,
     InvalidRequestError,
     MultimodelError,
     PoolExhausted,
@@ -43,6 +46,7 @@ from ..tracking.snapshot import StatsSnapshot
 from ..tracking.stats import Tracker
 from ..types import ChatRequest, ChatResponse, Message, Usage
 from ._stream_core import StreamKit
+from .openai_shapes import Model, ModelGroups
 from .params import REQUEST_FIELDS, split_params
 
 if TYPE_CHECKING:  # loaded when a client is built, not when multimodel is imported
@@ -69,9 +73,16 @@ included), or message objects the OpenAI-shaped surface or the OpenAI SDK return
 
 _REQUEST_FIELDS = REQUEST_FIELDS
 
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:  # pragma: no cover
+    from typing_extensions import Self
+
 
 class BaseClient:
     """Shared, I/O-free part of :class:`~multimodel.Client` and :class:`~multimodel.AsyncClient`."""
+
+    _owns_http: bool = True  # whether closing the client closes its httpx client (drivers)
 
     def __init__(self, config: ClientConfig) -> None:
         """Build the client's parts from ``config`` (merged by the driver's constructor)."""
@@ -203,9 +214,73 @@ class BaseClient:
     # -- public, I/O-free ----------------------------------------------------------------------
 
     @property
-    def models(self) -> list[str]:
-        """The configured model groups."""
-        return list(self._router.groups)
+    def models(self) -> ModelGroups:
+        """The configured model groups: a list of names, which also has the OpenAI SDK's
+        ``client.models.list()`` (the groups with catalog data) and ``retrieve(name)``."""
+        return ModelGroups(list(self._router.groups), self._model_list)
+
+    def _model_list(self) -> list[Model]:
+        out = []
+        for name, endpoints in self._router.groups.items():
+            specs = [ep.spec for ep in endpoints if ep.spec is not None]
+            caps = set.intersection(*(set(s.capabilities) for s in specs)) if specs else set()
+            out.append(
+                Model(
+                    id=name,
+                    owned_by=",".join(dict.fromkeys(ep.provider for ep in endpoints)),
+                    deployments=[ep.name for ep in endpoints],
+                    context_window=min((s.context_window for s in specs), default=None),
+                    max_output_tokens=min((s.max_output_tokens for s in specs), default=None),
+                    capabilities=sorted(caps),
+                )
+            )
+        return out
+
+    def with_options(self, *, timeout: float | None = None, max_retries: int | None = None) -> Self:
+        """A client with another per-attempt ``timeout`` and/or ``max_retries``, as the OpenAI
+        SDK's ``client.with_options(...)``.
+
+        It shares everything else with this one: connections, deployments, strategies, the
+        tracker and health, rate limits, budgets, cache and ledger; closing it closes nothing
+        this client uses. ``client.with_options(max_retries=0).chat.completions.create(...)``.
+
+        Raises:
+            ConfigError: ``timeout`` not > 0, or ``max_retries`` < 0.
+        """
+        clone = self._derive()
+        if timeout is not None:
+            if not timeout > 0:
+                raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
+            clone._timeout = float(timeout)
+        if max_retries is not None:
+            if max_retries < 0:
+                raise ConfigError(f"max_retries must be >= 0, got {max_retries!r}")
+            router = copy.copy(self._router)
+            router.retry = replace(router.retry, max_retries=max_retries)
+            clone._router = router
+        return clone
+
+    def _derive(self) -> Self:
+        """A shallow copy sharing this client's state, owning none of its resources."""
+        clone = copy.copy(self)
+        for name in ("chat", "embeddings"):  # cached surfaces bound to this client
+            clone.__dict__.pop(name, None)
+        clone._owns_http = False
+        clone._owns_ledger = False
+        return clone
+
+    def _capturing(self, sink: list[Any]) -> Self:
+        """A derived client that appends the headers of each successful attempt to ``sink``
+        (``with_raw_response``); the ordinary client pays nothing for it."""
+        clone = self._derive()
+        succeed = clone._succeed
+
+        def capture(plan: DispatchPlan, send: Send, parsed: ParsedResponse, headers: Any) -> Any:
+            sink.append(headers)
+            return succeed(plan, send, parsed, headers)
+
+        clone._succeed = capture  # type: ignore[method-assign]
+        return clone
 
     @property
     def deployments(self) -> list[Endpoint]:

@@ -6,8 +6,8 @@ provider answered; :mod:`multimodel.openai_compat` is the public module.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
@@ -18,6 +18,10 @@ from .params import split_params
 __all__ = [
     "ChatCompletion",
     "ChatCompletionChunk",
+    "Model",
+    "ModelGroups",
+    "ModelPage",
+    "RawResponse",
     "create_params",
     "to_chunks",
     "to_completion",
@@ -173,6 +177,105 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChunkChoice]
     usage: CompletionUsage | None = None
+
+
+class Model(BaseModel):
+    """One model group, as ``client.models.list()`` lists it (the OpenAI SDK's ``Model``),
+    with what the catalog knows of its deployments."""
+
+    model_config = _Loose
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str
+    deployments: list[str]
+    """The deployments serving the group, in configuration order."""
+    context_window: int | None = None
+    """The smallest context window among its deployments the catalog knows."""
+    max_output_tokens: int | None = None
+    """The smallest output limit among its deployments the catalog knows."""
+    capabilities: list[str] = []
+    """What every deployment of the group can do, per the catalog (``vision``, ``tools`` ...)."""
+
+
+class ModelPage:
+    """``client.models.list()``: ``data`` is the list of :class:`Model`; iterate it (also with
+    ``async for``) or ``await`` it, as the SDK's page."""
+
+    object = "list"
+
+    def __init__(self, data: list[Model]) -> None:
+        self.data = data
+
+    def __iter__(self) -> Iterator[Model]:
+        return iter(self.data)
+
+    async def _aiter(self) -> AsyncIterator[Model]:
+        for model in self.data:
+            yield model
+
+    def __aiter__(self) -> AsyncIterator[Model]:
+        return self._aiter()
+
+    def __await__(self) -> Generator[Any, None, ModelPage]:
+        if False:  # pragma: no cover - makes this a generator
+            yield
+        return self
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+class ModelGroups(list[str]):
+    """``client.models``: the configured model group names (a list, as before), with the
+    OpenAI SDK's ``client.models.list()`` and ``client.models.retrieve(id)``."""
+
+    def __init__(self, names: list[str], build: Callable[[], list[Model]]) -> None:
+        super().__init__(names)
+        self._build = build
+
+    def list(self) -> ModelPage:
+        """Every configured model group, with catalog data."""
+        return ModelPage(self._build())
+
+    def retrieve(self, model: str) -> Model:
+        """One model group.
+
+        Raises:
+            UnknownModelError: no deployment serves ``model``.
+        """
+        for item in self._build():
+            if item.id == model:
+                return item
+        from ..errors import UnknownModelError
+
+        raise UnknownModelError(model, self)
+
+
+T = TypeVar("T")
+
+
+class RawResponse(Generic[T]):
+    """``with_raw_response.create(...)``: the final attempt's HTTP ``headers`` and
+    ``status_code`` and, from :meth:`parse`, the object ``create`` would have returned (the
+    OpenAI SDK's ``LegacyAPIResponse``). A cached answer has empty headers."""
+
+    def __init__(self, parsed: T, headers: Any, status_code: int = 200) -> None:
+        import httpx
+
+        self._parsed = parsed
+        self.headers: httpx.Headers = httpx.Headers(headers or {})
+        self.status_code = status_code
+
+    @property
+    def request_id(self) -> str | None:
+        """The provider's request id header, when it sent one."""
+        found: str | None = self.headers.get("x-request-id") or self.headers.get("request-id")
+        return found
+
+    def parse(self) -> T:
+        """The parsed object (a ``ChatCompletion``)."""
+        return self._parsed
 
 
 _OPENAI_FINISH: dict[FinishReason, str] = {

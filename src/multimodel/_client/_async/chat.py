@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -17,6 +18,7 @@ from .._base import MessageInput
 from ..openai_shapes import (
     ChatCompletion,
     ChatCompletionChunk,
+    RawResponse,
     create_params,
     to_chunks,
     to_completion,
@@ -27,7 +29,12 @@ from .stream import AsyncStream
 if TYPE_CHECKING:
     from .client import AsyncClient
 
-__all__ = ["AsyncChat", "AsyncChatCompletionStream", "AsyncCompletions"]
+__all__ = [
+    "AsyncChat",
+    "AsyncChatCompletionStream",
+    "AsyncCompletions",
+    "AsyncCompletionsWithRawResponse",
+]
 
 
 class AsyncCompletions:
@@ -35,6 +42,12 @@ class AsyncCompletions:
 
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
+
+    @cached_property
+    def with_raw_response(self) -> AsyncCompletionsWithRawResponse:
+        """``create`` returning the raw response: ``.headers``, ``.status_code`` and
+        ``.parse()`` (the ``ChatCompletion``), as in the OpenAI SDK."""
+        return AsyncCompletionsWithRawResponse(self._client)
 
     @overload
     async def create(
@@ -199,6 +212,32 @@ class AsyncChatCompletionStream:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+class AsyncCompletionsWithRawResponse:
+    """``client.chat.completions.with_raw_response``."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def create(
+        self, *, model: str, messages: Sequence[MessageInput], **kwargs: Any
+    ) -> RawResponse[ChatCompletion]:
+        """As ``chat.completions.create``; the answer's headers are the final attempt's.
+
+        Raises:
+            InvalidRequestError: ``stream=True`` (not supported here yet).
+        """
+        if kwargs.pop("stream", False):
+            raise InvalidRequestError(
+                "with_raw_response does not stream yet; use create(stream=True)", field="stream"
+            )
+        headers: list[Any] = []
+        client = self._client._capturing(headers)
+        completion = await client.chat.completions.create(
+            model=model, messages=messages, stream=False, **kwargs
+        )
+        return RawResponse(completion, headers[-1] if headers else None)
 
 
 class AsyncChat:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -16,6 +17,7 @@ from .._base import MessageInput
 from ..openai_shapes import (
     ChatCompletion,
     ChatCompletionChunk,
+    RawResponse,
     create_params,
     to_chunks,
     to_completion,
@@ -26,7 +28,12 @@ from .stream import Stream
 if TYPE_CHECKING:
     from .client import Client
 
-__all__ = ["Chat", "ChatCompletionStream", "Completions"]
+__all__ = [
+    "Chat",
+    "ChatCompletionStream",
+    "Completions",
+    "CompletionsWithRawResponse",
+]
 
 
 class Completions:
@@ -34,6 +41,12 @@ class Completions:
 
     def __init__(self, client: Client) -> None:
         self._client = client
+
+    @cached_property
+    def with_raw_response(self) -> CompletionsWithRawResponse:
+        """``create`` returning the raw response: ``.headers``, ``.status_code`` and
+        ``.parse()`` (the ``ChatCompletion``), as in the OpenAI SDK."""
+        return CompletionsWithRawResponse(self._client)
 
     @overload
     def create(
@@ -198,6 +211,32 @@ class ChatCompletionStream:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class CompletionsWithRawResponse:
+    """``client.chat.completions.with_raw_response``."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def create(
+        self, *, model: str, messages: Sequence[MessageInput], **kwargs: Any
+    ) -> RawResponse[ChatCompletion]:
+        """As ``chat.completions.create``; the answer's headers are the final attempt's.
+
+        Raises:
+            InvalidRequestError: ``stream=True`` (not supported here yet).
+        """
+        if kwargs.pop("stream", False):
+            raise InvalidRequestError(
+                "with_raw_response does not stream yet; use create(stream=True)", field="stream"
+            )
+        headers: list[Any] = []
+        client = self._client._capturing(headers)
+        completion = client.chat.completions.create(
+            model=model, messages=messages, stream=False, **kwargs
+        )
+        return RawResponse(completion, headers[-1] if headers else None)
 
 
 class Chat:
