@@ -211,7 +211,8 @@ def test_streamed_openai_refusal_reaches_the_chunks() -> None:
     assert (stream.response.finish_reason, stream.response.raw_finish_reason) == ("refusal", "stop")
     deltas = [ch.choices[0].delta for ch in facade if ch.choices]
     assert "".join(d.refusal or "" for d in deltas) == REFUSAL
-    assert all(d.content is None for d in deltas)
+    # No refusal text in content (the opening chunk has OpenAI's empty "" content).
+    assert all(not d.content for d in deltas)
 
 
 def test_streamed_openai_refusal_reaches_the_final_response() -> None:

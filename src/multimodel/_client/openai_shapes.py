@@ -60,6 +60,8 @@ class ChatCompletionMessage(BaseModel):
     content: str | None
     tool_calls: list[ChatCompletionMessageToolCall] | None = None
     refusal: str | None = None
+    annotations: list[Any] | None = None
+    """URL citations (OpenAI sends an empty list); multimodel sends ``[]``."""
     parsed: Any = None
     """The validated answer (``chat.completions.parse``; ``None`` otherwise or on a refusal)."""
     _multimodel_message: Any = PrivateAttr(default=None)
@@ -306,7 +308,7 @@ def to_completion(response: ChatResponse, created: int) -> ChatCompletion:
     if refusal is not None and not content:
         content = None  # OpenAI's shape of a refusal: no content, the text in `refusal`
     message = ChatCompletionMessage(
-        content=content, tool_calls=calls, refusal=refusal, parsed=response.parsed
+        content=content, tool_calls=calls, refusal=refusal, annotations=[], parsed=response.parsed
     )
     message._multimodel_message = response.message
     return ChatCompletion(
@@ -329,10 +331,23 @@ def to_completion(response: ChatResponse, created: int) -> ChatCompletion:
 def to_chunks(
     chunk: ChatChunk, ident: str, model: str, created: int, first: bool
 ) -> list[ChatCompletionChunk]:
+    """One normalized chunk as OpenAI's chunks, in OpenAI's order: the opening chunk (``role``
+    and empty ``content``) before the first, then the content, then a separate chunk with an
+    empty ``delta`` and the ``finish_reason``."""
+
+    def make(delta: ChoiceDelta, finish: str | None = None) -> ChatCompletionChunk:
+        return ChatCompletionChunk(
+            id=ident,
+            created=created,
+            model=model,
+            choices=[ChunkChoice(delta=delta, finish_reason=finish)],
+        )
+
     out: list[ChatCompletionChunk] = []
-    if chunk.has_content or chunk.finish_reason is not None or first:
+    if first:
+        out.append(make(ChoiceDelta(role="assistant", content="")))
+    if chunk.text or chunk.refusal or chunk.tool_calls:
         delta = ChoiceDelta(
-            role="assistant" if first else None,
             content=chunk.text or None,
             refusal=chunk.refusal or None,
             tool_calls=[
@@ -346,21 +361,9 @@ def to_chunks(
             ]
             or None,
         )
-        out.append(
-            ChatCompletionChunk(
-                id=ident,
-                created=created,
-                model=model,
-                choices=[
-                    ChunkChoice(
-                        delta=delta,
-                        finish_reason=_OPENAI_FINISH[chunk.finish_reason]
-                        if chunk.finish_reason
-                        else None,
-                    )
-                ],
-            )
-        )
+        out.append(make(delta))
+    if chunk.finish_reason is not None:
+        out.append(make(ChoiceDelta(), _OPENAI_FINISH[chunk.finish_reason]))
     return out
 
 

@@ -1,0 +1,209 @@
+"""Differential: the same programs, written for the official ``openai`` package, run through
+``openai.OpenAI(base_url=<mock OpenAI deployment>)`` and through ``multimodel.Client``'s
+``chat.completions`` in front of each wire format; the results' ``model_dump()`` must match
+(ids, timestamps and the serving model's name aside).
+
+The programs only use what the SDK offers: a multi-turn tool loop that appends the returned
+message object, vision input, a stream read inside ``with``, ``stream_options.include_usage``,
+``with_raw_response``, and error handling by the SDK's exception names.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import multimodel as mm
+from multimodel.testing import Behavior, MockDeployment, MockUsage
+
+from .conftest import FAST_RETRY, KEY, Mock, sync_transport
+
+openai = pytest.importorskip("openai")
+
+USAGE = MockUsage(input_tokens=12, output_tokens=7)
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "weather",
+            "description": "Weather in a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
+PNG = "data:image/png;base64,iVBORw0KGgo="
+
+Program = Callable[[Any, types.SimpleNamespace], Any]
+
+
+# -- the programs: plain OpenAI SDK code ------------------------------------------------------
+
+
+def tool_loop(client: Any, errors: types.SimpleNamespace) -> Any:
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+    out = []
+    for _ in range(2):
+        completion = client.chat.completions.create(model="m", messages=messages, tools=TOOLS)
+        out.append(completion.model_dump())
+        message = completion.choices[0].message
+        messages.append(message)  # the SDK's own object, appended as it is
+        for call in message.tool_calls or []:
+            args = json.loads(call.function.arguments)
+            messages.append(
+                {"role": "tool", "tool_call_id": call.id, "content": json.dumps({"c": args})}
+            )
+    return out
+
+
+def vision(client: Any, errors: types.SimpleNamespace) -> Any:
+    content = [
+        {"type": "text", "text": "What is in this image?"},
+        {"type": "image_url", "image_url": {"url": PNG, "detail": "low"}},
+    ]
+    completion = client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": content}], max_tokens=50
+    )
+    return completion.model_dump()
+
+
+def stream_in_with(client: Any, errors: types.SimpleNamespace) -> Any:
+    with client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+    ) as stream:
+        return [chunk.model_dump() for chunk in stream]
+
+
+def stream_with_usage(client: Any, errors: types.SimpleNamespace) -> Any:
+    stream = client.chat.completions.create(
+        model="m",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [chunk.model_dump() for chunk in stream]
+    stream.close()
+    return chunks
+
+
+def raw_response(client: Any, errors: types.SimpleNamespace) -> Any:
+    raw = client.chat.completions.with_raw_response.create(
+        model="m", messages=[{"role": "user", "content": "hi"}]
+    )
+    return {
+        "status": raw.status_code,
+        "json": raw.headers.get("content-type", "").startswith("application/json"),
+        "completion": raw.parse().model_dump(),
+    }
+
+
+def error_handling(client: Any, errors: types.SimpleNamespace) -> Any:
+    try:
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    except errors.RateLimitError as exc:
+        return {
+            "caught": "RateLimitError",
+            "status": exc.status_code,
+            "retry_after": exc.response.headers.get("retry-after"),
+            "api_status_error": isinstance(exc, errors.APIStatusError),
+        }
+    except errors.APIError as exc:  # pragma: no cover - a failure shows the type
+        return {"caught": type(exc).__name__}
+    return {"caught": None}
+
+
+PROGRAMS: dict[str, tuple[Program, Behavior]] = {
+    "tool_loop": (tool_loop, Behavior(tool_calls=[("weather", {"city": "Paris"})], usage=USAGE)),
+    "vision": (vision, Behavior(text="A tiny image", usage=USAGE)),
+    "stream_in_with": (stream_in_with, Behavior(text="alpha beta gamma", usage=USAGE)),
+    "stream_with_usage": (stream_with_usage, Behavior(text="alpha beta gamma", usage=USAGE)),
+    "raw_response": (raw_response, Behavior(text="hello", usage=USAGE)),
+    "error_handling": (
+        error_handling,
+        Behavior(fail_rate=1.0, fail_status=429, retry_after=0.001),
+    ),
+}
+
+SDK_ERRORS = types.SimpleNamespace(
+    RateLimitError=openai.RateLimitError,
+    APIStatusError=openai.APIStatusError,
+    APIError=openai.APIError,
+)
+MM_ERRORS = types.SimpleNamespace(
+    RateLimitError=mm.errors.RateLimitError,
+    APIStatusError=mm.errors.APIStatusError,
+    APIError=mm.errors.APIError,
+)
+
+
+# -- comparison ---------------------------------------------------------------------------
+
+
+_VOLATILE = {"id", "created", "system_fingerprint", "model", "multimodel", "service_tier"}
+
+
+def normalize(value: Any, ids: dict[str, str] | None = None) -> Any:
+    """Drop ids, timestamps and ``None``/empty-detail noise; number tool-call ids by first
+    appearance within each top-level item (each wire format makes its own)."""
+    if ids is None and isinstance(value, list):
+        return [normalize(v, {}) for v in value]
+    ids = {} if ids is None else ids
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if key == "multimodel":
+                continue  # our addition: the normalized response
+            if key in _VOLATILE and not isinstance(item, dict | list):
+                if key == "id" and isinstance(item, str) and _is_call_id(value):
+                    out[key] = ids.setdefault(item, f"call_{len(ids)}")
+                continue
+            if key == "tool_call_id" and isinstance(item, str):
+                out[key] = ids.setdefault(item, f"call_{len(ids)}")
+                continue
+            item = normalize(item, ids)
+            if item is None or item == {} or (key.endswith("_details") and not any_value(item)):
+                continue
+            out[key] = item
+        return out
+    if isinstance(value, list):
+        return [normalize(v, ids) for v in value]
+    return value
+
+
+def _is_call_id(holder: dict[str, Any]) -> bool:
+    return holder.get("type") == "function" or "function" in holder
+
+
+def any_value(details: Any) -> bool:
+    return isinstance(details, dict) and any(v for v in details.values())
+
+
+def _sdk(mock: Mock) -> Any:
+    return openai.OpenAI(
+        base_url=mock.server.base_url("sdk"),
+        api_key=KEY,
+        max_retries=2,
+    )
+
+
+def _ours(mock: Mock) -> mm.Client:
+    return mm.Client(deployments=[mock.dep("ours")], retry=FAST_RETRY, transport=sync_transport())
+
+
+@pytest.mark.parametrize("program", sorted(PROGRAMS))
+def test_same_results_as_the_openai_sdk(serve: Callable[..., Mock], fmt: Any, program: str) -> None:
+    run, behavior = PROGRAMS[program]
+    mock = serve(
+        sdk=MockDeployment("openai", behavior, model="m"),
+        ours=MockDeployment(fmt, behavior, model="m"),
+    )
+    with _sdk(mock) as sdk_client:
+        expected = normalize(run(sdk_client, SDK_ERRORS))
+    with _ours(mock) as client:
+        got = normalize(run(client, MM_ERRORS))
+    assert got == expected
+    if program == "error_handling":
+        assert mock.count("sdk") == mock.count("ours") == 3  # both retried twice
