@@ -52,6 +52,7 @@ from .params import REQUEST_FIELDS, split_params
 if TYPE_CHECKING:  # loaded when a client is built, not when multimodel is imported
     from ..cache import ResponseCache
     from ..catalog import Catalog, ModelSpec
+    from ..config.litellm import LiteLLMImport
     from ..security._rules import Policy
     from ..tracking.cost import CostBreakdown
     from ..tracking.ledger import UsageLedger
@@ -83,6 +84,8 @@ class BaseClient:
     """Shared, I/O-free part of :class:`~multimodel.Client` and :class:`~multimodel.AsyncClient`."""
 
     _owns_http: bool = True  # whether closing the client closes its httpx client (drivers)
+    litellm_import: LiteLLMImport | None = None
+    """For a client made by ``from_litellm``: what was imported, and what was not."""
 
     def __init__(self, config: ClientConfig) -> None:
         """Build the client's parts from ``config`` (merged by the driver's constructor)."""

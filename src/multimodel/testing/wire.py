@@ -50,6 +50,10 @@ class OpenAIRenderer(WireRenderer):
     def route(self, rest: str) -> tuple[str | None, str] | None:
         if rest == "v1/chat/completions":
             return (None, "body")
+        # Azure OpenAI: /openai/deployments/{deployment}/chat/completions (api-version query)
+        head, _, deployment = rest.partition("openai/deployments/")
+        if not head and deployment.endswith("/chat/completions"):
+            return (deployment.removesuffix("/chat/completions") or None, "body")
         return (None, "embed") if rest == "v1/embeddings" else None
 
     def embeddings(self, body: Mapping[str, Any], model: str) -> bytes | None:

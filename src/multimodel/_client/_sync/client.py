@@ -192,6 +192,36 @@ class Client(BaseClient):
             else None
         )
 
+    @classmethod
+    def from_litellm(
+        cls,
+        model_list: Sequence[Mapping[str, Any]] | None = None,
+        router_settings: Mapping[str, Any] | None = None,
+        *,
+        config_file: str | os.PathLike[str] | None = None,
+        **options: Any,
+    ) -> Self:
+        """A client from a LiteLLM ``Router`` configuration: its ``model_list`` and router
+        settings (``routing_strategy``, ``num_retries``, ``timeout``, ``fallbacks``,
+        ``context_window_fallbacks``, ``allowed_fails``, ``cooldown_time``), or a LiteLLM proxy
+        ``config_file`` (YAML; needs PyYAML). ``options`` are client keywords, which win.
+
+        ``client.litellm_import`` says what was mapped where the behaviour differs (``notes``)
+        and what was not imported (``unmapped``, also warned as a ``LiteLLMImportWarning``);
+        see :mod:`multimodel.config.litellm`.
+
+        Raises:
+            ConfigError: an entry that cannot be imported (named), or an invalid option.
+        """
+        from ...config.litellm import convert_litellm
+
+        imported = convert_litellm(
+            model_list, router_settings, config_file=config_file, env=options.get("env")
+        )
+        client = cls(deployments=imported.deployments, **{**imported.options, **options})
+        client.litellm_import = imported
+        return client
+
     # -- public API ----------------------------------------------------------------------------
 
     def query(
