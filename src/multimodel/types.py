@@ -10,6 +10,7 @@ path with ``model_construct`` from already-normalized data, so they cost microse
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Union
 
@@ -167,21 +168,14 @@ class Message(BaseModel):
     tool_call_id: str | None = None
     refusal: str | None = None
 
-    @model_validator(mode="before")
     @classmethod
-    def _accept_openai_shape(cls, data: Any) -> Any:
-        # The common case, {"role", "content": str}, costs a type check and a key-set check.
-        if type(data) is dict:
-            if _PLAIN_MESSAGE_KEYS.issuperset(data) and type(data.get("content")) is not list:
-                return data
-            return _from_openai_message(data)
-        if isinstance(data, BaseModel) and not isinstance(data, Message):
-            # A message object the facade or the OpenAI SDK returned.
-            kept = getattr(data, "_multimodel_message", None)
-            if isinstance(kept, Message):
-                return dict(kept)  # the normalized message, provider metadata included
-            return _from_openai_message(data.model_dump(exclude_none=True))
-        return data
+    def from_openai(cls, data: Any) -> Message:
+        """A message from any shape the OpenAI SDK accepts or returns: a dict (nested
+        ``tool_calls``, ``image_url`` parts, ``refusal`` parts ...), or a message object the
+        SDK or ``chat.completions`` returned. ``query``, ``stream``, ``batch`` and
+        ``chat.completions.create`` convert these by themselves; ``ChatRequest`` takes
+        :class:`Message` objects and plain dicts of its fields."""
+        return cls.model_validate(coerce_message(data))
 
     @model_validator(mode="after")
     def _check_shape(self) -> Message:
@@ -208,6 +202,27 @@ class Message(BaseModel):
 
 
 _PLAIN_MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_call_id", "refusal"})
+
+
+def coerce_message(data: Any) -> Any:
+    """One message in OpenAI's shapes as :class:`Message` input (anything else unchanged)."""
+    if isinstance(data, Message):
+        return data
+    if type(data) is dict:
+        if _PLAIN_MESSAGE_KEYS.issuperset(data) and type(data.get("content")) is not list:
+            return data
+        return _from_openai_message(data)
+    if isinstance(data, BaseModel):
+        # A message object the facade or the OpenAI SDK returned.
+        kept = getattr(data, "_multimodel_message", None)
+        if isinstance(kept, Message):
+            return kept  # the normalized message, provider metadata included
+        return _from_openai_message(data.model_dump(exclude_none=True))
+    if isinstance(data, Mapping):
+        return _from_openai_message(dict(data))
+    return data
+
+
 # Fields of OpenAI's response message that are not part of a request message.
 _RESPONSE_ONLY = ("parsed", "annotations", "function_call", "audio")
 

@@ -44,7 +44,7 @@ from ..strategies.base import make_strategy
 from ..tracking.outcome import Outcome
 from ..tracking.snapshot import StatsSnapshot
 from ..tracking.stats import Tracker
-from ..types import ChatRequest, ChatResponse, Message, Usage
+from ..types import _PLAIN_MESSAGE_KEYS, ChatRequest, ChatResponse, Message, Usage, coerce_message
 from ._stream_core import StreamKit
 from .openai_shapes import Model, ModelGroups
 from .params import REQUEST_FIELDS, split_params
@@ -319,6 +319,19 @@ class BaseClient:
                         "messages is empty: pass a prompt string or at least one message",
                         field="messages",
                     )
+                for message in messages:  # OpenAI's shapes: converted (plain dicts cost a check)
+                    if (
+                        type(message) is not dict
+                        or not _PLAIN_MESSAGE_KEYS.issuperset(message)
+                        or type(message.get("content")) is list
+                    ):
+                        try:
+                            messages = [coerce_message(m) for m in messages]
+                        except ValueError as exc:
+                            raise InvalidRequestError(
+                                f"invalid request: messages: {exc}", field="messages"
+                            ) from None
+                        break
             else:
                 raise InvalidRequestError(
                     f"expected a prompt string or a list of messages, got {type(prompt).__name__}",
