@@ -177,6 +177,7 @@ general_settings:
 def test_local_ollama_and_vllm_from_a_proxy_config_file(
     serve: Callable[..., Mock], tmp_path: Path
 ) -> None:
+    pytest.importorskip("yaml", reason="reading a LiteLLM config.yaml needs PyYAML")
     mock = serve(
         vllm=MockDeployment("openai", Behavior(fail_rate=1.0, fail_status=503)),
         ollama=MockDeployment("openai", Behavior(text="from ollama")),
