@@ -27,6 +27,7 @@ _LAZY = {
     "AllAttemptsFailed": ".errors",
     "AsyncClient": "._client._async.client",
     "AsyncStream": "._client._async.stream",
+    "AudioPart": ".types",
     "Budget": ".resilience.budget",
     "BudgetAlert": ".resilience.budget",
     "BudgetExceeded": ".errors",
@@ -43,6 +44,7 @@ _LAZY = {
     "Deployment": ".config._models",
     "EmbeddingResponse": ".embeddings",
     "HedgePolicy": ".resilience.hedge",
+    "FilePart": ".types",
     "ImagePart": ".types",
     "InputLimits": ".security.limits",
     "InvalidRequestError": ".errors",
@@ -133,9 +135,11 @@ if _typing.TYPE_CHECKING:
     from .strategies.base import RouteContext as RouteContext
     from .strategies.base import Strategy as Strategy
     from .strategies.base import register_strategy as register_strategy
+    from .types import AudioPart as AudioPart
     from .types import ChatChunk as ChatChunk
     from .types import ChatRequest as ChatRequest
     from .types import ChatResponse as ChatResponse
+    from .types import FilePart as FilePart
     from .types import ImagePart as ImagePart
     from .types import Message as Message
     from .types import ResponseFormat as ResponseFormat

@@ -25,10 +25,12 @@ from pydantic import (
 
 __all__ = [
     "OPENAI_PARAMS",
+    "AudioPart",
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
     "ContentPart",
+    "FilePart",
     "FinishReason",
     "ImagePart",
     "Message",
@@ -98,7 +100,47 @@ class ImagePart(BaseModel):
         return None
 
 
-ContentPart = Annotated[Union[TextPart, ImagePart], Field(discriminator="type")]  # noqa: UP007
+class AudioPart(BaseModel):
+    """An audio part of a message's content: base64 ``data`` in ``format`` (OpenAI's
+    ``input_audio``). OpenAI-format deployments and Gemini take it; Anthropic refuses it."""
+
+    model_config = _FROZEN
+    type: Literal["audio"] = "audio"
+    data: str
+    format: str = Field(min_length=1)
+    """``wav``, ``mp3`` ..."""
+
+    @property
+    def media_type(self) -> str:
+        """The MIME type of the audio (``audio/wav``, ``audio/mp3`` ...)."""
+        return self.format if "/" in self.format else f"audio/{self.format}"
+
+
+class FilePart(BaseModel):
+    """A file part of a message's content (OpenAI's ``file``): base64 ``data`` with its
+    ``media_type`` (a PDF, most often), or the ``file_id`` of a file uploaded to OpenAI.
+
+    OpenAI-format deployments take both; Anthropic takes PDFs and plain text as documents,
+    Gemini inline data; a ``file_id`` only works with OpenAI."""
+
+    model_config = _FROZEN
+    type: Literal["file"] = "file"
+    data: str | None = None
+    media_type: str | None = None
+    file_id: str | None = None
+    filename: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FilePart:
+        if (self.data is None) == (self.file_id is None):
+            raise ValueError("a file part needs exactly one of `data` or `file_id`")
+        return self
+
+
+ContentPart = Annotated[
+    Union[TextPart, ImagePart, AudioPart, FilePart],  # noqa: UP007
+    Field(discriminator="type"),
+]
 
 
 class ToolCall(BaseModel):
@@ -248,7 +290,9 @@ def _from_openai_message(data: dict[str, Any]) -> dict[str, Any]:
         parts: list[Any] = []
         refusals: list[str] = []
         for part in content:
-            if isinstance(part, BaseModel) and not isinstance(part, TextPart | ImagePart):
+            if isinstance(part, BaseModel) and not isinstance(
+                part, TextPart | ImagePart | AudioPart | FilePart
+            ):
                 part = part.model_dump(exclude_none=True)
             if isinstance(part, dict):
                 kind = part.get("type")
@@ -257,16 +301,41 @@ def _from_openai_message(data: dict[str, Any]) -> dict[str, Any]:
                 elif kind == "refusal":
                     refusals.append(str(part.get("refusal") or ""))
                     continue
-                elif kind in ("input_audio", "file", "input_file"):
-                    raise ValueError(
-                        f"content parts of type {kind!r} are not supported yet; send text or "
-                        "images (type 'text' or 'image_url')"
-                    )
+                elif kind == "input_audio":
+                    part = _audio_part(part.get("input_audio"))
+                elif kind == "file":
+                    part = _file_part(part.get("file"))
             parts.append(part)
         out["content"] = parts if parts or not refusals else None
         if refusals and out.get("refusal") is None:
             out["refusal"] = "".join(refusals)
     return out
+
+
+def _audio_part(value: Any) -> dict[str, Any]:
+    """OpenAI's ``{"type": "input_audio", "input_audio": {"data", "format"}}``."""
+    if not isinstance(value, dict) or not isinstance(value.get("data"), str):
+        raise ValueError("an input_audio part needs input_audio={'data': ..., 'format': ...}")  # noqa: TRY004
+    return {"type": "audio", "data": value["data"], "format": value.get("format") or "wav"}
+
+
+def _file_part(value: Any) -> dict[str, Any]:
+    """OpenAI's ``{"type": "file", "file": {"file_data" (a data: URL), "file_id", "filename"}}``."""
+    if not isinstance(value, dict):
+        raise ValueError("a file part needs file={'file_data': ...} or file={'file_id': ...}")  # noqa: TRY004
+    part: dict[str, Any] = {"type": "file"}
+    data = value.get("file_data")
+    if isinstance(data, str):
+        if data.startswith("data:") and ";base64," in data:
+            head, _, payload = data.partition(";base64,")
+            part["media_type"], part["data"] = head[5:] or None, payload
+        else:
+            part["data"] = data
+    if value.get("file_id") is not None:
+        part["file_id"] = value["file_id"]
+    if value.get("filename") is not None:
+        part["filename"] = value["filename"]
+    return part
 
 
 def _image_url_part(value: Any) -> dict[str, Any]:

@@ -205,11 +205,52 @@ def test_refusal_replayed(serve: Callable[..., Mock], fmt: str) -> None:
         }
 
 
-@pytest.mark.parametrize("part", ["input_audio", "file"])
-def test_unsupported_parts_are_typed_errors(part: str) -> None:
-    msg = {"role": "user", "content": [{"type": part, part: {"data": "AAAA"}}]}
+WAV = "UklGRiQAAABXQVZF"
+PDF = "JVBERi0xLjQK"
+
+
+def test_audio_and_file_parts(serve: Callable[..., Mock], fmt: Any) -> None:
+    mock = serve(a=MockDeployment(fmt))
+    pdf = {"type": "file", "file": {"file_data": f"data:application/pdf;base64,{PDF}"}}
+    audio = {"type": "input_audio", "input_audio": {"data": WAV, "format": "wav"}}
+    with mm.Client(
+        deployments=[mock.dep("a")], retry=FAST_RETRY, transport=sync_transport()
+    ) as client:
+
+        def send(*parts: Any) -> Any:
+            content = [{"type": "text", "text": "Summarize"}, *parts]
+            client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": content}]
+            )
+            return mock.body("a")
+
+        body = send(pdf) if fmt == "anthropic" else send(pdf, audio)
+        if fmt == "openai":
+            assert body["messages"][0]["content"][1:] == [
+                {"type": "file", "file": {"file_data": f"data:application/pdf;base64,{PDF}"}},
+                {"type": "input_audio", "input_audio": {"data": WAV, "format": "wav"}},
+            ]
+        elif fmt == "anthropic":
+            assert body["messages"][0]["content"][1] == {
+                "type": "document",
+                "source": {"type": "base64", "media_type": "application/pdf", "data": PDF},
+            }
+            with pytest.raises(mm.InvalidRequestError, match="Anthropic does not accept audio"):
+                send(audio)
+        else:
+            assert body["contents"][0]["parts"][1:] == [
+                {"inlineData": {"mimeType": "application/pdf", "data": PDF}},
+                {"inlineData": {"mimeType": "audio/wav", "data": WAV}},
+            ]
+        if fmt != "openai":
+            with pytest.raises(mm.InvalidRequestError, match="file_id"):
+                send({"type": "file", "file": {"file_id": "file-abc"}})
+
+
+def test_malformed_parts_are_typed_errors() -> None:
+    msg = {"role": "user", "content": [{"type": "input_audio", "input_audio": "AAAA"}]}
     with mm.Client(deployments=[{"model": "m", "provider": "openai", "api_key": "sk-x"}]) as c:
-        with pytest.raises(mm.InvalidRequestError, match=part):
+        with pytest.raises(mm.InvalidRequestError, match="input_audio"):
             c.chat.completions.create(model="m", messages=[msg])
 
 

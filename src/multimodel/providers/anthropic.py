@@ -47,6 +47,8 @@ from ..errors import BadRequestError, InvalidRequestError, ProviderError
 from ..types import (
     ChatChunk,
     ChatRequest,
+    ContentPart,
+    FilePart,
     FinishReason,
     ImagePart,
     Message,
@@ -148,6 +150,32 @@ STRUCTURED_TOOL_DESCRIPTION = (
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _document(part: FilePart) -> dict[str, Any]:
+    """A file part as an Anthropic document block (PDF as base64, plain text as text)."""
+    if part.data is None:
+        raise InvalidRequestError(
+            "Anthropic cannot read an OpenAI file_id; send the file's data (file_data)",
+            field="messages[].content",
+        )
+    kind = part.media_type or "application/pdf"
+    if kind == "text/plain":
+        import base64
+
+        text = base64.b64decode(part.data).decode("utf-8", "replace")
+        source: dict[str, Any] = {"type": "text", "media_type": kind, "data": text}
+    elif kind == "application/pdf":
+        source = {"type": "base64", "media_type": kind, "data": part.data}
+    else:
+        raise InvalidRequestError(
+            f"Anthropic takes PDF and plain-text documents, not {kind!r}",
+            field="messages[].content",
+        )
+    block: dict[str, Any] = {"type": "document", "source": source}
+    if part.filename:
+        block["title"] = part.filename
+    return block
 
 
 class AnthropicAdapter(ProviderAdapter):
@@ -275,7 +303,7 @@ class AnthropicAdapter(ProviderAdapter):
 
     @staticmethod
     def _blocks(
-        content: str | list[TextPart | ImagePart] | None, *, skip_empty: bool = False
+        content: str | list[ContentPart] | None, *, skip_empty: bool = False
     ) -> list[dict[str, Any]]:
         if content is None:
             return []
@@ -286,7 +314,7 @@ class AnthropicAdapter(ProviderAdapter):
             if isinstance(part, TextPart):
                 if part.text or not skip_empty:
                     blocks.append({"type": "text", "text": part.text})
-            else:
+            elif isinstance(part, ImagePart):
                 inline = part.inline()
                 source: dict[str, Any] = (
                     {"type": "base64", "media_type": inline[0], "data": inline[1]}
@@ -294,6 +322,14 @@ class AnthropicAdapter(ProviderAdapter):
                     else {"type": "url", "url": part.url}
                 )
                 blocks.append({"type": "image", "source": source})
+            elif isinstance(part, FilePart):
+                blocks.append(_document(part))
+            else:
+                raise InvalidRequestError(
+                    "Anthropic does not accept audio input (input_audio parts); send a "
+                    "transcript, or route the request to an OpenAI or Gemini deployment",
+                    field="messages[].content",
+                )
         return blocks
 
     @staticmethod

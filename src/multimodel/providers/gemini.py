@@ -51,8 +51,10 @@ from ..errors import (
     redact,
 )
 from ..types import (
+    AudioPart,
     ChatChunk,
     ChatRequest,
+    FilePart,
     FinishReason,
     Message,
     TextPart,
@@ -316,6 +318,16 @@ class GeminiAdapter(ProviderAdapter):
             if isinstance(part, TextPart):
                 if part.text:
                     parts.append({"text": part.text})
+            elif isinstance(part, AudioPart):
+                parts.append({"inlineData": {"mimeType": part.media_type, "data": part.data}})
+            elif isinstance(part, FilePart):
+                if part.data is None:
+                    raise InvalidRequestError(
+                        "Gemini cannot read an OpenAI file_id; send the file's data (file_data)",
+                        field="messages[].content",
+                    )
+                mime_type = part.media_type or "application/pdf"
+                parts.append({"inlineData": {"mimeType": mime_type, "data": part.data}})
             elif (inline := part.inline()) is not None:  # an ImagePart
                 parts.append({"inlineData": {"mimeType": inline[0], "data": inline[1]}})
             else:

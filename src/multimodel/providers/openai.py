@@ -25,8 +25,10 @@ import httpx
 
 from ..errors import InvalidRequestError, ProviderError
 from ..types import (
+    AudioPart,
     ChatChunk,
     ChatRequest,
+    FilePart,
     FinishReason,
     ImagePart,
     Message,
@@ -289,6 +291,19 @@ class OpenAIAdapter(ProviderAdapter):
                     if part.detail:
                         image["detail"] = part.detail
                     parts.append({"type": "image_url", "image_url": image})
+                elif isinstance(part, AudioPart):
+                    audio = {"data": part.data, "format": part.format}
+                    parts.append({"type": "input_audio", "input_audio": audio})
+                elif isinstance(part, FilePart):
+                    file: dict[str, Any] = {}
+                    if part.data is not None:
+                        kind = part.media_type or "application/octet-stream"
+                        file["file_data"] = f"data:{kind};base64,{part.data}"
+                    if part.file_id is not None:
+                        file["file_id"] = part.file_id
+                    if part.filename is not None:
+                        file["filename"] = part.filename
+                    parts.append({"type": "file", "file": file})
             out["content"] = parts
         if message.name:
             out["name"] = message.name

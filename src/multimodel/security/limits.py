@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields
 
 from ..errors import ConfigError, InvalidRequestError
 from ..providers.base import MAX_BODY_BYTES
-from ..types import ChatRequest, ImagePart, TextPart
+from ..types import AudioPart, ChatRequest, FilePart, ImagePart, TextPart
 
 __all__ = ["DEFAULT_LIMITS", "InputLimits", "check_batch", "check_request", "request_size"]
 
@@ -111,6 +111,8 @@ def check_request(request: ChatRequest, limits: InputLimits = DEFAULT_LIMITS) ->
                     chars += len(part.text)
                 elif isinstance(part, ImagePart):
                     total_chars += len(part.data or "") + len(part.url or "")
+                elif isinstance(part, AudioPart | FilePart):
+                    total_chars += len(part.data or "")
         if chars > limits.max_message_chars:
             raise _over(
                 f"messages[{i}].content",
