@@ -441,6 +441,12 @@ def test_with_options_raw_response_and_models_sync(serve: Callable[..., Mock], f
         if fmt != "gemini":
             assert raw.request_id
         assert raw.parse().choices[0].message.content == "hi"
+        raw_stream = client.chat.completions.with_raw_response.create(
+            model="m", messages=[{"role": "user", "content": "x"}], stream=True
+        )
+        assert "text/event-stream" in raw_stream.headers["content-type"]
+        with raw_stream.parse() as stream:
+            assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "hi"
 
         assert client.models == ["m", "n"]  # still the list of names
         page = client.models.list()
@@ -456,7 +462,7 @@ def test_with_options_raw_response_and_models_sync(serve: Callable[..., Mock], f
         fast.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
         fast.close()  # shares the connections: the original client keeps working
         client.query("x", model="m")
-        assert client.tracker.get("a").requests == 3  # one tracker
+        assert client.tracker.get("a").requests == 4  # one tracker (raw, raw stream, 2 here)
 
 
 def test_with_options_max_retries_zero_fails_once(serve: Callable[..., Mock]) -> None:

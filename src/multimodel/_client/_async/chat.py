@@ -222,21 +222,18 @@ class AsyncCompletionsWithRawResponse:
 
     async def create(
         self, *, model: str, messages: Sequence[MessageInput], **kwargs: Any
-    ) -> RawResponse[ChatCompletion]:
-        """As ``chat.completions.create``; the answer's headers are the final attempt's.
-
-        Raises:
-            InvalidRequestError: ``stream=True`` (not supported here yet).
-        """
-        if kwargs.pop("stream", False):
-            raise InvalidRequestError(
-                "with_raw_response does not stream yet; use create(stream=True)", field="stream"
+    ) -> RawResponse[Any]:
+        """As ``chat.completions.create``: ``parse()`` is the ``ChatCompletion`` (or, with
+        ``stream=True``, the stream); the headers are those of the attempt that answered."""
+        if kwargs.get("stream"):
+            stream = await self._client.chat.completions.create(
+                model=model, messages=messages, **kwargs
             )
+            http = stream._stream._http  # the answering attempt's response (None if cached)
+            return RawResponse(stream, http.headers if http is not None else None)
         headers: list[Any] = []
         client = self._client._capturing(headers)
-        completion = await client.chat.completions.create(
-            model=model, messages=messages, stream=False, **kwargs
-        )
+        completion = await client.chat.completions.create(model=model, messages=messages, **kwargs)
         return RawResponse(completion, headers[-1] if headers else None)
 
 
