@@ -409,6 +409,19 @@ def test_openai_params_are_translated_or_dropped(
         assert "logprobs" not in json.dumps(body)
 
 
+def test_max_completion_tokens_on_both_surfaces(serve: Callable[..., Mock]) -> None:
+    mock = serve(a=MockDeployment("anthropic"))
+    with mm.Client(
+        deployments=[mock.dep("a")], retry=FAST_RETRY, transport=sync_transport()
+    ) as client:
+        client.query("x", model="m", max_completion_tokens=33)
+        assert mock.body("a")["max_tokens"] == 33
+        client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "x"}], max_completion_tokens=44
+        )
+        assert mock.body("a")["max_tokens"] == 44
+
+
 def test_parallel_tool_calls_becomes_tool_choice(serve: Callable[..., Mock], fmt: Any) -> None:
     mock = serve(a=MockDeployment(fmt))
     with mm.Client(

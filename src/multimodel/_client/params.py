@@ -50,6 +50,7 @@ class RequestParams(TypedDict, total=False):
     safety_identifier: str
     web_search_options: Mapping[str, Any]
     parallel_tool_calls: bool
+    max_completion_tokens: int
 
 
 def split_params(params: Mapping[str, Any], also: Iterable[str] = ()) -> dict[str, Any]:
@@ -67,13 +68,19 @@ def split_params(params: Mapping[str, Any], also: Iterable[str] = ()) -> dict[st
     for key, value in params.items():
         if key in REQUEST_FIELDS or key == "system":
             out[key] = value
+        elif key == "max_completion_tokens":  # OpenAI's newer name
+            if value is not None:
+                out["max_tokens"] = value
         elif key == "parallel_tool_calls":
             parallel = value
         elif key in OPENAI_PARAMS:
             if value is not None:
                 openai[key] = value
         else:
-            valid = sorted({*REQUEST_FIELDS, *OPENAI_PARAMS, "parallel_tool_calls", *also})
+            valid = sorted(
+                {*REQUEST_FIELDS, *OPENAI_PARAMS, "max_completion_tokens", "parallel_tool_calls"}
+                | set(also)
+            )
             close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise InvalidRequestError(
