@@ -17,27 +17,31 @@ where ``odds_of_failure`` is ``e / (1 - e)`` of the recent error rate ``e``.
 * **Failures**: the recent error rate multiplies the cost, without bound while failures go on,
   so a deployment that fails *fast* (a 500 in 2 ms, nothing in flight) is not mistaken for a
   fast one, however busy the healthy ones are. The rate is forgiven over time since the last
-  failure, so a deployment that failed is tried again later rather than starved. A 429 or 503
+  failure (by 1/e every 2 s per consecutive failure, and to exactly zero once below 2 %), so a deployment that failed
+  competes again on its latency within seconds. A 429 or 503
   with ``Retry-After`` marks the deployment as penalized until then; it is used only if every
   sampled candidate is.
 * **Unknown deployments** are scored like the best measured one, so they get probed.
+* **No starvation**: a deployment whose last attempt failed can lose every comparison and so
+  never get the request that would show it recovered. Every few requests, a deployment whose
+  last attempt failed, with nothing in flight and no ``Retry-After`` hold, gets a real probe
+  (one at a time, fewer as its failures go on; see :class:`~multimodel.strategies._util.Prober`),
+  and the routing trace scores it ``-1`` (a probe).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from ..providers.base import Endpoint
 from ..tracking.stats import StatsView
-from ._util import LockedRandom
+from ._util import LockedRandom, Prober, forgiven_error_rate
 from .base import RouteContext, register_strategy
 from .response_time import expected_latency
 
 __all__ = ["Adaptive"]
 
 _PENALIZED = 1e6  # multiplier while a Retry-After is pending
-_ERROR_TAU = 10.0  # seconds for the error rate of an idle deployment to decay by 1/e
 
 
 @register_strategy("adaptive")
@@ -57,6 +61,7 @@ class Adaptive:
         self.error_penalty = error_penalty
         self.default_latency = default_latency
         self._rng = LockedRandom(seed)
+        self._prober = Prober()
 
     def cost(
         self, endpoint: Endpoint, stats: StatsView, ctx: RouteContext, now: float, prior: float
@@ -77,12 +82,11 @@ class Adaptive:
         # err / (1 - err), not err: the penalty must keep growing while failures go on, or a
         # deployment that fails *fast* (0 in flight) wins against a healthy one that is busy
         # (the bounded 1 + penalty x err is outweighed once the healthy one has ~10 in flight).
-        err = cell.ewma_error_rate
-        if err and cell.last_failure_at is not None:
-            # Forgive failures over time: a deployment that gets no traffic has no new samples
-            # to lower its error rate, and would otherwise never be tried again.
-            err *= math.exp(-max(0.0, now - cell.last_failure_at) / _ERROR_TAU)
-        cost *= 1.0 + self.error_penalty * err / max(1.0 - err, 1e-3)
+        # Forgiven over time: a deployment that gets no traffic has no new samples to lower its
+        # error rate, and would otherwise never be tried again.
+        err = forgiven_error_rate(cell, now) if cell.ewma_error_rate else 0.0
+        if err:
+            cost *= 1.0 + self.error_penalty * err / max(1.0 - err, 1e-3)
         if cell.penalty_until > now:
             cost *= _PENALIZED
         return cost
@@ -101,6 +105,9 @@ class Adaptive:
         if n == 1:
             return candidates[0], {}
         now = stats.now()
+        probe = self._prober.due(candidates, stats, now)
+        if probe is not None:
+            return probe, {probe.name: -1.0}
         i, j = self._rng.sample2(n)
         a, b = candidates[i], candidates[j]
         # The prior for an unmeasured deployment is the other sample's estimate (optimistic, so
