@@ -632,17 +632,17 @@ def _failing(seed: int, n: int) -> Scenario:
 
 
 def _bursty(seed: int, n: int) -> Scenario:
-    # Capacity: 3 x 6 in flight / ~0.52 s = ~35 requests/s; the mean load is 90 % of it, with
-    # bursts above it (429 + Retry-After past 6 in flight).
+    # Capacity: 3 x 6 in flight / ~0.6 s (congested) = ~30 requests/s; the mean load is 90 %
+    # of it (22/s, 31/s for 5 s of every 20: bursts above it get 429 + Retry-After).
     limit = {"max_concurrency": 6, "retry_after": 0.5}
     return _fleet(
         *(_d(x, congestion=0.05, rate_limit=limit) for x in "abc"),
         seed=seed,
         requests=n,
-        rate=26.0,
+        rate=22.0,
         burst_every=20.0,
         burst_duration=5.0,
-        burst_multiplier=1.8,
+        burst_multiplier=1.4,
     )
 
 

@@ -38,7 +38,8 @@ _T = TypeVar("_T")
 
 ERROR_TAU = 2.0
 """Seconds for the error rate of a deployment that gets no traffic to be forgiven by 1/e, per
-consecutive failure (up to 10): one failure is forgiven in seconds, a run of them slowly."""
+consecutive failure (up to 10), half of it once an attempt succeeded again: one failure is
+forgiven in seconds, a run of them slowly."""
 ERROR_FLOOR = 0.02
 """A forgiven error rate below this is exactly zero (one failure: ~5 s without another)."""
 PROBE_EVERY = 8
@@ -55,7 +56,9 @@ def forgiven_error_rate(cell: DeploymentStats, now: float) -> float:
     if err:
         last = cell.last_failure_at
         if last is not None:
-            tau = ERROR_TAU * min(max(cell.consecutive_failures, 1), 10)
+            failures = cell.consecutive_failures
+            # Per failure in a row; halved once an attempt succeeded again (a probe, say).
+            tau = ERROR_TAU * min(failures, 10) if failures else ERROR_TAU / 2
             err *= math.exp(-max(0.0, now - last) / tau)
         if err < ERROR_FLOOR:
             return 0.0
