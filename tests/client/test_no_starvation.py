@@ -58,10 +58,12 @@ def options(srv: MockProviderServer, clock: SkippingClock) -> dict[str, object]:
     }
 
 
-def check(served_after: int, status: str) -> None:
+def check(served_after: int, status: str, notes: list[str]) -> None:
     share = served_after / QUERIES
     assert share >= 0.15, f"c served {served_after} of {QUERIES} queries after failing once"
     assert status == "healthy", status
+    # The routing trace explains the probe that brought c back.
+    assert any(n.startswith("probing c: its last attempt failed (1 in a row") for n in notes)
 
 
 def test_sync_single_failure_does_not_starve(mock_server_factory: MockServerFactory) -> None:
@@ -73,10 +75,11 @@ def test_sync_single_failure_does_not_starve(mock_server_factory: MockServerFact
             client.query("hi", model="m")
             clock.skipped += GAP
         before = c.requests - c.failures
+        notes: list[str] = []
         for _ in range(QUERIES):
-            client.query("hi", model="m")
+            notes += client.query("hi", model="m").trace.notes
             clock.skipped += GAP
-        check(c.requests - c.failures - before, client.status()["c"])
+        check(c.requests - c.failures - before, client.status()["c"], notes)
 
 
 @pytest.mark.anyio
@@ -91,7 +94,8 @@ async def test_async_single_failure_does_not_starve(
             await client.query("hi", model="m")
             clock.skipped += GAP
         before = c.requests - c.failures
+        notes: list[str] = []
         for _ in range(QUERIES):
-            await client.query("hi", model="m")
+            notes += (await client.query("hi", model="m")).trace.notes
             clock.skipped += GAP
-        check(c.requests - c.failures - before, client.status()["c"])
+        check(c.requests - c.failures - before, client.status()["c"], notes)

@@ -26,6 +26,7 @@ __all__ = [
     "Fleet",
     "FleetCache",
     "LockedRandom",
+    "ProbeScores",
     "Prober",
     "forgiven_error_rate",
     "pick_max_index",
@@ -63,6 +64,29 @@ def forgiven_error_rate(cell: DeploymentStats, now: float) -> float:
         if err < ERROR_FLOOR:
             return 0.0
     return err
+
+
+class ProbeScores(dict[str, float]):
+    """The scores of a probe (``{name: -1.0}``) and ``note``, the reason the routing trace
+    shows (``RoutingTrace.notes``)."""
+
+    __slots__ = ("note",)
+
+    def __init__(self, name: str, note: str) -> None:
+        super().__init__({name: -1.0})
+        self.note = note
+
+
+def probe_scores(endpoint: Endpoint, stats: StatsView, now: float) -> ProbeScores:
+    """What a strategy reports for a probe of ``endpoint`` chosen by :class:`Prober`."""
+    cell = stats.get(endpoint.name)
+    failed = cell.last_failure_at
+    ago = "" if failed is None else f", {max(0.0, now - failed):.1f} s ago"
+    return ProbeScores(
+        endpoint.name,
+        f"probing {endpoint.name}: its last attempt failed "
+        f"({cell.consecutive_failures} in a row{ago})",
+    )
 
 
 class Prober:

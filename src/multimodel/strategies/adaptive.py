@@ -44,7 +44,7 @@ from collections.abc import Sequence
 
 from ..providers.base import Endpoint
 from ..tracking.stats import StatsView
-from ._util import LockedRandom, Prober, forgiven_error_rate
+from ._util import LockedRandom, Prober, forgiven_error_rate, probe_scores
 from .base import RouteContext, register_strategy
 from .response_time import expected_latency
 
@@ -137,7 +137,7 @@ class Adaptive:
         now = stats.now()
         probe = self._prober.due(candidates, stats, now)
         if probe is not None:
-            return probe, {probe.name: -1.0}
+            return probe, probe_scores(probe, stats, now)
         if n <= self.scan_max:
             return self._scan(candidates, stats, ctx, now)
         i, j = self._rng.sample2(n)

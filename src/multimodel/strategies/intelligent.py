@@ -39,10 +39,12 @@ from ._util import (
     FleetCache,
     LockedRandom,
     Prober,
+    ProbeScores,
     forgiven_error_rate,
     pick_max_index,
     pick_min_index,
     pick_tied,
+    probe_scores,
 )
 from .base import RouteContext, register_strategy
 from .response_time import LONG_GENERATION, expected_latency
@@ -182,13 +184,14 @@ class Intelligent:
 
     def choose_scored(
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
-    ) -> tuple[Endpoint, LazyScores]:
+    ) -> tuple[Endpoint, LazyScores | ProbeScores]:
         """The choice and each candidate's score (higher is better)."""
         fleet = self._fleets.get(candidates, stats)
         if len(candidates) > 1:
-            probe = self._prober.due(candidates, stats, stats.now())
+            now = stats.now()
+            probe = self._prober.due(candidates, stats, now)
             if probe is not None:
-                return probe, LazyScores((probe.name,), (-1.0,))  # -1: a probe
+                return probe, probe_scores(probe, stats, now)  # -1: a probe
         ranks = _speed_ranks(fleet, ctx, getattr(stats, "ranked", -1))
         best_rank = -math.inf if ranks is None else min(ranks)
         if ranks is None or best_rank == -math.inf:

@@ -27,7 +27,15 @@ from operator import attrgetter
 from .._core.trace import LazyScores
 from ..providers.base import Endpoint
 from ..tracking.stats import RANK_TAU, StatsView
-from ._util import Fleet, FleetCache, LockedRandom, Prober, pick_min, pick_min_index
+from ._util import (
+    Fleet,
+    FleetCache,
+    LockedRandom,
+    Prober,
+    pick_min,
+    pick_min_index,
+    probe_scores,
+)
 from .base import RouteContext, register_strategy
 
 __all__ = ["ResponseTime", "expected_latency"]
@@ -78,9 +86,10 @@ class ResponseTime:
         """The choice and each candidate's expected seconds (-1: to be probed; lower wins)."""
         fleet = self._fleets.get(candidates, stats)
         if len(candidates) > 1:
-            probe = self._prober.due(candidates, stats, stats.now())
+            now = stats.now()
+            probe = self._prober.due(candidates, stats, now)
             if probe is not None:
-                return probe, {probe.name: -1.0}  # -1: a probe
+                return probe, probe_scores(probe, stats, now)  # -1: a probe
         ranks = measured_ranks(fleet, ctx)
         if ranks is not None:
             chosen = candidates[pick_min_index(ranks, self._rng)]
