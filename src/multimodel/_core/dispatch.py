@@ -44,6 +44,7 @@ from ..errors import (
 )
 from ..providers._errors import endpoint_secrets
 from ..providers.base import Endpoint
+from ..strategies._util import ProbeScores
 from ..strategies.base import RouteContext
 from ..tracking.outcome import ABANDONED, CANCELLED, Outcome, success_outcome
 from ..types import ChatRequest, Usage
@@ -243,6 +244,8 @@ class DispatchPlan:
         if scored is not None:
             endpoint, scores = scored(pool, router.tracker, self.ctx)
             self.trace.scores.add(scores)
+            if scores.__class__ is ProbeScores:  # a probe: say why (see strategies._util)
+                self.trace.notes.append(scores.note)
         else:
             endpoint = self.strategy.choose(pool, router.tracker, self.ctx)
         tokens = self.ctx.input_tokens + self.ctx.output_tokens

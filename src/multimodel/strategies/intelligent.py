@@ -34,7 +34,18 @@ from .._core.trace import LazyScores
 from ..errors import ConfigError
 from ..providers.base import Endpoint
 from ..tracking.stats import StatsView, Tracker
-from ._util import Fleet, FleetCache, LockedRandom, pick_max_index, pick_min_index, pick_tied
+from ._util import (
+    Fleet,
+    FleetCache,
+    LockedRandom,
+    Prober,
+    ProbeScores,
+    forgiven_error_rate,
+    pick_max_index,
+    pick_min_index,
+    pick_tied,
+    probe_scores,
+)
 from .base import RouteContext, register_strategy
 from .response_time import LONG_GENERATION, expected_latency
 
@@ -81,6 +92,7 @@ class Intelligent:
         self.max_cost = max_cost_per_request
         self.min_quality = min_quality
         self._rng = LockedRandom(seed)
+        self._prober = Prober()
         self._static: dict[str, tuple[float | None, float, float]] = {}
         self._fleets: FleetCache[Fleet] = FleetCache(Fleet)
         self._windows: FleetCache[float] = FleetCache(_smallest_window)
@@ -131,7 +143,7 @@ class Intelligent:
             costs.append(None if price_in is None else price_in * tin + price_out * tout)
             lats.append(expected_latency(c, stats, ctx, now))
             quals.append(quality)
-            avails.append(1.0 - get(name).ewma_error_rate)
+            avails.append(1.0 - forgiven_error_rate(get(name), now))
         known_costs = [x for x in costs if x is not None and x > 0]
         known_lats = [x for x in lats if x is not None and x > 0]
         min_cost = min(known_costs) if known_costs else None
@@ -172,9 +184,14 @@ class Intelligent:
 
     def choose_scored(
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
-    ) -> tuple[Endpoint, LazyScores]:
+    ) -> tuple[Endpoint, LazyScores | ProbeScores]:
         """The choice and each candidate's score (higher is better)."""
         fleet = self._fleets.get(candidates, stats)
+        if len(candidates) > 1:
+            now = stats.now()
+            probe = self._prober.due(candidates, stats, now)
+            if probe is not None:
+                return probe, probe_scores(probe, stats, now)  # -1: a probe
         ranks = _speed_ranks(fleet, ctx, getattr(stats, "ranked", -1))
         best_rank = -math.inf if ranks is None else min(ranks)
         if ranks is None or best_rank == -math.inf:
@@ -189,7 +206,12 @@ class Intelligent:
         assert isinstance(stats, Tracker)  # _speed_ranks needs the tracker's records
         assert fleet.cells is not None
         # Read every error rate only while some deployment has one.
-        errors: list[float] = list(map(_ERROR_RATE, fleet.cells)) if stats.erring else []
+        # Read every error rate only while some deployment has one; forgiven over time, so a
+        # deployment that failed once competes again (see forgiven_error_rate).
+        errors: list[float] = []
+        if stats.erring:
+            now = stats.now()
+            errors = [forgiven_error_rate(cell, now) for cell in fleet.cells]
         terms, groups = self._terms_for(fleet, candidates, ctx)
         f = self.factors
         f_perf, f_avail = f.get("performance", 0.0), f.get("availability", 0.0)
@@ -398,6 +420,5 @@ def _smallest_window(candidates: Sequence[Endpoint], _: object) -> float:
 _NO_STATS: StatsView = None  # type: ignore[assignment]  # window minima need no stats
 _TIE = 1e-12  # scores this close count as a tie (float noise between equal candidates)
 _STATIC_KEEP = 64  # cost / quality terms kept per candidate set (distinct token counts)
-_ERROR_RATE = attrgetter("ewma_error_rate")
 _LATENCY_RANK = attrgetter("latency_rank")
 _STREAM_RANK = attrgetter("stream_rank")
