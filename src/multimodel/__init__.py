@@ -42,6 +42,7 @@ _LAZY = {
     "DecryptionError": ".errors",
     "Deployment": ".config._models",
     "EmbeddingResponse": ".embeddings",
+    "FeedbackPolicy": ".tracking.quality",
     "HedgePolicy": ".resilience.hedge",
     "ImagePart": ".types",
     "InputLimits": ".security.limits",
@@ -59,6 +60,7 @@ _LAZY = {
     "ProviderAdapter": ".providers.base",
     "ProviderError": ".errors",
     "ProviderPreset": ".providers.presets",
+    "QualityEstimate": ".tracking.quality",
     "RateLimited": ".errors",
     "ResponseCache": ".cache",
     "ResponseFormat": ".types",
@@ -76,6 +78,7 @@ _LAZY = {
     "ToolCallDelta": ".types",
     "ToolChoice": ".types",
     "UnknownModelError": ".errors",
+    "UnknownResponseError": ".errors",
     "Usage": ".types",
     "load_config": ".config._load",
     "register_adapter": ".providers.registry",
@@ -116,6 +119,7 @@ if _typing.TYPE_CHECKING:
     from .errors import StreamInterrupted as StreamInterrupted
     from .errors import StructuredOutputError as StructuredOutputError
     from .errors import UnknownModelError as UnknownModelError
+    from .errors import UnknownResponseError as UnknownResponseError
     from .events import ModelStatusEvent as ModelStatusEvent
     from .providers.base import ProviderAdapter as ProviderAdapter
     from .providers.presets import ProviderPreset as ProviderPreset
@@ -133,6 +137,8 @@ if _typing.TYPE_CHECKING:
     from .strategies.base import RouteContext as RouteContext
     from .strategies.base import Strategy as Strategy
     from .strategies.base import register_strategy as register_strategy
+    from .tracking.quality import FeedbackPolicy as FeedbackPolicy
+    from .tracking.quality import QualityEstimate as QualityEstimate
     from .types import ChatChunk as ChatChunk
     from .types import ChatRequest as ChatRequest
     from .types import ChatResponse as ChatResponse

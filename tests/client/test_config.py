@@ -171,6 +171,8 @@ def test_every_keyword_reaches_the_config(cls: type, tmp_path: Path) -> None:
         "ledger": str(tmp_path / "usage.db"),
         "clock": mm.ManualClock(),
         "env": {"X": "y"},
+        "feedback": mm.FeedbackPolicy(half_life=60.0),
+        "task_classifier": "heuristic",
     }
     assert sorted(values) == sorted(OPTIONS[1:])
     deps = [DEP, {**DEP, "model": "n"}]

@@ -41,6 +41,7 @@ KINDS: dict[type[BaseException], str] = {
     errors.DecryptionError: "request",
     errors.PoolExhausted: "request",
     errors.ClientClosed: "request",
+    errors.UnknownResponseError: "request",
     errors.StructuredOutputError: "request",
     errors.MultimodelError: "request",
 }

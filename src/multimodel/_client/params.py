@@ -27,4 +27,5 @@ class RequestParams(TypedDict, total=False):
     user: str
     metadata: Mapping[str, str]
     tags: Sequence[str]
+    task: str
     extra_body: Mapping[str, Any]

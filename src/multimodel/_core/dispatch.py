@@ -244,7 +244,7 @@ class DispatchPlan:
         if scored is not None:
             endpoint, scores = scored(pool, router.tracker, self.ctx)
             self.trace.scores.add(scores)
-            if scores.__class__ is ProbeScores:  # a probe: say why (see strategies._util)
+            if isinstance(scores, ProbeScores):  # a probe or a learned choice: say why
                 self.trace.notes.append(scores.note)
         else:
             endpoint = self.strategy.choose(pool, router.tracker, self.ctx)

@@ -23,6 +23,8 @@ why; when none is left the call fails with :class:`~multimodel.errors.NoDeployme
 from __future__ import annotations
 
 import math
+import random
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
@@ -33,6 +35,7 @@ from typing import Any
 from .._core.trace import LazyScores
 from ..errors import ConfigError
 from ..providers.base import Endpoint
+from ..tracking.quality import QualityBook, task_of_tags
 from ..tracking.stats import StatsView, Tracker
 from ._util import (
     Fleet,
@@ -92,6 +95,9 @@ class Intelligent:
         self.max_cost = max_cost_per_request
         self.min_quality = min_quality
         self._rng = LockedRandom(seed)
+        self._quality: QualityBook | None = None
+        self._thompson = random.Random(seed)  # posterior draws (guarded: see _learned)
+        self._thompson_lock = threading.Lock()
         self._prober = Prober()
         self._static: dict[str, tuple[float | None, float, float]] = {}
         self._fleets: FleetCache[Fleet] = FleetCache(Fleet)
@@ -118,18 +124,82 @@ class Intelligent:
                 out[c.name] = f"context window {spec.context_window} < {self.min_context}"
             elif spec.context_window < needed:
                 out[c.name] = f"context window {spec.context_window} < ~{needed} tokens needed"
-            elif self.min_quality is not None and spec.quality < self.min_quality:
-                out[c.name] = f"quality {spec.quality} < {self.min_quality}"
+            elif self.min_quality is not None and self._quality_bound(c, ctx) < self.min_quality:
+                out[c.name] = f"quality {self._quality_bound(c, ctx):g} < {self.min_quality}"
             elif self.max_cost is not None:
                 cost = estimated_cost(c, ctx)
                 if cost is not None and cost > self.max_cost:
                     out[c.name] = f"estimated cost ${cost:.5f} > ${self.max_cost}"
         return out
 
+    # -- learned quality -------------------------------------------------------------------
+
+    def attach_quality(self, book: QualityBook) -> None:
+        """Route on ``book``'s learned quality (the client calls this; one book per strategy)."""
+        self._quality = book
+
+    def _quality_bound(self, endpoint: Endpoint, ctx: RouteContext) -> float:
+        """The quality ``min_quality`` is checked against (0-100): the catalog's, or once the
+        model has feedback for this task, the lower bound of its learned estimate."""
+        book = self._quality
+        static = float(getattr(endpoint.spec, "quality", 50))
+        if book is None or not book.version:
+            return static
+        task = task_of_tags(ctx.request.tags if ctx.request is not None else None)
+        estimate = book.estimate(endpoint.model, task)
+        return static if not estimate.samples else round(100.0 * estimate.lower, 1)
+
+    def _learned(
+        self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext, book: QualityBook
+    ) -> tuple[Endpoint, LearnedScores]:
+        """Thompson sampling: each model's quality is drawn from its posterior for the request's
+        task, then scored with cost and performance as usual. The choice is *exploration* when
+        the posterior means would have chosen another model."""
+        request = ctx.request
+        task = task_of_tags(request.tags if request is not None else None)
+        now = book.clock()
+        draws: dict[str, float] = {}
+        means: dict[str, float] = {}
+        with self._thompson_lock:
+            for c in candidates:
+                model = c.model
+                if model not in draws:
+                    draws[model] = 100.0 * book.sample(model, task, self._thompson, now)
+                    a, b, _ = book.params(model, task, now)
+                    means[model] = 100.0 * a / (a + b)
+        sampled = self.scores(candidates, stats, ctx, [draws[c.model] for c in candidates])
+        i = pick_max_index(sampled, self._rng, _TIE)
+        chosen = candidates[i]
+        by_mean = self.scores(candidates, stats, ctx, [means[c.model] for c in candidates])
+        best = candidates[max(range(len(by_mean)), key=by_mean.__getitem__)]
+        explored = best.model != chosen.model
+        parts = []
+        for model in draws:
+            e = book.estimate(model, task, now)
+            parts.append(f"{model} {e.mean:.3f}±{e.sd:.3f} (n={e.samples})")
+        note = (
+            f"learned quality for task {task!r}: "
+            + ", ".join(parts)
+            + (
+                f"; exploration: the sampled quality chose {chosen.model} over "
+                f"{best.model}, the best by the estimates"
+                if explored
+                else f"; exploitation: {chosen.model} is the best by the estimates"
+            )
+        )
+        return chosen, LearnedScores(
+            {c.name: v for c, v in zip(candidates, sampled, strict=True)}, note, explored
+        )
+
     def scores(
-        self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
+        self,
+        candidates: Sequence[Endpoint],
+        stats: StatsView,
+        ctx: RouteContext,
+        learned: Sequence[float] | None = None,
     ) -> list[float]:
-        """The score of each candidate (higher is better)."""
+        """The score of each candidate (higher is better); ``learned`` (0-100, one per
+        candidate) replaces the catalog's quality scores."""
         now = stats.now()
         tin, tout = ctx.input_tokens, ctx.output_tokens
         costs: list[float | None] = []
@@ -144,6 +214,8 @@ class Intelligent:
             lats.append(expected_latency(c, stats, ctx, now))
             quals.append(quality)
             avails.append(1.0 - forgiven_error_rate(get(name), now))
+        if learned is not None:
+            quals = list(learned)
         known_costs = [x for x in costs if x is not None and x > 0]
         known_lats = [x for x in lats if x is not None and x > 0]
         min_cost = min(known_costs) if known_costs else None
@@ -192,6 +264,9 @@ class Intelligent:
             probe = self._prober.due(candidates, stats, now)
             if probe is not None:
                 return probe, probe_scores(probe, stats, now)  # -1: a probe
+            book = self._quality
+            if book is not None and book.version:  # feedback received: learned quality
+                return self._learned(candidates, stats, ctx, book)
         ranks = _speed_ranks(fleet, ctx, getattr(stats, "ranked", -1))
         best_rank = -math.inf if ranks is None else min(ranks)
         if ranks is None or best_rank == -math.inf:
@@ -352,6 +427,19 @@ class Intelligent:
                 cost_s = 0.5  # unknown price: neither rewarded nor ruled out
             out.append(f_cost * cost_s + f_qual * quality)
         return out
+
+
+class LearnedScores(ProbeScores):
+    """The scores of a choice made on learned quality, with ``note`` (each model's estimate,
+    uncertainty and sample count, and whether the choice was exploration) for the routing
+    trace's ``notes``; ``explored`` is that flag."""
+
+    __slots__ = ("explored",)
+
+    def __init__(self, scores: dict[str, float], note: str, explored: bool) -> None:
+        dict.__init__(self, scores)
+        self.note = note
+        self.explored = explored
 
 
 def _speed_ranks(fleet: Fleet, ctx: RouteContext, ranked: int) -> list[float] | None:

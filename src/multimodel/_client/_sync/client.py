@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from ...security.policy import PolicySet
     from ...strategies.base import Strategy
     from ...tracking.ledger import UsageLedger
+    from ...tracking.quality import FeedbackPolicy
     from ...tracking.telemetry import Telemetry
     from .chat import Chat
     from .embeddings import Embeddings
@@ -97,6 +98,10 @@ class Client(BaseClient):
         telemetry: OpenTelemetry metrics and spans: ``True`` (default), ``False``, a ``Telemetry``.
         ledger: a usage ledger: a SQLite file path or a ``UsageLedger``.
         clock: the time source (tests pass a ``ManualClock``).
+        feedback: how :meth:`feedback` scores become learned quality estimates (a
+            ``FeedbackPolicy``: half-life, prior strength, exploration floor).
+        task_classifier: gives a request without ``task=`` its task: ``"heuristic"`` (built in:
+            code, long, multilingual) or a callable ``(request) -> str | None``.
         env: where API keys are read from (default ``os.environ``, when the client is built).
         http_client: an httpx client to use (you keep ownership; it is not closed).
         transport: an httpx transport for the client's own httpx client, or a name:
@@ -140,6 +145,8 @@ class Client(BaseClient):
         telemetry: bool | Telemetry | None = None,
         ledger: UsageLedger | str | os.PathLike[str] | None = None,
         clock: Clock | None = None,
+        feedback: FeedbackPolicy | None = None,
+        task_classifier: Callable[[ChatRequest], str | None] | str | None = None,
         env: Mapping[str, str] | None = None,
         http_client: httpx.Client | None = None,
         transport: httpx.BaseTransport | TransportName | None = None,
@@ -166,6 +173,8 @@ class Client(BaseClient):
             "telemetry": telemetry,
             "ledger": ledger,
             "clock": clock,
+            "feedback": feedback,
+            "task_classifier": task_classifier,
             "env": env,
         }
         merged = client_config(
