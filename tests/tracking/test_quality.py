@@ -115,7 +115,10 @@ def test_invalid_scores_and_policies() -> None:
 def test_task_tags_and_the_heuristic_classifier() -> None:
     assert task_of_tags(["x", "task:code", "task:other"]) == "code"
     assert task_of_tags(None) == "*"
-    ask = lambda text: ChatRequest(model="m", messages=[{"role": "user", "content": text}])
+
+    def ask(text: str) -> ChatRequest:
+        return ChatRequest(model="m", messages=[{"role": "user", "content": text}])
+
     assert heuristic_task(ask("fix this:\n```py\nx = 1\n```")) == "code"
     assert heuristic_task(ask("word " * 10_000)) == "long"
     assert heuristic_task(ask("Здравствуйте, как дела сегодня?")) == "multilingual"
