@@ -602,6 +602,8 @@ def bench_routing(b: Budget, rtt: Callable[[int], float]) -> dict[str, Any]:
     # intelligent's real use: model="auto" over several models with different prices and
     # quality (the rows above are one model on every deployment).
     cases.append(("intelligent/auto-mixed", 50, "intelligent", "auto"))
+    # The same with learned quality (feedback received): Thompson sampling over the posteriors.
+    cases.append(("intelligent/auto-learned", 50, "intelligent", "auto"))
     for label, n, strategy, model in cases:
         if model == "auto":
             deps = [
@@ -626,6 +628,9 @@ def bench_routing(b: Budget, rtt: Callable[[int], float]) -> dict[str, Any]:
                 for i in range(n)
             ]
         client = mm.Client(deployments=deps, strategy=strategy)
+        if label.endswith("learned"):
+            for name in mixed:
+                client.quality.add(name, "*", 0.8)
         # Prompts of 97 different sizes in turn, as real traffic has: a strategy that keeps
         # something per token count must not look cheaper than it is.
         requests = [

@@ -157,6 +157,7 @@ class QualityBook:
         self._served: dict[str, ServedResponse] = {}
         self._lock = threading.Lock()
         self._listeners: list[Callable[[str, str, float, float], None]] = []
+        self._priors: dict[str, tuple[float, float]] = {}
 
     # -- responses -----------------------------------------------------------------------
 
@@ -221,10 +222,14 @@ class QualityBook:
 
     def prior_params(self, model: str) -> tuple[float, float]:
         """``(alpha0, beta0)`` of a model: its catalog quality as a weak prior."""
+        found = self._priors.get(model)
+        if found is not None:
+            return found
         q = self.prior(model)
         m = min(max((50.0 if q is None else float(q)) / 100.0, 0.01), 0.99)
         n0 = self.policy.prior_strength
-        return n0 * m, n0 * (1.0 - m)
+        found = self._priors[model] = (n0 * m, n0 * (1.0 - m))
+        return found
 
     def params(self, model: str, task: str, now: float | None = None) -> tuple[float, float, int]:
         """``(alpha, beta, samples)`` of (model, task) at ``now`` (default the clock)."""
@@ -251,6 +256,10 @@ class QualityBook:
         """A Thompson draw of (model, task)'s quality, with the evidence capped at
         ``max_evidence`` (the exploration floor)."""
         a, b, _ = self.params(model, task, now)
+        return self.draw(a, b, rng)
+
+    def draw(self, a: float, b: float, rng: Any) -> float:
+        """A draw from Beta(a, b) with the evidence capped at ``max_evidence``."""
         total = a + b
         cap = self.policy.max_evidence
         if total > cap:
