@@ -147,3 +147,22 @@ async def test_async_client_feedback() -> None:
         assert c.quality.estimate("gpt-4o-mini", "x").samples == 1
         with pytest.raises(mm.UnknownResponseError):
             c.feedback("nope", 0.5)
+
+
+def test_stats_and_report_show_quality_per_model_and_task(tmp_path: Path) -> None:
+    from multimodel.cli.report import render_text
+    from multimodel.reports import build_report
+
+    path = tmp_path / "usage.db"
+    c = make(ledger=path)
+    for score in (1.0, 0.0, 1.0):
+        c.feedback(c.query("hi", model="gpt-4o-mini", task="code"), score)
+    q = c.stats().quality["gpt-4o-mini"]["code"]
+    assert q.samples == 3 and 0 < q.lower < q.mean < 1
+    assert c.ledger is not None
+    c.ledger.flush()
+    report = build_report(c.ledger)
+    assert [(r.model, r.task, r.scores) for r in report.quality] == [("gpt-4o-mini", "code", 3)]
+    assert report.quality[0].mean_score == pytest.approx(2 / 3)
+    assert "Learned quality" in render_text(report)
+    c.close()

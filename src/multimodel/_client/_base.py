@@ -638,8 +638,20 @@ class BaseClient:
         self.quality.replay(rows)
 
     def stats(self) -> StatsSnapshot:
-        """A typed snapshot of live stats per deployment, model, provider, user and tag."""
-        return self.tracker.snapshot()
+        """A typed snapshot of live stats per deployment, model, provider, user and tag, and
+        the learned quality per model and task (``quality``)."""
+        snapshot = self.tracker.snapshot()
+        estimates = self.quality.estimates()
+        if not estimates:
+            return snapshot
+        from ..tracking.snapshot import QualitySnapshot
+
+        quality: dict[str, dict[str, QualitySnapshot]] = {}
+        for e in estimates:
+            quality.setdefault(e.model, {})[e.task] = QualitySnapshot(
+                mean=e.mean, sd=e.sd, lower=e.lower, samples=e.samples, weight=e.weight
+            )
+        return snapshot.model_copy(update={"quality": quality})
 
     def on(self, event: str, callback: Callable[[Any], None]) -> Callable[[], None]:
         """Call ``callback(event)`` on ``"model_status_change"`` (a :class:`ModelStatusEvent`),
