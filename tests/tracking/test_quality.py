@@ -123,3 +123,13 @@ def test_task_tags_and_the_heuristic_classifier() -> None:
     assert heuristic_task(ask("word " * 10_000)) == "long"
     assert heuristic_task(ask("Здравствуйте, как дела сегодня?")) == "multilingual"
     assert heuristic_task(ask("What is the capital of France?")) is None
+
+
+def test_remembered_ids_are_bounded() -> None:
+    from multimodel.tracking.quality import ServedResponse
+
+    book = QualityBook(FeedbackPolicy(remember=3))
+    for i in range(10):
+        book.remember(f"r{i}", ServedResponse("m", "*", "d"))
+    assert book.served("r6") is None
+    assert book.served("r9") == ServedResponse("m", "*", "d")

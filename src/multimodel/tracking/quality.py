@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -154,7 +155,7 @@ class QualityBook:
 
     def __post_init__(self) -> None:
         self._cells: dict[tuple[str, str], _Cell] = {}
-        self._served: dict[str, ServedResponse] = {}
+        self._served: OrderedDict[str, ServedResponse] = OrderedDict()
         self._lock = threading.Lock()
         self._listeners: list[Callable[[str, str, float, float], None]] = []
         self._priors: dict[str, tuple[float, float]] = {}
@@ -168,10 +169,11 @@ class QualityBook:
         served_map = self._served
         served_map[key] = served
         if len(served_map) > self.policy.remember:
-            try:
-                del served_map[next(iter(served_map))]  # the oldest (dicts keep order)
-            except (StopIteration, KeyError, RuntimeError):  # pragma: no cover - a race
-                pass
+            # The oldest, in O(1) (an OrderedDict: a plain dict's first key is found by
+            # skipping every deleted slot, which grows with the deletions).
+            with self._lock:
+                while len(served_map) > self.policy.remember:
+                    served_map.popitem(last=False)
 
     def served(self, key: str) -> ServedResponse | None:
         """Who served ``key``, if it is still remembered."""
