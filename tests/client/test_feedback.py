@@ -75,11 +75,17 @@ def test_late_feedback_from_another_process_goes_through_the_ledger(tmp_path: Pa
     assert est.samples == 1
     assert b.ledger is not None
     b.ledger.flush()
+    # The first client picks up the other's score when it syncs, once; never its own.
+    a.feedback(r, 1.0)
+    a.ledger.flush()
+    assert a.sync_feedback() == 1
+    assert a.sync_feedback() == 0
+    assert a.quality.estimate("gpt-4o-mini", "code").samples == 2
     a.close()
     b.close()
     # ... and a client started later loads the stored scores.
     c = make(ledger=path)
-    assert c.quality.estimate("gpt-4o-mini", "code").samples == 1
+    assert c.quality.estimate("gpt-4o-mini", "code").samples == 2
     c.close()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -207,8 +208,16 @@ class BaseClient:
             ep.name: get_adapter(ep.adapter) for ep in self._endpoints
         }
         if self.ledger is not None:
-            self.quality.subscribe(self.ledger.record_feedback)
-            self._load_feedback()
+            self._origin = uuid.uuid4().hex
+            self._feedback_seen = 0  # the last ledger feedback row replayed
+            ledger_ = self.ledger
+            origin = self._origin
+            self.quality.subscribe(
+                lambda model, task, score, at: ledger_.record_feedback(
+                    model, task, score, at, origin=origin
+                )
+            )
+            self.sync_feedback()
         self._kit = StreamKit(
             adapters=self._adapters,
             clock=self._clock,
@@ -625,17 +634,26 @@ class BaseClient:
                 return float(ep.spec.quality)
         return None
 
-    def _load_feedback(self) -> None:
-        """Replay the ledger's stored scores (the last ~20 half-lives) into the estimates."""
-        assert self.ledger is not None
+    def sync_feedback(self) -> int:
+        """Replay into the estimates the scores other clients (other processes) stored in the
+        ledger since the last call; returns how many. A client calls it when it starts (then
+        with every stored score of the last 20 half-lives); call it to pick up others' scores
+        while running. Without a ledger: 0. One SQLite read.
+        """
+        if self.ledger is None:
+            return 0
         horizon = 20 * self.quality.policy.half_life
         since = self._clock.time() - horizon if horizon < 1e15 else 0.0
         try:
-            rows = self.ledger.feedback_rows(since)
+            rows = self.ledger.feedback_rows(
+                since, after_id=self._feedback_seen, exclude_origin=self._origin
+            )
         except Exception:  # a ledger that cannot be read must not stop the client
-            logger.warning("could not load feedback from the ledger", exc_info=True)
-            return
-        self.quality.replay(rows)
+            logger.warning("could not read feedback from the ledger", exc_info=True)
+            return 0
+        if rows:
+            self._feedback_seen = rows[-1][0]
+        return self.quality.replay(row[1:] for row in rows)
 
     def stats(self) -> StatsSnapshot:
         """A typed snapshot of live stats per deployment, model, provider, user and tag, and

@@ -249,7 +249,8 @@ _STEPS: dict[int, tuple[str, ...]] = {
             ts REAL NOT NULL,
             model TEXT NOT NULL,
             task TEXT NOT NULL DEFAULT '*',
-            score REAL NOT NULL
+            score REAL NOT NULL,
+            origin TEXT
         )""",
         "CREATE INDEX ix_feedback_ts ON feedback (ts)",
         "CREATE INDEX ix_usage_request_id ON usage (request_id)",

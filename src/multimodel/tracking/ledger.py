@@ -98,7 +98,7 @@ _COLUMNS = (
 )  # fmt: skip
 _INSERT = f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"  # noqa: S608
 _INSERT_CONTENT = "INSERT INTO contents (row_id, prompt, response) VALUES (?, ?, ?)"
-_INSERT_SCORE = "INSERT INTO feedback (model, task, score, ts) VALUES (?, ?, ?, ?)"
+_INSERT_SCORE = "INSERT INTO feedback (model, task, score, ts, origin) VALUES (?, ?, ?, ?, ?)"
 
 
 class _Score(NamedTuple):
@@ -108,6 +108,7 @@ class _Score(NamedTuple):
     task: str
     score: float
     ts: float
+    origin: str | None
 
 
 _days: dict[int, str] = {}  # UTC day number -> 'YYYY-MM-DD' (writer thread only)
@@ -468,13 +469,17 @@ class UsageLedger:
             self._start()
         writer.put((outcome, prompt, response) if self._store_content else (outcome, None, None))
 
-    def record_feedback(self, model: str, task: str, score: float, at: float) -> None:
+    def record_feedback(
+        self, model: str, task: str, score: float, at: float, *, origin: str | None = None
+    ) -> None:
         """Queue one feedback score (written with the next batch, to the ``feedback`` table);
-        returns at once. Clients call it for every :meth:`~multimodel.Client.feedback`."""
+        returns at once. Clients call it for every :meth:`~multimodel.Client.feedback`, with
+        ``origin`` naming the client (so that it does not read its own scores back)."""
         writer = self._writer
         if writer.thread is None:
             self._start()
-        writer.put((_Score(model, task, score, at), None, None))  # type: ignore[arg-type]
+        item = (_Score(model, task, score, at, origin), None, None)
+        writer.put(item)  # type: ignore[arg-type]
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every outcome recorded before this call is written (or dropped/failed).
@@ -615,14 +620,19 @@ class UsageLedger:
         with self._reader() as conn:
             return _q.requests(conn, parse_since(since, now=now), end, model, user, limit)
 
-    def feedback_rows(self, since: float = 0.0) -> list[tuple[str, str, float, float]]:
-        """Stored feedback scores at or after ``since`` (a Unix time), oldest first, as
-        ``(model, task, score, ts)``: what a client replays into its quality estimates."""
+    def feedback_rows(
+        self, since: float = 0.0, *, after_id: int = 0, exclude_origin: str | None = None
+    ) -> list[tuple[int, str, str, float, float]]:
+        """Stored feedback scores at or after ``since`` (a Unix time) with a row id above
+        ``after_id``, except those of ``exclude_origin``, in row order, as
+        ``(id, model, task, score, ts)``: what clients replay into their quality estimates."""
         with self._reader() as conn:
             found = conn.execute(
-                "SELECT model, task, score, ts FROM feedback WHERE ts >= ? ORDER BY id", (since,)
+                "SELECT id, model, task, score, ts FROM feedback WHERE ts >= ? AND id > ?"
+                " AND (? IS NULL OR origin IS NULL OR origin != ?) ORDER BY id",
+                (since, after_id, exclude_origin, exclude_origin),
             ).fetchall()
-        return [(str(m), str(t), float(sc), float(ts)) for m, t, sc, ts in found]
+        return [(int(i), str(m), str(t), float(sc), float(ts)) for i, m, t, sc, ts in found]
 
     def served_by(self, key: str) -> tuple[str, tuple[str, ...]] | None:
         """The model group and tags of the newest successful row with request id ``key``
