@@ -162,6 +162,10 @@ class BaseClient:
             ),
             hedge=config.hedge,
         )
+        self._shared = config.shared_state
+        if self._shared is not None:
+            self._router.shared = self._shared
+            self._router.limiter.on_reconcile = self._shared.reconciled
         self.tracker.subscribe(self._outcome_event)
         if self.telemetry is not None:
             self.tracker.subscribe(self.telemetry.record)
@@ -495,6 +499,13 @@ class BaseClient:
         return {ep.name: self.health.status(ep.name) for ep in self._endpoints}
 
     def _status_changed(self, name: str, previous: Status, status: Status, reason: str) -> None:
+        shared = self._router.shared
+        if shared is not None:  # an opened or closed breaker: tell the fleet
+            if status == "down":
+                left = self.health.open_until(name) - self._clock.monotonic()
+                shared.opened(name, max(left, 0.001))
+            elif previous != "healthy" and reason == "probe succeeded":
+                shared.closed(name)
         ep = self._router.by_name.get(name)
         self.events.emit(
             "model_status_change",

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..resilience.circuit import CircuitPolicy
     from ..resilience.hedge import HedgePolicy
     from ..resilience.retry import RetryBudget, RetryPolicy
+    from ..resilience.shared import RedisState
     from ..security._rules import Policy
     from ..security.limits import InputLimits
     from ..security.policy import PolicySet
@@ -41,7 +42,7 @@ else:
     # class when a value needs it: importing the configuration loads none of them.
     Clock = CachePolicy = ResponseCache = Catalog = Budget = CircuitPolicy = HedgePolicy = Any
     RetryBudget = RetryPolicy = Policy = InputLimits = PolicySet = Strategy = Any
-    UsageLedger = Telemetry = Any
+    UsageLedger = Telemetry = RedisState = Any
 
 __all__ = ["ClientConfig", "Deployment", "describe"]
 
@@ -155,6 +156,8 @@ class ClientConfig(BaseModel):
         catalog: model prices and limits: a ``Catalog``, or a model file over the bundled ones.
         telemetry: OpenTelemetry metrics and spans: ``True`` (default), ``False``, a ``Telemetry``.
         ledger: usage ledger: a SQLite file path or a ``UsageLedger`` (default: none).
+        shared_state: routing state shared by many processes: a Redis URL or a ``RedisState``
+            (default: none, each client keeps its own).
         clock: the time source (tests pass a ``ManualClock``; code only).
         env: where API keys are read from (default ``os.environ``); never shown in a repr.
 
@@ -188,6 +191,7 @@ class ClientConfig(BaseModel):
     catalog: Catalog | str | os.PathLike[str] | None = None
     telemetry: bool | Telemetry = True
     ledger: UsageLedger | str | os.PathLike[str] | None = None
+    shared_state: RedisState | None = None
     clock: Clock | None = None
     env: dict[str, str] | None = Field(default=None, repr=False, exclude=True)
 
@@ -251,6 +255,7 @@ class ClientConfig(BaseModel):
     _catalog = field_validator("catalog", mode="plain")(_options.as_catalog)
     _telemetry = field_validator("telemetry", mode="plain")(_options.as_telemetry)
     _ledger = field_validator("ledger", mode="plain")(_options.as_ledger)
+    _shared_state = field_validator("shared_state", mode="plain")(_options.as_shared_state)
     _clock = field_validator("clock", mode="plain")(_options.as_clock)
 
     @model_validator(mode="before")

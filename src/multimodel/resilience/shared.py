@@ -1,0 +1,549 @@
+"""Routing state shared by many processes through Redis (``shared_state=``).
+
+Every process that embeds a client with the same ``shared_state`` (same Redis, same ``prefix``)
+sees the same fleet-wide picture of each deployment:
+
+* **rate limits**: ``Deployment(rpm=..., tpm=...)`` hold for the fleet. One Lua script per
+  attempt checks and reserves atomically (sliding 60-second logs, the same algorithm as the
+  local :class:`~multimodel.resilience.rate_limit.RateLimiter`); estimated tokens are reserved
+  before sending and reconciled with the real usage afterwards.
+* **Retry-After holds and open breakers**: a hold or an open circuit seen by one process keeps
+  the deployment out of rotation in all; after the cooldown only one process probes.
+
+Time is Redis's own (``TIME`` inside the scripts), so hosts need no synchronized clocks.
+
+The decisions are computed here without I/O (keys, script arguments, verdicts, the outage
+state); :class:`RedisState` adds the two thin executors, redis-py for :class:`~multimodel.Client`
+and ``redis.asyncio`` for :class:`~multimodel.AsyncClient`. The hot path costs one round trip
+per attempt: the admission script, pipelined with whatever bookkeeping earlier attempts left
+(reconciliation, holds, breaker changes). A failure's hold or breaker change is also flushed
+right after the failure.
+
+When Redis is slow or down, each operation gives up after ``op_timeout``; with
+``on_unavailable="local"`` (the default) the client goes on with its local state (the local
+limiter, holds and breakers always run as well), logs one warning when the outage starts and
+one when it ends. With ``on_unavailable="fail"`` the attempt fails with
+:class:`~multimodel.errors.SharedStateUnavailable` instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+from ..errors import ConfigError, SharedStateUnavailable
+
+if TYPE_CHECKING:
+    from .._core.trace import Send
+
+__all__ = ["RedisState", "Refusal"]
+
+_log = logging.getLogger("multimodel.shared")
+
+WINDOW_MS = 60_000
+PROBE_MS = 30_000  # the longest a half-open probe slot is held when its owner never reports
+
+# KEYS: requests log, tokens log, token sizes, tokens used, hold, breaker, probe
+# ARGV: rpm, tpm, tokens, member
+# Returns {1, probe} when admitted (and reserved), {0, wait_ms, kind} when not.
+_ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rpm = tonumber(ARGV[1])
+local tpm = tonumber(ARGV[2])
+local tokens = tonumber(ARGV[3])
+local member = ARGV[4]
+local win = 60000
+local hold = tonumber(redis.call('GET', KEYS[5]) or '0')
+if hold > now then return {0, hold - now, 'hold'} end
+local open = tonumber(redis.call('GET', KEYS[6]) or '0')
+if open > now then return {0, open - now, 'open'} end
+local probe = 0
+if open > 0 then
+  if not redis.call('SET', KEYS[7], member, 'NX', 'PX', 30000) then
+    local left = redis.call('PTTL', KEYS[7])
+    if left < 1 then left = 100 end
+    return {0, math.min(left, 1000), 'probe'}
+  end
+  probe = 1
+end
+if rpm > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - win)
+  if redis.call('ZCARD', KEYS[1]) >= rpm then
+    if probe == 1 then redis.call('DEL', KEYS[7]) end
+    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    return {0, math.max(1, tonumber(oldest[2]) + win - now), 'rpm'}
+  end
+end
+if tpm > 0 then
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - win)
+  if #expired > 0 then
+    local freed = 0
+    for i = 1, #expired do
+      freed = freed + tonumber(redis.call('HGET', KEYS[3], expired[i]) or '0')
+      redis.call('HDEL', KEYS[3], expired[i])
+    end
+    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - win)
+    redis.call('DECRBY', KEYS[4], freed)
+  end
+  local used = tonumber(redis.call('GET', KEYS[4]) or '0')
+  local amount = math.min(tokens, tpm)
+  local excess = used + amount - tpm
+  if excess > 0 then
+    if probe == 1 then redis.call('DEL', KEYS[7]) end
+    local entries = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+    local freed = 0
+    for i = 1, #entries, 2 do
+      freed = freed + tonumber(redis.call('HGET', KEYS[3], entries[i]) or '0')
+      if freed >= excess then
+        return {0, math.max(1, tonumber(entries[i + 1]) + win - now), 'tpm'}
+      end
+    end
+    return {0, win, 'tpm'}
+  end
+end
+if rpm > 0 then
+  redis.call('ZADD', KEYS[1], now, member)
+  redis.call('PEXPIRE', KEYS[1], win)
+end
+if tpm > 0 then
+  redis.call('ZADD', KEYS[2], now, member)
+  redis.call('HSET', KEYS[3], member, tokens)
+  redis.call('INCRBY', KEYS[4], tokens)
+  redis.call('PEXPIRE', KEYS[2], win)
+  redis.call('PEXPIRE', KEYS[3], win)
+  redis.call('PEXPIRE', KEYS[4], win)
+end
+return {1, probe}
+"""
+
+# KEYS: tokens log, token sizes, tokens used; ARGV: member, actual tokens
+_RECONCILE = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+local old = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+local new = tonumber(ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], new)
+redis.call('INCRBY', KEYS[3], new - old)
+return 1
+"""
+
+# KEYS: a time key; ARGV: milliseconds from now, extra milliseconds to keep the key.
+# Sets the key to max(current, now + ms) (a hold or an open breaker: never shortened).
+_EXTEND = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local untl = now + tonumber(ARGV[1])
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cur >= untl then return 0 end
+redis.call('SET', KEYS[1], untl, 'PX', tonumber(ARGV[1]) + tonumber(ARGV[2]))
+return 1
+"""
+
+
+class Refusal(NamedTuple):
+    """The fleet said no to one attempt: wait ``wait`` seconds (``kind`` says why)."""
+
+    wait: float
+    kind: str  # "rpm", "tpm", "hold", "open", "probe"
+
+    @property
+    def reason(self) -> str:
+        """A line for the routing trace."""
+        what = {
+            "rpm": "fleet-wide rate limit (requests)",
+            "tpm": "fleet-wide rate limit (tokens)",
+            "hold": "rate limited in another process (Retry-After)",
+            "open": "circuit open in another process",
+            "probe": "half-open: another process is probing",
+        }.get(self.kind, self.kind)
+        return f"{what}, {self.wait:.2f}s to wait"
+
+
+class _Op(NamedTuple):
+    script: str  # "reconcile", "extend" or "delete"
+    keys: tuple[str, ...]
+    args: tuple[Any, ...]
+
+
+class RedisState:
+    """Routing state shared through Redis by every client that uses it (see the module docs).
+
+    Args:
+        url_or_client: a Redis URL (``redis://host:6379/0``, ``rediss://`` for TLS), a
+            ``redis.Redis`` (for :class:`~multimodel.Client`) or a ``redis.asyncio.Redis``
+            (for :class:`~multimodel.AsyncClient`). Clients built from a URL are closed with
+            the multimodel client; clients you pass stay yours to close.
+        prefix: the start of every key; clients share state only under the same prefix.
+        on_unavailable: ``"local"`` goes on with each process's own state while Redis is
+            down or slow; ``"fail"`` fails the attempt with ``SharedStateUnavailable``.
+        op_timeout: seconds one Redis operation may take before it counts as unavailable.
+
+    Needs the ``redis`` extra (``pip install 'multimodel[redis]'``). ``redis.asyncio`` runs on
+    asyncio only: an ``AsyncClient`` with shared state refuses to run under trio.
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(
+        self,
+        url_or_client: Any,
+        *,
+        prefix: str = "multimodel",
+        on_unavailable: Literal["local", "fail"] = "local",
+        op_timeout: float = 0.25,
+    ) -> None:
+        if on_unavailable not in ("local", "fail"):
+            raise ConfigError(
+                f"shared_state: on_unavailable must be 'local' or 'fail', not {on_unavailable!r}"
+            )
+        if isinstance(op_timeout, bool) or not (float(op_timeout) > 0):
+            raise ConfigError(f"shared_state: op_timeout must be > 0, not {op_timeout!r}")
+        if not prefix:
+            raise ConfigError("shared_state: prefix must be a non-empty string")
+        self._url: str | None = None
+        self._sync: Any = None
+        self._async: Any = None
+        if isinstance(url_or_client, str):
+            if not url_or_client.startswith(("redis://", "rediss://", "unix://")):
+                raise ConfigError(
+                    "shared_state: expected a redis:// or rediss:// URL, a RedisState or a "
+                    f"Redis client, not {_safe_url(url_or_client)!r}"
+                )
+            self._url = url_or_client
+        else:
+            kind = _client_kind(url_or_client)
+            if kind is None:
+                raise ConfigError(
+                    "shared_state: expected a redis:// URL, a RedisState or a Redis client, "
+                    f"not {type(url_or_client).__name__}"
+                )
+            if kind == "async":
+                self._async = url_or_client
+            else:
+                self._sync = url_or_client
+        self.prefix = prefix
+        self.on_unavailable = on_unavailable
+        self.op_timeout = float(op_timeout)
+        self._owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._pending: deque[_Op] = deque()
+        self._scripts: dict[tuple[str, str], Any] = {}
+        # Outage state (as the response cache): one warning when it starts, one when it ends.
+        self._down = False
+        self._down_since = 0.0
+        self._down_failures = 0
+        self.round_trips = 0
+        """Redis round trips made so far (for benchmarks and tests)."""
+        self.errors = 0
+        """Redis operations that failed or timed out so far."""
+
+    def __repr__(self) -> str:
+        where = _safe_url(self._url) if self._url else "a caller's client"
+        return f"RedisState({where!r}, prefix={self.prefix!r})"
+
+    @property
+    def available(self) -> bool:
+        """``False`` from a failed operation until one succeeds again (an outage)."""
+        return not self._down
+
+    # -- sans-I/O: keys, arguments, verdicts ---------------------------------------------------
+
+    def _key(self, deployment: str, what: str) -> str:
+        # One hash tag per deployment: a deployment's keys live on one Redis Cluster slot.
+        return f"{self.prefix}:{{{deployment}}}:{what}"
+
+    def _admit_call(self, send: Send) -> tuple[list[str], list[Any]]:
+        ep = send.endpoint
+        name = ep.name
+        reservation = send.reservation
+        tokens = getattr(reservation, "tokens", 0) or 0
+        member = f"{self._owner}:{next(self._ids)}"
+        if reservation is not None:
+            reservation.shared = member
+        keys = [
+            self._key(name, w)
+            for w in ("req", "tok", "toksize", "tokused", "hold", "open", "probe")
+        ]
+        return keys, [ep.rpm or 0, ep.tpm or 0, tokens, member]
+
+    @staticmethod
+    def _verdict(result: Any) -> Refusal | None:
+        if int(result[0]) == 1:
+            return None
+        kind = result[2].decode() if isinstance(result[2], bytes) else str(result[2])
+        return Refusal(int(result[1]) / 1000.0, kind)
+
+    def reconciled(self, deployment: str, member: str, actual: int) -> None:
+        """Queue the replacement of a reservation's estimate by the real token count."""
+        keys = tuple(self._key(deployment, w) for w in ("tok", "toksize", "tokused"))
+        self._queue(_Op("reconcile", keys, (member, int(actual))))
+
+    def held(self, deployment: str, seconds: float) -> None:
+        """Queue a Retry-After hold of ``deployment`` for the fleet."""
+        ms = max(1, round(seconds * 1000))
+        self._queue(_Op("extend", (self._key(deployment, "hold"),), (ms, 0)))
+
+    def opened(self, deployment: str, seconds: float) -> None:
+        """Queue an open breaker for the fleet (kept afterwards to coordinate the probe)."""
+        ms = max(1, round(seconds * 1000))
+        self._queue(_Op("extend", (self._key(deployment, "open"),), (ms, 600_000)))
+        self._queue(_Op("delete", (self._key(deployment, "probe"),), ()))
+
+    def closed(self, deployment: str) -> None:
+        """Queue the closing of a breaker (a probe succeeded) for the fleet."""
+        self._queue(
+            _Op("delete", (self._key(deployment, "open"), self._key(deployment, "probe")), ())
+        )
+
+    def _queue(self, op: _Op) -> None:
+        with self._lock:
+            self._pending.append(op)
+            while len(self._pending) > 10_000:  # a long outage: keep the newest
+                self._pending.popleft()
+
+    @property
+    def pending(self) -> bool:
+        """Whether bookkeeping waits to be written."""
+        return bool(self._pending)
+
+    def _take(self) -> list[_Op]:
+        with self._lock:
+            ops = list(self._pending)
+            self._pending.clear()
+        return ops
+
+    # -- outage bookkeeping ---------------------------------------------------------------------
+
+    def _failed(self, exc: BaseException) -> None:
+        with self._lock:
+            self.errors += 1
+            first = not self._down
+            if first:
+                self._down = True
+                self._down_since = time.monotonic()
+                self._down_failures = 0
+            self._down_failures += 1
+        if first:
+            _log.warning(
+                "shared state unavailable (%s: %s); %s",
+                type(exc).__name__,
+                str(exc).splitlines()[0][:200] if str(exc) else "",
+                "continuing on local state"
+                if self.on_unavailable == "local"
+                else "failing attempts (on_unavailable='fail')",
+            )
+
+    def _succeeded(self) -> None:
+        if not self._down:
+            return
+        with self._lock:
+            if not self._down:
+                return
+            self._down = False
+            lasted = time.monotonic() - self._down_since
+            failures = self._down_failures
+        _log.warning(
+            "shared state available again after %.1fs (%d operations failed meanwhile)",
+            lasted,
+            failures,
+        )
+
+    def _unavailable(self, exc: BaseException) -> None:
+        self._failed(exc)
+        if self.on_unavailable == "fail":
+            raise SharedStateUnavailable(f"shared state unavailable: {type(exc).__name__}") from exc
+
+    # -- sync executor ---------------------------------------------------------------------------
+
+    def _sync_client(self) -> Any:
+        if self._sync is None:
+            if self._url is None:
+                raise ConfigError(
+                    "shared_state: this RedisState wraps a redis.asyncio client; a sync Client "
+                    "needs a URL or a redis.Redis"
+                )
+            import redis
+
+            self._sync = redis.Redis.from_url(
+                self._url,
+                socket_timeout=self.op_timeout,
+                socket_connect_timeout=self.op_timeout,
+            )
+        return self._sync
+
+    def _script(self, client: Any, name: str, side: str) -> Any:
+        script = self._scripts.get((name, side))
+        if script is None:
+            text = {"admit": _ADMIT, "reconcile": _RECONCILE, "extend": _EXTEND}[name]
+            script = self._scripts.setdefault((name, side), client.register_script(text))
+        return script
+
+    def _stage(self, pipe: Any, ops: list[_Op], side: str, client: Any) -> None:
+        for op in ops:
+            if op.script == "delete":
+                pipe.delete(*op.keys)
+            else:
+                self._script(client, op.script, side)(
+                    keys=list(op.keys), args=list(op.args), client=pipe
+                )
+
+    def admit(self, send: Send) -> Refusal | None:
+        """Check and reserve one attempt fleet-wide (``None``: admitted). One round trip."""
+        keys, args = self._admit_call(send)
+        ops = self._take()
+        try:
+            client = self._sync_client()
+            pipe = client.pipeline(transaction=False)
+            self._stage(pipe, ops, "sync", client)
+            self._script(client, "admit", "sync")(keys=keys, args=args, client=pipe)
+            self.round_trips += 1
+            result = pipe.execute()[-1]
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any Redis failure is an outage
+            self._unavailable(exc)
+            return None
+        self._succeeded()
+        return self._verdict(result)
+
+    def flush(self) -> None:
+        """Write the queued bookkeeping now (one round trip; nothing when none is queued)."""
+        ops = self._take()
+        if not ops:
+            return
+        try:
+            client = self._sync_client()
+            pipe = client.pipeline(transaction=False)
+            self._stage(pipe, ops, "sync", client)
+            self.round_trips += 1
+            pipe.execute()
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the bookkeeping is dropped, not retried
+            self._failed(exc)
+            return
+        self._succeeded()
+
+    def close(self) -> None:
+        """Flush, then close the sync Redis client built from the URL."""
+        self.flush()
+        if self._url is not None and self._sync is not None:
+            self._sync.close()
+            self._sync = None
+
+    # -- async executor (asyncio) -----------------------------------------------------------------
+
+    def _async_client(self) -> Any:
+        import sniffio
+
+        try:
+            library = sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:  # pragma: no cover - called from a task
+            library = "asyncio"
+        if library != "asyncio":
+            raise ConfigError(
+                f"shared_state runs on asyncio only (redis.asyncio), not on {library}; use "
+                "asyncio, or a sync Client"
+            )
+        if self._async is None:
+            if self._url is None:
+                raise ConfigError(
+                    "shared_state: this RedisState wraps a sync redis.Redis; an AsyncClient "
+                    "needs a URL or a redis.asyncio.Redis"
+                )
+            import redis.asyncio as aioredis
+
+            self._async = aioredis.Redis.from_url(
+                self._url,
+                socket_timeout=self.op_timeout,
+                socket_connect_timeout=self.op_timeout,
+            )
+        return self._async
+
+    async def async_admit(self, send: Send) -> Refusal | None:
+        """:meth:`admit` for the asyncio client."""
+        keys, args = self._admit_call(send)
+        client = self._async_client()
+        ops = self._take()
+        try:
+            pipe = client.pipeline(transaction=False)
+            self._stage(pipe, ops, "async", client)
+            self._script(client, "admit", "async")(keys=keys, args=args, client=pipe)
+            self.round_trips += 1
+            result = (await pipe.execute())[-1]
+        except Exception as exc:  # noqa: BLE001 - any Redis failure is an outage
+            self._unavailable(exc)
+            return None
+        self._succeeded()
+        return self._verdict(result)
+
+    async def async_flush(self) -> None:
+        """:meth:`flush` for the asyncio client."""
+        ops = self._take()
+        if not ops:
+            return
+        client = self._async_client()
+        try:
+            pipe = client.pipeline(transaction=False)
+            self._stage(pipe, ops, "async", client)
+            self.round_trips += 1
+            await pipe.execute()
+        except Exception as exc:  # noqa: BLE001 - the bookkeeping is dropped, not retried
+            self._failed(exc)
+            return
+        self._succeeded()
+
+    async def aclose(self) -> None:
+        """Flush, then close the asyncio Redis client built from the URL."""
+        if self._async is not None or self._pending:
+            try:
+                await self.async_flush()
+            except ConfigError:
+                pass
+        if self._url is not None and self._async is not None:
+            await self._async.aclose()
+            self._async = None
+
+
+def _client_kind(value: Any) -> str | None:
+    module = type(value).__module__
+    if not module.startswith("redis"):
+        return None
+    return "async" if module.startswith("redis.asyncio") else "sync"
+
+
+def _safe_url(url: str) -> str:
+    """``url`` without its password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return url
+
+
+def as_shared_state(value: Any) -> RedisState | None:
+    """``shared_state``: a Redis URL, a Redis client or a :class:`RedisState`."""
+    if value is None or isinstance(value, RedisState):
+        return value
+    if isinstance(value, Mapping):  # a table from a configuration file
+        options = dict(value)
+        url = options.pop("url", None)
+        if not isinstance(url, str):
+            raise ConfigError("shared_state: a table needs a `url` (redis://host:6379/0)")
+        unknown = set(options) - {"prefix", "on_unavailable", "op_timeout"}
+        if unknown:
+            raise ConfigError(f"shared_state: unknown option(s) {', '.join(sorted(unknown))}")
+        return RedisState(url, **options)
+    if isinstance(value, str) or _client_kind(value) is not None:
+        return RedisState(value)
+    raise ConfigError(
+        "shared_state: expected a redis:// URL, a RedisState or a Redis client, not "
+        f"{type(value).__name__}"
+    )
