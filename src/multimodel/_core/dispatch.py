@@ -329,11 +329,14 @@ class DispatchPlan:
                     self._budget_blocked.add(c.name)
                     self.trace.excluded[c.name] = why
                     continue
-            ok, reason, retry_at = router.health.check(c.name, now)
-            if ok and self._shared_wait:
-                until = self._shared_wait.get(c.name)
-                if until is not None and until > now:
-                    ok, reason, retry_at = False, self.trace.excluded.get(c.name), until
+            fleet_wait = self._shared_wait.get(c.name) if self._shared_wait else None
+            ok: bool
+            reason: str | None
+            retry_at: float | None
+            if fleet_wait is not None and fleet_wait > now:  # refused by the shared state
+                ok, reason, retry_at = False, self.trace.excluded.get(c.name), fleet_wait
+            else:
+                ok, reason, retry_at = router.health.check(c.name, now)
             if ok and router.limiter.limited(c.name):
                 wait = router.limiter.wait_time(c.name, tokens, now)
                 if wait > 0:
@@ -394,6 +397,10 @@ class DispatchPlan:
             breakdown,
         )
         router.health.on_success(endpoint.name, now)
+        if router.shared is not None:
+            router.shared.finished(
+                endpoint.name, send.reservation, ok=True, hold=None, cooldown=0.0
+            )
         limiter = router.limiter
         if limiter.any_limits:
             limiter.reconcile(send.reservation, usage.total_tokens if usage else None)
@@ -459,8 +466,14 @@ class DispatchPlan:
             cost_breakdown=breakdown,
         )
         router.health.on_failure(name, error, now)
-        if router.shared is not None and retry_after:
-            router.shared.held(name, retry_after)
+        if router.shared is not None:
+            router.shared.finished(
+                name,
+                send.reservation,
+                ok=False,
+                hold=retry_after,
+                cooldown=router.health.policy.cooldown,
+            )
         if usage is not None:
             router.limiter.reconcile(send.reservation, usage.total_tokens)
         else:

@@ -69,7 +69,7 @@ class _Log:
 class Reservation:
     """What was reserved for one attempt; hand it back to :meth:`RateLimiter.reconcile`."""
 
-    __slots__ = ("_entry", "_request", "deployment", "shared", "tokens")
+    __slots__ = ("_entry", "_request", "deployment", "shared", "shared_at", "tokens")
 
     def __init__(
         self,
@@ -83,6 +83,7 @@ class Reservation:
         self._entry = entry
         self._request = request
         self.shared: str | None = None  # its id in the shared state, once admitted there
+        self.shared_at: tuple[int, float] | None = None  # (Redis ms, local monotonic) then
 
 
 class RateLimiter:

@@ -121,7 +121,16 @@ if tpm > 0 then
   redis.call('PEXPIRE', KEYS[3], win)
   redis.call('PEXPIRE', KEYS[4], win)
 end
-return {1, probe}
+return {1, probe, now}
+"""
+
+# KEYS: requests log, tokens log; ARGV: member, the time the answer came (ms, Redis clock).
+# The provider counted the request somewhere between admission and answer: logging it at the
+# answer's time never lets the next window start early (admission-to-arrival delays vary).
+_TOUCH = """
+redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[1])
+return 1
 """
 
 # KEYS: tokens log, token sizes, tokens used; ARGV: member, actual tokens
@@ -235,6 +244,7 @@ class RedisState:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._pending: deque[_Op] = deque()
+        self._probing: set[str] = set()
         self._scripts: dict[tuple[str, str], Any] = {}
         # Outage state (as the response cache): one warning when it starts, one when it ends.
         self._down = False
@@ -274,12 +284,45 @@ class RedisState:
         ]
         return keys, [ep.rpm or 0, ep.tpm or 0, tokens, member]
 
-    @staticmethod
-    def _verdict(result: Any) -> Refusal | None:
+    def _verdict(self, result: Any, send: Send) -> Refusal | None:
+        deployment = send.endpoint.name
         if int(result[0]) == 1:
+            reservation = send.reservation
+            if reservation is not None and (send.endpoint.rpm or send.endpoint.tpm):
+                reservation.shared_at = (int(result[2]), time.monotonic())
+            if int(result[1]) == 1:  # this process holds the fleet's half-open probe
+                with self._lock:
+                    self._probing.add(deployment)
             return None
         kind = result[2].decode() if isinstance(result[2], bytes) else str(result[2])
         return Refusal(int(result[1]) / 1000.0, kind)
+
+    def finished(
+        self,
+        deployment: str,
+        reservation: Any,
+        *,
+        ok: bool,
+        hold: float | None,
+        cooldown: float,
+    ) -> None:
+        """An attempt ended: log its rate-limit entries at the answer's time, queue a
+        Retry-After ``hold``; a probe's end closes the fleet's breaker (``ok``) or opens it
+        again for ``cooldown`` seconds."""
+        at = getattr(reservation, "shared_at", None)
+        if at is not None:  # set for deployments with rpm or tpm only
+            answered = at[0] + round((time.monotonic() - at[1]) * 1000)
+            keys = (self._key(deployment, "req"), self._key(deployment, "tok"))
+            self._queue(_Op("touch", keys, (reservation.shared, answered)))
+        if hold:
+            self.held(deployment, hold)
+        if deployment in self._probing:
+            with self._lock:
+                self._probing.discard(deployment)
+            if ok:
+                self.closed(deployment)
+            else:
+                self.opened(deployment, cooldown)
 
     def reconciled(self, deployment: str, member: str, actual: int) -> None:
         """Queue the replacement of a reservation's estimate by the real token count."""
@@ -382,11 +425,16 @@ class RedisState:
     def _script(self, client: Any, name: str, side: str) -> Any:
         script = self._scripts.get((name, side))
         if script is None:
-            text = {"admit": _ADMIT, "reconcile": _RECONCILE, "extend": _EXTEND}[name]
+            text = {
+                "admit": _ADMIT,
+                "reconcile": _RECONCILE,
+                "extend": _EXTEND,
+                "touch": _TOUCH,
+            }[name]
             script = self._scripts.setdefault((name, side), client.register_script(text))
         return script
 
-    def _stage(self, pipe: Any, ops: list[_Op], side: str, client: Any) -> None:
+    def _stage(self, pipe: Any, ops: list[_Op], side: str, client: Any) -> None:  # sync
         for op in ops:
             if op.script == "delete":
                 pipe.delete(*op.keys)
@@ -394,6 +442,14 @@ class RedisState:
                 self._script(client, op.script, side)(
                     keys=list(op.keys), args=list(op.args), client=pipe
                 )
+
+    async def _async_stage(self, pipe: Any, ops: list[_Op], client: Any) -> None:
+        for op in ops:
+            if op.script == "delete":
+                pipe.delete(*op.keys)
+            else:
+                script = self._script(client, op.script, "async")
+                await script(keys=list(op.keys), args=list(op.args), client=pipe)
 
     def admit(self, send: Send) -> Refusal | None:
         """Check and reserve one attempt fleet-wide (``None``: admitted). One round trip."""
@@ -412,7 +468,7 @@ class RedisState:
             self._unavailable(exc)
             return None
         self._succeeded()
-        return self._verdict(result)
+        return self._verdict(result, send)
 
     def flush(self) -> None:
         """Write the queued bookkeeping now (one round trip; nothing when none is queued)."""
@@ -475,15 +531,15 @@ class RedisState:
         ops = self._take()
         try:
             pipe = client.pipeline(transaction=False)
-            self._stage(pipe, ops, "async", client)
-            self._script(client, "admit", "async")(keys=keys, args=args, client=pipe)
+            await self._async_stage(pipe, ops, client)
+            await self._script(client, "admit", "async")(keys=keys, args=args, client=pipe)
             self.round_trips += 1
             result = (await pipe.execute())[-1]
         except Exception as exc:  # noqa: BLE001 - any Redis failure is an outage
             self._unavailable(exc)
             return None
         self._succeeded()
-        return self._verdict(result)
+        return self._verdict(result, send)
 
     async def async_flush(self) -> None:
         """:meth:`flush` for the asyncio client."""
@@ -493,7 +549,7 @@ class RedisState:
         client = self._async_client()
         try:
             pipe = client.pipeline(transaction=False)
-            self._stage(pipe, ops, "async", client)
+            await self._async_stage(pipe, ops, client)
             self.round_trips += 1
             await pipe.execute()
         except Exception as exc:  # noqa: BLE001 - the bookkeeping is dropped, not retried

@@ -365,7 +365,10 @@ class AsyncClient(BaseClient):
             except BaseException:
                 plan.cancelled(action)
                 raise
-            return self._succeed(plan, action, parsed, headers)
+            response = self._succeed(plan, action, parsed, headers)
+            if shared is not None and shared.pending:  # pipelined bookkeeping: one trip
+                await shared.async_flush()
+            return response
 
     async def _hedged(
         self, plan: DispatchPlan, primary: Send, request: ChatRequest, delay: float

@@ -363,7 +363,10 @@ class Client(BaseClient):
             except BaseException:
                 plan.cancelled(action)
                 raise
-            return self._succeed(plan, action, parsed, headers)
+            response = self._succeed(plan, action, parsed, headers)
+            if shared is not None and shared.pending:  # pipelined bookkeeping: one trip
+                shared.flush()
+            return response
 
     def _hedged(
         self, plan: DispatchPlan, primary: Send, request: ChatRequest, delay: float
