@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from decimal import Decimal
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -73,7 +74,7 @@ def state(redis_url: str, prefix: str) -> Iterator[mm.RedisState]:
 
     yield mm.RedisState(redis_url, prefix=prefix)
     raw = redis.Redis.from_url(redis_url)
-    keys = list(raw.scan_iter(match=f"{prefix}:*"))
+    keys = list(raw.scan_iter(match=f"{{{prefix}}}:*"))
     if keys:
         raw.delete(*keys)
     raw.close()
@@ -83,6 +84,10 @@ def deployment(server: MockProviderServer, name: str = "openai-mock", **limits: 
     return mm.Deployment(
         model="m", provider="openai", api_key=KEY, base_url=server.base_url(name), **limits
     )
+
+
+def key(state: mm.RedisState, what: str, deployment: str = "openai/m") -> str:
+    return state._key(deployment, what)
 
 
 def requests_to(server: MockProviderServer, name: str = "openai-mock") -> int:
@@ -147,7 +152,7 @@ def test_tokens_are_reserved_then_reconciled(state: mm.RedisState, redis_url: st
         with mm.Client([dep], shared_state=state) as client:
             answers = [client.query("hello there", max_tokens=5000) for _ in range(3)]
         # close() flushed the last reconciliation: Redis holds the real usage, not estimates.
-        used = int(raw.get(f"{state.prefix}:{{openai/m}}:tokused") or 0)
+        used = int(raw.get(key(state, "tokused")) or 0)
         assert used == sum(a.usage.total_tokens for a in answers)
     raw.close()
 
@@ -216,15 +221,68 @@ def test_half_open_probe_is_coordinated(state: mm.RedisState, redis_url: str) ->
         dep = deployment(server)
         raw = redis.Redis.from_url(redis_url)
         # Another process opened the breaker, the cooldown passed, and it is probing now.
-        raw.set(f"{state.prefix}:{{openai/m}}:open", 1, px=60_000)
-        raw.set(f"{state.prefix}:{{openai/m}}:probe", "other", px=60_000)
+        raw.set(key(state, "open"), 1, px=60_000)
+        raw.set(key(state, "probe"), "other", px=60_000)
         with mm.Client([dep], shared_state=state, circuit=circuit, deadline=0.5) as client:
             with pytest.raises(mm.NoDeploymentAvailable, match="probing"):
                 client.query("hi")
-            raw.delete(f"{state.prefix}:{{openai/m}}:probe")  # the probe ended
+            raw.delete(key(state, "probe"))  # the probe ended
             assert client.query("hi").text  # this one probes, succeeds, closes for all
-            assert raw.get(f"{state.prefix}:{{openai/m}}:open") is None
+            assert raw.get(key(state, "open")) is None
         raw.close()
+
+
+# -- budgets -----------------------------------------------------------------------------------
+
+
+def priced(server: MockProviderServer) -> tuple[Any, Any, Any]:
+    from multimodel.catalog import Catalog
+    from multimodel.testing import MockUsage
+
+    catalog = Catalog()
+    catalog.add(
+        {
+            "id": "m",
+            "provider": "openai",
+            "context_window": 100000,
+            "max_output_tokens": 4096,
+            "pricing": {"input": "1000", "output": "1000"},
+        },
+        replace=True,
+    )
+    usage = MockUsage(input_tokens=100, output_tokens=100)  # $0.20 a request
+    server.add("priced", MockDeployment(format="openai", behavior=Behavior(usage=usage)))
+    return catalog, deployment(server, "priced"), usage
+
+
+def test_budget_shared_by_two_stops_both(state: mm.RedisState, redis_url: str) -> None:
+    other = mm.RedisState(redis_url, prefix=state.prefix)  # another process's
+    budget = mm.Budget(name="daily", limit=Decimal("1.00"), alert_at=0.5)
+    with MockProviderServer() as server:
+        catalog, dep, _ = priced(server)
+        alerts: list[Any] = []
+        with (
+            mm.Client([dep], shared_state=state, catalog=catalog, budgets=[budget]) as a,
+            mm.Client([dep], shared_state=other, catalog=catalog, budgets=[budget]) as b,
+        ):
+            a.on("budget_alert", alerts.append)
+            b.on("budget_alert", alerts.append)
+            spent = Decimal(0)
+            stopped = set()
+            for _ in range(10):
+                for name, client in (("a", a), ("b", b)):
+                    try:
+                        spent += client.query("hi", max_tokens=100).cost or 0
+                    except mm.BudgetExceeded as exc:
+                        assert "used by the fleet" in str(exc) or "daily" in str(exc)
+                        stopped.add(name)
+            assert stopped == {"a", "b"}
+            # Each alone has spent less than the limit; together they stop at it.
+            assert spent <= Decimal("1.00") + Decimal("0.20")
+            assert spent >= Decimal("1.00") - Decimal("0.21")  # within one estimate
+            assert requests_to(server, "priced") == int(spent / Decimal("0.20"))
+        assert len(alerts) == 1  # once per window for the fleet, not once per process
+        assert alerts[0].budget == "daily" and alerts[0].spent >= Decimal("0.50")
 
 
 # -- degradation -------------------------------------------------------------------------------
@@ -351,7 +409,7 @@ def test_redis_killed_and_restarted(
         import redis
 
         raw = redis.Redis.from_url(redis_process.url)
-        assert raw.zcard(f"{state.prefix}:{{openai/m}}:req") == 5
+        assert raw.zcard(key(state, "req")) == 5
         raw.close()
 
 
@@ -558,8 +616,8 @@ def test_four_processes_share_one_rpm(redis_url: str, prefix: str) -> None:
     import redis
 
     raw = redis.Redis.from_url(redis_url)
-    for key in raw.scan_iter(match="multimodel:{openai/m}:*"):
-        raw.delete(key)
+    for stale in raw.scan_iter(match="{multimodel}:*"):
+        raw.delete(stale)
     started = time.monotonic()
     with LimitedServer(rpm=120) as server:
         runs = _fleet(server.base_url, shared, KINDS, 40)
@@ -569,8 +627,8 @@ def test_four_processes_share_one_rpm(redis_url: str, prefix: str) -> None:
     assert results.count("ok") == 160, {r: results.count(r) for r in set(results)}
     assert server.rejected == 0 and server.answered == 160
     assert elapsed >= 60  # the 121st request cannot go before the first minute is over
-    for key in raw.scan_iter(match="multimodel:{openai/m}:*"):
-        raw.delete(key)
+    for stale in raw.scan_iter(match="{multimodel}:*"):
+        raw.delete(stale)
     raw.close()
 
 

@@ -166,6 +166,12 @@ class BaseClient:
         if self._shared is not None:
             self._router.shared = self._shared
             self._router.limiter.on_reconcile = self._shared.reconciled
+            if self._router.budgets is not None:
+                self._router.budgets.on_settle = functools.partial(
+                    self._shared.spent,
+                    emit=lambda alert: self.events.emit("budget_alert", alert),
+                    wall=self._clock.time,
+                )
         self.tracker.subscribe(self._outcome_event)
         if self.telemetry is not None:
             self.tracker.subscribe(self.telemetry.record)

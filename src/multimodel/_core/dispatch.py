@@ -296,9 +296,12 @@ class DispatchPlan:
             router.budgets.settle(send.hold, None)
         if router.telemetry is not None and send.span is not None:
             router.telemetry.end_attempt(send.span, None)
+        self.trace.excluded[name] = refusal.reason
+        if refusal.kind == "budget":  # the fleet spent the budget: like a local one
+            self._budget_blocked.add(name)
+            return
         until = now + refusal.wait
         self._shared_wait[name] = until
-        self.trace.excluded[name] = refusal.reason
         if refusal.kind in ("hold", "open"):  # every call of this process waits it out too
             router.health.hold(name, until, now)
 

@@ -35,7 +35,8 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from decimal import ROUND_CEILING, Decimal
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from ..errors import ConfigError, SharedStateUnavailable
@@ -50,9 +51,12 @@ _log = logging.getLogger("multimodel.shared")
 WINDOW_MS = 60_000
 PROBE_MS = 30_000  # the longest a half-open probe slot is held when its owner never reports
 
-# KEYS: requests log, tokens log, token sizes, tokens used, hold, breaker, probe
-# ARGV: rpm, tpm, tokens, member
-# Returns {1, probe} when admitted (and reserved), {0, wait_ms, kind} when not.
+# KEYS: requests log, tokens log, token sizes, tokens used, hold, breaker, probe, then the
+#   spend of each budget cell covering the attempt (nano-USD, reservations included)
+# ARGV: rpm, tpm, tokens, member, number of budget cells, then per cell: limit (-1: none),
+#   estimate, time to live (ms)
+# Returns {1, probe, now} when admitted (and reserved), {0, wait_ms, kind[, cell, spend]} when
+# not.
 _ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -60,7 +64,7 @@ local rpm = tonumber(ARGV[1])
 local tpm = tonumber(ARGV[2])
 local tokens = tonumber(ARGV[3])
 local member = ARGV[4]
-local win = 60000
+local win = 60000  -- keys live 2 windows: an answer moves its entry up to `timeout` later
 local hold = tonumber(redis.call('GET', KEYS[5]) or '0')
 if hold > now then return {0, hold - now, 'hold'} end
 local open = tonumber(redis.call('GET', KEYS[6]) or '0')
@@ -109,27 +113,56 @@ if tpm > 0 then
     return {0, win, 'tpm'}
   end
 end
+local cells = tonumber(ARGV[5])
+for i = 1, cells do
+  local limit = tonumber(ARGV[3 + 3 * i])
+  if limit >= 0 then
+    local used = tonumber(redis.call('GET', KEYS[7 + i]) or '0')
+    if used + tonumber(ARGV[4 + 3 * i]) > limit then
+      if probe == 1 then redis.call('DEL', KEYS[7]) end
+      return {0, 0, 'budget', i, used}
+    end
+  end
+end
+for i = 1, cells do
+  redis.call('INCRBY', KEYS[7 + i], ARGV[4 + 3 * i])
+  redis.call('PEXPIRE', KEYS[7 + i], ARGV[5 + 3 * i])
+end
 if rpm > 0 then
   redis.call('ZADD', KEYS[1], now, member)
-  redis.call('PEXPIRE', KEYS[1], win)
+  redis.call('PEXPIRE', KEYS[1], 2 * win)
 end
 if tpm > 0 then
   redis.call('ZADD', KEYS[2], now, member)
   redis.call('HSET', KEYS[3], member, tokens)
   redis.call('INCRBY', KEYS[4], tokens)
-  redis.call('PEXPIRE', KEYS[2], win)
-  redis.call('PEXPIRE', KEYS[3], win)
-  redis.call('PEXPIRE', KEYS[4], win)
+  redis.call('PEXPIRE', KEYS[2], 2 * win)
+  redis.call('PEXPIRE', KEYS[3], 2 * win)
+  redis.call('PEXPIRE', KEYS[4], 2 * win)
 end
 return {1, probe, now}
 """
 
-# KEYS: requests log, tokens log; ARGV: member, the time the answer came (ms, Redis clock).
+# KEYS: requests log, tokens log, token sizes, tokens used; ARGV: member, the time the answer came (ms, Redis clock).
 # The provider counted the request somewhere between admission and answer: logging it at the
 # answer's time never lets the next window start early (admission-to-arrival delays vary).
+# KEYS: a budget cell's spend, its alert flag; ARGV: real cost - estimate (nano-USD), the
+# alert threshold (-1: none), time to live (ms). Returns the spend when this call crossed the
+# threshold first in the fleet (the alert fires once per window), else -1.
+_SPEND = """
+local spent = redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local threshold = tonumber(ARGV[2])
+if threshold >= 0 and spent >= threshold then
+  if redis.call('SET', KEYS[2], 1, 'NX', 'PX', ARGV[3]) then return spent end
+end
+return -1
+"""
+
 _TOUCH = """
 redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[1])
+for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], 120000) end
 return 1
 """
 
@@ -160,11 +193,14 @@ class Refusal(NamedTuple):
     """The fleet said no to one attempt: wait ``wait`` seconds (``kind`` says why)."""
 
     wait: float
-    kind: str  # "rpm", "tpm", "hold", "open", "probe"
+    kind: str  # "rpm", "tpm", "hold", "open", "probe", "budget"
+    detail: str | None = None
 
     @property
     def reason(self) -> str:
         """A line for the routing trace."""
+        if self.detail is not None:
+            return self.detail
         what = {
             "rpm": "fleet-wide rate limit (requests)",
             "tpm": "fleet-wide rate limit (tokens)",
@@ -176,9 +212,18 @@ class Refusal(NamedTuple):
 
 
 class _Op(NamedTuple):
-    script: str  # "reconcile", "extend" or "delete"
+    script: str  # "reconcile", "extend", "touch", "spend" or "delete"
     keys: tuple[str, ...]
     args: tuple[Any, ...]
+    then: Callable[[Any], None] | None = None  # called with the result
+
+
+_NANO = Decimal(1_000_000_000)
+_TTL = {"hour": 2 * 3600_000, "day": 2 * 86400_000, "month": 62 * 86400_000}
+
+
+def _nano(usd: Decimal) -> int:
+    return int((usd * _NANO).to_integral_value(rounding=ROUND_CEILING))
 
 
 class RedisState:
@@ -267,8 +312,9 @@ class RedisState:
     # -- sans-I/O: keys, arguments, verdicts ---------------------------------------------------
 
     def _key(self, deployment: str, what: str) -> str:
-        # One hash tag per deployment: a deployment's keys live on one Redis Cluster slot.
-        return f"{self.prefix}:{{{deployment}}}:{what}"
+        # One hash tag: on Redis Cluster every key lives on one slot, so one script can check
+        # a deployment's limits, hold, breaker and the budgets that cover it together.
+        return f"{{{self.prefix}}}:{deployment}:{what}"
 
     def _admit_call(self, send: Send) -> tuple[list[str], list[Any]]:
         ep = send.endpoint
@@ -282,11 +328,51 @@ class RedisState:
             self._key(name, w)
             for w in ("req", "tok", "toksize", "tokused", "hold", "open", "probe")
         ]
-        return keys, [ep.rpm or 0, ep.tpm or 0, tokens, member]
+        args: list[Any] = [ep.rpm or 0, ep.tpm or 0, tokens, member]
+        hold = send.hold
+        cells = hold.cells if hold is not None else ()
+        args.append(len(cells))
+        for index, key, cell in cells:
+            budget = hold.budgets[index]
+            keys.append(self._budget_key(budget.name, key, cell.period))
+            limit = budget.limit
+            args += [
+                -1 if limit is None else _nano(limit),
+                _nano(hold.estimate),
+                _TTL[budget.window],
+            ]
+        return keys, args
+
+    def _budget_key(self, name: str, key: str, period: str) -> str:
+        return f"{{{self.prefix}}}:budget:{name}:{key}:{period}"
+
+    def spent(
+        self,
+        reservation: Any,
+        actual: Decimal,
+        *,
+        emit: Callable[[Any], None] | None,
+        wall: Callable[[], float],
+    ) -> None:
+        """Queue the settlement of a budget reservation the fleet holds (real cost in place of
+        the estimate); the process whose settlement crosses an alert threshold first fires the
+        alert, once per window for the fleet."""
+        delta = _nano(actual) - _nano(reservation.estimate)
+        for index, key, cell in reservation.cells:
+            budget = reservation.budgets[index]
+            threshold = budget.threshold
+            base = self._budget_key(budget.name, key, cell.period)
+            then = None
+            if emit is not None and threshold is not None:
+                then = _alerter(emit, wall, budget, key, cell.period, threshold)
+            args = (delta, -1 if threshold is None else _nano(threshold), _TTL[budget.window])
+            self._queue(_Op("spend", (base, base + ":alerted"), args, then))
 
     def _verdict(self, result: Any, send: Send) -> Refusal | None:
         deployment = send.endpoint.name
         if int(result[0]) == 1:
+            if send.hold is not None and send.hold.cells:
+                send.hold.shared = True
             reservation = send.reservation
             if reservation is not None and (send.endpoint.rpm or send.endpoint.tpm):
                 reservation.shared_at = (int(result[2]), time.monotonic())
@@ -295,6 +381,17 @@ class RedisState:
                     self._probing.add(deployment)
             return None
         kind = result[2].decode() if isinstance(result[2], bytes) else str(result[2])
+        if kind == "budget":
+            index, key, _ = send.hold.cells[int(result[3]) - 1]
+            budget = send.hold.budgets[index]
+            who = "" if key == "*" else f" for {budget.scope} {key!r}"
+            spent = Decimal(int(result[4])) / _NANO
+            return Refusal(
+                0.0,
+                kind,
+                f"budget {budget.name!r}{who}: ${spent:.4f} of ${budget.limit} per "
+                f"{budget.window} used by the fleet",
+            )
         return Refusal(int(result[1]) / 1000.0, kind)
 
     def finished(
@@ -312,7 +409,7 @@ class RedisState:
         at = getattr(reservation, "shared_at", None)
         if at is not None:  # set for deployments with rpm or tpm only
             answered = at[0] + round((time.monotonic() - at[1]) * 1000)
-            keys = (self._key(deployment, "req"), self._key(deployment, "tok"))
+            keys = tuple(self._key(deployment, w) for w in ("req", "tok", "toksize", "tokused"))
             self._queue(_Op("touch", keys, (reservation.shared, answered)))
         if hold:
             self.held(deployment, hold)
@@ -362,6 +459,12 @@ class RedisState:
             ops = list(self._pending)
             self._pending.clear()
         return ops
+
+    @staticmethod
+    def _results(ops: list[_Op], results: list[Any]) -> None:
+        for op, result in zip(ops, results, strict=False):
+            if op.then is not None:
+                op.then(result)  # emits an event: the event bus logs a listener's failure
 
     # -- outage bookkeeping ---------------------------------------------------------------------
 
@@ -430,6 +533,7 @@ class RedisState:
                 "reconcile": _RECONCILE,
                 "extend": _EXTEND,
                 "touch": _TOUCH,
+                "spend": _SPEND,
             }[name]
             script = self._scripts.setdefault((name, side), client.register_script(text))
         return script
@@ -461,13 +565,15 @@ class RedisState:
             self._stage(pipe, ops, "sync", client)
             self._script(client, "admit", "sync")(keys=keys, args=args, client=pipe)
             self.round_trips += 1
-            result = pipe.execute()[-1]
+            results = pipe.execute()
+            result = results[-1]
         except ConfigError:
             raise
         except Exception as exc:  # noqa: BLE001 - any Redis failure is an outage
             self._unavailable(exc)
             return None
         self._succeeded()
+        self._results(ops, results)
         return self._verdict(result, send)
 
     def flush(self) -> None:
@@ -480,13 +586,14 @@ class RedisState:
             pipe = client.pipeline(transaction=False)
             self._stage(pipe, ops, "sync", client)
             self.round_trips += 1
-            pipe.execute()
+            results = pipe.execute()
         except ConfigError:
             raise
         except Exception as exc:  # noqa: BLE001 - the bookkeeping is dropped, not retried
             self._failed(exc)
             return
         self._succeeded()
+        self._results(ops, results)
 
     def close(self) -> None:
         """Flush, then close the sync Redis client built from the URL."""
@@ -534,11 +641,13 @@ class RedisState:
             await self._async_stage(pipe, ops, client)
             await self._script(client, "admit", "async")(keys=keys, args=args, client=pipe)
             self.round_trips += 1
-            result = (await pipe.execute())[-1]
+            results = await pipe.execute()
+            result = results[-1]
         except Exception as exc:  # noqa: BLE001 - any Redis failure is an outage
             self._unavailable(exc)
             return None
         self._succeeded()
+        self._results(ops, results)
         return self._verdict(result, send)
 
     async def async_flush(self) -> None:
@@ -551,11 +660,12 @@ class RedisState:
             pipe = client.pipeline(transaction=False)
             await self._async_stage(pipe, ops, client)
             self.round_trips += 1
-            await pipe.execute()
+            results = await pipe.execute()
         except Exception as exc:  # noqa: BLE001 - the bookkeeping is dropped, not retried
             self._failed(exc)
             return
         self._succeeded()
+        self._results(ops, results)
 
     async def aclose(self) -> None:
         """Flush, then close the asyncio Redis client built from the URL."""
@@ -567,6 +677,37 @@ class RedisState:
         if self._url is not None and self._async is not None:
             await self._async.aclose()
             self._async = None
+
+
+def _alerter(
+    emit: Callable[[Any], None],
+    wall: Callable[[], float],
+    budget: Any,
+    key: str,
+    period: str,
+    threshold: Decimal,
+) -> Callable[[Any], None]:
+    """What fires a budget alert when a settlement's result says this process crossed first."""
+    from .budget import BudgetAlert
+
+    def then(result: Any) -> None:
+        if int(result) < 0:
+            return
+        emit(
+            BudgetAlert(
+                budget=budget.name,
+                scope=budget.scope,
+                key=None if key == "*" else key,
+                window=budget.window,
+                period=period,
+                spent=Decimal(int(result)) / _NANO,
+                threshold=threshold,
+                limit=budget.limit,
+                at=wall(),
+            )
+        )
+
+    return then
 
 
 def _client_kind(value: Any) -> str | None:
