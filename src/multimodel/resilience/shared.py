@@ -368,14 +368,17 @@ class RedisState:
             args = (delta, -1 if threshold is None else _nano(threshold), _TTL[budget.window])
             self._queue(_Op("spend", (base, base + ":alerted"), args, then))
 
-    def _verdict(self, result: Any, send: Send) -> Refusal | None:
+    def _verdict(self, result: Any, send: Send, sent: float) -> Refusal | None:
+        """``sent``: the local monotonic time the admission left (before Redis's ``now``)."""
         deployment = send.endpoint.name
         if int(result[0]) == 1:
             if send.hold is not None and send.hold.cells:
                 send.hold.shared = True
             reservation = send.reservation
             if reservation is not None and (send.endpoint.rpm or send.endpoint.tpm):
-                reservation.shared_at = (int(result[2]), time.monotonic())
+                # The answer's time is reckoned from `sent`, never later than Redis's `now`:
+                # a process slow to resume after admission must not log its answer early.
+                reservation.shared_at = (int(result[2]), sent)
             if int(result[1]) == 1:  # this process holds the fleet's half-open probe
                 with self._lock:
                     self._probing.add(deployment)
@@ -565,6 +568,7 @@ class RedisState:
             self._stage(pipe, ops, "sync", client)
             self._script(client, "admit", "sync")(keys=keys, args=args, client=pipe)
             self.round_trips += 1
+            sent = time.monotonic()
             results = pipe.execute()
             result = results[-1]
         except ConfigError:
@@ -574,7 +578,7 @@ class RedisState:
             return None
         self._succeeded()
         self._results(ops, results)
-        return self._verdict(result, send)
+        return self._verdict(result, send, sent)
 
     def flush(self) -> None:
         """Write the queued bookkeeping now (one round trip; nothing when none is queued)."""
@@ -641,6 +645,7 @@ class RedisState:
             await self._async_stage(pipe, ops, client)
             await self._script(client, "admit", "async")(keys=keys, args=args, client=pipe)
             self.round_trips += 1
+            sent = time.monotonic()
             results = await pipe.execute()
             result = results[-1]
         except Exception as exc:  # noqa: BLE001 - any Redis failure is an outage
@@ -648,7 +653,7 @@ class RedisState:
             return None
         self._succeeded()
         self._results(ops, results)
-        return self._verdict(result, send)
+        return self._verdict(result, send, sent)
 
     async def async_flush(self) -> None:
         """:meth:`flush` for the asyncio client."""
