@@ -28,6 +28,7 @@ one when it ends. With ``on_unavailable="fail"`` the attempt fails with
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import os
@@ -189,6 +190,20 @@ return 1
 """
 
 
+_SCRIPTS = {
+    "admit": _ADMIT,
+    "reconcile": _RECONCILE,
+    "extend": _EXTEND,
+    "touch": _TOUCH,
+    "spend": _SPEND,
+}
+# Redis names a script by its SHA-1 (EVALSHA): an identifier, not a security measure.
+_SHA = {
+    name: hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+    for name, text in _SCRIPTS.items()
+}
+
+
 class Refusal(NamedTuple):
     """The fleet said no to one attempt: wait ``wait`` seconds (``kind`` says why)."""
 
@@ -290,7 +305,6 @@ class RedisState:
         self._lock = threading.Lock()
         self._pending: deque[_Op] = deque()
         self._probing: set[str] = set()
-        self._scripts: dict[tuple[str, str], Any] = {}
         # Outage state (as the response cache): one warning when it starts, one when it ends.
         self._down = False
         self._down_since = 0.0
@@ -528,49 +542,48 @@ class RedisState:
             )
         return self._sync
 
-    def _script(self, client: Any, name: str, side: str) -> Any:
-        script = self._scripts.get((name, side))
-        if script is None:
-            text = {
-                "admit": _ADMIT,
-                "reconcile": _RECONCILE,
-                "extend": _EXTEND,
-                "touch": _TOUCH,
-                "spend": _SPEND,
-            }[name]
-            script = self._scripts.setdefault((name, side), client.register_script(text))
-        return script
+    @staticmethod
+    def _commands(ops: list[_Op], call: tuple[list[str], list[Any]] | None) -> list[_Op]:
+        commands = list(ops)
+        if call is not None:
+            commands.append(_Op("admit", tuple(call[0]), tuple(call[1])))
+        return commands
 
-    def _stage(self, pipe: Any, ops: list[_Op], side: str, client: Any) -> None:  # sync
-        for op in ops:
-            if op.script == "delete":
-                pipe.delete(*op.keys)
-            else:
-                self._script(client, op.script, side)(
-                    keys=list(op.keys), args=list(op.args), client=pipe
-                )
+    @staticmethod
+    def _queue_on(pipe: Any, command: _Op) -> None:
+        if command.script == "delete":
+            pipe.delete(*command.keys)
+        else:  # EVALSHA: a pipeline of Script objects asks SCRIPT EXISTS first (a round trip)
+            pipe.evalsha(_SHA[command.script], len(command.keys), *command.keys, *command.args)
 
-    async def _async_stage(self, pipe: Any, ops: list[_Op], client: Any) -> None:
-        for op in ops:
-            if op.script == "delete":
-                pipe.delete(*op.keys)
-            else:
-                script = self._script(client, op.script, "async")
-                await script(keys=list(op.keys), args=list(op.args), client=pipe)
+    def _execute(self, commands: list[_Op]) -> list[Any]:
+        """Run ``commands`` in one pipeline (one round trip; two after a Redis restart, when
+        the scripts are loaded again). Raises on any Redis failure."""
+        client = self._sync_client()
+        for loaded in (False, True):
+            pipe = client.pipeline(transaction=False)
+            if loaded:  # the server forgot the scripts (restarted): load them, then run
+                for text in _SCRIPTS.values():
+                    pipe.script_load(text)
+            for command in commands:
+                self._queue_on(pipe, command)
+            self.round_trips += 1
+            try:
+                results: list[Any] = pipe.execute()
+            except Exception as exc:
+                if loaded or not _noscript(exc):
+                    raise
+                continue
+            return results[len(_SCRIPTS) :] if loaded else results
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def admit(self, send: Send) -> Refusal | None:
         """Check and reserve one attempt fleet-wide (``None``: admitted). One round trip."""
-        keys, args = self._admit_call(send)
+        call = self._admit_call(send)
         ops = self._take()
+        sent = time.monotonic()
         try:
-            client = self._sync_client()
-            pipe = client.pipeline(transaction=False)
-            self._stage(pipe, ops, "sync", client)
-            self._script(client, "admit", "sync")(keys=keys, args=args, client=pipe)
-            self.round_trips += 1
-            sent = time.monotonic()
-            results = pipe.execute()
-            result = results[-1]
+            results = self._execute(self._commands(ops, call))
         except ConfigError:
             raise
         except Exception as exc:  # noqa: BLE001 - any Redis failure is an outage
@@ -578,7 +591,7 @@ class RedisState:
             return None
         self._succeeded()
         self._results(ops, results)
-        return self._verdict(result, send, sent)
+        return self._verdict(results[-1], send, sent)
 
     def flush(self) -> None:
         """Write the queued bookkeeping now (one round trip; nothing when none is queued)."""
@@ -586,11 +599,7 @@ class RedisState:
         if not ops:
             return
         try:
-            client = self._sync_client()
-            pipe = client.pipeline(transaction=False)
-            self._stage(pipe, ops, "sync", client)
-            self.round_trips += 1
-            results = pipe.execute()
+            results = self._execute(ops)
         except ConfigError:
             raise
         except Exception as exc:  # noqa: BLE001 - the bookkeeping is dropped, not retried
@@ -635,37 +644,49 @@ class RedisState:
             )
         return self._async
 
+    async def _async_execute(self, commands: list[_Op]) -> list[Any]:
+        """:meth:`_execute` for the asyncio client."""
+        client = self._async_client()
+        for loaded in (False, True):
+            pipe = client.pipeline(transaction=False)
+            if loaded:
+                for text in _SCRIPTS.values():
+                    pipe.script_load(text)
+            for command in commands:
+                self._queue_on(pipe, command)
+            self.round_trips += 1
+            try:
+                results: list[Any] = await pipe.execute()
+            except Exception as exc:
+                if loaded or not _noscript(exc):
+                    raise
+                continue
+            return results[len(_SCRIPTS) :] if loaded else results
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def async_admit(self, send: Send) -> Refusal | None:
         """:meth:`admit` for the asyncio client."""
-        keys, args = self._admit_call(send)
-        client = self._async_client()
+        call = self._admit_call(send)
+        self._async_client()  # refuses trio before anything is taken
         ops = self._take()
+        sent = time.monotonic()
         try:
-            pipe = client.pipeline(transaction=False)
-            await self._async_stage(pipe, ops, client)
-            await self._script(client, "admit", "async")(keys=keys, args=args, client=pipe)
-            self.round_trips += 1
-            sent = time.monotonic()
-            results = await pipe.execute()
-            result = results[-1]
+            results = await self._async_execute(self._commands(ops, call))
         except Exception as exc:  # noqa: BLE001 - any Redis failure is an outage
             self._unavailable(exc)
             return None
         self._succeeded()
         self._results(ops, results)
-        return self._verdict(result, send, sent)
+        return self._verdict(results[-1], send, sent)
 
     async def async_flush(self) -> None:
         """:meth:`flush` for the asyncio client."""
+        self._async_client()
         ops = self._take()
         if not ops:
             return
-        client = self._async_client()
         try:
-            pipe = client.pipeline(transaction=False)
-            await self._async_stage(pipe, ops, client)
-            self.round_trips += 1
-            results = await pipe.execute()
+            results = await self._async_execute(ops)
         except Exception as exc:  # noqa: BLE001 - the bookkeeping is dropped, not retried
             self._failed(exc)
             return
@@ -713,6 +734,11 @@ def _alerter(
         )
 
     return then
+
+
+def _noscript(exc: BaseException) -> bool:
+    """Whether Redis did not know a script (``NOSCRIPT``: a restarted or flushed server)."""
+    return type(exc).__name__ == "NoScriptError" or str(exc).startswith("NOSCRIPT")
 
 
 def _client_kind(value: Any) -> str | None:
