@@ -213,6 +213,38 @@ def test_breaker_opened_by_one_is_open_for_all(state: mm.RedisState) -> None:
             assert requests_to(server, "failing") == 1
 
 
+def test_status_events_reach_the_other_process_once(state: mm.RedisState, redis_url: str) -> None:
+    other = mm.RedisState(redis_url, prefix=state.prefix)  # another process's
+    behavior = Behavior(script=[500])
+    deployments = {
+        "failing": MockDeployment(format="openai", behavior=behavior),
+        "ok": MockDeployment(format="openai"),
+    }
+    circuit = mm.CircuitPolicy(failure_threshold=1, cooldown=30)
+    with MockProviderServer(deployments) as server:
+        deps = [
+            deployment(server, "failing"),
+            mm.Deployment(
+                model="ok", provider="openai", api_key=KEY, base_url=server.base_url("ok")
+            ),
+        ]
+        seen: list[Any] = []
+        with (
+            mm.Client(deps, shared_state=state, max_retries=0, circuit=circuit, deadline=1) as a,
+            mm.Client(deps, shared_state=other, max_retries=0, circuit=circuit, deadline=1) as b,
+        ):
+            assert b.query("hi", model="ok").text  # b's first read: where the stream ends
+            b.on("model_status_change", seen.append)
+            with pytest.raises(ServerError):
+                a.query("hi", model="m")  # a opens the breaker and announces it
+            for _ in range(3):
+                with pytest.raises(mm.NoDeploymentAvailable):
+                    b.query("hi", model="m")
+        remote = [e for e in seen if e.reason.endswith("(in another process)")]
+        assert [(e.previous, e.status) for e in remote] == [("healthy", "down")]
+        assert remote[0].deployment == "openai/m" and remote[0].reason.startswith("ServerError")
+
+
 def test_half_open_probe_is_coordinated(state: mm.RedisState, redis_url: str) -> None:
     import redis
 

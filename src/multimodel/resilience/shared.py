@@ -304,6 +304,8 @@ class RedisState:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._pending: deque[_Op] = deque()
+        self._listeners: list[Callable[[dict[str, str]], None]] = []
+        self._cursor: str | None = None  # the last status event read from the fleet
         self._probing: set[str] = set()
         # Outage state (as the response cache): one warning when it starts, one when it ends.
         self._down = False
@@ -438,6 +440,48 @@ class RedisState:
             else:
                 self.opened(deployment, cooldown)
 
+    @property
+    def _events_key(self) -> str:
+        return f"{{{self.prefix}}}:events"
+
+    def subscribe(self, listener: Callable[[dict[str, str]], None]) -> None:
+        """Call ``listener`` with each status change another process announces (read with
+        this process's next Redis round trip)."""
+        self._listeners.append(listener)
+
+    def announce(self, deployment: str, previous: str, status: str, reason: str, at: float) -> None:
+        """Queue a status change of this process for the fleet."""
+        fields = {
+            "origin": self._owner,
+            "deployment": deployment,
+            "previous": previous,
+            "status": status,
+            "reason": reason,
+            "at": repr(at),
+        }
+        self._queue(_Op("announce", (self._events_key,), (fields,)))
+
+    def _deliver(self, entries: Any) -> None:
+        first = self._cursor is None
+        for entry_id, fields in entries or ():
+            ident = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+            if self._cursor is None or _after(ident, self._cursor):
+                self._cursor = ident
+            if first:
+                continue  # where the stream ended: not news
+            event = {
+                (k.decode() if isinstance(k, bytes) else str(k)): (
+                    v.decode() if isinstance(v, bytes) else str(v)
+                )
+                for k, v in fields.items()
+            }
+            if event.get("origin") == self._owner:
+                continue  # this process's own, announced here already
+            for listener in list(self._listeners):
+                listener(event)
+        if first and self._cursor is None:
+            self._cursor = "0-0"  # an empty stream: everything from now on is news
+
     def reconciled(self, deployment: str, member: str, actual: int) -> None:
         """Queue the replacement of a reservation's estimate by the real token count."""
         keys = tuple(self._key(deployment, w) for w in ("tok", "toksize", "tokused"))
@@ -542,9 +586,10 @@ class RedisState:
             )
         return self._sync
 
-    @staticmethod
-    def _commands(ops: list[_Op], call: tuple[list[str], list[Any]] | None) -> list[_Op]:
+    def _commands(self, ops: list[_Op], call: tuple[list[str], list[Any]] | None) -> list[_Op]:
         commands = list(ops)
+        if self._listeners:  # the fleet's status events since the last read, same trip
+            commands.insert(0, _Op("read", (self._events_key,), (self._cursor,), self._deliver))
         if call is not None:
             commands.append(_Op("admit", tuple(call[0]), tuple(call[1])))
         return commands
@@ -553,6 +598,14 @@ class RedisState:
     def _queue_on(pipe: Any, command: _Op) -> None:
         if command.script == "delete":
             pipe.delete(*command.keys)
+        elif command.script == "read":
+            cursor = command.args[0]
+            if cursor is None:  # the first read: only where the stream ends now
+                pipe.xrevrange(command.keys[0], count=1)
+            else:
+                pipe.xrange(command.keys[0], min=f"({cursor}", count=500)
+        elif command.script == "announce":
+            pipe.xadd(command.keys[0], command.args[0], maxlen=1000, approximate=True)
         else:  # EVALSHA: a pipeline of Script objects asks SCRIPT EXISTS first (a round trip)
             pipe.evalsha(_SHA[command.script], len(command.keys), *command.keys, *command.args)
 
@@ -580,10 +633,10 @@ class RedisState:
     def admit(self, send: Send) -> Refusal | None:
         """Check and reserve one attempt fleet-wide (``None``: admitted). One round trip."""
         call = self._admit_call(send)
-        ops = self._take()
+        ops = self._commands(self._take(), call)
         sent = time.monotonic()
         try:
-            results = self._execute(self._commands(ops, call))
+            results = self._execute(ops)
         except ConfigError:
             raise
         except Exception as exc:  # noqa: BLE001 - any Redis failure is an outage
@@ -598,6 +651,7 @@ class RedisState:
         ops = self._take()
         if not ops:
             return
+        ops = self._commands(ops, None)
         try:
             results = self._execute(ops)
         except ConfigError:
@@ -668,10 +722,10 @@ class RedisState:
         """:meth:`admit` for the asyncio client."""
         call = self._admit_call(send)
         self._async_client()  # refuses trio before anything is taken
-        ops = self._take()
+        ops = self._commands(self._take(), call)
         sent = time.monotonic()
         try:
-            results = await self._async_execute(self._commands(ops, call))
+            results = await self._async_execute(ops)
         except Exception as exc:  # noqa: BLE001 - any Redis failure is an outage
             self._unavailable(exc)
             return None
@@ -685,6 +739,7 @@ class RedisState:
         ops = self._take()
         if not ops:
             return
+        ops = self._commands(ops, None)
         try:
             results = await self._async_execute(ops)
         except Exception as exc:  # noqa: BLE001 - the bookkeeping is dropped, not retried
@@ -734,6 +789,13 @@ def _alerter(
         )
 
     return then
+
+
+def _after(a: str, b: str) -> bool:
+    """Whether stream id ``a`` comes after ``b``."""
+    ams, _, aseq = a.partition("-")
+    bms, _, bseq = b.partition("-")
+    return (int(ams), int(aseq or 0)) > (int(bms), int(bseq or 0))
 
 
 def _noscript(exc: BaseException) -> bool:
