@@ -672,17 +672,15 @@ class RedisState:
     # -- async executor (asyncio) -----------------------------------------------------------------
 
     def _async_client(self) -> Any:
-        import sniffio
+        import asyncio
 
         try:
-            library = sniffio.current_async_library()
-        except sniffio.AsyncLibraryNotFoundError:  # pragma: no cover - called from a task
-            library = "asyncio"
-        if library != "asyncio":
+            asyncio.get_running_loop()
+        except RuntimeError:  # trio (or another loop): redis.asyncio needs asyncio's
             raise ConfigError(
-                f"shared_state runs on asyncio only (redis.asyncio), not on {library}; use "
-                "asyncio, or a sync Client"
-            )
+                "shared_state runs on asyncio only (redis.asyncio), not on trio; use asyncio, "
+                "or a sync Client"
+            ) from None
         if self._async is None:
             if self._url is None:
                 raise ConfigError(
