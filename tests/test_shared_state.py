@@ -485,6 +485,25 @@ async def test_async_rpm_hold_and_breaker(state: mm.RedisState) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_async_admissions_at_the_same_moment_share_a_round_trip(
+    state: mm.RedisState,
+) -> None:
+    import asyncio
+
+    with MockProviderServer() as server:
+        limited = [deployment(server, rpm=30)]
+        async with mm.AsyncClient(limited, shared_state=state, deadline=1) as client:
+            answers = await asyncio.gather(
+                *(client.query("hi") for _ in range(40)), return_exceptions=True
+            )
+    assert sum(isinstance(a, mm.ChatResponse) for a in answers) == 30  # the fleet's limit
+    assert all(isinstance(a, mm.ChatResponse | mm.NoDeploymentAvailable) for a in answers)
+    assert requests_to(server) == 30
+    assert state.round_trips < 40  # far fewer than one per admission
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["trio"])
 async def test_trio_is_refused_with_a_config_error(redis_url: str) -> None:
     pytest.importorskip("trio")

@@ -204,6 +204,19 @@ _SHA = {
 }
 
 
+class _Ticket:
+    """One admission (or flush) waiting in an asyncio batch."""
+
+    __slots__ = ("call", "done", "error", "result", "sent")
+
+    def __init__(self, call: tuple[list[str], list[Any]] | None) -> None:
+        self.call = call
+        self.done: Any = None  # an anyio.Event, for the tasks that join a batch
+        self.error: BaseException | None = None
+        self.result: Any = None
+        self.sent = 0.0
+
+
 class Refusal(NamedTuple):
     """The fleet said no to one attempt: wait ``wait`` seconds (``kind`` says why)."""
 
@@ -306,6 +319,7 @@ class RedisState:
         self._pending: deque[_Op] = deque()
         self._listeners: list[Callable[[dict[str, str]], None]] = []
         self._cursor: str | None = None  # the last status event read from the fleet
+        self._batch: list[_Ticket] | None = None  # asyncio admissions being collected
         self._probing: set[str] = set()
         # Outage state (as the response cache): one warning when it starts, one when it ends.
         self._down = False
@@ -717,34 +731,65 @@ class RedisState:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def async_admit(self, send: Send) -> Refusal | None:
-        """:meth:`admit` for the asyncio client."""
+        """:meth:`admit` for the asyncio client. Admissions of tasks that ask at the same
+        moment share one pipeline (one round trip for all of them)."""
         call = self._admit_call(send)
         self._async_client()  # refuses trio before anything is taken
-        ops = self._commands(self._take(), call)
-        sent = time.monotonic()
-        try:
-            results = await self._async_execute(ops)
-        except Exception as exc:  # noqa: BLE001 - any Redis failure is an outage
-            self._unavailable(exc)
+        ticket = _Ticket(call)
+        await self._async_batch(ticket)
+        if ticket.error is not None:
+            self._unavailable(ticket.error)
             return None
-        self._succeeded()
-        self._results(ops, results)
-        return self._verdict(results[-1], send, sent)
+        return self._verdict(ticket.result, send, ticket.sent)
 
     async def async_flush(self) -> None:
         """:meth:`flush` for the asyncio client."""
         self._async_client()
-        ops = self._take()
-        if not ops:
+        if not self._pending:
             return
-        ops = self._commands(ops, None)
-        try:
-            results = await self._async_execute(ops)
-        except Exception as exc:  # noqa: BLE001 - the bookkeeping is dropped, not retried
-            self._failed(exc)
+        ticket = _Ticket(None)
+        await self._async_batch(ticket)
+        if ticket.error is not None:
+            self._failed(ticket.error)
+
+    async def _async_batch(self, ticket: _Ticket) -> None:
+        """Run ``ticket`` in the batch now collecting, or open one, let the tasks that are
+        ready join it, and run it: queued bookkeeping, then every admission, one pipeline."""
+        import anyio
+        import anyio.lowlevel
+
+        batch = self._batch
+        if batch is not None:
+            ticket.done = anyio.Event()
+            batch.append(ticket)
+            await ticket.done.wait()
             return
-        self._succeeded()
-        self._results(ops, results)
+        batch = self._batch = [ticket]
+        # Shielded: the tasks that joined depend on this one; Redis bounds it (op_timeout).
+        with anyio.CancelScope(shield=True):
+            await anyio.lowlevel.checkpoint()  # the admissions of tasks ready now join
+            self._batch = None
+            ops = self._take()
+            commands = self._commands(ops, None) if ops or self._listeners else []
+            calls = [t for t in batch if t.call is not None]
+            for t in calls:
+                assert t.call is not None
+                commands.append(_Op("admit", tuple(t.call[0]), tuple(t.call[1])))
+            if commands:
+                sent = time.monotonic()
+                try:
+                    results = await self._async_execute(commands)
+                except Exception as exc:  # noqa: BLE001 - each ticket reports the outage
+                    for t in batch:
+                        t.error = exc
+                else:
+                    self._succeeded()
+                    self._results(commands, results)
+                    for t, result in zip(calls, results[len(commands) - len(calls) :], strict=True):
+                        t.result, t.sent = result, sent
+            for t in batch:
+                if t.done is not None:
+                    t.done.set()
 
     async def aclose(self) -> None:
         """Flush, then close the asyncio Redis client built from the URL."""
