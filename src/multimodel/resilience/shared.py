@@ -29,6 +29,7 @@ one when it ends. With ``on_unavailable="fail"`` the attempt fails with
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import itertools
 import logging
 import os
@@ -297,6 +298,10 @@ class RedisState:
                 raise ConfigError(
                     "shared_state: expected a redis:// or rediss:// URL, a RedisState or a "
                     f"Redis client, not {_safe_url(url_or_client)!r}"
+                )
+            if importlib.util.find_spec("redis") is None:
+                raise ConfigError(
+                    "shared_state needs the `redis` package: pip install 'multimodel[redis]'"
                 )
             self._url = url_or_client
         else:
