@@ -191,12 +191,29 @@ return 1
 """
 
 
+# KEYS: requests log, tokens log, token sizes, tokens used; ARGV: member, time (ms), rpm, tpm,
+# tokens. A reservation admitted on local state during an outage, written back afterwards.
+_RESTORE = """
+local at = tonumber(ARGV[2])
+if tonumber(ARGV[3]) > 0 then
+  redis.call('ZADD', KEYS[1], 'NX', at, ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], 120000)
+end
+if tonumber(ARGV[4]) > 0 and redis.call('ZADD', KEYS[2], 'NX', at, ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
+  redis.call('INCRBY', KEYS[4], ARGV[5])
+  for i = 2, 4 do redis.call('PEXPIRE', KEYS[i], 120000) end
+end
+return 1
+"""
+
 _SCRIPTS = {
     "admit": _ADMIT,
     "reconcile": _RECONCILE,
     "extend": _EXTEND,
     "touch": _TOUCH,
     "spend": _SPEND,
+    "restore": _RESTORE,
 }
 # Redis names a script by its SHA-1 (EVALSHA): an identifier, not a security measure.
 _SHA = {
@@ -325,6 +342,10 @@ class RedisState:
         self._listeners: list[Callable[[dict[str, str]], None]] = []
         self._cursor: str | None = None  # the last status event read from the fleet
         self._batch: list[_Ticket] | None = None  # asyncio admissions being collected
+        # Redis's clock minus the local monotonic one (ms), from the last admission; and the
+        # reservations admitted on local state during an outage, written back on recovery.
+        self._offset: float | None = None
+        self._missed: deque[tuple[Any, ...]] = deque(maxlen=10_000)
         self._probing: set[str] = set()
         # Outage state (as the response cache): one warning when it starts, one when it ends.
         self._down = False
@@ -414,6 +435,7 @@ class RedisState:
                 # The answer's time is reckoned from `sent`, never later than Redis's `now`:
                 # a process slow to resume after admission must not log its answer early.
                 reservation.shared_at = (int(result[2]), sent)
+            self._offset = int(result[2]) - sent * 1000
             if int(result[1]) == 1:  # this process holds the fleet's half-open probe
                 with self._lock:
                     self._probing.add(deployment)
@@ -581,6 +603,32 @@ class RedisState:
             lasted,
             failures,
         )
+        self._resync()
+
+    def _offline(self, send: Send, call: tuple[list[str], list[Any]]) -> None:
+        """Remember a reservation admitted on local state, to write it to Redis on recovery."""
+        ep = send.endpoint
+        if self._offset is None or not (ep.rpm or ep.tpm):
+            return
+        keys, args = call
+        with self._lock:
+            self._missed.append(
+                (tuple(keys[:4]), args[0], args[1], args[2], args[3], time.monotonic())
+            )
+
+    def _resync(self) -> None:
+        """After an outage: write the reservations admitted meanwhile that are still in the
+        window, at their times on Redis's clock (entries already there are left alone)."""
+        with self._lock:
+            missed, self._missed = self._missed, deque(maxlen=10_000)
+        offset = self._offset
+        if offset is None:
+            return
+        horizon = time.monotonic() - WINDOW_MS / 1000
+        for keys, rpm, tpm, tokens, member, at in missed:
+            if at > horizon:
+                args = (member, round(at * 1000 + offset), rpm, tpm, tokens)
+                self._queue(_Op("restore", keys, args))
 
     def _unavailable(self, exc: BaseException) -> None:
         self._failed(exc)
@@ -660,6 +708,7 @@ class RedisState:
             raise
         except Exception as exc:  # noqa: BLE001 - any Redis failure is an outage
             self._unavailable(exc)
+            self._offline(send, call)
             return None
         self._succeeded()
         self._results(ops, results)
@@ -744,6 +793,7 @@ class RedisState:
         await self._async_batch(ticket)
         if ticket.error is not None:
             self._unavailable(ticket.error)
+            self._offline(send, call)
             return None
         return self._verdict(ticket.result, send, ticket.sent)
 
