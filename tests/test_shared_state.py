@@ -505,6 +505,58 @@ async def test_async_admissions_at_the_same_moment_share_a_round_trip(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_async_outage_budget_and_breaker(
+    redis_process: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    state = mm.RedisState(redis_process.url, op_timeout=0.2)
+    other = mm.RedisState(redis_process.url, op_timeout=0.2)  # another process's
+    budget = mm.Budget(name="daily", limit=Decimal("1.00"))
+    circuit = mm.CircuitPolicy(failure_threshold=1, cooldown=30)
+    with MockProviderServer() as server:
+        catalog, dep, _ = priced(server)
+        server.add("failing", MockDeployment(format="openai", behavior=Behavior(script=[500])))
+        failing = mm.Deployment(
+            model="f", provider="openai", api_key=KEY, base_url=server.base_url("failing")
+        )
+        options: dict[str, Any] = {"catalog": catalog, "budgets": [budget], "circuit": circuit}
+        async with (
+            mm.AsyncClient([dep, failing], shared_state=state, max_retries=0, **options) as a,
+            mm.AsyncClient([dep, failing], shared_state=other, max_retries=0, **options) as b,
+        ):
+            # A breaker opened in one is open in the other.
+            with pytest.raises(ServerError):
+                await a.query("hi", model="f")
+            with pytest.raises(mm.NoDeploymentAvailable, match="circuit open in another"):
+                await b.query("hi", model="f", timeout=0.5)
+            # Redis goes away and comes back: every call ends answered or typed.
+            redis_process.stop()
+            outcomes = await asyncio.gather(
+                *(c.query("hi", model="m", max_tokens=1) for c in (a, b)),
+                return_exceptions=True,
+            )
+            assert all(isinstance(o, mm.ChatResponse) for o in outcomes)
+            redis_process.start()
+            # The budget is the fleet's: both stop at it.
+            spent = sum((o.cost or Decimal(0)) for o in outcomes if isinstance(o, mm.ChatResponse))
+            stopped: set[int] = set()
+            for _ in range(8):
+                for i, c in enumerate((a, b)):
+                    try:
+                        spent += (await c.query("hi", model="m", max_tokens=100)).cost or 0
+                    except mm.BudgetExceeded:
+                        stopped.add(i)
+            assert stopped == {0, 1}
+            assert spent <= Decimal("1.00") + Decimal("0.21")
+    records = [r.getMessage() for r in _warnings(caplog)]
+    assert sum("unavailable" in m for m in records) <= 2  # one per RedisState and outage
+    assert state.available and other.available
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["trio"])
 async def test_trio_is_refused_with_a_config_error(redis_url: str) -> None:
     pytest.importorskip("trio")

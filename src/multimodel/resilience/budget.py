@@ -238,8 +238,9 @@ class BudgetBook:
             return
         actual = cost if cost is not None else Decimal(0)
         fleet = reservation.shared and self.on_settle is not None
-        if fleet:
-            assert self.on_settle is not None
+        if self.on_settle is not None and (fleet or actual):
+            # The fleet's reservation, or spend admitted on local state (Redis was down),
+            # which the shared state writes back when Redis answers again.
             self.on_settle(reservation, actual)
             reservation.shared = False  # settled once
         alerts: list[BudgetAlert] = []

@@ -346,6 +346,7 @@ class RedisState:
         # reservations admitted on local state during an outage, written back on recovery.
         self._offset: float | None = None
         self._missed: deque[tuple[Any, ...]] = deque(maxlen=10_000)
+        self._missed_spend: deque[tuple[Any, ...]] = deque(maxlen=10_000)
         self._probing: set[str] = set()
         # Outage state (as the response cache): one warning when it starts, one when it ends.
         self._down = False
@@ -412,8 +413,21 @@ class RedisState:
     ) -> None:
         """Queue the settlement of a budget reservation the fleet holds (real cost in place of
         the estimate); the process whose settlement crosses an alert threshold first fires the
-        alert, once per window for the fleet."""
-        delta = _nano(actual) - _nano(reservation.estimate)
+        alert, once per window for the fleet. Spend the fleet did not reserve (admitted on
+        local state during an outage) is kept, and written when Redis answers again."""
+        if not reservation.shared:
+            with self._lock:
+                self._missed_spend.append((reservation, actual, emit, wall))
+            return
+        self._spend(reservation, _nano(actual) - _nano(reservation.estimate), emit, wall)
+
+    def _spend(
+        self,
+        reservation: Any,
+        delta: int,
+        emit: Callable[[Any], None] | None,
+        wall: Callable[[], float],
+    ) -> None:
         for index, key, cell in reservation.cells:
             budget = reservation.budgets[index]
             threshold = budget.threshold
@@ -621,6 +635,9 @@ class RedisState:
         window, at their times on Redis's clock (entries already there are left alone)."""
         with self._lock:
             missed, self._missed = self._missed, deque(maxlen=10_000)
+            spends, self._missed_spend = self._missed_spend, deque(maxlen=10_000)
+        for reservation, actual, emit, wall in spends:
+            self._spend(reservation, _nano(actual), emit, wall)
         offset = self._offset
         if offset is None:
             return
