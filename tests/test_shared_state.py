@@ -264,6 +264,38 @@ def test_half_open_probe_is_coordinated(state: mm.RedisState, redis_url: str) ->
         raw.close()
 
 
+def test_hedged_backups_are_admitted_by_the_fleet(state: mm.RedisState, redis_url: str) -> None:
+    other = mm.RedisState(redis_url, prefix=state.prefix)  # another process's
+    servers = {
+        "slow": MockDeployment(format="openai", behavior=Behavior(latency=0.6, text="slow")),
+        "fast": MockDeployment(format="openai", behavior=Behavior(text="fast")),
+    }
+    with MockProviderServer(servers) as server:
+        deps = [
+            mm.Deployment(
+                model="m",
+                provider="openai",
+                name=name,
+                api_key=KEY,
+                base_url=server.base_url(name),
+                rpm=1 if name == "fast" else None,
+            )
+            for name in ("slow", "fast")
+        ]
+        hedge = mm.HedgePolicy(min_delay=0.05, max_extra=1.0)
+        with (
+            mm.Client(deps, shared_state=other) as b,
+            mm.Client(deps, shared_state=state, strategy="round_robin", hedge=hedge) as a,
+        ):
+            assert b.query("hi", model="m").deployment in ("slow", "fast")
+            if not server.requests("fast"):  # b used "slow": use fast's one request now
+                b.query("hi", model="m")
+            assert len(server.requests("fast")) == 1
+            # a's backup would go to "fast", whose fleet quota b has used: the primary answers.
+            assert a.query("hi", model="m").text == "slow"
+        assert len(server.requests("fast")) == 1
+
+
 # -- budgets -----------------------------------------------------------------------------------
 
 

@@ -378,6 +378,16 @@ class AsyncClient(BaseClient):
 
         def attempt(send: Send) -> Any:
             async def run() -> ChatResponse | None:
+                shared = plan.shared
+                if send is not primary and shared is not None:  # the fleet admits a backup too
+                    try:
+                        refusal = await shared.async_admit(send)
+                    except BaseException:
+                        plan.cancelled(send)
+                        raise
+                    if refusal is not None:
+                        plan.refused(send, refusal)
+                        return None
                 try:
                     parsed, headers = await self._attempt(send, request)
                 except ProviderError as exc:

@@ -376,6 +376,16 @@ class Client(BaseClient):
 
         def attempt(send: Send) -> Any:
             def run() -> ChatResponse | None:
+                shared = plan.shared
+                if send is not primary and shared is not None:  # the fleet admits a backup too
+                    try:
+                        refusal = shared.admit(send)
+                    except BaseException:
+                        plan.cancelled(send)
+                        raise
+                    if refusal is not None:
+                        plan.refused(send, refusal)
+                        return None
                 try:
                     parsed, headers = self._attempt(send, request)
                 except ProviderError as exc:
