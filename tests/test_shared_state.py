@@ -738,7 +738,7 @@ def _fleet(base_url: str, shared: str, kinds: list[str], n: int) -> list[dict[st
     ]
     out = []
     for proc in procs:
-        stdout, stderr = proc.communicate(timeout=150)
+        stdout, stderr = proc.communicate(timeout=110)  # under the per-test 120 s
         assert proc.returncode == 0, stderr.decode()[-2000:]
         out.append(json.loads(stdout.decode().strip().splitlines()[-1]))
     return out
