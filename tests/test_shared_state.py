@@ -27,6 +27,7 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import anyio
 import pytest
 
 import multimodel as mm
@@ -118,6 +119,35 @@ def test_option_accepts_a_url_a_state_or_a_table(redis_url: str) -> None:
     with pytest.raises(mm.ConfigError, match="op_timeout"):
         mm.RedisState(redis_url, op_timeout=0)
     assert "hunter2" not in repr(mm.RedisState("redis://:hunter2@127.0.0.1:6379/0"))
+
+
+def test_callers_clients_stay_theirs(redis_url: str, prefix: str) -> None:
+    import redis
+    import redis.asyncio as aioredis
+
+    sync_client = redis.Redis.from_url(redis_url)
+    state = mm.RedisState(sync_client, prefix=prefix)
+    with MockProviderServer() as server:
+        with mm.Client([deployment(server, rpm=5)], shared_state=state) as client:
+            assert client.query("hi").text
+        assert sync_client.ping()  # not closed with the multimodel client
+        assert "a caller's client" in repr(state)
+
+        async def wrong_side() -> None:
+            async with mm.AsyncClient([deployment(server)], shared_state=state) as c:
+                await c.query("hi")
+
+        with pytest.raises(mm.ConfigError, match="wraps a sync redis.Redis"):
+            anyio.run(wrong_side)
+        async_state = mm.RedisState(aioredis.Redis.from_url(redis_url), prefix=prefix)
+        with (
+            mm.Client([deployment(server)], shared_state=async_state) as c,
+            pytest.raises(mm.ConfigError, match=r"wraps a redis\.asyncio client"),
+        ):
+            c.query("hi")
+    sync_client.close()
+    for k in redis.Redis.from_url(redis_url).scan_iter(match=f"{{{prefix}}}:*"):
+        redis.Redis.from_url(redis_url).delete(k)
 
 
 # -- fleet-wide rate limits (two clients stand for two processes) -----------------------------
