@@ -603,12 +603,16 @@ async def test_async_outage_budget_and_breaker(
             assert all(isinstance(o, mm.ChatResponse) for o in outcomes)
             redis_process.start()
             # The budget is the fleet's: both stop at it.
-            spent = sum((o.cost or Decimal(0)) for o in outcomes if isinstance(o, mm.ChatResponse))
+            spent = Decimal(0)
+            for o in outcomes:
+                if isinstance(o, mm.ChatResponse):
+                    spent += o.cost or Decimal(0)
             stopped: set[int] = set()
             for _ in range(8):
                 for i, c in enumerate((a, b)):
                     try:
-                        spent += (await c.query("hi", model="m", max_tokens=100)).cost or 0
+                        answer = await c.query("hi", model="m", max_tokens=100)
+                        spent += answer.cost or Decimal(0)
                     except mm.BudgetExceeded:
                         stopped.add(i)
             assert stopped == {0, 1}
