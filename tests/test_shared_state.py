@@ -121,6 +121,15 @@ def test_option_accepts_a_url_a_state_or_a_table(redis_url: str) -> None:
     assert "hunter2" not in repr(mm.RedisState("redis://:hunter2@127.0.0.1:6379/0"))
 
 
+def test_without_the_redis_extra_a_call_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)  # import redis raises ImportError
+    state = mm.RedisState("redis://127.0.0.1:1/0")  # building needs nothing
+    with MockProviderServer() as server, mm.Client([deployment(server)], shared_state=state) as c:
+        with pytest.raises(mm.ConfigError, match=r"multimodel\[redis\]"):
+            c.query("hi")
+        assert requests_to(server) == 0
+
+
 def test_callers_clients_stay_theirs(redis_url: str, prefix: str) -> None:
     import redis
     import redis.asyncio as aioredis

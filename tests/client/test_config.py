@@ -169,10 +169,7 @@ def test_every_keyword_reaches_the_config(cls: type, tmp_path: Path) -> None:
         "catalog": catalog,
         "telemetry": Telemetry(enabled=False),
         "ledger": str(tmp_path / "usage.db"),
-        # Built, never connected (without the redis extra it cannot be built: None).
-        "shared_state": mm.RedisState("redis://127.0.0.1:1/0")
-        if importlib.util.find_spec("redis")
-        else None,
+        "shared_state": mm.RedisState("redis://127.0.0.1:1/0"),  # built, never connected
         "clock": mm.ManualClock(),
         "env": {"X": "y"},
     }

@@ -29,7 +29,6 @@ one when it ends. With ``on_unavailable="fail"`` the attempt fails with
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import itertools
 import logging
 import os
@@ -315,10 +314,6 @@ class RedisState:
                 raise ConfigError(
                     "shared_state: expected a redis:// or rediss:// URL, a RedisState or a "
                     f"Redis client, not {_safe_url(url_or_client)!r}"
-                )
-            if importlib.util.find_spec("redis") is None:
-                raise ConfigError(
-                    "shared_state needs the `redis` package: pip install 'multimodel[redis]'"
                 )
             self._url = url_or_client
         else:
@@ -661,8 +656,7 @@ class RedisState:
                     "shared_state: this RedisState wraps a redis.asyncio client; a sync Client "
                     "needs a URL or a redis.Redis"
                 )
-            import redis
-
+            redis = _redis("redis")
             self._sync = redis.Redis.from_url(
                 self._url,
                 socket_timeout=self.op_timeout,
@@ -772,8 +766,7 @@ class RedisState:
                     "shared_state: this RedisState wraps a sync redis.Redis; an AsyncClient "
                     "needs a URL or a redis.asyncio.Redis"
                 )
-            import redis.asyncio as aioredis
-
+            aioredis = _redis("redis.asyncio")
             self._async = aioredis.Redis.from_url(
                 self._url,
                 socket_timeout=self.op_timeout,
@@ -904,6 +897,18 @@ def _alerter(
         )
 
     return then
+
+
+def _redis(module: str) -> Any:
+    """``redis`` or ``redis.asyncio``; a ``ConfigError`` naming the extra without it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(
+            "shared_state needs the `redis` package: pip install 'multimodel[redis]'"
+        ) from None
 
 
 def _after(a: str, b: str) -> bool:
