@@ -35,6 +35,8 @@ _LAZY = {
     "ChatRequest": ".types",
     "ChatResponse": ".types",
     "CircuitPolicy": ".resilience.circuit",
+    "RedisState": ".resilience.shared",
+    "SharedStateUnavailable": ".errors",
     "Client": "._client._sync.client",
     "ClientClosed": ".errors",
     "ClientConfig": ".config._models",
@@ -116,6 +118,7 @@ if _typing.TYPE_CHECKING:
     from .errors import PoolExhausted as PoolExhausted
     from .errors import ProviderError as ProviderError
     from .errors import RateLimited as RateLimited
+    from .errors import SharedStateUnavailable as SharedStateUnavailable
     from .errors import StreamInterrupted as StreamInterrupted
     from .errors import StructuredOutputError as StructuredOutputError
     from .errors import UnknownModelError as UnknownModelError
@@ -131,6 +134,7 @@ if _typing.TYPE_CHECKING:
     from .resilience.hedge import HedgePolicy as HedgePolicy
     from .resilience.retry import RetryBudget as RetryBudget
     from .resilience.retry import RetryPolicy as RetryPolicy
+    from .resilience.shared import RedisState as RedisState
     from .security._rules import Policy as Policy
     from .security.limits import InputLimits as InputLimits
     from .security.policy import PolicySet as PolicySet

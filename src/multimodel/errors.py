@@ -82,6 +82,7 @@ __all__ = [
     "QuotaExhausted",
     "RateLimited",
     "ServerError",
+    "SharedStateUnavailable",
     "StreamInterrupted",
     "StructuredOutputError",
     "UnknownModelError",
@@ -215,6 +216,14 @@ class PoolExhausted(MultimodelError):
     so this never counts against a deployment: no failure is recorded, no breaker opens, no
     cooldown starts, and the call is not retried elsewhere. Too many requests in flight, or
     streams left open (use ``with client.stream(...)``), exhaust it.
+    """
+
+
+class SharedStateUnavailable(MultimodelError):
+    """The shared state (Redis) did not answer within its ``op_timeout`` and the client was
+    built with ``RedisState(..., on_unavailable="fail")``; nothing was sent.
+
+    .. versionadded:: 0.2
     """
 
 

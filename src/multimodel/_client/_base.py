@@ -187,6 +187,17 @@ class BaseClient:
             ),
             hedge=config.hedge,
         )
+        self._shared = config.shared_state
+        if self._shared is not None:
+            self._router.shared = self._shared
+            self._router.limiter.on_reconcile = self._shared.reconciled
+            self._shared.subscribe(self._fleet_status_changed)
+            if self._router.budgets is not None:
+                self._router.budgets.on_settle = functools.partial(
+                    self._shared.spent,
+                    emit=lambda alert: self.events.emit("budget_alert", alert),
+                    wall=self._clock.time,
+                )
         self.tracker.subscribe(self._outcome_event)
         if self.telemetry is not None:
             self.tracker.subscribe(self.telemetry.record)
@@ -681,7 +692,37 @@ class BaseClient:
         """The health status of every deployment: ``healthy``, ``degraded`` or ``down``."""
         return {ep.name: self.health.status(ep.name) for ep in self._endpoints}
 
+    def _fleet_status_changed(self, fields: dict[str, str]) -> None:
+        """Another process announced a status change (``shared_state=``)."""
+        ep = self._router.by_name.get(fields.get("deployment", ""))
+        if ep is None:
+            return
+        try:
+            at = float(fields.get("at", ""))
+        except ValueError:
+            at = self._clock.time()
+        self.events.emit(
+            "model_status_change",
+            ModelStatusEvent(
+                deployment=ep.name,
+                model=ep.model,
+                provider=ep.provider,
+                previous=fields.get("previous", ""),
+                status=fields.get("status", ""),
+                reason=f"{fields.get('reason', '')} (in another process)",
+                at=at,
+            ),
+        )
+
     def _status_changed(self, name: str, previous: Status, status: Status, reason: str) -> None:
+        shared = self._router.shared
+        if shared is not None:  # tell the fleet; an opened or closed breaker applies to it
+            shared.announce(name, previous, status, reason, self._clock.time())
+            if status == "down":
+                left = self.health.open_until(name) - self._clock.monotonic()
+                shared.opened(name, max(left, 0.001))
+            elif previous != "healthy" and reason == "probe succeeded":
+                shared.closed(name)
         ep = self._router.by_name.get(name)
         self.events.emit(
             "model_status_change",

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..resilience.circuit import CircuitPolicy
     from ..resilience.hedge import HedgePolicy
     from ..resilience.retry import RetryBudget, RetryPolicy
+    from ..resilience.shared import RedisState
     from ..security._rules import Policy
     from ..security.limits import InputLimits
     from ..security.policy import PolicySet
@@ -42,7 +43,7 @@ else:
     # class when a value needs it: importing the configuration loads none of them.
     Clock = CachePolicy = ResponseCache = Catalog = Budget = CircuitPolicy = HedgePolicy = Any
     RetryBudget = RetryPolicy = Policy = InputLimits = PolicySet = Strategy = Any
-    UsageLedger = Telemetry = FeedbackPolicy = Any
+    UsageLedger = Telemetry = FeedbackPolicy = RedisState = Any
 
 __all__ = ["ClientConfig", "Deployment", "describe"]
 
@@ -156,6 +157,8 @@ class ClientConfig(BaseModel):
         catalog: model prices and limits: a ``Catalog``, or a model file over the bundled ones.
         telemetry: OpenTelemetry metrics and spans: ``True`` (default), ``False``, a ``Telemetry``.
         ledger: usage ledger: a SQLite file path or a ``UsageLedger`` (default: none).
+        shared_state: routing state shared by many processes: a Redis URL or a ``RedisState``
+            (default: none, each client keeps its own).
         clock: the time source (tests pass a ``ManualClock``; code only).
         feedback: how ``client.feedback`` scores become learned quality estimates: a
             ``FeedbackPolicy`` or table (half-life, prior strength, exploration floor).
@@ -194,6 +197,7 @@ class ClientConfig(BaseModel):
     catalog: Catalog | str | os.PathLike[str] | None = None
     telemetry: bool | Telemetry = True
     ledger: UsageLedger | str | os.PathLike[str] | None = None
+    shared_state: RedisState | None = None
     clock: Clock | None = None
     feedback: FeedbackPolicy | None = None
     task_classifier: Callable[[Any], str | None] | str | None = None
@@ -259,6 +263,7 @@ class ClientConfig(BaseModel):
     _catalog = field_validator("catalog", mode="plain")(_options.as_catalog)
     _telemetry = field_validator("telemetry", mode="plain")(_options.as_telemetry)
     _ledger = field_validator("ledger", mode="plain")(_options.as_ledger)
+    _shared_state = field_validator("shared_state", mode="plain")(_options.as_shared_state)
     _clock = field_validator("clock", mode="plain")(_options.as_clock)
 
     @field_validator("feedback", mode="plain")
