@@ -1,5 +1,5 @@
 """``adaptive`` (the default): the lowest load-aware peak latency, scanned in small fleets and
-by power of two choices in large ones.
+by power of two choices with memory in large ones.
 
 When to use it: almost always. It needs no tuning and reacts within a few requests.
 
@@ -8,21 +8,25 @@ For each request it scores candidates and sends to the one with the lowest cost:
     cost = peak_ewma_latency × (1 + load_factor × in_flight) × (1 + error_penalty × odds_of_failure)
 
 Fleets of up to ``scan_max`` (8) candidates are scanned in full, so a clearly better deployment
-gets all the traffic it can serve (costs within 50 % of the lowest are ties, picked at random,
-so noise does not decide between equal ones); larger fleets compare two random candidates
-(O(1) in fleet size). The switch point is measured: the scan costs ~2.4 µs + 0.7 µs per
+gets all the traffic it can serve (costs within 20 % of the lowest are ties, picked at random,
+so noise does not decide between equal ones); larger fleets compare the last winner with one
+random challenger (O(1) in fleet size; a good deployment found by chance keeps the traffic
+until a challenger costs less). The switch point is measured: the scan costs ~2.4 µs + 0.7 µs per
 candidate against ~2 µs for two choices, under 1 % of a loopback round trip at 8.
 
 where ``odds_of_failure`` is ``e / (1 - e)`` of the recent error rate ``e``.
 
 * **Peak EWMA latency** (Finagle): a slow answer raises the estimate at once; it decays as fast
   answers return, or while the deployment is idle, so a deployment that was slow once is tried
-  again later. Streams use time to first token.
+  again later; the idle decay stops at half the deployment's plain EWMA (``idle_floor``), so a
+  deployment measured slow is not retried just because it was left alone (in a large fleet
+  that sent a steady trickle to the slowest). Streams use time to first token.
 * **× (1 + load_factor × in flight)**: a fast deployment that is already busy looks slower, so
-  the fastest one does not get every request (no herding). ``load_factor`` is 0.25: LLM APIs
+  the fastest one does not get every request (no herding). ``load_factor`` is 0.1: LLM APIs
   serve many requests at once and slow down mildly with load (the measured latency catches
   the rest); 1.0 (a queue) sent a third of the traffic to a 3x slower deployment in the
-  simulator (``benchmarks/simulate.py --oracle``).
+  simulator (``benchmarks/simulate.py --oracle``), 0.25 still sent 13 % to it when the fast
+  one was busy.
 * **Failures**: the recent error rate multiplies the cost, without bound while failures go on,
   so a deployment that fails *fast* (a 500 in 2 ms, nothing in flight) is not mistaken for a
   fast one, however busy the healthy ones are. The rate is forgiven over time since the last
@@ -51,12 +55,15 @@ from .response_time import expected_latency
 __all__ = ["Adaptive"]
 
 _PENALIZED = 1e6  # multiplier while a Retry-After is pending
-LOAD_FACTOR = 0.25
+LOAD_FACTOR = 0.1
 """Each request in flight adds this fraction of the latency to the cost: LLM APIs serve many
 requests at once and slow down mildly with load (measured latency catches the rest), so the
 best deployment keeps the traffic it can serve; 1.0 (a queue, one at a time) sent a third of
-the traffic to a 3x slower deployment in the simulator."""
-SCAN_TIE = 1.5  # in a scan, costs within 50 % of the lowest are ties (measurement noise)
+the traffic to a 3x slower deployment in the simulator, 0.25 an eighth."""
+SCAN_TIE = 1.2  # in a scan, costs within 20 % of the lowest are ties (measurement noise)
+IDLE_FLOOR = 0.5
+"""The idle decay of a deployment's latency estimate stops at this fraction of its plain
+EWMA latency."""
 SCAN_MAX = 8
 """Fleets up to this size are scanned in full (the best gets all it can serve at its best
 latency); larger ones use two random choices (see ``benchmarks/run.py --only route``)."""
@@ -74,6 +81,11 @@ class Adaptive:
         seed: seeds the random sampling (deterministic tests and simulations).
         scan_max: fleets up to this size are scanned in full (0: always two choices).
         load_factor: the fraction of the latency each request in flight adds to the cost.
+        tie: in a scan, costs up to this multiple of the lowest are ties, picked at random.
+        idle_floor: the idle decay of a latency estimate stops at this fraction of the
+            deployment's plain EWMA latency (0: decays toward zero, Finagle's rule).
+        remember: in large fleets, compare the last winner with one random challenger
+            instead of two random candidates.
     """
 
     def __init__(
@@ -83,8 +95,15 @@ class Adaptive:
         seed: int | None = None,
         scan_max: int = SCAN_MAX,
         load_factor: float = LOAD_FACTOR,
+        tie: float = SCAN_TIE,
+        idle_floor: float = IDLE_FLOOR,
+        remember: bool = True,
     ) -> None:
+        self.remember = remember
         self.load_factor = load_factor
+        self.tie = tie
+        self.idle_floor = idle_floor
+        self._champion = 1 << 30
         self.error_penalty = error_penalty
         self.default_latency = default_latency
         self.scan_max = scan_max
@@ -106,9 +125,13 @@ class Adaptive:
         prior: float,
     ) -> float:
         cell = stats.get(endpoint.name)
-        cost = (latency if latency is not None else prior) * (
-            1.0 + self.load_factor * cell.in_flight
-        )
+        if latency is None:
+            latency = prior
+        elif self.idle_floor:
+            base = cell.ewma_latency
+            if base is not None and latency < base * self.idle_floor:
+                latency = base * self.idle_floor
+        cost = latency * (1.0 + self.load_factor * cell.in_flight)
         # err / (1 - err), not err: the penalty must keep growing while failures go on, or a
         # deployment that fails *fast* (0 in flight) wins against a healthy one that is busy
         # (the bounded 1 + penalty x err is outweighed once the healthy one has ~10 in flight).
@@ -141,6 +164,11 @@ class Adaptive:
         if n <= self.scan_max:
             return self._scan(candidates, stats, ctx, now)
         i, j = self._rng.sample2(n)
+        champion = self._champion
+        if self.remember and champion < n and champion not in (i, j):
+            # One of the two is the last winner: a good deployment found by chance is kept
+            # until a random challenger costs less (best of two with memory).
+            i = champion
         a, b = candidates[i], candidates[j]
         # The prior for an unmeasured deployment is the other sample's estimate (optimistic, so
         # it gets probed); looking at just the two samples keeps a choice O(1) in fleet size.
@@ -153,9 +181,13 @@ class Adaptive:
         cost_a = self._cost(a, stats, now, la, prior)
         cost_b = self._cost(b, stats, now, lb, prior)
         scores = {a.name: cost_a, b.name: cost_b}
-        if cost_a == cost_b:
-            return a, scores  # already a random pick
-        return (a if cost_a < cost_b else b), scores
+        # A tie goes to the one that is not the last winner (an unmeasured challenger, scored
+        # at the winner's estimate, gets its probe); without memory, a is already random.
+        if cost_a < cost_b or (cost_a == cost_b and i != champion):
+            self._champion = i
+            return a, scores
+        self._champion = j
+        return b, scores
 
     def _scan(
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext, now: float
@@ -168,9 +200,10 @@ class Adaptive:
         scores = [cost(c, stats, now, la, prior) for c, la in zip(candidates, lats, strict=True)]
         # Costs within SCAN_TIE of the best are ties, picked at random: equal deployments share
         # the traffic instead of the one measured a little faster (noise, a cold connection)
-        # taking all of it; 1.5 keeps a deployment that failed once at its share (the test
-        # over real sockets), 1.1 let it fall to 7 % of sequential traffic on loopback.
-        floor = min(scores) * SCAN_TIE
+        # taking all of it; 1.2 keeps a deployment that failed once above 15 % of sequential
+        # traffic (the test over real sockets; 1.1 let it fall to 7 % on loopback) and, unlike
+        # 1.5, stops splitting the traffic evenly between deployments 30 % apart (simulator).
+        floor = min(scores) * self.tie
         ties = [i for i, v in enumerate(scores) if v <= floor]
         i = ties[0] if len(ties) == 1 else ties[self._rng.index(len(ties))]
         return candidates[i], {c.name: v for c, v in zip(candidates, scores, strict=True)}
