@@ -16,9 +16,10 @@ candidate against ~2 µs for two choices, under 1 % of a loopback round trip at 
 
 where ``odds_of_failure`` is ``e / (1 - e)`` of the recent error rate ``e``.
 
-* **Peak EWMA latency** (Finagle): a slow answer raises the estimate at once; it decays as fast
-  answers return, or while the deployment is idle, so a deployment that was slow once is tried
-  again later; the idle decay stops at half the deployment's plain EWMA (``idle_floor``), so a
+* **Peak EWMA latency** (Finagle): a slow answer raises the estimate at once (by half of its
+  excess over the plain EWMA, ``peak_weight``: one lognormal spike of a fast deployment should
+  not hand its traffic to a slower one); it decays as fast answers return, or while the
+  deployment is idle, so a deployment that was slow once is tried again later; the idle decay stops at half the deployment's plain EWMA (``idle_floor``), so a
   deployment measured slow is not retried just because it was left alone (in a large fleet
   that sent a steady trickle to the slowest). Streams use time to first token.
 * **× (1 + load_factor × in flight)**: a fast deployment that is already busy looks slower, so
@@ -64,6 +65,10 @@ SCAN_TIE = 1.2  # in a scan, costs within 20 % of the lowest are ties (measureme
 IDLE_FLOOR = 0.5
 """The idle decay of a deployment's latency estimate stops at this fraction of its plain
 EWMA latency."""
+PEAK_WEIGHT = 0.5
+"""How much of the peak EWMA's excess over the plain EWMA counts: a spike still raises the
+estimate at once, by half (lognormal latencies put the peak of a fast deployment above a
+slower one's mean; all of it sent 9 % of the traffic to a 3x slower deployment)."""
 SCAN_MAX = 8
 """Fleets up to this size are scanned in full (the best gets all it can serve at its best
 latency); larger ones use two random choices (see ``benchmarks/run.py --only route``)."""
@@ -86,6 +91,8 @@ class Adaptive:
             deployment's plain EWMA latency (0: decays toward zero, Finagle's rule).
         remember: in large fleets, compare the last winner with one random challenger
             instead of two random candidates.
+        peak_weight: how much of the peak EWMA's excess over the plain EWMA counts (1: the
+            peak EWMA, Finagle's rule).
     """
 
     def __init__(
@@ -98,7 +105,9 @@ class Adaptive:
         tie: float = SCAN_TIE,
         idle_floor: float = IDLE_FLOOR,
         remember: bool = True,
+        peak_weight: float = PEAK_WEIGHT,
     ) -> None:
+        self.peak_weight = peak_weight
         self.remember = remember
         self.load_factor = load_factor
         self.tie = tie
@@ -114,7 +123,25 @@ class Adaptive:
         self, endpoint: Endpoint, stats: StatsView, ctx: RouteContext, now: float, prior: float
     ) -> float:
         """The load-aware cost of sending this request to ``endpoint`` now."""
-        return self._cost(endpoint, stats, now, expected_latency(endpoint, stats, ctx, now), prior)
+        return self._cost(endpoint, stats, now, self._latency(endpoint, stats, ctx, now), prior)
+
+    def _latency(
+        self, endpoint: Endpoint, stats: StatsView, ctx: RouteContext, now: float
+    ) -> float | None:
+        """The expected latency, its idle decay stopped at ``idle_floor`` x the plain EWMA."""
+        latency = expected_latency(endpoint, stats, ctx, now)
+        if latency is None:
+            return None
+        cell = stats.get(endpoint.name)
+        base = cell.ewma_ttft if ctx.stream else None
+        if base is None:
+            base = cell.ewma_latency
+        if base is None:
+            return latency
+        if latency > base:
+            return base + self.peak_weight * (latency - base)
+        floor = base * self.idle_floor
+        return max(latency, floor)
 
     def _cost(
         self,
@@ -125,13 +152,9 @@ class Adaptive:
         prior: float,
     ) -> float:
         cell = stats.get(endpoint.name)
-        if latency is None:
-            latency = prior
-        elif self.idle_floor:
-            base = cell.ewma_latency
-            if base is not None and latency < base * self.idle_floor:
-                latency = base * self.idle_floor
-        cost = latency * (1.0 + self.load_factor * cell.in_flight)
+        cost = (latency if latency is not None else prior) * (
+            1.0 + self.load_factor * cell.in_flight
+        )
         # err / (1 - err), not err: the penalty must keep growing while failures go on, or a
         # deployment that fails *fast* (0 in flight) wins against a healthy one that is busy
         # (the bounded 1 + penalty x err is outweighed once the healthy one has ~10 in flight).
@@ -172,8 +195,8 @@ class Adaptive:
         a, b = candidates[i], candidates[j]
         # The prior for an unmeasured deployment is the other sample's estimate (optimistic, so
         # it gets probed); looking at just the two samples keeps a choice O(1) in fleet size.
-        la = expected_latency(a, stats, ctx, now)
-        lb = expected_latency(b, stats, ctx, now)
+        la = self._latency(a, stats, ctx, now)
+        lb = self._latency(b, stats, ctx, now)
         if la is None:
             prior = lb if lb is not None else self.default_latency
         else:
@@ -193,7 +216,8 @@ class Adaptive:
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext, now: float
     ) -> tuple[Endpoint, dict[str, float]]:
         """Every candidate scored; unmeasured ones get the best measured estimate (probed)."""
-        lats = [expected_latency(c, stats, ctx, now) for c in candidates]
+        latency = self._latency
+        lats = [latency(c, stats, ctx, now) for c in candidates]
         known = [x for x in lats if x is not None]
         prior = min(known) if known else self.default_latency
         cost = self._cost
