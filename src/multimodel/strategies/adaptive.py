@@ -34,7 +34,10 @@ where ``odds_of_failure`` is ``e / (1 - e)`` of the recent error rate ``e``.
   failure (by 1/e every 2 s per consecutive failure, and to exactly zero once below 2 %), so a deployment that failed
   competes again on its latency within seconds. A 429 or 503
   with ``Retry-After`` marks the deployment as penalized until then; it is used only if every
-  sampled candidate is.
+  sampled candidate is. The load it refused (the requests in flight when the hold is first
+  seen) then counts as a ceiling for a minute after the hold: at that load the deployment is
+  used only if every other is at its ceiling or held, so the next 429 is avoided instead of
+  learned again (rate-limit headroom from the provider's own answers).
 * **Unknown deployments** are scored like the best measured one, so they get probed.
 * **No starvation**: a deployment whose last attempt failed can lose every comparison and so
   never get the request that would show it recovered. Every few requests, a deployment whose
@@ -56,6 +59,10 @@ from .response_time import expected_latency
 __all__ = ["Adaptive"]
 
 _PENALIZED = 1e6  # multiplier while a Retry-After is pending
+_AT_CEILING = 1e3  # multiplier at the load a recent 429 / 503 refused (below a pending hold)
+CEILING_TTL = 60.0
+"""Seconds after a Retry-After hold ends during which the load it refused (requests in
+flight) counts as a ceiling: rate-limit headroom learned from the provider's answer."""
 LOAD_FACTOR = 0.1
 """Each request in flight adds this fraction of the latency to the cost: LLM APIs serve many
 requests at once and slow down mildly with load (measured latency catches the rest), so the
@@ -118,6 +125,7 @@ class Adaptive:
         self.scan_max = scan_max
         self._rng = LockedRandom(seed)
         self._prober = Prober()
+        self._ceilings: dict[str, tuple[float, int]] = {}
 
     def cost(
         self, endpoint: Endpoint, stats: StatsView, ctx: RouteContext, now: float, prior: float
@@ -163,8 +171,21 @@ class Adaptive:
         err = forgiven_error_rate(cell, now) if cell.ewma_error_rate else 0.0
         if err:
             cost *= 1.0 + self.error_penalty * err / max(1.0 - err, 1e-3)
-        if cell.penalty_until > now:
+        until = cell.penalty_until
+        if until > now:
             cost *= _PENALIZED
+            # Learn the load that was refused: the requests still in flight when the hold is
+            # first seen (a 429 at N in flight leaves N - 1 or fewer) and the hold's end.
+            seen = self._ceilings.get(endpoint.name)
+            if seen is None or seen[0] != until:
+                self._ceilings[endpoint.name] = (until, max(cell.in_flight, 1))
+        elif self._ceilings:
+            seen = self._ceilings.get(endpoint.name)
+            if seen is not None:
+                if now > seen[0] + CEILING_TTL:
+                    self._ceilings.pop(endpoint.name, None)
+                elif cell.in_flight >= seen[1]:
+                    cost *= _AT_CEILING
         return cost
 
     def choose(
