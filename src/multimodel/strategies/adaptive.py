@@ -19,9 +19,11 @@ where ``odds_of_failure`` is ``e / (1 - e)`` of the recent error rate ``e``.
 * **Peak EWMA latency** (Finagle): a slow answer raises the estimate at once (by half of its
   excess over the plain EWMA, ``peak_weight``: one lognormal spike of a fast deployment should
   not hand its traffic to a slower one); it decays as fast answers return, or while the
-  deployment is idle, so a deployment that was slow once is tried again later; the idle decay stops at half the deployment's plain EWMA (``idle_floor``), so a
-  deployment measured slow is not retried just because it was left alone (in a large fleet
-  that sent a steady trickle to the slowest). Streams use time to first token.
+  deployment is idle, so a deployment that was slow once is tried again later. The idle decay
+  stops at the deployment's plain EWMA (``idle_floor``), which itself falls by 1/e per minute
+  since the deployment was last chosen (``explore_tau``): one measured slow is retried within
+  minutes, not every ~20 s (in a fleet of 50 that sent a steady trickle to the slowest).
+  Streams use time to first token.
 * **× (1 + load_factor × in flight)**: a fast deployment that is already busy looks slower, so
   the fastest one does not get every request (no herding). ``load_factor`` is 0.1: LLM APIs
   serve many requests at once and slow down mildly with load (the measured latency catches
@@ -48,6 +50,7 @@ where ``odds_of_failure`` is ``e / (1 - e)`` of the recent error rate ``e``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from ..providers.base import Endpoint
@@ -69,9 +72,14 @@ requests at once and slow down mildly with load (measured latency catches the re
 best deployment keeps the traffic it can serve; 1.0 (a queue, one at a time) sent a third of
 the traffic to a 3x slower deployment in the simulator, 0.25 an eighth."""
 SCAN_TIE = 1.2  # in a scan, costs within 20 % of the lowest are ties (measurement noise)
-IDLE_FLOOR = 0.5
+IDLE_FLOOR = 1.0
 """The idle decay of a deployment's latency estimate stops at this fraction of its plain
-EWMA latency."""
+EWMA latency, itself decayed by 1/e per :data:`EXPLORE_TAU` since the deployment was last
+chosen."""
+EXPLORE_TAU = 60.0
+"""Seconds for the floor of an idle deployment's estimate to fall by 1/e: a deployment
+measured slow is tried again within minutes, not every ~20 s (the peak EWMA's own idle decay,
+which in a fleet of 50 sent a steady trickle to the slowest)."""
 PEAK_WEIGHT = 0.5
 """How much of the peak EWMA's excess over the plain EWMA counts: a spike still raises the
 estimate at once, by half (lognormal latencies put the peak of a fast deployment above a
@@ -96,6 +104,8 @@ class Adaptive:
         tie: in a scan, costs up to this multiple of the lowest are ties, picked at random.
         idle_floor: the idle decay of a latency estimate stops at this fraction of the
             deployment's plain EWMA latency (0: decays toward zero, Finagle's rule).
+        explore_tau: seconds for that floor to fall by 1/e while the deployment is not
+            chosen (0: it does not fall).
         remember: in large fleets, compare the last winner with one random challenger
             instead of two random candidates.
         peak_weight: how much of the peak EWMA's excess over the plain EWMA counts (1: the
@@ -113,7 +123,10 @@ class Adaptive:
         idle_floor: float = IDLE_FLOOR,
         remember: bool = True,
         peak_weight: float = PEAK_WEIGHT,
+        explore_tau: float = EXPLORE_TAU,
     ) -> None:
+        self.explore_tau = explore_tau
+        self._sent: dict[str, float] = {}
         self.peak_weight = peak_weight
         self.remember = remember
         self.load_factor = load_factor
@@ -136,7 +149,7 @@ class Adaptive:
     def _latency(
         self, endpoint: Endpoint, stats: StatsView, ctx: RouteContext, now: float
     ) -> float | None:
-        """The expected latency, its idle decay stopped at ``idle_floor`` x the plain EWMA."""
+        """The expected latency: peaks weighted by ``peak_weight``, the idle decay floored."""
         latency = expected_latency(endpoint, stats, ctx, now)
         if latency is None:
             return None
@@ -149,6 +162,11 @@ class Adaptive:
         if latency > base:
             return base + self.peak_weight * (latency - base)
         floor = base * self.idle_floor
+        tau = self.explore_tau
+        if tau:
+            idle = now - self._sent.get(endpoint.name, now)
+            if idle > 0.0:
+                floor *= math.exp(-idle / tau)
         return max(latency, floor)
 
     def _cost(
@@ -198,6 +216,14 @@ class Adaptive:
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
     ) -> tuple[Endpoint, dict[str, float]]:
         """The choice and the cost of each sampled candidate (lower is better)."""
+        chosen = self._choose_scored(candidates, stats, ctx)
+        if self.explore_tau:
+            self._sent[chosen[0].name] = stats.now()
+        return chosen
+
+    def _choose_scored(
+        self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
+    ) -> tuple[Endpoint, dict[str, float]]:
         n = len(candidates)
         if n == 1:
             return candidates[0], {}
