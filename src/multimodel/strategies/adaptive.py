@@ -164,7 +164,7 @@ class Adaptive:
         floor = base * self.idle_floor
         tau = self.explore_tau
         if tau:
-            idle = now - self._sent.get(endpoint.name, now)
+            idle = now - self._sent.setdefault(endpoint.name, now)  # or since first seen
             if idle > 0.0:
                 floor *= math.exp(-idle / tau)
         return max(latency, floor)
