@@ -72,6 +72,7 @@ requests at once and slow down mildly with load (measured latency catches the re
 best deployment keeps the traffic it can serve; 1.0 (a queue, one at a time) sent a third of
 the traffic to a 3x slower deployment in the simulator, 0.25 an eighth."""
 SCAN_TIE = 1.2  # in a scan, costs within 20 % of the lowest are ties (measurement noise)
+TIE_SECONDS = 0.01  # ... and so are costs within 10 ms of it (jitter of very fast answers)
 IDLE_FLOOR = 1.0
 """The idle decay of a deployment's latency estimate stops at this fraction of its plain
 EWMA latency, itself decayed by 1/e per :data:`EXPLORE_TAU` since the deployment was last
@@ -272,9 +273,12 @@ class Adaptive:
         # Costs within SCAN_TIE of the best are ties, picked at random: equal deployments share
         # the traffic instead of the one measured a little faster (noise, a cold connection)
         # taking all of it; 1.2 keeps a deployment that failed once above 15 % of sequential
-        # traffic (the test over real sockets; 1.1 let it fall to 7 % on loopback) and, unlike
-        # 1.5, stops splitting the traffic evenly between deployments 30 % apart (simulator).
-        floor = min(scores) * self.tie
+        # traffic and, unlike 1.5, stops splitting the traffic evenly between deployments 30 %
+        # apart (simulator). Costs within TIE_SECONDS of the lowest are ties too: on loopback
+        # (2 ms answers) a millisecond of jitter is 50 %, and the band alone let a deployment
+        # that failed once fall to 5 % of sequential traffic (the test over real sockets).
+        best = min(scores)
+        floor = max(best * self.tie, best + TIE_SECONDS)
         ties = [i for i, v in enumerate(scores) if v <= floor]
         i = ties[0] if len(ties) == 1 else ties[self._rng.index(len(ties))]
         return candidates[i], {c.name: v for c, v in zip(candidates, scores, strict=True)}
