@@ -217,18 +217,18 @@ class Adaptive:
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
     ) -> tuple[Endpoint, dict[str, float]]:
         """The choice and the cost of each sampled candidate (lower is better)."""
-        chosen = self._choose_scored(candidates, stats, ctx)
+        if len(candidates) == 1:
+            return candidates[0], {}
+        now = stats.now()
+        chosen = self._choose_scored(candidates, stats, ctx, now)
         if self.explore_tau:
-            self._sent[chosen[0].name] = stats.now()
+            self._sent[chosen[0].name] = now
         return chosen
 
     def _choose_scored(
-        self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
+        self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext, now: float
     ) -> tuple[Endpoint, dict[str, float]]:
         n = len(candidates)
-        if n == 1:
-            return candidates[0], {}
-        now = stats.now()
         probe = self._prober.due(candidates, stats, now)
         if probe is not None:
             return probe, probe_scores(probe, stats, now)
