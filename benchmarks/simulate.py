@@ -12,8 +12,9 @@ one's p95 as a ratio to the oracle's, which routes with the true state of the fl
 Reference strategies (the simple baselines ``adaptive`` must beat): ``ref_random`` (uniform),
 ``round_robin`` and ``least_connections`` (the built-ins: round robin, least outstanding), and
 ``ref_p2c`` (plain power of two choices over peak EWMA x (in flight + 1), no failure handling).
-``adaptive_v1`` is ``adaptive`` with its former cost (x (in flight + 1)) and two random choices
-at every fleet size (the no-starvation rule included).
+``adaptive_v1`` is ``adaptive`` with its former cost (peak EWMA x (in flight + 1), idle decay
+toward zero) and two random choices at every fleet size (the no-starvation rule and the ceiling
+learned from a Retry-After hold included).
 
 The default scenario is :meth:`multimodel.simulation.Scenario.default`: a fast, a slow, a failing
 (30 % HTTP 500) and a cheap rate-limited deployment (429 + Retry-After above 4 in flight), under
@@ -90,7 +91,16 @@ def run_named(name: str, strategy: str, seed: int, requests: int) -> SimulationR
     elif strategy == "ref_p2c":
         result = simulate(scenario, RefP2C(seed))
     elif strategy == "adaptive_v1":  # 0.1's load model and two random choices at any size
-        spec = {"name": "adaptive", "seed": seed, "load_factor": 1.0, "scan_max": 0}
+        spec = {
+            "name": "adaptive",
+            "seed": seed,
+            "load_factor": 1.0,
+            "scan_max": 0,
+            "idle_floor": 0.0,
+            "remember": False,
+            "peak_weight": 1.0,
+            "explore_tau": 0.0,
+        }
         result = simulate(scenario, spec)
     else:
         return simulate(scenario, strategy)

@@ -56,6 +56,7 @@ from .types import Usage
 __all__ = [
     "ORACLE",
     "SCENARIOS",
+    "SCENARIO_NOTES",
     "STRATEGIES",
     "DeploymentProfile",
     "FailureProfile",
@@ -733,6 +734,20 @@ SCENARIOS: dict[str, Callable[[int, int], Scenario]] = {
     "large_fleet": _large,
 }
 """The fleets strategies are measured on against the oracle: ``name -> f(seed, requests)``."""
+
+SCENARIO_NOTES: dict[str, str] = {
+    "homogeneous": "three equal deployments",
+    "one_slow": "two fast deployments and one 5x slower",
+    "failing_30": "one of three fails 30 % of attempts (fast 500s)",
+    "bursty_90": "three limited to 6 in flight (429 + Retry-After), 90 % of capacity, bursts",
+    "cheap_rate_limited": "a fast, a slow and a cheap one limited to 3 in flight",
+    "drift": "one slows down minute by minute while another speeds up",
+    "mixed_models": "four models with different speeds per token and answer lengths",
+    "brownout": "the fastest gets 5x slower and fails 30 % for 90 s, then recovers",
+    "sequential_failure": "one query every 0.1 s over three equal ones, one fails once",
+    "large_fleet": "50 deployments from 0.3 to 1.5 s, 5 of them failing 30 %",
+}
+"""One line about each of :data:`SCENARIOS` (``multimodel simulate --list``)."""
 
 
 def compare(
