@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/run.py [--quick] [--json out.json] [--only seq,conc,stream,import,route,track]
+    MULTIMODEL_BENCH_REDIS_URL=redis://127.0.0.1:6379/15 python benchmarks/run.py --only shared
 
 Every figure that depends on the machine is reported as a RATIO against a raw ``httpx`` call
 made in the same run to the same mock server (a ``MockServerProcess``: a child process, so the
@@ -55,6 +56,7 @@ TARGETS = {
     "concurrent_ratio": (">=", 0.90),
     "aiohttp_rps": (">=", 2000.0),
     "stream_ratio": (">=", 0.50),
+    "shared_state_ratio": (">=", 0.80),
     "import_ratio_bare": ("<=", 1.3),
     "routing_pct_of_rtt_default": ("<", 5.0),
     "routing_pct_of_rtt_all": ("<", 5.0),
@@ -383,6 +385,91 @@ async def _conc_rates(
     return rates
 
 
+async def _bench_shared_conc(server: MockServerProcess, b: Budget, url: str) -> dict[str, Any]:
+    import uuid
+
+    from multimodel._transports.pool import AsyncPoolTransport
+
+    def client(shared: Any, rpm: int | None) -> mm.AsyncClient:
+        dep = deployment(server, "oai").model_copy(update={"rpm": rpm})
+        return mm.AsyncClient(
+            deployments=[dep],
+            transport=AsyncPoolTransport(limits=LIMITS),
+            shared_state=shared,
+        )
+
+    prefix = f"bench-{uuid.uuid4().hex}"
+    plain = client(None, None)
+    states = {
+        "shared": mm.RedisState(url, prefix=prefix),
+        "shared_rpm": mm.RedisState(url, prefix=prefix + "-rpm"),
+    }
+    shared = client(states["shared"], None)
+    limited = client(states["shared_rpm"], 10**9)  # limits on: admission plus bookkeeping
+    sides = {
+        "plain": lambda: plain.query(PROMPT, max_tokens=20),
+        "shared": lambda: shared.query(PROMPT, max_tokens=20),
+        "shared_rpm": lambda: limited.query(PROMPT, max_tokens=20),
+    }
+    before = {k: st.round_trips for k, st in states.items()}
+    calls = dict.fromkeys(sides, 0)
+
+    def counted(key: str) -> Callable[[], Any]:
+        async def send() -> None:
+            calls[key] += 1
+            await sides[key]()
+
+        return send
+
+    rates = await _conc_rates({k: counted(k) for k in sides}, b, b.conc_requests)
+    out: dict[str, Any] = {"plain_rps": median(rates["plain"])}
+    for key, state in states.items():
+        out[f"{key}_rps"] = median(rates[key])
+        out[f"{key}_ratio"] = out[f"{key}_rps"] / out["plain_rps"]
+        out[f"{key}_round_trips_per_request"] = (state.round_trips - before[key]) / calls[key]
+    for c in (plain, shared, limited):
+        await c.aclose()
+    return out
+
+
+def bench_shared(server: MockServerProcess, b: Budget) -> dict[str, Any]:
+    """``shared_state`` against a local Redis: 200-way async throughput and sequential latency,
+    without limits (admission only) and with ``rpm`` (admission plus bookkeeping)."""
+    import uuid
+
+    url = os.environ.get("MULTIMODEL_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+    out: dict[str, Any] = {"redis": url}
+    out["concurrent"] = anyio.run(_bench_shared_conc, server, b, url, backend="asyncio")
+    n = b.seq_block
+    state = mm.RedisState(url, prefix=f"bench-{uuid.uuid4().hex}")
+    dep = deployment(server, "oai")
+    with (
+        mm.Client(deployments=[dep]) as plain,
+        mm.Client(deployments=[dep.model_copy(update={"rpm": 10**9})], shared_state=state) as sh,
+    ):
+        times: dict[str, list[float]] = {"plain": [], "shared_rpm": []}
+        for c in (plain, sh):
+            c.query(PROMPT, max_tokens=20)  # warm up
+        deadline = time.perf_counter() + b.section_seconds
+        for _ in range(max(3, b.seq_rounds // 4)):
+            for key, c in (("plain", plain), ("shared_rpm", sh)):
+                t = time.perf_counter()
+                for _ in range(n):
+                    c.query(PROMPT, max_tokens=20)
+                times[key].append((time.perf_counter() - t) / n)
+            if time.perf_counter() > deadline:
+                break
+        plain_us = median(times["plain"]) * 1e6
+        shared_us = median(times["shared_rpm"]) * 1e6
+    out["sequential"] = {
+        "plain_us": plain_us,
+        "shared_rpm_us": shared_us,
+        "added_us": shared_us - plain_us,
+        "overhead_pct": (shared_us / plain_us - 1) * 100,
+    }
+    return out
+
+
 def bench_concurrent(server: MockServerProcess, b: Budget) -> dict[str, Any]:
     out = {"httpx": anyio.run(_bench_conc, server, b)}
     try:
@@ -602,6 +689,8 @@ def bench_routing(b: Budget, rtt: Callable[[int], float]) -> dict[str, Any]:
     # intelligent's real use: model="auto" over several models with different prices and
     # quality (the rows above are one model on every deployment).
     cases.append(("intelligent/auto-mixed", 50, "intelligent", "auto"))
+    # The same with learned quality (feedback received): Thompson sampling over the posteriors.
+    cases.append(("intelligent/auto-learned", 50, "intelligent", "auto"))
     for label, n, strategy, model in cases:
         if model == "auto":
             deps = [
@@ -626,6 +715,9 @@ def bench_routing(b: Budget, rtt: Callable[[int], float]) -> dict[str, Any]:
                 for i in range(n)
             ]
         client = mm.Client(deployments=deps, strategy=strategy)
+        if label.endswith("learned"):
+            for name in mixed:
+                client.quality.add(name, "*", 0.8)
         # Prompts of 97 different sizes in turn, as real traffic has: a strategy that keeps
         # something per token count must not look cheaper than it is.
         requests = [
@@ -803,6 +895,8 @@ def verdicts(r: dict[str, Any]) -> dict[str, tuple[float, str, float, bool]]:
         values["concurrent_ratio_same_pool"] = r["concurrent"]["httpx"]["ratio"]
         if "multimodel_rps" in r["concurrent"]["aiohttp"]:
             values["aiohttp_rps"] = r["concurrent"]["aiohttp"]["multimodel_rps"]
+    if "shared" in r:
+        values["shared_state_ratio"] = r["shared"]["concurrent"]["shared_rpm_ratio"]
     if "stream" in r:
         values["stream_ratio"] = r["stream"]["ratio"]
     if "import" in r:
@@ -852,6 +946,24 @@ def report(r: dict[str, Any]) -> None:
                 f"{v['overhead_pct']:+.1f} % ({v['overhead_us']:+.0f} µs) | "
                 f"{v['raw_bytes_us']:.0f} | {v['overhead_vs_bytes_pct']:+.1f} % |"
             )
+    if "shared" in r:
+        v, q = r["shared"]["concurrent"], r["shared"]["sequential"]
+        print(f"\n## shared_state (Redis at {r['shared']['redis']})\n")
+        print(
+            "| 200-way async | requests/s | ratio | Redis round trips per request |\n"
+            "|---|---|---|---|"
+        )
+        print(f"| without shared state | {v['plain_rps']:.0f} | 1.00 | 0 |")
+        for key, label in (("shared", "shared, no limits"), ("shared_rpm", "shared, rpm set")):
+            print(
+                f"| {label} | {v[key + '_rps']:.0f} | {v[key + '_ratio']:.2f} | "
+                f"{v[key + '_round_trips_per_request']:.2f} |"
+            )
+        print(
+            f"\nSequential (sync Client, rpm set): {q['plain_us']:.0f} µs without, "
+            f"{q['shared_rpm_us']:.0f} µs with shared state ({q['added_us']:+.0f} µs, "
+            f"{q['overhead_pct']:+.1f} %)."
+        )
     if "concurrent" in r:
         print("\n## 200 concurrent requests (requests/s)\n")
         v = r["concurrent"]["httpx"]
@@ -990,6 +1102,9 @@ def main() -> None:
         if "conc" in only:
             log("concurrent...")
             results["concurrent"] = bench_concurrent(server, b)
+        if "shared" in only:  # not by default: needs a Redis server
+            log("shared state (Redis)...")
+            results["shared"] = bench_shared(server, b)
         if "stream" in only:
             log("stream...")
             results["stream"] = bench_stream(server, b)

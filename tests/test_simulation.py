@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from multimodel.simulation import Scenario, compare, simulate
+from multimodel.simulation import ORACLE, SCENARIOS, Scenario, compare, simulate
 
 
 def test_same_seed_same_result() -> None:
@@ -53,3 +53,31 @@ def test_rate_limited_deployment_answers_429_above_its_concurrency() -> None:
 def test_unknown_keys_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown"):
         Scenario.from_dict({"deployments": [{"name": "a", "latnecy": {}}]})
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_named_scenarios_are_deterministic_for_a_seed(name: str) -> None:
+    scenario = Scenario.named(name, seed=5, requests=300)
+    first = compare(scenario, [ORACLE, "adaptive", "round_robin"])
+    assert first == compare(Scenario.named(name, seed=5, requests=300), [ORACLE, "adaptive"])[
+        :2
+    ] + [simulate(scenario, "round_robin")]
+    assert first[0].strategy == ORACLE
+    assert first[0].succeeded > 0
+
+
+def test_the_oracle_knows_the_slow_deployment_and_the_brownout() -> None:
+    slow = simulate(Scenario.named("one_slow", seed=1, requests=600), ORACLE)
+    assert slow.share["slow"] < 0.02
+    brownout = simulate(Scenario.named("brownout", seed=1, requests=2000), ORACLE)
+    rr = simulate(Scenario.named("brownout", seed=1, requests=2000), "round_robin")
+    assert brownout.p95 < rr.p95
+
+
+def test_scripted_failures_and_phases() -> None:
+    scenario = Scenario.named("sequential_failure", seed=0, requests=600)
+    result = simulate(scenario, "adaptive")
+    assert result.errors == {"c:500": 1}
+    assert result.share["c"] > 0.15  # the failed deployment is not starved
+    with pytest.raises(ValueError, match="unknown scenario"):
+        Scenario.named("nope")

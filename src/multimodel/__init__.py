@@ -36,6 +36,8 @@ _LAZY = {
     "ChatRequest": ".types",
     "ChatResponse": ".types",
     "CircuitPolicy": ".resilience.circuit",
+    "RedisState": ".resilience.shared",
+    "SharedStateUnavailable": ".errors",
     "Client": "._client._sync.client",
     "ClientClosed": ".errors",
     "ClientConfig": ".config._models",
@@ -43,6 +45,7 @@ _LAZY = {
     "DecryptionError": ".errors",
     "Deployment": ".config._models",
     "EmbeddingResponse": ".embeddings",
+    "FeedbackPolicy": ".tracking.quality",
     "HedgePolicy": ".resilience.hedge",
     "FilePart": ".types",
     "ImagePart": ".types",
@@ -61,6 +64,7 @@ _LAZY = {
     "ProviderAdapter": ".providers.base",
     "ProviderError": ".errors",
     "ProviderPreset": ".providers.presets",
+    "QualityEstimate": ".tracking.quality",
     "RateLimited": ".errors",
     "ResponseCache": ".cache",
     "ResponseFormat": ".types",
@@ -78,6 +82,7 @@ _LAZY = {
     "ToolCallDelta": ".types",
     "ToolChoice": ".types",
     "UnknownModelError": ".errors",
+    "UnknownResponseError": ".errors",
     "Usage": ".types",
     "load_config": ".config._load",
     "register_adapter": ".providers.registry",
@@ -115,9 +120,11 @@ if _typing.TYPE_CHECKING:
     from .errors import PoolExhausted as PoolExhausted
     from .errors import ProviderError as ProviderError
     from .errors import RateLimited as RateLimited
+    from .errors import SharedStateUnavailable as SharedStateUnavailable
     from .errors import StreamInterrupted as StreamInterrupted
     from .errors import StructuredOutputError as StructuredOutputError
     from .errors import UnknownModelError as UnknownModelError
+    from .errors import UnknownResponseError as UnknownResponseError
     from .events import ModelStatusEvent as ModelStatusEvent
     from .providers.base import ProviderAdapter as ProviderAdapter
     from .providers.presets import ProviderPreset as ProviderPreset
@@ -129,12 +136,15 @@ if _typing.TYPE_CHECKING:
     from .resilience.hedge import HedgePolicy as HedgePolicy
     from .resilience.retry import RetryBudget as RetryBudget
     from .resilience.retry import RetryPolicy as RetryPolicy
+    from .resilience.shared import RedisState as RedisState
     from .security._rules import Policy as Policy
     from .security.limits import InputLimits as InputLimits
     from .security.policy import PolicySet as PolicySet
     from .strategies.base import RouteContext as RouteContext
     from .strategies.base import Strategy as Strategy
     from .strategies.base import register_strategy as register_strategy
+    from .tracking.quality import FeedbackPolicy as FeedbackPolicy
+    from .tracking.quality import QualityEstimate as QualityEstimate
     from .types import AudioPart as AudioPart
     from .types import ChatChunk as ChatChunk
     from .types import ChatRequest as ChatRequest

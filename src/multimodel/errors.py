@@ -18,6 +18,8 @@ The tree::
     ├── PoolExhausted                         no free connection in the client's own pool in
     │                                         time: local, never blamed on a provider
     ├── ClientClosed (RuntimeError)           the client was closed before the call
+    ├── UnknownResponseError (LookupError)    feedback names a response this client did not
+    │                                         serve and the ledger does not know
     ├── StructuredOutputError                 the answer does not fit the requested schema;
     │                                         carries the raw text and the validation errors
     └── ProviderError                         a provider failed; carries provider, deployment,
@@ -98,9 +100,11 @@ __all__ = [
     "RateLimitError",
     "RateLimited",
     "ServerError",
+    "SharedStateUnavailable",
     "StreamInterrupted",
     "StructuredOutputError",
     "UnknownModelError",
+    "UnknownResponseError",
     "UnprocessableEntityError",
     "redact",
 ]
@@ -300,8 +304,28 @@ class PoolExhausted(MultimodelError):
     """
 
 
+class SharedStateUnavailable(MultimodelError):
+    """The shared state (Redis) did not answer within its ``op_timeout`` and the client was
+    built with ``RedisState(..., on_unavailable="fail")``; nothing was sent.
+
+    .. versionadded:: 0.2
+    """
+
+
 class ClientClosed(MultimodelError, RuntimeError):
     """The client was closed; build a new one (or call before ``close()``)."""
+
+
+class UnknownResponseError(MultimodelError, LookupError):
+    """Feedback named a response id or request id that this client does not remember and its
+    ledger (if any) has no row for; ``key`` is the id given.
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class StructuredOutputError(MultimodelError):

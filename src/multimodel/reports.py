@@ -46,7 +46,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from .tracking.ledger import SCHEMA_VERSION, LedgerError, Since, UsageLedger, parse_since
 from .tracking.outcome import ABANDONED
@@ -58,6 +58,7 @@ __all__ = [
     "ModelStats",
     "Period",
     "ProviderStats",
+    "QualityRow",
     "Recommendation",
     "Report",
     "Series",
@@ -186,6 +187,16 @@ class Recommendation(_Frozen):
     evidence: dict[str, float]
 
 
+class QualityRow(_Frozen):
+    """Feedback scores of one (model, task) in the period: how many, and their average
+    (``client.feedback``; the router's estimates also weigh the catalog prior and forgetting)."""
+
+    model: str
+    task: str
+    scores: int
+    mean_score: float
+
+
 class Report(_Frozen):
     """A usage report: see :func:`build_report`."""
 
@@ -199,6 +210,8 @@ class Report(_Frozen):
     deployments: list[DeploymentStats]
     series: Series
     recommendations: list[Recommendation]
+    quality: list[QualityRow] = Field(default_factory=list)
+    """Feedback per (model, task) in the period, most scored first (empty without feedback)."""
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -286,6 +299,21 @@ def _rows(path: str, start: float, end: float) -> list[Any]:
     except sqlite3.DatabaseError as exc:
         raise LedgerError(f"cannot read {path} as a usage ledger: {exc}") from exc
     return rows
+
+
+def _quality_rows(path: str, start: float, end: float) -> list[QualityRow]:
+    """Feedback per (model, task) in the period (none for files older than schema 3)."""
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    try:
+        with closing(sqlite3.connect(uri, uri=True, timeout=5.0)) as conn:
+            found = conn.execute(
+                "SELECT model, task, COUNT(*), AVG(score) FROM feedback"
+                " WHERE ts >= ? AND ts < ? GROUP BY model, task ORDER BY COUNT(*) DESC, model, task",
+                (start, end),
+            ).fetchall()
+    except sqlite3.DatabaseError:  # no feedback table: a file from before schema 3
+        return []
+    return [QualityRow(model=m, task=t, scores=n, mean_score=float(a)) for m, t, n, a in found]
 
 
 def build_report(ledger: UsageLedger, *, since: Since = "24h", now: float | None = None) -> Report:
@@ -387,6 +415,7 @@ def build_report(ledger: UsageLedger, *, since: Since = "24h", now: float | None
         deployments=deployments,
         series=series,
         recommendations=recommend(models, deployments),
+        quality=_quality_rows(ledger.path, start, end),
     )
 
 

@@ -28,6 +28,12 @@ Example::
 
 The same seed gives the same result; arrivals are drawn from their own generator, so every
 strategy faces the same traffic.
+
+The name ``"oracle"`` routes with the truth instead of a strategy: it knows every deployment's
+latency distribution, congestion, concurrency limit, failure rate and phase at every instant,
+and sends each request where its expected completion (a failure counted as one more attempt)
+is earliest. :data:`SCENARIOS` names the fleets the strategies are measured on against it
+(``Scenario.named("brownout")``); ``benchmarks/simulate.py --oracle`` prints the table.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -48,11 +54,15 @@ from .tracking.stats import Tracker
 from .types import Usage
 
 __all__ = [
+    "ORACLE",
+    "SCENARIOS",
+    "SCENARIO_NOTES",
     "STRATEGIES",
     "DeploymentProfile",
     "FailureProfile",
     "LatencyProfile",
     "LoadPattern",
+    "Phase",
     "PriceProfile",
     "RateLimitProfile",
     "Scenario",
@@ -72,6 +82,9 @@ STRATEGIES: tuple[str, ...] = (
 )
 """The built-in strategies, in the order reports list them."""
 
+ORACLE = "oracle"
+"""The strategy name that routes with the true state of the fleet (see the module docs)."""
+
 _SEEDED = frozenset({"adaptive", "intelligent", "least_connections", "response_time"})
 _MODEL = "sim"
 _ARRIVAL, _DONE = 0, 1
@@ -82,12 +95,15 @@ class LatencyProfile:
     """Lognormal seconds per successful answer: ``median * exp(sigma * N(0, 1))``.
 
     ``congestion`` adds that fraction of the sample per request already in flight, so a
-    deployment that receives everything slows down.
+    deployment that receives everything slows down. ``per_token`` adds seconds per output token
+    (the deployment's ``output_tokens``, else the load's): models that write long answers take
+    longer without being slower per token.
     """
 
     median: float = 0.5
     sigma: float = 0.3
     congestion: float = 0.0
+    per_token: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +114,22 @@ class FailureProfile:
     rate: float = 0.0
     status: int = 500
     latency_factor: float = 0.3
+    script: tuple[int, ...] = ()
+    """Statuses of the first attempts, in order, before the random ``rate`` applies."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "script", tuple(int(x) for x in self.script))
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """From ``start`` to ``end`` (virtual seconds) the deployment's latency is multiplied by
+    ``latency_factor`` and, if set, it fails at ``failure_rate`` (brownouts, drift)."""
+
+    start: float
+    end: float
+    latency_factor: float = 1.0
+    failure_rate: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,16 +160,31 @@ class DeploymentProfile:
     price: PriceProfile = field(default_factory=PriceProfile)
     weight: float = 1.0
     quality: int = 50
+    output_tokens: int | None = None
+    """Typical answer length of this model (``None``: the load's ``output_tokens``)."""
+    phases: tuple[Phase, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DeploymentProfile:
         """Build from ``{"name", "latency": {...}, "failure": {...}, "rate_limit": {...},
-        "price": {...}, "weight", "quality"}``; unknown keys raise ``ValueError``."""
+        "price": {...}, "weight", "quality", "output_tokens", "phases": [{...}]}``; unknown
+        keys raise ``ValueError``."""
         _check_keys(
             "deployment",
             data,
-            {"name", "latency", "failure", "rate_limit", "price", "weight", "quality"},
+            {
+                "name",
+                "latency",
+                "failure",
+                "rate_limit",
+                "price",
+                "weight",
+                "quality",
+                "output_tokens",
+                "phases",
+            },
         )
+        out = data.get("output_tokens")
         return cls(
             name=str(data["name"]),
             latency=LatencyProfile(**data.get("latency", {})),
@@ -146,7 +193,17 @@ class DeploymentProfile:
             price=PriceProfile(**data.get("price", {})),
             weight=float(data.get("weight", 1.0)),
             quality=int(data.get("quality", 50)),
+            output_tokens=None if out is None else int(out),
+            phases=tuple(Phase(**ph) for ph in data.get("phases", ())),
         )
+
+    def at(self, t: float) -> tuple[float, float]:
+        """The latency factor and failure rate at virtual time ``t``."""
+        for ph in self.phases:
+            if ph.start <= t < ph.end:
+                rate = self.failure.rate if ph.failure_rate is None else ph.failure_rate
+                return ph.latency_factor, rate
+        return 1.0, self.failure.rate
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         """USD of one successful answer."""
@@ -165,6 +222,8 @@ class LoadPattern:
     burst_multiplier: float = 4.0
     input_tokens: int = 500
     output_tokens: int = 200
+    poisson: bool = True
+    """``False``: one arrival every ``1 / rate`` seconds exactly (steady sequential traffic)."""
 
     def rate_at(self, t: float) -> float:
         """Arrivals per second at virtual time ``t``."""
@@ -199,6 +258,15 @@ class Scenario:
             max_attempts=int(data.get("max_attempts", 2)),
             seed=int(data.get("seed", 0)),
         )
+
+    @classmethod
+    def named(cls, name: str, seed: int = 0, requests: int = 3000) -> Scenario:
+        """One of :data:`SCENARIOS` (``ValueError`` for an unknown name)."""
+        try:
+            build = SCENARIOS[name]
+        except KeyError:
+            raise ValueError(f"unknown scenario {name!r}; known: {sorted(SCENARIOS)}") from None
+        return build(seed, requests)
 
     @classmethod
     def default(cls, seed: int = 0, requests: int = 3000) -> Scenario:
@@ -311,26 +379,74 @@ class _Attempt:
 class _Fleet:
     """Per-deployment simulated behaviour: concurrency and the random draws."""
 
-    def __init__(self, profiles: Sequence[DeploymentProfile], seed: int) -> None:
+    def __init__(self, profiles: Sequence[DeploymentProfile], seed: int, load: LoadPattern):
         self.profiles = {p.name: p for p in profiles}
         self.in_flight = dict.fromkeys(self.profiles, 0)
+        self.started = dict.fromkeys(self.profiles, 0)
         self.rngs = {p.name: random.Random(f"{seed}:{p.name}") for p in profiles}
+        self.output = {
+            p.name: load.output_tokens if p.output_tokens is None else p.output_tokens
+            for p in profiles
+        }
 
-    def attempt(self, profile: DeploymentProfile) -> tuple[int, float, float | None]:
+    def attempt(self, profile: DeploymentProfile, now: float) -> tuple[int, float, float | None]:
         """Start an attempt: ``(status, seconds until it ends, retry_after)``."""
         name = profile.name
         busy = self.in_flight[name]
         self.in_flight[name] = busy + 1
+        n = self.started[name]
+        self.started[name] = n + 1
         limit = profile.rate_limit
         if limit.max_concurrency is not None and busy >= limit.max_concurrency:
             return 429, limit.latency, limit.retry_after
         rng = self.rngs[name]
         lat = profile.latency
+        factor, fail_rate = profile.at(now)
         seconds = lat.median * math.exp(lat.sigma * rng.gauss(0.0, 1.0))
-        seconds *= 1.0 + lat.congestion * busy
-        if rng.random() < profile.failure.rate:
-            return profile.failure.status, seconds * profile.failure.latency_factor, None
+        seconds += lat.per_token * self.output[name]
+        seconds *= factor * (1.0 + lat.congestion * busy)
+        failed = rng.random() < fail_rate
+        script = profile.failure.script
+        status = script[n] if n < len(script) else (profile.failure.status if failed else 200)
+        if status >= 400:
+            return status, seconds * profile.failure.latency_factor, None
         return 200, seconds, None
+
+    def expected(self, profile: DeploymentProfile, now: float) -> float:
+        """The true expected seconds until a request sent to ``profile`` now is answered,
+        a failure or a 429 counted as one more attempt of the same length (the oracle)."""
+        name = profile.name
+        busy = self.in_flight[name]
+        limit = profile.rate_limit
+        lat = profile.latency
+        factor, fail_rate = profile.at(now)
+        mean = (
+            lat.median * math.exp(lat.sigma * lat.sigma / 2.0) + lat.per_token * self.output[name]
+        )
+        mean *= factor * (1.0 + lat.congestion * busy)
+        if limit.max_concurrency is not None and busy >= limit.max_concurrency:
+            return limit.latency + 2.0 * mean  # a 429, then another attempt elsewhere
+        n = self.started[name]
+        script = profile.failure.script
+        if n < len(script):
+            fail_rate = 1.0 if script[n] >= 400 else 0.0
+        return mean + fail_rate * mean * (1.0 + profile.failure.latency_factor)
+
+
+class _Oracle:
+    """Routes with the truth: the earliest expected completion (see :meth:`_Fleet.expected`)."""
+
+    def __init__(self, fleet: _Fleet, clock: VirtualClock, seed: int) -> None:
+        self._fleet = fleet
+        self._clock = clock
+        self._rng = random.Random(f"{seed}:oracle")
+
+    def choose(self, candidates: Sequence[Endpoint], stats: object, ctx: RouteContext) -> Endpoint:
+        fleet, now = self._fleet, self._clock.now
+        costs = [fleet.expected(fleet.profiles[c.name], now) for c in candidates]
+        best = min(costs)
+        ties = [c for c, v in zip(candidates, costs, strict=True) if v <= best * (1 + 1e-9)]
+        return ties[0] if len(ties) == 1 else ties[self._rng.randrange(len(ties))]
 
 
 def _endpoint(profile: DeploymentProfile) -> Endpoint:
@@ -374,8 +490,13 @@ def simulate(
 
     Deterministic for a given scenario seed (strategies named by string are seeded with it).
     """
-    name, chooser = _strategy(strategy, scenario.seed)
     clock = VirtualClock()
+    fleet = _Fleet(scenario.deployments, scenario.seed, scenario.load)
+    chooser: Strategy
+    if strategy == ORACLE:
+        name, chooser = ORACLE, _Oracle(fleet, clock, scenario.seed)
+    else:
+        name, chooser = _strategy(strategy, scenario.seed)
     tracker = Tracker(clock.monotonic)
     endpoints = [_endpoint(p) for p in scenario.deployments]
     for ep in endpoints:
@@ -388,9 +509,16 @@ def simulate(
     if exclude is not None:
         banned = exclude(endpoints, ctx)
         endpoints = [ep for ep in endpoints if ep.name not in banned] or endpoints
-    fleet = _Fleet(scenario.deployments, scenario.seed)
     arrivals = random.Random(f"{scenario.seed}:arrivals")
-    usage = Usage(input_tokens=load.input_tokens, output_tokens=load.output_tokens)
+    usages = {
+        name: Usage(input_tokens=load.input_tokens, output_tokens=out)
+        for name, out in fleet.output.items()
+    }
+
+    def gap(at: float) -> float:
+        if not load.poisson:
+            return 1.0 / load.rate_at(at)
+        return arrivals.expovariate(load.rate_at(at))
 
     events: list[tuple[float, int, int, Any]] = []
     seq = 0
@@ -414,11 +542,11 @@ def simulate(
         call.tried.append(ep.name)
         attempts[ep.name] += 1
         tracker.started(ep.name)
-        status, seconds, retry_after = fleet.attempt(profile)
+        status, seconds, retry_after = fleet.attempt(profile, clock.now)
         push(clock.now + seconds, _DONE, _Attempt(call, profile, clock.now, status, retry_after))
         return True
 
-    push(arrivals.expovariate(load.rate_at(0.0)), _ARRIVAL, None)
+    push(gap(0.0), _ARRIVAL, None)
     while events:
         at, _, kind, payload = heapq.heappop(events)
         clock.now = at
@@ -426,7 +554,7 @@ def simulate(
             sent += 1
             start(_Call(arrived=at))
             if sent < load.requests:
-                push(at + arrivals.expovariate(load.rate_at(at)), _ARRIVAL, None)
+                push(at + gap(at), _ARRIVAL, None)
             continue
         done: _Attempt = payload
         profile = done.profile
@@ -444,14 +572,14 @@ def simulate(
                 started_at=clock.time() - latency,
                 status=done.status,
                 error=error,
-                usage=usage if ok else None,
+                usage=usages[profile.name] if ok else None,
                 retry_after=done.retry_after,
                 attempt=len(done.call.tried),
             )
         )
         if ok:
             latencies.append(at - done.call.arrived)
-            cost += profile.cost(load.input_tokens, load.output_tokens)
+            cost += profile.cost(load.input_tokens, fleet.output[profile.name])
             continue
         errors[f"{profile.name}:{done.status}"] = errors.get(f"{profile.name}:{done.status}", 0) + 1
         if len(done.call.tried) < scenario.max_attempts:
@@ -472,6 +600,154 @@ def simulate(
         errors=errors,
         duration=clock.now,
     )
+
+
+def _fleet(*deployments: dict[str, Any], seed: int, **load: Any) -> Scenario:
+    return Scenario.from_dict({"seed": seed, "deployments": list(deployments), "load": load})
+
+
+def _d(name: str, median: float = 0.5, **kw: Any) -> dict[str, Any]:
+    latency = {"median": median, "sigma": kw.pop("sigma", 0.3)}
+    latency["congestion"] = kw.pop("congestion", 0.02)
+    latency["per_token"] = kw.pop("per_token", 0.0)
+    return {"name": name, "latency": latency, **kw}
+
+
+_STEADY = {"burst_every": 0.0}
+_PRICE = {"input": 2.5, "output": 10.0}
+
+
+def _homogeneous(seed: int, n: int) -> Scenario:
+    return _fleet(*(_d(x) for x in "abc"), seed=seed, requests=n, rate=8.0, **_STEADY)
+
+
+def _one_slow(seed: int, n: int) -> Scenario:
+    return _fleet(
+        _d("a", 0.4), _d("b", 0.4), _d("slow", 2.0), seed=seed, requests=n, rate=8.0, **_STEADY
+    )
+
+
+def _failing(seed: int, n: int) -> Scenario:
+    flaky = _d("flaky", 0.4, failure={"rate": 0.3, "status": 500})
+    return _fleet(_d("a"), _d("b"), flaky, seed=seed, requests=n, rate=8.0, **_STEADY)
+
+
+def _bursty(seed: int, n: int) -> Scenario:
+    # Capacity: 3 x 6 in flight / ~0.6 s (congested) = ~30 requests/s; the mean load is 90 %
+    # of it (22/s, 31/s for 5 s of every 20: bursts above it get 429 + Retry-After).
+    limit = {"max_concurrency": 6, "retry_after": 0.5}
+    return _fleet(
+        *(_d(x, congestion=0.05, rate_limit=limit) for x in "abc"),
+        seed=seed,
+        requests=n,
+        rate=22.0,
+        burst_every=20.0,
+        burst_duration=5.0,
+        burst_multiplier=1.4,
+    )
+
+
+def _cheap_limited(seed: int, n: int) -> Scenario:
+    cheap = _d(
+        "cheap",
+        0.45,
+        rate_limit={"max_concurrency": 3, "retry_after": 1.0},
+        price={"input": 0.15, "output": 0.6},
+    )
+    return _fleet(
+        _d("fast", 0.4, price=_PRICE),
+        _d("slow", 1.2, price=_PRICE),
+        cheap,
+        seed=seed,
+        requests=n,
+        rate=8.0,
+    )
+
+
+def _drift(seed: int, n: int) -> Scenario:
+    # a gets slower minute by minute while b gets faster; c stays in the middle.
+    steps = [(60.0 * k, 60.0 * (k + 1)) for k in range(6)]
+    a = [{"start": s, "end": e, "latency_factor": 0.6 + 0.4 * k} for k, (s, e) in enumerate(steps)]
+    b = [{"start": s, "end": e, "latency_factor": 2.6 - 0.4 * k} for k, (s, e) in enumerate(steps)]
+    return _fleet(
+        _d("a", phases=a), _d("b", phases=b), _d("c", 0.7), seed=seed, requests=n, rate=8.0
+    )
+
+
+def _mixed(seed: int, n: int) -> Scenario:
+    # Different models: fast per token but verbose, terse but slow per token, and so on.
+    return _fleet(
+        _d("verbose", 0.2, per_token=0.002, output_tokens=600),
+        _d("terse", 0.3, per_token=0.006, output_tokens=120),
+        _d("big", 0.6, per_token=0.01, output_tokens=250),
+        _d("small", 0.1, per_token=0.003, output_tokens=200, congestion=0.08),
+        seed=seed,
+        requests=n,
+        rate=10.0,
+    )
+
+
+def _brownout(seed: int, n: int) -> Scenario:
+    down = [{"start": 60.0, "end": 150.0, "latency_factor": 5.0, "failure_rate": 0.3}]
+    return _fleet(
+        _d("a", 0.4, phases=down),
+        _d("b", 0.5),
+        _d("c", 0.6),
+        seed=seed,
+        requests=n,
+        rate=8.0,
+        **_STEADY,
+    )
+
+
+def _sequential(seed: int, n: int) -> Scenario:
+    return _fleet(
+        _d("a"),
+        _d("b"),
+        _d("c", failure={"script": [500]}),
+        seed=seed,
+        requests=min(n, 600),
+        rate=10.0,
+        poisson=False,
+    )
+
+
+def _large(seed: int, n: int) -> Scenario:
+    rng = random.Random(f"{seed}:large")
+    fleet = []
+    for i in range(50):
+        failure = {"rate": 0.3, "status": 500} if i % 10 == 9 else {}
+        fleet.append(_d(f"d{i:02}", round(rng.uniform(0.3, 1.5), 2), failure=failure))
+    return _fleet(*fleet, seed=seed, requests=n, rate=40.0)
+
+
+SCENARIOS: dict[str, Callable[[int, int], Scenario]] = {
+    "homogeneous": _homogeneous,
+    "one_slow": _one_slow,
+    "failing_30": _failing,
+    "bursty_90": _bursty,
+    "cheap_rate_limited": _cheap_limited,
+    "drift": _drift,
+    "mixed_models": _mixed,
+    "brownout": _brownout,
+    "sequential_failure": _sequential,
+    "large_fleet": _large,
+}
+"""The fleets strategies are measured on against the oracle: ``name -> f(seed, requests)``."""
+
+SCENARIO_NOTES: dict[str, str] = {
+    "homogeneous": "three equal deployments",
+    "one_slow": "two fast deployments and one 5x slower",
+    "failing_30": "one of three fails 30 % of attempts (fast 500s)",
+    "bursty_90": "three limited to 6 in flight (429 + Retry-After), 90 % of capacity, bursts",
+    "cheap_rate_limited": "a fast, a slow and a cheap one limited to 3 in flight",
+    "drift": "one slows down minute by minute while another speeds up",
+    "mixed_models": "four models with different speeds per token and answer lengths",
+    "brownout": "the fastest gets 5x slower and fails 30 % for 90 s, then recovers",
+    "sequential_failure": "one query every 0.1 s over three equal ones, one fails once",
+    "large_fleet": "50 deployments from 0.3 to 1.5 s, 5 of them failing 30 %",
+}
+"""One line about each of :data:`SCENARIOS` (``multimodel simulate --list``)."""
 
 
 def compare(

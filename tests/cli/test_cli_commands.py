@@ -360,6 +360,26 @@ def test_simulate_unknown_strategy_is_a_usage_error(capsys: pytest.CaptureFixtur
     assert code == 2 and "unknown strategy 'telepathic'" in err and "adaptive" in err
 
 
+def test_simulate_lists_the_named_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "simulate", "--list")
+    assert code == 0, err
+    assert "large_fleet" in out and "brownout" in out
+    code, out, _ = run(capsys, "simulate", "--list", "--json")
+    assert code == 0
+    assert {"name": "homogeneous", "description": "three equal deployments"} in json.loads(out)
+
+
+def test_simulate_a_named_scenario_against_the_oracle(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["simulate", "one_slow", "--requests", "300", "--strategy", "oracle"]
+    code, out, err = run(capsys, *argv, "--strategy", "adaptive", "--json")
+    assert code == 0, err
+    results = {r["strategy"]: r for r in json.loads(out)["results"]}
+    assert results["oracle"]["p95_vs_oracle"] == 1.0
+    assert results["adaptive"]["p95_vs_oracle"] > 0
+    code, out, _ = run(capsys, *argv, "--plain")
+    assert code == 0 and "p95 / oracle" in out and "bursts" not in out
+
+
 def test_simulate_help_documents_the_file_format(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["simulate", "--help"])

@@ -169,8 +169,11 @@ def test_every_keyword_reaches_the_config(cls: type, tmp_path: Path) -> None:
         "catalog": catalog,
         "telemetry": Telemetry(enabled=False),
         "ledger": str(tmp_path / "usage.db"),
+        "shared_state": mm.RedisState("redis://127.0.0.1:1/0"),  # built, never connected
         "clock": mm.ManualClock(),
         "env": {"X": "y"},
+        "feedback": mm.FeedbackPolicy(half_life=60.0),
+        "task_classifier": "heuristic",
     }
     assert sorted(values) == sorted(OPTIONS[1:])
     deps = [DEP, {**DEP, "model": "n"}]

@@ -417,7 +417,10 @@ def test_max_completion_tokens_on_both_surfaces(serve: Callable[..., Mock]) -> N
         client.query("x", model="m", max_completion_tokens=33)
         assert mock.body("a")["max_tokens"] == 33
         client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "x"}], max_completion_tokens=44
+            model="m",
+            messages=[{"role": "user", "content": "x"}],
+            max_completion_tokens=44,
+            task="summarize",  # a client keyword, as for query()
         )
         assert mock.body("a")["max_tokens"] == 44
 

@@ -40,7 +40,9 @@ KINDS: dict[type[BaseException], str] = {
     errors.PolicyViolation: "request",
     errors.DecryptionError: "request",
     errors.PoolExhausted: "request",
+    errors.SharedStateUnavailable: "request",
     errors.ClientClosed: "request",
+    errors.UnknownResponseError: "request",
     errors.StructuredOutputError: "request",
     errors.MultimodelError: "request",
 }

@@ -336,7 +336,9 @@ def test_intelligent_scan_matches_its_formula(
     # Ties are broken at random among every candidate that reaches the best score.
     best = max(plain)
     tied = {c.name for c, v in zip(cands, plain, strict=True) if v >= best - 1e-9}
-    seen = {strategy.choose(cands, tracker, ctx).name for _ in range(40 * len(tied))}
+    picks = [strategy.choose_scored(cands, tracker, ctx) for _ in range(40 * len(tied))]
+    # (a deployment whose last attempt failed is probed every few requests: not a score pick)
+    seen = {c.name for c, s in picks if list(s.items()) != [(c.name, -1.0)]}
     assert seen <= tied
     if len(tied) <= 3:
         assert seen == tied

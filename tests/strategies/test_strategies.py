@@ -810,3 +810,49 @@ def test_adaptive_seed_reproducible(tracker: Tracker) -> None:
     a1, a2 = Adaptive(seed=11), Adaptive(seed=11)
     first = [a1.choose(cands, tracker, CTX).name for _ in range(200)]
     assert first == [a2.choose(cands, tracker, CTX).name for _ in range(200)]
+
+
+def test_adaptive_avoids_the_load_a_429_refused(tracker: Tracker, clock: ManualClock) -> None:
+    s = Adaptive(seed=12)
+    cands = eps("limited", "other")
+    record(tracker, "limited", latency=0.1)
+    record(tracker, "other", latency=0.3)
+    for _ in range(2):  # two requests still in flight on "limited" when it answers 429
+        tracker.started("limited")
+    record(tracker, "limited", ok=False, error="RateLimited", retry_after=1.0, latency=0.01)
+    assert s.choose(cands, tracker, CTX).name == "other"  # held: the ceiling is learned (2)
+    clock.advance(1.5)  # past the hold, still 2 in flight: at the ceiling
+    assert picks(s, cands, tracker, 10) == {"other": 10}
+    tracker.record(outcome("limited", latency=0.1))  # one finished: below the ceiling again
+    assert s.choose(cands, tracker, CTX).name == "limited"
+    tracker.started("limited")
+    clock.advance(61.0)  # a minute after the hold the ceiling is forgotten
+    assert s.choose(cands, tracker, CTX).name == "limited"
+
+
+def test_adaptive_large_fleet_keeps_the_best_it_found(tracker: Tracker) -> None:
+    names = [f"d{i:02}" for i in range(50)]
+    for i, name in enumerate(names):
+        record(tracker, name, latency=0.1 if i == 17 else 1.0)
+    with_memory, without = Adaptive(seed=13), Adaptive(seed=13, remember=False)
+    cands = eps(*names)
+    assert picks(with_memory, cands, tracker, 400)["d17"] > 300
+    assert picks(without, cands, tracker, 400)["d17"] < 40  # two random choices: ~2/50
+
+
+def test_adaptive_slow_deployment_is_retried_within_minutes(
+    tracker: Tracker, clock: ManualClock
+) -> None:
+    s = Adaptive(seed=14)
+    cands = eps("fast", "slow")
+    record(tracker, "fast", latency=0.1)
+    record(tracker, "slow", latency=0.5)
+    seen = []
+    for _ in range(300):  # a request a second, each answered at once
+        clock.advance(1.0)
+        name = s.choose(cands, tracker, CTX).name
+        record(tracker, name, latency=0.1 if name == "fast" else 0.5)
+        seen.append(name)
+    slow = [i for i, n in enumerate(seen) if n == "slow"]
+    assert slow and slow[0] > 30  # not after the peak EWMA's ~20 s of idle decay
+    assert len(slow) < 15

@@ -522,4 +522,4 @@ def test_a_version_1_file_is_migrated_and_estimated_usage_is_kept(tmp_path: Path
     finally:
         ledger.close()
     assert [r.usage_estimated for r in rows] == [False, True]
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 import os
 import sys
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -33,6 +35,7 @@ from ..errors import (
     ProviderConnectionError,
     ProviderTimeout,
     UnknownModelError,
+    UnknownResponseError,
 )
 from ..events import EventBus, ModelStatusEvent
 from ..providers.base import NO_USAGE, Endpoint, ParsedResponse, ProviderAdapter
@@ -42,6 +45,7 @@ from ..resilience.circuit import CircuitPolicy, HealthBoard, Status
 from ..resilience.retry import RetryPolicy
 from ..strategies.base import make_strategy
 from ..tracking.outcome import Outcome
+from ..tracking.quality import DEFAULT_TASK, TASK_TAG, FeedbackPolicy, ServedResponse, task_of_tags
 from ..tracking.snapshot import StatsSnapshot
 from ..tracking.stats import Tracker
 from ..types import _PLAIN_MESSAGE_KEYS, ChatRequest, ChatResponse, Message, Usage, coerce_message
@@ -59,6 +63,8 @@ if TYPE_CHECKING:  # loaded when a client is built, not when multimodel is impor
     from ..tracking.telemetry import Telemetry
 
 __all__ = ["DEFAULT_DEADLINE_FACTOR", "BaseClient", "RequestInput"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_DEADLINE_FACTOR = 2.0
 """Without a ``deadline``, a call may take this many times its ``timeout``: one full attempt
@@ -136,15 +142,34 @@ class BaseClient:
         self.tracker = Tracker(self._clock.monotonic)
         for ep in self._endpoints:
             self.tracker.register(ep.name, ep.model, ep.provider)
+        from ..tracking.quality import QualityBook, heuristic_task
+
+        classifier = config.task_classifier
+        self._classify: Callable[[ChatRequest], str | None] | None = (
+            heuristic_task if classifier == "heuristic" else classifier  # type: ignore[assignment]
+        )
+        self.quality = QualityBook(
+            config.feedback or FeedbackPolicy(),
+            prior=self._catalog_quality,
+            clock=self._clock.time,
+        )
+        """Learned quality per (model, task), fed by :meth:`feedback`."""
+        self._model_of = {ep.name: ep.model for ep in self._endpoints}
         strategy_spec = config.strategy
         per_group = config.strategies
+        quality = self.quality
 
         def strategy_for(model: str) -> Any:
             if model in per_group:
-                return make_strategy(per_group[model])
-            if model == AUTO and strategy_spec is None:
-                return make_strategy("intelligent")
-            return make_strategy(strategy_spec)
+                strategy = make_strategy(per_group[model])
+            elif model == AUTO and strategy_spec is None:
+                strategy = make_strategy("intelligent")
+            else:
+                strategy = make_strategy(strategy_spec)
+            attach = getattr(strategy, "attach_quality", None)
+            if attach is not None:  # strategies that route on learned quality
+                attach(quality)
+            return strategy
 
         from ..tracking.ledger import UsageLedger
         from ..tracking.telemetry import Telemetry
@@ -182,6 +207,17 @@ class BaseClient:
             ),
             hedge=config.hedge,
         )
+        self._shared = config.shared_state
+        if self._shared is not None:
+            self._router.shared = self._shared
+            self._router.limiter.on_reconcile = self._shared.reconciled
+            self._shared.subscribe(self._fleet_status_changed)
+            if self._router.budgets is not None:
+                self._router.budgets.on_settle = functools.partial(
+                    self._shared.spent,
+                    emit=lambda alert: self.events.emit("budget_alert", alert),
+                    wall=self._clock.time,
+                )
         self.tracker.subscribe(self._outcome_event)
         if self.telemetry is not None:
             self.tracker.subscribe(self.telemetry.record)
@@ -202,6 +238,17 @@ class BaseClient:
         self._adapters: dict[str, ProviderAdapter] = {
             ep.name: get_adapter(ep.adapter) for ep in self._endpoints
         }
+        if self.ledger is not None:
+            self._origin = uuid.uuid4().hex
+            self._feedback_seen = 0  # the last ledger feedback row replayed
+            ledger_ = self.ledger
+            origin = self._origin
+            self.quality.subscribe(
+                lambda model, task, score, at: ledger_.record_feedback(
+                    model, task, score, at, origin=origin
+                )
+            )
+            self.sync_feedback()
         self._kit = StreamKit(
             adapters=self._adapters,
             clock=self._clock,
@@ -296,6 +343,36 @@ class BaseClient:
     # -- request building ----------------------------------------------------------------------
 
     def _build_request(
+        self, prompt: RequestInput | ChatRequest, model: str | None, params: Mapping[str, Any]
+    ) -> ChatRequest:
+        task = None
+        if "task" in params:
+            params = dict(params)
+            task = params.pop("task")
+        request = self._build_plain(prompt, model, params)
+        if task is not None or self._classify is not None:
+            request = self._with_task(request, task)
+        return request
+
+    def _with_task(self, request: ChatRequest, task: object) -> ChatRequest:
+        """The request with its task as a ``task:<name>`` tag: ``task=``, else (when the request
+        has no task tag) the classifier's answer."""
+        if task is None:
+            if request.tags and any(t.startswith(TASK_TAG) for t in request.tags):
+                return request
+            assert self._classify is not None
+            task = self._classify(request)
+            if task is None:
+                return request
+        if not isinstance(task, str) or not task or len(task) > 100:
+            raise InvalidRequestError(
+                f"task must be a non-empty string of at most 100 characters, got {task!r}",
+                field="task",
+            )
+        tags = [t for t in request.tags or () if not t.startswith(TASK_TAG)]
+        return request.model_copy(update={"tags": [*tags, TASK_TAG + task]})
+
+    def _build_plain(
         self, prompt: RequestInput | ChatRequest, model: str | None, params: Mapping[str, Any]
     ) -> ChatRequest:
         if isinstance(prompt, ChatRequest):
@@ -447,7 +524,13 @@ class BaseClient:
             )
         )
         trace = RoutingTrace(model=request.model, strategy="cache", candidates=[])
-        return hit.model_copy(update={"latency": latency, "trace": trace})
+        response = hit.model_copy(update={"latency": latency, "trace": trace})
+        producer = self._model_of.get(hit.deployment)
+        if producer is not None:  # feedback on a cached answer goes to the model that wrote it
+            self.quality.remember(
+                response.id, ServedResponse(producer, task_of_tags(request.tags), hit.deployment)
+            )
+        return response
 
     # -- attempts ------------------------------------------------------------------------------
 
@@ -516,6 +599,11 @@ class BaseClient:
         )
         if self._ledger_content:
             self._record_content(outcome, plan, response)
+        served = ServedResponse(endpoint.model, task_of_tags(plan.request.tags), endpoint.name)
+        remember = self.quality.remember
+        remember(response.id, served)
+        if response.request_id:
+            remember(response.request_id, served)
         return response
 
     def _record_content(self, outcome: Outcome, plan: DispatchPlan, response: ChatResponse) -> None:
@@ -571,9 +659,119 @@ class BaseClient:
             return found
         return headers.get("x-request-id") or headers.get("request-id")
 
+    # -- feedback ------------------------------------------------------------------------------
+
+    def feedback(
+        self, response_or_id: ChatResponse | str, score: float, *, tag: str | None = None
+    ) -> None:
+        """Score an answer: ``score`` in [0, 1] (thumbs up/down = 1/0, an eval score, a
+        validator's pass/fail). The score updates the learned quality of the model that produced
+        the answer (for a cached answer: the model that wrote it), for the request's task, or
+        for ``tag`` when given; ``intelligent`` routes on these estimates.
+
+        ``response_or_id`` is a :class:`ChatResponse`, its ``id`` or its ``request_id``. An id
+        this client no longer remembers (another process served it, or it is old) is looked up
+        in the ledger by request id (one SQLite read), when a ledger is configured.
+
+        Raises:
+            InvalidRequestError: ``score`` is not a number in [0, 1], or ``tag`` is empty.
+            UnknownResponseError: nobody remembers the id.
+        """
+        value: Any = score  # checked at run time: callers are not always typed
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise InvalidRequestError(
+                f"score must be a number in [0, 1], got {score!r}", field="score"
+            )
+        given: Any = tag
+        if given is not None and (not isinstance(given, str) or not given):
+            raise InvalidRequestError("tag must be a non-empty string", field="tag")
+        served = self._served(response_or_id)
+        task = tag.removeprefix(TASK_TAG) if tag is not None else served.task
+        self.quality.add(served.model, task or DEFAULT_TASK, float(score))
+
+    def _served(self, response_or_id: ChatResponse | str) -> ServedResponse:
+        """Who served an answer: remembered here, else the ledger's row for its request id."""
+        if isinstance(response_or_id, ChatResponse):
+            # The request id first: unique per call, where some providers reuse answer ids.
+            keys = [response_or_id.request_id, response_or_id.id]
+        elif isinstance(response_or_id, str) and response_or_id:  # type: ignore[redundant-expr]
+            keys = [response_or_id]
+        else:
+            raise InvalidRequestError(
+                "feedback needs a ChatResponse, or its id or request_id as a string",
+                field="response_or_id",
+            )
+        deployment = response_or_id.deployment if isinstance(response_or_id, ChatResponse) else None
+        for key in keys:
+            if key:
+                found = self.quality.served(key)
+                if found is not None and deployment in (None, found.deployment):
+                    return found
+        if self.ledger is not None:
+            for key in keys:
+                if key:
+                    row = self.ledger.served_by(key)
+                    if row is not None:
+                        model, tags = row
+                        return ServedResponse(model, task_of_tags(tags), "")
+        if isinstance(response_or_id, ChatResponse):
+            producer = self._model_of.get(response_or_id.deployment)
+            if producer is not None:  # a response object carries who produced it
+                return ServedResponse(producer, DEFAULT_TASK, response_or_id.deployment)
+        shown = keys[0]
+        raise UnknownResponseError(
+            f"no response with id {shown!r} is known to this client"
+            + (
+                ""
+                if self.ledger is not None
+                else " (configure a ledger to give feedback later, "
+                "or from another process, by request id)"
+            ),
+            key=shown,
+        )
+
+    def _catalog_quality(self, model: str) -> float | None:
+        for ep in self._endpoints:
+            if ep.model == model and ep.spec is not None:
+                return float(ep.spec.quality)
+        return None
+
+    def sync_feedback(self) -> int:
+        """Replay into the estimates the scores other clients (other processes) stored in the
+        ledger since the last call; returns how many. A client calls it when it starts (then
+        with every stored score of the last 20 half-lives); call it to pick up others' scores
+        while running. Without a ledger: 0. One SQLite read.
+        """
+        if self.ledger is None:
+            return 0
+        horizon = 20 * self.quality.policy.half_life
+        since = self._clock.time() - horizon if horizon < 1e15 else 0.0
+        try:
+            rows = self.ledger.feedback_rows(
+                since, after_id=self._feedback_seen, exclude_origin=self._origin
+            )
+        except Exception:  # a ledger that cannot be read must not stop the client
+            logger.warning("could not read feedback from the ledger", exc_info=True)
+            return 0
+        if rows:
+            self._feedback_seen = rows[-1][0]
+        return self.quality.replay(row[1:] for row in rows)
+
     def stats(self) -> StatsSnapshot:
-        """A typed snapshot of live stats per deployment, model, provider, user and tag."""
-        return self.tracker.snapshot()
+        """A typed snapshot of live stats per deployment, model, provider, user and tag, and
+        the learned quality per model and task (``quality``)."""
+        snapshot = self.tracker.snapshot()
+        estimates = self.quality.estimates()
+        if not estimates:
+            return snapshot
+        from ..tracking.snapshot import QualitySnapshot
+
+        quality: dict[str, dict[str, QualitySnapshot]] = {}
+        for e in estimates:
+            quality.setdefault(e.model, {})[e.task] = QualitySnapshot(
+                mean=e.mean, sd=e.sd, lower=e.lower, samples=e.samples, weight=e.weight
+            )
+        return snapshot.model_copy(update={"quality": quality})
 
     def on(self, event: str, callback: Callable[[Any], None]) -> Callable[[], None]:
         """Call ``callback(event)`` on ``"model_status_change"`` (a :class:`ModelStatusEvent`),
@@ -585,7 +783,37 @@ class BaseClient:
         """The health status of every deployment: ``healthy``, ``degraded`` or ``down``."""
         return {ep.name: self.health.status(ep.name) for ep in self._endpoints}
 
+    def _fleet_status_changed(self, fields: dict[str, str]) -> None:
+        """Another process announced a status change (``shared_state=``)."""
+        ep = self._router.by_name.get(fields.get("deployment", ""))
+        if ep is None:
+            return
+        try:
+            at = float(fields.get("at", ""))
+        except ValueError:
+            at = self._clock.time()
+        self.events.emit(
+            "model_status_change",
+            ModelStatusEvent(
+                deployment=ep.name,
+                model=ep.model,
+                provider=ep.provider,
+                previous=fields.get("previous", ""),
+                status=fields.get("status", ""),
+                reason=f"{fields.get('reason', '')} (in another process)",
+                at=at,
+            ),
+        )
+
     def _status_changed(self, name: str, previous: Status, status: Status, reason: str) -> None:
+        shared = self._router.shared
+        if shared is not None:  # tell the fleet; an opened or closed breaker applies to it
+            shared.announce(name, previous, status, reason, self._clock.time())
+            if status == "down":
+                left = self.health.open_until(name) - self._clock.monotonic()
+                shared.opened(name, max(left, 0.001))
+            elif previous != "healthy" and reason == "probe succeeded":
+                shared.closed(name)
         ep = self._router.by_name.get(name)
         self.events.emit(
             "model_status_change",

@@ -15,6 +15,7 @@ from ..types import OPENAI_PARAMS, ChatRequest, ResponseFormat, Tool, ToolChoice
 __all__ = ["REQUEST_FIELDS", "RequestParams", "split_params"]
 
 REQUEST_FIELDS = frozenset(ChatRequest.model_fields) - {"messages", "model"}
+_CLIENT_KEYS = frozenset({"system", "task"})  # keywords the client takes before the request
 
 
 class RequestParams(TypedDict, total=False):
@@ -32,6 +33,7 @@ class RequestParams(TypedDict, total=False):
     user: str
     metadata: Mapping[str, str]
     tags: Sequence[str]
+    task: str
     extra_body: Mapping[str, Any]
     # OpenAI parameters (OPENAI_PARAMS): translated per provider or dropped with a warning
     frequency_penalty: float
@@ -66,7 +68,7 @@ def split_params(params: Mapping[str, Any], also: Iterable[str] = ()) -> dict[st
     openai: dict[str, Any] = dict(params.get("openai_params") or {})
     parallel = None
     for key, value in params.items():
-        if key in REQUEST_FIELDS or key == "system":
+        if key in REQUEST_FIELDS or key in _CLIENT_KEYS:
             out[key] = value
         elif key == "max_completion_tokens":  # OpenAI's newer name
             if value is not None:
@@ -78,7 +80,8 @@ def split_params(params: Mapping[str, Any], also: Iterable[str] = ()) -> dict[st
                 openai[key] = value
         else:
             valid = sorted(
-                {*REQUEST_FIELDS, *OPENAI_PARAMS, "max_completion_tokens", "parallel_tool_calls"}
+                {*REQUEST_FIELDS, *OPENAI_PARAMS, *_CLIENT_KEYS}
+                | {"max_completion_tokens", "parallel_tool_calls"}
                 | set(also)
             )
             close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)

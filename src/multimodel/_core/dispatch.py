@@ -44,6 +44,7 @@ from ..errors import (
 )
 from ..providers._errors import endpoint_secrets
 from ..providers.base import Endpoint
+from ..strategies._util import ProbeScores
 from ..strategies.base import RouteContext
 from ..tracking.outcome import ABANDONED, CANCELLED, Outcome, success_outcome
 from ..types import ChatRequest, Usage
@@ -77,6 +78,7 @@ class DispatchPlan:
         "_position",
         "_retries",
         "_router",
+        "_shared_wait",
         "_span",
         "_started",
         "_tags",
@@ -127,6 +129,7 @@ class DispatchPlan:
         self._fatal: Exception | None = None
         self._pending_sleep: float | None = None
         self._budget_blocked: set[str] = set()
+        self._shared_wait: dict[str, float] = {}  # deployment -> when the fleet may admit it
         self._tags = tuple(request.tags or ())
         self._chain = [request.model, *router.fallbacks.get(request.model, ())]
         self._position = 0
@@ -243,6 +246,8 @@ class DispatchPlan:
         if scored is not None:
             endpoint, scores = scored(pool, router.tracker, self.ctx)
             self.trace.scores.add(scores)
+            if isinstance(scores, ProbeScores):  # a probe or a learned choice: say why
+                self.trace.notes.append(scores.note)
         else:
             endpoint = self.strategy.choose(pool, router.tracker, self.ctx)
         tokens = self.ctx.input_tokens + self.ctx.output_tokens
@@ -274,10 +279,44 @@ class DispatchPlan:
             span = router.telemetry.start_attempt(self._span, endpoint, self._attempts)
         return Send(endpoint, self._attempts, timeout, now, reservation, span, hold)
 
+    @property
+    def shared(self) -> Any:
+        """The client's shared state (a ``RedisState``), or ``None``: the driver asks it to
+        admit each :class:`Send` before sending, and reports a refusal to :meth:`refused`."""
+        return self._router.shared
+
+    def refused(self, send: Send, refusal: Any) -> None:
+        """The shared state refused ``send`` (nothing was sent): undo its bookkeeping and keep
+        its deployment aside for ``refusal.wait`` seconds."""
+        router = self._router
+        name = send.endpoint.name
+        now = router.clock.monotonic()
+        self._attempts -= 1
+        router.tracker.cancelled(name)
+        router.health.on_cancel(name)
+        router.limiter.release(send.reservation)
+        if router.budgets is not None:
+            router.budgets.settle(send.hold, None)
+        if router.telemetry is not None and send.span is not None:
+            router.telemetry.end_attempt(send.span, None)
+        self.trace.excluded[name] = refusal.reason
+        if refusal.kind == "budget":  # the fleet spent the budget: like a local one
+            self._budget_blocked.add(name)
+            return
+        until = now + refusal.wait
+        self._shared_wait[name] = until
+        if refusal.kind in ("hold", "open"):  # every call of this process waits it out too
+            router.health.hold(name, until, now)
+
     def _available(self, now: float) -> tuple[Sequence[Endpoint], float | None]:
         router = self._router
         budgets = router.budgets
-        if budgets is None and router.health.all_closed and not router.limiter.any_limits:
+        if (
+            budgets is None
+            and router.health.all_closed
+            and not router.limiter.any_limits
+            and not self._shared_wait
+        ):
             # Nothing can turn a candidate away but this call's own exclusions: O(1) when there
             # are none (the common case, whatever the fleet size).
             excluded = self._excluded
@@ -296,7 +335,14 @@ class DispatchPlan:
                     self._budget_blocked.add(c.name)
                     self.trace.excluded[c.name] = why
                     continue
-            ok, reason, retry_at = router.health.check(c.name, now)
+            fleet_wait = self._shared_wait.get(c.name) if self._shared_wait else None
+            ok: bool
+            reason: str | None
+            retry_at: float | None
+            if fleet_wait is not None and fleet_wait > now:  # refused by the shared state
+                ok, reason, retry_at = False, self.trace.excluded.get(c.name), fleet_wait
+            else:
+                ok, reason, retry_at = router.health.check(c.name, now)
             if ok and router.limiter.limited(c.name):
                 wait = router.limiter.wait_time(c.name, tokens, now)
                 if wait > 0:
@@ -357,6 +403,10 @@ class DispatchPlan:
             breakdown,
         )
         router.health.on_success(endpoint.name, now)
+        if router.shared is not None:
+            router.shared.finished(
+                endpoint.name, send.reservation, ok=True, hold=None, cooldown=0.0
+            )
         limiter = router.limiter
         if limiter.any_limits:
             limiter.reconcile(send.reservation, usage.total_tokens if usage else None)
@@ -422,6 +472,14 @@ class DispatchPlan:
             cost_breakdown=breakdown,
         )
         router.health.on_failure(name, error, now)
+        if router.shared is not None:
+            router.shared.finished(
+                name,
+                send.reservation,
+                ok=False,
+                hold=retry_after,
+                cooldown=router.health.policy.cooldown,
+            )
         if usage is not None:
             router.limiter.reconcile(send.reservation, usage.total_tokens)
         else:

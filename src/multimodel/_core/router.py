@@ -88,6 +88,7 @@ class Router:
         self.budgets = budgets if budgets else None
         self.hedge = HedgeState(hedge) if hedge is not None else None
         self.rng = rng or random.Random()
+        self.shared: Any = None  # a RedisState when the client has ``shared_state``
         for model, chain in [
             *self.fallbacks.items(),
             *((k, [v]) for k, v in self.context_fallbacks.items()),

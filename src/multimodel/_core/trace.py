@@ -155,6 +155,8 @@ class RoutingTrace:
         attempts: each attempt in order, with its outcome and duration.
         sleeps: each wait, in seconds (back-off, Retry-After, waiting for a recovery).
         models: the model groups used, in order (fallback chains).
+        notes: why the strategy chose as it did when its scores do not say it, e.g.
+            ``"probing c: its last attempt failed (1 in a row, 2.0 s ago)"``.
     """
 
     model: str
@@ -165,6 +167,7 @@ class RoutingTrace:
     attempts: list[AttemptRecord] = field(default_factory=list)
     sleeps: list[float] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain-data copy (how responses serialize their trace)."""
@@ -177,6 +180,7 @@ class RoutingTrace:
             "attempts": [a._asdict() for a in self.attempts],
             "sleeps": list(self.sleeps),
             "models": list(self.models),
+            "notes": list(self.notes),
         }
 
     def deployments(self) -> list[str]:
@@ -205,4 +209,5 @@ def new_trace(model: str) -> RoutingTrace:
     trace.attempts = []
     trace.sleeps = []
     trace.models = []
+    trace.notes = []
     return trace

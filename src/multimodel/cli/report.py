@@ -120,6 +120,14 @@ def sections(report: Report) -> list[Section]:
               fmt_latency(d.p99_latency)] for d in report.deployments],
         ),
     ]  # fmt: skip
+    if report.quality:
+        out.append(
+            (
+                "Learned quality (feedback scores per model and task)",
+                ["model", "task", "scores", "mean score"],
+                [[q.model, q.task, str(q.scores), f"{q.mean_score:.3f}"] for q in report.quality],
+            )
+        )
     return out
 
 

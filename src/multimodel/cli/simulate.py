@@ -5,6 +5,13 @@ Examples::
     multimodel simulate examples/scenarios/fleet.json
     multimodel simulate fleet.toml --strategy adaptive --strategy round_robin --json
     multimodel simulate fleet.json --requests 500 --seed 3
+    multimodel simulate --list                     # the named scenarios
+    multimodel simulate brownout --strategy oracle --strategy adaptive
+
+SCENARIO is a file, or the name of one of the built-in scenarios the strategies are measured on
+(``--list``; :data:`multimodel.simulation.SCENARIOS`, 3000 requests unless ``--requests``).
+The strategy ``oracle`` routes with the true state of the fleet; when it runs, the tables also
+show each strategy's p95 as a multiple of the oracle's.
 
 Runs :mod:`multimodel.simulation`: a discrete-event simulation on a virtual clock (no sockets,
 no sleeping; thousands of requests take well under a second) in which the *real* strategy
@@ -84,7 +91,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("scenario", metavar="SCENARIO", help="a .json or .toml scenario file")
+    parser.add_argument(
+        "scenario",
+        metavar="SCENARIO",
+        nargs="?",
+        help="a .json or .toml scenario file, or a named scenario (--list)",
+    )
+    parser.add_argument("--list", action="store_true", help="list the named scenarios")
     parser.add_argument(
         "--strategy",
         action="append",
@@ -95,12 +108,16 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, help="override the scenario's seed")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--plain", action="store_true", help="plain text even if rich is installed")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, simulate_parser=parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``multimodel simulate`` from parsed arguments."""
+    if args.list:
+        return list_scenarios(as_json=args.json)
+    if args.scenario is None:
+        args.simulate_parser.error("a SCENARIO (file or name) or --list is required")
     if args.requests is not None and args.requests < 1:
         return error("simulate", "--requests must be at least 1", EXIT_USAGE)
     return run_simulate(
@@ -146,9 +163,11 @@ def load_scenario(
     Raises:
         ScenarioFileError: unreadable file, bad syntax, or an invalid scenario.
     """
-    from ..simulation import Scenario
+    from ..simulation import SCENARIOS, Scenario
 
     path = Path(path)
+    if not path.exists() and str(path) in SCENARIOS:
+        return Scenario.named(str(path), seed=seed or 0, requests=requests or 3000), []
     data = _read(path)
     strategies = data.pop("strategies", [])
     if not isinstance(strategies, list) or not all(
@@ -172,7 +191,13 @@ def _strategy_name(spec: Any) -> str:
     return spec if isinstance(spec, str) else str(spec.get("name", "?"))
 
 
-def _result_dict(r: SimulationResult) -> dict[str, Any]:
+def _ratio(p95: float, oracle: float | None) -> float | None:
+    if oracle is None or not oracle or math.isnan(oracle) or math.isnan(p95):
+        return None
+    return p95 / oracle
+
+
+def _result_dict(r: SimulationResult, oracle: float | None = None) -> dict[str, Any]:
     return {
         "strategy": r.strategy,
         "requests": r.requests,
@@ -186,6 +211,7 @@ def _result_dict(r: SimulationResult) -> dict[str, Any]:
         "share": r.share,
         "errors": r.errors,
         "virtual_seconds": r.duration,
+        "p95_vs_oracle": _ratio(r.p95, oracle),
     }
 
 
@@ -194,29 +220,41 @@ def _ms(seconds: float) -> str:
 
 
 def _print_tables(
-    scenario: Scenario, results: Sequence[SimulationResult], path: str, use_rich: bool
+    scenario: Scenario,
+    results: Sequence[SimulationResult],
+    path: str,
+    use_rich: bool,
+    oracle: float | None = None,
 ) -> None:
     load = scenario.load
+    bursts = f" (bursts x{load.burst_multiplier:g})" if load.burst_every > 0 else ""
     print(
         f"{path}: {len(scenario.deployments)} deployments, {load.requests} requests at "
-        f"{load.rate:g}/s (bursts x{load.burst_multiplier:g}), seed {scenario.seed}, "
+        f"{load.rate:g}/s{bursts}, seed {scenario.seed}, "
         f"up to {scenario.max_attempts} attempt(s) per request\n"
     )
-    table(
-        ["strategy", "ok %", "p50 ms", "p95 ms", "p99 ms", "cost $", "attempts"],
+    head = ["strategy", "ok %", "p50 ms", "p95 ms", "p99 ms", "cost $", "attempts"]
+    rows = [
         [
-            [
-                r.strategy,
-                f"{100 * r.success_rate:.1f}",
-                _ms(r.p50),
-                _ms(r.p95),
-                _ms(r.p99),
-                f"{r.cost:.4f}",
-                str(r.attempts),
-            ]
-            for r in results
-        ],
-        right=(1, 2, 3, 4, 5, 6),
+            r.strategy,
+            f"{100 * r.success_rate:.1f}",
+            _ms(r.p50),
+            _ms(r.p95),
+            _ms(r.p99),
+            f"{r.cost:.4f}",
+            str(r.attempts),
+        ]
+        for r in results
+    ]
+    if oracle is not None:
+        head.append("p95 / oracle")
+        for row, r in zip(rows, results, strict=True):
+            ratio = _ratio(r.p95, oracle)
+            row.append("-" if ratio is None else f"{ratio:.2f}")
+    table(
+        head,
+        rows,
+        right=tuple(range(1, len(head))),
         use_rich=use_rich,
         title="results per strategy (latency end to end, retries included)",
     )
@@ -242,7 +280,7 @@ def run_simulate(
 ) -> int:
     """Simulate the scenario with each strategy and print the comparison; returns the exit
     code (1: bad scenario file, 2: unknown strategy)."""
-    from ..simulation import STRATEGIES, simulate
+    from ..simulation import ORACLE, STRATEGIES, simulate
     from ..strategies import known_strategies
 
     try:
@@ -250,7 +288,7 @@ def run_simulate(
     except ScenarioFileError as exc:
         return error("simulate", str(exc))
     chosen: list[Any] = list(strategies or from_file or STRATEGIES)
-    known = known_strategies()
+    known = [*known_strategies(), ORACLE]
     unknown = [_strategy_name(s) for s in chosen if _strategy_name(s) not in known]
     if unknown:
         code = EXIT_USAGE if strategies else EXIT_FAILURE
@@ -261,6 +299,7 @@ def run_simulate(
         results = [simulate(scenario, s) for s in chosen]
     except (TypeError, ValueError) as exc:  # e.g. bad parameters in a strategy table
         return error("simulate", f"cannot run the scenario: {exc}")
+    oracle = next((r.p95 for r in results if r.strategy == ORACLE), None)
     if as_json:
         print_json(
             {
@@ -271,10 +310,23 @@ def run_simulate(
                     "max_attempts": scenario.max_attempts,
                     "deployments": [d.name for d in scenario.deployments],
                 },
-                "results": [_result_dict(r) for r in results],
+                "results": [_result_dict(r, oracle) for r in results],
             }
         )
         return EXIT_OK
     use_rich = not plain and sys.stdout.isatty() and rich_available()
-    _print_tables(scenario, results, scenario_path, use_rich)
+    _print_tables(scenario, results, scenario_path, use_rich, oracle)
+    return EXIT_OK
+
+
+def list_scenarios(*, as_json: bool = False) -> int:
+    """Print the named scenarios (``multimodel simulate --list``)."""
+    from ..simulation import SCENARIO_NOTES, SCENARIOS
+
+    if as_json:
+        print_json([{"name": n, "description": SCENARIO_NOTES.get(n, "")} for n in SCENARIOS])
+        return EXIT_OK
+    width = max(map(len, SCENARIOS))
+    for name in SCENARIOS:
+        print(f"{name:<{width}}  {SCENARIO_NOTES.get(name, '')}")
     return EXIT_OK

@@ -29,11 +29,13 @@ if TYPE_CHECKING:
     from ..resilience.circuit import CircuitPolicy
     from ..resilience.hedge import HedgePolicy
     from ..resilience.retry import RetryBudget, RetryPolicy
+    from ..resilience.shared import RedisState
     from ..security._rules import Policy
     from ..security.limits import InputLimits
     from ..security.policy import PolicySet
     from ..strategies.base import Strategy
     from ..tracking.ledger import UsageLedger
+    from ..tracking.quality import FeedbackPolicy
     from ..tracking.telemetry import Telemetry
 else:
     # At run time these names serve only as annotations of ClientConfig's object-valued
@@ -41,7 +43,7 @@ else:
     # class when a value needs it: importing the configuration loads none of them.
     Clock = CachePolicy = ResponseCache = Catalog = Budget = CircuitPolicy = HedgePolicy = Any
     RetryBudget = RetryPolicy = Policy = InputLimits = PolicySet = Strategy = Any
-    UsageLedger = Telemetry = Any
+    UsageLedger = Telemetry = FeedbackPolicy = RedisState = Any
 
 __all__ = ["ClientConfig", "Deployment", "describe"]
 
@@ -155,7 +157,14 @@ class ClientConfig(BaseModel):
         catalog: model prices and limits: a ``Catalog``, or a model file over the bundled ones.
         telemetry: OpenTelemetry metrics and spans: ``True`` (default), ``False``, a ``Telemetry``.
         ledger: usage ledger: a SQLite file path or a ``UsageLedger`` (default: none).
+        shared_state: routing state shared by many processes: a Redis URL or a ``RedisState``
+            (default: none, each client keeps its own).
         clock: the time source (tests pass a ``ManualClock``; code only).
+        feedback: how ``client.feedback`` scores become learned quality estimates: a
+            ``FeedbackPolicy`` or table (half-life, prior strength, exploration floor).
+        task_classifier: gives a request without ``task=`` its task: ``"heuristic"`` (the
+            built-in one: code, long, multilingual) or a callable ``(request) -> str | None``
+            (code only; default: none).
         env: where API keys are read from (default ``os.environ``); never shown in a repr.
 
     Model groups named by ``strategies``, ``fallbacks`` and ``context_fallbacks`` must be
@@ -188,7 +197,10 @@ class ClientConfig(BaseModel):
     catalog: Catalog | str | os.PathLike[str] | None = None
     telemetry: bool | Telemetry = True
     ledger: UsageLedger | str | os.PathLike[str] | None = None
+    shared_state: RedisState | None = None
     clock: Clock | None = None
+    feedback: FeedbackPolicy | None = None
+    task_classifier: Callable[[Any], str | None] | str | None = None
     env: dict[str, str] | None = Field(default=None, repr=False, exclude=True)
 
     if not TYPE_CHECKING:  # type checkers keep pydantic's typed __init__
@@ -251,7 +263,29 @@ class ClientConfig(BaseModel):
     _catalog = field_validator("catalog", mode="plain")(_options.as_catalog)
     _telemetry = field_validator("telemetry", mode="plain")(_options.as_telemetry)
     _ledger = field_validator("ledger", mode="plain")(_options.as_ledger)
+    _shared_state = field_validator("shared_state", mode="plain")(_options.as_shared_state)
     _clock = field_validator("clock", mode="plain")(_options.as_clock)
+
+    @field_validator("feedback", mode="plain")
+    @classmethod
+    def _feedback(cls, value: Any) -> Any:
+        from ..tracking.quality import as_feedback_policy
+
+        return as_feedback_policy(value)
+
+    @field_validator("task_classifier", mode="plain")
+    @classmethod
+    def _task_classifier(cls, value: Any) -> Any:
+        if (
+            value is None
+            or value == "heuristic"
+            or (callable(value) and not isinstance(value, str))
+        ):
+            return value
+        raise ConfigError(
+            'task_classifier: expected "heuristic" or a callable (request) -> str | None, '
+            f"got {value!r}"
+        )
 
     @model_validator(mode="before")
     @classmethod

@@ -37,6 +37,7 @@ __all__ = [
     "as_ledger",
     "as_policies",
     "as_policy_object",
+    "as_shared_state",
     "as_strategy",
     "as_telemetry",
     "unknown_name",
@@ -285,6 +286,15 @@ def as_ledger(value: Any) -> Any:
     if isinstance(value, UsageLedger):
         return value
     raise ConfigError(f"ledger: expected a file path or a UsageLedger, not {_type_name(value)}")
+
+
+def as_shared_state(value: Any) -> Any:
+    """``shared_state``: a Redis URL, a Redis client or a ``RedisState``."""
+    if value is None:
+        return None
+    from ..resilience.shared import as_shared_state
+
+    return as_shared_state(value)
 
 
 def as_clock(value: Any) -> Any:

@@ -114,11 +114,18 @@ class _Cell:
 class BudgetReservation:
     """Estimated spend held for one attempt; settle it with the real cost."""
 
-    __slots__ = ("cells", "estimate")
+    __slots__ = ("budgets", "cells", "estimate", "shared")
 
-    def __init__(self, cells: list[tuple[int, str, _Cell]], estimate: Decimal) -> None:
+    def __init__(
+        self,
+        cells: list[tuple[int, str, _Cell]],
+        estimate: Decimal,
+        budgets: list[Budget] | None = None,
+    ) -> None:
         self.cells = cells
         self.estimate = estimate
+        self.budgets = budgets or []
+        self.shared = False  # whether the shared state holds it too (``shared_state=``)
 
 
 def _period(window: Window, wall: float) -> str:
@@ -148,6 +155,9 @@ class BudgetBook:
         self._alert = alert
         self._lock = threading.Lock()
         self._cells: dict[tuple[int, str], _Cell] = {}
+        # Called with (reservation, actual cost) when a reservation the shared state also
+        # holds is settled (``shared_state=``); alerts then come from the shared state.
+        self.on_settle: Callable[[BudgetReservation, Decimal], None] | None = None
 
     def __bool__(self) -> bool:
         return bool(self.budgets)
@@ -220,13 +230,19 @@ class BudgetBook:
                         return None
                     cell.reserved += estimate
                     cells.append((index, key, cell))
-        return BudgetReservation(cells, estimate)
+        return BudgetReservation(cells, estimate, self.budgets)
 
     def settle(self, reservation: BudgetReservation | None, cost: Decimal | None) -> None:
         """Release the hold and add the real ``cost`` (``None``: unknown, counted as 0)."""
         if reservation is None:
             return
         actual = cost if cost is not None else Decimal(0)
+        fleet = reservation.shared and self.on_settle is not None
+        if self.on_settle is not None and (fleet or actual):
+            # The fleet's reservation, or spend admitted on local state (Redis was down),
+            # which the shared state writes back when Redis answers again.
+            self.on_settle(reservation, actual)
+            reservation.shared = False  # settled once
         alerts: list[BudgetAlert] = []
         wall = self._wall()
         with self._lock:
@@ -236,7 +252,13 @@ class BudgetBook:
                 spent = cell.spent
                 budget = self.budgets[index]
                 threshold = budget.threshold
-                if actual and not cell.alerted and threshold is not None and spent >= threshold:
+                if (
+                    actual
+                    and not fleet  # the shared state fires it, once for the fleet
+                    and not cell.alerted
+                    and threshold is not None
+                    and spent >= threshold
+                ):
                     cell.alerted = True
                     alerts.append(
                         BudgetAlert(

@@ -314,6 +314,11 @@ class HealthBoard:
             if self._emit is not None:
                 self._emit(name, previous, status, reason)
 
+    def open_until(self, name: str) -> float:
+        """When ``name``'s open breaker turns half-open (0 when it is not open)."""
+        b = self._breakers.get(name)
+        return b.opened_until if b is not None and b.state == "open" else 0.0
+
     def earliest_recovery(self, names: list[str], now: float) -> float | None:
         """The soonest time any of ``names`` leaves cooldown or Retry-After."""
         times = []

@@ -69,12 +69,21 @@ class _Log:
 class Reservation:
     """What was reserved for one attempt; hand it back to :meth:`RateLimiter.reconcile`."""
 
-    __slots__ = ("_entry", "deployment", "tokens")
+    __slots__ = ("_entry", "_request", "deployment", "shared", "shared_at", "tokens")
 
-    def __init__(self, deployment: str, tokens: int, entry: list[Any] | None) -> None:
+    def __init__(
+        self,
+        deployment: str,
+        tokens: int,
+        entry: list[Any] | None,
+        request: list[Any] | None = None,
+    ) -> None:
         self.deployment = deployment
         self.tokens = tokens
         self._entry = entry
+        self._request = request
+        self.shared: str | None = None  # its id in the shared state, once admitted there
+        self.shared_at: tuple[int, float] | None = None  # (Redis ms, local monotonic) then
 
 
 class RateLimiter:
@@ -84,6 +93,9 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._requests: dict[str, _Log] = {}
         self._tokens: dict[str, _Log] = {}
+        # Called with (deployment, shared id, actual tokens) when a reservation admitted by the
+        # shared state is reconciled (``shared_state=``).
+        self.on_reconcile: Any = None
 
     def configure(self, deployment: str, *, rpm: int | None, tpm: int | None) -> None:
         """Set the limits of one deployment (``None``: unlimited)."""
@@ -125,15 +137,34 @@ class RateLimiter:
                 tok is not None and tok.wait(tokens, now) > 0
             ):
                 return None
-            if req is not None:
-                req.take(1, now)
+            request = req.take(1, now) if req is not None else None
             entry = tok.take(tokens, now) if tok is not None else None
-        return Reservation(deployment, tokens, entry)
+        return Reservation(deployment, tokens, entry, request)
+
+    def release(self, reservation: Reservation | None) -> None:
+        """Give back a reservation whose attempt was never sent (the fleet refused it)."""
+        if reservation is None:
+            return
+        with self._lock:
+            for entry, log in (
+                (reservation._request, self._requests.get(reservation.deployment)),
+                (reservation._entry, self._tokens.get(reservation.deployment)),
+            ):
+                if entry is None or log is None:
+                    continue
+                if log.entries and log.entries[0][0] <= entry[0]:
+                    log.used -= entry[1]
+                    entry[1] = 0
+        reservation._request = reservation._entry = None
 
     def reconcile(self, reservation: Reservation | None, actual_tokens: int | None) -> None:
         """Replace the estimate with the real token count (``None``: keep the estimate)."""
         if reservation is None:
             return
+        if reservation.shared is not None and actual_tokens is not None:
+            hook = self.on_reconcile
+            if hook is not None and reservation.deployment in self._tokens:
+                hook(reservation.deployment, reservation.shared, actual_tokens)
         entry = reservation._entry
         if entry is None or actual_tokens is None:
             return

@@ -10,18 +10,25 @@ loop that reads each record costs tens of microseconds, a C-level scan a few.
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from ..providers.base import Endpoint
-from ..tracking.stats import StatsView, Tracker
+from ..tracking.stats import DeploymentStats, StatsView, Tracker
 
 __all__ = [
+    "ERROR_FLOOR",
+    "ERROR_TAU",
+    "PROBE_EVERY",
     "Fleet",
     "FleetCache",
     "LockedRandom",
+    "ProbeScores",
+    "Prober",
+    "forgiven_error_rate",
     "pick_max_index",
     "pick_min",
     "pick_min_index",
@@ -29,6 +36,103 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+
+ERROR_TAU = 2.0
+"""Seconds for the error rate of a deployment that gets no traffic to be forgiven by 1/e, per
+consecutive failure (up to 10), half of it once an attempt succeeded again: one failure is
+forgiven in seconds, a run of them slowly."""
+ERROR_FLOOR = 0.02
+"""A forgiven error rate below this is exactly zero (one failure: ~5 s without another)."""
+PROBE_EVERY = 8
+"""Requests of a group between two looks for a deployment due a probe."""
+_PROBE_MAX_SHIFT = 6  # the wait between probes doubles per consecutive failure, up to 64x
+
+
+def forgiven_error_rate(cell: DeploymentStats, now: float) -> float:
+    """The recent error rate of ``cell``, forgiven over the time since its last failure.
+
+    A deployment that gets no traffic has no new samples to lower its error rate; forgiving it
+    with time (and to exactly zero below :data:`ERROR_FLOOR`) lets it compete again."""
+    err = cell.ewma_error_rate
+    if err:
+        last = cell.last_failure_at
+        if last is not None:
+            failures = cell.consecutive_failures
+            # Per failure in a row; halved once an attempt succeeded again (a probe, say).
+            tau = ERROR_TAU * min(failures, 10) if failures else ERROR_TAU / 2
+            err *= math.exp(-max(0.0, now - last) / tau)
+        if err < ERROR_FLOOR:
+            return 0.0
+    return err
+
+
+class ProbeScores(dict[str, float]):
+    """The scores of a probe (``{name: -1.0}``) and ``note``, the reason the routing trace
+    shows (``RoutingTrace.notes``)."""
+
+    __slots__ = ("note",)
+
+    def __init__(self, name: str, note: str) -> None:
+        super().__init__({name: -1.0})
+        self.note = note
+
+
+def probe_scores(endpoint: Endpoint, stats: StatsView, now: float) -> ProbeScores:
+    """What a strategy reports for a probe of ``endpoint`` chosen by :class:`Prober`."""
+    cell = stats.get(endpoint.name)
+    failed = cell.last_failure_at
+    ago = "" if failed is None else f", {max(0.0, now - failed):.1f} s ago"
+    return ProbeScores(
+        endpoint.name,
+        f"probing {endpoint.name}: its last attempt failed "
+        f"({cell.consecutive_failures} in a row{ago})",
+    )
+
+
+class Prober:
+    """Bounded probes, so that a deployment that failed is never starved.
+
+    A deployment whose last attempt failed may lose every comparison (its error penalty, or no
+    latency measured yet), and so never get the request that would show it recovered. Every
+    :data:`PROBE_EVERY` requests, and only while some deployment is erring, :meth:`due` looks
+    for a candidate whose last attempt failed, that has nothing in flight and no
+    ``Retry-After`` hold, and that has waited ``PROBE_EVERY`` requests times 2 per further
+    consecutive failure (at most 64x) since the failure: that candidate gets the request. So a
+    deployment that stops failing is chosen again within ``PROBE_EVERY * (2 + 64)`` requests,
+    one probe at a time, and one that keeps failing gets an ever smaller share.
+    """
+
+    __slots__ = ("_count", "_seen", "every")
+
+    def __init__(self, every: int = PROBE_EVERY) -> None:
+        self.every = every
+        self._count = 0
+        self._seen: dict[str, tuple[float | None, int]] = {}
+
+    def due(self, candidates: Sequence[Endpoint], stats: StatsView, now: float) -> Endpoint | None:
+        """The candidate to probe with this request, if one is due (approximate under threads:
+        a lost update delays a probe by a few requests)."""
+        self._count = count = self._count + 1
+        if count % self.every or (isinstance(stats, Tracker) and not stats.erring):
+            return None
+        seen = self._seen
+        every = self.every
+        for c in candidates:
+            cell = stats.get(c.name)
+            failures = cell.consecutive_failures
+            if not failures:
+                continue
+            failed_at = cell.last_failure_at
+            entry = seen.get(c.name)
+            if entry is None or entry[0] != failed_at:
+                seen[c.name] = (failed_at, count)
+                continue
+            if cell.in_flight or cell.penalty_until > now:
+                continue
+            if count - entry[1] >= every << min(failures - 1, _PROBE_MAX_SHIFT):
+                seen[c.name] = (failed_at, count)
+                return c
+        return None
 
 
 class LockedRandom:

@@ -8,7 +8,8 @@ once is tried again later instead of being starved. Streams are scored by time t
 Long generations (``max_tokens`` of 512 or more) are scored by first-token time plus the
 deployment's time per output token times ``max_tokens``, because a deployment that starts fast
 but generates slowly loses on long answers. A deployment with no measurement yet is probed
-first (one probe at a time), never starved.
+first (one probe at a time), never starved; so is one whose last attempt failed (every few
+requests, one probe at a time, see :class:`~multimodel.strategies._util.Prober`).
 
 Cost: once every candidate has been measured, one C-level scan of the tracker's rank keys (see
 :meth:`~multimodel.tracking.sketches.PeakEWMA.rank`: ordering by them is ordering by the
@@ -26,7 +27,15 @@ from operator import attrgetter
 from .._core.trace import LazyScores
 from ..providers.base import Endpoint
 from ..tracking.stats import RANK_TAU, StatsView
-from ._util import Fleet, FleetCache, LockedRandom, pick_min, pick_min_index
+from ._util import (
+    Fleet,
+    FleetCache,
+    LockedRandom,
+    Prober,
+    pick_min,
+    pick_min_index,
+    probe_scores,
+)
 from .base import RouteContext, register_strategy
 
 __all__ = ["ResponseTime", "expected_latency"]
@@ -63,6 +72,7 @@ class ResponseTime:
     def __init__(self, seed: int | None = None) -> None:
         self._rng = LockedRandom(seed)
         self._fleets: FleetCache[Fleet] = FleetCache(Fleet)
+        self._prober = Prober()
 
     def choose(
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
@@ -75,6 +85,11 @@ class ResponseTime:
     ) -> tuple[Endpoint, Mapping[str, float]]:
         """The choice and each candidate's expected seconds (-1: to be probed; lower wins)."""
         fleet = self._fleets.get(candidates, stats)
+        if len(candidates) > 1:
+            now = stats.now()
+            probe = self._prober.due(candidates, stats, now)
+            if probe is not None:
+                return probe, probe_scores(probe, stats, now)  # -1: a probe
         ranks = measured_ranks(fleet, ctx)
         if ranks is not None:
             chosen = candidates[pick_min_index(ranks, self._rng)]

@@ -192,7 +192,7 @@ class LedgerRow:
     usage_estimated: bool = False
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema this code writes. Older files are migrated on open; newer ones are refused."""
 
 # Schema steps by the version they bring the file to. A future change appends a step
@@ -241,6 +241,20 @@ _STEPS: dict[int, tuple[str, ...]] = {
     ),
     # Token counts multimodel estimated (no usage from the provider, or a stream cut short).
     2: ("ALTER TABLE usage ADD COLUMN usage_estimated INTEGER NOT NULL DEFAULT 0",),
+    # Feedback scores (client.feedback), replayed into the quality estimates on start; the
+    # request id index finds who served an answer named by its id, late or in another process.
+    3: (
+        """CREATE TABLE feedback (
+            id INTEGER PRIMARY KEY,
+            ts REAL NOT NULL,
+            model TEXT NOT NULL,
+            task TEXT NOT NULL DEFAULT '*',
+            score REAL NOT NULL,
+            origin TEXT
+        )""",
+        "CREATE INDEX ix_feedback_ts ON feedback (ts)",
+        "CREATE INDEX ix_usage_request_id ON usage (request_id)",
+    ),
 }
 assert max(_STEPS) == SCHEMA_VERSION
 

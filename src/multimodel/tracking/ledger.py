@@ -51,7 +51,7 @@ from contextlib import closing, contextmanager
 from datetime import timedelta
 from decimal import ROUND_HALF_EVEN
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import ConfigError
 from . import _ledger_queries as _q
@@ -98,6 +98,17 @@ _COLUMNS = (
 )  # fmt: skip
 _INSERT = f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"  # noqa: S608
 _INSERT_CONTENT = "INSERT INTO contents (row_id, prompt, response) VALUES (?, ?, ?)"
+_INSERT_SCORE = "INSERT INTO feedback (model, task, score, ts, origin) VALUES (?, ?, ?, ?, ?)"
+
+
+class _Score(NamedTuple):
+    """One feedback score queued for the ``feedback`` table."""
+
+    model: str
+    task: str
+    score: float
+    ts: float
+    origin: str | None
 
 
 _days: dict[int, str] = {}  # UTC day number -> 'YYYY-MM-DD' (writer thread only)
@@ -350,6 +361,10 @@ class _Writer:
 
     def insert(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
         """Insert one batch in one IMMEDIATE transaction, retrying while the file is locked."""
+        items: list[tuple[Any, object, object]] = list(batch)
+        scores = [item[0] for item in items if type(item[0]) is _Score]
+        if scores:  # feedback scores (rare) travel in the same queue
+            batch = [item for item in items if type(item[0]) is not _Score]
         rows = [_row(outcome) for outcome, _, _ in batch]
         contents = [
             (_text(prompt), _text(response)) if prompt is not None or response is not None
@@ -362,6 +377,8 @@ class _Writer:
         def transaction() -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                if scores:
+                    conn.executemany(_INSERT_SCORE, scores)
                 if not with_content:
                     conn.executemany(_INSERT, rows)
                 else:
@@ -451,6 +468,18 @@ class UsageLedger:
         if writer.thread is None:
             self._start()
         writer.put((outcome, prompt, response) if self._store_content else (outcome, None, None))
+
+    def record_feedback(
+        self, model: str, task: str, score: float, at: float, *, origin: str | None = None
+    ) -> None:
+        """Queue one feedback score (written with the next batch, to the ``feedback`` table);
+        returns at once. Clients call it for every :meth:`~multimodel.Client.feedback`, with
+        ``origin`` naming the client (so that it does not read its own scores back)."""
+        writer = self._writer
+        if writer.thread is None:
+            self._start()
+        item = (_Score(model, task, score, at, origin), None, None)
+        writer.put(item)  # type: ignore[arg-type]
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every outcome recorded before this call is written (or dropped/failed).
@@ -590,6 +619,34 @@ class UsageLedger:
         end = None if until is None else parse_since(until, now=now)
         with self._reader() as conn:
             return _q.requests(conn, parse_since(since, now=now), end, model, user, limit)
+
+    def feedback_rows(
+        self, since: float = 0.0, *, after_id: int = 0, exclude_origin: str | None = None
+    ) -> list[tuple[int, str, str, float, float]]:
+        """Stored feedback scores at or after ``since`` (a Unix time) with a row id above
+        ``after_id``, except those of ``exclude_origin``, in row order, as
+        ``(id, model, task, score, ts)``: what clients replay into their quality estimates."""
+        with self._reader() as conn:
+            found = conn.execute(
+                "SELECT id, model, task, score, ts FROM feedback WHERE ts >= ? AND id > ?"
+                " AND (? IS NULL OR origin IS NULL OR origin != ?) ORDER BY id",
+                (since, after_id, exclude_origin, exclude_origin),
+            ).fetchall()
+        return [(int(i), str(m), str(t), float(sc), float(ts)) for i, m, t, sc, ts in found]
+
+    def served_by(self, key: str) -> tuple[str, tuple[str, ...]] | None:
+        """The model group and tags of the newest successful row with request id ``key``
+        (``None``: no such row). Feedback by request id, late or from another process, uses
+        it; a cached answer's row names the model that produced it."""
+        with self._reader() as conn:
+            found = conn.execute(
+                "SELECT model, tags FROM usage WHERE request_id = ? AND ok = 1 "
+                "ORDER BY cached, id DESC LIMIT 1",
+                (key,),
+            ).fetchone()
+        if found is None:
+            return None
+        return str(found[0]), tuple(json.loads(found[1] or "[]"))
 
     def content(self, row_id: int) -> tuple[str | None, str | None] | None:
         """The stored ``(prompt, response)`` of a row, or ``None`` when none was stored."""

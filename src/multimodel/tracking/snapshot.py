@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["DeploymentSnapshot", "GroupSnapshot", "StatsSnapshot"]
+__all__ = ["DeploymentSnapshot", "GroupSnapshot", "QualitySnapshot", "StatsSnapshot"]
 
 _FROZEN = ConfigDict(frozen=True, defer_build=True)
 
@@ -76,8 +76,23 @@ class GroupSnapshot(BaseModel):
     request_rate: dict[str, float]
 
 
+class QualitySnapshot(BaseModel):
+    """The learned quality of a model for a task (0-1): the posterior ``mean``, its standard
+    deviation ``sd``, the ``lower`` bound hard constraints use, the ``samples`` (feedback
+    scores) received and their decayed ``weight`` (see :mod:`multimodel.tracking.quality`)."""
+
+    model_config = _FROZEN
+    mean: float
+    sd: float
+    lower: float
+    samples: int
+    weight: float
+
+
 class StatsSnapshot(BaseModel):
-    """Everything the tracker knows, at ``taken_at`` (monotonic seconds)."""
+    """Everything the tracker knows, at ``taken_at`` (monotonic seconds); ``quality`` is the
+    learned quality per model and task (``{model: {task: QualitySnapshot}}``, models with
+    feedback only)."""
 
     model_config = _FROZEN
     taken_at: float
@@ -86,3 +101,4 @@ class StatsSnapshot(BaseModel):
     providers: dict[str, GroupSnapshot] = Field(default_factory=dict)
     users: dict[str, GroupSnapshot] = Field(default_factory=dict)
     tags: dict[str, GroupSnapshot] = Field(default_factory=dict)
+    quality: dict[str, dict[str, QualitySnapshot]] = Field(default_factory=dict)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -50,11 +50,13 @@ if TYPE_CHECKING:
     from ...resilience.circuit import CircuitPolicy
     from ...resilience.hedge import HedgePolicy
     from ...resilience.retry import RetryBudget, RetryPolicy
+    from ...resilience.shared import RedisState
     from ...security._rules import Policy
     from ...security.limits import InputLimits
     from ...security.policy import PolicySet
     from ...strategies.base import Strategy
     from ...tracking.ledger import UsageLedger
+    from ...tracking.quality import FeedbackPolicy
     from ...tracking.telemetry import Telemetry
     from .chat import AsyncChat
     from .embeddings import AsyncEmbeddings
@@ -98,7 +100,14 @@ class AsyncClient(BaseClient):
             over the bundled models (default: the bundled models).
         telemetry: OpenTelemetry metrics and spans: ``True`` (default), ``False``, a ``Telemetry``.
         ledger: a usage ledger: a SQLite file path or a ``UsageLedger``.
+        shared_state: routing state shared with other processes through Redis: a URL
+            (``"redis://host:6379/0"``) or a ``RedisState`` (the ``multimodel[redis]`` extra);
+            rate limits, Retry-After holds and open breakers then hold for the whole fleet.
         clock: the time source (tests pass a ``ManualClock``).
+        feedback: how :meth:`feedback` scores become learned quality estimates (a
+            ``FeedbackPolicy``: half-life, prior strength, exploration floor).
+        task_classifier: gives a request without ``task=`` its task: ``"heuristic"`` (built in:
+            code, long, multilingual) or a callable ``(request) -> str | None``.
         env: where API keys are read from (default ``os.environ``, when the client is built).
         http_client: an httpx client to use (you keep ownership; it is not closed).
         transport: an httpx transport for the client's own httpx client, or a name:
@@ -141,7 +150,10 @@ class AsyncClient(BaseClient):
         catalog: Catalog | str | os.PathLike[str] | None = None,
         telemetry: bool | Telemetry | None = None,
         ledger: UsageLedger | str | os.PathLike[str] | None = None,
+        shared_state: str | RedisState | None = None,
         clock: Clock | None = None,
+        feedback: FeedbackPolicy | None = None,
+        task_classifier: Callable[[ChatRequest], str | None] | str | None = None,
         env: Mapping[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | AsyncTransportName | None = None,
@@ -167,7 +179,10 @@ class AsyncClient(BaseClient):
             "catalog": catalog,
             "telemetry": telemetry,
             "ledger": ledger,
+            "shared_state": shared_state,
             "clock": clock,
+            "feedback": feedback,
+            "task_classifier": task_classifier,
             "env": env,
         }
         merged = client_config(
@@ -390,6 +405,8 @@ class AsyncClient(BaseClient):
         """Close the connections (not those of an ``http_client`` you passed in)."""
         if self._owns_http:
             await self._http.aclose()
+        if self._shared is not None:
+            await self._shared.aclose()
         self._close_owned()
 
     async def __aenter__(self) -> Self:
@@ -430,6 +447,16 @@ class AsyncClient(BaseClient):
             if isinstance(action, Sleep):
                 await async_sleep(action.seconds)
                 continue
+            shared = plan.shared
+            if shared is not None:  # the fleet admits the attempt (one Redis round trip)
+                try:
+                    refusal = await shared.async_admit(action)
+                except BaseException:
+                    plan.cancelled(action)
+                    raise
+                if refusal is not None:
+                    plan.refused(action, refusal)
+                    continue
             delay = plan.hedge_delay(action)
             if delay is not None:
                 hedged = await self._hedged(plan, action, request, delay)
@@ -440,11 +467,16 @@ class AsyncClient(BaseClient):
                 parsed, headers = await self._attempt(action, request)
             except ProviderError as exc:
                 plan.failed(action, exc)
+                if shared is not None and shared.pending:  # a hold or an opened breaker
+                    await shared.async_flush()
                 continue
             except BaseException:
                 plan.cancelled(action)
                 raise
-            return self._succeed(plan, action, parsed, headers)
+            response = self._succeed(plan, action, parsed, headers)
+            if shared is not None and shared.pending:  # pipelined bookkeeping: one trip
+                await shared.async_flush()
+            return response
 
     async def _hedged(
         self, plan: DispatchPlan, primary: Send, request: ChatRequest, delay: float
@@ -454,6 +486,16 @@ class AsyncClient(BaseClient):
 
         def attempt(send: Send) -> Any:
             async def run() -> ChatResponse | None:
+                shared = plan.shared
+                if send is not primary and shared is not None:  # the fleet admits a backup too
+                    try:
+                        refusal = await shared.async_admit(send)
+                    except BaseException:
+                        plan.cancelled(send)
+                        raise
+                    if refusal is not None:
+                        plan.refused(send, refusal)
+                        return None
                 try:
                     parsed, headers = await self._attempt(send, request)
                 except ProviderError as exc:

@@ -188,11 +188,24 @@ class AsyncStream:
             if isinstance(action, Sleep):
                 await async_sleep(action.seconds)
                 continue
+            shared = plan.shared
+            if shared is not None:  # the fleet admits the attempt (one Redis round trip)
+                try:
+                    refusal = await shared.async_admit(action)
+                except BaseException:
+                    core.done = True
+                    plan.cancelled(action)
+                    raise
+                if refusal is not None:
+                    plan.refused(action, refusal)
+                    continue
             try:
                 await self._attempt(action)
             except ProviderError as exc:
                 await self._release()
                 plan.failed(action, exc)
+                if shared is not None and shared.pending:  # a hold or an opened breaker
+                    await shared.async_flush()
                 continue
             except BaseException:
                 await self._release()

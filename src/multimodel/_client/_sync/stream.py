@@ -187,11 +187,24 @@ class Stream:
             if isinstance(action, Sleep):
                 sleep(action.seconds)
                 continue
+            shared = plan.shared
+            if shared is not None:  # the fleet admits the attempt (one Redis round trip)
+                try:
+                    refusal = shared.admit(action)
+                except BaseException:
+                    core.done = True
+                    plan.cancelled(action)
+                    raise
+                if refusal is not None:
+                    plan.refused(action, refusal)
+                    continue
             try:
                 self._attempt(action)
             except ProviderError as exc:
                 self._release()
                 plan.failed(action, exc)
+                if shared is not None and shared.pending:  # a hold or an opened breaker
+                    shared.flush()
                 continue
             except BaseException:
                 self._release()

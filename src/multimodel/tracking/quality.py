@@ -1,0 +1,333 @@
+"""Learned answer quality: a Beta posterior per (model, task), fed by feedback scores.
+
+Every ``client.feedback(response, score)`` adds one score in ``[0, 1]`` (thumbs up/down = 1/0,
+an eval score, a validator's pass/fail) to the estimate of the model that produced the answer,
+for the request's task (``task=`` or a tag ``task:<name>``; ``"*"`` when none).
+
+The model: a **Beta posterior with fractional updates**. A score ``s`` adds ``s`` to the
+successes and ``1 - s`` to the failures, so binary and continuous scores share one estimate
+(a continuous score is treated as the probability of a success; its mean is exact, its variance
+is that of a Bernoulli with that mean, which overstates the noise of a precise eval score and
+so explores a little more: a conservative choice, documented rather than hidden).
+
+The prior is the catalog's quality (0-100) as a mean, worth ``prior_strength`` observations
+(default 2: a weak prior that a few scores override)::
+
+    alpha0 = n0 * q / 100,  beta0 = n0 * (1 - q / 100)
+
+Forgetting: every score's weight halves each ``half_life`` seconds, so after ``T`` seconds
+the posterior is exactly (the closed form the tests check)::
+
+    alpha(T) = alpha0 + sum_i s_i * 2 ** (-(T - t_i) / h)
+    beta(T)  = beta0  + sum_i (1 - s_i) * 2 ** (-(T - t_i) / h)
+
+which is order-independent: late scores (``t_i`` earlier than others) and scores replayed
+from the ledger at start-up land exactly where they would have. Old evidence fades back to the
+prior, so a model whose quality drops is followed within about one half-life's worth of
+scores.
+
+Nothing here does I/O; the clock is injected. Sharing estimates between processes goes through
+the ledger (every process appends its scores to the ``feedback`` table and replays the others'
+with :meth:`QualityBook.replay`); a Redis-backed store can implement the same two calls
+(``add`` / ``replay``) — the extension point for ``shared_state``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+__all__ = [
+    "DEFAULT_TASK",
+    "FeedbackPolicy",
+    "QualityBook",
+    "QualityEstimate",
+    "ServedResponse",
+    "task_of_tags",
+]
+
+DEFAULT_TASK = "*"
+"""The task of a request without one."""
+TASK_TAG = "task:"
+"""Prefix of the tag that carries a request's task (``task="code"`` adds ``task:code``)."""
+
+
+def task_of_tags(tags: Iterable[str] | None) -> str:
+    """The task a request's tags name (the first ``task:<name>`` tag), else :data:`DEFAULT_TASK`."""
+    for tag in tags or ():
+        if tag.startswith(TASK_TAG):
+            return tag[len(TASK_TAG) :] or DEFAULT_TASK
+    return DEFAULT_TASK
+
+
+@dataclass(frozen=True)
+class FeedbackPolicy:
+    """How feedback becomes quality estimates (the client option ``feedback``).
+
+    Args:
+        half_life: seconds after which a score weighs half as much (> 0; ``math.inf``: never
+            forget). Default one week.
+        prior_strength: how many scores the catalog's quality is worth (> 0; default 2).
+        remember: response ids kept in memory so that feedback can name them (>= 1); older
+            ones are found in the ledger by their request id, when a ledger is configured.
+        max_evidence: the most observations a posterior counts when sampled (>= 1): the
+            **exploration floor**. However much feedback a model has, its sampled quality keeps
+            a standard deviation of at least ``sqrt(m (1 - m) / (max_evidence + 1))``, so a
+            model that got worse (or a cheaper one that got better) is still tried now and then.
+        z: the lower bound used by hard constraints is ``mean - z * sd`` (default 1.64, about
+            a one-sided 95 % bound under a normal approximation).
+
+    .. versionadded:: 0.2
+    """
+
+    half_life: float = 7 * 86400.0
+    prior_strength: float = 2.0
+    remember: int = 100_000
+    max_evidence: float = 200.0
+    z: float = 1.64
+
+    def __post_init__(self) -> None:
+        from ..errors import ConfigError
+
+        if not self.half_life > 0:
+            raise ConfigError("feedback.half_life must be > 0 seconds (math.inf: never forget)")
+        if not (self.prior_strength > 0 and math.isfinite(self.prior_strength)):
+            raise ConfigError("feedback.prior_strength must be a finite number > 0")
+        if self.remember < 1:
+            raise ConfigError("feedback.remember must be >= 1")
+        if not self.max_evidence >= 1:
+            raise ConfigError("feedback.max_evidence must be >= 1")
+        if not self.z >= 0:
+            raise ConfigError("feedback.z must be >= 0")
+
+
+class QualityEstimate(NamedTuple):
+    """One (model, task) estimate, on the 0-1 scale.
+
+    Fields: ``model``, ``task``, ``mean``, ``sd`` (posterior standard deviation), ``lower``
+    (``mean - z * sd``, clipped at 0), ``samples`` (scores received, undecayed), ``weight``
+    (their decayed weight: the evidence left), ``alpha`` and ``beta``.
+    """
+
+    model: str
+    task: str
+    mean: float
+    sd: float
+    lower: float
+    samples: int
+    weight: float
+    alpha: float
+    beta: float
+
+
+class ServedResponse(NamedTuple):
+    """What feedback needs to know about an answer: who produced it, for which task."""
+
+    model: str
+    task: str
+    deployment: str
+
+
+@dataclass
+class _Cell:
+    a: float = 0.0  # decayed successes at time ``t``
+    b: float = 0.0  # decayed failures at time ``t``
+    t: float = 0.0
+    n: int = 0
+
+
+@dataclass
+class QualityBook:
+    """Per-(model, task) Beta posteriors with forgetting; thread-safe; no I/O.
+
+    ``prior(model)`` gives the catalog's quality (0-100) of a model, or ``None`` (50 then).
+    """
+
+    policy: FeedbackPolicy = field(default_factory=FeedbackPolicy)
+    prior: Callable[[str], float | None] = lambda _: None
+    clock: Callable[[], float] = lambda: 0.0
+    version: int = 0
+    """Bumped on every change; strategies use learned estimates once it is > 0."""
+
+    def __post_init__(self) -> None:
+        self._cells: dict[tuple[str, str], _Cell] = {}
+        self._served: OrderedDict[str, ServedResponse] = OrderedDict()
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[str, str, float, float], None]] = []
+        self._priors: dict[str, tuple[float, float]] = {}
+
+    # -- responses -----------------------------------------------------------------------
+
+    def remember(self, key: str | None, served: ServedResponse) -> None:
+        """Keep who served ``key`` (a response id or request id) for later feedback."""
+        if not key:
+            return
+        served_map = self._served
+        served_map[key] = served
+        if len(served_map) > self.policy.remember:
+            # The oldest, in O(1) (an OrderedDict: a plain dict's first key is found by
+            # skipping every deleted slot, which grows with the deletions).
+            with self._lock:
+                while len(served_map) > self.policy.remember:
+                    served_map.popitem(last=False)
+
+    def served(self, key: str) -> ServedResponse | None:
+        """Who served ``key``, if it is still remembered."""
+        return self._served.get(key)
+
+    def subscribe(self, listener: Callable[[str, str, float, float], None]) -> None:
+        """Call ``listener(model, task, score, at)`` on every score added (not on replays)."""
+        self._listeners.append(listener)
+
+    # -- scores --------------------------------------------------------------------------
+
+    def add(self, model: str, task: str, score: float, at: float | None = None) -> None:
+        """Add one score in [0, 1] observed at ``at`` (default now) to (model, task)."""
+        self._add(model, task, score, self.clock() if at is None else at)
+        for listener in self._listeners:
+            listener(model, task, score, self.clock() if at is None else at)
+
+    def replay(self, rows: Iterable[tuple[str, str, float, float]]) -> int:
+        """Add ``(model, task, score, at)`` rows (from the ledger, another process); returns
+        how many. Listeners are not called: the rows are stored already."""
+        count = 0
+        for model, task, score, at in rows:
+            self._add(model, task, float(score), float(at))
+            count += 1
+        return count
+
+    def _add(self, model: str, task: str, score: float, at: float) -> None:
+        if not 0.0 <= score <= 1.0:
+            raise ValueError(f"score must be in [0, 1], got {score!r}")
+        h = self.policy.half_life
+        with self._lock:
+            cell = self._cells.get((model, task))
+            if cell is None:
+                cell = self._cells[(model, task)] = _Cell(t=at)
+            if at >= cell.t:  # move the cell's reference time forward, then add at weight 1
+                decay = _decay(at - cell.t, h)
+                cell.a, cell.b, cell.t = cell.a * decay, cell.b * decay, at
+                cell.a += score
+                cell.b += 1.0 - score
+            else:  # a late score: weighted as it would have been, relative to the cell's time
+                w = _decay(cell.t - at, h)
+                cell.a += score * w
+                cell.b += (1.0 - score) * w
+            cell.n += 1
+            self.version += 1
+
+    # -- reading -------------------------------------------------------------------------
+
+    def prior_params(self, model: str) -> tuple[float, float]:
+        """``(alpha0, beta0)`` of a model: its catalog quality as a weak prior."""
+        found = self._priors.get(model)
+        if found is not None:
+            return found
+        q = self.prior(model)
+        m = min(max((50.0 if q is None else float(q)) / 100.0, 0.01), 0.99)
+        n0 = self.policy.prior_strength
+        found = self._priors[model] = (n0 * m, n0 * (1.0 - m))
+        return found
+
+    def params(self, model: str, task: str, now: float | None = None) -> tuple[float, float, int]:
+        """``(alpha, beta, samples)`` of (model, task) at ``now`` (default the clock)."""
+        a0, b0 = self.prior_params(model)
+        cell = self._cells.get((model, task))
+        if cell is None:
+            return a0, b0, 0
+        t = self.clock() if now is None else now
+        decay = _decay(t - cell.t, self.policy.half_life) if t > cell.t else 1.0
+        return a0 + cell.a * decay, b0 + cell.b * decay, cell.n
+
+    def estimate(
+        self, model: str, task: str = DEFAULT_TASK, now: float | None = None
+    ) -> QualityEstimate:
+        """The posterior of (model, task): mean, standard deviation, lower bound, counts."""
+        a, b, n = self.params(model, task, now)
+        a0, b0 = self.prior_params(model)
+        mean, sd = beta_mean_sd(a, b)
+        return QualityEstimate(
+            model, task, mean, sd, max(0.0, mean - self.policy.z * sd), n, a + b - a0 - b0, a, b
+        )
+
+    def sample(self, model: str, task: str, rng: Any, now: float | None = None) -> float:
+        """A Thompson draw of (model, task)'s quality, with the evidence capped at
+        ``max_evidence`` (the exploration floor)."""
+        a, b, _ = self.params(model, task, now)
+        return self.draw(a, b, rng)
+
+    def draw(self, a: float, b: float, rng: Any) -> float:
+        """A draw from Beta(a, b) with the evidence capped at ``max_evidence``."""
+        total = a + b
+        cap = self.policy.max_evidence
+        if total > cap:
+            a, b = a * cap / total, b * cap / total
+        value: float = rng.betavariate(a, b)
+        return value
+
+    def estimates(self, now: float | None = None) -> list[QualityEstimate]:
+        """Every (model, task) with feedback, by model then task."""
+        with self._lock:
+            keys = sorted(self._cells)
+        return [self.estimate(model, task, now) for model, task in keys]
+
+    def has_feedback(self, models: Iterable[str]) -> bool:
+        """Whether any of ``models`` received a score (for any task)."""
+        wanted = set(models)
+        return any(model in wanted for model, _ in self._cells)
+
+
+def beta_mean_sd(a: float, b: float) -> tuple[float, float]:
+    """The mean and standard deviation of Beta(a, b)."""
+    total = a + b
+    mean = a / total
+    return mean, math.sqrt(a * b / (total * total * (total + 1.0)))
+
+
+def _decay(elapsed: float, half_life: float) -> float:
+    if math.isinf(half_life):
+        return 1.0
+    return math.pow(2.0, -elapsed / half_life)
+
+
+def as_feedback_policy(value: Any) -> FeedbackPolicy | None:
+    """The ``feedback`` option: a policy, a table of its fields, or ``None``."""
+    from ..errors import ConfigError
+
+    if value is None or isinstance(value, FeedbackPolicy):
+        return value
+    if isinstance(value, Mapping):
+        unknown = set(value) - set(FeedbackPolicy.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(
+                f"feedback: unknown field {min(unknown)!r} (valid: "
+                f"{', '.join(sorted(FeedbackPolicy.__dataclass_fields__))})"
+            )
+        return FeedbackPolicy(**value)
+    raise ConfigError(f"feedback: expected a FeedbackPolicy or a table, got {type(value).__name__}")
+
+
+_CODE_MARKERS = ("```", "def ", "class ", "import ", "function ", "#include", "SELECT ", "=> {")
+LONG_CONTEXT_CHARS = 32_000
+"""Prompts longer than this many characters (about 8,000 tokens) are classified ``long``."""
+
+
+def heuristic_task(request: Any) -> str | None:
+    """A small built-in task classifier (``task_classifier="heuristic"``). A heuristic, not a
+    model: ``"code"`` when the prompt contains a code fence or common code keywords,
+    ``"long"`` past :data:`LONG_CONTEXT_CHARS` characters, ``"multilingual"`` when most
+    letters are not ASCII, else ``None`` (no task)."""
+    texts = [m.text for m in getattr(request, "messages", ()) if getattr(m, "role", "") != "system"]
+    text = "\n".join(texts)
+    if any(marker in text for marker in _CODE_MARKERS):
+        return "code"
+    if len(text) > LONG_CONTEXT_CHARS:
+        return "long"
+    letters = [c for c in text[:2000] if c.isalpha()]
+    if letters and sum(not c.isascii() for c in letters) * 2 > len(letters):
+        return "multilingual"
+    return None

@@ -1,0 +1,135 @@
+"""Learned quality: the Beta posterior and its forgetting against the closed form."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from multimodel.errors import ConfigError
+from multimodel.tracking.quality import (
+    FeedbackPolicy,
+    QualityBook,
+    beta_mean_sd,
+    heuristic_task,
+    task_of_tags,
+)
+from multimodel.types import ChatRequest
+
+scores = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
+times = st.floats(min_value=0.0, max_value=1e6, allow_nan=False)
+
+
+def closed_form(
+    events: list[tuple[float, float]], now: float, h: float, a0: float, b0: float
+) -> tuple[float, float]:
+    a = a0 + sum(s * 2 ** (-(now - t) / h) for s, t in events)
+    b = b0 + sum((1 - s) * 2 ** (-(now - t) / h) for s, t in events)
+    return a, b
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    events=st.lists(st.tuples(scores, times), min_size=0, max_size=30),
+    half_life=st.floats(min_value=1.0, max_value=1e6),
+    quality=st.integers(min_value=1, max_value=99),
+    strength=st.floats(min_value=0.1, max_value=50),
+    extra=st.floats(min_value=0.0, max_value=1e6),
+)
+def test_posterior_matches_the_closed_form_in_any_order(
+    events: list[tuple[float, float]],
+    half_life: float,
+    quality: int,
+    strength: float,
+    extra: float,
+) -> None:
+    book = QualityBook(
+        FeedbackPolicy(half_life=half_life, prior_strength=strength), prior=lambda _: quality
+    )
+    for s, t in events:  # arrival order is not time order: late scores included
+        book.add("m", "code", s, at=t)
+    now = max((t for _, t in events), default=0.0) + extra
+    a, b, n = book.params("m", "code", now)
+    a0, b0 = strength * quality / 100, strength * (1 - quality / 100)
+    ea, eb = closed_form(events, now, half_life, a0, b0)
+    assert n == len(events)
+    assert a == pytest.approx(ea, rel=1e-9, abs=1e-9)
+    assert b == pytest.approx(eb, rel=1e-9, abs=1e-9)
+    est = book.estimate("m", "code", now)
+    mean, sd = beta_mean_sd(ea, eb)
+    assert est.mean == pytest.approx(mean, rel=1e-9, abs=1e-12)
+    assert est.sd == pytest.approx(sd, rel=1e-6, abs=1e-12)
+    assert est.lower == pytest.approx(max(0.0, mean - 1.64 * sd), rel=1e-6, abs=1e-9)
+
+
+@settings(max_examples=50, deadline=None)
+@given(events=st.lists(st.tuples(scores, times), min_size=1, max_size=20))
+def test_replay_equals_live_updates(events: list[tuple[float, float]]) -> None:
+    live = QualityBook(FeedbackPolicy(half_life=1000.0))
+    for s, t in events:
+        live.add("m", "*", s, at=t)
+    replayed = QualityBook(FeedbackPolicy(half_life=1000.0))
+    assert replayed.replay(("m", "*", s, t) for s, t in reversed(events)) == len(events)
+    now = max(t for _, t in events) + 5
+    for got, want in zip(replayed.params("m", "*", now), live.params("m", "*", now), strict=True):
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-9)
+
+
+def test_without_forgetting_it_is_the_plain_beta_update() -> None:
+    book = QualityBook(FeedbackPolicy(half_life=math.inf, prior_strength=2), prior=lambda _: 50)
+    for s in (1, 1, 0, 0.5):
+        book.add("m", "*", s, at=0)
+    assert book.params("m", "*", 1e9) == (1 + 2.5, 1 + 1.5, 4)
+
+
+def test_old_evidence_fades_back_to_the_prior() -> None:
+    book = QualityBook(FeedbackPolicy(half_life=10.0), prior=lambda _: 80)
+    for _ in range(100):
+        book.add("m", "*", 0.0, at=0.0)
+    assert book.estimate("m", "*", 0.0).mean < 0.05
+    assert book.estimate("m", "*", 1000.0).mean == pytest.approx(0.8, abs=1e-3)
+
+
+def test_exploration_floor_caps_the_evidence_when_sampling() -> None:
+    book = QualityBook(FeedbackPolicy(half_life=math.inf, max_evidence=20))
+    for _ in range(10_000):
+        book.add("m", "*", 1.0, at=0.0)
+    rng = random.Random(1)
+    draws = [book.sample("m", "*", rng, 0.0) for _ in range(2000)]
+    assert min(draws) < 0.9  # with 10,000 unforgotten scores a Beta would never go this low
+
+
+def test_invalid_scores_and_policies() -> None:
+    book = QualityBook()
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        book.add("m", "*", 1.5)
+    with pytest.raises(ConfigError):
+        FeedbackPolicy(half_life=0)
+    with pytest.raises(ConfigError):
+        FeedbackPolicy(prior_strength=-1)
+
+
+def test_task_tags_and_the_heuristic_classifier() -> None:
+    assert task_of_tags(["x", "task:code", "task:other"]) == "code"
+    assert task_of_tags(None) == "*"
+
+    def ask(text: str) -> ChatRequest:
+        return ChatRequest(model="m", messages=[{"role": "user", "content": text}])
+
+    assert heuristic_task(ask("fix this:\n```py\nx = 1\n```")) == "code"
+    assert heuristic_task(ask("word " * 10_000)) == "long"
+    assert heuristic_task(ask("Здравствуйте, как дела сегодня?")) == "multilingual"
+    assert heuristic_task(ask("What is the capital of France?")) is None
+
+
+def test_remembered_ids_are_bounded() -> None:
+    from multimodel.tracking.quality import ServedResponse
+
+    book = QualityBook(FeedbackPolicy(remember=3))
+    for i in range(10):
+        book.remember(f"r{i}", ServedResponse("m", "*", "d"))
+    assert book.served("r6") is None
+    assert book.served("r9") == ServedResponse("m", "*", "d")
