@@ -25,6 +25,7 @@ from .._core.dispatch import AUTO, DispatchPlan, Router, Send
 from .._core.text import unencodable_field
 from .._core.tokens import estimate_text_tokens
 from .._core.trace import RoutingTrace
+from .._transports.pool import pool_wait_ended
 from ..config import ClientConfig, resolve_endpoints
 from ..errors import (
     ClientClosed,
@@ -540,9 +541,18 @@ class BaseClient:
         http_request.extensions["timeout"] = _timeout_extension(send.timeout)
         return http_request
 
-    def _transport_error(self, exc: Exception, endpoint: Endpoint) -> MultimodelError:
+    def _transport_error(
+        self, exc: Exception, endpoint: Endpoint, request: httpx.Request | None = None
+    ) -> MultimodelError:
         """The error for a failure below HTTP: the provider's (a timeout, a refused or dropped
-        connection), or the client's own when its pool had no free connection in time."""
+        connection), or the client's own when its pool had no free connection in time
+        (``request``: the attempt's, to tell a time limit that ended its wait for the pool)."""
+        if (
+            isinstance(exc, TimeoutError)
+            and request is not None
+            and pool_wait_ended.get() is request
+        ):
+            exc = httpx.PoolTimeout("no connection came free before the attempt's time limit")
         if isinstance(exc, httpx.PoolTimeout):
             return PoolExhausted(
                 f"no free connection in the client's pool in time for {endpoint.name!r}: {exc}. "

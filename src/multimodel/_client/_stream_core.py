@@ -31,7 +31,7 @@ import httpx
 from .._core.dispatch import DispatchPlan, Send
 from .._core.tokens import estimate_text_tokens
 from ..errors import MultimodelError, ProviderError, ProviderTimeout, StreamInterrupted
-from ..providers.base import NO_USAGE, Endpoint, ParsedResponse, ProviderAdapter, StreamDecoder
+from ..providers.base import NO_USAGE, ParsedResponse, ProviderAdapter, StreamDecoder
 from ..types import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class StreamKit:
     cache: ResponseCache | None
     idle_timeout: float
     http_request: Callable[..., httpx.Request]
-    transport_error: Callable[[Exception, Endpoint], MultimodelError]
+    transport_error: Callable[..., MultimodelError]
     respond: Callable[[Send, ParsedResponse, Outcome, DispatchPlan], ChatResponse]
     from_cache: Callable[[ChatRequest, ChatResponse, float], ChatResponse]
     request_id: Callable[[Any], str | None]

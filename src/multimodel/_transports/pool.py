@@ -34,6 +34,7 @@ import ssl
 import threading
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import anyio
@@ -81,6 +82,12 @@ def _exception_map() -> tuple[tuple[type[Exception], type[httpx.HTTPError]], ...
 
 _EXCEPTIONS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = ()
 _POOL_MARGIN = 0.005  # seconds: a pool wait ends this long before an enclosing time limit
+
+pool_wait_ended: ContextVar[httpx.Request | None] = ContextVar(
+    "multimodel_pool_wait_ended", default=None
+)
+"""The request whose wait for a free connection an enclosing time limit cancelled (this task):
+the client reports that as its own pool's exhaustion, not as the provider's timeout."""
 
 
 @contextlib.contextmanager
@@ -349,7 +356,13 @@ class AsyncPoolTransport(_Pool["httpcore.AsyncHTTPConnection"], httpx.AsyncBaseT
         left = anyio.current_effective_deadline() - anyio.current_time() - _POOL_MARGIN
         wait = left if timeout is None or left < timeout else timeout
         with anyio.move_on_after(max(wait, 0.0)) as scope:
-            await slots.acquire()
+            try:
+                await slots.acquire()
+            except anyio.get_cancelled_exc_class():
+                # An enclosing limit may still win the race (a late wake-up on a loaded
+                # machine): say that this request was waiting for the pool when it ended.
+                pool_wait_ended.set(request)
+                raise
         if scope.cancelled_caught:
             raise self._timed_out(timeout)
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ..._core.dispatch import DispatchPlan, Send, Sleep
+from ..._transports.pool import pool_wait_ended
 from ..._transports.send import asend_http
 from ...errors import ProviderError
 from ...types import ChatChunk, ChatRequest, ChatResponse
@@ -234,6 +235,8 @@ class AsyncStream:
                         raise core.timed_out()
                     await self._next_bytes()
         except TimeoutError as exc:
+            if pool_wait_ended.get() is http_request:  # our own pool, not the provider
+                raise kit.transport_error(exc, send.endpoint, http_request) from exc
             raise core.timed_out() from exc
         except httpx.HTTPError as exc:
             raise kit.transport_error(exc, send.endpoint) from exc

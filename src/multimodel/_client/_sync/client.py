@@ -534,7 +534,7 @@ class Client(BaseClient):
                 with time_limit(send.timeout):
                     http_response = send_http(http, http_request)
         except (httpx.HTTPError, TimeoutError) as exc:
-            raise self._transport_error(exc, endpoint) from exc
+            raise self._transport_error(exc, endpoint, http_request) from exc
         adapter = self._adapters[endpoint.name]
         if http_response.status_code >= 400:
             raise adapter.map_error(http_response, endpoint)
