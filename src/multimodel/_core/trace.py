@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -54,8 +55,9 @@ class _BuiltOnRead(Mapping[str, float]):
 
     __slots__ = ()
 
+    @abstractmethod
     def _table(self) -> dict[str, float]:
-        raise NotImplementedError
+        """The figures, built on the first read (each subclass computes them its own way)."""
 
     def __getitem__(self, name: str) -> float:
         return self._table()[name]
