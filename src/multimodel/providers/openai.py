@@ -442,6 +442,8 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
         self._next_call = 0
 
     def on_event(self, event: ServerSentEvent) -> ChatChunk | None:
+        # Runs once per streamed token: the common shape (one choice whose delta holds only
+        # `content`) takes the fewest steps; anything else goes through `_choice`.
         data = event.data
         if data == "[DONE]":
             # Complete only with a finish reason: llama.cpp cuts a running stream with [DONE].
@@ -450,63 +452,76 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
         if not data:
             return None
         obj = self.load_json(data)
-        if not isinstance(obj, dict):
+        if type(obj) is not dict:
             return None
         if obj.get("error") is not None and not obj.get("choices"):
             raise OpenAIAdapter._error_from_body(obj, 200, self.endpoint)
-        usage = parse_usage(obj.get("usage"))
-        if usage is None:
-            x_groq = obj.get("x_groq")
+        raw_usage = obj.get("usage")
+        usage = None if raw_usage is None else parse_usage(raw_usage)
+        if usage is None and "x_groq" in obj:
+            x_groq = obj["x_groq"]
             if isinstance(x_groq, dict):
                 usage = parse_usage(x_groq.get("usage"))
         text = ""
-        reasoning = ""
-        refusal = ""
-        deltas: list[ToolCallDelta] = []
         raw_finish: str | None = None
+        rest: tuple[str, str, list[ToolCallDelta]] | None = None
         choices = obj.get("choices")
-        if isinstance(choices, list):
+        if type(choices) is list:
             for choice in choices:
                 # n > 1 is not part of the normalized surface: follow the first choice only.
-                if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                if type(choice) is not dict or choice.get("index", 0) != 0:
                     continue
                 delta = choice.get("delta")
-                if isinstance(delta, dict):
+                if type(delta) is dict:
                     piece = delta.get("content")
-                    if isinstance(piece, str):
+                    if type(piece) is str:
                         text += piece
-                    piece = delta.get("refusal")
-                    if isinstance(piece, str):
-                        refusal += piece
-                    thought = delta.get("reasoning_content") or delta.get("reasoning")
-                    if isinstance(thought, str):
-                        reasoning += thought
-                    raw_calls = delta.get("tool_calls")
-                    if isinstance(raw_calls, list):
-                        for raw in raw_calls:
-                            d = self._tool_delta(raw)
-                            if d is not None:
-                                deltas.append(d)
+                    if len(delta) > (piece is not None) + ("role" in delta):
+                        rest = self._delta_rest(delta, rest)
                 fr = choice.get("finish_reason")
-                if isinstance(fr, str):
+                if type(fr) is str:
                     raw_finish = fr
-        if refusal:
+        if rest is not None and rest[1]:
             self._refused = True
         if raw_finish is not None:
             self._finished = True
-        if not (text or reasoning or refusal or deltas or raw_finish or usage):
+        elif not (text or rest or usage):
             return None
-        return ChatChunk(
-            text=text,
-            reasoning=reasoning,
-            refusal=refusal,
-            tool_calls=deltas,
-            finish_reason=normalize_finish_reason(raw_finish, refused=self._refused),
-            raw_finish_reason=raw_finish,
-            usage=usage,
-            id=_str(obj.get("id")),
-            model=_str(obj.get("model")),
-        )
+        kwargs: dict[str, Any] = {"id": _str(obj.get("id")), "model": _str(obj.get("model"))}
+        if text:
+            kwargs["text"] = text
+        if rest is not None:
+            kwargs["reasoning"], kwargs["refusal"], kwargs["tool_calls"] = rest
+        if raw_finish is not None:
+            kwargs["raw_finish_reason"] = raw_finish
+            kwargs["finish_reason"] = normalize_finish_reason(raw_finish, refused=self._refused)
+        if usage is not None:
+            kwargs["usage"] = usage
+        return ChatChunk(**kwargs)
+
+    def _delta_rest(
+        self, delta: dict[str, Any], rest: tuple[str, str, list[ToolCallDelta]] | None
+    ) -> tuple[str, str, list[ToolCallDelta]] | None:
+        """A delta's refusal, reasoning and tool calls (added to ``rest``), or ``rest`` unchanged
+        when it holds none of them (e.g. ``"refusal": null``)."""
+        reasoning, refusal, deltas = rest if rest is not None else ("", "", [])
+        found = rest is not None
+        piece = delta.get("refusal")
+        if isinstance(piece, str):
+            refusal += piece
+            found = True
+        thought = delta.get("reasoning_content") or delta.get("reasoning")
+        if isinstance(thought, str):
+            reasoning += thought
+            found = True
+        raw_calls = delta.get("tool_calls")
+        if isinstance(raw_calls, list):
+            for raw in raw_calls:
+                d = self._tool_delta(raw)
+                if d is not None:
+                    deltas.append(d)
+                    found = True
+        return (reasoning, refusal, deltas) if found else None
 
     def _tool_delta(self, raw: Any) -> ToolCallDelta | None:
         if not isinstance(raw, dict):

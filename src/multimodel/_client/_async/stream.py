@@ -247,6 +247,9 @@ class AsyncStream:
         """Read more of the body, within the idle limit and the call's deadline (a method kept
         lean: it runs once per network read)."""
         core = self._core
+        if core.pending is not None:  # the rest of a large read first: no I/O
+            core.feed_pending()
+            return
         limit = core.read_by - core.now()
         if limit <= 0:
             raise core.timed_out()
@@ -278,6 +281,9 @@ class AsyncStream:
 
     async def _next_bytes(self) -> None:
         core = self._core
+        if core.pending is not None:
+            core.feed_pending()
+            return
         assert self._bytes is not None
         try:
             data = await self._bytes.__anext__()
