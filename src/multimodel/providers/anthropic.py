@@ -58,19 +58,11 @@ from ..types import (
     Usage,
 )
 from ._errors import error_from_status
-from .base import (
-    NO_USAGE,
-    Endpoint,
-    ParsedResponse,
-    ProviderAdapter,
-    SSEStreamDecoder,
-    drop_params,
-    json_bytes,
-    post_request,
-    request_headers,
-    token_count,
-    usage_of,
-)
+from ._params import drop_params
+from ._request import json_bytes, post_request, request_headers
+from ._stream import SSEStreamDecoder
+from ._usage import NO_USAGE, token_count, usage_of
+from .base import Endpoint, ParsedResponse, ProviderAdapter
 from .sse import ServerSentEvent
 
 __all__ = ["AnthropicAdapter", "normalize_stop_reason", "parse_usage"]

@@ -62,22 +62,14 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
+from ._embeddings import embedding_vector
 from ._errors import MAX_RETRY_AFTER, error_from_status, parse_retry_after
+from ._params import drop_params
+from ._request import json_bytes, post_request, request_headers
 from ._schema import gemini_schema
-from .base import (
-    NO_USAGE,
-    Endpoint,
-    ParsedResponse,
-    ProviderAdapter,
-    SSEStreamDecoder,
-    drop_params,
-    embedding_vector,
-    json_bytes,
-    post_request,
-    request_headers,
-    token_count,
-    usage_of,
-)
+from ._stream import SSEStreamDecoder
+from ._usage import NO_USAGE, token_count, usage_of
+from .base import Endpoint, ParsedResponse, ProviderAdapter
 from .sse import ServerSentEvent
 
 if TYPE_CHECKING:
