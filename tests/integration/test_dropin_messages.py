@@ -370,9 +370,9 @@ OPENAI_ONLY: dict[str, Any] = {"frequency_penalty": 0.5, "presence_penalty": 0.1
 def test_openai_params_are_translated_or_dropped(
     serve: Callable[..., Mock], fmt: Any, surface: str
 ) -> None:
-    from multimodel.providers import base
+    from multimodel.providers import _params
 
-    base._DROPPED.clear()  # warnings are once per process and provider
+    _params._DROPPED.clear()  # warnings are once per process and provider
     mock = serve(a=MockDeployment(fmt))
     with mm.Client(
         deployments=[mock.dep("a")], retry=FAST_RETRY, transport=sync_transport()

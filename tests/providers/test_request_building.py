@@ -8,7 +8,7 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from multimodel.providers import base
+from multimodel.providers import _request
 from multimodel.providers.base import Endpoint, json_bytes, post_request, usage_of
 from multimodel.providers.registry import get_adapter
 from multimodel.types import ChatRequest, Usage
@@ -62,7 +62,9 @@ def test_post_request_reuses_prepared_headers_per_url() -> None:
     assert "content-length" not in headers  # the prepared headers are not changed
     other = post_request(endpoint, httpx.URL("http://other.test/x"), headers, b"{}")
     assert other.headers["host"] == "other.test"
-    assert base._direct_request_works()  # the fast path is what runs on the httpx installed here
+    assert (
+        _request._direct_request_works()
+    )  # the fast path is what runs on the httpx installed here
 
 
 @pytest.mark.parametrize(

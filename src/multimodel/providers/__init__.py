@@ -1,6 +1,7 @@
 """Provider adapters (one per wire format), presets, the SSE decoder and their registries."""
 
-from .base import Endpoint, ParsedResponse, ProviderAdapter, SSEStreamDecoder, StreamDecoder
+from ._stream import SSEStreamDecoder, StreamDecoder
+from .base import Endpoint, ParsedResponse, ProviderAdapter
 from .presets import ProviderPreset
 from .registry import get_adapter, get_preset, known_providers, register_adapter, register_provider
 from .sse import ServerSentEvent, SSEDecoder

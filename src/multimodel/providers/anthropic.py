@@ -33,6 +33,9 @@ Wire notes that this adapter handles (see ``WIRE.md`` §3):
   429 with ``details.error_code`` ``enforced_spend_limit_reached`` or a ``billing_error`` is
   :class:`~multimodel.errors.QuotaExhausted`; 413 ``request_too_large`` (a body-size limit) stays
   a plain :class:`~multimodel.errors.BadRequestError`.
+
+Messages become Anthropic turns in ``_anthropic_messages``; this module builds the request
+around them and reads answers, streams and errors.
 """
 
 from __future__ import annotations
@@ -47,36 +50,24 @@ from ..errors import BadRequestError, InvalidRequestError, ProviderError
 from ..types import (
     ChatChunk,
     ChatRequest,
-    ContentPart,
-    FilePart,
     FinishReason,
-    ImagePart,
     Message,
-    TextPart,
     ToolCall,
     ToolCallDelta,
     Usage,
 )
+from ._anthropic_messages import THINKING_KEY, to_anthropic
 from ._errors import error_from_status
-from .base import (
-    NO_USAGE,
-    Endpoint,
-    ParsedResponse,
-    ProviderAdapter,
-    SSEStreamDecoder,
-    drop_params,
-    json_bytes,
-    post_request,
-    request_headers,
-    token_count,
-    usage_of,
-)
+from ._params import drop_params
+from ._request import json_bytes, post_request, request_headers
+from ._stream import SSEStreamDecoder
+from ._usage import NO_USAGE, token_count, usage_of
+from .base import Endpoint, ParsedResponse, ProviderAdapter
 from .sse import ServerSentEvent
 
 __all__ = ["AnthropicAdapter", "normalize_stop_reason", "parse_usage"]
 
 DEFAULT_VERSION = "2023-06-01"
-THINKING_KEY = "anthropic_thinking"
 
 _STOP: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -152,32 +143,6 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _document(part: FilePart) -> dict[str, Any]:
-    """A file part as an Anthropic document block (PDF as base64, plain text as text)."""
-    if part.data is None:
-        raise InvalidRequestError(
-            "Anthropic cannot read an OpenAI file_id; send the file's data (file_data)",
-            field="messages[].content",
-        )
-    kind = part.media_type or "application/pdf"
-    if kind == "text/plain":
-        import base64
-
-        text = base64.b64decode(part.data).decode("utf-8", "replace")
-        source: dict[str, Any] = {"type": "text", "media_type": kind, "data": text}
-    elif kind == "application/pdf":
-        source = {"type": "base64", "media_type": kind, "data": part.data}
-    else:
-        raise InvalidRequestError(
-            f"Anthropic takes PDF and plain-text documents, not {kind!r}",
-            field="messages[].content",
-        )
-    block: dict[str, Any] = {"type": "document", "source": source}
-    if part.filename:
-        block["title"] = part.filename
-    return block
-
-
 class AnthropicAdapter(ProviderAdapter):
     """The Anthropic Messages wire format."""
 
@@ -188,7 +153,7 @@ class AnthropicAdapter(ProviderAdapter):
     def build_request(
         self, request: ChatRequest, endpoint: Endpoint, *, stream: bool
     ) -> httpx.Request:
-        system, messages = self._messages(request.messages)
+        system, messages = to_anthropic(request.messages)
         fmt = request.response_format
         forced: dict[str, Any] | None = None
         if fmt is not None and fmt.type == "json_object":
@@ -257,107 +222,6 @@ class AnthropicAdapter(ProviderAdapter):
             extra=(("anthropic-version", endpoint.api_version or DEFAULT_VERSION),),
         )
         return post_request(endpoint, endpoint.url("messages"), headers, json_bytes(body))
-
-    def _messages(self, messages: list[Message]) -> tuple[list[str], list[dict[str, Any]]]:
-        system: list[str] = []
-        turns: list[dict[str, Any]] = []
-        for i, message in enumerate(messages):
-            if message.role in ("system", "developer"):
-                content = message.content
-                if isinstance(content, list) and any(isinstance(p, ImagePart) for p in content):
-                    raise InvalidRequestError(
-                        "Anthropic's system prompt takes text only",
-                        field=f"messages[{i}].content",
-                    )
-                system.append(message.text)
-                continue
-            if message.role == "tool":
-                role = "user"
-                content = message.content
-                result = self._blocks(content) if isinstance(content, list) else content or ""
-                blocks = [
-                    {"type": "tool_result", "tool_use_id": message.tool_call_id, "content": result}
-                ]
-            else:
-                role = message.role
-                blocks = self._blocks(message.content, skip_empty=role == "assistant")
-                if message.refusal and not blocks:
-                    # A replayed refusal (OpenAI's `refusal` field): Anthropic has only text.
-                    blocks = [{"type": "text", "text": message.refusal}]
-                if message.tool_calls:
-                    blocks = self._thinking(message.tool_calls) + blocks
-                    blocks.extend(self._tool_use(message.tool_calls, i))
-            if turns and turns[-1]["role"] == role:
-                turns[-1]["content"].extend(blocks)
-            else:
-                turns.append({"role": role, "content": blocks})
-        if not turns:
-            raise InvalidRequestError(
-                "Anthropic needs at least one user or assistant message", field="messages"
-            )
-        for turn in turns:
-            content = turn["content"]
-            if len(content) == 1 and content[0]["type"] == "text":
-                turn["content"] = content[0]["text"]
-        return system, turns
-
-    @staticmethod
-    def _blocks(
-        content: str | list[ContentPart] | None, *, skip_empty: bool = False
-    ) -> list[dict[str, Any]]:
-        if content is None:
-            return []
-        if isinstance(content, str):
-            return [] if skip_empty and not content else [{"type": "text", "text": content}]
-        blocks: list[dict[str, Any]] = []
-        for part in content:
-            if isinstance(part, TextPart):
-                if part.text or not skip_empty:
-                    blocks.append({"type": "text", "text": part.text})
-            elif isinstance(part, ImagePart):
-                inline = part.inline()
-                source: dict[str, Any] = (
-                    {"type": "base64", "media_type": inline[0], "data": inline[1]}
-                    if inline
-                    else {"type": "url", "url": part.url}
-                )
-                blocks.append({"type": "image", "source": source})
-            elif isinstance(part, FilePart):
-                blocks.append(_document(part))
-            else:
-                raise InvalidRequestError(
-                    "Anthropic does not accept audio input (input_audio parts); send a "
-                    "transcript, or route the request to an OpenAI or Gemini deployment",
-                    field="messages[].content",
-                )
-        return blocks
-
-    @staticmethod
-    def _thinking(calls: list[ToolCall]) -> list[dict[str, Any]]:
-        for call in calls:
-            kept = (call.metadata or {}).get(THINKING_KEY)
-            if isinstance(kept, list):
-                return [b for b in kept if isinstance(b, dict)]
-        return []
-
-    @staticmethod
-    def _tool_use(calls: list[ToolCall], i: int) -> list[dict[str, Any]]:
-        blocks: list[dict[str, Any]] = []
-        for j, call in enumerate(calls):
-            try:
-                args = json.loads(call.arguments) if call.arguments.strip() else {}
-            except (ValueError, RecursionError) as exc:
-                raise InvalidRequestError(
-                    f"tool call {call.name!r} has arguments that are not valid JSON",
-                    field=f"messages[{i}].tool_calls[{j}].arguments",
-                ) from exc
-            if not isinstance(args, dict):
-                raise InvalidRequestError(
-                    f"Anthropic needs tool call arguments to be a JSON object ({call.name!r})",
-                    field=f"messages[{i}].tool_calls[{j}].arguments",
-                )
-            blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": args})
-        return blocks
 
     # -- responses -----------------------------------------------------------------------------
 

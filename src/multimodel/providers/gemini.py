@@ -30,63 +30,52 @@ Wire notes that this adapter handles (see ``WIRE.md`` §4, §6-7):
   containing ``PerDay``) is :class:`QuotaExhausted` since retrying cannot help. 504
   ``DEADLINE_EXCEEDED`` is a :class:`ServerError`: the server answered, and
   :class:`ProviderTimeout` is kept for our own timeouts (and 408).
+
+Messages become Gemini contents in ``_gemini_contents``, embeddings are ``_gemini_embeddings``
+(which :class:`GeminiAdapter` inherits) and structured outputs' schemas are converted by
+``_schema.gemini_schema``; this module builds chat requests and reads answers, streams and
+errors.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
 from ..errors import (
     AuthenticationError,
     ContentFiltered,
-    InvalidRequestError,
     MalformedResponse,
     ProviderError,
     QuotaExhausted,
     redact,
 )
 from ..types import (
-    AudioPart,
     ChatChunk,
     ChatRequest,
-    FilePart,
     FinishReason,
     Message,
-    TextPart,
     ToolCall,
     ToolCallDelta,
     Usage,
 )
 from ._errors import MAX_RETRY_AFTER, error_from_status, parse_retry_after
+from ._gemini_contents import model_path, to_gemini
+from ._gemini_embeddings import GeminiEmbeddings
+from ._params import drop_params
+from ._request import json_bytes, post_request, request_headers
 from ._schema import gemini_schema
-from .base import (
-    NO_USAGE,
-    Endpoint,
-    ParsedResponse,
-    ProviderAdapter,
-    SSEStreamDecoder,
-    drop_params,
-    embedding_vector,
-    json_bytes,
-    post_request,
-    request_headers,
-    token_count,
-    usage_of,
-)
+from ._stream import SSEStreamDecoder
+from ._usage import NO_USAGE, token_count, usage_of
+from .base import Endpoint, ParsedResponse
 from .sse import ServerSentEvent
-
-if TYPE_CHECKING:
-    from ..embeddings import ParsedEmbeddings
 
 __all__ = ["GeminiAdapter", "normalize_finish_reason", "parse_usage"]
 
-_MODEL_PREFIXES = ("models/", "tunedModels/", "dynamic/")
-_ROLES = {"user": "user", "assistant": "model", "tool": "user"}
 _TOOL_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY", "tool": "ANY"}
 _FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII"}
 _TOOL_ERRORS = {"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS"}
@@ -161,7 +150,7 @@ class _Parts:
 _GEMINI_PARAMS = {"frequency_penalty": "frequencyPenalty", "presence_penalty": "presencePenalty"}
 
 
-class GeminiAdapter(ProviderAdapter):
+class GeminiAdapter(GeminiEmbeddings):
     """The Gemini API ``generateContent`` wire format."""
 
     name = "gemini"
@@ -171,7 +160,7 @@ class GeminiAdapter(ProviderAdapter):
     def build_request(
         self, request: ChatRequest, endpoint: Endpoint, *, stream: bool
     ) -> httpx.Request:
-        system, contents = self._contents(request.messages)
+        system, contents = to_gemini(request.messages)
         body: dict[str, Any] = {"contents": contents}
         if system:
             body["systemInstruction"] = {"parts": system}
@@ -219,9 +208,7 @@ class GeminiAdapter(ProviderAdapter):
             _merge(body, request.extra_body)
 
         headers = request_headers(endpoint, stream=stream)
-        model = endpoint.wire_model
-        if not model.startswith(_MODEL_PREFIXES):
-            model = f"models/{model}"
+        model = model_path(endpoint.wire_model)
         # The query is part of the cached URL: merging params costs more than building the rest.
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
         return post_request(
@@ -230,146 +217,6 @@ class GeminiAdapter(ProviderAdapter):
             headers,
             json_bytes(body),
         )
-
-    # -- embeddings ----------------------------------------------------------------------------
-
-    embedding_limits = (100, None)  # requests per batchEmbedContents call
-
-    def build_embedding_request(
-        self, inputs: Sequence[str], endpoint: Endpoint, *, dimensions: int | None
-    ) -> httpx.Request:
-        model = endpoint.wire_model
-        if not model.startswith(_MODEL_PREFIXES):
-            model = f"models/{model}"
-        requests: list[dict[str, Any]] = []
-        for text in inputs:
-            item: dict[str, Any] = {"model": model, "content": {"parts": [{"text": text}]}}
-            if dimensions is not None:
-                item["outputDimensionality"] = dimensions
-            requests.append(item)
-        headers = request_headers(endpoint, stream=False)
-        return post_request(
-            endpoint,
-            endpoint.url(f"{model}:batchEmbedContents"),
-            headers,
-            json_bytes({"requests": requests}),
-        )
-
-    def parse_embedding_response(
-        self, response: httpx.Response, endpoint: Endpoint, count: int
-    ) -> ParsedEmbeddings:
-        from ..embeddings import ParsedEmbeddings
-
-        body = self.json_body(response, endpoint)
-        items = body.get("embeddings") if isinstance(body, dict) else None
-        if not isinstance(items, list) or len(items) != count:
-            raise self._malformed(
-                f"an embeddings answer needs `embeddings` with {count} vectors", endpoint, response
-            )
-        vectors: list[list[float]] = []
-        for position, item in enumerate(items):
-            vector = embedding_vector(item.get("values") if isinstance(item, dict) else None)
-            if vector is None:
-                raise self._malformed(f"embedding {position} is malformed", endpoint, response)
-            vectors.append(vector)
-        # batchEmbedContents reports no token counts: the client estimates them.
-        return ParsedEmbeddings(vectors=vectors, usage=None, model=endpoint.wire_model)
-
-    @classmethod
-    def _contents(
-        cls, messages: list[Message]
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        system: list[dict[str, Any]] = []
-        contents: list[dict[str, Any]] = []
-        names: dict[str, str] = {}  # tool call id -> function name, from earlier assistant turns
-        for i, message in enumerate(messages):
-            if message.role in ("system", "developer"):
-                if message.text:
-                    system.append({"text": message.text})
-                continue
-            if message.role == "tool":
-                parts = [cls._function_response(message, names, i)]
-            else:
-                parts = cls._parts(message)
-                if message.refusal and not parts:
-                    parts = [{"text": message.refusal}]  # a replayed refusal: Gemini has text
-            for j, call in enumerate(message.tool_calls or ()):
-                names[call.id] = call.name
-                parts.append(cls._function_call(call, f"messages[{i}].tool_calls[{j}]"))
-            if not parts:
-                continue
-            role = _ROLES[message.role]
-            if contents and contents[-1]["role"] == role:
-                contents[-1]["parts"].extend(parts)
-            else:
-                contents.append({"role": role, "parts": parts})
-        return system, contents
-
-    @staticmethod
-    def _parts(message: Message) -> list[dict[str, Any]]:
-        content = message.content
-        if content is None:
-            return []
-        if isinstance(content, str):
-            # Gemini rejects empty text parts; an empty string adds nothing to the turn.
-            return [{"text": content}] if content else []
-        parts: list[dict[str, Any]] = []
-        for part in content:
-            if isinstance(part, TextPart):
-                if part.text:
-                    parts.append({"text": part.text})
-            elif isinstance(part, AudioPart):
-                parts.append({"inlineData": {"mimeType": part.media_type, "data": part.data}})
-            elif isinstance(part, FilePart):
-                if part.data is None:
-                    raise InvalidRequestError(
-                        "Gemini cannot read an OpenAI file_id; send the file's data (file_data)",
-                        field="messages[].content",
-                    )
-                mime_type = part.media_type or "application/pdf"
-                parts.append({"inlineData": {"mimeType": mime_type, "data": part.data}})
-            elif (inline := part.inline()) is not None:  # an ImagePart
-                parts.append({"inlineData": {"mimeType": inline[0], "data": inline[1]}})
-            else:
-                mime = {"mimeType": part.media_type} if part.media_type else {}
-                parts.append({"fileData": {**mime, "fileUri": part.url}})
-        return parts
-
-    @staticmethod
-    def _function_call(call: ToolCall, where: str) -> dict[str, Any]:
-        try:
-            args = json.loads(call.arguments) if call.arguments else {}
-        except (ValueError, RecursionError):
-            args = None
-        if not isinstance(args, dict):
-            raise InvalidRequestError(
-                f"tool call {call.name!r} ({call.id}) has arguments that are not a JSON object, "
-                "which Gemini cannot replay",
-                field=where,
-            )
-        part: dict[str, Any] = {"functionCall": {"name": call.name, "args": args, "id": call.id}}
-        signature = (call.metadata or {}).get("thoughtSignature")
-        if isinstance(signature, str) and signature:
-            part["thoughtSignature"] = signature
-        return part
-
-    @staticmethod
-    def _function_response(message: Message, names: dict[str, str], i: int) -> dict[str, Any]:
-        call_id = message.tool_call_id or ""
-        name = names.get(call_id)
-        if name is None:
-            raise InvalidRequestError(
-                f"messages[{i}] answers tool call {call_id!r}, but no earlier assistant message "
-                "made that call; Gemini needs the function name from it",
-                field="messages",
-            )
-        text = message.text
-        try:
-            parsed: Any = json.loads(text)
-        except (ValueError, RecursionError):
-            parsed = None
-        response = parsed if isinstance(parsed, dict) else {"result": text}
-        return {"functionResponse": {"name": name, "response": response, "id": call_id}}
 
     # -- responses -----------------------------------------------------------------------------
 

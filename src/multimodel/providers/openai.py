@@ -38,21 +38,13 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
+from ._embeddings import embedding_vector
 from ._errors import error_from_status
+from ._request import json_bytes, post_request, request_headers
 from ._schema import openai_strict_schema
-from .base import (
-    NO_USAGE,
-    Endpoint,
-    ParsedResponse,
-    ProviderAdapter,
-    SSEStreamDecoder,
-    embedding_vector,
-    json_bytes,
-    post_request,
-    request_headers,
-    token_count,
-    usage_of,
-)
+from ._stream import SSEStreamDecoder
+from ._usage import NO_USAGE, token_count, usage_of
+from .base import Endpoint, ParsedResponse, ProviderAdapter
 from .sse import ServerSentEvent
 
 if TYPE_CHECKING:
