@@ -256,3 +256,26 @@ def test_an_empty_or_blank_body_is_an_incomplete_stream() -> None:
     for body in (b"", b"\n\n  \n"):
         with pytest.raises(ProviderConnectionError):
             decode("openai", body, JSON)
+
+
+@pytest.mark.parametrize("fmt", ["openai", "anthropic", "gemini"])
+def test_event_json_with_blanks_is_read_and_trailing_bytes_are_malformed(fmt: str) -> None:
+    """An event's JSON is decoded exactly as ``json.loads`` would: blanks around it are fine,
+    anything after the value is not (the fast path must not accept a prefix)."""
+    event = {
+        "openai": {"choices": [{"index": 0, "delta": {"content": "hi"}}]},
+        "anthropic": {"type": "content_block_delta", "index": 0,
+                      "delta": {"type": "text_delta", "text": "hi"}},
+        "gemini": {"candidates": [{"content": {"parts": [{"text": "hi"}]}}]},
+    }[fmt]  # fmt: skip
+    prelude = b""
+    if fmt == "anthropic":
+        start = {"type": "message_start", "message": {"id": "m1", "model": "m", "usage": {}}}
+        prelude = b"event: message_start\ndata: " + json.dumps(start).encode() + b"\n\n"
+    padded = prelude + b"data:   " + json.dumps(event).encode() + b"  \n\n"
+    decoder = ADAPTERS[fmt].stream_decoder(endpoint(fmt), content_type="text/event-stream")
+    assert [c.text for c in decoder.feed(padded) if c.text] == ["hi"]
+    trailing = prelude + b"data: " + json.dumps(event).encode() + b" }\n\n"
+    decoder = ADAPTERS[fmt].stream_decoder(endpoint(fmt), content_type="text/event-stream")
+    with pytest.raises(MalformedResponse, match="not valid JSON"):
+        decoder.feed(trailing)
