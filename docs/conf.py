@@ -74,6 +74,7 @@ _SECTIONS = (
     "multimodel.cache",
     "multimodel.embeddings",
     "multimodel.security",
+    "multimodel.resilience.shared",
     "multimodel.reports",
 )
 

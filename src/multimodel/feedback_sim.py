@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 
 from .catalog import default_catalog
 from .providers.base import Endpoint
+from .strategies._learned import LearnedScores
 from .strategies.base import RouteContext
-from .strategies.intelligent import Intelligent, LearnedScores
+from .strategies.intelligent import Intelligent
 from .tracking.quality import FeedbackPolicy, QualityBook
 from .tracking.stats import Tracker
 from .types import ChatRequest

@@ -14,6 +14,7 @@ import math
 import random
 import threading
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any, Generic, TypeVar
 
 from ..providers.base import Endpoint
@@ -23,9 +24,11 @@ __all__ = [
     "ERROR_FLOOR",
     "ERROR_TAU",
     "PROBE_EVERY",
+    "SCORE_TIE",
     "Fleet",
     "FleetCache",
     "LockedRandom",
+    "Picker",
     "ProbeScores",
     "Prober",
     "forgiven_error_rate",
@@ -33,6 +36,7 @@ __all__ = [
     "pick_min",
     "pick_min_index",
     "pick_tied",
+    "picker",
 ]
 
 _T = TypeVar("_T")
@@ -45,6 +49,8 @@ ERROR_FLOOR = 0.02
 """A forgiven error rate below this is exactly zero (one failure: ~5 s without another)."""
 PROBE_EVERY = 8
 """Requests of a group between two looks for a deployment due a probe."""
+SCORE_TIE = 1e-12
+"""Scores this close count as a tie (float noise between equal candidates)."""
 _PROBE_MAX_SHIFT = 6  # the wait between probes doubles per consecutive failure, up to 64x
 
 
@@ -216,6 +222,18 @@ def pick_max_index(values: list[float], rng: LockedRandom, tolerance: float = 0.
         return values.index(best)
     ties = [i for i, v in enumerate(values) if v >= floor]
     return ties[rng.index(len(ties))]
+
+
+Picker = Callable[[list[float]], Sequence[float]]
+"""Reads the values at some positions out of a list in one C call (see :func:`picker`)."""
+
+
+def picker(positions: list[int]) -> Picker:
+    """``lambda values: [values[i] for i in positions]``, as one ``itemgetter`` call."""
+    if len(positions) == 1:
+        (only,) = positions
+        return lambda values: (values[only],)
+    return itemgetter(*positions)
 
 
 class Fleet:

@@ -21,8 +21,10 @@ tracker are scored one candidate at a time.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
+from typing import Any
 
 from .._core.trace import LazyScores
 from ..providers.base import Endpoint
@@ -124,6 +126,37 @@ def measured_ranks(fleet: Fleet, ctx: RouteContext) -> list[float] | None:
         if None in ranks:
             return None
         fleet.measured[stream] = True  # estimates are never forgotten: checked until true
+    return ranks
+
+
+def speed_ranks(fleet: Fleet, ctx: RouteContext, ranked: int) -> list[float] | None:
+    """Rank keys standing for the latency estimates (see :func:`measured_ranks`),
+    with an unmeasured candidate given the best rank: the formula scores it like the fastest
+    (performance 1), so that it gets tried. ``None`` when the keys cannot be used.
+
+    ``ranked`` is the tracker's count of rank keys set: while it is unchanged, so are the
+    positions of the unmeasured candidates (a deployment under ``intelligent`` may stay
+    unmeasured for good when another model always scores higher)."""
+    cells = fleet.cells
+    stream = ctx.stream
+    if cells is None or (not stream and ctx.output_tokens >= LONG_GENERATION):
+        return None
+    rank_of = _STREAM_RANK if stream else _LATENCY_RANK
+    if fleet.measured[stream]:
+        return list(map(rank_of, cells))
+    seen_at, _, present = fleet.unmeasured[stream]
+    if seen_at != ranked:
+        ranks: list[Any] = list(map(rank_of, cells))
+        missing = [i for i, k in enumerate(ranks) if k is None]
+        present = [i for i, k in enumerate(ranks) if k is not None]
+        fleet.unmeasured[stream] = (ranked, missing, present)
+        if not missing:
+            fleet.measured[stream] = True  # estimates are never forgotten
+            return ranks
+    # Read only the measured records; the others get the best rank.
+    known = list(map(rank_of, map(cells.__getitem__, present)))
+    ranks = [min(known) if known else 0.0] * len(cells)
+    deque(map(ranks.__setitem__, present, known), maxlen=0)  # in C
     return ranks
 
 

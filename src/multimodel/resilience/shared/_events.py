@@ -1,0 +1,82 @@
+"""Holds, breakers and status events shared by the fleet: a Retry-After hold or an open
+circuit one process sees keeps the deployment out of rotation in all, and each process's status
+changes reach the others (a Redis stream, read with the next round trip).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ._core import Op, SharedCore
+
+__all__ = ["FleetStatus"]
+
+
+class FleetStatus(SharedCore):
+    """Holds, breakers and status events (a part of ``RedisState``)."""
+
+    _listeners: list[Callable[[dict[str, str]], None]]
+    _cursor: str | None
+
+    def subscribe(self, listener: Callable[[dict[str, str]], None]) -> None:
+        """Call ``listener`` with each status change another process announces (read with
+        this process's next Redis round trip)."""
+        self._listeners.append(listener)
+
+    def announce(self, deployment: str, previous: str, status: str, reason: str, at: float) -> None:
+        """Queue a status change of this process for the fleet."""
+        fields = {
+            "origin": self._owner,
+            "deployment": deployment,
+            "previous": previous,
+            "status": status,
+            "reason": reason,
+            "at": repr(at),
+        }
+        self._queue(Op("announce", (self._events_key,), (fields,)))
+
+    def _deliver(self, entries: Any) -> None:
+        first = self._cursor is None
+        for entry_id, fields in entries or ():
+            ident = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+            if self._cursor is None or _after(ident, self._cursor):
+                self._cursor = ident
+            if first:
+                continue  # where the stream ended: not news
+            event = {
+                (k.decode() if isinstance(k, bytes) else str(k)): (
+                    v.decode() if isinstance(v, bytes) else str(v)
+                )
+                for k, v in fields.items()
+            }
+            if event.get("origin") == self._owner:
+                continue  # this process's own, announced here already
+            for listener in list(self._listeners):
+                listener(event)
+        if first and self._cursor is None:
+            self._cursor = "0-0"  # an empty stream: everything from now on is news
+
+    def held(self, deployment: str, seconds: float) -> None:
+        """Queue a Retry-After hold of ``deployment`` for the fleet."""
+        ms = max(1, round(seconds * 1000))
+        self._queue(Op("extend", (self._key(deployment, "hold"),), (ms, 0)))
+
+    def opened(self, deployment: str, seconds: float) -> None:
+        """Queue an open breaker for the fleet (kept afterwards to coordinate the probe)."""
+        ms = max(1, round(seconds * 1000))
+        self._queue(Op("extend", (self._key(deployment, "open"),), (ms, 600_000)))
+        self._queue(Op("delete", (self._key(deployment, "probe"),), ()))
+
+    def closed(self, deployment: str) -> None:
+        """Queue the closing of a breaker (a probe succeeded) for the fleet."""
+        self._queue(
+            Op("delete", (self._key(deployment, "open"), self._key(deployment, "probe")), ())
+        )
+
+
+def _after(a: str, b: str) -> bool:
+    """Whether stream id ``a`` comes after ``b``."""
+    ams, _, aseq = a.partition("-")
+    bms, _, bseq = b.partition("-")
+    return (int(ams), int(aseq or 0)) > (int(bms), int(bseq or 0))
