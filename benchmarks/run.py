@@ -54,10 +54,14 @@ STRATEGIES = (
 TARGETS = {
     "sequential_overhead_pct": ("<=", 10.0),
     "concurrent_ratio": (">=", 0.90),
-    "aiohttp_rps": (">=", 2000.0),
-    "stream_ratio": (">=", 0.50),
+    "aiohttp_native_ratio": (">=", 0.80),
+    "stream_ratio": (">=", 0.80),
+    "astream_ttft_overhead_ms": ("<=", 0.5),
+    "astream_chunks_ratio": (">=", 1.0),
     "shared_state_ratio": (">=", 0.80),
     "import_ratio_bare": ("<=", 1.3),
+    "import_ratio_usable": ("<=", 1.3),
+    "rss_ratio": ("<=", 1.2),
     "routing_pct_of_rtt_default": ("<", 5.0),
     "routing_pct_of_rtt_all": ("<", 5.0),
     "tracker_record_us": ("<", 5.0),
@@ -66,7 +70,7 @@ TARGETS = {
 # httpx's pool (noise around its collapse), the import with Client and AsyncClient touched (the
 # target is on `import multimodel`), and intelligent with model="auto" over five models (the
 # routing target's rows are one model on 3 and 50 deployments).
-INFO = ("concurrent_ratio_same_pool", "import_ratio_usable", "routing_pct_auto_mixed")
+INFO = ("concurrent_ratio_same_pool", "aiohttp_rps", "routing_pct_auto_mixed")
 PROMPT = "Say hello in one short sentence."
 LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=200)
 
@@ -490,12 +494,13 @@ def bench_stream(server: MockServerProcess, b: Budget) -> dict[str, Any]:
     req = raw_request(client, stream=True)
     url, headers, body = str(req.url), dict(req.headers), req.content
 
-    def raw() -> int:
+    def raw() -> int:  # what code reading an OpenAI stream with httpx alone does
         n = 0
         with raw_http.stream("POST", url, content=body, headers=headers) as r:
             for line in r.iter_lines():
-                if line.startswith("data:"):
-                    n += 1
+                if line.startswith("data:") and line != "data: [DONE]":
+                    event = json.loads(line[5:])
+                    n += bool(event["choices"] and event["choices"][0]["delta"].get("content"))
         return n
 
     def lib() -> int:
@@ -531,6 +536,96 @@ def bench_stream(server: MockServerProcess, b: Budget) -> dict[str, Any]:
     if sdk is not None:
         out["openai_sdk_ratio"] = out["openai_sdk_chunks_per_s"] / out["raw_chunks_per_s"]
     return out
+
+
+async def _bench_astream(server: MockServerProcess, b: Budget) -> dict[str, Any]:
+    """Async streams: time to the first content chunk and chunks/s, multimodel against raw
+    httpx (``AsyncClient.stream`` + ``aiter_lines`` + ``json.loads``) and raw aiohttp (its
+    line iterator + ``json.loads``), rounds interleaved; the overhead is the median of the
+    per-round differences."""
+    raw_http = httpx.AsyncClient(limits=LIMITS)
+    lib_default = mm.AsyncClient(deployments=[deployment(server, "oai-stream")])
+    req = raw_request(lib_default, stream=True)
+    url, headers, body = str(req.url), dict(req.headers), req.content
+    Timed = tuple[float, float]  # seconds to the first content chunk, to the end
+
+    def content(data: bytes | str) -> bool:
+        event = json.loads(data)
+        return bool(event["choices"] and event["choices"][0]["delta"].get("content"))
+
+    async def raw_httpx() -> Timed:
+        t = time.perf_counter()
+        first = 0.0
+        async with raw_http.stream("POST", url, content=body, headers=headers) as r:
+            async for line in r.aiter_lines():
+                if line.startswith("data:") and line != "data: [DONE]" and content(line[5:]):
+                    first = first or time.perf_counter() - t
+        return first, time.perf_counter() - t
+
+    def lib(client: mm.AsyncClient) -> Callable[[], Any]:
+        async def run() -> Timed:
+            t = time.perf_counter()
+            first = 0.0
+            async with client.stream(PROMPT, max_tokens=20) as s:
+                async for chunk in s:
+                    if chunk.text:
+                        first = first or time.perf_counter() - t
+            return first, time.perf_counter() - t
+
+        return run
+
+    sides: dict[str, Callable[[], Any]] = {"raw_httpx": raw_httpx, "httpx": lib(lib_default)}
+    closers: list[Callable[[], Any]] = [raw_http.aclose, lib_default.aclose]
+    try:
+        import aiohttp
+    except ImportError:
+        pass
+    else:
+        session = aiohttp.ClientSession()
+        lib_aio = mm.AsyncClient(
+            deployments=[deployment(server, "oai-stream")], transport="aiohttp"
+        )
+        closers += [session.close, lib_aio.aclose]
+
+        async def raw_aiohttp() -> Timed:
+            t = time.perf_counter()
+            first = 0.0
+            async with session.post(url, data=body, headers=headers) as r:
+                async for line in r.content:
+                    done = line.strip() == b"data: [DONE]"
+                    if line.startswith(b"data:") and not done and content(line[5:]):
+                        first = first or time.perf_counter() - t
+            return first, time.perf_counter() - t
+
+        sides["raw_aiohttp"] = raw_aiohttp
+        sides["aiohttp"] = lib(lib_aio)
+    times: dict[str, list[Timed]] = {k: [] for k in sides}
+    for fn in sides.values():
+        await fn()
+    deadline = time.perf_counter() + b.section_seconds
+    keys = list(sides)
+    for i in range(b.stream_rounds * 3):
+        for key in keys if i % 2 == 0 else keys[::-1]:
+            times[key].append(await sides[key]())
+        if time.perf_counter() > deadline:
+            break
+    for close in closers:
+        await close()
+    out: dict[str, Any] = {"rounds": len(times["httpx"]), "ttft_ms": {}, "ttft_overhead_ms": {}}
+    for key, xs in times.items():
+        out["ttft_ms"][key] = median([x[0] for x in xs]) * 1000
+        out[f"{key}_chunks_per_s"] = 500 / median([x[1] for x in xs])
+    for transport in ("httpx", "aiohttp"):
+        if transport in times:
+            pairs = zip(times[transport], times[f"raw_{transport}"], strict=True)
+            out["ttft_overhead_ms"][transport] = median([(m[0] - r[0]) * 1000 for m, r in pairs])
+    pairs = zip(times["raw_httpx"], times["httpx"], strict=True)
+    out["chunks_ratio"] = median([r[1] / m[1] for r, m in pairs])
+    return out
+
+
+def bench_astream(server: MockServerProcess, b: Budget) -> dict[str, Any]:
+    return anyio.run(_bench_astream, server, b, backend="asyncio")
 
 
 def _openai_sdk(server: MockServerProcess) -> Callable[[], int] | None:
@@ -894,11 +989,17 @@ def verdicts(r: dict[str, Any]) -> dict[str, tuple[float, str, float, bool]]:
         values["concurrent_ratio"] = r["concurrent"]["httpx"]["own_pool_ratio"]
         values["concurrent_ratio_same_pool"] = r["concurrent"]["httpx"]["ratio"]
         if "multimodel_rps" in r["concurrent"]["aiohttp"]:
+            values["aiohttp_native_ratio"] = r["concurrent"]["aiohttp"]["native_ratio"]
             values["aiohttp_rps"] = r["concurrent"]["aiohttp"]["multimodel_rps"]
     if "shared" in r:
         values["shared_state_ratio"] = r["shared"]["concurrent"]["shared_rpm_ratio"]
     if "stream" in r:
         values["stream_ratio"] = r["stream"]["ratio"]
+    if "astream" in r:
+        values["astream_ttft_overhead_ms"] = max(r["astream"]["ttft_overhead_ms"].values())
+        values["astream_chunks_ratio"] = r["astream"]["chunks_ratio"]
+    if "rss" in r:
+        values["rss_ratio"] = r["rss"]["multimodel_mib"] / r["rss"]["raw_mib"]
     if "import" in r:
         values["import_ratio_bare"] = r["import"]["lazy_ratio"]
         values["import_ratio_usable"] = r["import"]["ratio"]
@@ -1008,6 +1109,28 @@ def report(r: dict[str, Any]) -> None:
         for key in ("raw", "multimodel", "openai_sdk"):
             if f"{key}_chunks_per_s" in s:
                 print(f"| {key} | {s[f'{key}_chunks_per_s']:.0f} | {ratios[key]:.2f} |")
+        print("\n(sync `Client`; raw: httpx `iter_lines` + `json.loads` of each event)")
+    if "astream" in r:
+        a = r["astream"]
+        print(f"\n## Async streams ({a['rounds']} interleaved rounds, medians)\n")
+        print(
+            "| client | time to first content chunk | overhead over raw (paired) | chunks/s |\n"
+            "|---|---|---|---|"
+        )
+        for key, label in (
+            ("raw_httpx", "raw httpx `aiter_lines` + `json.loads`"),
+            ("httpx", "`AsyncClient` (own pool)"),
+            ("raw_aiohttp", "raw aiohttp line iterator + `json.loads`"),
+            ("aiohttp", '`AsyncClient(transport="aiohttp")`'),
+        ):
+            if key in a["ttft_ms"]:
+                over = a["ttft_overhead_ms"].get(key)
+                cell = "" if over is None else f"{over:+.2f} ms"
+                print(
+                    f"| {label} | {a['ttft_ms'][key]:.2f} ms | {cell} | "
+                    f"{a[f'{key}_chunks_per_s']:.0f} |"
+                )
+        print(f"\nchunks/s, own pool ÷ raw httpx (paired): {a['chunks_ratio']:.2f}")
     if "import" in r:
         i = r["import"]
         print(
@@ -1024,7 +1147,8 @@ def report(r: dict[str, Any]) -> None:
         m = r["rss"]
         print(
             f"peak RSS after {m['requests']} requests: multimodel {m['multimodel_mib']:.1f} "
-            f"MiB, raw httpx+pydantic {m['raw_mib']:.1f} MiB"
+            f"MiB, raw httpx+pydantic {m['raw_mib']:.1f} MiB "
+            f"({m['multimodel_mib'] / m['raw_mib']:.2f}x)"
         )
     if "routing" in r:
         print(
@@ -1108,6 +1232,8 @@ def main() -> None:
         if "stream" in only:
             log("stream...")
             results["stream"] = bench_stream(server, b)
+            log("async stream...")
+            results["astream"] = bench_astream(server, b)
         if "import" in only:
             log("rss...")
             results["rss"] = bench_rss(server, b)
