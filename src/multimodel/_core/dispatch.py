@@ -23,21 +23,20 @@ first. The sync and async clients drive it the same way::
 Everything else happens here, once: candidates (with ``model="auto"`` and fallback chains),
 exclusions (circuit breakers, Retry-After holds, rate limits, strategy constraints), the
 strategy's choice, Retry-After and back-off, the retry budget, the deadline, the routing trace,
-and the bookkeeping in the tracker, the breakers, the rate limiter and telemetry.
+and the bookkeeping in the tracker, the breakers, the rate limiter and telemetry. Attempts that
+end without an answer or a failure (refused, abandoned, stopped, cancelled), and the end of the
+call, are in ``endings.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import (
     AllAttemptsFailed,
-    BudgetExceeded,
     ContextLengthExceeded,
     MultimodelError,
-    NoDeploymentAvailable,
     ProviderError,
     ProviderTimeout,
     redact,
@@ -46,8 +45,9 @@ from ..providers._errors import endpoint_secrets
 from ..providers.base import Endpoint
 from ..strategies._util import ProbeScores
 from ..strategies.base import RouteContext
-from ..tracking.outcome import ABANDONED, CANCELLED, Outcome, success_outcome
+from ..tracking.outcome import Outcome, success_outcome
 from ..types import ChatRequest, Usage
+from .endings import PlanEndings, _estimate
 from .router import AUTO, Router
 from .tokens import estimate_input_tokens, estimate_output_tokens
 from .trace import AttemptRecord, RoutingTrace, Send, Sleep, new_trace
@@ -60,12 +60,12 @@ MAX_WAIT = 60.0  # the longest single wait for a recovery when no deadline is se
 _new_tuple = tuple.__new__
 
 
-class DispatchPlan:
+class DispatchPlan(PlanEndings):
     """The sans-I/O state machine for one call; see the module docstring for the driver loop."""
 
-    # One plan per call: slots make its many attribute writes and reads cheaper.
+    # One plan per call: slots make its many attribute writes and reads cheaper (``_attempts``
+    # and ``_span`` are declared by PlanEndings, which writes them too).
     __slots__ = (
-        "_attempts",
         "_budget_blocked",
         "_chain",
         "_choose_scored",
@@ -79,7 +79,6 @@ class DispatchPlan:
         "_retries",
         "_router",
         "_shared_wait",
-        "_span",
         "_started",
         "_tags",
         "_timeout",
@@ -278,35 +277,6 @@ class DispatchPlan:
         if router.telemetry is not None and self._span is not None:
             span = router.telemetry.start_attempt(self._span, endpoint, self._attempts)
         return Send(endpoint, self._attempts, timeout, now, reservation, span, hold)
-
-    @property
-    def shared(self) -> Any:
-        """The client's shared state (a ``RedisState``), or ``None``: the driver asks it to
-        admit each :class:`Send` before sending, and reports a refusal to :meth:`refused`."""
-        return self._router.shared
-
-    def refused(self, send: Send, refusal: Any) -> None:
-        """The shared state refused ``send`` (nothing was sent): undo its bookkeeping and keep
-        its deployment aside for ``refusal.wait`` seconds."""
-        router = self._router
-        name = send.endpoint.name
-        now = router.clock.monotonic()
-        self._attempts -= 1
-        router.tracker.cancelled(name)
-        router.health.on_cancel(name)
-        router.limiter.release(send.reservation)
-        if router.budgets is not None:
-            router.budgets.settle(send.hold, None)
-        if router.telemetry is not None and send.span is not None:
-            router.telemetry.end_attempt(send.span, None)
-        self.trace.excluded[name] = refusal.reason
-        if refusal.kind == "budget":  # the fleet spent the budget: like a local one
-            self._budget_blocked.add(name)
-            return
-        until = now + refusal.wait
-        self._shared_wait[name] = until
-        if refusal.kind in ("hold", "open"):  # every call of this process waits it out too
-            router.health.hold(name, until, now)
 
     def _available(self, now: float) -> tuple[Sequence[Endpoint], float | None]:
         router = self._router
@@ -578,135 +548,3 @@ class DispatchPlan:
         if self._deadline_at is None:
             return None
         return self._deadline_at - self._router.clock.monotonic()
-
-    def abandoned(self, send: Send) -> None:
-        """An attempt was cancelled because another one answered first (hedging).
-
-        Its estimated prompt cost is recorded: the provider processed the prompt.
-        """
-        pricing = getattr(send.endpoint.spec, "pricing", None)
-        tokens = self.ctx.input_tokens
-        cost = pricing.input * tokens / _MILLION if pricing is not None else None
-        self._released(send, ABANDONED, "abandoned", tokens, cost=cost)
-        if self._router.telemetry is not None and send.span is not None:
-            self._router.telemetry.end_attempt(send.span, None)
-
-    def stopped(self, send: Send, *, usage: Usage, ttft: float | None = None) -> Outcome:
-        """A stream stopped before its end by the caller (or its deadline), after the provider
-        started answering: record what was billed, without counting a failure."""
-        router = self._router
-        breakdown = router.cost(send.endpoint, usage) if router.cost is not None else None
-        outcome = self._released(
-            send, CANCELLED, "cancelled", usage.total_tokens, usage=usage, ttft=ttft,
-            cost=breakdown.total if breakdown is not None else None, breakdown=breakdown,
-        )  # fmt: skip
-        if router.telemetry is not None and send.span is not None:
-            router.telemetry.end_attempt(send.span, outcome)
-        self._end_call(None, outcome)
-        return outcome
-
-    def _released(
-        self,
-        send: Send,
-        error: str,
-        record: str,
-        tokens: int,
-        *,
-        cost: Decimal | None,
-        usage: Usage | None = None,
-        ttft: float | None = None,
-        breakdown: Any = None,
-    ) -> Outcome:
-        """Record an attempt that ended without an answer and without the deployment failing
-        (an abandoned hedge, a stopped stream): what it cost, and its slot released."""
-        router = self._router
-        clock = router.clock
-        latency = clock.monotonic() - send.started
-        endpoint = send.endpoint
-        outcome = Outcome(
-            deployment=endpoint.name,
-            model=endpoint.model,
-            provider=endpoint.provider,
-            ok=False,
-            latency=latency,
-            started_at=clock.time() - latency,
-            error=error,
-            ttft=ttft,
-            usage=usage,
-            cost=cost,
-            stream=self.stream,
-            user=self.request.user,
-            tags=self._tags,
-            attempt=send.attempt,
-            cost_breakdown=breakdown,
-        )
-        self.trace.attempts.append(AttemptRecord(endpoint.name, record, latency))
-        router.health.on_cancel(endpoint.name)
-        router.limiter.reconcile(send.reservation, tokens)
-        if router.budgets is not None:
-            router.budgets.settle(send.hold, cost)
-        router.tracker.record(outcome)
-        return outcome
-
-    def close(self) -> None:
-        """The call was answered without routing (a cache hit): end its telemetry span."""
-        self._end_call(None)
-
-    def cancelled(self, send: Send) -> None:
-        """The caller abandoned the attempt (cancellation, KeyboardInterrupt): free its slot."""
-        router = self._router
-        router.tracker.cancelled(send.endpoint.name)
-        router.health.on_cancel(send.endpoint.name)
-        if router.budgets is not None:
-            router.budgets.settle(send.hold, None)
-        self.trace.attempts.append(
-            AttemptRecord(send.endpoint.name, "cancelled", router.clock.monotonic() - send.started)
-        )
-        if router.telemetry is not None and send.span is not None:
-            router.telemetry.end_attempt(send.span, None)
-        self._end_call(None)
-
-    def _end_call(self, error: BaseException | None, outcome: Outcome | None = None) -> None:
-        span, self._span = self._span, None
-        if span is not None:
-            self._router.telemetry.end_call(span, outcome=outcome, error=error)
-
-    def _exhausted(self, retry_at: float | None = None) -> Exception:
-        if (
-            not self._errors
-            and not self._attempts
-            and self.policy is not None
-            and self._policy_blocked
-            and set(self._policy_blocked) >= {c.name for c in self.candidates}
-        ):
-            from ..security.policy import violation
-
-            denied = violation(self.policy, self.request.model, self.trace.excluded)
-            denied.trace = self.trace
-            return denied
-        if not self._errors and self._budget_blocked and not self._attempts:
-            reasons = "; ".join(self.trace.excluded[n] for n in sorted(self._budget_blocked))
-            budget_error = BudgetExceeded(f"no budget left for {self.request.model!r}: {reasons}")
-            budget_error.trace = self.trace
-            return budget_error
-        if not self._errors:
-            return NoDeploymentAvailable(
-                self.request.model, self.trace.excluded, retry_at=retry_at, trace=self.trace
-            )
-        if len(self._errors) == 1:
-            return self._errors[0]  # one failure: raise it as itself, not wrapped
-        err = AllAttemptsFailed(self.request.model, self._errors, trace=self.trace)
-        err.__cause__ = self._errors[-1]
-        return err
-
-
-_MILLION = Decimal(1_000_000)
-
-
-def _estimate(endpoint: Endpoint, ctx: RouteContext) -> Decimal:
-    """The estimated USD cost of the request on ``endpoint`` (0 when its price is unknown)."""
-    pricing = getattr(endpoint.spec, "pricing", None)
-    if pricing is None:
-        return Decimal(0)
-    cost: Decimal = pricing.input * ctx.input_tokens + pricing.output * ctx.output_tokens
-    return cost / _MILLION

@@ -33,6 +33,7 @@ from ...types import ChatRequest, ChatResponse
 from .._base import BaseClient, RequestInput
 from .._primitives import async_gather, async_race, async_sleep, async_time_limit
 from ..params import RequestParams
+from .admission import admitted
 from .stream import AsyncStream
 
 if sys.version_info >= (3, 11):
@@ -448,15 +449,8 @@ class AsyncClient(BaseClient):
                 await async_sleep(action.seconds)
                 continue
             shared = plan.shared
-            if shared is not None:  # the fleet admits the attempt (one Redis round trip)
-                try:
-                    refusal = await shared.async_admit(action)
-                except BaseException:
-                    plan.cancelled(action)
-                    raise
-                if refusal is not None:
-                    plan.refused(action, refusal)
-                    continue
+            if shared is not None and not await admitted(plan, shared, action):
+                continue  # the fleet refused the attempt (one Redis round trip)
             delay = plan.hedge_delay(action)
             if delay is not None:
                 hedged = await self._hedged(plan, action, request, delay)
@@ -487,15 +481,12 @@ class AsyncClient(BaseClient):
         def attempt(send: Send) -> Any:
             async def run() -> ChatResponse | None:
                 shared = plan.shared
-                if send is not primary and shared is not None:  # the fleet admits a backup too
-                    try:
-                        refusal = await shared.async_admit(send)
-                    except BaseException:
-                        plan.cancelled(send)
-                        raise
-                    if refusal is not None:
-                        plan.refused(send, refusal)
-                        return None
+                if (  # the fleet admits a backup too
+                    send is not primary
+                    and shared is not None
+                    and not await admitted(plan, shared, send)
+                ):
+                    return None
                 try:
                     parsed, headers = await self._attempt(send, request)
                 except ProviderError as exc:

@@ -26,6 +26,7 @@ from .._primitives import (
     io_time_limit,
 )
 from .._stream_core import StreamCore, StreamKit, caller, unclosed_warning
+from .admission import admitted
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -192,14 +193,11 @@ class AsyncStream:
             shared = plan.shared
             if shared is not None:  # the fleet admits the attempt (one Redis round trip)
                 try:
-                    refusal = await shared.async_admit(action)
+                    if not await admitted(plan, shared, action):
+                        continue
                 except BaseException:
-                    core.done = True
-                    plan.cancelled(action)
+                    core.done = True  # the attempt was cancelled: nothing is held
                     raise
-                if refusal is not None:
-                    plan.refused(action, refusal)
-                    continue
             try:
                 await self._attempt(action)
             except ProviderError as exc:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from ...errors import InvalidRequestError
 from ...types import ChatResponse
-from .._base import MessageInput
+from .._requests import MessageInput
 from ..openai_shapes import (
     ChatCompletion,
     ChatCompletionChunk,

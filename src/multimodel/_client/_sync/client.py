@@ -31,6 +31,7 @@ from ...types import ChatRequest, ChatResponse
 from .._base import BaseClient, RequestInput
 from .._primitives import gather, race, sleep, time_limit
 from ..params import RequestParams
+from .admission import admitted
 from .stream import Stream
 
 if sys.version_info >= (3, 11):
@@ -446,15 +447,8 @@ class Client(BaseClient):
                 sleep(action.seconds)
                 continue
             shared = plan.shared
-            if shared is not None:  # the fleet admits the attempt (one Redis round trip)
-                try:
-                    refusal = shared.admit(action)
-                except BaseException:
-                    plan.cancelled(action)
-                    raise
-                if refusal is not None:
-                    plan.refused(action, refusal)
-                    continue
+            if shared is not None and not admitted(plan, shared, action):
+                continue  # the fleet refused the attempt (one Redis round trip)
             delay = plan.hedge_delay(action)
             if delay is not None:
                 hedged = self._hedged(plan, action, request, delay)
@@ -485,15 +479,12 @@ class Client(BaseClient):
         def attempt(send: Send) -> Any:
             def run() -> ChatResponse | None:
                 shared = plan.shared
-                if send is not primary and shared is not None:  # the fleet admits a backup too
-                    try:
-                        refusal = shared.admit(send)
-                    except BaseException:
-                        plan.cancelled(send)
-                        raise
-                    if refusal is not None:
-                        plan.refused(send, refusal)
-                        return None
+                if (  # the fleet admits a backup too
+                    send is not primary
+                    and shared is not None
+                    and not admitted(plan, shared, send)
+                ):
+                    return None
                 try:
                     parsed, headers = self._attempt(send, request)
                 except ProviderError as exc:

@@ -25,6 +25,7 @@ from .._primitives import (
     io_time_limit,
 )
 from .._stream_core import StreamCore, StreamKit, caller, unclosed_warning
+from .admission import admitted
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -191,14 +192,11 @@ class Stream:
             shared = plan.shared
             if shared is not None:  # the fleet admits the attempt (one Redis round trip)
                 try:
-                    refusal = shared.admit(action)
+                    if not admitted(plan, shared, action):
+                        continue
                 except BaseException:
-                    core.done = True
-                    plan.cancelled(action)
+                    core.done = True  # the attempt was cancelled: nothing is held
                     raise
-                if refusal is not None:
-                    plan.refused(action, refusal)
-                    continue
             try:
                 self._attempt(action)
             except ProviderError as exc:

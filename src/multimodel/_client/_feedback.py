@@ -1,0 +1,221 @@
+"""Feedback, stats and status: what the client learns from calls and tells its caller.
+
+The :class:`FeedbackAndStatus` mixin of :class:`~multimodel._client._base.BaseClient`: scores
+given with :meth:`~FeedbackAndStatus.feedback` (and those other processes stored in the ledger)
+feed the learned quality per model and task; ``stats``, ``status`` and ``on`` show the live
+numbers, the health of each deployment and its events, this process's and the fleet's
+(``shared_state=``). No I/O but one SQLite read where a ledger is configured.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .._core.clock import Clock
+from .._core.dispatch import Router
+from ..errors import InvalidRequestError, UnknownResponseError
+from ..events import EventBus, ModelStatusEvent
+from ..providers.base import Endpoint
+from ..resilience.circuit import HealthBoard, Status
+from ..tracking.outcome import Outcome
+from ..tracking.quality import DEFAULT_TASK, TASK_TAG, ServedResponse, task_of_tags
+from ..tracking.snapshot import StatsSnapshot
+from ..tracking.stats import Tracker
+from ..types import ChatResponse
+
+if TYPE_CHECKING:
+    from ..tracking.ledger import UsageLedger
+    from ..tracking.quality import QualityBook
+
+__all__ = ["FeedbackAndStatus"]
+
+logger = logging.getLogger(__name__)
+
+
+class FeedbackAndStatus:
+    """Feedback, stats, health status and events (a mixin of ``BaseClient``, which sets these)."""
+
+    _clock: Clock
+    _router: Router
+    _endpoints: list[Endpoint]
+    _model_of: dict[str, str]
+    _origin: str
+    _feedback_seen: int
+    tracker: Tracker
+    quality: QualityBook
+    ledger: UsageLedger | None
+    events: EventBus
+    health: HealthBoard
+
+    def feedback(
+        self, response_or_id: ChatResponse | str, score: float, *, tag: str | None = None
+    ) -> None:
+        """Score an answer: ``score`` in [0, 1] (thumbs up/down = 1/0, an eval score, a
+        validator's pass/fail). The score updates the learned quality of the model that produced
+        the answer (for a cached answer: the model that wrote it), for the request's task, or
+        for ``tag`` when given; ``intelligent`` routes on these estimates.
+
+        ``response_or_id`` is a :class:`ChatResponse`, its ``id`` or its ``request_id``. An id
+        this client no longer remembers (another process served it, or it is old) is looked up
+        in the ledger by request id (one SQLite read), when a ledger is configured.
+
+        Raises:
+            InvalidRequestError: ``score`` is not a number in [0, 1], or ``tag`` is empty.
+            UnknownResponseError: nobody remembers the id.
+        """
+        value: Any = score  # checked at run time: callers are not always typed
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise InvalidRequestError(
+                f"score must be a number in [0, 1], got {score!r}", field="score"
+            )
+        given: Any = tag
+        if given is not None and (not isinstance(given, str) or not given):
+            raise InvalidRequestError("tag must be a non-empty string", field="tag")
+        served = self._served(response_or_id)
+        task = tag.removeprefix(TASK_TAG) if tag is not None else served.task
+        self.quality.add(served.model, task or DEFAULT_TASK, float(score))
+
+    def _served(self, response_or_id: ChatResponse | str) -> ServedResponse:
+        """Who served an answer: remembered here, else the ledger's row for its request id."""
+        if isinstance(response_or_id, ChatResponse):
+            # The request id first: unique per call, where some providers reuse answer ids.
+            keys = [response_or_id.request_id, response_or_id.id]
+        elif isinstance(response_or_id, str) and response_or_id:  # type: ignore[redundant-expr]
+            keys = [response_or_id]
+        else:
+            raise InvalidRequestError(
+                "feedback needs a ChatResponse, or its id or request_id as a string",
+                field="response_or_id",
+            )
+        deployment = response_or_id.deployment if isinstance(response_or_id, ChatResponse) else None
+        for key in keys:
+            if key:
+                found = self.quality.served(key)
+                if found is not None and deployment in (None, found.deployment):
+                    return found
+        if self.ledger is not None:
+            for key in keys:
+                if key:
+                    row = self.ledger.served_by(key)
+                    if row is not None:
+                        model, tags = row
+                        return ServedResponse(model, task_of_tags(tags), "")
+        if isinstance(response_or_id, ChatResponse):
+            producer = self._model_of.get(response_or_id.deployment)
+            if producer is not None:  # a response object carries who produced it
+                return ServedResponse(producer, DEFAULT_TASK, response_or_id.deployment)
+        shown = keys[0]
+        raise UnknownResponseError(
+            f"no response with id {shown!r} is known to this client"
+            + (
+                ""
+                if self.ledger is not None
+                else " (configure a ledger to give feedback later, "
+                "or from another process, by request id)"
+            ),
+            key=shown,
+        )
+
+    def _catalog_quality(self, model: str) -> float | None:
+        for ep in self._endpoints:
+            if ep.model == model and ep.spec is not None:
+                return float(ep.spec.quality)
+        return None
+
+    def sync_feedback(self) -> int:
+        """Replay into the estimates the scores other clients (other processes) stored in the
+        ledger since the last call; returns how many. A client calls it when it starts (then
+        with every stored score of the last 20 half-lives); call it to pick up others' scores
+        while running. Without a ledger: 0. One SQLite read.
+        """
+        if self.ledger is None:
+            return 0
+        horizon = 20 * self.quality.policy.half_life
+        since = self._clock.time() - horizon if horizon < 1e15 else 0.0
+        try:
+            rows = self.ledger.feedback_rows(
+                since, after_id=self._feedback_seen, exclude_origin=self._origin
+            )
+        except Exception:  # a ledger that cannot be read must not stop the client
+            logger.warning("could not read feedback from the ledger", exc_info=True)
+            return 0
+        if rows:
+            self._feedback_seen = rows[-1][0]
+        return self.quality.replay(row[1:] for row in rows)
+
+    def stats(self) -> StatsSnapshot:
+        """A typed snapshot of live stats per deployment, model, provider, user and tag, and
+        the learned quality per model and task (``quality``)."""
+        snapshot = self.tracker.snapshot()
+        estimates = self.quality.estimates()
+        if not estimates:
+            return snapshot
+        from ..tracking.snapshot import QualitySnapshot
+
+        quality: dict[str, dict[str, QualitySnapshot]] = {}
+        for e in estimates:
+            quality.setdefault(e.model, {})[e.task] = QualitySnapshot(
+                mean=e.mean, sd=e.sd, lower=e.lower, samples=e.samples, weight=e.weight
+            )
+        return snapshot.model_copy(update={"quality": quality})
+
+    def on(self, event: str, callback: Callable[[Any], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` on ``"model_status_change"`` (a :class:`ModelStatusEvent`),
+        ``"outcome"`` (every finished attempt) or ``"budget_alert"``; returns an unsubscribe
+        function."""
+        return self.events.on(event, callback)
+
+    def status(self) -> dict[str, Status]:
+        """The health status of every deployment: ``healthy``, ``degraded`` or ``down``."""
+        return {ep.name: self.health.status(ep.name) for ep in self._endpoints}
+
+    def _fleet_status_changed(self, fields: dict[str, str]) -> None:
+        """Another process announced a status change (``shared_state=``)."""
+        ep = self._router.by_name.get(fields.get("deployment", ""))
+        if ep is None:
+            return
+        try:
+            at = float(fields.get("at", ""))
+        except ValueError:
+            at = self._clock.time()
+        self.events.emit(
+            "model_status_change",
+            ModelStatusEvent(
+                deployment=ep.name,
+                model=ep.model,
+                provider=ep.provider,
+                previous=fields.get("previous", ""),
+                status=fields.get("status", ""),
+                reason=f"{fields.get('reason', '')} (in another process)",
+                at=at,
+            ),
+        )
+
+    def _status_changed(self, name: str, previous: Status, status: Status, reason: str) -> None:
+        shared = self._router.shared
+        if shared is not None:  # tell the fleet; an opened or closed breaker applies to it
+            shared.announce(name, previous, status, reason, self._clock.time())
+            if status == "down":
+                left = self.health.open_until(name) - self._clock.monotonic()
+                shared.opened(name, max(left, 0.001))
+            elif previous != "healthy" and reason == "probe succeeded":
+                shared.closed(name)
+        ep = self._router.by_name.get(name)
+        self.events.emit(
+            "model_status_change",
+            ModelStatusEvent(
+                deployment=name,
+                model=ep.model if ep else "",
+                provider=ep.provider if ep else "",
+                previous=previous,
+                status=status,
+                reason=reason,
+                at=self._clock.time(),
+            ),
+        )
+
+    def _outcome_event(self, outcome: Outcome) -> None:
+        if self.events.wants("outcome"):
+            self.events.emit("outcome", outcome)

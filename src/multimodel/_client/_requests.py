@@ -1,0 +1,229 @@
+"""Request building: from what a caller passed to a validated ``ChatRequest`` and its plan.
+
+The :class:`RequestBuilding` mixin of :class:`~multimodel._client._base.BaseClient`: a prompt
+or messages (OpenAI's shapes included) and keywords become a ``ChatRequest`` (model resolved,
+task tagged, input limits checked, the caller's policy applied), then a
+:class:`~multimodel._core.dispatch.DispatchPlan` with the call's time limits. No I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from .._core.dispatch import AUTO, DispatchPlan, Router
+from .._core.text import unencodable_field
+from ..errors import InvalidRequestError, UnknownModelError
+from ..tracking.quality import TASK_TAG
+from ..types import _PLAIN_MESSAGE_KEYS, ChatRequest, Message, coerce_message
+from .params import REQUEST_FIELDS, split_params
+
+if TYPE_CHECKING:
+    from ..security._rules import Policy
+    from ..security.limits import InputLimits
+    from ..security.policy import PolicySet
+
+__all__ = ["DEFAULT_DEADLINE_FACTOR", "MessageInput", "RequestBuilding", "RequestInput"]
+
+DEFAULT_DEADLINE_FACTOR = 2.0
+"""Without a ``deadline``, a call may take this many times its ``timeout``: one full attempt
+and room for retries, back-offs and waits, never minutes more."""
+
+MessageInput = Message | Mapping[str, Any] | BaseModel
+"""One message: a ``Message``, a dict (OpenAI's shapes included), or a message object the
+OpenAI-shaped surface or the OpenAI SDK returned."""
+
+RequestInput = str | Sequence[MessageInput]
+"""A prompt string, or a list of messages: ``Message`` objects, dicts (OpenAI's shapes
+included), or message objects the OpenAI-shaped surface or the OpenAI SDK returned."""
+
+_REQUEST_FIELDS = REQUEST_FIELDS
+
+
+class RequestBuilding:
+    """Validation and planning of a call (a mixin of ``BaseClient``, which sets these)."""
+
+    _closed: bool
+    _router: Router
+    _timeout: float
+    _deadline: float | None
+    _classify: Callable[[ChatRequest], str | None] | None
+    _check_request: Callable[[ChatRequest, InputLimits], None]
+    limits: InputLimits
+    policies: PolicySet | None
+
+    if TYPE_CHECKING:
+
+        def _check_open(self) -> None: ...
+
+    def _build_request(
+        self, prompt: RequestInput | ChatRequest, model: str | None, params: Mapping[str, Any]
+    ) -> ChatRequest:
+        task = None
+        if "task" in params:
+            params = dict(params)
+            task = params.pop("task")
+        request = self._build_plain(prompt, model, params)
+        if task is not None or self._classify is not None:
+            request = self._with_task(request, task)
+        return request
+
+    def _with_task(self, request: ChatRequest, task: object) -> ChatRequest:
+        """The request with its task as a ``task:<name>`` tag: ``task=``, else (when the request
+        has no task tag) the classifier's answer."""
+        if task is None:
+            if request.tags and any(t.startswith(TASK_TAG) for t in request.tags):
+                return request
+            assert self._classify is not None
+            task = self._classify(request)
+            if task is None:
+                return request
+        if not isinstance(task, str) or not task or len(task) > 100:
+            raise InvalidRequestError(
+                f"task must be a non-empty string of at most 100 characters, got {task!r}",
+                field="task",
+            )
+        tags = [t for t in request.tags or () if not t.startswith(TASK_TAG)]
+        return request.model_copy(update={"tags": [*tags, TASK_TAG + task]})
+
+    def _build_plain(
+        self, prompt: RequestInput | ChatRequest, model: str | None, params: Mapping[str, Any]
+    ) -> ChatRequest:
+        if isinstance(prompt, ChatRequest):
+            request = prompt
+            if model is not None or params:
+                request = request.model_copy(update={"model": model or request.model, **params})
+        else:
+            params = dict(params)
+            system = params.pop("system", None)
+            if not _REQUEST_FIELDS.issuperset(params):
+                params = split_params(params)  # OpenAI's parameters; a typo is an error
+            messages: list[Any]
+            if isinstance(prompt, str):
+                if not prompt:
+                    raise InvalidRequestError("the prompt is empty", field="messages")
+                messages = [{"role": "user", "content": prompt}]
+            elif isinstance(prompt, Sequence):
+                messages = list(prompt)
+                if not messages:
+                    raise InvalidRequestError(
+                        "messages is empty: pass a prompt string or at least one message",
+                        field="messages",
+                    )
+                for message in messages:  # OpenAI's shapes: converted (plain dicts cost a check)
+                    if (
+                        type(message) is not dict
+                        or not _PLAIN_MESSAGE_KEYS.issuperset(message)
+                        or type(message.get("content")) is list
+                    ):
+                        try:
+                            messages = [coerce_message(m) for m in messages]
+                        except ValueError as exc:
+                            raise InvalidRequestError(
+                                f"invalid request: messages: {exc}", field="messages"
+                            ) from None
+                        break
+            else:
+                raise InvalidRequestError(
+                    f"expected a prompt string or a list of messages, got {type(prompt).__name__}",
+                    field="messages",
+                )
+            if system is not None:
+                messages.insert(0, {"role": "system", "content": system})
+            try:
+                request = ChatRequest(messages=messages, model=self._resolve_model(model), **params)
+            except ValidationError as exc:
+                raise _invalid(exc) from None
+        if request.model not in self._router.groups and request.model != AUTO:
+            raise UnknownModelError(request.model, [*self._router.groups, AUTO])
+        bad = unencodable_field(request)
+        if bad is not None:
+            bad = bad.encode("utf-8", "backslashreplace").decode()  # a key may be the culprit
+            raise InvalidRequestError(
+                f"{bad} is not valid Unicode text (it holds a lone surrogate such as '\\ud800', "
+                "which cannot be encoded as UTF-8 and sent); fix or re-decode the text",
+                field=bad,
+            )
+        return request
+
+    def _resolve_model(self, model: str | None) -> str:
+        if model is not None:
+            return model
+        if len(self._router.groups) == 1:
+            return next(iter(self._router.groups))
+        raise InvalidRequestError(
+            f"model is required when several are configured: {', '.join(self._router.groups)}",
+            field="model",
+        )
+
+    def _batch_item(self, item: Any, model: str | None, params: Mapping[str, Any]) -> ChatRequest:
+        if isinstance(item, ChatRequest | str):
+            return self._build_request(item, model, params)
+        if isinstance(item, Mapping):
+            item = dict(item)
+            prompt = item.pop("prompt", None)
+            messages = item.pop("messages", None)
+            item_model = item.pop("model", model)
+            merged = {**params, **item}
+            return self._build_request(
+                messages if messages is not None else prompt, item_model, merged
+            )
+        return self._build_request(item, model, params)
+
+    def _prepare(
+        self,
+        prompt: RequestInput | ChatRequest,
+        model: str | None,
+        params: Mapping[str, Any],
+        policy: str | None = None,
+    ) -> tuple[ChatRequest, Policy | None]:
+        """Validate, check input limits, resolve the caller's policy and apply its hard rules."""
+        if self._closed:
+            self._check_open()
+        request = self._build_request(prompt, model, params)
+        self._check_request(request, self.limits)
+        resolved: Policy | None = None
+        if self.policies is not None:
+            from ..security.policy import enforce_request
+
+            resolved = self.policies.resolve(request.user, policy=policy)
+            request = enforce_request(resolved, request)
+        elif policy is not None:
+            raise InvalidRequestError(
+                f"policy={policy!r} given, but the client has no policies", field="policy"
+            )
+        return request, resolved
+
+    def _plan(
+        self,
+        request: ChatRequest,
+        timeout: float | None,
+        policy: Policy | None,
+        *,
+        stream: bool = False,
+    ) -> DispatchPlan:
+        timeout = timeout or self._timeout
+        deadline = self._deadline
+        return DispatchPlan(
+            self._router,
+            request,
+            timeout=timeout,
+            # No deadline given: the default bounds retries, back-offs and waits for a
+            # recovery, but not a stream that is delivering (its idle limit guards that).
+            deadline=deadline if deadline is not None else DEFAULT_DEADLINE_FACTOR * timeout,
+            stream=stream,
+            policy=policy,
+            body_deadline=deadline is not None,
+        )
+
+
+def _invalid(exc: ValidationError) -> InvalidRequestError:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "tagged-")))
+    msg = err["msg"]
+    extra = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+    return InvalidRequestError(
+        f"invalid request: {loc or 'request'}: {msg}{extra}", field=loc or None
+    )
