@@ -5,6 +5,7 @@ and what was read but not yet decoded still counts when the caller stops early."
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterator
 
@@ -21,7 +22,11 @@ WORDS = [f"wörd{i}→ 𝄞 " for i in range(400)]
 
 def body(words: list[str], *, usage: bool = True) -> list[bytes]:
     """The SSE events of an OpenAI stream answering ``words``, one bytes object per event."""
-    base: dict[str, object] = {"id": "chatcmpl-burst", "object": "chat.completion.chunk", "model": "m"}
+    base: dict[str, object] = {
+        "id": "chatcmpl-burst",
+        "object": "chat.completion.chunk",
+        "model": "m",
+    }
     events = []
     for word in words:
         delta = {"choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}
@@ -56,9 +61,11 @@ class Pieces(httpx.SyncByteStream, httpx.AsyncByteStream):
             raise StopAsyncIteration from None
 
 
-def transport(pieces: list[bytes]) -> httpx.MockTransport:
+def transport(pieces: list[bytes], encoding: str | None = None) -> httpx.MockTransport:
     def handle(request: httpx.Request) -> httpx.Response:
         headers = {"content-type": "text/event-stream"}
+        if encoding:
+            headers["content-encoding"] = encoding
         return httpx.Response(200, headers=headers, stream=Pieces(pieces))
 
     return httpx.MockTransport(handle)
@@ -115,3 +122,18 @@ async def test_stopping_early_in_a_burst_bills_everything_read() -> None:
         usage = c.stats().deployments["a"]
         assert usage.output_tokens >= expected * 0.9, usage
         assert c.tracker.get("a").in_flight == 0
+
+
+@pytest.mark.anyio
+async def test_a_compressed_stream_is_decoded_on_both_clients() -> None:
+    """A provider (or a proxy) that gzips its event stream: the body is decompressed before
+    it is decoded, however the compressed bytes are split."""
+    whole = gzip.compress(b"".join(body(WORDS)))
+    pieces = [whole[i : i + 100] for i in range(0, len(whole), 100)]
+    kwargs = {**options(pieces), "transport": transport(pieces, "gzip")}
+    with mm.Client(**kwargs) as client, client.stream("hi", model="m") as s:  # type: ignore[arg-type]
+        assert "".join(chunk.text for chunk in s) == "".join(WORDS)
+    kwargs = {**options(pieces), "transport": transport(pieces, "gzip")}
+    async with mm.AsyncClient(**kwargs) as aclient:  # type: ignore[arg-type]
+        async with aclient.stream("hi", model="m") as stream:
+            assert "".join([chunk.text async for chunk in stream]) == "".join(WORDS)

@@ -93,16 +93,24 @@ the client reports that as its own pool's exhaustion, not as the provider's time
 @contextlib.contextmanager
 def _httpx_errors() -> Iterator[None]:
     """Raise httpcore's exceptions as the matching httpx ones (the rest pass unchanged)."""
-    global _EXCEPTIONS
     try:
         yield
     except Exception as exc:
-        if not _EXCEPTIONS:
-            _EXCEPTIONS = _exception_map()
-        for source, target in _EXCEPTIONS:
-            if isinstance(exc, source):
-                raise target(str(exc)) from exc
-        raise
+        mapped = _as_httpx(exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+def _as_httpx(exc: Exception) -> httpx.HTTPError | None:
+    """The httpx exception for an httpcore one, else ``None``."""
+    global _EXCEPTIONS
+    if not _EXCEPTIONS:
+        _EXCEPTIONS = _exception_map()
+    for source, target in _EXCEPTIONS:
+        if isinstance(exc, source):
+            return target(str(exc))
+    return None
 
 
 class _ResponseStream(httpx.AsyncByteStream):
@@ -130,10 +138,19 @@ class _ResponseStream(httpx.AsyncByteStream):
         return self
 
     async def __anext__(self) -> bytes:
-        if self._parts is None:
-            self._parts = self._stream.__aiter__()
-        with _httpx_errors():
-            part: bytes = await self._parts.__anext__()
+        parts = self._parts
+        if parts is None:
+            parts = self._parts = self._stream.__aiter__()
+        # Once per piece of the body: a try block, not a context manager (~1.5 µs each).
+        try:
+            part: bytes = await parts.__anext__()
+        except StopAsyncIteration:
+            raise
+        except Exception as exc:
+            mapped = _as_httpx(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
         return part
 
     async def aclose(self) -> None:
