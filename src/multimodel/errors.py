@@ -57,10 +57,11 @@ the SDK's ``status_code``, ``response`` (``.status_code``, ``.headers``, ``.json
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from ._core.suggest import close_matches
 
 __all__ = [
     "APIConnectionError",
@@ -165,7 +166,7 @@ class UnknownModelError(MultimodelError, LookupError):
     def __init__(self, model: str, known: Iterable[str]) -> None:
         known = sorted(set(known))
         self.model = model
-        self.suggestions = difflib.get_close_matches(model, known, n=3, cutoff=0.5)
+        self.suggestions = close_matches(model, known, n=3, cutoff=0.5)
         hint = (
             f"; did you mean {', '.join(map(repr, self.suggestions))}?"
             if self.suggestions

@@ -3,12 +3,12 @@ rule both surfaces (``query`` and ``chat.completions.create``) apply to the othe
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, ValidationError
 
+from .._core.suggest import close_matches
 from ..errors import InvalidRequestError
 from ..types import OPENAI_PARAMS, ChatRequest, ResponseFormat, Tool, ToolChoice
 
@@ -84,7 +84,7 @@ def split_params(params: Mapping[str, Any], also: Iterable[str] = ()) -> dict[st
                 | {"max_completion_tokens", "parallel_tool_calls"}
                 | set(also)
             )
-            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+            close = close_matches(key, valid)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise InvalidRequestError(
                 f"unknown parameter {key!r}: {hint}Nothing was sent. Valid ones: "

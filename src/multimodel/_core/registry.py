@@ -14,13 +14,13 @@ module-level registry is an immutable-in-spirit table filled at first use (STYLE
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ..errors import ConfigError
+from .suggest import close_matches
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -173,7 +173,7 @@ class Registry(Generic[T]):
     def unknown(self, name: str) -> ConfigError:
         """The error for an unknown ``name``: the known names, and the closest one."""
         known = self.names()
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        close = close_matches(name, known)
         suggestion = f" (did you mean {close[0]!r}?)" if close else ""
         listed = ", ".join(known) if known else "none"
         hint = f". {self._hint}" if self._hint else ""

@@ -12,7 +12,6 @@ The classes are imported when a value needs them, never when the configuration i
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import importlib
 import inspect
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from .._core.suggest import close_matches
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ POLICY_CLASSES = {
 def unknown_name(what: str, name: object, valid: Iterable[str], *, known: str = "valid") -> str:
     """``"unknown option 'max_retry'; did you mean 'max_retries'?"`` (or the valid names)."""
     valid = sorted(valid)
-    close = difflib.get_close_matches(str(name), valid, n=1, cutoff=0.6)
+    close = close_matches(str(name), valid)
     hint = f"; did you mean {close[0]!r}?" if close else f" ({known}: {', '.join(valid)})"
     return f"{what} {str(name)!r}{hint}"
 

@@ -40,10 +40,10 @@ allowed when any of its names matches ``allowed_models`` and denied when any mat
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
+from .._core.suggest import close_matches
 from .._core.tokens import estimate_input_tokens, estimate_output_tokens
 from ..errors import ConfigError, InvalidRequestError, PolicyViolation
 from ..providers.base import Endpoint
@@ -256,7 +256,7 @@ class PolicySet:
 
     def _known(self, name: str, where: str) -> None:
         if name not in self.policies:
-            close = difflib.get_close_matches(name, list(self.policies), n=3, cutoff=0.5)
+            close = close_matches(name, self.policies, n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
             raise ConfigError(
                 f"{where} names policy {name!r}, which is not defined (policies: "
