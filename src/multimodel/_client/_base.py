@@ -150,7 +150,6 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
                 attach(quality)
             return strategy
 
-        from ..tracking.ledger import UsageLedger
         from ..tracking.telemetry import Telemetry
 
         telemetry = config.telemetry
@@ -161,10 +160,13 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
         else:
             self.telemetry = telemetry
         ledger = config.ledger
-        self._owns_ledger = ledger is not None and not isinstance(ledger, UsageLedger)
-        self.ledger: UsageLedger | None = (
-            ledger if isinstance(ledger, UsageLedger) or ledger is None else UsageLedger(ledger)
-        )
+        self.ledger: UsageLedger | None = None
+        self._owns_ledger = False
+        if ledger is not None:  # sqlite3 is loaded only for a client that keeps a ledger
+            from ..tracking.ledger import UsageLedger
+
+            self._owns_ledger = not isinstance(ledger, UsageLedger)
+            self.ledger = ledger if isinstance(ledger, UsageLedger) else UsageLedger(ledger)
         self.events = EventBus()
         self.health = HealthBoard(config.circuit or CircuitPolicy(), self._status_changed)
         self._router = Router(
