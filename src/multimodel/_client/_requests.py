@@ -203,6 +203,7 @@ class RequestBuilding:
         policy: Policy | None,
         *,
         stream: bool = False,
+        prefer: str | None = None,
     ) -> DispatchPlan:
         timeout = timeout or self._timeout
         deadline = self._deadline
@@ -216,6 +217,7 @@ class RequestBuilding:
             stream=stream,
             policy=policy,
             body_deadline=deadline is not None,
+            prefer=prefer,
         )
 
 

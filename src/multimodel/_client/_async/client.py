@@ -428,21 +428,27 @@ class AsyncClient(BaseClient):
         cache: bool | None,
         cache_ttl: float | None,
         started: float,
+        prefer: str | None = None,
     ) -> ChatResponse:
-        """One call: the response cache around the routed run."""
+        """One call: the response cache around the routed run (``prefer``: the deployment
+        to try first)."""
         if self.cache is None:
-            return await self._run(request, timeout, policy)
+            return await self._run(request, timeout, policy, prefer)
         hit = await self.cache.alookup(request, override=cache)
         if hit is not None:
             return self._from_cache(request, hit, started)
-        response = await self._run(request, timeout, policy)
+        response = await self._run(request, timeout, policy, prefer)
         await self.cache.astore(request, response, ttl=cache_ttl, override=cache)
         return response
 
     async def _run(
-        self, request: ChatRequest, timeout: float | None, policy: Policy | None = None
+        self,
+        request: ChatRequest,
+        timeout: float | None,
+        policy: Policy | None = None,
+        prefer: str | None = None,
     ) -> ChatResponse:
-        plan = self._plan(request, timeout, policy)
+        plan = self._plan(request, timeout, policy, prefer=prefer)
         while True:
             action = plan.next_action()
             if isinstance(action, Sleep):

@@ -426,21 +426,27 @@ class Client(BaseClient):
         cache: bool | None,
         cache_ttl: float | None,
         started: float,
+        prefer: str | None = None,
     ) -> ChatResponse:
-        """One call: the response cache around the routed run."""
+        """One call: the response cache around the routed run (``prefer``: the deployment
+        to try first)."""
         if self.cache is None:
-            return self._run(request, timeout, policy)
+            return self._run(request, timeout, policy, prefer)
         hit = self.cache.lookup(request, override=cache)
         if hit is not None:
             return self._from_cache(request, hit, started)
-        response = self._run(request, timeout, policy)
+        response = self._run(request, timeout, policy, prefer)
         self.cache.store(request, response, ttl=cache_ttl, override=cache)
         return response
 
     def _run(
-        self, request: ChatRequest, timeout: float | None, policy: Policy | None = None
+        self,
+        request: ChatRequest,
+        timeout: float | None,
+        policy: Policy | None = None,
+        prefer: str | None = None,
     ) -> ChatResponse:
-        plan = self._plan(request, timeout, policy)
+        plan = self._plan(request, timeout, policy, prefer=prefer)
         while True:
             action = plan.next_action()
             if isinstance(action, Sleep):
