@@ -520,3 +520,45 @@ async def test_async_a_pinned_repair_that_fails_falls_back_as_usual() -> None:
         r = await c.query("who?", model="m", response_format=Person)
     assert r.parsed == Person.model_validate(GOOD)
     assert hosts.hosts == ["one.test", "one.test", "two.test"]
+
+
+# -- batch ------------------------------------------------------------------------------------
+
+
+def by_prompt(request: httpx.Request) -> httpx.Response:
+    """An invalid answer to any conversation whose first message says "bad", else GOOD."""
+    messages = json.loads(request.content)["messages"]
+    bad = "bad" in messages[0]["content"]
+    return httpx.Response(200, json=openai_body(json.dumps(BAD if bad else GOOD)))
+
+
+def batch_client(cls: Any) -> Any:
+    deployment = mm.Deployment(model="m", provider="openai", api_key=KEY)
+    return cls(deployments=[deployment], transport=httpx.MockTransport(by_prompt))
+
+
+BATCH = [
+    "good",
+    "bad",
+    {"prompt": "good too", "max_tokens": 50},
+    {"prompt": "schema dict", "response_format": {"type": "json_object"}},
+]
+
+
+def check_batch(results: list[Any]) -> None:
+    first, failed, third, fourth = results
+    assert first.parsed == third.parsed == Person.model_validate(GOOD)
+    assert isinstance(failed, errors.StructuredOutputError)
+    assert failed.raw_text == json.dumps(BAD)
+    assert fourth.parsed == GOOD  # the item's own format wins: plain JSON
+
+
+def test_batch_with_a_pydantic_response_format() -> None:
+    with batch_client(mm.Client) as c:
+        check_batch(c.batch(BATCH, response_format=Person))
+
+
+@pytest.mark.anyio
+async def test_async_batch_with_a_pydantic_response_format() -> None:
+    async with batch_client(mm.AsyncClient) as c:
+        check_batch(await c.batch(BATCH, response_format=Person, concurrency=2))

@@ -158,19 +158,17 @@ class RequestBuilding:
             field="model",
         )
 
-    def _batch_item(self, item: Any, model: str | None, params: Mapping[str, Any]) -> ChatRequest:
-        if isinstance(item, ChatRequest | str):
-            return self._build_request(item, model, params)
+    def _batch_parts(
+        self, item: Any, model: str | None, params: Mapping[str, Any]
+    ) -> tuple[Any, str | None, Mapping[str, Any]]:
+        """A batch item as ``(prompt, model, params)``: a dict item's own keys win."""
         if isinstance(item, Mapping):
             item = dict(item)
             prompt = item.pop("prompt", None)
             messages = item.pop("messages", None)
             item_model = item.pop("model", model)
-            merged = {**params, **item}
-            return self._build_request(
-                messages if messages is not None else prompt, item_model, merged
-            )
-        return self._build_request(item, model, params)
+            return (messages if messages is not None else prompt), item_model, {**params, **item}
+        return item, model, params
 
     def _prepare(
         self,

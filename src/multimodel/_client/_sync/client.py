@@ -340,7 +340,9 @@ class Client(BaseClient):
 
         Each item is a prompt string, a list of messages, a ``ChatRequest``, or a dict such as
         ``{"prompt": "...", "model": "...", "max_tokens": 50}``. A failed item is returned as
-        its exception instead of failing the batch.
+        its exception instead of failing the batch. With a ``response_format`` (for the batch
+        or an item) each answer is validated as by :meth:`query` (``parsed`` set, repaired
+        once); an item that still does not fit is its ``StructuredOutputError``.
         """
         self._check_open()
         if concurrency < 1:
@@ -352,8 +354,17 @@ class Client(BaseClient):
 
         def one(item: Any) -> ChatResponse | MultimodelError:
             try:
+                prompt, item_model, item_params = self._batch_parts(item, model, params)
+                if "response_format" in item_params or (
+                    isinstance(prompt, ChatRequest) and prompt.response_format is not None
+                ):  # validated (and repaired) like query's
+                    from .structured import query_structured
+
+                    return query_structured(
+                        self, prompt, item_model, None, None, None, None, None, item_params
+                    )
                 started = self._clock.monotonic()
-                request, resolved = self._prepare(self._batch_item(item, model, params), None, {})
+                request, resolved = self._prepare(prompt, item_model, item_params)
                 return self._call(request, resolved, None, None, None, started)
             except MultimodelError as exc:
                 return exc
