@@ -182,17 +182,22 @@ class RequestBuilding:
             self._check_open()
         request = self._build_request(prompt, model, params)
         self._check_request(request, self.limits)
-        resolved: Policy | None = None
-        if self.policies is not None:
+        resolved = self._policy_of(request.user, policy)
+        if resolved is not None:
             from ..security.policy import enforce_request
 
-            resolved = self.policies.resolve(request.user, policy=policy)
             request = enforce_request(resolved, request)
-        elif policy is not None:
+        return request, resolved
+
+    def _policy_of(self, user: str | None, policy: str | None) -> Policy | None:
+        """The caller's policy: ``policy`` by name, else the user's (``None``: no policies)."""
+        if self.policies is not None:
+            return self.policies.resolve(user, policy=policy)
+        if policy is not None:
             raise InvalidRequestError(
                 f"policy={policy!r} given, but the client has no policies", field="policy"
             )
-        return request, resolved
+        return None
 
     def _plan(
         self,

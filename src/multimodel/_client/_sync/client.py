@@ -379,6 +379,8 @@ class Client(BaseClient):
         dimensions: int | None = None,
         timeout: float | None = None,
         cache: bool | None = None,
+        user: str | None = None,
+        policy: str | None = None,
     ) -> EmbeddingResponse:
         """Embed ``inputs`` (a string or a list of strings): one vector per input, in order.
 
@@ -387,15 +389,19 @@ class Client(BaseClient):
         each batch is routed like a chat call (strategies, retries, fallbacks, rate limits,
         budgets, tracker, ledger); the cost comes from the catalog's input price. With a
         response cache, each input's vector is cached (``cache=False`` skips it): only the
-        misses are sent, and ``cached`` on the answer counts the hits.
+        misses are sent, and ``cached`` on the answer counts the hits. The client's
+        ``limits`` (``InputLimits``) and the caller's policy (``policy``, else ``user``'s)
+        apply as for chat, before anything is sent.
 
         Raises:
-            InvalidRequestError: no inputs, or a deployment of the group offers no embeddings.
+            InvalidRequestError: no inputs, an input over the client's ``limits``, or a
+                deployment of the group offers no embeddings; nothing was sent.
+            PolicyViolation: the policy forbids an input or every deployment.
             AllAttemptsFailed, NoDeploymentAvailable: a batch ran out of retries and fallbacks.
         """
         from .embeddings import embed
 
-        return embed(self, inputs, model, dimensions, timeout, cache)
+        return embed(self, inputs, model, dimensions, timeout, cache, user, policy)
 
     @cached_property
     def embeddings(self) -> Embeddings:
