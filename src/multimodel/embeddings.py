@@ -90,9 +90,13 @@ def split_batches(
 
 
 def estimate_tokens(text: str) -> int:
-    """The estimated tokens of one input (about four characters a token), as batches and
-    policies count them before anything is sent."""
-    return len(text) // 4 + 1
+    """The estimated tokens of one input, as batches and policies count them before anything
+    is sent: about four characters a token for ASCII text; for other text a token per three
+    bytes of UTF-8 (a CJK character is about one token, not a quarter), so that a batch cut to
+    a provider's tokens per request stays under it."""
+    if text.isascii():
+        return len(text) // 4 + 1
+    return len(text.encode("utf-8", "surrogatepass")) // 3 + 1
 
 
 # -- the OpenAI shape ---------------------------------------------------------------------------
@@ -178,6 +182,10 @@ def as_inputs(value: Any) -> list[str]:
             "embedding input must be a string or a list of strings", field="input"
         )
     for i, text in enumerate(texts):
+        if not text:
+            # OpenAI's API refuses an empty input (400) once other batches may have been sent
+            # and billed: refused here, before anything is.
+            raise InvalidRequestError(f"input[{i}] is an empty string", field=f"input[{i}]")
         if not text.isascii():
             try:
                 text.encode("utf-8")

@@ -166,3 +166,31 @@ def test_check_inputs_defaults_are_generous() -> None:
     check_inputs(["x" * 1_000_000] * 3)
     with pytest.raises(errors.InvalidRequestError, match="input"):
         check_inputs(["x"] * 10_001)
+
+
+def test_an_empty_input_is_refused_before_sending() -> None:
+    provider = Provider()
+    with make(mm.Client, provider) as c, pytest.raises(errors.InvalidRequestError) as info:
+        c.embed(["a", ""], model="emb")
+    assert (info.value.field, provider.sent) == ("input[1]", [])
+
+
+@pytest.mark.anyio
+async def test_async_an_empty_input_is_refused_before_sending() -> None:
+    provider = Provider()
+    async with make(mm.AsyncClient, provider) as c:
+        with pytest.raises(errors.InvalidRequestError, match="empty"):
+            await c.embeddings.create(input=[""], model="emb")
+    assert provider.sent == []
+
+
+def test_cjk_text_is_cut_to_the_tokens_per_request() -> None:
+    # OpenAI: 300,000 tokens per request. A CJK character is about a token: 2,048 inputs of
+    # 200 characters (~409,600 tokens) need two requests, though they are only 409,600 chars.
+    provider = Provider()
+    texts = ["語" * 200] * 2048
+    with make(mm.Client, provider) as c:
+        r = c.embed(texts, model="emb")
+    assert len(r.vectors) == 2048
+    assert len(provider.sent) == 2
+    assert all(sum(len(t) for t in batch) <= 300_000 for batch in provider.sent)
