@@ -12,11 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .types import Usage
+
+if TYPE_CHECKING:
+    from .security._rules import Policy
 
 __all__ = [
     "CreateEmbeddingResponse",
@@ -24,6 +27,8 @@ __all__ = [
     "EmbeddingResponse",
     "EmbeddingUsage",
     "ParsedEmbeddings",
+    "estimate_tokens",
+    "policy_token_cap",
     "split_batches",
 ]
 
@@ -73,7 +78,7 @@ def split_batches(
     out: list[tuple[int, int]] = []
     start, tokens = 0, 0
     for i, text in enumerate(inputs):
-        cost = len(text) // 4 + 1
+        cost = estimate_tokens(text)
         over = max_tokens is not None and tokens + cost > max_tokens and i > start
         if i - start >= max_items or over:
             out.append((start, i))
@@ -82,6 +87,16 @@ def split_batches(
     if start < len(inputs):
         out.append((start, len(inputs)))
     return out
+
+
+def estimate_tokens(text: str) -> int:
+    """The estimated tokens of one input, as batches and policies count them before anything
+    is sent: about four characters a token for ASCII text; for other text a token per three
+    bytes of UTF-8 (a CJK character is about one token, not a quarter), so that a batch cut to
+    a provider's tokens per request stays under it."""
+    if text.isascii():
+        return len(text) // 4 + 1
+    return len(text.encode("utf-8", "surrogatepass")) // 3 + 1
 
 
 # -- the OpenAI shape ---------------------------------------------------------------------------
@@ -156,12 +171,51 @@ def decode_vector(data: bytes) -> list[float] | None:
 
 def as_inputs(value: Any) -> list[str]:
     """``input`` as a list of strings (one string is a list of one)."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
-        return list(value)
     from .errors import InvalidRequestError
 
-    raise InvalidRequestError(
-        "embedding input must be a string or a list of strings", field="input"
-    )
+    if isinstance(value, str):
+        texts = [value]
+    elif isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        texts = list(value)
+    else:
+        raise InvalidRequestError(
+            "embedding input must be a string or a list of strings", field="input"
+        )
+    for i, text in enumerate(texts):
+        if not text:
+            # OpenAI's API refuses an empty input (400) once other batches may have been sent
+            # and billed: refused here, before anything is.
+            raise InvalidRequestError(f"input[{i}] is an empty string", field=f"input[{i}]")
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidRequestError(
+                    f"input[{i}] is not valid Unicode text (it holds a lone surrogate such as "
+                    "'\\ud800', which cannot be encoded as UTF-8 and sent); fix or re-decode it",
+                    field=f"input[{i}]",
+                ) from None
+    return texts
+
+
+def policy_token_cap(policy: Policy | None, texts: Sequence[str]) -> int | None:
+    """The policy's ``max_input_tokens`` (``None``: no cap), after checking that every input
+    fits it on its own: batches are then cut to it, so no request sent breaks it.
+
+    Raises:
+        PolicyViolation: an input's estimated tokens are over the cap.
+    """
+    if policy is None or policy.max_input_tokens is None:
+        return None
+    cap = policy.max_input_tokens
+    for i, text in enumerate(texts):
+        tokens = estimate_tokens(text)
+        if tokens > cap:
+            from .errors import PolicyViolation
+
+            raise PolicyViolation(
+                f"policy {policy.name!r} forbids this request: rule max_input_tokens: input[{i}] "
+                f"is ~{tokens:,} tokens (estimated), over the limit of {cap:,}. To fix: shorten "
+                "or split that input"
+            )
+    return cap

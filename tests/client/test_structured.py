@@ -5,7 +5,7 @@ errors fed back -> typed error), on both clients and ``chat.completions.parse``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -445,3 +445,120 @@ def test_invalid_output_falls_back_to_the_next_model_group() -> None:
         r = c.query("who?", model="a", response_format=Person, structured_retries=1)
     assert r.parsed == Person.model_validate(GOOD)
     assert hosts == ["bad.test", "bad.test", "good.test"]
+
+
+# -- the repair goes back to the deployment that answered -------------------------------------
+
+
+class Hosts:
+    """Two deployments of one group, ``one.test`` and ``two.test``, each answering its
+    replies in order (the last repeats; an int is an error status); hosts asked recorded."""
+
+    def __init__(self, **replies: Sequence[dict[str, Any] | int]) -> None:
+        self.replies = replies
+        self.hosts: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        replies = self.replies[host.split(".")[0]]
+        reply = replies[min(self.hosts.count(host), len(replies) - 1)]
+        self.hosts.append(host)
+        if isinstance(reply, int):
+            return httpx.Response(reply, json={"error": {"message": "down", "type": "server"}})
+        return httpx.Response(200, json=reply)
+
+    def client(self, cls: Any) -> Any:
+        deployments = [
+            mm.Deployment(
+                model="m", provider="openai", api_key=KEY, base_url=f"https://{h}/v1", name=h
+            )
+            for h in ("one.test", "two.test")
+        ]
+        # Round robin: a repair routed afresh would go to the other deployment.
+        return cls(
+            deployments=deployments, transport=httpx.MockTransport(self), strategy="round_robin"
+        )
+
+
+BAD_THEN_GOOD = [openai_body(json.dumps(BAD)), openai_body(json.dumps(GOOD))]
+
+
+def test_the_repair_goes_to_the_deployment_that_gave_the_invalid_answer() -> None:
+    hosts = Hosts(one=BAD_THEN_GOOD, two=BAD_THEN_GOOD)
+    with hosts.client(mm.Client) as c:
+        for _ in range(2):
+            r = c.query("who?", model="m", response_format=Person)
+            assert r.parsed == Person.model_validate(GOOD)
+            assert f"pinned to {r.deployment}" in r.trace.notes
+    # each call: an invalid first answer, repaired by the same deployment
+    assert hosts.hosts == ["one.test", "one.test", "two.test", "two.test"]
+
+
+def test_a_pinned_repair_that_fails_falls_back_as_usual() -> None:
+    hosts = Hosts(one=[openai_body(json.dumps(BAD)), 503], two=[openai_body(json.dumps(GOOD))])
+    with hosts.client(mm.Client) as c:
+        r = c.query("who?", model="m", response_format=Person)
+    assert r.parsed == Person.model_validate(GOOD)
+    assert hosts.hosts == ["one.test", "one.test", "two.test"]
+    assert [a.deployment for a in r.trace.attempts] == ["one.test", "two.test"]
+
+
+@pytest.mark.anyio
+async def test_async_the_repair_goes_to_the_deployment_that_gave_the_invalid_answer() -> None:
+    hosts = Hosts(one=BAD_THEN_GOOD, two=BAD_THEN_GOOD)
+    async with hosts.client(mm.AsyncClient) as c:
+        for _ in range(2):
+            r = await c.query("who?", model="m", response_format=Person)
+            assert r.parsed == Person.model_validate(GOOD)
+    assert hosts.hosts == ["one.test", "one.test", "two.test", "two.test"]
+
+
+@pytest.mark.anyio
+async def test_async_a_pinned_repair_that_fails_falls_back_as_usual() -> None:
+    hosts = Hosts(one=[openai_body(json.dumps(BAD)), 503], two=[openai_body(json.dumps(GOOD))])
+    async with hosts.client(mm.AsyncClient) as c:
+        r = await c.query("who?", model="m", response_format=Person)
+    assert r.parsed == Person.model_validate(GOOD)
+    assert hosts.hosts == ["one.test", "one.test", "two.test"]
+
+
+# -- batch ------------------------------------------------------------------------------------
+
+
+def by_prompt(request: httpx.Request) -> httpx.Response:
+    """An invalid answer to any conversation whose first message says "bad", else GOOD."""
+    messages = json.loads(request.content)["messages"]
+    bad = "bad" in messages[0]["content"]
+    return httpx.Response(200, json=openai_body(json.dumps(BAD if bad else GOOD)))
+
+
+def batch_client(cls: Any) -> Any:
+    deployment = mm.Deployment(model="m", provider="openai", api_key=KEY)
+    return cls(deployments=[deployment], transport=httpx.MockTransport(by_prompt))
+
+
+BATCH = [
+    "good",
+    "bad",
+    {"prompt": "good too", "max_tokens": 50},
+    {"prompt": "schema dict", "response_format": {"type": "json_object"}},
+]
+
+
+def check_batch(results: list[Any]) -> None:
+    first, failed, third, fourth = results
+    assert first.parsed == third.parsed == Person.model_validate(GOOD)
+    assert isinstance(failed, errors.StructuredOutputError)
+    assert failed.raw_text == json.dumps(BAD)
+    assert fourth.parsed == GOOD  # the item's own format wins: plain JSON
+
+
+def test_batch_with_a_pydantic_response_format() -> None:
+    with batch_client(mm.Client) as c:
+        check_batch(c.batch(BATCH, response_format=Person))
+
+
+@pytest.mark.anyio
+async def test_async_batch_with_a_pydantic_response_format() -> None:
+    async with batch_client(mm.AsyncClient) as c:
+        check_batch(await c.batch(BATCH, response_format=Person, concurrency=2))

@@ -158,19 +158,17 @@ class RequestBuilding:
             field="model",
         )
 
-    def _batch_item(self, item: Any, model: str | None, params: Mapping[str, Any]) -> ChatRequest:
-        if isinstance(item, ChatRequest | str):
-            return self._build_request(item, model, params)
+    def _batch_parts(
+        self, item: Any, model: str | None, params: Mapping[str, Any]
+    ) -> tuple[Any, str | None, Mapping[str, Any]]:
+        """A batch item as ``(prompt, model, params)``: a dict item's own keys win."""
         if isinstance(item, Mapping):
             item = dict(item)
             prompt = item.pop("prompt", None)
             messages = item.pop("messages", None)
             item_model = item.pop("model", model)
-            merged = {**params, **item}
-            return self._build_request(
-                messages if messages is not None else prompt, item_model, merged
-            )
-        return self._build_request(item, model, params)
+            return (messages if messages is not None else prompt), item_model, {**params, **item}
+        return item, model, params
 
     def _prepare(
         self,
@@ -184,17 +182,22 @@ class RequestBuilding:
             self._check_open()
         request = self._build_request(prompt, model, params)
         self._check_request(request, self.limits)
-        resolved: Policy | None = None
-        if self.policies is not None:
+        resolved = self._policy_of(request.user, policy)
+        if resolved is not None:
             from ..security.policy import enforce_request
 
-            resolved = self.policies.resolve(request.user, policy=policy)
             request = enforce_request(resolved, request)
-        elif policy is not None:
+        return request, resolved
+
+    def _policy_of(self, user: str | None, policy: str | None) -> Policy | None:
+        """The caller's policy: ``policy`` by name, else the user's (``None``: no policies)."""
+        if self.policies is not None:
+            return self.policies.resolve(user, policy=policy)
+        if policy is not None:
             raise InvalidRequestError(
                 f"policy={policy!r} given, but the client has no policies", field="policy"
             )
-        return request, resolved
+        return None
 
     def _plan(
         self,
@@ -203,6 +206,7 @@ class RequestBuilding:
         policy: Policy | None,
         *,
         stream: bool = False,
+        prefer: str | None = None,
     ) -> DispatchPlan:
         timeout = timeout or self._timeout
         deadline = self._deadline
@@ -216,6 +220,7 @@ class RequestBuilding:
             stream=stream,
             policy=policy,
             body_deadline=deadline is not None,
+            prefer=prefer,
         )
 
 

@@ -76,6 +76,7 @@ class DispatchPlan(PlanEndings):
         "_pending_sleep",
         "_policy_blocked",
         "_position",
+        "_prefer",
         "_retries",
         "_router",
         "_shared_wait",
@@ -104,8 +105,12 @@ class DispatchPlan(PlanEndings):
         stream: bool,
         policy: Policy | None = None,
         body_deadline: bool = True,
+        prefer: str | None = None,
     ) -> None:
         self._router = router
+        # A deployment the first attempt goes to if it is available (a structured answer's
+        # repair goes back to the deployment that gave it); then routing as usual.
+        self._prefer = prefer
         self.request = request
         self.policy = policy
         self._policy_blocked: dict[str, str] = {}
@@ -241,8 +246,10 @@ class DispatchPlan(PlanEndings):
             raise self._exhausted(retry_at=earliest)
         tried = self._tried
         pool = ([c for c in available if c.name not in tried] or available) if tried else available
-        scored = self._choose_scored
-        if scored is not None:
+        pinned = None if self._prefer is None else self._pinned(available)
+        if pinned:
+            endpoint = pinned
+        elif (scored := self._choose_scored) is not None:
             endpoint, scores = scored(pool, router.tracker, self.ctx)
             self.trace.scores.add(scores)
             if isinstance(scores, ProbeScores):  # a probe or a learned choice: say why
@@ -277,6 +284,15 @@ class DispatchPlan(PlanEndings):
         if router.telemetry is not None and self._span is not None:
             span = router.telemetry.start_attempt(self._span, endpoint, self._attempts)
         return Send(endpoint, self._attempts, timeout, now, reservation, span, hold)
+
+    def _pinned(self, available: Sequence[Endpoint]) -> Endpoint | None:
+        """The preferred deployment if it is available, once: whether or not it is, the next
+        decisions are the strategy's (a failure there falls back as usual)."""
+        name, self._prefer = self._prefer, None
+        endpoint = next((c for c in available if c.name == name), None)
+        if endpoint is not None:
+            self.trace.notes.append(f"pinned to {name}")
+        return endpoint
 
     def _available(self, now: float) -> tuple[Sequence[Endpoint], float | None]:
         router = self._router

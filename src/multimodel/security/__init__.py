@@ -32,7 +32,14 @@ if TYPE_CHECKING:
         is_encrypted,
         key_id_for,
     )
-    from .limits import DEFAULT_LIMITS, InputLimits, check_batch, check_request, request_size
+    from .limits import (
+        DEFAULT_LIMITS,
+        InputLimits,
+        check_batch,
+        check_inputs,
+        check_request,
+        request_size,
+    )
     from .policy import (
         Policy,
         PolicyResult,
@@ -60,6 +67,7 @@ _LAZY = {
     "StaticKeyProvider": ".crypto",
     "check": ".policy",
     "check_batch": ".limits",
+    "check_inputs": ".limits",
     "check_request": ".limits",
     "enforce_request": ".policy",
     "estimated_cost": ".policy",
@@ -88,6 +96,7 @@ __all__ = [
     "StaticKeyProvider",
     "check",
     "check_batch",
+    "check_inputs",
     "check_request",
     "enforce_request",
     "estimated_cost",

@@ -21,13 +21,21 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 from ..errors import ConfigError, InvalidRequestError
 from ..providers.base import MAX_BODY_BYTES
 from ..types import AudioPart, ChatRequest, FilePart, ImagePart, TextPart
 
-__all__ = ["DEFAULT_LIMITS", "InputLimits", "check_batch", "check_request", "request_size"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "InputLimits",
+    "check_batch",
+    "check_inputs",
+    "check_request",
+    "request_size",
+]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -35,9 +43,10 @@ class InputLimits:
     """Size limits on what callers may send.
 
     Attributes:
-        max_message_chars: characters of text in one message's content.
+        max_message_chars: characters of text in one message's content; of one embedding
+            input.
         max_messages: messages in one request.
-        max_batch_size: requests in one batch call.
+        max_batch_size: requests in one batch call; inputs in one embeddings call.
         max_tool_argument_chars: characters of one tool call's ``arguments`` JSON.
         max_tools: tools offered in one request.
         max_request_bytes: bytes of the request serialized as JSON (images included); the
@@ -195,3 +204,28 @@ def check_batch(n: int, limits: InputLimits = DEFAULT_LIMITS) -> None:
         raise InvalidRequestError(f"batch size must be >= 0, not {n!r}", field="batch")
     if n > limits.max_batch_size:
         raise _over("batch", n, "requests", limits.max_batch_size, "max_batch_size")
+
+
+def check_inputs(inputs: Sequence[str], limits: InputLimits = DEFAULT_LIMITS) -> None:
+    """Raise :class:`~multimodel.errors.InvalidRequestError` if embedding ``inputs`` break
+    ``limits``: more inputs than ``max_batch_size`` (``field="input"``), or one input longer
+    than ``max_message_chars`` characters or ``max_request_bytes`` bytes of UTF-8
+    (``field="input[3]"``). One input is never split across requests, so it must fit one.
+
+    Example::
+
+        check_inputs(["a", "b" * 2_000_000])   # input[1]: 2,000,000 characters exceeds ...
+    """
+    if len(inputs) > limits.max_batch_size:
+        raise _over("input", len(inputs), "inputs", limits.max_batch_size, "max_batch_size")
+    chars_limit = limits.max_message_chars
+    # At most four bytes of UTF-8 a character: count the bytes only when that bound is over.
+    bytes_limit = limits.max_request_bytes
+    for i, text in enumerate(inputs):
+        chars = len(text)
+        if chars > chars_limit:
+            raise _over(f"input[{i}]", chars, "characters", chars_limit, "max_message_chars")
+        if 4 * chars > bytes_limit:
+            size = len(text.encode("utf-8", "surrogatepass"))
+            if size > bytes_limit:
+                raise _over(f"input[{i}]", size, "bytes", bytes_limit, "max_request_bytes")

@@ -342,7 +342,9 @@ class AsyncClient(BaseClient):
 
         Each item is a prompt string, a list of messages, a ``ChatRequest``, or a dict such as
         ``{"prompt": "...", "model": "...", "max_tokens": 50}``. A failed item is returned as
-        its exception instead of failing the batch.
+        its exception instead of failing the batch. With a ``response_format`` (for the batch
+        or an item) each answer is validated as by :meth:`query` (``parsed`` set, repaired
+        once); an item that still does not fit is its ``StructuredOutputError``.
         """
         self._check_open()
         if concurrency < 1:
@@ -354,8 +356,17 @@ class AsyncClient(BaseClient):
 
         async def one(item: Any) -> ChatResponse | MultimodelError:
             try:
+                prompt, item_model, item_params = self._batch_parts(item, model, params)
+                if "response_format" in item_params or (
+                    isinstance(prompt, ChatRequest) and prompt.response_format is not None
+                ):  # validated (and repaired) like query's
+                    from .structured import query_structured
+
+                    return await query_structured(
+                        self, prompt, item_model, None, None, None, None, None, item_params
+                    )
                 started = self._clock.monotonic()
-                request, resolved = self._prepare(self._batch_item(item, model, params), None, {})
+                request, resolved = self._prepare(prompt, item_model, item_params)
                 return await self._call(request, resolved, None, None, None, started)
             except MultimodelError as exc:
                 return exc
@@ -370,6 +381,8 @@ class AsyncClient(BaseClient):
         dimensions: int | None = None,
         timeout: float | None = None,
         cache: bool | None = None,
+        user: str | None = None,
+        policy: str | None = None,
     ) -> EmbeddingResponse:
         """Embed ``inputs`` (a string or a list of strings): one vector per input, in order.
 
@@ -378,15 +391,19 @@ class AsyncClient(BaseClient):
         each batch is routed like a chat call (strategies, retries, fallbacks, rate limits,
         budgets, tracker, ledger); the cost comes from the catalog's input price. With a
         response cache, each input's vector is cached (``cache=False`` skips it): only the
-        misses are sent, and ``cached`` on the answer counts the hits.
+        misses are sent, and ``cached`` on the answer counts the hits. The client's
+        ``limits`` (``InputLimits``) and the caller's policy (``policy``, else ``user``'s)
+        apply as for chat, before anything is sent.
 
         Raises:
-            InvalidRequestError: no inputs, or a deployment of the group offers no embeddings.
+            InvalidRequestError: no inputs, an input over the client's ``limits``, or a
+                deployment of the group offers no embeddings; nothing was sent.
+            PolicyViolation: the policy forbids an input or every deployment.
             AllAttemptsFailed, NoDeploymentAvailable: a batch ran out of retries and fallbacks.
         """
         from .embeddings import embed
 
-        return await embed(self, inputs, model, dimensions, timeout, cache)
+        return await embed(self, inputs, model, dimensions, timeout, cache, user, policy)
 
     @cached_property
     def embeddings(self) -> AsyncEmbeddings:
@@ -428,21 +445,27 @@ class AsyncClient(BaseClient):
         cache: bool | None,
         cache_ttl: float | None,
         started: float,
+        prefer: str | None = None,
     ) -> ChatResponse:
-        """One call: the response cache around the routed run."""
+        """One call: the response cache around the routed run (``prefer``: the deployment
+        to try first)."""
         if self.cache is None:
-            return await self._run(request, timeout, policy)
+            return await self._run(request, timeout, policy, prefer)
         hit = await self.cache.alookup(request, override=cache)
         if hit is not None:
             return self._from_cache(request, hit, started)
-        response = await self._run(request, timeout, policy)
+        response = await self._run(request, timeout, policy, prefer)
         await self.cache.astore(request, response, ttl=cache_ttl, override=cache)
         return response
 
     async def _run(
-        self, request: ChatRequest, timeout: float | None, policy: Policy | None = None
+        self,
+        request: ChatRequest,
+        timeout: float | None,
+        policy: Policy | None = None,
+        prefer: str | None = None,
     ) -> ChatResponse:
-        plan = self._plan(request, timeout, policy)
+        plan = self._plan(request, timeout, policy, prefer=prefer)
         while True:
             action = plan.next_action()
             if isinstance(action, Sleep):

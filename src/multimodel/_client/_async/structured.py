@@ -32,8 +32,9 @@ async def query_structured(
     params: Mapping[str, Any],
 ) -> ChatResponse:
     """One structured call: the routed call, then validation. An answer that does not validate
-    is sent back with its errors (``retries`` times); then the model group's fallbacks are
-    asked in turn, the same way; all within the deadline, then the last error is raised."""
+    is sent back with its errors (``retries`` times) to the deployment that gave it (another
+    one, as usual, only if that one fails); then the model group's fallbacks are asked in
+    turn, the same way; all within the deadline, then the last error is raised."""
     retries = DEFAULT_STRUCTURED_RETRIES if retries is None else retries
     if retries < 0:
         raise InvalidRequestError(
@@ -52,8 +53,11 @@ async def query_structured(
     for position, group in enumerate(chain):
         request = original if position == 0 else original.model_copy(update={"model": group})
         left = retries
+        pin: str | None = None  # the deployment whose answer is being repaired
         while True:
-            response = await client._call(request, resolved, timeout, cache, cache_ttl, started)
+            response = await client._call(
+                request, resolved, timeout, cache, cache_ttl, started, pin
+            )
             try:
                 return finish(response, fmt, target)
             except StructuredOutputError as exc:
@@ -61,6 +65,7 @@ async def query_structured(
                 if left > 0 and not late:
                     left -= 1
                     request = feedback(request, exc)
+                    pin = response.deployment
                     continue
                 if late or position == len(chain) - 1:
                     raise

@@ -22,15 +22,18 @@ from ...embeddings import (
     cache_key,
     decode_vector,
     encode_vector,
+    policy_token_cap,
     split_batches,
 )
 from ...errors import InvalidRequestError, MultimodelError, ProviderError, UnknownModelError
+from ...security.limits import check_inputs
 from ...types import ChatRequest, Message, Usage
 from .._base import DEFAULT_DEADLINE_FACTOR, _timeout_extension
 from .._primitives import gather, sleep, time_limit
 
 if TYPE_CHECKING:
     from ..._core.dispatch import Send
+    from ...security._rules import Policy
     from .client import Client
 
 __all__ = ["Embeddings", "embed"]
@@ -72,11 +75,15 @@ def embed(
     dimensions: int | None,
     timeout: float | None,
     use_cache: bool | None = None,
+    user: str | None = None,
+    policy: str | None = None,
 ) -> EmbeddingResponse:
     """Embed ``inputs`` in batches, each one routed call; the vectors come back in order.
 
-    With a response cache (and ``use_cache`` not ``False``), each input's vector is looked up
-    first; only the misses are sent, and their vectors are stored."""
+    The client's input limits and the caller's policy are checked before anything is sent
+    (the policy also filters the deployments of every batch, as for chat). With a response
+    cache (and ``use_cache`` not ``False``), each input's vector is looked up first; only the
+    misses are sent, and their vectors are stored."""
     client._check_open()
     texts = as_inputs(inputs)
     if not texts:
@@ -86,7 +93,12 @@ def embed(
     group = client._resolve_model(model)
     if group == AUTO or group not in client._router.groups:
         raise UnknownModelError(group, list(client._router.groups))
+    check_inputs(texts, client.limits)
+    resolved = client._policy_of(user, policy)
     max_items, max_tokens = _limits(client, group)
+    cap = policy_token_cap(resolved, texts)
+    if cap is not None:
+        max_tokens = cap if max_tokens is None else min(max_tokens, cap)
     started = client._clock.monotonic()
     cache = client.cache if use_cache is not False else None
     vectors: list[list[float] | None] = [None] * len(texts)
@@ -103,7 +115,8 @@ def embed(
 
     def one(bounds: tuple[int, int]) -> tuple[ParsedEmbeddings, str, Decimal | None] | Any:
         try:
-            return _batch(client, group, sent[bounds[0] : bounds[1]], dimensions, timeout)
+            texts = sent[bounds[0] : bounds[1]]
+            return _batch(client, group, texts, dimensions, timeout, user, resolved)
         except MultimodelError as exc:
             return exc
 
@@ -148,14 +161,17 @@ def _batch(
     texts: Sequence[str],
     dimensions: int | None,
     timeout: float | None,
+    user: str | None,
+    policy: Policy | None,
 ) -> tuple[ParsedEmbeddings, str, Decimal | None]:
     """One batch as one routed call."""
     # The plan routes, limits and accounts a ChatRequest: one whose prompt is the batch's text,
-    # so that token estimates (rate limits, budgets) match what is sent.
+    # so that token estimates (rate limits, budgets, policies) match what is sent.
     request = ChatRequest(
         model=group,
         messages=[Message(role="user", content="\n".join(texts) or " ")],
         max_tokens=1,
+        user=user,
     )
     timeout = timeout or client._timeout
     deadline = client._deadline
@@ -163,6 +179,7 @@ def _batch(
         request,
         timeout=timeout,
         deadline=deadline if deadline is not None else DEFAULT_DEADLINE_FACTOR * timeout,
+        policy=policy,
     )
     while True:
         action = plan.next_action()
@@ -229,17 +246,24 @@ class Embeddings:
 
         Raises:
             InvalidRequestError: ``encoding_format`` other than ``"float"``, or an unknown
-                keyword (``user`` is accepted and ignored).
+                keyword (``user`` and ``policy`` are as for ``embed``).
         """
         if encoding_format not in (None, "float"):
             raise InvalidRequestError(
                 "only encoding_format='float' is supported", field="encoding_format"
             )
-        kwargs.pop("user", None)
+        user = kwargs.pop("user", None)
+        policy = kwargs.pop("policy", None)
         if kwargs:
             name = min(kwargs)
             raise InvalidRequestError(f"unknown parameter {name!r}", field=name)
         response = self._client.embed(
-            input, model=model, dimensions=dimensions, timeout=timeout, cache=cache
+            input,
+            model=model,
+            dimensions=dimensions,
+            timeout=timeout,
+            cache=cache,
+            user=user,
+            policy=policy,
         )
         return CreateEmbeddingResponse.from_response(response)
