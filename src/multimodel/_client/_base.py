@@ -80,6 +80,7 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
         self._clock: Clock = config.clock or SystemClock()
         self._timeout = config.timeout
         self._deadline = config.deadline
+        self._refuse_params = config.unsupported_params == "error"
         policy = config.retry or RetryPolicy(max_retries=config.max_retries)
         # Heavier parts load here, when a client is built, so `import multimodel` stays cheap.
         from ..cache import CachePolicy, MemoryCache, ResponseCache
