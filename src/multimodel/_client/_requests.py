@@ -18,7 +18,7 @@ from .._core.text import unencodable_field
 from ..errors import InvalidRequestError, UnknownModelError
 from ..providers._params import refuse_unsupported
 from ..tracking.quality import TASK_TAG
-from ..types import _PLAIN_MESSAGE_KEYS, ChatRequest, Message, coerce_message
+from ..types import ChatRequest, Message
 from .params import REQUEST_FIELDS, split_params
 
 if TYPE_CHECKING:
@@ -116,19 +116,7 @@ class RequestBuilding:
                         "messages is empty: pass a prompt string or at least one message",
                         field="messages",
                     )
-                for message in messages:  # OpenAI's shapes: converted (plain dicts cost a check)
-                    if (
-                        type(message) is not dict
-                        or not _PLAIN_MESSAGE_KEYS.issuperset(message)
-                        or type(message.get("content")) is list
-                    ):
-                        try:
-                            messages = [coerce_message(m) for m in messages]
-                        except ValueError as exc:
-                            raise InvalidRequestError(
-                                f"invalid request: messages: {exc}", field="messages"
-                            ) from None
-                        break
+                # OpenAI's shapes are converted by ChatRequest (plain dicts cost a check)
             else:
                 raise InvalidRequestError(
                     f"expected a prompt string or a list of messages, got {type(prompt).__name__}",
