@@ -473,8 +473,9 @@ OPENAI_PARAMS = frozenset(
 ``query`` and ``chat.completions.create`` accept them as keywords and keep them in
 ``ChatRequest.openai_params``: OpenAI-format deployments receive them as they are, other
 formats get the provider's equivalent where there is one (Gemini: ``frequency_penalty``,
-``presence_penalty``), and drop the rest with one :class:`~multimodel.errors.DroppedParameterWarning`
-per provider and parameter. ``parallel_tool_calls`` becomes ``tool_choice.parallel``."""
+``presence_penalty``; Anthropic and Gemini: ``reasoning_effort``, as thinking), and drop the rest
+with one :class:`~multimodel.errors.DroppedParameterWarning` per provider and parameter (or, on a
+client with ``unsupported_params="error"``, refuse the call before sending). ``parallel_tool_calls`` becomes ``tool_choice.parallel``."""
 
 
 class ChatRequest(BaseModel):
