@@ -475,7 +475,8 @@ OPENAI_PARAMS = frozenset(
 formats get the provider's equivalent where there is one (Gemini: ``frequency_penalty``,
 ``presence_penalty``; Anthropic and Gemini: ``reasoning_effort``, as thinking), and drop the rest
 with one :class:`~multimodel.errors.DroppedParameterWarning` per provider and parameter (or, on a
-client with ``unsupported_params="error"``, refuse the call before sending). ``parallel_tool_calls`` becomes ``tool_choice.parallel``."""
+client with ``unsupported_params="error"``, refuse the call before sending).
+``parallel_tool_calls`` becomes ``tool_choice.parallel``."""
 
 
 class ChatRequest(BaseModel):
