@@ -51,13 +51,14 @@ def _literal(tree: ast.Module, name: str) -> object:
     return None
 
 
-def _member_key(name: str) -> tuple[int, str]:
-    """ruff isort's ``order-by-type``: CONSTANTS, then Classes, then everything else."""
+def _member_key(name: str) -> tuple[int, str, str]:
+    """ruff isort's ``order-by-type``: CONSTANTS, then Classes, then everything else; within
+    each, case-insensitively (``AllAttemptsFailed`` before ``APIError``)."""
     if name.isupper() and len(name) > 1:
-        return (0, name)
+        return (0, name.lower(), name)
     if name[:1].isupper():
-        return (1, name)
-    return (2, name)
+        return (1, name.lower(), name)
+    return (2, name.lower(), name)
 
 
 def import_lines(source: str) -> list[str]:

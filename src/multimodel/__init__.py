@@ -24,6 +24,21 @@ import typing as _typing
 # use (PEP 562), so ``import multimodel`` costs little. ``__all__`` is derived from this table;
 # the re-exports type checkers read are generated from it by ``.ci/gen_init.py``.
 _LAZY = {
+    # the OpenAI SDK's exception names (aliases, or our class of that name): `except` ports
+    "APIConnectionError": ".errors",
+    "APIError": ".errors",
+    "APIResponseValidationError": ".errors",
+    "APIStatusError": ".errors",
+    "APITimeoutError": ".errors",
+    "AuthenticationError": ".errors",
+    "BadRequestError": ".errors",
+    "ConflictError": ".errors",
+    "InternalServerError": ".errors",
+    "NotFoundError": ".errors",
+    "OpenAIError": ".errors",
+    "PermissionDeniedError": ".errors",
+    "RateLimitError": ".errors",
+    "UnprocessableEntityError": ".errors",
     "AllAttemptsFailed": ".errors",
     "AsyncClient": "._client._async.client",
     "AsyncStream": "._client._async.stream",
@@ -108,23 +123,37 @@ if _typing.TYPE_CHECKING:
     from .config._models import Deployment as Deployment
     from .embeddings import EmbeddingResponse as EmbeddingResponse
     from .errors import AllAttemptsFailed as AllAttemptsFailed
+    from .errors import APIConnectionError as APIConnectionError
+    from .errors import APIError as APIError
+    from .errors import APIResponseValidationError as APIResponseValidationError
+    from .errors import APIStatusError as APIStatusError
+    from .errors import APITimeoutError as APITimeoutError
+    from .errors import AuthenticationError as AuthenticationError
+    from .errors import BadRequestError as BadRequestError
     from .errors import BudgetExceeded as BudgetExceeded
     from .errors import ClientClosed as ClientClosed
     from .errors import ConfigError as ConfigError
+    from .errors import ConflictError as ConflictError
     from .errors import DecryptionError as DecryptionError
+    from .errors import InternalServerError as InternalServerError
     from .errors import InvalidRequestError as InvalidRequestError
     from .errors import MissingAPIKeyError as MissingAPIKeyError
     from .errors import MultimodelError as MultimodelError
     from .errors import NoDeploymentAvailable as NoDeploymentAvailable
+    from .errors import NotFoundError as NotFoundError
+    from .errors import OpenAIError as OpenAIError
+    from .errors import PermissionDeniedError as PermissionDeniedError
     from .errors import PolicyViolation as PolicyViolation
     from .errors import PoolExhausted as PoolExhausted
     from .errors import ProviderError as ProviderError
     from .errors import RateLimited as RateLimited
+    from .errors import RateLimitError as RateLimitError
     from .errors import SharedStateUnavailable as SharedStateUnavailable
     from .errors import StreamInterrupted as StreamInterrupted
     from .errors import StructuredOutputError as StructuredOutputError
     from .errors import UnknownModelError as UnknownModelError
     from .errors import UnknownResponseError as UnknownResponseError
+    from .errors import UnprocessableEntityError as UnprocessableEntityError
     from .events import ModelStatusEvent as ModelStatusEvent
     from .providers.base import ProviderAdapter as ProviderAdapter
     from .providers.presets import ProviderPreset as ProviderPreset

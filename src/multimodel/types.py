@@ -214,9 +214,8 @@ class Message(BaseModel):
     def from_openai(cls, data: Any) -> Message:
         """A message from any shape the OpenAI SDK accepts or returns: a dict (nested
         ``tool_calls``, ``image_url`` parts, ``refusal`` parts ...), or a message object the
-        SDK or ``chat.completions`` returned. ``query``, ``stream``, ``batch`` and
-        ``chat.completions.create`` convert these by themselves; ``ChatRequest`` takes
-        :class:`Message` objects and plain dicts of its fields."""
+        SDK or ``chat.completions`` returned. ``ChatRequest`` (hence ``query``, ``stream``,
+        ``batch`` and ``chat.completions.create``) converts its messages the same way."""
         return cls.model_validate(coerce_message(data))
 
     @model_validator(mode="after")
@@ -244,6 +243,22 @@ class Message(BaseModel):
 
 
 _PLAIN_MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_call_id", "refusal"})
+
+
+def coerce_messages(messages: Any) -> Any:
+    """``messages`` with OpenAI's shapes converted (:func:`coerce_message`); the same list when
+    every item is a :class:`Message` or a plain dict of its fields (the common case costs one
+    check per message)."""
+    if type(messages) is not list:
+        return messages
+    for message in messages:
+        if type(message) is dict:
+            if _PLAIN_MESSAGE_KEYS.issuperset(message) and type(message.get("content")) is not list:
+                continue
+        elif isinstance(message, Message):
+            continue
+        return [coerce_message(m) for m in messages]
+    return messages
 
 
 def coerce_message(data: Any) -> Any:
@@ -458,8 +473,10 @@ OPENAI_PARAMS = frozenset(
 ``query`` and ``chat.completions.create`` accept them as keywords and keep them in
 ``ChatRequest.openai_params``: OpenAI-format deployments receive them as they are, other
 formats get the provider's equivalent where there is one (Gemini: ``frequency_penalty``,
-``presence_penalty``), and drop the rest with one :class:`~multimodel.errors.DroppedParameterWarning`
-per provider and parameter. ``parallel_tool_calls`` becomes ``tool_choice.parallel``."""
+``presence_penalty``; Anthropic and Gemini: ``reasoning_effort``, as thinking), and drop the rest
+with one :class:`~multimodel.errors.DroppedParameterWarning` per provider and parameter (or, on a
+client with ``unsupported_params="error"``, refuse the call before sending).
+``parallel_tool_calls`` becomes ``tool_choice.parallel``."""
 
 
 class ChatRequest(BaseModel):
@@ -489,6 +506,10 @@ class ChatRequest(BaseModel):
     tags: list[str] | None = None
     openai_params: dict[str, Any] | None = None
     extra_body: dict[str, Any] | None = None
+
+    # OpenAI's message shapes (nested tool_calls, image_url parts, the facade's objects) are
+    # converted as Message.from_openai does; plain messages pass with one check each.
+    _openai_messages = field_validator("messages", mode="before")(coerce_messages)
 
     @field_validator("stop", mode="before")
     @classmethod

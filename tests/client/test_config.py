@@ -174,6 +174,7 @@ def test_every_keyword_reaches_the_config(cls: type, tmp_path: Path) -> None:
         "env": {"X": "y"},
         "feedback": mm.FeedbackPolicy(half_life=60.0),
         "task_classifier": "heuristic",
+        "unsupported_params": "error",
     }
     assert sorted(values) == sorted(OPTIONS[1:])
     deps = [DEP, {**DEP, "model": "n"}]

@@ -514,3 +514,36 @@ def test_with_options_raw_response_and_models_async(
             await client.query("x", model="m")
 
     anyio.run(go, backend=backend)
+
+
+@pytest.mark.parametrize("kind", ["object", "dump", "dict"])
+def test_chat_request_built_directly_converts(
+    serve: Callable[..., Mock], fmt: Any, kind: str
+) -> None:
+    """``ChatRequest(messages=[...])`` takes the same shapes as ``query`` (and converts them
+    as ``Message.from_openai`` does), so a request built by hand reaches every wire format."""
+    mock = _server(serve, fmt)
+    with mm.Client(
+        deployments=[mock.dep("a")], retry=FAST_RETRY, transport=sync_transport()
+    ) as client:
+        first = client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=TOOLS
+        )
+        calls = first.choices[0].message.tool_calls
+        assert calls
+        call_id = calls[0].id
+        request = mm.ChatRequest(model="m", messages=_turns(first, kind), tools=TOOLS)
+        assert request.messages == [mm.Message.from_openai(m) for m in _turns(first, kind)]
+        client.query(request)
+        _check_round_trip(fmt, mock.body("a"), call_id)
+        image = {"type": "image_url", "image_url": {"url": PNG, "detail": "low"}}
+        vision = mm.ChatRequest(
+            model="m",
+            messages=[{"role": "user", "content": [{"type": "text", "text": "?"}, image]}],
+        )
+        (part,) = [p for p in vision.messages[0].content or () if isinstance(p, mm.ImagePart)]
+        assert part.detail == "low" and part.url == PNG
+        with pytest.raises(ValueError, match="function_call"):
+            mm.ChatRequest(
+                model="m", messages=[{"role": "assistant", "function_call": {"name": "f"}}]
+            )

@@ -198,7 +198,7 @@ def test_local_ollama_and_vllm_from_a_proxy_config_file(
         # num_retries 0, plus one attempt for the order-2 fallback group
         assert client.config.timeout == 20 and client.config.max_retries == 1
         assert client.litellm_import is not None
-        assert any("drop_params" in n for n in client.litellm_import.notes)
+        assert client.config.unsupported_params == "drop"  # litellm_settings.drop_params
         # order 2 serves only when order 1 fails: a fallback group
         assert client.models == ["llama", "llama#order2"]
         assert client.config.fallbacks == {"llama": ["llama#order2"]}

@@ -17,7 +17,7 @@ import functools
 import os
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +69,7 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
     """Shared, I/O-free part of :class:`~multimodel.Client` and :class:`~multimodel.AsyncClient`."""
 
     _owns_http: bool = True  # whether closing the client closes its httpx client (drivers)
+    _extra_headers: tuple[tuple[str, str], ...] = ()  # with_options(default_headers=...)
     litellm_import: LiteLLMImport | None = None
     """For a client made by ``from_litellm``: what was imported, and what was not."""
 
@@ -80,6 +81,7 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
         self._clock: Clock = config.clock or SystemClock()
         self._timeout = config.timeout
         self._deadline = config.deadline
+        self._refuse_params = config.unsupported_params == "error"
         policy = config.retry or RetryPolicy(max_retries=config.max_retries)
         # Heavier parts load here, when a client is built, so `import multimodel` stays cheap.
         from ..cache import CachePolicy, MemoryCache, ResponseCache
@@ -267,19 +269,40 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
             )
         return out
 
-    def with_options(self, *, timeout: float | None = None, max_retries: int | None = None) -> Self:
-        """A client with another per-attempt ``timeout`` and/or ``max_retries``, as the OpenAI
-        SDK's ``client.with_options(...)``.
+    def with_options(
+        self,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> Self:
+        """A client with another ``timeout``, ``max_retries`` and/or more headers, as the
+        OpenAI SDK's ``client.with_options(...)``.
+
+        Args:
+            timeout: seconds one attempt may take in all; or an ``httpx.Timeout`` (what code
+                written for the SDK passes): the attempt may take the largest of its limits,
+                and its ``read`` limit becomes the stream idle limit (see
+                ``docs/migration/openai-sdk.md``).
+            max_retries: retries after the first attempt.
+            default_headers: headers added to every request (over the deployment's own),
+                merged with those of an earlier ``with_options``.
 
         It shares everything else with this one: connections, deployments, strategies, the
         tracker and health, rate limits, budgets, cache and ledger; closing it closes nothing
         this client uses. ``client.with_options(max_retries=0).chat.completions.create(...)``.
 
         Raises:
-            ConfigError: ``timeout`` not > 0, or ``max_retries`` < 0.
+            ConfigError: ``timeout`` not > 0 (or an ``httpx.Timeout`` without any limit),
+                ``max_retries`` < 0, or a header that is not a string.
         """
         clone = self._derive()
+        kit: dict[str, Any] = {}  # StreamKit fields to replace
         if timeout is not None:
+            if isinstance(timeout, httpx.Timeout):
+                timeout, idle = _from_httpx_timeout(timeout)
+                if idle is not None:
+                    kit["idle_timeout"] = idle
             if not timeout > 0:
                 raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
             clone._timeout = float(timeout)
@@ -289,6 +312,13 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
             router = copy.copy(self._router)
             router.retry = replace(router.retry, max_retries=max_retries)
             clone._router = router
+        if default_headers:
+            if not all(isinstance(v, str) for v in (*default_headers, *default_headers.values())):
+                raise ConfigError("default_headers: names and values must be strings")
+            clone._extra_headers = (*self._extra_headers, *default_headers.items())
+            kit["http_request"] = clone._http_request  # streams send through the clone
+        if kit:
+            clone._kit = replace(self._kit, **kit)
         return clone
 
     def _derive(self) -> Self:
@@ -327,6 +357,8 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
         endpoint = send.endpoint
         http_request = self._adapters[endpoint.name].build_request(request, endpoint, stream=stream)
         http_request.extensions["timeout"] = _timeout_extension(send.timeout)
+        if self._extra_headers:  # with_options(default_headers=...)
+            http_request.headers.update(self._extra_headers)
         return http_request
 
     def _transport_error(
@@ -367,6 +399,22 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
             raise ClientClosed(
                 f"this {type(self).__name__} was closed; build a new client for more calls"
             )
+
+
+def _from_httpx_timeout(timeout: httpx.Timeout) -> tuple[float, float | None]:
+    """An attempt's time limit and the stream idle limit for an ``httpx.Timeout``.
+
+    httpx limits each phase (connect, each read and write, the wait for a pooled connection);
+    multimodel bounds an attempt in all. The attempt may take the largest phase limit, and the
+    per-read limit is what a started stream may wait for its next piece.
+    """
+    limits = [t for t in (timeout.connect, timeout.read, timeout.write, timeout.pool) if t]
+    if not limits:
+        raise ConfigError(
+            "timeout: this httpx.Timeout sets no limit; multimodel always bounds an attempt, "
+            "give a number of seconds"
+        )
+    return max(limits), timeout.read or None
 
 
 def _timeout_extension(seconds: float) -> dict[str, float | None]:

@@ -16,11 +16,13 @@ from pydantic import BaseModel, ValidationError
 from .._core.dispatch import AUTO, DispatchPlan, Router
 from .._core.text import unencodable_field
 from ..errors import InvalidRequestError, UnknownModelError
+from ..providers._params import refuse_unsupported
 from ..tracking.quality import TASK_TAG
-from ..types import _PLAIN_MESSAGE_KEYS, ChatRequest, Message, coerce_message
+from ..types import ChatRequest, Message
 from .params import REQUEST_FIELDS, split_params
 
 if TYPE_CHECKING:
+    from ..providers.base import Endpoint, ProviderAdapter
     from ..security._rules import Policy
     from ..security.limits import InputLimits
     from ..security.policy import PolicySet
@@ -49,6 +51,8 @@ class RequestBuilding:
     _router: Router
     _timeout: float
     _deadline: float | None
+    _refuse_params: bool  # unsupported_params="error"
+    _adapters: dict[str, ProviderAdapter]
     _classify: Callable[[ChatRequest], str | None] | None
     _check_request: Callable[[ChatRequest, InputLimits], None]
     limits: InputLimits
@@ -112,19 +116,7 @@ class RequestBuilding:
                         "messages is empty: pass a prompt string or at least one message",
                         field="messages",
                     )
-                for message in messages:  # OpenAI's shapes: converted (plain dicts cost a check)
-                    if (
-                        type(message) is not dict
-                        or not _PLAIN_MESSAGE_KEYS.issuperset(message)
-                        or type(message.get("content")) is list
-                    ):
-                        try:
-                            messages = [coerce_message(m) for m in messages]
-                        except ValueError as exc:
-                            raise InvalidRequestError(
-                                f"invalid request: messages: {exc}", field="messages"
-                            ) from None
-                        break
+                # OpenAI's shapes are converted by ChatRequest (plain dicts cost a check)
             else:
                 raise InvalidRequestError(
                     f"expected a prompt string or a list of messages, got {type(prompt).__name__}",
@@ -210,6 +202,8 @@ class RequestBuilding:
     ) -> DispatchPlan:
         timeout = timeout or self._timeout
         deadline = self._deadline
+        if self._refuse_params and request.openai_params:
+            refuse_unsupported(request, self._reachable(request.model))
         return DispatchPlan(
             self._router,
             request,
@@ -222,6 +216,24 @@ class RequestBuilding:
             body_deadline=deadline is not None,
             prefer=prefer,
         )
+
+    def _reachable(self, model: str) -> list[tuple[Endpoint, ProviderAdapter]]:
+        """Every deployment a call of ``model`` could be sent to: its group's, its fallback
+        groups' and their context fallbacks' (``auto``: every deployment)."""
+        router = self._router
+        if model == AUTO:
+            endpoints = list(router.endpoints)
+        else:
+            groups = [model, *router.fallbacks.get(model, ())]
+            for group in groups:  # grows while it is walked: context fallbacks of fallbacks
+                extra = router.context_fallbacks.get(group)
+                if extra is not None and extra not in groups:
+                    groups.append(extra)
+            if AUTO in groups:
+                endpoints = list(router.endpoints)
+            else:
+                endpoints = [ep for group in groups for ep in router.groups[group]]
+        return [(ep, self._adapters[ep.name]) for ep in endpoints]
 
 
 def _invalid(exc: ValidationError) -> InvalidRequestError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -165,6 +165,11 @@ class ClientConfig(BaseModel):
         task_classifier: gives a request without ``task=`` its task: ``"heuristic"`` (the
             built-in one: code, long, multilingual) or a callable ``(request) -> str | None``
             (code only; default: none).
+        unsupported_params: what happens to a known OpenAI parameter (``logprobs``,
+            ``service_tier`` ...) that a deployment's provider has no equivalent for:
+            ``"drop"`` (default: not sent, one ``DroppedParameterWarning``) or ``"error"`` (the
+            call is refused with ``InvalidRequestError`` before anything is sent, when any
+            deployment it could reach, fallbacks included, cannot take the parameter).
         env: where API keys are read from (default ``os.environ``); never shown in a repr.
 
     Model groups named by ``strategies``, ``fallbacks`` and ``context_fallbacks`` must be
@@ -201,6 +206,7 @@ class ClientConfig(BaseModel):
     clock: Clock | None = None
     feedback: FeedbackPolicy | None = None
     task_classifier: Callable[[Any], str | None] | str | None = None
+    unsupported_params: Literal["drop", "error"] = "drop"
     env: dict[str, str] | None = Field(default=None, repr=False, exclude=True)
 
     if not TYPE_CHECKING:  # type checkers keep pydantic's typed __init__

@@ -21,6 +21,7 @@ LiteLLM                                    multimodel
 ``fallbacks`` / ``context_window_fallbacks``  ``fallbacks`` / ``context_fallbacks``
 ``allowed_fails`` / ``cooldown_time``      ``circuit=CircuitPolicy(failure_threshold, cooldown)``
 ``routing_strategy``                       the nearest strategy (see ``STRATEGIES``)
+``litellm_settings.drop_params``           ``unsupported_params="drop"`` (true) / ``"error"``
 =========================================  ==================================================
 """
 
@@ -169,10 +170,8 @@ def convert_litellm(
                 if key in _SETTINGS:
                     settings[key] = value
                 elif key == "drop_params":
-                    out.notes.append(
-                        "drop_params: multimodel always drops the OpenAI parameters a provider "
-                        "has no equivalent for, with one DroppedParameterWarning"
-                    )
+                    # LiteLLM's switch is ours: drop (with one warning) or refuse.
+                    out.options["unsupported_params"] = "drop" if value else "error"
                 else:
                     out.unmapped[f"{section}.{key}"] = "no multimodel equivalent"
         for key, value in data.items():

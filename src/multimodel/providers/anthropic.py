@@ -59,6 +59,7 @@ from ..types import (
 from ._anthropic_messages import THINKING_KEY, to_anthropic
 from ._errors import error_from_status
 from ._params import drop_params
+from ._reasoning import anthropic_thinking
 from ._request import json_bytes, post_request, request_headers
 from ._stream import SSEStreamDecoder
 from ._usage import NO_USAGE, token_count, usage_of
@@ -143,10 +144,29 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def _check_thinking(request: ChatRequest) -> None:
+    """Refuse what Anthropic refuses with extended thinking on, naming it (before sending)."""
+    conflict = None
+    if request.temperature is not None and request.temperature != 1:
+        conflict = "temperature"
+    elif request.top_p is not None and request.top_p < 0.95:
+        conflict = "top_p"
+    elif request.tool_choice is not None and request.tool_choice.mode in ("required", "tool"):
+        conflict = "tool_choice"
+    if conflict is not None:
+        raise InvalidRequestError(
+            f"Anthropic's extended thinking (reasoning_effort) cannot be combined with "
+            f"{conflict}={getattr(request, conflict)!r} (temperature must be unset or 1, top_p "
+            "at least 0.95, and no tool call forced): drop one of them",
+            field=conflict,
+        )
+
+
 class AnthropicAdapter(ProviderAdapter):
     """The Anthropic Messages wire format."""
 
     name = "anthropic"
+    openai_equivalents = frozenset({"reasoning_effort"})  # as extended thinking
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -154,11 +174,17 @@ class AnthropicAdapter(ProviderAdapter):
         self, request: ChatRequest, endpoint: Endpoint, *, stream: bool
     ) -> httpx.Request:
         system, messages = to_anthropic(request.messages)
+        params = request.openai_params
+        max_tokens = request.max_tokens or endpoint.option("default_max_tokens", 4096)
+        thinking = None
+        if params and "reasoning_effort" in params:
+            thinking, max_tokens = anthropic_thinking(params["reasoning_effort"], max_tokens)
         fmt = request.response_format
         forced: dict[str, Any] | None = None
         if fmt is not None and fmt.type == "json_object":
             system.append("Respond with a single JSON object and nothing else.")
-        elif fmt is not None and fmt.type == "json_schema" and not request.tools:
+        elif fmt is not None and fmt.type == "json_schema" and not request.tools and not thinking:
+            # (Anthropic refuses a forced tool call with thinking on: the instruction below.)
             # Structured output: a forced call of a tool whose input schema is the answer's.
             forced = {
                 "name": fmt.name,
@@ -172,9 +198,12 @@ class AnthropicAdapter(ProviderAdapter):
             )
         body: dict[str, Any] = {
             "model": endpoint.wire_model,
-            "max_tokens": request.max_tokens or endpoint.option("default_max_tokens", 4096),
+            "max_tokens": max_tokens,
             "messages": messages,
         }
+        if thinking is not None:
+            _check_thinking(request)
+            body["thinking"] = thinking
         if system:
             body["system"] = "\n\n".join(system)
         if request.temperature is not None:
@@ -210,8 +239,8 @@ class AnthropicAdapter(ProviderAdapter):
             body["tool_choice"] = tc
         if stream:
             body["stream"] = True
-        if request.openai_params:
-            drop_params("anthropic", request.openai_params)  # none has an equivalent
+        if params:
+            drop_params("anthropic", [name for name in params if name != "reasoning_effort"])
         body.update(endpoint.extra_body)
         if request.extra_body:
             body.update(request.extra_body)

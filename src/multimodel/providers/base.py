@@ -157,6 +157,11 @@ class ProviderAdapter(ABC):
     """
 
     name: ClassVar[str]
+    openai_equivalents: ClassVar[frozenset[str] | None] = None
+    """The OpenAI parameters (``ChatRequest.openai_params``) this wire format translates;
+    ``None``: all, sent as they are (OpenAI's format). The others are dropped with one
+    :class:`~multimodel.errors.DroppedParameterWarning`, or refused up front by a client with
+    ``unsupported_params="error"``."""
 
     @abstractmethod
     def build_request(

@@ -67,6 +67,7 @@ from ._errors import MAX_RETRY_AFTER, error_from_status, parse_retry_after
 from ._gemini_contents import model_path, to_gemini
 from ._gemini_embeddings import GeminiEmbeddings
 from ._params import drop_params
+from ._reasoning import gemini_thinking
 from ._request import json_bytes, post_request, request_headers
 from ._schema import gemini_schema
 from ._stream import SSEStreamDecoder
@@ -154,6 +155,7 @@ class GeminiAdapter(GeminiEmbeddings):
     """The Gemini API ``generateContent`` wire format."""
 
     name = "gemini"
+    openai_equivalents = frozenset({*_GEMINI_PARAMS, "reasoning_effort"})
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -180,6 +182,8 @@ class GeminiAdapter(GeminiEmbeddings):
             for name, value in request.openai_params.items():
                 if name in _GEMINI_PARAMS:
                     config[_GEMINI_PARAMS[name]] = value
+                elif name == "reasoning_effort":
+                    config["thinkingConfig"] = gemini_thinking(value, endpoint.wire_model)
                 else:
                     dropped.append(name)
             drop_params("gemini", dropped)

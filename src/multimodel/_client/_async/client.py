@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -109,6 +109,9 @@ class AsyncClient(BaseClient):
             ``FeedbackPolicy``: half-life, prior strength, exploration floor).
         task_classifier: gives a request without ``task=`` its task: ``"heuristic"`` (built in:
             code, long, multilingual) or a callable ``(request) -> str | None``.
+        unsupported_params: a known OpenAI parameter a deployment's provider has no equivalent
+            for is ``"drop"``-ped with one ``DroppedParameterWarning`` (default) or, with
+            ``"error"``, refused before anything is sent (``InvalidRequestError``).
         env: where API keys are read from (default ``os.environ``, when the client is built).
         http_client: an httpx client to use (you keep ownership; it is not closed).
         transport: an httpx transport for the client's own httpx client, or a name:
@@ -155,6 +158,7 @@ class AsyncClient(BaseClient):
         clock: Clock | None = None,
         feedback: FeedbackPolicy | None = None,
         task_classifier: Callable[[ChatRequest], str | None] | str | None = None,
+        unsupported_params: Literal["drop", "error"] | None = None,
         env: Mapping[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | AsyncTransportName | None = None,
@@ -184,6 +188,7 @@ class AsyncClient(BaseClient):
             "clock": clock,
             "feedback": feedback,
             "task_classifier": task_classifier,
+            "unsupported_params": unsupported_params,
             "env": env,
         }
         merged = client_config(

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -107,6 +107,9 @@ class Client(BaseClient):
             ``FeedbackPolicy``: half-life, prior strength, exploration floor).
         task_classifier: gives a request without ``task=`` its task: ``"heuristic"`` (built in:
             code, long, multilingual) or a callable ``(request) -> str | None``.
+        unsupported_params: a known OpenAI parameter a deployment's provider has no equivalent
+            for is ``"drop"``-ped with one ``DroppedParameterWarning`` (default) or, with
+            ``"error"``, refused before anything is sent (``InvalidRequestError``).
         env: where API keys are read from (default ``os.environ``, when the client is built).
         http_client: an httpx client to use (you keep ownership; it is not closed).
         transport: an httpx transport for the client's own httpx client, or a name:
@@ -153,6 +156,7 @@ class Client(BaseClient):
         clock: Clock | None = None,
         feedback: FeedbackPolicy | None = None,
         task_classifier: Callable[[ChatRequest], str | None] | str | None = None,
+        unsupported_params: Literal["drop", "error"] | None = None,
         env: Mapping[str, str] | None = None,
         http_client: httpx.Client | None = None,
         transport: httpx.BaseTransport | TransportName | None = None,
@@ -182,6 +186,7 @@ class Client(BaseClient):
             "clock": clock,
             "feedback": feedback,
             "task_classifier": task_classifier,
+            "unsupported_params": unsupported_params,
             "env": env,
         }
         merged = client_config(

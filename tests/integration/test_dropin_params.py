@@ -1,0 +1,189 @@
+"""OpenAI parameters on the other wire formats: refused by ``unsupported_params="error"``, and
+``reasoning_effort`` translated to Anthropic's and Gemini's thinking settings.
+
+Every check reads the body the mock server received (or that it received nothing), on the sync
+client and the async client on asyncio and trio (the ``runner`` fixture).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import multimodel as mm
+from multimodel.testing import Behavior, MockDeployment
+
+from .conftest import KEY, AsyncRunner, Mock, SyncRunner
+
+Runner = SyncRunner | AsyncRunner
+REFUSE = {"unsupported_params": "error"}
+
+
+def test_refused_before_anything_is_sent(
+    serve: Callable[..., Mock], fmt: Any, runner: Runner
+) -> None:
+    mock = serve(a=MockDeployment(fmt))
+    out = runner.query([mock.dep("a")], options=REFUSE, logprobs=True, top_logprobs=2)
+    if fmt == "openai":  # OpenAI's own parameters: sent as they are
+        out.ok()
+        assert mock.body("a")["logprobs"] is True and mock.body("a")["top_logprobs"] == 2
+        return
+    assert isinstance(out.error, mm.InvalidRequestError)
+    message = str(out.error)
+    for part in ("'logprobs'", "'top_logprobs'", fmt, "deployment 'a'", "extra_body"):
+        assert part in message
+    assert out.error.field == "logprobs"
+    assert mock.count("a") == 0
+
+
+def test_translated_parameters_are_not_refused(
+    serve: Callable[..., Mock], fmt: Any, runner: Runner
+) -> None:
+    mock = serve(a=MockDeployment(fmt))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mm.errors.DroppedParameterWarning)
+        params: dict[str, Any] = {"reasoning_effort": "low"}
+        if fmt != "anthropic":  # Gemini translates the penalties
+            params["frequency_penalty"] = 0.5
+        runner.query([mock.dep("a")], options=REFUSE, **params).ok()
+    body = mock.body("a")
+    if fmt == "gemini":
+        assert body["generationConfig"]["frequencyPenalty"] == 0.5
+    elif fmt == "openai":
+        assert body["reasoning_effort"] == "low" and body["frequency_penalty"] == 0.5
+
+
+def test_a_fallback_of_another_format_is_checked_up_front(
+    serve: Callable[..., Mock], runner: Runner
+) -> None:
+    """The primary could take ``logprobs``; its fallback could not. The call is refused before
+    the primary is tried, not after it failed: the outcome does not depend on routing."""
+    mock = serve(
+        a=MockDeployment("openai", Behavior(fail_rate=1.0, fail_status=429)),
+        b=MockDeployment("anthropic"),
+    )
+    deployments = [mock.dep("a"), mock.dep("b", model="n")]
+    options = {**REFUSE, "fallbacks": {"m": ["n"]}}
+    out = runner.query(deployments, options=options, logprobs=True)
+    assert isinstance(out.error, mm.InvalidRequestError)
+    assert "anthropic (deployment 'b', model group 'n')" in str(out.error)
+    assert mock.count("a") == 0 and mock.count("b") == 0
+    # The default drops it: the primary fails, the fallback answers without it.
+    from multimodel.providers import _params
+
+    _params._DROPPED.clear()  # warnings are once per process and provider
+    with pytest.warns(mm.errors.DroppedParameterWarning):
+        out = runner.query(deployments, options={"fallbacks": {"m": ["n"]}}, logprobs=True)
+    out.ok()
+    assert mock.count("b") == 1 and "logprobs" not in mock.body("b")
+
+
+def test_the_setting_is_checked() -> None:
+    deployment = mm.Deployment(model="m", provider="openai", api_key=KEY)
+    with pytest.raises(mm.ConfigError, match="unsupported_params"):
+        mm.Client([deployment], unsupported_params="refuse")  # type: ignore[arg-type]
+    with mm.Client([deployment], config={"unsupported_params": "error"}) as client:
+        assert client.config.unsupported_params == "error"
+    with pytest.raises(mm.ConfigError, match="did you mean 'unsupported_params'"):
+        mm.ClientConfig(deployments=[deployment], unsupported_param="error")  # type: ignore[call-arg]
+
+
+# -- reasoning_effort ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("effort", "max_tokens", "thinking", "sent_max"),
+    [
+        ("minimal", None, {"type": "enabled", "budget_tokens": 1024}, 4096),
+        ("low", 8000, {"type": "enabled", "budget_tokens": 1024}, 8000),
+        ("medium", None, {"type": "enabled", "budget_tokens": 2048}, 4096),
+        ("high", 3000, {"type": "enabled", "budget_tokens": 4096}, 7096),  # budget added
+        ("none", 100, None, 100),
+    ],
+)
+def test_reasoning_effort_on_anthropic(
+    serve: Callable[..., Mock],
+    runner: Runner,
+    effort: str,
+    max_tokens: int | None,
+    thinking: Any,
+    sent_max: int,
+) -> None:
+    mock = serve(a=MockDeployment("anthropic"))
+    params: dict[str, Any] = {"reasoning_effort": effort}
+    if max_tokens is not None:
+        params["max_tokens"] = max_tokens
+    runner.query([mock.dep("a")], **params).ok()
+    body = mock.body("a")
+    assert body.get("thinking") == thinking
+    assert body["max_tokens"] == sent_max
+    assert body["max_tokens"] > (thinking or {}).get("budget_tokens", 0)
+    assert "reasoning_effort" not in body
+
+
+def test_anthropic_thinking_conflicts_are_named(serve: Callable[..., Mock], runner: Runner) -> None:
+    mock = serve(a=MockDeployment("anthropic"))
+    out = runner.query([mock.dep("a")], reasoning_effort="high", temperature=0.2)
+    assert isinstance(out.error, mm.InvalidRequestError) and out.error.field == "temperature"
+    assert mock.count("a") == 0
+    out = runner.query([mock.dep("a")], reasoning_effort="extreme")
+    assert isinstance(out.error, mm.InvalidRequestError)
+    assert "'extreme'" in str(out.error) and "'high'" in str(out.error)
+    assert mock.count("a") == 0
+
+
+def test_anthropic_structured_output_with_thinking_is_not_a_forced_tool(
+    serve: Callable[..., Mock], runner: Runner
+) -> None:
+    """Anthropic refuses a forced tool call with thinking on: the schema goes in the system
+    prompt instead."""
+    mock = serve(a=MockDeployment("anthropic", Behavior(text='{"x": 1}')))
+    schema = {"type": "object", "properties": {"x": {"type": "integer"}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+    runner.query([mock.dep("a")], reasoning_effort="low", response_format=fmt).ok()
+    body = mock.body("a")
+    assert body["thinking"]["budget_tokens"] == 1024
+    assert "tool_choice" not in body and "tools" not in body
+    assert "answer" in body["system"]
+
+
+@pytest.mark.parametrize(
+    ("model", "effort", "config"),
+    [
+        ("gemini-2.5-flash", "none", {"thinkingBudget": 0}),
+        ("gemini-2.5-flash", "minimal", {"thinkingBudget": 128}),
+        ("gemini-2.5-pro", "low", {"thinkingBudget": 1024}),
+        ("gemini-2.5-pro", "medium", {"thinkingBudget": 2048}),
+        ("gemini-2.5-pro", "high", {"thinkingBudget": 4096}),
+        ("gemini-3-pro-preview", "low", {"thinkingLevel": "low"}),
+        ("models/gemini-3-flash", "medium", {"thinkingLevel": "medium"}),
+        ("gemini-3-flash", "none", {"thinkingLevel": "minimal"}),
+    ],
+)
+def test_reasoning_effort_on_gemini(
+    serve: Callable[..., Mock], runner: Runner, model: str, effort: str, config: Any
+) -> None:
+    mock = serve(a=MockDeployment("gemini"))
+    deployment = mock.dep("a").model_copy(update={"provider_model": model})
+    runner.query([deployment], reasoning_effort=effort).ok()
+    body = mock.body("a")
+    assert body["generationConfig"]["thinkingConfig"] == config
+    assert "reasoning_effort" not in body
+
+
+def test_reasoning_effort_through_the_facade(serve: Callable[..., Mock], fmt: Any) -> None:
+    mock = serve(a=MockDeployment(fmt))
+    with mm.Client([mock.dep("a")]) as client:
+        client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "x"}], reasoning_effort="medium"
+        )
+    body = mock.body("a")
+    expected = {
+        "openai": ("reasoning_effort", "medium"),
+        "anthropic": ("thinking", {"type": "enabled", "budget_tokens": 2048}),
+        "gemini": ("generationConfig", {"thinkingConfig": {"thinkingBudget": 2048}}),
+    }[fmt]
+    assert body[expected[0]] == expected[1]
