@@ -172,3 +172,49 @@ def test_stats_and_report_show_quality_per_model_and_task(tmp_path: Path) -> Non
     assert report.quality[0].mean_score == pytest.approx(2 / 3)
     assert "Learned quality" in render_text(report)
     c.close()
+
+
+class SlowStrong(FakeProvider):
+    """The strong model answers in 5 s of the client's (manual) clock, the cheap one at once."""
+
+    def __init__(self, clock: mm.ManualClock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def _handle(self, request: Any) -> Any:
+        if b'"gpt-4.1"' in request.content:
+            self.clock.advance(5.0)
+        return super()._handle(request)
+
+
+P95_ROUTE = {"name": "intelligent", "seed": 1, "factors": {"cost": 0.0, "quality": 1.0}}
+
+
+def test_max_p95_excludes_the_deployment_measured_slow() -> None:
+    for cap, expected in ((None, STRONG), (2.0, CHEAP)):
+        clock = mm.ManualClock()
+        route = dict(P95_ROUTE) if cap is None else {**P95_ROUTE, "max_p95": cap}
+        c = make(clock=clock, transport=SlowStrong(clock), strategies={"auto": route})
+        for _ in range(20):
+            c.query("hi", model="gpt-4.1")
+            c.query("hi", model="gpt-4o-mini")
+        r = c.query("hi", model="auto")
+        assert r.deployment == expected  # quality alone prefers the strong model
+        if cap is not None:
+            assert "max_p95 2 s" in r.trace.excluded[STRONG]
+
+
+@pytest.mark.anyio
+async def test_max_p95_on_the_async_client() -> None:
+    clock = mm.ManualClock()
+    async with mm.AsyncClient(
+        deployments=deployments(),
+        transport=SlowStrong(clock),
+        clock=clock,
+        strategies={"auto": {**P95_ROUTE, "max_p95": 2.0}},
+    ) as c:
+        for _ in range(20):
+            await c.query("hi", model="gpt-4.1")
+            await c.query("hi", model="gpt-4o-mini")
+        r = await c.query("hi", model="auto")
+        assert r.deployment == CHEAP and "max_p95" in r.trace.excluded[STRONG]

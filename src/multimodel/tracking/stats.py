@@ -14,6 +14,7 @@ all routing needs, and routing stays lock-free.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -291,6 +292,21 @@ class Tracker:
             return None
         with self._lock:
             return cell.latency_sketch.quantile(q)
+
+    def latency_quantile_lower(self, deployment: str, q: float, z: float) -> float | None:
+        """A lower confidence bound of a deployment's ``q`` latency quantile (``None`` before
+        any answer): the sketch read at ``q - z * sqrt(q (1 - q) / n)`` for ``n`` answers (the
+        normal approximation of the order statistic's binomial rank), so a few slow answers
+        are not yet proof that the quantile is high."""
+        cell = self._cells.get(deployment)
+        if cell is None:
+            return None
+        with self._lock:
+            sketch = cell.latency_sketch
+            n = sketch.count
+            if not n:
+                return None
+            return sketch.quantile(max(0.0, q - z * math.sqrt(q * (1.0 - q) / n)))
 
     def cancelled(self, deployment: str) -> None:
         """An attempt was abandoned by the caller (cancelled); only release its in-flight slot."""
