@@ -89,6 +89,48 @@ def test_late_feedback_from_another_process_goes_through_the_ledger(tmp_path: Pa
     c.close()
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+def test_feedback_by_the_answers_own_id_from_another_process(
+    tmp_path: Path, streamed: bool
+) -> None:
+    path = tmp_path / "usage.db"
+    a = make(ledger=path)
+    if streamed:
+        with a.stream("hi", model="gpt-4o-mini", task="code") as s:
+            for _ in s:
+                pass
+        assert s.response is not None
+        answer_id = s.response.id
+    else:
+        answer_id = a.query("hi", model="gpt-4o-mini", task="code").id
+    assert answer_id.startswith("chatcmpl-")
+    assert a.ledger is not None
+    a.ledger.flush()
+    b = make(ledger=path)  # knows nothing of the answer but its id (e.g. from a log)
+    b.feedback(answer_id, 0.0)
+    assert b.quality.estimate("gpt-4o-mini", "code").samples == 1
+    a.close()
+    b.close()
+
+
+@pytest.mark.anyio
+async def test_feedback_by_the_answers_own_id_on_the_async_client(tmp_path: Path) -> None:
+    path = tmp_path / "usage.db"
+    async with mm.AsyncClient(
+        deployments=deployments(), transport=FakeProvider(), ledger=path
+    ) as a:
+        async with a.stream("hi", model="gpt-4o-mini", task="math") as s:
+            async for _ in s:
+                pass
+        assert s.response is not None and a.ledger is not None
+        a.ledger.flush()
+        async with mm.AsyncClient(
+            deployments=deployments(), transport=FakeProvider(), ledger=path
+        ) as b:
+            b.feedback(s.response.id, 1.0)
+            assert b.quality.estimate("gpt-4o-mini", "math").samples == 1
+
+
 def test_task_classifier_heuristic_and_callable() -> None:
     fake = FakeProvider()
     c = make(transport=fake, task_classifier="heuristic")

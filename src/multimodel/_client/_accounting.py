@@ -66,6 +66,7 @@ class Accounting:
             response_model=parsed.model,
             finish_reason=parsed.finish_reason,
             request_id=self._request_id(headers),
+            response_id=parsed.id or None,
         )
         return self._response(send, parsed, outcome, plan)
 
@@ -145,6 +146,7 @@ class Accounting:
                 tags=tuple(request.tags or ()),
                 response_model=hit.model,
                 finish_reason=hit.finish_reason,
+                response_id=hit.id or None,
             )
         )
         trace = RoutingTrace(model=request.model, strategy="cache", candidates=[])

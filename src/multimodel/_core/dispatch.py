@@ -345,8 +345,10 @@ class DispatchPlan(PlanEndings):
         response_model: str | None = None,
         finish_reason: str | None = None,
         request_id: str | None = None,
+        response_id: str | None = None,
     ) -> Outcome:
-        """Record a successful attempt; returns its outcome (latency measured now, cost set)."""
+        """Record a successful attempt; returns its outcome (latency measured now, cost set;
+        ``response_id`` is the answer's own id, for feedback that names it later)."""
         router = self._router
         clock = router.clock
         now = clock.monotonic()
@@ -378,6 +380,7 @@ class DispatchPlan(PlanEndings):
             request_id,
             send.attempt,
             breakdown,
+            response_id,
         )
         router.health.on_success(endpoint.name, now)
         if router.shared is not None:

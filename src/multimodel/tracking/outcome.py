@@ -36,6 +36,8 @@ class Outcome(NamedTuple):
         request_id: the provider's request id, when known.
         attempt: 1 for the first attempt of a call, 2 for the first retry...
         cost_breakdown: the :class:`~multimodel.tracking.cost.CostBreakdown` behind ``cost``.
+        response_id: the answer's own id (``ChatResponse.id``, e.g. ``chatcmpl-...``), when
+            known: feedback can name an answer by it, late or from another process.
     """
 
     deployment: str
@@ -59,6 +61,7 @@ class Outcome(NamedTuple):
     request_id: str | None = None
     attempt: int = 1
     cost_breakdown: Any = None
+    response_id: str | None = None
 
 
 _new = tuple.__new__
@@ -82,6 +85,7 @@ def success_outcome(
     request_id: str | None,
     attempt: int,
     cost_breakdown: Any,
+    response_id: str | None = None,
 ) -> Outcome:
     """The :class:`Outcome` of a successful attempt, built positionally.
 
@@ -113,6 +117,7 @@ def success_outcome(
             request_id,
             attempt,
             cost_breakdown,
+            response_id,
         ),
     )
 

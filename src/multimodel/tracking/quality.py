@@ -187,9 +187,10 @@ class QualityBook:
 
     def add(self, model: str, task: str, score: float, at: float | None = None) -> None:
         """Add one score in [0, 1] observed at ``at`` (default now) to (model, task)."""
-        self._add(model, task, score, self.clock() if at is None else at)
+        when = self.clock() if at is None else at  # one time for the estimate and every copy
+        self._add(model, task, score, when)
         for listener in self._listeners:
-            listener(model, task, score, self.clock() if at is None else at)
+            listener(model, task, score, when)
 
     def replay(self, rows: Iterable[tuple[str, str, float, float]]) -> int:
         """Add ``(model, task, score, at)`` rows (from the ledger, another process); returns
