@@ -260,3 +260,51 @@ async def test_max_p95_on_the_async_client() -> None:
             await c.query("hi", model="gpt-4o-mini")
         r = await c.query("hi", model="auto")
         assert r.deployment == CHEAP and "max_p95" in r.trace.excluded[STRONG]
+
+
+def test_response_feedback_scores_through_the_client_that_made_it() -> None:
+    import gc
+    import pickle
+
+    c = make()
+    r = c.query("hi", model="gpt-4o-mini", task="t")
+    r.feedback(0.0)
+    r.feedback(1.0, tag="other")
+    assert c.quality.estimate("gpt-4o-mini", "t").samples == 1
+    assert c.quality.estimate("gpt-4o-mini", "other").samples == 1
+    with c.stream("hi", model="gpt-4o-mini", task="s") as s:
+        for _ in s:
+            pass
+    assert s.response is not None
+    s.response.feedback(1.0)
+    assert c.quality.estimate("gpt-4o-mini", "s").samples == 1
+    with pytest.raises(mm.InvalidRequestError, match="score"):
+        r.feedback(2.0)
+    # Not in dumps or equality; a pickled copy is plain data with no client.
+    assert "feedback_to" not in r.model_dump_json()
+    copy = pickle.loads(pickle.dumps(r))
+    assert copy == r
+    with pytest.raises(mm.UnknownResponseError, match="no client"):
+        copy.feedback(1.0)
+    with pytest.raises(mm.UnknownResponseError, match="no client"):
+        mm.ChatResponse.model_validate(r.model_dump()).feedback(1.0)
+    # Held weakly: the client goes away with its last reference.
+    c.close()
+    del c, s
+    gc.collect()
+    with pytest.raises(mm.UnknownResponseError, match="client is gone"):
+        r.feedback(1.0)
+
+
+@pytest.mark.anyio
+async def test_response_feedback_on_the_async_client() -> None:
+    async with mm.AsyncClient(deployments=deployments(), transport=FakeProvider()) as c:
+        r = await c.query("hi", model="gpt-4o-mini", task="x")
+        r.feedback(0.5)
+        async with c.stream("hi", model="gpt-4o-mini", task="y") as s:
+            async for _ in s:
+                pass
+        assert s.response is not None
+        s.response.feedback(1.0)
+        assert c.quality.estimate("gpt-4o-mini", "x").samples == 1
+        assert c.quality.estimate("gpt-4o-mini", "y").samples == 1

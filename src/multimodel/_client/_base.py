@@ -17,6 +17,7 @@ import functools
 import os
 import sys
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -187,6 +188,7 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
             hedge=config.hedge,
         )
         self._origin = uuid.uuid4().hex  # names this client's scores (ledger, shared state)
+        self._self_ref = weakref.ref(self)  # what a response's feedback() scores through
         self._shared_scores: dict[tuple[str, str, float, float], None] = {}
         self._shared = config.shared_state
         if self._shared is not None:

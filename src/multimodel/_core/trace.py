@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSequence, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple, Protocol, overload
 
 from ..providers.base import Endpoint
@@ -231,6 +231,8 @@ class RoutingTrace:
         attempts: each attempt in order, with its outcome and duration.
         sleeps: each wait, in seconds (back-off, Retry-After, waiting for a recovery).
         models: the model groups used, in order (fallback chains).
+        feedback_to: a weak reference to the client that made the call (what
+            ``ChatResponse.feedback`` scores through), or ``None``; not compared or dumped.
         notes: why the strategy chose as it did when its scores do not say it, e.g.
             ``"probing c: its last attempt failed (1 in a row, 2.0 s ago)"``: a list of
             strings (:class:`Notes`, formatted when first read).
@@ -245,6 +247,7 @@ class RoutingTrace:
     sleeps: list[float] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
     notes: Notes = field(default_factory=Notes)
+    feedback_to: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain-data copy (how responses serialize their trace)."""
@@ -259,6 +262,18 @@ class RoutingTrace:
             "models": list(self.models),
             "notes": list(self.notes),
         }
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled as plain data: lazy figures and notes built, the client reference dropped.
+        state = {f.name: getattr(self, f.name) for f in fields(self)}
+        state["scores"] = ScoreTable(dict(self.scores))
+        state["notes"] = Notes(list(self.notes))
+        state["feedback_to"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
 
     def deployments(self) -> list[str]:
         """The deployments attempted, in order."""
@@ -287,4 +302,5 @@ def new_trace(model: str) -> RoutingTrace:
     trace.sleeps = []
     trace.models = []
     trace.notes = Notes()
+    trace.feedback_to = None
     return trace
