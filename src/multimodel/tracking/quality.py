@@ -28,8 +28,9 @@ scores.
 
 Nothing here does I/O; the clock is injected. Sharing estimates between processes goes through
 the ledger (every process appends its scores to the ``feedback`` table and replays the others'
-with :meth:`QualityBook.replay`); a Redis-backed store can implement the same two calls
-(``add`` / ``replay``) — the extension point for ``shared_state``.
+with :meth:`QualityBook.replay`) and, with ``shared_state``, through the fleet's Redis event
+stream (the client announces each score a listener of :meth:`QualityBook.add` sees, and replays
+the others').
 """
 
 from __future__ import annotations
