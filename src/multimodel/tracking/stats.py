@@ -253,6 +253,8 @@ class Tracker:
         self._tags: OrderedDict[str, _GroupCell] = OrderedDict()
         self._monotonic = monotonic
         self._listeners: list[Callable[[Outcome], None]] = []
+        # Quantile bounds per (deployment, q, z), with the answer count they were read at.
+        self._bounds: dict[tuple[str, float, float], tuple[int, float | None]] = {}
         #: Deployments whose recent error rate is not zero (strategies skip reading every
         #: deployment's error rate while this is 0).
         self.erring = 0
@@ -301,12 +303,18 @@ class Tracker:
         cell = self._cells.get(deployment)
         if cell is None:
             return None
+        key = (deployment, q, z)
         with self._lock:
             sketch = cell.latency_sketch
             n = sketch.count
             if not n:
                 return None
-            return sketch.quantile(max(0.0, q - z * math.sqrt(q * (1.0 - q) / n)))
+            found = self._bounds.get(key)
+            if found is not None and found[0] == n:  # no answer since: read per call, kept
+                return found[1]
+            value = sketch.quantile(max(0.0, q - z * math.sqrt(q * (1.0 - q) / n)))
+            self._bounds[key] = (n, value)
+            return value
 
     def cancelled(self, deployment: str) -> None:
         """An attempt was abandoned by the caller (cancelled); only release its in-flight slot."""
