@@ -36,8 +36,7 @@ class Outcome(NamedTuple):
         request_id: the provider's request id, when known.
         attempt: 1 for the first attempt of a call, 2 for the first retry...
         cost_breakdown: the :class:`~multimodel.tracking.cost.CostBreakdown` behind ``cost``.
-        response_id: the answer's own id (``ChatResponse.id``, e.g. ``chatcmpl-...``), when
-            known: feedback can name an answer by it, late or from another process.
+        response_id: the answer's own id (``ChatResponse.id``), for feedback that names it.
     """
 
     deployment: str
