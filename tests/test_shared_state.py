@@ -817,3 +817,56 @@ def test_four_processes_without_shared_state_exceed_the_rpm() -> None:
     results = [r for run in runs for r in run["results"]]
     counts = {r: results.count(r) for r in set(results)}
     assert server.rejected == 40 and counts == {"ok": 120, "RateLimited": 40}, counts
+
+
+# -- learned quality ---------------------------------------------------------------------------
+
+
+def feedback_client(state: mm.RedisState, ledger: Any = None) -> mm.Client:
+    from multimodel.testing.fake import FakeProvider
+
+    deps = [mm.Deployment(model="gpt-4o-mini", provider="openai", api_key=KEY)]
+    return mm.Client(deps, shared_state=state, transport=FakeProvider(), ledger=ledger)
+
+
+def test_feedback_reaches_the_other_process_estimates_once(
+    state: mm.RedisState, redis_url: str, tmp_path: Any
+) -> None:
+    other = mm.RedisState(redis_url, prefix=state.prefix)  # another process's
+    path = tmp_path / "usage.db"
+    with feedback_client(state, path) as a, feedback_client(other, path) as b:
+        assert b.query("hi", model="gpt-4o-mini").text  # b's first read: where the stream ends
+        r = a.query("hi", model="gpt-4o-mini", task="code")
+        for _ in range(3):
+            a.feedback(r, 0.0)
+        assert b.quality.estimate("gpt-4o-mini", "code").samples == 0  # not read yet
+        b.query("hi", model="gpt-4o-mini")  # b's next round trip brings a's scores
+        est = b.quality.estimate("gpt-4o-mini", "code")
+        assert est.samples == 3 and est.mean < 0.5
+        assert a.quality.estimate("gpt-4o-mini", "code").samples == 3  # its own, once
+        # The same scores, stored in the shared ledger too, are not counted twice.
+        assert a.ledger is not None
+        a.ledger.flush()
+        assert b.sync_feedback() == 0
+        assert b.quality.estimate("gpt-4o-mini", "code").samples == 3
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_async_feedback_reaches_the_other_process(
+    state: mm.RedisState, redis_url: str
+) -> None:
+    from multimodel.testing.fake import FakeProvider
+
+    deps = [mm.Deployment(model="gpt-4o-mini", provider="openai", api_key=KEY)]
+    other = mm.RedisState(redis_url, prefix=state.prefix)
+    async with (
+        mm.AsyncClient(deps, shared_state=state, transport=FakeProvider()) as a,
+        mm.AsyncClient(deps, shared_state=other, transport=FakeProvider()) as b,
+    ):
+        await b.query("hi", model="gpt-4o-mini")
+        r = await a.query("hi", model="gpt-4o-mini", task="math")
+        a.feedback(r, 1.0)
+        await a.query("hi", model="gpt-4o-mini")  # a's next round trip sends it
+        await b.query("hi", model="gpt-4o-mini")
+        assert b.quality.estimate("gpt-4o-mini", "math").samples == 1

@@ -631,6 +631,30 @@ class ChatResponse(BaseModel):
         """The provider's decoded JSON body (for streams, ``None``)."""
         return self.raw
 
+    def feedback(self, score: float, *, tag: str | None = None) -> None:
+        """Score this answer: ``client.feedback(response, score, tag=tag)`` on the client that
+        made it (see :meth:`multimodel.Client.feedback`). The response holds that client only
+        weakly (through its routing trace): no reference cycle, nothing in dumps or equality.
+
+        Raises:
+            UnknownResponseError: the response was not made by a client (built by hand, or
+                rebuilt from a dump), or its client is gone; call ``client.feedback`` then.
+            InvalidRequestError: ``score`` is not a number in [0, 1], or ``tag`` is empty.
+
+        .. versionadded:: 0.2
+        """
+        ref = getattr(self.trace, "feedback_to", None)
+        client = ref() if ref is not None else None
+        if client is None:
+            from .errors import UnknownResponseError
+
+            raise UnknownResponseError(
+                f"response {self.id!r} has no client to score it (built by hand, rebuilt from a "
+                "dump, or its client is gone): call client.feedback(response, score)",
+                key=self.id,
+            )
+        client.feedback(self, score, tag=tag)
+
 
 class ToolCallDelta(BaseModel):
     """A fragment of a tool call in a stream.

@@ -424,3 +424,62 @@ def test_demo_concurrency_default_is_the_documented_one() -> None:
 
     args = _parser().parse_args(["demo"])
     assert args.concurrency == DEFAULT_CONCURRENCY == 16
+
+
+# -- simulate --feedback -----------------------------------------------------------------------
+
+TASKS = ("chat", "code", "math", "summ")  # the built-in tasks (as the table's rows start)
+
+
+def test_simulate_feedback_prints_the_learned_routing_table(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(capsys, "simulate", "--feedback", "--requests", "1500", "--plain")
+    assert code == 0, err
+    assert "built-in matrix: 1500 requests, seed 0" in out and "of the oracle's" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line[:4] in TASKS}
+    assert rows["chat"][1:3] == ["gpt-4.1-nano", "gpt-4.1-nano"]  # learned: the cheap one
+    assert rows["math"][1:3] == ["gpt-4.1", "gpt-4.1"]  # learned: only the strong one
+
+
+def test_simulate_feedback_replays_a_scenario_file_with_drift(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "matrix.json"
+    path.write_text(
+        json.dumps(
+            {
+                "requests": 1200,
+                "matrix": {
+                    "gpt-4.1": {"easy": 0.9, "hard": 0.9},
+                    "gpt-4.1-nano": {"easy": 0.9, "hard": 0.2},
+                },
+                "drift": {"gpt-4.1-nano": {"easy": 0.3}},
+            }
+        )
+    )
+    code, out, err = run(capsys, "simulate", "--feedback", str(path), "--seed", "2", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["scenario"] == {"path": str(path), "seed": 2, "requests": 1200, "drift_at": 600}
+    assert data["oracle_choice"] == {"easy": "gpt-4.1-nano", "hard": "gpt-4.1"}
+    assert max(data["share"]["hard"], key=data["share"]["hard"].get) == "gpt-4.1"
+    assert data["recovery"]["easy"] is not None  # traffic moved off the model that got worse
+    assert 0.8 < data["quality_vs_oracle"] <= 1.05 and len(data["regret_by_fifth"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"matrix": {"gpt-4.1": {"chat": 1.5}}}', "must be in [0, 1]"),
+        ('{"matrix": ["gpt-4.1"]}', "`matrix` must be a table"),
+        ('{"colour": "red"}', "unknown key 'colour'"),
+    ],
+)
+def test_simulate_feedback_bad_scenarios(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
+) -> None:
+    path = tmp_path / "matrix.json"
+    path.write_text(content)
+    code, out, err = run(capsys, "simulate", "--feedback", str(path))
+    assert code == 1 and out == "" and message in err, err

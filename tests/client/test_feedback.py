@@ -89,6 +89,48 @@ def test_late_feedback_from_another_process_goes_through_the_ledger(tmp_path: Pa
     c.close()
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+def test_feedback_by_the_answers_own_id_from_another_process(
+    tmp_path: Path, streamed: bool
+) -> None:
+    path = tmp_path / "usage.db"
+    a = make(ledger=path)
+    if streamed:
+        with a.stream("hi", model="gpt-4o-mini", task="code") as s:
+            for _ in s:
+                pass
+        assert s.response is not None
+        answer_id = s.response.id
+    else:
+        answer_id = a.query("hi", model="gpt-4o-mini", task="code").id
+    assert answer_id.startswith("chatcmpl-")
+    assert a.ledger is not None
+    a.ledger.flush()
+    b = make(ledger=path)  # knows nothing of the answer but its id (e.g. from a log)
+    b.feedback(answer_id, 0.0)
+    assert b.quality.estimate("gpt-4o-mini", "code").samples == 1
+    a.close()
+    b.close()
+
+
+@pytest.mark.anyio
+async def test_feedback_by_the_answers_own_id_on_the_async_client(tmp_path: Path) -> None:
+    path = tmp_path / "usage.db"
+    async with mm.AsyncClient(
+        deployments=deployments(), transport=FakeProvider(), ledger=path
+    ) as a:
+        async with a.stream("hi", model="gpt-4o-mini", task="math") as s:
+            async for _ in s:
+                pass
+        assert s.response is not None and a.ledger is not None
+        a.ledger.flush()
+        async with mm.AsyncClient(
+            deployments=deployments(), transport=FakeProvider(), ledger=path
+        ) as b:
+            b.feedback(s.response.id, 1.0)
+            assert b.quality.estimate("gpt-4o-mini", "math").samples == 1
+
+
 def test_task_classifier_heuristic_and_callable() -> None:
     fake = FakeProvider()
     c = make(transport=fake, task_classifier="heuristic")
@@ -172,3 +214,97 @@ def test_stats_and_report_show_quality_per_model_and_task(tmp_path: Path) -> Non
     assert report.quality[0].mean_score == pytest.approx(2 / 3)
     assert "Learned quality" in render_text(report)
     c.close()
+
+
+class SlowStrong(FakeProvider):
+    """The strong model answers in 5 s of the client's (manual) clock, the cheap one at once."""
+
+    def __init__(self, clock: mm.ManualClock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def _handle(self, request: Any) -> Any:
+        if b'"gpt-4.1"' in request.content:
+            self.clock.advance(5.0)
+        return super()._handle(request)
+
+
+P95_ROUTE = {"name": "intelligent", "seed": 1, "factors": {"cost": 0.0, "quality": 1.0}}
+
+
+def test_max_p95_excludes_the_deployment_measured_slow() -> None:
+    for cap, expected in ((None, STRONG), (2.0, CHEAP)):
+        clock = mm.ManualClock()
+        route = dict(P95_ROUTE) if cap is None else {**P95_ROUTE, "max_p95": cap}
+        c = make(clock=clock, transport=SlowStrong(clock), strategies={"auto": route})
+        for _ in range(20):
+            c.query("hi", model="gpt-4.1")
+            c.query("hi", model="gpt-4o-mini")
+        r = c.query("hi", model="auto")
+        assert r.deployment == expected  # quality alone prefers the strong model
+        if cap is not None:
+            assert "max_p95 2 s" in r.trace.excluded[STRONG]
+
+
+@pytest.mark.anyio
+async def test_max_p95_on_the_async_client() -> None:
+    clock = mm.ManualClock()
+    async with mm.AsyncClient(
+        deployments=deployments(),
+        transport=SlowStrong(clock),
+        clock=clock,
+        strategies={"auto": {**P95_ROUTE, "max_p95": 2.0}},
+    ) as c:
+        for _ in range(20):
+            await c.query("hi", model="gpt-4.1")
+            await c.query("hi", model="gpt-4o-mini")
+        r = await c.query("hi", model="auto")
+        assert r.deployment == CHEAP and "max_p95" in r.trace.excluded[STRONG]
+
+
+def test_response_feedback_scores_through_the_client_that_made_it() -> None:
+    import gc
+    import pickle
+
+    c = make()
+    r = c.query("hi", model="gpt-4o-mini", task="t")
+    r.feedback(0.0)
+    r.feedback(1.0, tag="other")
+    assert c.quality.estimate("gpt-4o-mini", "t").samples == 1
+    assert c.quality.estimate("gpt-4o-mini", "other").samples == 1
+    with c.stream("hi", model="gpt-4o-mini", task="s") as s:
+        for _ in s:
+            pass
+    assert s.response is not None
+    s.response.feedback(1.0)
+    assert c.quality.estimate("gpt-4o-mini", "s").samples == 1
+    with pytest.raises(mm.InvalidRequestError, match="score"):
+        r.feedback(2.0)
+    # Not in dumps or equality; a pickled copy is plain data with no client.
+    assert "feedback_to" not in r.model_dump_json()
+    copy = pickle.loads(pickle.dumps(r))
+    assert copy == r
+    with pytest.raises(mm.UnknownResponseError, match="no client"):
+        copy.feedback(1.0)
+    with pytest.raises(mm.UnknownResponseError, match="no client"):
+        mm.ChatResponse.model_validate(r.model_dump()).feedback(1.0)
+    # Held weakly: the client goes away with its last reference.
+    c.close()
+    del c, s
+    gc.collect()
+    with pytest.raises(mm.UnknownResponseError, match="client is gone"):
+        r.feedback(1.0)
+
+
+@pytest.mark.anyio
+async def test_response_feedback_on_the_async_client() -> None:
+    async with mm.AsyncClient(deployments=deployments(), transport=FakeProvider()) as c:
+        r = await c.query("hi", model="gpt-4o-mini", task="x")
+        r.feedback(0.5)
+        async with c.stream("hi", model="gpt-4o-mini", task="y") as s:
+            async for _ in s:
+                pass
+        assert s.response is not None
+        s.response.feedback(1.0)
+        assert c.quality.estimate("gpt-4o-mini", "x").samples == 1
+        assert c.quality.estimate("gpt-4o-mini", "y").samples == 1

@@ -522,4 +522,42 @@ def test_a_version_1_file_is_migrated_and_estimated_usage_is_kept(tmp_path: Path
     finally:
         ledger.close()
     assert [r.usage_estimated for r in rows] == [False, True]
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4
+
+
+def test_a_version_3_file_is_migrated_and_answers_are_found_by_their_id(tmp_path: Path) -> None:
+    from multimodel.tracking._ledger_queries import _STEPS
+
+    path = tmp_path / "v3.sqlite3"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        for version in (1, 2, 3):
+            for statement in _STEPS[version]:
+                conn.execute(statement)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '3')")
+        conn.execute(
+            "INSERT INTO usage (ts, day, deployment, model, provider, ok, latency, request_id,"
+            " tags) VALUES (1.0, '1970-01-01', 'oa-1', 'gpt-4o', 'openai', 1, 0.5, 'req_old',"
+            " '[\"task:code\"]')"
+        )
+        conn.commit()
+    ledger = UsageLedger(path)
+    try:
+        ledger.record(outcome(request_id="req_new", response_id="chatcmpl-new"))
+        ledger.flush()
+        rows = sorted(ledger.requests(since=0.0), key=lambda r: r.ts)
+        # The old row keeps its request id and has no answer id; the new one has both.
+        assert [(r.request_id, r.response_id) for r in rows] == [
+            ("req_old", None),
+            ("req_new", "chatcmpl-new"),
+        ]
+        assert ledger.served_by("req_old") == ("gpt-4o", ("task:code",))
+        assert ledger.served_by("chatcmpl-new") is not None
+        assert ledger.served_by("req_new") == ledger.served_by("chatcmpl-new")
+        assert ledger.served_by("chatcmpl-unknown") is None
+    finally:
+        ledger.close()
+    assert raw(path, "SELECT value FROM meta WHERE key='schema_version'") == [("4",)]
+    assert ("ix_usage_response_id",) in raw(
+        path, "SELECT name FROM sqlite_master WHERE type = 'index'"
+    )

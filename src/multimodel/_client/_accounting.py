@@ -8,9 +8,9 @@ stored, the answer remembered for feedback); a cache hit is recorded as a free s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -44,6 +44,7 @@ class Accounting:
     """What a call's answer records and returns (a mixin of ``BaseClient``, which sets these)."""
 
     _clock: Clock
+    _self_ref: Callable[[], Any]  # a weak reference to the client (response.feedback)
     _model_of: dict[str, str]
     _ledger_content: bool
     _compute_cost: _ComputeCost
@@ -66,6 +67,7 @@ class Accounting:
             response_model=parsed.model,
             finish_reason=parsed.finish_reason,
             request_id=self._request_id(headers),
+            response_id=parsed.id or None,
         )
         return self._response(send, parsed, outcome, plan)
 
@@ -74,6 +76,7 @@ class Accounting:
     ) -> ChatResponse:
         endpoint = send.endpoint
         trace = plan.trace
+        trace.feedback_to = self._self_ref  # for response.feedback(score)
         response = ChatResponse(
             id=parsed.id,
             message=parsed.message,
@@ -145,9 +148,11 @@ class Accounting:
                 tags=tuple(request.tags or ()),
                 response_model=hit.model,
                 finish_reason=hit.finish_reason,
+                response_id=hit.id or None,
             )
         )
         trace = RoutingTrace(model=request.model, strategy="cache", candidates=[])
+        trace.feedback_to = self._self_ref
         response = hit.model_copy(update={"latency": latency, "trace": trace})
         producer = self._model_of.get(hit.deployment)
         if producer is not None:  # feedback on a cached answer goes to the model that wrote it

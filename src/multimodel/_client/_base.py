@@ -17,6 +17,7 @@ import functools
 import os
 import sys
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -190,11 +191,20 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
             ),
             hedge=config.hedge,
         )
+        self._origin = uuid.uuid4().hex  # names this client's scores (ledger, shared state)
+        self._self_ref = weakref.ref(self)  # what a response's feedback() scores through
+        self._shared_scores: dict[tuple[str, str, float, float], None] = {}
         self._shared = config.shared_state
         if self._shared is not None:
             self._router.shared = self._shared
             self._router.limiter.on_reconcile = self._shared.reconciled
             self._shared.subscribe(self._fleet_status_changed)
+            share = getattr(self._shared, "share_feedback", None)
+            if share is not None:  # scores reach the other processes' estimates
+                source = self._origin
+                self.quality.subscribe(
+                    lambda model, task, score, at: share(model, task, score, at, source=source)
+                )
             if self._router.budgets is not None:
                 self._router.budgets.on_settle = functools.partial(
                     self._shared.spent,
@@ -222,7 +232,6 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
             ep.name: get_adapter(ep.adapter) for ep in self._endpoints
         }
         if self.ledger is not None:
-            self._origin = uuid.uuid4().hex
             self._feedback_seen = 0  # the last ledger feedback row replayed
             ledger_ = self.ledger
             origin = self._origin

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["FeedbackAndStatus"]
 
 logger = logging.getLogger(__name__)
+_SHARED_SCORES_KEPT = 100_000  # scores received through shared_state, kept to skip in the ledger
 
 
 class FeedbackAndStatus:
@@ -43,6 +44,9 @@ class FeedbackAndStatus:
     _model_of: dict[str, str]
     _origin: str
     _feedback_seen: int
+    _shared_scores: dict[tuple[str, str, float, float], None]
+    _shared: Any
+    _feedback_flushes: bool
     tracker: Tracker
     quality: QualityBook
     ledger: UsageLedger | None
@@ -57,9 +61,15 @@ class FeedbackAndStatus:
         the answer (for a cached answer: the model that wrote it), for the request's task, or
         for ``tag`` when given; ``intelligent`` routes on these estimates.
 
-        ``response_or_id`` is a :class:`ChatResponse`, its ``id`` or its ``request_id``. An id
-        this client no longer remembers (another process served it, or it is old) is looked up
-        in the ledger by request id (one SQLite read), when a ledger is configured.
+        ``response_or_id`` is a :class:`ChatResponse`, its ``id`` (the answer's own id, e.g.
+        ``chatcmpl-...``) or its ``request_id``. An id this client no longer remembers (another
+        process served it, or it is old) is looked up in the ledger by request id, then by
+        answer id (one or two indexed SQLite reads), when a ledger is configured.
+
+        With ``shared_state``, the score also reaches the other processes' estimates: they
+        read it with their next Redis round trip (their next call). :class:`Client` writes it
+        at once (one round trip); :class:`AsyncClient` with its own next call, since a
+        synchronous method must not block the event loop.
 
         Raises:
             InvalidRequestError: ``score`` is not a number in [0, 1], or ``tag`` is empty.
@@ -76,6 +86,9 @@ class FeedbackAndStatus:
         served = self._served(response_or_id)
         task = tag.removeprefix(TASK_TAG) if tag is not None else served.task
         self.quality.add(served.model, task or DEFAULT_TASK, float(score))
+        shared = self._shared
+        if shared is not None and self._feedback_flushes and shared.pending:
+            shared.flush()  # other processes read it with their next round trip
 
     def _served(self, response_or_id: ChatResponse | str) -> ServedResponse:
         """Who served an answer: remembered here, else the ledger's row for its request id."""
@@ -112,8 +125,7 @@ class FeedbackAndStatus:
             + (
                 ""
                 if self.ledger is not None
-                else " (configure a ledger to give feedback later, "
-                "or from another process, by request id)"
+                else " (configure a ledger to give feedback later, or from another process, by id)"
             ),
             key=shown,
         )
@@ -143,7 +155,15 @@ class FeedbackAndStatus:
             return 0
         if rows:
             self._feedback_seen = rows[-1][0]
-        return self.quality.replay(row[1:] for row in rows)
+        shared = self._shared_scores
+        fresh = []
+        for row in rows:
+            score = row[1:]
+            if score in shared:  # came through shared_state already: not counted twice
+                del shared[score]
+            else:
+                fresh.append(score)
+        return self.quality.replay(fresh)
 
     def stats(self) -> StatsSnapshot:
         """A typed snapshot of live stats per deployment, model, provider, user and tag, and
@@ -171,8 +191,25 @@ class FeedbackAndStatus:
         """The health status of every deployment: ``healthy``, ``degraded`` or ``down``."""
         return {ep.name: self.health.status(ep.name) for ep in self._endpoints}
 
+    def _fleet_feedback(self, fields: dict[str, str]) -> None:
+        """Another process's feedback score (``shared_state=``): into the estimates now, and
+        remembered so that the same score read later from the ledger is not counted twice."""
+        try:
+            row = (fields["model"], fields["task"], float(fields["score"]), float(fields["at"]))
+            self.quality.replay([row])
+        except (KeyError, ValueError):
+            logger.warning("ignored a malformed feedback event from the shared state")
+            return
+        shared = self._shared_scores
+        shared[row] = None
+        if len(shared) > _SHARED_SCORES_KEPT:  # bounded: the oldest go first
+            del shared[next(iter(shared))]
+
     def _fleet_status_changed(self, fields: dict[str, str]) -> None:
-        """Another process announced a status change (``shared_state=``)."""
+        """Another process announced a status change or a feedback score (``shared_state=``)."""
+        if fields.get("kind") == "feedback":
+            self._fleet_feedback(fields)
+            return
         ep = self._router.by_name.get(fields.get("deployment", ""))
         if ep is None:
             return

@@ -295,6 +295,7 @@ class StreamCore:
             response_model=parsed.model,
             finish_reason=parsed.finish_reason,
             request_id=self.kit.request_id(self.headers),
+            response_id=parsed.id or None,
         )
         self.response = self.kit.respond(send, parsed, outcome, self.plan)
 

@@ -43,6 +43,7 @@ from ..errors import (
 )
 from ..providers._errors import endpoint_secrets
 from ..providers.base import Endpoint
+from ..strategies._learned import LearnedScores
 from ..strategies._util import ProbeScores
 from ..strategies.base import RouteContext
 from ..tracking.outcome import Outcome, success_outcome
@@ -156,7 +157,13 @@ class DispatchPlan(PlanEndings):
         self.candidates, excluded = router.candidates(model, self.ctx)
         exclude = getattr(self.strategy, "exclude", None)
         if exclude is not None:
-            excluded = {**excluded, **exclude(self.candidates, self.ctx)}
+            found = (
+                exclude(self.candidates, self.ctx, router.tracker)
+                if getattr(self.strategy, "exclude_reads_stats", False)
+                else exclude(self.candidates, self.ctx)
+            )
+            if found:
+                excluded = {**excluded, **found}
         if self.policy is not None:
             from ..security.policy import filter_candidates
 
@@ -252,8 +259,8 @@ class DispatchPlan(PlanEndings):
         elif (scored := self._choose_scored) is not None:
             endpoint, scores = scored(pool, router.tracker, self.ctx)
             self.trace.scores.add(scores)
-            if isinstance(scores, ProbeScores):  # a probe or a learned choice: say why
-                self.trace.notes.append(scores.note)
+            if isinstance(scores, (ProbeScores, LearnedScores)):  # a probe or learned: say why
+                self.trace.notes.defer(scores)  # formatted if the trace is read
         else:
             endpoint = self.strategy.choose(pool, router.tracker, self.ctx)
         tokens = self.ctx.input_tokens + self.ctx.output_tokens
@@ -354,8 +361,10 @@ class DispatchPlan(PlanEndings):
         response_model: str | None = None,
         finish_reason: str | None = None,
         request_id: str | None = None,
+        response_id: str | None = None,
     ) -> Outcome:
-        """Record a successful attempt; returns its outcome (latency measured now, cost set)."""
+        """Record a successful attempt; returns its outcome (latency measured now, cost set;
+        ``response_id`` is the answer's own id, for feedback that names it later)."""
         router = self._router
         clock = router.clock
         now = clock.monotonic()
@@ -387,6 +396,7 @@ class DispatchPlan(PlanEndings):
             request_id,
             send.attempt,
             breakdown,
+            response_id,
         )
         router.health.on_success(endpoint.name, now)
         if router.shared is not None:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSequence, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, NamedTuple, Protocol, overload
 
 from ..providers.base import Endpoint
 
 __all__ = [
     "AttemptRecord",
     "LazyScores",
+    "Notes",
     "RoutingTrace",
     "ScoreTable",
     "Send",
@@ -140,6 +141,79 @@ class ScoreTable(_BuiltOnRead):
         return table
 
 
+class _Noted(Protocol):
+    """Something that says why a choice was made, formatted when read (``note``)."""
+
+    @property
+    def note(self) -> str: ...
+
+
+class Notes(MutableSequence[str]):
+    """The notes of a routing trace: a list of strings that compares equal to one.
+
+    A strategy's note can be *deferred* (:meth:`defer`): the object that knows the reason is
+    kept and its ``note`` formatted only when the notes are first read, so a choice whose
+    explanation takes several numbers (``intelligent``'s learned quality) costs nothing to
+    explain unless someone reads the trace."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[str] = ()) -> None:
+        self._items: list[str | _Noted] = list(items)
+
+    def defer(self, source: _Noted) -> None:
+        """Append ``source.note``, read when the notes are first read."""
+        self._items.append(source)
+
+    def _strings(self) -> list[str]:
+        items = self._items
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                items[i] = item.note
+        return items  # type: ignore[return-value]  # every item is a string now
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        return self._strings()[index]
+
+    @overload
+    def __setitem__(self, index: int, value: str) -> None: ...
+
+    @overload
+    def __setitem__(self, index: slice, value: Iterable[str]) -> None: ...
+
+    def __setitem__(self, index: int | slice, value: Any) -> None:
+        self._strings()[index] = value
+
+    def __delitem__(self, index: int | slice) -> None:
+        del self._items[index]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._strings())
+
+    def insert(self, index: int, value: str) -> None:
+        """Insert one note (a string) before ``index``."""
+        self._items.insert(index, value)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Notes):
+            return self._strings() == other._strings()
+        if isinstance(other, list):
+            return self._strings() == other
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return repr(self._strings())
+
+
 @dataclass(slots=True)
 class RoutingTrace:
     """What the router did for one call.
@@ -157,8 +231,11 @@ class RoutingTrace:
         attempts: each attempt in order, with its outcome and duration.
         sleeps: each wait, in seconds (back-off, Retry-After, waiting for a recovery).
         models: the model groups used, in order (fallback chains).
+        feedback_to: a weak reference to the client that made the call (what
+            ``ChatResponse.feedback`` scores through), or ``None``; not compared or dumped.
         notes: why the strategy chose as it did when its scores do not say it, e.g.
-            ``"probing c: its last attempt failed (1 in a row, 2.0 s ago)"``.
+            ``"probing c: its last attempt failed (1 in a row, 2.0 s ago)"``: a list of
+            strings (:class:`Notes`, formatted when first read).
     """
 
     model: str
@@ -169,7 +246,8 @@ class RoutingTrace:
     attempts: list[AttemptRecord] = field(default_factory=list)
     sleeps: list[float] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: Notes = field(default_factory=Notes)
+    feedback_to: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain-data copy (how responses serialize their trace)."""
@@ -184,6 +262,18 @@ class RoutingTrace:
             "models": list(self.models),
             "notes": list(self.notes),
         }
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled as plain data: lazy figures and notes built, the client reference dropped.
+        state = {f.name: getattr(self, f.name) for f in fields(self)}
+        state["scores"] = ScoreTable(dict(self.scores))
+        state["notes"] = Notes(list(self.notes))
+        state["feedback_to"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
 
     def deployments(self) -> list[str]:
         """The deployments attempted, in order."""
@@ -211,5 +301,6 @@ def new_trace(model: str) -> RoutingTrace:
     trace.attempts = []
     trace.sleeps = []
     trace.models = []
-    trace.notes = []
+    trace.notes = Notes()
+    trace.feedback_to = None
     return trace

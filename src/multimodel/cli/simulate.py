@@ -7,6 +7,7 @@ Examples::
     multimodel simulate fleet.json --requests 500 --seed 3
     multimodel simulate --list                     # the named scenarios
     multimodel simulate brownout --strategy oracle --strategy adaptive
+    multimodel simulate --feedback [--drift] [FILE]   # learned quality vs an oracle
 
 SCENARIO is a file, or the name of one of the built-in scenarios the strategies are measured on
 (``--list``; :data:`multimodel.simulation.SCENARIOS`, 3000 requests unless ``--requests``).
@@ -99,6 +100,17 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--list", action="store_true", help="list the named scenarios")
     parser.add_argument(
+        "--feedback",
+        action="store_true",
+        help="replay a feedback scenario: intelligent learning quality per task vs an oracle "
+        "(SCENARIO, optional: a file with its hidden quality matrix)",
+    )
+    parser.add_argument(
+        "--drift",
+        action="store_true",
+        help="with --feedback: the cheap model's chat quality drops half-way",
+    )
+    parser.add_argument(
         "--strategy",
         action="append",
         metavar="S",
@@ -116,10 +128,26 @@ def run(args: argparse.Namespace) -> int:
     """Run ``multimodel simulate`` from parsed arguments."""
     if args.list:
         return list_scenarios(as_json=args.json)
-    if args.scenario is None:
-        args.simulate_parser.error("a SCENARIO (file or name) or --list is required")
     if args.requests is not None and args.requests < 1:
         return error("simulate", "--requests must be at least 1", EXIT_USAGE)
+    if args.feedback:
+        from ._feedback_sim import run_feedback
+
+        try:
+            data = {} if args.scenario is None else _read(Path(args.scenario))
+        except ScenarioFileError as exc:
+            return error("simulate", str(exc))
+        return run_feedback(
+            args.scenario,
+            data,
+            requests=args.requests,
+            seed=args.seed,
+            drift=args.drift,
+            as_json=args.json,
+            plain=args.plain,
+        )
+    if args.scenario is None:
+        args.simulate_parser.error("a SCENARIO (file or name), --feedback or --list is required")
     return run_simulate(
         args.scenario,
         strategies=args.strategy,

@@ -17,10 +17,11 @@ from __future__ import annotations
 import math
 import random
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from math import exp
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
+from .._core.trace import _BuiltOnRead
 from ..providers.base import Endpoint
 from ..tracking.quality import QualityBook, beta_mean_sd, task_of_tags
 from ..tracking.stats import StatsView
@@ -28,7 +29,6 @@ from ._util import (
     SCORE_TIE,
     Fleet,
     LockedRandom,
-    ProbeScores,
     forgiven_error_rate,
     pick_max_index,
     pick_min_index,
@@ -81,42 +81,39 @@ class LearnedQuality:
     ) -> tuple[Endpoint, LearnedScores]:
         """Thompson sampling: each model's quality is drawn from its posterior for the request's
         task, then scored with cost and performance as usual. The choice is *exploration* when
-        the posterior means would have chosen another model."""
+        the posterior means would have chosen another model (worked out when the trace is read)."""
         request = ctx.request
         task = task_of_tags(request.tags if request is not None else None)
-        now = book.clock()
-        draws: dict[str, float] = {}
-        means: dict[str, float] = {}
-        with self._thompson_lock:
-            for c in candidates:
-                model = c.model
-                if model not in draws:
-                    draws[model] = 100.0 * book.sample(model, task, self._thompson, now)
-                    a, b, _ = book.params(model, task, now)
-                    means[model] = 100.0 * a / (a + b)
+        seen, draws = self._draws([c.model for c in candidates], task, book)
         rest, avails = self._parts(candidates, stats, ctx)
-        f_qual = self.factors.get("quality", 0.0)
-        # Normalized by the best quality, as the catalog's scores are.
-        q_draw = f_qual / (max(draws.values()) or 1.0)
-        q_mean = f_qual / (max(means.values()) or 1.0)
+        q_draw = self.factors.get("quality", 0.0) / (max(draws.values()) or 1.0)
         sampled = [
             (r + q_draw * draws[c.model]) * a
             for c, r, a in zip(candidates, rest, avails, strict=True)
         ]
-        i = pick_max_index(sampled, self._rng, SCORE_TIE)
-        chosen = candidates[i]
-        by_mean = [
-            (r + q_mean * means[c.model]) * a
-            for c, r, a in zip(candidates, rest, avails, strict=True)
-        ]
-        best = candidates[by_mean.index(max(by_mean))]
-        explored = best.model != chosen.model
-        note = _note_text(
-            book, task, {m: book.params(m, task, now) for m in draws}, chosen.model, best.model
-        )
+        chosen = candidates[pick_max_index(sampled, self._rng, SCORE_TIE)]
+        models = [c.model for c in candidates]
+        why = _Why(book.policy.z, task, seen, chosen.model, models, rest, avails, self.factors)
+        names = [c.name for c in candidates]
         return chosen, LearnedScores(
-            {c.name: v for c, v in zip(candidates, sampled, strict=True)}, note, explored
+            len(names), lambda: dict(zip(names, sampled, strict=True)), why
         )
+
+    def _draws(
+        self, models: Iterable[str], task: str, book: QualityBook
+    ) -> tuple[dict[str, tuple[float, float, int]], dict[str, float]]:
+        """Each model's posterior ``(alpha, beta, samples)`` for ``task`` now, and one Thompson
+        draw of its quality (0-1), in one pass under the draw lock."""
+        now = book.clock()
+        seen: dict[str, tuple[float, float, int]] = {}
+        draws: dict[str, float] = {}
+        params, draw, rng = book.params, book.draw, self._thompson
+        with self._thompson_lock:  # random.Random's state is not safe to share unguarded
+            for model in models:
+                if model not in seen:
+                    a, b, _ = seen[model] = params(model, task, now)
+                    draws[model] = draw(a, b, rng)
+        return seen, draws
 
     def _learned_fast(
         self,
@@ -149,16 +146,8 @@ class LearnedQuality:
             ]
         request = ctx.request
         task = task_of_tags(request.tags if request is not None else None)
-        now = book.clock()
-        draws: dict[str, float] = {}
-        means: dict[str, float] = {}
-        seen: dict[str, tuple[float, float, int]] = {}
-        with self._thompson_lock:
-            for model, _, _, _ in groups:
-                if model not in draws:
-                    a, b, _n = seen[model] = book.params(model, task, now)
-                    draws[model] = book.draw(a, b, self._thompson)
-                    means[model] = a / (a + b)
+        models = [model for model, _, _, _ in groups]
+        seen, draws = self._draws(models, task, book)
         tin, tout = ctx.input_tokens, ctx.output_tokens
         costs = [
             None if p_in is None else p_in * tin + p_out * tout
@@ -170,31 +159,29 @@ class LearnedQuality:
         f_cost, f_perf = f.get("cost", 0.0), f.get("performance", 0.0)
         f_avail, f_qual = f.get("availability", 0.0), f.get("quality", 0.0)
         q_draw = f_qual / (max(draws.values()) or 1.0)
-        q_mean = f_qual / (max(means.values()) or 1.0)
         fastest = [min(pick(ranks)) for _, _, _, pick in groups]
+        rests: list[float] = []
         sampled: list[float] = []
-        by_mean: list[float] = []
-        for (model, _, _, _), cost, k in zip(groups, costs, fastest, strict=True):
+        for model, cost, k in zip(models, costs, fastest, strict=True):
             cost_s = 1.0 if min_cost is None or not cost else min_cost / cost
             if cost is None and min_cost is not None:
                 cost_s = 0.5
             rest = f_cost * cost_s + f_perf * exp(best_rank - k) + f_avail
+            rests.append(rest)
             sampled.append(rest + q_draw * draws[model])
-            by_mean.append(rest + q_mean * means[model])
         g = pick_max_index(sampled, self._rng, SCORE_TIE)
         _, _, members, pick = groups[g]
-        member_ranks = list(pick(ranks))
-        chosen = candidates[members[pick_min_index(member_ranks, self._rng)]]
-        best_model = groups[by_mean.index(max(by_mean))][0]
-        explored = best_model != chosen.model
-        shown = {
-            candidates[members[ranks_members.index(k)]].name: score
-            for (_, _, members, pick), k, score in zip(groups, fastest, sampled, strict=True)
-            for ranks_members in (list(pick(ranks)),)
-        }
-        return chosen, LearnedScores(
-            shown, _note_text(book, task, seen, chosen.model, best_model), explored
-        )
+        chosen = candidates[members[pick_min_index(list(pick(ranks)), self._rng)]]
+        why = _Why(book.policy.z, task, seen, chosen.model, models, rests, None, f)
+
+        def shown() -> dict[str, float]:
+            """Each group's fastest deployment and its score (built when the trace is read)."""
+            out = {}
+            for (_, _, members, pick), k, score in zip(groups, fastest, sampled, strict=True):
+                out[candidates[members[list(pick(ranks)).index(k)]].name] = score
+            return out
+
+        return chosen, LearnedScores(len(groups), shown, why)
 
     def _parts(
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
@@ -233,34 +220,77 @@ class LearnedQuality:
         return rest, avails
 
 
-def _note_text(
-    book: QualityBook,
-    task: str,
-    params: Mapping[str, tuple[float, float, int]],
-    chosen: str,
-    best: str,
-) -> str:
-    z = book.policy.z
-    parts = []
-    for model, (a, b, n) in params.items():
-        mean, sd = beta_mean_sd(a, b)
-        parts.append(f"{model} {mean:.3f}±{sd:.3f} (n={n}, lower {max(0.0, mean - z * sd):.3f})")
-    how = (
-        f"exploration: the sampled quality chose {chosen} over {best}, the best by the estimates"
-        if chosen != best
-        else f"exploitation: {chosen} is the best by the estimates"
-    )
-    return f"learned quality for task {task!r}: " + ", ".join(parts) + "; " + how
+class _Why(NamedTuple):
+    """What a learned choice was made on, kept to explain it when the trace is read: each
+    model's posterior, the chosen model, and the scores without quality (with the factors)
+    that tell which model the posterior means would have chosen."""
+
+    z: float
+    task: str
+    params: Mapping[str, tuple[float, float, int]]
+    chosen: str
+    models: Sequence[str]  # one per scored row (candidate or group)
+    rests: Sequence[float]  # the cost / performance / availability terms of each row
+    avails: Sequence[float] | None  # the availability each row's score is multiplied by
+    factors: Mapping[str, float]
+
+    def best(self) -> str:
+        """The model the posterior means (no sampling) would have chosen."""
+        means = {m: a / (a + b) for m, (a, b, _) in self.params.items()}
+        q_mean = self.factors.get("quality", 0.0) / (max(means.values()) or 1.0)
+        avails = self.avails or [1.0] * len(self.rests)
+        by_mean = [
+            (r + q_mean * means[m]) * a
+            for m, r, a in zip(self.models, self.rests, avails, strict=True)
+        ]
+        return self.models[by_mean.index(max(by_mean))]
+
+    def text(self) -> str:
+        """The note: each model's estimate, uncertainty and samples; exploration or not."""
+        parts = []
+        for model, (a, b, n) in self.params.items():
+            mean, sd = beta_mean_sd(a, b)
+            lower = max(0.0, mean - self.z * sd)
+            parts.append(f"{model} {mean:.3f}±{sd:.3f} (n={n}, lower {lower:.3f})")
+        chosen, best = self.chosen, self.best()
+        how = (
+            f"exploration: the sampled quality chose {chosen} over {best}, the best by the "
+            "estimates"
+            if chosen != best
+            else f"exploitation: {chosen} is the best by the estimates"
+        )
+        return f"learned quality for task {self.task!r}: " + ", ".join(parts) + "; " + how
 
 
-class LearnedScores(ProbeScores):
-    """The scores of a choice made on learned quality, with ``note`` (each model's estimate,
-    uncertainty and sample count, and whether the choice was exploration) for the routing
-    trace's ``notes``; ``explored`` is that flag."""
+class LearnedScores(_BuiltOnRead):
+    """The scores of a choice made on learned quality (a read-only mapping built when read),
+    with ``note`` (each model's estimate, uncertainty and sample count, and whether the choice
+    was exploration) for the routing trace's ``notes``; ``explored`` is that flag. Both are
+    worked out only when read: a choice costs the draws and the scores, nothing more."""
 
-    __slots__ = ("explored",)
+    __slots__ = ("_build", "_dict", "_len", "_why")
 
-    def __init__(self, scores: dict[str, float], note: str, explored: bool) -> None:
-        dict.__init__(self, scores)
-        self.note = note
-        self.explored = explored
+    def __init__(self, size: int, build: Callable[[], dict[str, float]], why: _Why) -> None:
+        self._len = size
+        self._build = build
+        self._dict: dict[str, float] | None = None
+        self._why = why
+
+    def _table(self) -> dict[str, float]:
+        table = self._dict
+        if table is None:
+            table = self._dict = self._build()
+        return table
+
+    def __len__(self) -> int:
+        return self._len  # without building: the trace asks on every decision
+
+    @property
+    def note(self) -> str:
+        """Why this model was chosen (see the class docstring)."""
+        return self._why.text()
+
+    @property
+    def explored(self) -> bool:
+        """Whether the sampled quality chose another model than the posterior means would."""
+        return self._why.best() != self._why.chosen

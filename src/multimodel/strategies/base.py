@@ -74,7 +74,8 @@ class Strategy(Protocol):
         A strategy may also define ``choose_scored(candidates, stats, ctx)`` returning
         ``(endpoint, {name: figure})``; the router then uses it and puts the figures in the
         routing trace (``trace.scores``). It may define ``exclude(candidates, ctx)`` returning
-        ``{name: reason}`` for hard constraints.
+        ``{name: reason}`` for hard constraints; with a true ``exclude_reads_stats``
+        attribute it is called as ``exclude(candidates, ctx, stats)``.
         """
         ...
 

@@ -8,8 +8,9 @@ against speed and answer quality, e.g. ``model="auto"``::
         "factors": {"cost": 0.3, "performance": 0.4, "quality": 0.3},
         "require": ["tools"],              # capabilities every candidate must have
         "min_context": 32000,              # context window needed
-        "max_cost_per_request": 0.01,      # USD, estimated before sending
-        "min_quality": 70,
+        "max_cost_per_request": 0.01,      # USD, estimated before sending (or max_cost_per_call)
+        "min_quality": 70,                 # 0-100; once learned: the estimate's lower bound
+        "max_p95": 2.0,                    # seconds; the measured p95's lower bound
     })
 
 Each factor is normalized across the candidates (the cheapest, the fastest and the best score
@@ -33,6 +34,7 @@ from .._core.trace import LazyScores
 from ..errors import ConfigError
 from ..providers.base import Endpoint
 from ..tracking.stats import StatsView, Tracker
+from ._latency_cap import slow_deployments
 from ._learned import LearnedQuality, LearnedScores
 from ._util import (
     SCORE_TIE,
@@ -80,6 +82,9 @@ class Intelligent(LearnedQuality):
         max_cost_per_request: float | None = None,
         min_quality: float | None = None,
         seed: int | None = None,
+        *,
+        max_cost_per_call: float | None = None,
+        max_p95: float | None = None,
     ) -> None:
         factors = dict(factors or {"cost": 0.3, "performance": 0.4, "quality": 0.3})
         unknown = set(factors) - {"cost", "performance", "quality", "availability"}
@@ -93,8 +98,18 @@ class Intelligent(LearnedQuality):
         self.factors = {k: float(v) for k, v in factors.items()}
         self.require = frozenset(require)
         self.min_context = min_context
+        if max_cost_per_call is not None:  # the issue's name for the same cap
+            if max_cost_per_request not in (None, max_cost_per_call):
+                raise ConfigError(
+                    "intelligent: max_cost_per_call and max_cost_per_request are one setting; "
+                    "give one"
+                )
+            max_cost_per_request = max_cost_per_call
+        if max_p95 is not None and not max_p95 > 0:
+            raise ConfigError("intelligent: max_p95 must be > 0 seconds")
         self.max_cost = max_cost_per_request
         self.min_quality = min_quality
+        self.max_p95 = max_p95
         self._rng = LockedRandom(seed)
         self._init_learned(seed)
         self._prober = Prober()
@@ -102,16 +117,25 @@ class Intelligent(LearnedQuality):
         self._fleets: FleetCache[Fleet] = FleetCache(Fleet)
         self._windows: FleetCache[float] = FleetCache(_smallest_window)
 
-    def exclude(self, candidates: Sequence[Endpoint], ctx: RouteContext) -> dict[str, str]:
+    exclude_reads_stats = True
+    """:meth:`exclude` takes the live statistics too (``max_p95``): the router passes them."""
+
+    def exclude(
+        self, candidates: Sequence[Endpoint], ctx: RouteContext, stats: StatsView | None = None
+    ) -> dict[str, str]:
         """Hard constraints: ``{deployment: reason}`` for candidates that may not serve."""
         out: dict[str, str] = {}
         needed = ctx.input_tokens + ctx.output_tokens
+        if self.max_p95 is not None and stats is not None:
+            out.update(slow_deployments(candidates, stats, self.max_p95))
         if not (
             self.require or self.min_context or self.min_quality is not None or self.max_cost
         ) and needed <= self._windows.get(candidates, _NO_STATS):
-            return out  # no constraint configured and every window fits
+            return out  # no other constraint configured and every window fits
         for c in candidates:
             spec = c.spec
+            if c.name in out:
+                continue
             if spec is None:
                 if self.require or self.min_context or self.min_quality is not None:
                     out[c.name] = "not in the model catalog (capabilities unknown)"
@@ -196,7 +220,7 @@ class Intelligent(LearnedQuality):
 
     def choose_scored(
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
-    ) -> tuple[Endpoint, LazyScores | ProbeScores]:
+    ) -> tuple[Endpoint, LazyScores | ProbeScores | LearnedScores]:
         """The choice and each candidate's score (higher is better)."""
         fleet = self._fleets.get(candidates, stats)
         if len(candidates) > 1:

@@ -190,9 +190,11 @@ class LedgerRow:
     attempt: int
     request_id: str | None
     usage_estimated: bool = False
+    response_id: str | None = None
+    """The answer's own id (``ChatResponse.id``); ``None`` in rows written before 0.2."""
 
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The schema this code writes. Older files are migrated on open; newer ones are refused."""
 
 # Schema steps by the version they bring the file to. A future change appends a step
@@ -254,6 +256,12 @@ _STEPS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX ix_feedback_ts ON feedback (ts)",
         "CREATE INDEX ix_usage_request_id ON usage (request_id)",
+    ),
+    # The answer's own id (ChatResponse.id, e.g. chatcmpl-...): feedback may name an answer by
+    # it, late or from another process, as by the request id.
+    4: (
+        "ALTER TABLE usage ADD COLUMN response_id TEXT",
+        "CREATE INDEX ix_usage_response_id ON usage (response_id)",
     ),
 }
 assert max(_STEPS) == SCHEMA_VERSION
@@ -428,7 +436,7 @@ _ROW_COLUMNS = (
     "id, ts, day, deployment, model, provider, response_model, user, tags, status, ok, error,"
     " finish_reason, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,"
     " reasoning_tokens, cost, latency, ttft, cached, stream, attempt, request_id,"
-    " usage_estimated"
+    " usage_estimated, response_id"
 )
 
 
@@ -489,4 +497,5 @@ def _ledger_row(r: Any) -> LedgerRow:
         attempt=r[23],
         request_id=r[24],
         usage_estimated=bool(r[25]),
+        response_id=r[26],
     )

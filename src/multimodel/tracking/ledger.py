@@ -94,7 +94,7 @@ _COLUMNS = (
     "ts", "day", "deployment", "model", "provider", "response_model", "user", "tags", "status",
     "ok", "error", "finish_reason", "input_tokens", "output_tokens", "cache_read_tokens",
     "cache_write_tokens", "reasoning_tokens", "cost", "cost_micro_usd", "latency", "ttft",
-    "cached", "stream", "attempt", "request_id", "usage_estimated",
+    "cached", "stream", "attempt", "request_id", "usage_estimated", "response_id",
 )  # fmt: skip
 _INSERT = f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"  # noqa: S608
 _INSERT_CONTENT = "INSERT INTO contents (row_id, prompt, response) VALUES (?, ?, ?)"
@@ -152,7 +152,7 @@ def _row(o: Outcome) -> tuple[Any, ...]:
         u.cache_read_tokens if u else 0, u.cache_write_tokens if u else 0,
         u.reasoning_tokens if u else 0,
         cost_text, micro, o.latency, o.ttft, int(o.cached), int(o.stream), o.attempt,
-        o.request_id, int(u.estimated) if u else 0,
+        o.request_id, int(u.estimated) if u else 0, o.response_id,
     )  # fmt: skip
 
 
@@ -635,15 +635,20 @@ class UsageLedger:
         return [(int(i), str(m), str(t), float(sc), float(ts)) for i, m, t, sc, ts in found]
 
     def served_by(self, key: str) -> tuple[str, tuple[str, ...]] | None:
-        """The model group and tags of the newest successful row with request id ``key``
-        (``None``: no such row). Feedback by request id, late or from another process, uses
-        it; a cached answer's row names the model that produced it."""
+        """The model group and tags of the newest successful row whose request id, or else
+        whose answer id (``ChatResponse.id``), is ``key`` (``None``: no such row). Feedback by
+        id, late or from another process, uses it; a cached answer's row names the model that
+        produced it (the original row is preferred)."""
         with self._reader() as conn:
-            found = conn.execute(
-                "SELECT model, tags FROM usage WHERE request_id = ? AND ok = 1 "
-                "ORDER BY cached, id DESC LIMIT 1",
-                (key,),
-            ).fetchone()
+            found = None
+            for column in ("request_id", "response_id"):  # each one indexed
+                found = conn.execute(
+                    f"SELECT model, tags FROM usage WHERE {column} = ? AND ok = 1 "  # noqa: S608
+                    "ORDER BY cached, id DESC LIMIT 1",
+                    (key,),
+                ).fetchone()
+                if found is not None:
+                    break
         if found is None:
             return None
         return str(found[0]), tuple(json.loads(found[1] or "[]"))

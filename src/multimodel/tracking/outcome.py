@@ -36,6 +36,7 @@ class Outcome(NamedTuple):
         request_id: the provider's request id, when known.
         attempt: 1 for the first attempt of a call, 2 for the first retry...
         cost_breakdown: the :class:`~multimodel.tracking.cost.CostBreakdown` behind ``cost``.
+        response_id: the answer's own id (``ChatResponse.id``), for feedback that names it.
     """
 
     deployment: str
@@ -59,6 +60,7 @@ class Outcome(NamedTuple):
     request_id: str | None = None
     attempt: int = 1
     cost_breakdown: Any = None
+    response_id: str | None = None
 
 
 _new = tuple.__new__
@@ -82,6 +84,7 @@ def success_outcome(
     request_id: str | None,
     attempt: int,
     cost_breakdown: Any,
+    response_id: str | None = None,
 ) -> Outcome:
     """The :class:`Outcome` of a successful attempt, built positionally.
 
@@ -113,6 +116,7 @@ def success_outcome(
             request_id,
             attempt,
             cost_breakdown,
+            response_id,
         ),
     )
 

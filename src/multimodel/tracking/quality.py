@@ -28,8 +28,9 @@ scores.
 
 Nothing here does I/O; the clock is injected. Sharing estimates between processes goes through
 the ledger (every process appends its scores to the ``feedback`` table and replays the others'
-with :meth:`QualityBook.replay`); a Redis-backed store can implement the same two calls
-(``add`` / ``replay``) — the extension point for ``shared_state``.
+with :meth:`QualityBook.replay`) and, with ``shared_state``, through the fleet's Redis event
+stream (the client announces each score a listener of :meth:`QualityBook.add` sees, and replays
+the others').
 """
 
 from __future__ import annotations
@@ -187,9 +188,10 @@ class QualityBook:
 
     def add(self, model: str, task: str, score: float, at: float | None = None) -> None:
         """Add one score in [0, 1] observed at ``at`` (default now) to (model, task)."""
-        self._add(model, task, score, self.clock() if at is None else at)
+        when = self.clock() if at is None else at  # one time for the estimate and every copy
+        self._add(model, task, score, when)
         for listener in self._listeners:
-            listener(model, task, score, self.clock() if at is None else at)
+            listener(model, task, score, when)
 
     def replay(self, rows: Iterable[tuple[str, str, float, float]]) -> int:
         """Add ``(model, task, score, at)`` rows (from the ledger, another process); returns

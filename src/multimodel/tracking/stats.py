@@ -14,6 +14,7 @@ all routing needs, and routing stays lock-free.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -252,6 +253,8 @@ class Tracker:
         self._tags: OrderedDict[str, _GroupCell] = OrderedDict()
         self._monotonic = monotonic
         self._listeners: list[Callable[[Outcome], None]] = []
+        # Quantile bounds per (deployment, q, z), with the answer count they were read at.
+        self._bounds: dict[tuple[str, float, float], tuple[int, float | None]] = {}
         #: Deployments whose recent error rate is not zero (strategies skip reading every
         #: deployment's error rate while this is 0).
         self.erring = 0
@@ -291,6 +294,27 @@ class Tracker:
             return None
         with self._lock:
             return cell.latency_sketch.quantile(q)
+
+    def latency_quantile_lower(self, deployment: str, q: float, z: float) -> float | None:
+        """A lower confidence bound of a deployment's ``q`` latency quantile (``None`` before
+        any answer): the sketch read at ``q - z * sqrt(q (1 - q) / n)`` for ``n`` answers (the
+        normal approximation of the order statistic's binomial rank), so a few slow answers
+        are not yet proof that the quantile is high."""
+        cell = self._cells.get(deployment)
+        if cell is None:
+            return None
+        key = (deployment, q, z)
+        with self._lock:
+            sketch = cell.latency_sketch
+            n = sketch.count
+            if not n:
+                return None
+            found = self._bounds.get(key)
+            if found is not None and found[0] == n:  # no answer since: read per call, kept
+                return found[1]
+            value = sketch.quantile(max(0.0, q - z * math.sqrt(q * (1.0 - q) / n)))
+            self._bounds[key] = (n, value)
+            return value
 
     def cancelled(self, deployment: str) -> None:
         """An attempt was abandoned by the caller (cancelled); only release its in-flight slot."""

@@ -130,6 +130,10 @@ class AsyncClient(BaseClient):
     .. versionadded:: 0.1
     """
 
+    # The blocking client writes a feedback score to ``shared_state`` at once; the awaited one
+    # must not block its event loop: the score goes with its next Redis round trip.
+    _feedback_flushes = __name__.endswith("._sync.client")
+
     def __init__(
         self,
         deployments: Sequence[Deployment | Mapping[str, Any]] | None = None,

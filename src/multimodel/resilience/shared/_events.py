@@ -1,6 +1,6 @@
 """Holds, breakers and status events shared by the fleet: a Retry-After hold or an open
 circuit one process sees keeps the deployment out of rotation in all, and each process's status
-changes reach the others (a Redis stream, read with the next round trip).
+changes and feedback scores reach the others (a Redis stream, read with the next round trip).
 """
 
 from __future__ import annotations
@@ -33,6 +33,22 @@ class FleetStatus(SharedCore):
             "status": status,
             "reason": reason,
             "at": repr(at),
+        }
+        self._queue(Op("announce", (self._events_key,), (fields,)))
+
+    def share_feedback(
+        self, model: str, task: str, score: float, at: float, *, source: str = ""
+    ) -> None:
+        """Queue one feedback score of this process for the fleet (``kind=feedback`` on the
+        event stream; ``source`` names the client, as its ledger rows do)."""
+        fields = {
+            "origin": self._owner,
+            "kind": "feedback",
+            "model": model,
+            "task": task,
+            "score": repr(float(score)),
+            "at": repr(float(at)),
+            "source": source,
         }
         self._queue(Op("announce", (self._events_key,), (fields,)))
 

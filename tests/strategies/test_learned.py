@@ -1,0 +1,226 @@
+"""``intelligent``'s learned choice and hard constraints, sans I/O: lazily explained choices
+(trace notes built when read), ``max_p95`` on the measured p95's lower bound, and
+``max_cost_per_call``."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from multimodel._core.clock import ManualClock
+from multimodel._core.trace import Notes, new_trace
+from multimodel.catalog.models import ModelSpec, Pricing
+from multimodel.errors import ConfigError
+from multimodel.providers.base import Endpoint
+from multimodel.strategies import RouteContext, make_strategy
+from multimodel.strategies.intelligent import Intelligent, LearnedScores
+from multimodel.tracking.outcome import Outcome
+from multimodel.tracking.quality import QualityBook
+from multimodel.tracking.stats import Tracker
+from multimodel.types import ChatRequest, Message
+
+CTX = RouteContext(input_tokens=1000, output_tokens=500)
+
+
+def spec(id_: str, price_in: str, price_out: str, quality: float) -> ModelSpec:
+    return ModelSpec(
+        id=id_,
+        provider="openai",
+        context_window=128_000,
+        max_output_tokens=4096,
+        pricing=Pricing(input=Decimal(price_in), output=Decimal(price_out)),
+        capabilities=frozenset(),
+        quality=quality,
+    )
+
+
+def ep(name: str, model: str, s: ModelSpec) -> Endpoint:
+    return Endpoint(
+        name=name,
+        model=model,
+        wire_model=model,
+        provider="openai",
+        base_url="https://x.test/v1",
+        spec=s,
+    )
+
+
+STRONG = spec("strong", "2", "8", 90)
+CHEAP = spec("cheap", "0.1", "0.4", 80)
+
+
+def record(tracker: Tracker, name: str, latency: float, model: str = "m") -> None:
+    tracker.started(name)
+    tracker.record(
+        Outcome(
+            deployment=name,
+            model=model,
+            provider="openai",
+            ok=True,
+            latency=latency,
+            started_at=0.0,
+        )
+    )
+
+
+# -- notes built when read ---------------------------------------------------------------------
+
+
+class Counted:
+    """A deferred note that counts how often it was formatted."""
+
+    def __init__(self) -> None:
+        self.formatted = 0
+
+    @property
+    def note(self) -> str:
+        self.formatted += 1
+        return "why"
+
+
+def test_a_deferred_note_is_formatted_once_and_only_when_read() -> None:
+    notes = Notes(["first"])
+    source = Counted()
+    notes.defer(source)
+    notes.append("last")
+    assert len(notes) == 3 and source.formatted == 0  # counting does not format
+    assert notes == ["first", "why", "last"] and source.formatted == 1
+    assert list(notes) == ["first", "why", "last"] and notes[1] == "why"
+    assert source.formatted == 1  # kept once formatted
+    assert repr(notes) == "['first', 'why', 'last']" and notes != ["first"]
+    assert notes == Notes(["first", "why", "last"]) and notes != "first"
+    notes[0] = "one"
+    del notes[2]
+    notes.insert(0, "zero")
+    assert notes[:2] == ["zero", "one"]
+    trace = new_trace("m")
+    trace.notes.defer(Counted())
+    assert trace.to_dict()["notes"] == ["why"]
+
+
+def book_with_feedback(clock: ManualClock, scores: dict[str, float]) -> QualityBook:
+    priors = {"strong": 90.0, "cheap": 80.0}
+    book = QualityBook(prior=priors.get, clock=clock.monotonic)
+    for model, score in scores.items():
+        for _ in range(50):
+            book.add(model, "*", score)
+    return book
+
+
+def test_the_learned_choice_is_explained_when_read() -> None:
+    clock = ManualClock()
+    tracker = Tracker(clock.monotonic)
+    candidates = [ep("s", "strong", STRONG), ep("c", "cheap", CHEAP)]
+    strategy = Intelligent(factors={"cost": 0.5, "quality": 0.5}, seed=1)
+    strategy.attach_quality(book_with_feedback(clock, {"cheap": 0.0, "strong": 1.0}))
+    # Unmeasured deployments: the per-candidate path.
+    chosen, scores = strategy.choose_scored(candidates, tracker, CTX)
+    assert isinstance(scores, LearnedScores)
+    assert chosen.name == "s" and len(scores) == 2 and not scores.explored
+    assert "exploitation: strong is the best by the estimates" in scores.note
+    assert "cheap 0.031±0.024" in scores.note and "(n=50" in scores.note
+    assert set(scores) == {"s", "c"} and scores["s"] > scores["c"]
+    # Measured deployments: the grouped path (one group per model), same explanation.
+    for name, model in (("s", "strong"), ("c", "cheap")):
+        record(tracker, name, 0.5, model)
+    chosen, scores = strategy.choose_scored(candidates, tracker, CTX)
+    assert isinstance(scores, LearnedScores) and chosen.name == "s"
+    assert dict(scores).keys() == {"s", "c"} and "exploitation" in scores.note
+
+
+def test_exploration_is_flagged_when_the_draw_beats_the_means() -> None:
+    clock = ManualClock()
+    tracker = Tracker(clock.monotonic)
+    candidates = [ep("s", "strong", STRONG), ep("c", "cheap", CHEAP)]
+    strategy = Intelligent(factors={"cost": 0.5, "quality": 0.5}, seed=7)
+    # One score each: wide posteriors, so the draws often disagree with the means.
+    book = QualityBook(prior={"strong": 90.0, "cheap": 80.0}.get, clock=clock.monotonic)
+    book.add("strong", "*", 1.0)
+    book.add("cheap", "*", 0.0)
+    strategy.attach_quality(book)
+    flags = []
+    for _ in range(200):
+        _, scores = strategy.choose_scored(candidates, tracker, CTX)
+        assert isinstance(scores, LearnedScores)
+        flags.append(scores.explored)
+        assert ("exploration" in scores.note) == scores.explored
+    assert 0 < sum(flags) < 200
+
+
+# -- max_p95 -----------------------------------------------------------------------------------
+
+
+def test_max_p95_excludes_a_deployment_measured_slow_while_others_qualify() -> None:
+    clock = ManualClock()
+    tracker = Tracker(clock.monotonic)
+    candidates = [ep("fast", "m", CHEAP), ep("slow", "m", CHEAP), ep("new", "m", CHEAP)]
+    strategy = Intelligent(max_p95=2.0)
+    for _ in range(20):
+        record(tracker, "fast", 0.5)
+        record(tracker, "slow", 5.0)
+    reasons = strategy.exclude(candidates, CTX, tracker)
+    assert list(reasons) == ["slow"]  # unmeasured "new" qualifies: nothing says it is slow
+    assert "max_p95 2 s" in reasons["slow"] and "lower bound" in reasons["slow"]
+    assert strategy.exclude(candidates, CTX) == {}  # without statistics: nothing measured
+
+
+def test_max_p95_reads_the_lower_bound_so_one_slow_answer_is_not_enough() -> None:
+    clock = ManualClock()
+    tracker = Tracker(clock.monotonic)
+    candidates = [ep("a", "m", CHEAP)]
+    strategy = Intelligent(max_p95=2.0)
+    for _ in range(18):
+        record(tracker, "a", 0.5)
+    for _ in range(2):
+        record(tracker, "a", 9.0)
+    # The p95 of these 20 answers is 9 s, but its lower bound (the 87th percentile) is 0.5 s.
+    assert tracker.latency_quantile("a", 0.95) == pytest.approx(9.0, rel=0.02)
+    assert strategy.exclude(candidates, CTX, tracker) == {}
+    for _ in range(40):
+        record(tracker, "a", 9.0)
+    assert "a" in strategy.exclude(candidates, CTX, tracker)
+
+
+def test_an_excluded_deployment_is_retried_once_its_estimate_has_decayed() -> None:
+    clock = ManualClock()
+    tracker = Tracker(clock.monotonic)
+    candidates = [ep("a", "m", CHEAP), ep("b", "m", CHEAP)]
+    strategy = Intelligent(max_p95=2.0)
+    for _ in range(20):
+        record(tracker, "a", 5.0)
+    assert "a" in strategy.exclude(candidates, CTX, tracker)
+    clock.advance(600.0)  # no traffic: the latency estimate decays, so "a" is tried again
+    assert strategy.exclude(candidates, CTX, tracker) == {}
+    record(tracker, "a", 5.0)  # still slow: one answer puts it back out
+    assert "a" in strategy.exclude(candidates, CTX, tracker)
+
+
+# -- max_cost_per_call and validation ----------------------------------------------------------
+
+
+def test_max_cost_per_call_is_the_same_cap_as_max_cost_per_request() -> None:
+    candidates = [ep("s", "strong", STRONG), ep("c", "cheap", CHEAP)]
+    # strong: 1000 * 2e-6 + 500 * 8e-6 = $0.006; cheap: $0.0003.
+    by_call = Intelligent(max_cost_per_call=0.001).exclude(candidates, CTX)
+    by_request = Intelligent(max_cost_per_request=0.001).exclude(candidates, CTX)
+    assert by_call == by_request == {"s": "estimated cost $0.00600 > $0.001"}
+    made = make_strategy({"name": "intelligent", "max_cost_per_call": 0.001, "max_p95": 3})
+    assert isinstance(made, Intelligent) and made.max_cost == 0.001 and made.max_p95 == 3
+    with pytest.raises(ConfigError, match="one setting"):
+        Intelligent(max_cost_per_request=0.01, max_cost_per_call=0.001)
+    with pytest.raises(ConfigError, match="max_p95"):
+        Intelligent(max_p95=0)
+
+
+def test_min_quality_reads_the_learned_lower_bound() -> None:
+    clock = ManualClock()
+    candidates = [ep("s", "strong", STRONG), ep("c", "cheap", CHEAP)]
+    strategy = Intelligent(min_quality=70)
+    assert strategy.exclude(candidates, CTX) == {}  # catalog: 90 and 80
+    strategy.attach_quality(book_with_feedback(clock, {"cheap": 0.5}))
+    request = ChatRequest(model="auto", messages=[Message(role="user", content="hi")])
+    ctx: Any = CTX._replace(request=request)
+    reasons = strategy.exclude(candidates, ctx)
+    assert list(reasons) == ["c"] and reasons["c"].startswith("quality ")
