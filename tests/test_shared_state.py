@@ -817,3 +817,45 @@ def test_four_processes_without_shared_state_exceed_the_rpm() -> None:
     results = [r for run in runs for r in run["results"]]
     counts = {r: results.count(r) for r in set(results)}
     assert server.rejected == 40 and counts == {"ok": 120, "RateLimited": 40}, counts
+
+
+# -- a stream's bookkeeping at the end of its body ---------------------------------------------
+
+
+def test_stream_reconciles_when_its_body_ends(state: mm.RedisState, redis_url: str) -> None:
+    import redis
+
+    raw = redis.Redis.from_url(redis_url)
+    with MockProviderServer() as server:
+        dep = deployment(server, tpm=100_000)
+        with mm.Client([dep], shared_state=state) as client:
+            stream = client.stream("hello there", max_tokens=5000)
+            for _ in stream:
+                pass
+            # No other call, the stream not closed: the end of the body wrote the real usage.
+            assert stream.response is not None
+            assert not state.pending
+            used = int(raw.get(key(state, "tokused")) or 0)
+            assert used == stream.response.usage.total_tokens < 5000
+    raw.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_async_stream_reconciles_when_its_body_ends(
+    state: mm.RedisState, redis_url: str
+) -> None:
+    import redis
+
+    raw = redis.Redis.from_url(redis_url)
+    with MockProviderServer() as server:
+        dep = deployment(server, tpm=100_000)
+        async with mm.AsyncClient([dep], shared_state=state) as client:
+            stream = client.stream("hello there", max_tokens=5000)
+            async for _ in stream:
+                pass
+            assert stream.response is not None
+            assert not state.pending
+            used = int(raw.get(key(state, "tokused")) or 0)
+            assert used == stream.response.usage.total_tokens < 5000
+    raw.close()
