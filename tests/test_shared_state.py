@@ -598,7 +598,9 @@ async def test_async_outage_budget_and_breaker(
             # A breaker opened in one is open in the other.
             with pytest.raises(ServerError):
                 await a.query("hi", model="f")
-            with pytest.raises(mm.NoDeploymentAvailable, match="circuit open in another"):
+            # Refused by the fleet, or by b's own breaker once the listener pushed it.
+            opened = "circuit open in another|cooldown"
+            with pytest.raises(mm.NoDeploymentAvailable, match=opened):
                 await b.query("hi", model="f", timeout=0.5)
             # Redis goes away and comes back: every call ends answered or typed.
             redis_process.stop()
@@ -859,3 +861,106 @@ async def test_async_stream_reconciles_when_its_body_ends(
             used = int(raw.get(key(state, "tokused")) or 0)
             assert used == stream.response.usage.total_tokens < 5000
     raw.close()
+
+
+# -- status changes pushed to idle processes ---------------------------------------------------
+
+
+def _open_breaker_in(state: mm.RedisState, server: MockProviderServer) -> None:
+    """Another process (its own RedisState and client) opens the breaker of "failing"."""
+    circuit = mm.CircuitPolicy(failure_threshold=1, cooldown=30)
+    dep = deployment(server, "failing")
+    with mm.Client([dep], shared_state=state, max_retries=0, circuit=circuit, deadline=1) as a:
+        with pytest.raises(ServerError):
+            a.query("hi")
+        assert a.status() == {"openai/m": "down"}
+
+
+def _wait_for(predicate: Any, seconds: float = 2.0) -> float:
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < seconds, "not pushed in time"
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+FAILING = {"failing": MockDeployment(format="openai", behavior=Behavior(script=[500]))}
+
+
+def test_an_opened_breaker_is_pushed_to_an_idle_client(
+    state: mm.RedisState, redis_url: str
+) -> None:
+    other = mm.RedisState(redis_url, prefix=state.prefix)  # the idle process's
+    with MockProviderServer(FAILING) as server:
+        dep = deployment(server, "failing")
+        seen: list[Any] = []
+        with mm.Client([dep], shared_state=other, max_retries=0, deadline=1) as idle:
+            idle.on("model_status_change", seen.append)
+            assert idle.status() == {"openai/m": "healthy"}
+            time.sleep(0.2)  # the listener found the stream's end
+            trips = other.round_trips
+            _open_breaker_in(state, server)
+            waited = _wait_for(lambda: idle.status() == {"openai/m": "down"})
+            assert waited < 1.0
+            _wait_for(lambda: len(seen) == 1)
+            assert other.round_trips == trips  # the idle client sent nothing
+            assert [(e.previous, e.status) for e in seen] == [("healthy", "down")]
+            assert seen[0].reason == "ServerError (in another process)"
+            # Its own breaker is open for the rest of the cooldown: refused without Redis.
+            with pytest.raises(mm.NoDeploymentAvailable, match="cooldown"):
+                idle.query("hi")
+            assert requests_to(server, "failing") == 1
+            thread = other._thread
+            assert thread is not None and thread.is_alive()
+        # close() stopped and joined the listener, woken at once.
+        assert not thread.is_alive() and not other.listening
+        time.sleep(0.1)
+        assert len(seen) == 1  # once, never echoed back
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_async_an_opened_breaker_is_pushed_to_an_idle_client(
+    state: mm.RedisState, redis_url: str
+) -> None:
+    import asyncio
+
+    other = mm.RedisState(redis_url, prefix=state.prefix)
+    with MockProviderServer(FAILING) as server:
+        dep = deployment(server, "failing")
+        seen: list[Any] = []
+        async with mm.AsyncClient([dep], shared_state=other, max_retries=0, deadline=1) as idle:
+            idle.on("model_status_change", seen.append)
+            await asyncio.sleep(0.2)
+            task = other._task
+            assert task is not None and other.listening
+            trips = other.round_trips
+            await asyncio.to_thread(_open_breaker_in, state, server)
+            started = time.monotonic()
+            while idle.status() != {"openai/m": "down"} or not seen:
+                assert time.monotonic() - started < 1.0, "not pushed in time"
+                await asyncio.sleep(0.01)
+            assert other.round_trips == trips
+            assert [(e.previous, e.status) for e in seen] == [("healthy", "down")]
+        # aclose() cancelled and awaited the listener task.
+        assert task.done() and not other.listening
+
+
+def test_a_probe_that_closes_the_breaker_is_pushed(state: mm.RedisState, redis_url: str) -> None:
+    other = mm.RedisState(redis_url, prefix=state.prefix)
+    behavior = Behavior(script=[500, 200])
+    circuit = mm.CircuitPolicy(failure_threshold=1, cooldown=0.3)
+    with MockProviderServer({"failing": MockDeployment(format="openai", behavior=behavior)}) as s:
+        dep = deployment(s, "failing")
+        with (
+            mm.Client([dep], shared_state=state, max_retries=0, circuit=circuit, deadline=1) as a,
+            mm.Client([dep], shared_state=other, max_retries=0, circuit=circuit) as idle,
+        ):
+            assert idle.status() == {"openai/m": "healthy"}
+            time.sleep(0.2)
+            with pytest.raises(ServerError):
+                a.query("hi")
+            _wait_for(lambda: idle.status() == {"openai/m": "down"})
+            time.sleep(0.35)
+            assert a.query("hi").text  # the probe succeeds and closes the fleet's breaker
+            _wait_for(lambda: idle.status()["openai/m"] != "down")

@@ -49,6 +49,9 @@ class Connections(Admission):
 
         def _deliver(self, entries: Any) -> None: ...
 
+        @property
+        def listening(self) -> bool: ...
+
     def _connect(self, module: str, refusal: str) -> Any:
         """A client of ``module`` (``redis`` or ``redis.asyncio``) built from the URL; without a
         URL (this state wraps a client of the other kind), a ``ConfigError`` saying ``refusal``."""
@@ -69,7 +72,8 @@ class Connections(Admission):
 
     def _commands(self, ops: list[Op], call: tuple[list[str], list[Any]] | None) -> list[Op]:
         commands = list(ops)
-        if self._listeners:  # the fleet's status events since the last read, same trip
+        if self._listeners and not self.listening:  # no listener pushes the fleet's events:
+            # read those since the last read on the same trip
             commands.insert(0, Op("read", (self._events_key,), (self._cursor,), self._deliver))
         if call is not None:
             commands.append(Op("admit", tuple(call[0]), tuple(call[1])))
