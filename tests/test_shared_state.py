@@ -964,3 +964,60 @@ def test_a_probe_that_closes_the_breaker_is_pushed(state: mm.RedisState, redis_u
             time.sleep(0.35)
             assert a.query("hi").text  # the probe succeeds and closes the fleet's breaker
             _wait_for(lambda: idle.status()["openai/m"] != "down")
+
+
+# -- Redis Cluster: the key layout, and scripts the server forgot ------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["multimodel", "fleet:eu", "odd}{prefix"])
+def test_every_key_of_a_prefix_shares_one_cluster_slot(prefix: str) -> None:
+    pytest.importorskip("redis")
+    from redis.crc import key_slot
+
+    state = mm.RedisState("redis://127.0.0.1:1/0", prefix=prefix)
+    names = ["openai/gpt-4o", "azure/{weird}", "x"]
+    keys = [state._key(n, w) for n in names for w in ("req", "tok", "toksize", "tokused")]
+    keys += [state._key(n, w) for n in names for w in ("hold", "open", "probe")]
+    keys += [state._budget_key("daily", k, "2026-12-07") for k in ("*", "user-1", "{u}")]
+    keys += [state._events_key]
+    # One admission script reads a deployment's keys and its budget cells together; on a
+    # Cluster that is legal only when every key hashes to the same slot.
+    assert len({key_slot(k.encode()) for k in keys}) == 1
+
+
+def test_scripts_flushed_on_the_server_are_loaded_again(
+    state: mm.RedisState, redis_url: str
+) -> None:
+    import redis
+
+    raw = redis.Redis.from_url(redis_url)
+    with MockProviderServer() as server:
+        dep = deployment(server, rpm=100)
+        with mm.Client([dep], shared_state=state) as client:
+            assert client.query("hi").text
+            raw.script_flush()  # a restarted or failed-over server forgot the scripts
+            trips = state.round_trips
+            assert client.query("hi").text
+            # NOSCRIPT costs one more trip (load, then run), no error, no outage.
+            assert state.round_trips == trips + 3 and state.errors == 0 and state.available
+            assert raw.zcard(key(state, "req")) == 2
+    raw.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_async_scripts_flushed_on_the_server_are_loaded_again(
+    state: mm.RedisState, redis_url: str
+) -> None:
+    import redis
+
+    raw = redis.Redis.from_url(redis_url)
+    with MockProviderServer() as server:
+        dep = deployment(server, rpm=100)
+        async with mm.AsyncClient([dep], shared_state=state) as client:
+            assert (await client.query("hi")).text
+            raw.script_flush()
+            assert (await client.query("hi")).text
+            assert state.errors == 0 and state.available
+            assert raw.zcard(key(state, "req")) == 2
+    raw.close()
