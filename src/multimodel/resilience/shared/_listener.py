@@ -104,7 +104,11 @@ class FleetListener(Connections):
                         client = self._listener_client("redis")
                         if client is None:
                             return
-                        self._listener_id = int(client.client_id())
+                        ident = int(client.client_id())
+                        with self._lock:  # see _stop_thread: stopped now, or woken later
+                            if stop.is_set():
+                                return
+                            self._listener_id = ident
                     if self._cursor is None:
                         self._deliver(client.xrevrange(self._events_key, count=1))
                     cursor = self._cursor or "$"
@@ -139,8 +143,9 @@ class FleetListener(Connections):
         if thread is None:
             return
         self._thread = None
-        self._stop.set()
-        ident = self._listener_id
+        with self._lock:
+            self._stop.set()
+            ident = self._listener_id
         if ident is not None and thread.is_alive():
             try:  # end the blocking read now rather than within BLOCK_MS
                 self._sync_client().client_unblock(ident)
