@@ -1021,3 +1021,33 @@ async def test_async_scripts_flushed_on_the_server_are_loaded_again(
             assert state.errors == 0 and state.available
             assert raw.zcard(key(state, "req")) == 2
     raw.close()
+
+
+def test_threads_admitted_at_the_same_moment_share_round_trips(state: mm.RedisState) -> None:
+    with MockProviderServer() as server:
+        limited = [deployment(server, rpm=30)]
+        answers: list[Any] = []
+        with mm.Client(limited, shared_state=state, deadline=1) as client:
+            start = threading.Barrier(8)
+
+            def worker() -> None:
+                start.wait()
+                for _ in range(5):
+                    try:
+                        answers.append(client.query("hi"))
+                    except mm.NoDeploymentAvailable as exc:
+                        answers.append(exc)
+
+            threads = [threading.Thread(target=worker) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+        trips = state.round_trips
+    # Each verdict reached its own thread: exactly the fleet's limit was answered.
+    assert sum(isinstance(a, mm.ChatResponse) for a in answers) == 30
+    assert len(answers) == 40 and requests_to(server) == 30
+    # 40 admissions and 30 answers' bookkeeping: one trip per admission at least without
+    # batching (60 measured); threads asking while a trip is in flight share the next one
+    # (~22 measured).
+    assert trips < 40, trips

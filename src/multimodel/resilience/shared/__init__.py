@@ -128,6 +128,10 @@ class RedisState(FleetListener, BudgetSettlement, FleetStatus):
         self._task = None
         self._task_stop = threading.Event()
         self._batch = None  # asyncio admissions being collected
+        self._batch_lock = threading.Lock()  # threads' admissions: one trip in flight at once
+        self._busy = False
+        self._leader = None  # the thread running the batch in flight
+        self._waiting = []
         # Redis's clock minus the local monotonic one (ms), from the last admission; and the
         # reservations admitted on local state during an outage, written back on recovery.
         self._offset = None
