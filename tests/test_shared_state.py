@@ -598,7 +598,9 @@ async def test_async_outage_budget_and_breaker(
             # A breaker opened in one is open in the other.
             with pytest.raises(ServerError):
                 await a.query("hi", model="f")
-            with pytest.raises(mm.NoDeploymentAvailable, match="circuit open in another"):
+            # Refused by the fleet, or by b's own breaker once the listener pushed it.
+            opened = "circuit open in another|cooldown"
+            with pytest.raises(mm.NoDeploymentAvailable, match=opened):
                 await b.query("hi", model="f", timeout=0.5)
             # Redis goes away and comes back: every call ends answered or typed.
             redis_process.stop()
@@ -819,6 +821,238 @@ def test_four_processes_without_shared_state_exceed_the_rpm() -> None:
     assert server.rejected == 40 and counts == {"ok": 120, "RateLimited": 40}, counts
 
 
+# -- a stream's bookkeeping at the end of its body ---------------------------------------------
+
+
+def test_stream_reconciles_when_its_body_ends(state: mm.RedisState, redis_url: str) -> None:
+    import redis
+
+    raw = redis.Redis.from_url(redis_url)
+    with MockProviderServer() as server:
+        dep = deployment(server, tpm=100_000)
+        with mm.Client([dep], shared_state=state) as client:
+            stream = client.stream("hello there", max_tokens=5000)
+            for _ in stream:
+                pass
+            # No other call, the stream not closed: the end of the body wrote the real usage.
+            assert stream.response is not None
+            assert not state.pending
+            used = int(raw.get(key(state, "tokused")) or 0)
+            assert used == stream.response.usage.total_tokens < 5000
+    raw.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_async_stream_reconciles_when_its_body_ends(
+    state: mm.RedisState, redis_url: str
+) -> None:
+    import redis
+
+    raw = redis.Redis.from_url(redis_url)
+    with MockProviderServer() as server:
+        dep = deployment(server, tpm=100_000)
+        async with mm.AsyncClient([dep], shared_state=state) as client:
+            stream = client.stream("hello there", max_tokens=5000)
+            async for _ in stream:
+                pass
+            assert stream.response is not None
+            assert not state.pending
+            used = int(raw.get(key(state, "tokused")) or 0)
+            assert used == stream.response.usage.total_tokens < 5000
+    raw.close()
+
+
+# -- status changes pushed to idle processes ---------------------------------------------------
+
+
+def _open_breaker_in(state: mm.RedisState, server: MockProviderServer) -> None:
+    """Another process (its own RedisState and client) opens the breaker of "failing"."""
+    circuit = mm.CircuitPolicy(failure_threshold=1, cooldown=30)
+    dep = deployment(server, "failing")
+    with mm.Client([dep], shared_state=state, max_retries=0, circuit=circuit, deadline=1) as a:
+        with pytest.raises(ServerError):
+            a.query("hi")
+        assert a.status() == {"openai/m": "down"}
+
+
+def _wait_for(predicate: Any, seconds: float = 2.0) -> float:
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < seconds, "not pushed in time"
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+FAILING = {"failing": MockDeployment(format="openai", behavior=Behavior(script=[500]))}
+
+
+def test_an_opened_breaker_is_pushed_to_an_idle_client(
+    state: mm.RedisState, redis_url: str
+) -> None:
+    other = mm.RedisState(redis_url, prefix=state.prefix)  # the idle process's
+    with MockProviderServer(FAILING) as server:
+        dep = deployment(server, "failing")
+        seen: list[Any] = []
+        with mm.Client([dep], shared_state=other, max_retries=0, deadline=1) as idle:
+            idle.on("model_status_change", seen.append)
+            assert idle.status() == {"openai/m": "healthy"}
+            time.sleep(0.2)  # the listener found the stream's end
+            trips = other.round_trips
+            _open_breaker_in(state, server)
+            waited = _wait_for(lambda: idle.status() == {"openai/m": "down"})
+            assert waited < 1.0
+            _wait_for(lambda: len(seen) == 1)
+            assert other.round_trips == trips  # the idle client sent nothing
+            assert [(e.previous, e.status) for e in seen] == [("healthy", "down")]
+            assert seen[0].reason == "ServerError (in another process)"
+            # Its own breaker is open for the rest of the cooldown: refused without Redis.
+            with pytest.raises(mm.NoDeploymentAvailable, match="cooldown"):
+                idle.query("hi")
+            assert requests_to(server, "failing") == 1
+            thread = other._thread
+            assert thread is not None and thread.is_alive()
+        # close() stopped and joined the listener, woken at once.
+        assert not thread.is_alive() and not other.listening
+        time.sleep(0.1)
+        assert len(seen) == 1  # once, never echoed back
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_async_an_opened_breaker_is_pushed_to_an_idle_client(
+    state: mm.RedisState, redis_url: str
+) -> None:
+    import asyncio
+
+    other = mm.RedisState(redis_url, prefix=state.prefix)
+    with MockProviderServer(FAILING) as server:
+        dep = deployment(server, "failing")
+        seen: list[Any] = []
+        async with mm.AsyncClient([dep], shared_state=other, max_retries=0, deadline=1) as idle:
+            idle.on("model_status_change", seen.append)
+            await asyncio.sleep(0.2)
+            task = other._task
+            assert task is not None and other.listening
+            trips = other.round_trips
+            await asyncio.to_thread(_open_breaker_in, state, server)
+            started = time.monotonic()
+            while idle.status() != {"openai/m": "down"} or not seen:
+                assert time.monotonic() - started < 1.0, "not pushed in time"
+                await asyncio.sleep(0.01)
+            assert other.round_trips == trips
+            assert [(e.previous, e.status) for e in seen] == [("healthy", "down")]
+        # aclose() cancelled and awaited the listener task.
+        assert task.done() and not other.listening
+
+
+def test_a_probe_that_closes_the_breaker_is_pushed(state: mm.RedisState, redis_url: str) -> None:
+    other = mm.RedisState(redis_url, prefix=state.prefix)
+    behavior = Behavior(script=[500, 200])
+    circuit = mm.CircuitPolicy(failure_threshold=1, cooldown=0.3)
+    with MockProviderServer({"failing": MockDeployment(format="openai", behavior=behavior)}) as s:
+        dep = deployment(s, "failing")
+        with (
+            mm.Client([dep], shared_state=state, max_retries=0, circuit=circuit, deadline=1) as a,
+            mm.Client([dep], shared_state=other, max_retries=0, circuit=circuit) as idle,
+        ):
+            assert idle.status() == {"openai/m": "healthy"}
+            time.sleep(0.2)
+            with pytest.raises(ServerError):
+                a.query("hi")
+            _wait_for(lambda: idle.status() == {"openai/m": "down"})
+            time.sleep(0.35)
+            assert a.query("hi").text  # the probe succeeds and closes the fleet's breaker
+            _wait_for(lambda: idle.status()["openai/m"] != "down")
+
+
+# -- Redis Cluster: the key layout, and scripts the server forgot ------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["multimodel", "fleet:eu", "odd}{prefix"])
+def test_every_key_of_a_prefix_shares_one_cluster_slot(prefix: str) -> None:
+    pytest.importorskip("redis")
+    from redis.crc import key_slot
+
+    state = mm.RedisState("redis://127.0.0.1:1/0", prefix=prefix)
+    names = ["openai/gpt-4o", "azure/{weird}", "x"]
+    keys = [state._key(n, w) for n in names for w in ("req", "tok", "toksize", "tokused")]
+    keys += [state._key(n, w) for n in names for w in ("hold", "open", "probe")]
+    keys += [state._budget_key("daily", k, "2026-12-07") for k in ("*", "user-1", "{u}")]
+    keys += [state._events_key]
+    # One admission script reads a deployment's keys and its budget cells together; on a
+    # Cluster that is legal only when every key hashes to the same slot.
+    assert len({key_slot(k.encode()) for k in keys}) == 1
+
+
+def test_scripts_flushed_on_the_server_are_loaded_again(
+    state: mm.RedisState, redis_url: str
+) -> None:
+    import redis
+
+    raw = redis.Redis.from_url(redis_url)
+    with MockProviderServer() as server:
+        dep = deployment(server, rpm=100)
+        with mm.Client([dep], shared_state=state) as client:
+            assert client.query("hi").text
+            raw.script_flush()  # a restarted or failed-over server forgot the scripts
+            trips = state.round_trips
+            assert client.query("hi").text
+            # NOSCRIPT costs one more trip (load, then run), no error, no outage.
+            assert state.round_trips == trips + 3 and state.errors == 0 and state.available
+            assert raw.zcard(key(state, "req")) == 2
+    raw.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_async_scripts_flushed_on_the_server_are_loaded_again(
+    state: mm.RedisState, redis_url: str
+) -> None:
+    import redis
+
+    raw = redis.Redis.from_url(redis_url)
+    with MockProviderServer() as server:
+        dep = deployment(server, rpm=100)
+        async with mm.AsyncClient([dep], shared_state=state) as client:
+            assert (await client.query("hi")).text
+            raw.script_flush()
+            assert (await client.query("hi")).text
+            assert state.errors == 0 and state.available
+            assert raw.zcard(key(state, "req")) == 2
+    raw.close()
+
+
+def test_threads_admitted_at_the_same_moment_share_round_trips(state: mm.RedisState) -> None:
+    with MockProviderServer() as server:
+        limited = [deployment(server, rpm=30)]
+        answers: list[Any] = []
+        with mm.Client(limited, shared_state=state, deadline=1) as client:
+            start = threading.Barrier(8)
+
+            def worker() -> None:
+                start.wait()
+                for _ in range(5):
+                    try:
+                        answers.append(client.query("hi"))
+                    except mm.NoDeploymentAvailable as exc:
+                        answers.append(exc)
+
+            threads = [threading.Thread(target=worker) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+        trips = state.round_trips
+    # Each verdict reached its own thread: exactly the fleet's limit was answered.
+    assert sum(isinstance(a, mm.ChatResponse) for a in answers) == 30
+    assert len(answers) == 40 and requests_to(server) == 30
+    # 40 admissions and 30 answers' bookkeeping: one trip per admission at least without
+    # batching (60 measured); threads asking while a trip is in flight share the next one
+    # (~22 measured).
+    assert trips < 40, trips
+
+
 # -- learned quality ---------------------------------------------------------------------------
 
 
@@ -839,8 +1073,12 @@ def test_feedback_reaches_the_other_process_estimates_once(
         r = a.query("hi", model="gpt-4o-mini", task="code")
         for _ in range(3):
             a.feedback(r, 0.0)
-        assert b.quality.estimate("gpt-4o-mini", "code").samples == 0  # not read yet
-        b.query("hi", model="gpt-4o-mini")  # b's next round trip brings a's scores
+        # b's listener pushes a's scores, or b's next round trip brings them.
+        b.query("hi", model="gpt-4o-mini")
+        deadline = time.monotonic() + 3
+        while b.quality.estimate("gpt-4o-mini", "code").samples < 3:
+            assert time.monotonic() < deadline, "a's scores never reached b"
+            time.sleep(0.02)
         est = b.quality.estimate("gpt-4o-mini", "code")
         assert est.samples == 3 and est.mean < 0.5
         assert a.quality.estimate("gpt-4o-mini", "code").samples == 3  # its own, once
@@ -868,5 +1106,8 @@ async def test_async_feedback_reaches_the_other_process(
         r = await a.query("hi", model="gpt-4o-mini", task="math")
         a.feedback(r, 1.0)
         await a.query("hi", model="gpt-4o-mini")  # a's next round trip sends it
-        await b.query("hi", model="gpt-4o-mini")
+        await b.query("hi", model="gpt-4o-mini")  # b's listener or round trip brings it
+        with anyio.fail_after(3):
+            while b.quality.estimate("gpt-4o-mini", "math").samples < 1:
+                await anyio.sleep(0.02)
         assert b.quality.estimate("gpt-4o-mini", "math").samples == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from .._core.clock import Clock
@@ -184,11 +185,17 @@ class FeedbackAndStatus:
     def on(self, event: str, callback: Callable[[Any], None]) -> Callable[[], None]:
         """Call ``callback(event)`` on ``"model_status_change"`` (a :class:`ModelStatusEvent`),
         ``"outcome"`` (every finished attempt) or ``"budget_alert"``; returns an unsubscribe
-        function."""
+        function. With ``shared_state=``, status changes of other processes arrive too (pushed:
+        see :meth:`_listen_to_fleet`)."""
+        self._listen_to_fleet()
         return self.events.on(event, callback)
 
     def status(self) -> dict[str, Status]:
-        """The health status of every deployment: ``healthy``, ``degraded`` or ``down``."""
+        """The health status of every deployment: ``healthy``, ``degraded`` or ``down``.
+
+        With ``shared_state=``, a breaker another process opened (or closed with a successful
+        probe) shows here within about a second, without a request of this client."""
+        self._listen_to_fleet()
         return {ep.name: self.health.status(ep.name) for ep in self._endpoints}
 
     def _fleet_feedback(self, fields: dict[str, str]) -> None:
@@ -205,18 +212,39 @@ class FeedbackAndStatus:
         if len(shared) > _SHARED_SCORES_KEPT:  # bounded: the oldest go first
             del shared[next(iter(shared))]
 
+    def _listen_to_fleet(self) -> None:
+        """Start hearing the fleet's status changes (``shared_state=``); each client starts its
+        own listener (a thread, or a task of the running asyncio loop)."""
+
     def _fleet_status_changed(self, fields: dict[str, str]) -> None:
-        """Another process announced a status change or a feedback score (``shared_state=``)."""
+        """Another process announced a status change or a feedback score (``shared_state=``):
+        an opened breaker is opened here too for what is left of its cooldown, a probe's
+        success closes it; the change is announced to this client's listeners once, and never
+        back to the fleet."""
         if fields.get("kind") == "feedback":
             self._fleet_feedback(fields)
             return
         ep = self._router.by_name.get(fields.get("deployment", ""))
         if ep is None:
             return
+        reason = f"{fields.get('reason', '')} (in another process)"
+        status = fields.get("status", "")
+        now = self._clock.monotonic()
+        token = _FROM_FLEET.set(True)
         try:
-            at = float(fields.get("at", ""))
-        except ValueError:
-            at = self._clock.time()
+            if status == "down" and _seconds(fields.get("open_for")) > 0:
+                until = now + _seconds(fields.get("open_for"))
+                if self.health.adopt_open(ep.name, until, now, reason):
+                    return  # the board announced it (through _status_changed)
+            elif (
+                status == "healthy"
+                and fields.get("reason") == "probe succeeded"
+                and self.health.adopt_closed(ep.name, now, reason)
+            ):
+                return
+        finally:
+            _FROM_FLEET.reset(token)
+        at = _seconds(fields.get("at")) or self._clock.time()
         self.events.emit(
             "model_status_change",
             ModelStatusEvent(
@@ -224,21 +252,24 @@ class FeedbackAndStatus:
                 model=ep.model,
                 provider=ep.provider,
                 previous=fields.get("previous", ""),
-                status=fields.get("status", ""),
-                reason=f"{fields.get('reason', '')} (in another process)",
+                status=status,
+                reason=reason,
                 at=at,
             ),
         )
 
     def _status_changed(self, name: str, previous: Status, status: Status, reason: str) -> None:
         shared = self._router.shared
-        if shared is not None:  # tell the fleet; an opened or closed breaker applies to it
-            shared.announce(name, previous, status, reason, self._clock.time())
+        if shared is not None and not _FROM_FLEET.get():
+            # Tell the fleet; an opened or closed breaker applies to it. A change that came
+            # from the fleet is not sent back (it would echo between processes).
+            left = None
             if status == "down":
-                left = self.health.open_until(name) - self._clock.monotonic()
-                shared.opened(name, max(left, 0.001))
+                left = max(self.health.open_until(name) - self._clock.monotonic(), 0.001)
+                shared.opened(name, left)
             elif previous != "healthy" and reason == "probe succeeded":
                 shared.closed(name)
+            shared.announce(name, previous, status, reason, self._clock.time(), open_for=left)
         ep = self._router.by_name.get(name)
         self.events.emit(
             "model_status_change",
@@ -256,3 +287,15 @@ class FeedbackAndStatus:
     def _outcome_event(self, outcome: Outcome) -> None:
         if self.events.wants("outcome"):
             self.events.emit("outcome", outcome)
+
+
+# Set while a status change of another process is applied here (see _fleet_status_changed).
+_FROM_FLEET: ContextVar[bool] = ContextVar("multimodel_from_fleet", default=False)
+
+
+def _seconds(value: str | None) -> float:
+    """A number of seconds from an event field (0 when missing or malformed)."""
+    try:
+        return float(value or 0)
+    except ValueError:
+        return 0.0

@@ -222,6 +222,34 @@ class HealthBoard:
             self._settle(name, b, now)
         self._refresh(name, b, "rate limited", now)
 
+    def adopt_open(self, name: str, until: float, now: float, reason: str) -> bool:
+        """Another process opened ``name``'s breaker until ``until`` (``shared_state=``): open
+        it here too, without counting a failure or lengthening the next cooldown. Returns
+        whether the status changed (and was announced to this client's listeners)."""
+        with self._lock:
+            b = self._get(name)
+            if until <= now or (b.state == "open" and b.opened_until >= until):
+                return False
+            b.state = "open"
+            b.opened_until = until
+            b.probing = False
+            self._settle(name, b, now)
+        return self._refresh(name, b, reason, now)
+
+    def adopt_closed(self, name: str, now: float, reason: str) -> bool:
+        """Another process's probe closed ``name``'s breaker: close it here too. Returns
+        whether the status changed."""
+        with self._lock:
+            b = self._breakers.get(name)
+            if b is None or b.state == "closed":
+                return False
+            b.state = "closed"
+            b.open_count = 0
+            b.consecutive = 0
+            b.probing = False
+            self._settle(name, b, now)
+        return self._refresh(name, b, reason, now)
+
     def on_failure(self, name: str, error: ProviderError, now: float) -> None:
         """An attempt failed with ``error``; may open the breaker or hold the deployment."""
         p = self.policy
@@ -291,7 +319,7 @@ class HealthBoard:
         else:
             self._unsettled.discard(name)
 
-    def _refresh(self, name: str, b: _Breaker, reason: str, now: float) -> None:
+    def _refresh(self, name: str, b: _Breaker, reason: str, now: float) -> bool:
         # Decide and announce a transition as one step (the emit lock is re-entrant, so a
         # callback may use the board), so that two threads cannot both announce the same
         # transition, or announce two transitions in the wrong order.
@@ -309,10 +337,11 @@ class HealthBoard:
                     status = "healthy"
                 previous = b.status
                 if status == previous:
-                    return
+                    return False
                 b.status = status
             if self._emit is not None:
                 self._emit(name, previous, status, reason)
+            return True
 
     def open_until(self, name: str) -> float:
         """When ``name``'s open breaker turns half-open (0 when it is not open)."""

@@ -21,6 +21,7 @@ async def admitted(plan: DispatchPlan, shared: RedisState, send: Send) -> bool:
 
     A failure or a cancellation while asking cancels the attempt on ``plan``, and is re-raised.
     """
+    shared.async_listen()  # the fleet's status changes are pushed from the first request on
     try:
         refusal = await shared.async_admit(send)
     except BaseException:

@@ -437,7 +437,14 @@ class AsyncClient(BaseClient):
         self._close_owned()
 
     async def __aenter__(self) -> Self:
+        self._listen_to_fleet()
         return self
+
+    def _listen_to_fleet(self) -> None:
+        """Start the shared state's listener for the fleet's status changes (the sync client's
+        is a thread, the asyncio client's a task of the running loop); stopped on ``aclose()``."""
+        if self._shared is not None:
+            self._shared.async_listen()
 
     async def __aexit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None

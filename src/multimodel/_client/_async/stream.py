@@ -117,7 +117,9 @@ class AsyncStream:
                 await self._read()
             except ProviderError as exc:
                 await self._release()
-                raise core.interrupted(exc) from exc
+                error = core.interrupted(exc)
+                await self._settle()  # its hold or opened breaker reaches the fleet now
+                raise error from exc
             except BaseException:
                 await self.aclose()
                 raise
@@ -151,6 +153,7 @@ class AsyncStream:
         self._closed = True
         self._core.stop()
         await self._release()
+        await self._settle()  # a stopped stream's billed tokens replace its reservation
 
     def __del__(self) -> None:
         # Dropped without being closed (`for chunk in client.stream(...): break`): free the
@@ -245,6 +248,7 @@ class AsyncStream:
             raise kit.transport_error(exc, send.endpoint) from exc
         if core.done:
             await self._store()
+            await self._settle()
 
     async def _read(self) -> None:
         """Read more of the body, within the idle limit and the call's deadline (a method kept
@@ -273,6 +277,7 @@ class AsyncStream:
             core.end()
             await self._release()
             await self._store()
+            await self._settle()
             return
         except TimeoutError as exc:
             raise core.timed_out() from exc
@@ -304,6 +309,17 @@ class AsyncStream:
             await cache.astore(
                 core.request, core.response, ttl=core.cache_ttl, override=core.cache_override
             )
+
+    async def _settle(self) -> None:
+        """Write the fleet's bookkeeping of the attempt that ended (``shared_state=``): its real
+        token count in place of the reservation, the answer's time, a hold or an opened breaker.
+        One pipelined Redis round trip at the end of the body, not at the next call; shielded
+        (bounded by ``op_timeout``) so that a caller's cancellation does not leave the fleet's
+        counters on the estimate."""
+        shared = self._core.plan.shared
+        if shared is not None and shared.pending:
+            with async_shield():
+                await shared.async_flush()
 
     async def _release(self) -> None:
         http, byte_iter, self._http, self._bytes = self._http, self._bytes, None, None

@@ -20,6 +20,7 @@ def admitted(plan: DispatchPlan, shared: RedisState, send: Send) -> bool:
 
     A failure or a cancellation while asking cancels the attempt on ``plan``, and is re-raised.
     """
+    shared.listen()  # the fleet's status changes are pushed from the first request on
     try:
         refusal = shared.admit(send)
     except BaseException:

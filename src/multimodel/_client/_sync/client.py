@@ -435,7 +435,14 @@ class Client(BaseClient):
         self._close_owned()
 
     def __enter__(self) -> Self:
+        self._listen_to_fleet()
         return self
+
+    def _listen_to_fleet(self) -> None:
+        """Start the shared state's listener for the fleet's status changes (the sync client's
+        is a thread, the asyncio client's a task of the running loop); stopped on ``close()``."""
+        if self._shared is not None:
+            self._shared.listen()
 
     def __exit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None

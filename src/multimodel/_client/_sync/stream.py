@@ -116,7 +116,9 @@ class Stream:
                 self._read()
             except ProviderError as exc:
                 self._release()
-                raise core.interrupted(exc) from exc
+                error = core.interrupted(exc)
+                self._settle()  # its hold or opened breaker reaches the fleet now
+                raise error from exc
             except BaseException:
                 self.close()
                 raise
@@ -150,6 +152,7 @@ class Stream:
         self._closed = True
         self._core.stop()
         self._release()
+        self._settle()  # a stopped stream's billed tokens replace its reservation
 
     def __del__(self) -> None:
         # Dropped without being closed (`for chunk in client.stream(...): break`): free the
@@ -244,6 +247,7 @@ class Stream:
             raise kit.transport_error(exc, send.endpoint) from exc
         if core.done:
             self._store()
+            self._settle()
 
     def _read(self) -> None:
         """Read more of the body, within the idle limit and the call's deadline (a method kept
@@ -272,6 +276,7 @@ class Stream:
             core.end()
             self._release()
             self._store()
+            self._settle()
             return
         except TimeoutError as exc:
             raise core.timed_out() from exc
@@ -303,6 +308,17 @@ class Stream:
             cache.store(
                 core.request, core.response, ttl=core.cache_ttl, override=core.cache_override
             )
+
+    def _settle(self) -> None:
+        """Write the fleet's bookkeeping of the attempt that ended (``shared_state=``): its real
+        token count in place of the reservation, the answer's time, a hold or an opened breaker.
+        One pipelined Redis round trip at the end of the body, not at the next call; shielded
+        (bounded by ``op_timeout``) so that a caller's cancellation does not leave the fleet's
+        counters on the estimate."""
+        shared = self._core.plan.shared
+        if shared is not None and shared.pending:
+            with shield():
+                shared.flush()
 
     def _release(self) -> None:
         http, byte_iter, self._http, self._bytes = self._http, self._bytes, None, None

@@ -9,6 +9,9 @@ sees the same fleet-wide picture of each deployment:
   before sending and reconciled with the real usage afterwards.
 * **Retry-After holds and open breakers**: a hold or an open circuit seen by one process keeps
   the deployment out of rotation in all; after the cooldown only one process probes.
+* **status events**: each process's status changes are pushed to the others by a listener
+  (a thread of the sync client, a task of the asyncio client's loop), so an idle process's
+  ``status()`` and ``on("model_status_change", ...)`` hear an opened breaker within a second.
 
 Time is Redis's own (``TIME`` inside the scripts), so hosts need no synchronized clocks.
 
@@ -27,8 +30,9 @@ one when it ends. With ``on_unavailable="fail"`` the attempt fails with
 
 The package holds one concept per module: ``_scripts`` (the Lua scripts and the key layout),
 ``_core`` (the bookkeeping queue and the outage state), ``_admission`` (rate-limit admission),
-``_budget`` (budget settlement and alerts), ``_events`` (holds, breakers and status events) and
-``_connection`` (the sync and async Redis round trips); :class:`RedisState` is made of them.
+``_budget`` (budget settlement and alerts), ``_events`` (holds, breakers and status events),
+``_connection`` (the sync and async Redis round trips) and ``_listener`` (the push of status
+events); :class:`RedisState` is made of them.
 """
 
 from __future__ import annotations
@@ -44,13 +48,14 @@ from typing import Any, Literal
 from ...errors import ConfigError
 from ._admission import Refusal
 from ._budget import BudgetSettlement
-from ._connection import Connections, _client_kind, _safe_url
+from ._connection import _client_kind, _safe_url
 from ._events import FleetStatus
+from ._listener import FleetListener
 
 __all__ = ["RedisState", "Refusal"]
 
 
-class RedisState(Connections, BudgetSettlement, FleetStatus):
+class RedisState(FleetListener, BudgetSettlement, FleetStatus):
     """Routing state shared through Redis by every client that uses it (see the module docs).
 
     Args:
@@ -115,7 +120,18 @@ class RedisState(Connections, BudgetSettlement, FleetStatus):
         self._pending = deque()
         self._listeners = []
         self._cursor = None  # the last status event read from the fleet
+        self._cursor_lock = threading.Lock()
+        # The listener that pushes the fleet's status changes (a thread or an asyncio task).
+        self._thread = None
+        self._stop = threading.Event()
+        self._listener_id = None
+        self._task = None
+        self._task_stop = threading.Event()
         self._batch = None  # asyncio admissions being collected
+        self._batch_lock = threading.Lock()  # threads' admissions: one trip in flight at once
+        self._busy = False
+        self._leader = None  # the thread running the batch in flight
+        self._waiting = []
         # Redis's clock minus the local monotonic one (ms), from the last admission; and the
         # reservations admitted on local state during an outage, written back on recovery.
         self._offset = None

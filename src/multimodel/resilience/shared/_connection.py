@@ -1,11 +1,13 @@
 """The sync and async Redis connections, and the one pipeline per round trip they run: redis-py
-for :class:`~multimodel.Client`, ``redis.asyncio`` for :class:`~multimodel.AsyncClient` (whose
-tasks that ask at the same moment share one pipeline). What goes into a pipeline and what comes
+for :class:`~multimodel.Client` (whose threads that ask while a trip is in flight share the next
+one), ``redis.asyncio`` for :class:`~multimodel.AsyncClient` (whose tasks that ask at the same
+moment share one pipeline). What goes into a pipeline and what comes
 out of it is built here once; only the call that runs it differs.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +25,12 @@ __all__ = ["Connections"]
 class _Ticket:
     """One admission (or flush) waiting in an asyncio batch."""
 
-    __slots__ = ("call", "done", "error", "result", "sent")
+    __slots__ = ("batch", "call", "done", "error", "result", "sent")
 
     def __init__(self, call: tuple[list[str], list[Any]] | None) -> None:
         self.call = call
-        self.done: Any = None  # an anyio.Event, for the tasks that join a batch
+        self.done: Any = None  # an anyio or threading Event, for the tickets that wait
+        self.batch: list[_Ticket] | None = None  # set when this ticket leads a sync batch
         self.error: BaseException | None = None
         self.result: Any = None
         self.sent = 0.0
@@ -42,12 +45,19 @@ class Connections(Admission):
     _sync: Any
     _async: Any
     _batch: list[_Ticket] | None
+    _batch_lock: threading.Lock
+    _busy: bool
+    _leader: int | None
+    _waiting: list[_Ticket]
     _listeners: list[Any]
     _cursor: str | None
 
     if TYPE_CHECKING:
 
         def _deliver(self, entries: Any) -> None: ...
+
+        @property
+        def listening(self) -> bool: ...
 
     def _connect(self, module: str, refusal: str) -> Any:
         """A client of ``module`` (``redis`` or ``redis.asyncio``) built from the URL; without a
@@ -69,7 +79,8 @@ class Connections(Admission):
 
     def _commands(self, ops: list[Op], call: tuple[list[str], list[Any]] | None) -> list[Op]:
         commands = list(ops)
-        if self._listeners:  # the fleet's status events since the last read, same trip
+        if self._listeners and not self.listening:  # no listener pushes the fleet's events:
+            # read those since the last read on the same trip
             commands.insert(0, Op("read", (self._events_key,), (self._cursor,), self._deliver))
         if call is not None:
             commands.append(Op("admit", tuple(call[0]), tuple(call[1])))
@@ -121,37 +132,97 @@ class Connections(Admission):
         return _unloaded(pipe.execute())
 
     def admit(self, send: Send) -> Refusal | None:
-        """Check and reserve one attempt fleet-wide (``None``: admitted). One round trip."""
+        """Check and reserve one attempt fleet-wide (``None``: admitted). One round trip, shared
+        with the admissions of other threads that ask while one is in flight."""
         call = self._admit_call(send)
-        ops = self._commands(self._take(), call)
-        sent = time.monotonic()
-        try:
-            results = self._execute(ops)
-        except ConfigError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any Redis failure is an outage
-            self._unavailable(exc)
+        ticket = _Ticket(call)
+        self._sync_batch(ticket)
+        if ticket.error is not None:
+            if isinstance(ticket.error, ConfigError):
+                raise ticket.error
+            self._unavailable(ticket.error)
             self._offline(send, call)
             return None
-        self._succeeded()
-        self._results(ops, results)
-        return self._verdict(results[-1], send, sent)
+        return self._verdict(ticket.result, send, ticket.sent)
 
     def flush(self) -> None:
         """Write the queued bookkeeping now (one round trip; nothing when none is queued)."""
-        ops = self._take()
-        if not ops:
+        if not self._pending:
             return
-        ops = self._commands(ops, None)
+        ticket = _Ticket(None)
+        self._sync_batch(ticket)
+        if isinstance(ticket.error, ConfigError):
+            raise ticket.error
+        if ticket.error is not None:  # the bookkeeping is dropped, not retried
+            self._failed(ticket.error)
+
+    def _sync_batch(self, ticket: _Ticket) -> None:
+        """Group commit across threads: with no round trip in flight, ``ticket`` runs at once
+        (no added latency); otherwise it waits, and the tickets that arrived during the trip
+        run together in the next one, led by the first of them."""
+        me = threading.get_ident()
+        if self._leader == me:  # a callback of this thread's own batch (a budget alert's)
+            self._run_batch([ticket], self._execute)
+            return
+        with self._batch_lock:
+            if self._busy:
+                ticket.done = threading.Event()
+                self._waiting.append(ticket)
+            else:
+                self._busy = True
+        if ticket.done is not None:
+            ticket.done.wait()  # bounded: each trip gives up after op_timeout
+            if ticket.batch is None:
+                return  # served by the batch of the ticket that led it
+        batch = ticket.batch or [ticket]
+        self._leader = me
         try:
-            results = self._execute(ops)
-        except ConfigError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the bookkeeping is dropped, not retried
-            self._failed(exc)
-            return
+            self._run_batch(batch, self._execute)
+        finally:
+            self._leader = None
+            with self._batch_lock:
+                waiting, self._waiting = self._waiting, []
+                if waiting:
+                    waiting[0].batch = waiting  # the next leader
+                else:
+                    self._busy = False
+            for t in batch:
+                if t is not ticket and t.done is not None:
+                    t.done.set()
+            if waiting:
+                assert waiting[0].done is not None
+                waiting[0].done.set()
+
+    def _batch_commands(self, batch: list[_Ticket]) -> tuple[list[Op], list[_Ticket]]:
+        """One pipeline for ``batch``: the queued bookkeeping, then every admission."""
+        commands = self._commands(self._take(), None)
+        calls = [t for t in batch if t.call is not None]
+        for t in calls:
+            assert t.call is not None
+            commands.append(Op("admit", tuple(t.call[0]), tuple(t.call[1])))
+        return commands, calls
+
+    def _batch_done(
+        self, commands: list[Op], calls: list[_Ticket], results: list[Any], sent: float
+    ) -> None:
+        """Hand a pipeline's results to the bookkeeping and to each admission of the batch."""
         self._succeeded()
-        self._results(ops, results)
+        self._results(commands, results)
+        for t, result in zip(calls, results[len(commands) - len(calls) :], strict=True):
+            t.result, t.sent = result, sent
+
+    def _run_batch(self, batch: list[_Ticket], execute: Any) -> None:
+        commands, calls = self._batch_commands(batch)
+        if not commands:
+            return
+        sent = time.monotonic()
+        try:
+            results = execute(commands)
+        except Exception as exc:  # noqa: BLE001 - each ticket reports the outage
+            for t in batch:
+                t.error = exc
+            return
+        self._batch_done(commands, calls, results, sent)
 
     def close(self) -> None:
         """Flush, then close the sync Redis client built from the URL."""
@@ -228,12 +299,7 @@ class Connections(Admission):
         with anyio.CancelScope(shield=True):
             await anyio.lowlevel.checkpoint()  # the admissions of tasks ready now join
             self._batch = None
-            ops = self._take()
-            commands = self._commands(ops, None) if ops or self._listeners else []
-            calls = [t for t in batch if t.call is not None]
-            for t in calls:
-                assert t.call is not None
-                commands.append(Op("admit", tuple(t.call[0]), tuple(t.call[1])))
+            commands, calls = self._batch_commands(batch)
             if commands:
                 sent = time.monotonic()
                 try:
@@ -242,10 +308,7 @@ class Connections(Admission):
                     for t in batch:
                         t.error = exc
                 else:
-                    self._succeeded()
-                    self._results(commands, results)
-                    for t, result in zip(calls, results[len(commands) - len(calls) :], strict=True):
-                        t.result, t.sent = result, sent
+                    self._batch_done(commands, calls, results, sent)
             for t in batch:
                 if t.done is not None:
                     t.done.set()

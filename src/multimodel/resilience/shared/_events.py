@@ -1,10 +1,12 @@
 """Holds, breakers and status events shared by the fleet: a Retry-After hold or an open
 circuit one process sees keeps the deployment out of rotation in all, and each process's status
-changes and feedback scores reach the others (a Redis stream, read with the next round trip).
+changes and feedback scores reach the others (entries of a Redis stream, pushed by the
+listener of ``_listener``, or read with the next round trip).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -18,14 +20,26 @@ class FleetStatus(SharedCore):
 
     _listeners: list[Callable[[dict[str, str]], None]]
     _cursor: str | None
+    _cursor_lock: threading.Lock
 
     def subscribe(self, listener: Callable[[dict[str, str]], None]) -> None:
-        """Call ``listener`` with each status change another process announces (read with
-        this process's next Redis round trip)."""
+        """Call ``listener`` with each status change another process announces (pushed by the
+        listener of :meth:`listen` / :meth:`async_listen`; without one, read with this
+        process's next Redis round trip)."""
         self._listeners.append(listener)
 
-    def announce(self, deployment: str, previous: str, status: str, reason: str, at: float) -> None:
-        """Queue a status change of this process for the fleet."""
+    def announce(
+        self,
+        deployment: str,
+        previous: str,
+        status: str,
+        reason: str,
+        at: float,
+        *,
+        open_for: float | None = None,
+    ) -> None:
+        """Queue a status change of this process for the fleet (``open_for``: the seconds an
+        opened breaker stays open, for the other processes to open theirs as long)."""
         fields = {
             "origin": self._owner,
             "deployment": deployment,
@@ -34,6 +48,8 @@ class FleetStatus(SharedCore):
             "reason": reason,
             "at": repr(at),
         }
+        if open_for is not None:
+            fields["open_for"] = repr(open_for)
         self._queue(Op("announce", (self._events_key,), (fields,)))
 
     def share_feedback(
@@ -53,13 +69,22 @@ class FleetStatus(SharedCore):
         self._queue(Op("announce", (self._events_key,), (fields,)))
 
     def _deliver(self, entries: Any) -> None:
-        first = self._cursor is None
-        for entry_id, fields in entries or ():
-            ident = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-            if self._cursor is None or _after(ident, self._cursor):
+        """Hand the fleet's new entries (read after ``_cursor``) to the listeners, each once:
+        the cursor moves under a lock (the listener thread and a pull may both read), the
+        listeners run outside it."""
+        news = []
+        with self._cursor_lock:
+            first = self._cursor is None
+            for entry_id, fields in entries or ():
+                ident = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+                if self._cursor is not None and not _after(ident, self._cursor):
+                    continue  # read twice (a pull and the listener): delivered already
                 self._cursor = ident
-            if first:
-                continue  # where the stream ended: not news
+                if not first:  # the first read only finds where the stream ends: not news
+                    news.append(fields)
+            if first and self._cursor is None:
+                self._cursor = "0-0"  # an empty stream: everything from now on is news
+        for fields in news:
             event = {
                 (k.decode() if isinstance(k, bytes) else str(k)): (
                     v.decode() if isinstance(v, bytes) else str(v)
@@ -70,8 +95,6 @@ class FleetStatus(SharedCore):
                 continue  # this process's own, announced here already
             for listener in list(self._listeners):
                 listener(event)
-        if first and self._cursor is None:
-            self._cursor = "0-0"  # an empty stream: everything from now on is news
 
     def held(self, deployment: str, seconds: float) -> None:
         """Queue a Retry-After hold of ``deployment`` for the fleet."""
