@@ -21,7 +21,11 @@ WORDS = [f"wörd{i}→ 𝄞 " for i in range(400)]
 
 def body(words: list[str], *, usage: bool = True) -> list[bytes]:
     """The SSE events of an OpenAI stream answering ``words``, one bytes object per event."""
-    base: dict[str, object] = {"id": "chatcmpl-burst", "object": "chat.completion.chunk", "model": "m"}
+    base: dict[str, object] = {
+        "id": "chatcmpl-burst",
+        "object": "chat.completion.chunk",
+        "model": "m",
+    }
     events = []
     for word in words:
         delta = {"choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}

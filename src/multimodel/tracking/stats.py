@@ -104,6 +104,12 @@ class DeploymentStats(Protocol):
         """Peak-EWMA seconds to the first streamed chunk."""
         ...
 
+    def latency_recent(self, stream: bool = False) -> float | None:
+        """The peak-EWMA estimate as of its last sample, without the idle decay (time to
+        first chunk when ``stream``): weighs samples by their age, not their count, so one
+        answer after a long pause moves it most of the way."""
+        ...
+
 
 RANK_TAU = _PEAK_TAU
 """The ``tau`` of the rank keys below: ``estimate(now) == exp(rank - now / RANK_TAU)``."""
@@ -210,6 +216,13 @@ class _Cell:
 
     def ttft_estimate(self, now: float) -> float | None:
         return self.peak_ttft.value(now)
+
+    def latency_recent(self, stream: bool = False) -> float | None:
+        if stream:
+            ttft = self.peak_ttft.value()
+            if ttft is not None:
+                return ttft
+        return self.peak_latency.value()
 
 
 class _GroupCell:
