@@ -48,6 +48,10 @@ where ``odds_of_failure`` is ``e / (1 - e)`` of the recent error rate ``e``.
   learned again (rate-limit headroom from the provider's own answers). When the whole fleet is
   held or full, a held deployment with fewer in flight than it refused is preferred to one at
   its ceiling (a sure 429).
+* **Rate-limit headroom**: a deployment whose last response said it has less than 10 % of its
+  request or token budget left (``x-ratelimit-remaining-*`` over ``x-ratelimit-limit-*``,
+  ``anthropic-ratelimit-*``; until the budget's reset) costs ``0.1 / share`` times more, and
+  one with none left is treated as at its ceiling: the traffic moves before the 429.
 * **Unknown deployments** are scored like the best measured one, so they get probed, one
   request at a time until the first answer (a cold fleet of 50 under a burst otherwise sent
   several requests each to deployments 3x slower than the best).
@@ -82,6 +86,10 @@ _PENALIZED = 1e6  # multiplier while a Retry-After is pending
 _UNMEASURED_BUSY = 1e2  # an unmeasured deployment with its probe in flight waits for the answer
 _AT_CEILING = 1e3  # multiplier at the load a recent 429 / 503 refused (below a pending hold)
 _HELD_BELOW = 1e2  # held, with fewer in flight than it refused: better than a sure 429
+HEADROOM = 0.1
+"""Below this share of its rate-limit budget left (``x-ratelimit-remaining-*`` /
+``anthropic-ratelimit-*-remaining`` over the limit, until the reset), a deployment's cost is
+multiplied by ``HEADROOM / share``: x2 at 5 % left, x10 at 1 %, as at a learned ceiling at 0."""
 CEILING_TTL = 60.0
 """Seconds after a Retry-After hold ends during which the load it refused (requests in
 flight) counts as a ceiling: rate-limit headroom learned from the provider's answer."""
@@ -294,6 +302,11 @@ class Adaptive:
                     cost *= 1.0 + self.error_penalty * err / max(1.0 - err, 1e-3)
             if held or cell.penalty_until > now:
                 cost *= limits(c.name, cell, now)
+            headroom = cell.headroom
+            if headroom < HEADROOM and cell.headroom_until > now:
+                # Nearly out of its rate-limit budget (its own headers said so): steered away
+                # before the 429, more firmly as the budget runs out; none left is a ceiling.
+                cost *= HEADROOM / headroom if headroom > HEADROOM / _AT_CEILING else _AT_CEILING
             scores.append(cost)
         return scores
 
