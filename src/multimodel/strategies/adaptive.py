@@ -380,10 +380,12 @@ class Adaptive:
             return ties[0]
         loads = [cells[i].in_flight for i in ties]
         low = min(loads)
-        if loads.count(low) == 1:
+        count = loads.count(low)
+        if count == 1:
             return ties[loads.index(low)]
-        ties = [i for i, x in zip(ties, loads, strict=True) if x == low]
-        return ties[self._rng.index(len(ties))]
+        if count < len(ties):
+            ties = [i for i, x in zip(ties, loads, strict=True) if x == low]
+        return ties[self._rng.index(count)]
 
     def _choose_large(
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext, now: float
