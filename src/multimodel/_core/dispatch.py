@@ -408,6 +408,8 @@ class DispatchPlan(PlanEndings):
             limiter.reconcile(send.reservation, usage.total_tokens if usage else None)
             if headers is not None and limiter.limited(endpoint.name):
                 limiter.observe(endpoint.name, headers, now)
+        if headers is not None:
+            router.tracker.observe_headers(endpoint.name, headers)
         if router.budgets is not None:
             router.budgets.settle(send.hold, outcome.cost)
         router.tracker.record(outcome)

@@ -17,10 +17,11 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Protocol
 
+from .headroom import parse_headroom
 from .outcome import ABANDONED, CANCELLED, Outcome, unpriced
 from .sketches import PeakEWMA, QuantileSketch
 from .snapshot import DeploymentSnapshot, GroupSnapshot, StatsSnapshot
@@ -105,6 +106,23 @@ class DeploymentStats(Protocol):
         """Peak-EWMA seconds to the first streamed chunk."""
         ...
 
+    @property
+    def headroom(self) -> float:
+        """The share of its rate-limit budget the deployment said it had left (the smallest
+        over requests and tokens, from its last response's headers; 1.0 when unknown)."""
+        ...
+
+    @property
+    def headroom_until(self) -> float:
+        """Monotonic time until which :attr:`headroom` holds (the budget's reset)."""
+        ...
+
+    def latency_recent(self, stream: bool = False) -> float | None:
+        """The peak-EWMA estimate as of its last sample, without the idle decay (time to
+        first chunk when ``stream``): weighs samples by their age, not their count, so one
+        answer after a long pause moves it most of the way."""
+        ...
+
 
 RANK_TAU = _PEAK_TAU
 """The ``tau`` of the rank keys below: ``estimate(now) == exp(rank - now / RANK_TAU)``."""
@@ -160,6 +178,9 @@ class _Cell:
         "ewma_tpot",
         "ewma_ttft",
         "failures",
+        "headroom",
+        "headroom_skip",
+        "headroom_until",
         "in_flight",
         "input_tokens",
         "last_failure_at",
@@ -203,6 +224,9 @@ class _Cell:
         self.ttft_sketch = QuantileSketch()
         self.last_failure_at: float | None = None
         self.penalty_until = 0.0
+        self.headroom = 1.0
+        self.headroom_until = 0.0
+        self.headroom_skip = 0
         self.win_requests = MultiWindow()
         self.win_errors = MultiWindow()
 
@@ -211,6 +235,13 @@ class _Cell:
 
     def ttft_estimate(self, now: float) -> float | None:
         return self.peak_ttft.value(now)
+
+    def latency_recent(self, stream: bool = False) -> float | None:
+        if stream:
+            ttft = self.peak_ttft.value()
+            if ttft is not None:
+                return ttft
+        return self.peak_latency.value()
 
 
 class _GroupCell:
@@ -315,6 +346,26 @@ class Tracker:
             value = sketch.quantile(max(0.0, q - z * math.sqrt(q * (1.0 - q) / n)))
             self._bounds[key] = (n, value)
             return value
+
+    def observe_headers(self, deployment: str, headers: Mapping[str, str]) -> None:
+        """Read a response's rate-limit headers (see :mod:`multimodel.tracking.headroom`):
+        the deployment's headroom, until its budget resets."""
+        cell = self._cells.get(deployment) or self._cell(deployment)
+        skip = cell.headroom_skip
+        if skip:
+            # Reading costs a few header lookups (~1.6 us each on httpx.Headers): a deployment
+            # that sends no budget is looked at again every 64 answers, one with half its budget
+            # left every 4th; one near its limit at every answer.
+            cell.headroom_skip = skip - 1
+            return
+        reading = parse_headroom(headers)
+        if reading is None:
+            cell.headroom_skip = 63
+            return
+        # Plain stores, read lock-free by strategies (a torn pair is one stale reading).
+        cell.headroom = reading[0]
+        cell.headroom_until = self._monotonic() + reading[1]
+        cell.headroom_skip = 3 if reading[0] > 0.5 else 0
 
     def cancelled(self, deployment: str) -> None:
         """An attempt was abandoned by the caller (cancelled); only release its in-flight slot."""
