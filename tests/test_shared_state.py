@@ -918,6 +918,28 @@ def test_an_opened_breaker_is_pushed_to_an_idle_client(
         assert len(seen) == 1  # once, never echoed back
 
 
+def test_a_client_dropped_unclosed_is_collected_and_its_listener_stops(
+    state: mm.RedisState, redis_url: str
+) -> None:
+    """The shared state holds its subscribers weakly: a client dropped without ``close()`` is
+    not kept alive by it (or by the listener thread), and the listener ends once no
+    subscriber is left, closing its connection."""
+    import gc
+    import weakref
+
+    other = mm.RedisState(redis_url, prefix=state.prefix)
+    with MockProviderServer(FAILING) as server:
+        client = mm.Client([deployment(server, "failing")], shared_state=other)
+        assert client.status() == {"openai/m": "healthy"}  # first use: the listener starts
+        _wait_for(lambda: other.listening)
+        dropped = weakref.ref(client)
+        del client
+        gc.collect()
+        assert dropped() is None
+        _wait_for(lambda: not other.listening, seconds=3)
+    other.close()
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_async_an_opened_breaker_is_pushed_to_an_idle_client(

@@ -56,6 +56,8 @@ class Connections(Admission):
 
         def _deliver(self, entries: Any) -> None: ...
 
+        def subscribers(self) -> list[Any]: ...
+
         @property
         def listening(self) -> bool: ...
 
@@ -79,7 +81,7 @@ class Connections(Admission):
 
     def _commands(self, ops: list[Op], call: tuple[list[str], list[Any]] | None) -> list[Op]:
         commands = list(ops)
-        if self._listeners and not self.listening:  # no listener pushes the fleet's events:
+        if not self.listening and self.subscribers():  # no listener pushes the fleet's events:
             # read those since the last read on the same trip
             commands.insert(0, Op("read", (self._events_key,), (self._cursor,), self._deliver))
         if call is not None:

@@ -7,6 +7,7 @@ listener of ``_listener``, or read with the next round trip).
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -15,18 +16,47 @@ from ._core import Op, SharedCore
 __all__ = ["FleetStatus"]
 
 
+class _Strong:
+    """A strong reference with the call shape of :class:`weakref.WeakMethod` (for plain
+    functions and other callables, which have nothing that could keep a client alive)."""
+
+    __slots__ = ("_target",)
+
+    def __init__(self, target: Callable[[dict[str, str]], None]) -> None:
+        self._target = target
+
+    def __call__(self) -> Callable[[dict[str, str]], None]:
+        return self._target
+
+
 class FleetStatus(SharedCore):
     """Holds, breakers and status events (a part of ``RedisState``)."""
 
-    _listeners: list[Callable[[dict[str, str]], None]]
+    _listeners: list[Callable[[], Callable[[dict[str, str]], None] | None]]
     _cursor: str | None
     _cursor_lock: threading.Lock
 
     def subscribe(self, listener: Callable[[dict[str, str]], None]) -> None:
         """Call ``listener`` with each status change another process announces (pushed by the
         listener of :meth:`listen` / :meth:`async_listen`; without one, read with this
-        process's next Redis round trip)."""
-        self._listeners.append(listener)
+        process's next Redis round trip).
+
+        A bound method is held weakly: a client dropped without ``close()`` is not kept alive
+        by the shared state (or its listener thread), and the listener stops once no
+        subscriber is left (see :meth:`subscribers`)."""
+        ref: Callable[[], Callable[[dict[str, str]], None] | None]
+        if hasattr(listener, "__self__") and hasattr(listener, "__func__"):
+            ref = weakref.WeakMethod(listener)
+        else:
+            ref = _Strong(listener)
+        self._listeners.append(ref)
+
+    def subscribers(self) -> list[Callable[[dict[str, str]], None]]:
+        """The live subscribers (dead weak references are dropped)."""
+        live = [listener for ref in self._listeners if (listener := ref()) is not None]
+        if len(live) != len(self._listeners):
+            self._listeners[:] = [ref for ref in self._listeners if ref() is not None]
+        return live
 
     def announce(
         self,
@@ -93,7 +123,7 @@ class FleetStatus(SharedCore):
             }
             if event.get("origin") == self._owner:
                 continue  # this process's own, announced here already
-            for listener in list(self._listeners):
+            for listener in self.subscribers():
                 listener(event)
 
     def held(self, deployment: str, seconds: float) -> None:

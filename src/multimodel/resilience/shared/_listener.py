@@ -80,7 +80,7 @@ class FleetListener(Connections):
 
     def listen(self) -> None:
         """Start the listener thread (once; nothing when no client subscribed)."""
-        if not self._listeners or self.listening:
+        if self.listening or not self.subscribers():
             return
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
@@ -98,7 +98,7 @@ class FleetListener(Connections):
         client = None
         failures = 0
         try:
-            while not stop.is_set():
+            while not stop.is_set() and self.subscribers():
                 try:
                     if client is None:
                         client = self._listener_client("redis")
@@ -166,7 +166,7 @@ class FleetListener(Connections):
         a running asyncio loop, or when no client subscribed)."""
         import asyncio
 
-        if not self._listeners:
+        if not self.subscribers():
             return
         try:
             loop = asyncio.get_running_loop()
@@ -184,7 +184,7 @@ class FleetListener(Connections):
         client = None
         failures = 0
         try:
-            while not stop.is_set():
+            while not stop.is_set() and self.subscribers():
                 try:
                     if client is None:
                         client = self._listener_client("redis.asyncio")
