@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from .security._rules import Policy
 
 __all__ = [
+    "GEMINI_TASK_TYPES",
     "CreateEmbeddingResponse",
+    "EmbedTask",
     "EmbeddingData",
     "EmbeddingResponse",
     "EmbeddingUsage",
@@ -105,12 +107,13 @@ _Loose = ConfigDict(extra="allow", defer_build=True)
 
 
 class EmbeddingData(BaseModel):
-    """``data[]`` of an OpenAI embeddings answer."""
+    """``data[]`` of an OpenAI embeddings answer: ``embedding`` is the vector, or with
+    ``encoding_format="base64"`` its little-endian float32s base64-encoded, as OpenAI sends it."""
 
     model_config = _Loose
     object: Literal["embedding"] = "embedding"
     index: int
-    embedding: list[float]
+    embedding: list[float] | str
 
 
 class EmbeddingUsage(BaseModel):
@@ -131,23 +134,120 @@ class CreateEmbeddingResponse(BaseModel):
     usage: EmbeddingUsage
 
     @classmethod
-    def from_response(cls, response: EmbeddingResponse) -> CreateEmbeddingResponse:
-        """Convert an :class:`EmbeddingResponse`."""
+    def from_response(
+        cls, response: EmbeddingResponse, encoding_format: Literal["float", "base64"] = "float"
+    ) -> CreateEmbeddingResponse:
+        """Convert an :class:`EmbeddingResponse`; with ``encoding_format="base64"`` each
+        vector becomes OpenAI's base64 string (float32s), whichever provider answered."""
         tokens = response.usage.input_tokens
+        vectors: Sequence[list[float] | str] = response.vectors
+        if encoding_format == "base64":
+            from .providers._embeddings import vector_base64
+
+            vectors = [vector_base64(v) for v in response.vectors]
         return cls(
-            data=[EmbeddingData(index=i, embedding=v) for i, v in enumerate(response.vectors)],
+            data=[EmbeddingData(index=i, embedding=v) for i, v in enumerate(vectors)],
             model=response.model,
             usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
             multimodel=response,
         )
 
 
-def cache_key(group: str, dimensions: int | None, text: str, namespace: str | None) -> str:
-    """The response-cache key of one input's vector."""
+# Gemini's `TaskType` (ai.google.dev `models.embedContent`; google-ai-generativelanguage
+# `TaskType` 0-8). TASK_TYPE_UNSPECIFIED lets the service pick.
+GEMINI_TASK_TYPES = (
+    "TASK_TYPE_UNSPECIFIED",
+    "RETRIEVAL_QUERY",
+    "RETRIEVAL_DOCUMENT",
+    "SEMANTIC_SIMILARITY",
+    "CLASSIFICATION",
+    "CLUSTERING",
+    "QUESTION_ANSWERING",
+    "FACT_VERIFICATION",
+    "CODE_RETRIEVAL_QUERY",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedTask:
+    """Gemini's ``taskType`` for one embed call and, with ``RETRIEVAL_DOCUMENT``, a ``title``
+    per input (``titles`` lines up with the inputs it goes with)."""
+
+    task_type: str
+    titles: tuple[str, ...] | None = None
+
+    def part(self, indices: Sequence[int]) -> EmbedTask:
+        """The task of the inputs at ``indices`` (their titles, in that order)."""
+        if self.titles is None:
+            return self
+        return EmbedTask(self.task_type, tuple(self.titles[i] for i in indices))
+
+    @property
+    def params(self) -> list[str]:
+        """The parameters set, as the caller named them (for warnings and errors)."""
+        return ["task_type", "title"] if self.titles is not None else ["task_type"]
+
+
+def embed_task(
+    task_type: str | None, title: str | Sequence[str] | None, count: int
+) -> EmbedTask | None:
+    """Check ``task_type`` (one of :data:`GEMINI_TASK_TYPES`, any case) and ``title`` (one for
+    every input, or a list with one per input; only with ``RETRIEVAL_DOCUMENT``, as Gemini
+    documents it).
+
+    Raises:
+        InvalidRequestError: an unknown task type, or a title that does not fit.
+    """
+    from .errors import InvalidRequestError
+
+    if task_type is None and title is None:
+        return None
+    if not isinstance(task_type, str) or task_type.upper() not in GEMINI_TASK_TYPES:
+        if task_type is None:
+            raise InvalidRequestError(
+                "title applies only with task_type='RETRIEVAL_DOCUMENT' (Gemini)", field="title"
+            )
+        import difflib
+
+        close = difflib.get_close_matches(str(task_type).upper(), GEMINI_TASK_TYPES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InvalidRequestError(
+            f"task_type {task_type!r} is not one of Gemini's task types{hint}: "
+            + ", ".join(GEMINI_TASK_TYPES),
+            field="task_type",
+        )
+    kind = task_type.upper()
+    if title is None:
+        return EmbedTask(kind)
+    if kind != "RETRIEVAL_DOCUMENT":
+        raise InvalidRequestError(
+            f"title applies only with task_type='RETRIEVAL_DOCUMENT' (Gemini), not {kind!r}",
+            field="title",
+        )
+    titles = (title,) * count if isinstance(title, str) else tuple(title)
+    if len(titles) != count or not all(isinstance(t, str) for t in titles):
+        raise InvalidRequestError(
+            f"title must be a string or a list of {count} strings, one per input", field="title"
+        )
+    return EmbedTask(kind, titles)
+
+
+def cache_key(
+    group: str,
+    dimensions: int | None,
+    text: str,
+    namespace: str | None,
+    task: tuple[str, str | None] | None = None,
+) -> str:
+    """The response-cache key of one input's vector (``task``: its Gemini task type and title,
+    which change the vector)."""
     import hashlib
     import json
 
-    blob = json.dumps([namespace, group, dimensions, text], ensure_ascii=False)
+    material: list[Any] = [namespace, group, dimensions, text]
+    if task is not None:  # keys without a task stay as they were
+        material.append(list(task))
+    blob = json.dumps(material, ensure_ascii=False)
     return "mm:emb:" + hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
 

@@ -4,7 +4,9 @@ and the OpenAI-shaped ``client.embeddings.create``."""
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 from decimal import Decimal
 from typing import Any
 
@@ -38,6 +40,11 @@ def vector(text: str) -> list[float]:
     return [float(len(text)), float(sum(map(ord, text)) % 997), 0.5]
 
 
+def b64_vector(values: list[float]) -> str:
+    """OpenAI's base64 encoding: little-endian float32s."""
+    return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+
+
 class Provider:
     """Answers embeddings requests of the OpenAI and Gemini wire formats; records them.
     ``fail`` lists hosts that answer 500."""
@@ -56,8 +63,10 @@ class Provider:
             texts = [r["content"]["parts"][0]["text"] for r in body["requests"]]
             return httpx.Response(200, json={"embeddings": [{"values": vector(t)} for t in texts]})
         texts = body["input"]
+        encode: Any = b64_vector if body.get("encoding_format") == "base64" else list
         data = [
-            {"object": "embedding", "index": i, "embedding": vector(t)} for i, t in enumerate(texts)
+            {"object": "embedding", "index": i, "embedding": encode(vector(t))}
+            for i, t in enumerate(texts)
         ]
         data.reverse()  # the index says where each belongs, not the order
         answer: dict[str, Any] = {"object": "list", "data": data, "model": body["model"]}
@@ -95,7 +104,7 @@ def test_openai_request_and_response() -> None:
     assert body == {
         "model": "text-embedding-3-small",
         "input": ["hello", "world!"],
-        "encoding_format": "float",
+        "encoding_format": "base64",  # decoded to floats (compared above)
         "dimensions": 3,
     }
     assert r.usage.input_tokens == 11 and not r.usage.estimated
@@ -109,7 +118,7 @@ def test_one_string_is_one_input_and_the_openai_shape() -> None:
     with make(mm.Client, provider, openai_deployment()) as c:
         out = c.embeddings.create(input="hello", model="text-embedding-3-small")
         with pytest.raises(errors.InvalidRequestError, match="encoding_format"):
-            c.embeddings.create(input="x", model="text-embedding-3-small", encoding_format="base64")
+            c.embeddings.create(input="x", model="text-embedding-3-small", encoding_format="int8")
         with pytest.raises(errors.InvalidRequestError, match="no inputs"):
             c.embed([])
     assert out.object == "list"

@@ -17,7 +17,7 @@ from ._request import json_bytes, post_request, request_headers
 from .base import Endpoint, ProviderAdapter
 
 if TYPE_CHECKING:
-    from ..embeddings import ParsedEmbeddings
+    from ..embeddings import EmbedTask, ParsedEmbeddings
 
 __all__ = ["GeminiEmbeddings"]
 
@@ -26,16 +26,26 @@ class GeminiEmbeddings(ProviderAdapter):
     """Gemini's ``batchEmbedContents``: one request per input, up to 100 per call."""
 
     embedding_limits = (100, None)  # requests per batchEmbedContents call
+    embedding_task_types = True
 
     def build_embedding_request(
-        self, inputs: Sequence[str], endpoint: Endpoint, *, dimensions: int | None
+        self,
+        inputs: Sequence[str],
+        endpoint: Endpoint,
+        *,
+        dimensions: int | None,
+        task: EmbedTask | None = None,
     ) -> httpx.Request:
         model = model_path(endpoint.wire_model)
         requests: list[dict[str, Any]] = []
-        for text in inputs:
+        for position, text in enumerate(inputs):
             item: dict[str, Any] = {"model": model, "content": {"parts": [{"text": text}]}}
             if dimensions is not None:
                 item["outputDimensionality"] = dimensions
+            if task is not None:
+                item["taskType"] = task.task_type
+                if task.titles is not None:
+                    item["title"] = task.titles[position]
             requests.append(item)
         headers = request_headers(endpoint, stream=False)
         return post_request(

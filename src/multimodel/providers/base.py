@@ -44,7 +44,7 @@ from ._stream import SSEStreamDecoder, StreamDecoder, chunks_from_parsed
 from ._usage import NO_USAGE, token_count, usage_of
 
 if TYPE_CHECKING:
-    from ..embeddings import ParsedEmbeddings
+    from ..embeddings import EmbedTask, ParsedEmbeddings
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -196,10 +196,20 @@ class ProviderAdapter(ABC):
     (``None``: this wire format has no embeddings). A deployment's ``embedding_batch_size``
     option lowers the input count."""
 
+    embedding_task_types: ClassVar[bool] = False
+    """Whether embeddings requests carry a task type and title (Gemini's ``taskType``)."""
+
     def build_embedding_request(
-        self, inputs: Sequence[str], endpoint: Endpoint, *, dimensions: int | None
+        self,
+        inputs: Sequence[str],
+        endpoint: Endpoint,
+        *,
+        dimensions: int | None,
+        task: EmbedTask | None = None,
     ) -> httpx.Request:
-        """Build the HTTP request embedding ``inputs`` on ``endpoint``.
+        """Build the HTTP request embedding ``inputs`` on ``endpoint`` (``task``: a task type,
+        and titles lined up with ``inputs``; dropped with a warning without
+        :attr:`embedding_task_types`).
 
         Raises:
             InvalidRequestError: this wire format offers no embeddings.

@@ -28,7 +28,8 @@ class ProviderPreset:
         api_version: default ``anthropic-version`` / Azure ``api-version``.
         options: adapter switches (``max_tokens_field``, ``stream_usage``, ``azure``,
             ``json_schema`` (``False``: JSON mode and the schema in the prompt),
-            ``embeddings`` (``False``: no embeddings API), ``embedding_batch_size``).
+            ``embeddings`` (``False``: no embeddings API), ``embedding_batch_size``,
+            ``embedding_base64`` (ask for base64 vectors, decoded to floats)).
         docs: one line on the provider's quirks, shown by ``multimodel providers``.
     """
 
@@ -58,6 +59,7 @@ def builtin_presets() -> dict[str, ProviderPreset]:
                 "max_tokens_field": "max_completion_tokens",
                 "stream_usage": True,
                 "send_user": True,
+                "embedding_base64": True,
             },
             docs="OpenAI Chat Completions; max_completion_tokens (reasoning models reject max_tokens)",
         ),
@@ -73,6 +75,7 @@ def builtin_presets() -> dict[str, ProviderPreset]:
                 "stream_usage": True,
                 "azure": True,
                 "send_user": True,
+                "embedding_base64": True,
             },
             docs="Azure OpenAI: base_url https://{resource}.openai.azure.com, wire model = "
             "Azure deployment name, api-version query parameter, api-key header",

@@ -42,8 +42,10 @@ _FINISH: dict[str, tuple[str, str, str]] = {
 
 
 def mock_embedding(text: str, dimensions: int = 8) -> list[float]:
-    """A deterministic unit vector for ``text`` (the same text, the same vector)."""
+    """A deterministic unit vector for ``text`` (the same text, the same vector); its values
+    are float32s, so the base64 encoding (float32) carries them exactly."""
     import hashlib
+    from array import array
 
     values: list[float] = []
     counter = 0
@@ -53,7 +55,7 @@ def mock_embedding(text: str, dimensions: int = 8) -> list[float]:
         counter += 1
     values = values[:dimensions]
     norm = sum(v * v for v in values) ** 0.5 or 1.0
-    return [round(v / norm, 6) for v in values]
+    return array("f", [round(v / norm, 6) for v in values]).tolist()
 
 
 def split_text(text: str, chunks: int | None) -> tuple[str, ...]:

@@ -41,6 +41,13 @@ from .behavior import ResolvedUsage
 __all__ = ["RENDERERS", "ErrorSpec", "Reply", "StreamPlan", "WireRenderer", "split_text"]
 
 
+def _base64(vector: list[float]) -> str:
+    """OpenAI's ``encoding_format="base64"``: little-endian float32s, base64-encoded."""
+    import struct
+
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+
+
 class OpenAIRenderer(WireRenderer):
     """OpenAI Chat Completions (``WIRE.md`` §1.3-1.6)."""
 
@@ -62,8 +69,9 @@ class OpenAIRenderer(WireRenderer):
         dims = body.get("dimensions")
         dims = dims if isinstance(dims, int) and dims > 0 else 8
         tokens = sum(len(t) // 4 + 1 for t in texts)
+        encode: Any = _base64 if body.get("encoding_format") == "base64" else list
         data = [
-            {"object": "embedding", "index": i, "embedding": mock_embedding(t, dims)}
+            {"object": "embedding", "index": i, "embedding": encode(mock_embedding(t, dims))}
             for i, t in enumerate(texts)
         ]
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}

@@ -34,7 +34,11 @@ async def query_structured(
     """One structured call: the routed call, then validation. An answer that does not validate
     is sent back with its errors (``retries`` times) to the deployment that gave it (another
     one, as usual, only if that one fails); then the model group's fallbacks are asked in
-    turn, the same way; all within the deadline, then the last error is raised."""
+    turn, the same way; all within the deadline, then the last error is raised.
+
+    The response cache holds only answers that validated (a repaired one included), under the
+    caller's request: an invalid answer is never stored, so an identical call later does not
+    start from it."""
     retries = DEFAULT_STRUCTURED_RETRIES if retries is None else retries
     if retries < 0:
         raise InvalidRequestError(
@@ -47,6 +51,15 @@ async def query_structured(
     limit = client._deadline
     if limit is None:
         limit = DEFAULT_DEADLINE_FACTOR * (timeout or client._timeout)
+    store = client.cache
+    hit = None if store is None else await store.alookup(original, override=cache)
+    if hit is not None:
+        try:
+            return client._from_cache(original, finish(hit, fmt, target), started)
+        except StructuredOutputError:
+            # An entry written by an older version or another writer: not served; ask afresh
+            # and let the validated answer replace it.
+            pass
     # The model group, then its fallbacks (the client's `fallbacks`), each asked again with
     # the errors fed back `retries` times; the deadline bounds the whole.
     chain = [original.model, *client._router.fallbacks.get(original.model, ())]
@@ -55,11 +68,9 @@ async def query_structured(
         left = retries
         pin: str | None = None  # the deployment whose answer is being repaired
         while True:
-            response = await client._call(
-                request, resolved, timeout, cache, cache_ttl, started, pin
-            )
+            response = await client._run(request, timeout, resolved, pin)
             try:
-                return finish(response, fmt, target)
+                done = finish(response, fmt, target)
             except StructuredOutputError as exc:
                 late = clock.monotonic() - started >= limit
                 if left > 0 and not late:
@@ -70,4 +81,7 @@ async def query_structured(
                 if late or position == len(chain) - 1:
                     raise
                 break
+            if store is not None:  # the raw answer: a hit is validated again on the way out
+                await store.astore(original, response, ttl=cache_ttl, override=cache)
+            return done
     raise AssertionError("unreachable")  # pragma: no cover

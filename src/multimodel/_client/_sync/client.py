@@ -390,6 +390,8 @@ class Client(BaseClient):
         cache: bool | None = None,
         user: str | None = None,
         policy: str | None = None,
+        task_type: str | None = None,
+        title: str | Sequence[str] | None = None,
     ) -> EmbeddingResponse:
         """Embed ``inputs`` (a string or a list of strings): one vector per input, in order.
 
@@ -400,17 +402,25 @@ class Client(BaseClient):
         response cache, each input's vector is cached (``cache=False`` skips it): only the
         misses are sent, and ``cached`` on the answer counts the hits. The client's
         ``limits`` (``InputLimits``) and the caller's policy (``policy``, else ``user``'s)
-        apply as for chat, before anything is sent.
+        apply as for chat, before anything is sent. ``task_type`` (Gemini's ``taskType``:
+        ``"RETRIEVAL_QUERY"``, ``"RETRIEVAL_DOCUMENT"`` ...) and, with ``RETRIEVAL_DOCUMENT``,
+        ``title`` (one string, or one per input) go to Gemini deployments; other providers have
+        no equivalent (the client's ``unsupported_params`` says: dropped with a warning, or
+        refused).
 
         Raises:
-            InvalidRequestError: no inputs, an input over the client's ``limits``, or a
-                deployment of the group offers no embeddings; nothing was sent.
+            InvalidRequestError: no inputs, an input over the client's ``limits``, a bad
+                ``task_type``/``title`` (or one a reachable deployment cannot carry, with
+                ``unsupported_params="error"``), or a deployment of the group offers no
+                embeddings; nothing was sent.
             PolicyViolation: the policy forbids an input or every deployment.
             AllAttemptsFailed, NoDeploymentAvailable: a batch ran out of retries and fallbacks.
         """
         from .embeddings import embed
 
-        return embed(self, inputs, model, dimensions, timeout, cache, user, policy)
+        return embed(
+            self, inputs, model, dimensions, timeout, cache, user, policy, task_type, title
+        )
 
     @cached_property
     def embeddings(self) -> Embeddings:

@@ -17,10 +17,12 @@ from ..._transports.send import send_http
 from ...embeddings import (
     CreateEmbeddingResponse,
     EmbeddingResponse,
+    EmbedTask,
     ParsedEmbeddings,
     as_inputs,
     cache_key,
     decode_vector,
+    embed_task,
     encode_vector,
     policy_token_cap,
     split_batches,
@@ -68,6 +70,32 @@ def _limits(client: Client, group: str) -> tuple[int, int | None]:
     return max(1, items), tokens
 
 
+def _task_of(task: EmbedTask | None, index: int) -> tuple[str, str | None] | None:
+    """The task type and title of input ``index`` (part of its cache key)."""
+    if task is None:
+        return None
+    return task.task_type, None if task.titles is None else task.titles[index]
+
+
+def _refuse_task(client: Client, group: str, task: EmbedTask) -> None:
+    """``unsupported_params="error"``: refuse a task type (and title) that a deployment the
+    call could reach cannot carry, before anything is sent.
+
+    Raises:
+        InvalidRequestError: naming the parameter, the provider and the deployment.
+    """
+    for endpoint, adapter in client._reachable(group):
+        if not adapter.embedding_task_types:
+            listed = ", ".join(map(repr, task.params))
+            raise InvalidRequestError(
+                f"{listed} (Gemini's taskType/title) {'has' if len(task.params) == 1 else 'have'}"
+                f" no equivalent on {endpoint.provider} (deployment {endpoint.name!r}, model "
+                f"group {endpoint.model!r}), which this call may reach, and the client has "
+                f'unsupported_params="error": remove {listed}, or use unsupported_params="drop"',
+                field=task.params[0],
+            )
+
+
 def embed(
     client: Client,
     inputs: str | Sequence[str],
@@ -77,6 +105,8 @@ def embed(
     use_cache: bool | None = None,
     user: str | None = None,
     policy: str | None = None,
+    task_type: str | None = None,
+    title: str | Sequence[str] | None = None,
 ) -> EmbeddingResponse:
     """Embed ``inputs`` in batches, each one routed call; the vectors come back in order.
 
@@ -93,6 +123,9 @@ def embed(
     group = client._resolve_model(model)
     if group == AUTO or group not in client._router.groups:
         raise UnknownModelError(group, list(client._router.groups))
+    task = embed_task(task_type, title, len(texts))
+    if task is not None and client._refuse_params:
+        _refuse_task(client, group, task)
     check_inputs(texts, client.limits)
     resolved = client._policy_of(user, policy)
     max_items, max_tokens = _limits(client, group)
@@ -105,7 +138,10 @@ def embed(
     keys: list[str] = []
     if cache is not None:
         namespace = cache.policy.namespace
-        keys = [cache_key(group, dimensions, t, namespace) for t in texts]
+        keys = [
+            cache_key(group, dimensions, t, namespace, _task_of(task, i))
+            for i, t in enumerate(texts)
+        ]
         for i, key in enumerate(keys):
             data = cache.get_bytes(key)
             vectors[i] = decode_vector(data) if data is not None else None
@@ -116,7 +152,8 @@ def embed(
     def one(bounds: tuple[int, int]) -> tuple[ParsedEmbeddings, str, Decimal | None] | Any:
         try:
             texts = sent[bounds[0] : bounds[1]]
-            return _batch(client, group, texts, dimensions, timeout, user, resolved)
+            part = None if task is None else task.part(todo[bounds[0] : bounds[1]])
+            return _batch(client, group, texts, dimensions, timeout, user, resolved, part)
         except MultimodelError as exc:
             return exc
 
@@ -163,6 +200,7 @@ def _batch(
     timeout: float | None,
     user: str | None,
     policy: Policy | None,
+    task: EmbedTask | None,
 ) -> tuple[ParsedEmbeddings, str, Decimal | None]:
     """One batch as one routed call."""
     # The plan routes, limits and accounts a ChatRequest: one whose prompt is the batch's text,
@@ -187,7 +225,7 @@ def _batch(
             sleep(action.seconds)
             continue
         try:
-            parsed, headers = _attempt(client, action, texts, dimensions)
+            parsed, headers = _attempt(client, action, texts, dimensions, task)
         except ProviderError as exc:
             plan.failed(action, exc)
             continue
@@ -207,11 +245,17 @@ def _batch(
 
 
 def _attempt(
-    client: Client, send: Send, texts: Sequence[str], dimensions: int | None
+    client: Client,
+    send: Send,
+    texts: Sequence[str],
+    dimensions: int | None,
+    task: EmbedTask | None,
 ) -> tuple[ParsedEmbeddings, httpx.Headers]:
     endpoint = send.endpoint
     adapter = client._adapters[endpoint.name]
-    http_request = adapter.build_embedding_request(texts, endpoint, dimensions=dimensions)
+    http_request = adapter.build_embedding_request(
+        texts, endpoint, dimensions=dimensions, task=task
+    )
     http_request.extensions["timeout"] = _timeout_extension(send.timeout)
     try:
         with time_limit(send.timeout):
@@ -239,18 +283,28 @@ class Embeddings:
         encoding_format: str | None = None,
         timeout: float | None = None,
         cache: bool | None = None,
+        task_type: str | None = None,
+        title: str | Sequence[str] | None = None,
         **kwargs: Any,
     ) -> CreateEmbeddingResponse:
         """Create embeddings, OpenAI-style; ``multimodel`` on the answer holds the
         :class:`~multimodel.embeddings.EmbeddingResponse`.
 
+        ``encoding_format="base64"`` gives each ``data[i].embedding`` as OpenAI's base64 string
+        of little-endian float32s, from every provider (Gemini's vectors are encoded here);
+        the default gives lists of floats. On the wire, OpenAI and Azure deployments are asked
+        for base64 either way (smaller, faster to decode) and ``multimodel.vectors`` are floats.
+
+        ``user``, ``policy``, ``task_type`` and ``title`` are as for ``embed``.
+
         Raises:
-            InvalidRequestError: ``encoding_format`` other than ``"float"``, or an unknown
-                keyword (``user`` and ``policy`` are as for ``embed``).
+            InvalidRequestError: ``encoding_format`` other than ``"float"`` or ``"base64"``, or
+                an unknown keyword.
         """
-        if encoding_format not in (None, "float"):
+        if encoding_format not in (None, "float", "base64"):
             raise InvalidRequestError(
-                "only encoding_format='float' is supported", field="encoding_format"
+                f"encoding_format must be 'float' or 'base64', not {encoding_format!r}",
+                field="encoding_format",
             )
         user = kwargs.pop("user", None)
         policy = kwargs.pop("policy", None)
@@ -265,5 +319,9 @@ class Embeddings:
             cache=cache,
             user=user,
             policy=policy,
+            task_type=task_type,
+            title=title,
         )
-        return CreateEmbeddingResponse.from_response(response)
+        return CreateEmbeddingResponse.from_response(
+            response, "base64" if encoding_format == "base64" else "float"
+        )

@@ -15,7 +15,7 @@ import httpx
 from ..._core.dispatch import DispatchPlan, Send, Sleep
 from ..._transports.pool import pool_wait_ended
 from ..._transports.send import send_http
-from ...errors import ProviderError
+from ...errors import ProviderError, StructuredOutputError
 from ...types import ChatChunk, ChatRequest, ChatResponse
 from .._primitives import (
     abandon,
@@ -71,6 +71,7 @@ class Stream:
     ) -> None:
         self._http_client = http
         self._structured = structured
+        self._invalid: StructuredOutputError | None = None  # raised once the chunks are read
         self._kit = kit
         self._core = StreamCore(kit, request, plan, cache)
         self._http: httpx.Response | None = None
@@ -109,6 +110,9 @@ class Stream:
         while not core.buffer:
             if core.done:
                 self._release()
+                if self._invalid is not None:  # found when the answer was complete
+                    invalid, self._invalid = self._invalid, None
+                    raise invalid
                 if self._structured is not None and core.response is not None:
                     self._validate()
                 raise StopIteration
@@ -301,13 +305,20 @@ class Stream:
         core.feed(data)
 
     def _store(self) -> None:
-        """Keep a complete answer in the response cache (outside the read's time limit)."""
+        """Keep a complete answer in the response cache (outside the read's time limit); with
+        a ``response_format``, only one that validates (the error waits for the last chunk)."""
         core = self._core
         cache = self._kit.cache
-        if cache is not None and core.response is not None:
-            cache.store(
-                core.request, core.response, ttl=core.cache_ttl, override=core.cache_override
-            )
+        if cache is None or core.response is None:
+            return
+        answer = core.response
+        if self._structured is not None:
+            try:
+                self._validate()
+            except StructuredOutputError as exc:
+                self._invalid = exc
+                return
+        cache.store(core.request, answer, ttl=core.cache_ttl, override=core.cache_override)
 
     def _settle(self) -> None:
         """Write the fleet's bookkeeping of the attempt that ended (``shared_state=``): its real
