@@ -350,3 +350,32 @@ async def test_async_cache_serves_everything() -> None:
     assert len(provider.requests) == 1
     assert again.vectors == [vector("b"), vector("a")]
     assert (again.cached, again.batches, again.cost, again.usage.input_tokens) == (2, 0, 0, 0)
+
+
+def test_an_embeddings_answer_larger_than_a_chat_answer_may_be_is_read() -> None:
+    """A full batch of large vectors is over the 32 MiB chat-answer limit (as JSON numbers)
+    and is still read: embeddings answers have their own, higher limit; a chat answer that
+    large is refused as malformed."""
+    dims, count = 3072, 600
+    number = "0.0123456789012345"
+    row = "[" + ",".join([number] * dims) + "]"
+    items = ",".join(
+        f'{{"object":"embedding","index":{i},"embedding":{row}}}' for i in range(count)
+    )
+    body = f'{{"object":"list","data":[{items}],"usage":{{"prompt_tokens":1,"total_tokens":1}}}}'
+    assert len(body) > 32 * 1024 * 1024
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/embeddings"):
+            return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+        big = '{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"'
+        return httpx.Response(200, content=big + "a" * (33 * 1024 * 1024) + '"}}]}')
+
+    dep = mm.Deployment(
+        model="text-embedding-3-large", provider="openai", api_key=KEY, base_url="https://e.test/v1"
+    )
+    with mm.Client([dep], transport=httpx.MockTransport(handle), max_retries=0) as client:
+        answer = client.embed([f"text {i}" for i in range(count)], model="text-embedding-3-large")
+        assert len(answer.vectors) == count and len(answer.vectors[0]) == dims
+        with pytest.raises(errors.MalformedResponse, match="byte limit"):
+            client.query("hi", model="text-embedding-3-large")

@@ -14,7 +14,7 @@ import httpx
 from ._embeddings import embedding_vector
 from ._gemini_contents import model_path
 from ._request import json_bytes, post_request, request_headers
-from .base import Endpoint, ProviderAdapter
+from .base import MAX_EMBEDDINGS_BODY_BYTES, Endpoint, ProviderAdapter
 
 if TYPE_CHECKING:
     from ..embeddings import EmbedTask, ParsedEmbeddings
@@ -60,7 +60,7 @@ class GeminiEmbeddings(ProviderAdapter):
     ) -> ParsedEmbeddings:
         from ..embeddings import ParsedEmbeddings
 
-        body = self.json_body(response, endpoint)
+        body = self.json_body(response, endpoint, MAX_EMBEDDINGS_BODY_BYTES)
         items = body.get("embeddings") if isinstance(body, dict) else None
         if not isinstance(items, list) or len(items) != count:
             raise self._malformed(

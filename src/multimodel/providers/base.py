@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "MAX_EMBEDDINGS_BODY_BYTES",
     "NO_USAGE",
     "Endpoint",
     "ParsedResponse",
@@ -64,6 +65,9 @@ __all__ = [
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 """Bodies larger than this are refused as malformed rather than buffered without bound."""
+MAX_EMBEDDINGS_BODY_BYTES = 256 * 1024 * 1024
+"""The limit for an embeddings answer: OpenAI's largest batch (2,048 inputs) at 3,072
+dimensions is ~130 MB as JSON numbers (~34 MB in base64), a size no chat answer reaches."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,12 +275,14 @@ class ProviderAdapter(ABC):
     # -- helpers shared by adapters ------------------------------------------------------------
 
     @staticmethod
-    def json_body(response: httpx.Response, endpoint: Endpoint) -> Any:
-        """Decode a response body as JSON, mapping failure to :class:`MalformedResponse`."""
+    def json_body(response: httpx.Response, endpoint: Endpoint, limit: int = 0) -> Any:
+        """Decode a response body as JSON, mapping failure to :class:`MalformedResponse`
+        (a body over ``limit`` bytes, default :data:`MAX_BODY_BYTES`, included)."""
         content = response.content
-        if len(content) > MAX_BODY_BYTES:
+        limit = limit or MAX_BODY_BYTES
+        if len(content) > limit:
             raise MalformedResponse(
-                f"response body of {len(content)} bytes exceeds the {MAX_BODY_BYTES} byte limit",
+                f"response body of {len(content)} bytes exceeds the {limit} byte limit",
                 provider=endpoint.provider,
                 deployment=endpoint.name,
                 status=response.status_code,

@@ -45,7 +45,7 @@ from ._request import json_bytes, post_request, request_headers
 from ._schema import openai_strict_schema
 from ._stream import SSEStreamDecoder
 from ._usage import NO_USAGE, token_count, usage_of
-from .base import Endpoint, ParsedResponse, ProviderAdapter
+from .base import MAX_EMBEDDINGS_BODY_BYTES, Endpoint, ParsedResponse, ProviderAdapter
 from .sse import ServerSentEvent
 
 if TYPE_CHECKING:
@@ -247,7 +247,7 @@ class OpenAIAdapter(ProviderAdapter):
     ) -> ParsedEmbeddings:
         from ..embeddings import ParsedEmbeddings
 
-        body = self.json_body(response, endpoint)
+        body = self.json_body(response, endpoint, MAX_EMBEDDINGS_BODY_BYTES)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list) or len(data) != count:
             raise self._malformed(
