@@ -273,13 +273,12 @@ class StreamCore:
                     assert self.send is not None
                     self.ttft = now - self.send.started
                     break
-        add, keep = self.acc.add, self.buffer.append
+        add = self.acc.add
         for chunk in chunks:
             add(chunk)
-            keep(chunk)
+        self.buffer.extend(chunks)
         if self.content_seen:  # the idle limit runs from the last event, within the deadline
-            read_by = now + self.kit.idle_timeout
-            self.read_by = min(self._deadline_at, read_by)
+            self.read_by = min(self._deadline_at, now + self.kit.idle_timeout)
 
     def _finish(self) -> None:
         send = self.send

@@ -489,7 +489,11 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
             self._finished = True
         elif not (text or rest or usage):
             return None
-        kwargs: dict[str, Any] = {"id": _str(obj.get("id")), "model": _str(obj.get("model"))}
+        ident, model = obj.get("id"), obj.get("model")
+        kwargs: dict[str, Any] = {
+            "id": ident if type(ident) is str and ident else None,  # _str, inline
+            "model": model if type(model) is str and model else None,
+        }
         if text:
             kwargs["text"] = text
         if rest is not None:

@@ -46,11 +46,17 @@ class ServerSentEvent(NamedTuple):
 class SSEDecoder:
     """Push-style SSE decoder. Feed it bytes; it returns the events those bytes completed."""
 
-    __slots__ = ("_data", "_event", "_id", "_last_id", "_pending", "_retry", "_skip_lf", "_utf8")
+    __slots__ = (
+        "_data", "_event", "_fast", "_id", "_last_id", "_pending", "_retry", "_skip_lf", "_utf8",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         # utf-8-sig: one leading byte order mark is ignored, as the spec says.
         self._utf8 = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
+        # Whether a chunk may be decoded with one bytes.decode call: past the start (the BOM
+        # check) and with no partial UTF-8 sequence held back. The incremental decoder is two
+        # Python-level calls per chunk; most chunks are whole, valid UTF-8.
+        self._fast = False
         self._pending = ""  # text after the last complete line
         self._skip_lf = False  # the last chunk ended in CR: an LF starting the next one pairs it
         self._data: list[str] = []
@@ -61,7 +67,13 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Decode ``chunk`` and return every event it completed, in order."""
-        text = self._utf8.decode(chunk)
+        if self._fast:
+            try:
+                text = chunk.decode("utf-8")
+            except UnicodeDecodeError:  # a sequence split across chunks, or invalid bytes
+                text = self._decode(chunk)
+        else:
+            text = self._decode(chunk)
         if not text:
             return []
         if self._skip_lf:
@@ -84,11 +96,30 @@ class SSEDecoder:
             elif line:
                 self._field(line)
             elif data:
-                events.append(self._dispatch())
-                data = self._data
+                # The dispatch (see _dispatch), inline: once per event.
+                if self._id is not None:
+                    self._last_id = self._id
+                events.append(
+                    ServerSentEvent(
+                        data[0] if len(data) == 1 else "\n".join(data),
+                        self._event or "message",
+                        self._last_id,
+                        self._retry,
+                    )
+                )
+                data = self._data = []
+                self._event = ""
+                self._retry = None
             else:
                 self._event = ""
         return events
+
+    def _decode(self, chunk: bytes) -> str:
+        """``chunk`` through the incremental decoder (BOM, split sequences, bad bytes)."""
+        text: str = self._utf8.decode(chunk)
+        held, first = self._utf8.getstate()
+        self._fast = not held and not first
+        return text
 
     def close(self) -> list[ServerSentEvent]:
         """Signal the end of the stream and return an event that was complete but undispatched.
