@@ -410,23 +410,25 @@ class Adaptive:
         ):
             self._elite = elite = self._rank(candidates, stats, ctx, now)
             self._elite_age = 0
-        members = [candidates[i] for i in elite.index]
-        cells = list(elite.cells)
-        lats = list(elite.lats)
+        # The elite's lists are read as they are (no copies, no per-choice name list): with
+        # the ranking, this is the price of a choice at 50 deployments.
+        members, cells, lats, names = elite.members, elite.cells, elite.lats, elite.names
         j = self._rng.index(len(candidates))
         if j not in elite.index:
             challenger = candidates[j]
             cell = stats.get(challenger.name)
-            members.append(challenger)
-            cells.append(cell)
-            lats += self._latencies([challenger], [cell], stats, ctx, now)
-        costs = self._costs(members, cells, lats, _best(lats, self.default_latency), stats, now)
+            members = [*members, challenger]
+            cells = [*cells, cell]
+            lats = [*lats, *self._latencies([challenger], [cell], stats, ctx, now)]
+            names = [*names, challenger.name]
+        prior = _best(lats, self.default_latency) if None in lats else 0.0
+        costs = self._costs(members, cells, lats, prior, stats, now)
         k = self._pick(costs, cells)
         chosen = members[k]
         if k < len(elite.lats):  # chosen: its idle floor is reset, so is its estimate
             self._sent[chosen.name] = now
             elite.lats[k] = self._latencies([chosen], [cells[k]], stats, ctx, now)[0]
-        return chosen, LazyScores(list(map(_NAME, members)), costs)
+        return chosen, LazyScores(names, costs)
 
     def _rank(
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext, now: float
@@ -460,6 +462,7 @@ class Adaptive:
         best = heapq.nsmallest(self.elite, range(len(short)), key=costs.__getitem__)
         return _Elite(
             candidates,
+            [members[k] for k in best],
             [short[k] for k in best],
             [members[k].name for k in best],
             [short_cells[k] for k in best],
@@ -488,11 +491,12 @@ def _best(lats: Sequence[float | None], default: float) -> float:
 class _Elite:
     """The leaders of a large fleet at the last ranking, and their latency estimates then."""
 
-    __slots__ = ("at", "candidates", "cells", "index", "lats", "names")
+    __slots__ = ("at", "candidates", "cells", "index", "lats", "members", "names")
 
     def __init__(
         self,
         candidates: Sequence[Endpoint],
+        members: list[Endpoint],
         index: list[int],
         names: list[str],
         cells: list[DeploymentStats],
@@ -500,6 +504,7 @@ class _Elite:
         at: float,
     ) -> None:
         self.candidates = candidates  # the list ranked (the router passes the same one again)
+        self.members = members
         self.index = index
         self.names = names
         self.cells = cells
