@@ -212,9 +212,9 @@ class FeedbackAndStatus:
         if len(shared) > _SHARED_SCORES_KEPT:  # bounded: the oldest go first
             del shared[next(iter(shared))]
 
-    def _listen_to_fleet(self) -> None:
-        """Start hearing the fleet's status changes (``shared_state=``); each client starts its
-        own listener (a thread, or a task of the running asyncio loop)."""
+    if TYPE_CHECKING:  # each client defines it: a thread (sync) or a task of the loop (async)
+
+        def _listen_to_fleet(self) -> None: ...
 
     def _fleet_status_changed(self, fields: dict[str, str]) -> None:
         """Another process announced a status change or a feedback score (``shared_state=``):
