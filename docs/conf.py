@@ -108,6 +108,28 @@ def _drop_missing_pages(app, docname, source):  # type: ignore[no-untyped-def]
     source[0] = "".join(keep)
 
 
+def _defining_module(app, modname, fullname):  # type: ignore[no-untyped-def]
+    """The private module whose source defines ``fullname``, for the [source] links of classes
+    whose ``__module__`` is their public package (the error classes report
+    ``multimodel.errors``); each private module's ``__all__`` lists what it defines."""
+    import importlib
+    import pkgutil
+
+    if not modname:
+        return None
+    package = importlib.import_module(modname)
+    name = fullname.split(".")[0]
+    if getattr(getattr(package, name, None), "__module__", None) != modname:
+        return None  # defined where it says: viewcode's own lookup finds it
+    for info in pkgutil.iter_modules(getattr(package, "__path__", ()), f"{modname}."):
+        if info.name.rpartition(".")[2].startswith("__"):
+            continue
+        if name in getattr(importlib.import_module(info.name), "__all__", ()):
+            return info.name
+    return None
+
+
 def setup(app):  # type: ignore[no-untyped-def]
     app.connect("source-read", _drop_missing_pages)
+    app.connect("viewcode-follow-imported", _defining_module)
     return {"parallel_read_safe": True}
