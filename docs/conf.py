@@ -110,21 +110,25 @@ def _drop_missing_pages(app, docname, source):  # type: ignore[no-untyped-def]
 
 def _defining_module(app, modname, fullname):  # type: ignore[no-untyped-def]
     """The private module whose source defines ``fullname``, for the [source] links of classes
-    whose ``__module__`` is their public package (the error classes report
+    whose ``__module__`` is the package that re-exports them (the error classes report
     ``multimodel.errors``); each private module's ``__all__`` lists what it defines."""
     import importlib
     import pkgutil
 
     if not modname:
         return None
-    package = importlib.import_module(modname)
     name = fullname.split(".")[0]
-    if getattr(getattr(package, name, None), "__module__", None) != modname:
+    obj = getattr(importlib.import_module(modname), name, None)
+    home = getattr(obj, "__module__", None)
+    package = importlib.import_module(home) if isinstance(home, str) else None
+    if package is None or not hasattr(package, "__path__"):
         return None  # defined where it says: viewcode's own lookup finds it
-    for info in pkgutil.iter_modules(getattr(package, "__path__", ()), f"{modname}."):
-        if info.name.rpartition(".")[2].startswith("__"):
+    for info in pkgutil.iter_modules(package.__path__, f"{home}."):
+        short = info.name.rpartition(".")[2]
+        if not short.startswith("_") or short.startswith("__"):
             continue
-        if name in getattr(importlib.import_module(info.name), "__all__", ()):
+        module = importlib.import_module(info.name)
+        if name in getattr(module, "__all__", ()) and getattr(module, name, None) is obj:
             return info.name
     return None
 
