@@ -108,6 +108,32 @@ def _drop_missing_pages(app, docname, source):  # type: ignore[no-untyped-def]
     source[0] = "".join(keep)
 
 
+def _defining_module(app, modname, fullname):  # type: ignore[no-untyped-def]
+    """The private module whose source defines ``fullname``, for the [source] links of classes
+    whose ``__module__`` is the package that re-exports them (the error classes report
+    ``multimodel.errors``); each private module's ``__all__`` lists what it defines."""
+    import importlib
+    import pkgutil
+
+    if not modname:
+        return None
+    name = fullname.split(".")[0]
+    obj = getattr(importlib.import_module(modname), name, None)
+    home = getattr(obj, "__module__", None)
+    package = importlib.import_module(home) if isinstance(home, str) else None
+    if package is None or not hasattr(package, "__path__"):
+        return None  # defined where it says: viewcode's own lookup finds it
+    for info in pkgutil.iter_modules(package.__path__, f"{home}."):
+        short = info.name.rpartition(".")[2]
+        if not short.startswith("_") or short.startswith("__"):
+            continue
+        module = importlib.import_module(info.name)
+        if name in getattr(module, "__all__", ()) and getattr(module, name, None) is obj:
+            return info.name
+    return None
+
+
 def setup(app):  # type: ignore[no-untyped-def]
     app.connect("source-read", _drop_missing_pages)
+    app.connect("viewcode-follow-imported", _defining_module)
     return {"parallel_read_safe": True}

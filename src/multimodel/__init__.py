@@ -42,14 +42,14 @@ _LAZY = {
     "AllAttemptsFailed": ".errors",
     "AsyncClient": "._client._async.client",
     "AsyncStream": "._client._async.stream",
-    "AudioPart": ".types",
+    "AudioPart": ".types._messages",
     "Budget": ".resilience.budget",
     "BudgetAlert": ".resilience.budget",
     "BudgetExceeded": ".errors",
     "CachePolicy": ".cache",
-    "ChatChunk": ".types",
-    "ChatRequest": ".types",
-    "ChatResponse": ".types",
+    "ChatChunk": ".types._response",
+    "ChatRequest": ".types._request",
+    "ChatResponse": ".types._response",
     "CircuitPolicy": ".resilience.circuit",
     "RedisState": ".resilience.shared",
     "SharedStateUnavailable": ".errors",
@@ -62,12 +62,12 @@ _LAZY = {
     "EmbeddingResponse": ".embeddings",
     "FeedbackPolicy": ".tracking.quality",
     "HedgePolicy": ".resilience.hedge",
-    "FilePart": ".types",
-    "ImagePart": ".types",
+    "FilePart": ".types._messages",
+    "ImagePart": ".types._messages",
     "InputLimits": ".security.limits",
     "InvalidRequestError": ".errors",
     "ManualClock": "._core.clock",
-    "Message": ".types",
+    "Message": ".types._messages",
     "MissingAPIKeyError": ".errors",
     "ModelStatusEvent": ".events",
     "MultimodelError": ".errors",
@@ -82,7 +82,7 @@ _LAZY = {
     "QualityEstimate": ".tracking.quality",
     "RateLimited": ".errors",
     "ResponseCache": ".cache",
-    "ResponseFormat": ".types",
+    "ResponseFormat": ".types._request",
     "RetryBudget": ".resilience.retry",
     "RetryPolicy": ".resilience.retry",
     "RouteContext": ".strategies.base",
@@ -91,14 +91,14 @@ _LAZY = {
     "StreamInterrupted": ".errors",
     "StructuredOutputError": ".errors",
     "SystemClock": "._core.clock",
-    "TextPart": ".types",
-    "Tool": ".types",
-    "ToolCall": ".types",
-    "ToolCallDelta": ".types",
-    "ToolChoice": ".types",
+    "TextPart": ".types._messages",
+    "Tool": ".types._request",
+    "ToolCall": ".types._messages",
+    "ToolCallDelta": ".types._response",
+    "ToolChoice": ".types._request",
     "UnknownModelError": ".errors",
     "UnknownResponseError": ".errors",
-    "Usage": ".types",
+    "Usage": ".types._response",
     "load_config": ".config._load",
     "register_adapter": ".providers.registry",
     "register_provider": ".providers.registry",
@@ -174,20 +174,20 @@ if _typing.TYPE_CHECKING:
     from .strategies.base import register_strategy as register_strategy
     from .tracking.quality import FeedbackPolicy as FeedbackPolicy
     from .tracking.quality import QualityEstimate as QualityEstimate
-    from .types import AudioPart as AudioPart
-    from .types import ChatChunk as ChatChunk
-    from .types import ChatRequest as ChatRequest
-    from .types import ChatResponse as ChatResponse
-    from .types import FilePart as FilePart
-    from .types import ImagePart as ImagePart
-    from .types import Message as Message
-    from .types import ResponseFormat as ResponseFormat
-    from .types import TextPart as TextPart
-    from .types import Tool as Tool
-    from .types import ToolCall as ToolCall
-    from .types import ToolCallDelta as ToolCallDelta
-    from .types import ToolChoice as ToolChoice
-    from .types import Usage as Usage
+    from .types._messages import AudioPart as AudioPart
+    from .types._messages import FilePart as FilePart
+    from .types._messages import ImagePart as ImagePart
+    from .types._messages import Message as Message
+    from .types._messages import TextPart as TextPart
+    from .types._messages import ToolCall as ToolCall
+    from .types._request import ChatRequest as ChatRequest
+    from .types._request import ResponseFormat as ResponseFormat
+    from .types._request import Tool as Tool
+    from .types._request import ToolChoice as ToolChoice
+    from .types._response import ChatChunk as ChatChunk
+    from .types._response import ChatResponse as ChatResponse
+    from .types._response import ToolCallDelta as ToolCallDelta
+    from .types._response import Usage as Usage
     # END generated
 
 __all__ = sorted([*_LAZY, *_SUBMODULES])  # noqa: PLE0605 - derived from _LAZY; tests check it

@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 from ..errors import (
-    _MIN_SECRET_CHARS,
     AuthenticationError,
     BadRequestError,
     ConflictError,
@@ -35,6 +34,7 @@ from ..errors import (
     ServerError,
     redact,
 )
+from ..errors._redact import _MIN_SECRET_CHARS
 from .base import Endpoint
 
 __all__ = ["endpoint_secrets", "error_from_status", "parse_retry_after"]
