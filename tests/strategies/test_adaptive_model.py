@@ -174,3 +174,38 @@ def test_large_fleet_within_a_third_of_the_oracle() -> None:
     oracle, adaptive = simulate(scenario, "oracle"), simulate(scenario, "adaptive")
     assert adaptive.p95 < 1.35 * oracle.p95
     assert adaptive.success_rate >= 0.995
+
+
+def test_load_is_not_counted_twice(tracker: Tracker) -> None:
+    # "fast" answers in 0.48 s with 10 in flight (0.4 s idle, +2 % per request); "slow" in
+    # 0.6 s idle. With the load counted on top of the measurement (0.48 x 1.3 = 0.62) the two
+    # were tied and the idle one won; taken back to idle and forward to the load now, the
+    # fast one's cost is its measurement, and it keeps the traffic it serves faster.
+    for _ in range(10):
+        tracker.started("fast")
+    for _ in range(20):
+        record(tracker, "fast", latency=0.48)
+    record(tracker, "slow", latency=0.6)
+    assert tracker.get("fast").in_flight == 10
+    assert picks(Adaptive(seed=1), eps("fast", "slow"), tracker, 10) == {"fast": 10}
+    # A constant load factor (the former cost) still counts it twice.
+    assert picks(Adaptive(seed=1, load_factor=0.03), eps("fast", "slow"), tracker, 10) == {
+        "slow": 10
+    }
+
+
+def test_congestion_is_learned_per_deployment(tracker: Tracker) -> None:
+    # Sent with 0..15 others in flight, answers 0.5 s x (1 + 0.08 x load): the fit finds 8 %
+    # per request (the others are sent first and end first: the tracker pairs an answer with
+    # the load of the oldest attempt in flight).
+    for load in range(16):
+        for _ in range(load + 1):
+            tracker.started("d")
+        for _ in range(load):
+            tracker.cancelled("d")
+        tracker.record(
+            Outcome("d", "m", "openai", ok=True, latency=0.5 * (1 + 0.08 * load), started_at=0)
+        )
+    cell = tracker.get("d")
+    assert cell.congestion == pytest.approx(0.08, rel=0.2)  # the prior (3 %) pulls a little
+    assert 1 / (1 + cell.congestion * 15) < cell.load_scale < 1 / (1 + cell.congestion * 10)

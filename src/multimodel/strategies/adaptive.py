@@ -5,7 +5,8 @@ When to use it: almost always. It needs no tuning and reacts within a few reques
 
 For each request it scores candidates and sends to the one with the lowest cost::
 
-    cost = peak_ewma_latency × (1 + load_factor × in_flight) × (1 + error_penalty × odds_of_failure)
+    cost = peak_ewma_latency × load_scale × (1 + congestion × in_flight)
+           × (1 + error_penalty × odds_of_failure)
 
 Fleets of up to ``scan_max`` (8) candidates are scanned in full, so a clearly better deployment
 gets all the traffic it can serve (costs within 10 % of the lowest are ties, given to the one
@@ -30,12 +31,16 @@ where ``odds_of_failure`` is ``e / (1 - e)`` of the recent error rate ``e``.
   was last chosen (``explore_tau``): one measured slow is retried within minutes, not every
   ~20 s (in a fleet of 50 that sent a steady trickle to the slowest). Streams use time to first
   token.
-* **× (1 + load_factor × in flight)**: a fast deployment that is already busy looks slower, so
-  the fastest one does not get every request (no herding). ``load_factor`` is 0.03: LLM APIs
-  serve many requests at once and slow down mildly with load, and the measured latency already
-  carries the load it was measured at; 0.1 sent 6 % of the traffic to a 3x slower deployment
-  whenever the fast one had a dozen in flight, 1.0 (a queue) a third (simulator,
-  ``benchmarks/simulate.py --oracle``).
+* **× load_scale × (1 + congestion × in flight)**: the latency a request sent now should
+  expect. The tracker learns each deployment's congestion (the share of its idle latency each
+  request in flight adds) from its answers and the load each was sent at
+  (:mod:`multimodel.tracking.congestion`); the measured estimate is taken back to idle with
+  the load it was measured at (``load_scale``), then forward to the load now. A busy
+  deployment looks slower before its answers say so (no herding), but the load its
+  measurement already carries is not counted twice: a constant ``load_factor`` of 0.03 on
+  top stopped at ~12 in flight on the fastest of 50 deployments where the oracle runs ~20
+  (``large_fleet`` 1.19-1.26x the oracle's p95, 1.11-1.15x now; ``mixed_models`` 1.08-1.09x,
+  1.02-1.03x now). ``load_factor=x`` pins that former cost.
 * **Failures**: the recent error rate multiplies the cost, without bound while failures go on,
   so a deployment that fails *fast* (a 500 in 2 ms, nothing in flight) is not mistaken for a
   fast one, however busy the healthy ones are. The rate is forgiven over time since the last
@@ -81,6 +86,8 @@ __all__ = ["Adaptive"]
 _NAME = attrgetter("name")
 _EWMA = attrgetter("ewma_latency")
 _IN_FLIGHT = attrgetter("in_flight")
+_SCALE = attrgetter("load_scale")
+_CONGESTION = attrgetter("congestion")
 _RECENT = methodcaller("latency_recent")
 _PENALIZED = 1e6  # multiplier while a Retry-After is pending
 _UNMEASURED_BUSY = 1e2  # an unmeasured deployment with its probe in flight waits for the answer
@@ -93,14 +100,6 @@ multiplied by ``HEADROOM / share``: x2 at 5 % left, x10 at 1 %, as at a learned 
 CEILING_TTL = 60.0
 """Seconds after a Retry-After hold ends during which the load it refused (requests in
 flight) counts as a ceiling: rate-limit headroom learned from the provider's answer."""
-LOAD_FACTOR = 0.03
-"""Each request in flight adds this fraction of the latency to the cost: LLM APIs serve many
-requests at once and slow down mildly with load, and the measured latency already carries the
-load it was measured at, so a larger factor counts the load twice. Simulator
-(``benchmarks/simulate.py --oracle``): 0.1 sent 6 % of the traffic to a 3x slower deployment
-while the fast one had a dozen in flight (p95 1.3x the oracle's); 0.02 herded onto a
-deployment that slows down 8 % per request (mixed_models 1.13x); 1.0 (a queue) sent a third of
-the traffic to a 3x slower one."""
 SCAN_TIE = 1.1  # in a scan, costs within 10 % of the lowest are ties (measurement noise)
 TIE_SECONDS = 0.01  # ... and so are costs within 10 ms of it (jitter of very fast answers)
 IDLE_FLOOR = 1.0
@@ -132,7 +131,7 @@ REFRESH_SECONDS = 0.5
 
 @register_strategy("adaptive")
 class Adaptive:
-    """Peak-EWMA latency × (1 + load_factor × in flight), with failure penalties; a full scan
+    """Peak-EWMA latency at the load now (learned congestion), with failure penalties; a full scan
     of small fleets, a cached elite and a random challenger in large ones.
 
     Args:
@@ -141,7 +140,9 @@ class Adaptive:
         default_latency: the estimate used before anything was measured anywhere (seconds).
         seed: seeds the random sampling (deterministic tests and simulations).
         scan_max: fleets up to this size are scanned in full (0: always two choices).
-        load_factor: the fraction of the latency each request in flight adds to the cost.
+        load_factor: ``None`` (default): each deployment's learned congestion, the measured
+            latency taken back to idle first; a number: the former constant fraction of the
+            latency each request in flight adds to the cost.
         tie: in a scan, costs up to this multiple of the lowest are ties (the fewest in
             flight wins them, then chance).
         idle_floor: the idle decay of a latency estimate stops at this fraction of the
@@ -163,7 +164,7 @@ class Adaptive:
         default_latency: float = 1.0,
         seed: int | None = None,
         scan_max: int = SCAN_MAX,
-        load_factor: float = LOAD_FACTOR,
+        load_factor: float | None = None,
         tie: float = SCAN_TIE,
         idle_floor: float = IDLE_FLOOR,
         remember: bool = True,
@@ -279,7 +280,8 @@ class Adaptive:
         now: float,
     ) -> list[float]:
         """Each candidate's latency made a cost: load, failures, holds and ceilings."""
-        load_factor, limits = self.load_factor, self._limits
+        learned, limits = self.load_factor is None, self._limits
+        load_factor = self.load_factor or 0.0
         erring = not isinstance(stats, Tracker) or stats.erring
         held = self._ceilings
         scores: list[float] = []
@@ -290,7 +292,13 @@ class Adaptive:
                 # time (a cold fleet of 50 sent ~10 % of its first 10 s to deployments 3x
                 # slower than the best, several at once to each before any had answered).
                 latency = prior * _UNMEASURED_BUSY if in_flight else prior
-            cost = latency * (1.0 + load_factor * in_flight)
+            if learned:
+                # The latency taken back to idle (the load it was measured at), then forward
+                # to the load now, each deployment by its own congestion: the measurement
+                # already carries its load, and a constant factor on top counted it twice.
+                cost = latency * cell.load_scale * (1.0 + cell.congestion * in_flight)
+            else:
+                cost = latency * (1.0 + load_factor * in_flight)
             # err / (1 - err), not err: the penalty must keep growing while failures go on, or
             # a deployment that fails *fast* (0 in flight) wins against a healthy one that is
             # busy (the bounded 1 + penalty x err is outweighed once the healthy one has ~10 in
@@ -442,17 +450,32 @@ class Adaptive:
         if cells is None:
             cells = [stats.get(name) for name in fleet.names]
         lf, tau, sent = self.load_factor, self.explore_tau or math.inf, self._sent
-        keys = [
-            (_UNMEASURED_BUSY * k if x is None else min(x, r or x) * (1.0 + lf * k))
-            * math.exp((sent.get(name, now) - now) / tau)
-            for x, r, k, name in zip(
-                map(_EWMA, cells),
-                map(_RECENT, cells),
-                map(_IN_FLIGHT, cells),
-                fleet.names,
-                strict=True,
-            )
-        ]
+        if lf is None:
+            keys = [
+                (_UNMEASURED_BUSY * k if x is None else min(x, r or x) * s * (1.0 + c * k))
+                * math.exp((sent.get(name, now) - now) / tau)
+                for x, r, k, s, c, name in zip(
+                    map(_EWMA, cells),
+                    map(_RECENT, cells),
+                    map(_IN_FLIGHT, cells),
+                    map(_SCALE, cells),
+                    map(_CONGESTION, cells),
+                    fleet.names,
+                    strict=True,
+                )
+            ]
+        else:
+            keys = [
+                (_UNMEASURED_BUSY * k if x is None else min(x, r or x) * (1.0 + lf * k))
+                * math.exp((sent.get(name, now) - now) / tau)
+                for x, r, k, name in zip(
+                    map(_EWMA, cells),
+                    map(_RECENT, cells),
+                    map(_IN_FLIGHT, cells),
+                    fleet.names,
+                    strict=True,
+                )
+            ]
         short = heapq.nsmallest(2 * self.elite, range(len(keys)), key=keys.__getitem__)
         members = [candidates[i] for i in short]
         short_cells = [cells[i] for i in short]

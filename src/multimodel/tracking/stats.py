@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Protocol
 
+from .congestion import CongestionFit
 from .headroom import parse_headroom
 from .outcome import ABANDONED, CANCELLED, Outcome, unpriced
 from .sketches import PeakEWMA, QuantileSketch
@@ -117,6 +118,18 @@ class DeploymentStats(Protocol):
         """Monotonic time until which :attr:`headroom` holds (the budget's reset)."""
         ...
 
+    @property
+    def congestion(self) -> float:
+        """The fraction of the idle latency each request in flight adds, learned from the
+        answers (see :mod:`multimodel.tracking.congestion`)."""
+        ...
+
+    @property
+    def load_scale(self) -> float:
+        """``1 / (1 + congestion × load)``, the load the latency estimate was measured at:
+        times the estimate, the latency of a request sent to an idle deployment."""
+        ...
+
     def latency_recent(self, stream: bool = False) -> float | None:
         """The peak-EWMA estimate as of its last sample, without the idle decay (time to
         first chunk when ``stream``): weighs samples by their age, not their count, so one
@@ -170,6 +183,8 @@ class _Cell:
     __slots__ = (
         "cache_read_tokens",
         "cached",
+        "congestion",
+        "congestion_fit",
         "consecutive_failures",
         "cost",
         "errors",
@@ -186,11 +201,13 @@ class _Cell:
         "last_failure_at",
         "latency_rank",
         "latency_sketch",
+        "load_scale",
         "output_tokens",
         "peak_latency",
         "peak_ttft",
         "penalty_until",
         "requests",
+        "sent_loads",
         "stream_rank",
         "successes",
         "ttft_sketch",
@@ -229,6 +246,13 @@ class _Cell:
         self.headroom_skip = 0
         self.win_requests = MultiWindow()
         self.win_errors = MultiWindow()
+        # The load each request in flight was sent at, oldest first: the one that finishes is
+        # taken to be the oldest (answers overtake each other, which only adds noise to the
+        # congestion fit; Outcome does not carry it, and the plan would have to thread it).
+        self.sent_loads: deque[int] = deque()
+        self.congestion_fit = CongestionFit()
+        self.congestion = self.congestion_fit.congestion
+        self.load_scale = 1.0
 
     def latency_estimate(self, now: float) -> float | None:
         return self.peak_latency.value(now)
@@ -316,6 +340,7 @@ class Tracker:
         """An attempt on ``deployment`` was sent."""
         cell = self._cells.get(deployment) or self._cell(deployment)
         with self._lock:
+            cell.sent_loads.append(cell.in_flight)
             cell.in_flight += 1
 
     def latency_quantile(self, deployment: str, q: float) -> float | None:
@@ -371,7 +396,7 @@ class Tracker:
         """An attempt was abandoned by the caller (cancelled); only release its in-flight slot."""
         cell = self._cells.get(deployment) or self._cell(deployment)
         with self._lock:
-            cell.in_flight = max(0, cell.in_flight - 1)
+            _release(cell)
 
     def record(self, outcome: Outcome) -> None:
         """An attempt finished (successfully or not): update stats, then notify listeners."""
@@ -382,7 +407,7 @@ class Tracker:
         if outcome.error == ABANDONED:
             # A cancelled hedge: not a failure of the deployment, but it cost its prompt.
             with self._lock:
-                cell.in_flight = max(0, cell.in_flight - 1)
+                _release(cell)
                 if outcome.cost is not None:
                     cell.cost += outcome.cost
                 else:  # the provider processed (and bills) the prompt at an unknown price
@@ -393,9 +418,10 @@ class Tracker:
         # A stream the caller stopped early (or whose deadline passed) is a request the
         # provider billed, but neither a success nor a failure, and no latency sample.
         stopped = outcome.error == CANCELLED
+        load = None
         with self._lock:
             if not outcome.cached:
-                cell.in_flight = max(0, cell.in_flight - 1)
+                load = _release(cell)
             cell.requests += 1
             if not stopped:
                 cell.win_requests.add(now, 1, outcome.latency)
@@ -420,7 +446,7 @@ class Tracker:
                 if outcome.cached:
                     cell.cached += 1
                 else:
-                    self._timing(cell, outcome, now)
+                    self._timing(cell, outcome, now, load)
             elif not stopped:
                 cell.failures += 1
                 cell.consecutive_failures += 1
@@ -442,7 +468,7 @@ class Tracker:
         for listener in self._listeners:
             listener(outcome)
 
-    def _timing(self, cell: _Cell, outcome: Outcome, now: float) -> None:
+    def _timing(self, cell: _Cell, outcome: Outcome, now: float, load: int | None) -> None:
         latency = outcome.latency
         if outcome.stream:
             ttft = outcome.ttft
@@ -461,6 +487,10 @@ class Tracker:
             if cell.latency_rank is None:
                 self.ranked += 1
             cell.latency_rank = rank = peak.rank()
+            if load is not None:
+                fit = cell.congestion_fit
+                fit.add(load, latency)
+                cell.congestion, cell.load_scale = fit.congestion, fit.scale
             if cell.ewma_ttft is None:  # streams are scored by latency until a TTFT is known
                 if cell.stream_rank is None:
                     self.ranked += 1
@@ -554,6 +584,13 @@ class Tracker:
                 users={k: _group_snapshot(k, c, now) for k, c in self._users.items()},
                 tags={k: _group_snapshot(k, c, now) for k, c in self._tags.items()},
             )
+
+
+def _release(cell: _Cell) -> int | None:
+    """An attempt on ``cell`` ended: free its slot; the load it was sent at (if known)."""
+    cell.in_flight = max(0, cell.in_flight - 1)
+    loads = cell.sent_loads
+    return loads.popleft() if loads else None
 
 
 def _ewma(previous: float | None, sample: float) -> float:
