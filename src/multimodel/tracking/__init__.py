@@ -11,17 +11,18 @@ if TYPE_CHECKING:
     from .ledger import UsageLedger
     from .outcome import Outcome
     from .snapshot import DeploymentSnapshot, GroupSnapshot, StatsSnapshot
-    from .stats import DeploymentStats, StatsView, Tracker
+    from .stats import Tracker
     from .telemetry import Telemetry
+    from .view import DeploymentStats, StatsView
 
 _LAZY = {
     "CostBreakdown": ".cost",
     "DeploymentSnapshot": ".snapshot",
-    "DeploymentStats": ".stats",
+    "DeploymentStats": ".view",
     "GroupSnapshot": ".snapshot",
     "Outcome": ".outcome",
     "StatsSnapshot": ".snapshot",
-    "StatsView": ".stats",
+    "StatsView": ".view",
     "Telemetry": ".telemetry",
     "Tracker": ".stats",
     "UsageLedger": ".ledger",

@@ -19,13 +19,14 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Protocol
 
+from ._snapshots import deployment_snapshot, group_snapshot, merged_snapshot
 from .congestion import CongestionFit
 from .headroom import parse_headroom
 from .outcome import ABANDONED, CANCELLED, Outcome, unpriced
 from .sketches import PeakEWMA, QuantileSketch
-from .snapshot import DeploymentSnapshot, GroupSnapshot, StatsSnapshot
+from .snapshot import StatsSnapshot
+from .view import RANK_TAU, DeploymentStats, RankedStats, StatsView
 from .windows import MultiWindow
 
 __all__ = [
@@ -39,142 +40,11 @@ __all__ = [
 ]
 
 _ALPHA = 0.3  # EWMA weight of the newest sample: reacts within a few requests, smooths jitter
-_PEAK_TAU = 10.0  # seconds for a latency spike to decay by 1/e once samples are fast again
+_PEAK_TAU = RANK_TAU  # seconds for a latency spike to decay by 1/e once samples are fast again
 _ERROR_FLOOR = 1e-6  # an error rate decayed below this is 0: ~36 successes after one failure
 _MIN_TPOT_TOKENS = 16  # below this, per-token time is mostly fixed overhead: do not sample it
 MAX_GROUPS = 10_000  # user / tag cells kept; older ones fold into "(other)"
 OTHER = "(other)"
-
-
-class DeploymentStats(Protocol):
-    """What a strategy may read about one deployment (read-only)."""
-
-    @property
-    def in_flight(self) -> int:
-        """Requests sent and not yet finished."""
-        ...
-
-    @property
-    def requests(self) -> int:
-        """Finished attempts."""
-        ...
-
-    @property
-    def failures(self) -> int:
-        """Finished attempts that failed."""
-        ...
-
-    @property
-    def consecutive_failures(self) -> int:
-        """Failures since the last success."""
-        ...
-
-    @property
-    def ewma_latency(self) -> float | None:
-        """Smoothed seconds per successful non-streamed answer (``None`` before the first)."""
-        ...
-
-    @property
-    def ewma_ttft(self) -> float | None:
-        """Smoothed seconds to the first streamed chunk."""
-        ...
-
-    @property
-    def ewma_tpot(self) -> float | None:
-        """Smoothed seconds per output token of long generations."""
-        ...
-
-    @property
-    def ewma_error_rate(self) -> float:
-        """Smoothed share of recent attempts that failed (0..1)."""
-        ...
-
-    @property
-    def last_failure_at(self) -> float | None:
-        """Monotonic time of the last failure."""
-        ...
-
-    @property
-    def penalty_until(self) -> float:
-        """Monotonic time until which the provider asked us to back off (Retry-After)."""
-        ...
-
-    def latency_estimate(self, now: float) -> float | None:
-        """Peak-EWMA seconds per non-streamed answer: spikes count at once, then decay."""
-        ...
-
-    def ttft_estimate(self, now: float) -> float | None:
-        """Peak-EWMA seconds to the first streamed chunk."""
-        ...
-
-    @property
-    def headroom(self) -> float:
-        """The share of its rate-limit budget the deployment said it had left (the smallest
-        over requests and tokens, from its last response's headers; 1.0 when unknown)."""
-        ...
-
-    @property
-    def headroom_until(self) -> float:
-        """Monotonic time until which :attr:`headroom` holds (the budget's reset)."""
-        ...
-
-    @property
-    def congestion(self) -> float:
-        """The fraction of the idle latency each request in flight adds, learned from the
-        answers (see :mod:`multimodel.tracking.congestion`)."""
-        ...
-
-    @property
-    def load_scale(self) -> float:
-        """``1 / (1 + congestion × load)``, the load the latency estimate was measured at:
-        times the estimate, the latency of a request sent to an idle deployment."""
-        ...
-
-    def latency_recent(self, stream: bool = False) -> float | None:
-        """The peak-EWMA estimate as of its last sample, without the idle decay (time to
-        first chunk when ``stream``): weighs samples by their age, not their count, so one
-        answer after a long pause moves it most of the way."""
-        ...
-
-
-RANK_TAU = _PEAK_TAU
-"""The ``tau`` of the rank keys below: ``estimate(now) == exp(rank - now / RANK_TAU)``."""
-
-
-class RankedStats(DeploymentStats, Protocol):
-    """Time-invariant sort keys over the peak-EWMA estimates (see :meth:`PeakEWMA.rank`).
-
-    Ordering deployments by a rank orders them by the estimate at any later instant, so a
-    strategy can scan a large fleet with C-level list operations (``min`` over the ranks)
-    instead of evaluating every estimate. Each is ``None`` before the first measurement.
-    """
-
-    @property
-    def latency_rank(self) -> float | None:
-        """Rank of :meth:`latency_estimate`."""
-        ...
-
-    @property
-    def stream_rank(self) -> float | None:
-        """Rank of the estimate a stream is scored by: time to first token once measured,
-        else the non-streamed latency (as :func:`~multimodel.strategies.response_time.
-        expected_latency` does)."""
-        ...
-
-
-class StatsView(Protocol):
-    """Read-only access to live stats, by deployment name."""
-
-    def get(self, deployment: str) -> DeploymentStats:
-        """Stats of one deployment (a zeroed record for one never seen).
-
-        The :class:`Tracker` returns the same live record for a name every time, so a strategy
-        may keep the records of its candidates (see :class:`RankedStats`)."""
-        ...
-
-    def now(self) -> float:
-        """The tracker's monotonic clock."""
-        ...
 
 
 class _Cell:
@@ -567,7 +437,7 @@ class Tracker:
         now = self.now()
         with self._lock:
             deployments = {
-                name: _deployment_snapshot(name, cell, self._meta.get(name, ("", "")), now)
+                name: deployment_snapshot(name, cell, self._meta.get(name, ("", "")), now)
                 for name, cell in self._cells.items()
             }
             models: dict[str, list[_Cell]] = {}
@@ -579,10 +449,10 @@ class Tracker:
             return StatsSnapshot(
                 taken_at=now,
                 deployments=deployments,
-                models={k: _merge(k, v, now) for k, v in models.items() if k},
-                providers={k: _merge(k, v, now) for k, v in providers.items() if k},
-                users={k: _group_snapshot(k, c, now) for k, c in self._users.items()},
-                tags={k: _group_snapshot(k, c, now) for k, c in self._tags.items()},
+                models={k: merged_snapshot(k, v, now) for k, v in models.items() if k},
+                providers={k: merged_snapshot(k, v, now) for k, v in providers.items() if k},
+                users={k: group_snapshot(k, c, now) for k, c in self._users.items()},
+                tags={k: group_snapshot(k, c, now) for k, c in self._tags.items()},
             )
 
 
@@ -595,90 +465,3 @@ def _release(cell: _Cell) -> int | None:
 
 def _ewma(previous: float | None, sample: float) -> float:
     return sample if previous is None else previous + _ALPHA * (sample - previous)
-
-
-def _q(sketch: QuantileSketch, q: float) -> float | None:
-    return sketch.quantile(q)
-
-
-def _deployment_snapshot(
-    name: str, cell: _Cell, meta: tuple[str, str], now: float
-) -> DeploymentSnapshot:
-    total5 = cell.win_requests.windows["5m"].total(now)
-    errors5 = cell.win_errors.windows["5m"].total(now)
-    return DeploymentSnapshot(
-        name=name,
-        model=meta[0],
-        provider=meta[1],
-        requests=cell.requests,
-        successes=cell.successes,
-        failures=cell.failures,
-        errors=dict(cell.errors),
-        in_flight=cell.in_flight,
-        cached=cell.cached,
-        input_tokens=cell.input_tokens,
-        output_tokens=cell.output_tokens,
-        cost=None if cell.unpriced else cell.cost,
-        known_cost=cell.cost,
-        unpriced_requests=cell.unpriced,
-        latency_ewma=cell.ewma_latency,
-        latency_p50=_q(cell.latency_sketch, 0.5),
-        latency_p95=_q(cell.latency_sketch, 0.95),
-        latency_p99=_q(cell.latency_sketch, 0.99),
-        ttft_ewma=cell.ewma_ttft,
-        ttft_p50=_q(cell.ttft_sketch, 0.5),
-        ttft_p95=_q(cell.ttft_sketch, 0.95),
-        ttft_p99=_q(cell.ttft_sketch, 0.99),
-        tpot=cell.ewma_tpot,
-        availability=1.0 if total5 == 0 else max(0.0, 1.0 - errors5 / total5),
-        request_rate=cell.win_requests.rate(now),
-        error_rate=cell.win_errors.rate(now),
-    )
-
-
-def _merge(key: str, cells: list[_Cell], now: float) -> GroupSnapshot:
-    latency = QuantileSketch()
-    requests = failures = tin = tout = unpriced_requests = 0
-    cost = Decimal(0)
-    rate: dict[str, float] = {}
-    for cell in cells:
-        latency.merge(cell.latency_sketch)
-        requests += cell.requests
-        failures += cell.failures
-        tin += cell.input_tokens
-        tout += cell.output_tokens
-        cost += cell.cost
-        unpriced_requests += cell.unpriced
-        for label, value in cell.win_requests.rate(now).items():
-            rate[label] = rate.get(label, 0.0) + value
-    return GroupSnapshot(
-        key=key,
-        requests=requests,
-        failures=failures,
-        input_tokens=tin,
-        output_tokens=tout,
-        cost=None if unpriced_requests else cost,
-        known_cost=cost,
-        unpriced_requests=unpriced_requests,
-        latency_p50=latency.quantile(0.5),
-        latency_p95=latency.quantile(0.95),
-        latency_p99=latency.quantile(0.99),
-        request_rate=rate,
-    )
-
-
-def _group_snapshot(key: str, cell: _GroupCell, now: float) -> GroupSnapshot:
-    return GroupSnapshot(
-        key=key,
-        requests=cell.requests,
-        failures=cell.failures,
-        input_tokens=cell.input_tokens,
-        output_tokens=cell.output_tokens,
-        cost=None if cell.unpriced else cell.cost,
-        known_cost=cell.cost,
-        unpriced_requests=cell.unpriced,
-        latency_p50=cell.latency.quantile(0.5),
-        latency_p95=cell.latency.quantile(0.95),
-        latency_p99=cell.latency.quantile(0.99),
-        request_rate=cell.window.rate(now),
-    )

@@ -1,0 +1,143 @@
+"""The read-only view of live stats that strategies route on (:class:`StatsView`), and the
+record of one deployment they read (:class:`DeploymentStats`, :class:`RankedStats`).
+
+The :class:`~multimodel.tracking.stats.Tracker` implements them; a strategy may be given any
+object with this shape (the simulator and the benchmarks pass their own).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+__all__ = ["RANK_TAU", "DeploymentStats", "RankedStats", "StatsView"]
+
+
+class DeploymentStats(Protocol):
+    """What a strategy may read about one deployment (read-only)."""
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not yet finished."""
+        ...
+
+    @property
+    def requests(self) -> int:
+        """Finished attempts."""
+        ...
+
+    @property
+    def failures(self) -> int:
+        """Finished attempts that failed."""
+        ...
+
+    @property
+    def consecutive_failures(self) -> int:
+        """Failures since the last success."""
+        ...
+
+    @property
+    def ewma_latency(self) -> float | None:
+        """Smoothed seconds per successful non-streamed answer (``None`` before the first)."""
+        ...
+
+    @property
+    def ewma_ttft(self) -> float | None:
+        """Smoothed seconds to the first streamed chunk."""
+        ...
+
+    @property
+    def ewma_tpot(self) -> float | None:
+        """Smoothed seconds per output token of long generations."""
+        ...
+
+    @property
+    def ewma_error_rate(self) -> float:
+        """Smoothed share of recent attempts that failed (0..1)."""
+        ...
+
+    @property
+    def last_failure_at(self) -> float | None:
+        """Monotonic time of the last failure."""
+        ...
+
+    @property
+    def penalty_until(self) -> float:
+        """Monotonic time until which the provider asked us to back off (Retry-After)."""
+        ...
+
+    def latency_estimate(self, now: float) -> float | None:
+        """Peak-EWMA seconds per non-streamed answer: spikes count at once, then decay."""
+        ...
+
+    def ttft_estimate(self, now: float) -> float | None:
+        """Peak-EWMA seconds to the first streamed chunk."""
+        ...
+
+    @property
+    def headroom(self) -> float:
+        """The share of its rate-limit budget the deployment said it had left (the smallest
+        over requests and tokens, from its last response's headers; 1.0 when unknown)."""
+        ...
+
+    @property
+    def headroom_until(self) -> float:
+        """Monotonic time until which :attr:`headroom` holds (the budget's reset)."""
+        ...
+
+    @property
+    def congestion(self) -> float:
+        """The fraction of the idle latency each request in flight adds, learned from the
+        answers (see :mod:`multimodel.tracking.congestion`)."""
+        ...
+
+    @property
+    def load_scale(self) -> float:
+        """``1 / (1 + congestion × load)``, the load the latency estimate was measured at:
+        times the estimate, the latency of a request sent to an idle deployment."""
+        ...
+
+    def latency_recent(self, stream: bool = False) -> float | None:
+        """The peak-EWMA estimate as of its last sample, without the idle decay (time to
+        first chunk when ``stream``): weighs samples by their age, not their count, so one
+        answer after a long pause moves it most of the way."""
+        ...
+
+
+RANK_TAU = 10.0
+"""The ``tau`` of the rank keys below: ``estimate(now) == exp(rank - now / RANK_TAU)``."""
+
+
+class RankedStats(DeploymentStats, Protocol):
+    """Time-invariant sort keys over the peak-EWMA estimates (see :meth:`PeakEWMA.rank`).
+
+    Ordering deployments by a rank orders them by the estimate at any later instant, so a
+    strategy can scan a large fleet with C-level list operations (``min`` over the ranks)
+    instead of evaluating every estimate. Each is ``None`` before the first measurement.
+    """
+
+    @property
+    def latency_rank(self) -> float | None:
+        """Rank of :meth:`latency_estimate`."""
+        ...
+
+    @property
+    def stream_rank(self) -> float | None:
+        """Rank of the estimate a stream is scored by: time to first token once measured,
+        else the non-streamed latency (as :func:`~multimodel.strategies.response_time.
+        expected_latency` does)."""
+        ...
+
+
+class StatsView(Protocol):
+    """Read-only access to live stats, by deployment name."""
+
+    def get(self, deployment: str) -> DeploymentStats:
+        """Stats of one deployment (a zeroed record for one never seen).
+
+        The :class:`Tracker` returns the same live record for a name every time, so a strategy
+        may keep the records of its candidates (see :class:`RankedStats`)."""
+        ...
+
+    def now(self) -> float:
+        """The tracker's monotonic clock."""
+        ...
