@@ -229,3 +229,28 @@ def test_min_quality_reads_the_learned_lower_bound() -> None:
     ctx: Any = CTX._replace(request=request)
     reasons = strategy.exclude(candidates, ctx)
     assert list(reasons) == ["c"] and reasons["c"].startswith("quality ")
+
+
+def test_the_grouped_learned_choice_matches_the_one_by_one_formula() -> None:
+    # Six deployments of three models, all measured: the grouped path; with the same seed the
+    # per-candidate path draws the same posteriors (models in order of first appearance).
+    clock = ManualClock()
+    mid = spec("mid", "0.4", "1.6", 85)
+    models = [("strong", STRONG), ("cheap", CHEAP), ("mid", mid)]
+    candidates = tuple(ep(f"d{i}", *models[i % 3]) for i in range(6))
+    for seed in range(30):
+        tracker = Tracker(clock.monotonic)
+        for i, c in enumerate(candidates):
+            record(tracker, c.name, 0.2 + 0.1 * i, c.model)
+        book = book_with_feedback(clock, {"strong": 0.9, "cheap": 0.6, "mid": 0.8})
+        grouped = Intelligent(seed=seed)
+        grouped.attach_quality(book)
+        chosen, scores = grouped.choose_scored(candidates, tracker, CTX)
+        one_by_one = Intelligent(seed=seed)
+        one_by_one.attach_quality(book)
+        want, table = one_by_one._learned(candidates, tracker, CTX, book)
+        assert chosen is want
+        assert isinstance(scores, LearnedScores) and len(scores) == 3  # each group's fastest
+        for name, score in scores.items():
+            assert score == pytest.approx(table[name], rel=1e-9)
+        assert scores.note == table.note
