@@ -13,6 +13,7 @@ from multimodel.errors import ConfigError
 from multimodel.tracking.quality import (
     FeedbackPolicy,
     QualityBook,
+    beta_draw,
     beta_mean_sd,
     heuristic_task,
     task_of_tags,
@@ -98,8 +99,10 @@ def test_exploration_floor_caps_the_evidence_when_sampling() -> None:
     for _ in range(10_000):
         book.add("m", "*", 1.0, at=0.0)
     rng = random.Random(1)
-    draws = [book.sample("m", "*", rng, 0.0) for _ in range(2000)]
-    assert min(draws) < 0.9  # with 10,000 unforgotten scores a Beta would never go this low
+    draws = [book.sample("m", "*", rng, 0.0) for _ in range(5000)]
+    # Capped at 20 observations, P(draw < 0.99) is about 0.24 % (about 12 of 5,000 draws);
+    # with 10,000 unforgotten scores it would be 0.99 ** 10_000, about 2e-44.
+    assert min(draws) < 0.99
 
 
 def test_invalid_scores_and_policies() -> None:
@@ -133,3 +136,61 @@ def test_remembered_ids_are_bounded() -> None:
         book.remember(f"r{i}", ServedResponse("m", "*", "d"))
     assert book.served("r6") is None
     assert book.served("r9") == ServedResponse("m", "*", "d")
+
+
+def _ks_two_sample(xs: list[float], ys: list[float]) -> float:
+    """The two-sample Kolmogorov-Smirnov statistic (largest gap between the empirical CDFs)."""
+    xs, ys = sorted(xs), sorted(ys)
+    i = j = 0
+    gap = 0.0
+    while i < len(xs) and j < len(ys):
+        if xs[i] <= ys[j]:
+            i += 1
+        else:
+            j += 1
+        gap = max(gap, abs(i / len(xs) - j / len(ys)))
+    return gap
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (2.4, 0.6),  # BC (the smaller parameter <= 1), either order
+        (0.6, 1.4),
+        (0.3, 0.2),
+        (0.02, 1.98),  # the weakest prior the book makes (quality clipped at 1 %)
+        (1.0, 1.0),
+        (1.5, 1.5),  # BB (both > 1), either order
+        (5.0, 3.0),
+        (150.0, 50.0),
+        (40.0, 160.0),
+    ],
+)
+def test_beta_draw_has_the_beta_distribution(a: float, b: float) -> None:
+    n = 20_000
+    rng = random.Random(a * 1000 + b)
+    draws = [beta_draw(a, b, rng.random) for _ in range(n)]
+    reference = [rng.betavariate(a, b) for _ in range(n)]
+    # KS at the 0.1 % level (c(0.001) = 1.95): same distribution as random.betavariate.
+    assert _ks_two_sample(draws, reference) < 1.95 * math.sqrt(2 / n)
+    mean = sum(draws) / n
+    var = sum((x - mean) ** 2 for x in draws) / n
+    want_mean = a / (a + b)
+    want_var = a * b / ((a + b) ** 2 * (a + b + 1))
+    assert abs(mean - want_mean) < 5 * math.sqrt(want_var / n)
+    assert var == pytest.approx(want_var, rel=0.1)
+    assert all(0.0 <= x <= 1.0 for x in draws)
+
+
+def test_posteriors_are_params_in_one_call() -> None:
+    clock = [0.0]
+    book = QualityBook(
+        FeedbackPolicy(half_life=50.0), prior={"a": 70.0}.get, clock=lambda: clock[0]
+    )
+    book.add("a", "*", 1.0, at=0.0)
+    book.add("b", "code", 0.25, at=10.0)
+    for now in (0.0, 5.0, 100.0):
+        models = ["a", "b", "c"]
+        for task in ("*", "code"):
+            want = [book.params(m, task, now) for m in models]
+            assert book.posteriors(models, task, now) == want

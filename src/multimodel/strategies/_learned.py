@@ -16,30 +16,21 @@ from __future__ import annotations
 
 import math
 import random
-import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from math import exp
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from ._groups import PricedGroups
 
 from .._core.trace import _BuiltOnRead
 from ..providers.base import Endpoint
 from ..tracking.quality import QualityBook, beta_mean_sd, task_of_tags
 from ..tracking.stats import StatsView
-from ._util import (
-    SCORE_TIE,
-    Fleet,
-    LockedRandom,
-    forgiven_error_rate,
-    pick_max_index,
-    pick_min_index,
-    picker,
-)
+from ._util import SCORE_TIE, Fleet, LockedRandom, forgiven_error_rate, pick_max_index
 from .base import RouteContext
 from .response_time import expected_latency, speed_ranks
 
 __all__ = ["LearnedQuality", "LearnedScores"]
-
-_LEARNED = "learned"  # Fleet.extra key of the (model, entry) groups of learned choices
 
 
 class LearnedQuality:
@@ -55,11 +46,14 @@ class LearnedQuality:
 
         def _static_of(self, endpoint: Endpoint) -> tuple[float | None, float, float]: ...
 
+        def _grouped(
+            self, fleet: Fleet, candidates: Sequence[Endpoint]
+        ) -> tuple[PricedGroups, list[float]] | None: ...
+
     def _init_learned(self, seed: int | None) -> None:
         """No book yet (routing uses the catalog's quality until :meth:`attach_quality`)."""
         self._quality: QualityBook | None = None
-        self._thompson = random.Random(seed)  # posterior draws (guarded: see _learned)
-        self._thompson_lock = threading.Lock()
+        self._thompson = random.Random(seed)  # posterior draws
 
     def attach_quality(self, book: QualityBook) -> None:
         """Route on ``book``'s learned quality (the client calls this; one book per strategy)."""
@@ -100,20 +94,17 @@ class LearnedQuality:
         )
 
     def _draws(
-        self, models: Iterable[str], task: str, book: QualityBook
+        self, models: Sequence[str], task: str, book: QualityBook
     ) -> tuple[dict[str, tuple[float, float, int]], dict[str, float]]:
         """Each model's posterior ``(alpha, beta, samples)`` for ``task`` now, and one Thompson
-        draw of its quality (0-1), in one pass under the draw lock."""
-        now = book.clock()
-        seen: dict[str, tuple[float, float, int]] = {}
-        draws: dict[str, float] = {}
-        params, draw, rng = book.params, book.draw, self._thompson
-        with self._thompson_lock:  # random.Random's state is not safe to share unguarded
-            for model in models:
-                if model not in seen:
-                    a, b, _ = seen[model] = params(model, task, now)
-                    draws[model] = draw(a, b, rng)
-        return seen, draws
+        draw of its quality (0-1). No lock: a draw only calls ``Random.random``, one C call
+        that is atomic (as :meth:`LockedRandom.index` relies on)."""
+        unique = list(dict.fromkeys(models))
+        posts = book.posteriors(unique, task, book.clock())
+        draw, rng = book.draw, self._thompson
+        return dict(zip(unique, posts, strict=True)), {
+            model: draw(a, b, rng) for model, (a, b, _) in zip(unique, posts, strict=True)
+        }
 
     def _learned_fast(
         self,
@@ -125,8 +116,9 @@ class LearnedQuality:
     ) -> tuple[Endpoint, LearnedScores] | None:
         """:meth:`_learned` on the tracker's rank keys: deployments of one model (and price)
         share the cost and quality terms, so only each group's fastest is scored (a handful of
-        models, whatever the number of deployments). ``None`` when the keys cannot be used
-        (unmeasured deployments, long generations, errors): then :meth:`_learned` decides."""
+        models, whatever the number of deployments; see :mod:`._groups`). ``None`` when the
+        keys cannot be used (unmeasured deployments, long generations, errors, unknown
+        prices): then :meth:`_learned` decides."""
         if getattr(stats, "erring", 1):
             return None
         ranks = speed_ranks(fleet, ctx, getattr(stats, "ranked", -1))
@@ -135,53 +127,26 @@ class LearnedQuality:
         best_rank = min(ranks)
         if best_rank == -math.inf:
             return None
-        groups = fleet.extra.get(_LEARNED)
-        if groups is None:
-            by: dict[tuple[str, tuple[float | None, float, float]], list[int]] = {}
-            static, static_of = self._static, self._static_of
-            for i, c in enumerate(candidates):
-                by.setdefault((c.model, static.get(c.name) or static_of(c)), []).append(i)
-            groups = fleet.extra[_LEARNED] = [
-                (model, entry, members, picker(members)) for (model, entry), members in by.items()
-            ]
+        grouped = self._grouped(fleet, candidates)
+        if grouped is None:
+            return None
+        priced = grouped[0]
         request = ctx.request
         task = task_of_tags(request.tags if request is not None else None)
-        models = [model for model, _, _, _ in groups]
-        seen, draws = self._draws(models, task, book)
-        tin, tout = ctx.input_tokens, ctx.output_tokens
-        costs = [
-            None if p_in is None else p_in * tin + p_out * tout
-            for _, (p_in, p_out, _), _, _ in groups
-        ]
-        known = [x for x in costs if x is not None and x > 0]
-        min_cost = min(known) if known else None
+        unique = priced.unique
+        posts = book.posteriors(unique, task, book.clock())
+        draw, rng = book.draw, self._thompson
+        draws = [draw(a, b, rng) for a, b, _ in posts]
         f = self.factors
-        f_cost, f_perf = f.get("cost", 0.0), f.get("performance", 0.0)
-        f_avail, f_qual = f.get("availability", 0.0), f.get("quality", 0.0)
-        q_draw = f_qual / (max(draws.values()) or 1.0)
-        fastest = [min(pick(ranks)) for _, _, _, pick in groups]
-        rests: list[float] = []
-        sampled: list[float] = []
-        for model, cost, k in zip(models, costs, fastest, strict=True):
-            cost_s = 1.0 if min_cost is None or not cost else min_cost / cost
-            if cost is None and min_cost is not None:
-                cost_s = 0.5
-            rest = f_cost * cost_s + f_perf * exp(best_rank - k) + f_avail
-            rests.append(rest)
-            sampled.append(rest + q_draw * draws[model])
-        g = pick_max_index(sampled, self._rng, SCORE_TIE)
-        _, _, members, pick = groups[g]
-        chosen = candidates[members[pick_min_index(list(pick(ranks)), self._rng)]]
-        why = _Why(book.policy.z, task, seen, chosen.model, models, rests, None, f)
-
-        def shown() -> dict[str, float]:
-            """Each group's fastest deployment and its score (built when the trace is read)."""
-            out = {}
-            for (_, _, members, pick), k, score in zip(groups, fastest, sampled, strict=True):
-                out[candidates[members[list(pick(ranks)).index(k)]].name] = score
-            return out
-
-        return chosen, LearnedScores(len(groups), shown, why)
+        rests, fastest = priced.rests(f, ranks, best_rank, ctx.input_tokens, ctx.output_tokens)
+        q_draw = f.get("quality", 0.0) / (max(draws) or 1.0)
+        sampled = [r + q_draw * draws[s] for r, s in zip(rests, priced.slots, strict=True)]
+        i = priced.member(sampled, ranks, fastest, f.get("performance", 0.0), self._rng)
+        chosen = candidates[i]
+        seen = dict(zip(unique, posts, strict=True))
+        why = _Why(book.policy.z, task, seen, chosen.model, priced.models, rests, None, f)
+        shown = priced.shown(candidates, ranks, fastest)
+        return chosen, LearnedScores(len(rests), lambda: shown(sampled), why)
 
     def _parts(
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext

@@ -34,6 +34,7 @@ from .._core.trace import LazyScores
 from ..errors import ConfigError
 from ..providers.base import Endpoint
 from ..tracking.stats import StatsView, Tracker
+from ._groups import PricedGroups, priced_groups
 from ._latency_cap import slow_deployments
 from ._learned import LearnedQuality, LearnedScores
 from ._util import (
@@ -254,9 +255,21 @@ class Intelligent(LearnedQuality):
         if stats.erring:
             now = stats.now()
             errors = [forgiven_error_rate(cell, now) for cell in fleet.cells]
-        terms, groups = self._terms_for(fleet, candidates, ctx)
         f = self.factors
         f_perf, f_avail = f.get("performance", 0.0), f.get("availability", 0.0)
+        if not any(errors):
+            grouped = self._grouped(fleet, candidates)
+            if grouped is not None and len(grouped[1]) > 1:  # a few models: a score per group
+                priced, qterms = grouped
+                tin, tout = ctx.input_tokens, ctx.output_tokens
+                rests, fastest = priced.rests(f, ranks, best_rank, tin, tout)
+                scores = [r + q for r, q in zip(rests, qterms, strict=True)]
+                i = priced.member(scores, ranks, fastest, f_perf, self._rng)
+                return candidates[i], LazyScores(
+                    fleet.names,
+                    lambda: priced.per_candidate(f, ranks, best_rank, tin, tout, qterms),
+                )
+        terms, groups = self._terms_for(fleet, candidates, ctx)
         if not any(errors):
             if groups is not None and len(groups) == 1:
                 # Equal cost and quality terms (one model on every deployment): the score only
@@ -274,14 +287,14 @@ class Intelligent(LearnedQuality):
                 return candidates[i], LazyScores(
                     fleet.names, ranks, lambda k: base + f_perf * exp(best_rank - k)
                 )
-            if groups is not None:
+            if groups is not None:  # unknown or zero prices (else _grouped above)
                 i = self._best_of_groups(groups, ranks, best_rank, f_perf, f_avail)
-                grouped = groups
+                kept = groups
                 return candidates[i], LazyScores(
                     fleet.names,
                     lambda: [
                         a + f_perf * exp(best_rank - k) + f_avail
-                        for a, k in zip(_expand(grouped, len(ranks)), ranks, strict=True)
+                        for a, k in zip(_expand(kept, len(ranks)), ranks, strict=True)
                     ],
                 )
         static = terms if terms is not None else _expand(groups or [], len(ranks))
@@ -298,6 +311,27 @@ class Intelligent(LearnedQuality):
         return candidates[pick_max_index(scores, self._rng, SCORE_TIE)], LazyScores(
             fleet.names, scores
         )
+
+    def _grouped(
+        self, fleet: Fleet, candidates: Sequence[Endpoint]
+    ) -> tuple[PricedGroups, list[float]] | None:
+        """The candidates grouped by model, price and quality, with each group's quality term
+        (``None``: a price unknown or zero); kept per candidate set."""
+        found = fleet.extra.get(_PRICED, _UNSET)
+        if found is _UNSET:
+            priced = priced_groups(candidates, self._entry)
+            found = None
+            if priced is not None:
+                max_q = max(priced.qualities) or 1.0
+                f_qual = self.factors.get("quality", 0.0) / max_q
+                found = (priced, [f_qual * q for q in priced.qualities])
+            fleet.extra[_PRICED] = found
+        result: tuple[PricedGroups, list[float]] | None = found
+        return result
+
+    def _entry(self, endpoint: Endpoint) -> _Entry:
+        """A candidate's per-token prices and quality (cached per deployment)."""
+        return self._static.get(endpoint.name) or self._static_of(endpoint)
 
     def _best_of_groups(
         self,
@@ -402,6 +436,8 @@ _Entry = tuple[float | None, float, float]  # input and output price per token, 
 _Group = tuple[float, list[int], Picker]
 """Candidates with equal cost and quality terms: the terms, their positions, and a function
 reading their values out of a list in one C call."""
+_PRICED = "priced"  # Fleet.extra key of the candidates grouped by model, price and quality
+_UNSET = object()
 _KINDS = "kinds"  # Fleet.extra key of the per-candidate-set entries and groups
 _TERMS = "terms"  # Fleet.extra key of the per-token-counts terms (many distinct entries)
 

@@ -1,0 +1,156 @@
+"""``intelligent`` over a few models: candidates grouped by model, price and quality.
+
+Deployments of one model share its price and quality, so on a ``model="auto"`` fleet of 50
+deployments over 5 models the cost and quality terms of the score take 5 values, not 50, and
+within a group the score only falls as the latency rises: only each group's fastest deployment
+can win. :class:`PricedGroups` is that grouping, found once per candidate set;
+:meth:`PricedGroups.rests` scores the groups for one request in a handful of list operations
+(the quality term is added by the caller: the catalog's, or a Thompson draw per model), and
+:meth:`PricedGroups.member` picks the deployment of the winning group(s).
+
+Only fleets whose every price is known and positive are grouped here (the usual case); the
+others keep the one-candidate-at-a-time formula, which handles unknown and zero prices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from math import exp
+from typing import NamedTuple
+
+from ..providers.base import Endpoint
+from ._util import SCORE_TIE, LockedRandom, Picker, pick_min_index, picker
+
+__all__ = ["PricedGroups", "priced_groups"]
+
+_Entry = tuple[float | None, float, float]  # input and output price per token, quality
+
+
+class PricedGroups(NamedTuple):
+    """The candidates grouped by (model, input price, output price, quality)."""
+
+    models: list[str]  # per group
+    prices: list[tuple[float, float]]  # per group: input and output USD per token (> 0)
+    qualities: list[float]  # per group: the catalog's quality (0-100)
+    members: list[list[int]]  # per group: positions in the candidate list
+    pickers: list[Picker]  # per group: reads the members' values out of a per-candidate list
+    unique: list[str]  # the distinct models, in order of first appearance
+    slots: list[int]  # per group: its model's position in ``unique``
+    group_of: list[int]  # per candidate: its group
+
+    def rests(
+        self,
+        factors: dict[str, float],
+        ranks: list[float],
+        best_rank: float,
+        tin: int,
+        tout: int,
+    ) -> tuple[list[float], list[float]]:
+        """Per group: the cost, performance and availability terms of its fastest member's
+        score for ``tin`` / ``tout`` tokens (``min cost / cost`` and ``min latency / latency
+        == exp(best_rank - rank)``), and that member's rank key."""
+        costs = [p_in * tin + p_out * tout for p_in, p_out in self.prices]
+        cheapest = min(costs)
+        f_cost = factors.get("cost", 0.0)
+        f_perf = factors.get("performance", 0.0)
+        f_avail = factors.get("availability", 0.0)
+        fastest = [min(pick(ranks)) for pick in self.pickers]
+        rests = [
+            f_cost * cheapest / cost + f_perf * exp(best_rank - k) + f_avail
+            for cost, k in zip(costs, fastest, strict=True)
+        ]
+        return rests, fastest
+
+    def per_candidate(
+        self,
+        factors: dict[str, float],
+        ranks: list[float],
+        best_rank: float,
+        tin: int,
+        tout: int,
+        qterms: Sequence[float],
+    ) -> list[float]:
+        """Every candidate's score (``qterms``: each group's quality term), for the routing
+        trace: built only when it is read."""
+        costs = [p_in * tin + p_out * tout for p_in, p_out in self.prices]
+        cheapest = min(costs)
+        f_cost = factors.get("cost", 0.0)
+        f_perf = factors.get("performance", 0.0)
+        f_avail = factors.get("availability", 0.0)
+        base = [f_cost * cheapest / c + q + f_avail for c, q in zip(costs, qterms, strict=True)]
+        return [
+            base[g] + f_perf * exp(best_rank - k) for g, k in zip(self.group_of, ranks, strict=True)
+        ]
+
+    def member(
+        self,
+        scores: list[float],
+        ranks: list[float],
+        fastest: list[float],
+        f_perf: float,
+        rng: LockedRandom,
+    ) -> int:
+        """The position of the candidate to choose given each group's score: the fastest
+        member of the best group; ties (within the tolerance) broken at random among every
+        tied group's fastest members (any member when there is no performance factor)."""
+        floor = max(scores) - SCORE_TIE
+        count = sum(map(floor.__le__, scores))
+        if count == 1:  # the common case: one group wins; pick among its fastest, in C
+            g = scores.index(max(scores))
+            members = self.members[g]
+            if not f_perf:
+                return members[rng.index(len(members))]
+            return members[pick_min_index(list(self.pickers[g](ranks)), rng)]
+        pool: list[int] = []
+        for members, k, score in zip(self.members, fastest, scores, strict=True):
+            if score >= floor:
+                # Without a performance factor every member of the group scores the same.
+                pool.extend(members if not f_perf else [i for i in members if ranks[i] == k])
+        return pool[0] if len(pool) == 1 else pool[rng.index(len(pool))]
+
+    def shown(
+        self, candidates: Sequence[Endpoint], ranks: list[float], fastest: list[float]
+    ) -> Callable[[list[float]], dict[str, float]]:
+        """A function of the groups' scores giving ``{name of each group's fastest: score}``
+        (for the routing trace, called only when it is read)."""
+
+        def table(scores: list[float]) -> dict[str, float]:
+            out = {}
+            for members, pick, k, score in zip(
+                self.members, self.pickers, fastest, scores, strict=True
+            ):
+                out[candidates[members[list(pick(ranks)).index(k)]].name] = score
+            return out
+
+        return table
+
+
+def priced_groups(
+    candidates: Sequence[Endpoint], entry_of: Callable[[Endpoint], _Entry]
+) -> PricedGroups | None:
+    """The grouping of ``candidates`` (``entry_of``: a candidate's prices and quality), or
+    ``None`` when some price is unknown or zero (those need the general formula)."""
+    by: dict[tuple[str, _Entry], list[int]] = {}
+    for i, c in enumerate(candidates):
+        by.setdefault((c.model, entry_of(c)), []).append(i)
+    prices: list[tuple[float, float]] = []
+    for _, (p_in, p_out, _) in by:
+        if p_in is None or not (p_in > 0 and p_out > 0):
+            return None
+        prices.append((p_in, p_out))
+    models = [model for model, _ in by]
+    unique = list(dict.fromkeys(models))
+    group_of = [0] * len(candidates)
+    for g, members in enumerate(by.values()):
+        for i in members:
+            group_of[i] = g
+    return PricedGroups(
+        models=models,
+        prices=prices,
+        qualities=[q for _, (_, _, q) in by],
+        members=list(by.values()),
+        pickers=[picker(members) for members in by.values()],
+        unique=unique,
+        slots=[unique.index(m) for m in models],
+        group_of=group_of,
+    )
