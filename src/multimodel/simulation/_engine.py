@@ -41,6 +41,7 @@ _ARRIVAL, _DONE = 0, 1
 @dataclass(slots=True)
 class _Call:
     arrived: float
+    ctx: RouteContext  # the request's own length (``max_tokens``) is in it
     tried: list[str] = field(default_factory=list)
 
 
@@ -91,10 +92,22 @@ def simulate(
         banned = exclude(endpoints, ctx)
         endpoints = [ep for ep in endpoints if ep.name not in banned] or endpoints
     arrivals = random.Random(f"{scenario.seed}:arrivals")
-    usages = {
-        name: Usage(input_tokens=load.input_tokens, output_tokens=out)
-        for name, out in fleet.output.items()
-    }
+    contexts = {load.output_tokens: ctx}  # one per request length
+    usages: dict[int, Usage] = {}
+
+    def usage_of(tokens: int) -> Usage:
+        usage = usages.get(tokens)
+        if usage is None:
+            usage = usages[tokens] = Usage(input_tokens=load.input_tokens, output_tokens=tokens)
+        return usage
+
+    def context(tokens: int) -> RouteContext:
+        found = contexts.get(tokens)
+        if found is None:
+            found = contexts[tokens] = RouteContext(
+                stream=False, input_tokens=load.input_tokens, output_tokens=tokens
+            )
+        return found
 
     def gap(at: float) -> float:
         if not load.poisson:
@@ -118,12 +131,12 @@ def simulate(
         candidates = [ep for ep in endpoints if ep.name not in call.tried]
         if not candidates:
             return False
-        ep = chooser.choose(candidates, tracker, ctx)
+        ep = chooser.choose(candidates, tracker, call.ctx)
         profile = fleet.profiles[ep.name]
         call.tried.append(ep.name)
         attempts[ep.name] += 1
         tracker.started(ep.name)
-        status, seconds, retry_after = fleet.attempt(profile, clock.now)
+        status, seconds, retry_after = fleet.attempt(profile, clock.now, call.ctx.output_tokens)
         push(clock.now + seconds, _DONE, _Attempt(call, profile, clock.now, status, retry_after))
         return True
 
@@ -133,7 +146,7 @@ def simulate(
         clock.now = at
         if kind == _ARRIVAL:
             sent += 1
-            start(_Call(arrived=at))
+            start(_Call(arrived=at, ctx=context(fleet.request_tokens())))
             if sent < load.requests:
                 push(at + gap(at), _ARRIVAL, None)
             continue
@@ -141,6 +154,7 @@ def simulate(
         profile = done.profile
         fleet.in_flight[profile.name] -= 1
         ok = done.status < 400
+        written = fleet.output(profile, done.call.ctx.output_tokens)
         latency = at - done.started
         error = None if ok else ("RateLimited" if done.status == 429 else "ServerError")
         tracker.record(
@@ -153,14 +167,14 @@ def simulate(
                 started_at=clock.time() - latency,
                 status=done.status,
                 error=error,
-                usage=usages[profile.name] if ok else None,
+                usage=usage_of(written) if ok else None,
                 retry_after=done.retry_after,
                 attempt=len(done.call.tried),
             )
         )
         if ok:
             latencies.append(at - done.call.arrived)
-            cost += profile.cost(load.input_tokens, fleet.output[profile.name])
+            cost += profile.cost(load.input_tokens, written)
             continue
         errors[f"{profile.name}:{done.status}"] = errors.get(f"{profile.name}:{done.status}", 0) + 1
         if len(done.call.tried) < scenario.max_attempts:

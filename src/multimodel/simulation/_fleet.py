@@ -45,13 +45,32 @@ class SimFleet:
         self.in_flight = dict.fromkeys(self.profiles, 0)
         self.started = dict.fromkeys(self.profiles, 0)
         self.rngs = {p.name: random.Random(f"{seed}:{p.name}") for p in profiles}
-        self.output = {
-            p.name: load.output_tokens if p.output_tokens is None else p.output_tokens
-            for p in profiles
-        }
+        self._lengths = random.Random(f"{seed}:lengths")  # drawn from only with a mix
+        self._mix = load.output_mix
+        self._default = load.output_tokens
 
-    def attempt(self, profile: DeploymentProfile, now: float) -> tuple[int, float, float | None]:
-        """Start an attempt: ``(status, seconds until it ends, retry_after)``."""
+    def request_tokens(self) -> int:
+        """The next request's ``max_tokens``: the load's ``output_tokens``, or a draw from its
+        ``output_mix``."""
+        if not self._mix:
+            return self._default
+        pick = self._lengths.random() * sum(share for share, _ in self._mix)
+        for share, tokens in self._mix:
+            pick -= share
+            if pick < 0:
+                return tokens
+        return self._mix[-1][1]
+
+    def output(self, profile: DeploymentProfile, requested: int) -> int:
+        """Tokens ``profile`` writes for a request of ``requested`` (its own typical length, if
+        it has one: a verbose model ignores how short the answer could be)."""
+        return requested if profile.output_tokens is None else profile.output_tokens
+
+    def attempt(
+        self, profile: DeploymentProfile, now: float, requested: int
+    ) -> tuple[int, float, float | None]:
+        """Start an attempt for a request of ``requested`` output tokens:
+        ``(status, seconds until it ends, retry_after)``."""
         name = profile.name
         busy = self.in_flight[name]
         self.in_flight[name] = busy + 1
@@ -64,7 +83,7 @@ class SimFleet:
         lat = profile.latency
         factor, fail_rate = profile.at(now)
         seconds = lat.median * math.exp(lat.sigma * rng.gauss(0.0, 1.0))
-        seconds += lat.per_token * self.output[name]
+        seconds += lat.per_token * self.output(profile, requested)
         seconds *= factor * (1.0 + lat.congestion * busy)
         failed = rng.random() < fail_rate
         script = profile.failure.script
@@ -73,17 +92,17 @@ class SimFleet:
             return status, seconds * profile.failure.latency_factor, None
         return 200, seconds, None
 
-    def expected(self, profile: DeploymentProfile, now: float) -> float:
-        """The true expected seconds until a request sent to ``profile`` now is answered,
-        a failure or a 429 counted as one more attempt of the same length (the oracle)."""
+    def expected(self, profile: DeploymentProfile, now: float, requested: int) -> float:
+        """The true expected seconds until a request of ``requested`` output tokens sent to
+        ``profile`` now is answered, a failure or a 429 counted as one more attempt of the same
+        length (the oracle)."""
         name = profile.name
         busy = self.in_flight[name]
         limit = profile.rate_limit
         lat = profile.latency
         factor, fail_rate = profile.at(now)
-        mean = (
-            lat.median * math.exp(lat.sigma * lat.sigma / 2.0) + lat.per_token * self.output[name]
-        )
+        mean = lat.median * math.exp(lat.sigma * lat.sigma / 2.0)
+        mean += lat.per_token * self.output(profile, requested)
         mean *= factor * (1.0 + lat.congestion * busy)
         if limit.max_concurrency is not None and busy >= limit.max_concurrency:
             return limit.latency + 2.0 * mean  # a 429, then another attempt elsewhere
@@ -95,7 +114,8 @@ class SimFleet:
 
 
 class Oracle:
-    """Routes with the truth: the earliest expected completion (see :meth:`SimFleet.expected`)."""
+    """Routes with the truth: the earliest expected completion of this request, its length
+    ``ctx.output_tokens`` included (see :meth:`SimFleet.expected`)."""
 
     def __init__(self, fleet: SimFleet, clock: VirtualClock, seed: int) -> None:
         self._fleet = fleet
@@ -104,7 +124,8 @@ class Oracle:
 
     def choose(self, candidates: Sequence[Endpoint], stats: object, ctx: RouteContext) -> Endpoint:
         fleet, now = self._fleet, self._clock.now
-        costs = [fleet.expected(fleet.profiles[c.name], now) for c in candidates]
+        tokens = ctx.output_tokens
+        costs = [fleet.expected(fleet.profiles[c.name], now, tokens) for c in candidates]
         best = min(costs)
         ties = [c for c, v in zip(candidates, costs, strict=True) if v <= best * (1 + 1e-9)]
         return ties[0] if len(ties) == 1 else ties[self._rng.randrange(len(ties))]

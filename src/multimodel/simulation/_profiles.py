@@ -17,8 +17,9 @@ class LatencyProfile:
 
     ``congestion`` adds that fraction of the sample per request already in flight, so a
     deployment that receives everything slows down. ``per_token`` adds seconds per output token
-    (the deployment's ``output_tokens``, else the load's): models that write long answers take
-    longer without being slower per token.
+    (the deployment's ``output_tokens``, else the request's, see :class:`LoadPattern`): models
+    that write long answers take longer without being slower per token, and ``median`` is the
+    fixed overhead (time to first token) that the request's length does not change.
     """
 
     median: float = 0.5
@@ -145,6 +146,15 @@ class LoadPattern:
     output_tokens: int = 200
     poisson: bool = True
     """``False``: one arrival every ``1 / rate`` seconds exactly (steady sequential traffic)."""
+    output_mix: tuple[tuple[float, int], ...] = ()
+    """``(share, tokens)`` pairs: each request's ``max_tokens`` (its expected output length) is
+    drawn from them, seeded, and routed with it. Empty: every request has ``output_tokens``."""
+
+    def __post_init__(self) -> None:
+        mix = tuple((float(share), int(tokens)) for share, tokens in self.output_mix)
+        if any(share <= 0 or tokens < 1 for share, tokens in mix):
+            raise ValueError("output_mix needs positive shares and token counts")
+        object.__setattr__(self, "output_mix", mix)
 
     def rate_at(self, t: float) -> float:
         """Arrivals per second at virtual time ``t``."""

@@ -98,6 +98,21 @@ def _mixed(seed: int, n: int) -> Scenario:
     )
 
 
+def _mixed_lengths(seed: int, n: int) -> Scenario:
+    # 70 % short answers (50 tokens), 30 % long ones (1,500). "snappy" starts fast but writes
+    # slowly, "steady" the other way round: ~0.35 s against ~0.7 s for a short answer, ~6.2 s
+    # against ~2.9 s for a long one. Only a router that uses the request's length gets both.
+    return _fleet(
+        _d("snappy", 0.15, per_token=0.004),
+        _d("steady", 0.6, per_token=0.0015),
+        seed=seed,
+        requests=n,
+        rate=8.0,
+        output_mix=[(0.7, 50), (0.3, 1500)],
+        **_STEADY,
+    )
+
+
 def _brownout(seed: int, n: int) -> Scenario:
     down = [{"start": 60.0, "end": 150.0, "latency_factor": 5.0, "failure_rate": 0.3}]
     return _fleet(
@@ -140,6 +155,7 @@ SCENARIOS: dict[str, Callable[[int, int], Scenario]] = {
     "cheap_rate_limited": _cheap_limited,
     "drift": _drift,
     "mixed_models": _mixed,
+    "mixed_lengths": _mixed_lengths,
     "brownout": _brownout,
     "sequential_failure": _sequential,
     "large_fleet": _large,
@@ -154,6 +170,7 @@ SCENARIO_NOTES: dict[str, str] = {
     "cheap_rate_limited": "a fast, a slow and a cheap one limited to 3 in flight",
     "drift": "one slows down minute by minute while another speeds up",
     "mixed_models": "four models with different speeds per token and answer lengths",
+    "mixed_lengths": "70 % short, 30 % long answers; low overhead vs. fast per token",
     "brownout": "the fastest gets 5x slower and fails 30 % for 90 s, then recovers",
     "sequential_failure": "one query every 0.1 s over three equal ones, one fails once",
     "large_fleet": "50 deployments from 0.3 to 1.5 s, 5 of them failing 30 %",
