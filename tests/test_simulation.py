@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import replace
+
 import pytest
 
+from multimodel.providers.base import Endpoint
 from multimodel.simulation import ORACLE, SCENARIOS, Scenario, compare, simulate
+from multimodel.strategies.base import RouteContext, make_strategy
+from multimodel.tracking.stats import StatsView
 
 
 def test_same_seed_same_result() -> None:
@@ -81,3 +88,60 @@ def test_scripted_failures_and_phases() -> None:
     assert result.share["c"] > 0.15  # the failed deployment is not starved
     with pytest.raises(ValueError, match="unknown scenario"):
         Scenario.named("nope")
+
+
+class _LengthSpy:
+    """Routes round robin and records the length each request was routed with."""
+
+    def __init__(self) -> None:
+        self.inner = make_strategy({"name": "round_robin"})
+        self.lengths: Counter[int] = Counter()
+
+    def choose(
+        self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
+    ) -> Endpoint:
+        self.lengths[ctx.output_tokens] += 1
+        return self.inner.choose(candidates, stats, ctx)
+
+
+def test_each_request_is_routed_with_its_own_length() -> None:
+    spy = _LengthSpy()
+    result = simulate(Scenario.named("mixed_lengths", seed=0, requests=2000), spy)
+    assert set(spy.lengths) == {50, 1500}
+    assert sum(spy.lengths.values()) == result.attempts
+    assert 0.25 < spy.lengths[1500] / result.attempts < 0.35  # the seeded 70 / 30 mix
+
+
+def test_a_single_length_mix_is_the_plain_load() -> None:
+    # The lengths have their own random stream: the arrivals and the latencies do not move.
+    def scenario(mix: list[tuple[float, int]]) -> Scenario:
+        return Scenario.from_dict(
+            {
+                "deployments": [
+                    {"name": "a", "latency": {"median": 0.2, "per_token": 0.004}},
+                    {"name": "b", "latency": {"median": 0.6, "per_token": 0.0015}},
+                ],
+                "load": {"requests": 400, "output_tokens": 300, "output_mix": mix},
+            }
+        )
+
+    plain = compare(scenario([]), [ORACLE, "adaptive"])
+    assert compare(scenario([(1.0, 300)]), [ORACLE, "adaptive"]) == plain
+    assert compare(scenario([(1.0, 301)]), [ORACLE, "adaptive"]) != plain
+    with pytest.raises(ValueError, match="output_mix"):
+        scenario([(0.0, 300)])
+
+
+def test_the_oracle_sends_long_answers_to_the_fast_per_token_deployment() -> None:
+    # snappy: low overhead, slow per token; steady: the other way round.
+    def share(mix: list[tuple[float, int]]) -> dict[str, float]:
+        base = Scenario.named("mixed_lengths", seed=2, requests=1000)
+        load = replace(base.load, output_mix=tuple(mix))
+        return simulate(replace(base, load=load), ORACLE).share
+
+    assert share([(1.0, 1500)])["steady"] > 0.95
+    assert share([(1.0, 50)])["snappy"] > 0.95
+    mixed = simulate(Scenario.named("mixed_lengths", seed=2, requests=3000), ORACLE)
+    assert 0.65 < mixed.share["snappy"] < 0.75  # the short ones, about 70 %
+    rr = simulate(Scenario.named("mixed_lengths", seed=2, requests=3000), "round_robin")
+    assert mixed.p95 * 1.5 < rr.p95
