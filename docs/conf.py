@@ -118,16 +118,24 @@ def _defining_module(app, modname, fullname):  # type: ignore[no-untyped-def]
     if not modname:
         return None
     name = fullname.split(".")[0]
-    obj = getattr(importlib.import_module(modname), name, None)
-    home = getattr(obj, "__module__", None)
-    package = importlib.import_module(home) if isinstance(home, str) else None
+    try:
+        # A lazy attribute whose optional dependency is missing (multimodel.cache.RedisCache
+        # without redis, in the docs environment) raises ConfigError, not AttributeError.
+        obj = getattr(importlib.import_module(modname), name, None)
+        home = getattr(obj, "__module__", None)
+        package = importlib.import_module(home) if isinstance(home, str) else None
+    except Exception:  # noqa: BLE001 - no link is better than a failed build
+        return None
     if package is None or not hasattr(package, "__path__"):
         return None  # defined where it says: viewcode's own lookup finds it
     for info in pkgutil.iter_modules(package.__path__, f"{home}."):
         short = info.name.rpartition(".")[2]
         if not short.startswith("_") or short.startswith("__"):
             continue
-        module = importlib.import_module(info.name)
+        try:
+            module = importlib.import_module(info.name)
+        except Exception:  # noqa: BLE001, S112 - a module needing a missing extra
+            continue
         if name in getattr(module, "__all__", ()) and getattr(module, name, None) is obj:
             return info.name
     return None
