@@ -279,9 +279,17 @@ def test_status_events_reach_the_other_process_once(state: mm.RedisState, redis_
             for _ in range(3):
                 with pytest.raises(mm.NoDeploymentAvailable):
                     b.query("hi", model="m")
-        remote = [e for e in seen if e.reason.endswith("(in another process)")]
-        assert [(e.previous, e.status) for e in remote] == [("healthy", "down")]
-        assert remote[0].deployment == "openai/m" and remote[0].reason.startswith("ServerError")
+
+            def remote() -> list[Any]:
+                return [e for e in seen if e.reason.endswith("(in another process)")]
+
+            # Pushed by b's listener thread (or read with b's next round trip): wait for it
+            # while b is open, then check that it came once.
+            _wait_for(lambda: bool(remote()), seconds=3.0)
+            time.sleep(0.2)
+        assert [(e.previous, e.status) for e in remote()] == [("healthy", "down")]
+        event = remote()[0]
+        assert event.deployment == "openai/m" and event.reason.startswith("ServerError")
 
 
 def test_half_open_probe_is_coordinated(state: mm.RedisState, redis_url: str) -> None:
