@@ -232,15 +232,14 @@ class FeedbackAndStatus:
         now = self._clock.monotonic()
         token = _FROM_FLEET.set(True)
         try:
+            # The board announces a change it adopts (through _status_changed); one it already
+            # had (this process saw the open breaker at admission) is not news to announce.
             if status == "down" and _seconds(fields.get("open_for")) > 0:
                 until = now + _seconds(fields.get("open_for"))
-                if self.health.adopt_open(ep.name, until, now, reason):
-                    return  # the board announced it (through _status_changed)
-            elif (
-                status == "healthy"
-                and fields.get("reason") == "probe succeeded"
-                and self.health.adopt_closed(ep.name, now, reason)
-            ):
+                self.health.adopt_open(ep.name, until, now, reason)
+                return
+            if status == "healthy" and fields.get("reason") == "probe succeeded":
+                self.health.adopt_closed(ep.name, now, reason)
                 return
         finally:
             _FROM_FLEET.reset(token)

@@ -76,7 +76,11 @@ class PlanEndings:
             return
         until = now + refusal.wait
         self._shared_wait[name] = until
-        if refusal.kind in ("hold", "open"):  # every call of this process waits it out too
+        # Every call of this process waits it out too. An open breaker is adopted as open
+        # (the deployment is down here as it is in the fleet), a hold as a hold.
+        if refusal.kind == "open":
+            router.health.adopt_open(name, until, now, "circuit open (in another process)")
+        elif refusal.kind == "hold":
             router.health.hold(name, until, now)
 
     def abandoned(self, send: Send) -> None:
