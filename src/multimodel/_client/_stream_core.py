@@ -117,7 +117,7 @@ class Accumulator:
             self.reasoning.append(chunk.reasoning)
         if chunk.refusal:
             self.refusal.append(chunk.refusal)
-        for delta in chunk.tool_calls:
+        for delta in chunk.tool_calls or ():
             call = self.calls.get(delta.index)
             if call is None:
                 call = self.calls[delta.index] = [None, None, [], None]

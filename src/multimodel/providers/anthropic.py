@@ -506,14 +506,18 @@ class _AnthropicStreamDecoder(SSEStreamDecoder):
         raw_finish_reason: str | None = None,
         usage: Usage | None = None,
     ) -> ChatChunk:
-        return ChatChunk(
-            text=text,
-            reasoning=reasoning,
-            refusal=refusal,
-            tool_calls=tool_calls or [],
-            finish_reason=finish_reason,
-            raw_finish_reason=raw_finish_reason,
-            usage=usage,
-            id=self._id,
-            model=self._model,
+        # Validated as ChatChunk(...) is, without BaseModel.__init__'s frame (once per token).
+        chunk: ChatChunk = ChatChunk.__pydantic_validator__.validate_python(
+            {
+                "text": text,
+                "reasoning": reasoning,
+                "refusal": refusal,
+                "tool_calls": tool_calls or [],
+                "finish_reason": finish_reason,
+                "raw_finish_reason": raw_finish_reason,
+                "usage": usage,
+                "id": self._id,
+                "model": self._model,
+            }
         )
+        return chunk

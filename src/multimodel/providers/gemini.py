@@ -508,16 +508,20 @@ class _GeminiStreamDecoder(SSEStreamDecoder):
             chunk_usage = self._take_usage()
         if not (parts.text or parts.reasoning or deltas or finish or chunk_usage):
             return None
-        return ChatChunk(
-            text=parts.text,
-            reasoning=parts.reasoning,
-            tool_calls=deltas,
-            finish_reason=finish,
-            raw_finish_reason=raw_finish,
-            usage=chunk_usage,
-            id=str(obj.get("responseId") or "") or None,
-            model=str(obj.get("modelVersion") or "") or None,
+        # Validated as ChatChunk(...) is, without BaseModel.__init__'s frame (once per token).
+        chunk: ChatChunk = ChatChunk.__pydantic_validator__.validate_python(
+            {
+                "text": parts.text,
+                "reasoning": parts.reasoning,
+                "tool_calls": deltas,
+                "finish_reason": finish,
+                "raw_finish_reason": raw_finish,
+                "usage": chunk_usage,
+                "id": str(obj.get("responseId") or "") or None,
+                "model": str(obj.get("modelVersion") or "") or None,
+            }
         )
+        return chunk
 
     def on_end(self) -> list[ChatChunk]:
         # Usage that changed after the final chunk (or a stream that never finished) is owed.

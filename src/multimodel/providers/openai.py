@@ -503,7 +503,10 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
             kwargs["finish_reason"] = normalize_finish_reason(raw_finish, refused=self._refused)
         if usage is not None:
             kwargs["usage"] = usage
-        return ChatChunk(**kwargs)
+        # Validated as ChatChunk(**kwargs) is, without BaseModel.__init__'s Python frame
+        # (~4 % of a streamed token's cost).
+        chunk: ChatChunk = ChatChunk.__pydantic_validator__.validate_python(kwargs)
+        return chunk
 
     def _delta_rest(
         self, delta: dict[str, Any], rest: tuple[str, str, list[ToolCallDelta]] | None

@@ -29,6 +29,10 @@ from typing import NamedTuple
 
 __all__ = ["SSEDecoder", "ServerSentEvent"]
 
+# tuple.__new__ directly (in the per-event dispatch): a named tuple's generated __new__ is a
+# Python function, one more frame per streamed token.
+_new_tuple = tuple.__new__
+
 
 class ServerSentEvent(NamedTuple):
     """One dispatched event. ``event`` is ``"message"`` when the stream gave no name.
@@ -100,11 +104,14 @@ class SSEDecoder:
                 if self._id is not None:
                     self._last_id = self._id
                 events.append(
-                    ServerSentEvent(
-                        data[0] if len(data) == 1 else "\n".join(data),
-                        self._event or "message",
-                        self._last_id,
-                        self._retry,
+                    _new_tuple(
+                        ServerSentEvent,
+                        (
+                            data[0] if len(data) == 1 else "\n".join(data),
+                            self._event or "message",
+                            self._last_id,
+                            self._retry,
+                        ),
                     )
                 )
                 data = self._data = []
