@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 from .._core.trace import _BuiltOnRead
 from ..providers.base import Endpoint
-from ..tracking.quality import QualityBook, beta_mean_sd, task_of_tags
+from ..tracking.quality import Evidence, QualityBook, beta_mean_sd, posterior, task_of_tags
 from ..tracking.stats import StatsView
 from ._groups import lazy_thompson
 from ._util import SCORE_TIE, Fleet, LockedRandom, forgiven_error_rate, pick_max_index
@@ -91,7 +91,9 @@ class LearnedQuality:
         ]
         chosen = candidates[pick_max_index(sampled, self._rng, SCORE_TIE)]
         models = [c.model for c in candidates]
-        why = _Why(book.policy.z, task, seen, chosen.model, models, rest, avails, self.factors)
+        why = _Why(
+            book.policy.z, task, lambda: seen, chosen.model, models, rest, avails, self.factors
+        )
         names = [c.name for c in candidates]
         return chosen, LearnedScores(
             len(names), lambda: dict(zip(names, sampled, strict=True)), why, lambda: draws
@@ -138,14 +140,21 @@ class LearnedQuality:
         request = ctx.request
         task = task_of_tags(request.tags if request is not None else None)
         unique = priced.unique
-        posts = book.posteriors(unique, task, book.clock())
+        evidence = _evidence(fleet, unique, task, book)
+        now, h = book.clock(), book.policy.half_life
         draw, rng = book.draw, self._thompson
         f = self.factors
         f_perf, f_qual = f.get("performance", 0.0), f.get("quality", 0.0)
         rests, fastest = priced.rests(f, ranks, best_rank, ctx.input_tokens, ctx.output_tokens)
         # Only the models that can change the choice are drawn (see lazy_thompson).
         draws: list[float | None] = [None] * len(unique)
-        g = lazy_thompson(rests, priced.slots, f_qual, draws, lambda s: draw(*posts[s][:2], rng))
+        g = lazy_thompson(
+            rests,
+            priced.slots,
+            f_qual,
+            draws,
+            lambda s: draw(*posterior(evidence[s], now, h)[:2], rng),
+        )
         if g is not None:
             i = priced.fastest_member(g, ranks, f_perf, self._rng)
         else:  # every model drawn, and no group won alone: score them all (ties at random)
@@ -153,7 +162,8 @@ class LearnedQuality:
                 _sampled(rests, priced.slots, f_qual, draws), ranks, fastest, f_perf, self._rng
             )
         chosen = candidates[i]
-        seen = dict(zip(unique, posts, strict=True))
+        # The posteriors at the time of the choice, for the trace: from the evidence snapshot.
+        seen = lambda: {m: posterior(e, now, h) for m, e in zip(unique, evidence, strict=True)}
         why = _Why(book.policy.z, task, seen, chosen.model, priced.models, rests, None, f)
         shown = priced.shown(candidates, ranks, fastest)
         spare = self._spare
@@ -163,7 +173,7 @@ class LearnedQuality:
             # another source (reading a trace does not move the routing's random stream).
             for s, d in enumerate(draws):
                 if d is None:
-                    draws[s] = draw(*posts[s][:2], spare)
+                    draws[s] = draw(*posterior(evidence[s], now, h)[:2], spare)
             return dict(zip(unique, draws, strict=True))  # type: ignore[arg-type]
 
         def table() -> dict[str, float]:
@@ -209,6 +219,27 @@ class LearnedQuality:
         return rest, avails
 
 
+def _evidence(fleet: Fleet, models: list[str], task: str, book: QualityBook) -> list[Evidence]:
+    """The book's evidence of ``models`` for ``task``, kept per candidate set and task while the
+    book's version is unchanged (an immutable snapshot: see :meth:`QualityBook.evidence`)."""
+    kept: dict[str, tuple[int, list[Evidence]]] | None = fleet.extra.get(_EVIDENCE)
+    if kept is None:
+        kept = fleet.extra[_EVIDENCE] = {}
+    version = book.version
+    found = kept.get(task)
+    if found is not None and found[0] == version:
+        return found[1]
+    if len(kept) >= _TASKS_KEPT:
+        kept.clear()  # bounded: tasks are the application's own names
+    evidence = book.evidence(models, task)
+    kept[task] = (version, evidence)
+    return evidence
+
+
+_EVIDENCE = "evidence"  # Fleet.extra key of the per-task evidence snapshots
+_TASKS_KEPT = 64
+
+
 def _sampled(
     rests: list[float], slots: list[int], f_qual: float, draws: list[float | None]
 ) -> list[float]:
@@ -224,7 +255,7 @@ class _Why(NamedTuple):
 
     z: float
     task: str
-    params: Mapping[str, tuple[float, float, int]]
+    params: Callable[[], Mapping[str, tuple[float, float, int]]]  # each model's, when read
     chosen: str
     models: Sequence[str]  # one per scored row (candidate or group)
     rests: Sequence[float]  # the cost / performance / availability terms of each row
@@ -233,7 +264,7 @@ class _Why(NamedTuple):
 
     def best(self) -> str:
         """The model the posterior means (no sampling) would have chosen."""
-        means = {m: a / (a + b) for m, (a, b, _) in self.params.items()}
+        means = {m: a / (a + b) for m, (a, b, _) in self.params().items()}
         q_mean = self.factors.get("quality", 0.0) / (max(means.values()) or 1.0)
         avails = self.avails or [1.0] * len(self.rests)
         by_mean = [
@@ -245,7 +276,7 @@ class _Why(NamedTuple):
     def text(self) -> str:
         """The note: each model's estimate, uncertainty and samples; exploration or not."""
         parts = []
-        for model, (a, b, n) in self.params.items():
+        for model, (a, b, n) in self.params().items():
             mean, sd = beta_mean_sd(a, b)
             lower = max(0.0, mean - self.z * sd)
             parts.append(f"{model} {mean:.3f}±{sd:.3f} (n={n}, lower {lower:.3f})")

@@ -135,12 +135,18 @@ class ServedResponse(NamedTuple):
     deployment: str
 
 
-@dataclass
-class _Cell:
-    a: float = 0.0  # decayed successes at time ``t``
-    b: float = 0.0  # decayed failures at time ``t``
-    t: float = 0.0
-    n: int = 0
+class _Cell(NamedTuple):
+    """One (model, task)'s evidence; immutable (a score replaces it), so a reader holding one
+    holds a consistent snapshot of it (see :meth:`QualityBook.evidence`)."""
+
+    a: float  # decayed successes at time ``t``
+    b: float  # decayed failures at time ``t``
+    t: float
+    n: int
+
+
+Evidence = tuple[float, float, "_Cell | None"]
+"""A model's prior ``(alpha0, beta0)`` and its evidence for a task (``None``: no score)."""
 
 
 @dataclass
@@ -209,19 +215,14 @@ class QualityBook:
             raise ValueError(f"score must be in [0, 1], got {score!r}")
         h = self.policy.half_life
         with self._lock:
-            cell = self._cells.get((model, task))
-            if cell is None:
-                cell = self._cells[(model, task)] = _Cell(t=at)
+            cell = self._cells.get((model, task)) or _Cell(0.0, 0.0, at, 0)
             if at >= cell.t:  # move the cell's reference time forward, then add at weight 1
                 decay = _decay(at - cell.t, h)
-                cell.a, cell.b, cell.t = cell.a * decay, cell.b * decay, at
-                cell.a += score
-                cell.b += 1.0 - score
+                cell = _Cell(cell.a * decay + score, cell.b * decay + 1.0 - score, at, cell.n + 1)
             else:  # a late score: weighted as it would have been, relative to the cell's time
                 w = _decay(cell.t - at, h)
-                cell.a += score * w
-                cell.b += (1.0 - score) * w
-            cell.n += 1
+                cell = _Cell(cell.a + score * w, cell.b + (1.0 - score) * w, cell.t, cell.n + 1)
+            self._cells[(model, task)] = cell
             self.version += 1
 
     # -- reading -------------------------------------------------------------------------
@@ -252,18 +253,18 @@ class QualityBook:
     ) -> list[tuple[float, float, int]]:
         """:meth:`params` of several models for ``task`` at ``now``, in one loop (the router
         asks on every learned choice: one method call, not three per model)."""
-        cells, priors, h = self._cells, self._priors, self.policy.half_life
-        out: list[tuple[float, float, int]] = []
+        h = self.policy.half_life
+        return [posterior(entry, now, h) for entry in self.evidence(models, task)]
+
+    def evidence(self, models: Sequence[str], task: str) -> list[Evidence]:
+        """Each model's prior and evidence for ``task`` as of now: a snapshot (the evidence
+        is immutable) that :func:`posterior` turns into the posterior at any time. It changes
+        only with :attr:`version`, so a router keeps it while the version is unchanged."""
+        cells, priors = self._cells, self._priors
+        out: list[Evidence] = []
         for model in models:
             a0, b0 = priors.get(model) or self.prior_params(model)
-            cell = cells.get((model, task))
-            if cell is None:
-                out.append((a0, b0, 0))
-                continue
-            elapsed = now - cell.t
-            # 2 ** (-elapsed / h), as _decay (an infinite half-life gives 2 ** -0.0 == 1.0).
-            decay = 2.0 ** (-elapsed / h) if elapsed > 0.0 else 1.0
-            out.append((a0 + cell.a * decay, b0 + cell.b * decay, cell.n))
+            out.append((a0, b0, cells.get((model, task))))
         return out
 
     def estimate(
@@ -301,6 +302,17 @@ class QualityBook:
         """Whether any of ``models`` received a score (for any task)."""
         wanted = set(models)
         return any(model in wanted for model, _ in self._cells)
+
+
+def posterior(entry: Evidence, now: float, half_life: float) -> tuple[float, float, int]:
+    """``(alpha, beta, samples)`` at ``now`` of a model's :meth:`QualityBook.evidence`."""
+    a0, b0, cell = entry
+    if cell is None:
+        return a0, b0, 0
+    elapsed = now - cell.t
+    # 2 ** (-elapsed / h), as _decay (an infinite half-life gives 2 ** -0.0 == 1.0).
+    decay = 2.0 ** (-elapsed / half_life) if elapsed > 0.0 else 1.0
+    return a0 + cell.a * decay, b0 + cell.b * decay, cell.n
 
 
 def beta_mean_sd(a: float, b: float) -> tuple[float, float]:
