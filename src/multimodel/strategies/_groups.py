@@ -21,7 +21,7 @@ from typing import NamedTuple
 from ..providers.base import Endpoint
 from ._util import SCORE_TIE, LockedRandom, Picker, pick_min_index, picker
 
-__all__ = ["PricedGroups", "priced_groups"]
+__all__ = ["PricedGroups", "lazy_thompson", "priced_groups"]
 
 _Entry = tuple[float | None, float, float]  # input and output price per token, quality
 
@@ -96,17 +96,21 @@ class PricedGroups(NamedTuple):
         floor = max(scores) - SCORE_TIE
         count = sum(map(floor.__le__, scores))
         if count == 1:  # the common case: one group wins; pick among its fastest, in C
-            g = scores.index(max(scores))
-            members = self.members[g]
-            if not f_perf:
-                return members[rng.index(len(members))]
-            return members[pick_min_index(list(self.pickers[g](ranks)), rng)]
+            return self.fastest_member(scores.index(max(scores)), ranks, f_perf, rng)
         pool: list[int] = []
         for members, k, score in zip(self.members, fastest, scores, strict=True):
             if score >= floor:
                 # Without a performance factor every member of the group scores the same.
                 pool.extend(members if not f_perf else [i for i in members if ranks[i] == k])
         return pool[0] if len(pool) == 1 else pool[rng.index(len(pool))]
+
+    def fastest_member(self, g: int, ranks: list[float], f_perf: float, rng: LockedRandom) -> int:
+        """The position of group ``g``'s fastest member (a random one among exact ties; any
+        member without a performance factor): :meth:`member` when ``g`` alone wins."""
+        members = self.members[g]
+        if not f_perf:
+            return members[rng.index(len(members))]
+        return members[pick_min_index(list(self.pickers[g](ranks)), rng)]
 
     def shown(
         self, candidates: Sequence[Endpoint], ranks: list[float], fastest: list[float]
@@ -123,6 +127,65 @@ class PricedGroups(NamedTuple):
             return out
 
         return table
+
+
+def lazy_thompson(
+    rests: list[float],
+    slots: list[int],
+    f_qual: float,
+    draws: list[float | None],
+    draw: Callable[[int], float],
+) -> int | None:
+    """The group that wins a Thompson-sampled choice, drawing only the models that can matter.
+
+    Group ``g`` scores ``rests[g] + f_qual * d[slots[g]] / M``: its terms without quality plus
+    its model's sampled quality ``d`` (``draw(slot)``, stored into ``draws``) normalized by the
+    highest draw ``M`` of every model. Models are drawn in order of their groups' best possible
+    score (``rest + f_qual``); the winner is known, exactly, before every model is drawn once
+
+    * one drawn group beats every other drawn group by more than :data:`SCORE_TIE` both at
+      ``M = 1`` and at ``M =`` the highest draw so far (the final ``M`` lies between, and each
+      score is linear in ``1 / M``, so the order at both ends holds in between), and
+    * no group left can reach it: ``rest + f_qual`` (a sampled term is at most ``f_qual``) is
+      below the winner's lowest possible score (at ``M = 1``) by more than the tie tolerance.
+
+    The choice is then the one drawing every model would make, whatever the undrawn models
+    would draw (they are independent of it): the same distribution, fewer draws. Returns
+    ``None`` when every model had to be drawn and no group wins alone (the caller then scores
+    the groups as usual, ties included); ``draws`` holds what was drawn (``None``: not drawn).
+    """
+    tie = 2.0 * SCORE_TIE  # a margin for the float rounding between the two ends
+    order = sorted(range(len(rests)), key=rests.__getitem__, reverse=True)
+    top = 0.0  # the highest draw so far: M is at least this
+    last = len(order) - 1
+    for k, g in enumerate(order):
+        s = slots[g]
+        if draws[s] is None:
+            d = draws[s] = draw(s)
+            top = max(top, d)
+        if k == last or top <= 0.0:
+            continue  # no bound yet when every draw so far is 0 (M unknown): draw on
+        reach = rests[order[k + 1]] + f_qual + tie  # the best a group left could score
+        scale = f_qual / top
+        best = -1
+        low = high = 0.0  # the leader's score at M = 1 and at M = top
+        for h in order[: k + 1]:
+            q = draws[slots[h]]
+            assert q is not None
+            lo, hi = rests[h] + f_qual * q, rests[h] + scale * q
+            if best < 0:
+                best, low, high = h, lo, hi
+            elif lo > low and hi > high:
+                if lo - low <= tie or hi - high <= tie:
+                    best = -2  # a near tie between drawn groups: not decided yet
+                    break
+                best, low, high = h, lo, hi
+            elif lo >= low - tie or hi >= high - tie:
+                best = -2  # the order flips within [top, 1], or a near tie
+                break
+        if best >= 0 and low > reach:
+            return best
+    return None
 
 
 def priced_groups(

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 from .._core.trace import _BuiltOnRead
 from ..providers.base import Endpoint
-from ..tracking.quality import QualityBook, beta_mean_sd, task_of_tags
+from ..tracking.quality import Evidence, QualityBook, beta_mean_sd, posterior, task_of_tags
 from ..tracking.stats import StatsView
+from ._groups import lazy_thompson
 from ._util import SCORE_TIE, Fleet, LockedRandom, forgiven_error_rate, pick_max_index
 from .base import RouteContext
 from .response_time import expected_latency, speed_ranks
@@ -54,6 +55,9 @@ class LearnedQuality:
         """No book yet (routing uses the catalog's quality until :meth:`attach_quality`)."""
         self._quality: QualityBook | None = None
         self._thompson = random.Random(seed)  # posterior draws
+        # Draws made only to show the scores of models a choice did not need (see
+        # _learned_fast), from their own stream: reading a trace changes no later choice.
+        self._spare = random.Random(None if seed is None else f"{seed}/trace")
 
     def attach_quality(self, book: QualityBook) -> None:
         """Route on ``book``'s learned quality (the client calls this; one book per strategy)."""
@@ -87,10 +91,12 @@ class LearnedQuality:
         ]
         chosen = candidates[pick_max_index(sampled, self._rng, SCORE_TIE)]
         models = [c.model for c in candidates]
-        why = _Why(book.policy.z, task, seen, chosen.model, models, rest, avails, self.factors)
+        why = _Why(
+            book.policy.z, task, lambda: seen, chosen.model, models, rest, avails, self.factors
+        )
         names = [c.name for c in candidates]
         return chosen, LearnedScores(
-            len(names), lambda: dict(zip(names, sampled, strict=True)), why
+            len(names), lambda: dict(zip(names, sampled, strict=True)), why, lambda: draws
         )
 
     def _draws(
@@ -134,19 +140,47 @@ class LearnedQuality:
         request = ctx.request
         task = task_of_tags(request.tags if request is not None else None)
         unique = priced.unique
-        posts = book.posteriors(unique, task, book.clock())
+        evidence = _evidence(fleet, unique, task, book)
+        now, h = book.clock(), book.policy.half_life
         draw, rng = book.draw, self._thompson
-        draws = [draw(a, b, rng) for a, b, _ in posts]
         f = self.factors
+        f_perf, f_qual = f.get("performance", 0.0), f.get("quality", 0.0)
         rests, fastest = priced.rests(f, ranks, best_rank, ctx.input_tokens, ctx.output_tokens)
-        q_draw = f.get("quality", 0.0) / (max(draws) or 1.0)
-        sampled = [r + q_draw * draws[s] for r, s in zip(rests, priced.slots, strict=True)]
-        i = priced.member(sampled, ranks, fastest, f.get("performance", 0.0), self._rng)
+        # Only the models that can change the choice are drawn (see lazy_thompson).
+        draws: list[float | None] = [None] * len(unique)
+        g = lazy_thompson(
+            rests,
+            priced.slots,
+            f_qual,
+            draws,
+            lambda s: draw(*posterior(evidence[s], now, h)[:2], rng),
+        )
+        if g is not None:
+            i = priced.fastest_member(g, ranks, f_perf, self._rng)
+        else:  # every model drawn, and no group won alone: score them all (ties at random)
+            i = priced.member(
+                _sampled(rests, priced.slots, f_qual, draws), ranks, fastest, f_perf, self._rng
+            )
         chosen = candidates[i]
-        seen = dict(zip(unique, posts, strict=True))
+        # The posteriors at the time of the choice, for the trace: from the evidence snapshot.
+        seen = lambda: {m: posterior(e, now, h) for m, e in zip(unique, evidence, strict=True)}
         why = _Why(book.policy.z, task, seen, chosen.model, priced.models, rests, None, f)
         shown = priced.shown(candidates, ranks, fastest)
-        return chosen, LearnedScores(len(rests), lambda: shown(sampled), why)
+        spare = self._spare
+
+        def samples() -> dict[str, float]:
+            # The models not drawn could not change the choice: drawn now, for the trace, from
+            # another source (reading a trace does not move the routing's random stream).
+            for s, d in enumerate(draws):
+                if d is None:
+                    draws[s] = draw(*posterior(evidence[s], now, h)[:2], spare)
+            return dict(zip(unique, draws, strict=True))  # type: ignore[arg-type]
+
+        def table() -> dict[str, float]:
+            samples()
+            return shown(_sampled(rests, priced.slots, f_qual, draws))
+
+        return chosen, LearnedScores(len(rests), table, why, samples)
 
     def _parts(
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
@@ -185,6 +219,35 @@ class LearnedQuality:
         return rest, avails
 
 
+def _evidence(fleet: Fleet, models: list[str], task: str, book: QualityBook) -> list[Evidence]:
+    """The book's evidence of ``models`` for ``task``, kept per candidate set and task while the
+    book's version is unchanged (an immutable snapshot: see :meth:`QualityBook.evidence`)."""
+    kept: dict[str, tuple[int, list[Evidence]]] | None = fleet.extra.get(_EVIDENCE)
+    if kept is None:
+        kept = fleet.extra[_EVIDENCE] = {}
+    version = book.version
+    found = kept.get(task)
+    if found is not None and found[0] == version:
+        return found[1]
+    if len(kept) >= _TASKS_KEPT:
+        kept.clear()  # bounded: tasks are the application's own names
+    evidence = book.evidence(models, task)
+    kept[task] = (version, evidence)
+    return evidence
+
+
+_EVIDENCE = "evidence"  # Fleet.extra key of the per-task evidence snapshots
+_TASKS_KEPT = 64
+
+
+def _sampled(
+    rests: list[float], slots: list[int], f_qual: float, draws: list[float | None]
+) -> list[float]:
+    """Each group's score given every model's draw (normalized by the highest)."""
+    q_draw = f_qual / (max(draws) or 1.0)  # type: ignore[type-var]  # all drawn here
+    return [r + q_draw * draws[s] for r, s in zip(rests, slots, strict=True)]  # type: ignore[operator]
+
+
 class _Why(NamedTuple):
     """What a learned choice was made on, kept to explain it when the trace is read: each
     model's posterior, the chosen model, and the scores without quality (with the factors)
@@ -192,7 +255,7 @@ class _Why(NamedTuple):
 
     z: float
     task: str
-    params: Mapping[str, tuple[float, float, int]]
+    params: Callable[[], Mapping[str, tuple[float, float, int]]]  # each model's, when read
     chosen: str
     models: Sequence[str]  # one per scored row (candidate or group)
     rests: Sequence[float]  # the cost / performance / availability terms of each row
@@ -201,7 +264,7 @@ class _Why(NamedTuple):
 
     def best(self) -> str:
         """The model the posterior means (no sampling) would have chosen."""
-        means = {m: a / (a + b) for m, (a, b, _) in self.params.items()}
+        means = {m: a / (a + b) for m, (a, b, _) in self.params().items()}
         q_mean = self.factors.get("quality", 0.0) / (max(means.values()) or 1.0)
         avails = self.avails or [1.0] * len(self.rests)
         by_mean = [
@@ -213,7 +276,7 @@ class _Why(NamedTuple):
     def text(self) -> str:
         """The note: each model's estimate, uncertainty and samples; exploration or not."""
         parts = []
-        for model, (a, b, n) in self.params.items():
+        for model, (a, b, n) in self.params().items():
             mean, sd = beta_mean_sd(a, b)
             lower = max(0.0, mean - self.z * sd)
             parts.append(f"{model} {mean:.3f}±{sd:.3f} (n={n}, lower {lower:.3f})")
@@ -233,13 +296,20 @@ class LearnedScores(_BuiltOnRead):
     was exploration) for the routing trace's ``notes``; ``explored`` is that flag. Both are
     worked out only when read: a choice costs the draws and the scores, nothing more."""
 
-    __slots__ = ("_build", "_dict", "_len", "_why")
+    __slots__ = ("_build", "_dict", "_len", "_samples", "_why")
 
-    def __init__(self, size: int, build: Callable[[], dict[str, float]], why: _Why) -> None:
+    def __init__(
+        self,
+        size: int,
+        build: Callable[[], dict[str, float]],
+        why: _Why,
+        samples: Callable[[], dict[str, float]],
+    ) -> None:
         self._len = size
         self._build = build
         self._dict: dict[str, float] | None = None
         self._why = why
+        self._samples = samples
 
     def _table(self) -> dict[str, float]:
         table = self._dict
@@ -254,6 +324,11 @@ class LearnedScores(_BuiltOnRead):
     def note(self) -> str:
         """Why this model was chosen (see the class docstring)."""
         return self._why.text()
+
+    @property
+    def samples(self) -> dict[str, float]:
+        """Each model's sampled quality (0-1) the scores were computed with."""
+        return dict(self._samples())
 
     @property
     def explored(self) -> bool:

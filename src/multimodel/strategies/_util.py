@@ -250,8 +250,12 @@ class Fleet:
         # Whether every candidate has a latency estimate, for non-streamed and for streamed
         # requests: once true it stays true (see ``response_time.measured_ranks``).
         self.measured = [False, False]
-        # Per kind: (Tracker.ranked when last looked, positions without a rank key, with one).
-        self.unmeasured: list[tuple[int, list[int], list[int]]] = [(-1, [], []), (-1, [], [])]
+        # Per kind: (Tracker.ranked when last looked, positions without a rank key, a picker of
+        # those with one, or None).
+        self.unmeasured: list[tuple[int, list[int], Picker | None]] = [
+            (-1, [], None),
+            (-1, [], None),
+        ]
         self.extra: dict[object, Any] = {}  # strategy-specific derived data
 
 

@@ -21,7 +21,6 @@ tracker are scored one candidate at a time.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
 from typing import Any
@@ -36,6 +35,7 @@ from ._util import (
     Prober,
     pick_min,
     pick_min_index,
+    picker,
     probe_scores,
 )
 from .base import RouteContext, register_strategy
@@ -142,21 +142,23 @@ def speed_ranks(fleet: Fleet, ctx: RouteContext, ranked: int) -> list[float] | N
     if cells is None or (not stream and ctx.output_tokens >= LONG_GENERATION):
         return None
     rank_of = _STREAM_RANK if stream else _LATENCY_RANK
+    ranks: list[Any] = list(map(rank_of, cells))
     if fleet.measured[stream]:
-        return list(map(rank_of, cells))
-    seen_at, _, present = fleet.unmeasured[stream]
+        return ranks
+    seen_at, missing, pick = fleet.unmeasured[stream]
     if seen_at != ranked:
-        ranks: list[Any] = list(map(rank_of, cells))
         missing = [i for i, k in enumerate(ranks) if k is None]
-        present = [i for i, k in enumerate(ranks) if k is not None]
-        fleet.unmeasured[stream] = (ranked, missing, present)
         if not missing:
             fleet.measured[stream] = True  # estimates are never forgotten
             return ranks
-    # Read only the measured records; the others get the best rank.
-    known = list(map(rank_of, map(cells.__getitem__, present)))
-    ranks = [min(known) if known else 0.0] * len(cells)
-    deque(map(ranks.__setitem__, present, known), maxlen=0)  # in C
+        present = [i for i, k in enumerate(ranks) if k is not None]
+        pick = picker(present) if present else None
+        fleet.unmeasured[stream] = (ranked, missing, pick)
+    # The unmeasured get the best measured rank; the measured are read in one C call (an
+    # itemgetter over the list), the few missing filled in a loop (no per-item method calls).
+    best = 0.0 if pick is None else min(pick(ranks))
+    for i in missing:
+        ranks[i] = best
     return ranks
 
 

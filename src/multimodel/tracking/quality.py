@@ -135,12 +135,18 @@ class ServedResponse(NamedTuple):
     deployment: str
 
 
-@dataclass
-class _Cell:
-    a: float = 0.0  # decayed successes at time ``t``
-    b: float = 0.0  # decayed failures at time ``t``
-    t: float = 0.0
-    n: int = 0
+class _Cell(NamedTuple):
+    """One (model, task)'s evidence; immutable (a score replaces it), so a reader holding one
+    holds a consistent snapshot of it (see :meth:`QualityBook.evidence`)."""
+
+    a: float  # decayed successes at time ``t``
+    b: float  # decayed failures at time ``t``
+    t: float
+    n: int
+
+
+Evidence = tuple[float, float, "_Cell | None"]
+"""A model's prior ``(alpha0, beta0)`` and its evidence for a task (``None``: no score)."""
 
 
 @dataclass
@@ -209,19 +215,14 @@ class QualityBook:
             raise ValueError(f"score must be in [0, 1], got {score!r}")
         h = self.policy.half_life
         with self._lock:
-            cell = self._cells.get((model, task))
-            if cell is None:
-                cell = self._cells[(model, task)] = _Cell(t=at)
+            cell = self._cells.get((model, task)) or _Cell(0.0, 0.0, at, 0)
             if at >= cell.t:  # move the cell's reference time forward, then add at weight 1
                 decay = _decay(at - cell.t, h)
-                cell.a, cell.b, cell.t = cell.a * decay, cell.b * decay, at
-                cell.a += score
-                cell.b += 1.0 - score
+                cell = _Cell(cell.a * decay + score, cell.b * decay + 1.0 - score, at, cell.n + 1)
             else:  # a late score: weighted as it would have been, relative to the cell's time
                 w = _decay(cell.t - at, h)
-                cell.a += score * w
-                cell.b += (1.0 - score) * w
-            cell.n += 1
+                cell = _Cell(cell.a + score * w, cell.b + (1.0 - score) * w, cell.t, cell.n + 1)
+            self._cells[(model, task)] = cell
             self.version += 1
 
     # -- reading -------------------------------------------------------------------------
@@ -252,18 +253,18 @@ class QualityBook:
     ) -> list[tuple[float, float, int]]:
         """:meth:`params` of several models for ``task`` at ``now``, in one loop (the router
         asks on every learned choice: one method call, not three per model)."""
-        cells, priors, h = self._cells, self._priors, self.policy.half_life
-        out: list[tuple[float, float, int]] = []
+        h = self.policy.half_life
+        return [posterior(entry, now, h) for entry in self.evidence(models, task)]
+
+    def evidence(self, models: Sequence[str], task: str) -> list[Evidence]:
+        """Each model's prior and evidence for ``task`` as of now: a snapshot (the evidence
+        is immutable) that :func:`posterior` turns into the posterior at any time. It changes
+        only with :attr:`version`, so a router keeps it while the version is unchanged."""
+        cells, priors = self._cells, self._priors
+        out: list[Evidence] = []
         for model in models:
             a0, b0 = priors.get(model) or self.prior_params(model)
-            cell = cells.get((model, task))
-            if cell is None:
-                out.append((a0, b0, 0))
-                continue
-            elapsed = now - cell.t
-            # 2 ** (-elapsed / h), as _decay (an infinite half-life gives 2 ** -0.0 == 1.0).
-            decay = 2.0 ** (-elapsed / h) if elapsed > 0.0 else 1.0
-            out.append((a0 + cell.a * decay, b0 + cell.b * decay, cell.n))
+            out.append((a0, b0, cells.get((model, task))))
         return out
 
     def estimate(
@@ -303,6 +304,17 @@ class QualityBook:
         return any(model in wanted for model, _ in self._cells)
 
 
+def posterior(entry: Evidence, now: float, half_life: float) -> tuple[float, float, int]:
+    """``(alpha, beta, samples)`` at ``now`` of a model's :meth:`QualityBook.evidence`."""
+    a0, b0, cell = entry
+    if cell is None:
+        return a0, b0, 0
+    elapsed = now - cell.t
+    # 2 ** (-elapsed / h), as _decay (an infinite half-life gives 2 ** -0.0 == 1.0).
+    decay = 2.0 ** (-elapsed / half_life) if elapsed > 0.0 else 1.0
+    return a0 + cell.a * decay, b0 + cell.b * decay, cell.n
+
+
 def beta_mean_sd(a: float, b: float) -> tuple[float, float]:
     """The mean and standard deviation of Beta(a, b)."""
     total = a + b
@@ -314,6 +326,7 @@ _LOG4 = math.log(4.0)
 _BB_SQUEEZE = 1.0 + math.log(5.0)
 _EXP_MAX = 709.0  # math.exp overflows just above this
 _FLOAT_MAX = sys.float_info.max
+_log, _exp, _sqrt = math.log, math.exp, math.sqrt  # module globals: one lookup each
 
 
 def beta_draw(a: float, b: float, random: Callable[[], float]) -> float:
@@ -329,22 +342,22 @@ def beta_draw(a: float, b: float, random: Callable[[], float]) -> float:
     lo, hi = (a, b) if a <= b else (b, a)
     alpha = lo + hi
     if lo > 1.0:  # BB
-        beta = math.sqrt((alpha - 2.0) / (2.0 * lo * hi - alpha))
+        beta = _sqrt((alpha - 2.0) / (2.0 * lo * hi - alpha))
         gamma = lo + 1.0 / beta
         while True:
             u1 = random()
             if not u1:  # log(0): draw again (probability 2**-53)
                 continue
             u2 = random()
-            v = beta * math.log(u1 / (1.0 - u1))
-            w = lo * math.exp(v)  # v < 37 here: beta <= 1
+            v = beta * _log(u1 / (1.0 - u1))
+            w = lo * _exp(v)  # v < 37 here: beta <= 1
             z = u1 * u1 * u2
             r = gamma * v - _LOG4
             s = lo + r - w
             if s + _BB_SQUEEZE >= 5.0 * z:
                 break
-            t = math.log(z)
-            if s > t or r + alpha * math.log(alpha / (hi + w)) >= t:
+            t = _log(z)
+            if s > t or r + alpha * _log(alpha / (hi + w)) >= t:
                 break
         return w / (hi + w) if a == lo else hi / (hi + w)
     # BC: the smaller parameter is at most 1
@@ -365,25 +378,21 @@ def beta_draw(a: float, b: float, random: Callable[[], float]) -> float:
         else:
             z = u1 * u1 * u2
             if z <= 0.25:
-                v = beta * math.log(u1 / (1.0 - u1))
-                w = _bc_w(hi, v)
+                v = beta * _log(u1 / (1.0 - u1))
+                # hi * exp(v), capped at the largest float as R does (v reaches hundreds when
+                # the smaller parameter is tiny and u1 is within 1e-6 of 1); inline: a call
+                # per draw is a tenth of its cost.
+                w = hi * _exp(v) if v <= _EXP_MAX else _FLOAT_MAX
+                w = min(w, _FLOAT_MAX)
                 break
             if z >= k2:
                 continue
-        v = beta * math.log(u1 / (1.0 - u1))
-        w = _bc_w(hi, v)
-        if alpha * (math.log(alpha / (lo + w)) + v) - _LOG4 >= math.log(z):
+        v = beta * _log(u1 / (1.0 - u1))
+        w = hi * _exp(v) if v <= _EXP_MAX else _FLOAT_MAX  # as above
+        w = min(w, _FLOAT_MAX)
+        if alpha * (_log(alpha / (lo + w)) + v) - _LOG4 >= _log(z):
             break
     return lo / (lo + w) if a == lo else w / (lo + w)
-
-
-def _bc_w(hi: float, v: float) -> float:
-    """``hi * exp(v)``, capped at the largest float as R does (``v`` reaches hundreds when
-    the smaller parameter is tiny and ``u1`` is within 1e-6 of 1)."""
-    if v > _EXP_MAX:
-        return _FLOAT_MAX
-    w = hi * math.exp(v)
-    return min(_FLOAT_MAX, w)
 
 
 def _decay(elapsed: float, half_life: float) -> float:
