@@ -229,7 +229,8 @@ class Adaptive:
         by ``peak_weight``, the idle decay floored. One inlined pass: with :meth:`_costs`,
         this is the whole price of a choice (``benchmarks/run.py --only route``)."""
         stream = ctx.stream
-        plain = not stream and ctx.output_tokens < LONG_GENERATION
+        tokens = ctx.output_tokens
+        plain = not stream and tokens < LONG_GENERATION
         peak_weight, idle_floor, tau, sent = (
             self.peak_weight,
             self.idle_floor,
@@ -240,7 +241,10 @@ class Adaptive:
         lats: list[float | None] = []
         add = lats.append
         for c, cell in zip(candidates, cells, strict=True):
-            if plain:
+            # A deployment whose latency was learned against its answers' lengths: the recent
+            # latency taken to this request's length (see tracking.lengths), 0 otherwise.
+            per_token = 0.0 if stream else cell.length_per_token
+            if plain or per_token:
                 latency = cell.latency_estimate(now)
                 base = cell.ewma_latency
             else:  # streams (time to first token) and long generations (time per token)
@@ -250,16 +254,17 @@ class Adaptive:
                     base = cell.ewma_latency
             if latency is None or base is None:
                 add(latency)
-            elif latency > base:
-                add(base + peak_weight * (latency - base))
+                continue
+            if latency > base:
+                latency = base + peak_weight * (latency - base)
             else:
                 # The floor: the plain EWMA, or the time-weighted estimate when lower: after a
                 # pause (a brownout that ended) one fast answer moves it most of the way, where
                 # the plain EWMA needs several (each after another idle wait: a recovered
                 # deployment took a minute to get its traffic back).
                 recent = cell.latency_recent(stream)
-                if recent is not None and recent < base:
-                    base = recent
+                if recent is not None:
+                    base = min(base, recent)
                 floor = base * idle_floor
                 if tau:
                     last = sent.get(c.name)
@@ -267,7 +272,9 @@ class Adaptive:
                         sent[c.name] = now
                     elif now > last:
                         floor *= math.exp((last - now) / tau)
-                add(max(floor, latency))
+                latency = max(floor, latency)
+            # Every estimate above is at the recent answers' length: taken to this request's.
+            add(latency * (cell.length_share + per_token * tokens) if per_token else latency)
         return lats
 
     def _costs(
