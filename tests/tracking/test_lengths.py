@@ -57,12 +57,15 @@ def test_solved_once_per_batch() -> None:
 def test_factor_takes_the_recent_latency_to_a_requests_length() -> None:
     fit = LengthFit()
     lengths = [50, 1500, 50, 50, 1500, 50, 1500, 50] * 4
-    recent = None
+    recent: float | None = None
     for tokens in lengths:
         latency = 0.15 + 0.004 * tokens
-        fit.add(tokens, latency, tokens)
         # the tracker's latency EWMA (same weight): linear, so it is the line at t-bar
         recent = latency if recent is None else recent + 0.3 * (latency - recent)
+        if not fit.slope and fit.add(tokens, latency, tokens):
+            fit.start(recent)  # as the tracker does when a slope is first found
+        elif fit.slope:
+            fit.add(tokens, latency, tokens)
     assert recent is not None
     for tokens in (50, 400, 1500):
         factor = fit.share + fit.per_token * tokens

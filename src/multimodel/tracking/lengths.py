@@ -44,7 +44,8 @@ class LengthFit:
     Attributes:
         overhead: the fitted seconds of an answer of no tokens (``>= 0``).
         slope: the fitted seconds per output token (``>= 0``; 0 until the lengths vary).
-        tokens: the smoothed output tokens of recent answers (``t̄``; -1 before any).
+        tokens: the smoothed output tokens of recent answers (``t̄``; followed while
+            :attr:`slope` is not 0, -1 before).
         requested: the smoothed output tokens those requests were routed with.
         base: :attr:`overhead` ``+`` :attr:`slope` ``× t̄``: the latency the line gives the
             answers the recent latency was measured on.
@@ -56,6 +57,7 @@ class LengthFit:
 
     __slots__ = (
         "_batch",
+        "_br",
         "_bt",
         "_btt",
         "_bty",
@@ -76,7 +78,7 @@ class LengthFit:
 
     def __init__(self) -> None:
         self._batch = 0
-        self._bt = self._btt = self._by = self._bty = 0.0  # the batch being summed
+        self._bt = self._btt = self._by = self._bty = self._br = 0.0  # the batch being summed
         self._w = self._t = self._tt = self._y = self._ty = 0.0  # the decayed sums before it
         self.overhead = 0.0
         self.slope = 0.0
@@ -86,27 +88,31 @@ class LengthFit:
         self.share = 1.0
         self.per_token = 0.0
 
-    def add(self, tokens: int, latency: float, requested: int | None = None) -> None:
+    def add(self, tokens: int, latency: float, requested: int | None = None) -> float:
         """One successful answer of ``tokens`` output tokens that took ``latency`` seconds, to
         a request routed with ``requested`` expected output tokens (``None``: unknown, taken
-        as ``tokens``)."""
+        as ``tokens``). Returns :attr:`slope` (0: no length effect, nothing else to read).
+
+        The tracker pays this on every answer: a few additions while there is no slope (the
+        smoothed lengths are followed only while they matter, and start from the batch that
+        found the slope); the line is solved once per :data:`BATCH`."""
+        asked = requested or tokens
         self._bt += tokens
         self._btt += tokens * tokens
         self._by += latency
         self._bty += tokens * latency
-        self._batch = batch = self._batch + 1
-        if batch >= BATCH:
-            self._solve()
-        asked = tokens if requested is None or requested <= 0 else requested
-        m = self.tokens
-        if m < 0.0:
-            self.tokens, self.requested = float(tokens), float(asked)
-        else:
+        self._br += asked
+        self._batch += 1
+        active = self.slope
+        if active:
+            m = self.tokens
             self.tokens = m + ALPHA * (tokens - m)
-            r = self.requested
-            self.requested = r + ALPHA * (asked - r)
-        if self.slope:
+            self.requested += ALPHA * (asked - self.requested)
+        if self._batch >= BATCH:
+            self._solve()
+        elif active:
             self._factor()
+        return self.slope
 
     def expected(self, tokens: float) -> float:
         """The line's latency for an answer of ``tokens`` output tokens."""
@@ -134,8 +140,11 @@ class LengthFit:
         self._tt = stt = self._tt * keep + self._btt
         self._y = sy = self._y * keep + self._by
         self._ty = sty = self._ty * keep + self._bty
+        # The smoothed lengths start from the batch's means when a slope is found (transient:
+        # the tracker's latency EWMA has seen the last few answers with their own weights).
+        batch_t, batch_r, batch = self._bt, self._br, self._batch
         self._batch = 0
-        self._bt = self._btt = self._by = self._bty = 0.0
+        self._bt = self._btt = self._by = self._bty = self._br = 0.0
         mean_t, mean_y = st / w, sy / w
         var = max(stt / w - mean_t * mean_t, 0.0)
         cov = sty / w - mean_t * mean_y
@@ -149,5 +158,17 @@ class LengthFit:
         overhead = mean_y - slope * mean_t
         if overhead < 0.0:  # a line through the origin at the mean: latency proportional
             overhead, slope = 0.0, mean_y / mean_t
+        if not self.slope:
+            self.tokens, self.requested = batch_t / batch, batch_r / batch
         self.overhead, self.slope = overhead, slope
         self._factor()
+
+    def start(self, recent: float) -> None:
+        """Align :attr:`tokens` with ``recent``, the latency EWMA of the same answers (same
+        weight), when a slope is first found: linear in the lengths, it is the line at the
+        smoothed length, so ``t̄ = (recent - overhead) / slope``."""
+        if self.slope and self.tokens > 0.0:
+            ratio = self.requested / self.tokens
+            self.tokens = max((recent - self.overhead) / self.slope, 0.0)
+            self.requested = self.tokens * ratio
+            self._factor()

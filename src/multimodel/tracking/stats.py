@@ -366,10 +366,13 @@ class Tracker:
                 # the recent length (one long answer is not a slow deployment), the plain EWMA
                 # stays linear in the lengths (see tracking.lengths).
                 lengths = cell.length_fit
-                lengths.add(usage.output_tokens, latency, outcome.requested_tokens)
-                cell.length_share, cell.length_per_token = lengths.share, lengths.per_token
-                if lengths.slope:
+                if lengths.add(usage.output_tokens, latency, outcome.requested_tokens):
+                    if not cell.length_per_token:  # a slope found: t-bar from the EWMA
+                        lengths.start(cell.ewma_latency)
+                    cell.length_share, cell.length_per_token = lengths.share, lengths.per_token
                     sample = lengths.normalized(usage.output_tokens, latency)
+                elif cell.length_per_token:  # the lengths stopped varying
+                    cell.length_share, cell.length_per_token = 1.0, 0.0
             peak = cell.peak_latency
             peak.update(sample, now)
             if cell.latency_rank is None:
