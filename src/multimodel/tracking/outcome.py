@@ -38,8 +38,8 @@ class Outcome(NamedTuple):
         cost_breakdown: the :class:`~multimodel.tracking.cost.CostBreakdown` behind ``cost``.
         response_id: the answer's own id (``ChatResponse.id``), for feedback that names it.
         requested_tokens: the output tokens the request was routed with (its ``max_tokens``,
-            or the default estimate): with ``usage``, how long this deployment's answers are
-            for what was asked (:mod:`multimodel.tracking.lengths`).
+        or the default estimate): with ``usage``, how long this deployment's answers are for
+        what was asked (:mod:`multimodel.tracking.lengths`).
     """
 
     deployment: str
