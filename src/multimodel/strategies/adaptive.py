@@ -79,7 +79,6 @@ import heapq
 import math
 from collections.abc import Mapping, Sequence
 from operator import attrgetter, methodcaller
-from typing import cast
 
 from .._core.trace import LazyScores
 from ..providers.base import Endpoint
@@ -217,7 +216,8 @@ class Adaptive:
 
         Unmeasured candidates are scored at ``prior``, by default the best measured estimate
         (optimistic, so they get probed)."""
-        cells = list(map(stats.get, map(_NAME, candidates)))  # in C
+        get = stats.get
+        cells = [get(c.name) for c in candidates]
         lats = self._latencies(candidates, cells, stats, ctx, now)
         if prior is None:
             prior = _best(lats, self.default_latency)
@@ -269,8 +269,8 @@ class Adaptive:
                 # the plain EWMA needs several (each after another idle wait: a recovered
                 # deployment took a minute to get its traffic back).
                 recent = cell.latency_recent(stream)
-                if recent is not None:
-                    base = min(base, recent)
+                if recent is not None and recent < base:
+                    base = recent
                 floor = base * idle_floor
                 if tau:
                     last = sent.get(c.name)
@@ -396,9 +396,9 @@ class Adaptive:
         third of the 429s to a full deployment while another had free slots."""
         best = min(costs)
         floor = max(best * self.tie, best + TIE_SECONDS)
-        if sum(map(floor.__ge__, costs)) == 1:  # no tie (counted in C: the common case)
-            return costs.index(best)
         ties = [i for i, v in enumerate(costs) if v <= floor]
+        if len(ties) == 1:
+            return ties[0]
         loads = [cells[i].in_flight for i in ties]
         low = min(loads)
         count = loads.count(low)
@@ -520,8 +520,6 @@ class Adaptive:
 
 def _best(lats: Sequence[float | None], default: float) -> float:
     """The lowest known latency (the prior of unmeasured candidates), else ``default``."""
-    if None not in lats:  # the common case, in C
-        return min(cast("Sequence[float]", lats))
     known = [x for x in lats if x is not None]
     return min(known) if known else default
 
