@@ -397,6 +397,7 @@ class DispatchPlan(PlanEndings):
             send.attempt,
             breakdown,
             response_id,
+            self.ctx.output_tokens,
         )
         router.health.on_success(endpoint.name, now)
         if router.shared is not None:

@@ -170,6 +170,7 @@ def simulate(
                 usage=usage_of(written) if ok else None,
                 retry_after=done.retry_after,
                 attempt=len(done.call.tried),
+                requested_tokens=done.call.ctx.output_tokens,
             )
         )
         if ok:

@@ -5,7 +5,7 @@ When to use it: almost always. It needs no tuning and reacts within a few reques
 
 For each request it scores candidates and sends to the one with the lowest cost::
 
-    cost = peak_ewma_latency × load_scale × (1 + congestion × in_flight)
+    cost = peak_ewma_latency × length × load_scale × (1 + congestion × in_flight)
            × (1 + error_penalty × odds_of_failure)
 
 Fleets of up to ``scan_max`` (8) candidates are scanned in full, so a clearly better deployment
@@ -41,6 +41,12 @@ where ``odds_of_failure`` is ``e / (1 - e)`` of the recent error rate ``e``.
   top stopped at ~12 in flight on the fastest of 50 deployments where the oracle runs ~20
   (``large_fleet`` 1.19-1.26x the oracle's p95, 1.11-1.15x now; ``mixed_models`` 1.08-1.09x,
   1.02-1.03x now). ``load_factor=x`` pins that former cost.
+* **× length** (non-streamed requests): the estimate taken to the request's expected output
+  length, by the deployment's learned line ``overhead + slope × tokens``
+  (:mod:`multimodel.tracking.lengths`), the request's ``max_tokens`` times the deployment's own
+  ratio of tokens written to tokens asked for: a deployment that wrote long answers is not
+  mistaken for a slow one (``mixed_lengths``: 1.95-2.00x the oracle's p95 before, 1.00-1.01x).
+  1 for a deployment whose lengths do not vary.
 * **Failures**: the recent error rate multiplies the cost, without bound while failures go on,
   so a deployment that fails *fast* (a 500 in 2 ms, nothing in flight) is not mistaken for a
   fast one, however busy the healthy ones are. The rate is forgiven over time since the last
@@ -229,7 +235,8 @@ class Adaptive:
         by ``peak_weight``, the idle decay floored. One inlined pass: with :meth:`_costs`,
         this is the whole price of a choice (``benchmarks/run.py --only route``)."""
         stream = ctx.stream
-        plain = not stream and ctx.output_tokens < LONG_GENERATION
+        tokens = ctx.output_tokens
+        plain = not stream and tokens < LONG_GENERATION
         peak_weight, idle_floor, tau, sent = (
             self.peak_weight,
             self.idle_floor,
@@ -240,7 +247,10 @@ class Adaptive:
         lats: list[float | None] = []
         add = lats.append
         for c, cell in zip(candidates, cells, strict=True):
-            if plain:
+            # A deployment whose latency was learned against its answers' lengths: the recent
+            # latency taken to this request's length (see tracking.lengths), 0 otherwise.
+            per_token = 0.0 if stream else cell.length_per_token
+            if plain or per_token:
                 latency = cell.latency_estimate(now)
                 base = cell.ewma_latency
             else:  # streams (time to first token) and long generations (time per token)
@@ -250,8 +260,9 @@ class Adaptive:
                     base = cell.ewma_latency
             if latency is None or base is None:
                 add(latency)
-            elif latency > base:
-                add(base + peak_weight * (latency - base))
+                continue
+            if latency > base:
+                latency = base + peak_weight * (latency - base)
             else:
                 # The floor: the plain EWMA, or the time-weighted estimate when lower: after a
                 # pause (a brownout that ended) one fast answer moves it most of the way, where
@@ -267,7 +278,9 @@ class Adaptive:
                         sent[c.name] = now
                     elif now > last:
                         floor *= math.exp((last - now) / tau)
-                add(max(floor, latency))
+                latency = max(floor, latency)
+            # Every estimate above is at the recent answers' length: taken to this request's.
+            add(latency * (cell.length_share + per_token * tokens) if per_token else latency)
         return lats
 
     def _costs(

@@ -37,6 +37,9 @@ class Outcome(NamedTuple):
         attempt: 1 for the first attempt of a call, 2 for the first retry...
         cost_breakdown: the :class:`~multimodel.tracking.cost.CostBreakdown` behind ``cost``.
         response_id: the answer's own id (``ChatResponse.id``), for feedback that names it.
+        requested_tokens: the output tokens the request was routed with (its ``max_tokens``,
+        or the default estimate): with ``usage``, how long this deployment's answers are for
+        what was asked (:mod:`multimodel.tracking.lengths`).
     """
 
     deployment: str
@@ -61,6 +64,7 @@ class Outcome(NamedTuple):
     attempt: int = 1
     cost_breakdown: Any = None
     response_id: str | None = None
+    requested_tokens: int | None = None
 
 
 _new = tuple.__new__
@@ -85,6 +89,7 @@ def success_outcome(
     attempt: int,
     cost_breakdown: Any,
     response_id: str | None = None,
+    requested_tokens: int | None = None,
 ) -> Outcome:
     """The :class:`Outcome` of a successful attempt, built positionally.
 
@@ -117,6 +122,7 @@ def success_outcome(
             attempt,
             cost_breakdown,
             response_id,
+            requested_tokens,
         ),
     )
 

@@ -23,6 +23,7 @@ from decimal import Decimal
 from ._snapshots import deployment_snapshot, group_snapshot, merged_snapshot
 from .congestion import CongestionFit
 from .headroom import parse_headroom
+from .lengths import LengthFit
 from .outcome import ABANDONED, CANCELLED, Outcome, unpriced
 from .sketches import PeakEWMA, QuantileSketch
 from .snapshot import StatsSnapshot
@@ -71,6 +72,9 @@ class _Cell:
         "last_failure_at",
         "latency_rank",
         "latency_sketch",
+        "length_fit",
+        "length_per_token",
+        "length_share",
         "load_scale",
         "output_tokens",
         "peak_latency",
@@ -123,6 +127,9 @@ class _Cell:
         self.congestion_fit = CongestionFit()
         self.congestion = self.congestion_fit.congestion
         self.load_scale = 1.0
+        self.length_fit = LengthFit()
+        self.length_share = 1.0
+        self.length_per_token = 0.0  # 0: the latency does not depend on the length (yet)
 
     def latency_estimate(self, now: float) -> float | None:
         return self.peak_latency.value(now)
@@ -352,8 +359,22 @@ class Tracker:
             generation = latency - (ttft or 0.0)
         else:
             cell.ewma_latency = _ewma(cell.ewma_latency, latency)
+            usage = outcome.usage
+            sample = latency
+            if usage is not None:
+                # Latency against output length: the peak estimate is fed the answer taken to
+                # the recent length (one long answer is not a slow deployment), the plain EWMA
+                # stays linear in the lengths (see tracking.lengths).
+                lengths = cell.length_fit
+                if lengths.add(usage.output_tokens, latency, outcome.requested_tokens):
+                    if not cell.length_per_token:  # a slope found: t-bar from the EWMA
+                        lengths.start(cell.ewma_latency)
+                    cell.length_share, cell.length_per_token = lengths.share, lengths.per_token
+                    sample = lengths.normalized(usage.output_tokens, latency)
+                elif cell.length_per_token:  # the lengths stopped varying
+                    cell.length_share, cell.length_per_token = 1.0, 0.0
             peak = cell.peak_latency
-            peak.update(latency, now)
+            peak.update(sample, now)
             if cell.latency_rank is None:
                 self.ranked += 1
             cell.latency_rank = rank = peak.rank()

@@ -96,6 +96,19 @@ class DeploymentStats(Protocol):
         times the estimate, the latency of a request sent to an idle deployment."""
         ...
 
+    @property
+    def length_share(self) -> float:
+        """The fixed overhead's share of the recent latency (see
+        :mod:`multimodel.tracking.lengths`; 1.0 while the latency does not depend on length)."""
+        ...
+
+    @property
+    def length_per_token(self) -> float:
+        """The share of the recent latency each requested output token adds (0.0 while the
+        latency does not depend on length): ``length_share + length_per_token × max_tokens``
+        takes the recent latency to a request of ``max_tokens``."""
+        ...
+
     def latency_recent(self, stream: bool = False) -> float | None:
         """The peak-EWMA estimate as of its last sample, without the idle decay (time to
         first chunk when ``stream``): weighs samples by their age, not their count, so one
