@@ -138,6 +138,7 @@ class RedisState(FleetListener, BudgetSettlement, FleetStatus):
         self._missed = deque(maxlen=10_000)
         self._missed_spend = deque(maxlen=10_000)
         self._probing = set()
+        self._groups = {}  # each deployment's keys, built once
         # Outage state (as the response cache): one warning when it starts, one when it ends.
         self._down = False
         self._down_since = 0.0
