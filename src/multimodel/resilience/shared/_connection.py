@@ -29,7 +29,8 @@ class _Ticket:
 
     def __init__(self, call: Call | None) -> None:
         self.call = call
-        self.done: Any = None  # an anyio or threading Event, for the tickets that wait
+        self.done: Any = None  # a threading Event a waiting thread blocks on; an asyncio batch's
+        # first ticket: the anyio Event every task of the batch waits on
         self.batch: list[_Ticket] | None = None  # set when this ticket leads a sync batch
         self.error: BaseException | None = None
         self.result: Any = None
@@ -311,11 +312,11 @@ class Connections(Admission):
         import anyio.lowlevel
 
         batch = self._batch
-        if batch is not None:
-            ticket.done = anyio.Event()
+        if batch is not None:  # the batch's first ticket carries the event all of it waits on
             batch.append(ticket)
-            await ticket.done.wait()
+            await batch[0].done.wait()
             return
+        ticket.done = anyio.Event()
         batch = self._batch = [ticket]
         # Shielded: the tasks that joined depend on this one; Redis bounds it (op_timeout).
         with anyio.CancelScope(shield=True):
@@ -331,9 +332,7 @@ class Connections(Admission):
                         t.error = exc
                 else:
                     self._batch_done(commands, calls, results, sent)
-            for t in batch:
-                if t.done is not None:
-                    t.done.set()
+            ticket.done.set()
 
     async def aclose(self) -> None:
         """Flush, then close the asyncio Redis client built from the URL."""
