@@ -500,6 +500,21 @@ async def test_async_admissions_at_the_same_moment_share_a_round_trip(
     assert state.round_trips < 40  # far fewer than one per admission
 
 
+def in_threads(work: Any, n: int = 8) -> None:
+    """Run ``work`` in ``n`` threads that start together (at a barrier); wait for them all."""
+    start = threading.Barrier(n)
+
+    def run() -> None:
+        start.wait()
+        work()
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+
+
 def assert_counted_once(state: mm.RedisState, raw: Any, answers: list[mm.ChatResponse]) -> None:
     """Redis holds each answered request once, at its real token count and its real cost (the
     bookkeeping of every answer written, none twice)."""
@@ -549,17 +564,7 @@ def test_threads_bookkeeping_rides_with_other_admissions_and_stays_exact(
         deps, options = concurrent_fleet(server)
         answers: list[mm.ChatResponse] = []
         with mm.Client(deps, shared_state=state, **options) as client:
-            start = threading.Barrier(8)
-
-            def worker() -> None:
-                start.wait()
-                answers.extend(client.query("hi", max_tokens=500) for _ in range(5))
-
-            threads = [threading.Thread(target=worker) for _ in range(8)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(30)
+            in_threads(lambda: answers.extend(client.query("hi", max_tokens=500) for _ in range(5)))
             client_trips = state.round_trips
         assert len(answers) == 40 and not state.pending
         assert_counted_once(state, raw, answers)
@@ -1045,21 +1050,15 @@ def test_threads_admitted_at_the_same_moment_share_round_trips(state: mm.RedisSt
         limited = [deployment(server, rpm=30)]
         answers: list[Any] = []
         with mm.Client(limited, shared_state=state, deadline=1) as client:
-            start = threading.Barrier(8)
 
             def worker() -> None:
-                start.wait()
                 for _ in range(5):
                     try:
                         answers.append(client.query("hi"))
                     except mm.NoDeploymentAvailable as exc:
                         answers.append(exc)
 
-            threads = [threading.Thread(target=worker) for _ in range(8)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(30)
+            in_threads(worker)
         trips = state.round_trips
     # Each verdict reached its own thread: exactly the fleet's limit was answered.
     assert sum(isinstance(a, mm.ChatResponse) for a in answers) == 30
