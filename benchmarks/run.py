@@ -404,6 +404,7 @@ async def _bench_shared_conc(server: MockServerProcess, b: Budget, url: str) -> 
 
     prefix = f"bench-{uuid.uuid4().hex}"
     plain = client(None, None)
+    local_rpm = client(None, 10**9)  # the local limiter alone: what rpm costs without Redis
     states = {
         "shared": mm.RedisState(url, prefix=prefix),
         "shared_rpm": mm.RedisState(url, prefix=prefix + "-rpm"),
@@ -412,6 +413,7 @@ async def _bench_shared_conc(server: MockServerProcess, b: Budget, url: str) -> 
     limited = client(states["shared_rpm"], 10**9)  # limits on: admission plus bookkeeping
     sides = {
         "plain": lambda: plain.query(PROMPT, max_tokens=20),
+        "plain_rpm": lambda: local_rpm.query(PROMPT, max_tokens=20),
         "shared": lambda: shared.query(PROMPT, max_tokens=20),
         "shared_rpm": lambda: limited.query(PROMPT, max_tokens=20),
     }
@@ -425,13 +427,19 @@ async def _bench_shared_conc(server: MockServerProcess, b: Budget, url: str) -> 
 
         return send
 
-    rates = await _conc_rates({k: counted(k) for k in sides}, b, b.conc_requests)
-    out: dict[str, Any] = {"plain_rps": median(rates["plain"])}
-    for key, state in states.items():
+    # At least 3 rounds, the sides' order rotating: each ratio is the median of the per-round
+    # ratios (paired, as the sequential overhead), so the machine's drifts hit both sides alike.
+    rounds = max(3, b.conc_rounds)
+    rates = await _conc_rates({k: counted(k) for k in sides}, b, b.conc_requests, rounds)
+    out: dict[str, Any] = {"plain_rps": median(rates["plain"]), "rounds": rounds}
+    for key in ("plain_rpm", *states):
         out[f"{key}_rps"] = median(rates[key])
-        out[f"{key}_ratio"] = out[f"{key}_rps"] / out["plain_rps"]
+        ratios = [x / p for x, p in zip(rates[key], rates["plain"], strict=True)]
+        out[f"{key}_ratio"] = median(ratios)
+        out[f"{key}_ratios"] = ratios
+    for key, state in states.items():
         out[f"{key}_round_trips_per_request"] = (state.round_trips - before[key]) / calls[key]
-    for c in (plain, shared, limited):
+    for c in (plain, local_rpm, shared, limited):
         await c.aclose()
     return out
 
@@ -1055,11 +1063,16 @@ def report(r: dict[str, Any]) -> None:
             "|---|---|---|---|"
         )
         print(f"| without shared state | {v['plain_rps']:.0f} | 1.00 | 0 |")
+        print(
+            f"| without shared state, rpm set (local limiter) | {v['plain_rpm_rps']:.0f} | "
+            f"{v['plain_rpm_ratio']:.2f} | 0 |"
+        )
         for key, label in (("shared", "shared, no limits"), ("shared_rpm", "shared, rpm set")):
             print(
                 f"| {label} | {v[key + '_rps']:.0f} | {v[key + '_ratio']:.2f} | "
-                f"{v[key + '_round_trips_per_request']:.2f} |"
+                f"{v[key + '_round_trips_per_request']:.3f} |"
             )
+        print(f"\nRatios: median of {v['rounds']} paired rounds (sides in rotating order).")
         print(
             f"\nSequential (sync Client, rpm set): {q['plain_us']:.0f} µs without, "
             f"{q['shared_rpm_us']:.0f} µs with shared state ({q['added_us']:+.0f} µs, "

@@ -2,21 +2,17 @@
 on uncached meanwhile; thread-safe and async-safe.
 
 Against a real Redis server that the tests start, stop and restart on a port of their own
-(skipped when ``redis-server`` is not installed), against a port where nothing listens, and
+(``redis_process`` of ``conftest.py``; skipped when ``redis-server`` is not installed), against a port where nothing listens, and
 against an in-memory backend that fails on demand.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-import socket
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -25,6 +21,9 @@ import multimodel as mm
 from multimodel.cache import CachePolicy, MemoryCache, ResponseCache
 from multimodel.testing import MockProviderServer
 from multimodel.types import ChatRequest, ChatResponse, Message, Usage
+
+if TYPE_CHECKING:
+    from tests.conftest import RedisProcess
 
 LOGGER = "multimodel.cache"
 
@@ -56,73 +55,6 @@ def assert_short(record: logging.LogRecord) -> None:
     """One line, no traceback."""
     assert record.exc_info is None and record.exc_text is None
     assert "\n" not in record.getMessage()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RedisProcess:
-    """A redis-server of the test's own, on a fixed port, that can be stopped and restarted."""
-
-    def __init__(self, binary: str) -> None:
-        self.binary = binary
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        assert self.proc is None
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), 0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None:
-            proc.kill()
-            proc.wait(10)
-
-
-@pytest.fixture
-def redis_process() -> Iterator[RedisProcess]:
-    pytest.importorskip("redis", reason="needs the redis extra: pip install 'multimodel[redis]'")
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    server = RedisProcess(binary)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def until(check: Any, within: float = 10.0) -> None:
@@ -253,11 +185,12 @@ def test_a_second_outage_is_reported_again(
         backend.close()
 
 
-def test_nothing_listening_warns_once(caplog: pytest.LogCaptureFixture) -> None:
-    pytest.importorskip("redis", reason="needs the redis extra: pip install 'multimodel[redis]'")
+def test_nothing_listening_warns_once(
+    caplog: pytest.LogCaptureFixture, dead_redis_url: str
+) -> None:
     from multimodel.cache import RedisCache
 
-    backend = RedisCache(f"redis://127.0.0.1:{free_port()}/0")
+    backend = RedisCache(dead_redis_url)
     cache = ResponseCache(backend=backend)
     try:
         for _ in range(25):
@@ -274,11 +207,12 @@ def test_nothing_listening_warns_once(caplog: pytest.LogCaptureFixture) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_nothing_listening_warns_once_async(caplog: pytest.LogCaptureFixture) -> None:
-    pytest.importorskip("redis", reason="needs the redis extra: pip install 'multimodel[redis]'")
+async def test_nothing_listening_warns_once_async(
+    caplog: pytest.LogCaptureFixture, dead_redis_url: str
+) -> None:
     from multimodel.cache import RedisCache
 
-    backend = RedisCache(f"redis://127.0.0.1:{free_port()}/0")
+    backend = RedisCache(dead_redis_url)
     cache = ResponseCache(backend=backend)
     try:
         async with anyio.create_task_group() as group:

@@ -1,69 +1,27 @@
 """The Redis cache backend, against a real Redis server.
 
-The server is ``$MULTIMODEL_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``). These
-tests are skipped when the ``redis`` extra is not installed (the core-only run), or when that
-variable is unset *and* nothing answers at the default URL; when the variable is set, an
-unreachable server is a failure, not a skip.
+The server is ``$MULTIMODEL_TEST_REDIS_URL`` (the ``redis_url`` and ``raw`` fixtures of
+``conftest.py``: skipped without the ``redis`` extra or a server, failed when the variable is set
+and nothing answers).
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from multimodel.cache import CachePolicy, ResponseCache, encode_response
 from multimodel.types import ChatRequest, ChatResponse, Message, Usage
 
-ENV = "MULTIMODEL_TEST_REDIS_URL"
-DEFAULT_URL = "redis://127.0.0.1:6379/15"
-
-
-def _answers_ping(url: str) -> bool:
-    """Whether a Redis server answers PING at ``url`` (raw socket: works without `redis`)."""
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 1) as s:
-            s.sendall(b"PING\r\n")
-            reply = s.recv(64)
-    except OSError:
-        return False
-    # An instance with a password answers -NOAUTH: it is there; the client will authenticate.
-    return reply.startswith((b"+PONG", b"-NOAUTH"))
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    pytest.importorskip("redis", reason="needs the redis extra: pip install 'multimodel[redis]'")
-    url = os.environ.get(ENV)
-    if url is None:
-        if not _answers_ping(DEFAULT_URL):
-            pytest.skip(f"no Redis at {DEFAULT_URL} and {ENV} is unset")
-        url = DEFAULT_URL
-    elif not _answers_ping(url):
-        pytest.fail(f"{ENV}={url} is set but no Redis server answers there")
-    return url
-
 
 @pytest.fixture
 def prefix() -> str:
     return f"mmtest:{uuid.uuid4().hex}:"
-
-
-@pytest.fixture
-def raw(redis_url: str) -> Iterator[Any]:
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 @pytest.fixture
@@ -175,13 +133,10 @@ def test_caller_clients_and_secrets(redis_url: str, raw: Any, prefix: str) -> No
     assert raw.ping()
 
 
-def test_unreachable_redis_degrades_to_no_cache(redis_url: str) -> None:
+def test_unreachable_redis_degrades_to_no_cache(dead_redis_url: str) -> None:
     from multimodel.cache import RedisCache
 
-    with socket.socket() as s:  # a port where nothing listens
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    backend = RedisCache(f"redis://127.0.0.1:{port}/0")
+    backend = RedisCache(dead_redis_url)
     cache = ResponseCache(backend=backend)
     try:
         assert cache.lookup(req()) is None

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -25,7 +22,7 @@ from collections import deque
 from collections.abc import Iterator
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -34,34 +31,11 @@ import multimodel as mm
 from multimodel.errors import ServerError
 from multimodel.testing import Behavior, MockDeployment, MockProviderServer
 
-ENV = "MULTIMODEL_TEST_REDIS_URL"
-DEFAULT_URL = "redis://127.0.0.1:6379/15"
+if TYPE_CHECKING:
+    from tests.conftest import RedisProcess
+
 LOGGER = "multimodel.shared"
 KEY = "sk-test-shared-0123456789"
-
-
-def _answers_ping(url: str) -> bool:
-    rest = url.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
-    host, _, port = rest.partition(":")
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port or 6379)), timeout=1) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    pytest.importorskip("redis", reason="needs the redis extra: pip install 'multimodel[redis]'")
-    url = os.environ.get(ENV)
-    if url is None:
-        if not _answers_ping(DEFAULT_URL):
-            pytest.skip(f"no Redis at {DEFAULT_URL} and {ENV} is unset")
-        url = DEFAULT_URL
-    elif not _answers_ping(url):
-        pytest.fail(f"{ENV}={url} is set but no Redis server answers there")
-    return url
 
 
 @pytest.fixture
@@ -70,15 +44,19 @@ def prefix() -> str:
 
 
 @pytest.fixture
-def state(redis_url: str, prefix: str) -> Iterator[mm.RedisState]:
-    import redis
-
+def state(redis_url: str, prefix: str, raw: Any) -> Iterator[mm.RedisState]:
     yield mm.RedisState(redis_url, prefix=prefix)
-    raw = redis.Redis.from_url(redis_url)
     keys = list(raw.scan_iter(match=f"{{{prefix}}}:*"))
     if keys:
         raw.delete(*keys)
-    raw.close()
+
+
+@pytest.fixture
+def other(redis_url: str, state: mm.RedisState) -> Iterator[mm.RedisState]:
+    """Another process's shared state: the same Redis and prefix as ``state``."""
+    other = mm.RedisState(redis_url, prefix=state.prefix)
+    yield other
+    other.close()
 
 
 def deployment(server: MockProviderServer, name: str = "openai-mock", **limits: Any) -> Any:
@@ -182,10 +160,7 @@ def test_rpm_holds_across_clients(state: mm.RedisState) -> None:
             assert alone.query("hi").text
 
 
-def test_tokens_are_reserved_then_reconciled(state: mm.RedisState, redis_url: str) -> None:
-    import redis
-
-    raw = redis.Redis.from_url(redis_url)
+def test_tokens_are_reserved_then_reconciled(state: mm.RedisState, raw: Any) -> None:
     with MockProviderServer() as server:
         dep = deployment(server, tpm=100_000)
         with mm.Client([dep], shared_state=state) as client:
@@ -193,11 +168,11 @@ def test_tokens_are_reserved_then_reconciled(state: mm.RedisState, redis_url: st
         # close() flushed the last reconciliation: Redis holds the real usage, not estimates.
         used = int(raw.get(key(state, "tokused")) or 0)
         assert used == sum(a.usage.total_tokens for a in answers)
-    raw.close()
 
 
-def test_tpm_refuses_what_the_fleet_has_in_flight(state: mm.RedisState, redis_url: str) -> None:
-    other = mm.RedisState(redis_url, prefix=state.prefix)  # another process's
+def test_tpm_refuses_what_the_fleet_has_in_flight(
+    state: mm.RedisState, other: mm.RedisState
+) -> None:
     slow = {"slow": MockDeployment(format="openai", behavior=Behavior(latency=1.0))}
     with MockProviderServer(slow) as server:
         dep = deployment(server, "slow", tpm=600)
@@ -255,8 +230,9 @@ def test_breaker_opened_by_one_is_open_for_all(state: mm.RedisState) -> None:
             assert b.status()["openai/m"] == "down"
 
 
-def test_status_events_reach_the_other_process_once(state: mm.RedisState, redis_url: str) -> None:
-    other = mm.RedisState(redis_url, prefix=state.prefix)  # another process's
+def test_status_events_reach_the_other_process_once(
+    state: mm.RedisState, other: mm.RedisState
+) -> None:
     behavior = Behavior(script=[500])
     deployments = {
         "failing": MockDeployment(format="openai", behavior=behavior),
@@ -300,13 +276,10 @@ def test_status_events_reach_the_other_process_once(state: mm.RedisState, redis_
         assert event.reason.startswith(("ServerError", "circuit open"))
 
 
-def test_half_open_probe_is_coordinated(state: mm.RedisState, redis_url: str) -> None:
-    import redis
-
+def test_half_open_probe_is_coordinated(state: mm.RedisState, raw: Any) -> None:
     circuit = mm.CircuitPolicy(failure_threshold=1, cooldown=0.2)
     with MockProviderServer() as server:
         dep = deployment(server)
-        raw = redis.Redis.from_url(redis_url)
         # Another process opened the breaker, the cooldown passed, and it is probing now.
         raw.set(key(state, "open"), 1, px=60_000)
         raw.set(key(state, "probe"), "other", px=60_000)
@@ -316,11 +289,11 @@ def test_half_open_probe_is_coordinated(state: mm.RedisState, redis_url: str) ->
             raw.delete(key(state, "probe"))  # the probe ended
             assert client.query("hi").text  # this one probes, succeeds, closes for all
             assert raw.get(key(state, "open")) is None
-        raw.close()
 
 
-def test_hedged_backups_are_admitted_by_the_fleet(state: mm.RedisState, redis_url: str) -> None:
-    other = mm.RedisState(redis_url, prefix=state.prefix)  # another process's
+def test_hedged_backups_are_admitted_by_the_fleet(
+    state: mm.RedisState, other: mm.RedisState
+) -> None:
     servers = {
         "slow": MockDeployment(format="openai", behavior=Behavior(latency=0.6, text="slow")),
         "fast": MockDeployment(format="openai", behavior=Behavior(text="fast")),
@@ -371,8 +344,7 @@ def priced(server: MockProviderServer) -> tuple[Any, Any, Any]:
     return catalog, deployment(server, "priced"), usage
 
 
-def test_budget_shared_by_two_stops_both(state: mm.RedisState, redis_url: str) -> None:
-    other = mm.RedisState(redis_url, prefix=state.prefix)  # another process's
+def test_budget_shared_by_two_stops_both(state: mm.RedisState, other: mm.RedisState) -> None:
     budget = mm.Budget(name="daily", limit=Decimal("1.00"), alert_at=0.5)
     with MockProviderServer() as server:
         catalog, dep, _ = priced(server)
@@ -406,21 +378,15 @@ def test_budget_shared_by_two_stops_both(state: mm.RedisState, redis_url: str) -
 # -- degradation -------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == LOGGER and r.levelno >= logging.WARNING]
 
 
 def test_unreachable_redis_falls_back_to_local_state(
-    redis_url: str, caplog: pytest.LogCaptureFixture
+    dead_redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger=LOGGER)
-    state = mm.RedisState(f"redis://127.0.0.1:{_free_port()}/0", op_timeout=0.1)
+    state = mm.RedisState(dead_redis_url, op_timeout=0.1)
     with (
         MockProviderServer() as server,
         mm.Client([deployment(server, rpm=5)], shared_state=state) as c,
@@ -431,66 +397,12 @@ def test_unreachable_redis_falls_back_to_local_state(
     assert len(_warnings(caplog)) == 1
 
 
-def test_on_unavailable_fail_raises_typed(redis_url: str) -> None:
-    state = mm.RedisState(
-        f"redis://127.0.0.1:{_free_port()}/0", op_timeout=0.1, on_unavailable="fail"
-    )
+def test_on_unavailable_fail_raises_typed(dead_redis_url: str) -> None:
+    state = mm.RedisState(dead_redis_url, op_timeout=0.1, on_unavailable="fail")
     with MockProviderServer() as server, mm.Client([deployment(server)], shared_state=state) as c:
         with pytest.raises(mm.SharedStateUnavailable):
             c.query("hi")
         assert requests_to(server) == 0
-
-
-class RedisProcess:
-    """A redis-server of the test's own that can be stopped and restarted on one port."""
-
-    def __init__(self, binary: str) -> None:
-        self.binary = binary
-        self.port = _free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not _answers_ping(self.url):
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
-            self.proc = None
-
-
-@pytest.fixture
-def redis_process() -> Iterator[RedisProcess]:
-    pytest.importorskip("redis")
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    proc = RedisProcess(binary)
-    proc.start()
-    yield proc
-    proc.stop()
 
 
 def test_redis_killed_and_restarted(
@@ -586,6 +498,103 @@ async def test_async_admissions_at_the_same_moment_share_a_round_trip(
     assert all(isinstance(a, mm.ChatResponse | mm.NoDeploymentAvailable) for a in answers)
     assert requests_to(server) == 30
     assert state.round_trips < 40  # far fewer than one per admission
+
+
+def in_threads(work: Any, n: int = 8) -> None:
+    """Run ``work`` in ``n`` threads that start together (at a barrier); wait for them all."""
+    start = threading.Barrier(n)
+
+    def run() -> None:
+        start.wait()
+        work()
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+
+
+def assert_counted_once(state: mm.RedisState, raw: Any, answers: list[mm.ChatResponse]) -> None:
+    """Redis holds each answered request once, at its real token count and its real cost (the
+    bookkeeping of every answer written, none twice)."""
+    real = [a.usage.total_tokens for a in answers]
+    assert raw.zcard(key(state, "req")) == raw.zcard(key(state, "tok")) == len(answers)
+    assert sorted(int(v) for v in raw.hvals(key(state, "toksize"))) == sorted(real)
+    assert int(raw.get(key(state, "tokused"))) == sum(real)
+    spend = [k for k in raw.scan_iter(match=f"{{{state.prefix}}}:budget:*") if b"alert" not in k]
+    assert len(spend) == 1
+    assert int(raw.get(spend[0])) == sum(int((a.cost or 0) * 10**9) for a in answers)
+
+
+def concurrent_fleet(server: MockProviderServer) -> tuple[list[Any], dict[str, Any]]:
+    """A deployment with rpm, tpm and a budget: every kind of bookkeeping after an answer."""
+    catalog, dep, _ = priced(server)
+    dep = dep.model_copy(update={"rpm": 1000, "tpm": 1_000_000})
+    budget = mm.Budget(name="daily", limit=Decimal(1000))
+    return [dep], {"catalog": catalog, "budgets": [budget]}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_async_bookkeeping_rides_with_other_admissions_and_stays_exact(
+    state: mm.RedisState, raw: Any
+) -> None:
+    """An answer's bookkeeping (its log time, real tokens, real cost) goes with the round trip
+    other tasks' admissions are about to make, not a trip of its own: after the calls, nothing
+    waits and Redis holds every real count once."""
+    import asyncio
+
+    with MockProviderServer() as server:
+        deps, options = concurrent_fleet(server)
+        async with mm.AsyncClient(deps, shared_state=state, **options) as client:
+            answers = await asyncio.gather(*(client.query("hi", max_tokens=500) for _ in range(40)))
+            assert not state.pending  # every answer's bookkeeping was written with a trip
+            trips = state.round_trips
+            assert_counted_once(state, raw, answers)
+    # The estimate (~500 tokens) was replaced by the real count (200) for every request.
+    assert {a.usage.total_tokens for a in answers} == {200}
+    assert trips < 40, trips  # 80 without batching: an admission and a flush per request
+
+
+def test_threads_bookkeeping_rides_with_other_admissions_and_stays_exact(
+    state: mm.RedisState, raw: Any
+) -> None:
+    with MockProviderServer() as server:
+        deps, options = concurrent_fleet(server)
+        answers: list[mm.ChatResponse] = []
+        with mm.Client(deps, shared_state=state, **options) as client:
+            in_threads(lambda: answers.extend(client.query("hi", max_tokens=500) for _ in range(5)))
+            client_trips = state.round_trips
+        assert len(answers) == 40 and not state.pending
+        assert_counted_once(state, raw, answers)
+    assert client_trips < 80, client_trips
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_async_cancelled_calls_leave_the_fleet_consistent(
+    state: mm.RedisState, raw: Any
+) -> None:
+    """Calls cancelled while their admission rides in another task's batch or while their
+    request is in flight: the fleet keeps each one's reservation once (the provider may have
+    counted it), the calls that answer are reconciled, and nothing is left queued."""
+    slow = {"slow": MockDeployment(format="openai", behavior=Behavior(latency=0.3))}
+    with MockProviderServer(slow) as server:
+        dep = deployment(server, "slow", rpm=1000, tpm=1_000_000)
+        async with mm.AsyncClient([dep], shared_state=state) as client:
+            with anyio.move_on_after(0.1):
+                async with anyio.create_task_group() as group:
+                    for _ in range(10):
+                        group.start_soon(client.query, "hi")
+            answers = [await client.query("hi") for _ in range(3)]
+        assert not state.pending
+    sizes = [int(v) for v in raw.hvals(key(state, "toksize"))]
+    assert raw.zcard(key(state, "tok")) == len(sizes) == 13  # each admission once
+    assert int(raw.get(key(state, "tokused"))) == sum(sizes)  # no double count
+    real = answers[0].usage.total_tokens
+    assert sizes.count(real) == 3  # the answered ones reconciled
+    assert all(size > real for size in sizes if size != real)  # the cancelled: the estimate
 
 
 @pytest.mark.anyio
@@ -806,12 +815,10 @@ KINDS = ["sync", "sync", "async", "async"]  # both clients in one fleet
 
 
 @pytest.mark.slow
-def test_four_processes_share_one_rpm(redis_url: str, prefix: str) -> None:
+def test_four_processes_share_one_rpm(redis_url: str, prefix: str, raw: Any) -> None:
     """4 processes x 40 requests through rpm=120: more than a minute's quota, zero 429s."""
     shared = redis_url  # the default prefix: workers share state, as an application would
-    import redis
 
-    raw = redis.Redis.from_url(redis_url)
     for stale in raw.scan_iter(match="{multimodel}:*"):
         raw.delete(stale)
     started = time.monotonic()
@@ -825,7 +832,6 @@ def test_four_processes_share_one_rpm(redis_url: str, prefix: str) -> None:
     assert elapsed >= 60  # the 121st request cannot go before the first minute is over
     for stale in raw.scan_iter(match="{multimodel}:*"):
         raw.delete(stale)
-    raw.close()
 
 
 def test_four_processes_without_shared_state_exceed_the_rpm() -> None:
@@ -840,10 +846,7 @@ def test_four_processes_without_shared_state_exceed_the_rpm() -> None:
 # -- a stream's bookkeeping at the end of its body ---------------------------------------------
 
 
-def test_stream_reconciles_when_its_body_ends(state: mm.RedisState, redis_url: str) -> None:
-    import redis
-
-    raw = redis.Redis.from_url(redis_url)
+def test_stream_reconciles_when_its_body_ends(state: mm.RedisState, raw: Any) -> None:
     with MockProviderServer() as server:
         dep = deployment(server, tpm=100_000)
         with mm.Client([dep], shared_state=state) as client:
@@ -855,17 +858,11 @@ def test_stream_reconciles_when_its_body_ends(state: mm.RedisState, redis_url: s
             assert not state.pending
             used = int(raw.get(key(state, "tokused")) or 0)
             assert used == stream.response.usage.total_tokens < 5000
-    raw.close()
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_async_stream_reconciles_when_its_body_ends(
-    state: mm.RedisState, redis_url: str
-) -> None:
-    import redis
-
-    raw = redis.Redis.from_url(redis_url)
+async def test_async_stream_reconciles_when_its_body_ends(state: mm.RedisState, raw: Any) -> None:
     with MockProviderServer() as server:
         dep = deployment(server, tpm=100_000)
         async with mm.AsyncClient([dep], shared_state=state) as client:
@@ -876,7 +873,6 @@ async def test_async_stream_reconciles_when_its_body_ends(
             assert not state.pending
             used = int(raw.get(key(state, "tokused")) or 0)
             assert used == stream.response.usage.total_tokens < 5000
-    raw.close()
 
 
 # -- status changes pushed to idle processes ---------------------------------------------------
@@ -904,9 +900,8 @@ FAILING = {"failing": MockDeployment(format="openai", behavior=Behavior(script=[
 
 
 def test_an_opened_breaker_is_pushed_to_an_idle_client(
-    state: mm.RedisState, redis_url: str
+    state: mm.RedisState, other: mm.RedisState
 ) -> None:
-    other = mm.RedisState(redis_url, prefix=state.prefix)  # the idle process's
     with MockProviderServer(FAILING) as server:
         dep = deployment(server, "failing")
         seen: list[Any] = []
@@ -935,7 +930,7 @@ def test_an_opened_breaker_is_pushed_to_an_idle_client(
 
 
 def test_a_client_dropped_unclosed_is_collected_and_its_listener_stops(
-    state: mm.RedisState, redis_url: str
+    state: mm.RedisState, other: mm.RedisState
 ) -> None:
     """The shared state holds its subscribers weakly: a client dropped without ``close()`` is
     not kept alive by it (or by the listener thread), and the listener ends once no
@@ -943,7 +938,6 @@ def test_a_client_dropped_unclosed_is_collected_and_its_listener_stops(
     import gc
     import weakref
 
-    other = mm.RedisState(redis_url, prefix=state.prefix)
     with MockProviderServer(FAILING) as server:
         client = mm.Client([deployment(server, "failing")], shared_state=other)
         assert client.status() == {"openai/m": "healthy"}  # first use: the listener starts
@@ -959,11 +953,10 @@ def test_a_client_dropped_unclosed_is_collected_and_its_listener_stops(
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_async_an_opened_breaker_is_pushed_to_an_idle_client(
-    state: mm.RedisState, redis_url: str
+    state: mm.RedisState, other: mm.RedisState
 ) -> None:
     import asyncio
 
-    other = mm.RedisState(redis_url, prefix=state.prefix)
     with MockProviderServer(FAILING) as server:
         dep = deployment(server, "failing")
         seen: list[Any] = []
@@ -984,8 +977,9 @@ async def test_async_an_opened_breaker_is_pushed_to_an_idle_client(
         assert task.done() and not other.listening
 
 
-def test_a_probe_that_closes_the_breaker_is_pushed(state: mm.RedisState, redis_url: str) -> None:
-    other = mm.RedisState(redis_url, prefix=state.prefix)
+def test_a_probe_that_closes_the_breaker_is_pushed(
+    state: mm.RedisState, other: mm.RedisState
+) -> None:
     behavior = Behavior(script=[500, 200])
     circuit = mm.CircuitPolicy(failure_threshold=1, cooldown=0.3)
     with MockProviderServer({"failing": MockDeployment(format="openai", behavior=behavior)}) as s:
@@ -1023,12 +1017,7 @@ def test_every_key_of_a_prefix_shares_one_cluster_slot(prefix: str) -> None:
     assert len({key_slot(k.encode()) for k in keys}) == 1
 
 
-def test_scripts_flushed_on_the_server_are_loaded_again(
-    state: mm.RedisState, redis_url: str
-) -> None:
-    import redis
-
-    raw = redis.Redis.from_url(redis_url)
+def test_scripts_flushed_on_the_server_are_loaded_again(state: mm.RedisState, raw: Any) -> None:
     with MockProviderServer() as server:
         dep = deployment(server, rpm=100)
         with mm.Client([dep], shared_state=state) as client:
@@ -1039,17 +1028,13 @@ def test_scripts_flushed_on_the_server_are_loaded_again(
             # NOSCRIPT costs one more trip (load, then run), no error, no outage.
             assert state.round_trips == trips + 3 and state.errors == 0 and state.available
             assert raw.zcard(key(state, "req")) == 2
-    raw.close()
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_async_scripts_flushed_on_the_server_are_loaded_again(
-    state: mm.RedisState, redis_url: str
+    state: mm.RedisState, raw: Any
 ) -> None:
-    import redis
-
-    raw = redis.Redis.from_url(redis_url)
     with MockProviderServer() as server:
         dep = deployment(server, rpm=100)
         async with mm.AsyncClient([dep], shared_state=state) as client:
@@ -1058,7 +1043,6 @@ async def test_async_scripts_flushed_on_the_server_are_loaded_again(
             assert (await client.query("hi")).text
             assert state.errors == 0 and state.available
             assert raw.zcard(key(state, "req")) == 2
-    raw.close()
 
 
 def test_threads_admitted_at_the_same_moment_share_round_trips(state: mm.RedisState) -> None:
@@ -1066,21 +1050,15 @@ def test_threads_admitted_at_the_same_moment_share_round_trips(state: mm.RedisSt
         limited = [deployment(server, rpm=30)]
         answers: list[Any] = []
         with mm.Client(limited, shared_state=state, deadline=1) as client:
-            start = threading.Barrier(8)
 
             def worker() -> None:
-                start.wait()
                 for _ in range(5):
                     try:
                         answers.append(client.query("hi"))
                     except mm.NoDeploymentAvailable as exc:
                         answers.append(exc)
 
-            threads = [threading.Thread(target=worker) for _ in range(8)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(30)
+            in_threads(worker)
         trips = state.round_trips
     # Each verdict reached its own thread: exactly the fleet's limit was answered.
     assert sum(isinstance(a, mm.ChatResponse) for a in answers) == 30
@@ -1102,9 +1080,8 @@ def feedback_client(state: mm.RedisState, ledger: Any = None) -> mm.Client:
 
 
 def test_feedback_reaches_the_other_process_estimates_once(
-    state: mm.RedisState, redis_url: str, tmp_path: Any
+    state: mm.RedisState, other: mm.RedisState, tmp_path: Any
 ) -> None:
-    other = mm.RedisState(redis_url, prefix=state.prefix)  # another process's
     path = tmp_path / "usage.db"
     with feedback_client(state, path) as a, feedback_client(other, path) as b:
         assert b.query("hi", model="gpt-4o-mini").text  # b's first read: where the stream ends
@@ -1130,12 +1107,11 @@ def test_feedback_reaches_the_other_process_estimates_once(
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_async_feedback_reaches_the_other_process(
-    state: mm.RedisState, redis_url: str
+    state: mm.RedisState, other: mm.RedisState
 ) -> None:
     from multimodel.testing.fake import FakeProvider
 
     deps = [mm.Deployment(model="gpt-4o-mini", provider="openai", api_key=KEY)]
-    other = mm.RedisState(redis_url, prefix=state.prefix)
     async with (
         mm.AsyncClient(deps, shared_state=state, transport=FakeProvider()) as a,
         mm.AsyncClient(deps, shared_state=other, transport=FakeProvider()) as b,

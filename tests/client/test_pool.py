@@ -194,3 +194,27 @@ async def test_httpx_pool_on_request(mock_server_factory: MockServerFactory) -> 
     async with mm.AsyncClient(deployments=[deployment], transport="httpx") as client:
         assert not isinstance(client._http._transport, AsyncPoolTransport)
         assert (await client.query("hi")).text == "one two three"
+
+
+async def test_an_idle_connection_the_server_closed_reads_as_readable() -> None:
+    """The pool's expiry check at each release: a socket whose peer closed it is readable (its
+    read would return the end), one still open with nothing sent is not."""
+    import socket
+
+    from multimodel._transports.timed import AsyncTimedBackend
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        stream = await AsyncTimedBackend().connect_tcp("127.0.0.1", port, timeout=5)
+        peer, _ = listener.accept()
+        try:
+            assert stream.get_extra_info("is_readable") is False
+            peer.close()
+            for _ in range(500):  # the peer's FIN arrives at once on loopback; 5 s at most
+                if stream.get_extra_info("is_readable"):
+                    break
+                await anyio.sleep(0.01)
+            assert stream.get_extra_info("is_readable") is True
+        finally:
+            await stream.aclose()
+        assert stream.get_extra_info("is_readable") is True  # closed here: gone, readable

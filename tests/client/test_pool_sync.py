@@ -149,3 +149,24 @@ def test_httpx_pool_on_request(mock_server_factory: MockServerFactory) -> None:
         assert client.query("hi").text == "one two three"
     with pytest.raises(mm.InvalidRequestError, match="unknown transport"):
         mm.Client(deployments=[deployment], transport="curl")  # type: ignore[arg-type]
+
+
+def test_an_idle_connection_the_server_closed_reads_as_readable() -> None:
+    import socket
+
+    from multimodel._transports.timed import TimedBackend
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        stream = TimedBackend().connect_tcp("127.0.0.1", port, timeout=5)
+        peer, _ = listener.accept()
+        try:
+            assert stream.get_extra_info("is_readable") is False
+            peer.close()
+            deadline = time.monotonic() + 5
+            while not stream.get_extra_info("is_readable"):
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        finally:
+            stream.close()
+        assert stream.get_extra_info("is_readable") is True

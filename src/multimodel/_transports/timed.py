@@ -86,10 +86,11 @@ def _bounded(timeout: float | None, error: type[Exception]) -> float | None:
 class TimedStream:
     """A network stream whose every operation is bounded by the current limit."""
 
-    __slots__ = ("_stream",)
+    __slots__ = ("_socket", "_stream")
 
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
+        self._socket: Any = None  # the raw socket, asked once (see get_extra_info)
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         import httpcore
@@ -118,6 +119,9 @@ class TimedStream:
         return TimedStream(stream)
 
     def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            self._socket = sock = self._socket or self._stream.get_extra_info("socket")
+            return _readable(sock)
         return self._stream.get_extra_info(info)
 
 
@@ -165,10 +169,11 @@ class AsyncTimedStream:
     """The async twin of :class:`TimedStream` (httpcore's anyio streams already bound each
     read with its timeout: passing the time left costs nothing more)."""
 
-    __slots__ = ("_stream",)
+    __slots__ = ("_socket", "_stream")
 
     def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
         self._stream = stream
+        self._socket: Any = None  # the raw socket, asked once (see get_extra_info)
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         import httpcore
@@ -197,6 +202,9 @@ class AsyncTimedStream:
         return AsyncTimedStream(stream)
 
     def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            self._socket = sock = self._socket or self._stream.get_extra_info("socket")
+            return _readable(sock)
         return self._stream.get_extra_info(info)
 
 
@@ -261,3 +269,21 @@ class BoundedByteStream(httpx.SyncByteStream):
 
     def close(self) -> None:
         self._stream.close()
+
+
+def _readable(sock: Any) -> bool:
+    """Whether ``sock`` has something to read (a server that closed an idle connection): the
+    pool asks at every release while others are idle. httpcore's answer builds anyio's whole
+    attribute table (a ``getpeername`` call among it) to find the socket each time; the socket
+    is asked for once here. A socket that is gone counts as readable, as in httpcore."""
+    import select
+
+    fd = -1 if sock is None else sock.fileno()
+    if fd < 0:
+        return True
+    poll = getattr(select, "poll", None)
+    if poll is None:  # Windows
+        return bool(select.select([fd], [], [], 0)[0])
+    poller = poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))

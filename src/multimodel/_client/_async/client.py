@@ -511,14 +511,14 @@ class AsyncClient(BaseClient):
             except ProviderError as exc:
                 plan.failed(action, exc)
                 if shared is not None and shared.pending:  # a hold or an opened breaker
-                    await shared.async_flush()
+                    await shared.async_settle()
                 continue
             except BaseException:
                 plan.cancelled(action)
                 raise
             response = self._succeed(plan, action, parsed, headers)
-            if shared is not None and shared.pending:  # pipelined bookkeeping: one trip
-                await shared.async_flush()
+            if shared is not None and shared.pending:  # with the next round trip leaving
+                await shared.async_settle()
             return response
 
     async def _hedged(

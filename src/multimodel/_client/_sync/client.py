@@ -509,14 +509,14 @@ class Client(BaseClient):
             except ProviderError as exc:
                 plan.failed(action, exc)
                 if shared is not None and shared.pending:  # a hold or an opened breaker
-                    shared.flush()
+                    shared.settle()
                 continue
             except BaseException:
                 plan.cancelled(action)
                 raise
             response = self._succeed(plan, action, parsed, headers)
-            if shared is not None and shared.pending:  # pipelined bookkeeping: one trip
-                shared.flush()
+            if shared is not None and shared.pending:  # with the next round trip leaving
+                shared.settle()
             return response
 
     def _hedged(

@@ -210,7 +210,7 @@ class Stream:
                 self._release()
                 plan.failed(action, exc)
                 if shared is not None and shared.pending:  # a hold or an opened breaker
-                    shared.flush()
+                    shared.settle()
                 continue
             except BaseException:
                 self._release()
@@ -323,13 +323,14 @@ class Stream:
     def _settle(self) -> None:
         """Write the fleet's bookkeeping of the attempt that ended (``shared_state=``): its real
         token count in place of the reservation, the answer's time, a hold or an opened breaker.
-        One pipelined Redis round trip at the end of the body, not at the next call; shielded
+        One pipelined Redis round trip at the end of the body (or the one other tasks'
+        admissions are about to make), not at the next call; shielded
         (bounded by ``op_timeout``) so that a caller's cancellation does not leave the fleet's
         counters on the estimate."""
         shared = self._core.plan.shared
         if shared is not None and shared.pending:
             with shield():
-                shared.flush()
+                shared.settle()
 
     def _release(self) -> None:
         http, byte_iter, self._http, self._bytes = self._http, self._bytes, None, None

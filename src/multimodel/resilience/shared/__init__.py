@@ -3,9 +3,10 @@
 Every process that embeds a client with the same ``shared_state`` (same Redis, same ``prefix``)
 sees the same fleet-wide picture of each deployment:
 
-* **rate limits**: ``Deployment(rpm=..., tpm=...)`` hold for the fleet. One Lua script per
-  attempt checks and reserves atomically (sliding 60-second logs, the same algorithm as the
-  local :class:`~multimodel.resilience.rate_limit.RateLimiter`); estimated tokens are reserved
+* **rate limits**: ``Deployment(rpm=..., tpm=...)`` hold for the fleet. A Lua script checks
+  and reserves each attempt atomically (sliding 60-second logs, the same algorithm as the
+  local :class:`~multimodel.resilience.rate_limit.RateLimiter`; the attempts that share a round
+  trip are decided one after the other in one script call); estimated tokens are reserved
   before sending and reconciled with the real usage afterwards.
 * **Retry-After holds and open breakers**: a hold or an open circuit seen by one process keeps
   the deployment out of rotation in all; after the cooldown only one process probes.
@@ -19,8 +20,9 @@ The decisions are computed here without I/O (keys, script arguments, verdicts, t
 state); :class:`RedisState` adds the two thin executors, redis-py for :class:`~multimodel.Client`
 and ``redis.asyncio`` for :class:`~multimodel.AsyncClient`. The hot path costs one round trip
 per attempt: the admission script, pipelined with whatever bookkeeping earlier attempts left
-(reconciliation, holds, breaker changes). A failure's hold or breaker change is also flushed
-right after the failure.
+(reconciliation, holds, breaker changes). What an attempt's end leaves to write goes with the
+round trip other tasks' or threads' admissions are about to make, or takes one of its own
+before the call returns.
 
 When Redis is slow or down, each operation gives up after ``op_timeout``; with
 ``on_unavailable="local"`` (the default) the client goes on with its local state (the local
@@ -138,6 +140,7 @@ class RedisState(FleetListener, BudgetSettlement, FleetStatus):
         self._missed = deque(maxlen=10_000)
         self._missed_spend = deque(maxlen=10_000)
         self._probing = set()
+        self._groups = {}  # each deployment's keys, built once
         # Outage state (as the response cache): one warning when it starts, one when it ends.
         self._down = False
         self._down_since = 0.0

@@ -15,7 +15,23 @@ from ._core import NANO, TTL, Op, SharedCore, nano
 if TYPE_CHECKING:
     from ..._core.trace import Send
 
-__all__ = ["Admission", "Refusal"]
+__all__ = ["FOLDED", "Admission", "Call", "Refusal"]
+
+# Bookkeeping that travels inside the next round trip's batch script call (see _BATCH), by
+# the record letter the script knows it by.
+_FOLDED = {"touch": "T", "reconcile": "R"}
+FOLDED = frozenset(_FOLDED)
+
+
+class Call(NamedTuple):
+    """One attempt's admission as the batch script takes it."""
+
+    deployment: str
+    rpm: int
+    tpm: int
+    tokens: int
+    member: str
+    cells: tuple[tuple[str, int, int, int], ...]  # budget key, limit (-1: none), estimate, ttl
 
 
 class Refusal(NamedTuple):
@@ -46,35 +62,60 @@ class Admission(SharedCore):
     _ids: itertools.count[int]
     _probing: set[str]
 
-    def _admit_call(self, send: Send) -> tuple[list[str], list[Any]]:
+    def _admit_call(self, send: Send) -> Call:
         ep = send.endpoint
-        name = ep.name
         reservation = send.reservation
         tokens = getattr(reservation, "tokens", 0) or 0
         member = f"{self._owner}:{next(self._ids)}"
         if reservation is not None:
             reservation.shared = member
-        keys = [
-            self._key(name, w)
-            for w in ("req", "tok", "toksize", "tokused", "hold", "open", "probe")
-        ]
-        args: list[Any] = [ep.rpm or 0, ep.tpm or 0, tokens, member]
         hold = send.hold
-        cells = hold.cells if hold is not None else ()
-        args.append(len(cells))
-        for index, key, cell in cells:
-            budget = hold.budgets[index]
-            keys.append(self._budget_key(budget.name, key, cell.period))
-            limit = budget.limit
-            args += [
-                -1 if limit is None else nano(limit),
-                nano(hold.estimate),
-                TTL[budget.window],
-            ]
-        return keys, args
+        cells: tuple[tuple[str, int, int, int], ...] = ()
+        if hold is not None and hold.cells:
+            estimate = nano(hold.estimate)
+            cells = tuple(
+                (
+                    self._budget_key(budget.name, key, cell.period),
+                    -1 if budget.limit is None else nano(budget.limit),
+                    estimate,
+                    TTL[budget.window],
+                )
+                for index, key, cell in hold.cells
+                for budget in (hold.budgets[index],)
+            )
+        return Call(ep.name, ep.rpm or 0, ep.tpm or 0, tokens, member, cells)
 
-    def _verdict(self, result: Any, send: Send, sent: float) -> Refusal | None:
-        """``sent``: the local monotonic time the admission left (before Redis's ``now``)."""
+    def _batch_op(self, folded: list[Op], calls: list[Call]) -> Op:
+        """The one script call of a round trip: the queued rate-limit bookkeeping (``folded``:
+        answers' times and real token counts), then every admission of the trip. Each
+        deployment's keys are numbered once per trip, the budget cells' after them."""
+        groups: dict[str, int] = {}
+        for op in folded:
+            groups.setdefault(op.args[0], len(groups))
+        for call in calls:
+            groups.setdefault(call.deployment, len(groups))
+        keys = [k for deployment in groups for k in self._group(deployment)]
+        budget_keys: dict[str, int] = {}
+        records = [
+            f"{_FOLDED[op.script]} {groups[op.args[0]]} {op.args[1]} {op.args[2]}" for op in folded
+        ]
+        for call in calls:
+            record = (
+                f"A {groups[call.deployment]} {call.rpm} {call.tpm} {call.tokens} {call.member} "
+                f"{len(call.cells)}"
+            )
+            for key, limit, estimate, ttl in call.cells:
+                index = budget_keys.get(key)
+                if index is None:
+                    keys.append(key)
+                    index = budget_keys[key] = len(keys)  # Lua counts from 1
+                record += f" {index} {limit} {estimate} {ttl}"
+            records.append(record)
+        return Op("batch", tuple(keys), tuple(records))
+
+    def _verdict(self, result: list[str], send: Send, sent: float) -> Refusal | None:
+        """``result``: the script's verdict, split into its fields; ``sent``: the local
+        monotonic time the admission left (before Redis's ``now``)."""
         deployment = send.endpoint.name
         if int(result[0]) == 1:
             if send.hold is not None and send.hold.cells:
@@ -89,7 +130,7 @@ class Admission(SharedCore):
                 with self._lock:
                     self._probing.add(deployment)
             return None
-        kind = result[2].decode() if isinstance(result[2], bytes) else str(result[2])
+        kind = result[2]
         if kind == "budget":
             index, key, _ = send.hold.cells[int(result[3]) - 1]
             budget = send.hold.budgets[index]
@@ -118,8 +159,7 @@ class Admission(SharedCore):
         at = getattr(reservation, "shared_at", None)
         if at is not None:  # set for deployments with rpm or tpm only
             answered = at[0] + round((time.monotonic() - at[1]) * 1000)
-            keys = tuple(self._key(deployment, w) for w in ("req", "tok", "toksize", "tokused"))
-            self._queue(Op("touch", keys, (reservation.shared, answered)))
+            self._queue(Op("touch", (), (deployment, reservation.shared, answered)))
         if hold:
             self.held(deployment, hold)
         if deployment in self._probing:
@@ -132,5 +172,4 @@ class Admission(SharedCore):
 
     def reconciled(self, deployment: str, member: str, actual: int) -> None:
         """Queue the replacement of a reservation's estimate by the real token count."""
-        keys = tuple(self._key(deployment, w) for w in ("tok", "toksize", "tokused"))
-        self._queue(Op("reconcile", keys, (member, int(actual))))
+        self._queue(Op("reconcile", (), (deployment, member, int(actual))))

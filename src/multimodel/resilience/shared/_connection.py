@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ...errors import ConfigError
-from ._admission import Admission, Refusal
+from ._admission import FOLDED, Admission, Call, Refusal
 from ._core import Op
 from ._scripts import SCRIPTS, SHA
 
@@ -27,9 +27,10 @@ class _Ticket:
 
     __slots__ = ("batch", "call", "done", "error", "result", "sent")
 
-    def __init__(self, call: tuple[list[str], list[Any]] | None) -> None:
+    def __init__(self, call: Call | None) -> None:
         self.call = call
-        self.done: Any = None  # an anyio or threading Event, for the tickets that wait
+        self.done: Any = None  # a threading Event a waiting thread blocks on; an asyncio batch's
+        # first ticket: the anyio Event every task of the batch waits on
         self.batch: list[_Ticket] | None = None  # set when this ticket leads a sync batch
         self.error: BaseException | None = None
         self.result: Any = None
@@ -79,13 +80,17 @@ class Connections(Admission):
             )
         return self._sync
 
-    def _commands(self, ops: list[Op], call: tuple[list[str], list[Any]] | None) -> list[Op]:
-        commands = list(ops)
+    def _commands(self, ops: list[Op], calls: list[Call]) -> list[Op]:
+        """The commands of one round trip: the fleet's new status events when no listener
+        pushes them, the queued bookkeeping, then one batch script call with the rate-limit
+        bookkeeping and the admissions (its reply last)."""
+        commands = [op for op in ops if op.script not in FOLDED]
         if not self.listening and self.subscribers():  # no listener pushes the fleet's events:
             # read those since the last read on the same trip
             commands.insert(0, Op("read", (self._events_key,), (self._cursor,), self._deliver))
-        if call is not None:
-            commands.append(Op("admit", tuple(call[0]), tuple(call[1])))
+        folded = [op for op in ops if op.script in FOLDED]
+        if calls or folded:
+            commands.append(self._batch_op(folded, calls))
         return commands
 
     @staticmethod
@@ -143,7 +148,7 @@ class Connections(Admission):
             if isinstance(ticket.error, ConfigError):
                 raise ticket.error
             self._unavailable(ticket.error)
-            self._offline(send, call)
+            self._offline(call)
             return None
         return self._verdict(ticket.result, send, ticket.sent)
 
@@ -157,6 +162,17 @@ class Connections(Admission):
             raise ticket.error
         if ticket.error is not None:  # the bookkeeping is dropped, not retried
             self._failed(ticket.error)
+
+    def settle(self) -> None:
+        """Write the bookkeeping an attempt's end left (the answer's time, its real token
+        count, a hold, a breaker change): with the round trip that other threads' admissions
+        already wait for when there is one (it takes every queued operation), else now."""
+        if not self._pending:
+            return
+        with self._batch_lock:
+            carried = bool(self._waiting)
+        if not carried:
+            self.flush()
 
     def _sync_batch(self, ticket: _Ticket) -> None:
         """Group commit across threads: with no round trip in flight, ``ticket`` runs at once
@@ -197,12 +213,8 @@ class Connections(Admission):
 
     def _batch_commands(self, batch: list[_Ticket]) -> tuple[list[Op], list[_Ticket]]:
         """One pipeline for ``batch``: the queued bookkeeping, then every admission."""
-        commands = self._commands(self._take(), None)
         calls = [t for t in batch if t.call is not None]
-        for t in calls:
-            assert t.call is not None
-            commands.append(Op("admit", tuple(t.call[0]), tuple(t.call[1])))
-        return commands, calls
+        return self._commands(self._take(), [t.call for t in calls if t.call]), calls
 
     def _batch_done(
         self, commands: list[Op], calls: list[_Ticket], results: list[Any], sent: float
@@ -210,8 +222,11 @@ class Connections(Admission):
         """Hand a pipeline's results to the bookkeeping and to each admission of the batch."""
         self._succeeded()
         self._results(commands, results)
-        for t, result in zip(calls, results[len(commands) - len(calls) :], strict=True):
-            t.result, t.sent = result, sent
+        if calls:  # the batch script's reply: one verdict per admission, in order
+            reply = results[-1]
+            text = reply.decode() if isinstance(reply, bytes) else str(reply)
+            for t, verdict in zip(calls, text.split(";"), strict=True):
+                t.result, t.sent = verdict.split(","), sent
 
     def _run_batch(self, batch: list[_Ticket], execute: Any) -> None:
         commands, calls = self._batch_commands(batch)
@@ -270,7 +285,7 @@ class Connections(Admission):
         await self._async_batch(ticket)
         if ticket.error is not None:
             self._unavailable(ticket.error)
-            self._offline(send, call)
+            self._offline(call)
             return None
         return self._verdict(ticket.result, send, ticket.sent)
 
@@ -284,6 +299,12 @@ class Connections(Admission):
         if ticket.error is not None:
             self._failed(ticket.error)
 
+    async def async_settle(self) -> None:
+        """:meth:`settle` for the asyncio client: a batch collecting now (other tasks'
+        admissions, about to leave) carries the bookkeeping; else one round trip now."""
+        if self._pending and self._batch is None:
+            await self.async_flush()
+
     async def _async_batch(self, ticket: _Ticket) -> None:
         """Run ``ticket`` in the batch now collecting, or open one, let the tasks that are
         ready join it, and run it: queued bookkeeping, then every admission, one pipeline."""
@@ -291,11 +312,11 @@ class Connections(Admission):
         import anyio.lowlevel
 
         batch = self._batch
-        if batch is not None:
-            ticket.done = anyio.Event()
+        if batch is not None:  # the batch's first ticket carries the event all of it waits on
             batch.append(ticket)
-            await ticket.done.wait()
+            await batch[0].done.wait()
             return
+        ticket.done = anyio.Event()
         batch = self._batch = [ticket]
         # Shielded: the tasks that joined depend on this one; Redis bounds it (op_timeout).
         with anyio.CancelScope(shield=True):
@@ -311,9 +332,7 @@ class Connections(Admission):
                         t.error = exc
                 else:
                     self._batch_done(commands, calls, results, sent)
-            for t in batch:
-                if t.done is not None:
-                    t.done.set()
+            ticket.done.set()
 
     async def aclose(self) -> None:
         """Flush, then close the asyncio Redis client built from the URL."""

@@ -17,7 +17,7 @@ from ...errors import SharedStateUnavailable
 from ._scripts import WINDOW_MS, KeyLayout
 
 if TYPE_CHECKING:
-    from ..._core.trace import Send
+    from ._admission import Call
 
 __all__ = ["NANO", "TTL", "Emit", "Op", "SharedCore", "Wall", "nano"]
 
@@ -28,7 +28,7 @@ Wall = Callable[[], float]  # the wall clock an alert is stamped with
 
 
 class Op(NamedTuple):
-    script: str  # "reconcile", "extend", "touch", "spend" or "delete"
+    script: str  # "touch", "reconcile" (folded into "batch"), "extend", "spend", "delete"...
     keys: tuple[str, ...]
     args: tuple[Any, ...]
     then: Callable[[Any], None] | None = None  # called with the result
@@ -133,15 +133,14 @@ class SharedCore(KeyLayout):
         )
         self._resync()
 
-    def _offline(self, send: Send, call: tuple[list[str], list[Any]]) -> None:
+    def _offline(self, call: Call) -> None:
         """Remember a reservation admitted on local state, to write it to Redis on recovery."""
-        ep = send.endpoint
-        if self._offset is None or not (ep.rpm or ep.tpm):
+        if self._offset is None or not (call.rpm or call.tpm):
             return
-        keys, args = call
+        keys = self._group(call.deployment)[:4]
         with self._lock:
             self._missed.append(
-                (tuple(keys[:4]), args[0], args[1], args[2], args[3], time.monotonic())
+                (keys, call.rpm, call.tpm, call.tokens, call.member, time.monotonic())
             )
 
     def _resync(self) -> None:

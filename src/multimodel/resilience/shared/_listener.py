@@ -166,14 +166,14 @@ class FleetListener(Connections):
         a running asyncio loop, or when no client subscribed)."""
         import asyncio
 
-        if not self.subscribers():
-            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop, or trio (where shared state is refused)
             return
         task = self._task
         if task is not None and not task.done() and task.get_loop() is loop:
+            return  # the common case, asked before every admission: checked first
+        if not self.subscribers():
             return
         self._task_stop = threading.Event()  # a flag: redis.asyncio may swallow a cancel
         self._task = loop.create_task(self._async_listen_loop(self._task_stop))
