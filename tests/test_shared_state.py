@@ -267,7 +267,7 @@ def test_status_events_reach_the_other_process_once(
 
             # Pushed by b's listener thread (or read with b's next round trip): wait for it
             # while b is open, then check that the change was announced once.
-            _wait_for(lambda: bool(remote()), seconds=3.0)
+            _wait_for(lambda: bool(remote()))
             time.sleep(0.2)
         assert [(e.previous, e.status) for e in remote()] == [("healthy", "down")]
         event = remote()[0]
@@ -888,7 +888,8 @@ def _open_breaker_in(state: mm.RedisState, server: MockProviderServer) -> None:
         assert a.status() == {"openai/m": "down"}
 
 
-def _wait_for(predicate: Any, seconds: float = 2.0) -> float:
+def _wait_for(predicate: Any, seconds: float = 10.0) -> float:
+    # A bound, not a timing claim: ~1 s on an idle machine, more on a loaded CI runner.
     started = time.monotonic()
     while not predicate():
         assert time.monotonic() - started < seconds, "not pushed in time"
@@ -911,8 +912,8 @@ def test_an_opened_breaker_is_pushed_to_an_idle_client(
             time.sleep(0.2)  # the listener found the stream's end
             trips = other.round_trips
             _open_breaker_in(state, server)
-            waited = _wait_for(lambda: idle.status() == {"openai/m": "down"})
-            assert waited < 1.0
+            # pushed (the idle client makes no round trip: checked below), not polled
+            _wait_for(lambda: idle.status() == {"openai/m": "down"})
             _wait_for(lambda: len(seen) == 1)
             assert other.round_trips == trips  # the idle client sent nothing
             assert [(e.previous, e.status) for e in seen] == [("healthy", "down")]
@@ -946,7 +947,7 @@ def test_a_client_dropped_unclosed_is_collected_and_its_listener_stops(
         del client
         gc.collect()
         assert dropped() is None
-        _wait_for(lambda: not other.listening, seconds=3)
+        _wait_for(lambda: not other.listening)
     other.close()
 
 
@@ -1090,7 +1091,7 @@ def test_feedback_reaches_the_other_process_estimates_once(
             a.feedback(r, 0.0)
         # b's listener pushes a's scores, or b's next round trip brings them.
         b.query("hi", model="gpt-4o-mini")
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + 10  # generous: a loaded CI machine delays the listener
         while b.quality.estimate("gpt-4o-mini", "code").samples < 3:
             assert time.monotonic() < deadline, "a's scores never reached b"
             time.sleep(0.02)
@@ -1121,7 +1122,7 @@ async def test_async_feedback_reaches_the_other_process(
         a.feedback(r, 1.0)
         await a.query("hi", model="gpt-4o-mini")  # a's next round trip sends it
         await b.query("hi", model="gpt-4o-mini")  # b's listener or round trip brings it
-        for _ in range(150):  # the listener delivers within one read (~1 s at most)
+        for _ in range(500):  # within one read (~1 s) on an idle machine; 10 s bound
             if b.quality.estimate("gpt-4o-mini", "math").samples:
                 break
             await anyio.sleep(0.02)
