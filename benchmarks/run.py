@@ -427,9 +427,10 @@ async def _bench_shared_conc(server: MockServerProcess, b: Budget, url: str) -> 
 
         return send
 
-    # At least 3 rounds, the sides' order rotating: each ratio is the median of the per-round
+    # At least 7 rounds, the sides' order rotating: each ratio is the median of the per-round
     # ratios (paired, as the sequential overhead), so the machine's drifts hit both sides alike.
-    rounds = max(3, b.conc_rounds)
+    # Single rounds of identical work differ by up to ~30 % on this machine: 3 were too few.
+    rounds = max(7, 3 * b.conc_rounds)
     rates = await _conc_rates({k: counted(k) for k in sides}, b, b.conc_requests, rounds)
     out: dict[str, Any] = {"plain_rps": median(rates["plain"]), "rounds": rounds}
     for key in ("plain_rpm", *states):
