@@ -124,9 +124,11 @@ class SSEStreamDecoder(StreamDecoder):
             if not data:
                 return []
         out: list[ChatChunk] = []
-        for event in self._sse.feed(data):
-            self._events += 1
-            chunk = self.on_event(event)
+        events = self._sse.feed(data)
+        self._events += len(events)
+        on_event = self.on_event  # once per read, not per event (one per streamed token)
+        for event in events:
+            chunk = on_event(event)
             if chunk is not None:
                 out.append(chunk)
         return out
