@@ -49,17 +49,19 @@ class PricedGroups(NamedTuple):
         """Per group: the cost, performance and availability terms of its fastest member's
         score for ``tin`` / ``tout`` tokens (``min cost / cost`` and ``min latency / latency
         == exp(best_rank - rank)``), and that member's rank key."""
+        bases = self._bases(factors, tin, tout)
+        f_perf = factors.get("performance", 0.0)
+        fastest = [min(pick(ranks)) for pick in self.pickers]
+        rests = [base + f_perf * exp(best_rank - k) for base, k in zip(bases, fastest, strict=True)]
+        return rests, fastest
+
+    def _bases(self, factors: dict[str, float], tin: int, tout: int) -> list[float]:
+        """Per group: the cost and availability terms of its score (``min cost / cost``)."""
         costs = [p_in * tin + p_out * tout for p_in, p_out in self.prices]
         cheapest = min(costs)
         f_cost = factors.get("cost", 0.0)
-        f_perf = factors.get("performance", 0.0)
         f_avail = factors.get("availability", 0.0)
-        fastest = [min(pick(ranks)) for pick in self.pickers]
-        rests = [
-            f_cost * cheapest / cost + f_perf * exp(best_rank - k) + f_avail
-            for cost, k in zip(costs, fastest, strict=True)
-        ]
-        return rests, fastest
+        return [f_cost * cheapest / cost + f_avail for cost in costs]
 
     def per_candidate(
         self,
@@ -72,12 +74,9 @@ class PricedGroups(NamedTuple):
     ) -> list[float]:
         """Every candidate's score (``qterms``: each group's quality term), for the routing
         trace: built only when it is read."""
-        costs = [p_in * tin + p_out * tout for p_in, p_out in self.prices]
-        cheapest = min(costs)
-        f_cost = factors.get("cost", 0.0)
         f_perf = factors.get("performance", 0.0)
-        f_avail = factors.get("availability", 0.0)
-        base = [f_cost * cheapest / c + q + f_avail for c, q in zip(costs, qterms, strict=True)]
+        bases = self._bases(factors, tin, tout)
+        base = [b + q for b, q in zip(bases, qterms, strict=True)]
         return [
             base[g] + f_perf * exp(best_rank - k) for g, k in zip(self.group_of, ranks, strict=True)
         ]
