@@ -51,7 +51,7 @@ from ..types import ChatRequest, Usage
 from .endings import PlanEndings, _estimate
 from .router import AUTO, Router
 from .tokens import estimate_input_tokens, estimate_output_tokens
-from .trace import AttemptRecord, RoutingTrace, Send, Sleep, new_trace
+from .trace import AttemptRecord, LazyScores, RoutingTrace, Send, Sleep, new_trace
 
 if TYPE_CHECKING:
     from ..security._rules import Policy
@@ -259,7 +259,9 @@ class DispatchPlan(PlanEndings):
         elif (scored := self._choose_scored) is not None:
             endpoint, scores = scored(pool, router.tracker, self.ctx)
             self.trace.scores.add(scores)
-            if isinstance(scores, (ProbeScores, LearnedScores)):  # a probe or learned: say why
+            # A probe or a learned choice says why. The class compared first: these are
+            # Mapping ABCs, and isinstance against them goes through the ABC machinery.
+            if type(scores) is not LazyScores and isinstance(scores, (ProbeScores, LearnedScores)):
                 self.trace.notes.defer(scores)  # formatted if the trace is read
         else:
             endpoint = self.strategy.choose(pool, router.tracker, self.ctx)

@@ -127,9 +127,10 @@ class ScoreTable(_BuiltOnRead):
 
     def add(self, scores: Mapping[str, float]) -> None:
         """Append one decision's figures (kept as given; merged on the first read)."""
-        if scores:
-            self._parts.append(scores)
-            self._dict = None
+        # Not tested for emptiness: an empty part merges to nothing, and a lazy mapping's
+        # length is a Python call on every decision.
+        self._parts.append(scores)
+        self._dict = None
 
     def _table(self) -> dict[str, float]:
         table = self._dict
@@ -297,10 +298,16 @@ def new_trace(model: str) -> RoutingTrace:
     trace.strategy = ""
     trace.candidates = []
     trace.excluded = {}
-    trace.scores = ScoreTable()
+    # The score table and the notes likewise, without their __init__ calls.
+    scores: ScoreTable = _new_object(ScoreTable)
+    scores._parts = []
+    scores._dict = None
+    trace.scores = scores
     trace.attempts = []
     trace.sleeps = []
     trace.models = []
-    trace.notes = Notes()
+    notes: Notes = _new_object(Notes)
+    notes._items = []
+    trace.notes = notes
     trace.feedback_to = None
     return trace

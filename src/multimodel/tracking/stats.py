@@ -297,8 +297,10 @@ class Tracker:
         stopped = outcome.error == CANCELLED
         load = None
         with self._lock:
-            if not outcome.cached:
-                load = _release(cell)
+            if not outcome.cached:  # _release, inlined: once per answer
+                cell.in_flight = max(0, cell.in_flight - 1)
+                loads = cell.sent_loads
+                load = loads.popleft() if loads else None
             cell.requests += 1
             if not stopped:
                 cell.win_requests.add(now, 1, outcome.latency)
@@ -358,7 +360,8 @@ class Tracker:
                 cell.ttft_sketch.add(ttft)
             generation = latency - (ttft or 0.0)
         else:
-            cell.ewma_latency = _ewma(cell.ewma_latency, latency)
+            ewma = cell.ewma_latency  # _ewma, inlined: once per answer
+            cell.ewma_latency = latency if ewma is None else ewma + _ALPHA * (latency - ewma)
             usage = outcome.usage
             sample = latency
             if usage is not None:

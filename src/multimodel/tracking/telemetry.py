@@ -266,7 +266,14 @@ class Telemetry:
     def tracing(self) -> bool:
         """Whether spans are recorded now (an SDK tracer provider is set); ``False`` lets the
         caller skip :meth:`start_call` and everything after it."""
-        return self.enabled and (self._tracer is not None or self._get_tracer() is not None)
+        if self._tracer is not None:
+            return self.enabled
+        # The recheck time compared here: a no-op provider (the common case) costs no call.
+        return (
+            self.enabled
+            and time.monotonic() >= self._trace_recheck
+            and self._get_tracer() is not None
+        )
 
     def start_attempt(self, call: CallSpan, endpoint: Endpoint, attempt: int) -> AttemptSpan:
         """Start the span of attempt number ``attempt`` (1-based) of ``call`` on ``endpoint``."""
@@ -343,9 +350,14 @@ class Telemetry:
         """Update the metrics with one attempt's outcome (call once per attempt)."""
         if not self.enabled:
             return
-        ins = self._instruments or self._get_instruments()
+        ins = self._instruments
         if ins is None:
-            return
+            # Compared here: with a no-op meter provider (the common case) no call per answer.
+            if time.monotonic() < self._metrics_recheck:
+                return
+            ins = self._get_instruments()
+            if ins is None:
+                return
         ok = outcome.ok
         latency = outcome.latency
         own: _Attrs = {
