@@ -108,17 +108,19 @@ class Prober:
     one probe at a time, and one that keeps failing gets an ever smaller share.
     """
 
-    __slots__ = ("_count", "_seen", "every")
+    __slots__ = ("_seen", "count", "every")
 
     def __init__(self, every: int = PROBE_EVERY) -> None:
         self.every = every
-        self._count = 0
+        #: Requests seen. A strategy may count one itself instead of calling :meth:`due`
+        #: while nothing is erring (``Tracker.erring == 0``): then no probe can be due.
+        self.count = 0
         self._seen: dict[str, tuple[float | None, int]] = {}
 
     def due(self, candidates: Sequence[Endpoint], stats: StatsView, now: float) -> Endpoint | None:
         """The candidate to probe with this request, if one is due (approximate under threads:
         a lost update delays a probe by a few requests)."""
-        self._count = count = self._count + 1
+        self.count = count = self.count + 1
         if count % self.every or (isinstance(stats, Tracker) and not stats.erring):
             return None
         seen = self._seen

@@ -77,11 +77,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from math import exp
 from operator import attrgetter
 
 from .._core.trace import LazyScores
 from ..providers.base import Endpoint
-from ..tracking.stats import DeploymentStats, StatsView, Tracker
+from ..tracking.stats import RANK_TAU, DeploymentStats, StatsView, Tracker
 from ._large_fleet import _UNMEASURED_BUSY, REFRESH_SECONDS, LargeFleet, _best, _Elite
 from ._util import Fleet, FleetCache, LockedRandom, Prober, forgiven_error_rate, probe_scores
 from .base import RouteContext, register_strategy
@@ -243,13 +244,21 @@ class Adaptive(LargeFleet):
             # latency taken to this request's length (see tracking.lengths), 0 otherwise.
             per_token = 0.0 if stream else cell.length_per_token
             if plain or per_token:
-                latency = cell.latency_estimate(now)
+                # cell.latency_estimate(now) and .latency_recent(), read as plain attributes:
+                # two method calls per candidate were a fifth of a small fleet's choice.
+                recent = cell.latency_peak
+                if recent is None:
+                    latency = None
+                else:
+                    idle = now - cell.latency_at
+                    latency = recent * exp(-idle / RANK_TAU) if idle > 0.0 else recent
                 base = cell.ewma_latency
             else:  # streams (time to first token) and long generations (time per token)
                 latency = expected_latency(c, stats, ctx, now)
                 base = cell.ewma_ttft if stream else None
                 if base is None:
                     base = cell.ewma_latency
+                recent = cell.latency_recent(stream) if latency is not None else None
             if latency is None or base is None:
                 add(latency)
                 continue
@@ -260,7 +269,6 @@ class Adaptive(LargeFleet):
                 # pause (a brownout that ended) one fast answer moves it most of the way, where
                 # the plain EWMA needs several (each after another idle wait: a recovered
                 # deployment took a minute to get its traffic back).
-                recent = cell.latency_recent(stream)
                 if recent is not None and recent < base:
                     base = recent
                 floor = base * idle_floor
@@ -358,15 +366,26 @@ class Adaptive(LargeFleet):
         if len(candidates) == 1:
             return candidates[0], {}
         now = stats.now()
-        probe = self._prober.due(candidates, stats, now)
+        prober = self._prober
+        if type(stats) is Tracker and not stats.erring:
+            prober.count += 1  # nothing erring, no probe due: due() would only count it
+            probe = None
+        else:
+            probe = prober.due(candidates, stats, now)
         if probe is not None:
             chosen: Endpoint = probe
             scores: Mapping[str, float] = probe_scores(probe, stats, now)
         else:
             if len(candidates) <= self.scan_max:
-                costs, cells = self._scores(candidates, stats, ctx, now)
+                # _scores, inlined (C-level maps, no comprehension frames): a small fleet's
+                # choice is a few dozen attribute reads, and each Python call is a tenth of it.
+                names = list(map(_NAME, candidates))
+                cells = list(map(stats.get, names))
+                lats = self._latencies(candidates, cells, stats, ctx, now)
+                prior = _best(lats, self.default_latency) if None in lats else 0.0
+                costs = self._costs(candidates, cells, lats, prior, stats, now)
                 chosen = candidates[self._pick(costs, cells)]
-                scores = LazyScores(list(map(_NAME, candidates)), costs)
+                scores = LazyScores(names, costs)
             elif self.remember:
                 chosen, scores = self._choose_large(candidates, stats, ctx, now)
             else:
@@ -388,9 +407,9 @@ class Adaptive(LargeFleet):
         third of the 429s to a full deployment while another had free slots."""
         best = min(costs)
         floor = max(best * self.tie, best + TIE_SECONDS)
+        if sum(map(floor.__ge__, costs)) == 1:  # one clear winner (counted in C)
+            return costs.index(best)
         ties = [i for i, v in enumerate(costs) if v <= floor]
-        if len(ties) == 1:
-            return ties[0]
         loads = [cells[i].in_flight for i in ties]
         low = min(loads)
         count = loads.count(low)

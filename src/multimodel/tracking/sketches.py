@@ -341,6 +341,11 @@ class PeakEWMA:
         idle = now - self._stamp
         return current * math.exp(-idle / self.tau) if idle > 0.0 else current
 
+    @property
+    def stamp(self) -> float:
+        """The time of the last update (0.0 before the first)."""
+        return self._stamp
+
     def rank(self) -> float | None:
         """A time-invariant sort key: ``log(value(now)) + now / tau`` for any ``now`` at or
         after the last update (``-inf`` for an estimate of 0, ``None`` before the first sample).

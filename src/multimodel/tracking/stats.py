@@ -70,6 +70,8 @@ class _Cell:
         "in_flight",
         "input_tokens",
         "last_failure_at",
+        "latency_at",
+        "latency_peak",
         "latency_rank",
         "latency_sketch",
         "length_fit",
@@ -110,6 +112,8 @@ class _Cell:
         self.peak_latency = PeakEWMA(_PEAK_TAU)
         self.peak_ttft = PeakEWMA(_PEAK_TAU)
         self.latency_rank: float | None = None
+        self.latency_peak: float | None = None  # peak_latency's value and stamp, as plain
+        self.latency_at = 0.0  # attributes (read per candidate by adaptive)
         self.stream_rank: float | None = None
         self.latency_sketch = QuantileSketch()
         self.ttft_sketch = QuantileSketch()
@@ -377,7 +381,8 @@ class Tracker:
                 elif cell.length_per_token:  # the lengths stopped varying
                     cell.length_share, cell.length_per_token = 1.0, 0.0
             peak = cell.peak_latency
-            peak.update(sample, now)
+            cell.latency_peak = peak.update(sample, now)
+            cell.latency_at = peak.stamp
             if cell.latency_rank is None:
                 self.ranked += 1
             cell.latency_rank = rank = peak.rank()

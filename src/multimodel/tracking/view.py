@@ -115,6 +115,18 @@ class DeploymentStats(Protocol):
         answer after a long pause moves it most of the way."""
         ...
 
+    @property
+    def latency_peak(self) -> float | None:
+        """:meth:`latency_recent` (non-streamed) as a plain value: a strategy scoring every
+        candidate reads it, and :attr:`latency_at`, without two method calls per candidate."""
+        ...
+
+    @property
+    def latency_at(self) -> float:
+        """The time of :attr:`latency_peak`'s last update: ``latency_estimate(now) ==
+        latency_peak * exp((latency_at - now) / RANK_TAU)`` for ``now > latency_at``."""
+        ...
+
 
 RANK_TAU = 10.0
 """The ``tau`` of the rank keys below: ``estimate(now) == exp(rank - now / RANK_TAU)``."""
