@@ -490,8 +490,9 @@ class AsyncClient(BaseClient):
         timeout: float | None,
         policy: Policy | None = None,
         prefer: str | None = None,
+        left: float | None = None,
     ) -> ChatResponse:
-        plan = self._plan(request, timeout, policy, prefer=prefer)
+        plan = self._plan(request, timeout, policy, prefer=prefer, left=left)
         while True:
             action = plan.next_action()
             if isinstance(action, Sleep):
