@@ -145,8 +145,7 @@ def embed(
             cache_key(group, dimensions, t, namespace, _task_of(task, i))
             for i, t in enumerate(texts)
         ]
-        for i, key in enumerate(keys):
-            data = cache.get_bytes(key)
+        for i, data in enumerate(cache.get_bytes_many(keys)):
             vectors[i] = decode_vector(data) if data is not None else None
     todo = [i for i, v in enumerate(vectors) if v is None]
     sent = [texts[i] for i in todo]
@@ -169,6 +168,16 @@ def embed(
             return exc
 
     results = gather(one, batches, _CONCURRENCY)
+    if cache is not None:
+        # The answered batches' vectors, stored even when another batch failed the call: they
+        # were billed, and a call asked again sends only what is still missing.
+        answered: list[tuple[str, bytes]] = []
+        for bounds, result in zip(batches, results, strict=True):
+            if isinstance(result, tuple):
+                for offset, vector in enumerate(result[0].vectors):
+                    index = todo[bounds[0] + offset]
+                    answered.append((keys[index], encode_vector(vector)))
+        cache.set_bytes_many(answered)
     if failed:
         raise failed[0]
     deployments: list[str] = []
@@ -181,8 +190,6 @@ def embed(
         for vector in parsed.vectors:
             index = todo[position]
             vectors[index] = vector
-            if cache is not None:
-                cache.set_bytes(keys[index], encode_vector(vector))
             position += 1
         deployments.append(deployment)
         assert parsed.usage is not None
