@@ -18,7 +18,6 @@ from ..errors import ContentFiltered, InvalidRequestError, StructuredOutputError
 from ..types import ChatChunk, ChatRequest, ChatResponse, Message, ResponseFormat
 
 __all__ = [
-    "DEFAULT_STRUCTURED_RETRIES",
     "AnswerChunks",
     "feedback",
     "finish",
@@ -26,9 +25,6 @@ __all__ = [
     "prepare",
     "validate_json",
 ]
-
-DEFAULT_STRUCTURED_RETRIES = 1
-"""How many times an answer that does not validate is sent back with its errors (default)."""
 
 _FORMAT_TYPES = frozenset({"text", "json_object", "json_schema"})
 _NAME = re.compile(r"[^A-Za-z0-9_-]")

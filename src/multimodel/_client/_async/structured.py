@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import InvalidRequestError, MultimodelError, StructuredOutputError
 from ...types import ChatRequest, ChatResponse
 from .._base import DEFAULT_DEADLINE_FACTOR, RequestInput
-from ..structured import DEFAULT_STRUCTURED_RETRIES, feedback, finish, for_call
+from ..structured import feedback, finish, for_call
 
 if TYPE_CHECKING:
     from .client import AsyncClient
@@ -39,7 +39,7 @@ async def query_structured(
     The response cache holds only answers that validated (a repaired one included), under the
     caller's request: an invalid answer is never stored, so an identical call later does not
     start from it."""
-    retries = DEFAULT_STRUCTURED_RETRIES if retries is None else retries
+    retries = client._structured_retries if retries is None else retries
     if retries < 0:
         raise InvalidRequestError(
             "structured_retries must be 0 or more", field="structured_retries"
