@@ -33,8 +33,8 @@ RULES: list[tuple[str, str]] = [
     (r"\baiter_bytes\b", "iter_bytes"),
     (r"\balookup\b", "lookup"),
     (r"\bastore\b", "store"),
-    (r"\baget_bytes\b", "get_bytes"),
-    (r"\baset_bytes\b", "set_bytes"),
+    (r"\baget_bytes_many\b", "get_bytes_many"),
+    (r"\baset_bytes_many\b", "set_bytes_many"),
     (r"\basend_http\b", "send_http"),
     (r"\bhandle_async_request\b", "handle_request"),
     (r"\bAsync([A-Z]\w*)", r"\1"),  # AsyncClient, AsyncStream, AsyncIterator, httpx.Async...

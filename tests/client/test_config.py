@@ -175,6 +175,7 @@ def test_every_keyword_reaches_the_config(cls: type, tmp_path: Path) -> None:
         "feedback": mm.FeedbackPolicy(half_life=60.0),
         "task_classifier": "heuristic",
         "unsupported_params": "error",
+        "structured_retries": 3,
     }
     assert sorted(values) == sorted(OPTIONS[1:])
     deps = [DEP, {**DEP, "model": "n"}]

@@ -169,7 +169,8 @@ def test_gemini_splits_at_100_inputs() -> None:
     texts = [f"t{i}" for i in range(250)]
     with make(mm.Client, provider, deployment) as c:
         r = c.embed(texts)
-    assert [len(b["requests"]) for _, _, b in provider.requests] == [100, 100, 50]
+    # batches run concurrently: their requests arrive in any order
+    assert sorted(len(b["requests"]) for _, _, b in provider.requests) == [50, 100, 100]
     assert r.vectors == [vector(t) for t in texts]
     assert r.batches == 3
 
@@ -189,6 +190,37 @@ def test_any_inputs_any_limit_same_vectors_same_order(texts: list[str], limit: i
     assert sorted(sent) == sorted(texts)
     assert all(len(body["input"]) <= limit for _, _, body in provider.requests)
     assert r.batches == len(provider.requests) == -(-len(texts) // limit)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    texts=st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=30),
+    limits=st.lists(st.sampled_from(LIMITS), min_size=1, max_size=3),
+    data=st.data(),
+)
+def test_cache_hits_and_mixed_limits_same_vectors_same_order(
+    texts: list[str], limits: list[int], data: st.DataObject
+) -> None:
+    """Some inputs already cached, a group whose deployments take different batch sizes: only
+    the misses are sent, in batches every deployment takes, and every input still gets its
+    own vector in its place."""
+    warm = data.draw(st.lists(st.sampled_from(texts), max_size=len(texts)), label="warm")
+    provider = Provider()
+    group = [
+        openai_deployment(model="emb", host=f"h{i}.test", provider=f"test-embed-{limit}")
+        for i, limit in enumerate(limits)
+    ]
+    with make(mm.Client, provider, *group, cache=True, strategy="round_robin") as c:
+        if warm:
+            c.embed(warm)
+        provider.requests.clear()
+        r = c.embed(texts)
+    assert r.vectors == [vector(t) for t in texts]
+    misses = [t for t in texts if t not in set(warm)]
+    sent = [t for _, _, body in provider.requests for t in body["input"]]
+    assert sorted(sent) == sorted(misses)
+    assert all(len(body["input"]) <= min(limits) for _, _, body in provider.requests)
+    assert (r.cached, r.batches) == (len(texts) - len(misses), len(provider.requests))
 
 
 @given(

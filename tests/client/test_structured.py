@@ -562,3 +562,55 @@ def test_batch_with_a_pydantic_response_format() -> None:
 async def test_async_batch_with_a_pydantic_response_format() -> None:
     async with batch_client(mm.AsyncClient) as c:
         check_batch(await c.batch(BATCH, response_format=Person, concurrency=2))
+
+
+# -- the client's default number of repairs ---------------------------------------------------
+
+
+def check_client_default(provider: Provider, retries: int) -> None:
+    assert len(provider.bodies) == retries + 1 + 2  # the client's default, then the call's 1
+
+
+@pytest.mark.parametrize("retries", [0, 2])
+def test_the_clients_structured_retries_is_the_default(retries: int) -> None:
+    provider = Provider(openai_body(json.dumps(BAD)))
+    with make(mm.Client, provider, structured_retries=retries) as c:
+        assert c.config.structured_retries == retries
+        with pytest.raises(errors.StructuredOutputError):
+            c.query("who?", model="m", response_format=Person)
+        with pytest.raises(errors.StructuredOutputError):
+            c.query("who?", model="m", response_format=Person, structured_retries=1)
+    check_client_default(provider, retries)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("retries", [0, 2])
+async def test_async_the_clients_structured_retries_is_the_default(retries: int) -> None:
+    provider = Provider(openai_body(json.dumps(BAD)))
+    async with make(mm.AsyncClient, provider, structured_retries=retries) as c:
+        with pytest.raises(errors.StructuredOutputError):
+            await c.query("who?", model="m", response_format=Person)
+        with pytest.raises(errors.StructuredOutputError):
+            await c.query("who?", model="m", response_format=Person, structured_retries=1)
+    check_client_default(provider, retries)
+
+
+def test_a_negative_structured_retries_option_is_a_config_error() -> None:
+    with pytest.raises(errors.ConfigError, match="structured_retries"):
+        make(mm.Client, Provider(openai_body("{}")), structured_retries=-1)
+
+
+@pytest.mark.anyio
+async def test_async_auto_considers_only_models_with_structured_output() -> None:
+    provider = Provider(openai_body(json.dumps(GOOD)))
+    deployments = [
+        mm.Deployment(model="gpt-4o-mini", provider="openai", api_key=KEY),
+        mm.Deployment(model="deepseek-chat", provider="deepseek", api_key=KEY),
+    ]
+    async with mm.AsyncClient(
+        deployments=deployments, transport=httpx.MockTransport(provider)
+    ) as c:
+        for _ in range(4):
+            r = await c.query("who?", model="auto", response_format=Person)
+            assert r.deployment == "openai/gpt-4o-mini" and r.parsed is not None
+            assert "structured_output" in r.trace.excluded["deepseek/deepseek-chat"]

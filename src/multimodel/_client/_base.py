@@ -83,6 +83,7 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
         self._timeout = config.timeout
         self._deadline = config.deadline
         self._refuse_params = config.unsupported_params == "error"
+        self._structured_retries = config.structured_retries
         policy = config.retry or RetryPolicy(max_retries=config.max_retries)
         # Heavier parts load here, when a client is built, so `import multimodel` stays cheap.
         from ..cache import CachePolicy, MemoryCache, ResponseCache

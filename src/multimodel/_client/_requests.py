@@ -199,7 +199,11 @@ class RequestBuilding:
         *,
         stream: bool = False,
         prefer: str | None = None,
+        left: float | None = None,
     ) -> DispatchPlan:
+        """The dispatch plan of one routed run (``left``: the seconds left of a call that
+        began earlier, such as a structured answer's repair: the run gets that, not a fresh
+        deadline)."""
         timeout = timeout or self._timeout
         deadline = self._deadline
         if self._refuse_params and request.openai_params:
@@ -210,7 +214,11 @@ class RequestBuilding:
             timeout=timeout,
             # No deadline given: the default bounds retries, back-offs and waits for a
             # recovery, but not a stream that is delivering (its idle limit guards that).
-            deadline=deadline if deadline is not None else DEFAULT_DEADLINE_FACTOR * timeout,
+            deadline=left
+            if left is not None
+            else deadline
+            if deadline is not None
+            else DEFAULT_DEADLINE_FACTOR * timeout,
             stream=stream,
             policy=policy,
             body_deadline=deadline is not None,

@@ -187,6 +187,9 @@ class StreamCore:
         self.send: Send | None = None
         self.decoder: StreamDecoder | None = None
         self.acc = Accumulator()
+        # Rewrites each decoded batch of chunks before anything sees them (a structured
+        # stream's forced answer tool becomes text: structured.AnswerChunks); None: as decoded.
+        self.reshape: Callable[[list[ChatChunk]], list[ChatChunk]] | None = None
         self.buffer: deque[ChatChunk] = deque()
         self.pending: memoryview | None = None  # read, not yet decoded (see feed)
         self.ttft: float | None = None
@@ -205,7 +208,8 @@ class StreamCore:
         from ..cache import chunks_from_response
 
         self.plan.close()
-        self.buffer.extend(chunks_from_response(hit))
+        chunks = chunks_from_response(hit)
+        self.buffer.extend(chunks if self.reshape is None else self.reshape(chunks))
         self.response = hit
         self.done = True
 
@@ -218,6 +222,9 @@ class StreamCore:
             send.endpoint, content_type=response.headers.get("content-type")
         )
         self.acc = Accumulator()
+        reset = getattr(self.reshape, "reset", None)
+        if reset is not None:
+            reset()
         self.buffer.clear()
         self.pending = None
         self.ttft = None
@@ -265,6 +272,8 @@ class StreamCore:
     def _take(self, chunks: list[ChatChunk]) -> None:
         if not chunks:  # keep-alive comments and pings decode to nothing
             return
+        if self.reshape is not None:
+            chunks = self.reshape(chunks)
         now = self.now()
         if not self.content_seen:
             for chunk in chunks:

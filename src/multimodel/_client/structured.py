@@ -14,20 +14,17 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import InvalidRequestError, StructuredOutputError
-from ..types import ChatRequest, ChatResponse, Message, ResponseFormat
+from ..errors import ContentFiltered, InvalidRequestError, StructuredOutputError
+from ..types import ChatChunk, ChatRequest, ChatResponse, Message, ResponseFormat
 
 __all__ = [
-    "DEFAULT_STRUCTURED_RETRIES",
+    "AnswerChunks",
     "feedback",
     "finish",
     "for_call",
     "prepare",
     "validate_json",
 ]
-
-DEFAULT_STRUCTURED_RETRIES = 1
-"""How many times an answer that does not validate is sent back with its errors (default)."""
 
 _FORMAT_TYPES = frozenset({"text", "json_object", "json_schema"})
 _NAME = re.compile(r"[^A-Za-z0-9_-]")
@@ -95,6 +92,53 @@ def _answer(response: ChatResponse, fmt: ResponseFormat) -> tuple[str, ChatRespo
     return text, response
 
 
+class AnswerChunks:
+    """A structured stream's chunks with the forced answer tool's input as text.
+
+    Anthropic gets a ``json_schema`` format as a forced call of a tool named after it, so its
+    answer streams as that call's argument fragments. The final response turns the call into
+    the answer's text (:func:`finish`); this does the same to the chunks as they come, so that
+    ``chunk.text`` streams the JSON whichever provider serves the call (and the call never
+    shows as a tool call). Only for requests without tools of the caller's own: with them the
+    adapter asks for the JSON as text.
+    """
+
+    __slots__ = ("_index", "_name")
+
+    def __init__(self, fmt: ResponseFormat) -> None:
+        self._name = fmt.name
+        self._index: int | None = None  # the forced call's index, once it started
+
+    def reset(self) -> None:
+        """A new attempt: its chunks start afresh."""
+        self._index = None
+
+    def __call__(self, chunks: list[ChatChunk]) -> list[ChatChunk]:
+        return [self._one(chunk) for chunk in chunks]
+
+    def _one(self, chunk: ChatChunk) -> ChatChunk:
+        calls = chunk.tool_calls
+        if not calls:
+            if self._index is not None and chunk.finish_reason == "tool_calls":
+                return chunk.model_copy(update={"finish_reason": "stop"})
+            return chunk
+        text: list[str] = []
+        kept = []
+        for delta in calls:
+            if self._index is None and delta.name == self._name:
+                self._index = delta.index
+            if delta.index == self._index:
+                text.append(delta.arguments)
+            else:
+                kept.append(delta)
+        if len(kept) == len(calls):
+            return chunk
+        update: dict[str, Any] = {"text": chunk.text + "".join(text), "tool_calls": kept}
+        if chunk.finish_reason == "tool_calls" and not kept:
+            update["finish_reason"] = "stop"
+        return chunk.model_copy(update=update)
+
+
 def _unfenced(text: str) -> str:
     match = _FENCE.match(text)
     return match.group(1) if match else text
@@ -109,9 +153,22 @@ def finish(
 
     Raises:
         StructuredOutputError: the answer is not JSON, or does not validate.
+        ContentFiltered: the provider's safety filter stopped the answer (finish reason
+            ``content_filter``): not the model's mistake, so not fed back and asked again.
     """
     if response.refusal is not None or fmt.type == "text":
         return response
+    if response.finish_reason == "content_filter":
+        raise ContentFiltered(
+            f"the provider's content filter stopped the answer (finish reason "
+            f"{response.raw_finish_reason or 'content_filter'!r}) before it could be parsed as "
+            f"{fmt.name or 'JSON'!r}",
+            provider=response.provider,
+            deployment=response.deployment,
+            status=200,
+            request_id=response.request_id,
+            code="content_filter",
+        )
     text, response = _answer(response, fmt)
     if response.finish_reason == "length":
         raise StructuredOutputError(

@@ -89,6 +89,7 @@ class DispatchPlan(PlanEndings):
         "candidates",
         "ctx",
         "model",
+        "operation",
         "policy",
         "request",
         "strategy",
@@ -107,11 +108,13 @@ class DispatchPlan(PlanEndings):
         policy: Policy | None = None,
         body_deadline: bool = True,
         prefer: str | None = None,
+        operation: str = "chat",
     ) -> None:
         self._router = router
         # A deployment the first attempt goes to if it is available (a structured answer's
         # repair goes back to the deployment that gave it); then routing as usual.
         self._prefer = prefer
+        self.operation = operation
         self.request = request
         self.policy = policy
         self._policy_blocked: dict[str, str] = {}
@@ -143,7 +146,14 @@ class DispatchPlan(PlanEndings):
         router.budget.deposit(now)
         telemetry = router.telemetry
         self._span = (
-            telemetry.start_call(model=request.model, stream=stream, request_params=request)
+            telemetry.start_call(
+                model=request.model,
+                operation=operation,
+                stream=stream,
+                # An embeddings batch's request is a carrier for the token estimates: its
+                # max_tokens is not the caller's.
+                request_params=request if operation == "chat" else {},
+            )
             if telemetry is not None and telemetry.tracing()
             else None
         )
@@ -400,6 +410,7 @@ class DispatchPlan(PlanEndings):
             breakdown,
             response_id,
             self.ctx.output_tokens,
+            self.operation,
         )
         router.health.on_success(endpoint.name, now)
         if router.shared is not None:
@@ -471,6 +482,7 @@ class DispatchPlan(PlanEndings):
             usage=usage,
             cost=breakdown.total if breakdown is not None else None,
             cost_breakdown=breakdown,
+            operation=self.operation,
         )
         router.health.on_failure(name, error, now)
         if router.shared is not None:

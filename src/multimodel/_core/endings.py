@@ -48,6 +48,7 @@ class PlanEndings:
     policy: Policy | None
     request: ChatRequest
     stream: bool
+    operation: str
     trace: RoutingTrace
 
     @property
@@ -143,6 +144,7 @@ class PlanEndings:
             tags=self._tags,
             attempt=send.attempt,
             cost_breakdown=breakdown,
+            operation=self.operation,
         )
         self.trace.attempts.append(AttemptRecord(endpoint.name, record, latency))
         router.health.on_cancel(endpoint.name)

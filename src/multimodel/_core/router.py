@@ -177,15 +177,24 @@ class Router:
         deadline: float | None = None,
         stream: bool = False,
         policy: Policy | None = None,
+        operation: str = "chat",
     ) -> DispatchPlan:
-        """A plan for one call of ``request`` (``policy``: the caller's access policy)."""
+        """A plan for one call of ``request`` (``policy``: the caller's access policy;
+        ``operation``: the GenAI operation its spans name, ``"embeddings"`` for a batch of
+        embeddings)."""
         plan_type = Router._plan_type
         if plan_type is None:  # imported here (circular at import time), once
             from .dispatch import DispatchPlan
 
             plan_type = Router._plan_type = DispatchPlan
         return plan_type(
-            self, request, timeout=timeout, deadline=deadline, stream=stream, policy=policy
+            self,
+            request,
+            timeout=timeout,
+            deadline=deadline,
+            stream=stream,
+            policy=policy,
+            operation=operation,
         )
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from cachetools import TLRUCache
 
 from multimodel._core.clock import Clock, SystemClock
+from multimodel.cache._raw import RawEntries
 from multimodel.types import ChatChunk, ChatRequest, ChatResponse, ToolCallDelta
 
 if TYPE_CHECKING:
@@ -124,7 +125,10 @@ class CacheBackend(Protocol):
     """Where cached bytes live: key strings to opaque bytes, each with a TTL (``<= 0``: drop).
 
     The async twins keep the async client's loop free while a network store answers; a backend
-    without I/O (:class:`MemoryCache`) implements them by calling the sync ones.
+    without I/O (:class:`MemoryCache`) implements them by calling the sync ones. A network
+    backend may also offer ``get_many(keys)`` / ``set_many(items, ttl)`` and their async twins
+    ``aget_many`` / ``aset_many`` (:class:`RedisCache` does): embeddings look up and store one
+    entry per input, in one round trip with them, one per input without.
 
     .. versionadded:: 0.1
     """
@@ -271,7 +275,7 @@ def chunks_from_response(response: ChatResponse, *, chunk_chars: int = 64) -> li
     return chunks
 
 
-class ResponseCache:
+class ResponseCache(RawEntries):
     """A policy over a backend: what the clients call around each request.
 
     The cache never fails a request: a backend error is counted in :attr:`errors` and the
@@ -503,59 +507,6 @@ class ResponseCache:
         epoch = self._epoch
         try:
             await self._backend.aset(*entry)
-        except Exception as exc:  # noqa: BLE001 - a broken cache must not fail the request
-            return self._failed("store", exc)
-        if self._down:
-            self._succeeded(epoch)
-        return self._count("stores")
-
-    # Raw entries under caller-made keys (embeddings: one vector per input), with the same
-    # counters and outage handling as responses.
-
-    def get_bytes(self, key: str) -> bytes | None:
-        """The raw entry under ``key`` (a hit or a miss is counted), or ``None``."""
-        epoch = self._epoch
-        try:
-            data = self._backend.get(key)
-        except Exception as exc:  # noqa: BLE001 - a broken cache must not fail the request
-            self._failed("lookup", exc)
-            return None
-        if self._down:
-            self._succeeded(epoch)
-        self._count("hits" if data is not None else "misses")
-        return data
-
-    async def aget_bytes(self, key: str) -> bytes | None:
-        """Async :meth:`get_bytes`."""
-        epoch = self._epoch
-        try:
-            data = await self._backend.aget(key)
-        except Exception as exc:  # noqa: BLE001 - a broken cache must not fail the request
-            self._failed("lookup", exc)
-            return None
-        if self._down:
-            self._succeeded(epoch)
-        self._count("hits" if data is not None else "misses")
-        return data
-
-    def set_bytes(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
-        """Write a raw entry under ``key`` (``ttl`` defaults to the policy's)."""
-        ttl = self._policy.ttl if ttl is None else ttl
-        epoch = self._epoch
-        try:
-            self._backend.set(key, value, ttl)
-        except Exception as exc:  # noqa: BLE001 - a broken cache must not fail the request
-            return self._failed("store", exc)
-        if self._down:
-            self._succeeded(epoch)
-        return self._count("stores")
-
-    async def aset_bytes(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
-        """Async :meth:`set_bytes`."""
-        ttl = self._policy.ttl if ttl is None else ttl
-        epoch = self._epoch
-        try:
-            await self._backend.aset(key, value, ttl)
         except Exception as exc:  # noqa: BLE001 - a broken cache must not fail the request
             return self._failed("store", exc)
         if self._down:

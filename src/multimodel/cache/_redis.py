@@ -8,6 +8,7 @@ processes and hosts; entries expire in Redis itself (``SET ... PX``).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 try:
@@ -34,6 +35,17 @@ def _as_bytes(value: Any) -> bytes | None:
 
 def _px(ttl: float) -> int:
     return max(1, round(ttl * 1000))
+
+
+_MANY = 1_000  # keys per MGET: bounded replies, still ~one round trip per thousand vectors
+
+
+def _queue_sets(pipe: Any, prefix: str, items: Sequence[tuple[str, bytes]], ttl: float) -> None:
+    for key, value in items:
+        if ttl > 0:
+            pipe.set(prefix + key, value, px=_px(ttl))
+        else:
+            pipe.delete(prefix + key)
 
 
 class RedisCache:
@@ -126,6 +138,40 @@ class RedisCache:
             self._client().set(self._prefix + key, value, px=_px(ttl))
         else:
             self.delete(key)
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values of ``keys`` in order, in one ``MGET`` per 1,000 keys."""
+        client, prefix = self._client(), self._prefix
+        out: list[bytes | None] = []
+        for start in range(0, len(keys), _MANY):
+            names = [prefix + k for k in keys[start : start + _MANY]]
+            out.extend(map(_as_bytes, client.mget(names)))
+        return out
+
+    def set_many(self, items: Sequence[tuple[str, bytes]], ttl: float) -> None:
+        """Store ``(key, value)`` pairs in one pipelined round trip (``ttl <= 0``: delete)."""
+        if not items:
+            return
+        pipe = self._client().pipeline(transaction=False)
+        _queue_sets(pipe, self._prefix, items, ttl)
+        pipe.execute()
+
+    async def aget_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Async :meth:`get_many`."""
+        client, prefix = self._aclient(), self._prefix
+        out: list[bytes | None] = []
+        for start in range(0, len(keys), _MANY):
+            names = [prefix + k for k in keys[start : start + _MANY]]
+            out.extend(map(_as_bytes, await client.mget(names)))
+        return out
+
+    async def aset_many(self, items: Sequence[tuple[str, bytes]], ttl: float) -> None:
+        """Async :meth:`set_many`."""
+        if not items:
+            return
+        pipe = self._aclient().pipeline(transaction=False)
+        _queue_sets(pipe, self._prefix, items, ttl)
+        await pipe.execute()
 
     def delete(self, key: str) -> None:
         """See :meth:`CacheBackend.delete <multimodel.cache.CacheBackend.delete>`."""

@@ -170,6 +170,10 @@ class ClientConfig(BaseModel):
             ``"drop"`` (default: not sent, one ``DroppedParameterWarning``) or ``"error"`` (the
             call is refused with ``InvalidRequestError`` before anything is sent, when any
             deployment it could reach, fallbacks included, cannot take the parameter).
+        structured_retries: with a ``response_format``, how many times an answer that does
+            not validate is sent back with its errors to the deployment that gave it, before
+            the model group's fallbacks are asked (default 1; ``0``: straight to the
+            fallbacks). A call's own ``structured_retries=`` wins.
         env: where API keys are read from (default ``os.environ``); never shown in a repr.
 
     Model groups named by ``strategies``, ``fallbacks`` and ``context_fallbacks`` must be
@@ -207,6 +211,7 @@ class ClientConfig(BaseModel):
     feedback: FeedbackPolicy | None = None
     task_classifier: Callable[[Any], str | None] | str | None = None
     unsupported_params: Literal["drop", "error"] = "drop"
+    structured_retries: int = Field(default=1, ge=0)
     env: dict[str, str] | None = Field(default=None, repr=False, exclude=True)
 
     if not TYPE_CHECKING:  # type checkers keep pydantic's typed __init__

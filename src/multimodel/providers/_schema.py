@@ -5,6 +5,8 @@
   keywords is inlined (strict mode rejects siblings); keywords strict mode does not support
   (:data:`OPENAI_UNSUPPORTED`: ``default``, ``minLength``, ``not`` ...) are dropped, and
   ``oneOf`` becomes ``anyOf``. Validation of the answer still enforces what was dropped.
+  A schema with free-form objects (``dict`` fields) cannot be strict
+  (:func:`openai_strict_expressible`): it is sent as given, with ``strict: false``.
 * :func:`gemini_schema`: the subset Gemini's ``responseJsonSchema`` accepts: ``$ref``\\ s into
   ``$defs`` are inlined (recursive schemas are refused), keywords outside the subset are dropped.
 
@@ -21,7 +23,13 @@ from typing import Any
 
 from ..errors import InvalidRequestError
 
-__all__ = ["GEMINI_KEYWORDS", "OPENAI_UNSUPPORTED", "gemini_schema", "openai_strict_schema"]
+__all__ = [
+    "GEMINI_KEYWORDS",
+    "OPENAI_UNSUPPORTED",
+    "gemini_schema",
+    "openai_strict_expressible",
+    "openai_strict_schema",
+]
 
 GEMINI_KEYWORDS = frozenset(
     {
@@ -123,6 +131,39 @@ def _strict_node(node: Any, defs: dict[str, Any], root: dict[str, Any]) -> Any:
         out["required"] = list(props)
         out["additionalProperties"] = False
     return out
+
+
+def openai_strict_expressible(schema: dict[str, Any]) -> bool:
+    """Whether strict mode can hold ``schema`` without changing what it allows.
+
+    Strict mode requires ``additionalProperties: false`` on every object, so an object whose
+    keys are free (a ``dict[str, int]`` field: ``additionalProperties`` a schema or ``true``)
+    cannot be strict: forcing ``false`` there would allow only ``{}``, and the model would
+    have to drop every entry. Such a schema is sent with ``strict: false`` instead (the
+    answer is still validated, and a failure fed back)."""
+    return _expressible(_key(schema))
+
+
+@functools.lru_cache(maxsize=256)
+def _expressible(text: str) -> bool:
+    return not _free_keys(json.loads(text))
+
+
+def _free_keys(node: Any) -> bool:
+    if isinstance(node, list):
+        return any(_free_keys(item) for item in node)
+    if not isinstance(node, dict):
+        return False
+    extra = node.get("additionalProperties", False)
+    if extra is not False and extra is not None:
+        return True
+    for key, value in node.items():
+        if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
+            if any(_free_keys(v) for v in value.values()):
+                return True
+        elif isinstance(value, (dict, list)) and _free_keys(value):
+            return True
+    return False
 
 
 def _resolve(ref: str, root: dict[str, Any]) -> dict[str, Any]:

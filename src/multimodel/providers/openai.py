@@ -42,7 +42,7 @@ from ._embeddings import embedding_vector
 from ._errors import error_from_status
 from ._params import drop_params
 from ._request import json_bytes, post_request, request_headers
-from ._schema import openai_strict_schema
+from ._schema import openai_strict_expressible, openai_strict_schema
 from ._stream import SSEStreamDecoder
 from ._usage import NO_USAGE, token_count, usage_of
 from .base import MAX_EMBEDDINGS_BODY_BYTES, Endpoint, ParsedResponse, ProviderAdapter
@@ -174,12 +174,15 @@ class OpenAIAdapter(ProviderAdapter):
                 body["messages"].insert(0, {"role": "system", "content": schema_prompt(fmt)})
             elif fmt.type == "json_schema":
                 assert fmt.schema_ is not None
+                strict = fmt.strict
+                if strict and not openai_strict_expressible(fmt.schema_):
+                    strict = False  # free-form objects: strict mode would only allow {}
                 schema: dict[str, Any] = {
                     "name": fmt.name,
-                    "schema": openai_strict_schema(fmt.schema_) if fmt.strict else fmt.schema_,
+                    "schema": openai_strict_schema(fmt.schema_) if strict else fmt.schema_,
                 }
-                if fmt.strict is not None:
-                    schema["strict"] = fmt.strict
+                if strict is not None:
+                    schema["strict"] = strict
                 body["response_format"] = {"type": "json_schema", "json_schema": schema}
             else:
                 body["response_format"] = {"type": fmt.type}

@@ -38,6 +38,7 @@ _FINISH: dict[str, tuple[str, str, str]] = {
     "length": ("length", "max_tokens", "MAX_TOKENS"),
     "tool_calls": ("tool_calls", "tool_use", "STOP"),
     "content_filter": ("content_filter", "refusal", "SAFETY"),
+    "refusal": ("stop", "refusal", "SAFETY"),  # Behavior.refusal: OpenAI says it in the message
 }
 
 
@@ -120,6 +121,7 @@ class Reply:
     seq: int
     include_usage: bool = False
     omit_done: bool = False
+    refusal: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,6 +141,11 @@ class Behavior:
             until the server stops) and close.
         stall_timeout: upper bound of a stall, in seconds.
         omit_done: OpenAI streams end without ``data: [DONE]``.
+        refusal: the model declines, saying this: OpenAI sends it as ``message.refusal``
+            (streams: ``delta.refusal`` pieces) with no content, Anthropic as ``stop_reason:
+            "refusal"`` with it in ``stop_details.explanation``; Gemini has no refusal and
+            blocks the answer instead (``finishReason: "SAFETY"``, no text). ``text`` is then
+            only what comes before it (default none).
 
     ``stream_error_after``, ``drop_after`` and ``stall_after`` apply to streaming requests only
     and count content chunks (text pieces, tool-call fragments) after the stream's opening
@@ -169,6 +174,7 @@ class Behavior:
     stall_after: int | None = None
     stall_timeout: float = 30.0
     omit_done: bool = False
+    refusal: str | None = None
 
     def __post_init__(self) -> None:
         calls = tuple((str(name), dict(args)) for name, args in self.tool_calls)

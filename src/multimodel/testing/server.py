@@ -423,11 +423,11 @@ class MockProviderServer:
             text: str | None = wire.last_user_text(body)
         elif b.text is not None:
             text = b.text
-        elif b.tool_calls:
+        elif b.tool_calls or b.refusal is not None:
             text = None
         else:
             text = f"Hello from {state.name}"
-        out_chars = len(text or "")
+        out_chars = len(text or "") + len(b.refusal or "")
         for tool_name, args in b.tool_calls:
             out_chars += len(tool_name) + len(json.dumps(args))
         usage = b.usage_spec.resolve(wire.prompt_chars(body), out_chars)
@@ -440,7 +440,10 @@ class MockProviderServer:
             pieces=split_text(text or "", b.chunks) if stream else (),
             tool_calls=tuple(b.tool_calls),
             usage=usage,
-            finish_reason=b.finish_reason,
+            finish_reason=b.finish_reason
+            if b.finish_reason is not None or b.refusal is None
+            else "refusal",
+            refusal=b.refusal,
             seq=seq,
             include_usage=isinstance(options, dict) and options.get("include_usage") is True,
             omit_done=b.omit_done,

@@ -109,7 +109,7 @@ class OpenAIRenderer(WireRenderer):
         message: dict[str, Any] = {
             "role": "assistant",
             "content": reply.text,
-            "refusal": None,
+            "refusal": reply.refusal,
             "annotations": [],
         }
         if reply.tool_calls:
@@ -159,6 +159,8 @@ class OpenAIRenderer(WireRenderer):
 
         head = (event({"role": "assistant", "content": "", "refusal": None}),)
         body = [event({"content": piece}) for piece in reply.pieces]
+        if reply.refusal:
+            body.extend(event({"refusal": piece}) for piece in split_text(reply.refusal, None))
         for i, (name, args) in enumerate(reply.tool_calls):
             first = {
                 "index": i,
@@ -219,7 +221,7 @@ class AnthropicRenderer(WireRenderer):
         return f"toolu_mock{reply.seq:012x}{i:03d}"
 
     def _message(self, reply: Reply, content: list[Any], stop: str | None, out: int) -> Any:
-        return {
+        message = {
             "id": f"msg_mock{reply.seq:016x}",
             "type": "message",
             "role": "assistant",
@@ -229,6 +231,13 @@ class AnthropicRenderer(WireRenderer):
             "stop_sequence": None,
             "usage": self._usage(reply.usage, out),
         }
+        if stop == "refusal" and reply.refusal:
+            message["stop_details"] = self._refusal(reply.refusal)
+        return message
+
+    @staticmethod
+    def _refusal(explanation: str) -> dict[str, Any]:
+        return {"type": "refusal", "category": None, "explanation": explanation}
 
     def body(self, reply: Reply) -> bytes:
         content: list[Any] = []
@@ -286,16 +295,11 @@ class AnthropicRenderer(WireRenderer):
         tail = [self._stop(len(blocks) - 1)] if blocks else []
         usage = self._usage(reply.usage, reply.usage.output_tokens)
         del usage["service_tier"]
-        tail.append(
-            ev(
-                "message_delta",
-                {
-                    "type": "message_delta",
-                    "delta": {"stop_reason": self.finish(reply, 1), "stop_sequence": None},
-                    "usage": usage,
-                },
-            )
-        )
+        stop = self.finish(reply, 1)
+        ending: dict[str, Any] = {"stop_reason": stop, "stop_sequence": None}
+        if stop == "refusal" and reply.refusal:
+            ending["stop_details"] = self._refusal(reply.refusal)
+        tail.append(ev("message_delta", {"type": "message_delta", "delta": ending, "usage": usage}))
         tail.append(ev("message_stop", {"type": "message_stop"}))
         return StreamPlan(tuple(head), tuple(body), tuple(tail))
 

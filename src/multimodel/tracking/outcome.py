@@ -40,6 +40,8 @@ class Outcome(NamedTuple):
         requested_tokens: the output tokens the request was routed with (its ``max_tokens``,
         or the default estimate): with ``usage``, how long this deployment's answers are for
         what was asked (:mod:`multimodel.tracking.lengths`).
+        operation: the GenAI operation, ``"chat"`` or ``"embeddings"`` (telemetry's
+        ``gen_ai.operation.name``).
     """
 
     deployment: str
@@ -65,6 +67,7 @@ class Outcome(NamedTuple):
     cost_breakdown: Any = None
     response_id: str | None = None
     requested_tokens: int | None = None
+    operation: str = "chat"
 
 
 _new = tuple.__new__
@@ -90,6 +93,7 @@ def success_outcome(
     cost_breakdown: Any,
     response_id: str | None = None,
     requested_tokens: int | None = None,
+    operation: str = "chat",
 ) -> Outcome:
     """The :class:`Outcome` of a successful attempt, built positionally.
 
@@ -123,6 +127,7 @@ def success_outcome(
             cost_breakdown,
             response_id,
             requested_tokens,
+            operation,
         ),
     )
 

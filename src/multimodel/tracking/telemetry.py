@@ -346,8 +346,9 @@ class Telemetry:
                 otel_span.set_status(Status(StatusCode.ERROR, error_type))
         otel_span.end()
 
-    def record(self, outcome: Outcome, *, operation: str = "chat") -> None:
-        """Update the metrics with one attempt's outcome (call once per attempt)."""
+    def record(self, outcome: Outcome, *, operation: str | None = None) -> None:
+        """Update the metrics with one attempt's outcome (call once per attempt);
+        ``operation`` defaults to the outcome's own (``"chat"`` or ``"embeddings"``)."""
         if not self.enabled:
             return
         ins = self._instruments
@@ -372,7 +373,7 @@ class Telemetry:
         if cost is not None and cost >= 0:
             ins.cost.add(float(cost), own)
         gen: _Attrs = {
-            "gen_ai.operation.name": operation,
+            "gen_ai.operation.name": operation or outcome.operation,
             "gen_ai.provider.name": _PROVIDER_NAMES.get(outcome.provider, outcome.provider),
             "gen_ai.request.model": outcome.model,
         }

@@ -112,6 +112,9 @@ class AsyncClient(BaseClient):
         unsupported_params: a known OpenAI parameter a deployment's provider has no equivalent
             for is ``"drop"``-ped with one ``DroppedParameterWarning`` (default) or, with
             ``"error"``, refused before anything is sent (``InvalidRequestError``).
+        structured_retries: with a ``response_format``, how many times an answer that does
+            not validate is sent back with its errors before the fallbacks are asked
+            (default 1); a call's own ``structured_retries=`` wins.
         env: where API keys are read from (default ``os.environ``, when the client is built).
         http_client: an httpx client to use (you keep ownership; it is not closed).
         transport: an httpx transport for the client's own httpx client, or a name:
@@ -163,6 +166,7 @@ class AsyncClient(BaseClient):
         feedback: FeedbackPolicy | None = None,
         task_classifier: Callable[[ChatRequest], str | None] | str | None = None,
         unsupported_params: Literal["drop", "error"] | None = None,
+        structured_retries: int | None = None,
         env: Mapping[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | AsyncTransportName | None = None,
@@ -193,6 +197,7 @@ class AsyncClient(BaseClient):
             "feedback": feedback,
             "task_classifier": task_classifier,
             "unsupported_params": unsupported_params,
+            "structured_retries": structured_retries,
             "env": env,
         }
         merged = client_config(
@@ -274,7 +279,8 @@ class AsyncClient(BaseClient):
             cache_ttl: seconds to keep this answer in the cache.
             policy: the access policy to apply (default: the caller's, from ``user``).
             structured_retries: with a ``response_format``, how many times an answer that does
-                not validate is sent back with its errors (default 1), within the deadline.
+                not validate is sent back with its errors (default: the client's
+                ``structured_retries``, 1), within the deadline.
             **params: ``max_tokens``, ``temperature``, ``tools`` ... (``RequestParams``);
                 ``response_format`` may be a pydantic model class or a JSON-schema dict, and
                 the answer's ``parsed`` then holds the validated object.
@@ -490,8 +496,9 @@ class AsyncClient(BaseClient):
         timeout: float | None,
         policy: Policy | None = None,
         prefer: str | None = None,
+        left: float | None = None,
     ) -> ChatResponse:
-        plan = self._plan(request, timeout, policy, prefer=prefer)
+        plan = self._plan(request, timeout, policy, prefer=prefer, left=left)
         while True:
             action = plan.next_action()
             if isinstance(action, Sleep):

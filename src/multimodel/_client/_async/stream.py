@@ -16,7 +16,7 @@ import httpx
 from ..._core.dispatch import DispatchPlan, Send, Sleep
 from ..._transports.pool import pool_wait_ended
 from ..._transports.send import asend_http
-from ...errors import ProviderError, StructuredOutputError
+from ...errors import ContentFiltered, MultimodelError, ProviderError, StructuredOutputError
 from ...types import ChatChunk, ChatRequest, ChatResponse
 from .._primitives import (
     async_abandon,
@@ -72,9 +72,13 @@ class AsyncStream:
     ) -> None:
         self._http_client = http
         self._structured = structured
-        self._invalid: StructuredOutputError | None = None  # raised once the chunks are read
+        self._invalid: MultimodelError | None = None  # raised once the chunks are read
         self._kit = kit
         self._core = StreamCore(kit, request, plan, cache)
+        if structured is not None and structured[0].type == "json_schema" and not request.tools:
+            from ..structured import AnswerChunks
+
+            self._core.reshape = AnswerChunks(structured[0])  # the answer streams as text
         self._http: httpx.Response | None = None
         self._bytes: AsyncIterator[bytes] | None = None
         self._opened = False
@@ -316,7 +320,7 @@ class AsyncStream:
         if self._structured is not None:
             try:
                 self._validate()
-            except StructuredOutputError as exc:
+            except (StructuredOutputError, ContentFiltered) as exc:
                 self._invalid = exc
                 return
         await cache.astore(core.request, answer, ttl=core.cache_ttl, override=core.cache_override)

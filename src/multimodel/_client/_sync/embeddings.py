@@ -24,6 +24,7 @@ from ...embeddings import (
     decode_vector,
     embed_task,
     encode_vector,
+    estimate_tokens,
     policy_token_cap,
     split_batches,
 )
@@ -41,10 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["Embeddings", "embed"]
 
 _CONCURRENCY = 4  # batches in flight at once
-
-
-def _estimate(inputs: Sequence[str]) -> Usage:
-    return Usage(input_tokens=sum(len(t) // 4 + 1 for t in inputs), estimated=True)
 
 
 def _limits(client: Client, group: str) -> tuple[int, int | None]:
@@ -132,7 +129,13 @@ def embed(
     cap = policy_token_cap(resolved, texts)
     if cap is not None:
         max_tokens = cap if max_tokens is None else min(max_tokens, cap)
-    started = client._clock.monotonic()
+    clock = client._clock
+    started = clock.monotonic()
+    # The client's `deadline` bounds the whole call: each batch gets what is left of it when
+    # it starts. Without one, each batch gets the default (twice the timeout) from its own
+    # start: a large input's many batches (waiting for rate limits, say) may take longer.
+    deadline = client._deadline
+    default = DEFAULT_DEADLINE_FACTOR * (timeout or client._timeout)
     cache = client.cache if use_cache is not False else None
     vectors: list[list[float] | None] = [None] * len(texts)
     keys: list[str] = []
@@ -142,25 +145,41 @@ def embed(
             cache_key(group, dimensions, t, namespace, _task_of(task, i))
             for i, t in enumerate(texts)
         ]
-        for i, key in enumerate(keys):
-            data = cache.get_bytes(key)
+        for i, data in enumerate(cache.get_bytes_many(keys)):
             vectors[i] = decode_vector(data) if data is not None else None
     todo = [i for i, v in enumerate(vectors) if v is None]
     sent = [texts[i] for i in todo]
     batches = split_batches(sent, max_items, max_tokens)
 
+    failed: list[MultimodelError] = []
+
     def one(bounds: tuple[int, int]) -> tuple[ParsedEmbeddings, str, Decimal | None] | Any:
+        if failed:  # the call has failed: a batch not yet sent would be billed for nothing
+            return None
         try:
             texts = sent[bounds[0] : bounds[1]]
             part = None if task is None else task.part(todo[bounds[0] : bounds[1]])
-            return _batch(client, group, texts, dimensions, timeout, user, resolved, part)
+            left = default if deadline is None else deadline - (clock.monotonic() - started)
+            return _batch(
+                client, group, texts, dimensions, timeout, user, resolved, part, left
+            )
         except MultimodelError as exc:
+            failed.append(exc)
             return exc
 
     results = gather(one, batches, _CONCURRENCY)
-    for result in results:
-        if isinstance(result, MultimodelError):
-            raise result
+    if cache is not None:
+        # The answered batches' vectors, stored even when another batch failed the call: they
+        # were billed, and a call asked again sends only what is still missing.
+        answered: list[tuple[str, bytes]] = []
+        for bounds, result in zip(batches, results, strict=True):
+            if isinstance(result, tuple):
+                for offset, vector in enumerate(result[0].vectors):
+                    index = todo[bounds[0] + offset]
+                    answered.append((keys[index], encode_vector(vector)))
+        cache.set_bytes_many(answered)
+    if failed:
+        raise failed[0]
     deployments: list[str] = []
     tokens = 0
     estimated = False
@@ -171,8 +190,6 @@ def embed(
         for vector in parsed.vectors:
             index = todo[position]
             vectors[index] = vector
-            if cache is not None:
-                cache.set_bytes(keys[index], encode_vector(vector))
             position += 1
         deployments.append(deployment)
         assert parsed.usage is not None
@@ -201,8 +218,10 @@ def _batch(
     user: str | None,
     policy: Policy | None,
     task: EmbedTask | None,
+    left: float,
 ) -> tuple[ParsedEmbeddings, str, Decimal | None]:
-    """One batch as one routed call."""
+    """One batch as one routed call, within ``left`` seconds (what is left of the call's
+    deadline)."""
     # The plan routes, limits and accounts a ChatRequest: one whose prompt is the batch's text,
     # so that token estimates (rate limits, budgets, policies) match what is sent.
     request = ChatRequest(
@@ -211,13 +230,12 @@ def _batch(
         max_tokens=1,
         user=user,
     )
-    timeout = timeout or client._timeout
-    deadline = client._deadline
     plan = client._router.plan(
         request,
-        timeout=timeout,
-        deadline=deadline if deadline is not None else DEFAULT_DEADLINE_FACTOR * timeout,
+        timeout=timeout or client._timeout,
+        deadline=left,
         policy=policy,
+        operation="embeddings",
     )
     while True:
         action = plan.next_action()
@@ -233,7 +251,7 @@ def _batch(
             plan.cancelled(action)
             raise
         if parsed.usage is None:
-            parsed.usage = _estimate(texts)
+            parsed.usage = Usage(input_tokens=sum(map(estimate_tokens, texts)), estimated=True)
         outcome = plan.succeeded(
             action,
             usage=parsed.usage,

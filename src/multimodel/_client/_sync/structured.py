@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ...errors import InvalidRequestError, StructuredOutputError
+from ...errors import InvalidRequestError, MultimodelError, StructuredOutputError
 from ...types import ChatRequest, ChatResponse
 from .._base import DEFAULT_DEADLINE_FACTOR, RequestInput
-from ..structured import DEFAULT_STRUCTURED_RETRIES, feedback, finish, for_call
+from ..structured import feedback, finish, for_call
 
 if TYPE_CHECKING:
     from .client import Client
@@ -38,7 +38,7 @@ def query_structured(
     The response cache holds only answers that validated (a repaired one included), under the
     caller's request: an invalid answer is never stored, so an identical call later does not
     start from it."""
-    retries = DEFAULT_STRUCTURED_RETRIES if retries is None else retries
+    retries = client._structured_retries if retries is None else retries
     if retries < 0:
         raise InvalidRequestError(
             "structured_retries must be 0 or more", field="structured_retries"
@@ -62,18 +62,30 @@ def query_structured(
     # The model group, then its fallbacks (the client's `fallbacks`), each asked again with
     # the errors fed back `retries` times; the deadline bounds the whole.
     chain = [original.model, *client._router.fallbacks.get(original.model, ())]
+    invalid: StructuredOutputError | None = None  # the last answer that did not fit
     for position, group in enumerate(chain):
         request = original if position == 0 else original.model_copy(update={"model": group})
-        left = retries
+        repairs = retries
         pin: str | None = None  # the deployment whose answer is being repaired
         while True:
-            response = client._run(request, timeout, resolved, pin)
+            # Each run gets what is left of the call's deadline, not a fresh one: the first
+            # answer, its repairs and the fallbacks together end within it.
+            spent = clock.monotonic() - started
+            try:
+                response = client._run(request, timeout, resolved, pin, left=limit - spent)
+            except MultimodelError as exc:
+                # A repair or fallback that failed (out of time, say): its own error, with the
+                # answer that did not fit as its context.
+                if invalid is not None and exc.__context__ is None:
+                    exc.__context__ = invalid
+                raise
             try:
                 done = finish(response, fmt, target)
             except StructuredOutputError as exc:
+                invalid = exc
                 late = clock.monotonic() - started >= limit
-                if left > 0 and not late:
-                    left -= 1
+                if repairs > 0 and not late:
+                    repairs -= 1
                     request = feedback(request, exc)
                     pin = response.deployment
                     continue
