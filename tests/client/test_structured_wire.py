@@ -261,7 +261,9 @@ def check_on_time(info: pytest.ExceptionInfo[Any], elapsed: float, srv: MockProv
     assert elapsed < DEADLINE + 0.3
     assert isinstance(info.value, errors.AllAttemptsFailed)
     assert isinstance(info.value.__context__, errors.StructuredOutputError)
-    assert len(srv.requests("d")) == 3
+    # The first answer and at least one repair were asked for (a third, when the machine is
+    # quick enough to start it before the deadline: how many fit is timing, not the rule).
+    assert len(srv.requests("d")) in (2, 3)
 
 
 def test_repairs_end_within_the_calls_deadline() -> None:

@@ -504,8 +504,11 @@ class _GeminiStreamDecoder(SSEStreamDecoder):
         self._next_call += len(deltas)
         chunk_usage: Usage | None = None
         if finish is not None:
+            # Usage rides on the first finish only: a (malformed) stream that finishes again
+            # has what changed since handed out once, at its end (on_end).
+            if not self.complete:
+                chunk_usage = self._take_usage()
             self.complete = True
-            chunk_usage = self._take_usage()
         if not (parts.text or parts.reasoning or deltas or finish or chunk_usage):
             return None
         # Validated as ChatChunk(...) is, without BaseModel.__init__'s frame (once per token).
