@@ -235,3 +235,18 @@ def test_large_fleet_re_measures_at_the_rate_of_a_scanned_one(
     assert set(seen[:100]) <= set(fast)  # nothing re-measured in the first 100 s
     assert "mid" in seen[100:]  # ... but mid is tried again
     assert not set(seen) & set(slow)
+
+
+def test_large_fleet_ranks_again_at_a_first_answer(tracker: Tracker) -> None:
+    # A cold fleet of 20, each deployment's probe in flight; the choices go on blind (a second
+    # request to one whose probe has not answered). The first answer ranks the fleet again at
+    # once: the next choices go to the deployment measured, not to the elite ranked blind
+    # (kept for up to 16 choices: 5 of 5 went elsewhere).
+    s = Adaptive(seed=7)
+    cands = eps(*(f"d{i:02}" for i in range(20)))
+    for c in cands:
+        tracker.started(c.name)
+    for _ in range(4):
+        tracker.started(s.choose(cands, tracker, CTX).name)
+    tracker.record(Outcome("d07", "m", "openai", ok=True, latency=0.3, started_at=0.0))
+    assert picks(s, cands, tracker, 5) == {"d07": 5}

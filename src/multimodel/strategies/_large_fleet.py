@@ -87,16 +87,22 @@ class LargeFleet:
         best estimate and gets its probe; one measured slow is retried as its idle floor
         falls). The elite's latency estimates are kept from the ranking (at most ``refresh``
         choices or :data:`REFRESH_SECONDS` old; the chosen one's is taken again); their load,
-        failures and holds are read at every choice."""
+        failures and holds are read at every choice. A deployment measured for the first time
+        (the tracker's ``ranked`` count moved) ranks the fleet again at once: in a cold start,
+        the elite ranked before any answer holds deployments whose probe is in flight, and
+        kept sending them more for up to ``refresh`` choices after the first answers."""
         elite = self._elite
         self._elite_age = age = self._elite_age + 1
+        ranked = getattr(stats, "ranked", -1)
         if (
             elite is None
             or age >= self.refresh
             or now - elite.at > REFRESH_SECONDS
+            or ranked != elite.ranked
             or (candidates is not elite.candidates and not elite.matches(candidates))
         ):
             self._elite = elite = self._rank(candidates, stats, ctx, now)
+            elite.ranked = ranked
             self._elite_age = 0
         # The elite's lists are read as they are (no copies, no per-choice name list): with
         # the ranking, this is the price of a choice at 50 deployments.
@@ -216,7 +222,7 @@ def _best(lats: Sequence[float | None], default: float) -> float:
 class _Elite:
     """The leaders of a large fleet at the last ranking, and their latency estimates then."""
 
-    __slots__ = ("at", "candidates", "cells", "index", "lats", "members", "names")
+    __slots__ = ("at", "candidates", "cells", "index", "lats", "members", "names", "ranked")
 
     def __init__(
         self,
@@ -235,6 +241,7 @@ class _Elite:
         self.cells = cells
         self.lats = lats
         self.at = at
+        self.ranked = -1  # the tracker's count of measured deployments when ranked
 
     def matches(self, candidates: Sequence[Endpoint]) -> bool:
         """Whether ``candidates`` has the elite at the same positions (another list: a retry,
