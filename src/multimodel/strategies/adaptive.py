@@ -30,7 +30,9 @@ where ``odds_of_failure`` is ``e / (1 - e)`` of the recent error rate ``e``.
   answers the plain EWMA needs). The floor itself falls by 1/e per minute since the deployment
   was last chosen (``explore_tau``): one measured slow is retried within minutes, not every
   ~20 s (in a fleet of 50 that sent a steady trickle to the slowest). Streams use time to first
-  token.
+  token. In a large fleet the peak does not count (``large_peak_weight``) and ``explore_tau`` is
+  scaled by the fleet's size over ``scan_max``, so the whole fleet is re-measured at the rate
+  of a scanned one (see ``LargeFleet._large_settings``).
 * **× load_scale × (1 + congestion × in flight)**: the latency a request sent now should
   expect. The tracker learns each deployment's congestion (the share of its idle latency each
   request in flight adds) from its answers and the load each was sent at
