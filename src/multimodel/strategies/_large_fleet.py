@@ -107,7 +107,7 @@ class LargeFleet:
         # The elite's lists are read as they are (no copies, no per-choice name list): with
         # the ranking, this is the price of a choice at 50 deployments.
         members, cells, lats, names = elite.members, elite.cells, elite.lats, elite.names
-        large = self._large_settings(len(candidates))
+        large = elite.large  # the peak weight and exploration decay of the fleet ranked
         j = self._rng.index(len(candidates))
         if j not in elite.index:
             challenger = candidates[j]
@@ -180,6 +180,7 @@ class LargeFleet:
             [short_cells[k] for k in best],
             [lats[k] for k in best],
             now,
+            large,
         )
 
     def _large_settings(self, size: int) -> tuple[float, float]:
@@ -222,7 +223,17 @@ def _best(lats: Sequence[float | None], default: float) -> float:
 class _Elite:
     """The leaders of a large fleet at the last ranking, and their latency estimates then."""
 
-    __slots__ = ("at", "candidates", "cells", "index", "lats", "members", "names", "ranked")
+    __slots__ = (
+        "at",
+        "candidates",
+        "cells",
+        "index",
+        "large",
+        "lats",
+        "members",
+        "names",
+        "ranked",
+    )
 
     def __init__(
         self,
@@ -233,6 +244,7 @@ class _Elite:
         cells: list[DeploymentStats],
         lats: list[float | None],
         at: float,
+        large: tuple[float, float],
     ) -> None:
         self.candidates = candidates  # the list ranked (the router passes the same one again)
         self.members = members
@@ -241,6 +253,7 @@ class _Elite:
         self.cells = cells
         self.lats = lats
         self.at = at
+        self.large = large
         self.ranked = -1  # the tracker's count of measured deployments when ranked
 
     def matches(self, candidates: Sequence[Endpoint]) -> bool:
