@@ -209,3 +209,44 @@ def test_congestion_is_learned_per_deployment(tracker: Tracker) -> None:
     cell = tracker.get("d")
     assert cell.congestion == pytest.approx(0.08, rel=0.2)  # the prior (3 %) pulls a little
     assert 1 / (1 + cell.congestion * 15) < cell.load_scale < 1 / (1 + cell.congestion * 10)
+
+
+def test_large_fleet_re_measures_at_the_rate_of_a_scanned_one(
+    tracker: Tracker, clock: ManualClock
+) -> None:
+    # 24 deployments (3x scan_max): six at 0.3 s fill the elite, "mid" was measured at 0.6 s,
+    # the rest at 1.5 s. One request a second, answered at once. With a per-deployment decay
+    # of 60 s, mid was retried after ~50 s (then every ~45 s) and the 17 slow ones from
+    # ~100 s on (the re-measuring grew with the fleet); decayed by 60 s x 24 / 8, mid waits
+    # ~2 min and the slow ones ~5, and mid is still retried (no starvation).
+    fast = [f"f{i}" for i in range(6)]
+    slow = [f"s{i:02}" for i in range(17)]
+    latency = dict.fromkeys(fast, 0.3) | {"mid": 0.6} | dict.fromkeys(slow, 1.5)
+    for name, seconds in latency.items():
+        record(tracker, name, latency=seconds)
+    s = Adaptive(seed=6)
+    cands = eps(*latency)
+    seen: list[str] = []
+    for _ in range(200):
+        clock.advance(1.0)
+        name = s.choose(cands, tracker, CTX).name
+        record(tracker, name, latency=latency[name])
+        seen.append(name)
+    assert set(seen[:100]) <= set(fast)  # nothing re-measured in the first 100 s
+    assert "mid" in seen[100:]  # ... but mid is tried again
+    assert not set(seen) & set(slow)
+
+
+def test_large_fleet_ranks_again_at_a_first_answer(tracker: Tracker) -> None:
+    # A cold fleet of 20, each deployment's probe in flight; the choices go on blind (a second
+    # request to one whose probe has not answered). The first answer ranks the fleet again at
+    # once: the next choices go to the deployment measured, not to the elite ranked blind
+    # (kept for up to 16 choices: 5 of 5 went elsewhere).
+    s = Adaptive(seed=7)
+    cands = eps(*(f"d{i:02}" for i in range(20)))
+    for c in cands:
+        tracker.started(c.name)
+    for _ in range(4):
+        tracker.started(s.choose(cands, tracker, CTX).name)
+    tracker.record(Outcome("d07", "m", "openai", ok=True, latency=0.3, started_at=0.0))
+    assert picks(s, cands, tracker, 5) == {"d07": 5}
