@@ -5,7 +5,8 @@
 
 The programs only use what the SDK offers: a multi-turn tool loop that appends the returned
 message object, vision input, a stream read inside ``with``, ``stream_options.include_usage``,
-``with_raw_response``, and error handling by the SDK's exception names.
+``with_raw_response``, and error handling by the SDK's exception names (a 429 and a 503 after
+the retries, a timeout caught as ``APIConnectionError``).
 """
 
 from __future__ import annotations
@@ -115,6 +116,34 @@ def error_handling(client: Any, errors: types.SimpleNamespace) -> Any:
     return {"caught": None}
 
 
+def server_error(client: Any, errors: types.SimpleNamespace) -> Any:
+    """A 503 after the retries: the SDK's ``InternalServerError`` (every status >= 500)."""
+    try:
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    except errors.InternalServerError as exc:
+        return {
+            "caught": "InternalServerError",
+            "status": exc.status_code,
+            "api_status_error": isinstance(exc, errors.APIStatusError),
+        }
+    except errors.APIError as exc:  # pragma: no cover - a failure shows the type
+        return {"caught": type(exc).__name__}
+    return {"caught": None}
+
+
+def timeout(client: Any, errors: types.SimpleNamespace) -> Any:
+    """A timeout is caught by ``except APIConnectionError``, and is an ``APITimeoutError``."""
+    try:
+        client.with_options(timeout=0.3, max_retries=0).chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}]
+        )
+    except errors.APIConnectionError as exc:
+        return {"caught": "APIConnectionError", "timeout": isinstance(exc, errors.APITimeoutError)}
+    except errors.APIError as exc:  # pragma: no cover - a failure shows the type
+        return {"caught": type(exc).__name__}
+    return {"caught": None}
+
+
 PROGRAMS: dict[str, tuple[Program, Behavior]] = {
     "tool_loop": (tool_loop, Behavior(tool_calls=[("weather", {"city": "Paris"})], usage=USAGE)),
     "vision": (vision, Behavior(text="A tiny image", usage=USAGE)),
@@ -125,15 +154,23 @@ PROGRAMS: dict[str, tuple[Program, Behavior]] = {
         error_handling,
         Behavior(fail_rate=1.0, fail_status=429, retry_after=0.001),
     ),
+    "server_error": (server_error, Behavior(fail_rate=1.0, fail_status=503, retry_after=0.001)),
+    "timeout": (timeout, Behavior(latency=2.0)),
 }
 
 SDK_ERRORS = types.SimpleNamespace(
     RateLimitError=openai.RateLimitError,
+    InternalServerError=openai.InternalServerError,
+    APIConnectionError=openai.APIConnectionError,
+    APITimeoutError=openai.APITimeoutError,
     APIStatusError=openai.APIStatusError,
     APIError=openai.APIError,
 )
 MM_ERRORS = types.SimpleNamespace(
     RateLimitError=mm.errors.RateLimitError,
+    InternalServerError=mm.errors.InternalServerError,
+    APIConnectionError=mm.errors.APIConnectionError,
+    APITimeoutError=mm.errors.APITimeoutError,
     APIStatusError=mm.errors.APIStatusError,
     APIError=mm.errors.APIError,
 )
@@ -209,7 +246,7 @@ def test_same_results_as_the_openai_sdk(serve: Callable[..., Mock], fmt: Any, pr
     with _ours(mock) as client:
         got = normalize(run(client, MM_ERRORS))
     assert got == expected
-    if program == "error_handling":
+    if program in ("error_handling", "server_error"):
         assert mock.count("sdk") == mock.count("ours") == 3  # both retried twice
 
 
