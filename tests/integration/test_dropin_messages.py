@@ -155,6 +155,8 @@ def test_image_url_parts(serve: Callable[..., Mock], fmt: str) -> None:
         {"type": "text", "text": "What is this?"},
         {"type": "image_url", "image_url": {"url": PNG, "detail": "low"}},
         {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.b/photo.JPG?s=1"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/render?id=7"}},
     ]
     with mm.Client(
         deployments=[mock.dep("a")], retry=FAST_RETRY, transport=sync_transport()
@@ -176,7 +178,12 @@ def test_image_url_parts(serve: Callable[..., Mock], fmt: str) -> None:
     else:
         parts = body["contents"][0]["parts"]
         assert parts[1] == {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}}
-        assert parts[2] == {"fileData": {"fileUri": "https://example.com/cat.png"}}
+        # Gemini fetches the URL: the type from the extension where the path names one
+        assert parts[2] == {
+            "fileData": {"mimeType": "image/png", "fileUri": "https://example.com/cat.png"}
+        }
+        assert parts[3]["fileData"]["mimeType"] == "image/jpeg"
+        assert parts[4] == {"fileData": {"fileUri": "https://example.com/render?id=7"}}
 
 
 def test_refusal_replayed(serve: Callable[..., Mock], fmt: str) -> None:
