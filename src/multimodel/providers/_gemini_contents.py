@@ -109,8 +109,10 @@ _EXTENSION_TYPES = {
 }
 
 
-def _url_media_type(url: str) -> str | None:
+def _url_media_type(url: str | None) -> str | None:
     """The media type a URL's path extension names (``…/cat.PNG?x=1`` → ``image/png``)."""
+    if url is None:
+        return None
     path = url.split("?", 1)[0].split("#", 1)[0]
     name = path.rsplit("/", 1)[-1]
     if "." not in name:
