@@ -386,3 +386,41 @@ def test_no_deployment_available_and_all_attempts_failed() -> None:
     assert "all 2 attempt(s)" in str(failed)
     assert "RateLimited" in str(failed)
     assert AllAttemptsFailed("m", []).last is None
+
+
+@pytest.mark.parametrize(
+    ("errors", "family"),
+    [
+        ([RateLimited("a"), RateLimited("b")], RateLimited),
+        ([ServerError("a"), Overloaded("b")], ServerError),  # the SDK's InternalServerError
+        ([Overloaded("a"), Overloaded("b")], Overloaded),
+        ([ProviderTimeout("a"), ProviderConnectionError("b")], ProviderConnectionError),
+        ([ContextLengthExceeded("a"), ContentFiltered("b")], BadRequestError),
+        ([RateLimited("a"), ServerError("b")], None),
+        ([ProviderTimeout("a"), ServerError("b")], None),
+        ([ServerError("a"), InvalidRequestError("b")], None),
+    ],
+)
+def test_all_attempts_failed_is_the_attempts_family(
+    errors: list[MultimodelError], family: type[ProviderError] | None
+) -> None:
+    """The most specific type every attempt shares, below ``ProviderError``, as the SDK's
+    last error would be caught; a mix without one is a plain ``AllAttemptsFailed``."""
+    failed = AllAttemptsFailed("m", errors)
+    if family is None:
+        assert type(failed) is AllAttemptsFailed
+        assert not isinstance(failed, ProviderError)
+        return
+    assert isinstance(failed, family) and isinstance(failed, AllAttemptsFailed)
+    for kind in {type(e) for e in errors} - {family}:
+        assert not isinstance(failed, kind)  # the family, not one of its members
+    assert failed.errors == errors
+
+
+def test_the_sdk_hierarchy_holds() -> None:
+    """``APITimeoutError`` is an ``APIConnectionError`` and a 503/529 an
+    ``InternalServerError`` in the OpenAI SDK; so here."""
+    assert issubclass(ProviderTimeout, ProviderConnectionError)
+    assert issubclass(Overloaded, ServerError)
+    assert not issubclass(ProviderConnectionError, ProviderTimeout)
+    assert not issubclass(ServerError, Overloaded)

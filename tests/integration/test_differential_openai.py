@@ -5,7 +5,9 @@
 
 The programs only use what the SDK offers: a multi-turn tool loop that appends the returned
 message object, vision input, a stream read inside ``with``, ``stream_options.include_usage``,
-``with_raw_response``, and error handling by the SDK's exception names.
+``with_raw_response``, and error handling by the SDK's exception names (a 429 and a 503 after
+the retries, a timeout caught as ``APIConnectionError``). The async programs run the same
+way on ``openai.AsyncOpenAI`` and ``multimodel.AsyncClient``, on asyncio and trio.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import json
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -115,6 +117,34 @@ def error_handling(client: Any, errors: types.SimpleNamespace) -> Any:
     return {"caught": None}
 
 
+def server_error(client: Any, errors: types.SimpleNamespace) -> Any:
+    """A 503 after the retries: the SDK's ``InternalServerError`` (every status >= 500)."""
+    try:
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    except errors.InternalServerError as exc:
+        return {
+            "caught": "InternalServerError",
+            "status": exc.status_code,
+            "api_status_error": isinstance(exc, errors.APIStatusError),
+        }
+    except errors.APIError as exc:  # pragma: no cover - a failure shows the type
+        return {"caught": type(exc).__name__}
+    return {"caught": None}
+
+
+def timeout(client: Any, errors: types.SimpleNamespace) -> Any:
+    """A timeout is caught by ``except APIConnectionError``, and is an ``APITimeoutError``."""
+    try:
+        client.with_options(timeout=0.3, max_retries=0).chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}]
+        )
+    except errors.APIConnectionError as exc:
+        return {"caught": "APIConnectionError", "timeout": isinstance(exc, errors.APITimeoutError)}
+    except errors.APIError as exc:  # pragma: no cover - a failure shows the type
+        return {"caught": type(exc).__name__}
+    return {"caught": None}
+
+
 PROGRAMS: dict[str, tuple[Program, Behavior]] = {
     "tool_loop": (tool_loop, Behavior(tool_calls=[("weather", {"city": "Paris"})], usage=USAGE)),
     "vision": (vision, Behavior(text="A tiny image", usage=USAGE)),
@@ -125,15 +155,23 @@ PROGRAMS: dict[str, tuple[Program, Behavior]] = {
         error_handling,
         Behavior(fail_rate=1.0, fail_status=429, retry_after=0.001),
     ),
+    "server_error": (server_error, Behavior(fail_rate=1.0, fail_status=503, retry_after=0.001)),
+    "timeout": (timeout, Behavior(latency=2.0)),
 }
 
 SDK_ERRORS = types.SimpleNamespace(
     RateLimitError=openai.RateLimitError,
+    InternalServerError=openai.InternalServerError,
+    APIConnectionError=openai.APIConnectionError,
+    APITimeoutError=openai.APITimeoutError,
     APIStatusError=openai.APIStatusError,
     APIError=openai.APIError,
 )
 MM_ERRORS = types.SimpleNamespace(
     RateLimitError=mm.errors.RateLimitError,
+    InternalServerError=mm.errors.InternalServerError,
+    APIConnectionError=mm.errors.APIConnectionError,
+    APITimeoutError=mm.errors.APITimeoutError,
     APIStatusError=mm.errors.APIStatusError,
     APIError=mm.errors.APIError,
 )
@@ -209,7 +247,7 @@ def test_same_results_as_the_openai_sdk(serve: Callable[..., Mock], fmt: Any, pr
     with _ours(mock) as client:
         got = normalize(run(client, MM_ERRORS))
     assert got == expected
-    if program == "error_handling":
+    if program in ("error_handling", "server_error"):
         assert mock.count("sdk") == mock.count("ours") == 3  # both retried twice
 
 
@@ -270,3 +308,141 @@ def test_same_results_as_the_async_openai_sdk(
 
     expected, got = anyio.run(go, backend=backend)
     assert normalize(got) == normalize(expected)
+
+
+# -- the same programs on the async clients --------------------------------------------------
+
+
+async def vision_async(client: Any, errors: types.SimpleNamespace) -> Any:
+    content = [
+        {"type": "text", "text": "What is in this image?"},
+        {"type": "image_url", "image_url": {"url": PNG, "detail": "low"}},
+    ]
+    completion = await client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": content}], max_tokens=50
+    )
+    return completion.model_dump()
+
+
+async def stream_in_with_async(client: Any, errors: types.SimpleNamespace) -> Any:
+    async with await client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+    ) as stream:
+        return [chunk.model_dump() async for chunk in stream]
+
+
+async def stream_with_usage_async(client: Any, errors: types.SimpleNamespace) -> Any:
+    stream = await client.chat.completions.create(
+        model="m",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [chunk.model_dump() async for chunk in stream]
+    await stream.close()
+    return chunks
+
+
+async def raw_response_async(client: Any, errors: types.SimpleNamespace) -> Any:
+    raw = await client.chat.completions.with_raw_response.create(
+        model="m", messages=[{"role": "user", "content": "hi"}]
+    )
+    return {
+        "status": raw.status_code,
+        "json": raw.headers.get("content-type", "").startswith("application/json"),
+        "completion": raw.parse().model_dump(),
+    }
+
+
+async def errors_async(clients: dict[str, Any], errors: types.SimpleNamespace) -> Any:
+    """A 429 and a 503 after the retries, then a timeout, each caught by the SDK's names.
+    ``clients`` maps each model to the client that serves it (the SDK has one base_url per
+    client; multimodel one client for the three)."""
+    messages = [{"role": "user", "content": "hi"}]
+    caught: list[tuple[str, Any]] = []
+    for model in ("limited", "down", "slow"):
+        client = clients[model]
+        if model == "slow":
+            client = client.with_options(timeout=0.3, max_retries=0)
+        try:
+            await client.chat.completions.create(model=model, messages=messages)
+        except errors.RateLimitError as exc:
+            caught.append(("RateLimitError", exc.status_code))
+        except errors.InternalServerError as exc:
+            caught.append(("InternalServerError", exc.status_code))
+        except errors.APIConnectionError as exc:
+            caught.append(("APIConnectionError", isinstance(exc, errors.APITimeoutError)))
+    return caught
+
+
+ASYNC_PROGRAMS: dict[str, Callable[[Any, types.SimpleNamespace], Any]] = {
+    "vision": vision_async,
+    "stream_in_with": stream_in_with_async,
+    "stream_with_usage": stream_with_usage_async,
+    "raw_response": raw_response_async,
+    "errors": errors_async,
+}
+ERROR_BEHAVIORS = {
+    "limited": Behavior(fail_rate=1.0, fail_status=429, retry_after=0.001),
+    "down": Behavior(fail_rate=1.0, fail_status=503, retry_after=0.001),
+    "slow": Behavior(latency=2.0),
+}
+
+
+@pytest.mark.filterwarnings("ignore:Async generator 'openai.:ResourceWarning")
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("program", sorted(ASYNC_PROGRAMS))
+def test_same_results_as_the_async_openai_sdk_for_every_program(
+    serve: Callable[..., Mock], fmt: Any, backend: str, program: str
+) -> None:
+    """Vision, streams in ``async with`` and with the usage chunk, ``with_raw_response`` and
+    the SDK's exception names, on ``AsyncOpenAI`` and ``AsyncClient`` alike."""
+    import anyio
+
+    run = ASYNC_PROGRAMS[program]
+    behavior = Behavior(text="alpha beta gamma", usage=USAGE)
+    if program == "errors":
+        mock = serve(
+            **{
+                f"{side}-{model}": MockDeployment(wire, b, model=model)
+                for model, b in ERROR_BEHAVIORS.items()
+                for side, wire in (("sdk", cast(Any, "openai")), ("ours", fmt))
+            }
+        )
+        ours = [mock.dep(f"ours-{model}", model=model) for model in ERROR_BEHAVIORS]
+    else:
+        mock = serve(
+            sdk=MockDeployment("openai", behavior, model="m"),
+            ours=MockDeployment(fmt, behavior, model="m"),
+        )
+        ours = [mock.dep("ours")]
+
+    def sdk_client(name: str) -> Any:
+        return openai.AsyncOpenAI(base_url=mock.server.base_url(name), api_key=KEY, max_retries=2)
+
+    async def go() -> tuple[Any, Any]:
+        async with mm.AsyncClient(
+            deployments=ours, retry=FAST_RETRY, transport=async_transport()
+        ) as client:
+            if program == "errors":
+                sdk_clients = {model: sdk_client(f"sdk-{model}") for model in ERROR_BEHAVIORS}
+                expected = await run(sdk_clients, SDK_ERRORS)
+                for each in sdk_clients.values():
+                    await each.close()
+                got = await run(dict.fromkeys(ERROR_BEHAVIORS, client), MM_ERRORS)
+            else:
+                async with sdk_client("sdk") as sdk:
+                    expected = await run(sdk, SDK_ERRORS)
+                got = await run(client, MM_ERRORS)
+        return expected, got
+
+    expected, got = anyio.run(go, backend=backend)
+    assert normalize(got) == normalize(expected)
+    if program == "errors":
+        assert got == [
+            ("RateLimitError", 429),
+            ("InternalServerError", 503),
+            ("APIConnectionError", True),
+        ]
+        for model, attempts in (("limited", 3), ("down", 3), ("slow", 1)):
+            assert mock.count(f"sdk-{model}") == mock.count(f"ours-{model}") == attempts

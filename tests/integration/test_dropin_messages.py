@@ -9,6 +9,7 @@ Runs on the sync client and the async client on asyncio and trio.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -154,6 +155,8 @@ def test_image_url_parts(serve: Callable[..., Mock], fmt: str) -> None:
         {"type": "text", "text": "What is this?"},
         {"type": "image_url", "image_url": {"url": PNG, "detail": "low"}},
         {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.b/photo.JPG?s=1"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/render?id=7"}},
     ]
     with mm.Client(
         deployments=[mock.dep("a")], retry=FAST_RETRY, transport=sync_transport()
@@ -175,7 +178,12 @@ def test_image_url_parts(serve: Callable[..., Mock], fmt: str) -> None:
     else:
         parts = body["contents"][0]["parts"]
         assert parts[1] == {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}}
-        assert parts[2] == {"fileData": {"fileUri": "https://example.com/cat.png"}}
+        # Gemini fetches the URL: the type from the extension where the path names one
+        assert parts[2] == {
+            "fileData": {"mimeType": "image/png", "fileUri": "https://example.com/cat.png"}
+        }
+        assert parts[3]["fileData"]["mimeType"] == "image/jpeg"
+        assert parts[4] == {"fileData": {"fileUri": "https://example.com/render?id=7"}}
 
 
 def test_refusal_replayed(serve: Callable[..., Mock], fmt: str) -> None:
@@ -426,17 +434,25 @@ def test_max_completion_tokens_on_both_surfaces(serve: Callable[..., Mock]) -> N
 
 
 def test_parallel_tool_calls_becomes_tool_choice(serve: Callable[..., Mock], fmt: Any) -> None:
+    from multimodel.providers import _params
+
+    _params._DROPPED.clear()  # warnings are once per process and provider
     mock = serve(a=MockDeployment(fmt))
-    with mm.Client(
-        deployments=[mock.dep("a")], retry=FAST_RETRY, transport=sync_transport()
-    ) as client:
-        client.chat.completions.create(
+    with (
+        mm.Client(deployments=[mock.dep("a")], retry=FAST_RETRY, transport=sync_transport()) as c,
+        warnings.catch_warnings(record=True) as record,
+    ):
+        warnings.simplefilter("always")
+        c.chat.completions.create(
             model="m",
             messages=[{"role": "user", "content": "x"}],
             tools=TOOLS,
             parallel_tool_calls=False,
         )
         body = mock.body("a")
+    dropped = [w for w in record if w.category is mm.errors.DroppedParameterWarning]
+    # Gemini may always call several functions at once: the one warning says so.
+    assert len(dropped) == (1 if fmt == "gemini" else 0)
     if fmt == "openai":
         assert body["parallel_tool_calls"] is False
     elif fmt == "anthropic":

@@ -1,5 +1,6 @@
 """``with_options`` as the OpenAI SDK has it (``timeout`` as seconds or an ``httpx.Timeout``,
-``max_retries``, ``default_headers``), and the SDK's exception names at the top level.
+``max_retries``, ``default_headers``, ``default_query``), the SDK's per-call ``extra_headers``
+and ``extra_query``, and the SDK's exception names at the top level.
 
 Checked at the HTTP boundary (the mock server's recorded requests and its delays), on the sync
 client and the async client on asyncio and trio.
@@ -39,17 +40,19 @@ SDK_NAMES = {
 }
 
 
-def _drive(backend: str, mock: Mock, program: Callable[[Any], Any], **options: Any) -> Any:
+def _drive(
+    backend: str, mock: Mock, program: Callable[[Any], Any], name: str = "a", **options: Any
+) -> Any:
     """Run ``program(client)`` (a coroutine function on the async client) on one backend,
     with multimodel's own pool (a foreign sync transport checks the idle limit only between
     body pieces)."""
     options.setdefault("retry", FAST_RETRY)
     if backend == "sync":
-        with mm.Client([mock.dep("a")], **options) as client:
+        with mm.Client([mock.dep(name)], **options) as client:
             return program(client)
 
     async def go() -> Any:
-        async with mm.AsyncClient([mock.dep("a")], **options) as c:
+        async with mm.AsyncClient([mock.dep(name)], **options) as c:
             return await program(c)
 
     return anyio.run(go, backend=backend)
@@ -87,6 +90,55 @@ def test_except_rate_limit_error_catches_the_final_error(
     assert caught is not None and caught.status_code == 429
     assert isinstance(caught, mm.APIStatusError) and isinstance(caught, mm.AllAttemptsFailed)
     assert mock.count("a") == 3 and len(caught.errors) == 3
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    ("behavior", "caught", "not_caught"),
+    [
+        # every attempt a 503: the SDK's InternalServerError (>= 500) catches it
+        (Behavior(fail_rate=1.0, fail_status=503, retry_after=0.001), "InternalServerError", ()),
+        # a 500 then a 503: one family, a ServerError that is not an Overloaded
+        (Behavior(script=[500, 503]), "InternalServerError", (errors.Overloaded,)),
+        # timeouts: the SDK's APIConnectionError catches its APITimeoutError
+        (Behavior(latency=3.0), "APIConnectionError", ()),
+    ],
+    ids=["503s", "500-then-503", "timeouts"],
+)
+def test_sdk_except_clauses_catch_the_final_error(
+    serve: Callable[..., Mock],
+    backend: str,
+    behavior: Behavior,
+    caught: str,
+    not_caught: tuple[type[BaseException], ...],
+) -> None:
+    mock = serve(a=MockDeployment("openai", behavior))
+    sdk_class = getattr(mm, caught)
+    messages = [{"role": "user", "content": "hi"}]
+
+    def sync_program(client: Any) -> Any:
+        try:
+            client.chat.completions.create(model="m", messages=messages, timeout=0.3)
+        except sdk_class as exc:
+            return exc
+        return None
+
+    async def async_program(client: Any) -> Any:
+        try:
+            await client.chat.completions.create(model="m", messages=messages, timeout=0.3)
+        except sdk_class as exc:
+            return exc
+        return None
+
+    program = sync_program if backend == "sync" else async_program
+    exc = _drive(backend, mock, program, max_retries=1)
+    assert isinstance(exc, mm.AllAttemptsFailed) and len(exc.errors) == 2
+    assert mock.count("a") == 2
+    assert not isinstance(exc, not_caught)
+    if caught == "APIConnectionError":
+        assert isinstance(exc, mm.APITimeoutError) and exc.status_code is None
+    else:
+        assert isinstance(exc, errors.ServerError) and exc.status_code == 503  # the last attempt's
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -184,3 +236,124 @@ def test_with_options_checks_its_values() -> None:
             client.with_options(timeout=0)
         with pytest.raises(mm.ConfigError, match="default_headers"):
             client.with_options(default_headers={"x-n": 1})  # type: ignore[dict-item]
+
+
+# -- the SDK's per-call extra_headers / extra_query ------------------------------------------
+
+HEADERS = {"X-Title": "my-app", "HTTP-Referer": "https://example.com"}
+QUERY = {"tag": "t1", "beta": True}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_extra_headers_and_extra_query_reach_this_call_only(
+    serve: Callable[..., Mock], fmt: Any, backend: str
+) -> None:
+    """Each surface (create, its stream, with_raw_response, parse, query, stream) sends the
+    call's headers and query parameters beside the deployment's own, on every wire format; the
+    next call without them sends neither."""
+    mock = serve(d=MockDeployment(fmt, Behavior(text='{"a": 1}')))
+    messages = [{"role": "user", "content": "hi"}]
+    extra: dict[str, Any] = {"extra_headers": HEADERS, "extra_query": QUERY}
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+
+    def sync_program(client: Any) -> Any:
+        completions = client.chat.completions
+        completions.create(model="m", messages=messages, **extra)
+        with completions.create(model="m", messages=messages, stream=True, **extra) as stream:
+            list(stream)
+        completions.with_raw_response.create(model="m", messages=messages, **extra)
+        completions.parse(model="m", messages=messages, response_format=schema, **extra)
+        client.query("hi", **extra)
+        with client.stream("hi", **extra) as s:
+            list(s)
+        client.query("hi")  # without: nothing sticks
+
+    async def async_program(client: Any) -> Any:
+        completions = client.chat.completions
+        await completions.create(model="m", messages=messages, **extra)
+        stream = await completions.create(model="m", messages=messages, stream=True, **extra)
+        async with stream:
+            [c async for c in stream]
+        await completions.with_raw_response.create(model="m", messages=messages, **extra)
+        await completions.parse(model="m", messages=messages, response_format=schema, **extra)
+        await client.query("hi", **extra)
+        async with client.stream("hi", **extra) as s:
+            [c async for c in s]
+        await client.query("hi")
+
+    _drive(backend, mock, sync_program if backend == "sync" else async_program, name="d")
+    received = mock.server.requests("d")
+    assert len(received) == 7
+    for request in received[:6]:
+        assert request.headers["x-title"] == "my-app"
+        assert request.headers["http-referer"] == "https://example.com"
+        assert {"tag": "t1", "beta": "true"}.items() <= request.query.items()
+        assert (
+            "x-goog-api-key" in request.headers
+            or "authorization" in request.headers
+            or ("x-api-key" in request.headers)
+        )  # the deployment's own credentials still go
+    if fmt == "gemini":  # the format's own query parameter stays beside the caller's
+        assert received[1].query["alt"] == "sse" and received[5].query["alt"] == "sse"
+    assert "x-title" not in received[6].headers and "tag" not in received[6].query
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_default_query_merges_with_the_deployments_own(
+    serve: Callable[..., Mock], backend: str
+) -> None:
+    """Azure's ``api-version`` stays; ``with_options(default_query=...)`` adds to it."""
+    mock = serve(a=MockDeployment("openai"))
+    azure = mm.Deployment(
+        model="m",
+        provider="azure",
+        provider_model="prod",
+        api_version="2024-10-21",
+        api_key=KEY,
+        base_url=mock.server.url + "/a",
+    )
+
+    def sync_program(client: Any) -> Any:
+        client.with_options(default_query={"team": "search"}).query("hi")
+
+    async def async_program(client: Any) -> Any:
+        await client.with_options(default_query={"team": "search"}).query("hi")
+
+    if backend == "sync":
+        with mm.Client([azure], retry=FAST_RETRY) as client:
+            sync_program(client)
+    else:
+
+        async def go() -> None:
+            async with mm.AsyncClient([azure], retry=FAST_RETRY) as client:
+                await async_program(client)
+
+        anyio.run(go, backend=backend)
+    (request,) = mock.server.requests("a")
+    assert request.path == "/a/openai/deployments/prod/chat/completions"
+    assert request.query == {"api-version": "2024-10-21", "team": "search"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"extra_headers": {"x-n": 1}}, "extra_headers"),
+        ({"extra_headers": "x-n: 1"}, "extra_headers"),
+        ({"extra_query": {"ids": [1, 2]}}, "extra_query"),
+        ({"extra_query": "a=1"}, "extra_query"),
+    ],
+)
+def test_wrong_extra_values_are_refused_before_sending(
+    serve: Callable[..., Mock], extra: dict[str, Any], field: str
+) -> None:
+    mock = serve(a=MockDeployment("openai"))
+    messages = [{"role": "user", "content": "hi"}]
+    with mm.Client([mock.dep("a")], retry=FAST_RETRY) as client:
+        with pytest.raises(mm.InvalidRequestError, match=field) as caught:
+            client.chat.completions.create(model="m", messages=messages, **extra)
+        assert caught.value.field == field
+        with pytest.raises(mm.InvalidRequestError, match=field):
+            client.query("hi", **extra)
+        with pytest.raises(mm.ConfigError, match="query parameter"):
+            client.with_options(default_query={"ids": [1]})  # type: ignore[dict-item]
+    assert mock.count("a") == 0

@@ -7,6 +7,7 @@ client and the async client on asyncio and trio (the ``runner`` fixture).
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -79,6 +80,72 @@ def test_a_fallback_of_another_format_is_checked_up_front(
         out = runner.query(deployments, options={"fallbacks": {"m": ["n"]}}, logprobs=True)
     out.ok()
     assert mock.count("b") == 1 and "logprobs" not in mock.body("b")
+
+
+FIELDS: dict[str, Any] = {
+    "seed": 3,
+    "metadata": {"run": "r1"},
+    "parallel_tool_calls": False,
+    "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+}
+# What each wire format cannot express of FIELDS (the rest is translated).
+NOT_EXPRESSIBLE = {"openai": [], "anthropic": ["seed", "metadata"], "gemini": ["metadata", "parallel_tool_calls"]}  # fmt: skip
+
+
+def test_fields_without_an_equivalent_follow_the_same_rule(
+    serve: Callable[..., Mock], fmt: Any, runner: Runner
+) -> None:
+    """``seed``, ``metadata`` and ``parallel_tool_calls`` have fields of their own in a
+    request, but the rule is the OpenAI parameters': translated where the format has them,
+    otherwise dropped with the one warning, or refused up front by ``"error"``."""
+    from multimodel.providers import _params
+
+    _params._DROPPED.clear()  # warnings are once per process and provider
+    mock = serve(a=MockDeployment(fmt))
+    missing = NOT_EXPRESSIBLE[fmt]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        runner.query([mock.dep("a")], **FIELDS).ok()
+    dropped = [str(w.message) for w in record if w.category is mm.errors.DroppedParameterWarning]
+    if missing:
+        assert len(dropped) == 1 and all(f"'{name}'" in dropped[0] for name in missing)
+    else:
+        assert dropped == []
+    body = mock.body("a")
+    if fmt == "openai":  # OpenAI's own API: all three as they are
+        assert body["seed"] == 3 and body["metadata"] == {"run": "r1"}
+        assert body["parallel_tool_calls"] is False
+    elif fmt == "anthropic":
+        assert "seed" not in body and "metadata" not in body
+        assert body["tool_choice"]["disable_parallel_tool_use"] is True
+    else:
+        assert body["generationConfig"]["seed"] == 3
+        assert "metadata" not in body and "parallel" not in json.dumps(body).lower()
+
+    out = runner.query([mock.dep("a")], options=REFUSE, **FIELDS)
+    if not missing:
+        out.ok()
+        return
+    assert isinstance(out.error, mm.InvalidRequestError)
+    assert all(f"'{name}'" in str(out.error) for name in missing)
+    assert mock.count("a") == 1  # the refused call sent nothing
+
+
+def test_metadata_reaches_only_openais_own_api(serve: Callable[..., Mock], runner: Runner) -> None:
+    """An OpenAI-compatible server other than OpenAI's and Azure's may refuse ``metadata``:
+    it is dropped with the warning there, as on another format."""
+    from multimodel.providers import _params
+
+    _params._DROPPED.clear()
+    mock = serve(a=MockDeployment("openai"))
+    groq = mm.Deployment(
+        model="m", provider="groq", api_key=KEY, base_url=mock.server.base_url("a")
+    )
+    with pytest.warns(mm.errors.DroppedParameterWarning, match="'metadata'.*groq"):
+        runner.query([groq], metadata={"run": "r1"}).ok()
+    assert "metadata" not in mock.body("a")
+    out = runner.query([groq], options=REFUSE, metadata={"run": "r1"})
+    assert isinstance(out.error, mm.InvalidRequestError) and out.error.field == "metadata"
 
 
 def test_the_setting_is_checked() -> None:

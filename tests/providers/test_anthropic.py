@@ -16,6 +16,7 @@ from multimodel.errors import (
     AuthenticationError,
     BadRequestError,
     ContextLengthExceeded,
+    DroppedParameterWarning,
     InvalidRequestError,
     MalformedResponse,
     NotFoundError,
@@ -255,7 +256,13 @@ def test_bad_tool_arguments_are_refused(arguments: str) -> None:
 
 
 def test_sampling_stop_user_and_stream() -> None:
-    body = body_of(chat(temperature=0.3, top_p=0.9, stop="END", user="u-42", seed=7), stream=True)
+    from multimodel.providers import _params
+
+    _params._DROPPED.clear()  # the warning is once per process and provider
+    with pytest.warns(DroppedParameterWarning, match="'seed' has no equivalent on anthropic"):
+        body = body_of(
+            chat(temperature=0.3, top_p=0.9, stop="END", user="u-42", seed=7), stream=True
+        )
     assert body["temperature"] == 0.3
     assert body["top_p"] == 0.9
     assert body["stop_sequences"] == ["END"]

@@ -259,7 +259,8 @@ def test_images_inline_and_by_uri() -> None:
         {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}},
         {"inlineData": {"mimeType": "image/jpeg", "data": "/9j/4AAQ"}},
         {"fileData": {"mimeType": "image/webp", "fileUri": "gs://bucket/cat.webp"}},
-        {"fileData": {"fileUri": "https://example.com/dog.jpg"}},
+        # the type from the extension: Gemini needs it for a URL it fetches
+        {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://example.com/dog.jpg"}},
     ]
 
 

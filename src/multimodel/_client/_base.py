@@ -31,6 +31,7 @@ from ..config import ClientConfig, resolve_endpoints
 from ..errors import (
     ClientClosed,
     ConfigError,
+    InvalidRequestError,
     MultimodelError,
     PoolExhausted,
     ProviderConnectionError,
@@ -71,6 +72,7 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
 
     _owns_http: bool = True  # whether closing the client closes its httpx client (drivers)
     _extra_headers: tuple[tuple[str, str], ...] = ()  # with_options(default_headers=...)
+    _extra_query: tuple[tuple[str, str], ...] = ()  # with_options(default_query=...)
     litellm_import: LiteLLMImport | None = None
     """For a client made by ``from_litellm``: what was imported, and what was not."""
 
@@ -285,9 +287,10 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
         timeout: float | httpx.Timeout | None = None,
         max_retries: int | None = None,
         default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, str | int | float | bool] | None = None,
     ) -> Self:
-        """A client with another ``timeout``, ``max_retries`` and/or more headers, as the
-        OpenAI SDK's ``client.with_options(...)``.
+        """A client with another ``timeout``, ``max_retries`` and/or more headers or URL query
+        parameters, as the OpenAI SDK's ``client.with_options(...)``.
 
         Args:
             timeout: seconds one attempt may take in all; or an ``httpx.Timeout`` (what code
@@ -297,6 +300,8 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
             max_retries: retries after the first attempt.
             default_headers: headers added to every request (over the deployment's own),
                 merged with those of an earlier ``with_options``.
+            default_query: query parameters added to every request's URL (over the
+                deployment's own, such as Azure's ``api-version``), merged likewise.
 
         It shares everything else with this one: connections, deployments, strategies, the
         tracker and health, rate limits, budgets, cache and ledger; closing it closes nothing
@@ -304,7 +309,8 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
 
         Raises:
             ConfigError: ``timeout`` not > 0 (or an ``httpx.Timeout`` without any limit),
-                ``max_retries`` < 0, or a header that is not a string.
+                ``max_retries`` < 0, a header that is not a string, or a query value that is
+                not a string, number or bool.
         """
         clone = self._derive()
         kit: dict[str, Any] = {}  # StreamKit fields to replace
@@ -327,6 +333,9 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
                 raise ConfigError("default_headers: names and values must be strings")
             clone._extra_headers = (*self._extra_headers, *default_headers.items())
             kit["http_request"] = clone._http_request  # streams send through the clone
+        if default_query:
+            clone._extra_query = (*self._extra_query, *_query_items(default_query))
+            kit["http_request"] = clone._http_request
         if kit:
             clone._kit = replace(self._kit, **kit)
         return clone
@@ -367,9 +376,35 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
         endpoint = send.endpoint
         http_request = self._adapters[endpoint.name].build_request(request, endpoint, stream=stream)
         http_request.extensions["timeout"] = _timeout_extension(send.timeout)
-        if self._extra_headers:  # with_options(default_headers=...)
+        if self._extra_headers:  # with_options(default_headers=...), extra_headers=
             http_request.headers.update(self._extra_headers)
+        if self._extra_query:  # with_options(default_query=...), extra_query=
+            http_request.url = http_request.url.copy_merge_params(dict(self._extra_query))
         return http_request
+
+    def _per_call(self, extra_headers: object, extra_query: object) -> Self:
+        """The client one call with the OpenAI SDK's ``extra_headers`` / ``extra_query`` is
+        sent through (a ``with_options`` clone; the common call never gets here).
+
+        Raises:
+            InvalidRequestError: a header or query value of the wrong type (named).
+        """
+        if extra_headers is not None and not (
+            isinstance(extra_headers, Mapping)
+            and all(isinstance(v, str) for v in (*extra_headers, *extra_headers.values()))
+        ):
+            raise InvalidRequestError(
+                "extra_headers must be a dict of header names and values, all strings",
+                field="extra_headers",
+            )
+        if extra_query is not None:
+            try:
+                if not isinstance(extra_query, Mapping):
+                    raise ConfigError(f"a dict is needed, got {type(extra_query).__name__}")
+                _query_items(extra_query)
+            except ConfigError as exc:
+                raise InvalidRequestError(f"extra_query: {exc}", field="extra_query") from None
+        return self.with_options(default_headers=extra_headers, default_query=extra_query)
 
     def _transport_error(
         self, exc: Exception, endpoint: Endpoint, request: httpx.Request | None = None
@@ -425,6 +460,20 @@ def _from_httpx_timeout(timeout: httpx.Timeout) -> tuple[float, float | None]:
             "give a number of seconds"
         )
     return max(limits), timeout.read or None
+
+
+def _query_items(query: Mapping[Any, object]) -> list[tuple[str, str]]:
+    """``default_query`` / ``extra_query`` as URL parameters (bools as ``true``/``false``, as
+    httpx writes them)."""
+    items = []
+    for name, value in query.items():
+        if not isinstance(name, str) or not isinstance(value, str | int | float | bool):
+            raise ConfigError(
+                f"query parameter {name!r}: names must be strings and values strings, numbers "
+                f"or bools, got {type(value).__name__}"
+            )
+        items.append((name, str(value).lower() if isinstance(value, bool) else str(value)))
+    return items
 
 
 def _timeout_extension(seconds: float) -> dict[str, float | None]:

@@ -206,7 +206,7 @@ class RequestBuilding:
         deadline)."""
         timeout = timeout or self._timeout
         deadline = self._deadline
-        if self._refuse_params and request.openai_params:
+        if self._refuse_params:  # opt-in: the default call pays nothing
             refuse_unsupported(request, self._reachable(request.model))
         return DispatchPlan(
             self._router,

@@ -413,12 +413,6 @@ def create_params(
         elif key == "n":
             if value != 1:
                 raise InvalidRequestError("n > 1 is not supported; send n requests", field="n")
-        elif key in ("extra_headers", "extra_query"):
-            raise InvalidRequestError(
-                f"{key} is not supported: set headers and query parameters on the Deployment "
-                "(headers=..., base_url=...)",
-                field=key,
-            )
         else:
             params[key] = value
     return split_params(params, also=_CREATE_ONLY), include_usage

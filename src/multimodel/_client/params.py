@@ -81,7 +81,7 @@ def split_params(params: Mapping[str, Any], also: Iterable[str] = ()) -> dict[st
         else:
             valid = sorted(
                 {*REQUEST_FIELDS, *OPENAI_PARAMS, *_CLIENT_KEYS}
-                | {"max_completion_tokens", "parallel_tool_calls"}
+                | {"max_completion_tokens", "parallel_tool_calls", "extra_headers", "extra_query"}
                 | set(also)
             )
             close = close_matches(key, valid)

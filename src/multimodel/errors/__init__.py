@@ -33,10 +33,11 @@ The tree::
         ├── ConflictError                     409 (retryable)
         ├── RateLimited                       429 (retryable; ``retry_after`` in seconds)
         ├── QuotaExhausted                    billing / spend cap 429 (never retried)
-        ├── Overloaded                        529, 503, ``overloaded_error`` (retryable)
-        ├── ServerError                       other 5xx (retryable)
-        ├── ProviderTimeout                   no answer in time (retryable)
-        ├── ProviderConnectionError           could not connect / connection dropped (retryable)
+        ├── ServerError                       5xx (retryable)
+        │   └── Overloaded                    529, 503, ``overloaded_error``: a load signal
+        ├── ProviderConnectionError           no HTTP answer: could not connect, connection
+        │   │                                 dropped (retryable)
+        │   └── ProviderTimeout               no answer in time (retryable)
         ├── MalformedResponse                 a body we cannot parse (retryable)
         └── StreamInterrupted                 a stream failed after content reached the caller;
                                               carries the partial text
@@ -157,16 +158,16 @@ APIStatusError = ProviderError
 """The OpenAI SDK's ``APIStatusError``: :class:`ProviderError` (``status_code`` is ``None``
 for errors without a response, which the SDK raises as ``APIConnectionError``)."""
 APIConnectionError = ProviderConnectionError
-"""The OpenAI SDK's ``APIConnectionError``: :class:`ProviderConnectionError` (a timeout is
-:class:`ProviderTimeout`, not a subclass of it)."""
+"""The OpenAI SDK's ``APIConnectionError``: :class:`ProviderConnectionError`; as in the SDK,
+a timeout (:class:`ProviderTimeout`, ``APITimeoutError``) is a subclass of it."""
 APITimeoutError = ProviderTimeout
 """The OpenAI SDK's ``APITimeoutError``: :class:`ProviderTimeout`."""
 RateLimitError = RateLimited
 """The OpenAI SDK's ``RateLimitError``: :class:`RateLimited` (billing 429s are
 :class:`QuotaExhausted`)."""
 InternalServerError = ServerError
-"""The OpenAI SDK's ``InternalServerError``: :class:`ServerError` (503/529 are
-:class:`Overloaded`)."""
+"""The OpenAI SDK's ``InternalServerError``: :class:`ServerError`, every 5xx (503/529 are its
+subclass :class:`Overloaded`)."""
 UnprocessableEntityError = BadRequestError
 """The OpenAI SDK's ``UnprocessableEntityError`` (422): :class:`BadRequestError`."""
 APIResponseValidationError = MalformedResponse

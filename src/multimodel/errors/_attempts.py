@@ -22,8 +22,11 @@ class AllAttemptsFailed(MultimodelError):
     error raised is also an instance of that type, so ``except RateLimited`` (the OpenAI SDK's
     ``except RateLimitError``) catches it after the retries as it would a single failure; its
     ``status``, ``status_code``, ``response``, ``request_id``, ``body`` and ``retry_after``
-    are the last attempt's. Mixed failures are a plain ``AllAttemptsFailed``. Either way it is
-    never ``retryable``: the retries are spent.
+    are the last attempt's. Failures of one family are an instance of the family: a 500 then
+    a 503 (``Overloaded``) are a :class:`ServerError`, a timeout then a dropped connection a
+    :class:`ProviderConnectionError`, as the SDK's last error would be. Other mixed failures
+    are a plain ``AllAttemptsFailed``. Either way it is never ``retryable``: the retries are
+    spent.
     """
 
     retryable = False
@@ -31,11 +34,10 @@ class AllAttemptsFailed(MultimodelError):
     def __new__(
         cls, model: str, errors: Sequence[BaseException] = (), *a: Any, **kw: Any
     ) -> AllAttemptsFailed:
-        kinds = {type(e) for e in errors}
         made = cls
-        if cls is AllAttemptsFailed and len(kinds) == 1:
-            (kind,) = kinds
-            if issubclass(kind, ProviderError) and not issubclass(kind, AllAttemptsFailed):
+        if cls is AllAttemptsFailed and errors:
+            kind = _common_kind({type(e) for e in errors})
+            if kind is not None:
                 made = _alike_class(kind)
         return super().__new__(made)
 
@@ -82,6 +84,20 @@ _COPIED = (
 
 
 _ALIKE: dict[type[ProviderError], type[AllAttemptsFailed]] = {}
+
+
+def _common_kind(kinds: set[type[BaseException]]) -> type[ProviderError] | None:
+    """The most specific :class:`ProviderError` subclass every kind is (``ProviderError``
+    itself says nothing the plain ``AllAttemptsFailed`` does not), or ``None``."""
+    first = next(iter(kinds))
+    for base in first.__mro__:
+        if base is ProviderError or not issubclass(base, ProviderError):
+            return None
+        if issubclass(base, AllAttemptsFailed):
+            continue
+        if all(issubclass(k, base) for k in kinds):
+            return base
+    return None  # pragma: no cover - the loop reaches ProviderError or object first
 
 
 def _alike_class(kind: type[ProviderError]) -> type[AllAttemptsFailed]:

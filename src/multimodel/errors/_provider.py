@@ -209,16 +209,6 @@ class QuotaExhausted(ProviderError):
     """The account's quota or spend limit is used up (OpenAI ``insufficient_quota``). Never retried."""
 
 
-class Overloaded(ProviderError):
-    """The provider is overloaded (529, 503, ``overloaded_error``); a load signal, retryable."""
-
-    retryable = True
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
-        super().__init__(message, **kw)
-        self.retry_after = retry_after
-
-
 class ServerError(ProviderError):
     """The provider failed (5xx); retryable."""
 
@@ -229,16 +219,27 @@ class ServerError(ProviderError):
         self.retry_after = retry_after
 
 
-class ProviderTimeout(ProviderError):
-    """No (complete) answer within the timeout; retryable."""
+class Overloaded(ServerError):
+    """The provider is overloaded (529, 503, ``overloaded_error``); a load signal, retryable.
 
-    retryable = True
+    A :class:`ServerError`, as the OpenAI SDK's ``InternalServerError`` is every status
+    >= 500, so ``except InternalServerError`` ports; the router still treats it as a load
+    signal (held for its Retry-After, no breaker failure), not as a failing deployment.
+    """
 
 
 class ProviderConnectionError(ProviderError):
-    """The connection could not be made or was dropped; retryable."""
+    """No (complete) HTTP answer: the connection could not be made or was dropped, or (the
+    subclass :class:`ProviderTimeout`) the time ran out; retryable.
+
+    The OpenAI SDK's ``APIConnectionError`` likewise covers its ``APITimeoutError``.
+    """
 
     retryable = True
+
+
+class ProviderTimeout(ProviderConnectionError):
+    """No (complete) answer within the timeout; retryable."""
 
 
 class MalformedResponse(ProviderError):

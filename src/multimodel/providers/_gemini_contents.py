@@ -89,9 +89,35 @@ def _parts(message: Message) -> list[dict[str, Any]]:
         elif (inline := part.inline()) is not None:  # an ImagePart
             parts.append({"inlineData": {"mimeType": inline[0], "data": inline[1]}})
         else:
-            mime = {"mimeType": part.media_type} if part.media_type else {}
+            # Gemini needs the type of a URL it fetches; OpenAI's image_url has none, so it is
+            # read from the path's extension when it names one.
+            media_type = part.media_type or _url_media_type(part.url)
+            mime = {"mimeType": media_type} if media_type else {}
             parts.append({"fileData": {**mime, "fileUri": part.url}})
     return parts
+
+
+_EXTENSION_TYPES = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "heic": "image/heic",
+    "heif": "image/heif",
+    "pdf": "application/pdf",
+}
+
+
+def _url_media_type(url: str | None) -> str | None:
+    """The media type a URL's path extension names (``…/cat.PNG?x=1`` → ``image/png``)."""
+    if url is None:
+        return None
+    path = url.split("?", 1)[0].split("#", 1)[0]
+    name = path.rsplit("/", 1)[-1]
+    if "." not in name:
+        return None
+    return _EXTENSION_TYPES.get(name.rsplit(".", 1)[-1].lower())
 
 
 def _function_call(call: ToolCall, where: str) -> dict[str, Any]:

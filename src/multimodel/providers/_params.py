@@ -47,14 +47,11 @@ def refuse_unsupported(
     """
     from ..errors import InvalidRequestError
 
-    params = request.openai_params
-    if not params:
-        return
+    params = request.openai_params or {}
     for endpoint, adapter in reachable:
         known = adapter.openai_equivalents
-        if known is None:
-            continue
-        missing = [name for name in params if name not in known]
+        missing = [name for name in params if known is not None and name not in known]
+        missing += adapter.unsupported_fields(request, endpoint)
         if missing:
             listed = ", ".join(map(repr, missing))
             raise InvalidRequestError(

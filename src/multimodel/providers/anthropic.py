@@ -9,8 +9,8 @@ Wire notes that this adapter handles (see ``WIRE.md`` §3):
   following user message merge into one user turn, and consecutive same-role turns merge;
   assistant ``tool_calls`` become ``tool_use`` blocks whose ``input`` is the parsed object;
 * ``temperature`` is 0-1 (refused above 1); ``stop`` is ``stop_sequences``; ``parallel=False`` is
-  ``tool_choice.disable_parallel_tool_use``; ``user`` is ``metadata.user_id``; ``seed`` has no
-  equivalent and is not sent;
+  ``tool_choice.disable_parallel_tool_use``; ``user`` is ``metadata.user_id``; ``seed`` and
+  ``metadata`` have no equivalent and are dropped with a ``DroppedParameterWarning``;
 * ``response_format``: the documented 2023-06-01 API has no JSON mode. A ``json_schema`` format
   is a forced call of a tool named after the format whose ``input_schema`` is the schema (the
   answer comes back as that call; the structured-output layer turns it into the answer's text);
@@ -168,6 +168,17 @@ class AnthropicAdapter(ProviderAdapter):
     name = "anthropic"
     openai_equivalents = frozenset({"reasoning_effort"})  # as extended thinking
 
+    def unsupported_fields(self, request: ChatRequest, endpoint: Endpoint) -> list[str]:
+        """``seed`` (no sampling seed) and ``metadata`` (only ``user_id``, from ``user``)."""
+        return [
+            name
+            for name, given in (
+                ("seed", request.seed is not None),
+                ("metadata", bool(request.metadata)),
+            )
+            if given
+        ]
+
     # -- requests ------------------------------------------------------------------------------
 
     def build_request(
@@ -239,8 +250,10 @@ class AnthropicAdapter(ProviderAdapter):
             body["tool_choice"] = tc
         if stream:
             body["stream"] = True
-        if params:
-            drop_params("anthropic", [name for name in params if name != "reasoning_effort"])
+        dropped = [name for name in params or () if name != "reasoning_effort"]
+        dropped += self.unsupported_fields(request, endpoint)
+        if dropped:
+            drop_params("anthropic", dropped)
         body.update(endpoint.extra_body)
         if request.extra_body:
             body.update(request.extra_body)

@@ -167,6 +167,13 @@ class ProviderAdapter(ABC):
     :class:`~multimodel.errors.DroppedParameterWarning`, or refused up front by a client with
     ``unsupported_params="error"``."""
 
+    def unsupported_fields(self, request: ChatRequest, endpoint: Endpoint) -> list[str]:
+        """The OpenAI parameters with a ``ChatRequest`` field of their own (``seed``,
+        ``metadata``, ``parallel_tool_calls=False``) that ``request`` sets and this wire format
+        cannot express on ``endpoint``: dropped with the same warning as ``openai_params``, or
+        refused by ``unsupported_params="error"``. Default: none."""
+        return []
+
     @abstractmethod
     def build_request(
         self, request: ChatRequest, endpoint: Endpoint, *, stream: bool

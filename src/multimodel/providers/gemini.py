@@ -157,6 +157,19 @@ class GeminiAdapter(GeminiEmbeddings):
     name = "gemini"
     openai_equivalents = frozenset({*_GEMINI_PARAMS, "reasoning_effort"})
 
+    def unsupported_fields(self, request: ChatRequest, endpoint: Endpoint) -> list[str]:
+        """``metadata``, and ``parallel_tool_calls=False`` (Gemini may always call several
+        functions at once)."""
+        choice = request.tool_choice
+        return [
+            name
+            for name, given in (
+                ("metadata", bool(request.metadata)),
+                ("parallel_tool_calls", choice is not None and choice.parallel is False),
+            )
+            if given
+        ]
+
     # -- requests ------------------------------------------------------------------------------
 
     def build_request(
@@ -177,8 +190,8 @@ class GeminiAdapter(GeminiEmbeddings):
             )
             if value is not None
         }
+        dropped = self.unsupported_fields(request, endpoint)
         if request.openai_params:
-            dropped = []
             for name, value in request.openai_params.items():
                 if name in _GEMINI_PARAMS:
                     config[_GEMINI_PARAMS[name]] = value
@@ -186,6 +199,7 @@ class GeminiAdapter(GeminiEmbeddings):
                     config["thinkingConfig"] = gemini_thinking(value, endpoint.wire_model)
                 else:
                     dropped.append(name)
+        if dropped:
             drop_params("gemini", dropped)
         fmt = request.response_format
         if fmt is not None and fmt.type != "text":

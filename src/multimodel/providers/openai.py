@@ -122,6 +122,13 @@ class OpenAIAdapter(ProviderAdapter):
 
     # -- requests ------------------------------------------------------------------------------
 
+    def unsupported_fields(self, request: ChatRequest, endpoint: Endpoint) -> list[str]:
+        """``metadata`` on a server other than OpenAI's own API (the ``openai`` and ``azure``
+        presets send it, for stored completions)."""
+        if request.metadata and not endpoint.option("send_metadata", False):
+            return ["metadata"]
+        return []
+
     def build_request(
         self, request: ChatRequest, endpoint: Endpoint, *, stream: bool
     ) -> httpx.Request:
@@ -141,6 +148,11 @@ class OpenAIAdapter(ProviderAdapter):
             body["seed"] = request.seed
         if request.user is not None and endpoint.option("send_user", False):
             body["user"] = request.user
+        if request.metadata:
+            if endpoint.option("send_metadata", False):
+                body["metadata"] = request.metadata
+            else:
+                drop_params(endpoint.provider, ["metadata"])
         if request.tools:
             body["tools"] = [
                 {

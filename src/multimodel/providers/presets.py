@@ -59,6 +59,7 @@ def builtin_presets() -> dict[str, ProviderPreset]:
                 "max_tokens_field": "max_completion_tokens",
                 "stream_usage": True,
                 "send_user": True,
+                "send_metadata": True,  # stored completions' metadata (with store=True)
                 "embedding_base64": True,
             },
             docs="OpenAI Chat Completions; max_completion_tokens (reasoning models reject max_tokens)",
@@ -75,6 +76,7 @@ def builtin_presets() -> dict[str, ProviderPreset]:
                 "stream_usage": True,
                 "azure": True,
                 "send_user": True,
+                "send_metadata": True,  # stored completions' metadata (with store=True)
                 "embedding_base64": True,
             },
             docs="Azure OpenAI: base_url https://{resource}.openai.azure.com, wire model = "

@@ -94,14 +94,16 @@ class AsyncCompletions:
         is sent (and retried or failed over up to its first content) before it is returned.
         """
         timeout = kwargs.pop("timeout", None)
+        extra = {"extra_headers": kwargs.pop("extra_headers", None)}
+        extra["extra_query"] = kwargs.pop("extra_query", None)
         params, include_usage = create_params(messages, kwargs)
         clock = self._client._clock
         if not stream:
             response = await self._client.query(
-                list(messages), model=model, timeout=timeout, **params
+                list(messages), model=model, timeout=timeout, **extra, **params
             )
             return to_completion(response, int(clock.time()))
-        s = self._client.stream(list(messages), model=model, timeout=timeout, **params)
+        s = self._client.stream(list(messages), model=model, timeout=timeout, **extra, **params)
         await s.__aenter__()
         return AsyncChatCompletionStream(s, model, int(clock.time()), include_usage)
 
@@ -122,6 +124,8 @@ class AsyncCompletions:
             StructuredOutputError: the answer does not validate (after ``structured_retries``).
         """
         timeout = kwargs.pop("timeout", None)
+        extra = {"extra_headers": kwargs.pop("extra_headers", None)}
+        extra["extra_query"] = kwargs.pop("extra_query", None)
         retries = kwargs.pop("structured_retries", None)
         if kwargs.get("stream"):
             raise InvalidRequestError(
@@ -131,7 +135,12 @@ class AsyncCompletions:
         kwargs.pop("stream", None)
         params, _ = create_params(messages, {**kwargs, "response_format": response_format})
         response = await self._client.query(
-            list(messages), model=model, timeout=timeout, structured_retries=retries, **params
+            list(messages),
+            model=model,
+            timeout=timeout,
+            structured_retries=retries,
+            **extra,
+            **params,
         )
         return to_completion(response, int(self._client._clock.time()))
 

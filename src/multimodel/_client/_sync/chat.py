@@ -93,14 +93,16 @@ class Completions:
         is sent (and retried or failed over up to its first content) before it is returned.
         """
         timeout = kwargs.pop("timeout", None)
+        extra = {"extra_headers": kwargs.pop("extra_headers", None)}
+        extra["extra_query"] = kwargs.pop("extra_query", None)
         params, include_usage = create_params(messages, kwargs)
         clock = self._client._clock
         if not stream:
             response = self._client.query(
-                list(messages), model=model, timeout=timeout, **params
+                list(messages), model=model, timeout=timeout, **extra, **params
             )
             return to_completion(response, int(clock.time()))
-        s = self._client.stream(list(messages), model=model, timeout=timeout, **params)
+        s = self._client.stream(list(messages), model=model, timeout=timeout, **extra, **params)
         s.__enter__()
         return ChatCompletionStream(s, model, int(clock.time()), include_usage)
 
@@ -121,6 +123,8 @@ class Completions:
             StructuredOutputError: the answer does not validate (after ``structured_retries``).
         """
         timeout = kwargs.pop("timeout", None)
+        extra = {"extra_headers": kwargs.pop("extra_headers", None)}
+        extra["extra_query"] = kwargs.pop("extra_query", None)
         retries = kwargs.pop("structured_retries", None)
         if kwargs.get("stream"):
             raise InvalidRequestError(
@@ -130,7 +134,12 @@ class Completions:
         kwargs.pop("stream", None)
         params, _ = create_params(messages, {**kwargs, "response_format": response_format})
         response = self._client.query(
-            list(messages), model=model, timeout=timeout, structured_retries=retries, **params
+            list(messages),
+            model=model,
+            timeout=timeout,
+            structured_retries=retries,
+            **extra,
+            **params,
         )
         return to_completion(response, int(self._client._clock.time()))
 

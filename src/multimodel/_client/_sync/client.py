@@ -264,6 +264,8 @@ class Client(BaseClient):
         cache_ttl: float | None = None,
         policy: str | None = None,
         structured_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int | float | bool] | None = None,
         **params: Unpack[RequestParams],
     ) -> ChatResponse:
         """Send one request and return the complete answer.
@@ -279,6 +281,10 @@ class Client(BaseClient):
             structured_retries: with a ``response_format``, how many times an answer that does
                 not validate is sent back with its errors (default: the client's
                 ``structured_retries``, 1), within the deadline.
+            extra_headers: headers added to this call's requests (over the deployment's own),
+                as the OpenAI SDK's per-call ``extra_headers``.
+            extra_query: query parameters added to this call's request URLs (the SDK's
+                ``extra_query``).
             **params: ``max_tokens``, ``temperature``, ``tools`` ... (``RequestParams``);
                 ``response_format`` may be a pydantic model class or a JSON-schema dict, and
                 the answer's ``parsed`` then holds the validated object.
@@ -289,6 +295,17 @@ class Client(BaseClient):
             AllAttemptsFailed, NoDeploymentAvailable: retries and fallbacks ran out.
             StructuredOutputError: the answer does not fit the ``response_format``.
         """
+        if extra_headers or extra_query:
+            return self._per_call(extra_headers, extra_query).query(
+                prompt,
+                model=model,
+                timeout=timeout,
+                cache=cache,
+                cache_ttl=cache_ttl,
+                policy=policy,
+                structured_retries=structured_retries,
+                **params,
+            )
         if (
             "response_format" in params
             or structured_retries is not None
@@ -314,6 +331,8 @@ class Client(BaseClient):
         cache: bool | None = None,
         cache_ttl: float | None = None,
         policy: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int | float | bool] | None = None,
         **params: Unpack[RequestParams],
     ) -> Stream:
         """Stream the answer: a context manager and iterator of ``ChatChunk``.
@@ -324,6 +343,16 @@ class Client(BaseClient):
         has ``parsed`` (the end of the iteration raises ``StructuredOutputError`` when the
         answer does not fit; streams are not retried).
         """
+        if extra_headers or extra_query:
+            return self._per_call(extra_headers, extra_query).stream(
+                prompt,
+                model=model,
+                timeout=timeout,
+                cache=cache,
+                cache_ttl=cache_ttl,
+                policy=policy,
+                **params,
+            )
         structured = None
         if "response_format" in params or (
             isinstance(prompt, ChatRequest) and prompt.response_format is not None
