@@ -122,9 +122,7 @@ class Deployment(BaseModel):
     def _structured_mode(cls, value: Any) -> Any:
         if value is None or value in STRUCTURED_OUTPUT_MODES:
             return value
-        raise ValueError(  # noqa: TRY004 (pydantic reports a ValueError, not a TypeError)
-            _options.unknown_name("unknown mode", value, STRUCTURED_OUTPUT_MODES)
-        )
+        raise ValueError(_options.unknown_name("unknown mode", value, STRUCTURED_OUTPUT_MODES))
 
     def __repr_args__(self) -> Any:
         # Extra headers may carry credentials (gateway keys): their names, not their values.
