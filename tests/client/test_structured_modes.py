@@ -18,7 +18,8 @@ from pydantic import BaseModel
 import multimodel as mm
 from multimodel import errors
 from multimodel.catalog import default_catalog
-from multimodel.providers import structured_output_mode
+from multimodel.providers import Endpoint, structured_output_mode
+from multimodel.providers.presets import builtin_presets
 from multimodel.testing import Behavior, MockDeployment, MockProviderServer
 
 pytestmark = pytest.mark.filterwarnings("ignore::multimodel.errors.PricingWarning")
@@ -344,3 +345,25 @@ def test_the_setting_reads_from_a_config_file(tmp_path: Any) -> None:
     anthropic = mm.Deployment(model="claude-haiku-4.5", provider="anthropic", api_key=KEY)
     with mm.Client(deployments=[anthropic]) as c:
         assert structured_output_mode(c.deployments[0]) is None
+
+
+def test_the_presets_say_what_the_docs_table_says() -> None:
+    # docs/concepts/structured-outputs.md: what a schema gets from each preset when the
+    # deployment says nothing and the catalog does not know its model.
+    per_model = {"groq", "together", "qwen", "openrouter"}
+    json_mode = {"deepseek"}
+    for name, preset in builtin_presets().items():
+        endpoint = Endpoint(
+            name=name, model="unknown-model", wire_model="unknown-model", provider=name,
+            base_url="https://p.test/v1", options=tuple(preset.options.items()),
+            adapter=preset.adapter,
+        )  # fmt: skip
+        expected = (
+            None
+            if preset.adapter != "openai"
+            else "json_mode"
+            if preset.name in json_mode
+            else "json_schema"
+        )
+        assert structured_output_mode(endpoint) == expected, name
+        assert (preset.options.get("json_schema") == "per_model") == (preset.name in per_model)
