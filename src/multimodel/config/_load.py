@@ -147,7 +147,8 @@ def resolve_endpoints(
 
     Raises:
         MissingAPIKeyError: a provider that needs a key has none (names the variable to set).
-        ConfigError: unknown provider, duplicate name, or a missing required ``base_url``.
+        ConfigError: unknown provider, duplicate name, a missing required ``base_url``, or a
+            ``structured_output`` on a deployment that is not of the OpenAI wire format.
     """
     env = os.environ if env is None else env
     endpoints: list[Endpoint] = []
@@ -181,6 +182,13 @@ def resolve_endpoints(
                 "https://YOUR-RESOURCE.openai.azure.com"
             )
         options = dict(preset.options)
+        if dep.structured_output is not None:
+            if preset.adapter != "openai":
+                raise ConfigError(
+                    f"deployment {name!r}: structured_output applies to the OpenAI wire format; "
+                    f"{dep.provider} ({preset.adapter}) enforces a schema its own way: remove it"
+                )
+            options["structured_output"] = dep.structured_output
         endpoints.append(
             Endpoint(
                 name=name,

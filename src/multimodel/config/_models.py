@@ -48,6 +48,7 @@ else:
 __all__ = ["ClientConfig", "Deployment", "describe"]
 
 AUTO = "auto"  # model="auto": every deployment is a candidate (not a group)
+STRUCTURED_OUTPUT_MODES = ("json_schema", "json_mode")  # Deployment.structured_output
 
 # Where the options being validated came from (see ClientConfig._checked).
 _ORIGIN: ContextVar[Callable[[str], str | None] | None] = ContextVar("_ORIGIN", default=None)
@@ -73,6 +74,11 @@ class Deployment(BaseModel):
         rpm, tpm: client-side request / token rate limits per minute.
         timeout: per-attempt timeout in seconds (default: the client's).
         tags: free-form labels (tracking and budgets can group by them).
+        structured_output: how this deployment is sent a ``response_format`` schema, for
+            providers of the OpenAI wire format: ``"json_schema"`` (natively, held to the
+            schema) or ``"json_mode"`` (JSON mode, the schema in a system message). Default:
+            the provider's documented support, per model where it differs by model (see
+            :doc:`/concepts/structured-outputs`). Anthropic and Gemini deployments take none.
 
     .. versionadded:: 0.1
     """
@@ -93,6 +99,7 @@ class Deployment(BaseModel):
     tpm: int | None = Field(default=None, gt=0)
     timeout: float | None = Field(default=None, gt=0)
     tags: tuple[str, ...] = ()
+    structured_output: Literal["json_schema", "json_mode"] | None = None
 
     if not TYPE_CHECKING:  # type checkers keep pydantic's typed __init__
 
@@ -109,6 +116,13 @@ class Deployment(BaseModel):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, e.g. https://{value}")
         return value
+
+    @field_validator("structured_output", mode="before")
+    @classmethod
+    def _structured_mode(cls, value: Any) -> Any:
+        if value is None or value in STRUCTURED_OUTPUT_MODES:
+            return value
+        raise ValueError(_options.unknown_name("unknown mode", value, STRUCTURED_OUTPUT_MODES))
 
     def __repr_args__(self) -> Any:
         # Extra headers may carry credentials (gateway keys): their names, not their values.

@@ -1,5 +1,6 @@
 """Provider adapters (one per wire format), presets, the SSE decoder and their registries."""
 
+from ._response_format import StructuredOutputMode, structured_output_mode
 from ._stream import SSEStreamDecoder, StreamDecoder
 from .base import Endpoint, ParsedResponse, ProviderAdapter
 from .presets import ProviderPreset
@@ -15,9 +16,11 @@ __all__ = [
     "SSEStreamDecoder",
     "ServerSentEvent",
     "StreamDecoder",
+    "StructuredOutputMode",
     "get_adapter",
     "get_preset",
     "known_providers",
     "register_adapter",
     "register_provider",
+    "structured_output_mode",
 ]

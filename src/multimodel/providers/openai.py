@@ -32,7 +32,6 @@ from ..types import (
     FinishReason,
     ImagePart,
     Message,
-    ResponseFormat,
     TextPart,
     ToolCall,
     ToolCallDelta,
@@ -42,7 +41,7 @@ from ._embeddings import embedding_vector
 from ._errors import error_from_status
 from ._params import drop_params
 from ._request import json_bytes, post_request, request_headers
-from ._schema import openai_strict_expressible, openai_strict_schema
+from ._response_format import openai_response_format
 from ._stream import SSEStreamDecoder
 from ._usage import NO_USAGE, token_count, usage_of
 from .base import MAX_EMBEDDINGS_BODY_BYTES, Endpoint, ParsedResponse, ProviderAdapter
@@ -99,14 +98,6 @@ def parse_usage(data: Any) -> Usage | None:
         cached,
         cache_write,
         reasoning,
-    )
-
-
-def schema_prompt(fmt: ResponseFormat) -> str:
-    """The instruction that carries a schema when the provider has no ``json_schema`` mode."""
-    return (
-        "Respond with a single JSON object and nothing else. It must conform to this JSON "
-        f"Schema (named {fmt.name!r}):\n{json.dumps(fmt.schema_, separators=(',', ':'))}"
     )
 
 
@@ -179,25 +170,9 @@ class OpenAIAdapter(ProviderAdapter):
             if choice.parallel is not None:
                 body["parallel_tool_calls"] = choice.parallel
         if request.response_format is not None:
-            fmt = request.response_format
-            if fmt.type == "json_schema" and endpoint.option("json_schema", True) is False:
-                # No json_schema mode on this provider: JSON mode, the schema in the prompt.
-                body["response_format"] = {"type": "json_object"}
-                body["messages"].insert(0, {"role": "system", "content": schema_prompt(fmt)})
-            elif fmt.type == "json_schema":
-                assert fmt.schema_ is not None
-                strict = fmt.strict
-                if strict and not openai_strict_expressible(fmt.schema_):
-                    strict = False  # free-form objects: strict mode would only allow {}
-                schema: dict[str, Any] = {
-                    "name": fmt.name,
-                    "schema": openai_strict_schema(fmt.schema_) if strict else fmt.schema_,
-                }
-                if strict is not None:
-                    schema["strict"] = strict
-                body["response_format"] = {"type": "json_schema", "json_schema": schema}
-            else:
-                body["response_format"] = {"type": fmt.type}
+            body["response_format"] = openai_response_format(
+                request.response_format, endpoint, body["messages"]
+            )
         if stream:
             body["stream"] = True
             if endpoint.option("stream_usage", True):

@@ -27,7 +27,11 @@ class ProviderPreset:
         key_required: whether a call without a key is a configuration error.
         api_version: default ``anthropic-version`` / Azure ``api-version``.
         options: adapter switches (``max_tokens_field``, ``stream_usage``, ``azure``,
-            ``json_schema`` (``False``: JSON mode and the schema in the prompt),
+            ``json_schema`` (how a schema is sent: ``True``, the default, natively as
+            ``response_format`` type ``json_schema``; ``False``: JSON mode and the schema in
+            the prompt; ``"per_model"``: as the catalog says of the deployment's model on this
+            provider, natively when it does not know the model; a deployment's own
+            ``structured_output`` wins over all three),
             ``embeddings`` (``False``: no embeddings API), ``embedding_batch_size``,
             ``embedding_base64`` (ask for base64 vectors, decoded to floats)).
         docs: one line on the provider's quirks, shown by ``multimodel providers``.
@@ -45,6 +49,9 @@ class ProviderPreset:
 
 
 _COMPAT = {"max_tokens_field": "max_tokens", "stream_usage": True}
+# Providers that hold only some of their models to a JSON schema (each documents it per model)
+# and answer the others' `json_schema` with a 400: the catalog's `structured_output` decides.
+_PER_MODEL = {**_COMPAT, "json_schema": "per_model"}
 
 
 def builtin_presets() -> dict[str, ProviderPreset]:
@@ -112,7 +119,7 @@ def builtin_presets() -> dict[str, ProviderPreset]:
             "openai",
             "https://api.groq.com/openai/v1",
             ("GROQ_API_KEY",),
-            options={**_COMPAT, "embeddings": False},
+            options={**_PER_MODEL, "embeddings": False},
             docs="usage may also arrive under x_groq.usage",
         ),
         ProviderPreset(
@@ -120,7 +127,7 @@ def builtin_presets() -> dict[str, ProviderPreset]:
             "openai",
             "https://api.together.xyz/v1",
             ("TOGETHER_API_KEY",),
-            options=dict(_COMPAT),
+            options=dict(_PER_MODEL),
             docs="usage-only final chunk with empty choices",
         ),
         ProviderPreset(
@@ -135,7 +142,7 @@ def builtin_presets() -> dict[str, ProviderPreset]:
             "openai",
             "https://openrouter.ai/api/v1",
             ("OPENROUTER_API_KEY",),
-            options=dict(_COMPAT),
+            options=dict(_PER_MODEL),
             docs="sends ': OPENROUTER PROCESSING' comments while queued",
         ),
         ProviderPreset(
@@ -143,7 +150,7 @@ def builtin_presets() -> dict[str, ProviderPreset]:
             "openai",
             "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
             ("DASHSCOPE_API_KEY",),
-            options=dict(_COMPAT),
+            options=dict(_PER_MODEL),
             docs="DashScope compatible mode (international endpoint by default; "
             "mainland China: https://dashscope.aliyuncs.com/compatible-mode/v1); "
             "enable_thinking via extra_body",
