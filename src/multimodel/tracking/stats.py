@@ -23,6 +23,7 @@ from decimal import Decimal
 from ._snapshots import deployment_snapshot, group_snapshot, merged_snapshot
 from .congestion import CongestionFit
 from .headroom import parse_headroom
+from .histogram import FixedSketch
 from .lengths import LengthFit
 from .outcome import ABANDONED, CANCELLED, Outcome, unpriced
 from .sketches import PeakEWMA, QuantileSketch
@@ -170,7 +171,8 @@ class _GroupCell:
         self.output_tokens = 0
         self.cost = Decimal(0)
         self.unpriced = 0
-        self.latency = QuantileSketch()
+        # Fixed-size quantiles: there may be 10,000 groups (see tracking.histogram).
+        self.latency = FixedSketch()
         self.window = MultiWindow()
 
 
