@@ -19,11 +19,14 @@ from math import exp
 from typing import NamedTuple
 
 from ..providers.base import Endpoint
-from ._util import SCORE_TIE, LockedRandom, Picker, pick_min_index, picker
+from ._speeds import Speeds, filled
+from ._util import SCORE_TIE, LockedRandom, pick_tied
 
-__all__ = ["PricedGroups", "lazy_thompson", "priced_groups"]
+__all__ = ["PricedGroups", "Weights", "lazy_thompson", "priced_groups"]
 
 _Entry = tuple[float | None, float, float]  # input and output price per token, quality
+Weights = tuple[float, float, float, float]
+"""The factors of ``intelligent``'s score: cost, performance, quality, availability."""
 
 
 class PricedGroups(NamedTuple):
@@ -33,99 +36,77 @@ class PricedGroups(NamedTuple):
     prices: list[tuple[float, float]]  # per group: input and output USD per token (> 0)
     qualities: list[float]  # per group: the catalog's quality (0-100)
     members: list[list[int]]  # per group: positions in the candidate list
-    pickers: list[Picker]  # per group: reads the members' values out of a per-candidate list
     unique: list[str]  # the distinct models, in order of first appearance
     slots: list[int]  # per group: its model's position in ``unique``
     group_of: list[int]  # per candidate: its group
 
-    def rests(
-        self,
-        factors: dict[str, float],
-        ranks: list[float],
-        best_rank: float,
-        tin: int,
-        tout: int,
-    ) -> tuple[list[float], list[float]]:
+    def rests(self, weights: Weights, speeds: Speeds, tin: int, tout: int) -> list[float]:
         """Per group: the cost, performance and availability terms of its fastest member's
         score for ``tin`` / ``tout`` tokens (``min cost / cost`` and ``min latency / latency
-        == exp(best_rank - rank)``), and that member's rank key."""
-        bases = self._bases(factors, tin, tout)
-        f_perf = factors.get("performance", 0.0)
-        fastest = [min(pick(ranks)) for pick in self.pickers]
-        rests = [base + f_perf * exp(best_rank - k) for base, k in zip(bases, fastest, strict=True)]
-        return rests, fastest
-
-    def _bases(self, factors: dict[str, float], tin: int, tout: int) -> list[float]:
-        """Per group: the cost and availability terms of its score (``min cost / cost``)."""
-        costs = [p_in * tin + p_out * tout for p_in, p_out in self.prices]
+        == exp(best rank - rank)``). One loop each way: a comprehension is a call of its own."""
+        f_cost, f_perf, _, f_avail = weights
+        costs: list[float] = []
+        for p_in, p_out in self.prices:
+            costs.append(p_in * tin + p_out * tout)
         cheapest = min(costs)
-        f_cost = factors.get("cost", 0.0)
-        f_avail = factors.get("availability", 0.0)
-        return [f_cost * cheapest / cost + f_avail for cost in costs]
+        best_rank = speeds[5]
+        out: list[float] = []
+        for cost, k in zip(costs, speeds[4], strict=True):
+            out.append(f_cost * cheapest / cost + f_avail + f_perf * exp(best_rank - k))
+        return out
 
     def per_candidate(
-        self,
-        factors: dict[str, float],
-        ranks: list[float],
-        best_rank: float,
-        tin: int,
-        tout: int,
-        qterms: Sequence[float],
+        self, weights: Weights, speeds: Speeds, tin: int, tout: int, qterms: Sequence[float]
     ) -> list[float]:
         """Every candidate's score (``qterms``: each group's quality term), for the routing
         trace: built only when it is read."""
-        f_perf = factors.get("performance", 0.0)
-        bases = self._bases(factors, tin, tout)
-        base = [b + q for b, q in zip(bases, qterms, strict=True)]
-        return [
-            base[g] + f_perf * exp(best_rank - k) for g, k in zip(self.group_of, ranks, strict=True)
-        ]
+        f_cost, f_perf, _, f_avail = weights
+        costs = [p_in * tin + p_out * tout for p_in, p_out in self.prices]
+        cheapest = min(costs)
+        best_rank = speeds[5]
+        out = [0.0] * len(self.group_of)
+        for g, (members, cost, q) in enumerate(zip(self.members, costs, qterms, strict=True)):
+            base = f_cost * cheapest / cost + f_avail + q
+            for i, k in zip(members, filled(speeds, g), strict=True):
+                out[i] = base + f_perf * exp(best_rank - k)
+        return out
 
-    def member(
-        self,
-        scores: list[float],
-        ranks: list[float],
-        fastest: list[float],
-        f_perf: float,
-        rng: LockedRandom,
-    ) -> int:
+    def member(self, scores: list[float], speeds: Speeds, f_perf: float, rng: LockedRandom) -> int:
         """The position of the candidate to choose given each group's score: the fastest
         member of the best group; ties (within the tolerance) broken at random among every
         tied group's fastest members (any member when there is no performance factor)."""
         floor = max(scores) - SCORE_TIE
         count = sum(map(floor.__le__, scores))
         if count == 1:  # the common case: one group wins; pick among its fastest, in C
-            return self.fastest_member(scores.index(max(scores)), ranks, f_perf, rng)
+            return self.fastest_member(scores.index(max(scores)), speeds, f_perf, rng)
         pool: list[int] = []
-        for members, k, score in zip(self.members, fastest, scores, strict=True):
+        for g, (members, k, score) in enumerate(zip(self.members, speeds[4], scores, strict=True)):
             if score >= floor:
                 # Without a performance factor every member of the group scores the same.
-                pool.extend(members if not f_perf else [i for i in members if ranks[i] == k])
+                pool.extend(
+                    members
+                    if not f_perf
+                    else [i for i, r in zip(members, filled(speeds, g), strict=True) if r == k]
+                )
         return pool[0] if len(pool) == 1 else pool[rng.index(len(pool))]
 
-    def fastest_member(self, g: int, ranks: list[float], f_perf: float, rng: LockedRandom) -> int:
+    def fastest_member(self, g: int, speeds: Speeds, f_perf: float, rng: LockedRandom) -> int:
         """The position of group ``g``'s fastest member (a random one among exact ties; any
         member without a performance factor): :meth:`member` when ``g`` alone wins."""
         members = self.members[g]
         if not f_perf:
             return members[rng.index(len(members))]
-        return members[pick_min_index(list(self.pickers[g](ranks)), rng)]
+        row = filled(speeds, g)
+        k = speeds[4][g]  # its lowest: pick_min_index without the scan for it
+        count = row.count(k)
+        return members[row.index(k) if count == 1 else pick_tied(row, k, count, rng)]
 
-    def shown(
-        self, candidates: Sequence[Endpoint], ranks: list[float], fastest: list[float]
-    ) -> Callable[[list[float]], dict[str, float]]:
-        """A function of the groups' scores giving ``{name of each group's fastest: score}``
-        (for the routing trace, called only when it is read)."""
-
-        def table(scores: list[float]) -> dict[str, float]:
-            out = {}
-            for members, pick, k, score in zip(
-                self.members, self.pickers, fastest, scores, strict=True
-            ):
-                out[candidates[members[list(pick(ranks)).index(k)]].name] = score
-            return out
-
-        return table
+    def shown(self, candidates: Sequence[Endpoint], speeds: Speeds) -> list[str]:
+        """The name of each group's fastest member (for the routing trace, when read)."""
+        return [
+            candidates[members[filled(speeds, g).index(k)]].name
+            for g, (members, k) in enumerate(zip(self.members, speeds[4], strict=True))
+        ]
 
 
 def lazy_thompson(
@@ -211,7 +192,6 @@ def priced_groups(
         prices=prices,
         qualities=[q for _, (_, _, q) in by],
         members=list(by.values()),
-        pickers=[picker(members) for members in by.values()],
         unique=unique,
         slots=[unique.index(m) for m in models],
         group_of=group_of,
