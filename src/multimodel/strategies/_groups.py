@@ -42,17 +42,21 @@ class PricedGroups(NamedTuple):
 
     def rests(self, weights: Weights, speeds: Speeds, tin: int, tout: int) -> list[float]:
         """Per group: the cost, performance and availability terms of its fastest member's
-        score for ``tin`` / ``tout`` tokens (``min cost / cost`` and ``min latency / latency
-        == exp(best rank - rank)``). One loop each way: a comprehension is a call of its own."""
-        f_cost, f_perf, _, f_avail = weights
+        score for ``tin`` / ``tout`` tokens (``min cost / cost``, and ``min latency / latency
+        == exp(best rank - rank)``: kept with the speeds). Loops, not comprehensions (each is
+        a call of its own), and no ``+ 0.0`` (an availability factor is rarely set)."""
+        f_cost, _, _, f_avail = weights
         costs: list[float] = []
         for p_in, p_out in self.prices:
             costs.append(p_in * tin + p_out * tout)
-        cheapest = min(costs)
-        best_rank = speeds[5]
+        fc = f_cost * min(costs)
         out: list[float] = []
-        for cost, k in zip(costs, speeds[4], strict=True):
-            out.append(f_cost * cheapest / cost + f_avail + f_perf * exp(best_rank - k))
+        if f_avail:
+            for cost, term in zip(costs, speeds[6], strict=True):
+                out.append(fc / cost + f_avail + term)
+        else:  # x + 0.0 == x: the same scores
+            for cost, term in zip(costs, speeds[6], strict=True):
+                out.append(fc / cost + term)
         return out
 
     def per_candidate(
@@ -96,7 +100,7 @@ class PricedGroups(NamedTuple):
         members = self.members[g]
         if not f_perf:
             return members[rng.index(len(members))]
-        row = filled(speeds, g)
+        row = speeds[1][g] if not speeds[3][g] else filled(speeds, g)
         k = speeds[4][g]  # its lowest: pick_min_index without the scan for it
         count = row.count(k)
         return members[row.index(k) if count == 1 else pick_tied(row, k, count, rng)]
@@ -107,6 +111,9 @@ class PricedGroups(NamedTuple):
             candidates[members[filled(speeds, g).index(k)]].name
             for g, (members, k) in enumerate(zip(self.members, speeds[4], strict=True))
         ]
+
+
+_TIE = 2.0 * SCORE_TIE  # lazy_thompson's margin for the float rounding between the two ends
 
 
 def lazy_thompson(
@@ -134,22 +141,30 @@ def lazy_thompson(
     ``None`` when every model had to be drawn and no group wins alone (the caller then scores
     the groups as usual, ties included); ``draws`` holds what was drawn (``None``: not drawn).
     """
-    tie = 2.0 * SCORE_TIE  # a margin for the float rounding between the two ends
+    tie = _TIE
     order = sorted(range(len(rests)), key=rests.__getitem__, reverse=True)
     top = 0.0  # the highest draw so far: M is at least this
-    last = len(order) - 1
-    for k, g in enumerate(order):
+    last = len(order)
+    k = 0  # groups looked at so far
+    for g in order:
+        k += 1
         s = slots[g]
-        if draws[s] is None:
-            d = draws[s] = draw(s)
-            top = max(top, d)
+        q = draws[s]
+        if q is None:
+            q = draws[s] = draw(s)
+            if q > top:  # noqa: PLR1730  (max() is a call: this runs per draw)
+                top = q
         if k == last or top <= 0.0:
             continue  # no bound yet when every draw so far is 0 (M unknown): draw on
-        reach = rests[order[k + 1]] + f_qual + tie  # the best a group left could score
+        reach = rests[order[k]] + f_qual + tie  # the best a group left could score
+        if k == 1:  # the common case: the first group alone, at M = 1, beats every other
+            if rests[g] + f_qual * q > reach:
+                return g
+            continue
         scale = f_qual / top
         best = -1
         low = high = 0.0  # the leader's score at M = 1 and at M = top
-        for h in order[: k + 1]:
+        for h in order[:k]:
             q = draws[slots[h]]
             assert q is not None
             lo, hi = rests[h] + f_qual * q, rests[h] + scale * q

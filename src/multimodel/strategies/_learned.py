@@ -146,7 +146,7 @@ class LearnedQuality:
         if grouped is None:
             return None
         priced = grouped[0]
-        speeds = group_speeds(fleet, priced.members, stats, stream)
+        speeds = group_speeds(fleet, priced.members, stats, stream, self._weights[1])
         if speeds is None or speeds[5] == -math.inf:
             return None
         request = ctx.request

@@ -19,19 +19,19 @@ measured, every key is 0.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from math import inf
+from math import exp, inf
 from operator import attrgetter
-from typing import cast
 
 from ..tracking.stats import RERANK_RING, DeploymentStats, StatsView, Tracker
 from ._util import Fleet
 
 __all__ = ["Speeds", "filled", "group_speeds"]
 
-Speeds = tuple[int, list[list[float]], list[float], list[int], list[float], float]
+Speeds = tuple[int, list[list[float]], list[float], list[int], list[float], float, list[float]]
 """A snapshot: ``(Tracker.reranked when read, per group its members' rank keys (inf: not
 measured), per group its lowest measured key (inf: none), per group how many are not measured,
-per group its fastest's key, the lowest measured key)``."""
+per group its fastest's key, the lowest measured key, per group its performance term
+f_perf * exp(lowest - fastest))``."""
 
 _RANK_OF = (attrgetter("latency_rank"), attrgetter("stream_rank"))
 _KEPT = ("speeds", "speeds/stream")  # Fleet.extra keys of the snapshots, per request kind
@@ -39,34 +39,85 @@ _WHERE = "speeds/where"  # Fleet.extra key of {record: (group, position in the g
 
 
 def group_speeds(
-    fleet: Fleet, members: Sequence[list[int]], stats: StatsView, stream: bool
+    fleet: Fleet, members: Sequence[list[int]], stats: StatsView, stream: bool, f_perf: float
 ) -> Speeds | None:
     """The snapshot of the groups ``members`` (positions in the candidate list) for streamed or
-    other requests, up to date; ``None`` when the stats are not the tracker's."""
+    other requests, up to date, with the performance terms for weight ``f_perf`` (one per
+    fleet: a fleet belongs to one strategy); ``None`` when the stats are not the tracker's.
+
+    One function, inline: it runs on every choice, and a call costs as much as the loop."""
     cells = fleet.cells
     if cells is None:
         return None
-    tracker = cast(Tracker, stats)  # the fleet has the records of the tracker's only
-    kept: Speeds | None = fleet.extra.get(_KEPT[stream])
+    tracker: Tracker = stats  # type: ignore[assignment]  # cells: the tracker's records
+    extra = fleet.extra
+    kept: Speeds | None = extra.get(_KEPT[stream])
     count = tracker.reranked
     if kept is not None:
         seen = kept[0]
         if seen == count:
             return kept  # nothing re-ranked since
-        if count - seen <= RERANK_RING:
-            where: dict[DeploymentStats, tuple[int, int]] | None = fleet.extra.get(_WHERE)
-            if where is not None:
-                found = _update(kept, count, tracker, where, _RANK_OF[stream])
-                # Unless the ring moved on past ``seen`` while it was read.
-                if found is not None and tracker.reranked - seen <= RERANK_RING:
-                    fleet.extra[_KEPT[stream]] = found
-                    return found
-    found = _read(count, cells, members, _RANK_OF[stream])
-    if _WHERE not in fleet.extra:
+        where: dict[object, tuple[int, int]] | None = extra.get(_WHERE)
+        if where is not None and count - seen <= RERANK_RING:
+            rank_of = _RANK_OF[stream]
+            ring = tracker.reranks
+            _, rows, lows, missing, fastest, best, terms = kept
+            moved: list[int] = []  # the groups whose lowest key changed
+            redo = False  # whether every fastest and term must be worked out again
+            for n in range(seen, count):
+                cell = ring[n % RERANK_RING]
+                place = where.get(cell)
+                if place is None:
+                    continue  # another candidate set's deployment
+                key = rank_of(cell)
+                g, j = place
+                row = rows[g]
+                old = row[j]
+                if key is None or key == old:
+                    continue
+                # Copy on write: a published snapshot is never modified.
+                if rows is kept[1]:
+                    rows, lows = rows.copy(), lows.copy()
+                if row is kept[1][g]:
+                    row = rows[g] = row.copy()
+                row[j] = key
+                if old == inf:  # a first measurement (rare): everything is worked out again
+                    if missing is kept[3]:
+                        missing = missing.copy()
+                    missing[g] -= 1
+                    redo = True
+                low = lows[g]
+                if key < low:
+                    lows[g] = key
+                    moved.append(g)
+                elif old == low:  # the group's fastest got slower: which is fastest now?
+                    lows[g] = min(row)
+                    moved.append(g)
+            if moved and not redo:
+                low = min(lows)
+                if best != (0.0 if low == inf else low):
+                    redo = True  # the lowest of all moved: every term changes
+                else:  # only the moved groups' fastest and terms change
+                    fastest, terms = fastest.copy(), terms.copy()
+                    for g in moved:
+                        if not missing[g]:  # else its fastest is the lowest of all: unchanged
+                            low = fastest[g] = lows[g]
+                            terms[g] = f_perf * exp(best - low)
+            # Unless the ring moved on past ``seen`` while it was read.
+            if tracker.reranked - seen <= RERANK_RING:
+                found = (
+                    _snapshot(count, rows, lows, missing, f_perf)
+                    if redo
+                    else (count, rows, lows, missing, fastest, best, terms)
+                )
+                extra[_KEPT[stream]] = found
+                return found
+    found = _read(count, cells, members, _RANK_OF[stream], f_perf)
+    if _WHERE not in extra:
         places = {cells[i]: (g, j) for g, group in enumerate(members) for j, i in enumerate(group)}
         # A deployment listed twice (one record, two places) is re-read in full each time.
-        fleet.extra[_WHERE] = places if len(places) == len(cells) else None
-    fleet.extra[_KEPT[stream]] = found
+        extra[_WHERE] = places if len(places) == len(cells) else None
+    extra[_KEPT[stream]] = found
     return found
 
 
@@ -75,6 +126,7 @@ def _read(
     cells: list[DeploymentStats],
     members: Sequence[list[int]],
     rank_of: attrgetter[float | None],
+    f_perf: float,
 ) -> Speeds:
     """Every group's rank keys read afresh (``count``: the tracker's ``reranked`` before)."""
     rows: list[list[float]] = []
@@ -88,59 +140,24 @@ def _read(
         rows.append(row)
         lows.append(min(row))
         missing.append(row.count(inf))
-    return _snapshot(count, rows, lows, missing)
+    return _snapshot(count, rows, lows, missing, f_perf)
 
 
-def _update(
-    kept: Speeds,
-    count: int,
-    tracker: Tracker,
-    where: dict[DeploymentStats, tuple[int, int]],
-    rank_of: attrgetter[float | None],
-) -> Speeds | None:
-    """The next snapshot: ``kept`` with the records re-ranked since re-read (``None``: one of
-    them is no longer in the ring)."""
-    seen, rows, lows, missing, _, _ = kept
-    ring = tracker.reranks
-    copied: list[bool] | None = None
-    for n in range(seen, count):
-        cell = ring[n % RERANK_RING]
-        place = where.get(cell) if cell is not None else None
-        if place is None:
-            continue  # another candidate set's deployment
-        key = rank_of(cell)
-        g, j = place
-        old = rows[g][j]
-        if key is None or key == old:
-            continue
-        if copied is None:  # copy on write: the published snapshot is never modified
-            rows, lows, missing = rows.copy(), lows.copy(), missing.copy()
-            copied = [False] * len(rows)
-        if not copied[g]:
-            rows[g] = rows[g].copy()
-            copied[g] = True
-        row = rows[g]
-        row[j] = key
-        if old == inf:
-            missing[g] -= 1
-        low = lows[g]
-        if key < low:
-            lows[g] = key
-        elif old == low:  # the group's fastest got slower: which is fastest now?
-            lows[g] = min(row)
-    if copied is None:
-        return (count, rows, lows, missing, kept[4], kept[5])
-    return _snapshot(count, rows, lows, missing)
-
-
-def _snapshot(count: int, rows: list[list[float]], lows: list[float], missing: list[int]) -> Speeds:
+def _snapshot(
+    count: int, rows: list[list[float]], lows: list[float], missing: list[int], f_perf: float
+) -> Speeds:
     best = min(lows)
     if best == inf:
         best = 0.0  # nothing measured: every key is 0, as in speed_ranks
-    fastest: list[float] = []
-    for low, absent in zip(lows, missing, strict=True):
-        fastest.append(best if absent else low)
-    return (count, rows, lows, missing, fastest, best)
+    fastest = lows
+    terms: list[float] = []
+    for g, low in enumerate(lows):
+        if missing[g]:
+            if fastest is lows:
+                fastest = lows.copy()
+            fastest[g] = low = best
+        terms.append(f_perf * exp(best - low))
+    return (count, rows, lows, missing, fastest, best, terms)
 
 
 def filled(speeds: Speeds, g: int) -> list[float]:

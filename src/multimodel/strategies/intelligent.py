@@ -328,7 +328,7 @@ class Intelligent(LearnedQuality):
         if grouped is None or len(grouped[1]) < 2:
             return None
         priced, qterms = grouped
-        speeds = group_speeds(fleet, priced.members, stats, stream)
+        speeds = group_speeds(fleet, priced.members, stats, stream, self._weights[1])
         if speeds is None or speeds[5] == -math.inf:
             return None  # a zero latency: the formula counts it as unmeasured
         weights = self._weights
