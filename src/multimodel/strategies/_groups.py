@@ -40,21 +40,31 @@ class PricedGroups(NamedTuple):
     slots: list[int]  # per group: its model's position in ``unique``
     group_of: list[int]  # per candidate: its group
 
-    def rests(self, weights: Weights, speeds: Speeds, tin: int, tout: int) -> list[float]:
+    def rests(
+        self,
+        weights: Weights,
+        speeds: Speeds,
+        tin: int,
+        tout: int,
+        qterms: Sequence[float] | None = None,
+    ) -> list[float]:
         """Per group: the cost, performance and availability terms of its fastest member's
         score for ``tin`` / ``tout`` tokens (``min cost / cost``, and ``min latency / latency
-        == exp(best rank - rank)``: kept with the speeds). Loops, not comprehensions (each is
-        a call of its own), and no ``+ 0.0`` (an availability factor is rarely set)."""
+        == exp(best rank - rank)``: kept with the speeds), plus its quality term when
+        ``qterms`` are given. Loops, not comprehensions (each is a call of its own)."""
         f_cost, _, _, f_avail = weights
         costs: list[float] = []
         for p_in, p_out in self.prices:
             costs.append(p_in * tin + p_out * tout)
         fc = f_cost * min(costs)
         out: list[float] = []
-        if f_avail:
+        if qterms is not None:
+            for cost, term, q in zip(costs, speeds[6], qterms, strict=True):
+                out.append(fc / cost + f_avail + term + q)
+        elif f_avail:
             for cost, term in zip(costs, speeds[6], strict=True):
                 out.append(fc / cost + f_avail + term)
-        else:  # x + 0.0 == x: the same scores
+        else:  # x + 0.0 == x (x > 0): the same scores without an addition per group
             for cost, term in zip(costs, speeds[6], strict=True):
                 out.append(fc / cost + term)
         return out

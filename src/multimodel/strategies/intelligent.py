@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+from functools import partial
 from math import exp
 from typing import Any
 
@@ -333,13 +334,10 @@ class Intelligent(LearnedQuality):
             return None  # a zero latency: the formula counts it as unmeasured
         weights = self._weights
         tin, tout = ctx.input_tokens, ctx.output_tokens
-        rests = priced.rests(weights, speeds, tin, tout)
-        scores: list[float] = []
-        for r, q in zip(rests, qterms, strict=True):
-            scores.append(r + q)
+        scores = priced.rests(weights, speeds, tin, tout, qterms)
         i = priced.member(scores, speeds, weights[1], self._rng)
         return candidates[i], LazyScores(
-            fleet.names, lambda: priced.per_candidate(weights, speeds, tin, tout, qterms)
+            fleet.names, partial(priced.per_candidate, weights, speeds, tin, tout, qterms)
         )
 
     def _grouped(
