@@ -4,8 +4,9 @@ Deployments of one model share its price and quality, so on a ``model="auto"`` f
 deployments over 5 models the cost and quality terms of the score take 5 values, not 50, and
 within a group the score only falls as the latency rises: only each group's fastest deployment
 can win. :class:`PricedGroups` is that grouping, found once per candidate set;
-:meth:`PricedGroups.rests` scores the groups for one request in a handful of list operations
-(the quality term is added by the caller: the catalog's, or a Thompson draw per model), and
+:meth:`PricedGroups.rests` scores the groups for one request from their fastest members'
+rank keys, kept between choices (:mod:`._speeds`), with the catalog's quality term, or
+without it for :func:`lazy_thompson` to add a Thompson draw per model; and
 :meth:`PricedGroups.member` picks the deployment of the winning group(s).
 
 Only fleets whose every price is known and positive are grouped here (the usual case); the
