@@ -3,7 +3,7 @@ the draws, its winner is the one scoring every group with every model drawn woul
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from multimodel.strategies._groups import lazy_thompson
@@ -31,14 +31,16 @@ def _cases(draw: st.DrawFn) -> tuple[list[float], list[int], float, list[float]]
 
 def _full(rests: list[float], slots: list[int], f_qual: float, values: list[float]) -> list[int]:
     """The groups tied at the top when every model is drawn (the definition)."""
-    q = f_qual / (max(values) or 1.0)
-    scores = [r + q * values[s] for r, s in zip(rests, slots, strict=True)]
+    top = max(values) or 1.0
+    # f_qual * v / top, not (f_qual / top) * v: a subnormal top would overflow the quotient.
+    scores = [r + f_qual * values[s] / top for r, s in zip(rests, slots, strict=True)]
     floor = max(scores) - SCORE_TIE
     return [g for g, score in enumerate(scores) if score >= floor]
 
 
 @settings(max_examples=600, deadline=None)
 @given(_cases())
+@example(([0.0, 1.0], [0, 1], 0.3, [0.0, 5e-324]))  # a subnormal highest draw
 def test_the_lazy_winner_is_the_winner_with_every_draw(
     case: tuple[list[float], list[int], float, list[float]],
 ) -> None:

@@ -4,8 +4,9 @@ Deployments of one model share its price and quality, so on a ``model="auto"`` f
 deployments over 5 models the cost and quality terms of the score take 5 values, not 50, and
 within a group the score only falls as the latency rises: only each group's fastest deployment
 can win. :class:`PricedGroups` is that grouping, found once per candidate set;
-:meth:`PricedGroups.rests` scores the groups for one request in a handful of list operations
-(the quality term is added by the caller: the catalog's, or a Thompson draw per model), and
+:meth:`PricedGroups.rests` scores the groups for one request from their fastest members'
+rank keys, kept between choices (:mod:`._speeds`), with the catalog's quality term, or
+without it for :func:`lazy_thompson` to add a Thompson draw per model; and
 :meth:`PricedGroups.member` picks the deployment of the winning group(s).
 
 Only fleets whose every price is known and positive are grouped here (the usual case); the
@@ -19,11 +20,14 @@ from math import exp
 from typing import NamedTuple
 
 from ..providers.base import Endpoint
-from ._util import SCORE_TIE, LockedRandom, Picker, pick_min_index, picker
+from ._speeds import Speeds, filled
+from ._util import SCORE_TIE, LockedRandom, pick_tied
 
-__all__ = ["PricedGroups", "lazy_thompson", "priced_groups"]
+__all__ = ["PricedGroups", "Weights", "lazy_thompson", "priced_groups"]
 
 _Entry = tuple[float | None, float, float]  # input and output price per token, quality
+Weights = tuple[float, float, float, float]
+"""The factors of ``intelligent``'s score: cost, performance, quality, availability."""
 
 
 class PricedGroups(NamedTuple):
@@ -33,99 +37,94 @@ class PricedGroups(NamedTuple):
     prices: list[tuple[float, float]]  # per group: input and output USD per token (> 0)
     qualities: list[float]  # per group: the catalog's quality (0-100)
     members: list[list[int]]  # per group: positions in the candidate list
-    pickers: list[Picker]  # per group: reads the members' values out of a per-candidate list
     unique: list[str]  # the distinct models, in order of first appearance
     slots: list[int]  # per group: its model's position in ``unique``
     group_of: list[int]  # per candidate: its group
 
     def rests(
         self,
-        factors: dict[str, float],
-        ranks: list[float],
-        best_rank: float,
+        weights: Weights,
+        speeds: Speeds,
         tin: int,
         tout: int,
-    ) -> tuple[list[float], list[float]]:
+        qterms: Sequence[float] | None = None,
+    ) -> list[float]:
         """Per group: the cost, performance and availability terms of its fastest member's
-        score for ``tin`` / ``tout`` tokens (``min cost / cost`` and ``min latency / latency
-        == exp(best_rank - rank)``), and that member's rank key."""
-        bases = self._bases(factors, tin, tout)
-        f_perf = factors.get("performance", 0.0)
-        fastest = [min(pick(ranks)) for pick in self.pickers]
-        rests = [base + f_perf * exp(best_rank - k) for base, k in zip(bases, fastest, strict=True)]
-        return rests, fastest
-
-    def _bases(self, factors: dict[str, float], tin: int, tout: int) -> list[float]:
-        """Per group: the cost and availability terms of its score (``min cost / cost``)."""
-        costs = [p_in * tin + p_out * tout for p_in, p_out in self.prices]
-        cheapest = min(costs)
-        f_cost = factors.get("cost", 0.0)
-        f_avail = factors.get("availability", 0.0)
-        return [f_cost * cheapest / cost + f_avail for cost in costs]
+        score for ``tin`` / ``tout`` tokens (``min cost / cost``, and ``min latency / latency
+        == exp(best rank - rank)``: kept with the speeds), plus its quality term when
+        ``qterms`` are given. Loops, not comprehensions (each is a call of its own)."""
+        f_cost, _, _, f_avail = weights
+        costs: list[float] = []
+        for p_in, p_out in self.prices:
+            costs.append(p_in * tin + p_out * tout)
+        fc = f_cost * min(costs)
+        out: list[float] = []
+        if qterms is not None:
+            for cost, term, q in zip(costs, speeds[6], qterms, strict=True):
+                out.append(fc / cost + f_avail + term + q)
+        elif f_avail:
+            for cost, term in zip(costs, speeds[6], strict=True):
+                out.append(fc / cost + f_avail + term)
+        else:  # x + 0.0 == x (x > 0): the same scores without an addition per group
+            for cost, term in zip(costs, speeds[6], strict=True):
+                out.append(fc / cost + term)
+        return out
 
     def per_candidate(
-        self,
-        factors: dict[str, float],
-        ranks: list[float],
-        best_rank: float,
-        tin: int,
-        tout: int,
-        qterms: Sequence[float],
+        self, weights: Weights, speeds: Speeds, tin: int, tout: int, qterms: Sequence[float]
     ) -> list[float]:
         """Every candidate's score (``qterms``: each group's quality term), for the routing
         trace: built only when it is read."""
-        f_perf = factors.get("performance", 0.0)
-        bases = self._bases(factors, tin, tout)
-        base = [b + q for b, q in zip(bases, qterms, strict=True)]
-        return [
-            base[g] + f_perf * exp(best_rank - k) for g, k in zip(self.group_of, ranks, strict=True)
-        ]
+        f_cost, f_perf, _, f_avail = weights
+        costs = [p_in * tin + p_out * tout for p_in, p_out in self.prices]
+        cheapest = min(costs)
+        best_rank = speeds[5]
+        out = [0.0] * len(self.group_of)
+        for g, (members, cost, q) in enumerate(zip(self.members, costs, qterms, strict=True)):
+            base = f_cost * cheapest / cost + f_avail + q
+            for i, k in zip(members, filled(speeds, g), strict=True):
+                out[i] = base + f_perf * exp(best_rank - k)
+        return out
 
-    def member(
-        self,
-        scores: list[float],
-        ranks: list[float],
-        fastest: list[float],
-        f_perf: float,
-        rng: LockedRandom,
-    ) -> int:
+    def member(self, scores: list[float], speeds: Speeds, f_perf: float, rng: LockedRandom) -> int:
         """The position of the candidate to choose given each group's score: the fastest
         member of the best group; ties (within the tolerance) broken at random among every
         tied group's fastest members (any member when there is no performance factor)."""
         floor = max(scores) - SCORE_TIE
         count = sum(map(floor.__le__, scores))
         if count == 1:  # the common case: one group wins; pick among its fastest, in C
-            return self.fastest_member(scores.index(max(scores)), ranks, f_perf, rng)
+            return self.fastest_member(scores.index(max(scores)), speeds, f_perf, rng)
         pool: list[int] = []
-        for members, k, score in zip(self.members, fastest, scores, strict=True):
+        for g, (members, k, score) in enumerate(zip(self.members, speeds[4], scores, strict=True)):
             if score >= floor:
                 # Without a performance factor every member of the group scores the same.
-                pool.extend(members if not f_perf else [i for i in members if ranks[i] == k])
+                pool.extend(
+                    members
+                    if not f_perf
+                    else [i for i, r in zip(members, filled(speeds, g), strict=True) if r == k]
+                )
         return pool[0] if len(pool) == 1 else pool[rng.index(len(pool))]
 
-    def fastest_member(self, g: int, ranks: list[float], f_perf: float, rng: LockedRandom) -> int:
+    def fastest_member(self, g: int, speeds: Speeds, f_perf: float, rng: LockedRandom) -> int:
         """The position of group ``g``'s fastest member (a random one among exact ties; any
         member without a performance factor): :meth:`member` when ``g`` alone wins."""
         members = self.members[g]
         if not f_perf:
             return members[rng.index(len(members))]
-        return members[pick_min_index(list(self.pickers[g](ranks)), rng)]
+        row = speeds[1][g] if not speeds[3][g] else filled(speeds, g)
+        k = speeds[4][g]  # its lowest: pick_min_index without the scan for it
+        count = row.count(k)
+        return members[row.index(k) if count == 1 else pick_tied(row, k, count, rng)]
 
-    def shown(
-        self, candidates: Sequence[Endpoint], ranks: list[float], fastest: list[float]
-    ) -> Callable[[list[float]], dict[str, float]]:
-        """A function of the groups' scores giving ``{name of each group's fastest: score}``
-        (for the routing trace, called only when it is read)."""
+    def shown(self, candidates: Sequence[Endpoint], speeds: Speeds) -> list[str]:
+        """The name of each group's fastest member (for the routing trace, when read)."""
+        return [
+            candidates[members[filled(speeds, g).index(k)]].name
+            for g, (members, k) in enumerate(zip(self.members, speeds[4], strict=True))
+        ]
 
-        def table(scores: list[float]) -> dict[str, float]:
-            out = {}
-            for members, pick, k, score in zip(
-                self.members, self.pickers, fastest, scores, strict=True
-            ):
-                out[candidates[members[list(pick(ranks)).index(k)]].name] = score
-            return out
 
-        return table
+_TIE = 2.0 * SCORE_TIE  # lazy_thompson's margin for the float rounding between the two ends
 
 
 def lazy_thompson(
@@ -153,22 +152,30 @@ def lazy_thompson(
     ``None`` when every model had to be drawn and no group wins alone (the caller then scores
     the groups as usual, ties included); ``draws`` holds what was drawn (``None``: not drawn).
     """
-    tie = 2.0 * SCORE_TIE  # a margin for the float rounding between the two ends
+    tie = _TIE
     order = sorted(range(len(rests)), key=rests.__getitem__, reverse=True)
     top = 0.0  # the highest draw so far: M is at least this
-    last = len(order) - 1
-    for k, g in enumerate(order):
+    last = len(order)
+    k = 0  # groups looked at so far
+    for g in order:
+        k += 1
         s = slots[g]
-        if draws[s] is None:
-            d = draws[s] = draw(s)
-            top = max(top, d)
+        q = draws[s]
+        if q is None:
+            q = draws[s] = draw(s)
+            if q > top:  # noqa: PLR1730  (max() is a call: this runs per draw)
+                top = q
         if k == last or top <= 0.0:
             continue  # no bound yet when every draw so far is 0 (M unknown): draw on
-        reach = rests[order[k + 1]] + f_qual + tie  # the best a group left could score
+        reach = rests[order[k]] + f_qual + tie  # the best a group left could score
+        if k == 1:  # the common case: the first group alone, at M = 1, beats every other
+            if rests[g] + f_qual * q > reach:
+                return g
+            continue
         scale = f_qual / top
         best = -1
         low = high = 0.0  # the leader's score at M = 1 and at M = top
-        for h in order[: k + 1]:
+        for h in order[:k]:
             q = draws[slots[h]]
             assert q is not None
             lo, hi = rests[h] + f_qual * q, rests[h] + scale * q
@@ -211,7 +218,6 @@ def priced_groups(
         prices=prices,
         qualities=[q for _, (_, _, q) in by],
         members=list(by.values()),
-        pickers=[picker(members) for members in by.values()],
         unique=unique,
         slots=[unique.index(m) for m in models],
         group_of=group_of,

@@ -16,20 +16,28 @@ from __future__ import annotations
 
 import math
 import random
+from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, NamedTuple
-
-if TYPE_CHECKING:
-    from ._groups import PricedGroups
 
 from .._core.trace import _BuiltOnRead
 from ..providers.base import Endpoint
-from ..tracking.quality import Evidence, QualityBook, beta_mean_sd, posterior, task_of_tags
+from ..tracking.quality import (
+    DEFAULT_TASK,
+    Evidence,
+    QualityBook,
+    beta_mean_sd,
+    posterior,
+    task_of_tags,
+    thompson_draw,
+)
 from ..tracking.stats import StatsView
-from ._groups import lazy_thompson
+from ._groups import PricedGroups, Weights, lazy_thompson
+from ._speeds import Speeds, group_speeds
 from ._util import SCORE_TIE, Fleet, LockedRandom, forgiven_error_rate, pick_max_index
 from .base import RouteContext
-from .response_time import expected_latency, speed_ranks
+from .response_time import LONG_GENERATION, expected_latency
 
 __all__ = ["LearnedQuality", "LearnedScores"]
 
@@ -38,8 +46,10 @@ class LearnedQuality:
     """The learned-quality state and choice of ``intelligent``: the feedback book, the random
     source of the posterior draws, and the Thompson-sampling choice."""
 
-    # Set by the strategy: its factor weights, tie-breaking random source and price cache.
+    # Set by the strategy: its factor weights (also as a tuple), tie-breaking random source and
+    # price cache.
     factors: dict[str, float]
+    _weights: Weights
     _rng: LockedRandom
     _static: dict[str, tuple[float | None, float, float]]
 
@@ -95,7 +105,7 @@ class LearnedQuality:
             book.policy.z, task, lambda: seen, chosen.model, models, rest, avails, self.factors
         )
         names = [c.name for c in candidates]
-        return chosen, LearnedScores(
+        return chosen, _OneByOne(
             len(names), lambda: dict(zip(names, sampled, strict=True)), why, lambda: draws
         )
 
@@ -122,65 +132,51 @@ class LearnedQuality:
     ) -> tuple[Endpoint, LearnedScores] | None:
         """:meth:`_learned` on the tracker's rank keys: deployments of one model (and price)
         share the cost and quality terms, so only each group's fastest is scored (a handful of
-        models, whatever the number of deployments; see :mod:`._groups`). ``None`` when the
-        keys cannot be used (unmeasured deployments, long generations, errors, unknown
-        prices): then :meth:`_learned` decides."""
+        models, whatever the number of deployments; see :mod:`._groups`), and each group's
+        fastest is kept between choices (see :mod:`._speeds`). ``None`` when the keys cannot be
+        used (long generations, errors, unknown prices, a zero latency, stats other than the
+        tracker's): then :meth:`_learned` decides. Nothing is built for the routing trace: it
+        keeps the values the choice was made on and explains it when read."""
         if getattr(stats, "erring", 1):
             return None
-        ranks = speed_ranks(fleet, ctx, getattr(stats, "ranked", -1))
-        if ranks is None:
-            return None
-        best_rank = min(ranks)
-        if best_rank == -math.inf:
-            return None
+        stream = ctx.stream
+        if not stream and ctx.output_tokens >= LONG_GENERATION:
+            return None  # scored with the time per output token: one candidate at a time
         grouped = self._grouped(fleet, candidates)
         if grouped is None:
             return None
         priced = grouped[0]
+        speeds = group_speeds(fleet, priced.members, stats, stream, self._weights[1])
+        if speeds is None or speeds[5] == -math.inf:
+            return None
         request = ctx.request
-        task = task_of_tags(request.tags if request is not None else None)
+        tags = None if request is None else request.tags
+        task = task_of_tags(tags) if tags else DEFAULT_TASK
         unique = priced.unique
         evidence = _evidence(fleet, unique, task, book)
-        now, h = book.clock(), book.policy.half_life
-        draw, rng = book.draw, self._thompson
-        f = self.factors
-        f_perf, f_qual = f.get("performance", 0.0), f.get("quality", 0.0)
-        rests, fastest = priced.rests(f, ranks, best_rank, ctx.input_tokens, ctx.output_tokens)
+        now = book.clock()
+        policy = book.policy
+        weights = self._weights
+        rests = priced.rests(weights, speeds, ctx.input_tokens, ctx.output_tokens)
         # Only the models that can change the choice are drawn (see lazy_thompson).
         draws: list[float | None] = [None] * len(unique)
-        g = lazy_thompson(
-            rests,
-            priced.slots,
-            f_qual,
-            draws,
-            lambda s: draw(*posterior(evidence[s], now, h)[:2], rng),
+        draw = partial(
+            thompson_draw,
+            evidence,
+            now,
+            policy.half_life,
+            policy.max_evidence,
+            self._thompson.random,
         )
+        g = lazy_thompson(rests, priced.slots, weights[2], draws, draw)
         if g is not None:
-            i = priced.fastest_member(g, ranks, f_perf, self._rng)
+            i = priced.fastest_member(g, speeds, weights[1], self._rng)
         else:  # every model drawn, and no group won alone: score them all (ties at random)
-            i = priced.member(
-                _sampled(rests, priced.slots, f_qual, draws), ranks, fastest, f_perf, self._rng
-            )
-        chosen = candidates[i]
-        # The posteriors at the time of the choice, for the trace: from the evidence snapshot.
-        seen = lambda: {m: posterior(e, now, h) for m, e in zip(unique, evidence, strict=True)}
-        why = _Why(book.policy.z, task, seen, chosen.model, priced.models, rests, None, f)
-        shown = priced.shown(candidates, ranks, fastest)
-        spare = self._spare
-
-        def samples() -> dict[str, float]:
-            # The models not drawn could not change the choice: drawn now, for the trace, from
-            # another source (reading a trace does not move the routing's random stream).
-            for s, d in enumerate(draws):
-                if d is None:
-                    draws[s] = draw(*posterior(evidence[s], now, h)[:2], spare)
-            return dict(zip(unique, draws, strict=True))  # type: ignore[arg-type]
-
-        def table() -> dict[str, float]:
-            samples()
-            return shown(_sampled(rests, priced.slots, f_qual, draws))
-
-        return chosen, LearnedScores(len(rests), table, why, samples)
+            scores = _sampled(rests, priced.slots, weights[2], draws)
+            i = priced.member(scores, speeds, weights[1], self._rng)
+        return candidates[i], _ByGroup(
+            (self, book, task, evidence, now, candidates, priced, speeds, rests, draws, i)
+        )
 
     def _parts(
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
@@ -296,34 +292,31 @@ class LearnedScores(_BuiltOnRead):
     was exploration) for the routing trace's ``notes``; ``explored`` is that flag. Both are
     worked out only when read: a choice costs the draws and the scores, nothing more."""
 
-    __slots__ = ("_build", "_dict", "_len", "_samples", "_why")
-
-    def __init__(
-        self,
-        size: int,
-        build: Callable[[], dict[str, float]],
-        why: _Why,
-        samples: Callable[[], dict[str, float]],
-    ) -> None:
-        self._len = size
-        self._build = build
-        self._dict: dict[str, float] | None = None
-        self._why = why
-        self._samples = samples
+    __slots__ = ("_dict",)
+    _dict: dict[str, float] | None
 
     def _table(self) -> dict[str, float]:
-        table = self._dict
+        table: dict[str, float] | None = self._dict
         if table is None:
             table = self._dict = self._build()
         return table
 
-    def __len__(self) -> int:
-        return self._len  # without building: the trace asks on every decision
+    @abstractmethod
+    def _build(self) -> dict[str, float]:
+        """The scores, built on the first read."""
+
+    @abstractmethod
+    def _why(self) -> _Why:
+        """What the choice was made on, to explain it."""
+
+    @abstractmethod
+    def _samples(self) -> dict[str, float]:
+        """Each model's sampled quality."""
 
     @property
     def note(self) -> str:
         """Why this model was chosen (see the class docstring)."""
-        return self._why.text()
+        return self._why().text()
 
     @property
     def samples(self) -> dict[str, float]:
@@ -333,4 +326,104 @@ class LearnedScores(_BuiltOnRead):
     @property
     def explored(self) -> bool:
         """Whether the sampled quality chose another model than the posterior means would."""
-        return self._why.best() != self._why.chosen
+        why = self._why()
+        return why.best() != why.chosen
+
+
+class _OneByOne(LearnedScores):
+    """The scores of :meth:`LearnedQuality._learned` (one per candidate)."""
+
+    __slots__ = ("_drawn", "_len", "_made_why", "_make")
+
+    def __init__(
+        self,
+        size: int,
+        build: Callable[[], dict[str, float]],
+        why: _Why,
+        samples: Callable[[], dict[str, float]],
+    ) -> None:
+        self._len = size
+        self._make = build
+        self._dict = None
+        self._made_why = why
+        self._drawn = samples
+
+    def __len__(self) -> int:
+        return self._len  # without building: the trace asks on every decision
+
+    def _build(self) -> dict[str, float]:
+        return self._make()
+
+    def _why(self) -> _Why:
+        return self._made_why
+
+    def _samples(self) -> dict[str, float]:
+        return self._drawn()
+
+
+_Raw = tuple[
+    LearnedQuality,
+    QualityBook,
+    str,
+    list[Evidence],
+    float,
+    Sequence[Endpoint],
+    PricedGroups,
+    Speeds,
+    list[float],
+    list[float | None],
+    int,
+]
+"""What :meth:`LearnedQuality._learned_fast` chose on: the strategy, the book, the task, the
+evidence and the time of the posteriors, the candidates, their groups and speeds, the groups'
+scores without quality, the draws (``None``: not needed), the position chosen."""
+
+
+class _ByGroup(LearnedScores):
+    """The scores of :meth:`LearnedQuality._learned_fast` (one per group's fastest), kept as
+    the values the choice was made on (one tuple: a choice stores one attribute); the table,
+    the samples and the note are all built from them when read."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: _Raw) -> None:
+        self._raw = raw
+        self._dict = None
+
+    def __len__(self) -> int:
+        return len(self._raw[8])  # one per group, without building
+
+    def _samples(self) -> dict[str, float]:
+        owner, book, _, evidence, now, _, priced, _, _, draws, _ = self._raw
+        policy = book.policy
+        spare = owner._spare.random
+        # The models not drawn could not change the choice: drawn now, for the trace, from
+        # another source (reading a trace does not move the routing's random stream).
+        for s, d in enumerate(draws):
+            if d is None:
+                draws[s] = thompson_draw(
+                    evidence, now, policy.half_life, policy.max_evidence, spare, s
+                )
+        return dict(zip(priced.unique, draws, strict=True))  # type: ignore[arg-type]
+
+    def _build(self) -> dict[str, float]:
+        owner, _, _, _, _, candidates, priced, speeds, rests, draws, _ = self._raw
+        self._samples()
+        scores = _sampled(rests, priced.slots, owner._weights[2], draws)
+        return dict(zip(priced.shown(candidates, speeds), scores, strict=True))
+
+    def _why(self) -> _Why:
+        owner, book, task, evidence, now, candidates, priced, _, rests, _, i = self._raw
+        h = book.policy.half_life
+        # The posteriors at the time of the choice, from the evidence snapshot.
+        params = {m: posterior(e, now, h) for m, e in zip(priced.unique, evidence, strict=True)}
+        return _Why(
+            book.policy.z,
+            task,
+            lambda: params,
+            candidates[i].model,
+            priced.models,
+            rests,
+            None,
+            owner.factors,
+        )

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+from functools import partial
 from math import exp
 from typing import Any
 
@@ -34,9 +35,10 @@ from .._core.trace import LazyScores
 from ..errors import ConfigError
 from ..providers.base import Endpoint
 from ..tracking.stats import StatsView, Tracker
-from ._groups import PricedGroups, priced_groups
+from ._groups import PricedGroups, Weights, priced_groups
 from ._latency_cap import slow_deployments
 from ._learned import LearnedQuality, LearnedScores
+from ._speeds import group_speeds
 from ._util import (
     SCORE_TIE,
     Fleet,
@@ -53,7 +55,7 @@ from ._util import (
     probe_scores,
 )
 from .base import RouteContext, register_strategy
-from .response_time import expected_latency, speed_ranks
+from .response_time import LONG_GENERATION, expected_latency, speed_ranks
 
 __all__ = ["Intelligent", "LearnedScores", "estimated_cost"]  # LearnedScores: re-exported
 
@@ -97,6 +99,12 @@ class Intelligent(LearnedQuality):
         if any(v < 0 for v in factors.values()) or not any(factors.values()):
             raise ConfigError("intelligent factors must be >= 0 and not all zero")
         self.factors = {k: float(v) for k, v in factors.items()}
+        self._weights: Weights = (
+            self.factors.get("cost", 0.0),
+            self.factors.get("performance", 0.0),
+            self.factors.get("quality", 0.0),
+            self.factors.get("availability", 0.0),
+        )
         self.require = frozenset(require)
         self.min_context = min_context
         if max_cost_per_call is not None:  # the issue's name for the same cap
@@ -235,6 +243,11 @@ class Intelligent(LearnedQuality):
                 if fast is not None:
                     return fast
                 return self._learned(candidates, stats, ctx, book)
+        erring = getattr(stats, "erring", 1)
+        if not erring:
+            by_group = self._by_group(fleet, candidates, stats, ctx)
+            if by_group is not None:
+                return by_group
         ranks = speed_ranks(fleet, ctx, getattr(stats, "ranked", -1))
         best_rank = -math.inf if ranks is None else min(ranks)
         if ranks is None or best_rank == -math.inf:
@@ -252,23 +265,14 @@ class Intelligent(LearnedQuality):
         # Read every error rate only while some deployment has one; forgiven over time, so a
         # deployment that failed once competes again (see forgiven_error_rate).
         errors: list[float] = []
-        if stats.erring:
+        if erring:
             now = stats.now()
             errors = [forgiven_error_rate(cell, now) for cell in fleet.cells]
-        f = self.factors
-        f_perf, f_avail = f.get("performance", 0.0), f.get("availability", 0.0)
-        if not any(errors):
-            grouped = self._grouped(fleet, candidates)
-            if grouped is not None and len(grouped[1]) > 1:  # a few models: a score per group
-                priced, qterms = grouped
-                tin, tout = ctx.input_tokens, ctx.output_tokens
-                rests, fastest = priced.rests(f, ranks, best_rank, tin, tout)
-                scores = [r + q for r, q in zip(rests, qterms, strict=True)]
-                i = priced.member(scores, ranks, fastest, f_perf, self._rng)
-                return candidates[i], LazyScores(
-                    fleet.names,
-                    lambda: priced.per_candidate(f, ranks, best_rank, tin, tout, qterms),
-                )
+            if not any(errors):  # every error forgiven
+                by_group = self._by_group(fleet, candidates, stats, ctx)
+                if by_group is not None:
+                    return by_group
+        _, f_perf, _, f_avail = self._weights
         terms, groups = self._terms_for(fleet, candidates, ctx)
         if not any(errors):
             if groups is not None and len(groups) == 1:
@@ -310,6 +314,30 @@ class Intelligent(LearnedQuality):
             ]
         return candidates[pick_max_index(scores, self._rng, SCORE_TIE)], LazyScores(
             fleet.names, scores
+        )
+
+    def _by_group(
+        self, fleet: Fleet, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
+    ) -> tuple[Endpoint, LazyScores] | None:
+        """The choice among a few models (a score per group, each group's fastest kept between
+        choices: see :mod:`._groups` and :mod:`._speeds`), when there are several and every
+        candidate's error rate is zero (``None`` otherwise, or for long generations)."""
+        stream = ctx.stream
+        if not stream and ctx.output_tokens >= LONG_GENERATION:
+            return None
+        grouped = self._grouped(fleet, candidates)
+        if grouped is None or len(grouped[1]) < 2:
+            return None
+        priced, qterms = grouped
+        speeds = group_speeds(fleet, priced.members, stats, stream, self._weights[1])
+        if speeds is None or speeds[5] == -math.inf:
+            return None  # a zero latency: the formula counts it as unmeasured
+        weights = self._weights
+        tin, tout = ctx.input_tokens, ctx.output_tokens
+        scores = priced.rests(weights, speeds, tin, tout, qterms)
+        i = priced.member(scores, speeds, weights[1], self._rng)
+        return candidates[i], LazyScores(
+            fleet.names, partial(priced.per_candidate, weights, speeds, tin, tout, qterms)
         )
 
     def _grouped(

@@ -51,6 +51,7 @@ __all__ = [
     "ServedResponse",
     "beta_draw",
     "task_of_tags",
+    "thompson_draw",
 ]
 
 DEFAULT_TASK = "*"
@@ -286,11 +287,7 @@ class QualityBook:
 
     def draw(self, a: float, b: float, rng: Any) -> float:
         """A draw from Beta(a, b) with the evidence capped at ``max_evidence``."""
-        total = a + b
-        cap = self.policy.max_evidence
-        if total > cap:
-            a, b = a * cap / total, b * cap / total
-        return beta_draw(a, b, rng.random)
+        return thompson_draw([(a, b, None)], 0.0, 1.0, self.policy.max_evidence, rng.random, 0)
 
     def estimates(self, now: float | None = None) -> list[QualityEstimate]:
         """Every (model, task) with feedback, by model then task."""
@@ -313,6 +310,29 @@ def posterior(entry: Evidence, now: float, half_life: float) -> tuple[float, flo
     # 2 ** (-elapsed / h), as _decay (an infinite half-life gives 2 ** -0.0 == 1.0).
     decay = 2.0 ** (-elapsed / half_life) if elapsed > 0.0 else 1.0
     return a0 + cell.a * decay, b0 + cell.b * decay, cell.n
+
+
+def thompson_draw(
+    evidence: Sequence[Evidence],
+    now: float,
+    half_life: float,
+    cap: float,
+    random: Callable[[], float],
+    slot: int,
+) -> float:
+    """A Thompson draw of the quality of the ``slot``-th model of :meth:`QualityBook.evidence`:
+    its :func:`posterior` at ``now`` with the evidence capped at ``cap`` (``max_evidence``), in
+    one call (the router draws on every learned choice: ``functools.partial`` of everything
+    but ``slot``)."""
+    a, b, cell = evidence[slot]
+    if cell is not None:  # posterior(), inline: a call is a tenth of a draw
+        elapsed = now - cell.t
+        decay = 2.0 ** (-elapsed / half_life) if elapsed > 0.0 else 1.0
+        a, b = a + cell.a * decay, b + cell.b * decay
+    total = a + b
+    if total > cap:
+        a, b = a * cap / total, b * cap / total
+    return beta_draw(a, b, random)
 
 
 def beta_mean_sd(a: float, b: float) -> tuple[float, float]:

@@ -35,6 +35,7 @@ __all__ = [
     "ABANDONED",
     "CANCELLED",
     "RANK_TAU",
+    "RERANK_RING",
     "DeploymentStats",
     "RankedStats",
     "StatsView",
@@ -47,6 +48,8 @@ _ERROR_FLOOR = 1e-6  # an error rate decayed below this is 0: ~36 successes afte
 _MIN_TPOT_TOKENS = 16  # below this, per-token time is mostly fixed overhead: do not sample it
 MAX_GROUPS = 10_000  # user / tag cells kept; older ones fold into "(other)"
 OTHER = "(other)"
+RERANK_RING = 64
+"""How many of the records last re-ranked :attr:`Tracker.reranks` names."""
 
 
 class _Cell:
@@ -200,6 +203,11 @@ class Tracker:
         #: grows, so a strategy knows its candidates' unmeasured ones are unchanged while it
         #: stays the same.
         self.ranked = 0
+        #: Rank keys re-set, counted, and the last :data:`RERANK_RING` records they were set on:
+        #: ``reranks[n % RERANK_RING]`` is the record of the ``n``-th (``n < reranked``), so a
+        #: strategy that keeps rank keys between choices re-reads only the records changed since.
+        self.reranked = 0
+        self.reranks: list[DeploymentStats | None] = [None] * RERANK_RING
 
     # -- the view strategies read --------------------------------------------------------------
 
@@ -401,6 +409,10 @@ class Tracker:
         usage = outcome.usage
         if usage is not None and usage.output_tokens >= _MIN_TPOT_TOKENS and generation > 0:
             cell.ewma_tpot = _ewma(cell.ewma_tpot, generation / usage.output_tokens)
+        # Published once the rank keys are set: a reader of ``reranked`` finds them set.
+        n = self.reranked
+        self.reranks[n % RERANK_RING] = cell
+        self.reranked = n + 1
 
     @staticmethod
     def _group(
