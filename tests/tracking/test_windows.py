@@ -211,3 +211,18 @@ def test_multiwindow_pending_events_read_like_separate_windows(
     assert multi.total(now) == {k: w.total(now) for k, w in separate.items()}
     assert multi.sum(now) == pytest.approx({k: w.sum(now) for k, w in separate.items()})
     assert {k: w.total(now) for k, w in multi.windows.items()} == multi.total(now)
+
+
+def test_a_count_only_window_keeps_no_object_per_slot() -> None:
+    # A user's or tag's window counts events without values: its slots must keep sharing the
+    # one 0.0, or each slot written holds a float of its own and a process with many users
+    # grows for as long as its longest window takes to turn (an hour; the memory soak).
+    window = SlidingWindow(60.0, 60)
+    multi = MultiWindow()
+    for t in range(7_200):
+        window.add(float(t))
+        multi.add(float(t))
+    assert window.total(7_199.0) == 60
+    assert len({id(x) for x in window._sums}) == 1
+    for w in multi.windows.values():
+        assert len({id(x) for x in w._sums}) == 1

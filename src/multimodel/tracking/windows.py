@@ -79,9 +79,13 @@ class SlidingWindow:
             return
         slot = index % self.buckets
         self._counts[slot] += count
-        self._sums[slot] += value
         self._total += count
-        self._sum += value
+        if value:
+            # Only when there is a value: 0.0 + 0.0 is a new float object, and a count-only
+            # window (one per user and tag) would fill each of its slots with its own, growing
+            # the process for as long as its longest window takes to turn (an hour).
+            self._sums[slot] += value
+            self._sum += value
 
     def _advance(self, index: int) -> None:
         """Move the window's newest slot to ``index``, clearing the slots it passes."""
