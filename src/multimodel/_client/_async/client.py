@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from ..._core.dispatch import DispatchPlan, Send, Sleep
 from ..._transports.select import (
     HTTP_LIMITS,
     AsyncTransportName,
@@ -25,15 +24,13 @@ from ..._transports.select import (
     default_ssl_context,
     pick_transport,
 )
-from ..._transports.send import asend_http, direct_transport
 from ...config._load import client_config
-from ...errors import InvalidRequestError, MultimodelError, ProviderError
-from ...providers.base import ParsedResponse
+from ...errors import InvalidRequestError, MultimodelError
 from ...types import ChatRequest, ChatResponse
-from .._base import BaseClient, RequestInput
-from .._primitives import async_gather, async_race, async_sleep, async_time_limit
+from .._base import RequestInput
+from .._primitives import async_gather
 from ..params import RequestParams
-from .admission import admitted
+from .driver import AsyncDriver
 from .stream import AsyncStream
 
 if sys.version_info >= (3, 11):
@@ -65,7 +62,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncClient"]
 
 
-class AsyncClient(BaseClient):
+class AsyncClient(AsyncDriver):
     """Send chat requests to the configured deployments.
 
     The blocking client and the awaited one (asyncio or trio, through anyio) have the same
@@ -495,125 +492,3 @@ class AsyncClient(BaseClient):
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
-
-    # -- the driver ----------------------------------------------------------------------------
-
-    async def _call(
-        self,
-        request: ChatRequest,
-        policy: Policy | None,
-        timeout: float | None,
-        cache: bool | None,
-        cache_ttl: float | None,
-        started: float,
-        prefer: str | None = None,
-    ) -> ChatResponse:
-        """One call: the response cache around the routed run (``prefer``: the deployment
-        to try first)."""
-        if self.cache is None:
-            return await self._run(request, timeout, policy, prefer)
-        hit = await self.cache.alookup(request, override=cache)
-        if hit is not None:
-            return self._from_cache(request, hit, started)
-        response = await self._run(request, timeout, policy, prefer)
-        await self.cache.astore(request, response, ttl=cache_ttl, override=cache)
-        return response
-
-    async def _run(
-        self,
-        request: ChatRequest,
-        timeout: float | None,
-        policy: Policy | None = None,
-        prefer: str | None = None,
-        left: float | None = None,
-    ) -> ChatResponse:
-        plan = self._plan(request, timeout, policy, prefer=prefer, left=left)
-        while True:
-            action = plan.next_action()
-            if isinstance(action, Sleep):
-                await async_sleep(action.seconds)
-                continue
-            shared = plan.shared
-            if shared is not None and not await admitted(plan, shared, action):
-                continue  # the fleet refused the attempt (one Redis round trip)
-            delay = plan.hedge_delay(action)
-            if delay is not None:
-                hedged = await self._hedged(plan, action, request, delay)
-                if hedged is not None:
-                    return hedged
-                continue
-            try:
-                parsed, headers = await self._attempt(action, request)
-            except ProviderError as exc:
-                plan.failed(action, exc)
-                if shared is not None and shared.pending:  # a hold or an opened breaker
-                    await shared.async_settle()
-                continue
-            except BaseException:
-                plan.cancelled(action)
-                raise
-            response = self._succeed(plan, action, parsed, headers)
-            if shared is not None and shared.pending:  # with the next round trip leaving
-                await shared.async_settle()
-            return response
-
-    async def _hedged(
-        self, plan: DispatchPlan, primary: Send, request: ChatRequest, delay: float
-    ) -> ChatResponse | None:
-        """Run ``primary``; after ``delay`` without an answer, race a backup against it."""
-        won: list[ChatResponse] = []
-
-        def attempt(send: Send) -> Any:
-            async def run() -> ChatResponse | None:
-                shared = plan.shared
-                if (  # the fleet admits a backup too
-                    send is not primary
-                    and shared is not None
-                    and not await admitted(plan, shared, send)
-                ):
-                    return None
-                try:
-                    parsed, headers = await self._attempt(send, request)
-                except ProviderError as exc:
-                    plan.failed(send, exc)
-                    return None
-                except BaseException:
-                    # Cancelled because the other attempt answered, or by the caller.
-                    (plan.abandoned if won else plan.cancelled)(send)
-                    raise
-                response = self._succeed(plan, send, parsed, headers)
-                won.append(response)
-                return response
-
-            return run
-
-        def backup() -> Any:
-            send = plan.hedge_action(primary)
-            return None if send is None else attempt(send)
-
-        return await async_race(attempt(primary), delay, backup)
-
-    async def _attempt(
-        self, send: Send, request: ChatRequest
-    ) -> tuple[ParsedResponse, httpx.Headers]:
-        """One non-streamed attempt, within ``send.timeout`` in all."""
-        endpoint = send.endpoint
-        http_request = self._http_request(send, request, stream=False)
-        http = self._http
-        transport = self._timed_transport or direct_transport(http, http_request.url)
-        try:
-            if getattr(transport, "enforces_total_timeout", False):
-                # The transport bounds the whole exchange itself (multimodel's aiohttp
-                # transport): no cancel scope per request, which costs ~17 µs on asyncio.
-                http_request.extensions["total_timeout"] = send.timeout
-                assert isinstance(transport, httpx.AsyncBaseTransport)
-                http_response = await transport.handle_async_request(http_request)
-            else:
-                with async_time_limit(send.timeout):
-                    http_response = await asend_http(http, http_request)
-        except (httpx.HTTPError, TimeoutError) as exc:
-            raise self._transport_error(exc, endpoint, http_request) from exc
-        adapter = self._adapters[endpoint.name]
-        if http_response.status_code >= 400:
-            raise adapter.map_error(http_response, endpoint)
-        return adapter.parse_response(http_response, endpoint), http_response.headers
