@@ -133,9 +133,12 @@ def test_remembered_ids_are_bounded() -> None:
 
     book = QualityBook(FeedbackPolicy(remember=3))
     for i in range(10):
-        book.remember(f"r{i}", ServedResponse("m", "*", "d"))
-    assert book.served("r6") is None
-    assert book.served("r9") == ServedResponse("m", "*", "d")
+        book.remember(f"r{i}", ServedResponse("m", "*", f"d{i}"))
+    # The last 3 at least, never more than 6: r0-r2 are gone.
+    assert [book.served(f"r{i}") for i in range(3)] == [None] * 3
+    for i in range(7, 10):
+        assert book.served(f"r{i}") == ServedResponse("m", "*", f"d{i}")
+    assert sum(book.served(f"r{i}") is not None for i in range(10)) <= 6
 
 
 def _ks_two_sample(xs: list[float], ys: list[float]) -> float:

@@ -44,11 +44,12 @@ from ..resilience.budget import BudgetBook
 from ..resilience.circuit import CircuitPolicy, HealthBoard
 from ..resilience.retry import RetryPolicy
 from ..strategies.base import make_strategy
+from ..tracking._recent import Recent
 from ..tracking.quality import FeedbackPolicy
 from ..tracking.stats import Tracker
 from ..types import ChatRequest
 from ._accounting import Accounting, _find_spec
-from ._feedback import FeedbackAndStatus
+from ._feedback import SHARED_SCORES_KEPT, FeedbackAndStatus
 from ._requests import DEFAULT_DEADLINE_FACTOR, RequestBuilding, RequestInput
 from ._stream_core import StreamKit
 from .openai_shapes import Model, ModelGroups
@@ -196,7 +197,9 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
         )
         self._origin = uuid.uuid4().hex  # names this client's scores (ledger, shared state)
         self._self_ref = weakref.ref(self)  # what a response's feedback() scores through
-        self._shared_scores: dict[tuple[str, str, float, float], None] = {}
+        self._shared_scores: Recent[tuple[str, str, float, float], None] = Recent(
+            SHARED_SCORES_KEPT
+        )
         self._shared = config.shared_state
         if self._shared is not None:
             self._router.shared = self._shared

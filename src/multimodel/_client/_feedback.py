@@ -20,6 +20,7 @@ from ..errors import InvalidRequestError, UnknownResponseError
 from ..events import EventBus, ModelStatusEvent
 from ..providers.base import Endpoint
 from ..resilience.circuit import HealthBoard, Status
+from ..tracking._recent import Recent
 from ..tracking.outcome import Outcome
 from ..tracking.quality import DEFAULT_TASK, TASK_TAG, ServedResponse, task_of_tags
 from ..tracking.snapshot import StatsSnapshot
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["FeedbackAndStatus"]
 
 logger = logging.getLogger(__name__)
-_SHARED_SCORES_KEPT = 100_000  # scores received through shared_state, kept to skip in the ledger
+SHARED_SCORES_KEPT = 100_000  # scores received through shared_state, kept to skip in the ledger
 
 
 class FeedbackAndStatus:
@@ -45,7 +46,7 @@ class FeedbackAndStatus:
     _model_of: dict[str, str]
     _origin: str
     _feedback_seen: int
-    _shared_scores: dict[tuple[str, str, float, float], None]
+    _shared_scores: Recent[tuple[str, str, float, float], None]
     _shared: Any
     _feedback_flushes: bool
     tracker: Tracker
@@ -160,9 +161,7 @@ class FeedbackAndStatus:
         fresh = []
         for row in rows:
             score = row[1:]
-            if score in shared:  # came through shared_state already: not counted twice
-                del shared[score]
-            else:
+            if not shared.pop(score):  # came through shared_state already: not counted twice
                 fresh.append(score)
         return self.quality.replay(fresh)
 
@@ -207,10 +206,7 @@ class FeedbackAndStatus:
         except (KeyError, ValueError):
             logger.warning("ignored a malformed feedback event from the shared state")
             return
-        shared = self._shared_scores
-        shared[row] = None
-        if len(shared) > _SHARED_SCORES_KEPT:  # bounded: the oldest go first
-            del shared[next(iter(shared))]
+        self._shared_scores.put(row, None)
 
     if TYPE_CHECKING:  # each client defines it: a thread (sync) or a task of the loop (async)
 

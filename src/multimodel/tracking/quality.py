@@ -38,10 +38,11 @@ from __future__ import annotations
 import math
 import sys
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+from ._recent import Recent
 
 __all__ = [
     "DEFAULT_TASK",
@@ -76,8 +77,10 @@ class FeedbackPolicy:
         half_life: seconds after which a score weighs half as much (> 0; ``math.inf``: never
             forget). Default one week.
         prior_strength: how many scores the catalog's quality is worth (> 0; default 2).
-        remember: response ids kept in memory so that feedback can name them (>= 1); older
-            ones are found in the ledger by their request id, when a ledger is configured.
+        remember: response ids kept in memory so that feedback can name them (>= 1): the last
+            ``remember`` at least, up to twice as many (they are dropped in generations, see
+            :mod:`multimodel.tracking._recent`); older ones are found in the ledger by their
+            request id, when a ledger is configured.
         max_evidence: the most observations a posterior counts when sampled (>= 1): the
             **exploration floor**. However much feedback a model has, its sampled quality keeps
             a standard deviation of at least ``sqrt(m (1 - m) / (max_evidence + 1))``, so a
@@ -165,7 +168,7 @@ class QualityBook:
 
     def __post_init__(self) -> None:
         self._cells: dict[tuple[str, str], _Cell] = {}
-        self._served: OrderedDict[str, ServedResponse] = OrderedDict()
+        self._served: Recent[str, ServedResponse] = Recent(self.policy.remember)
         self._lock = threading.Lock()
         self._listeners: list[Callable[[str, str, float, float], None]] = []
         self._priors: dict[str, tuple[float, float]] = {}
@@ -176,14 +179,7 @@ class QualityBook:
         """Keep who served ``key`` (a response id or request id) for later feedback."""
         if not key:
             return
-        served_map = self._served
-        served_map[key] = served
-        if len(served_map) > self.policy.remember:
-            # The oldest, in O(1) (an OrderedDict: a plain dict's first key is found by
-            # skipping every deleted slot, which grows with the deletions).
-            with self._lock:
-                while len(served_map) > self.policy.remember:
-                    served_map.popitem(last=False)
+        self._served.put(key, served)
 
     def served(self, key: str) -> ServedResponse | None:
         """Who served ``key``, if it is still remembered."""
