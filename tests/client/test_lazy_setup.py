@@ -234,3 +234,30 @@ def test_a_provider_named_in_the_environment_is_loaded() -> None:
         env = {"OTEL_PYTHON_TRACER_PROVIDER": "sdk_tracer_provider"}
         out = _run(code, server.base_url("plain"), env=env)
     assert out == "TracerProvider True"
+
+
+_UNUSED_PARTS = """
+import concurrent.futures
+import multimodel as mm
+client = mm.Client(deployments=[
+    mm.Deployment(model="m", provider="openai", api_key="sk-test", base_url=URL),
+])
+assert client.query("hi", model="m").text == "hello"
+# Not needed to build a client and send a query: loaded by their first use.
+unused = ["multimodel.cache", "cachetools", "multimodel.security.policy",
+          "multimodel.tracking.snapshot", "multimodel._client.openai_shapes", "opentelemetry"]
+print([name for name in unused if name in sys.modules])
+def first_use(_: int) -> tuple[str, tuple[str, ...]]:
+    stats = client.stats()
+    return type(stats).__name__, tuple(m.id for m in client.models.list())
+with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    seen = set(pool.map(first_use, range(8)))
+print(seen, client.stats().deployments["openai/m"].requests)
+"""
+
+
+def test_a_client_loads_the_parts_it_does_not_use_on_first_use_from_threads() -> None:
+    deployments = {"plain": MockDeployment(format="openai", behavior=Behavior(text="hello"))}
+    with MockProviderServer(deployments) as server:
+        out = _run(_UNUSED_PARTS, server.base_url("plain"))
+    assert out.splitlines() == ["[]", "{('StatsSnapshot', ('m',))} 1"]
