@@ -261,3 +261,24 @@ def test_a_client_loads_the_parts_it_does_not_use_on_first_use_from_threads() ->
     with MockProviderServer(deployments) as server:
         out = _run(_UNUSED_PARTS, server.base_url("plain"))
     assert out.splitlines() == ["[]", "{('StatsSnapshot', ('m',))} 1"]
+
+
+def test_importing_the_clients_builds_no_pydantic_schema() -> None:
+    # Defining a model defers its schema; validating one builds it (and pydantic's plugin
+    # discovery with it). Touching the clients validates nothing: the first client does.
+    code = """
+    import multimodel
+    multimodel.Client, multimodel.AsyncClient
+    from pydantic import BaseModel
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+    built = [c.__name__ for c in subclasses(BaseModel)
+             if c.__module__.startswith("multimodel") and c.__pydantic_complete__]
+    from multimodel.providers.base import NO_USAGE
+    from multimodel.types import Usage
+    same = NO_USAGE == Usage(estimated=True) and NO_USAGE.model_fields_set == {"estimated"}
+    print(built, same)
+    """
+    assert _run(code, "") == "[] True"
