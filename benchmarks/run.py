@@ -67,10 +67,16 @@ TARGETS = {
     "tracker_record_us": ("<", 5.0),
 }
 # Reported beside the targets, without one of their own: multimodel and raw httpx sharing
-# httpx's pool (noise around its collapse), the import with Client and AsyncClient touched (the
-# target is on `import multimodel`), and intelligent with model="auto" over five models (the
-# routing target's rows are one model on 3 and 50 deployments).
-INFO = ("concurrent_ratio_same_pool", "aiohttp_rps", "routing_pct_auto_mixed")
+# httpx's pool (noise around its collapse), intelligent with model="auto" over five models (the
+# routing target's rows are one model on 3 and 50 deployments), and the import with the first
+# Client(...) built too (the usable-import target touches Client and AsyncClient only; building
+# one adds the Deployment and ClientConfig validation, the catalog and the strategy).
+INFO = (
+    "concurrent_ratio_same_pool",
+    "aiohttp_rps",
+    "routing_pct_auto_mixed",
+    "import_ratio_first_client",
+)
 PROMPT = "Say hello in one short sentence."
 LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=200)
 
@@ -662,7 +668,14 @@ def _openai_sdk(server: MockServerProcess) -> Callable[[], int] | None:
 
 # -- (d) import time and memory ------------------------------------------------------------------
 
-_IMPORT = "import time; t = time.perf_counter(); import {mods}; print(time.perf_counter() - t)"
+_IMPORT = "import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"
+_TOUCH = "import multimodel; multimodel.Client; multimodel.AsyncClient"
+# The first client as a user builds it: the preset's https URL, every default (telemetry on).
+_FIRST_CLIENT = (
+    "import multimodel as mm; mm.Client; mm.AsyncClient; "
+    "mm.Client(deployments=[mm.Deployment(model='gpt-4o-mini', provider='openai', "
+    "api_key='sk-test')])"
+)
 
 
 def bench_import(b: Budget) -> dict[str, Any]:
@@ -673,28 +686,32 @@ def bench_import(b: Budget) -> dict[str, Any]:
 
     compileall.compile_dir(os.path.dirname(mm.__file__), quiet=1)
     samples: dict[str, list[float]] = {
-        "multimodel": [],
-        "multimodel; multimodel.Client; multimodel.AsyncClient": [],
-        "httpx, pydantic": [],
+        "import multimodel": [],
+        _TOUCH: [],
+        _FIRST_CLIENT: [],
+        "import httpx, pydantic": [],
     }
     for _ in range(b.import_runs):
-        for mods, into in samples.items():
+        for code, into in samples.items():
             res = subprocess.run(
-                [sys.executable, "-c", _IMPORT.format(mods=mods)],
+                [sys.executable, "-c", _IMPORT.format(code=code)],
                 capture_output=True,
                 text=True,
                 check=True,
                 timeout=60,
             )
             into.append(float(res.stdout) * 1000)
-    lazy = median(samples["multimodel"])
-    lib = median(samples["multimodel; multimodel.Client; multimodel.AsyncClient"])
-    base = median(samples["httpx, pydantic"])
+    lazy = median(samples["import multimodel"])
+    lib = median(samples[_TOUCH])
+    first = median(samples[_FIRST_CLIENT])
+    base = median(samples["import httpx, pydantic"])
     return {
         "multimodel_lazy_ms": lazy,
         "multimodel_ms": lib,
+        "first_client_ms": first,
         "httpx_pydantic_ms": base,
         "ratio": lib / base,
+        "first_client_ratio": first / base,
         "lazy_ratio": lazy / base,
         "runs": b.import_runs,
         "top": _importtime_top(),
@@ -703,9 +720,8 @@ def bench_import(b: Budget) -> dict[str, Any]:
 
 def _importtime_top(n: int = 12) -> list[tuple[str, float]]:
     """Modules with the largest self import time (µs) under ``-X importtime``."""
-    code = "import multimodel; multimodel.Client; multimodel.AsyncClient"
     res = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", code],
+        [sys.executable, "-X", "importtime", "-c", _FIRST_CLIENT],
         capture_output=True,
         text=True,
         check=True,
@@ -1012,6 +1028,7 @@ def verdicts(r: dict[str, Any]) -> dict[str, tuple[float, str, float, bool]]:
     if "import" in r:
         values["import_ratio_bare"] = r["import"]["lazy_ratio"]
         values["import_ratio_usable"] = r["import"]["ratio"]
+        values["import_ratio_first_client"] = r["import"]["first_client_ratio"]
     if "routing" in r:
         rows = {k: v["pct_of_rtt"] for k, v in r["routing"].items() if "/" in k}
         mixed = rows.pop("intelligent/auto-mixed", None)
@@ -1151,7 +1168,8 @@ def report(r: dict[str, Any]) -> None:
             f"\n## Import\n\nimport multimodel + Client + AsyncClient "
             f"{i['multimodel_ms']:.0f} ms (bare lazy import {i['multimodel_lazy_ms']:.0f} ms), "
             f"import httpx, pydantic {i['httpx_pydantic_ms']:.0f} ms: {i['ratio']:.2f}x "
-            f"(median of {i['runs']})"
+            f"(median of {i['runs']}); with the first Client(...) built "
+            f"{i['first_client_ms']:.0f} ms: {i['first_client_ratio']:.2f}x"
         )
         print(
             "largest self import times (µs): "

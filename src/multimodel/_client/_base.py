@@ -52,13 +52,13 @@ from ._accounting import Accounting, _find_spec
 from ._feedback import SHARED_SCORES_KEPT, FeedbackAndStatus
 from ._requests import DEFAULT_DEADLINE_FACTOR, RequestBuilding, RequestInput
 from ._stream_core import StreamKit
-from .openai_shapes import Model, ModelGroups
 
 if TYPE_CHECKING:  # loaded when a client is built, not when multimodel is imported
     from ..cache import ResponseCache
     from ..config.litellm import LiteLLMImport
     from ..tracking.ledger import UsageLedger
     from ..tracking.telemetry import Telemetry
+    from .openai_shapes import Model, ModelGroups
 
 __all__ = ["DEFAULT_DEADLINE_FACTOR", "BaseClient", "RequestInput"]
 
@@ -89,11 +89,8 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
         self._structured_retries = config.structured_retries
         policy = config.retry or RetryPolicy(max_retries=config.max_retries)
         # Heavier parts load here, when a client is built, so `import multimodel` stays cheap.
-        from ..cache import CachePolicy, MemoryCache, ResponseCache
         from ..catalog import default_catalog
-        from ..security._rules import Policy
         from ..security.limits import DEFAULT_LIMITS, check_request
-        from ..security.policy import PolicySet
         from ..tracking.cost import WarnOnce, compute_cost
 
         # Per-call helpers of modules loaded here, kept as attributes: an import statement
@@ -109,16 +106,23 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
         self.catalog = catalog
         self.limits = config.limits if config.limits is not None else DEFAULT_LIMITS
         policies = config.policies
-        if isinstance(policies, Policy):
-            policies = PolicySet([policies], default=policies.name)
+        if policies is not None:  # the policy modules load only for a client that has some
+            from ..security._rules import Policy
+            from ..security.policy import PolicySet
+
+            if isinstance(policies, Policy):
+                policies = PolicySet([policies], default=policies.name)
         self.policies = policies
         cache = config.cache
-        if cache is True:
-            cache = CachePolicy()
-        if isinstance(cache, CachePolicy):
-            cache = ResponseCache(
-                cache, backend=MemoryCache(max_entries=cache.max_entries, clock=self._clock)
-            )
+        if cache is not None and cache is not False:  # cachetools too, only for a cache
+            from ..cache import CachePolicy, MemoryCache, ResponseCache
+
+            if cache is True:
+                cache = CachePolicy()
+            if isinstance(cache, CachePolicy):
+                cache = ResponseCache(
+                    cache, backend=MemoryCache(max_entries=cache.max_entries, clock=self._clock)
+                )
         self.cache: ResponseCache | None = cache or None
         self._endpoints = [
             replace(ep, spec=_find_spec(self.catalog, ep))
@@ -265,9 +269,13 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
     def models(self) -> ModelGroups:
         """The configured model groups: a list of names, which also has the OpenAI SDK's
         ``client.models.list()`` (the groups with catalog data) and ``retrieve(name)``."""
+        from .openai_shapes import ModelGroups  # the OpenAI SDK's shapes load when asked for
+
         return ModelGroups(list(self._router.groups), self._model_list)
 
     def _model_list(self) -> list[Model]:
+        from .openai_shapes import Model
+
         out = []
         for name, endpoints in self._router.groups.items():
             specs = [ep.spec for ep in endpoints if ep.spec is not None]

@@ -23,13 +23,13 @@ from ..resilience.circuit import HealthBoard, Status
 from ..tracking._recent import Recent
 from ..tracking.outcome import Outcome
 from ..tracking.quality import DEFAULT_TASK, TASK_TAG, ServedResponse, task_of_tags
-from ..tracking.snapshot import StatsSnapshot
 from ..tracking.stats import Tracker
 from ..types import ChatResponse
 
 if TYPE_CHECKING:
     from ..tracking.ledger import UsageLedger
     from ..tracking.quality import QualityBook
+    from ..tracking.snapshot import StatsSnapshot
 
 __all__ = ["FeedbackAndStatus"]
 

@@ -6,8 +6,8 @@ only); the generated sync client reads the names without the ``async_`` prefix.
 
 from __future__ import annotations
 
-import functools
 import ssl
+import threading
 from collections.abc import Callable, Mapping
 from typing import Literal, TypeVar
 
@@ -21,6 +21,7 @@ __all__ = [
     "TransportName",
     "async_pool_transport",
     "async_transport_names",
+    "client_verify",
     "default_ssl_context",
     "pick_transport",
     "pool_transport",
@@ -38,13 +39,35 @@ TransportName = Literal["httpx"]
 _T = TypeVar("_T")
 
 
-@functools.lru_cache(maxsize=1)
-def default_ssl_context() -> ssl.SSLContext:
-    """One TLS context for every client: loading the CA bundle costs ~70 ms per context.
+_ssl_lock = threading.Lock()
+_ssl_context: ssl.SSLContext | None = None
 
-    Built on first use (not at import) and never modified afterwards.
+
+def default_ssl_context() -> ssl.SSLContext:
+    """One TLS context for every client: loading the CA bundle costs ~70 ms and ~1.6 MiB.
+
+    Built on first use (multimodel's pools: their first ``https`` connection), once even when
+    threads ask at the same time, and never modified afterwards.
     """
-    return httpx.create_ssl_context()
+    global _ssl_context
+    context = _ssl_context
+    if context is None:
+        with _ssl_lock:
+            if _ssl_context is None:
+                _ssl_context = httpx.create_ssl_context()
+            context = _ssl_context
+    return context
+
+
+def client_verify(chosen: object) -> ssl.SSLContext | bool:
+    """``verify=`` for the httpx client built around ``chosen`` (``pick_transport``'s answer).
+
+    httpx reads it only when it builds transports itself: its own pool (``chosen`` is
+    ``None``) and the proxies of the environment, which it mounts only then. Around a transport
+    it is unused, so the CA bundle is not loaded for it (a pool loads it at its first ``https``
+    connection, a plain-``http`` fleet never).
+    """
+    return default_ssl_context() if chosen is None else True
 
 
 def pick_transport(
@@ -82,14 +105,14 @@ def async_pool_transport() -> httpx.AsyncBaseTransport:
     """multimodel's async pool (the default transport of ``AsyncClient``)."""
     from .pool import AsyncPoolTransport  # loaded with the first client, not at import
 
-    return AsyncPoolTransport(limits=HTTP_LIMITS, ssl_context=default_ssl_context())
+    return AsyncPoolTransport(limits=HTTP_LIMITS)  # the TLS context: at the first https origin
 
 
 def pool_transport() -> httpx.BaseTransport:
     """multimodel's thread-safe sync pool (the default transport of ``Client``)."""
     from .pool import PoolTransport  # loaded with the first client, not at import
 
-    return PoolTransport(limits=HTTP_LIMITS, ssl_context=default_ssl_context())
+    return PoolTransport(limits=HTTP_LIMITS)  # the TLS context: at the first https origin
 
 
 def _aiohttp_transport() -> httpx.AsyncBaseTransport:

@@ -16,7 +16,9 @@ def token_count(value: Any) -> int:
     return value if type(value) is int and value >= 0 else 0
 
 
-NO_USAGE = Usage(estimated=True)
+# Constructed, not validated (the values are the defaults and one literal): validating would
+# build Usage's schema, and with it pydantic's schema machinery, when multimodel is imported.
+NO_USAGE = Usage.model_construct(estimated=True)
 """What an adapter returns when the provider sent no usage: the client replaces it with an
 estimate (prompt and answer at about four characters a token), marked ``estimated``."""
 

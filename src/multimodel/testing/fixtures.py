@@ -19,6 +19,7 @@ Every server is stopped at teardown.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import pytest
 
@@ -43,12 +44,12 @@ def mock_server_factory() -> Iterator[MockServerFactory]:
     """A callable starting servers with custom deployments; all are stopped at teardown.
 
     ``deployments=None`` gives the three default deployments; keyword arguments go to
-    :class:`MockProviderServer` (``port``, ``max_recorded``).
+    :class:`MockProviderServer` (``port``, ``max_recorded``, ``tls``).
     """
     servers: list[MockProviderServer] = []
 
     def factory(
-        deployments: Mapping[str, MockDeployment] | None = None, **kwargs: int
+        deployments: Mapping[str, MockDeployment] | None = None, **kwargs: Any
     ) -> MockProviderServer:
         server = MockProviderServer(deployments, **kwargs)
         servers.append(server)

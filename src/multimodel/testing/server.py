@@ -49,6 +49,7 @@ import itertools
 import json
 import random
 import re
+import ssl
 import threading
 from collections.abc import Mapping
 from types import TracebackType
@@ -107,6 +108,8 @@ class MockProviderServer:
         deployments: name -> :class:`MockDeployment`; ``None`` means the three defaults.
         port: TCP port on 127.0.0.1; 0 picks a free one.
         max_recorded: how many requests each deployment's log keeps.
+        tls: serve ``https`` with this server-side TLS context (its certificate must name
+            ``127.0.0.1``; clients trust it through their own context, e.g. ``SSL_CERT_FILE``).
 
     The server is thread-safe: deployments can be added and behaviours changed while it runs.
     """
@@ -117,8 +120,10 @@ class MockProviderServer:
         *,
         port: int = 0,
         max_recorded: int = 10_000,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._requested_port = port
+        self._tls = tls
         self._max_recorded = max_recorded
         self._lock = threading.Lock()
         self._states: dict[str, DeploymentState] = {}
@@ -148,7 +153,7 @@ class MockProviderServer:
         )
         self._thread.start()
         starting = asyncio.start_server(
-            self._handle, HOST, self._requested_port, limit=1 << 20, backlog=2048
+            self._handle, HOST, self._requested_port, limit=1 << 20, backlog=2048, ssl=self._tls
         )
         try:
             self._server = asyncio.run_coroutine_threadsafe(starting, loop).result(timeout=10)
@@ -213,8 +218,8 @@ class MockProviderServer:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://{HOST}:{self.port}"
+        """``http://127.0.0.1:PORT`` (``https://`` with ``tls``)."""
+        return f"{'https' if self._tls is not None else 'http'}://{HOST}:{self.port}"
 
     def base_url(self, name: str) -> str:
         """The base URL a client should use for deployment ``name``.

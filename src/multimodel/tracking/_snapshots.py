@@ -7,10 +7,13 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from .sketches import QuantileSketch
-from .snapshot import DeploymentSnapshot, GroupSnapshot
 
 if TYPE_CHECKING:
+    from .snapshot import DeploymentSnapshot, GroupSnapshot
     from .stats import _Cell, _GroupCell
+
+# The snapshot types (pydantic models) are imported by each function: they load with the
+# first snapshot, not with the tracker that every client builds.
 
 __all__ = ["deployment_snapshot", "group_snapshot", "merged_snapshot"]
 
@@ -22,6 +25,8 @@ def _q(sketch: QuantileSketch, q: float) -> float | None:
 def deployment_snapshot(
     name: str, cell: _Cell, meta: tuple[str, str], now: float
 ) -> DeploymentSnapshot:
+    from .snapshot import DeploymentSnapshot
+
     total5 = cell.win_requests.windows["5m"].total(now)
     errors5 = cell.win_errors.windows["5m"].total(now)
     return DeploymentSnapshot(
@@ -55,6 +60,8 @@ def deployment_snapshot(
 
 
 def merged_snapshot(key: str, cells: list[_Cell], now: float) -> GroupSnapshot:
+    from .snapshot import GroupSnapshot
+
     latency = QuantileSketch()
     requests = failures = tin = tout = unpriced_requests = 0
     cost = Decimal(0)
@@ -86,6 +93,8 @@ def merged_snapshot(key: str, cells: list[_Cell], now: float) -> GroupSnapshot:
 
 
 def group_snapshot(key: str, cell: _GroupCell, now: float) -> GroupSnapshot:
+    from .snapshot import GroupSnapshot
+
     return GroupSnapshot(
         key=key,
         requests=cell.requests,

@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from ._snapshots import deployment_snapshot, group_snapshot, merged_snapshot
 from .congestion import CongestionFit
@@ -27,9 +28,11 @@ from .histogram import FixedSketch
 from .lengths import LengthFit
 from .outcome import ABANDONED, CANCELLED, Outcome, unpriced
 from .sketches import PeakEWMA, QuantileSketch
-from .snapshot import StatsSnapshot
 from .view import RANK_TAU, DeploymentStats, RankedStats, StatsView
 from .windows import MultiWindow
+
+if TYPE_CHECKING:  # the snapshot's pydantic models load with the first snapshot
+    from .snapshot import StatsSnapshot
 
 __all__ = [
     "ABANDONED",
@@ -477,6 +480,8 @@ class Tracker:
 
     def snapshot(self) -> StatsSnapshot:
         """A consistent, typed copy of every figure (see :class:`StatsSnapshot`)."""
+        from .snapshot import StatsSnapshot
+
         now = self.now()
         with self._lock:
             deployments = {

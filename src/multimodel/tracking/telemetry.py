@@ -2,7 +2,11 @@
 
 multimodel depends on the API, never on the SDK. Until the application configures an SDK (or
 passes providers here), nothing is recorded and a call with one attempt costs about 2 µs in all.
-Nothing is created at import: the tracer and the instruments are made on first use.
+Nothing is created at import: the tracer and the instruments are made on first use. The API
+itself is imported only when a provider could be set: when the application has imported it
+(an SDK has to be set through it) or names one in ``OTEL_PYTHON_TRACER_PROVIDER`` /
+``OTEL_PYTHON_METER_PROVIDER``; until then the globals are known to be the no-op proxies
+without loading the API (~0.5 MiB, ~20 ms).
 
 Spans are sans I/O: the driver starts and ends them explicitly. One *call* span (kind CLIENT,
 named ``"{operation} {model}"``) covers a whole routed call; one *attempt* span per deployment
@@ -43,21 +47,25 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-from opentelemetry import metrics, trace
-from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
-from opentelemetry.trace import INVALID_SPAN, NonRecordingSpan, Span, SpanKind, Status, StatusCode
-from opentelemetry.util.types import AttributeValue
-
 from .outcome import Outcome
 
 if TYPE_CHECKING:
+    from opentelemetry import metrics, trace
+    from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
+    from opentelemetry.trace import Span
+    from opentelemetry.util.types import AttributeValue
+
     from ..providers.base import Endpoint
+
+    _Attrs = dict[str, AttributeValue]
 
 __all__ = ["AttemptSpan", "AvailabilitySource", "CallSpan", "Telemetry"]
 
@@ -65,8 +73,6 @@ _log = logging.getLogger(__name__)
 
 AvailabilitySource = Callable[[], Mapping[str, float]]
 """Returns the current availability (0..1) of each deployment, keyed by deployment name."""
-
-_Attrs = dict[str, AttributeValue]
 
 # The GenAI conventions' advisory bucket boundaries: 0.01 s doubling to 81.92 s; 1 to 4**13 tokens.
 _DURATION_BUCKETS: Final = tuple(round(0.01 * 2**i, 2) for i in range(14))
@@ -85,17 +91,40 @@ _REQUEST_PARAMS: Final = tuple(
 
 _DEFAULT_PORTS: Final = {"https": 443, "http": 80}
 
-# No-op providers: calling through them costs microseconds, so they are skipped. The metrics
-# proxy class is private; without it the no-op is merely slower, never wrong.
-_NOOP_TRACER_PROVIDERS: Final = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
-try:
-    from opentelemetry.metrics._internal import _ProxyMeterProvider
-
-    _NOOP_METER_PROVIDERS: tuple[type, ...] = (metrics.NoOpMeterProvider, _ProxyMeterProvider)
-except ImportError:  # pragma: no cover - a future API reorganisation
-    _NOOP_METER_PROVIDERS = (metrics.NoOpMeterProvider,)
-
 _RECHECK_SECONDS: Final = 1.0  # while the globals are no-op proxies, how often to look again
+
+# The API module whose global provider a signal reads, and the variable that can name one.
+_TRACES: Final = ("opentelemetry.trace", "OTEL_PYTHON_TRACER_PROVIDER")
+_METRICS: Final = ("opentelemetry.metrics", "OTEL_PYTHON_METER_PROVIDER")
+
+
+def _global_may_be_set(signal: tuple[str, str]) -> bool:
+    """Whether the global provider of ``signal`` may be other than the API's no-op proxy.
+
+    A provider is set through the API module (so that module is loaded) or named in the
+    environment (the API loads it on first lookup); otherwise the lookup would return the
+    proxy, and the API need not be imported to know it.
+    """
+    module, variable = signal
+    return module in sys.modules or bool(os.environ.get(variable))
+
+
+def _noop_tracer_providers() -> tuple[type, ...]:
+    # No-op providers: calling through them costs microseconds, so they are skipped.
+    from opentelemetry import trace
+
+    return (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+
+
+def _noop_meter_providers() -> tuple[type, ...]:
+    # The metrics proxy class is private; without it the no-op is merely slower, never wrong.
+    from opentelemetry import metrics
+
+    try:
+        from opentelemetry.metrics._internal import _ProxyMeterProvider
+    except ImportError:  # pragma: no cover - a future API reorganisation
+        return (metrics.NoOpMeterProvider,)
+    return (metrics.NoOpMeterProvider, _ProxyMeterProvider)
 
 
 def _recheck_at(explicit: object) -> float:
@@ -142,8 +171,17 @@ class AttemptSpan:
         self._noop = noop
 
 
-_DISABLED_CALL: Final = CallSpan(INVALID_SPAN, "chat", "", noop=True)
-_DISABLED_ATTEMPT: Final = AttemptSpan(INVALID_SPAN, noop=True)
+_disabled: tuple[CallSpan, AttemptSpan] | None = None
+
+
+def _disabled_spans() -> tuple[CallSpan, AttemptSpan]:
+    """The call and attempt of a disabled ``Telemetry`` (made once, with ``INVALID_SPAN``)."""
+    global _disabled
+    if _disabled is None:
+        from opentelemetry.trace import INVALID_SPAN
+
+        _disabled = (CallSpan(INVALID_SPAN, "chat", "", noop=True), AttemptSpan(INVALID_SPAN, True))
+    return _disabled
 
 
 class _Instruments:
@@ -243,7 +281,10 @@ class Telemetry:
         ``seed``) are read from it, and only when a tracer records.
         """
         if not self.enabled:
-            return _DISABLED_CALL
+            return _disabled_spans()[0]
+        from opentelemetry import trace
+        from opentelemetry.trace import NonRecordingSpan, SpanKind
+
         tracer = self._tracer or self._get_tracer()
         if tracer is None:  # what the API's NoOpTracer.start_span returns, without its cost
             current = trace.get_current_span()
@@ -277,9 +318,12 @@ class Telemetry:
 
     def start_attempt(self, call: CallSpan, endpoint: Endpoint, attempt: int) -> AttemptSpan:
         """Start the span of attempt number ``attempt`` (1-based) of ``call`` on ``endpoint``."""
+        from opentelemetry import trace
+        from opentelemetry.trace import INVALID_SPAN, SpanKind
+
         if call._noop:
             span = call.span
-            return _DISABLED_ATTEMPT if span is INVALID_SPAN else AttemptSpan(span, True)
+            return _disabled_spans()[1] if span is INVALID_SPAN else AttemptSpan(span, True)
         tracer = self._tracer
         if tracer is None:  # pragma: no cover - a real call span implies a tracer
             return AttemptSpan(INVALID_SPAN)
@@ -311,6 +355,8 @@ class Telemetry:
             return
         otel_span = span.span
         if otel_span.is_recording():
+            from opentelemetry.trace import Status, StatusCode
+
             otel_span.set_attributes(_response_attrs(outcome))
             if not outcome.ok:
                 error = outcome.error or "_OTHER"
@@ -342,6 +388,8 @@ class Telemetry:
             if error_type is None and outcome is not None and not outcome.ok:
                 error_type = outcome.error or "_OTHER"
             if error_type is not None:
+                from opentelemetry.trace import Status, StatusCode
+
                 otel_span.set_attribute("error.type", error_type)
                 otel_span.set_status(Status(StatusCode.ERROR, error_type))
         otel_span.end()
@@ -405,8 +453,13 @@ class Telemetry:
         """The tracer, or ``None`` while the provider is a no-op (then spans are skipped)."""
         if time.monotonic() < self._trace_recheck:
             return None
+        if self._tracer_provider is None and not _global_may_be_set(_TRACES):
+            self._trace_recheck = _recheck_at(None)
+            return None
+        from opentelemetry import trace
+
         provider = self._tracer_provider or trace.get_tracer_provider()
-        if isinstance(provider, _NOOP_TRACER_PROVIDERS):
+        if isinstance(provider, _noop_tracer_providers()):
             self._trace_recheck = _recheck_at(self._tracer_provider)
             return None
         self._tracer = provider.get_tracer("multimodel", _version())
@@ -416,8 +469,13 @@ class Telemetry:
         """The instruments, or ``None`` while the provider is a no-op (then metrics are skipped)."""
         if time.monotonic() < self._metrics_recheck:
             return None
+        if self._meter_provider is None and not _global_may_be_set(_METRICS):
+            self._metrics_recheck = _recheck_at(None)
+            return None
+        from opentelemetry import metrics
+
         provider = self._meter_provider or metrics.get_meter_provider()
-        if isinstance(provider, _NOOP_METER_PROVIDERS):
+        if isinstance(provider, _noop_meter_providers()):
             self._metrics_recheck = _recheck_at(self._meter_provider)
             return None
         with self._lock:
@@ -442,6 +500,8 @@ class Telemetry:
         except Exception:  # noqa: BLE001 - a user callback may raise anything
             _log.warning("multimodel: the availability source raised", exc_info=True)
             return []
+        from opentelemetry.metrics import Observation
+
         observations = []
         for deployment, value in items:
             try:

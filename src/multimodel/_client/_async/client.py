@@ -21,7 +21,7 @@ from ..._transports.select import (
     AsyncTransportName,
     async_pool_transport,
     async_transport_names,
-    default_ssl_context,
+    client_verify,
     pick_transport,
 )
 from ...config._load import client_config
@@ -209,7 +209,7 @@ class AsyncClient(AsyncDriver):
             transport=chosen,
             timeout=self._timeout,
             limits=HTTP_LIMITS,
-            verify=default_ssl_context(),
+            verify=client_verify(chosen),
         )
         # A self-timed transport of the client's own httpx client, with no mounts (proxies from
         # the environment) in front of it: every attempt goes to it without looking it up.

@@ -19,7 +19,7 @@ from ..._transports.select import (
     TransportName,
     pool_transport,
     transport_names,
-    default_ssl_context,
+    client_verify,
     pick_transport,
 )
 from ...config._load import client_config
@@ -207,7 +207,7 @@ class Client(Driver):
             transport=chosen,
             timeout=self._timeout,
             limits=HTTP_LIMITS,
-            verify=default_ssl_context(),
+            verify=client_verify(chosen),
         )
         # A self-timed transport of the client's own httpx client, with no mounts (proxies from
         # the environment) in front of it: every attempt goes to it without looking it up.
