@@ -80,7 +80,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from math import exp
-from operator import attrgetter
+from itertools import compress, repeat
+from operator import attrgetter, eq
 
 from .._core.trace import LazyScores
 from ..providers.base import Endpoint
@@ -92,7 +93,7 @@ from .response_time import LONG_GENERATION, expected_latency
 
 __all__ = ["REFRESH_SECONDS", "Adaptive"]
 
-_NAME = attrgetter("name")
+_IN_FLIGHT = attrgetter("in_flight")
 _PENALIZED = 1e6  # multiplier while a Retry-After is pending
 _AT_CEILING = 1e3  # multiplier at the load a recent 429 / 503 refused (below a pending hold)
 _HELD_BELOW = 1e2  # held, with fewer in flight than it refused: better than a sure 429
@@ -395,13 +396,17 @@ class Adaptive(LargeFleet):
             if len(candidates) <= self.scan_max:
                 # _scores, inlined (C-level maps, no comprehension frames): a small fleet's
                 # choice is a few dozen attribute reads, and each Python call is a tenth of it.
-                names = list(map(_NAME, candidates))
-                cells = list(map(stats.get, names))
+                # The candidates' names and records are kept per candidate list (the router
+                # passes the same tuple while nothing is excluded: one identity check).
+                fleet = self._fleets.get(candidates, stats)
+                cells = fleet.cells
+                if cells is None:  # not the tracker: its records read through ``get``
+                    cells = list(map(stats.get, fleet.names))
                 lats = self._latencies(candidates, cells, stats, ctx, now)
                 prior = _best(lats, self.default_latency) if None in lats else 0.0
                 costs = self._costs(candidates, cells, lats, prior, stats, now)
                 chosen = candidates[self._pick(costs, cells)]
-                scores = LazyScores(names, costs)
+                scores = LazyScores(fleet.names, costs)
             elif self.remember:
                 chosen, scores = self._choose_large(candidates, stats, ctx, now)
             else:
@@ -423,14 +428,22 @@ class Adaptive(LargeFleet):
         third of the 429s to a full deployment while another had free slots."""
         best = min(costs)
         floor = max(best * self.tie, best + TIE_SECONDS)
-        if sum(map(floor.__ge__, costs)) == 1:  # one clear winner (counted in C)
+        tied = sum(map(floor.__ge__, costs))  # counted in C
+        if tied == 1:  # one clear winner
             return costs.index(best)
-        ties = [i for i, v in enumerate(costs) if v <= floor]
-        loads = [cells[i].in_flight for i in ties]
+        # The ties and their loads, listed in C (no comprehension frames): with equal
+        # deployments (an idle homogeneous fleet) every choice comes here.
+        n = len(costs)
+        if tied == n:
+            ties: Sequence[int] = range(n)
+            loads = list(map(_IN_FLIGHT, cells))
+        else:
+            ties = list(compress(range(n), map(floor.__ge__, costs)))
+            loads = list(map(_IN_FLIGHT, map(cells.__getitem__, ties)))
         low = min(loads)
         count = loads.count(low)
         if count == 1:
             return ties[loads.index(low)]
-        if count < len(ties):
-            ties = [i for i, x in zip(ties, loads, strict=True) if x == low]
-        return ties[self._rng.index(count)]
+        if count < len(loads):
+            ties = list(compress(ties, map(eq, loads, repeat(low))))
+        return ties[int(self._rng.draw() * count)]  # LockedRandom.index, inlined
