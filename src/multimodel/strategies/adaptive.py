@@ -79,8 +79,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from math import exp
 from itertools import compress, repeat
+from math import exp
 from operator import attrgetter, eq
 
 from .._core.trace import LazyScores
