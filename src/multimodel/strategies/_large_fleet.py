@@ -114,7 +114,7 @@ class LargeFleet:
         # the ranking, this is the price of a choice at 50 deployments.
         members, cells, lats, names = elite.members, elite.cells, elite.lats, elite.names
         large = elite.large  # the peak weight and exploration decay of the fleet ranked
-        j = self._rng.index(len(candidates))
+        j = int(self._rng.draw() * len(candidates))  # self._rng.index, inlined
         if j not in elite.index:
             challenger = candidates[j]
             every = elite.fleet_cells

@@ -77,7 +77,6 @@ where ``odds_of_failure`` is ``e / (1 - e)`` of the recent error rate ``e``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from itertools import compress, repeat
 from math import exp
@@ -267,8 +266,10 @@ class Adaptive(LargeFleet):
                 if recent is None:
                     latency = None
                 else:
-                    idle = now - cell.latency_at
-                    latency = recent * exp(-idle / RANK_TAU) if idle > 0.0 else recent
+                    # exp(-(now - at) / tau), written with one operation fewer (the same float:
+                    # a - b is exactly -(b - a)).
+                    idle = cell.latency_at - now
+                    latency = recent * exp(idle / RANK_TAU) if idle < 0.0 else recent
                 base = cell.ewma_latency
             else:  # streams (time to first token) and long generations (time per token)
                 latency = expected_latency(c, stats, ctx, now)
@@ -294,8 +295,9 @@ class Adaptive(LargeFleet):
                     if last is None:  # idle since first seen
                         sent[c.name] = now
                     elif now > last:
-                        floor *= math.exp((last - now) / tau)
-                latency = max(floor, latency)
+                        floor *= exp((last - now) / tau)
+                if not latency > floor:  # max(floor, latency) without the builtin's call
+                    latency = floor
             # Every estimate above is at the recent answers' length: taken to this request's.
             add(latency * (cell.length_share + per_token * tokens) if per_token else latency)
         return lats
@@ -310,11 +312,12 @@ class Adaptive(LargeFleet):
         now: float,
     ) -> list[float]:
         """Each candidate's latency made a cost: load, failures, holds and ceilings."""
-        learned, limits = self.load_factor is None, self._limits
+        learned = self.load_factor is None
         load_factor = self.load_factor or 0.0
         erring = not isinstance(stats, Tracker) or stats.erring
         held = self._ceilings
         scores: list[float] = []
+        add = scores.append
         for c, cell, latency in zip(candidates, cells, lats, strict=True):
             in_flight = cell.in_flight
             if latency is None:
@@ -339,13 +342,13 @@ class Adaptive(LargeFleet):
                 if err:
                     cost *= 1.0 + self.error_penalty * err / max(1.0 - err, 1e-3)
             if held or cell.penalty_until > now:
-                cost *= limits(c.name, cell, now)
+                cost *= self._limits(c.name, cell, now)
             headroom = cell.headroom
             if headroom < HEADROOM and cell.headroom_until > now:
                 # Nearly out of its rate-limit budget (its own headers said so): steered away
                 # before the 429, more firmly as the budget runs out; none left is a ceiling.
                 cost *= HEADROOM / headroom if headroom > HEADROOM / _AT_CEILING else _AT_CEILING
-            scores.append(cost)
+            add(cost)
         return scores
 
     def _limits(self, name: str, cell: DeploymentStats, now: float) -> float:
@@ -427,7 +430,10 @@ class Adaptive(LargeFleet):
         band hides a load difference of a few requests, and at 90 % of capacity that sent a
         third of the 429s to a full deployment while another had free slots."""
         best = min(costs)
-        floor = max(best * self.tie, best + TIE_SECONDS)
+        floor = best * self.tie
+        wide = best + TIE_SECONDS
+        if wide > floor:  # max(best * tie, best + TIE_SECONDS), without the builtin's call
+            floor = wide
         tied = sum(map(floor.__ge__, costs))  # counted in C
         if tied == 1:  # one clear winner
             return costs.index(best)
