@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from itertools import compress, repeat
+from itertools import compress
 from math import exp
-from operator import attrgetter, mul, ne, sub, truediv
+from operator import attrgetter, ne
 from typing import TYPE_CHECKING
 
 from .._core.trace import LazyScores
@@ -152,9 +152,11 @@ class LargeFleet:
         # The exploration decay, exp((last chosen - now) / tau), in C: the same operations in
         # the same order as one expression per deployment, so the same keys to the last bit.
         tau = large[1] or math.inf
-        sent = map(self._sent.get, fleet.names, repeat(now))
-        decay = map(exp, map(truediv, map(sub, sent, repeat(now)), repeat(tau)))
-        keys = list(map(mul, floors, decay))
+        get = self._sent.get
+        keys = [
+            floor * exp((get(name, now) - now) / tau)
+            for floor, name in zip(floors, fleet.names, strict=True)
+        ]
         # sorted()[:k] is heapq.nsmallest(k) (both stable), without its Python-level loop.
         short = sorted(range(len(keys)), key=keys.__getitem__)[: 2 * self.elite]
         members = list(map(candidates.__getitem__, short))
@@ -219,21 +221,20 @@ def _floor_keys(
     """Each deployment's ranking key before its exploration decay: the floor of its latency
     estimate (the lower of its plain and its recent EWMA) at the load ``loads`` (its requests
     in flight), or, unmeasured, 0 (ranked first) unless its probe is in flight."""
+    # Comprehensions that read the attributes (specialized slot reads), not maps of
+    # attrgetters: a generic attribute lookup per value cost more than the loop.
     if load_factor is None:
         return [
-            _UNMEASURED_BUSY * k if x is None else min(x, r or x) * s * (1.0 + c * k)
-            for x, r, k, s, c in zip(
-                map(_EWMA, cells),
-                map(_PEAK, cells),
-                loads,
-                map(_SCALE, cells),
-                map(_CONGESTION, cells),
-                strict=True,
-            )
+            _UNMEASURED_BUSY * k
+            if (x := cell.ewma_latency) is None
+            else min(x, cell.latency_peak or x) * cell.load_scale * (1.0 + cell.congestion * k)
+            for cell, k in zip(cells, loads, strict=True)
         ]
     return [
-        _UNMEASURED_BUSY * k if x is None else min(x, r or x) * (1.0 + load_factor * k)
-        for x, r, k in zip(map(_EWMA, cells), map(_PEAK, cells), loads, strict=True)
+        _UNMEASURED_BUSY * k
+        if (x := cell.ewma_latency) is None
+        else min(x, cell.latency_peak or x) * (1.0 + load_factor * k)
+        for cell, k in zip(cells, loads, strict=True)
     ]
 
 
@@ -252,10 +253,10 @@ def _floors(
     cells = fleet.cells
     if cells is None:  # not the tracker: read through ``get``, in full
         cells = [stats.get(name) for name in fleet.names]
-        return cells, _floor_keys(cells, list(map(_IN_FLIGHT, cells)), load_factor)
+        return cells, _floor_keys(cells, [cell.in_flight for cell in cells], load_factor)
     tracker: Tracker = stats  # type: ignore[assignment]  # cells: the tracker's records
     count = tracker.reranked  # before the records are read: a later update is re-read
-    loads = list(map(_IN_FLIGHT, cells))
+    loads = [cell.in_flight for cell in cells]
     kept: _Floors | None = fleet.extra.get(_FLOORS)
     where = None if kept is None else kept[3]
     if kept is not None and where is not None and count - kept[0] <= RERANK_RING:

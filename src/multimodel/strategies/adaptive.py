@@ -432,20 +432,12 @@ class Adaptive(LargeFleet):
         best = min(costs)
         floor = best * self.tie
         wide = best + TIE_SECONDS
-        if wide > floor:  # max(best * tie, best + TIE_SECONDS), without the builtin's call
+        if wide > floor:  # noqa: PLR1730  # max(best * tie, wide) without the builtin's call
             floor = wide
-        tied = sum(map(floor.__ge__, costs))  # counted in C
-        if tied == 1:  # one clear winner
-            return costs.index(best)
-        # The ties and their loads, listed in C (no comprehension frames): with equal
-        # deployments (an idle homogeneous fleet) every choice comes here.
-        n = len(costs)
-        if tied == n:
-            ties: Sequence[int] = range(n)
-            loads = list(map(_IN_FLIGHT, cells))
-        else:
-            ties = list(compress(range(n), map(floor.__ge__, costs)))
-            loads = list(map(_IN_FLIGHT, map(cells.__getitem__, ties)))
+        ties = [i for i, v in enumerate(costs) if v <= floor]
+        if len(ties) == 1:  # one clear winner
+            return ties[0]
+        loads = [cells[i].in_flight for i in ties]
         low = min(loads)
         count = loads.count(low)
         if count == 1:
