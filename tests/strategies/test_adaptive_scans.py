@@ -19,7 +19,7 @@ from multimodel.strategies import RouteContext
 from multimodel.strategies._large_fleet import _floor_keys, _floors
 from multimodel.strategies.adaptive import Adaptive
 from multimodel.tracking.outcome import Outcome
-from multimodel.tracking.stats import RERANK_RING, DeploymentStats, Tracker
+from multimodel.tracking.stats import RERANK_RING, Tracker
 
 CTX = RouteContext()
 
@@ -29,34 +29,22 @@ def ep(name: str) -> Endpoint:
 
 
 class View:
-    """The tracker seen through another type: strategies read every record afresh."""
+    """The tracker behind another type: strategies read every record afresh through it."""
 
     def __init__(self, tracker: Tracker) -> None:
-        self._tracker = tracker
-
-    def get(self, deployment: str) -> DeploymentStats:
-        return self._tracker.get(deployment)
-
-    def now(self) -> float:
-        return self._tracker.now()
+        self.get, self.now, self._tracker = tracker.get, tracker.now, tracker
 
     @property
     def ranked(self) -> int:  # so both rank again at the same first measurements
         return self._tracker.ranked
 
 
-def answer(tracker: Tracker, name: str, latency: float, ok: bool = True, tokens: int = 0) -> None:
-    tracker.record(
-        Outcome(
-            deployment=name,
-            model="m",
-            provider="openai",
-            ok=ok,
-            latency=latency,
-            started_at=0.0,
-            retry_after=0.5 if not ok and tokens % 3 == 0 else None,
-        )
-    )
+def answer(
+    tracker: Tracker, name: str, latency: float, ok: bool = True, hold: bool = False
+) -> None:
+    """An answer (or a failure, with a Retry-After hold when ``hold``) of ``name``."""
+    fields = {"ok": ok, "latency": latency, "retry_after": 0.5 if hold else None}
+    tracker.record(Outcome(name, "m", "openai", started_at=0.0, **fields))  # type: ignore[arg-type]
 
 
 # (deployment, seconds later, latency, ok, requests left in flight, choices then)
@@ -101,7 +89,7 @@ def test_adaptive_choices_match_reading_every_record_afresh(
         name = f"d{index % n}"
         for _ in range(left + 1):
             tracker.started(name)
-        answer(tracker, name, latency, ok, index)
+        answer(tracker, name, latency, ok, index % 3 == 0)
         for _ in range(choices):
             a, scores_a = kept.choose_scored(candidates, tracker, ctx)
             b, scores_b = afresh.choose_scored(candidates, view, ctx)
@@ -126,7 +114,7 @@ def test_large_fleet_floor_keys_are_kept_up_to_date(
             tracker.started(name)
         if choices:  # answers some of the requests in flight, which changes loads only
             tracker.started(name)
-            answer(tracker, name, latency, ok, index)
+            answer(tracker, name, latency, ok, index % 3 == 0)
         if choices != 1:
             cells, floors = _floors(fleet, tracker, load_factor)
             loads = [cell.in_flight for cell in cells]
