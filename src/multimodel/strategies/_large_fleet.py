@@ -26,11 +26,6 @@ REFRESH_SECONDS = 0.5
 """The longest time between two rankings of a large fleet (the elite's latency estimates are
 kept in between)."""
 _UNMEASURED_BUSY = 1e2  # an unmeasured deployment with its probe in flight waits for the answer
-_EWMA = attrgetter("ewma_latency")
-_IN_FLIGHT = attrgetter("in_flight")
-_SCALE = attrgetter("load_scale")
-_CONGESTION = attrgetter("congestion")
-_PEAK = attrgetter("latency_peak")  # latency_recent(), as a plain attribute
 _NAME = attrgetter("name")
 _FLOORS = "adaptive/floors"  # Fleet.extra key of the kept _Floors
 _Floors = tuple[int, list[float], list[int], "dict[object, int] | None"]
@@ -139,18 +134,18 @@ class LargeFleet:
     def _rank(
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext, now: float
     ) -> _Elite:
-        """The ``elite`` lowest-cost candidates now. A shortlist of twice as many is read with
-        C-level list operations (the floor of each estimate, see :meth:`_latencies`, with its
-        exploration decay and load; unmeasured first unless their probe is in flight); only
-        the shortlist is scored in full.
+        """The ``elite`` lowest-cost candidates now. A shortlist of twice as many is ranked by
+        the floor of each estimate (see :meth:`_latencies`) at its load, with its exploration
+        decay (unmeasured first unless their probe is in flight); only the shortlist is scored
+        in full.
 
         The floors before their decay are kept between rankings (see :func:`_floors`): only
         the deployments re-measured since, or whose load changed, are read again."""
         fleet = self._fleets.get(candidates, stats)
         cells, floors = _floors(fleet, stats, self.load_factor)
         large = self._large_settings(len(candidates))
-        # The exploration decay, exp((last chosen - now) / tau), in C: the same operations in
-        # the same order as one expression per deployment, so the same keys to the last bit.
+        # The exploration decay, exp((last chosen - now) / tau), applied to the kept floors:
+        # the same operations in the same order as reading each record, so the same keys.
         tau = large[1] or math.inf
         get = self._sent.get
         keys = [
@@ -246,7 +241,7 @@ def _floors(
     A key changes only when its deployment is re-measured (its EWMAs, congestion and load
     scale are set together with its rank keys, and the tracker names the record in its ring
     of re-ranked records, :attr:`~multimodel.tracking.stats.Tracker.reranks`) or when its
-    load changes (read for every deployment in C, compared as a list). So a ranking re-reads
+    load changes (read for every deployment, compared as a list). So a ranking re-reads
     those records only, not the fleet: the result is the same as reading every record afresh
     (the full read when the ring has moved on too far, or the stats are not the tracker's).
     A published state is never modified, so concurrent rankings each read a consistent one."""

@@ -78,9 +78,7 @@ where ``odds_of_failure`` is ``e / (1 - e)`` of the recent error rate ``e``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from itertools import compress, repeat
 from math import exp
-from operator import attrgetter, eq
 
 from .._core.trace import LazyScores
 from ..providers.base import Endpoint
@@ -92,7 +90,6 @@ from .response_time import LONG_GENERATION, expected_latency
 
 __all__ = ["REFRESH_SECONDS", "Adaptive"]
 
-_IN_FLIGHT = attrgetter("in_flight")
 _PENALIZED = 1e6  # multiplier while a Retry-After is pending
 _AT_CEILING = 1e3  # multiplier at the load a recent 429 / 503 refused (below a pending hold)
 _HELD_BELOW = 1e2  # held, with fewer in flight than it refused: better than a sure 429
@@ -397,8 +394,8 @@ class Adaptive(LargeFleet):
             scores: Mapping[str, float] = probe_scores(probe, stats, now)
         else:
             if len(candidates) <= self.scan_max:
-                # _scores, inlined (C-level maps, no comprehension frames): a small fleet's
-                # choice is a few dozen attribute reads, and each Python call is a tenth of it.
+                # _scores, inlined: a small fleet's choice is a few dozen attribute reads, and
+                # each Python call is a tenth of it.
                 # The candidates' names and records are kept per candidate list (the router
                 # passes the same tuple while nothing is excluded: one identity check).
                 fleet = self._fleets.get(candidates, stats)
@@ -442,6 +439,6 @@ class Adaptive(LargeFleet):
         count = loads.count(low)
         if count == 1:
             return ties[loads.index(low)]
-        if count < len(loads):
-            ties = list(compress(ties, map(eq, loads, repeat(low))))
+        if count < len(ties):
+            ties = [i for i, x in zip(ties, loads, strict=True) if x == low]
         return ties[int(self._rng.draw() * count)]  # LockedRandom.index, inlined
