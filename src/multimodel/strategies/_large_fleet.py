@@ -5,15 +5,16 @@ few choices. A part of :class:`~multimodel.strategies.adaptive.Adaptive`, which 
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Sequence
-from operator import attrgetter, methodcaller
+from itertools import compress
+from math import exp
+from operator import attrgetter, ne
 from typing import TYPE_CHECKING
 
 from .._core.trace import LazyScores
 from ..providers.base import Endpoint
-from ..tracking.stats import DeploymentStats, StatsView
+from ..tracking.stats import RERANK_RING, DeploymentStats, StatsView, Tracker
 from .base import RouteContext
 
 if TYPE_CHECKING:
@@ -25,11 +26,11 @@ REFRESH_SECONDS = 0.5
 """The longest time between two rankings of a large fleet (the elite's latency estimates are
 kept in between)."""
 _UNMEASURED_BUSY = 1e2  # an unmeasured deployment with its probe in flight waits for the answer
-_EWMA = attrgetter("ewma_latency")
-_IN_FLIGHT = attrgetter("in_flight")
-_SCALE = attrgetter("load_scale")
-_CONGESTION = attrgetter("congestion")
-_RECENT = methodcaller("latency_recent")
+_NAME = attrgetter("name")
+_FLOORS = "adaptive/floors"  # Fleet.extra key of the kept _Floors
+_Floors = tuple[int, list[float], list[int], "dict[object, int] | None"]
+"""``(Tracker.reranked when read, each deployment's floor key, the loads they were read at,
+{record: position} or None when a record is listed twice)``."""
 
 
 class LargeFleet:
@@ -108,10 +109,15 @@ class LargeFleet:
         # the ranking, this is the price of a choice at 50 deployments.
         members, cells, lats, names = elite.members, elite.cells, elite.lats, elite.names
         large = elite.large  # the peak weight and exploration decay of the fleet ranked
-        j = self._rng.index(len(candidates))
+        j = int(self._rng.draw() * len(candidates))  # self._rng.index, inlined
         if j not in elite.index:
             challenger = candidates[j]
-            cell = stats.get(challenger.name)
+            every = elite.fleet_cells
+            cell = (
+                every[j]
+                if every is not None and candidates is elite.candidates
+                else stats.get(challenger.name)
+            )
             members = [*members, challenger]
             cells = [*cells, cell]
             lats = [*lats, *self._latencies([challenger], [cell], stats, ctx, now, large)]
@@ -128,59 +134,43 @@ class LargeFleet:
     def _rank(
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext, now: float
     ) -> _Elite:
-        """The ``elite`` lowest-cost candidates now. A shortlist of twice as many is read with
-        C-level list operations (the floor of each estimate, see :meth:`_latencies`, with its
-        exploration decay and load; unmeasured first unless their probe is in flight); only
-        the shortlist is scored in full."""
+        """The ``elite`` lowest-cost candidates now. A shortlist of twice as many is ranked by
+        the floor of each estimate (see :meth:`_latencies`) at its load, with its exploration
+        decay (unmeasured first unless their probe is in flight); only the shortlist is scored
+        in full.
+
+        The floors before their decay are kept between rankings (see :func:`_floors`): only
+        the deployments re-measured since, or whose load changed, are read again."""
         fleet = self._fleets.get(candidates, stats)
-        cells = fleet.cells
-        if cells is None:
-            cells = [stats.get(name) for name in fleet.names]
-        lf, sent = self.load_factor, self._sent
+        cells, floors = _floors(fleet, stats, self.load_factor)
         large = self._large_settings(len(candidates))
+        # The exploration decay, exp((last chosen - now) / tau), applied to the kept floors:
+        # the same operations in the same order as reading each record, so the same keys.
         tau = large[1] or math.inf
-        if lf is None:
-            keys = [
-                (_UNMEASURED_BUSY * k if x is None else min(x, r or x) * s * (1.0 + c * k))
-                * math.exp((sent.get(name, now) - now) / tau)
-                for x, r, k, s, c, name in zip(
-                    map(_EWMA, cells),
-                    map(_RECENT, cells),
-                    map(_IN_FLIGHT, cells),
-                    map(_SCALE, cells),
-                    map(_CONGESTION, cells),
-                    fleet.names,
-                    strict=True,
-                )
-            ]
-        else:
-            keys = [
-                (_UNMEASURED_BUSY * k if x is None else min(x, r or x) * (1.0 + lf * k))
-                * math.exp((sent.get(name, now) - now) / tau)
-                for x, r, k, name in zip(
-                    map(_EWMA, cells),
-                    map(_RECENT, cells),
-                    map(_IN_FLIGHT, cells),
-                    fleet.names,
-                    strict=True,
-                )
-            ]
-        short = heapq.nsmallest(2 * self.elite, range(len(keys)), key=keys.__getitem__)
-        members = [candidates[i] for i in short]
-        short_cells = [cells[i] for i in short]
+        get = self._sent.get
+        keys = [
+            floor * exp((get(name, now) - now) / tau)
+            for floor, name in zip(floors, fleet.names, strict=True)
+        ]
+        # sorted()[:k] is heapq.nsmallest(k) (both stable), without its Python-level loop.
+        short = sorted(range(len(keys)), key=keys.__getitem__)[: 2 * self.elite]
+        members = list(map(candidates.__getitem__, short))
+        short_cells = list(map(cells.__getitem__, short))
         lats = self._latencies(members, short_cells, stats, ctx, now, large)
         prior = _best(lats, self.default_latency)
         costs = self._costs(members, short_cells, lats, prior, stats, now)
-        best = heapq.nsmallest(self.elite, range(len(short)), key=costs.__getitem__)
+        best = sorted(range(len(short)), key=costs.__getitem__)[: self.elite]
+        members = list(map(members.__getitem__, best))
         return _Elite(
             candidates,
-            [members[k] for k in best],
-            [short[k] for k in best],
-            [members[k].name for k in best],
-            [short_cells[k] for k in best],
-            [lats[k] for k in best],
+            members,
+            list(map(short.__getitem__, best)),
+            list(map(_NAME, members)),
+            list(map(short_cells.__getitem__, best)),
+            list(map(lats.__getitem__, best)),
             now,
             large,
+            fleet.cells,
         )
 
     def _large_settings(self, size: int) -> tuple[float, float]:
@@ -220,6 +210,86 @@ def _best(lats: Sequence[float | None], default: float) -> float:
     return min(known) if known else default
 
 
+def _floor_keys(
+    cells: Sequence[DeploymentStats], loads: Sequence[int], load_factor: float | None
+) -> list[float]:
+    """Each deployment's ranking key before its exploration decay: the floor of its latency
+    estimate (the lower of its plain and its recent EWMA) at the load ``loads`` (its requests
+    in flight), or, unmeasured, 0 (ranked first) unless its probe is in flight."""
+    # Comprehensions that read the attributes (specialized slot reads), not maps of
+    # attrgetters: a generic attribute lookup per value cost more than the loop.
+    if load_factor is None:
+        return [
+            _UNMEASURED_BUSY * k
+            if (x := cell.ewma_latency) is None
+            else min(x, cell.latency_peak or x) * cell.load_scale * (1.0 + cell.congestion * k)
+            for cell, k in zip(cells, loads, strict=True)
+        ]
+    return [
+        _UNMEASURED_BUSY * k
+        if (x := cell.ewma_latency) is None
+        else min(x, cell.latency_peak or x) * (1.0 + load_factor * k)
+        for cell, k in zip(cells, loads, strict=True)
+    ]
+
+
+def _floors(
+    fleet: Fleet, stats: StatsView, load_factor: float | None
+) -> tuple[Sequence[DeploymentStats], list[float]]:
+    """The fleet's records and their :func:`_floor_keys`, kept up to date between rankings.
+
+    A key changes only when its deployment is re-measured (its EWMAs, congestion and load
+    scale are set together with its rank keys, and the tracker names the record in its ring
+    of re-ranked records, :attr:`~multimodel.tracking.stats.Tracker.reranks`) or when its
+    load changes (read for every deployment, compared as a list). So a ranking re-reads
+    those records only, not the fleet: the result is the same as reading every record afresh
+    (the full read when the ring has moved on too far, or the stats are not the tracker's).
+    A published state is never modified, so concurrent rankings each read a consistent one."""
+    cells = fleet.cells
+    if cells is None:  # not the tracker: read through ``get``, in full
+        cells = [stats.get(name) for name in fleet.names]
+        return cells, _floor_keys(cells, [cell.in_flight for cell in cells], load_factor)
+    tracker: Tracker = stats  # type: ignore[assignment]  # cells: the tracker's records
+    count = tracker.reranked  # before the records are read: a later update is re-read
+    loads = [cell.in_flight for cell in cells]
+    kept: _Floors | None = fleet.extra.get(_FLOORS)
+    where = None if kept is None else kept[3]
+    if kept is not None and where is not None and count - kept[0] <= RERANK_RING:
+        seen, floors, kept_loads, _ = kept
+        # The positions of the records re-measured since (None: another fleet's record).
+        ring = tracker.reranks
+        found = set(map(where.get, map(ring.__getitem__, _ring_slots(seen, count))))
+        if tracker.reranked - seen <= RERANK_RING:  # else the ring moved on while read
+            found.discard(None)
+            changed: list[int] = list(found)  # type: ignore[arg-type]  # None discarded
+            if loads != kept_loads:
+                changed.extend(compress(range(len(loads)), map(ne, loads, kept_loads)))
+            if changed:
+                floors = floors.copy()  # copy on write: a published state is never modified
+                fresh = _floor_keys(
+                    list(map(cells.__getitem__, changed)),
+                    list(map(loads.__getitem__, changed)),
+                    load_factor,
+                )
+                for i, key in zip(changed, fresh, strict=True):
+                    floors[i] = key
+            if changed or seen != count:
+                fleet.extra[_FLOORS] = (count, floors, loads, where)
+            return cells, floors
+    floors = _floor_keys(cells, loads, load_factor)
+    if kept is None:
+        where = dict(zip(cells, range(len(cells)), strict=True))
+    if where is not None and len(where) < len(cells):
+        where = None  # a record listed twice: read in full every time
+    fleet.extra[_FLOORS] = (count, floors, loads, where)
+    return cells, floors
+
+
+def _ring_slots(seen: int, count: int) -> list[int]:
+    """The ring's slots of the re-rankings ``seen`` to ``count - 1``."""
+    return [n % RERANK_RING for n in range(seen, count)]
+
+
 class _Elite:
     """The leaders of a large fleet at the last ranking, and their latency estimates then."""
 
@@ -227,6 +297,7 @@ class _Elite:
         "at",
         "candidates",
         "cells",
+        "fleet_cells",
         "index",
         "large",
         "lats",
@@ -245,6 +316,7 @@ class _Elite:
         lats: list[float | None],
         at: float,
         large: tuple[float, float],
+        fleet_cells: list[DeploymentStats] | None = None,
     ) -> None:
         self.candidates = candidates  # the list ranked (the router passes the same one again)
         self.members = members
@@ -255,6 +327,8 @@ class _Elite:
         self.at = at
         self.large = large
         self.ranked = -1  # the tracker's count of measured deployments when ranked
+        # The tracker's record of every candidate (by position in ``candidates``), or None.
+        self.fleet_cells = fleet_cells
 
     def matches(self, candidates: Sequence[Endpoint]) -> bool:
         """Whether ``candidates`` has the elite at the same positions (another list: a retry,

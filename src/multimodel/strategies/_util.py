@@ -146,11 +146,14 @@ class Prober:
 class LockedRandom:
     """A seeded ``random.Random`` safe to share between threads (its state is guarded)."""
 
-    __slots__ = ("_lock", "_rng")
+    __slots__ = ("_lock", "_rng", "draw")
 
     def __init__(self, seed: int | None = None) -> None:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        #: ``Random.random`` itself, lock-free (see :meth:`sample2`): ``int(draw() * n)`` is
+        #: :meth:`index` without a Python call, for a strategy's per-choice path.
+        self.draw = self._rng.random
 
     def random(self) -> float:
         """A float in [0, 1)."""

@@ -77,10 +77,8 @@ where ``odds_of_failure`` is ``e / (1 - e)`` of the recent error rate ``e``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from math import exp
-from operator import attrgetter
 
 from .._core.trace import LazyScores
 from ..providers.base import Endpoint
@@ -92,7 +90,6 @@ from .response_time import LONG_GENERATION, expected_latency
 
 __all__ = ["REFRESH_SECONDS", "Adaptive"]
 
-_NAME = attrgetter("name")
 _PENALIZED = 1e6  # multiplier while a Retry-After is pending
 _AT_CEILING = 1e3  # multiplier at the load a recent 429 / 503 refused (below a pending hold)
 _HELD_BELOW = 1e2  # held, with fewer in flight than it refused: better than a sure 429
@@ -266,8 +263,10 @@ class Adaptive(LargeFleet):
                 if recent is None:
                     latency = None
                 else:
-                    idle = now - cell.latency_at
-                    latency = recent * exp(-idle / RANK_TAU) if idle > 0.0 else recent
+                    # exp(-(now - at) / tau), written with one operation fewer (the same float:
+                    # a - b is exactly -(b - a)).
+                    idle = cell.latency_at - now
+                    latency = recent * exp(idle / RANK_TAU) if idle < 0.0 else recent
                 base = cell.ewma_latency
             else:  # streams (time to first token) and long generations (time per token)
                 latency = expected_latency(c, stats, ctx, now)
@@ -293,8 +292,9 @@ class Adaptive(LargeFleet):
                     if last is None:  # idle since first seen
                         sent[c.name] = now
                     elif now > last:
-                        floor *= math.exp((last - now) / tau)
-                latency = max(floor, latency)
+                        floor *= exp((last - now) / tau)
+                if not latency > floor:  # max(floor, latency) without the builtin's call
+                    latency = floor
             # Every estimate above is at the recent answers' length: taken to this request's.
             add(latency * (cell.length_share + per_token * tokens) if per_token else latency)
         return lats
@@ -309,11 +309,12 @@ class Adaptive(LargeFleet):
         now: float,
     ) -> list[float]:
         """Each candidate's latency made a cost: load, failures, holds and ceilings."""
-        learned, limits = self.load_factor is None, self._limits
+        learned = self.load_factor is None
         load_factor = self.load_factor or 0.0
         erring = not isinstance(stats, Tracker) or stats.erring
         held = self._ceilings
         scores: list[float] = []
+        add = scores.append
         for c, cell, latency in zip(candidates, cells, lats, strict=True):
             in_flight = cell.in_flight
             if latency is None:
@@ -338,13 +339,13 @@ class Adaptive(LargeFleet):
                 if err:
                     cost *= 1.0 + self.error_penalty * err / max(1.0 - err, 1e-3)
             if held or cell.penalty_until > now:
-                cost *= limits(c.name, cell, now)
+                cost *= self._limits(c.name, cell, now)
             headroom = cell.headroom
             if headroom < HEADROOM and cell.headroom_until > now:
                 # Nearly out of its rate-limit budget (its own headers said so): steered away
                 # before the 429, more firmly as the budget runs out; none left is a ceiling.
                 cost *= HEADROOM / headroom if headroom > HEADROOM / _AT_CEILING else _AT_CEILING
-            scores.append(cost)
+            add(cost)
         return scores
 
     def _limits(self, name: str, cell: DeploymentStats, now: float) -> float:
@@ -393,15 +394,19 @@ class Adaptive(LargeFleet):
             scores: Mapping[str, float] = probe_scores(probe, stats, now)
         else:
             if len(candidates) <= self.scan_max:
-                # _scores, inlined (C-level maps, no comprehension frames): a small fleet's
-                # choice is a few dozen attribute reads, and each Python call is a tenth of it.
-                names = list(map(_NAME, candidates))
-                cells = list(map(stats.get, names))
+                # _scores, inlined: a small fleet's choice is a few dozen attribute reads, and
+                # each Python call is a tenth of it.
+                # The candidates' names and records are kept per candidate list (the router
+                # passes the same tuple while nothing is excluded: one identity check).
+                fleet = self._fleets.get(candidates, stats)
+                cells = fleet.cells
+                if cells is None:  # not the tracker: its records read through ``get``
+                    cells = list(map(stats.get, fleet.names))
                 lats = self._latencies(candidates, cells, stats, ctx, now)
                 prior = _best(lats, self.default_latency) if None in lats else 0.0
                 costs = self._costs(candidates, cells, lats, prior, stats, now)
                 chosen = candidates[self._pick(costs, cells)]
-                scores = LazyScores(names, costs)
+                scores = LazyScores(fleet.names, costs)
             elif self.remember:
                 chosen, scores = self._choose_large(candidates, stats, ctx, now)
             else:
@@ -422,10 +427,13 @@ class Adaptive(LargeFleet):
         band hides a load difference of a few requests, and at 90 % of capacity that sent a
         third of the 429s to a full deployment while another had free slots."""
         best = min(costs)
-        floor = max(best * self.tie, best + TIE_SECONDS)
-        if sum(map(floor.__ge__, costs)) == 1:  # one clear winner (counted in C)
-            return costs.index(best)
+        floor = best * self.tie
+        wide = best + TIE_SECONDS
+        if wide > floor:  # noqa: PLR1730  # max(best * tie, wide) without the builtin's call
+            floor = wide
         ties = [i for i, v in enumerate(costs) if v <= floor]
+        if len(ties) == 1:  # one clear winner
+            return ties[0]
         loads = [cells[i].in_flight for i in ties]
         low = min(loads)
         count = loads.count(low)
@@ -433,4 +441,4 @@ class Adaptive(LargeFleet):
             return ties[loads.index(low)]
         if count < len(ties):
             ties = [i for i, x in zip(ties, loads, strict=True) if x == low]
-        return ties[self._rng.index(count)]
+        return ties[int(self._rng.draw() * count)]  # LockedRandom.index, inlined

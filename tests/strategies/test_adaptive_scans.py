@@ -1,0 +1,157 @@
+"""``adaptive``'s kept state gives the answers of reading everything afresh.
+
+A large fleet's ranking keeps each deployment's floor key between rankings and re-reads only
+the records the tracker re-ranked since (its ring) or whose load changed; a small fleet's scan
+reads the records kept per candidate list. Both are checked against the generic path (a stats
+view that is not the tracker, read in full at every choice) over random histories.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from multimodel._core.clock import ManualClock
+from multimodel.providers.base import Endpoint
+from multimodel.strategies import RouteContext
+from multimodel.strategies._large_fleet import _floor_keys, _floors
+from multimodel.strategies.adaptive import Adaptive
+from multimodel.tracking.outcome import Outcome
+from multimodel.tracking.stats import RERANK_RING, Tracker
+
+CTX = RouteContext()
+
+
+def ep(name: str) -> Endpoint:
+    return Endpoint(name=name, model="m", wire_model="m", provider="openai", base_url="https://x")
+
+
+class View:
+    """The tracker behind another type: strategies read every record afresh through it."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.get, self.now, self._tracker = tracker.get, tracker.now, tracker
+
+    @property
+    def ranked(self) -> int:  # so both rank again at the same first measurements
+        return self._tracker.ranked
+
+
+def answer(
+    tracker: Tracker, name: str, latency: float, ok: bool = True, hold: bool = False
+) -> None:
+    """An answer (or a failure, with a Retry-After hold when ``hold``) of ``name``."""
+    fields = {"ok": ok, "latency": latency, "retry_after": 0.5 if hold else None}
+    tracker.record(Outcome(name, "m", "openai", started_at=0.0, **fields))  # type: ignore[arg-type]
+
+
+# (deployment, seconds later, latency, ok, requests left in flight, choices then)
+steps_st = st.lists(
+    st.tuples(
+        st.integers(0, 40),
+        st.floats(0, 2),
+        st.floats(0.001, 3.0),
+        st.booleans(),
+        st.integers(0, 2),
+        st.integers(0, 3),
+    ),
+    min_size=1,
+    max_size=150,
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.integers(2, 30),
+    steps_st,
+    st.sampled_from([None, 0.03]),
+    st.integers(0, 2**16),
+    st.integers(4, 20),
+)
+def test_adaptive_choices_match_reading_every_record_afresh(
+    n: int,
+    steps: list[tuple[int, float, float, bool, int, int]],
+    load_factor: float | None,
+    seed: int,
+    max_tokens: int,
+) -> None:
+    clock = ManualClock()
+    tracker = Tracker(clock.monotonic)
+    kept = Adaptive(seed=seed, load_factor=load_factor)
+    afresh = Adaptive(seed=seed, load_factor=load_factor)
+    view = View(tracker)
+    candidates = tuple(ep(f"d{i}") for i in range(n))
+    ctx = RouteContext(output_tokens=max_tokens)
+    for index, later, latency, ok, left, choices in steps:
+        clock.advance(later)
+        name = f"d{index % n}"
+        for _ in range(left + 1):
+            tracker.started(name)
+        answer(tracker, name, latency, ok, index % 3 == 0)
+        for _ in range(choices):
+            a, scores_a = kept.choose_scored(candidates, tracker, ctx)
+            b, scores_b = afresh.choose_scored(candidates, view, ctx)
+            assert a.name == b.name
+            assert dict(scores_a) == dict(scores_b)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(9, 40), steps_st, st.sampled_from([None, 0.05]))
+def test_large_fleet_floor_keys_are_kept_up_to_date(
+    n: int, steps: list[tuple[int, float, float, bool, int, int]], load_factor: float | None
+) -> None:
+    clock = ManualClock()
+    tracker = Tracker(clock.monotonic)
+    strategy = Adaptive(seed=1, load_factor=load_factor)
+    candidates = tuple(ep(f"d{i}") for i in range(n))
+    fleet = strategy._fleets.get(candidates, tracker)
+    for index, later, latency, ok, left, choices in steps:
+        clock.advance(later)
+        name = f"d{index % n}"
+        for _ in range(left):
+            tracker.started(name)
+        if choices:  # answers some of the requests in flight, which changes loads only
+            tracker.started(name)
+            answer(tracker, name, latency, ok, index % 3 == 0)
+        if choices != 1:
+            cells, floors = _floors(fleet, tracker, load_factor)
+            loads = [cell.in_flight for cell in cells]
+            assert floors == _floor_keys(cells, loads, load_factor)
+
+
+def test_large_fleet_reads_the_fleet_again_once_the_ring_moved_on() -> None:
+    clock = ManualClock()
+    tracker = Tracker(clock.monotonic)
+    candidates = tuple(ep(f"d{i}") for i in range(12))
+    strategy = Adaptive(seed=3)
+    fleet = strategy._fleets.get(candidates, tracker)
+    _floors(fleet, tracker, None)
+    for k in range(RERANK_RING + 5):  # more re-rankings than the ring names
+        clock.advance(0.01)
+        name = f"d{k % 12}"
+        tracker.started(name)
+        answer(tracker, name, 0.1 + k / 100)
+    cells, floors = _floors(fleet, tracker, None)
+    assert floors == _floor_keys(cells, [0] * 12, None)
+    assert fleet.extra["adaptive/floors"][0] == tracker.reranked
+
+
+def test_scan_ties_go_to_the_fewest_in_flight_then_at_random() -> None:
+    clock = ManualClock()
+    tracker = Tracker(clock.monotonic)
+    candidates = tuple(ep(name) for name in "abcd")
+    for name in "abcd":
+        tracker.started(name)
+        answer(tracker, name, 0.2)
+    strategy = Adaptive(seed=5)
+    counts = Counter(strategy.choose(candidates, tracker, CTX).name for _ in range(400))
+    assert set(counts) == set("abcd")  # all tied, all idle: shared at random
+    assert min(counts.values()) > 60
+    tracker.started("a")
+    tracker.started("b")
+    counts = Counter(strategy.choose(candidates, tracker, CTX).name for _ in range(200))
+    assert set(counts) == {"c", "d"}  # the tied with the fewest in flight
+    tracker.started("c")
+    assert {strategy.choose(candidates, tracker, CTX).name for _ in range(20)} == {"d"}
