@@ -163,6 +163,19 @@ class DispatchPlan(PlanEndings):
     def _enter(self, model: str) -> None:
         router = self._router
         self.model = model
+        template = router.templates.get(model)
+        if template is not None and self.policy is None:
+            # A group whose entry does not depend on the request (one model, no strategy
+            # exclusions): what the general path below would compute, kept from the first call.
+            self.strategy, self.candidates, names, self._choose_scored, name = template
+            trace = self.trace
+            trace.models.append(model)
+            if not trace.strategy:
+                trace.strategy = name
+            trace.candidates.extend(names)
+            if self._tried:
+                self._tried = set()
+            return
         self.strategy = router.strategy(model)
         self.candidates, excluded = router.candidates(model, self.ctx)
         exclude = getattr(self.strategy, "exclude", None)
@@ -192,10 +205,19 @@ class DispatchPlan(PlanEndings):
         trace.models.append(model)
         if not trace.strategy:
             trace.strategy = type(self.strategy).__name__
-        trace.candidates.extend(router.names_of(model, self.candidates))
+        names = router.names_of(model, self.candidates)
+        trace.candidates.extend(names)
         self._choose_scored = getattr(self.strategy, "choose_scored", None)
         if self._tried:
             self._tried = set()
+        if model != AUTO and exclude is None:
+            router.templates[model] = (
+                self.strategy,
+                self.candidates,
+                names,
+                self._choose_scored,
+                type(self.strategy).__name__,
+            )
 
     def _advance(self) -> bool:
         """Move to the next model of the fallback chain; ``False`` when there is none."""
@@ -388,7 +410,10 @@ class DispatchPlan(PlanEndings):
                 if secret in request_id:
                     request_id = redact(request_id, secrets)
                     break
-        self.trace.attempts.append(AttemptRecord(endpoint.name, "ok", latency, status))
+        # tuple.__new__ directly, as for the context: once per answer.
+        self.trace.attempts.append(
+            _new_tuple(AttemptRecord, (endpoint.name, "ok", latency, status, None))
+        )
         breakdown = router.cost(endpoint, usage) if router.cost is not None and usage else None
         outcome = success_outcome(
             endpoint.name,
@@ -422,11 +447,9 @@ class DispatchPlan(PlanEndings):
             limiter.reconcile(send.reservation, usage.total_tokens if usage else None)
             if headers is not None and limiter.limited(endpoint.name):
                 limiter.observe(endpoint.name, headers, now)
-        if headers is not None:
-            router.tracker.observe_headers(endpoint.name, headers)
         if router.budgets is not None:
             router.budgets.settle(send.hold, outcome.cost)
-        router.tracker.record(outcome)
+        router.tracker.record(outcome, headers)
         if router.telemetry is not None:
             if send.span is not None:
                 router.telemetry.end_attempt(send.span, outcome)

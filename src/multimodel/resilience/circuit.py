@@ -191,7 +191,7 @@ class HealthBoard:
     def on_success(self, name: str, now: float) -> None:
         """An attempt succeeded."""
         with self._lock:
-            b = self._get(name)
+            b = self._breakers.get(name) or self._get(name)
             b.consecutive = 0
             b.total.add(now)
             b.error_rate *= 0.7

@@ -289,10 +289,19 @@ class Tracker:
         with self._lock:
             _release(cell)
 
-    def record(self, outcome: Outcome) -> None:
-        """An attempt finished (successfully or not): update stats, then notify listeners."""
+    def record(self, outcome: Outcome, headers: Mapping[str, str] | None = None) -> None:
+        """An attempt finished (successfully or not): update stats, then notify listeners.
+
+        ``headers``: the answer's response headers, read as :meth:`observe_headers` does
+        first (one call per answer instead of two)."""
         name = outcome.deployment
         cell = self._cells.get(name) or self._cell(name)
+        if headers is not None:
+            skip = cell.headroom_skip
+            if skip:  # observe_headers' common case, inlined
+                cell.headroom_skip = skip - 1
+            else:
+                self.observe_headers(name, headers)
         now = self._monotonic()
         usage = outcome.usage
         if outcome.error == ABANDONED:
@@ -317,7 +326,14 @@ class Tracker:
                 load = loads.popleft() if loads else None
             cell.requests += 1
             if not stopped:
-                cell.win_requests.add(now, 1, outcome.latency)
+                window = cell.win_requests
+                # MultiWindow.add's hot path, inlined (once per answer): the same narrowest slot
+                # as the pending events.
+                if window._nested and int(now // window._width) == window._index:
+                    window._count += 1
+                    window._value += outcome.latency
+                else:
+                    window.add(now, 1, outcome.latency)
             if usage is not None:
                 cell.input_tokens += usage.input_tokens
                 cell.output_tokens += usage.output_tokens
@@ -390,12 +406,10 @@ class Tracker:
                     sample = lengths.normalized(usage.output_tokens, latency)
                 elif cell.length_per_token:  # the lengths stopped varying
                     cell.length_share, cell.length_per_token = 1.0, 0.0
-            peak = cell.peak_latency
-            cell.latency_peak = peak.update(sample, now)
-            cell.latency_at = peak.stamp
+            cell.latency_peak, cell.latency_at, rank = cell.peak_latency.fold(sample, now)
             if cell.latency_rank is None:
                 self.ranked += 1
-            cell.latency_rank = rank = peak.rank()
+            cell.latency_rank = rank
             if load is not None:
                 fit = cell.congestion_fit
                 fit.add(load, latency)
