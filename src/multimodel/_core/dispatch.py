@@ -31,6 +31,7 @@ call, are in ``endings.py``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
 from ..errors import (
@@ -48,7 +49,7 @@ from ..strategies._util import ProbeScores
 from ..strategies.base import RouteContext
 from ..tracking.outcome import Outcome, success_outcome
 from ..types import ChatRequest, Usage
-from .endings import PlanEndings, _estimate
+from .endings import NO_NAMES, NO_REASONS, NO_WAITS, PlanEndings, _estimate
 from .router import AUTO, Router
 from .tokens import estimate_input_tokens, estimate_output_tokens
 from .trace import AttemptRecord, LazyScores, RoutingTrace, Send, Sleep, new_trace
@@ -64,10 +65,10 @@ _new_tuple = tuple.__new__
 class DispatchPlan(PlanEndings):
     """The sans-I/O state machine for one call; see the module docstring for the driver loop."""
 
-    # One plan per call: slots make its many attribute writes and reads cheaper (``_attempts``
-    # and ``_span`` are declared by PlanEndings, which writes them too).
+    # One plan per call: slots make its many attribute writes and reads cheaper (``_attempts``,
+    # ``_budget_blocked``, ``_shared_wait`` and ``_span`` are declared by PlanEndings, which
+    # writes them too).
     __slots__ = (
-        "_budget_blocked",
         "_chain",
         "_choose_scored",
         "_deadline_at",
@@ -80,7 +81,6 @@ class DispatchPlan(PlanEndings):
         "_prefer",
         "_retries",
         "_router",
-        "_shared_wait",
         "_started",
         "_tags",
         "_timeout",
@@ -117,7 +117,9 @@ class DispatchPlan(PlanEndings):
         self.operation = operation
         self.request = request
         self.policy = policy
-        self._policy_blocked: dict[str, str] = {}
+        # Three sets of exclusions most calls never write: shared empties, replaced when one is
+        # (three containers fewer per call).
+        self._policy_blocked: Mapping[str, str] = NO_REASONS
         self.stream = stream
         # tuple.__new__ directly: a named tuple's generated __new__ is a Python function.
         self.ctx = _new_tuple(
@@ -136,8 +138,8 @@ class DispatchPlan(PlanEndings):
         self._errors: list[ProviderError] = []
         self._fatal: Exception | None = None
         self._pending_sleep: float | None = None
-        self._budget_blocked: set[str] = set()
-        self._shared_wait: dict[str, float] = {}  # deployment -> when the fleet may admit it
+        self._budget_blocked: AbstractSet[str] = NO_NAMES
+        self._shared_wait: Mapping[str, float] = NO_WAITS  # deployment -> when the fleet admits it
         self._tags = tuple(request.tags or ())
         self._chain = [request.model, *router.fallbacks.get(request.model, ())]
         self._position = 0
@@ -196,7 +198,7 @@ class DispatchPlan(PlanEndings):
                 input_tokens=self.ctx.input_tokens,
                 output_tokens=self.ctx.output_tokens,
             )
-            self._policy_blocked.update(denied)
+            self._policy_blocked = {**self._policy_blocked, **denied}
             excluded = {**excluded, **denied}
         trace = self.trace
         if excluded:
@@ -261,7 +263,7 @@ class DispatchPlan(PlanEndings):
                 raise self._exhausted()
             self.trace.sleeps.append(seconds)
             return Sleep(seconds)
-        if self._attempts >= router.retry.max_attempts:
+        if self._attempts > router.retry.max_retries:  # max_attempts, without the property
             raise self._exhausted()
         if remaining is not None and remaining <= 0:
             self._errors.append(ProviderTimeout("the call's deadline passed"))
@@ -312,7 +314,7 @@ class DispatchPlan(PlanEndings):
             if hold is None:  # a concurrent call used the budget since _available
                 router.limiter.reconcile(reservation, 0)
                 self.trace.excluded[endpoint.name] = "budget exhausted"
-                self._budget_blocked.add(endpoint.name)
+                self._budget_blocked = self._budget_blocked | {endpoint.name}
                 return self._next()
         self._attempts += 1
         self._tried.add(endpoint.name)
@@ -359,7 +361,7 @@ class DispatchPlan(PlanEndings):
             if budgets is not None:
                 why = budgets.blocked(c, self.request.user, self._tags, _estimate(c, self.ctx))
                 if why is not None:
-                    self._budget_blocked.add(c.name)
+                    self._budget_blocked = self._budget_blocked | {c.name}
                     self.trace.excluded[c.name] = why
                     continue
             fleet_wait = self._shared_wait.get(c.name) if self._shared_wait else None
@@ -453,7 +455,8 @@ class DispatchPlan(PlanEndings):
         if router.telemetry is not None:
             if send.span is not None:
                 router.telemetry.end_attempt(send.span, outcome)
-            self._end_call(None, outcome)
+            if self._span is not None:  # _end_call's own test, without the call
+                self._end_call(None, outcome)
         return outcome
 
     def failed(

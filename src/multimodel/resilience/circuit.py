@@ -193,7 +193,13 @@ class HealthBoard:
         with self._lock:
             b = self._breakers.get(name) or self._get(name)
             b.consecutive = 0
-            b.total.add(now)
+            window = b.total
+            index = int(now // window.width)
+            if index == window._head:  # SlidingWindow.add's hot path, inlined: once per answer
+                window._counts[index % window.buckets] += 1
+                window._total += 1
+            else:
+                window.add(now)
             b.error_rate *= 0.7
             reason = "recovered"
             # Only a half-open probe closes the breaker: a success while still open comes from

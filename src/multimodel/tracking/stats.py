@@ -334,9 +334,12 @@ class Tracker:
                     window._value += outcome.latency
                 else:
                     window.add(now, 1, outcome.latency)
+            output = None
             if usage is not None:
+                # Each field read once: a pydantic attribute costs several slot reads.
+                output = usage.output_tokens
                 cell.input_tokens += usage.input_tokens
-                cell.output_tokens += usage.output_tokens
+                cell.output_tokens += output
                 cell.cache_read_tokens += usage.cache_read_tokens
             if outcome.cost is not None:
                 cell.cost += outcome.cost
@@ -355,7 +358,7 @@ class Tracker:
                 if outcome.cached:
                     cell.cached += 1
                 else:
-                    self._timing(cell, outcome, now, load)
+                    self._timing(cell, outcome, now, load, output)
             elif not stopped:
                 cell.failures += 1
                 cell.consecutive_failures += 1
@@ -377,7 +380,10 @@ class Tracker:
         for listener in self._listeners:
             listener(outcome)
 
-    def _timing(self, cell: _Cell, outcome: Outcome, now: float, load: int | None) -> None:
+    def _timing(
+        self, cell: _Cell, outcome: Outcome, now: float, load: int | None, output: int | None
+    ) -> None:
+        """Fold a success's latency into the cell (``output``: its output tokens, if known)."""
         latency = outcome.latency
         if outcome.stream:
             ttft = outcome.ttft
@@ -392,18 +398,17 @@ class Tracker:
         else:
             ewma = cell.ewma_latency  # _ewma, inlined: once per answer
             cell.ewma_latency = latency if ewma is None else ewma + _ALPHA * (latency - ewma)
-            usage = outcome.usage
             sample = latency
-            if usage is not None:
+            if output is not None:
                 # Latency against output length: the peak estimate is fed the answer taken to
                 # the recent length (one long answer is not a slow deployment), the plain EWMA
                 # stays linear in the lengths (see tracking.lengths).
                 lengths = cell.length_fit
-                if lengths.add(usage.output_tokens, latency, outcome.requested_tokens):
+                if lengths.add(output, latency, outcome.requested_tokens):
                     if not cell.length_per_token:  # a slope found: t-bar from the EWMA
                         lengths.start(cell.ewma_latency)
                     cell.length_share, cell.length_per_token = lengths.share, lengths.per_token
-                    sample = lengths.normalized(usage.output_tokens, latency)
+                    sample = lengths.normalized(output, latency)
                 elif cell.length_per_token:  # the lengths stopped varying
                     cell.length_share, cell.length_per_token = 1.0, 0.0
             cell.latency_peak, cell.latency_at, rank = cell.peak_latency.fold(sample, now)
@@ -420,9 +425,8 @@ class Tracker:
                 cell.stream_rank = rank
             generation = latency
         cell.latency_sketch.add(latency)
-        usage = outcome.usage
-        if usage is not None and usage.output_tokens >= _MIN_TPOT_TOKENS and generation > 0:
-            cell.ewma_tpot = _ewma(cell.ewma_tpot, generation / usage.output_tokens)
+        if output is not None and output >= _MIN_TPOT_TOKENS and generation > 0:
+            cell.ewma_tpot = _ewma(cell.ewma_tpot, generation / output)
         # Published once the rank keys are set: a reader of ``reranked`` finds them set.
         n = self.reranked
         self.reranks[n % RERANK_RING] = cell
