@@ -292,20 +292,25 @@ class DispatchPlan(PlanEndings):
             endpoint = pinned
         elif (scored := self._choose_scored) is not None:
             endpoint, scores = scored(pool, router.tracker, self.ctx)
-            self.trace.scores.add(scores)
+            # ScoreTable.add, inlined (once per decision)
+            table = self.trace.scores
+            table._parts.append(scores)
+            table._dict = None
             # A probe or a learned choice says why. The class compared first: these are
             # Mapping ABCs, and isinstance against them goes through the ABC machinery.
             if type(scores) is not LazyScores and isinstance(scores, (ProbeScores, LearnedScores)):
                 self.trace.notes.defer(scores)  # formatted if the trace is read
         else:
             endpoint = self.strategy.choose(pool, router.tracker, self.ctx)
-        tokens = self.ctx.input_tokens + self.ctx.output_tokens
-        reservation = router.limiter.acquire(endpoint.name, tokens, now)
-        if reservation is None:
-            # Another thread took the last slot since _available: decide again (the limiter now
-            # excludes this deployment), under the deadline and ``when_all_unavailable``,
-            # rather than sleeping up to MAX_WAIT past both.
-            return self._next()
+        reservation = None  # without limits or a fleet there is nothing to reserve or hand on
+        if router.limiter.any_limits or router.shared is not None:
+            tokens = self.ctx.input_tokens + self.ctx.output_tokens
+            reservation = router.limiter.acquire(endpoint.name, tokens, now)
+            if reservation is None:
+                # Another thread took the last slot since _available: decide again (the limiter
+                # now excludes this deployment), under the deadline and
+                # ``when_all_unavailable``, rather than sleeping up to MAX_WAIT past both.
+                return self._next()
         hold = None
         if router.budgets is not None:
             hold = router.budgets.reserve(

@@ -190,7 +190,9 @@ class HealthBoard:
 
     def on_success(self, name: str, now: float) -> None:
         """An attempt succeeded."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # rather than ``with``: half the instructions, on every answer
+        try:
             b = self._breakers.get(name) or self._get(name)
             b.consecutive = 0
             window = b.total
@@ -212,6 +214,8 @@ class HealthBoard:
             elif b.state == "closed" and b.status == "healthy":
                 return  # a success only lowers the error rate: a healthy breaker stays healthy
             self._settle(name, b, now)
+        finally:
+            lock.release()
         self._refresh(name, b, reason, now)
 
     def on_cancel(self, name: str) -> None:

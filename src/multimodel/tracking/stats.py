@@ -230,9 +230,13 @@ class Tracker:
     def started(self, deployment: str) -> None:
         """An attempt on ``deployment`` was sent."""
         cell = self._cells.get(deployment) or self._cell(deployment)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # rather than ``with``: half the instructions, on every attempt
+        try:
             cell.sent_loads.append(cell.in_flight)
             cell.in_flight += 1
+        finally:
+            lock.release()
 
     def latency_quantile(self, deployment: str, q: float) -> float | None:
         """The ``q`` quantile of a deployment's successful latencies (``None`` before any)."""
@@ -319,7 +323,9 @@ class Tracker:
         # provider billed, but neither a success nor a failure, and no latency sample.
         stopped = outcome.error == CANCELLED
         load = None
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # rather than ``with``: half the instructions, on every answer
+        try:
             if not outcome.cached:  # _release, inlined: once per answer
                 cell.in_flight = max(0, cell.in_flight - 1)
                 loads = cell.sent_loads
@@ -375,6 +381,8 @@ class Tracker:
                 self._group(self._users, outcome.user, outcome, now)
             for tag in outcome.tags:
                 self._group(self._tags, tag, outcome, now)
+        finally:
+            lock.release()
         if outcome.model and name not in self._meta:
             self._meta[name] = (outcome.model, outcome.provider)
         for listener in self._listeners:
