@@ -51,7 +51,7 @@ from ..tracking.outcome import Outcome, success_outcome
 from ..types import ChatRequest, Usage
 from .endings import NO_NAMES, NO_REASONS, NO_WAITS, PlanEndings, _estimate
 from .router import AUTO, Router
-from .tokens import estimate_input_tokens, estimate_output_tokens
+from .tokens import DEFAULT_OUTPUT_TOKENS, estimate_input_tokens
 from .trace import AttemptRecord, LazyScores, RoutingTrace, Send, Sleep, new_trace
 
 if TYPE_CHECKING:
@@ -122,9 +122,17 @@ class DispatchPlan(PlanEndings):
         self._policy_blocked: Mapping[str, str] = NO_REASONS
         self.stream = stream
         # tuple.__new__ directly: a named tuple's generated __new__ is a Python function.
+        # The output estimate is estimate_output_tokens's, without the call (and each pydantic
+        # field of the request is read once: they cost several slot reads each).
+        max_tokens = request.max_tokens
         self.ctx = _new_tuple(
             RouteContext,
-            (request, stream, estimate_input_tokens(request), estimate_output_tokens(request)),
+            (
+                request,
+                stream,
+                estimate_input_tokens(request),
+                max_tokens if max_tokens is not None else DEFAULT_OUTPUT_TOKENS,
+            ),
         )
         self._timeout = timeout
         now = router.clock.monotonic()
@@ -141,15 +149,17 @@ class DispatchPlan(PlanEndings):
         self._budget_blocked: AbstractSet[str] = NO_NAMES
         self._shared_wait: Mapping[str, float] = NO_WAITS  # deployment -> when the fleet admits it
         self._tags = tuple(request.tags or ())
-        self._chain = [request.model, *router.fallbacks.get(request.model, ())]
+        model = request.model
+        fallbacks = router.fallbacks.get(model)
+        self._chain = [model] if fallbacks is None else [model, *fallbacks]
         self._position = 0
-        self.trace = new_trace(request.model)
-        self._enter(self._chain[0])
+        self.trace = new_trace(model)
+        self._enter(model)
         router.budget.deposit(now)
         telemetry = router.telemetry
         self._span = (
             telemetry.start_call(
-                model=request.model,
+                model=model,
                 operation=operation,
                 stream=stream,
                 # An embeddings batch's request is a carrier for the token estimates: its
@@ -331,7 +341,7 @@ class DispatchPlan(PlanEndings):
         span = None
         if router.telemetry is not None and self._span is not None:
             span = router.telemetry.start_attempt(self._span, endpoint, self._attempts)
-        return Send(endpoint, self._attempts, timeout, now, reservation, span, hold)
+        return _new_tuple(Send, (endpoint, self._attempts, timeout, now, reservation, span, hold))
 
     def _pinned(self, available: Sequence[Endpoint]) -> Endpoint | None:
         """The preferred deployment if it is available, once: whether or not it is, the next

@@ -130,6 +130,10 @@ class HealthBoard:
         # Names whose breaker is not closed or carries a Retry-After hold: only these can fail
         # check(). Empty in the common case, which lets the router skip per-deployment checks.
         self._unsettled: set[str] = set()
+        #: ``True`` when no breaker is open, half-open or holding: every :meth:`check` passes.
+        #: A plain attribute kept by ``_settle`` (read on every decision), read without the
+        #: lock; a concurrent failure may be seen one decision late, as with :meth:`check`.
+        self.all_closed = True
 
     def _get(self, name: str) -> _Breaker:
         b = self._breakers.get(name)
@@ -140,15 +144,6 @@ class HealthBoard:
     def status(self, name: str) -> Status:
         """The deployment's current health status."""
         return self._get(name).status
-
-    @property
-    def all_closed(self) -> bool:
-        """``True`` when no breaker is open, half-open or holding: every :meth:`check` passes.
-
-        Read without the lock; a concurrent failure may be seen one decision late, as with
-        :meth:`check` itself.
-        """
-        return not self._unsettled
 
     def check(self, name: str, now: float) -> tuple[bool, str | None, float | None]:
         """Whether ``name`` may be tried now: ``(ok, reason when not, time it may be retried)``."""
@@ -328,6 +323,7 @@ class HealthBoard:
             self._unsettled.add(name)
         else:
             self._unsettled.discard(name)
+        self.all_closed = not self._unsettled
 
     def _refresh(self, name: str, b: _Breaker, reason: str, now: float) -> bool:
         # Decide and announce a transition as one step (the emit lock is re-entrant, so a
