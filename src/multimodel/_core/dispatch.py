@@ -153,8 +153,15 @@ class DispatchPlan(PlanEndings):
         fallbacks = router.fallbacks.get(model)
         self._chain = [model] if fallbacks is None else [model, *fallbacks]
         self._position = 0
-        self.trace = new_trace(model)
-        self._enter(model)
+        template = router.templates.get(model) if policy is None else None
+        if template is not None:
+            # _enter's template path, with the trace built entered (one step, no call).
+            self.model = model
+            self.strategy, self.candidates, names, self._choose_scored, name = template
+            self.trace = new_trace(model, name, list(names))
+        else:
+            self.trace = new_trace(model)
+            self._enter(model)
         router.budget.deposit(now)
         telemetry = router.telemetry
         self._span = (
