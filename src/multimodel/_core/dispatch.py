@@ -142,8 +142,10 @@ class DispatchPlan(PlanEndings):
         self._attempts = 0
         self._retries = 0
         self._tried: set[str] = set()
-        self._excluded: dict[str, str] = {}
-        self._errors: list[ProviderError] = []
+        # Written only when something fails or is excluded: shared empties until then, each
+        # write a fresh copy (two containers fewer per call).
+        self._excluded: Mapping[str, str] = NO_REASONS
+        self._errors: Sequence[ProviderError] = ()
         self._fatal: Exception | None = None
         self._pending_sleep: float | None = None
         self._budget_blocked: AbstractSet[str] = NO_NAMES
@@ -219,7 +221,7 @@ class DispatchPlan(PlanEndings):
             excluded = {**excluded, **denied}
         trace = self.trace
         if excluded:
-            self._excluded.update(excluded)
+            self._excluded = {**self._excluded, **excluded}
             trace.excluded.update(excluded)
         trace.models.append(model)
         if not trace.strategy:
@@ -271,19 +273,20 @@ class DispatchPlan(PlanEndings):
         if self._pending_sleep is not None:
             seconds, self._pending_sleep = self._pending_sleep, None
             if remaining is not None and seconds >= remaining:
-                self._errors.append(
+                self._errors = [
+                    *self._errors,
                     ProviderTimeout(
                         f"the call's deadline leaves {max(remaining, 0):.2f}s, less than the "
                         f"{seconds:.2f}s back-off"
-                    )
-                )
+                    ),
+                ]
                 raise self._exhausted()
             self.trace.sleeps.append(seconds)
             return Sleep(seconds)
         if self._attempts > router.retry.max_retries:  # max_attempts, without the property
             raise self._exhausted()
         if remaining is not None and remaining <= 0:
-            self._errors.append(ProviderTimeout("the call's deadline passed"))
+            self._errors = [*self._errors, ProviderTimeout("the call's deadline passed")]
             raise self._exhausted()
         while True:
             available, earliest = self._available(now)
@@ -550,7 +553,7 @@ class DispatchPlan(PlanEndings):
         router.tracker.record(outcome)
         if router.telemetry is not None and send.span is not None:
             router.telemetry.end_attempt(send.span, outcome)
-        self._errors.append(error)
+        self._errors = [*self._errors, error]
         error.trace = self.trace
         if not retry:
             self._fatal = error
@@ -569,8 +572,9 @@ class DispatchPlan(PlanEndings):
             self._fatal = error
             return
         if kind == "deployment":
-            self._excluded[name] = f"{type(error).__name__} (HTTP {error.status})"
-            self.trace.excluded[name] = self._excluded[name]
+            reason = f"{type(error).__name__} (HTTP {error.status})"
+            self._excluded = {**self._excluded, name: reason}
+            self.trace.excluded[name] = reason
             return
         # Transient: another untried deployment of this group first, then the fallback chain,
         # then a back-off (Retry-After honoured) within the retry budget.
@@ -619,7 +623,7 @@ class DispatchPlan(PlanEndings):
             return None
         name = primary.endpoint.name
         held = name in self._excluded
-        self._excluded[name] = "hedging: first attempt in flight"
+        self._excluded = {**self._excluded, name: "hedging: first attempt in flight"}
         sleeps = len(self.trace.sleeps)
         try:
             action = self._next()
@@ -627,7 +631,9 @@ class DispatchPlan(PlanEndings):
             return None
         finally:
             if not held:
-                del self._excluded[name]
+                excluded = dict(self._excluded)
+                del excluded[name]
+                self._excluded = excluded
                 self.trace.excluded.pop(name, None)
         if isinstance(action, Sleep):
             del self.trace.sleeps[sleeps:]

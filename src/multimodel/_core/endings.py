@@ -49,7 +49,7 @@ class PlanEndings:
     _budget_blocked: AbstractSet[str]
     _shared_wait: Mapping[str, float]
     _policy_blocked: Mapping[str, str]
-    _errors: list[ProviderError]
+    _errors: Sequence[ProviderError]
     _tags: tuple[str, ...]
     candidates: Sequence[Endpoint]
     ctx: RouteContext
