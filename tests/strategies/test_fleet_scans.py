@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import multimodel as mm
 from multimodel._core.clock import ManualClock
-from multimodel._core.trace import LazyScores, RoutingTrace, ScoreTable
+from multimodel._core.trace import LazyScores, RoutingTrace, ScoreTable, new_trace
 from multimodel.catalog.models import ModelSpec, Pricing
 from multimodel.providers.base import Endpoint
 from multimodel.strategies import RouteContext
@@ -478,10 +478,50 @@ def test_tracker_counts_deployments_with_recent_errors(clock: ManualClock) -> No
 
 
 def test_new_trace_is_an_empty_trace() -> None:
-    from multimodel._core.trace import new_trace
-
     fast = new_trace("m")
     assert fast == RoutingTrace(model="m", strategy="", candidates=[])
     fast.scores.add({"a": 1.0})
     assert dict(new_trace("m").scores) == {}  # nothing shared between traces
     assert fast.to_dict()["scores"] == {"a": 1.0}
+
+
+@pytest.mark.parametrize("strategy", ["adaptive", "round_robin", "intelligent"])
+def test_a_plan_from_its_groups_template_equals_the_general_path(strategy: str) -> None:
+    # The first plan of a group enters it the general way and leaves a template; later plans
+    # (and a fallback entered through the chain) are built from it and must be the same plan.
+    deps = [
+        mm.Deployment(
+            model=model,
+            provider="openai",
+            api_key="sk-test",
+            name=name,
+            base_url=f"http://127.0.0.1:9/{name}/v1",
+        )
+        for model, name in (("gpt-4o-mini", "a"), ("gpt-4o-mini", "b"), ("gpt-4o", "c"))
+    ]
+    client = mm.Client(
+        deployments=deps, strategy={"name": strategy}, fallbacks={"gpt-4o-mini": ["gpt-4o"]}
+    )
+    router = client._router
+    request = client._build_request("hi", "gpt-4o-mini", {})
+    first = router.plan(request, timeout=5.0)
+    first._advance()  # the fallback group, entered the general way
+    # intelligent has per-request exclusions: no template, every plan takes the general path
+    assert ("gpt-4o-mini" in router.templates) is (strategy != "intelligent")
+    again = router.plan(request, timeout=5.0)
+    assert again.trace == new_trace("gpt-4o-mini", first.trace.strategy, ["a", "b"])
+    assert again.strategy is router.strategy("gpt-4o-mini")
+    assert list(again.candidates) == router.groups["gpt-4o-mini"]
+    assert again._choose_scored == getattr(again.strategy, "choose_scored", None)
+    again._advance()  # the fallback group from its template
+    assert again.trace == first.trace
+    assert again.trace.models == ["gpt-4o-mini", "gpt-4o"]
+    assert again.trace.candidates == ["a", "b", "c"]
+    client.close()
+
+
+def test_new_trace_of_an_entered_group() -> None:
+    trace = new_trace("m", "Adaptive", ["a", "b"])
+    assert trace == RoutingTrace(
+        model="m", strategy="Adaptive", candidates=["a", "b"], models=["m"]
+    )

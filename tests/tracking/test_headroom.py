@@ -74,3 +74,41 @@ def test_tracker_keeps_the_reading_until_the_reset_and_rereads_near_the_limit() 
     assert cell.headroom == 0.02
     tracker.observe_headers("b", {"x-request-id": "r"})  # no budget: headroom stays unknown
     assert tracker.get("b").headroom == 1.0
+
+
+def test_record_with_headers_reads_them_as_observe_headers_does() -> None:
+    # Tracker.record(outcome, headers) folds observe_headers into the answer's bookkeeping: the
+    # headroom, its reset and the skip cadence must be exactly those of the two calls.
+    from multimodel.tracking.outcome import Outcome
+
+    def answers() -> list[dict[str, str]]:
+        budget = [
+            {
+                "x-ratelimit-limit-requests": "100",
+                "x-ratelimit-remaining-requests": str(remaining),
+                "x-ratelimit-reset-requests": "6s",
+            }
+            for remaining in (90, 80, 70, 60, 5, 2, 40, 30)
+        ]
+        return budget + [{"x-request-id": "r"}] * 70 + budget
+
+    outcome = Outcome(
+        deployment="a", model="m", provider="openai", ok=True, latency=0.1, started_at=0.0
+    )
+    clocks = ManualClock(), ManualClock()
+    merged, separate = Tracker(clocks[0].monotonic), Tracker(clocks[1].monotonic)
+    seen = []
+    for headers in answers():
+        for clock in clocks:
+            clock.advance(0.5)
+        merged.started("a")
+        merged.record(outcome, headers)
+        separate.started("a")
+        separate.observe_headers("a", headers)
+        separate.record(outcome)
+        one, two = merged.get("a"), separate.get("a")
+        pair = (one.headroom, one.headroom_until, one.headroom_skip)  # type: ignore[attr-defined]
+        assert pair == (two.headroom, two.headroom_until, two.headroom_skip)  # type: ignore[attr-defined]
+        seen.append(pair[0])
+    assert 0.02 in seen and 0.9 in seen  # the readings did change along the way
+    assert merged.snapshot().deployments["a"] == separate.snapshot().deployments["a"]

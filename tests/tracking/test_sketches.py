@@ -333,3 +333,49 @@ def test_peak_ewma_rejects_bad_input() -> None:
     peak.update(2.0, now=0.0)
     peak.reset()
     assert peak.value() is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=0.0, max_value=1e6, allow_nan=False),
+            st.floats(min_value=-5.0, max_value=50.0, allow_nan=False),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.floats(min_value=0.01, max_value=100.0),
+)
+def test_peak_ewma_fold_is_the_documented_update_with_stamp_and_rank(
+    samples: list[tuple[float, float]], tau: float
+) -> None:
+    # fold() carries the update the tracker pays on every answer: it must return exactly the
+    # documented estimate, the update's stamp and the rank of that state (log v + stamp / tau).
+    peak, reader = PeakEWMA(tau), PeakEWMA(tau)
+    value: float | None = None
+    stamp = 0.0
+    now = 0.0
+    for x, step in samples:
+        now += step
+        if value is None or x >= value:
+            expected = x
+        else:
+            elapsed = now - stamp
+            expected = x + (value - x) * (math.exp(-elapsed / tau) if elapsed > 0.0 else 1.0)
+        if now > stamp or value is None:
+            stamp = now
+        value = expected
+        rank = math.log(value) + stamp / tau if value > 0.0 else -math.inf
+        assert peak.fold(x, now) == (value, stamp, rank)
+        assert reader.update(x, now) == value  # update() is fold()'s estimate
+        assert (peak.stamp, peak.rank(), peak.value()) == (stamp, rank, value)
+        assert (reader.stamp, reader.rank()) == (stamp, rank)
+
+
+def test_peak_ewma_fold_rejects_bad_input() -> None:
+    peak = PeakEWMA(1.0)
+    for bad in (-1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="finite and not negative"):
+            peak.fold(bad, 0.0)
+    assert peak.value() is None  # nothing was folded in

@@ -31,6 +31,7 @@ call, are in ``endings.py``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
 from ..errors import (
@@ -48,9 +49,9 @@ from ..strategies._util import ProbeScores
 from ..strategies.base import RouteContext
 from ..tracking.outcome import Outcome, success_outcome
 from ..types import ChatRequest, Usage
-from .endings import PlanEndings, _estimate
+from .endings import NO_NAMES, NO_REASONS, NO_WAITS, PlanEndings, _estimate
 from .router import AUTO, Router
-from .tokens import estimate_input_tokens, estimate_output_tokens
+from .tokens import DEFAULT_OUTPUT_TOKENS, estimate_input_tokens
 from .trace import AttemptRecord, LazyScores, RoutingTrace, Send, Sleep, new_trace
 
 if TYPE_CHECKING:
@@ -64,10 +65,10 @@ _new_tuple = tuple.__new__
 class DispatchPlan(PlanEndings):
     """The sans-I/O state machine for one call; see the module docstring for the driver loop."""
 
-    # One plan per call: slots make its many attribute writes and reads cheaper (``_attempts``
-    # and ``_span`` are declared by PlanEndings, which writes them too).
+    # One plan per call: slots make its many attribute writes and reads cheaper (``_attempts``,
+    # ``_budget_blocked``, ``_shared_wait`` and ``_span`` are declared by PlanEndings, which
+    # writes them too).
     __slots__ = (
-        "_budget_blocked",
         "_chain",
         "_choose_scored",
         "_deadline_at",
@@ -80,7 +81,6 @@ class DispatchPlan(PlanEndings):
         "_prefer",
         "_retries",
         "_router",
-        "_shared_wait",
         "_started",
         "_tags",
         "_timeout",
@@ -117,12 +117,22 @@ class DispatchPlan(PlanEndings):
         self.operation = operation
         self.request = request
         self.policy = policy
-        self._policy_blocked: dict[str, str] = {}
+        # Three sets of exclusions most calls never write: shared empties, replaced when one is
+        # (three containers fewer per call).
+        self._policy_blocked: Mapping[str, str] = NO_REASONS
         self.stream = stream
         # tuple.__new__ directly: a named tuple's generated __new__ is a Python function.
+        # The output estimate is estimate_output_tokens's, without the call (and each pydantic
+        # field of the request is read once: they cost several slot reads each).
+        max_tokens = request.max_tokens
         self.ctx = _new_tuple(
             RouteContext,
-            (request, stream, estimate_input_tokens(request), estimate_output_tokens(request)),
+            (
+                request,
+                stream,
+                estimate_input_tokens(request),
+                max_tokens if max_tokens is not None else DEFAULT_OUTPUT_TOKENS,
+            ),
         )
         self._timeout = timeout
         now = router.clock.monotonic()
@@ -132,22 +142,33 @@ class DispatchPlan(PlanEndings):
         self._attempts = 0
         self._retries = 0
         self._tried: set[str] = set()
-        self._excluded: dict[str, str] = {}
-        self._errors: list[ProviderError] = []
+        # Written only when something fails or is excluded: shared empties until then, each
+        # write a fresh copy (two containers fewer per call).
+        self._excluded: Mapping[str, str] = NO_REASONS
+        self._errors: Sequence[ProviderError] = ()
         self._fatal: Exception | None = None
         self._pending_sleep: float | None = None
-        self._budget_blocked: set[str] = set()
-        self._shared_wait: dict[str, float] = {}  # deployment -> when the fleet may admit it
+        self._budget_blocked: AbstractSet[str] = NO_NAMES
+        self._shared_wait: Mapping[str, float] = NO_WAITS  # deployment -> when the fleet admits it
         self._tags = tuple(request.tags or ())
-        self._chain = [request.model, *router.fallbacks.get(request.model, ())]
+        model = request.model
+        fallbacks = router.fallbacks.get(model)
+        self._chain = [model] if fallbacks is None else [model, *fallbacks]
         self._position = 0
-        self.trace = new_trace(request.model)
-        self._enter(self._chain[0])
+        template = router.templates.get(model) if policy is None else None
+        if template is not None:
+            # _enter's template path, with the trace built entered (one step, no call).
+            self.model = model
+            self.strategy, self.candidates, names, self._choose_scored, name = template
+            self.trace = new_trace(model, name, list(names))
+        else:
+            self.trace = new_trace(model)
+            self._enter(model)
         router.budget.deposit(now)
         telemetry = router.telemetry
         self._span = (
             telemetry.start_call(
-                model=request.model,
+                model=model,
                 operation=operation,
                 stream=stream,
                 # An embeddings batch's request is a carrier for the token estimates: its
@@ -163,6 +184,19 @@ class DispatchPlan(PlanEndings):
     def _enter(self, model: str) -> None:
         router = self._router
         self.model = model
+        template = router.templates.get(model)
+        if template is not None and self.policy is None:
+            # A group whose entry does not depend on the request (one model, no strategy
+            # exclusions): what the general path below would compute, kept from the first call.
+            self.strategy, self.candidates, names, self._choose_scored, name = template
+            trace = self.trace
+            trace.models.append(model)
+            if not trace.strategy:
+                trace.strategy = name
+            trace.candidates.extend(names)
+            if self._tried:
+                self._tried = set()
+            return
         self.strategy = router.strategy(model)
         self.candidates, excluded = router.candidates(model, self.ctx)
         exclude = getattr(self.strategy, "exclude", None)
@@ -183,19 +217,28 @@ class DispatchPlan(PlanEndings):
                 input_tokens=self.ctx.input_tokens,
                 output_tokens=self.ctx.output_tokens,
             )
-            self._policy_blocked.update(denied)
+            self._policy_blocked = {**self._policy_blocked, **denied}
             excluded = {**excluded, **denied}
         trace = self.trace
         if excluded:
-            self._excluded.update(excluded)
+            self._excluded = {**self._excluded, **excluded}
             trace.excluded.update(excluded)
         trace.models.append(model)
         if not trace.strategy:
             trace.strategy = type(self.strategy).__name__
-        trace.candidates.extend(router.names_of(model, self.candidates))
+        names = router.names_of(model, self.candidates)
+        trace.candidates.extend(names)
         self._choose_scored = getattr(self.strategy, "choose_scored", None)
         if self._tried:
             self._tried = set()
+        if model != AUTO and exclude is None:
+            router.templates[model] = (
+                self.strategy,
+                self.candidates,
+                names,
+                self._choose_scored,
+                type(self.strategy).__name__,
+            )
 
     def _advance(self) -> bool:
         """Move to the next model of the fallback chain; ``False`` when there is none."""
@@ -230,19 +273,20 @@ class DispatchPlan(PlanEndings):
         if self._pending_sleep is not None:
             seconds, self._pending_sleep = self._pending_sleep, None
             if remaining is not None and seconds >= remaining:
-                self._errors.append(
+                self._errors = [
+                    *self._errors,
                     ProviderTimeout(
                         f"the call's deadline leaves {max(remaining, 0):.2f}s, less than the "
                         f"{seconds:.2f}s back-off"
-                    )
-                )
+                    ),
+                ]
                 raise self._exhausted()
             self.trace.sleeps.append(seconds)
             return Sleep(seconds)
-        if self._attempts >= router.retry.max_attempts:
+        if self._attempts > router.retry.max_retries:  # max_attempts, without the property
             raise self._exhausted()
         if remaining is not None and remaining <= 0:
-            self._errors.append(ProviderTimeout("the call's deadline passed"))
+            self._errors = [*self._errors, ProviderTimeout("the call's deadline passed")]
             raise self._exhausted()
         while True:
             available, earliest = self._available(now)
@@ -268,20 +312,25 @@ class DispatchPlan(PlanEndings):
             endpoint = pinned
         elif (scored := self._choose_scored) is not None:
             endpoint, scores = scored(pool, router.tracker, self.ctx)
-            self.trace.scores.add(scores)
+            # ScoreTable.add, inlined (once per decision)
+            table = self.trace.scores
+            table._parts.append(scores)
+            table._dict = None
             # A probe or a learned choice says why. The class compared first: these are
             # Mapping ABCs, and isinstance against them goes through the ABC machinery.
             if type(scores) is not LazyScores and isinstance(scores, (ProbeScores, LearnedScores)):
                 self.trace.notes.defer(scores)  # formatted if the trace is read
         else:
             endpoint = self.strategy.choose(pool, router.tracker, self.ctx)
-        tokens = self.ctx.input_tokens + self.ctx.output_tokens
-        reservation = router.limiter.acquire(endpoint.name, tokens, now)
-        if reservation is None:
-            # Another thread took the last slot since _available: decide again (the limiter now
-            # excludes this deployment), under the deadline and ``when_all_unavailable``,
-            # rather than sleeping up to MAX_WAIT past both.
-            return self._next()
+        reservation = None  # without limits or a fleet there is nothing to reserve or hand on
+        if router.limiter.any_limits or router.shared is not None:
+            tokens = self.ctx.input_tokens + self.ctx.output_tokens
+            reservation = router.limiter.acquire(endpoint.name, tokens, now)
+            if reservation is None:
+                # Another thread took the last slot since _available: decide again (the limiter
+                # now excludes this deployment), under the deadline and
+                # ``when_all_unavailable``, rather than sleeping up to MAX_WAIT past both.
+                return self._next()
         hold = None
         if router.budgets is not None:
             hold = router.budgets.reserve(
@@ -290,7 +339,7 @@ class DispatchPlan(PlanEndings):
             if hold is None:  # a concurrent call used the budget since _available
                 router.limiter.reconcile(reservation, 0)
                 self.trace.excluded[endpoint.name] = "budget exhausted"
-                self._budget_blocked.add(endpoint.name)
+                self._budget_blocked = self._budget_blocked | {endpoint.name}
                 return self._next()
         self._attempts += 1
         self._tried.add(endpoint.name)
@@ -302,7 +351,7 @@ class DispatchPlan(PlanEndings):
         span = None
         if router.telemetry is not None and self._span is not None:
             span = router.telemetry.start_attempt(self._span, endpoint, self._attempts)
-        return Send(endpoint, self._attempts, timeout, now, reservation, span, hold)
+        return _new_tuple(Send, (endpoint, self._attempts, timeout, now, reservation, span, hold))
 
     def _pinned(self, available: Sequence[Endpoint]) -> Endpoint | None:
         """The preferred deployment if it is available, once: whether or not it is, the next
@@ -337,7 +386,7 @@ class DispatchPlan(PlanEndings):
             if budgets is not None:
                 why = budgets.blocked(c, self.request.user, self._tags, _estimate(c, self.ctx))
                 if why is not None:
-                    self._budget_blocked.add(c.name)
+                    self._budget_blocked = self._budget_blocked | {c.name}
                     self.trace.excluded[c.name] = why
                     continue
             fleet_wait = self._shared_wait.get(c.name) if self._shared_wait else None
@@ -388,7 +437,10 @@ class DispatchPlan(PlanEndings):
                 if secret in request_id:
                     request_id = redact(request_id, secrets)
                     break
-        self.trace.attempts.append(AttemptRecord(endpoint.name, "ok", latency, status))
+        # tuple.__new__ directly, as for the context: once per answer.
+        self.trace.attempts.append(
+            _new_tuple(AttemptRecord, (endpoint.name, "ok", latency, status, None))
+        )
         breakdown = router.cost(endpoint, usage) if router.cost is not None and usage else None
         outcome = success_outcome(
             endpoint.name,
@@ -422,15 +474,14 @@ class DispatchPlan(PlanEndings):
             limiter.reconcile(send.reservation, usage.total_tokens if usage else None)
             if headers is not None and limiter.limited(endpoint.name):
                 limiter.observe(endpoint.name, headers, now)
-        if headers is not None:
-            router.tracker.observe_headers(endpoint.name, headers)
         if router.budgets is not None:
             router.budgets.settle(send.hold, outcome.cost)
-        router.tracker.record(outcome)
+        router.tracker.record(outcome, headers)
         if router.telemetry is not None:
             if send.span is not None:
                 router.telemetry.end_attempt(send.span, outcome)
-            self._end_call(None, outcome)
+            if self._span is not None:  # _end_call's own test, without the call
+                self._end_call(None, outcome)
         return outcome
 
     def failed(
@@ -502,7 +553,7 @@ class DispatchPlan(PlanEndings):
         router.tracker.record(outcome)
         if router.telemetry is not None and send.span is not None:
             router.telemetry.end_attempt(send.span, outcome)
-        self._errors.append(error)
+        self._errors = [*self._errors, error]
         error.trace = self.trace
         if not retry:
             self._fatal = error
@@ -521,8 +572,9 @@ class DispatchPlan(PlanEndings):
             self._fatal = error
             return
         if kind == "deployment":
-            self._excluded[name] = f"{type(error).__name__} (HTTP {error.status})"
-            self.trace.excluded[name] = self._excluded[name]
+            reason = f"{type(error).__name__} (HTTP {error.status})"
+            self._excluded = {**self._excluded, name: reason}
+            self.trace.excluded[name] = reason
             return
         # Transient: another untried deployment of this group first, then the fallback chain,
         # then a back-off (Retry-After honoured) within the retry budget.
@@ -571,7 +623,7 @@ class DispatchPlan(PlanEndings):
             return None
         name = primary.endpoint.name
         held = name in self._excluded
-        self._excluded[name] = "hedging: first attempt in flight"
+        self._excluded = {**self._excluded, name: "hedging: first attempt in flight"}
         sleeps = len(self.trace.sleeps)
         try:
             action = self._next()
@@ -579,7 +631,9 @@ class DispatchPlan(PlanEndings):
             return None
         finally:
             if not held:
-                del self._excluded[name]
+                excluded = dict(self._excluded)
+                del excluded[name]
+                self._excluded = excluded
                 self.trace.excluded.pop(name, None)
         if isinstance(action, Sleep):
             del self.trace.sleeps[sleeps:]

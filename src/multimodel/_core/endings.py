@@ -10,8 +10,10 @@ Also the estimated cost that budgets reserve for a request. No I/O.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from decimal import Decimal
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AllAttemptsFailed, BudgetExceeded, NoDeploymentAvailable, ProviderError
@@ -25,7 +27,13 @@ from .trace import AttemptRecord, RoutingTrace, Send
 if TYPE_CHECKING:
     from ..security._rules import Policy
 
-__all__ = ["PlanEndings"]
+__all__ = ["NO_NAMES", "NO_REASONS", "NO_WAITS", "PlanEndings"]
+
+# What a plan's rarely written exclusions start as (read-only, shared by every plan; a plan
+# that excludes something gets its own copy).
+NO_NAMES: AbstractSet[str] = frozenset()
+NO_REASONS: Mapping[str, str] = MappingProxyType({})
+NO_WAITS: Mapping[str, float] = MappingProxyType({})
 
 
 class PlanEndings:
@@ -33,15 +41,15 @@ class PlanEndings:
     ``DispatchPlan``, which sets these)."""
 
     # The slots this mixin writes live here; DispatchPlan declares the ones it only reads.
-    __slots__ = ("_attempts", "_span")
+    __slots__ = ("_attempts", "_budget_blocked", "_shared_wait", "_span")
     _attempts: int
     _span: Any
 
     _router: Router
-    _budget_blocked: set[str]
-    _shared_wait: dict[str, float]
-    _policy_blocked: dict[str, str]
-    _errors: list[ProviderError]
+    _budget_blocked: AbstractSet[str]
+    _shared_wait: Mapping[str, float]
+    _policy_blocked: Mapping[str, str]
+    _errors: Sequence[ProviderError]
     _tags: tuple[str, ...]
     candidates: Sequence[Endpoint]
     ctx: RouteContext
@@ -73,10 +81,10 @@ class PlanEndings:
             router.telemetry.end_attempt(send.span, None)
         self.trace.excluded[name] = refusal.reason
         if refusal.kind == "budget":  # the fleet spent the budget: like a local one
-            self._budget_blocked.add(name)
+            self._budget_blocked = self._budget_blocked | {name}
             return
         until = now + refusal.wait
-        self._shared_wait[name] = until
+        self._shared_wait = {**self._shared_wait, name: until}
         # Every call of this process waits it out too. An open breaker is adopted as open
         # (the deployment is down here as it is in the fleet), a hold as a hold.
         if refusal.kind == "open":

@@ -71,6 +71,10 @@ class Router:
         # Candidate names per group, for the trace (``auto`` filters per request: not here).
         self.names = {model: tuple(ep.name for ep in eps) for model, eps in self.groups.items()}
         self._strategy_for = strategy_for
+        #: Per model group (not ``auto``), what a plan's entry into it sets when it does not
+        #: depend on the request (a strategy without exclusions): (strategy, candidates, their
+        #: names, ``choose_scored`` or ``None``, the strategy's name). Filled by the first plan.
+        self.templates: dict[str, tuple[Strategy, Sequence[Endpoint], Sequence[str], Any, str]] = {}
         self.strategies: dict[str, Strategy] = {m: strategy_for(m) for m in self.groups}
         self.tracker = tracker
         self.clock = clock

@@ -289,14 +289,23 @@ class RoutingTrace:
 _new_object = object.__new__
 
 
-def new_trace(model: str) -> RoutingTrace:
+def new_trace(model: str, strategy: str = "", candidates: list[str] | None = None) -> RoutingTrace:
     """An empty trace for a call of ``model``: what ``RoutingTrace(model=model, strategy="",
     candidates=[])`` builds, without the dataclass ``__init__``'s default-factory checks (one
-    trace per call)."""
+    trace per call).
+
+    With ``candidates``: the trace of a call that has entered ``model``'s group already, with
+    ``strategy`` and those candidates (``models`` is ``[model]``): a plan built from its
+    group's template fills it in one step."""
     trace: RoutingTrace = _new_object(RoutingTrace)
     trace.model = model
-    trace.strategy = ""
-    trace.candidates = []
+    trace.strategy = strategy
+    if candidates is None:
+        trace.candidates = []
+        trace.models = []
+    else:
+        trace.candidates = candidates
+        trace.models = [model]
     trace.excluded = {}
     # The score table and the notes likewise, without their __init__ calls.
     scores: ScoreTable = _new_object(ScoreTable)
@@ -305,7 +314,6 @@ def new_trace(model: str) -> RoutingTrace:
     trace.scores = scores
     trace.attempts = []
     trace.sleeps = []
-    trace.models = []
     notes: Notes = _new_object(Notes)
     notes._items = []
     trace.notes = notes

@@ -28,6 +28,7 @@ from typing import Any
 __all__ = ["RateLimiter", "Reservation", "parse_reset"]
 
 WINDOW = 60.0
+_new_object = object.__new__
 
 
 class _Log:
@@ -96,6 +97,9 @@ class RateLimiter:
         # Called with (deployment, shared id, actual tokens) when a reservation admitted by the
         # shared state is reconciled (``shared_state=``).
         self.on_reconcile: Any = None
+        #: Whether any deployment has a limit (else every check passes): a plain attribute set
+        #: by :meth:`configure`, read twice per call.
+        self.any_limits = False
 
     def configure(self, deployment: str, *, rpm: int | None, tpm: int | None) -> None:
         """Set the limits of one deployment (``None``: unlimited)."""
@@ -104,11 +108,7 @@ class RateLimiter:
                 self._requests[deployment] = _Log(rpm)
             if tpm:
                 self._tokens[deployment] = _Log(tpm)
-
-    @property
-    def any_limits(self) -> bool:
-        """Whether any deployment has a limit (else every check passes)."""
-        return bool(self._requests or self._tokens)
+            self.any_limits = bool(self._requests or self._tokens)
 
     def limited(self, deployment: str) -> bool:
         """Whether ``deployment`` has any limit."""
@@ -131,7 +131,14 @@ class RateLimiter:
         req = self._requests.get(deployment)
         tok = self._tokens.get(deployment)
         if req is None and tok is None:
-            return Reservation(deployment, tokens, None)
+            # Reservation(deployment, tokens, None) without the __init__ call (every attempt
+            # on an unlimited deployment takes this path).
+            reservation: Reservation = _new_object(Reservation)
+            reservation.deployment = deployment
+            reservation.tokens = tokens
+            reservation._entry = reservation._request = reservation.shared = None
+            reservation.shared_at = None
+            return reservation
         with self._lock:
             if (req is not None and req.wait(1, now) > 0) or (
                 tok is not None and tok.wait(tokens, now) > 0

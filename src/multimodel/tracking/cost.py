@@ -78,6 +78,10 @@ _PER_TOKEN_MAX = 4096
 
 
 _new_tuple = tuple.__new__
+# The exact context's operations, bound once: looking a method up on a Context costs about as
+# much as the operation itself.
+_multiply = _EXACT.multiply
+_add = _EXACT.add
 # id(Pricing) -> (the Pricing, input and output price per token); the Pricing is kept, so its
 # id is not reused while the entry lives. Bounded like _PER_TOKEN.
 _PER_PRICING: dict[int, tuple[Pricing, Decimal, Decimal]] = {}
@@ -115,9 +119,9 @@ def compute_cost(usage: Usage, pricing: Pricing, *, price_version: str) -> CostB
         if per_token is None or per_token[0] is not pricing:
             per_token = _per_token_prices(pricing)
         tokens = usage.input_tokens
-        uncached_cost = _EXACT.multiply(tokens, per_token[1]) if tokens > 0 else _ZERO
+        uncached_cost = _multiply(tokens, per_token[1]) if tokens > 0 else _ZERO
         tokens = usage.output_tokens
-        output_cost = _EXACT.multiply(tokens, per_token[2]) if tokens > 0 else _ZERO
+        output_cost = _multiply(tokens, per_token[2]) if tokens > 0 else _ZERO
         # tuple.__new__ directly: a named tuple's generated __new__ is a Python function.
         return _new_tuple(
             CostBreakdown,
@@ -127,7 +131,7 @@ def compute_cost(usage: Usage, pricing: Pricing, *, price_version: str) -> CostB
                 _ZERO,
                 output_cost,
                 _ZERO,
-                _EXACT.add(uncached_cost, output_cost) if output_cost else uncached_cost,
+                _add(uncached_cost, output_cost) if output_cost else uncached_cost,
                 price_version,
             ),
         )

@@ -40,6 +40,7 @@ from collections.abc import Sequence
 __all__ = ["EWMA", "PeakEWMA", "QuantileSketch"]
 
 _log = math.log
+_exp = math.exp
 _ceil = math.ceil
 _NO_FLOOR = -(1 << 62)  # below any key a double can produce
 
@@ -315,6 +316,11 @@ class PeakEWMA:
         """Fold in sample ``x`` (finite, ``>= 0``) observed at time ``now``; return the estimate.
 
         A ``now`` earlier than the previous update counts as no time elapsed."""
+        return self.fold(x, now)[0]
+
+    def fold(self, x: float, now: float) -> tuple[float, float, float]:
+        """:meth:`update`, returning ``(estimate, stamp, rank())`` in one call (the tracker
+        keeps all three per answer: one call instead of three)."""
         if not 0.0 <= x < math.inf:
             raise ValueError(f"sample must be finite and not negative, got {x!r}")
         current = self._value
@@ -322,12 +328,12 @@ class PeakEWMA:
             value = x
         else:
             elapsed = now - self._stamp
-            weight = math.exp(-elapsed / self.tau) if elapsed > 0.0 else 1.0
-            value = x + (current - x) * weight
+            value = x + (current - x) * (_exp(-elapsed / self.tau) if elapsed > 0.0 else 1.0)
         self._value = value
-        if now > self._stamp or current is None:
-            self._stamp = now
-        return value
+        stamp = self._stamp
+        if now > stamp or current is None:
+            self._stamp = stamp = now
+        return value, stamp, (_log(value) + stamp / self.tau if value > 0.0 else -math.inf)
 
     def value(self, now: float | None = None) -> float | None:
         """The estimate (``None`` before the first sample).

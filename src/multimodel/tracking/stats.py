@@ -233,9 +233,13 @@ class Tracker:
     def started(self, deployment: str) -> None:
         """An attempt on ``deployment`` was sent."""
         cell = self._cells.get(deployment) or self._cell(deployment)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # rather than ``with``: half the instructions, on every attempt
+        try:
             cell.sent_loads.append(cell.in_flight)
             cell.in_flight += 1
+        finally:
+            lock.release()
 
     def latency_quantile(self, deployment: str, q: float) -> float | None:
         """The ``q`` quantile of a deployment's successful latencies (``None`` before any)."""
@@ -292,10 +296,19 @@ class Tracker:
         with self._lock:
             _release(cell)
 
-    def record(self, outcome: Outcome) -> None:
-        """An attempt finished (successfully or not): update stats, then notify listeners."""
+    def record(self, outcome: Outcome, headers: Mapping[str, str] | None = None) -> None:
+        """An attempt finished (successfully or not): update stats, then notify listeners.
+
+        ``headers``: the answer's response headers, read as :meth:`observe_headers` does
+        first (one call per answer instead of two)."""
         name = outcome.deployment
         cell = self._cells.get(name) or self._cell(name)
+        if headers is not None:
+            skip = cell.headroom_skip
+            if skip:  # observe_headers' common case, inlined
+                cell.headroom_skip = skip - 1
+            else:
+                self.observe_headers(name, headers)
         now = self._monotonic()
         usage = outcome.usage
         if outcome.error == ABANDONED:
@@ -313,17 +326,29 @@ class Tracker:
         # provider billed, but neither a success nor a failure, and no latency sample.
         stopped = outcome.error == CANCELLED
         load = None
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # rather than ``with``: half the instructions, on every answer
+        try:
             if not outcome.cached:  # _release, inlined: once per answer
                 cell.in_flight = max(0, cell.in_flight - 1)
                 loads = cell.sent_loads
                 load = loads.popleft() if loads else None
             cell.requests += 1
             if not stopped:
-                cell.win_requests.add(now, 1, outcome.latency)
+                window = cell.win_requests
+                # MultiWindow.add's hot path, inlined (once per answer): the same narrowest slot
+                # as the pending events.
+                if window._nested and int(now // window._width) == window._index:
+                    window._count += 1
+                    window._value += outcome.latency
+                else:
+                    window.add(now, 1, outcome.latency)
+            output = None
             if usage is not None:
+                # Each field read once: a pydantic attribute costs several slot reads.
+                output = usage.output_tokens
                 cell.input_tokens += usage.input_tokens
-                cell.output_tokens += usage.output_tokens
+                cell.output_tokens += output
                 cell.cache_read_tokens += usage.cache_read_tokens
             if outcome.cost is not None:
                 cell.cost += outcome.cost
@@ -342,7 +367,7 @@ class Tracker:
                 if outcome.cached:
                     cell.cached += 1
                 else:
-                    self._timing(cell, outcome, now, load)
+                    self._timing(cell, outcome, now, load, output)
             elif not stopped:
                 cell.failures += 1
                 cell.consecutive_failures += 1
@@ -359,12 +384,17 @@ class Tracker:
                 self._group(self._users, outcome.user, outcome, now)
             for tag in outcome.tags:
                 self._group(self._tags, tag, outcome, now)
+        finally:
+            lock.release()
         if outcome.model and name not in self._meta:
             self._meta[name] = (outcome.model, outcome.provider)
         for listener in self._listeners:
             listener(outcome)
 
-    def _timing(self, cell: _Cell, outcome: Outcome, now: float, load: int | None) -> None:
+    def _timing(
+        self, cell: _Cell, outcome: Outcome, now: float, load: int | None, output: int | None
+    ) -> None:
+        """Fold a success's latency into the cell (``output``: its output tokens, if known)."""
         latency = outcome.latency
         if outcome.stream:
             ttft = outcome.ttft
@@ -379,26 +409,23 @@ class Tracker:
         else:
             ewma = cell.ewma_latency  # _ewma, inlined: once per answer
             cell.ewma_latency = latency if ewma is None else ewma + _ALPHA * (latency - ewma)
-            usage = outcome.usage
             sample = latency
-            if usage is not None:
+            if output is not None:
                 # Latency against output length: the peak estimate is fed the answer taken to
                 # the recent length (one long answer is not a slow deployment), the plain EWMA
                 # stays linear in the lengths (see tracking.lengths).
                 lengths = cell.length_fit
-                if lengths.add(usage.output_tokens, latency, outcome.requested_tokens):
+                if lengths.add(output, latency, outcome.requested_tokens):
                     if not cell.length_per_token:  # a slope found: t-bar from the EWMA
                         lengths.start(cell.ewma_latency)
                     cell.length_share, cell.length_per_token = lengths.share, lengths.per_token
-                    sample = lengths.normalized(usage.output_tokens, latency)
+                    sample = lengths.normalized(output, latency)
                 elif cell.length_per_token:  # the lengths stopped varying
                     cell.length_share, cell.length_per_token = 1.0, 0.0
-            peak = cell.peak_latency
-            cell.latency_peak = peak.update(sample, now)
-            cell.latency_at = peak.stamp
+            cell.latency_peak, cell.latency_at, rank = cell.peak_latency.fold(sample, now)
             if cell.latency_rank is None:
                 self.ranked += 1
-            cell.latency_rank = rank = peak.rank()
+            cell.latency_rank = rank
             if load is not None:
                 fit = cell.congestion_fit
                 fit.add(load, latency)
@@ -409,9 +436,8 @@ class Tracker:
                 cell.stream_rank = rank
             generation = latency
         cell.latency_sketch.add(latency)
-        usage = outcome.usage
-        if usage is not None and usage.output_tokens >= _MIN_TPOT_TOKENS and generation > 0:
-            cell.ewma_tpot = _ewma(cell.ewma_tpot, generation / usage.output_tokens)
+        if output is not None and output >= _MIN_TPOT_TOKENS and generation > 0:
+            cell.ewma_tpot = _ewma(cell.ewma_tpot, generation / output)
         # Published once the rank keys are set: a reader of ``reranked`` finds them set.
         n = self.reranked
         self.reranks[n % RERANK_RING] = cell
