@@ -220,3 +220,37 @@ def test_bare_dispatch_plan(scenario: Scenario) -> None:
         assert result == scenario.order[-1]
     else:
         assert isinstance(result, scenario.outcome)
+
+
+def test_a_refusal_records_the_load_it_was_sent_at() -> None:
+    """A 429 with Retry-After tells the tracker how many attempts were in flight when the
+    refused one was sent (what ``adaptive`` learns as the deployment's ceiling), whatever has
+    finished since."""
+    import httpx
+
+    from multimodel._core.dispatch import Send
+    from multimodel.providers.openai import OpenAIAdapter
+
+    clock = mm.ManualClock()
+    dep = mm.Deployment(
+        model="gpt-4o-mini", provider="openai", api_key="sk-test", base_url="http://x.test/v1"
+    )
+    client = mm.Client(deployments=[dep], clock=clock)
+    router = client._router
+    request = client._build_request("hi", "gpt-4o-mini", {})
+    plans = [router.plan(request, timeout=5.0) for _ in range(3)]
+    sends: list[Send] = []
+    for plan in plans:
+        action = plan.next_action()
+        assert isinstance(action, Send)
+        sends.append(action)
+    assert [s.load for s in sends] == [0, 1, 2]
+    plans[0].succeeded(sends[0], usage=mm.Usage(input_tokens=1, output_tokens=1))
+    body = {"error": {"message": "slow down", "type": "rate_limit", "code": None}}
+    refusal = httpx.Response(429, json=body, headers={"retry-after": "3"})
+    plans[2].failed(sends[2], OpenAIAdapter().map_error(refusal, sends[2].endpoint), retry=False)
+    cell = router.tracker.get(sends[2].endpoint.name)
+    assert cell.penalty_until > clock.monotonic()
+    assert cell.refused_load == 2  # sent with two in flight; one in flight now
+    assert cell.in_flight == 1
+    client.close()

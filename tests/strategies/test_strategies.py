@@ -812,6 +812,36 @@ def test_adaptive_seed_reproducible(tracker: Tracker) -> None:
     assert first == [a2.choose(cands, tracker, CTX).name for _ in range(200)]
 
 
+def test_the_refused_load_is_the_load_the_refused_request_was_sent_at(
+    tracker: Tracker, clock: ManualClock
+) -> None:
+    # A 429 at 3 in flight; two answers land before the next choice reads the hold. The
+    # ceiling is the 3 the request was sent at, not the 1 left in flight (which held a
+    # deployment with free slots back and sent the request to a full one: 360 avoidable
+    # 429s of 900 in the simulator's bursty_90).
+    s = Adaptive(seed=12)
+    cands = eps("limited", "other")
+    record(tracker, "limited", latency=0.1)
+    record(tracker, "other", latency=0.3)
+    for _ in range(3):
+        tracker.started("limited")
+    load = tracker.started("limited")
+    assert load == 3
+    tracker.record(
+        outcome(
+            "limited", ok=False, error="RateLimited", retry_after=1.0, latency=0.01, sent_load=load
+        )
+    )
+    tracker.record(outcome("limited", latency=0.1))
+    tracker.record(outcome("limited", latency=0.1))
+    assert s.choose(cands, tracker, CTX).name == "other"  # held
+    clock.advance(1.5)  # past the hold, 1 in flight: below the 3 it refused
+    assert s.choose(cands, tracker, CTX).name == "limited"
+    tracker.started("limited")
+    tracker.started("limited")  # 3 in flight: at its ceiling
+    assert picks(s, cands, tracker, 10) == {"other": 10}
+
+
 def test_adaptive_avoids_the_load_a_429_refused(tracker: Tracker, clock: ManualClock) -> None:
     s = Adaptive(seed=12)
     cands = eps("limited", "other")

@@ -344,14 +344,16 @@ class DispatchPlan(PlanEndings):
         self._attempts += 1
         self._tried.add(endpoint.name)
         router.health.on_send(endpoint.name, now)
-        router.tracker.started(endpoint.name)
+        load = router.tracker.started(endpoint.name)
         timeout = endpoint.timeout or self._timeout
         if remaining is not None:
             timeout = min(timeout, remaining)
         span = None
         if router.telemetry is not None and self._span is not None:
             span = router.telemetry.start_attempt(self._span, endpoint, self._attempts)
-        return _new_tuple(Send, (endpoint, self._attempts, timeout, now, reservation, span, hold))
+        return _new_tuple(
+            Send, (endpoint, self._attempts, timeout, now, reservation, span, hold, load)
+        )
 
     def _pinned(self, available: Sequence[Endpoint]) -> Endpoint | None:
         """The preferred deployment if it is available, once: whether or not it is, the next
@@ -525,6 +527,7 @@ class DispatchPlan(PlanEndings):
             status=error.status,
             stream=self.stream,
             retry_after=retry_after,
+            sent_load=send.load,
             user=self.request.user,
             tags=tuple(self.request.tags or ()),
             request_id=error.request_id,

@@ -31,6 +31,7 @@ class Send(NamedTuple):
     reservation: Any = None
     span: Any = None
     hold: Any = None  # the budget reservation
+    load: int = 0  # attempts in flight on the deployment before this one (Tracker.started)
 
 
 @dataclass(frozen=True, slots=True)

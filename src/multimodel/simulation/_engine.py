@@ -52,6 +52,7 @@ class _Attempt:
     started: float
     status: int
     retry_after: float | None
+    load: int  # in flight on the deployment when it was sent (Outcome.sent_load)
 
 
 def _strategy(spec: str | Mapping[str, Any] | Strategy, seed: int) -> tuple[str, Strategy]:
@@ -135,9 +136,13 @@ def simulate(
         profile = fleet.profiles[ep.name]
         call.tried.append(ep.name)
         attempts[ep.name] += 1
-        tracker.started(ep.name)
+        load = tracker.started(ep.name)
         status, seconds, retry_after = fleet.attempt(profile, clock.now, call.ctx.output_tokens)
-        push(clock.now + seconds, _DONE, _Attempt(call, profile, clock.now, status, retry_after))
+        push(
+            clock.now + seconds,
+            _DONE,
+            _Attempt(call, profile, clock.now, status, retry_after, load),
+        )
         return True
 
     push(gap(0.0), _ARRIVAL, None)
@@ -171,6 +176,7 @@ def simulate(
                 retry_after=done.retry_after,
                 attempt=len(done.call.tried),
                 requested_tokens=done.call.ctx.output_tokens,
+                sent_load=done.load,
             )
         )
         if ok:

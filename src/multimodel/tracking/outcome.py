@@ -42,6 +42,9 @@ class Outcome(NamedTuple):
         what was asked (:mod:`multimodel.tracking.lengths`).
         operation: the GenAI operation, ``"chat"`` or ``"embeddings"`` (telemetry's
         ``gen_ai.operation.name``).
+        sent_load: the attempts in flight on the deployment when this one was sent (what
+        :meth:`Tracker.started <multimodel.tracking.stats.Tracker.started>` returned): for a
+        429 with ``Retry-After``, the load the provider refused.
     """
 
     deployment: str
@@ -68,6 +71,7 @@ class Outcome(NamedTuple):
     response_id: str | None = None
     requested_tokens: int | None = None
     operation: str = "chat"
+    sent_load: int | None = None
 
 
 _new = tuple.__new__
@@ -128,6 +132,7 @@ def success_outcome(
             response_id,
             requested_tokens,
             operation,
+            None,  # sent_load: read for refusals only
         ),
     )
 

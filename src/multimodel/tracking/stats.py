@@ -89,6 +89,7 @@ class _Cell:
         "peak_latency",
         "peak_ttft",
         "penalty_until",
+        "refused_load",
         "requests",
         "sent_loads",
         "stream_rank",
@@ -126,6 +127,8 @@ class _Cell:
         self.ttft_sketch = QuantileSketch()
         self.last_failure_at: float | None = None
         self.penalty_until = 0.0
+        # The load the last request refused with a Retry-After was sent at (None: unknown).
+        self.refused_load: int | None = None
         self.headroom = 1.0
         self.headroom_until = 0.0
         self.headroom_skip = 0
@@ -230,16 +233,20 @@ class Tracker:
         self._meta[deployment] = (model, provider)
         self._cell(deployment)
 
-    def started(self, deployment: str) -> None:
-        """An attempt on ``deployment`` was sent."""
+    def started(self, deployment: str) -> int:
+        """An attempt on ``deployment`` was sent; returns the attempts that were in flight on
+        it before this one (its load, :attr:`Outcome.sent_load
+        <multimodel.tracking.outcome.Outcome.sent_load>`)."""
         cell = self._cells.get(deployment) or self._cell(deployment)
         lock = self._lock
         lock.acquire()  # rather than ``with``: half the instructions, on every attempt
         try:
-            cell.sent_loads.append(cell.in_flight)
-            cell.in_flight += 1
+            load = cell.in_flight
+            cell.sent_loads.append(load)
+            cell.in_flight = load + 1
         finally:
             lock.release()
+        return load
 
     def latency_quantile(self, deployment: str, q: float) -> float | None:
         """The ``q`` quantile of a deployment's successful latencies (``None`` before any)."""
@@ -380,6 +387,7 @@ class Tracker:
                 cell.win_errors.add(now)
                 if outcome.retry_after:
                     cell.penalty_until = max(cell.penalty_until, now + outcome.retry_after)
+                    cell.refused_load = outcome.sent_load
             if outcome.user is not None:
                 self._group(self._users, outcome.user, outcome, now)
             for tag in outcome.tags:

@@ -65,6 +65,13 @@ class DeploymentStats(Protocol):
         """Monotonic time until which the provider asked us to back off (Retry-After)."""
         ...
 
+    @property
+    def refused_load(self) -> int | None:
+        """The attempts in flight on the deployment when the last request it refused with a
+        Retry-After was sent (``None``: not known, e.g. an outcome recorded without
+        ``sent_load``)."""
+        ...
+
     def latency_estimate(self, now: float) -> float | None:
         """Peak-EWMA seconds per non-streamed answer: spikes count at once, then decay."""
         ...
