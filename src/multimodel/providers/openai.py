@@ -37,6 +37,7 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
+from ..types._response import assistant_message
 from ._embeddings import embedding_vector
 from ._errors import error_from_status
 from ._params import drop_params
@@ -367,13 +368,8 @@ class OpenAIAdapter(ProviderAdapter):
                     metadata=None,
                 )
             )
-        message = Message(
-            role="assistant",
-            content=text if text is not None else ("" if not calls else None),
-            name=None,
-            tool_calls=calls or None,
-            tool_call_id=None,
-            refusal=refusal,
+        message = assistant_message(
+            text if text is not None else ("" if not calls else None), calls or None, refusal
         )
         raw_finish = choice.get("finish_reason")
         raw_finish = raw_finish if isinstance(raw_finish, str) else None
