@@ -81,17 +81,23 @@ def parse_usage(data: Any) -> Usage | None:
     """Normalize an OpenAI-family ``usage`` object (``None`` when absent or not an object)."""
     if not isinstance(data, dict):
         return None
-    prompt = token_count(data.get("prompt_tokens"))
-    completion = token_count(data.get("completion_tokens"))
+    # token_count inline for the two counts every answer has (once per answer and per chunk).
+    prompt = data.get("prompt_tokens")
+    if type(prompt) is not int or prompt < 0:
+        prompt = 0
+    completion = data.get("completion_tokens")
+    if type(completion) is not int or completion < 0:
+        completion = 0
     pdetails = data.get("prompt_tokens_details")
     cdetails = data.get("completion_tokens_details")
     cached = 0
     cache_write = 0
     if isinstance(pdetails, dict):
         cached = token_count(pdetails.get("cached_tokens"))
-        cache_write = token_count(pdetails.get("cache_write_tokens"))
-    if not cached:
-        cached = token_count(data.get("prompt_cache_hit_tokens"))  # DeepSeek
+        if "cache_write_tokens" in pdetails:
+            cache_write = token_count(pdetails["cache_write_tokens"])
+    if not cached and "prompt_cache_hit_tokens" in data:
+        cached = token_count(data["prompt_cache_hit_tokens"])  # DeepSeek
     reasoning = token_count(cdetails.get("reasoning_tokens")) if isinstance(cdetails, dict) else 0
     return usage_of(  # input, output, cache read, cache write, reasoning
         prompt,
