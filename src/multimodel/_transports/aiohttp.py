@@ -281,10 +281,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         decode per name and value and a multidict. aiohttp only reads it (it copies the
         headers into the request's own multidict).
         """
-        if _PRESET:  # httpx's layout as _can_preset found it: (name, lowered, value) triples
-            key = tuple(headers._list)
-        else:  # pragma: no cover
-            key = tuple((k, b"", v) for k, v in headers.raw)
+        # (name, lowered, value) triples: httpx's layout, as _can_preset found it.
+        key = tuple(headers._list) if _PRESET else tuple((k, b"", v) for k, v in headers.raw)
         found = self._header_lists.get(key)
         if found is None:
             text = self._text
