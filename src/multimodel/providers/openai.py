@@ -342,7 +342,9 @@ class OpenAIAdapter(ProviderAdapter):
         if not isinstance(msg, dict):
             raise self._malformed("choice has no message", endpoint, response)
         text = msg.get("content")
-        refusal = _str(msg.get("refusal"))
+        refusal = msg.get("refusal")  # _str, inline: once per answer
+        if not (isinstance(refusal, str) and refusal):
+            refusal = None
         if isinstance(text, list):
             # Some compatible servers (Mistral's reasoning models) send content as parts.
             text = "".join(
@@ -355,8 +357,8 @@ class OpenAIAdapter(ProviderAdapter):
         if text is not None and not isinstance(text, str):
             raise self._malformed("message content is not a string", endpoint, response)
         calls: list[ToolCall] = []
-        raw_calls = msg.get("tool_calls") or []
-        if not isinstance(raw_calls, list):
+        raw_calls = msg.get("tool_calls") or ()
+        if raw_calls and not isinstance(raw_calls, list):
             raise self._malformed("tool_calls is not a list", endpoint, response)
         for raw in raw_calls:
             fn = raw.get("function") if isinstance(raw, dict) else None
@@ -378,12 +380,15 @@ class OpenAIAdapter(ProviderAdapter):
             text if text is not None else ("" if not calls else None), calls or None, refusal
         )
         raw_finish = choice.get("finish_reason")
-        raw_finish = raw_finish if isinstance(raw_finish, str) else None
+        if isinstance(raw_finish, str):
+            finish = normalize_finish_reason(raw_finish, refused=refusal is not None)
+        else:
+            raw_finish = finish = None
         usage = parse_usage(body.get("usage")) or NO_USAGE
         return ParsedResponse(
             id=str(body.get("id") or ""),
             message=message,
-            finish_reason=normalize_finish_reason(raw_finish, refused=refusal is not None),
+            finish_reason=finish,
             raw_finish_reason=raw_finish,
             usage=usage,
             model=str(body.get("model") or endpoint.wire_model),
