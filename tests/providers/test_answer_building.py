@@ -1,6 +1,7 @@
-"""Answers built without validation (``assistant_message``, ``chat_response``) are the objects
-the validating constructors build: same fields, fields set, dump, equality and repr; values of
-another type go through validation (and its errors) as before."""
+"""Answers built without validation (``assistant_message``, ``chat_response``) and the common
+request (``prompt_request``) are the objects the validating constructors build: same fields,
+fields set, dump, equality and repr; values of another type go through validation (and its
+errors) as before."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from multimodel.types import ChatResponse, Message, ToolCall, Usage
+from multimodel.types import ChatRequest, ChatResponse, Message, ToolCall, Usage
+from multimodel.types._request import _prompt_request_works, prompt_request
 from multimodel.types._response import _trusted_works, assistant_message, chat_response
 
 CALL = ToolCall(id="c1", name="f", arguments='{"a":1}')
@@ -174,3 +176,67 @@ def test_any_answer_equals_its_validated_form(
     same(expected_message, message)
     values = response_values(message=message, latency=latency, ttft=ttft, finish_reason=finish)
     same(ChatResponse(**values), chat_response(**values))
+
+
+# -- the common request ----------------------------------------------------------------------------
+
+PROMPT_PARAMS = st.fixed_dictionaries(
+    {},
+    optional={
+        "max_tokens": st.one_of(st.none(), st.integers(-2, 10**6), st.booleans()),
+        "temperature": st.one_of(
+            st.none(), st.floats(-1, 3), st.integers(0, 2), st.just(float("nan"))
+        ),
+        "top_p": st.one_of(st.none(), st.floats(-0.5, 1.5), st.just(1)),
+        "seed": st.one_of(st.none(), st.integers(), st.just(1.5)),
+        "user": st.one_of(st.none(), st.text(max_size=5), st.just(3)),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(prompt=st.text(max_size=10), model=st.sampled_from(["m", ""]), params=PROMPT_PARAMS)
+def test_a_prompt_request_is_the_validated_request_or_none(
+    prompt: str, model: str, params: dict[str, Any]
+) -> None:
+    got = prompt_request(prompt, model, params)
+    try:
+        expected: ChatRequest | None = ChatRequest(
+            messages=[{"role": "user", "content": prompt}], model=model, **params
+        )
+    except pydantic.ValidationError:
+        expected = None
+    if got is None:
+        return  # the caller validates: whatever validation says stands
+    assert expected is not None  # never a request that validation refuses
+    same(expected, got)
+    same(expected.messages[0], got.messages[0])
+
+
+@pytest.mark.parametrize(
+    ("prompt", "params"),
+    [
+        ("hi", {"max_tokens": True}),  # a bool is not an int here
+        ("hi", {"max_tokens": 0}),
+        ("hi", {"temperature": 1}),  # an int: validation makes it a float
+        ("hi", {"temperature": float("nan")}),
+        ("hi", {"top_p": 1.5}),
+        ("hi", {"stop": "\n"}),  # a field with a validator of its own
+        ("hi", {"tags": ["a"]}),
+        ("", {}),
+    ],
+)
+def test_other_requests_are_left_to_validation(prompt: str, params: dict[str, Any]) -> None:
+    assert prompt_request(prompt, "m", params) is None
+
+
+def test_the_common_request_is_built_without_validation() -> None:
+    assert _prompt_request_works()
+    request = prompt_request("hi", "m", {"max_tokens": 20, "temperature": 0.5})
+    assert request is not None
+    same(
+        ChatRequest(
+            messages=[{"role": "user", "content": "hi"}], model="m", max_tokens=20, temperature=0.5
+        ),
+        request,
+    )

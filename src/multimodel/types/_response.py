@@ -11,6 +11,7 @@ Part of :mod:`multimodel.types`, which re-exports every public name.
 from __future__ import annotations
 
 import functools
+from collections.abc import Set as AbstractSet
 from decimal import Decimal
 from typing import Any, Literal, TypeVar, get_args
 
@@ -206,7 +207,7 @@ _MESSAGE_SET = frozenset({"role", "content", "name", "tool_calls", "tool_call_id
 _RESPONSE_SET = frozenset(ChatResponse.model_fields) - {"cached", "parsed"}
 
 
-def _trusted(cls: type[_M], values: dict[str, Any], fields_set: frozenset[str]) -> _M:
+def _trusted(cls: type[_M], values: dict[str, Any], fields_set: AbstractSet[str]) -> _M:
     """An instance of ``cls`` holding ``values`` (every field, in the class's field order),
     in the state validation leaves it in, without running the validator.
 
