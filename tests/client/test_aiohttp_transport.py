@@ -7,6 +7,7 @@ errors, timeouts, refused connections, the pool limit and its timeout, closing. 
 
 from __future__ import annotations
 
+import json
 import socket
 from functools import partial
 
@@ -322,3 +323,21 @@ async def test_trio_is_a_config_error(mock_server_factory: MockServerFactory) ->
     async with mm.AsyncClient(deployments=[deployment(server)], transport="aiohttp") as client:
         with pytest.raises(mm.errors.ConfigError, match="asyncio"):
             await client.query("hi")
+
+
+@asyncio_only
+async def test_each_request_sends_its_own_headers(mock_server_factory: MockServerFactory) -> None:
+    # The transport converts each distinct header list once: calls with other headers (a
+    # per-call header, another body length) must not get an earlier call's.
+    server = server_with(mock_server_factory, text="hi")
+    async with mm.AsyncClient(deployments=[deployment(server)], transport="aiohttp") as client:
+        await client.query("hi", extra_headers={"x-call": "1"})
+        await client.query("hi", extra_headers={"x-call": "2"})
+        await client.query("a longer prompt")
+        await client.query("hi", extra_headers={"x-call": "1"})
+    seen = server.requests("p")
+    assert [r.headers.get("x-call") for r in seen] == ["1", "2", None, "1"]
+    assert [int(r.headers["content-length"]) for r in seen] == [
+        len(json.dumps(r.body, separators=(",", ":"), ensure_ascii=False).encode()) for r in seen
+    ]
+    assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in seen)

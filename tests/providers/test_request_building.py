@@ -7,9 +7,18 @@ from dataclasses import replace
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from multimodel.errors import MalformedResponse
 from multimodel.providers import _request
-from multimodel.providers.base import Endpoint, json_bytes, post_request, usage_of
+from multimodel.providers.base import (
+    Endpoint,
+    ProviderAdapter,
+    json_bytes,
+    post_request,
+    usage_of,
+)
 from multimodel.providers.registry import get_adapter
 from multimodel.types import ChatRequest, Usage
 
@@ -102,3 +111,73 @@ def test_usage_of_is_the_validated_usage() -> None:
     )
     assert usage.model_fields_set == set(Usage.model_fields)
     assert usage_of(10, 5, 2, 1, 3) is usage  # frozen, so shared
+
+
+def test_a_built_request_is_the_state_httpx_builds_and_owns_its_headers() -> None:
+    endpoint = replace(ENDPOINT, memo={})
+    headers = httpx.Headers({"content-type": "application/json", "authorization": "Bearer k"})
+    url = endpoint.url("chat/completions")
+    built = post_request(endpoint, url, headers, b'{"a":1}')
+    expected = httpx.Request("POST", url, headers=built.headers.raw[:-1], content=b'{"a":1}')
+    assert vars(built).keys() == vars(expected).keys()
+    assert built.method == expected.method and built.url == expected.url
+    assert built.headers.raw == expected.headers.raw
+    assert vars(built.headers) == vars(expected.headers)
+    assert built.extensions == expected.extensions == {}
+    assert built.content == expected.content and built.read() == b'{"a":1}'
+    # What a client does to one request's headers and extensions reaches no other request.
+    built.headers["x-call"] = "1"
+    built.extensions["timeout"] = {"read": 1.0}
+    again = post_request(endpoint, url, headers, b"{}")
+    assert "x-call" not in again.headers and "x-call" not in headers
+    assert again.extensions == {}
+    assert (
+        again.headers["content-length"] == "2"
+        and again.headers.raw.count((b"Content-Length", b"2")) == 1
+    )
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def decode_like_json_loads(content: bytes) -> object:
+    """What the adapters' body decoding gave before: json.loads, or MalformedResponse."""
+    try:
+        return json.loads(content)
+    except (ValueError, RecursionError):
+        return MalformedResponse
+
+
+def decoded(content: bytes) -> object:
+    response = httpx.Response(200, content=content)
+    try:
+        return ProviderAdapter.json_body(response, replace(ENDPOINT, memo={}))
+    except MalformedResponse:
+        return MalformedResponse
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.dictionaries(st.text(), JSON_VALUES, max_size=4),
+    before=st.sampled_from([b"", b"\n\n", b" ", b"\xef\xbb\xbf"]),
+    after=st.sampled_from([b"", b"\n", b"  \r\n", b"x", b"}", b"{}"]),
+    encoding=st.sampled_from(["utf-8", "utf-16", "utf-16-le", "utf-32"]),
+)
+def test_json_bodies_decode_as_json_loads_decodes_them(
+    value: dict[str, object], before: bytes, after: bytes, encoding: str
+) -> None:
+    text = json.dumps(value, ensure_ascii=False)
+    content = before + text.encode(encoding, "surrogatepass") + after
+    assert decoded(content) == decode_like_json_loads(content)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"{", b'{"a": 1', b'{"a": "\xff"}', b'{"a": "\xed\xa0\x80"}', b"{\x00}", b"{}", b'{"a":1}  '],
+)
+def test_odd_json_bodies_decode_as_json_loads_decodes_them(content: bytes) -> None:
+    assert decoded(content) == decode_like_json_loads(content)

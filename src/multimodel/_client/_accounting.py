@@ -23,6 +23,7 @@ from ..tracking.outcome import Outcome
 from ..tracking.quality import ServedResponse, task_of_tags
 from ..tracking.stats import Tracker
 from ..types import ChatRequest, ChatResponse, Usage
+from ..types._response import chat_response
 
 if TYPE_CHECKING:
     from ..catalog import Catalog, ModelSpec
@@ -77,7 +78,7 @@ class Accounting:
         endpoint = send.endpoint
         trace = plan.trace
         trace.feedback_to = self._self_ref  # for response.feedback(score)
-        response = ChatResponse(
+        response = chat_response(
             id=parsed.id,
             message=parsed.message,
             finish_reason=parsed.finish_reason,

@@ -19,6 +19,7 @@ from ..errors import InvalidRequestError, UnknownModelError
 from ..providers._params import refuse_unsupported
 from ..tracking.quality import TASK_TAG
 from ..types import ChatRequest, Message
+from ..types._request import prompt_request
 from .params import REQUEST_FIELDS, split_params
 
 if TYPE_CHECKING:
@@ -124,10 +125,22 @@ class RequestBuilding:
                 )
             if system is not None:
                 messages.insert(0, {"role": "system", "content": system})
-            try:
-                request = ChatRequest(messages=messages, model=self._resolve_model(model), **params)
-            except ValidationError as exc:
-                raise _invalid(exc) from None
+            # A prompt string with scalar parameters (the common call) is built without the
+            # validators when every value is exactly of its field's type and in bounds.
+            fast = (
+                prompt_request(prompt, self._resolve_model(model), params)
+                if system is None and type(prompt) is str
+                else None
+            )
+            if fast is not None:
+                request = fast
+            else:
+                try:
+                    request = ChatRequest(
+                        messages=messages, model=self._resolve_model(model), **params
+                    )
+                except ValidationError as exc:
+                    raise _invalid(exc) from None
         if request.model not in self._router.groups and request.model != AUTO:
             raise UnknownModelError(request.model, [*self._router.groups, AUTO])
         bad = unencodable_field(request)

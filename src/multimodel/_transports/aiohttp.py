@@ -211,7 +211,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
         self._urls: dict[int, tuple[object, Any]] = {}
         self._texts: dict[bytes, str] = {}
+        self._header_lists: dict[tuple[tuple[bytes, bytes, bytes], ...], Any] = {}
         self._yarl = _import_yarl()
+        from multidict import CIMultiDict  # an aiohttp dependency
+
+        self._multidict = CIMultiDict
         self._closed = False
 
     def __repr__(self) -> str:
@@ -268,11 +272,28 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
         return found
 
-    def _text(self, raw: bytes) -> str:
-        """A header name or value as aiohttp takes it (it sends str headers as UTF-8).
+    def _headers(self, headers: httpx.Headers) -> Any:
+        """The request's headers as aiohttp takes them (a ``CIMultiDict``), built once per
+        distinct header list.
 
-        Requests built from prepared headers share their bytes objects: each is decoded once.
+        Requests built from an endpoint's prepared headers repeat the same few lists (they
+        differ in ``Content-Length`` alone): one tuple and one lookup per request, against a
+        decode per name and value and a multidict. aiohttp only reads it (it copies the
+        headers into the request's own multidict).
         """
+        # (name, lowered, value) triples: httpx's layout, as _can_preset found it.
+        key = tuple(headers._list) if _PRESET else tuple((k, b"", v) for k, v in headers.raw)
+        found = self._header_lists.get(key)
+        if found is None:
+            text = self._text
+            found = self._multidict([(text(k), text(v)) for k, _, v in key])
+            if len(self._header_lists) > 256:
+                self._header_lists.clear()
+            self._header_lists[key] = found
+        return found
+
+    def _text(self, raw: bytes) -> str:
+        """A header name or value as aiohttp takes it (it sends str headers as UTF-8)."""
         text = self._texts.get(raw)
         if text is None:
             try:
@@ -322,11 +343,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 body = await request.aread()
             read = TOTAL_TIMEOUT in extensions
             try:
-                text = self._text
                 response = await session.request(
                     request.method,
                     self._url(request.url),
-                    headers=[(text(k), text(v)) for k, v in request.headers.raw],
+                    headers=self._headers(request.headers),
                     data=body or None,
                     allow_redirects=False,
                     auto_decompress=read,  # a streamed body is decoded by httpx
@@ -365,6 +385,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await session.close()
 
 
+_new_response = httpx.Response.__new__
+_new_headers = httpx.Headers.__new__
+
+
 def _loaded(
     status: int,
     headers: Any,
@@ -375,36 +399,88 @@ def _loaded(
     """A response whose body is already read (the state ``aread()`` leaves one in).
 
     ``httpx.Response(content=...)`` runs the body through httpx's decoder and chunker (about
-    15 µs, more than building the rest); the body here is complete and already decoded.
+    15 µs, more than building the rest); the body here is complete and already decoded. The
+    response and its headers are set field by field (aiohttp's raw headers are byte pairs:
+    httpx's per-header normalization has nothing to do); :func:`_can_preset` compares that with
+    what httpx's constructor and ``read()`` give, once.
     """
-    response = httpx.Response(
-        status,
-        headers=headers,
-        stream=httpx.ByteStream(content),
-        request=request,
-        extensions=extensions,
-    )
-    if _PRESET:
-        response._content = content
-        response.is_stream_consumed = True
-        response.is_closed = True
-        response._num_bytes_downloaded = len(content)
-    else:  # pragma: no cover - an httpx whose private layout changed: the public, slower way
+    if not _PRESET:  # pragma: no cover - an httpx whose private layout changed: the public way
+        response = httpx.Response(
+            status,
+            headers=headers,
+            stream=httpx.ByteStream(content),
+            request=request,
+            extensions=extensions,
+        )
         response.read()
+        return response
+    return _preset(status, headers, content, request, extensions)
+
+
+def _preset(
+    status: int,
+    headers: Any,
+    content: bytes,
+    request: httpx.Request | None,
+    extensions: dict[str, bytes],
+) -> httpx.Response:
+    fields = _new_headers(httpx.Headers)
+    fields._list = [(k, k.lower(), v) for k, v in headers]
+    fields._encoding = None
+    response = _new_response(httpx.Response)
+    response.status_code = status
+    response.headers = fields
+    response._request = request
+    response.next_request = None
+    response.extensions = extensions  # built per response by the caller: no copy
+    response.history = []
+    response.is_closed = True
+    response.is_stream_consumed = True
+    response.default_encoding = "utf-8"
+    response.stream = httpx.ByteStream(content)
+    response._num_bytes_downloaded = len(content)
+    response._content = content
     return response
 
 
 def _can_preset() -> bool:
-    """Whether presetting ``_content`` gives a response in the state ``read()`` leaves it in."""
+    """Whether :func:`_preset` gives a response in the state ``httpx.Response(...)`` and
+    ``read()`` leave it in: the same fields, headers, body and stream."""
     try:
-        probe = httpx.Response(200, stream=httpx.ByteStream(b"{}"))
-        probe._content = b"{}"
-        probe.is_stream_consumed = True
-        probe.is_closed = True
-        probe._num_bytes_downloaded = 2
-        return probe.content == b"{}" and probe.json() == {} and probe.num_bytes_downloaded == 2
+        raw = ((b"Content-Type", b"application/json"), (b"X-Request-ID", b"r-1"))
+        probe = _preset(200, raw, b"{}", None, {"http_version": _HTTP11})
+        expected = httpx.Response(
+            200, headers=raw, stream=httpx.ByteStream(b"{}"), extensions={"http_version": _HTTP11}
+        )
+        # What aread() leaves, but for its decoder (only used while a body is streamed): the
+        # state this transport presets (checked against read() itself just below).
+        expected._content = b"{}"
+        expected.is_stream_consumed = expected.is_closed = True
+        expected._num_bytes_downloaded = 2
+        mine, theirs = vars(probe), vars(expected)
+        return (
+            mine.keys() == theirs.keys()
+            and all(mine[k] == theirs[k] for k in mine if k not in ("headers", "stream"))
+            and vars(probe.headers) == vars(expected.headers)
+            and type(probe.stream) is type(expected.stream) is httpx.ByteStream
+            and list(probe.stream) == list(expected.stream)
+            and probe.content == b"{}"
+            and probe.json() == {}
+            and probe.num_bytes_downloaded == 2
+            and probe.headers["x-request-id"] == "r-1"
+            and _read_state(raw) == {k: v for k, v in theirs.items() if k != "stream"}
+        )
     except (AttributeError, TypeError, httpx.HTTPError):  # pragma: no cover
         return False
+
+
+def _read_state(raw: Any) -> dict[str, Any]:
+    """The fields ``read()`` leaves a response with (its decoder and stream aside)."""
+    response = httpx.Response(
+        200, headers=raw, stream=httpx.ByteStream(b"{}"), extensions={"http_version": _HTTP11}
+    )
+    response.read()
+    return {k: v for k, v in vars(response).items() if k not in ("stream", "_decoder")}
 
 
 _PRESET = _can_preset()

@@ -110,15 +110,30 @@ def post_request(
     return _post(url, found[2], content, _direct_request_works())
 
 
+_new_request = httpx.Request.__new__
+_new_headers = httpx.Headers.__new__
+
+
 def _post(url: httpx.URL, headers: httpx.Headers, content: bytes, direct: bool) -> httpx.Request:
-    request = httpx.Request("POST", url, headers=headers, stream=httpx.ByteStream(content))
-    length = str(len(content))
-    if direct:  # what the public calls below do, without their checks (~17 k instructions)
-        request.headers._list.append((b"Content-Length", b"content-length", length.encode()))
-        request._content = content
-    else:  # pragma: no cover - an httpx whose private layout changed
-        request.headers["Content-Length"] = length
+    if not direct:  # pragma: no cover - an httpx whose private layout changed
+        request = httpx.Request("POST", url, headers=headers, stream=httpx.ByteStream(content))
+        request.headers["Content-Length"] = str(len(content))
         request.read()
+        return request
+    # The state ``httpx.Request(...)`` and the two calls above leave, set field by field: the
+    # constructor copies the URL and the headers, and ``read()`` runs the body through httpx's
+    # stream; the URL is immutable, so the endpoint's cached one is shared.
+    # _direct_request_works compares the two ways field by field once.
+    fresh = _new_headers(httpx.Headers)
+    fresh._list = [*headers._list, (b"Content-Length", b"content-length", b"%d" % len(content))]
+    fresh._encoding = None
+    request = _new_request(httpx.Request)
+    request.method = "POST"
+    request.url = url
+    request.headers = fresh
+    request.extensions = {}
+    request.stream = httpx.ByteStream(content)
+    request._content = content
     return request
 
 
@@ -132,12 +147,20 @@ def _direct_request_works() -> bool:
         expected = httpx.Request("POST", url, headers=headers, content=b"{}")
         prepared = httpx.Headers([(b"Host", url.netloc), *headers.raw])
         got = _post(url, prepared, b"{}", direct=True)
+        mine, theirs = vars(got), vars(expected)
         return (
-            got.headers.raw == expected.headers.raw
+            mine.keys() == theirs.keys()
+            and all(
+                mine[k] == theirs[k]
+                for k in mine
+                if k not in ("url", "headers", "stream")  # no __eq__ of their own, or a loose one
+            )
+            and str(got.url) == str(expected.url)
+            and vars(got.headers) == vars(expected.headers)
+            and got.headers.raw == expected.headers.raw
             and got.headers.get("content-length") == "2"
             and got.content == expected.content
-            and isinstance(got.stream, httpx.ByteStream)
-            and isinstance(expected.stream, httpx.ByteStream)
+            and type(got.stream) is type(expected.stream) is httpx.ByteStream
             and list(got.stream) == list(expected.stream)
         )
     except (AttributeError, TypeError, ValueError):  # pragma: no cover

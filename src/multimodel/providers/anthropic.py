@@ -51,11 +51,11 @@ from ..types import (
     ChatChunk,
     ChatRequest,
     FinishReason,
-    Message,
     ToolCall,
     ToolCallDelta,
     Usage,
 )
+from ..types._response import assistant_message
 from ._anthropic_messages import THINKING_KEY, to_anthropic
 from ._errors import error_from_status
 from ._params import drop_params
@@ -306,13 +306,7 @@ class AnthropicAdapter(ProviderAdapter):
                 thinking.append(block)
             # Other block types (server tools, citations, compaction ...) are not answer text.
         text = "".join(texts)
-        message = Message(
-            role="assistant",
-            content=text if text or not calls else None,
-            name=None,
-            tool_calls=calls or None,
-            tool_call_id=None,
-        )
+        message = assistant_message(text if text or not calls else None, calls or None)
         raw_stop = body.get("stop_reason")
         raw_stop = raw_stop if isinstance(raw_stop, str) else None
         if raw_stop == "refusal":

@@ -40,7 +40,7 @@ from ..types import ChatRequest, FinishReason, Message, Usage
 from ._embeddings import embedding_vector  # noqa: F401 - importable from here, as before
 from ._params import drop_params  # noqa: F401 - importable from here, as before
 from ._request import json_bytes, post_request, request_headers
-from ._stream import SSEStreamDecoder, StreamDecoder, chunks_from_parsed
+from ._stream import SSEStreamDecoder, StreamDecoder, _scan, chunks_from_parsed
 from ._usage import NO_USAGE, token_count, usage_of
 
 if TYPE_CHECKING:
@@ -295,6 +295,18 @@ class ProviderAdapter(ABC):
                 status=response.status_code,
             )
         try:
+            if content[:1] == b"{" and content[1:2] != b"\x00":
+                # UTF-8 (json.loads' encoding detection says so for a body that starts with
+                # "{" and no NUL), decoded as json.loads decodes it, and json's C scanner
+                # straight away: json.loads adds three Python calls and two whitespace
+                # matches. Anything but one bare object (trailing blanks or bytes, bad JSON)
+                # goes through json.loads, which accepts or rejects it exactly as before.
+                text = content.decode("utf-8", "surrogatepass")
+                try:
+                    value, end = _scan(text, 0)
+                except StopIteration:  # pragma: no cover - "{" always starts a value
+                    return json.loads(content)
+                return value if end == len(text) else json.loads(content)
             # DeepSeek pads queued non-streaming answers with blank lines: json.loads skips them.
             return json.loads(content)
         except (ValueError, RecursionError) as exc:

@@ -58,11 +58,11 @@ from ..types import (
     ChatChunk,
     ChatRequest,
     FinishReason,
-    Message,
     ToolCall,
     ToolCallDelta,
     Usage,
 )
+from ..types._response import assistant_message
 from ._errors import MAX_RETRY_AFTER, error_from_status, parse_retry_after
 from ._gemini_contents import model_path, to_gemini
 from ._gemini_embeddings import GeminiEmbeddings
@@ -270,12 +270,8 @@ class GeminiAdapter(GeminiEmbeddings):
         ]
         return ParsedResponse(
             id=str(body.get("responseId") or ""),
-            message=Message(
-                role="assistant",
-                content=parts.text if parts.text or not calls else None,
-                name=None,
-                tool_calls=calls or None,
-                tool_call_id=None,
+            message=assistant_message(
+                parts.text if parts.text or not calls else None, calls or None
             ),
             finish_reason=normalize_finish_reason(raw_finish, has_tool_calls=bool(calls)),
             raw_finish_reason=raw_finish,

@@ -37,6 +37,7 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
+from ..types._response import assistant_message
 from ._embeddings import embedding_vector
 from ._errors import error_from_status
 from ._params import drop_params
@@ -80,17 +81,23 @@ def parse_usage(data: Any) -> Usage | None:
     """Normalize an OpenAI-family ``usage`` object (``None`` when absent or not an object)."""
     if not isinstance(data, dict):
         return None
-    prompt = token_count(data.get("prompt_tokens"))
-    completion = token_count(data.get("completion_tokens"))
+    # token_count inline for the two counts every answer has (once per answer and per chunk).
+    prompt = data.get("prompt_tokens")
+    if type(prompt) is not int or prompt < 0:
+        prompt = 0
+    completion = data.get("completion_tokens")
+    if type(completion) is not int or completion < 0:
+        completion = 0
     pdetails = data.get("prompt_tokens_details")
     cdetails = data.get("completion_tokens_details")
     cached = 0
     cache_write = 0
     if isinstance(pdetails, dict):
         cached = token_count(pdetails.get("cached_tokens"))
-        cache_write = token_count(pdetails.get("cache_write_tokens"))
-    if not cached:
-        cached = token_count(data.get("prompt_cache_hit_tokens"))  # DeepSeek
+        if "cache_write_tokens" in pdetails:
+            cache_write = token_count(pdetails["cache_write_tokens"])
+    if not cached and "prompt_cache_hit_tokens" in data:
+        cached = token_count(data["prompt_cache_hit_tokens"])  # DeepSeek
     reasoning = token_count(cdetails.get("reasoning_tokens")) if isinstance(cdetails, dict) else 0
     return usage_of(  # input, output, cache read, cache write, reasoning
         prompt,
@@ -335,7 +342,9 @@ class OpenAIAdapter(ProviderAdapter):
         if not isinstance(msg, dict):
             raise self._malformed("choice has no message", endpoint, response)
         text = msg.get("content")
-        refusal = _str(msg.get("refusal"))
+        refusal = msg.get("refusal")  # _str, inline: once per answer
+        if not (isinstance(refusal, str) and refusal):
+            refusal = None
         if isinstance(text, list):
             # Some compatible servers (Mistral's reasoning models) send content as parts.
             text = "".join(
@@ -348,8 +357,8 @@ class OpenAIAdapter(ProviderAdapter):
         if text is not None and not isinstance(text, str):
             raise self._malformed("message content is not a string", endpoint, response)
         calls: list[ToolCall] = []
-        raw_calls = msg.get("tool_calls") or []
-        if not isinstance(raw_calls, list):
+        raw_calls = msg.get("tool_calls") or ()
+        if raw_calls and not isinstance(raw_calls, list):
             raise self._malformed("tool_calls is not a list", endpoint, response)
         for raw in raw_calls:
             fn = raw.get("function") if isinstance(raw, dict) else None
@@ -367,21 +376,19 @@ class OpenAIAdapter(ProviderAdapter):
                     metadata=None,
                 )
             )
-        message = Message(
-            role="assistant",
-            content=text if text is not None else ("" if not calls else None),
-            name=None,
-            tool_calls=calls or None,
-            tool_call_id=None,
-            refusal=refusal,
+        message = assistant_message(
+            text if text is not None else ("" if not calls else None), calls or None, refusal
         )
         raw_finish = choice.get("finish_reason")
-        raw_finish = raw_finish if isinstance(raw_finish, str) else None
+        if isinstance(raw_finish, str):
+            finish = normalize_finish_reason(raw_finish, refused=refusal is not None)
+        else:
+            raw_finish = finish = None
         usage = parse_usage(body.get("usage")) or NO_USAGE
         return ParsedResponse(
             id=str(body.get("id") or ""),
             message=message,
-            finish_reason=normalize_finish_reason(raw_finish, refused=refusal is not None),
+            finish_reason=finish,
             raw_finish_reason=raw_finish,
             usage=usage,
             model=str(body.get("model") or endpoint.wire_model),

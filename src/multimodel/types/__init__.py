@@ -4,7 +4,9 @@ These are the normalized shapes that the adapters translate to and from each pro
 format. Values the user builds (:class:`Message`, :class:`ChatRequest`, :class:`Tool`) are frozen
 pydantic models with ``extra="forbid"`` so that a typo is an error, not a silently dropped field.
 Values the library hands back (:class:`ChatResponse`, :class:`ChatChunk`) are built on the hot
-path with ``model_construct`` from already-normalized data, so they cost microseconds.
+path from already-normalized data: a chunk by its schema validator directly, an answer and its
+message (and the common request: a prompt string with scalar parameters) field by field from
+values whose exact types were checked, so they cost microseconds.
 """
 
 from ._messages import (

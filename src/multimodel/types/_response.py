@@ -1,19 +1,33 @@
 """The answer side: a complete :class:`ChatResponse`, its :class:`Usage`, and the
-:class:`ChatChunk` steps of a stream. Built on the hot path with ``model_construct``.
+:class:`ChatChunk` steps of a stream.
+
+An answer's :class:`ChatResponse` and its assistant :class:`Message` are built on the hot path
+by :func:`chat_response` and :func:`assistant_message` from values whose types are checked
+exactly (``type(x) is str`` ...), without running the validator (see :func:`_trusted`).
 
 Part of :mod:`multimodel.types`, which re-exports every public name.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Set as AbstractSet
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from ._messages import Message, ToolCall
 
-__all__ = ["ChatChunk", "ChatResponse", "FinishReason", "ToolCallDelta", "Usage"]
+__all__ = [
+    "ChatChunk",
+    "ChatResponse",
+    "FinishReason",
+    "ToolCallDelta",
+    "Usage",
+    "assistant_message",
+    "chat_response",
+]
 
 FinishReason = Literal[
     "stop", "length", "tool_calls", "content_filter", "refusal", "error", "other"
@@ -182,3 +196,235 @@ class ChatChunk(BaseModel):
         """Whether this chunk carries anything the caller sees (text, reasoning, a refusal or a
         tool call)."""
         return bool(self.text or self.reasoning or self.refusal or self.tool_calls)
+
+
+# -- answers built without validation ------------------------------------------------------------
+
+_M = TypeVar("_M", bound=BaseModel)
+_setattr = object.__setattr__
+_FINISH_REASONS = frozenset(get_args(FinishReason))
+_MESSAGE_SET = frozenset({"role", "content", "name", "tool_calls", "tool_call_id"})
+_RESPONSE_SET = frozenset(ChatResponse.model_fields) - {"cached", "parsed"}
+
+
+def _trusted(cls: type[_M], values: dict[str, Any], fields_set: AbstractSet[str]) -> _M:
+    """An instance of ``cls`` holding ``values`` (every field, in the class's field order),
+    in the state validation leaves it in, without running the validator.
+
+    Validating a ``ChatResponse`` costs ~15 µs and its ``Message`` ~11 µs (the shape check is a
+    Python validator); ``model_construct`` is slower still, as it looks at every field's
+    default and alias in Python. The callers check each value's exact type first, so the result
+    is the one validation gives (:func:`_trusted_works` confirms the layout once).
+    """
+    obj = cls.__new__(cls)
+    _setattr(obj, "__dict__", values)
+    _setattr(obj, "__pydantic_fields_set__", set(fields_set))
+    _setattr(obj, "__pydantic_extra__", None)
+    _setattr(obj, "__pydantic_private__", None)
+    return obj
+
+
+def _optional_str(value: object) -> bool:
+    return value is None or type(value) is str
+
+
+def assistant_message(
+    content: str | None, tool_calls: list[ToolCall] | None, refusal: Any = ...
+) -> Message:
+    """``Message(role="assistant", content=..., name=None, tool_calls=..., tool_call_id=None,
+    refusal=...)`` (``refusal`` left out of the call, and of the fields set, when not given):
+    an adapter's answer. Built without validation when the values have exactly the fields'
+    types and the message's shape holds; else validated (and any error raised) as usual.
+    """
+    set_refusal = refusal is not ...
+    if set_refusal:
+        ok_refusal = _optional_str(refusal)
+    else:
+        refusal, ok_refusal = None, True
+    if (
+        ok_refusal
+        and _optional_str(content)
+        and (
+            tool_calls is None
+            or (type(tool_calls) is list and all(type(c) is ToolCall for c in tool_calls))
+        )
+        and (content is not None or tool_calls or refusal is not None)
+        and _trusted_works()
+    ):
+        return _trusted(
+            Message,
+            {
+                "role": "assistant",
+                "content": content,
+                "name": None,
+                "tool_calls": tool_calls,
+                "tool_call_id": None,
+                "refusal": refusal,
+            },
+            _MESSAGE_SET | {"refusal"} if set_refusal else _MESSAGE_SET,
+        )
+    fields: dict[str, Any] = {"refusal": refusal} if set_refusal else {}
+    return Message(
+        role="assistant",
+        content=content,
+        name=None,
+        tool_calls=tool_calls,
+        tool_call_id=None,
+        **fields,
+    )
+
+
+def chat_response(
+    *,
+    id: str,
+    message: Message,
+    finish_reason: FinishReason | None,
+    raw_finish_reason: str | None,
+    usage: Usage,
+    model: str,
+    provider: str,
+    deployment: str,
+    request_id: str | None,
+    latency: float,
+    ttft: float | None,
+    cost: Decimal | None,
+    cost_breakdown: Any,
+    trace: Any,
+    raw: Any,
+) -> ChatResponse:
+    """``ChatResponse(...)`` with these fields (``cached`` and ``parsed`` left to their
+    defaults): a client's answer. Built without validation when every value has exactly its
+    field's type, else validated as usual (an ``int`` latency becomes a ``float`` ...)."""
+    if (
+        type(id) is str
+        and type(message) is Message
+        and (finish_reason is None or finish_reason in _FINISH_REASONS)
+        and _optional_str(raw_finish_reason)
+        and type(usage) is Usage
+        and type(model) is str
+        and type(provider) is str
+        and type(deployment) is str
+        and _optional_str(request_id)
+        and type(latency) is float
+        and (ttft is None or type(ttft) is float)
+        and (cost is None or type(cost) is Decimal)
+        and _trusted_works()
+    ):
+        return _trusted(
+            ChatResponse,
+            {
+                "id": id,
+                "message": message,
+                "finish_reason": finish_reason,
+                "raw_finish_reason": raw_finish_reason,
+                "usage": usage,
+                "model": model,
+                "provider": provider,
+                "deployment": deployment,
+                "request_id": request_id,
+                "latency": latency,
+                "ttft": ttft,
+                "cost": cost,
+                "cost_breakdown": cost_breakdown,
+                "cached": False,
+                "trace": trace,
+                "parsed": None,
+                "raw": raw,
+            },
+            _RESPONSE_SET,
+        )
+    return ChatResponse(
+        id=id,
+        message=message,
+        finish_reason=finish_reason,
+        raw_finish_reason=raw_finish_reason,
+        usage=usage,
+        model=model,
+        provider=provider,
+        deployment=deployment,
+        request_id=request_id,
+        latency=latency,
+        ttft=ttft,
+        cost=cost,
+        cost_breakdown=cost_breakdown,
+        trace=trace,
+        raw=raw,
+    )
+
+
+@functools.cache
+def _trusted_works() -> bool:
+    """Whether :func:`_trusted` gives what validation gives for both models (the same field
+    values, fields set, extras, private state, dump and equality), checked on first use: a
+    pydantic whose instance layout changed gets the validating constructors instead."""
+    try:
+        call = ToolCall(id="c", name="f", arguments="{}")
+        for args in (("hi", None, None), (None, [call], ...), ("", None, "no")):
+            content, calls, refusal = args
+            fields: dict[str, Any] = {} if refusal is ... else {"refusal": refusal}
+            expected = Message(
+                role="assistant",
+                content=content,
+                name=None,
+                tool_calls=calls,
+                tool_call_id=None,
+                **fields,
+            )
+            got = _trusted(
+                Message,
+                {
+                    "role": "assistant",
+                    "content": content,
+                    "name": None,
+                    "tool_calls": calls,
+                    "tool_call_id": None,
+                    "refusal": None if refusal is ... else refusal,
+                },
+                _MESSAGE_SET if refusal is ... else _MESSAGE_SET | {"refusal"},
+            )
+            if not _same(expected, got):
+                return False
+        values: dict[str, Any] = {
+            "id": "r",
+            "message": expected,
+            "finish_reason": "stop",
+            "raw_finish_reason": "stop",
+            "usage": Usage(input_tokens=1),
+            "model": "m",
+            "provider": "p",
+            "deployment": "d",
+            "request_id": None,
+            "latency": 0.5,
+            "ttft": None,
+            "cost": Decimal("0.25"),
+            "cost_breakdown": None,
+            "trace": None,
+            "raw": {"id": "r"},
+        }
+        expected_response = ChatResponse(**values)
+        got_response = _trusted(
+            ChatResponse,
+            {
+                **{k: values[k] for k in list(values)[:13]},
+                "cached": False,
+                "trace": None,
+                "parsed": None,
+                "raw": values["raw"],
+            },
+            _RESPONSE_SET,
+        )
+        return _same(expected_response, got_response)
+    except (AttributeError, TypeError, ValueError):  # pragma: no cover - pydantic changed
+        return False
+
+
+def _same(expected: BaseModel, got: BaseModel) -> bool:
+    return (
+        list(expected.__dict__.items()) == list(got.__dict__.items())
+        and expected.__pydantic_fields_set__ == got.__pydantic_fields_set__
+        and expected.__pydantic_extra__ == got.__pydantic_extra__
+        and expected.__pydantic_private__ == got.__pydantic_private__
+        and expected.model_dump() == got.model_dump()
+        and expected == got
+        and repr(expected) == repr(got)
+    )
