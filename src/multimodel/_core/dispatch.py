@@ -25,7 +25,7 @@ exclusions (circuit breakers, Retry-After holds, rate limits, strategy constrain
 strategy's choice, Retry-After and back-off, the retry budget, the deadline, the routing trace,
 and the bookkeeping in the tracker, the breakers, the rate limiter and telemetry. Attempts that
 end without an answer or a failure (refused, abandoned, stopped, cancelled), and the end of the
-call, are in ``endings.py``.
+call, are in ``endings.py``; a provider's failure and what follows it in ``failures.py``.
 """
 
 from __future__ import annotations
@@ -35,8 +35,6 @@ from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
 from ..errors import (
-    AllAttemptsFailed,
-    ContextLengthExceeded,
     MultimodelError,
     ProviderError,
     ProviderTimeout,
@@ -49,7 +47,8 @@ from ..strategies._util import ProbeScores
 from ..strategies.base import RouteContext
 from ..tracking.outcome import Outcome, success_outcome
 from ..types import ChatRequest, Usage
-from .endings import NO_NAMES, NO_REASONS, NO_WAITS, PlanEndings, _estimate
+from .endings import NO_NAMES, NO_REASONS, NO_WAITS, _estimate
+from .failures import PlanFailures
 from .router import AUTO, Router
 from .tokens import DEFAULT_OUTPUT_TOKENS, estimate_input_tokens
 from .trace import AttemptRecord, LazyScores, RoutingTrace, Send, Sleep, new_trace
@@ -62,24 +61,20 @@ MAX_WAIT = 60.0  # the longest single wait for a recovery when no deadline is se
 _new_tuple = tuple.__new__
 
 
-class DispatchPlan(PlanEndings):
+class DispatchPlan(PlanFailures):
     """The sans-I/O state machine for one call; see the module docstring for the driver loop."""
 
     # One plan per call: slots make its many attribute writes and reads cheaper (``_attempts``,
-    # ``_budget_blocked``, ``_shared_wait`` and ``_span`` are declared by PlanEndings, which
-    # writes them too).
+    # ``_budget_blocked``, ``_shared_wait`` and ``_span`` are declared by PlanEndings, and
+    # ``_errors``, ``_excluded``, ``_fatal``, ``_pending_sleep``, ``_retries`` by PlanFailures,
+    # which write them too).
     __slots__ = (
         "_chain",
         "_choose_scored",
         "_deadline_at",
-        "_errors",
-        "_excluded",
-        "_fatal",
-        "_pending_sleep",
         "_policy_blocked",
         "_position",
         "_prefer",
-        "_retries",
         "_router",
         "_started",
         "_tags",
@@ -485,127 +480,6 @@ class DispatchPlan(PlanEndings):
             if self._span is not None:  # _end_call's own test, without the call
                 self._end_call(None, outcome)
         return outcome
-
-    def failed(
-        self,
-        send: Send,
-        error: ProviderError,
-        *,
-        retry: bool = True,
-        usage: Usage | None = None,
-        ttft: float | None = None,
-    ) -> None:
-        """Record a failed attempt and decide what comes next (``retry=False``: nothing).
-
-        ``usage``: what the provider billed for it anyway (a stream cut after content).
-        """
-        router = self._router
-        clock = router.clock
-        now = clock.monotonic()
-        latency = now - send.started
-        endpoint = send.endpoint
-        name = endpoint.name
-        breakdown = router.cost(endpoint, usage) if router.cost is not None and usage else None
-        # Before the error is recorded anywhere (trace, events, spans, ledger): whatever built
-        # it, it carries none of this deployment's secrets, however the provider echoed them.
-        error.redact_secrets(endpoint_secrets(endpoint))
-        if error.deployment is None:
-            error.deployment = name
-            error.provider = endpoint.provider
-        self.trace.attempts.append(
-            AttemptRecord(name, type(error).__name__, latency, error.status, error.message[:200])
-        )
-        retry_after = getattr(error, "retry_after", None)
-        outcome = Outcome(
-            deployment=name,
-            model=endpoint.model,
-            provider=endpoint.provider,
-            ok=False,
-            latency=latency,
-            started_at=clock.time() - latency,
-            error=type(error).__name__,
-            status=error.status,
-            stream=self.stream,
-            retry_after=retry_after,
-            sent_load=send.load,
-            user=self.request.user,
-            tags=tuple(self.request.tags or ()),
-            request_id=error.request_id,
-            attempt=send.attempt,
-            ttft=ttft,
-            usage=usage,
-            cost=breakdown.total if breakdown is not None else None,
-            cost_breakdown=breakdown,
-            operation=self.operation,
-        )
-        router.health.on_failure(name, error, now)
-        if router.shared is not None:
-            router.shared.finished(
-                name,
-                send.reservation,
-                ok=False,
-                hold=retry_after,
-                cooldown=router.health.policy.cooldown,
-            )
-        if usage is not None:
-            router.limiter.reconcile(send.reservation, usage.total_tokens)
-        else:
-            router.limiter.reconcile(send.reservation, 0 if error.status is None else None)
-        if router.budgets is not None:
-            router.budgets.settle(send.hold, outcome.cost)
-        router.tracker.record(outcome)
-        if router.telemetry is not None and send.span is not None:
-            router.telemetry.end_attempt(send.span, outcome)
-        self._errors = [*self._errors, error]
-        error.trace = self.trace
-        if not retry:
-            self._fatal = error
-            return
-        kind = router.retry.classify(error)
-        if kind == "request":
-            fallback = router.context_fallbacks.get(self.model)
-            if (
-                isinstance(error, ContextLengthExceeded)
-                and fallback
-                and fallback not in self._chain
-            ):
-                self._chain.insert(self._position + 1, fallback)
-                self._advance()
-                return
-            self._fatal = error
-            return
-        if kind == "deployment":
-            reason = f"{type(error).__name__} (HTTP {error.status})"
-            self._excluded = {**self._excluded, name: reason}
-            self.trace.excluded[name] = reason
-            return
-        # Transient: another untried deployment of this group first, then the fallback chain,
-        # then a back-off (Retry-After honoured) within the retry budget.
-        if any(c.name not in self._tried and c.name not in self._excluded for c in self.candidates):
-            return
-        if self._attempts < router.retry.max_attempts and self._advance():
-            return
-        if self._attempts >= router.retry.max_attempts:
-            return
-        if not router.budget.withdraw(now):
-            fatal = AllAttemptsFailed(self.request.model, self._errors, trace=self.trace)
-            fatal.__cause__ = error
-            self._fatal = fatal
-            self.trace.excluded.setdefault("*", "retry budget exhausted")
-            return
-        self._retries += 1
-        # A user's wait strategy may fail (or return a bad wait): the call then ends through
-        # next_action like any other failure, so its trace and telemetry are closed.
-        try:
-            self._pending_sleep = router.retry.backoff(
-                self._retries, retry_after, router.rng, error=error, elapsed=now - self._started
-            )
-        except Exception as exc:  # noqa: BLE001 - re-raised by next_action
-            if exc.__cause__ is None:
-                exc.__cause__ = error  # the failure that asked for the back-off
-            if isinstance(exc, MultimodelError):
-                exc.trace = self.trace
-            self._fatal = exc
 
     def hedge_delay(self, send: Send) -> float | None:
         """Seconds after which to send a backup for ``send`` (``None``: do not hedge)."""

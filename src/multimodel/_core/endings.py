@@ -1,6 +1,6 @@
 """How a plan's attempts and its call end, other than by an answer or a provider's failure.
 
-The :class:`PlanEndings` mixin of :class:`~multimodel._core.dispatch.DispatchPlan`. An
+The :class:`PlanEndings` base of :class:`~multimodel._core.dispatch.DispatchPlan`. An
 attempt may be refused by the fleet's shared state before it is sent, abandoned (the hedge
 that lost), stopped (a stream the caller ended) or cancelled; each is undone or recorded here
 without counting a failure against its deployment. The call ends with its telemetry span
@@ -37,7 +37,7 @@ NO_WAITS: Mapping[str, float] = MappingProxyType({})
 
 
 class PlanEndings:
-    """Refused, abandoned, stopped and cancelled attempts, and the end of the call (a mixin of
+    """Refused, abandoned, stopped and cancelled attempts, and the end of the call (a base of
     ``DispatchPlan``, which sets these)."""
 
     # The slots this mixin writes live here; DispatchPlan declares the ones it only reads.
