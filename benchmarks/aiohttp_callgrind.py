@@ -17,7 +17,6 @@ run with how the answers batch up; the sequential one (WORKERS 1) is steadier.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,27 +27,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import run  # the benchmark's own helpers, next to this file
 
-import multimodel as mm
 from multimodel.testing.process import MockServerProcess
 
 
 async def main(server: MockServerProcess, side: str, workers: int, n: int) -> None:
-    import aiohttp
-
-    client = mm.AsyncClient(deployments=[run.deployment(server, "oai")], transport="aiohttp")
-    url, headers, payload, _ = run.raw_parts(client)
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
-    body = json.dumps(payload).encode()
-    aio_headers = {**headers, "content-type": "application/json"}
-
-    async def native() -> None:
-        async with session.post(url, data=body, headers=aio_headers) as r:
-            json.loads(await r.read())
-            assert r.status == 200
-
-    async def lib() -> None:
-        await client.query(run.PROMPT, max_tokens=20)
-
+    client, session, native, lib = run.aiohttp_sides(server)
     send: Callable[[], Awaitable[None]] = lib if side == "lib" else native
     await run._conc_round(send, 400, 200, 60)  # warm up: open the connections
     await run._conc_round(send, n, workers, 600)

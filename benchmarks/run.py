@@ -26,7 +26,7 @@ import tempfile
 import textwrap
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -320,10 +320,13 @@ async def _bench_conc(server: MockServerProcess, b: Budget) -> dict[str, Any]:
     return out
 
 
-async def _bench_conc_aiohttp(server: MockServerProcess, b: Budget) -> dict[str, Any]:
-    """``AsyncClient(transport="aiohttp")`` as a user gets it (its default limits: 100
-    connections), against aiohttp's own client alone (the ceiling: no httpx, no multimodel) and
-    raw httpx over ``httpx_aiohttp.AiohttpTransport`` (when that package is installed)."""
+def aiohttp_sides(
+    server: MockServerProcess,
+) -> tuple[mm.AsyncClient, Any, Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    """The two sides of the aiohttp comparison, built inside the event loop: ``(client,
+    session, native, lib)``, where ``native`` posts the same request with aiohttp's own client
+    (200 connections) and ``lib`` makes one ``client.query`` over ``transport="aiohttp"``
+    (its default limits). The caller closes ``client`` and ``session``."""
     import aiohttp
 
     client = mm.AsyncClient(deployments=[deployment(server, "oai")], transport="aiohttp")
@@ -340,6 +343,15 @@ async def _bench_conc_aiohttp(server: MockServerProcess, b: Budget) -> dict[str,
     async def lib() -> None:
         await client.query(PROMPT, max_tokens=20)
 
+    return client, session, native, lib
+
+
+async def _bench_conc_aiohttp(server: MockServerProcess, b: Budget) -> dict[str, Any]:
+    """``AsyncClient(transport="aiohttp")`` as a user gets it (its default limits: 100
+    connections), against aiohttp's own client alone (the ceiling: no httpx, no multimodel) and
+    raw httpx over ``httpx_aiohttp.AiohttpTransport`` (when that package is installed)."""
+    client, session, native, lib = aiohttp_sides(server)
+    url, headers, payload, _ = raw_parts(client)
     sides: dict[str, Callable[[], Any]] = {"aiohttp_native": native, "lib": lib}
     raw_http = None
     try:
