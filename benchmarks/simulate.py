@@ -3,11 +3,13 @@
 Usage::
 
     python benchmarks/simulate.py [--seed 0] [--requests 3000] [--scenario file.json] [--json out.json]
-    python benchmarks/simulate.py --oracle [--seed 0] [--requests 3000] [--only adaptive,...]
+    python benchmarks/simulate.py --oracle [--seed 0] [--seeds 1] [--requests 3000] [--only adaptive,...]
 
 ``--oracle`` runs every named scenario (:data:`multimodel.simulation.SCENARIOS`) with every
 built-in strategy and the reference strategies below (same arrivals for all), and prints each
-one's p95 as a ratio to the oracle's, which routes with the true state of the fleet.
+one's p95 as a ratio to the oracle's, which routes with the true state of the fleet;
+``--seeds N`` prints the mean over N seeds (one seed's success rates vary by more than the
+strategies' do).
 
 Reference strategies (the simple baselines ``adaptive`` must beat): ``ref_random`` (uniform),
 ``round_robin`` and ``least_connections`` (the built-ins: round robin, least outstanding), and
@@ -112,21 +114,36 @@ def _fields(r: SimulationResult) -> dict[str, object]:
 
 
 def oracle_table(
-    seed: int, requests: int, strategies: Sequence[str]
+    seed: int, requests: int, strategies: Sequence[str], seeds: int = 1
 ) -> tuple[str, dict[str, dict[str, SimulationResult]]]:
-    """The Markdown table of p95 / oracle p95 (and success) per scenario and strategy."""
+    """The Markdown table of p95 / oracle p95 (and success) per scenario and strategy.
+
+    With ``seeds`` > 1, each cell is the mean over seeds ``seed`` .. ``seed + seeds - 1`` of
+    the ratio (and of the success rate), the oracle's column the mean of its p95: one seed's
+    success rates differ by ~0.5 points from the next's (``bursty_90``), more than strategies
+    differ, so a comparison within that noise needs several. ``results`` holds the first seed's
+    runs."""
     results: dict[str, dict[str, SimulationResult]] = {}
+    ratios: dict[str, dict[str, list[float]]] = {}
+    rates: dict[str, dict[str, list[float]]] = {}
     for name in SCENARIOS:
-        row = {s: run_named(name, s, seed, requests) for s in (ORACLE, *strategies)}
-        results[name] = row
+        for k in range(seeds):
+            row = {s: run_named(name, s, seed + k, requests) for s in (ORACLE, *strategies)}
+            if k == 0:
+                results[name] = row
+            oracle = row[ORACLE]
+            for s, r in row.items():
+                ratios.setdefault(name, {}).setdefault(s, []).append(
+                    r.p95 if s == ORACLE else r.p95 / oracle.p95
+                )
+                rates.setdefault(name, {}).setdefault(s, []).append(r.success_rate)
     head = ["scenario", "oracle p95 s", *strategies]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, row in results.items():
-        oracle = row[ORACLE]
-        cells = [name, f"{oracle.p95:.2f} ({oracle.success_rate:.1%})"]
-        for s in strategies:
-            r = row[s]
-            cells.append(f"{r.p95 / oracle.p95:.2f} ({r.success_rate:.1%})")
+    for name in results:
+        cells = [name]
+        for s in (ORACLE, *strategies):
+            ratio, rate = ratios[name][s], rates[name][s]
+            cells.append(f"{sum(ratio) / seeds:.2f} ({sum(rate) / seeds:.1%})")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines), results
 
@@ -170,15 +187,23 @@ def main() -> None:
         "--oracle", action="store_true", help="every named scenario, p95 as a ratio to the oracle"
     )
     parser.add_argument("--only", help="comma-separated strategies for --oracle")
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="--oracle: the mean over this many seeds from --seed"
+    )
     args = parser.parse_args()
     if args.oracle:
         chosen = args.only.split(",") if args.only else [*STRATEGIES, *REFERENCES[::3]]
         started = time.perf_counter()
-        text, results = oracle_table(args.seed, args.requests, chosen)
+        text, results = oracle_table(args.seed, args.requests, chosen, args.seeds)
         elapsed = time.perf_counter() - started
+        which = (
+            f"seed {args.seed}"
+            if args.seeds == 1
+            else f"mean of seeds {args.seed}-{args.seed + args.seeds - 1}"
+        )
         print(
             f"p95 / oracle p95 (success rate), {args.requests} requests per scenario "
-            f"(sequential_failure: 600), seed {args.seed} ({elapsed:.1f} s)\n"
+            f"(sequential_failure: 600), {which} ({elapsed:.1f} s)\n"
         )
         print(text)
         if args.json:

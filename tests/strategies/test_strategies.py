@@ -842,18 +842,45 @@ def test_the_refused_load_is_the_load_the_refused_request_was_sent_at(
     assert picks(s, cands, tracker, 10) == {"other": 10}
 
 
+def test_adaptive_keeps_the_last_slot_below_a_learned_ceiling(
+    tracker: Tracker, clock: ManualClock
+) -> None:
+    # One below the load a 429 refused, the last free slot costs double: a deployment 1.5x
+    # slower with room gets the request, so the next arrival does not find "limited" full.
+    s = Adaptive(seed=12)
+    cands = eps("limited", "other")
+    record(tracker, "limited", latency=0.1)
+    record(tracker, "other", latency=0.15)
+    for _ in range(4):
+        tracker.started("limited")
+    load = tracker.started("limited")
+    tracker.record(
+        outcome(
+            "limited", ok=False, error="RateLimited", retry_after=1.0, latency=0.01, sent_load=load
+        )
+    )
+    assert s.choose(cands, tracker, CTX).name == "other"  # held (4 in flight, refused at 4)
+    clock.advance(20.0)  # the hold is over, the 429 forgiven; 4 in flight: at the ceiling
+    assert s.choose(cands, tracker, CTX).name == "other"
+    tracker.record(outcome("limited", latency=0.1))  # 3 in flight: its last free slot
+    assert picks(s, cands, tracker, 10) == {"other": 10}
+    tracker.record(outcome("limited", latency=0.1))  # 2 in flight: two slots free
+    assert s.choose(cands, tracker, CTX).name == "limited"
+
+
 def test_adaptive_avoids_the_load_a_429_refused(tracker: Tracker, clock: ManualClock) -> None:
     s = Adaptive(seed=12)
     cands = eps("limited", "other")
     record(tracker, "limited", latency=0.1)
     record(tracker, "other", latency=0.3)
-    for _ in range(2):  # two requests still in flight on "limited" when it answers 429
+    for _ in range(3):  # three requests still in flight on "limited" when it answers 429
         tracker.started("limited")
     record(tracker, "limited", ok=False, error="RateLimited", retry_after=1.0, latency=0.01)
-    assert s.choose(cands, tracker, CTX).name == "other"  # held: the ceiling is learned (2)
-    clock.advance(1.5)  # past the hold, still 2 in flight: at the ceiling
+    assert s.choose(cands, tracker, CTX).name == "other"  # held: the ceiling is learned (3)
+    clock.advance(1.5)  # past the hold, still 3 in flight: at the ceiling
     assert picks(s, cands, tracker, 10) == {"other": 10}
-    tracker.record(outcome("limited", latency=0.1))  # one finished: below the ceiling again
+    tracker.record(outcome("limited", latency=0.1))  # two finished: below the ceiling again
+    tracker.record(outcome("limited", latency=0.1))  # (with one slot left it costs double)
     assert s.choose(cands, tracker, CTX).name == "limited"
     tracker.started("limited")
     clock.advance(61.0)  # a minute after the hold the ceiling is forgotten
