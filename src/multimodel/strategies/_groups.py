@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from math import exp
+from operator import add
 from typing import NamedTuple
 
 from ..providers.base import Endpoint
@@ -40,6 +41,7 @@ class PricedGroups(NamedTuple):
     unique: list[str]  # the distinct models, in order of first appearance
     slots: list[int]  # per group: its model's position in ``unique``
     group_of: list[int]  # per candidate: its group
+    kept: dict[tuple[int, int], list[float]]  # per token counts: the cost terms (see costs)
 
     def rests(
         self,
@@ -52,22 +54,28 @@ class PricedGroups(NamedTuple):
         """Per group: the cost, performance and availability terms of its fastest member's
         score for ``tin`` / ``tout`` tokens (``min cost / cost``, and ``min latency / latency
         == exp(best rank - rank)``: kept with the speeds), plus its quality term when
-        ``qterms`` are given. Loops, not comprehensions (each is a call of its own)."""
+        ``qterms`` are given. The cost terms are kept per token counts (:meth:`costs`): per
+        request only the additions are left, each in C."""
+        costs = self.kept.get((tin, tout)) or self.costs(weights, tin, tout)
+        if qterms is not None:
+            return list(map(add, map(add, costs, speeds[6]), qterms))
+        return list(map(add, costs, speeds[6]))
+
+    def costs(self, weights: Weights, tin: int, tout: int) -> list[float]:
+        """Per group: ``f_cost * cheapest / cost + f_avail`` for ``tin`` / ``tout`` tokens, kept
+        for the next requests of those token counts (a bounded number of them: the fleet
+        belongs to one strategy, so the weights never change). ``x + 0.0 == x`` for these
+        positive terms, so adding a zero ``f_avail`` changes no score."""
         f_cost, _, _, f_avail = weights
         costs: list[float] = []
         for p_in, p_out in self.prices:
             costs.append(p_in * tin + p_out * tout)
         fc = f_cost * min(costs)
-        out: list[float] = []
-        if qterms is not None:
-            for cost, term, q in zip(costs, speeds[6], qterms, strict=True):
-                out.append(fc / cost + f_avail + term + q)
-        elif f_avail:
-            for cost, term in zip(costs, speeds[6], strict=True):
-                out.append(fc / cost + f_avail + term)
-        else:  # x + 0.0 == x (x > 0): the same scores without an addition per group
-            for cost, term in zip(costs, speeds[6], strict=True):
-                out.append(fc / cost + term)
+        out = [fc / cost + f_avail for cost in costs]
+        kept = self.kept
+        if len(kept) >= _COSTS_KEPT:
+            kept.clear()  # bounded; with ever new token counts, recomputing is what it costs
+        kept[(tin, tout)] = out
         return out
 
     def per_candidate(
@@ -124,6 +132,7 @@ class PricedGroups(NamedTuple):
         ]
 
 
+_COSTS_KEPT = 256  # token counts whose cost terms are kept per candidate set
 _TIE = 2.0 * SCORE_TIE  # lazy_thompson's margin for the float rounding between the two ends
 
 
@@ -221,4 +230,5 @@ def priced_groups(
         unique=unique,
         slots=[unique.index(m) for m in models],
         group_of=group_of,
+        kept={},
     )
