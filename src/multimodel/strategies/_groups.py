@@ -163,10 +163,23 @@ def lazy_thompson(
     """
     tie = _TIE
     order = sorted(range(len(rests)), key=rests.__getitem__, reverse=True)
-    top = 0.0  # the highest draw so far: M is at least this
     last = len(order)
-    k = 0  # groups looked at so far
-    for g in order:
+    # The first group, apart: its draw alone decides most choices (the loop below is the
+    # general case, from the second group on, with the same tests).
+    g = order[0]
+    s = slots[g]
+    q = draws[s]
+    top = 0.0  # the highest draw so far: M is at least this
+    if q is None:
+        q = draws[s] = draw(s)
+        if q > 0.0:
+            top = q
+    if last == 1:
+        return None
+    if top > 0.0 and rests[g] + f_qual * q > rests[order[1]] + f_qual + tie:
+        return g  # alone, at M = 1, it beats the best any other group could score
+    k = 1  # groups looked at so far
+    for g in order[1:]:
         k += 1
         s = slots[g]
         q = draws[s]
@@ -177,10 +190,6 @@ def lazy_thompson(
         if k == last or top <= 0.0:
             continue  # no bound yet when every draw so far is 0 (M unknown): draw on
         reach = rests[order[k]] + f_qual + tie  # the best a group left could score
-        if k == 1:  # the common case: the first group alone, at M = 1, beats every other
-            if rests[g] + f_qual * q > reach:
-                return g
-            continue
         scale = f_qual / top
         best = -1
         low = high = 0.0  # the leader's score at M = 1 and at M = top
