@@ -24,9 +24,12 @@ from ..providers.base import Endpoint
 from ._speeds import Speeds, filled
 from ._util import SCORE_TIE, LockedRandom, pick_tied
 
-__all__ = ["PricedGroups", "Weights", "lazy_thompson", "priced_groups"]
+__all__ = ["PRICED", "PricedGroups", "Weights", "lazy_thompson", "priced_groups"]
 
 _Entry = tuple[float | None, float, float]  # input and output price per token, quality
+PRICED = "priced"
+"""The ``Fleet.extra`` key of a candidate set's groups (with their quality terms), or ``None``
+when they cannot be grouped (``intelligent`` keeps them there: see its ``_grouped``)."""
 Weights = tuple[float, float, float, float]
 """The factors of ``intelligent``'s score: cost, performance, quality, availability."""
 
