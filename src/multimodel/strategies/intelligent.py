@@ -333,7 +333,7 @@ class Intelligent(LearnedQuality):
         stream = ctx.stream
         if not stream and ctx.output_tokens >= LONG_GENERATION:
             return None
-        grouped = self._grouped(fleet, candidates)
+        grouped = fleet.extra.get(PRICED) or self._grouped(fleet, candidates)
         if grouped is None or len(grouped[1]) < 2:
             return None
         priced, qterms = grouped
