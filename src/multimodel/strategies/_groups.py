@@ -101,10 +101,11 @@ class PricedGroups(NamedTuple):
         """The position of the candidate to choose given each group's score: the fastest
         member of the best group; ties (within the tolerance) broken at random among every
         tied group's fastest members (any member when there is no performance factor)."""
-        floor = max(scores) - SCORE_TIE
+        top = max(scores)
+        floor = top - SCORE_TIE
         count = sum(map(floor.__le__, scores))
         if count == 1:  # the common case: one group wins; pick among its fastest, in C
-            return self.fastest_member(scores.index(max(scores)), speeds, f_perf, rng)
+            return self.fastest_member(scores.index(top), speeds, f_perf, rng)
         pool: list[int] = []
         for g, (members, k, score) in enumerate(zip(self.members, speeds[4], scores, strict=True)):
             if score >= floor:

@@ -81,10 +81,19 @@ def group_speeds(
                     rows[g] = row
                     low = lows[g]
                     if key < low or old == low:  # the group's lowest key changed
-                        low = key if key < low else min(row)
-                        moved = lows.copy()
-                        moved[g] = low
-                        if best != min(moved):  # the lowest of all moved: every term changes
+                        # best is the lowest of lows: it moves if this key goes below it, or
+                        # if this group held it and no longer does (then min() tells).
+                        if key < low:
+                            low = key
+                            moved = lows.copy()
+                            moved[g] = low
+                            redo = key < best
+                        else:
+                            low = min(row)
+                            moved = lows.copy()
+                            moved[g] = low
+                            redo = old == best and best != min(moved)
+                        if redo:  # the lowest of all moved: every term changes
                             found = _snapshot(count, rows, moved, missing, f_perf)
                         elif not missing[g]:  # else its fastest is the lowest of all: unchanged
                             if fastest is lows:  # every group measured: fastest is lowest
