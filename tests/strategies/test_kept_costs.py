@@ -41,9 +41,7 @@ def fresh(
 @given(
     prices=st.lists(st.tuples(_price, _price), min_size=1, max_size=6),
     weights=st.tuples(_weight, _weight, _weight, _weight),
-    counts=st.lists(
-        st.tuples(st.integers(0, 5000), st.integers(1, 500)), min_size=1, max_size=40
-    ),
+    counts=st.lists(st.tuples(st.integers(0, 5000), st.integers(1, 500)), min_size=1, max_size=40),
     terms=st.lists(_term, min_size=6, max_size=6),
     qterms=st.one_of(st.none(), st.lists(_term, min_size=6, max_size=6)),
 )

@@ -63,7 +63,7 @@ def group_speeds(
             # record (a first measurement goes through the loop: everything is redone).
             cell = tracker.reranks[seen % RERANK_RING]
             place = where.get(cell)
-            found = kept
+            found: Speeds | None = kept
             if place is not None:
                 key = _RANK_OF[stream](cell)
                 g, j = place
@@ -85,34 +85,34 @@ def group_speeds(
                         # if this group held it and no longer does (then min() tells).
                         if key < low:
                             low = key
-                            moved = lows.copy()
-                            moved[g] = low
+                            lowered = lows.copy()
+                            lowered[g] = low
                             redo = key < best
                         else:
                             low = min(row)
-                            moved = lows.copy()
-                            moved[g] = low
-                            redo = old == best and best != min(moved)
+                            lowered = lows.copy()
+                            lowered[g] = low
+                            redo = old == best and best != min(lowered)
                         if redo:  # the lowest of all moved: every term changes
-                            found = _snapshot(count, rows, moved, missing, f_perf)
+                            found = _snapshot(count, rows, lowered, missing, f_perf)
                         elif not missing[g]:  # else its fastest is the lowest of all: unchanged
                             if fastest is lows:  # every group measured: fastest is lowest
-                                fastest = moved
+                                fastest = lowered
                             else:
                                 fastest = fastest.copy()
                                 fastest[g] = low
                             terms = terms.copy()
                             terms[g] = f_perf * exp(best - low)
-                        lows = moved
+                        lows = lowered
                     if found is kept:
                         found = (count, rows, lows, missing, fastest, best, terms)
             if found is kept:  # another candidate set's record, or its key unchanged
-                found = (count, *kept[1:])  # type: ignore[assignment]
+                found = (count, *kept[1:])
             # Unless the ring moved on past ``seen`` while it was read.
             if found is not None and tracker.reranked - seen <= RERANK_RING:
                 extra[_KEPT[stream]] = found
                 return found
-        if where is not None and count - seen <= RERANK_RING:
+        if where is not None and count - seen <= RERANK_RING:  # several: one at a time
             rank_of = _RANK_OF[stream]
             ring = tracker.reranks
             _, rows, lows, missing, fastest, best, terms = kept

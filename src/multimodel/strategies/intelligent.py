@@ -239,7 +239,7 @@ class Intelligent(LearnedQuality):
         if len(candidates) > 1:
             now = stats.now()
             prober = self._prober
-            if stats.__class__ is Tracker and not stats.erring:  # type: ignore[attr-defined]
+            if stats.__class__ is Tracker and not stats.erring:
                 prober.count += 1  # nothing erring: no probe due (Prober.count says so)
             else:
                 probe = prober.due(candidates, stats, now)
