@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import random
+import sys
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -16,7 +18,9 @@ from multimodel.tracking.quality import (
     beta_draw,
     beta_mean_sd,
     heuristic_task,
+    posterior,
     task_of_tags,
+    thompson_draw,
 )
 from multimodel.types import ChatRequest
 
@@ -197,3 +201,91 @@ def test_posteriors_are_params_in_one_call() -> None:
         for task in ("*", "code"):
             want = [book.params(m, task, now) for m in models]
             assert book.posteriors(models, task, now) == want
+
+
+def _cheng(a: float, b: float, random_: Callable[[], float]) -> float:
+    """Cheng's BB / BC written plainly, every constant worked out before the loop: what
+    :func:`beta_draw` (whose rejection constants are worked out on first use) must equal."""
+    lo, hi = (a, b) if a <= b else (b, a)
+    alpha = lo + hi
+    if lo > 1.0:
+        beta = math.sqrt((alpha - 2.0) / (2.0 * lo * hi - alpha))
+        gamma = lo + 1.0 / beta
+        while True:
+            u1 = random_()
+            if not u1:
+                continue
+            u2 = random_()
+            v = beta * math.log(u1 / (1.0 - u1))
+            w = lo * math.exp(v)
+            z = u1 * u1 * u2
+            r = gamma * v - math.log(4.0)
+            s = lo + r - w
+            if s + 1.0 + math.log(5.0) >= 5.0 * z:
+                break
+            t = math.log(z)
+            if s > t or r + alpha * math.log(alpha / (hi + w)) >= t:
+                break
+        return w / (hi + w) if a == lo else hi / (hi + w)
+    beta = 1.0 / lo
+    delta = 1.0 + hi - lo
+    k1 = delta * (0.0138889 + 0.0416667 * lo) / (hi * beta - 0.777778)
+    k2 = 0.25 + (0.5 + 0.25 / delta) * lo
+    while True:
+        u1 = random_()
+        if not u1:
+            continue
+        u2 = random_()
+        if u1 < 0.5:
+            y = u1 * u2
+            z = u1 * y
+            if 0.25 * u2 + z - y >= k1:
+                continue
+        else:
+            z = u1 * u1 * u2
+            if z <= 0.25:
+                v = beta * math.log(u1 / (1.0 - u1))
+                w = min(hi * math.exp(v) if v <= 709.0 else sys.float_info.max, sys.float_info.max)
+                break
+            if z >= k2:
+                continue
+        v = beta * math.log(u1 / (1.0 - u1))
+        w = min(hi * math.exp(v) if v <= 709.0 else sys.float_info.max, sys.float_info.max)
+        if alpha * (math.log(alpha / (lo + w)) + v) - math.log(4.0) >= math.log(z):
+            break
+    return lo / (lo + w) if a == lo else w / (lo + w)
+
+
+_shape = st.floats(min_value=0.01, max_value=300.0, allow_nan=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=_shape, b=_shape, seed=st.integers(0, 2**32 - 1))
+def test_beta_draw_is_chengs_draw_bit_for_bit(a: float, b: float, seed: int) -> None:
+    # The same uniforms give the same variates, and as many of them are read.
+    mine, plain = random.Random(seed), random.Random(seed)
+    for _ in range(20):
+        assert beta_draw(a, b, mine.random) == _cheng(a, b, plain.random)
+        assert mine.getstate() == plain.getstate()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    scores=st.lists(st.floats(0.0, 1.0), max_size=6),
+    elapsed=st.floats(0.0, 1e6),
+    cap=st.sampled_from([1.0, 3.0, 200.0]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_thompson_draw_is_the_capped_posteriors_draw(
+    scores: list[float], elapsed: float, cap: float, seed: int
+) -> None:
+    book = QualityBook(FeedbackPolicy(half_life=3600.0, max_evidence=cap), clock=lambda: 0.0)
+    for k, score in enumerate(scores):
+        book.add("m", "*", score, at=float(k))
+    now = float(len(scores)) + elapsed
+    a, b, _ = posterior(book.evidence(["m"], "*")[0], now, 3600.0)
+    if a + b > cap:
+        a, b = a * cap / (a + b), b * cap / (a + b)
+    mine, plain = random.Random(seed), random.Random(seed)
+    evidence = book.evidence(["m"], "*")
+    assert thompson_draw(evidence, now, 3600.0, cap, mine.random, 0) == _cheng(a, b, plain.random)

@@ -17,15 +17,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from math import exp
+from operator import add
 from typing import NamedTuple
 
 from ..providers.base import Endpoint
 from ._speeds import Speeds, filled
 from ._util import SCORE_TIE, LockedRandom, pick_tied
 
-__all__ = ["PricedGroups", "Weights", "lazy_thompson", "priced_groups"]
+__all__ = ["PRICED", "PricedGroups", "Weights", "lazy_thompson", "priced_groups"]
 
 _Entry = tuple[float | None, float, float]  # input and output price per token, quality
+PRICED = "priced"
+"""The ``Fleet.extra`` key of a candidate set's groups (with their quality terms), or ``None``
+when they cannot be grouped (``intelligent`` keeps them there: see its ``_grouped``)."""
 Weights = tuple[float, float, float, float]
 """The factors of ``intelligent``'s score: cost, performance, quality, availability."""
 
@@ -52,23 +56,23 @@ class PricedGroups(NamedTuple):
         """Per group: the cost, performance and availability terms of its fastest member's
         score for ``tin`` / ``tout`` tokens (``min cost / cost``, and ``min latency / latency
         == exp(best rank - rank)``: kept with the speeds), plus its quality term when
-        ``qterms`` are given. Loops, not comprehensions (each is a call of its own)."""
+        ``qterms`` are given. The additions are made in C (``map``), in the formula's order."""
+        costs = self.costs(weights, tin, tout)
+        if qterms is not None:
+            return list(map(add, map(add, costs, speeds[6]), qterms))
+        return list(map(add, costs, speeds[6]))
+
+    def costs(self, weights: Weights, tin: int, tout: int) -> list[float]:
+        """Per group: ``f_cost * cheapest / cost + f_avail`` for ``tin`` / ``tout`` tokens.
+        ``x + 0.0 == x`` for these positive terms, so adding a zero ``f_avail`` changes no
+        score. Not kept per token counts: real prompts rarely repeat a count, so a cache of them
+        would only serve a benchmark's prompts."""
         f_cost, _, _, f_avail = weights
         costs: list[float] = []
         for p_in, p_out in self.prices:
             costs.append(p_in * tin + p_out * tout)
         fc = f_cost * min(costs)
-        out: list[float] = []
-        if qterms is not None:
-            for cost, term, q in zip(costs, speeds[6], qterms, strict=True):
-                out.append(fc / cost + f_avail + term + q)
-        elif f_avail:
-            for cost, term in zip(costs, speeds[6], strict=True):
-                out.append(fc / cost + f_avail + term)
-        else:  # x + 0.0 == x (x > 0): the same scores without an addition per group
-            for cost, term in zip(costs, speeds[6], strict=True):
-                out.append(fc / cost + term)
-        return out
+        return [fc / cost + f_avail for cost in costs]
 
     def per_candidate(
         self, weights: Weights, speeds: Speeds, tin: int, tout: int, qterms: Sequence[float]
@@ -90,10 +94,11 @@ class PricedGroups(NamedTuple):
         """The position of the candidate to choose given each group's score: the fastest
         member of the best group; ties (within the tolerance) broken at random among every
         tied group's fastest members (any member when there is no performance factor)."""
-        floor = max(scores) - SCORE_TIE
+        top = max(scores)
+        floor = top - SCORE_TIE
         count = sum(map(floor.__le__, scores))
         if count == 1:  # the common case: one group wins; pick among its fastest, in C
-            return self.fastest_member(scores.index(max(scores)), speeds, f_perf, rng)
+            return self.fastest_member(scores.index(top), speeds, f_perf, rng)
         pool: list[int] = []
         for g, (members, k, score) in enumerate(zip(self.members, speeds[4], scores, strict=True)):
             if score >= floor:
@@ -154,10 +159,23 @@ def lazy_thompson(
     """
     tie = _TIE
     order = sorted(range(len(rests)), key=rests.__getitem__, reverse=True)
-    top = 0.0  # the highest draw so far: M is at least this
     last = len(order)
-    k = 0  # groups looked at so far
-    for g in order:
+    # The first group, apart: its draw alone decides most choices (the loop below is the
+    # general case, from the second group on, with the same tests).
+    g = order[0]
+    s = slots[g]
+    q = draws[s]
+    top = 0.0  # the highest draw so far: M is at least this
+    if q is None:
+        q = draws[s] = draw(s)
+        if q > 0.0:
+            top = q
+    if last == 1:
+        return None
+    if top > 0.0 and rests[g] + f_qual * q > rests[order[1]] + f_qual + tie:
+        return g  # alone, at M = 1, it beats the best any other group could score
+    k = 1  # groups looked at so far
+    for g in order[1:]:
         k += 1
         s = slots[g]
         q = draws[s]
@@ -168,10 +186,6 @@ def lazy_thompson(
         if k == last or top <= 0.0:
             continue  # no bound yet when every draw so far is 0 (M unknown): draw on
         reach = rests[order[k]] + f_qual + tie  # the best a group left could score
-        if k == 1:  # the common case: the first group alone, at M = 1, beats every other
-            if rests[g] + f_qual * q > reach:
-                return g
-            continue
         scale = f_qual / top
         best = -1
         low = high = 0.0  # the leader's score at M = 1 and at M = top

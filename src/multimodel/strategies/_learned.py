@@ -33,7 +33,7 @@ from ..tracking.quality import (
     thompson_draw,
 )
 from ..tracking.stats import StatsView
-from ._groups import PricedGroups, Weights, lazy_thompson
+from ._groups import PRICED, PricedGroups, Weights, lazy_thompson
 from ._speeds import Speeds, group_speeds
 from ._util import SCORE_TIE, Fleet, LockedRandom, forgiven_error_rate, pick_max_index
 from .base import RouteContext
@@ -142,7 +142,7 @@ class LearnedQuality:
         stream = ctx.stream
         if not stream and ctx.output_tokens >= LONG_GENERATION:
             return None  # scored with the time per output token: one candidate at a time
-        grouped = self._grouped(fleet, candidates)
+        grouped = fleet.extra.get(PRICED) or self._grouped(fleet, candidates)
         if grouped is None:
             return None
         priced = grouped[0]
@@ -153,7 +153,13 @@ class LearnedQuality:
         tags = None if request is None else request.tags
         task = task_of_tags(tags) if tags else DEFAULT_TASK
         unique = priced.unique
-        evidence = _evidence(fleet, unique, task, book)
+        kept = fleet.extra.get(_EVIDENCE)  # _evidence's first test, inline (every choice)
+        found = None if kept is None else kept.get(task)
+        evidence = (
+            found[1]
+            if found is not None and found[0] == book.version
+            else _evidence(fleet, unique, task, book)
+        )
         now = book.clock()
         policy = book.policy
         weights = self._weights

@@ -58,7 +58,61 @@ def group_speeds(
         if seen == count:
             return kept  # nothing re-ranked since
         where: dict[object, tuple[int, int]] | None = extra.get(_WHERE)
-        if where is not None and count - seen <= RERANK_RING:
+        if where is not None and count == seen + 1:
+            # The common case: one record re-ranked since. The loop below, for that one
+            # record (a first measurement goes through the loop: everything is redone).
+            cell = tracker.reranks[seen % RERANK_RING]
+            place = where.get(cell)
+            found: Speeds | None = kept
+            if place is not None:
+                key = _RANK_OF[stream](cell)
+                g, j = place
+                _, rows, lows, missing, fastest, best, terms = kept
+                row = rows[g]
+                old = row[j]
+                if key is None or key == old:
+                    pass
+                elif old == inf:
+                    found = None
+                else:
+                    row = row.copy()
+                    row[j] = key
+                    rows = rows.copy()
+                    rows[g] = row
+                    low = lows[g]
+                    if key < low or old == low:  # the group's lowest key changed
+                        # best is the lowest of lows: it moves if this key goes below it, or
+                        # if this group held it and no longer does (then min() tells).
+                        if key < low:
+                            low = key
+                            lowered = lows.copy()
+                            lowered[g] = low
+                            redo = key < best
+                        else:
+                            low = min(row)
+                            lowered = lows.copy()
+                            lowered[g] = low
+                            redo = old == best and best != min(lowered)
+                        if redo:  # the lowest of all moved: every term changes
+                            found = _snapshot(count, rows, lowered, missing, f_perf)
+                        elif not missing[g]:  # else its fastest is the lowest of all: unchanged
+                            if fastest is lows:  # every group measured: fastest is lowest
+                                fastest = lowered
+                            else:
+                                fastest = fastest.copy()
+                                fastest[g] = low
+                            terms = terms.copy()
+                            terms[g] = f_perf * exp(best - low)
+                        lows = lowered
+                    if found is kept:
+                        found = (count, rows, lows, missing, fastest, best, terms)
+            if found is kept:  # another candidate set's record, or its key unchanged
+                found = (count, *kept[1:])
+            # Unless the ring moved on past ``seen`` while it was read.
+            if found is not None and tracker.reranked - seen <= RERANK_RING:
+                extra[_KEPT[stream]] = found
+                return found
+        if where is not None and count - seen <= RERANK_RING:  # several: one at a time
             rank_of = _RANK_OF[stream]
             ring = tracker.reranks
             _, rows, lows, missing, fastest, best, terms = kept
@@ -97,6 +151,10 @@ def group_speeds(
                 low = min(lows)
                 if best != (0.0 if low == inf else low):
                     redo = True  # the lowest of all moved: every term changes
+                elif fastest is kept[2]:  # every group measured: each fastest is its lowest
+                    terms = terms.copy()
+                    for g in moved:
+                        terms[g] = f_perf * exp(best - lows[g])
                 else:  # only the moved groups' fastest and terms change
                     fastest, terms = fastest.copy(), terms.copy()
                     for g in moved:
@@ -105,6 +163,8 @@ def group_speeds(
                             terms[g] = f_perf * exp(best - low)
             # Unless the ring moved on past ``seen`` while it was read.
             if tracker.reranked - seen <= RERANK_RING:
+                if fastest is kept[2]:  # every group measured (the fast path above's test)
+                    fastest = lows
                 found = (
                     _snapshot(count, rows, lows, missing, f_perf)
                     if redo

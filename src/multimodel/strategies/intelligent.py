@@ -35,7 +35,7 @@ from .._core.trace import LazyScores
 from ..errors import ConfigError
 from ..providers.base import Endpoint
 from ..tracking.stats import StatsView, Tracker
-from ._groups import PricedGroups, Weights, priced_groups
+from ._groups import PRICED, PricedGroups, Weights, priced_groups
 from ._latency_cap import slow_deployments
 from ._learned import LearnedQuality, LearnedScores
 from ._speeds import group_speeds
@@ -231,12 +231,20 @@ class Intelligent(LearnedQuality):
         self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext
     ) -> tuple[Endpoint, LazyScores | ProbeScores | LearnedScores]:
         """The choice and each candidate's score (higher is better)."""
-        fleet = self._fleets.get(candidates, stats)
+        last = self._fleets._last  # FleetCache.get's first test, inline (every choice)
+        if last is not None and last[0] is candidates and last[1] is stats:
+            fleet = last[2]
+        else:
+            fleet = self._fleets.get(candidates, stats)
         if len(candidates) > 1:
             now = stats.now()
-            probe = self._prober.due(candidates, stats, now)
-            if probe is not None:
-                return probe, probe_scores(probe, stats, now)  # -1: a probe
+            prober = self._prober
+            if stats.__class__ is Tracker and not stats.erring:
+                prober.count += 1  # nothing erring: no probe due (Prober.count says so)
+            else:
+                probe = prober.due(candidates, stats, now)
+                if probe is not None:
+                    return probe, probe_scores(probe, stats, now)  # -1: a probe
             book = self._quality
             if book is not None and book.version:  # feedback received: learned quality
                 fast = self._learned_fast(fleet, candidates, stats, ctx, book)
@@ -325,7 +333,7 @@ class Intelligent(LearnedQuality):
         stream = ctx.stream
         if not stream and ctx.output_tokens >= LONG_GENERATION:
             return None
-        grouped = self._grouped(fleet, candidates)
+        grouped = fleet.extra.get(PRICED) or self._grouped(fleet, candidates)
         if grouped is None or len(grouped[1]) < 2:
             return None
         priced, qterms = grouped
@@ -345,7 +353,7 @@ class Intelligent(LearnedQuality):
     ) -> tuple[PricedGroups, list[float]] | None:
         """The candidates grouped by model, price and quality, with each group's quality term
         (``None``: a price unknown or zero); kept per candidate set."""
-        found = fleet.extra.get(_PRICED, _UNSET)
+        found = fleet.extra.get(PRICED, _UNSET)
         if found is _UNSET:
             priced = priced_groups(candidates, self._entry)
             found = None
@@ -353,7 +361,7 @@ class Intelligent(LearnedQuality):
                 max_q = max(priced.qualities) or 1.0
                 f_qual = self.factors.get("quality", 0.0) / max_q
                 found = (priced, [f_qual * q for q in priced.qualities])
-            fleet.extra[_PRICED] = found
+            fleet.extra[PRICED] = found
         result: tuple[PricedGroups, list[float]] | None = found
         return result
 
@@ -464,7 +472,6 @@ _Entry = tuple[float | None, float, float]  # input and output price per token, 
 _Group = tuple[float, list[int], Picker]
 """Candidates with equal cost and quality terms: the terms, their positions, and a function
 reading their values out of a list in one C call."""
-_PRICED = "priced"  # Fleet.extra key of the candidates grouped by model, price and quality
 _UNSET = object()
 _KINDS = "kinds"  # Fleet.extra key of the per-candidate-set entries and groups
 _TERMS = "terms"  # Fleet.extra key of the per-token-counts terms (many distinct entries)

@@ -319,16 +319,81 @@ def thompson_draw(
     """A Thompson draw of the quality of the ``slot``-th model of :meth:`QualityBook.evidence`:
     its :func:`posterior` at ``now`` with the evidence capped at ``cap`` (``max_evidence``), in
     one call (the router draws on every learned choice: ``functools.partial`` of everything
-    but ``slot``)."""
+    but ``slot``). The draw itself is :func:`beta_draw`'s, inline: a call is a tenth of it."""
     a, b, cell = evidence[slot]
-    if cell is not None:  # posterior(), inline: a call is a tenth of a draw
-        elapsed = now - cell.t
+    if cell is not None:  # posterior(), inline
+        successes, failures, t, _ = cell  # one unpacking, not three attribute reads
+        elapsed = now - t
         decay = 2.0 ** (-elapsed / half_life) if elapsed > 0.0 else 1.0
-        a, b = a + cell.a * decay, b + cell.b * decay
+        a, b = a + successes * decay, b + failures * decay
     total = a + b
     if total > cap:
         a, b = a * cap / total, b * cap / total
-    return beta_draw(a, b, random)
+    # Cheng's BB and BC (see beta_draw for the reference); a constant only one branch of the
+    # rejection test reads is worked out the first time that branch is taken (the same value
+    # either way: only the work is saved).
+    lo, hi = (a, b) if a <= b else (b, a)
+    alpha = lo + hi
+    if lo > 1.0:  # BB
+        beta = _sqrt((alpha - 2.0) / (2.0 * lo * hi - alpha))
+        gamma = lo + 1.0 / beta
+        while True:
+            u1 = random()
+            if not u1:  # log(0): draw again (probability 2**-53)
+                continue
+            u2 = random()
+            v = beta * _log(u1 / (1.0 - u1))
+            w = lo * _exp(v)  # v < 37 here: beta <= 1
+            z = u1 * u1 * u2
+            r = gamma * v - _LOG4
+            s = lo + r - w
+            if s + _BB_SQUEEZE >= 5.0 * z:
+                break
+            t = _log(z)
+            if s > t or r + alpha * _log(alpha / (hi + w)) >= t:
+                break
+        return w / (hi + w) if a == lo else hi / (hi + w)
+    # BC: the smaller parameter is at most 1
+    beta = 1.0 / lo
+    delta = k1 = k2 = 0.0  # worked out on first use (delta > 1: 0.0 means not yet)
+    while True:
+        u1 = random()
+        if not u1:
+            continue
+        u2 = random()
+        if u1 < 0.5:
+            if not delta:
+                delta = 1.0 + hi - lo
+            if not k1:
+                k1 = delta * (0.0138889 + 0.0416667 * lo) / (hi * beta - 0.777778)
+            y = u1 * u2
+            z = u1 * y
+            if 0.25 * u2 + z - y >= k1:
+                continue
+        else:
+            z = u1 * u1 * u2
+            if z <= 0.25:
+                v = beta * _log(u1 / (1.0 - u1))
+                # hi * exp(v), capped at the largest float as R does (v reaches hundreds when
+                # the smaller parameter is tiny and u1 is within 1e-6 of 1); inline: a call
+                # per draw is a tenth of its cost.
+                w = hi * _exp(v) if v <= _EXP_MAX else _FLOAT_MAX
+                if w > _FLOAT_MAX:  # noqa: PLR1730  (min(w, _FLOAT_MAX) without the call)
+                    w = _FLOAT_MAX
+                break
+            if not delta:
+                delta = 1.0 + hi - lo
+            if not k2:
+                k2 = 0.25 + (0.5 + 0.25 / delta) * lo
+            if z >= k2:
+                continue
+        v = beta * _log(u1 / (1.0 - u1))
+        w = hi * _exp(v) if v <= _EXP_MAX else _FLOAT_MAX  # as above
+        if w > _FLOAT_MAX:  # noqa: PLR1730
+            w = _FLOAT_MAX
+        if alpha * (_log(alpha / (lo + w)) + v) - _LOG4 >= _log(z):
+            break
+    return lo / (lo + w) if a == lo else w / (lo + w)
 
 
 def beta_mean_sd(a: float, b: float) -> tuple[float, float]:
@@ -353,62 +418,10 @@ def beta_draw(a: float, b: float, random: Callable[[], float]) -> float:
     ``rbeta``). They draw a Beta directly, about two uniforms, two logarithms and one
     exponential per variate; ``random.betavariate`` draws two gamma variates instead, which
     in pure Python costs about 1.6x as much (the router draws one per model per request).
+    The algorithm lives in :func:`thompson_draw` (no evidence, no cap: the draw alone).
     The tests compare the draws with ``random.betavariate`` (Kolmogorov-Smirnov) and the
     moments with the closed form."""
-    lo, hi = (a, b) if a <= b else (b, a)
-    alpha = lo + hi
-    if lo > 1.0:  # BB
-        beta = _sqrt((alpha - 2.0) / (2.0 * lo * hi - alpha))
-        gamma = lo + 1.0 / beta
-        while True:
-            u1 = random()
-            if not u1:  # log(0): draw again (probability 2**-53)
-                continue
-            u2 = random()
-            v = beta * _log(u1 / (1.0 - u1))
-            w = lo * _exp(v)  # v < 37 here: beta <= 1
-            z = u1 * u1 * u2
-            r = gamma * v - _LOG4
-            s = lo + r - w
-            if s + _BB_SQUEEZE >= 5.0 * z:
-                break
-            t = _log(z)
-            if s > t or r + alpha * _log(alpha / (hi + w)) >= t:
-                break
-        return w / (hi + w) if a == lo else hi / (hi + w)
-    # BC: the smaller parameter is at most 1
-    beta = 1.0 / lo
-    delta = 1.0 + hi - lo
-    k1 = delta * (0.0138889 + 0.0416667 * lo) / (hi * beta - 0.777778)
-    k2 = 0.25 + (0.5 + 0.25 / delta) * lo
-    while True:
-        u1 = random()
-        if not u1:
-            continue
-        u2 = random()
-        if u1 < 0.5:
-            y = u1 * u2
-            z = u1 * y
-            if 0.25 * u2 + z - y >= k1:
-                continue
-        else:
-            z = u1 * u1 * u2
-            if z <= 0.25:
-                v = beta * _log(u1 / (1.0 - u1))
-                # hi * exp(v), capped at the largest float as R does (v reaches hundreds when
-                # the smaller parameter is tiny and u1 is within 1e-6 of 1); inline: a call
-                # per draw is a tenth of its cost.
-                w = hi * _exp(v) if v <= _EXP_MAX else _FLOAT_MAX
-                w = min(w, _FLOAT_MAX)
-                break
-            if z >= k2:
-                continue
-        v = beta * _log(u1 / (1.0 - u1))
-        w = hi * _exp(v) if v <= _EXP_MAX else _FLOAT_MAX  # as above
-        w = min(w, _FLOAT_MAX)
-        if alpha * (_log(alpha / (lo + w)) + v) - _LOG4 >= _log(z):
-            break
-    return lo / (lo + w) if a == lo else w / (lo + w)
+    return thompson_draw(((a, b, None),), 0.0, 1.0, math.inf, random, 0)
 
 
 def _decay(elapsed: float, half_life: float) -> float:
