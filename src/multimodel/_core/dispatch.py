@@ -49,7 +49,7 @@ from ..tracking.outcome import Outcome, success_outcome
 from ..types import ChatRequest, Usage
 from .endings import NO_NAMES, NO_REASONS, NO_WAITS, _estimate
 from .failures import PlanFailures
-from .router import AUTO, Router
+from .router import AUTO, AutoTemplate, Router
 from .tokens import DEFAULT_OUTPUT_TOKENS, estimate_input_tokens
 from .trace import AttemptRecord, LazyScores, RoutingTrace, Send, Sleep, new_trace
 
@@ -179,8 +179,16 @@ class DispatchPlan(PlanFailures):
     def _enter(self, model: str) -> None:
         router = self._router
         self.model = model
-        template = router.templates.get(model)
-        if template is not None and self.policy is None:
+        auto_key = None
+        template = router.templates.get(model) if self.policy is None else None
+        if template is None and model == AUTO and self.policy is None:
+            auto_key = router.auto_key(self.ctx)
+            if auto_key is not None:
+                auto = router.auto_templates.get(auto_key)
+                if auto is not None:
+                    self._enter_auto(auto)
+                    return
+        if template is not None:
             # A group whose entry does not depend on the request (one model, no strategy
             # exclusions): what the general path below would compute, kept from the first call.
             self.strategy, self.candidates, names, self._choose_scored, name = template
@@ -234,6 +242,46 @@ class DispatchPlan(PlanFailures):
                 self._choose_scored,
                 type(self.strategy).__name__,
             )
+        elif auto_key is not None:
+            # candidates() took its fast path (auto_key said the request fits): the same
+            # candidates and static exclusions for every such request.
+            router.auto_templates[auto_key] = (
+                self.strategy,
+                self.candidates,
+                names,
+                self._choose_scored,
+                type(self.strategy).__name__,
+                exclude,
+                bool(getattr(self.strategy, "exclude_reads_stats", False)),
+                router.candidates(model, self.ctx)[1],
+            )
+
+    def _enter_auto(self, template: AutoTemplate) -> None:
+        """``_enter``'s general path for ``model="auto"``, from its template: the same state
+        and trace, with only the strategy's own exclusions computed for this request."""
+        strategy, self.candidates, names, self._choose_scored, name, exclude, reads, static = (
+            template
+        )
+        self.strategy = strategy
+        excluded = static
+        if exclude is not None:
+            found = (
+                exclude(self.candidates, self.ctx, self._router.tracker)
+                if reads
+                else exclude(self.candidates, self.ctx)
+            )
+            if found:
+                excluded = {**excluded, **found}
+        trace = self.trace
+        if excluded:
+            self._excluded = {**self._excluded, **excluded}
+            trace.excluded.update(excluded)
+        trace.models.append(AUTO)
+        if not trace.strategy:
+            trace.strategy = name
+        trace.candidates.extend(names)
+        if self._tried:
+            self._tried = set()
 
     def _advance(self) -> bool:
         """Move to the next model of the fallback chain; ``False`` when there is none."""
