@@ -40,7 +40,7 @@ from ..errors import (
     ProviderTimeout,
     redact,
 )
-from ..providers._errors import endpoint_secrets
+from ..providers._errors import _SECRETS_MEMO, endpoint_secrets
 from ..providers.base import Endpoint
 from ..strategies._learned import LearnedScores
 from ..strategies._util import ProbeScores
@@ -477,7 +477,8 @@ class DispatchPlan(PlanFailures):
         latency = now - send.started
         endpoint = send.endpoint
         if request_id is not None:  # a response header: it goes to the ledger and the cache
-            secrets = endpoint_secrets(endpoint)
+            # endpoint_secrets' memo read here: the call only the first time
+            secrets = endpoint.memo.get(_SECRETS_MEMO) or endpoint_secrets(endpoint)
             for secret in secrets:
                 if secret in request_id:
                     request_id = redact(request_id, secrets)

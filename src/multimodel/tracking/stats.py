@@ -51,6 +51,8 @@ _ERROR_FLOOR = 1e-6  # an error rate decayed below this is 0: ~36 successes afte
 _MIN_TPOT_TOKENS = 16  # below this, per-token time is mostly fixed overhead: do not sample it
 MAX_GROUPS = 10_000  # user / tag cells kept; older ones fold into "(other)"
 OTHER = "(other)"
+_PENDING = 64  # latencies kept per deployment before they are folded into its sketch
+_INF = math.inf
 RERANK_RING = 64
 """How many of the records last re-ranked :attr:`Tracker.reranks` names."""
 
@@ -79,8 +81,8 @@ class _Cell:
         "last_failure_at",
         "latency_at",
         "latency_peak",
+        "latency_pending",
         "latency_rank",
-        "latency_sketch",
         "length_fit",
         "length_per_token",
         "length_share",
@@ -98,6 +100,7 @@ class _Cell:
         "unpriced",
         "win_errors",
         "win_requests",
+        "_latency_sketch",
     )
 
     def __init__(self) -> None:
@@ -123,7 +126,10 @@ class _Cell:
         self.latency_peak: float | None = None  # peak_latency's value and stamp, as plain
         self.latency_at = 0.0  # attributes (read per candidate by adaptive)
         self.stream_rank: float | None = None
-        self.latency_sketch = QuantileSketch()
+        self._latency_sketch = QuantileSketch()
+        # Successful latencies not yet in the sketch, oldest first: only quantile reads need
+        # it, so answers are folded in batches (at most _PENDING, or when it is read).
+        self.latency_pending: list[float] = []
         self.ttft_sketch = QuantileSketch()
         self.last_failure_at: float | None = None
         self.penalty_until = 0.0
@@ -144,6 +150,17 @@ class _Cell:
         self.length_fit = LengthFit()
         self.length_share = 1.0
         self.length_per_token = 0.0  # 0: the latency does not depend on the length (yet)
+
+    @property
+    def latency_sketch(self) -> QuantileSketch:
+        """The sketch of the successful latencies, every answer folded in (read under the
+        tracker's lock: the fold writes)."""
+        sketch = self._latency_sketch
+        pending = self.latency_pending
+        if pending:
+            sketch.add_all(pending)
+            pending.clear()
+        return sketch
 
     def latency_estimate(self, now: float) -> float | None:
         return self.peak_latency.value(now)
@@ -443,7 +460,13 @@ class Tracker:
                     self.ranked += 1
                 cell.stream_rank = rank
             generation = latency
-        cell.latency_sketch.add(latency)
+        if 0.0 <= latency < _INF:  # a valid sample: added with the next read or batch
+            pending = cell.latency_pending
+            pending.append(latency)
+            if len(pending) >= _PENDING:
+                cell.latency_sketch  # noqa: B018 -- the property folds the batch
+        else:
+            cell.latency_sketch.add(latency)  # raises now, as an eager add does
         if output is not None and output >= _MIN_TPOT_TOKENS and generation > 0:
             cell.ewma_tpot = _ewma(cell.ewma_tpot, generation / output)
         # Published once the rank keys are set: a reader of ``reranked`` finds them set.
