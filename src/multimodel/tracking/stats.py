@@ -61,6 +61,7 @@ class _Cell:
     """Per-deployment state; written under the tracker's lock, read lock-free."""
 
     __slots__ = (
+        "_latency_sketch",
         "cache_read_tokens",
         "cached",
         "congestion",
@@ -100,7 +101,6 @@ class _Cell:
         "unpriced",
         "win_errors",
         "win_requests",
-        "_latency_sketch",
     )
 
     def __init__(self) -> None:
