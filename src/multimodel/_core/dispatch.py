@@ -30,6 +30,7 @@ call, are in ``endings.py``; a provider's failure and what follows it in ``failu
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
@@ -170,7 +171,10 @@ class DispatchPlan(PlanFailures):
                 # max_tokens is not the caller's.
                 request_params=request if operation == "chat" else {},
             )
-            if telemetry is not None and telemetry.tracing()
+            # tracing()'s no-tracer case compared here, without the call (once per call)
+            if telemetry is not None
+            and (telemetry._tracer is not None or telemetry._trace_recheck <= time.monotonic())
+            and telemetry.tracing()
             else None
         )
 
@@ -332,7 +336,24 @@ class DispatchPlan(PlanFailures):
             self._errors = [*self._errors, ProviderTimeout("the call's deadline passed")]
             raise self._exhausted()
         while True:
-            available, earliest = self._available(now)
+            available: Sequence[Endpoint]
+            if (
+                router.budgets is None
+                and router.health.all_closed
+                and not router.limiter.any_limits
+                and not self._shared_wait
+            ):
+                # Nothing can turn a candidate away but this call's own exclusions: O(1) when
+                # there are none (the common case, whatever the fleet size), without a call.
+                excluded = self._excluded
+                available = (
+                    [c for c in self.candidates if c.name not in excluded]
+                    if excluded
+                    else self.candidates
+                )
+                earliest = None
+            else:
+                available, earliest = self._available(now)
             if available:
                 break
             if self._advance():
@@ -408,20 +429,10 @@ class DispatchPlan(PlanFailures):
         return endpoint
 
     def _available(self, now: float) -> tuple[Sequence[Endpoint], float | None]:
+        """The candidates that may be tried now, and the earliest time one that may not could
+        be (``_next`` takes the case where only this call's own exclusions apply)."""
         router = self._router
         budgets = router.budgets
-        if (
-            budgets is None
-            and router.health.all_closed
-            and not router.limiter.any_limits
-            and not self._shared_wait
-        ):
-            # Nothing can turn a candidate away but this call's own exclusions: O(1) when there
-            # are none (the common case, whatever the fleet size).
-            excluded = self._excluded
-            if not excluded:
-                return self.candidates, None
-            return [c for c in self.candidates if c.name not in excluded], None
         tokens = self.ctx.input_tokens + self.ctx.output_tokens
         available: list[Endpoint] = []
         earliest: float | None = None

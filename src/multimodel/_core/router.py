@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["AUTO", "AutoTemplate", "Router"]
 
 AUTO = "auto"
+_new_object = object.__new__
 AutoTemplate = tuple[
     Strategy, Sequence[Endpoint], Sequence[str], Any, str, Any, bool, Mapping[str, str]
 ]
@@ -211,7 +212,10 @@ class Router:
             from .dispatch import DispatchPlan
 
             plan_type = Router._plan_type = DispatchPlan
-        return plan_type(
+        # Allocated and initialised as two calls rather than by calling the class: type.__call__
+        # would gather the keywords into a dict for __init__ (once per call).
+        plan = _new_object(plan_type)
+        plan.__init__(  # type: ignore[misc]
             self,
             request,
             timeout=timeout,
@@ -220,6 +224,7 @@ class Router:
             policy=policy,
             operation=operation,
         )
+        return plan
 
 
 def _needed_capabilities(request: ChatRequest | None) -> set[str]:

@@ -353,8 +353,9 @@ class Tracker:
         lock = self._lock
         lock.acquire()  # rather than ``with``: half the instructions, on every answer
         try:
-            if not outcome.cached:  # _release, inlined: once per answer
-                cell.in_flight = max(0, cell.in_flight - 1)
+            if not outcome.cached:  # _release, inlined: once per answer (max() is a call)
+                in_flight = cell.in_flight
+                cell.in_flight = in_flight - 1 if in_flight > 0 else 0
                 loads = cell.sent_loads
                 load = loads.popleft() if loads else None
             cell.requests += 1
