@@ -1,16 +1,19 @@
-"""Figures the tracker folds in batches (or when read) equal the ones folded at every answer."""
+"""Figures the tracker folds in batches, when read or inline equal the estimators' own."""
 
 from __future__ import annotations
 
 import math
+from collections import deque
+from typing import cast
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from multimodel.tracking.congestion import CongestionFit
 from multimodel.tracking.outcome import Outcome
-from multimodel.tracking.sketches import QuantileSketch
-from multimodel.tracking.stats import Tracker
+from multimodel.tracking.sketches import PeakEWMA, QuantileSketch
+from multimodel.tracking.stats import RANK_TAU, RankedStats, Tracker
 
 LATENCY = st.floats(min_value=0.0, max_value=1e4, allow_nan=False)
 QS = (0.0, 0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 1.0)
@@ -93,3 +96,34 @@ def test_a_bad_latency_raises_at_the_answer_as_before() -> None:
     tracker.record(_ok("a", 0.5))
     with pytest.raises(ValueError):
         tracker.record(_ok("a", -1.0))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from("ab"), st.booleans(), LATENCY, st.floats(0.0, 30.0)),
+        max_size=300,
+    )
+)
+def test_the_peak_and_congestion_figures_equal_their_estimators(
+    steps: list[tuple[str, bool, float, float]],
+) -> None:
+    # The tracker folds the peak EWMA and the congestion fit inline: the same figures as
+    # PeakEWMA.fold and CongestionFit.add fed the same answers.
+    clock = _Clock()
+    tracker = Tracker(clock)
+    peaks = {"a": PeakEWMA(RANK_TAU), "b": PeakEWMA(RANK_TAU)}
+    fits = {"a": CongestionFit(), "b": CongestionFit()}
+    loads: dict[str, deque[int]] = {"a": deque(), "b": deque()}
+    for name, start, latency, pause in steps:
+        clock.now += pause
+        if start or not loads[name]:
+            loads[name].append(tracker.started(name))
+            continue
+        tracker.record(_ok(name, latency))
+        value, stamp, rank = peaks[name].fold(latency, clock.now)
+        fits[name].add(loads[name].popleft(), latency)
+        cell = cast(RankedStats, tracker.get(name))  # the tracker's cells are ranked
+        assert (cell.latency_peak, cell.latency_at, cell.latency_rank) == (value, stamp, rank)
+        assert cell.latency_estimate(clock.now + 1.0) == peaks[name].value(clock.now + 1.0)
+        assert (cell.congestion, cell.load_scale) == (fits[name].congestion, fits[name].scale)

@@ -46,7 +46,7 @@ from ..providers.base import Endpoint
 from ..strategies._learned import LearnedScores
 from ..strategies._util import ProbeScores
 from ..strategies.base import RouteContext
-from ..tracking.outcome import Outcome, success_outcome
+from ..tracking.outcome import Outcome
 from ..types import ChatRequest, Usage
 from .endings import NO_NAMES, NO_REASONS, NO_WAITS, _estimate
 from .failures import PlanFailures
@@ -499,27 +499,38 @@ class DispatchPlan(PlanFailures):
             _new_tuple(AttemptRecord, (endpoint.name, "ok", latency, status, None))
         )
         breakdown = router.cost(endpoint, usage) if router.cost is not None and usage else None
-        outcome = success_outcome(
-            endpoint.name,
-            endpoint.model,
-            endpoint.provider,
-            latency,
-            clock.time() - latency,
-            status,
-            ttft,
-            usage,
-            breakdown.total if breakdown is not None else None,
-            self.stream,
-            self.request.user,
-            self._tags,
-            response_model,
-            finish_reason,
-            request_id,
-            send.attempt,
-            breakdown,
-            response_id,
-            self.ctx.output_tokens,
-            self.operation,
+        # The Outcome's tuple built here, positionally (once per answer: a named tuple parses
+        # its keywords slowly, and a helper would be a call with 20 arguments); the field order
+        # is checked against the keyword construction by tests/tracking/test_outcome.py.
+        outcome: Outcome = _new_tuple(
+            Outcome,
+            (
+                endpoint.name,
+                endpoint.model,
+                endpoint.provider,
+                True,  # ok
+                latency,
+                clock.time() - latency,  # started_at
+                None,  # error
+                status,
+                ttft,
+                usage,
+                breakdown.total if breakdown is not None else None,  # cost
+                self.stream,
+                False,  # cached
+                None,  # retry_after
+                self.request.user,
+                self._tags,
+                response_model,
+                finish_reason,
+                request_id,
+                send.attempt,
+                breakdown,  # cost_breakdown
+                response_id,
+                self.ctx.output_tokens,  # requested_tokens
+                self.operation,
+                None,  # sent_load: read for refusals only
+            ),
         )
         router.health.on_success(endpoint.name, now)
         if router.shared is not None:
