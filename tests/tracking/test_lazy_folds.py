@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from multimodel.tracking.congestion import CongestionFit
+from multimodel.tracking.lengths import LengthFit
 from multimodel.tracking.outcome import Outcome
 from multimodel.tracking.sketches import PeakEWMA, QuantileSketch
 from multimodel.tracking.stats import RANK_TAU, RankedStats, Tracker
+from multimodel.types import Usage
 
 LATENCY = st.floats(min_value=0.0, max_value=1e4, allow_nan=False)
 QS = (0.0, 0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 1.0)
@@ -127,3 +129,48 @@ def test_the_peak_and_congestion_figures_equal_their_estimators(
         assert (cell.latency_peak, cell.latency_at, cell.latency_rank) == (value, stamp, rank)
         assert cell.latency_estimate(clock.now + 1.0) == peaks[name].value(clock.now + 1.0)
         assert (cell.congestion, cell.load_scale) == (fits[name].congestion, fits[name].scale)
+
+
+def _fit_state(fit: LengthFit) -> dict[str, float]:
+    return {name: getattr(fit, name) for name in LengthFit.__slots__}
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2000),
+            st.floats(0.001, 60.0),
+            st.one_of(st.none(), st.integers(1, 4000)),
+        ),
+        max_size=200,
+    )
+)
+def test_the_length_fit_equals_its_own_add(answers: list[tuple[int, float, int | None]]) -> None:
+    # The tracker folds LengthFit.add inline: the fit's whole state stays what add() makes it.
+    clock = _Clock()
+    tracker = Tracker(clock)
+    reference = LengthFit()
+    for output, latency, requested in answers:
+        clock.now += 0.5
+        cell = tracker.get("a")
+        per_token = cell.length_per_token
+        tracker.started("a")
+        tracker.record(
+            Outcome(
+                deployment="a",
+                model="m",
+                provider="p",
+                ok=True,
+                latency=latency,
+                started_at=0,
+                usage=Usage(input_tokens=1, output_tokens=output),
+                requested_tokens=requested,
+            )
+        )
+        if reference.add(output, latency, requested) and not per_token:
+            reference.start(cast(float, cell.ewma_latency))
+        assert _fit_state(cast(Any, cell).length_fit) == _fit_state(reference)
+        assert (cell.length_share, cell.length_per_token) == (
+            (reference.share, reference.per_token) if reference.slope else (1.0, 0.0)
+        )

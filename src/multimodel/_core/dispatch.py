@@ -407,7 +407,10 @@ class DispatchPlan(PlanFailures):
                 return self._next()
         self._attempts += 1
         self._tried.add(endpoint.name)
-        router.health.on_send(endpoint.name, now)
+        health = router.health
+        breaker = health._breakers.get(endpoint.name)
+        if breaker is None or breaker.state != "closed" or breaker.status != "healthy":
+            health.on_send(endpoint.name, now)  # its common case (nothing to do) tested here
         load = router.tracker.started(endpoint.name)
         timeout = endpoint.timeout or self._timeout
         if remaining is not None:

@@ -27,6 +27,8 @@ from .congestion import LOAD_ALPHA as _LOAD_ALPHA
 from .congestion import CongestionFit
 from .headroom import parse_headroom
 from .histogram import FixedSketch
+from .lengths import ALPHA as _LENGTH_ALPHA
+from .lengths import BATCH as _LENGTH_BATCH
 from .lengths import LengthFit
 from .outcome import ABANDONED, CANCELLED, Outcome, unpriced
 from .sketches import PeakEWMA, QuantileSketch
@@ -444,8 +446,25 @@ class Tracker:
                 # Latency against output length: the peak estimate is fed the answer taken to
                 # the recent length (one long answer is not a slow deployment), the plain EWMA
                 # stays linear in the lengths (see tracking.lengths).
+                # LengthFit.add, inlined (once per answer; test_lazy_folds checks the figures)
                 lengths = cell.length_fit
-                if lengths.add(output, latency, outcome.requested_tokens):
+                asked = outcome.requested_tokens or output
+                lengths._bt += output
+                lengths._btt += output * output
+                lengths._by += latency
+                lengths._bty += output * latency
+                lengths._br += asked
+                lengths._batch = batch = lengths._batch + 1
+                active = lengths.slope
+                if active:
+                    m = lengths.tokens
+                    lengths.tokens = m + _LENGTH_ALPHA * (output - m)
+                    lengths.requested += _LENGTH_ALPHA * (asked - lengths.requested)
+                if batch >= _LENGTH_BATCH:
+                    lengths._solve()
+                elif active:
+                    lengths._factor()
+                if lengths.slope:
                     if not cell.length_per_token:  # a slope found: t-bar from the EWMA
                         lengths.start(cell.ewma_latency)
                     cell.length_share, cell.length_per_token = lengths.share, lengths.per_token
