@@ -376,11 +376,13 @@ class Tracker:
                     window.add(now, 1, outcome.latency)
             output = None
             if usage is not None:
-                # Each field read once: a pydantic attribute costs several slot reads.
-                output = usage.output_tokens
-                cell.input_tokens += usage.input_tokens
+                # Each field read once, from the model's __dict__: a pydantic attribute read
+                # passes through BaseModel's __getattr__ hook (see tracking.cost).
+                counts = usage.__dict__
+                output = counts["output_tokens"]
+                cell.input_tokens += counts["input_tokens"]
                 cell.output_tokens += output
-                cell.cache_read_tokens += usage.cache_read_tokens
+                cell.cache_read_tokens += counts["cache_read_tokens"]
             if outcome.cost is not None:
                 cell.cost += outcome.cost
             elif unpriced(outcome):
