@@ -183,15 +183,7 @@ class DispatchPlan(PlanFailures):
     def _enter(self, model: str) -> None:
         router = self._router
         self.model = model
-        auto_key = None
         template = router.templates.get(model) if self.policy is None else None
-        if template is None and model == AUTO and self.policy is None:
-            auto_key = router.auto_key(self.ctx)
-            if auto_key is not None:
-                auto = router.auto_templates.get(auto_key)
-                if auto is not None:
-                    self._enter_auto(auto)
-                    return
         if template is not None:
             # A group whose entry does not depend on the request (one model, no strategy
             # exclusions): what the general path below would compute, kept from the first call.
@@ -204,13 +196,47 @@ class DispatchPlan(PlanFailures):
             if self._tried:
                 self._tried = set()
             return
-        self.strategy = router.strategy(model)
-        self.candidates, excluded = router.candidates(model, self.ctx)
-        exclude = getattr(self.strategy, "exclude", None)
+        auto_key = None
+        if model == AUTO and self.policy is None:
+            auto_key = router.auto_key(self.ctx)
+            if auto_key is not None:
+                auto = router.auto_templates.get(auto_key)
+                if auto is not None:
+                    self._enter_from(model, auto)
+                    return
+        strategy = router.strategy(model)
+        candidates, excluded = router.candidates(model, self.ctx)
+        exclude = getattr(strategy, "exclude", None)
+        entry: AutoTemplate = (
+            strategy,
+            candidates,
+            router.names_of(model, candidates),
+            getattr(strategy, "choose_scored", None),
+            type(strategy).__name__,
+            exclude,
+            bool(getattr(strategy, "exclude_reads_stats", False)),
+            excluded,  # never written: each exclusion below makes a new mapping
+        )
+        if model != AUTO and exclude is None:
+            router.templates[model] = entry[:5]
+        elif auto_key is not None:
+            # candidates() took its fast path (auto_key said the request fits): the same
+            # candidates and static exclusions for every such request.
+            router.auto_templates[auto_key] = entry
+        self._enter_from(model, entry)
+
+    def _enter_from(self, model: str, entry: AutoTemplate) -> None:
+        """Enter ``model``'s group as ``entry`` says (the strategy, its candidates and the
+        exclusions every request gets), adding the strategy's and the policy's exclusions
+        for this request."""
+        strategy, self.candidates, names, self._choose_scored, name, exclude, reads, excluded = (
+            entry
+        )
+        self.strategy = strategy
         if exclude is not None:
             found = (
-                exclude(self.candidates, self.ctx, router.tracker)
-                if getattr(self.strategy, "exclude_reads_stats", False)
+                exclude(self.candidates, self.ctx, self._router.tracker)
+                if reads
                 else exclude(self.candidates, self.ctx)
             )
             if found:
@@ -231,56 +257,6 @@ class DispatchPlan(PlanFailures):
             self._excluded = {**self._excluded, **excluded}
             trace.excluded.update(excluded)
         trace.models.append(model)
-        if not trace.strategy:
-            trace.strategy = type(self.strategy).__name__
-        names = router.names_of(model, self.candidates)
-        trace.candidates.extend(names)
-        self._choose_scored = getattr(self.strategy, "choose_scored", None)
-        if self._tried:
-            self._tried = set()
-        if model != AUTO and exclude is None:
-            router.templates[model] = (
-                self.strategy,
-                self.candidates,
-                names,
-                self._choose_scored,
-                type(self.strategy).__name__,
-            )
-        elif auto_key is not None:
-            # candidates() took its fast path (auto_key said the request fits): the same
-            # candidates and static exclusions for every such request.
-            router.auto_templates[auto_key] = (
-                self.strategy,
-                self.candidates,
-                names,
-                self._choose_scored,
-                type(self.strategy).__name__,
-                exclude,
-                bool(getattr(self.strategy, "exclude_reads_stats", False)),
-                router.candidates(model, self.ctx)[1],
-            )
-
-    def _enter_auto(self, template: AutoTemplate) -> None:
-        """``_enter``'s general path for ``model="auto"``, from its template: the same state
-        and trace, with only the strategy's own exclusions computed for this request."""
-        strategy, self.candidates, names, self._choose_scored, name, exclude, reads, static = (
-            template
-        )
-        self.strategy = strategy
-        excluded = static
-        if exclude is not None:
-            found = (
-                exclude(self.candidates, self.ctx, self._router.tracker)
-                if reads
-                else exclude(self.candidates, self.ctx)
-            )
-            if found:
-                excluded = {**excluded, **found}
-        trace = self.trace
-        if excluded:
-            self._excluded = {**self._excluded, **excluded}
-            trace.excluded.update(excluded)
-        trace.models.append(AUTO)
         if not trace.strategy:
             trace.strategy = name
         trace.candidates.extend(names)
