@@ -120,7 +120,8 @@ class DispatchPlan(PlanFailures):
         # tuple.__new__ directly: a named tuple's generated __new__ is a Python function.
         # The output estimate is estimate_output_tokens's, without the call (and each pydantic
         # field of the request is read once: they cost several slot reads each).
-        max_tokens = request.max_tokens
+        fields = request.__dict__  # as estimate_input_tokens reads them (see tokens.py)
+        max_tokens = fields["max_tokens"]
         self.ctx = _new_tuple(
             RouteContext,
             (
@@ -146,8 +147,9 @@ class DispatchPlan(PlanFailures):
         self._pending_sleep: float | None = None
         self._budget_blocked: AbstractSet[str] = NO_NAMES
         self._shared_wait: Mapping[str, float] = NO_WAITS  # deployment -> when the fleet admits it
-        self._tags = tuple(request.tags or ())
-        model = request.model
+        tags = fields["tags"]
+        self._tags = tuple(tags) if tags else ()
+        model = fields["model"]
         fallbacks = router.fallbacks.get(model)
         self._chain = [model] if fallbacks is None else [model, *fallbacks]
         self._position = 0
