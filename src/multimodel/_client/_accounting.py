@@ -119,7 +119,11 @@ class Accounting:
     def _cost(self, endpoint: Endpoint, usage: Usage) -> CostBreakdown | None:
         pricing = getattr(endpoint.spec, "pricing", None)
         if pricing is not None:  # the common case, without the warning machinery
-            return self._compute_cost(usage, pricing, price_version=self.catalog.version)
+            # Catalog.version's read without its two calls once the table is loaded (each
+            # change to the catalog replaces _state, so this is the version it reports).
+            state = self.catalog._state
+            version = state.version if state is not None else self.catalog.version
+            return self._compute_cost(usage, pricing, price_version=version)
         from ..tracking.cost import cost_for
 
         return cost_for(

@@ -280,8 +280,10 @@ class FeedbackAndStatus:
         )
 
     def _outcome_event(self, outcome: Outcome) -> None:
-        if self.events.wants("outcome"):
-            self.events.emit("outcome", outcome)
+        events = self.events
+        # Events.wants' first test without the call (once per answer; nobody listens, usually)
+        if events._callbacks.get("outcome") or (events._subs and events.wants("outcome")):
+            events.emit("outcome", outcome)
 
 
 # Set while a status change of another process is applied here (see _fleet_status_changed).

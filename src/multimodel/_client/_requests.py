@@ -33,6 +33,7 @@ __all__ = ["DEFAULT_DEADLINE_FACTOR", "MessageInput", "RequestBuilding", "Reques
 DEFAULT_DEADLINE_FACTOR = 2.0
 """Without a ``deadline``, a call may take this many times its ``timeout``: one full attempt
 and room for retries, back-offs and waits, never minutes more."""
+_new_object = object.__new__
 
 MessageInput = Message | Mapping[str, Any] | BaseModel
 """One message: a ``Message``, a dict (OpenAI's shapes included), or a message object the
@@ -221,7 +222,10 @@ class RequestBuilding:
         deadline = self._deadline
         if self._refuse_params:  # opt-in: the default call pays nothing
             refuse_unsupported(request, self._reachable(request.model))
-        return DispatchPlan(
+        # Allocated and initialised as two calls, as Router.plan does: calling the class would
+        # gather the keywords into a dict for __init__ (once per call).
+        plan = _new_object(DispatchPlan)
+        plan.__init__(  # type: ignore[misc]
             self._router,
             request,
             timeout=timeout,
@@ -237,6 +241,7 @@ class RequestBuilding:
             body_deadline=deadline is not None,
             prefer=prefer,
         )
+        return plan
 
     def _reachable(self, model: str) -> list[tuple[Endpoint, ProviderAdapter]]:
         """Every deployment a call of ``model`` could be sent to: its group's, its fallback

@@ -30,6 +30,7 @@ call, are in ``endings.py``; a provider's failure and what follows it in ``failu
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
@@ -40,16 +41,16 @@ from ..errors import (
     ProviderTimeout,
     redact,
 )
-from ..providers._errors import endpoint_secrets
+from ..providers._errors import _SECRETS_MEMO, endpoint_secrets
 from ..providers.base import Endpoint
 from ..strategies._learned import LearnedScores
 from ..strategies._util import ProbeScores
 from ..strategies.base import RouteContext
-from ..tracking.outcome import Outcome, success_outcome
+from ..tracking.outcome import Outcome
 from ..types import ChatRequest, Usage
 from .endings import NO_NAMES, NO_REASONS, NO_WAITS, _estimate
 from .failures import PlanFailures
-from .router import AUTO, Router
+from .router import AUTO, AutoTemplate, Router
 from .tokens import DEFAULT_OUTPUT_TOKENS, estimate_input_tokens
 from .trace import AttemptRecord, LazyScores, RoutingTrace, Send, Sleep, new_trace
 
@@ -119,7 +120,8 @@ class DispatchPlan(PlanFailures):
         # tuple.__new__ directly: a named tuple's generated __new__ is a Python function.
         # The output estimate is estimate_output_tokens's, without the call (and each pydantic
         # field of the request is read once: they cost several slot reads each).
-        max_tokens = request.max_tokens
+        fields = request.__dict__  # as estimate_input_tokens reads them (see tokens.py)
+        max_tokens = fields["max_tokens"]
         self.ctx = _new_tuple(
             RouteContext,
             (
@@ -145,8 +147,9 @@ class DispatchPlan(PlanFailures):
         self._pending_sleep: float | None = None
         self._budget_blocked: AbstractSet[str] = NO_NAMES
         self._shared_wait: Mapping[str, float] = NO_WAITS  # deployment -> when the fleet admits it
-        self._tags = tuple(request.tags or ())
-        model = request.model
+        tags = fields["tags"]
+        self._tags = tuple(tags) if tags else ()
+        model = fields["model"]
         fallbacks = router.fallbacks.get(model)
         self._chain = [model] if fallbacks is None else [model, *fallbacks]
         self._position = 0
@@ -170,7 +173,10 @@ class DispatchPlan(PlanFailures):
                 # max_tokens is not the caller's.
                 request_params=request if operation == "chat" else {},
             )
-            if telemetry is not None and telemetry.tracing()
+            # tracing()'s no-tracer case compared here, without the call (once per call)
+            if telemetry is not None
+            and (telemetry._tracer is not None or telemetry._trace_recheck <= time.monotonic())
+            and telemetry.tracing()
             else None
         )
 
@@ -179,8 +185,8 @@ class DispatchPlan(PlanFailures):
     def _enter(self, model: str) -> None:
         router = self._router
         self.model = model
-        template = router.templates.get(model)
-        if template is not None and self.policy is None:
+        template = router.templates.get(model) if self.policy is None else None
+        if template is not None:
             # A group whose entry does not depend on the request (one model, no strategy
             # exclusions): what the general path below would compute, kept from the first call.
             self.strategy, self.candidates, names, self._choose_scored, name = template
@@ -192,13 +198,47 @@ class DispatchPlan(PlanFailures):
             if self._tried:
                 self._tried = set()
             return
-        self.strategy = router.strategy(model)
-        self.candidates, excluded = router.candidates(model, self.ctx)
-        exclude = getattr(self.strategy, "exclude", None)
+        auto_key = None
+        if model == AUTO and self.policy is None:
+            auto_key = router.auto_key(self.ctx)
+            if auto_key is not None:
+                auto = router.auto_templates.get(auto_key)
+                if auto is not None:
+                    self._enter_from(model, auto)
+                    return
+        strategy = router.strategy(model)
+        candidates, excluded = router.candidates(model, self.ctx)
+        exclude = getattr(strategy, "exclude", None)
+        entry: AutoTemplate = (
+            strategy,
+            candidates,
+            router.names_of(model, candidates),
+            getattr(strategy, "choose_scored", None),
+            type(strategy).__name__,
+            exclude,
+            bool(getattr(strategy, "exclude_reads_stats", False)),
+            excluded,  # never written: each exclusion below makes a new mapping
+        )
+        if model != AUTO and exclude is None:
+            router.templates[model] = entry[:5]
+        elif auto_key is not None:
+            # candidates() took its fast path (auto_key said the request fits): the same
+            # candidates and static exclusions for every such request.
+            router.auto_templates[auto_key] = entry
+        self._enter_from(model, entry)
+
+    def _enter_from(self, model: str, entry: AutoTemplate) -> None:
+        """Enter ``model``'s group as ``entry`` says (the strategy, its candidates and the
+        exclusions every request gets), adding the strategy's and the policy's exclusions
+        for this request."""
+        strategy, self.candidates, names, self._choose_scored, name, exclude, reads, excluded = (
+            entry
+        )
+        self.strategy = strategy
         if exclude is not None:
             found = (
-                exclude(self.candidates, self.ctx, router.tracker)
-                if getattr(self.strategy, "exclude_reads_stats", False)
+                exclude(self.candidates, self.ctx, self._router.tracker)
+                if reads
                 else exclude(self.candidates, self.ctx)
             )
             if found:
@@ -220,20 +260,10 @@ class DispatchPlan(PlanFailures):
             trace.excluded.update(excluded)
         trace.models.append(model)
         if not trace.strategy:
-            trace.strategy = type(self.strategy).__name__
-        names = router.names_of(model, self.candidates)
+            trace.strategy = name
         trace.candidates.extend(names)
-        self._choose_scored = getattr(self.strategy, "choose_scored", None)
         if self._tried:
             self._tried = set()
-        if model != AUTO and exclude is None:
-            router.templates[model] = (
-                self.strategy,
-                self.candidates,
-                names,
-                self._choose_scored,
-                type(self.strategy).__name__,
-            )
 
     def _advance(self) -> bool:
         """Move to the next model of the fallback chain; ``False`` when there is none."""
@@ -284,7 +314,24 @@ class DispatchPlan(PlanFailures):
             self._errors = [*self._errors, ProviderTimeout("the call's deadline passed")]
             raise self._exhausted()
         while True:
-            available, earliest = self._available(now)
+            available: Sequence[Endpoint]
+            if (
+                router.budgets is None
+                and router.health.all_closed
+                and not router.limiter.any_limits
+                and not self._shared_wait
+            ):
+                # Nothing can turn a candidate away but this call's own exclusions: O(1) when
+                # there are none (the common case, whatever the fleet size), without a call.
+                excluded = self._excluded
+                available = (
+                    [c for c in self.candidates if c.name not in excluded]
+                    if excluded
+                    else self.candidates
+                )
+                earliest = None
+            else:
+                available, earliest = self._available(now)
             if available:
                 break
             if self._advance():
@@ -338,7 +385,10 @@ class DispatchPlan(PlanFailures):
                 return self._next()
         self._attempts += 1
         self._tried.add(endpoint.name)
-        router.health.on_send(endpoint.name, now)
+        health = router.health
+        breaker = health._breakers.get(endpoint.name)
+        if breaker is None or breaker.state != "closed" or breaker.status != "healthy":
+            health.on_send(endpoint.name, now)  # its common case (nothing to do) tested here
         load = router.tracker.started(endpoint.name)
         timeout = endpoint.timeout or self._timeout
         if remaining is not None:
@@ -360,20 +410,10 @@ class DispatchPlan(PlanFailures):
         return endpoint
 
     def _available(self, now: float) -> tuple[Sequence[Endpoint], float | None]:
+        """The candidates that may be tried now, and the earliest time one that may not could
+        be (``_next`` takes the case where only this call's own exclusions apply)."""
         router = self._router
         budgets = router.budgets
-        if (
-            budgets is None
-            and router.health.all_closed
-            and not router.limiter.any_limits
-            and not self._shared_wait
-        ):
-            # Nothing can turn a candidate away but this call's own exclusions: O(1) when there
-            # are none (the common case, whatever the fleet size).
-            excluded = self._excluded
-            if not excluded:
-                return self.candidates, None
-            return [c for c in self.candidates if c.name not in excluded], None
         tokens = self.ctx.input_tokens + self.ctx.output_tokens
         available: list[Endpoint] = []
         earliest: float | None = None
@@ -429,7 +469,8 @@ class DispatchPlan(PlanFailures):
         latency = now - send.started
         endpoint = send.endpoint
         if request_id is not None:  # a response header: it goes to the ledger and the cache
-            secrets = endpoint_secrets(endpoint)
+            # endpoint_secrets' memo read here: the call only the first time
+            secrets = endpoint.memo.get(_SECRETS_MEMO) or endpoint_secrets(endpoint)
             for secret in secrets:
                 if secret in request_id:
                     request_id = redact(request_id, secrets)
@@ -439,27 +480,38 @@ class DispatchPlan(PlanFailures):
             _new_tuple(AttemptRecord, (endpoint.name, "ok", latency, status, None))
         )
         breakdown = router.cost(endpoint, usage) if router.cost is not None and usage else None
-        outcome = success_outcome(
-            endpoint.name,
-            endpoint.model,
-            endpoint.provider,
-            latency,
-            clock.time() - latency,
-            status,
-            ttft,
-            usage,
-            breakdown.total if breakdown is not None else None,
-            self.stream,
-            self.request.user,
-            self._tags,
-            response_model,
-            finish_reason,
-            request_id,
-            send.attempt,
-            breakdown,
-            response_id,
-            self.ctx.output_tokens,
-            self.operation,
+        # The Outcome's tuple built here, positionally (once per answer: a named tuple parses
+        # its keywords slowly, and a helper would be a call with 20 arguments); the field order
+        # is checked against the keyword construction by tests/tracking/test_outcome.py.
+        outcome: Outcome = _new_tuple(
+            Outcome,
+            (
+                endpoint.name,
+                endpoint.model,
+                endpoint.provider,
+                True,  # ok
+                latency,
+                clock.time() - latency,  # started_at
+                None,  # error
+                status,
+                ttft,
+                usage,
+                breakdown.total if breakdown is not None else None,  # cost
+                self.stream,
+                False,  # cached
+                None,  # retry_after
+                self.request.user,
+                self._tags,
+                response_model,
+                finish_reason,
+                request_id,
+                send.attempt,
+                breakdown,  # cost_breakdown
+                response_id,
+                self.ctx.output_tokens,  # requested_tokens
+                self.operation,
+                None,  # sent_load: read for refusals only
+            ),
         )
         router.health.on_success(endpoint.name, now)
         if router.shared is not None:

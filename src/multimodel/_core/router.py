@@ -26,9 +26,14 @@ if TYPE_CHECKING:
     from ..security._rules import Policy
     from .dispatch import DispatchPlan
 
-__all__ = ["AUTO", "Router"]
+__all__ = ["AUTO", "AutoTemplate", "Router"]
 
 AUTO = "auto"
+_new_object = object.__new__
+AutoTemplate = tuple[
+    Strategy, Sequence[Endpoint], Sequence[str], Any, str, Any, bool, Mapping[str, str]
+]
+"""What a plan's entry into ``model="auto"`` sets (see :attr:`Router.auto_templates`)."""
 
 
 class Router:
@@ -75,6 +80,12 @@ class Router:
         #: depend on the request (a strategy without exclusions): (strategy, candidates, their
         #: names, ``choose_scored`` or ``None``, the strategy's name). Filled by the first plan.
         self.templates: dict[str, tuple[Strategy, Sequence[Endpoint], Sequence[str], Any, str]] = {}
+        #: ``model="auto"``'s templates, per set of needed capabilities (:meth:`auto_key`): the
+        #: same five items, then the strategy's ``exclude`` (or ``None``) and whether it reads
+        #: the stats, and the exclusions every such request gets (capabilities, embedding
+        #: models; read-only). Used while the request fits every candidate's context window
+        #: (the candidates do not depend on it then); ``exclude`` is still asked per request.
+        self.auto_templates: dict[frozenset[str], AutoTemplate] = {}
         self.strategies: dict[str, Strategy] = {m: strategy_for(m) for m in self.groups}
         self.tracker = tracker
         self.clock = clock
@@ -141,6 +152,16 @@ class Router:
                 kept.append(ep)  # fits, or unknown to the catalog: the strategy decides
         return kept, excluded
 
+    def auto_key(self, ctx: RouteContext) -> frozenset[str] | None:
+        """The key of ``model="auto"``'s template for ``ctx`` (its needed capabilities), or
+        ``None`` when its candidates depend on the request (not yet computed for these
+        capabilities, or some context window is too small for it)."""
+        needs = frozenset(_needed_capabilities(ctx.request))
+        capable = self._auto.get(needs)
+        if capable is None or ctx.input_tokens + ctx.output_tokens > capable[1]:
+            return None
+        return needs
+
     def names_of(self, model: str, candidates: Sequence[Endpoint]) -> Sequence[str]:
         """The names of ``candidates`` (as :meth:`candidates` returned them), for the trace."""
         names = self.names.get(model)
@@ -191,7 +212,10 @@ class Router:
             from .dispatch import DispatchPlan
 
             plan_type = Router._plan_type = DispatchPlan
-        return plan_type(
+        # Allocated and initialised as two calls rather than by calling the class: type.__call__
+        # would gather the keywords into a dict for __init__ (once per call).
+        plan = _new_object(plan_type)
+        plan.__init__(  # type: ignore[misc]
             self,
             request,
             timeout=timeout,
@@ -200,6 +224,7 @@ class Router:
             policy=policy,
             operation=operation,
         )
+        return plan
 
 
 def _needed_capabilities(request: ChatRequest | None) -> set[str]:

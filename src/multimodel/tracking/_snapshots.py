@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from .sketches import QuantileSketch
 
 if TYPE_CHECKING:
+    from ._cells import _Cell, _GroupCell
     from .snapshot import DeploymentSnapshot, GroupSnapshot
-    from .stats import _Cell, _GroupCell
 
 # The snapshot types (pydantic models) are imported by each function: they load with the
 # first snapshot, not with the tracker that every client builds.

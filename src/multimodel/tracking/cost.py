@@ -110,7 +110,12 @@ def compute_cost(usage: Usage, pricing: Pricing, *, price_version: str) -> CostB
     input, cache writes at what remains, and reasoning at the output. ``total`` is still the
     exact sum of the parts.
     """
-    if not (usage.cache_read_tokens or usage.cache_write_tokens or usage.reasoning_tokens):
+    # The fields read from the model's __dict__: each pydantic attribute read passes through
+    # BaseModel's __getattr__ hook, about three times a dict lookup (once per answer).
+    counts = usage.__dict__
+    if not (
+        counts["cache_read_tokens"] or counts["cache_write_tokens"] or counts["reasoning_tokens"]
+    ):
         # The common answer: plain input and output tokens (counts are never negative here,
         # the adapters clamp them; max() keeps the general path's guarantee all the same).
         # Per-token prices are kept per (frozen) Pricing object: hashing two Decimals per call
@@ -118,9 +123,9 @@ def compute_cost(usage: Usage, pricing: Pricing, *, price_version: str) -> CostB
         per_token = _PER_PRICING.get(id(pricing))
         if per_token is None or per_token[0] is not pricing:
             per_token = _per_token_prices(pricing)
-        tokens = usage.input_tokens
+        tokens = counts["input_tokens"]
         uncached_cost = _multiply(tokens, per_token[1]) if tokens > 0 else _ZERO
-        tokens = usage.output_tokens
+        tokens = counts["output_tokens"]
         output_cost = _multiply(tokens, per_token[2]) if tokens > 0 else _ZERO
         # tuple.__new__ directly: a named tuple's generated __new__ is a Python function.
         return _new_tuple(

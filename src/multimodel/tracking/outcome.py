@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 from ..types import Usage
 
-__all__ = ["ABANDONED", "CANCELLED", "Outcome", "success_outcome", "unpriced"]
+__all__ = ["ABANDONED", "CANCELLED", "Outcome", "unpriced"]
 
 ABANDONED = "Abandoned"  # Outcome.error of an attempt cancelled because another one won
 CANCELLED = "Cancelled"  # Outcome.error of a stream the caller stopped: billed, not a failure
@@ -72,69 +72,6 @@ class Outcome(NamedTuple):
     requested_tokens: int | None = None
     operation: str = "chat"
     sent_load: int | None = None
-
-
-_new = tuple.__new__
-
-
-def success_outcome(
-    deployment: str,
-    model: str,
-    provider: str,
-    latency: float,
-    started_at: float,
-    status: int | None,
-    ttft: float | None,
-    usage: Usage | None,
-    cost: Decimal | None,
-    stream: bool,
-    user: str | None,
-    tags: tuple[str, ...],
-    response_model: str | None,
-    finish_reason: str | None,
-    request_id: str | None,
-    attempt: int,
-    cost_breakdown: Any,
-    response_id: str | None = None,
-    requested_tokens: int | None = None,
-    operation: str = "chat",
-) -> Outcome:
-    """The :class:`Outcome` of a successful attempt, built positionally.
-
-    Equal to ``Outcome(..., ok=True)`` with these keywords, about twice as fast: it is built
-    once per call on the hot path, and a named tuple parses 21 keyword arguments slowly. The
-    field order is checked by a test.
-    """
-    return _new(
-        Outcome,
-        (
-            deployment,
-            model,
-            provider,
-            True,
-            latency,
-            started_at,
-            None,  # error
-            status,
-            ttft,
-            usage,
-            cost,
-            stream,
-            False,  # cached
-            None,  # retry_after
-            user,
-            tags,
-            response_model,
-            finish_reason,
-            request_id,
-            attempt,
-            cost_breakdown,
-            response_id,
-            requested_tokens,
-            operation,
-            None,  # sent_load: read for refusals only
-        ),
-    )
 
 
 def unpriced(outcome: Outcome) -> bool:

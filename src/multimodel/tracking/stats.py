@@ -16,20 +16,19 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from ._cells import _Cell, _GroupCell
 from ._snapshots import deployment_snapshot, group_snapshot, merged_snapshot
-from .congestion import CongestionFit
+from .congestion import BATCH as _BATCH
+from .congestion import LOAD_ALPHA as _LOAD_ALPHA
 from .headroom import parse_headroom
-from .histogram import FixedSketch
-from .lengths import LengthFit
+from .lengths import ALPHA as _LENGTH_ALPHA
+from .lengths import BATCH as _LENGTH_BATCH
 from .outcome import ABANDONED, CANCELLED, Outcome, unpriced
-from .sketches import PeakEWMA, QuantileSketch
 from .view import RANK_TAU, DeploymentStats, RankedStats, StatsView
-from .windows import MultiWindow
 
 if TYPE_CHECKING:  # the snapshot's pydantic models load with the first snapshot
     from .snapshot import StatsSnapshot
@@ -46,143 +45,16 @@ __all__ = [
 ]
 
 _ALPHA = 0.3  # EWMA weight of the newest sample: reacts within a few requests, smooths jitter
-_PEAK_TAU = RANK_TAU  # seconds for a latency spike to decay by 1/e once samples are fast again
 _ERROR_FLOOR = 1e-6  # an error rate decayed below this is 0: ~36 successes after one failure
 _MIN_TPOT_TOKENS = 16  # below this, per-token time is mostly fixed overhead: do not sample it
 MAX_GROUPS = 10_000  # user / tag cells kept; older ones fold into "(other)"
 OTHER = "(other)"
+_PENDING = 64  # latencies kept per deployment before they are folded into its sketch
+_INF = math.inf
+_exp = math.exp
+_log = math.log
 RERANK_RING = 64
 """How many of the records last re-ranked :attr:`Tracker.reranks` names."""
-
-
-class _Cell:
-    """Per-deployment state; written under the tracker's lock, read lock-free."""
-
-    __slots__ = (
-        "cache_read_tokens",
-        "cached",
-        "congestion",
-        "congestion_fit",
-        "consecutive_failures",
-        "cost",
-        "errors",
-        "ewma_error_rate",
-        "ewma_latency",
-        "ewma_tpot",
-        "ewma_ttft",
-        "failures",
-        "headroom",
-        "headroom_skip",
-        "headroom_until",
-        "in_flight",
-        "input_tokens",
-        "last_failure_at",
-        "latency_at",
-        "latency_peak",
-        "latency_rank",
-        "latency_sketch",
-        "length_fit",
-        "length_per_token",
-        "length_share",
-        "load_scale",
-        "output_tokens",
-        "peak_latency",
-        "peak_ttft",
-        "penalty_until",
-        "refused_load",
-        "requests",
-        "sent_loads",
-        "stream_rank",
-        "successes",
-        "ttft_sketch",
-        "unpriced",
-        "win_errors",
-        "win_requests",
-    )
-
-    def __init__(self) -> None:
-        self.in_flight = 0
-        self.requests = 0
-        self.successes = 0
-        self.failures = 0
-        self.consecutive_failures = 0
-        self.cached = 0
-        self.errors: dict[str, int] = {}
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.cache_read_tokens = 0
-        self.cost = Decimal(0)  # the sum of the known costs
-        self.unpriced = 0  # attempts billed at an unknown price (see outcome.unpriced)
-        self.ewma_latency: float | None = None
-        self.ewma_ttft: float | None = None
-        self.ewma_tpot: float | None = None
-        self.ewma_error_rate = 0.0
-        self.peak_latency = PeakEWMA(_PEAK_TAU)
-        self.peak_ttft = PeakEWMA(_PEAK_TAU)
-        self.latency_rank: float | None = None
-        self.latency_peak: float | None = None  # peak_latency's value and stamp, as plain
-        self.latency_at = 0.0  # attributes (read per candidate by adaptive)
-        self.stream_rank: float | None = None
-        self.latency_sketch = QuantileSketch()
-        self.ttft_sketch = QuantileSketch()
-        self.last_failure_at: float | None = None
-        self.penalty_until = 0.0
-        # The load the last request refused with a Retry-After was sent at (None: unknown).
-        self.refused_load: int | None = None
-        self.headroom = 1.0
-        self.headroom_until = 0.0
-        self.headroom_skip = 0
-        self.win_requests = MultiWindow()
-        self.win_errors = MultiWindow()
-        # The load each request in flight was sent at, oldest first: the one that finishes is
-        # taken to be the oldest (answers overtake each other, which only adds noise to the
-        # congestion fit; Outcome does not carry it, and the plan would have to thread it).
-        self.sent_loads: deque[int] = deque()
-        self.congestion_fit = CongestionFit()
-        self.congestion = self.congestion_fit.congestion
-        self.load_scale = 1.0
-        self.length_fit = LengthFit()
-        self.length_share = 1.0
-        self.length_per_token = 0.0  # 0: the latency does not depend on the length (yet)
-
-    def latency_estimate(self, now: float) -> float | None:
-        return self.peak_latency.value(now)
-
-    def ttft_estimate(self, now: float) -> float | None:
-        return self.peak_ttft.value(now)
-
-    def latency_recent(self, stream: bool = False) -> float | None:
-        if stream:
-            ttft = self.peak_ttft.value()
-            if ttft is not None:
-                return ttft
-        return self.peak_latency.value()
-
-
-class _GroupCell:
-    """Per-user or per-tag totals (no routing state)."""
-
-    __slots__ = (
-        "cost",
-        "failures",
-        "input_tokens",
-        "latency",
-        "output_tokens",
-        "requests",
-        "unpriced",
-        "window",
-    )
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.failures = 0
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.cost = Decimal(0)
-        self.unpriced = 0
-        # Fixed-size quantiles: there may be 10,000 groups (see tracking.histogram).
-        self.latency = FixedSketch()
-        self.window = MultiWindow()
 
 
 class Tracker:
@@ -336,8 +208,9 @@ class Tracker:
         lock = self._lock
         lock.acquire()  # rather than ``with``: half the instructions, on every answer
         try:
-            if not outcome.cached:  # _release, inlined: once per answer
-                cell.in_flight = max(0, cell.in_flight - 1)
+            if not outcome.cached:  # _release, inlined: once per answer (max() is a call)
+                in_flight = cell.in_flight
+                cell.in_flight = in_flight - 1 if in_flight > 0 else 0
                 loads = cell.sent_loads
                 load = loads.popleft() if loads else None
             cell.requests += 1
@@ -352,11 +225,13 @@ class Tracker:
                     window.add(now, 1, outcome.latency)
             output = None
             if usage is not None:
-                # Each field read once: a pydantic attribute costs several slot reads.
-                output = usage.output_tokens
-                cell.input_tokens += usage.input_tokens
+                # Each field read once, from the model's __dict__: a pydantic attribute read
+                # passes through BaseModel's __getattr__ hook (see tracking.cost).
+                counts = usage.__dict__
+                output = counts["output_tokens"]
+                cell.input_tokens += counts["input_tokens"]
                 cell.output_tokens += output
-                cell.cache_read_tokens += usage.cache_read_tokens
+                cell.cache_read_tokens += counts["cache_read_tokens"]
             if outcome.cost is not None:
                 cell.cost += outcome.cost
             elif unpriced(outcome):
@@ -422,28 +297,78 @@ class Tracker:
                 # Latency against output length: the peak estimate is fed the answer taken to
                 # the recent length (one long answer is not a slow deployment), the plain EWMA
                 # stays linear in the lengths (see tracking.lengths).
+                # LengthFit.add, inlined (once per answer; test_lazy_folds checks the figures)
                 lengths = cell.length_fit
-                if lengths.add(output, latency, outcome.requested_tokens):
+                asked = outcome.requested_tokens or output
+                lengths._bt += output
+                lengths._btt += output * output
+                lengths._by += latency
+                lengths._bty += output * latency
+                lengths._br += asked
+                lengths._batch = batch = lengths._batch + 1
+                active = lengths.slope
+                if active:
+                    m = lengths.tokens
+                    lengths.tokens = m + _LENGTH_ALPHA * (output - m)
+                    lengths.requested += _LENGTH_ALPHA * (asked - lengths.requested)
+                if batch >= _LENGTH_BATCH:
+                    lengths._solve()
+                elif active:
+                    lengths._factor()
+                if lengths.slope:
                     if not cell.length_per_token:  # a slope found: t-bar from the EWMA
                         lengths.start(cell.ewma_latency)
                     cell.length_share, cell.length_per_token = lengths.share, lengths.per_token
                     sample = lengths.normalized(output, latency)
                 elif cell.length_per_token:  # the lengths stopped varying
                     cell.length_share, cell.length_per_token = 1.0, 0.0
-            cell.latency_peak, cell.latency_at, rank = cell.peak_latency.fold(sample, now)
+            # PeakEWMA.fold and CongestionFit.add, inlined (once per answer, two calls fewer);
+            # test_lazy_folds checks the figures against theirs.
+            peak = cell.peak_latency
+            current = peak._value
+            if not 0.0 <= sample < _INF:
+                peak.fold(sample, now)  # raises as it always did
+            if current is None or sample >= current:
+                value = sample
+            else:
+                elapsed = now - peak._stamp
+                value = sample + (current - sample) * (
+                    _exp(-elapsed / peak.tau) if elapsed > 0.0 else 1.0
+                )
+            peak._value = value
+            stamp = peak._stamp
+            if now > stamp or current is None:
+                peak._stamp = stamp = now
+            rank = _log(value) + stamp / peak.tau if value > 0.0 else -_INF
+            cell.latency_peak, cell.latency_at = value, stamp
             if cell.latency_rank is None:
                 self.ranked += 1
             cell.latency_rank = rank
             if load is not None:
                 fit = cell.congestion_fit
-                fit.add(load, latency)
-                cell.congestion, cell.load_scale = fit.congestion, fit.scale
+                fit._bn += load
+                fit._bnn += load * load
+                fit._by += latency
+                fit._bny += load * latency
+                fit._batch = batch = fit._batch + 1
+                if batch >= _BATCH:
+                    fit._solve()
+                m = fit.load
+                fit.load = m = load if m < 0.0 else m + _LOAD_ALPHA * (load - m)
+                cell.congestion = congestion = fit.congestion
+                cell.load_scale = fit.scale = 1.0 / (1.0 + congestion * m)
             if cell.ewma_ttft is None:  # streams are scored by latency until a TTFT is known
                 if cell.stream_rank is None:
                     self.ranked += 1
                 cell.stream_rank = rank
             generation = latency
-        cell.latency_sketch.add(latency)
+        if 0.0 <= latency < _INF:  # a valid sample: added with the next read or batch
+            pending = cell.latency_pending
+            pending.append(latency)
+            if len(pending) >= _PENDING:
+                cell.latency_sketch  # noqa: B018 -- the property folds the batch
+        else:
+            cell.latency_sketch.add(latency)  # raises now, as an eager add does
         if output is not None and output >= _MIN_TPOT_TOKENS and generation > 0:
             cell.ewma_tpot = _ewma(cell.ewma_tpot, generation / output)
         # Published once the rank keys are set: a reader of ``reranked`` finds them set.
