@@ -20,6 +20,7 @@ from multimodel.strategies._large_fleet import _floor_keys, _floors
 from multimodel.strategies.adaptive import Adaptive
 from multimodel.tracking.outcome import Outcome
 from multimodel.tracking.stats import RERANK_RING, Tracker
+from multimodel.types import Usage
 
 CTX = RouteContext()
 
@@ -95,6 +96,84 @@ def test_adaptive_choices_match_reading_every_record_afresh(
             b, scores_b = afresh.choose_scored(candidates, view, ctx)
             assert a.name == b.name
             assert dict(scores_a) == dict(scores_b)
+
+
+# (deployment, seconds later, latency, output tokens or None, streamed, ttft share)
+answers_st = st.lists(
+    st.tuples(
+        st.integers(0, 1),  # d2 and d3 stay unmeasured
+        st.floats(0, 30),
+        st.floats(0.001, 3.0),
+        st.one_of(st.none(), st.integers(1, 800)),
+        st.booleans(),
+        st.floats(0.05, 0.9),
+    ),
+    min_size=0,
+    max_size=80,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    answers_st,
+    st.booleans(),
+    st.integers(1, 1000),
+    st.sampled_from([(0.0, 60.0), (0.25, 375.0), (0.0, 0.0)]),
+    st.floats(0, 100),
+    st.lists(st.integers(0, 3), max_size=3),
+)
+def test_large_fleet_single_estimate_is_the_scan_estimate(
+    answers: list[tuple[int, float, float, int | None, bool, float]],
+    stream: bool,
+    max_tokens: int,
+    large: tuple[float, float],
+    later: float,
+    chosen_before: list[int],
+) -> None:
+    """``_estimate`` (the challenger, and the member just chosen) gives what ``_latencies``
+    gives for that one candidate, and leaves the same record of last choices."""
+    clock = ManualClock()
+    tracker = Tracker(clock.monotonic)
+    one, other = Adaptive(seed=1), Adaptive(seed=1)
+    # d1 first answers at lengths that vary with its latency: a slope, a factor per length.
+    learned = [(1, 0.5, 0.05, 50 * (k % 8 + 1), False, 0.5) for k in range(16)]
+    for index, wait, latency, tokens, streamed, share in learned + answers:
+        clock.advance(wait)
+        name = f"d{index}"
+        tracker.started(name)
+        usage = None if tokens is None else Usage(input_tokens=10, output_tokens=tokens)
+        latency = latency / 10 + 0.002 * (tokens or 0)  # a slope to learn from the lengths
+        tracker.record(
+            Outcome(
+                name,
+                "m",
+                "openai",
+                ok=True,
+                latency=latency,
+                started_at=0.0,
+                usage=usage,
+                stream=streamed,
+                ttft=latency * share if streamed else None,
+                requested_tokens=tokens,
+            )
+        )
+    for index in chosen_before:  # some chosen before (their floor's decay starts then)
+        one._sent[f"d{index}"] = other._sent[f"d{index}"] = clock.monotonic()
+    clock.advance(later)
+    now = clock.monotonic()
+    ctx = RouteContext(stream=stream, output_tokens=max_tokens)
+    for index in range(4):
+        candidate = ep(f"d{index}")
+        cell = tracker.get(candidate.name)
+        single = one._estimate(candidate, cell, tracker, ctx, now, large, False)
+        listed = other._latencies([candidate], [cell], tracker, ctx, now, large)[0]
+        assert single == listed
+        assert one._sent == other._sent
+        # Chosen now: its estimate again, with its last choice now.
+        one._sent[candidate.name] = other._sent[candidate.name] = now
+        single = one._estimate(candidate, cell, tracker, ctx, now, large, True)
+        listed = other._latencies([candidate], [cell], tracker, ctx, now, large)[0]
+        assert single == listed
 
 
 @settings(max_examples=80, deadline=None)
