@@ -75,7 +75,7 @@ class LargeFleet:
             names: Sequence[str],
             cells: Sequence[DeploymentStats],
             lats: Sequence[float | None],
-            prior: float,
+            prior: float | None,
             stats: StatsView,
             now: float,
         ) -> list[float]: ...
@@ -131,8 +131,7 @@ class LargeFleet:
             cells = [*cells, cell]
             lats = [*lats, self._estimate(challenger, cell, stats, ctx, now, large, False)]
             names = [*names, challenger.name]
-        prior = _best(lats, self.default_latency) if None in lats else 0.0
-        costs = self._costs(names, cells, lats, prior, stats, now)
+        costs = self._costs(names, cells, lats, None, stats, now)
         k = self._pick(costs, cells)
         if k < len(elite.lats):
             chosen = elite.members[k]
@@ -171,8 +170,7 @@ class LargeFleet:
         short_cells = list(map(cells.__getitem__, short))
         names = list(map(fleet.names.__getitem__, short))
         lats = self._latencies(members, short_cells, stats, ctx, now, large)
-        prior = _best(lats, self.default_latency)
-        costs = self._costs(names, short_cells, lats, prior, stats, now)
+        costs = self._costs(names, short_cells, lats, None, stats, now)
         best = sorted(range(len(short)), key=costs.__getitem__)[: self.elite]
         return _Elite(
             candidates,
