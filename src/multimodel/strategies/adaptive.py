@@ -359,10 +359,25 @@ class Adaptive(LargeFleet):
         default the best measured estimate (optimistic, so it gets probed), found only when
         there is one: with the fleet measured, a scan for ``None`` was a tenth of a choice."""
         learned = self.load_factor is None
-        load_factor = self.load_factor or 0.0
         erring = not isinstance(stats, Tracker) or stats.erring
         held = self._ceilings
-        scores: list[float] = []
+        if learned and not erring and not held:
+            # The common case (nothing failing or held anywhere): one comprehension, each
+            # candidate's load term only, unless it is unmeasured, held or nearly out of its
+            # budget (then ``other`` is set: every candidate again by the loop below). A loop
+            # that tests each rare term for each candidate cost ~2.4 k instructions more per
+            # choice at 50 deployments.
+            other: float | None = None
+            scores = [
+                latency * cell.load_scale * (1.0 + cell.congestion * cell.in_flight)
+                if latency is not None and cell.penalty_until <= now and cell.headroom >= HEADROOM
+                else (other := 0.0)
+                for cell, latency in zip(cells, lats, strict=True)
+            ]
+            if other is None:
+                return scores
+        load_factor = self.load_factor or 0.0
+        scores = []
         add = scores.append
         for name, cell, latency in zip(names, cells, lats, strict=True):
             in_flight = cell.in_flight
