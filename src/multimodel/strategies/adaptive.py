@@ -511,10 +511,9 @@ class Adaptive(LargeFleet):
             return costs.index(best)
         if ranked[-1] <= floor:  # every one ties (an idle fleet of equal deployments)
             loads = [cell.in_flight for cell in cells]
-            by_load = sorted(loads)
-            low = by_load[0]
-            if by_load[-1] == low:  # all as busy: at random
+            if loads.count(loads[0]) == n:  # all as busy: at random
                 return int(self._rng.draw() * n)  # LockedRandom.index, inlined
+            low = min(loads)
             count = loads.count(low)
             if count == 1:
                 return loads.index(low)
