@@ -17,7 +17,7 @@ from multimodel._core.clock import ManualClock
 from multimodel.providers.base import Endpoint
 from multimodel.strategies import RouteContext
 from multimodel.strategies._large_fleet import _floor_keys, _floors
-from multimodel.strategies.adaptive import Adaptive
+from multimodel.strategies.adaptive import TIE_SECONDS, Adaptive
 from multimodel.tracking.outcome import Outcome
 from multimodel.tracking.stats import RERANK_RING, Tracker
 from multimodel.types import Usage
@@ -234,3 +234,45 @@ def test_scan_ties_go_to_the_fewest_in_flight_then_at_random() -> None:
     assert set(counts) == {"c", "d"}  # the tied with the fewest in flight
     tracker.started("c")
     assert {strategy.choose(candidates, tracker, CTX).name for _ in range(20)} == {"d"}
+
+
+def reference_pick(strategy: Adaptive, costs: list[float], loads: list[int]) -> int:
+    """``_pick`` as first written: every tie listed, then the fewest in flight, then chance."""
+    best = min(costs)
+    floor = max(best * strategy.tie, best + TIE_SECONDS)
+    ties = [i for i, v in enumerate(costs) if v <= floor]
+    if len(ties) == 1:
+        return ties[0]
+    tied_loads = [loads[i] for i in ties]
+    low = min(tied_loads)
+    ties = [i for i, x in zip(ties, tied_loads, strict=True) if x == low]
+    return ties[0] if len(ties) == 1 else ties[strategy._rng.index(len(ties))]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0.001, 0.0105, 0.0112, 0.1, 0.105, 0.113, 0.5, 3.0]), st.integers(0, 2)
+        ),
+        min_size=1,
+        max_size=9,
+    ),
+    st.integers(0, 2**16),
+)
+def test_pick_is_the_lowest_then_fewest_in_flight_then_chance(
+    rows: list[tuple[float, int]], seed: int
+) -> None:
+    """The shortcuts of ``_pick`` (one winner, a full tie, all at one load) choose what
+    listing every tie does, with the same draws."""
+    tracker = Tracker(ManualClock().monotonic)
+    cells = []
+    for i, (_, load) in enumerate(rows):
+        for _ in range(load):
+            tracker.started(f"d{i}")
+        cells.append(tracker.get(f"d{i}"))
+    costs = [cost for cost, _ in rows]
+    fast, slow = Adaptive(seed=seed), Adaptive(seed=seed)
+    for _ in range(3):
+        assert fast._pick(costs, cells) == reference_pick(slow, costs, [n for _, n in rows])
+    assert fast._rng.draw() == slow._rng.draw()
