@@ -17,9 +17,10 @@ from multimodel._core.clock import ManualClock
 from multimodel.providers.base import Endpoint
 from multimodel.strategies import RouteContext
 from multimodel.strategies._large_fleet import _floor_keys, _floors
-from multimodel.strategies.adaptive import Adaptive
+from multimodel.strategies.adaptive import TIE_SECONDS, Adaptive
 from multimodel.tracking.outcome import Outcome
 from multimodel.tracking.stats import RERANK_RING, Tracker
+from multimodel.types import Usage
 
 CTX = RouteContext()
 
@@ -97,6 +98,84 @@ def test_adaptive_choices_match_reading_every_record_afresh(
             assert dict(scores_a) == dict(scores_b)
 
 
+# (deployment, seconds later, latency, output tokens or None, streamed, ttft share)
+answers_st = st.lists(
+    st.tuples(
+        st.integers(0, 1),  # d2 and d3 stay unmeasured
+        st.floats(0, 30),
+        st.floats(0.001, 3.0),
+        st.one_of(st.none(), st.integers(1, 800)),
+        st.booleans(),
+        st.floats(0.05, 0.9),
+    ),
+    min_size=0,
+    max_size=80,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    answers_st,
+    st.booleans(),
+    st.integers(1, 1000),
+    st.sampled_from([(0.0, 60.0), (0.25, 375.0), (0.0, 0.0)]),
+    st.floats(0, 100),
+    st.lists(st.integers(0, 3), max_size=3),
+)
+def test_large_fleet_single_estimate_is_the_scan_estimate(
+    answers: list[tuple[int, float, float, int | None, bool, float]],
+    stream: bool,
+    max_tokens: int,
+    large: tuple[float, float],
+    later: float,
+    chosen_before: list[int],
+) -> None:
+    """``_estimate`` (the challenger, and the member just chosen) gives what ``_latencies``
+    gives for that one candidate, and leaves the same record of last choices."""
+    clock = ManualClock()
+    tracker = Tracker(clock.monotonic)
+    one, other = Adaptive(seed=1), Adaptive(seed=1)
+    # d1 first answers at lengths that vary with its latency: a slope, a factor per length.
+    learned = [(1, 0.5, 0.05, 50 * (k % 8 + 1), False, 0.5) for k in range(16)]
+    for index, wait, latency, tokens, streamed, share in learned + answers:
+        clock.advance(wait)
+        name = f"d{index}"
+        tracker.started(name)
+        usage = None if tokens is None else Usage(input_tokens=10, output_tokens=tokens)
+        latency = latency / 10 + 0.002 * (tokens or 0)  # a slope to learn from the lengths
+        tracker.record(
+            Outcome(
+                name,
+                "m",
+                "openai",
+                ok=True,
+                latency=latency,
+                started_at=0.0,
+                usage=usage,
+                stream=streamed,
+                ttft=latency * share if streamed else None,
+                requested_tokens=tokens,
+            )
+        )
+    for index in chosen_before:  # some chosen before (their floor's decay starts then)
+        one._sent[f"d{index}"] = other._sent[f"d{index}"] = clock.monotonic()
+    clock.advance(later)
+    now = clock.monotonic()
+    ctx = RouteContext(stream=stream, output_tokens=max_tokens)
+    for index in range(4):
+        candidate = ep(f"d{index}")
+        cell = tracker.get(candidate.name)
+        single = one._estimate(candidate, cell, tracker, ctx, now, large, False)
+        listed = other._latencies([candidate], [cell], tracker, ctx, now, large)[0]
+        assert single == listed
+        assert one._sent == other._sent
+        # Chosen now: its estimate again, with its last choice now.
+        one._sent[candidate.name] = other._sent[candidate.name] = now
+        single = one._estimate(candidate, cell, tracker, ctx, now, large, True)
+        listed = other._latencies([candidate], [cell], tracker, ctx, now, large)[0]
+        assert single == listed
+
+
 @settings(max_examples=80, deadline=None)
 @given(st.integers(9, 40), steps_st, st.sampled_from([None, 0.05]))
 def test_large_fleet_floor_keys_are_kept_up_to_date(
@@ -155,3 +234,45 @@ def test_scan_ties_go_to_the_fewest_in_flight_then_at_random() -> None:
     assert set(counts) == {"c", "d"}  # the tied with the fewest in flight
     tracker.started("c")
     assert {strategy.choose(candidates, tracker, CTX).name for _ in range(20)} == {"d"}
+
+
+def reference_pick(strategy: Adaptive, costs: list[float], loads: list[int]) -> int:
+    """``_pick`` as first written: every tie listed, then the fewest in flight, then chance."""
+    best = min(costs)
+    floor = max(best * strategy.tie, best + TIE_SECONDS)
+    ties = [i for i, v in enumerate(costs) if v <= floor]
+    if len(ties) == 1:
+        return ties[0]
+    tied_loads = [loads[i] for i in ties]
+    low = min(tied_loads)
+    ties = [i for i, x in zip(ties, tied_loads, strict=True) if x == low]
+    return ties[0] if len(ties) == 1 else ties[strategy._rng.index(len(ties))]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0.001, 0.0105, 0.0112, 0.1, 0.105, 0.113, 0.5, 3.0]), st.integers(0, 2)
+        ),
+        min_size=1,
+        max_size=9,
+    ),
+    st.integers(0, 2**16),
+)
+def test_pick_is_the_lowest_then_fewest_in_flight_then_chance(
+    rows: list[tuple[float, int]], seed: int
+) -> None:
+    """The shortcuts of ``_pick`` (one winner, a full tie, all at one load) choose what
+    listing every tie does, with the same draws."""
+    tracker = Tracker(ManualClock().monotonic)
+    cells = []
+    for i, (_, load) in enumerate(rows):
+        for _ in range(load):
+            tracker.started(f"d{i}")
+        cells.append(tracker.get(f"d{i}"))
+    costs = [cost for cost, _ in rows]
+    fast, slow = Adaptive(seed=seed), Adaptive(seed=seed)
+    for _ in range(3):
+        assert fast._pick(costs, cells) == reference_pick(slow, costs, [n for _, n in rows])
+    assert fast._rng.draw() == slow._rng.draw()

@@ -9,7 +9,7 @@ import math
 from collections.abc import Sequence
 from itertools import compress
 from math import exp
-from operator import attrgetter, ne
+from operator import ne
 from typing import TYPE_CHECKING
 
 from .._core.trace import LazyScores
@@ -26,7 +26,6 @@ REFRESH_SECONDS = 0.5
 """The longest time between two rankings of a large fleet (the elite's latency estimates are
 kept in between)."""
 _UNMEASURED_BUSY = 1e2  # an unmeasured deployment with its probe in flight waits for the answer
-_NAME = attrgetter("name")
 _FLOORS = "adaptive/floors"  # Fleet.extra key of the kept _Floors
 _Floors = tuple[int, list[float], list[int], "dict[object, int] | None"]
 """``(Tracker.reranked when read, each deployment's floor key, the loads they were read at,
@@ -60,12 +59,23 @@ class LargeFleet:
             large: tuple[float, float] | None = None,
         ) -> list[float | None]: ...
 
+        def _estimate(
+            self,
+            candidate: Endpoint,
+            cell: DeploymentStats,
+            stats: StatsView,
+            ctx: RouteContext,
+            now: float,
+            large: tuple[float, float],
+            chosen: bool,
+        ) -> float | None: ...
+
         def _costs(
             self,
-            candidates: Sequence[Endpoint],
+            names: Sequence[str],
             cells: Sequence[DeploymentStats],
             lats: Sequence[float | None],
-            prior: float,
+            prior: float | None,
             stats: StatsView,
             now: float,
         ) -> list[float]: ...
@@ -107,7 +117,7 @@ class LargeFleet:
             self._elite_age = 0
         # The elite's lists are read as they are (no copies, no per-choice name list): with
         # the ranking, this is the price of a choice at 50 deployments.
-        members, cells, lats, names = elite.members, elite.cells, elite.lats, elite.names
+        cells, lats, names = elite.cells, elite.lats, elite.names
         large = elite.large  # the peak weight and exploration decay of the fleet ranked
         j = int(self._rng.draw() * len(candidates))  # self._rng.index, inlined
         if j not in elite.index:
@@ -118,17 +128,19 @@ class LargeFleet:
                 if every is not None and candidates is elite.candidates
                 else stats.get(challenger.name)
             )
-            members = [*members, challenger]
             cells = [*cells, cell]
-            lats = [*lats, *self._latencies([challenger], [cell], stats, ctx, now, large)]
+            lats = [*lats, self._estimate(challenger, cell, stats, ctx, now, large, False)]
             names = [*names, challenger.name]
-        prior = _best(lats, self.default_latency) if None in lats else 0.0
-        costs = self._costs(members, cells, lats, prior, stats, now)
+        costs = self._costs(names, cells, lats, None, stats, now)
         k = self._pick(costs, cells)
-        chosen = members[k]
-        if k < len(elite.lats):  # chosen: its idle floor is reset, so is its estimate
+        if k < len(elite.lats):
+            chosen = elite.members[k]
+            # Chosen: its idle floor is reset (so its estimate is taken again without the
+            # floor's decay, ``chosen=True``: what reading ``_sent`` would find).
             self._sent[chosen.name] = now
-            elite.lats[k] = self._latencies([chosen], [cells[k]], stats, ctx, now, large)[0]
+            elite.lats[k] = self._estimate(chosen, cells[k], stats, ctx, now, large, True)
+        else:  # the challenger
+            chosen = candidates[j]
         return chosen, LazyScores(names, costs)
 
     def _rank(
@@ -156,16 +168,15 @@ class LargeFleet:
         short = sorted(range(len(keys)), key=keys.__getitem__)[: 2 * self.elite]
         members = list(map(candidates.__getitem__, short))
         short_cells = list(map(cells.__getitem__, short))
+        names = list(map(fleet.names.__getitem__, short))
         lats = self._latencies(members, short_cells, stats, ctx, now, large)
-        prior = _best(lats, self.default_latency)
-        costs = self._costs(members, short_cells, lats, prior, stats, now)
+        costs = self._costs(names, short_cells, lats, None, stats, now)
         best = sorted(range(len(short)), key=costs.__getitem__)[: self.elite]
-        members = list(map(members.__getitem__, best))
         return _Elite(
             candidates,
-            members,
+            list(map(members.__getitem__, best)),
             list(map(short.__getitem__, best)),
-            list(map(_NAME, members)),
+            list(map(names.__getitem__, best)),
             list(map(short_cells.__getitem__, best)),
             list(map(lats.__getitem__, best)),
             now,
