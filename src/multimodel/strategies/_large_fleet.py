@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from .._core.trace import LazyScores
 from ..providers.base import Endpoint
 from ..tracking.stats import RERANK_RING, DeploymentStats, StatsView, Tracker
+from ._estimates import LatencyEstimates
 from .base import RouteContext
 
 if TYPE_CHECKING:
@@ -32,43 +33,20 @@ _Floors = tuple[int, list[float], list[int], "dict[object, int] | None"]
 {record: position} or None when a record is listed twice)``."""
 
 
-class LargeFleet:
+class LargeFleet(LatencyEstimates):
     """The large-fleet choices of :class:`~multimodel.strategies.adaptive.Adaptive`."""
 
     if TYPE_CHECKING:  # Adaptive's settings, state and scoring
         elite: int
         refresh: int
         load_factor: float | None
-        explore_tau: float
         scan_max: int
         large_peak_weight: float
         default_latency: float
         _elite: _Elite | None
         _elite_age: int
-        _sent: dict[str, float]
         _rng: LockedRandom
         _fleets: FleetCache[Fleet]
-
-        def _latencies(
-            self,
-            candidates: Sequence[Endpoint],
-            cells: Sequence[DeploymentStats],
-            stats: StatsView,
-            ctx: RouteContext,
-            now: float,
-            large: tuple[float, float] | None = None,
-        ) -> list[float | None]: ...
-
-        def _estimate(
-            self,
-            candidate: Endpoint,
-            cell: DeploymentStats,
-            stats: StatsView,
-            ctx: RouteContext,
-            now: float,
-            large: tuple[float, float],
-            chosen: bool,
-        ) -> float | None: ...
 
         def _costs(
             self,
