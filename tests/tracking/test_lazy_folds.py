@@ -1,4 +1,4 @@
-"""Figures the tracker folds in batches, when read or inline equal the estimators' own."""
+"""Figures the tracker folds in batches or when read equal the estimators' own."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def test_a_bad_latency_raises_at_the_answer_as_before() -> None:
 def test_the_peak_and_congestion_figures_equal_their_estimators(
     steps: list[tuple[str, bool, float, float]],
 ) -> None:
-    # The tracker folds the peak EWMA and the congestion fit inline: the same figures as
+    # The tracker folds the peak EWMA and the congestion fit per answer: the same figures as
     # PeakEWMA.fold and CongestionFit.add fed the same answers.
     clock = _Clock()
     tracker = Tracker(clock)
@@ -147,7 +147,7 @@ def _fit_state(fit: LengthFit) -> dict[str, float]:
     )
 )
 def test_the_length_fit_equals_its_own_add(answers: list[tuple[int, float, int | None]]) -> None:
-    # The tracker folds LengthFit.add inline: the fit's whole state stays what add() makes it.
+    # The tracker folds each answer into LengthFit: its whole state stays what add() makes it.
     clock = _Clock()
     tracker = Tracker(clock)
     reference = LengthFit()

@@ -22,11 +22,7 @@ from typing import TYPE_CHECKING
 
 from ._cells import _Cell, _GroupCell
 from ._snapshots import deployment_snapshot, group_snapshot, merged_snapshot
-from .congestion import BATCH as _BATCH
-from .congestion import LOAD_ALPHA as _LOAD_ALPHA
 from .headroom import parse_headroom
-from .lengths import ALPHA as _LENGTH_ALPHA
-from .lengths import BATCH as _LENGTH_BATCH
 from .outcome import ABANDONED, CANCELLED, Outcome, unpriced
 from .view import RANK_TAU, DeploymentStats, RankedStats, StatsView
 
@@ -51,8 +47,6 @@ MAX_GROUPS = 10_000  # user / tag cells kept; older ones fold into "(other)"
 OTHER = "(other)"
 _PENDING = 64  # latencies kept per deployment before they are folded into its sketch
 _INF = math.inf
-_exp = math.exp
-_log = math.log
 RERANK_RING = 64
 """How many of the records last re-ranked :attr:`Tracker.reranks` names."""
 
@@ -297,66 +291,22 @@ class Tracker:
                 # Latency against output length: the peak estimate is fed the answer taken to
                 # the recent length (one long answer is not a slow deployment), the plain EWMA
                 # stays linear in the lengths (see tracking.lengths).
-                # LengthFit.add, inlined (once per answer; test_lazy_folds checks the figures)
                 lengths = cell.length_fit
-                asked = outcome.requested_tokens or output
-                lengths._bt += output
-                lengths._btt += output * output
-                lengths._by += latency
-                lengths._bty += output * latency
-                lengths._br += asked
-                lengths._batch = batch = lengths._batch + 1
-                active = lengths.slope
-                if active:
-                    m = lengths.tokens
-                    lengths.tokens = m + _LENGTH_ALPHA * (output - m)
-                    lengths.requested += _LENGTH_ALPHA * (asked - lengths.requested)
-                if batch >= _LENGTH_BATCH:
-                    lengths._solve()
-                elif active:
-                    lengths._factor()
-                if lengths.slope:
+                if lengths.add(output, latency, outcome.requested_tokens):
                     if not cell.length_per_token:  # a slope found: t-bar from the EWMA
                         lengths.start(cell.ewma_latency)
                     cell.length_share, cell.length_per_token = lengths.share, lengths.per_token
                     sample = lengths.normalized(output, latency)
                 elif cell.length_per_token:  # the lengths stopped varying
                     cell.length_share, cell.length_per_token = 1.0, 0.0
-            # PeakEWMA.fold and CongestionFit.add, inlined (once per answer, two calls fewer);
-            # test_lazy_folds checks the figures against theirs.
-            peak = cell.peak_latency
-            current = peak._value
-            if not 0.0 <= sample < _INF:
-                peak.fold(sample, now)  # raises as it always did
-            if current is None or sample >= current:
-                value = sample
-            else:
-                elapsed = now - peak._stamp
-                value = sample + (current - sample) * (
-                    _exp(-elapsed / peak.tau) if elapsed > 0.0 else 1.0
-                )
-            peak._value = value
-            stamp = peak._stamp
-            if now > stamp or current is None:
-                peak._stamp = stamp = now
-            rank = _log(value) + stamp / peak.tau if value > 0.0 else -_INF
-            cell.latency_peak, cell.latency_at = value, stamp
+            cell.latency_peak, cell.latency_at, rank = cell.peak_latency.fold(sample, now)
             if cell.latency_rank is None:
                 self.ranked += 1
             cell.latency_rank = rank
             if load is not None:
                 fit = cell.congestion_fit
-                fit._bn += load
-                fit._bnn += load * load
-                fit._by += latency
-                fit._bny += load * latency
-                fit._batch = batch = fit._batch + 1
-                if batch >= _BATCH:
-                    fit._solve()
-                m = fit.load
-                fit.load = m = load if m < 0.0 else m + _LOAD_ALPHA * (load - m)
-                cell.congestion = congestion = fit.congestion
-                cell.load_scale = fit.scale = 1.0 / (1.0 + congestion * m)
+                fit.add(load, latency)
+                cell.congestion, cell.load_scale = fit.congestion, fit.scale
             if cell.ewma_ttft is None:  # streams are scored by latency until a TTFT is known
                 if cell.stream_rank is None:
                     self.ranked += 1
