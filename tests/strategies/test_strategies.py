@@ -812,6 +812,18 @@ def test_adaptive_seed_reproducible(tracker: Tracker) -> None:
     assert first == [a2.choose(cands, tracker, CTX).name for _ in range(200)]
 
 
+def refuse_at(tracker: Tracker, name: str, in_flight: int) -> int:
+    """``in_flight`` attempts sent to ``name``, then one more that a 429 with a 1 s hold
+    refuses; returns the load it was sent at (``in_flight`` stay in flight)."""
+    for _ in range(in_flight):
+        tracker.started(name)
+    load = tracker.started(name)
+    tracker.record(
+        outcome(name, ok=False, error="RateLimited", retry_after=1.0, latency=0.01, sent_load=load)
+    )
+    return load
+
+
 def test_the_refused_load_is_the_load_the_refused_request_was_sent_at(
     tracker: Tracker, clock: ManualClock
 ) -> None:
@@ -823,15 +835,7 @@ def test_the_refused_load_is_the_load_the_refused_request_was_sent_at(
     cands = eps("limited", "other")
     record(tracker, "limited", latency=0.1)
     record(tracker, "other", latency=0.3)
-    for _ in range(3):
-        tracker.started("limited")
-    load = tracker.started("limited")
-    assert load == 3
-    tracker.record(
-        outcome(
-            "limited", ok=False, error="RateLimited", retry_after=1.0, latency=0.01, sent_load=load
-        )
-    )
+    assert refuse_at(tracker, "limited", 3) == 3
     tracker.record(outcome("limited", latency=0.1))
     tracker.record(outcome("limited", latency=0.1))
     assert s.choose(cands, tracker, CTX).name == "other"  # held
@@ -851,14 +855,7 @@ def test_adaptive_keeps_the_last_slot_below_a_learned_ceiling(
     cands = eps("limited", "other")
     record(tracker, "limited", latency=0.1)
     record(tracker, "other", latency=0.15)
-    for _ in range(4):
-        tracker.started("limited")
-    load = tracker.started("limited")
-    tracker.record(
-        outcome(
-            "limited", ok=False, error="RateLimited", retry_after=1.0, latency=0.01, sent_load=load
-        )
-    )
+    refuse_at(tracker, "limited", 4)
     assert s.choose(cands, tracker, CTX).name == "other"  # held (4 in flight, refused at 4)
     clock.advance(20.0)  # the hold is over, the 429 forgiven; 4 in flight: at the ceiling
     assert s.choose(cands, tracker, CTX).name == "other"
