@@ -53,6 +53,37 @@ def main() -> None:
             )
         )
         print(f"| {seed} | {r.quality_ratio:.1%} | {r.cost_ratio:.1%} | {r.recovery.get('chat')} |")
+    busy(args.seeds, n)
+
+
+def busy(seeds: int, n: int) -> None:
+    """A busy router (1 ms apart, one answer in five scored): a Thompson draw per choice
+    against draws shared by a batch (FeedbackPolicy.draw_reuse, the default 16)."""
+    print("\n## busy: 1 ms between requests, 20 % of answers scored, half-life 2,000 requests\n")
+    print("| draw_reuse | quality / oracle | cost / oracle | regret at 20/40/60/80/100 % |")
+    print("|---|---|---|---|")
+    for reuse in (1, 4, 8, 16):
+        qs, cs, marks = [], [], [0.0] * 5
+        for seed in range(seeds):
+            r = simulate_feedback(
+                FeedbackScenario(
+                    seed=seed,
+                    requests=n,
+                    spacing=0.001,
+                    half_life=2.0,
+                    scored=0.2,
+                    draw_reuse=reuse,
+                )
+            )
+            qs.append(r.quality_ratio)
+            cs.append(r.cost_ratio)
+            k = len(r.regret)
+            for j in range(5):
+                marks[j] += r.regret[max(0, k * (j + 1) // 5 - 1)] / seeds
+        print(
+            f"| {reuse} | {statistics.fmean(qs):.1%} | {statistics.fmean(cs):.1%} | "
+            f"{' / '.join(f'{m:.1f}' for m in marks)} |"
+        )
 
 
 if __name__ == "__main__":

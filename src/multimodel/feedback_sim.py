@@ -5,7 +5,8 @@ attached, routes a stream of requests of several tasks over a strong expensive m
 and a cheap one (prices from the bundled catalog). Every answer gets a pass/fail score drawn
 from the hidden quality of the model for the task, fed back as ``client.feedback`` would. An
 **oracle** that knows the matrix chooses with the same factor weights (cost and quality, the
-formula of ``intelligent``). Nothing here does I/O; time is virtual (one second per request).
+formula of ``intelligent``). Nothing here does I/O; time is virtual (one second per request,
+or ``spacing``).
 
 Example::
 
@@ -70,6 +71,10 @@ class FeedbackScenario:
         drift: the new hidden quality of some (model, task) entries.
         input_tokens, output_tokens: the size of every request (for the cost).
         warmup: requests left out of ``share`` (the learning phase).
+        spacing: seconds between requests (1: the default's virtual second per request;
+            a busy router is milliseconds apart, where ``draw_reuse`` batches draws).
+        scored: the share of answers that get a score (1: every answer).
+        draw_reuse: ``FeedbackPolicy.draw_reuse`` of the book.
     """
 
     seed: int = 0
@@ -82,6 +87,9 @@ class FeedbackScenario:
     input_tokens: int = 500
     output_tokens: int = 300
     warmup: int = 500
+    spacing: float = 1.0
+    scored: float = 1.0
+    draw_reuse: int = 16
 
 
 @dataclass
@@ -138,7 +146,7 @@ def simulate_feedback(scenario: FeedbackScenario) -> FeedbackResult:
         tracker.register(ep.name, ep.model, ep.provider)
     strategy = Intelligent(factors={"performance": 0.0, **scenario.factors}, seed=scenario.seed)
     book = QualityBook(
-        FeedbackPolicy(half_life=scenario.half_life),
+        FeedbackPolicy(half_life=scenario.half_life, draw_reuse=scenario.draw_reuse),
         prior=lambda m: float(getattr(catalog.find(m, provider="openai"), "quality", 50)),
         clock=lambda: t[0],
     )
@@ -160,6 +168,9 @@ def simulate_feedback(scenario: FeedbackScenario) -> FeedbackResult:
         if ep.spec is not None and ep.spec.pricing is not None
     }
     rng = random.Random(f"{scenario.seed}:workload")
+    # Which answers get a score: a stream of its own, so the workload is the same whatever
+    # the share (and untouched when every answer is scored).
+    scoring = random.Random(f"{scenario.seed}:scored")
     matrix = dict(scenario.matrix)
     f_cost = scenario.factors.get("cost", 0.0)
     f_qual = scenario.factors.get("quality", 0.0)
@@ -182,7 +193,7 @@ def simulate_feedback(scenario: FeedbackScenario) -> FeedbackResult:
     seen_after: dict[str, int] = {}
     before = {task: oracle(task) for task in tasks}
     for i in range(scenario.requests):
-        t[0] = float(i)
+        t[0] = i * scenario.spacing
         if scenario.drift_at is not None and i == scenario.drift_at:
             for (m, task), value in scenario.drift.items():
                 if value < matrix[(m, task)] and m == oracle(task):
@@ -214,7 +225,8 @@ def simulate_feedback(scenario: FeedbackScenario) -> FeedbackResult:
             if len(window) == 50 and sum(window) <= 10:
                 recovery[task] = seen_after[task]
         score = 1.0 if rng.random() < matrix[(model, task)] else 0.0
-        book.add(model, task, score, at=t[0])
+        if scenario.scored >= 1.0 or scoring.random() < scenario.scored:
+            book.add(model, task, score, at=t[0])
     share = {
         task: {m: n / (sum(c.values()) or 1) for m, n in c.items()} for task, c in counts.items()
     }

@@ -18,7 +18,7 @@ from multimodel.providers.base import Endpoint
 from multimodel.strategies import RouteContext, make_strategy
 from multimodel.strategies.intelligent import Intelligent, LearnedScores
 from multimodel.tracking.outcome import Outcome
-from multimodel.tracking.quality import QualityBook
+from multimodel.tracking.quality import DRAW_WINDOW, FeedbackPolicy, QualityBook
 from multimodel.tracking.stats import Tracker
 from multimodel.types import ChatRequest, Message
 
@@ -281,3 +281,84 @@ def _draws_between(before: object, after: object) -> int:
         replay.random()
         count += 1
     return count // 2
+
+
+# -- batched draws (FeedbackPolicy.draw_reuse) -------------------------------------------------
+
+TWIN_A = spec("a", "1", "4", 80)
+TWIN_B = spec("b", "1", "4", 80)
+
+
+def twins(reuse: int, clock: ManualClock, seed: int) -> tuple[Intelligent, list[Endpoint], Tracker]:
+    """Two models alike in every term but their (equal, wide) learned quality, measured: the
+    grouped path, where each choice is decided by the two draws alone."""
+    tracker = Tracker(clock.monotonic)
+    candidates = [ep("da", "a", TWIN_A), ep("db", "b", TWIN_B)]
+    for c in candidates:
+        record(tracker, c.name, 0.3, c.model)
+    book = QualityBook(FeedbackPolicy(draw_reuse=reuse), prior=lambda _: 50.0, clock=clock.time)
+    for model in ("a", "b"):
+        for score in (1.0, 0.0, 1.0):
+            book.add(model, "*", score)
+    strategy = Intelligent(factors={"quality": 1.0}, seed=seed)
+    strategy.attach_quality(book)
+    return strategy, candidates, tracker
+
+
+def test_a_batch_of_choices_shares_one_draw_per_model() -> None:
+    clock = ManualClock()
+    strategy, candidates, tracker = twins(16, clock, seed=3)
+    picks = [strategy.choose_scored(candidates, tracker, CTX)[0].name for _ in range(64)]
+    # Four batches of 16: the same draws, the same choice within each.
+    batches = [set(picks[k : k + 16]) for k in range(0, 64, 16)]
+    assert all(len(b) == 1 for b in batches)
+    assert set(picks) == {"da", "db"}  # both won a batch (seed 3): the draws differ per batch
+    # One draw per choice: equal posteriors, so 64 choices in a row go to both models.
+    strategy, candidates, tracker = twins(1, clock, seed=3)
+    picks = [strategy.choose_scored(candidates, tracker, CTX)[0].name for _ in range(64)]
+    assert 10 < picks.count("da") < 54
+    assert any(len(set(picks[k : k + 16])) == 2 for k in range(0, 64, 16))
+
+
+def test_a_batch_ends_with_its_window_or_a_score_for_its_task() -> None:
+    clock = ManualClock()
+    strategy, candidates, tracker = twins(1000, clock, seed=5)
+    rng = strategy._thompson  # the routing's draws come from it: a new batch moves its state
+
+    def draws_made() -> bool:
+        before = rng.getstate()
+        strategy.choose_scored(candidates, tracker, CTX)
+        return rng.getstate() != before
+
+    assert draws_made()  # the first batch
+    assert not draws_made()
+    book = strategy._quality
+    assert book is not None
+    book.add("a", "code", 1.0)  # another task: this task's posteriors are unchanged
+    assert not draws_made()
+    book.add("a", "*", 1.0)  # this task: a new batch on the new posterior
+    assert draws_made()
+    assert not draws_made()
+    clock.advance(DRAW_WINDOW / 2)
+    assert not draws_made()
+    clock.advance(DRAW_WINDOW)  # the window is over, however few choices it served
+    assert draws_made()
+
+
+def test_batched_draws_give_each_model_the_same_share() -> None:
+    # Each choice still decides on draws from the posteriors: a model's share of many choices
+    # is the same whether a draw serves one choice or several (only consecutive choices are
+    # correlated). a's posterior is Beta(4, 2), b's Beta(3, 2): a draws higher with
+    # probability 0.595 (400,000 draws of random.betavariate).
+    clock = ManualClock()
+    shares = []
+    for reuse in (1, 4):
+        strategy, candidates, tracker = twins(reuse, clock, seed=11)
+        book = strategy._quality
+        assert book is not None
+        book.add("a", "*", 1.0)
+        picks = [strategy.choose_scored(candidates, tracker, CTX)[0].name for _ in range(4000)]
+        shares.append(picks.count("da") / len(picks))
+    # Four standard deviations: 0.0078 per choice, 0.0155 in 1,000 batches of 4.
+    assert abs(shares[0] - 0.595) < 4 * 0.0078
+    assert abs(shares[1] - 0.595) < 4 * 0.0155

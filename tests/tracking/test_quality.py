@@ -117,6 +117,10 @@ def test_invalid_scores_and_policies() -> None:
         FeedbackPolicy(half_life=0)
     with pytest.raises(ConfigError):
         FeedbackPolicy(prior_strength=-1)
+    for reuse in (0, -3, 2.5, True):
+        with pytest.raises(ConfigError, match="draw_reuse"):
+            FeedbackPolicy(draw_reuse=reuse)  # type: ignore[arg-type]
+    assert FeedbackPolicy(draw_reuse=1).draw_reuse == 1
 
 
 def test_task_tags_and_the_heuristic_classifier() -> None:

@@ -19,12 +19,14 @@ import random
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
+from operator import add
 from typing import TYPE_CHECKING, NamedTuple
 
 from .._core.trace import _BuiltOnRead
 from ..providers.base import Endpoint
 from ..tracking.quality import (
     DEFAULT_TASK,
+    DRAW_WINDOW,
     Evidence,
     QualityBook,
     beta_mean_sd,
@@ -153,35 +155,53 @@ class LearnedQuality:
         tags = None if request is None else request.tags
         task = task_of_tags(tags) if tags else DEFAULT_TASK
         unique = priced.unique
-        kept = fleet.extra.get(_EVIDENCE)  # _evidence's first test, inline (every choice)
-        found = None if kept is None else kept.get(task)
-        evidence = (
-            found[1]
-            if found is not None and found[0] == book.version
-            else _evidence(fleet, unique, task, book)
-        )
+        kept = fleet.extra.get(_EVIDENCE)  # _snapshot's first test, inline (every choice)
+        snap = None if kept is None else kept.get(task)
+        if snap is None or snap.version != book.version:
+            snap = _snapshot(fleet, unique, task, book)
+        evidence = snap.evidence
         now = book.clock()
         policy = book.policy
+        # The batch's draws (FeedbackPolicy.draw_reuse): drawn as choices need them, shared by
+        # up to draw_reuse choices within DRAW_WINDOW seconds while the evidence is unchanged.
+        if snap.uses < policy.draw_reuse and now <= snap.until:
+            snap.uses += 1
+            draws = snap.draws
+            qterms = snap.qterms
+        else:
+            draws = snap.draws = [None] * len(unique)
+            qterms = snap.qterms = None
+            snap.uses = 1
+            snap.until = now + DRAW_WINDOW
         weights = self._weights
         rests = priced.rests(weights, speeds, ctx.input_tokens, ctx.output_tokens)
-        # Only the models that can change the choice are drawn (see lazy_thompson).
-        draws: list[float | None] = [None] * len(unique)
-        draw = partial(
-            thompson_draw,
-            evidence,
-            now,
-            policy.half_life,
-            policy.max_evidence,
-            self._thompson.random,
-        )
-        g = lazy_thompson(rests, priced.slots, weights[2], draws, draw)
-        if g is not None:
-            i = priced.fastest_member(g, speeds, weights[1], self._rng)
-        else:  # every model drawn, and no group won alone: score them all (ties at random)
-            scores = _sampled(rests, priced.slots, weights[2], draws)
-            i = priced.member(scores, speeds, weights[1], self._rng)
+        if qterms is not None:  # every model of the batch drawn: each group's score, in C
+            i = priced.member(list(map(add, rests, qterms)), speeds, weights[1], self._rng)
+        else:
+            # Only the models that can change the choice are drawn (see lazy_thompson).
+            draw = partial(
+                thompson_draw,
+                evidence,
+                now,
+                policy.half_life,
+                policy.max_evidence,
+                self._thompson.random,
+            )
+            slots = priced.slots
+            g = lazy_thompson(rests, slots, weights[2], draws, draw)
+            if g is not None:
+                i = priced.fastest_member(g, speeds, weights[1], self._rng)
+                if None not in draws and snap.draws is draws:  # the batch is complete
+                    snap.qterms = _quality_terms(slots, weights[2], draws)
+            else:  # every model drawn, and no group won alone: score them all (ties at random)
+                qterms = _quality_terms(slots, weights[2], draws)
+                i = priced.member(list(map(add, rests, qterms)), speeds, weights[1], self._rng)
+                if snap.draws is draws:  # the batch's terms (unless another thread began one)
+                    snap.qterms = qterms
+        # The trace keeps its own copy: reading it draws the models this choice did not need
+        # (into the copy, so a trace read changes no later choice's draws).
         return candidates[i], _ByGroup(
-            (self, book, task, evidence, now, candidates, priced, speeds, rests, draws, i)
+            (self, book, task, evidence, now, candidates, priced, speeds, rests, draws[:], i)
         )
 
     def _parts(
@@ -221,33 +241,60 @@ class LearnedQuality:
         return rest, avails
 
 
-def _evidence(fleet: Fleet, models: list[str], task: str, book: QualityBook) -> list[Evidence]:
+class _Snapshot:
+    """A task's evidence for a candidate set, as of one version of the book (an immutable
+    snapshot: see :meth:`QualityBook.evidence`), and the batch of Thompson draws its choices
+    share (``None``: not drawn yet; see ``FeedbackPolicy.draw_reuse``)."""
+
+    __slots__ = ("draws", "evidence", "qterms", "until", "uses", "version")
+
+    def __init__(self, version: int, evidence: list[Evidence]) -> None:
+        self.version = version
+        self.evidence = evidence
+        self.draws: list[float | None] = []
+        self.qterms: list[float] | None = None  # per group, once every model is drawn
+        self.uses = 1 << 62  # no batch yet: the first choice starts one
+        self.until = -math.inf
+
+
+def _snapshot(fleet: Fleet, models: list[str], task: str, book: QualityBook) -> _Snapshot:
     """The book's evidence of ``models`` for ``task``, kept per candidate set and task while the
-    book's version is unchanged (an immutable snapshot: see :meth:`QualityBook.evidence`)."""
-    kept: dict[str, tuple[int, list[Evidence]]] | None = fleet.extra.get(_EVIDENCE)
+    book's version is unchanged. A new version whose evidence for this task is the same (a
+    score for another task or model) keeps the batch of draws: they are draws of the same
+    posteriors."""
+    kept: dict[str, _Snapshot] | None = fleet.extra.get(_EVIDENCE)
     if kept is None:
         kept = fleet.extra[_EVIDENCE] = {}
     version = book.version
     found = kept.get(task)
-    if found is not None and found[0] == version:
-        return found[1]
-    if len(kept) >= _TASKS_KEPT:
-        kept.clear()  # bounded: tasks are the application's own names
+    if found is not None and found.version == version:
+        return found
     evidence = book.evidence(models, task)
-    kept[task] = (version, evidence)
-    return evidence
+    snap = _Snapshot(version, evidence)
+    if found is not None and found.evidence == evidence:
+        snap.draws, snap.qterms = found.draws, found.qterms
+        snap.uses, snap.until = found.uses, found.until
+    elif len(kept) >= _TASKS_KEPT:
+        kept.clear()  # bounded: tasks are the application's own names
+    kept[task] = snap
+    return snap
 
 
 _EVIDENCE = "evidence"  # Fleet.extra key of the per-task evidence snapshots
 _TASKS_KEPT = 64
 
 
+def _quality_terms(slots: list[int], f_qual: float, draws: list[float | None]) -> list[float]:
+    """Each group's quality term given every model's draw (normalized by the highest)."""
+    q_draw = f_qual / (max(draws) or 1.0)  # type: ignore[type-var]  # all drawn here
+    return [q_draw * draws[s] for s in slots]  # type: ignore[operator]
+
+
 def _sampled(
     rests: list[float], slots: list[int], f_qual: float, draws: list[float | None]
 ) -> list[float]:
-    """Each group's score given every model's draw (normalized by the highest)."""
-    q_draw = f_qual / (max(draws) or 1.0)  # type: ignore[type-var]  # all drawn here
-    return [r + q_draw * draws[s] for r, s in zip(rests, slots, strict=True)]  # type: ignore[operator]
+    """Each group's score given every model's draw: ``rest + quality term``."""
+    return list(map(add, rests, _quality_terms(slots, f_qual, draws)))
 
 
 class _Why(NamedTuple):

@@ -57,6 +57,10 @@ __all__ = [
 
 DEFAULT_TASK = "*"
 """The task of a request without one."""
+DRAW_WINDOW = 0.1
+"""Seconds a Thompson draw is reused for at most (see ``FeedbackPolicy.draw_reuse``): batches
+are for busy routers, where the draws' cost shows; a quiet one draws afresh every time."""
+
 TASK_TAG = "task:"
 """Prefix of the tag that carries a request's task (``task="code"`` adds ``task:code``)."""
 
@@ -87,6 +91,12 @@ class FeedbackPolicy:
             model that got worse (or a cheaper one that got better) is still tried now and then.
         z: the lower bound used by hard constraints is ``mean - z * sd`` (default 1.64, about
             a one-sided 95 % bound under a normal approximation).
+        draw_reuse: how many choices one Thompson draw of a model's quality serves (>= 1,
+            default 16), within :data:`DRAW_WINDOW` seconds and while no score changes the
+            task's evidence (batched Thompson sampling). Each choice still decides on a draw
+            from the posterior, so the share each model gets is the same; consecutive choices
+            are correlated, and a draw (the larger part of a learned choice's cost) is made
+            once per batch instead of once per request. 1: a fresh draw for every choice.
 
     .. versionadded:: 0.2
     """
@@ -96,6 +106,7 @@ class FeedbackPolicy:
     remember: int = 100_000
     max_evidence: float = 200.0
     z: float = 1.64
+    draw_reuse: int = 16
 
     def __post_init__(self) -> None:
         from ..errors import ConfigError
@@ -110,6 +121,9 @@ class FeedbackPolicy:
             raise ConfigError("feedback.max_evidence must be >= 1")
         if not self.z >= 0:
             raise ConfigError("feedback.z must be >= 0")
+        reuse: object = self.draw_reuse  # checked as given: a bool is an int, a float is not
+        if isinstance(reuse, bool) or not isinstance(reuse, int) or reuse < 1:
+            raise ConfigError("feedback.draw_reuse must be an integer >= 1 (1: a draw per choice)")
 
 
 class QualityEstimate(NamedTuple):
