@@ -21,7 +21,7 @@ from multimodel.testing.fixtures import MockServerFactory
 
 pytest.importorskip("aiohttp", reason="needs the aiohttp extra: pip install 'multimodel[aiohttp]'")
 
-from multimodel._transports.aiohttp import AiohttpTransport
+from multimodel._transports.aiohttp import _READ_SIZE, AiohttpTransport
 
 asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])
 pytestmark = pytest.mark.anyio
@@ -100,6 +100,30 @@ async def test_response_is_read_like_httpx_reads_it(mock_server_factory: MockSer
     assert response.http_version == "HTTP/1.1"
     assert response.num_bytes_downloaded == len(response.content)
     assert response.headers["content-type"] == expected.headers["content-type"]
+
+
+@asyncio_only
+async def test_a_buffered_burst_is_read_a_slice_at_a_time(
+    mock_server_factory: MockServerFactory,
+) -> None:
+    # 500 events written at once: by the first read the whole body is buffered. A read returns
+    # at most _READ_SIZE bytes (the first event is not held back while aiohttp moves every
+    # buffered piece), and the pieces make the whole body.
+    text = " ".join(f"w{i}" for i in range(500))
+    server = server_with(mock_server_factory, text=text)
+    async with httpx.AsyncClient(transport=AiohttpTransport()) as client:
+        request = client.build_request("POST", url(server), json={**BODY, "stream": True})
+        response = await client.send(request, stream=True)
+        try:
+            await anyio.sleep(0.2)  # let the burst arrive (if it has not, reads are smaller)
+            pieces = [piece async for piece in response.aiter_raw()]
+        finally:
+            await response.aclose()
+    assert max(map(len, pieces)) <= _READ_SIZE
+    body = b"".join(pieces)
+    assert len(body) > 8 * _READ_SIZE and body.endswith(b"data: [DONE]\n\n")
+    events = [json.loads(line[6:]) for line in body.split(b"\n") if line[6:7] == b"{"]
+    assert "".join(e["choices"][0]["delta"].get("content") or "" for e in events) == text
 
 
 @asyncio_only
