@@ -195,3 +195,18 @@ def test_import_does_no_network_or_file_io_and_loads_no_adapter() -> None:
         "assert 'multimodel.testing' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_default_client_does_not_load_intelligent_or_its_learned_choice() -> None:
+    # Every import costs time and memory at the first client; these serve one strategy only.
+    code = (
+        "import sys\n"
+        "import multimodel as mm\n"
+        "client = mm.Client(deployments=[mm.Deployment(model='gpt-4o-mini', provider='openai',\n"
+        "    api_key='sk-test', base_url='http://127.0.0.1:9/v1')])\n"
+        "loaded = [m for m in ('multimodel.strategies.intelligent',\n"
+        "    'multimodel.strategies._learned', 'multimodel.strategies._groups',\n"
+        "    'multimodel.strategies._speeds') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

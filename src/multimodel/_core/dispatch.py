@@ -43,8 +43,6 @@ from ..errors import (
 )
 from ..providers._errors import _SECRETS_MEMO, endpoint_secrets
 from ..providers.base import Endpoint
-from ..strategies._learned import LearnedScores
-from ..strategies._util import ProbeScores
 from ..strategies.base import RouteContext
 from ..tracking.outcome import Outcome
 from ..types import ChatRequest, Usage
@@ -358,9 +356,10 @@ class DispatchPlan(PlanFailures):
             table = self.trace.scores
             table._parts.append(scores)
             table._dict = None
-            # A probe or a learned choice says why. The class compared first: these are
-            # Mapping ABCs, and isinstance against them goes through the ABC machinery.
-            if type(scores) is not LazyScores and isinstance(scores, (ProbeScores, LearnedScores)):
+            # A probe or a learned choice says why (their classes set ``explains``; a class
+            # attribute, so that this module needs neither: the learned choice's module is
+            # imported only with ``intelligent``). LazyScores, the common case, first.
+            if type(scores) is not LazyScores and getattr(scores, "explains", False):
                 self.trace.notes.defer(scores)  # formatted if the trace is read
         else:
             endpoint = self.strategy.choose(pool, router.tracker, self.ctx)

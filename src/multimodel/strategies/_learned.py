@@ -347,6 +347,8 @@ class LearnedScores(_BuiltOnRead):
 
     __slots__ = ("_dict",)
     _dict: dict[str, float] | None
+    explains = True
+    """The routing trace defers its ``note`` (see the dispatch)."""
 
     def _table(self) -> dict[str, float]:
         table: dict[str, float] | None = self._dict

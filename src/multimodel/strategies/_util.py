@@ -77,6 +77,8 @@ class ProbeScores(dict[str, float]):
     shows (``RoutingTrace.notes``)."""
 
     __slots__ = ("note",)
+    explains = True
+    """The routing trace defers its ``note`` (see the dispatch)."""
 
     def __init__(self, name: str, note: str) -> None:
         super().__init__({name: -1.0})
