@@ -8,16 +8,18 @@ view that is not the tracker, read in full at every choice) over random historie
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from multimodel._core.clock import ManualClock
 from multimodel.providers.base import Endpoint
 from multimodel.strategies import RouteContext
 from multimodel.strategies._large_fleet import _floor_keys, _floors
-from multimodel.strategies.adaptive import TIE_SECONDS, Adaptive
+from multimodel.strategies.adaptive import LEVEL_TIE_CAP, TIE_SECONDS, Adaptive
+from multimodel.tracking.congestion import BATCH, LEVEL_MIN
 from multimodel.tracking.outcome import Outcome
 from multimodel.tracking.stats import RERANK_RING, Tracker
 from multimodel.types import Usage
@@ -236,11 +238,24 @@ def test_scan_ties_go_to_the_fewest_in_flight_then_at_random() -> None:
     assert {strategy.choose(candidates, tracker, CTX).name for _ in range(20)} == {"d"}
 
 
-def reference_pick(strategy: Adaptive, costs: list[float], loads: list[int]) -> int:
-    """``_pick`` as first written: every tie listed, then the fewest in flight, then chance."""
+def reference_pick(
+    strategy: Adaptive, costs: list[float], loads: list[int], levels: list[tuple[float, float]]
+) -> int:
+    """``_pick`` as first written: every tie listed (within the band, or within the cap with
+    a level not told apart: ``levels`` holds each one's level and error), then the fewest in
+    flight, then chance."""
     best = min(costs)
     floor = max(best * strategy.tie, best + TIE_SECONDS)
-    ties = [i for i, v in enumerate(costs) if v <= floor]
+    cap = best * LEVEL_TIE_CAP
+    level, error = levels[costs.index(best)]
+
+    def same_level(i: int) -> bool:
+        other, other_error = levels[i]
+        if math.inf in (error, other_error):
+            return False
+        return abs(other - level) <= strategy.level_z * math.hypot(error, other_error)
+
+    ties = [i for i, v in enumerate(costs) if v <= floor or (v <= cap and same_level(i))]
     if len(ties) == 1:
         return ties[0]
     tied_loads = [loads[i] for i in ties]
@@ -253,26 +268,42 @@ def reference_pick(strategy: Adaptive, costs: list[float], loads: list[int]) -> 
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from([0.001, 0.0105, 0.0112, 0.1, 0.105, 0.113, 0.5, 3.0]), st.integers(0, 2)
+            st.sampled_from([0.001, 0.0105, 0.0112, 0.1, 0.105, 0.113, 0.125, 0.5, 3.0]),
+            st.integers(0, 2),
+            st.sampled_from([None, 0.2, 0.3]),
         ),
         min_size=1,
         max_size=9,
     ),
     st.integers(0, 2**16),
 )
+# Within the cap and past the band: the idle one ties only at the same level.
+@example(rows=[(0.1, 1, 0.2), (0.125, 0, 0.3)], seed=1)
+@example(rows=[(0.1, 1, 0.2), (0.125, 0, 0.2)], seed=1)
+@example(rows=[(0.1, 1, 0.2), (0.125, 0, None)], seed=1)
 def test_pick_is_the_lowest_then_fewest_in_flight_then_chance(
-    rows: list[tuple[float, int]], seed: int
+    rows: list[tuple[float, int, float | None]], seed: int
 ) -> None:
-    """The shortcuts of ``_pick`` (one winner, a full tie, all at one load) choose what
-    listing every tie does, with the same draws."""
+    """The shortcuts of ``_pick`` (one winner, a full tie, all at one load, the levels only
+    when the cap reaches past the band) choose what listing every tie does, with the same
+    draws. A level is set by constant answers (error 0: equal levels tie, others do not) or
+    unknown (``None``: no answers, ties nothing beyond the band)."""
     tracker = Tracker(ManualClock().monotonic)
     cells = []
-    for i, (_, load) in enumerate(rows):
+    for i, (_, load, level) in enumerate(rows):
+        name = f"d{i}"
+        if level is not None:
+            for _ in range(int(LEVEL_MIN) + 2 * BATCH):
+                tracker.started(name)  # the load an answer was sent at feeds the level
+                answer(tracker, name, level)
         for _ in range(load):
-            tracker.started(f"d{i}")
-        cells.append(tracker.get(f"d{i}"))
-    costs = [cost for cost, _ in rows]
+            tracker.started(name)
+        cells.append(tracker.get(name))
+    costs = [cost for cost, _, _ in rows]
+    levels = [(cell.latency_level, cell.latency_level_error) for cell in cells]
     fast, slow = Adaptive(seed=seed), Adaptive(seed=seed)
     for _ in range(3):
-        assert fast._pick(costs, cells) == reference_pick(slow, costs, [n for _, n in rows])
+        assert fast._pick(costs, cells) == reference_pick(
+            slow, costs, [n for _, n, _ in rows], levels
+        )
     assert fast._rng.draw() == slow._rng.draw()

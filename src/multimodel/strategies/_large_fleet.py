@@ -58,7 +58,9 @@ class LargeFleet(LatencyEstimates):
             now: float,
         ) -> list[float]: ...
 
-        def _pick(self, costs: list[float], cells: list[DeploymentStats]) -> int: ...
+        def _pick(
+            self, costs: list[float], cells: list[DeploymentStats], levels: bool = True
+        ) -> int: ...
 
         def _scores(
             self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext, now: float
@@ -110,7 +112,7 @@ class LargeFleet(LatencyEstimates):
             lats = [*lats, self._estimate(challenger, cell, stats, ctx, now, large, False)]
             names = [*names, challenger.name]
         costs = self._costs(names, cells, lats, None, stats, now)
-        k = self._pick(costs, cells)
+        k = self._pick(costs, cells, False)
         if k < len(elite.lats):
             chosen = elite.members[k]
             # Chosen: its idle floor is reset (so its estimate is taken again without the

@@ -42,6 +42,8 @@ class _Cell:
         "input_tokens",
         "last_failure_at",
         "latency_at",
+        "latency_level",
+        "latency_level_error",
         "latency_peak",
         "latency_pending",
         "latency_rank",
@@ -108,6 +110,8 @@ class _Cell:
         self.congestion_fit = CongestionFit()
         self.congestion = self.congestion_fit.congestion
         self.load_scale = 1.0
+        self.latency_level = self.congestion_fit.level
+        self.latency_level_error = self.congestion_fit.level_error
         self.length_fit = LengthFit()
         self.length_share = 1.0
         self.length_per_token = 0.0  # 0: the latency does not depend on the length (yet)

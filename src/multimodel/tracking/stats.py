@@ -305,8 +305,13 @@ class Tracker:
             cell.latency_rank = rank
             if load is not None:
                 fit = cell.congestion_fit
-                fit.add(load, latency)
-                cell.congestion, cell.load_scale = fit.congestion, fit.scale
+                if fit.add(load, latency):  # a batch completed: the line and level solved
+                    cell.congestion, cell.latency_level, cell.latency_level_error = (
+                        fit.congestion,
+                        fit.level,
+                        fit.level_error,
+                    )
+                cell.load_scale = fit.scale
             if cell.ewma_ttft is None:  # streams are scored by latency until a TTFT is known
                 if cell.stream_rank is None:
                     self.ranked += 1

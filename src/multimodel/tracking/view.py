@@ -104,6 +104,17 @@ class DeploymentStats(Protocol):
         ...
 
     @property
+    def latency_level(self) -> float:
+        """The idle latency averaged over the last ~250 answers (see
+        :attr:`~multimodel.tracking.congestion.CongestionFit.level`; 0.0 before any)."""
+        ...
+
+    @property
+    def latency_level_error(self) -> float:
+        """The standard error of :attr:`latency_level` (``inf`` while it is unknown)."""
+        ...
+
+    @property
     def length_share(self) -> float:
         """The fixed overhead's share of the recent latency (see
         :mod:`multimodel.tracking.lengths`; 1.0 while the latency does not depend on length)."""
