@@ -145,3 +145,25 @@ def test_the_oracle_sends_long_answers_to_the_fast_per_token_deployment() -> Non
     assert 0.65 < mixed.share["snappy"] < 0.75  # the short ones, about 70 %
     rr = simulate(Scenario.named("mixed_lengths", seed=2, requests=3000), "round_robin")
     assert mixed.p95 * 1.5 < rr.p95
+
+
+def test_the_oracle_counts_a_failure_as_its_attempt_and_one_retry() -> None:
+    from multimodel.simulation._fleet import SimFleet
+    from multimodel.simulation._profiles import (
+        DeploymentProfile,
+        FailureProfile,
+        LatencyProfile,
+        LoadPattern,
+    )
+
+    steady = DeploymentProfile("a", latency=LatencyProfile(median=0.5, sigma=0.0))
+    flaky = DeploymentProfile(
+        "b",
+        latency=LatencyProfile(median=0.4, sigma=0.0),
+        failure=FailureProfile(rate=0.3, latency_factor=0.1),
+    )
+    fleet = SimFleet([steady, flaky], seed=0, load=LoadPattern())
+    assert fleet.expected(steady, 0.0, 100) == pytest.approx(0.5)
+    # 70 % answered in 0.4 s; 30 % fail in 0.04 s and are answered by a retry of 0.4 s
+    assert fleet.expected(flaky, 0.0, 100) == pytest.approx(0.7 * 0.4 + 0.3 * (0.04 + 0.4))
+    assert fleet.expected(flaky, 0.0, 100) < fleet.expected(steady, 0.0, 100)

@@ -94,8 +94,9 @@ class SimFleet:
 
     def expected(self, profile: DeploymentProfile, now: float, requested: int) -> float:
         """The true expected seconds until a request of ``requested`` output tokens sent to
-        ``profile`` now is answered, a failure or a 429 counted as one more attempt of the same
-        length (the oracle)."""
+        ``profile`` now is answered (the oracle): a failure costs its own attempt (the
+        profile's ``latency_factor`` of the mean) and one more attempt of the mean's length; a
+        certain 429 costs its answer and two attempts (the retry, and the attempt it wastes)."""
         name = profile.name
         busy = self.in_flight[name]
         limit = profile.rate_limit
@@ -110,7 +111,8 @@ class SimFleet:
         script = profile.failure.script
         if n < len(script):
             fail_rate = 1.0 if script[n] >= 400 else 0.0
-        return mean + fail_rate * mean * (1.0 + profile.failure.latency_factor)
+        # (1 - f) x mean + f x (the failed attempt + the retry): mean x (1 + f x factor).
+        return mean + fail_rate * mean * profile.failure.latency_factor
 
 
 class Oracle:
