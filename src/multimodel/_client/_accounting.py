@@ -8,6 +8,8 @@ stored, the answer remembered for feedback); a cache hit is recorded as a free s
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,7 +22,7 @@ from .._core.tokens import estimate_text_tokens
 from .._core.trace import RoutingTrace
 from ..providers.base import NO_USAGE, Endpoint, ParsedResponse
 from ..tracking.outcome import Outcome
-from ..tracking.quality import ServedResponse, task_of_tags
+from ..tracking.quality import DEFAULT_TASK, ServedResponse, task_of_tags
 from ..tracking.stats import Tracker
 from ..types import ChatRequest, ChatResponse, Usage
 from ..types._response import chat_response
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
 
 
 __all__ = ["Accounting", "estimated_usage"]
+_new_tuple = tuple.__new__
+_second = operator.itemgetter(1)
 
 
 class Accounting:
@@ -97,7 +101,13 @@ class Accounting:
         )
         if self._ledger_content:
             self._record_content(outcome, plan, response)
-        served = ServedResponse(endpoint.model, task_of_tags(plan.request.tags), endpoint.name)
+        # Most requests have no tags: the default task without the call. tuple.__new__
+        # directly: a named tuple's generated __new__ is a Python function (once per answer).
+        tags = plan.request.tags
+        served: ServedResponse = _new_tuple(
+            ServedResponse,
+            (endpoint.model, task_of_tags(tags) if tags else DEFAULT_TASK, endpoint.name),
+        )
         remember = self.quality.remember
         remember(response.id, served)
         if response.request_id:
@@ -171,6 +181,19 @@ class Accounting:
         if headers is None:
             return None
         if isinstance(headers, httpx.Headers):
+            if _triples():
+                # httpx keeps each name lowered beside the raw one: the lowered names in one C
+                # call, and a search in C for the first of each name (``raw`` alone is a
+                # Python comprehension over every header, then a lower() a name).
+                items: list[tuple[bytes, bytes, bytes]] = headers._list
+                names = list(map(_second, items))
+                if b"x-request-id" in names:
+                    index = names.index(b"x-request-id")
+                elif b"request-id" in names:
+                    index = names.index(b"request-id")
+                else:
+                    return None
+                return items[index][2].decode("latin-1")
             # One pass over the raw pairs: Headers.get normalizes and scans once per name.
             found: str | None = None
             for key, value in headers.raw:
@@ -181,6 +204,20 @@ class Accounting:
                     found = value.decode("latin-1")
             return found
         return headers.get("x-request-id") or headers.get("request-id")
+
+
+@functools.cache
+def _triples() -> bool:
+    """Whether ``httpx.Headers`` keeps its headers as (raw name, lowered name, value) byte
+    triples in ``_list`` (checked once; else :meth:`Accounting._request_id` reads ``raw``)."""
+    try:
+        probe = httpx.Headers([(b"X-Request-ID", b"r-1"), (b"A", b"b")])
+        return list(probe._list) == [
+            (b"X-Request-ID", b"x-request-id", b"r-1"),
+            (b"A", b"a", b"b"),
+        ]
+    except (AttributeError, TypeError):  # pragma: no cover - a different private layout
+        return False
 
 
 def estimated_usage(plan: DispatchPlan, parsed: ParsedResponse) -> Usage:

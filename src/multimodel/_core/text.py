@@ -8,6 +8,7 @@ a prompt changed behind the caller's back would be answered as if it were what t
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ __all__ = ["find_unencodable", "unencodable_field"]
 # ChatRequest fields that may hold text, besides the messages (checked first, on every call).
 _OTHER_TEXT = ("stop", "tools", "tool_choice", "response_format", "user", "metadata", "tags",
                "openai_params", "extra_body")  # fmt: skip
+_other_text = operator.itemgetter(*_OTHER_TEXT)
 
 
 def unencodable_field(request: ChatRequest) -> str | None:
@@ -35,9 +37,13 @@ def unencodable_field(request: ChatRequest) -> str | None:
         bad = find_unencodable(message, f"messages.{index}")
         if bad is not None:
             return bad
-    fields = request.__dict__
-    for name in _OTHER_TEXT:
-        value = fields[name]
+    values = _other_text(request.__dict__)
+    # Most requests set none of these: one C call reads them all, one more finds none is set.
+    # An empty value holds no text either (none of these fields is a number or a bool), so
+    # skipping the walk when every value is empty or None finds what the walk finds.
+    if not any(values):
+        return None
+    for name, value in zip(_OTHER_TEXT, values, strict=True):
         if value is not None:
             bad = find_unencodable(value, name)
             if bad is not None:

@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
@@ -157,6 +158,10 @@ def check_request(request: ChatRequest, limits: InputLimits = DEFAULT_LIMITS) ->
         raise _over("request", size, "bytes", limits.max_request_bytes, "max_request_bytes")
 
 
+# ChatRequest fields whose JSON size has no cheap bound (any one set: serialize instead).
+_unbounded = operator.itemgetter(
+    "tools", "tool_choice", "response_format", "metadata", "openai_params", "extra_body"
+)
 _ESCAPED = 6  # the longest JSON escape of one character: a six-byte \u escape
 _FRAME = 256  # bytes of JSON framing per message, tool call, stop string or tag, generously
 
@@ -167,28 +172,29 @@ def _upper_bound(request: ChatRequest, text_chars: int) -> int:
     Only for requests made of strings and numbers: tools, schemas, metadata, ``extra_body`` and
     image parts are left to the real serialization.
     """
-    if (
-        request.tools
-        or request.tool_choice is not None
-        or request.response_format is not None
-        or request.metadata
-        or request.openai_params
-        or request.extra_body
-    ):
+    # The fields read from the models' __dict__, the six of the first test in one C call:
+    # a pydantic attribute read costs several dict lookups (once per call).
+    fields = request.__dict__
+    if any(_unbounded(fields)):  # tool_choice and response_format are models: never falsy
         return 1 << 62
-    chars = text_chars + len(request.model) + len(request.user or "")
+    chars = text_chars + len(fields["model"]) + len(fields["user"] or "")
     frames = 4
-    for message in request.messages:
-        if message.content is not None and not isinstance(message.content, str):
+    for message in fields["messages"]:
+        parts = message.__dict__
+        content = parts["content"]
+        if content is not None and not isinstance(content, str):
             return 1 << 62
-        chars += len(message.name or "") + len(message.tool_call_id or "")
-        for call in message.tool_calls or ():
+        chars += len(parts["name"] or "") + len(parts["tool_call_id"] or "")
+        for call in parts["tool_calls"] or ():
             chars += len(call.id) + len(call.name)  # arguments are in text_chars
             frames += 1
         frames += 1
-    for value in (*(request.stop or ()), *(request.tags or ())):
-        chars += len(value)
-        frames += 1
+    stop = fields["stop"]
+    tags = fields["tags"]
+    if stop or tags:
+        for value in (*(stop or ()), *(tags or ())):
+            chars += len(value)
+            frames += 1
     return _ESCAPED * chars + _FRAME * frames
 
 
