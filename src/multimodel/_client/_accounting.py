@@ -9,7 +9,6 @@ stored, the answer remembered for feedback); a cache hit is recorded as a free s
 from __future__ import annotations
 
 import functools
-import operator
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
@@ -42,7 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Accounting", "estimated_usage"]
 _new_tuple = tuple.__new__
-_second = operator.itemgetter(1)
 
 
 class Accounting:
@@ -182,18 +180,16 @@ class Accounting:
             return None
         if isinstance(headers, httpx.Headers):
             if _triples():
-                # httpx keeps each name lowered beside the raw one: the lowered names in one C
-                # call, and a search in C for the first of each name (``raw`` alone is a
-                # Python comprehension over every header, then a lower() a name).
+                # httpx keeps each name lowered beside the raw one: one pass over its triples,
+                # without ``raw`` (a comprehension over every header) and a lower() a name.
                 items: list[tuple[bytes, bytes, bytes]] = headers._list
-                names = list(map(_second, items))
-                if b"x-request-id" in names:
-                    index = names.index(b"x-request-id")
-                elif b"request-id" in names:
-                    index = names.index(b"request-id")
-                else:
-                    return None
-                return items[index][2].decode("latin-1")
+                first: bytes | None = None
+                for _, name, raw_value in items:
+                    if name == b"x-request-id":
+                        return raw_value.decode("latin-1")
+                    if name == b"request-id" and first is None:
+                        first = raw_value
+                return None if first is None else first.decode("latin-1")
             # One pass over the raw pairs: Headers.get normalizes and scans once per name.
             found: str | None = None
             for key, value in headers.raw:

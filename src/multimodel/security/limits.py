@@ -21,7 +21,6 @@ Example::
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
@@ -106,12 +105,15 @@ def check_request(request: ChatRequest, limits: InputLimits = DEFAULT_LIMITS) ->
         except InvalidRequestError as exc:
             print(exc.field, exc)   # messages  messages: 51 messages exceeds the 50 limit ...
     """
-    messages = request.messages
+    # The fields read from the models' __dict__ (see _upper_bound).
+    fields = request.__dict__
+    messages = fields["messages"]
     if len(messages) > limits.max_messages:
         raise _over("messages", len(messages), "messages", limits.max_messages, "max_messages")
     total_chars = 0
     for i, message in enumerate(messages):
-        content = message.content
+        parts = message.__dict__
+        content = parts["content"]
         chars = 0
         if isinstance(content, str):
             chars = len(content)
@@ -132,7 +134,7 @@ def check_request(request: ChatRequest, limits: InputLimits = DEFAULT_LIMITS) ->
                 "max_message_chars",
             )
         total_chars += chars
-        for j, call in enumerate(message.tool_calls or ()):
+        for j, call in enumerate(parts["tool_calls"] or ()):
             size = len(call.arguments)
             if size > limits.max_tool_argument_chars:
                 raise _over(
@@ -143,7 +145,7 @@ def check_request(request: ChatRequest, limits: InputLimits = DEFAULT_LIMITS) ->
                     "max_tool_argument_chars",
                 )
             total_chars += size
-    tools = request.tools or ()
+    tools = fields["tools"] or ()
     if len(tools) > limits.max_tools:
         raise _over("tools", len(tools), "tools", limits.max_tools, "max_tools")
     # Every character is at least one byte of JSON: a cheap lower bound first; then, when a
@@ -158,10 +160,6 @@ def check_request(request: ChatRequest, limits: InputLimits = DEFAULT_LIMITS) ->
         raise _over("request", size, "bytes", limits.max_request_bytes, "max_request_bytes")
 
 
-# ChatRequest fields whose JSON size has no cheap bound (any one set: serialize instead).
-_unbounded = operator.itemgetter(
-    "tools", "tool_choice", "response_format", "metadata", "openai_params", "extra_body"
-)
 _ESCAPED = 6  # the longest JSON escape of one character: a six-byte \u escape
 _FRAME = 256  # bytes of JSON framing per message, tool call, stop string or tag, generously
 
@@ -172,10 +170,17 @@ def _upper_bound(request: ChatRequest, text_chars: int) -> int:
     Only for requests made of strings and numbers: tools, schemas, metadata, ``extra_body`` and
     image parts are left to the real serialization.
     """
-    # The fields read from the models' __dict__, the six of the first test in one C call:
-    # a pydantic attribute read costs several dict lookups (once per call).
+    # The fields read from the models' __dict__: a pydantic model's attribute read passes
+    # through its __getattr__ hook, dearer than a dict lookup (once per call).
     fields = request.__dict__
-    if any(_unbounded(fields)):  # tool_choice and response_format are models: never falsy
+    if (
+        fields["tools"]
+        or fields["tool_choice"] is not None
+        or fields["response_format"] is not None
+        or fields["metadata"]
+        or fields["openai_params"]
+        or fields["extra_body"]
+    ):
         return 1 << 62
     chars = text_chars + len(fields["model"]) + len(fields["user"] or "")
     frames = 4
