@@ -101,15 +101,16 @@ class Accounting:
             self._record_content(outcome, plan, response)
         # Most requests have no tags: the default task without the call. tuple.__new__
         # directly: a named tuple's generated __new__ is a Python function (once per answer).
-        tags = plan.request.tags
+        tags = plan.request.__dict__["tags"]
         served: ServedResponse = _new_tuple(
             ServedResponse,
             (endpoint.model, task_of_tags(tags) if tags else DEFAULT_TASK, endpoint.name),
         )
         remember = self.quality.remember
-        remember(response.id, served)
-        if response.request_id:
-            remember(response.request_id, served)
+        fields = response.__dict__  # dict reads: a model's attribute read passes a hook
+        remember(fields["id"], served)
+        if fields["request_id"]:
+            remember(fields["request_id"], served)
         return response
 
     def _record_content(self, outcome: Outcome, plan: DispatchPlan, response: ChatResponse) -> None:

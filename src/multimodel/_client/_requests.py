@@ -189,7 +189,12 @@ class RequestBuilding:
             self._check_open()
         request = self._build_request(prompt, model, params)
         self._check_request(request, self.limits)
-        resolved = self._policy_of(request.user, policy)
+        # _policy_of's own answer without policies or a named one (the common call), uncalled
+        resolved = (
+            None
+            if self.policies is None and policy is None
+            else self._policy_of(request.user, policy)
+        )
         if resolved is not None:
             from ..security.policy import enforce_request
 
