@@ -8,6 +8,7 @@ stored, the answer remembered for feedback); a cache hit is recorded as a free s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,7 +21,7 @@ from .._core.tokens import estimate_text_tokens
 from .._core.trace import RoutingTrace
 from ..providers.base import NO_USAGE, Endpoint, ParsedResponse
 from ..tracking.outcome import Outcome
-from ..tracking.quality import ServedResponse, task_of_tags
+from ..tracking.quality import DEFAULT_TASK, ServedResponse, task_of_tags
 from ..tracking.stats import Tracker
 from ..types import ChatRequest, ChatResponse, Usage
 from ..types._response import chat_response
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 
 __all__ = ["Accounting", "estimated_usage"]
+_new_tuple = tuple.__new__
 
 
 class Accounting:
@@ -97,11 +99,18 @@ class Accounting:
         )
         if self._ledger_content:
             self._record_content(outcome, plan, response)
-        served = ServedResponse(endpoint.model, task_of_tags(plan.request.tags), endpoint.name)
+        # Most requests have no tags: the default task without the call. tuple.__new__
+        # directly: a named tuple's generated __new__ is a Python function (once per answer).
+        tags = plan.request.__dict__["tags"]
+        served: ServedResponse = _new_tuple(
+            ServedResponse,
+            (endpoint.model, task_of_tags(tags) if tags else DEFAULT_TASK, endpoint.name),
+        )
         remember = self.quality.remember
-        remember(response.id, served)
-        if response.request_id:
-            remember(response.request_id, served)
+        fields = response.__dict__  # dict reads: a model's attribute read passes a hook
+        remember(fields["id"], served)
+        if fields["request_id"]:
+            remember(fields["request_id"], served)
         return response
 
     def _record_content(self, outcome: Outcome, plan: DispatchPlan, response: ChatResponse) -> None:
@@ -171,6 +180,17 @@ class Accounting:
         if headers is None:
             return None
         if isinstance(headers, httpx.Headers):
+            if _triples():
+                # httpx keeps each name lowered beside the raw one: one pass over its triples,
+                # without ``raw`` (a comprehension over every header) and a lower() a name.
+                items: list[tuple[bytes, bytes, bytes]] = headers._list
+                first: bytes | None = None
+                for _, name, raw_value in items:
+                    if name == b"x-request-id":
+                        return raw_value.decode("latin-1")
+                    if name == b"request-id" and first is None:
+                        first = raw_value
+                return None if first is None else first.decode("latin-1")
             # One pass over the raw pairs: Headers.get normalizes and scans once per name.
             found: str | None = None
             for key, value in headers.raw:
@@ -181,6 +201,20 @@ class Accounting:
                     found = value.decode("latin-1")
             return found
         return headers.get("x-request-id") or headers.get("request-id")
+
+
+@functools.cache
+def _triples() -> bool:
+    """Whether ``httpx.Headers`` keeps its headers as (raw name, lowered name, value) byte
+    triples in ``_list`` (checked once; else :meth:`Accounting._request_id` reads ``raw``)."""
+    try:
+        probe = httpx.Headers([(b"X-Request-ID", b"r-1"), (b"A", b"b")])
+        return list(probe._list) == [
+            (b"X-Request-ID", b"x-request-id", b"r-1"),
+            (b"A", b"a", b"b"),
+        ]
+    except (AttributeError, TypeError):  # pragma: no cover - a different private layout
+        return False
 
 
 def estimated_usage(plan: DispatchPlan, parsed: ParsedResponse) -> Usage:

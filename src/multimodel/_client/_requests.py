@@ -106,11 +106,10 @@ class RequestBuilding:
             system = params.pop("system", None)
             if not _REQUEST_FIELDS.issuperset(params):
                 params = split_params(params)  # OpenAI's parameters; a typo is an error
-            messages: list[Any]
+            messages: list[Any] | None = None  # a prompt string's: built if validated
             if isinstance(prompt, str):
                 if not prompt:
                     raise InvalidRequestError("the prompt is empty", field="messages")
-                messages = [{"role": "user", "content": prompt}]
             elif isinstance(prompt, Sequence):
                 messages = list(prompt)
                 if not messages:
@@ -124,8 +123,6 @@ class RequestBuilding:
                     f"expected a prompt string or a list of messages, got {type(prompt).__name__}",
                     field="messages",
                 )
-            if system is not None:
-                messages.insert(0, {"role": "system", "content": system})
             # A prompt string with scalar parameters (the common call) is built without the
             # validators when every value is exactly of its field's type and in bounds.
             fast = (
@@ -136,6 +133,10 @@ class RequestBuilding:
             if fast is not None:
                 request = fast
             else:
+                if messages is None:
+                    messages = [{"role": "user", "content": prompt}]
+                if system is not None:
+                    messages.insert(0, {"role": "system", "content": system})
                 try:
                     request = ChatRequest(
                         messages=messages, model=self._resolve_model(model), **params
@@ -188,7 +189,12 @@ class RequestBuilding:
             self._check_open()
         request = self._build_request(prompt, model, params)
         self._check_request(request, self.limits)
-        resolved = self._policy_of(request.user, policy)
+        # _policy_of's own answer without policies or a named one (the common call), uncalled
+        resolved = (
+            None
+            if self.policies is None and policy is None
+            else self._policy_of(request.user, policy)
+        )
         if resolved is not None:
             from ..security.policy import enforce_request
 

@@ -93,12 +93,17 @@ def parse_usage(data: Any) -> Usage | None:
     cached = 0
     cache_write = 0
     if isinstance(pdetails, dict):
-        cached = token_count(pdetails.get("cached_tokens"))
+        read = pdetails.get("cached_tokens")  # token_count inline, as above
+        cached = read if type(read) is int and read >= 0 else 0
         if "cache_write_tokens" in pdetails:
             cache_write = token_count(pdetails["cache_write_tokens"])
     if not cached and "prompt_cache_hit_tokens" in data:
         cached = token_count(data["prompt_cache_hit_tokens"])  # DeepSeek
-    reasoning = token_count(cdetails.get("reasoning_tokens")) if isinstance(cdetails, dict) else 0
+    reasoning = 0
+    if isinstance(cdetails, dict):
+        thought = cdetails.get("reasoning_tokens")  # token_count inline, as above
+        if type(thought) is int and thought >= 0:
+            reasoning = thought
     return usage_of(  # input, output, cache read, cache write, reasoning
         prompt,
         completion,

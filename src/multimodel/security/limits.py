@@ -105,12 +105,15 @@ def check_request(request: ChatRequest, limits: InputLimits = DEFAULT_LIMITS) ->
         except InvalidRequestError as exc:
             print(exc.field, exc)   # messages  messages: 51 messages exceeds the 50 limit ...
     """
-    messages = request.messages
+    # The fields read from the models' __dict__ (see _upper_bound).
+    fields = request.__dict__
+    messages = fields["messages"]
     if len(messages) > limits.max_messages:
         raise _over("messages", len(messages), "messages", limits.max_messages, "max_messages")
     total_chars = 0
     for i, message in enumerate(messages):
-        content = message.content
+        parts = message.__dict__
+        content = parts["content"]
         chars = 0
         if isinstance(content, str):
             chars = len(content)
@@ -131,7 +134,7 @@ def check_request(request: ChatRequest, limits: InputLimits = DEFAULT_LIMITS) ->
                 "max_message_chars",
             )
         total_chars += chars
-        for j, call in enumerate(message.tool_calls or ()):
+        for j, call in enumerate(parts["tool_calls"] or ()):
             size = len(call.arguments)
             if size > limits.max_tool_argument_chars:
                 raise _over(
@@ -142,7 +145,7 @@ def check_request(request: ChatRequest, limits: InputLimits = DEFAULT_LIMITS) ->
                     "max_tool_argument_chars",
                 )
             total_chars += size
-    tools = request.tools or ()
+    tools = fields["tools"] or ()
     if len(tools) > limits.max_tools:
         raise _over("tools", len(tools), "tools", limits.max_tools, "max_tools")
     # Every character is at least one byte of JSON: a cheap lower bound first; then, when a
@@ -167,28 +170,36 @@ def _upper_bound(request: ChatRequest, text_chars: int) -> int:
     Only for requests made of strings and numbers: tools, schemas, metadata, ``extra_body`` and
     image parts are left to the real serialization.
     """
+    # The fields read from the models' __dict__: a pydantic model's attribute read passes
+    # through its __getattr__ hook, dearer than a dict lookup (once per call).
+    fields = request.__dict__
     if (
-        request.tools
-        or request.tool_choice is not None
-        or request.response_format is not None
-        or request.metadata
-        or request.openai_params
-        or request.extra_body
+        fields["tools"]
+        or fields["tool_choice"] is not None
+        or fields["response_format"] is not None
+        or fields["metadata"]
+        or fields["openai_params"]
+        or fields["extra_body"]
     ):
         return 1 << 62
-    chars = text_chars + len(request.model) + len(request.user or "")
+    chars = text_chars + len(fields["model"]) + len(fields["user"] or "")
     frames = 4
-    for message in request.messages:
-        if message.content is not None and not isinstance(message.content, str):
+    for message in fields["messages"]:
+        parts = message.__dict__
+        content = parts["content"]
+        if content is not None and not isinstance(content, str):
             return 1 << 62
-        chars += len(message.name or "") + len(message.tool_call_id or "")
-        for call in message.tool_calls or ():
+        chars += len(parts["name"] or "") + len(parts["tool_call_id"] or "")
+        for call in parts["tool_calls"] or ():
             chars += len(call.id) + len(call.name)  # arguments are in text_chars
             frames += 1
         frames += 1
-    for value in (*(request.stop or ()), *(request.tags or ())):
-        chars += len(value)
-        frames += 1
+    stop = fields["stop"]
+    tags = fields["tags"]
+    if stop or tags:
+        for value in (*(stop or ()), *(tags or ())):
+            chars += len(value)
+            frames += 1
     return _ESCAPED * chars + _FRAME * frames
 
 

@@ -224,10 +224,6 @@ def _trusted(cls: type[_M], values: dict[str, Any], fields_set: AbstractSet[str]
     return obj
 
 
-def _optional_str(value: object) -> bool:
-    return value is None or type(value) is str
-
-
 def assistant_message(
     content: str | None, tool_calls: list[ToolCall] | None, refusal: Any = ...
 ) -> Message:
@@ -237,13 +233,14 @@ def assistant_message(
     types and the message's shape holds; else validated (and any error raised) as usual.
     """
     set_refusal = refusal is not ...
+    # The type tests are written out (here and in chat_response): a helper was a call each.
     if set_refusal:
-        ok_refusal = _optional_str(refusal)
+        ok_refusal = refusal is None or type(refusal) is str
     else:
         refusal, ok_refusal = None, True
     if (
         ok_refusal
-        and _optional_str(content)
+        and (content is None or type(content) is str)
         and (
             tool_calls is None
             or (type(tool_calls) is list and all(type(c) is ToolCall for c in tool_calls))
@@ -299,12 +296,12 @@ def chat_response(
         type(id) is str
         and type(message) is Message
         and (finish_reason is None or finish_reason in _FINISH_REASONS)
-        and _optional_str(raw_finish_reason)
+        and (raw_finish_reason is None or type(raw_finish_reason) is str)
         and type(usage) is Usage
         and type(model) is str
         and type(provider) is str
         and type(deployment) is str
-        and _optional_str(request_id)
+        and (request_id is None or type(request_id) is str)
         and type(latency) is float
         and (ttft is None or type(ttft) is float)
         and (cost is None or type(cost) is Decimal)
