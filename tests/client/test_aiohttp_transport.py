@@ -21,7 +21,7 @@ from multimodel.testing.fixtures import MockServerFactory
 
 pytest.importorskip("aiohttp", reason="needs the aiohttp extra: pip install 'multimodel[aiohttp]'")
 
-from multimodel._transports.aiohttp import _READ_SIZE, AiohttpTransport
+from multimodel._transports.aiohttp import _FIRST_READ_SIZE, _READ_SIZE, AiohttpTransport
 
 asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])
 pytestmark = pytest.mark.anyio
@@ -119,6 +119,7 @@ async def test_a_buffered_burst_is_read_a_slice_at_a_time(
             pieces = [piece async for piece in response.aiter_raw()]
         finally:
             await response.aclose()
+    assert len(pieces[0]) <= _FIRST_READ_SIZE  # the first chunk after a few pieces moved
     assert max(map(len, pieces)) <= _READ_SIZE
     body = b"".join(pieces)
     assert len(body) > 8 * _READ_SIZE and body.endswith(b"data: [DONE]\n\n")
