@@ -10,12 +10,19 @@ import pytest
 from multimodel.tracking.congestion import BATCH, LEVEL_MIN, PRIOR, CongestionFit
 
 
-def test_recovers_the_congestion_from_noisy_answers() -> None:
-    rng = random.Random(7)
+def noisy(seed: int, answers: int, loads: int) -> CongestionFit:
+    """A fit of lognormal answers (σ = 0.3, idle median 0.4, +2 % per request in flight) at
+    random loads below ``loads``."""
+    rng = random.Random(seed)
     fit = CongestionFit()
-    for _ in range(2000):
-        load = rng.randrange(25)
+    for _ in range(answers):
+        load = rng.randrange(loads)
         fit.add(load, 0.4 * (1 + 0.02 * load) * rng.lognormvariate(0, 0.3))
+    return fit
+
+
+def test_recovers_the_congestion_from_noisy_answers() -> None:
+    fit = noisy(7, 2000, 25)
     assert fit.congestion == pytest.approx(0.02, abs=0.008)
 
 
@@ -40,11 +47,7 @@ def test_a_queue_is_capped_and_a_speedup_is_no_congestion() -> None:
 def test_the_level_and_its_error_from_noisy_answers() -> None:
     # Lognormal answers (σ = 0.3, idle median 0.4) at loads 0-4: the level is the idle mean,
     # and its standard error is the spread over the square root of ~250 effective answers.
-    rng = random.Random(0)
-    fit = CongestionFit()
-    for _ in range(4000):
-        load = rng.randrange(5)
-        fit.add(load, 0.4 * (1 + 0.02 * load) * rng.lognormvariate(0, 0.3))
+    fit = noisy(0, 4000, 5)
     mean = 0.4 * math.exp(0.3**2 / 2)
     assert fit.level == pytest.approx(mean, rel=0.06)
     spread = mean * math.sqrt(math.exp(0.3**2) - 1)  # the lognormal's standard deviation

@@ -16,10 +16,11 @@ from .._core.trace import LazyScores
 from ..providers.base import Endpoint
 from ..tracking.stats import RERANK_RING, DeploymentStats, StatsView, Tracker
 from ._estimates import LatencyEstimates
+from ._ties import Ties
 from .base import RouteContext
 
 if TYPE_CHECKING:
-    from ._util import Fleet, FleetCache, LockedRandom
+    from ._util import Fleet, FleetCache
 
 __all__ = ["REFRESH_SECONDS", "LargeFleet"]
 
@@ -33,7 +34,7 @@ _Floors = tuple[int, list[float], list[int], "dict[object, int] | None"]
 {record: position} or None when a record is listed twice)``."""
 
 
-class LargeFleet(LatencyEstimates):
+class LargeFleet(LatencyEstimates, Ties):
     """The large-fleet choices of :class:`~multimodel.strategies.adaptive.Adaptive`."""
 
     if TYPE_CHECKING:  # Adaptive's settings, state and scoring
@@ -45,7 +46,6 @@ class LargeFleet(LatencyEstimates):
         default_latency: float
         _elite: _Elite | None
         _elite_age: int
-        _rng: LockedRandom
         _fleets: FleetCache[Fleet]
 
         def _costs(
@@ -57,10 +57,6 @@ class LargeFleet(LatencyEstimates):
             stats: StatsView,
             now: float,
         ) -> list[float]: ...
-
-        def _pick(
-            self, costs: list[float], cells: list[DeploymentStats], levels: bool = True
-        ) -> int: ...
 
         def _scores(
             self, candidates: Sequence[Endpoint], stats: StatsView, ctx: RouteContext, now: float
