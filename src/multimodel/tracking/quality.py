@@ -97,6 +97,8 @@ class FeedbackPolicy:
             from the posterior, so the share each model gets is the same; consecutive choices
             are correlated, and a draw (the larger part of a learned choice's cost) is made
             once per batch instead of once per request. 1: a fresh draw for every choice.
+            (Choices scored one candidate at a time, for long generations, erring fleets or
+            unknown prices, always draw afresh.)
 
     .. versionadded:: 0.2
     """
