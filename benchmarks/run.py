@@ -68,14 +68,19 @@ TARGETS = {
 }
 # Reported beside the targets, without one of their own: multimodel and raw httpx sharing
 # httpx's pool (noise around its collapse), intelligent with model="auto" over five models (the
-# routing target's rows are one model on 3 and 50 deployments), and the import with the first
-# Client(...) built too (the usable-import target touches Client and AsyncClient only; building
-# one adds the Deployment and ClientConfig validation, the catalog and the strategy).
+# routing target's rows are one model on 3 and 50 deployments), the import with Client and
+# AsyncClient touched but no client built, and the pydantic floor: the baselines import pydantic
+# but never build a model, and the first BaseModel a process builds and validates loads pydantic's
+# model machinery, its plugin scan (importlib.metadata over every installed distribution) and its
+# validators; the floor rows are that alone (one one-field model, one instance) over each
+# baseline, the part of each ratio no library whose public types are pydantic models avoids.
 INFO = (
     "concurrent_ratio_same_pool",
     "aiohttp_rps",
     "routing_pct_auto_mixed",
-    "import_ratio_first_client",
+    "import_ratio_touch",
+    "import_ratio_pydantic_floor",
+    "rss_ratio_pydantic_floor",
 )
 PROMPT = "Say hello in one short sentence."
 LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=200)
@@ -682,6 +687,9 @@ def _openai_sdk(server: MockServerProcess) -> Callable[[], int] | None:
 
 _IMPORT = "import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"
 _TOUCH = "import multimodel; multimodel.Client; multimodel.AsyncClient"
+# One pydantic model built and validated, as an expression (the -c line joins with "; ").
+_ONE_MODEL = "pydantic.create_model('M', a=(str, ...))(a='x')"
+_FLOOR = f"import httpx, pydantic; {_ONE_MODEL}"
 # The first client as a user builds it: the preset's https URL, every default (telemetry on).
 _FIRST_CLIENT = (
     "import multimodel as mm; mm.Client; mm.AsyncClient; "
@@ -701,6 +709,7 @@ def bench_import(b: Budget) -> dict[str, Any]:
         "import multimodel": [],
         _TOUCH: [],
         _FIRST_CLIENT: [],
+        _FLOOR: [],
         "import httpx, pydantic": [],
     }
     for _ in range(b.import_runs):
@@ -716,6 +725,7 @@ def bench_import(b: Budget) -> dict[str, Any]:
     lazy = median(samples["import multimodel"])
     lib = median(samples[_TOUCH])
     first = median(samples[_FIRST_CLIENT])
+    floor = median(samples[_FLOOR])
     base = median(samples["import httpx, pydantic"])
     return {
         "multimodel_lazy_ms": lazy,
@@ -724,6 +734,8 @@ def bench_import(b: Budget) -> dict[str, Any]:
         "httpx_pydantic_ms": base,
         "ratio": lib / base,
         "first_client_ratio": first / base,
+        "pydantic_floor_ms": floor,
+        "pydantic_floor_ratio": floor / base,
         "lazy_ratio": lazy / base,
         "runs": b.import_runs,
         "top": _importtime_top(),
@@ -759,7 +771,9 @@ _RSS = textwrap.dedent("""
         for _ in range(n):
             c.query("Say hello in one short sentence.", max_tokens=20)
     else:
-        import pydantic  # noqa: F401
+        import pydantic
+        if mode == "floor":  # the first pydantic model a process builds and validates
+            pydantic.create_model("M", a=(str, ...))(a="x")
         h = httpx.Client()
         body = json.dumps({"model": "gpt-4o-mini", "messages": [
             {"role": "user", "content": "Say hello in one short sentence."}]})
@@ -775,7 +789,7 @@ _RSS = textwrap.dedent("""
 
 def bench_rss(server: MockServerProcess, b: Budget) -> dict[str, Any]:
     out: dict[str, Any] = {"requests": b.rss_requests}
-    for mode in ("multimodel", "raw"):
+    for mode in ("multimodel", "raw", "floor"):
         res = subprocess.run(
             [sys.executable, "-c", _RSS, server.base_url("oai"), str(b.rss_requests), mode],
             capture_output=True,
@@ -1037,10 +1051,13 @@ def verdicts(r: dict[str, Any]) -> dict[str, tuple[float, str, float, bool]]:
         values["astream_chunks_ratio"] = r["astream"]["chunks_ratio"]
     if "rss" in r:
         values["rss_ratio"] = r["rss"]["multimodel_mib"] / r["rss"]["raw_mib"]
+        values["rss_ratio_pydantic_floor"] = r["rss"]["floor_mib"] / r["rss"]["raw_mib"]
     if "import" in r:
         values["import_ratio_bare"] = r["import"]["lazy_ratio"]
-        values["import_ratio_usable"] = r["import"]["ratio"]
-        values["import_ratio_first_client"] = r["import"]["first_client_ratio"]
+        # The issue's "usable import": import multimodel and build the first Client(...).
+        values["import_ratio_usable"] = r["import"]["first_client_ratio"]
+        values["import_ratio_touch"] = r["import"]["ratio"]
+        values["import_ratio_pydantic_floor"] = r["import"]["pydantic_floor_ratio"]
     if "routing" in r:
         rows = {k: v["pct_of_rtt"] for k, v in r["routing"].items() if "/" in k}
         mixed = rows.pop("intelligent/auto-mixed", None)
@@ -1181,7 +1198,9 @@ def report(r: dict[str, Any]) -> None:
             f"{i['multimodel_ms']:.0f} ms (bare lazy import {i['multimodel_lazy_ms']:.0f} ms), "
             f"import httpx, pydantic {i['httpx_pydantic_ms']:.0f} ms: {i['ratio']:.2f}x "
             f"(median of {i['runs']}); with the first Client(...) built "
-            f"{i['first_client_ms']:.0f} ms: {i['first_client_ratio']:.2f}x"
+            f"{i['first_client_ms']:.0f} ms: {i['first_client_ratio']:.2f}x; the pydantic floor "
+            f"(one model built and validated) {i['pydantic_floor_ms']:.0f} ms: "
+            f"{i['pydantic_floor_ratio']:.2f}x"
         )
         print(
             "largest self import times (µs): "
@@ -1192,7 +1211,8 @@ def report(r: dict[str, Any]) -> None:
         print(
             f"peak RSS after {m['requests']} requests: multimodel {m['multimodel_mib']:.1f} "
             f"MiB, raw httpx+pydantic {m['raw_mib']:.1f} MiB "
-            f"({m['multimodel_mib'] / m['raw_mib']:.2f}x)"
+            f"({m['multimodel_mib'] / m['raw_mib']:.2f}x); raw with one pydantic model built "
+            f"{m['floor_mib']:.1f} MiB ({m['floor_mib'] / m['raw_mib']:.2f}x)"
         )
     if "routing" in r:
         print(
