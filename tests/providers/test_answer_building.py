@@ -5,6 +5,9 @@ errors) as before."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +18,13 @@ from hypothesis import strategies as st
 
 from multimodel.types import ChatRequest, ChatResponse, Message, ToolCall, Usage
 from multimodel.types._request import _prompt_request_works, prompt_request
-from multimodel.types._response import _trusted_works, assistant_message, chat_response
+from multimodel.types._response import (
+    _same,
+    _trusted,
+    _trusted_works,
+    assistant_message,
+    chat_response,
+)
 
 CALL = ToolCall(id="c1", name="f", arguments='{"a":1}')
 
@@ -240,3 +249,52 @@ def test_the_common_request_is_built_without_validation() -> None:
         ),
         request,
     )
+
+
+def test_the_layout_check_tells_a_different_layout() -> None:
+    values: dict[str, Any] = {
+        "role": "assistant",
+        "content": "hi",
+        "name": None,
+        "tool_calls": None,
+        "tool_call_id": None,
+        "refusal": None,
+    }
+    fields = {"role", "content", "name", "tool_calls", "tool_call_id"}
+    reference = Message.model_construct(set(fields), **values)
+    assert _same(reference, Message.model_construct(set(fields), **values))
+    assert not _same(reference, Message.model_construct(fields | {"refusal"}, **values))
+    reordered = dict(reversed(list(values.items())))
+    assert not _same(reference, _trusted(Message, reordered, fields))
+    other = Message.model_construct(set(fields), **values)
+    object.__setattr__(other, "__pydantic_private__", {})
+    assert not _same(reference, other)
+
+
+def test_a_plain_answer_builds_no_schema_of_the_answer_types() -> None:
+    # A schema costs memory (~0.5 MiB for these four) and milliseconds at a client's first
+    # request; a query with a prompt string and an ordinary answer needs none of them.
+    code = textwrap.dedent("""
+        import json, httpx
+        import multimodel as mm
+        from multimodel.types import ChatRequest, ChatResponse, Message, ToolCall, Usage
+        from pydantic._internal._mock_val_ser import MockValSer
+
+        def answer(request):
+            return httpx.Response(200, json={
+                "id": "r1", "object": "chat.completion", "model": "gpt-4o-mini",
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": "Hello."}}],
+                "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}})
+
+        http = httpx.Client(transport=httpx.MockTransport(answer))
+        client = mm.Client(deployments=[mm.Deployment(model="gpt-4o-mini", provider="openai",
+            api_key="sk-test", base_url="http://127.0.0.1:9/v1")], http_client=http)
+        r = client.query("Say hello.", max_tokens=20)
+        assert r.text == "Hello." and r.usage.input_tokens == 9, r
+        built = [c.__name__ for c in (ChatRequest, ChatResponse, Message, ToolCall, Usage)
+                 if not isinstance(c.__pydantic_validator__, MockValSer)]
+        assert not built, built
+        assert json.loads(r.model_dump_json())["usage"]["output_tokens"] == 2  # built on use
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -7,6 +7,7 @@ import functools
 from typing import Any
 
 from ..types import Usage
+from ..types._response import _USAGE_SET, _trusted, _trusted_works
 
 __all__ = ["NO_USAGE", "token_count", "usage_of"]
 
@@ -34,13 +35,25 @@ def usage_of(
     """The :class:`Usage` with these counts; equal counts share one (frozen) object.
 
     Validating a ``Usage`` costs about 11 k instructions, a cache hit a tenth of that, and
-    answers to similar prompts report the same few counts over and over.
+    answers to similar prompts report the same few counts over and over. Exact ``int`` counts
+    (what :func:`token_count` gives) are set without validation, which gives the same object and
+    leaves ``Usage``'s schema unbuilt until something validates or dumps one.
     """
-    return Usage(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cache_read_tokens=cache_read_tokens,
-        cache_write_tokens=cache_write_tokens,
-        reasoning_tokens=reasoning_tokens,
-        estimated=False,
-    )
+    counts = {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cache_read_tokens": cache_read_tokens,
+        "cache_write_tokens": cache_write_tokens,
+        "reasoning_tokens": reasoning_tokens,
+        "estimated": False,
+    }
+    if (
+        type(input_tokens) is int
+        and type(output_tokens) is int
+        and type(cache_read_tokens) is int
+        and type(cache_write_tokens) is int
+        and type(reasoning_tokens) is int
+        and _trusted_works()
+    ):
+        return _trusted(Usage, counts, _USAGE_SET)
+    return Usage(**counts)

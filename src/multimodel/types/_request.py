@@ -281,8 +281,11 @@ def _build_prompt_request(
 
 @functools.cache
 def _prompt_request_works() -> bool:
-    """Whether :func:`_build_prompt_request` gives the validated request (fields, fields set,
-    dump, equality, and its message likewise), checked once on first use."""
+    """Whether :func:`_build_prompt_request` lays the request and its message out as pydantic's
+    own unvalidated constructor (``model_construct``) does, checked once on first use (see
+    :func:`~multimodel.types._response._trusted_works`: no schema is built for it; that the
+    values are what validation gives is what the callers' type checks ensure, and the tests
+    compare the two constructors)."""
     try:
         probes: tuple[dict[str, Any], ...] = (
             {},
@@ -302,9 +305,18 @@ def _prompt_request_works() -> bool:
                 params.get("seed"),
                 params.get("user"),
             )
-            expected = ChatRequest(
-                messages=[{"role": "user", "content": "hi"}], model="m", **params
+            message = Message.model_construct(
+                set(_USER_SET),
+                role="user",
+                content="hi",
+                name=None,
+                tool_calls=None,
+                tool_call_id=None,
+                refusal=None,
             )
+            fields: dict[str, Any] = dict.fromkeys(ChatRequest.model_fields)
+            fields |= {"messages": [message], "model": "m"} | params
+            expected = ChatRequest.model_construct(set(_REQUEST_SET | params.keys()), **fields)
             if not (_same(expected, got) and _same(expected.messages[0], got.messages[0])):
                 return False
         return True

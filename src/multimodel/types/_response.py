@@ -205,6 +205,8 @@ _setattr = object.__setattr__
 _FINISH_REASONS = frozenset(get_args(FinishReason))
 _MESSAGE_SET = frozenset({"role", "content", "name", "tool_calls", "tool_call_id"})
 _RESPONSE_SET = frozenset(ChatResponse.model_fields) - {"cached", "parsed"}
+_USAGE_SET = frozenset(Usage.model_fields)
+_ABSENT = object()
 
 
 def _trusted(cls: type[_M], values: dict[str, Any], fields_set: AbstractSet[str]) -> _M:
@@ -351,42 +353,38 @@ def chat_response(
 
 @functools.cache
 def _trusted_works() -> bool:
-    """Whether :func:`_trusted` gives what validation gives for both models (the same field
-    values, fields set, extras, private state, dump and equality), checked on first use: a
-    pydantic whose instance layout changed gets the validating constructors instead."""
+    """Whether :func:`_trusted` lays an instance out as pydantic does (every instance slot of
+    ``BaseModel``: field values in order, fields set, extras, private state; equality and repr),
+    checked on first use against pydantic's own unvalidated constructor, ``model_construct``: a
+    pydantic whose instance layout changed gets the validating constructors instead.
+
+    The reference is not a validated instance: validating would build the schemas of
+    ``Message``, ``ChatResponse``, ``Usage`` and ``ToolCall`` (~0.5 MiB and tens of
+    milliseconds on a client's first request) that a plain answer never needs. That the values
+    the callers pass are the ones validation would give is what their exact type checks ensure,
+    and ``tests/providers/test_answer_building.py`` compares both constructors field by field.
+    """
     try:
-        call = ToolCall(id="c", name="f", arguments="{}")
-        for args in (("hi", None, None), (None, [call], ...), ("", None, "no")):
-            content, calls, refusal = args
-            fields: dict[str, Any] = {} if refusal is ... else {"refusal": refusal}
-            expected = Message(
-                role="assistant",
-                content=content,
-                name=None,
-                tool_calls=calls,
-                tool_call_id=None,
-                **fields,
-            )
-            got = _trusted(
-                Message,
-                {
-                    "role": "assistant",
-                    "content": content,
-                    "name": None,
-                    "tool_calls": calls,
-                    "tool_call_id": None,
-                    "refusal": None if refusal is ... else refusal,
-                },
-                _MESSAGE_SET if refusal is ... else _MESSAGE_SET | {"refusal"},
-            )
-            if not _same(expected, got):
+        call = ToolCall.model_construct(id="c", name="f", arguments="{}")
+        for content, calls, refusal in (("hi", None, None), (None, [call], ...), ("", None, "no")):
+            values: dict[str, Any] = {
+                "role": "assistant",
+                "content": content,
+                "name": None,
+                "tool_calls": calls,
+                "tool_call_id": None,
+                "refusal": None if refusal is ... else refusal,
+            }
+            fields_set = _MESSAGE_SET if refusal is ... else _MESSAGE_SET | {"refusal"}
+            expected = Message.model_construct(set(fields_set), **values)
+            if not _same(expected, _trusted(Message, dict(values), fields_set)):
                 return False
-        values: dict[str, Any] = {
+        answer: dict[str, Any] = {
             "id": "r",
             "message": expected,
             "finish_reason": "stop",
             "raw_finish_reason": "stop",
-            "usage": Usage(input_tokens=1),
+            "usage": Usage.model_construct(input_tokens=1),
             "model": "m",
             "provider": "p",
             "deployment": "d",
@@ -395,33 +393,27 @@ def _trusted_works() -> bool:
             "ttft": None,
             "cost": Decimal("0.25"),
             "cost_breakdown": None,
+            "cached": False,
             "trace": None,
+            "parsed": None,
             "raw": {"id": "r"},
         }
-        expected_response = ChatResponse(**values)
-        got_response = _trusted(
-            ChatResponse,
-            {
-                **{k: values[k] for k in list(values)[:13]},
-                "cached": False,
-                "trace": None,
-                "parsed": None,
-                "raw": values["raw"],
-            },
-            _RESPONSE_SET,
-        )
-        return _same(expected_response, got_response)
+        expected_response = ChatResponse.model_construct(set(_RESPONSE_SET), **answer)
+        if not _same(expected_response, _trusted(ChatResponse, dict(answer), _RESPONSE_SET)):
+            return False
+        counts: dict[str, Any] = dict.fromkeys(Usage.model_fields, 3) | {"estimated": False}
+        return _same(Usage.model_construct(**counts), _trusted(Usage, counts, _USAGE_SET))
     except (AttributeError, TypeError, ValueError):  # pragma: no cover - pydantic changed
         return False
 
 
 def _same(expected: BaseModel, got: BaseModel) -> bool:
-    return (
-        list(expected.__dict__.items()) == list(got.__dict__.items())
-        and expected.__pydantic_fields_set__ == got.__pydantic_fields_set__
-        and expected.__pydantic_extra__ == got.__pydantic_extra__
-        and expected.__pydantic_private__ == got.__pydantic_private__
-        and expected.model_dump() == got.model_dump()
-        and expected == got
-        and repr(expected) == repr(got)
-    )
+    """Whether ``got`` holds what ``expected`` holds in every instance slot pydantic defines
+    (a slot a later pydantic adds is compared too), in the same order, with equal repr."""
+    for slot in BaseModel.__slots__:
+        if slot == "__dict__":
+            if list(expected.__dict__.items()) != list(got.__dict__.items()):
+                return False
+        elif getattr(expected, slot, _ABSENT) != getattr(got, slot, _ABSENT):
+            return False
+    return expected == got and repr(expected) == repr(got)
