@@ -77,6 +77,7 @@ TARGETS = {
 INFO = (
     "concurrent_ratio_same_pool",
     "aiohttp_rps",
+    "aiohttp_native_200_ratio",
     "routing_pct_auto_mixed",
     "import_ratio_touch",
     "import_ratio_pydantic_floor",
@@ -330,13 +331,14 @@ def aiohttp_sides(
 ) -> tuple[mm.AsyncClient, Any, Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
     """The two sides of the aiohttp comparison, built inside the event loop: ``(client,
     session, native, lib)``, where ``native`` posts the same request with aiohttp's own client
-    (200 connections) and ``lib`` makes one ``client.query`` over ``transport="aiohttp"``
-    (its default limits). The caller closes ``client`` and ``session``."""
+    and ``lib`` makes one ``client.query`` over ``transport="aiohttp"``, each with its default
+    connection limit (100 for both: at 200 in flight every other request waits on either side).
+    The caller closes ``client`` and ``session``."""
     import aiohttp
 
     client = mm.AsyncClient(deployments=[deployment(server, "oai")], transport="aiohttp")
     url, headers, payload, _ = raw_parts(client)
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
+    session = aiohttp.ClientSession()
     body = json.dumps(payload).encode()
     aio_headers = {**headers, "content-type": "application/json"}
 
@@ -353,11 +355,28 @@ def aiohttp_sides(
 
 async def _bench_conc_aiohttp(server: MockServerProcess, b: Budget) -> dict[str, Any]:
     """``AsyncClient(transport="aiohttp")`` as a user gets it (its default limits: 100
-    connections), against aiohttp's own client alone (the ceiling: no httpx, no multimodel) and
-    raw httpx over ``httpx_aiohttp.AiohttpTransport`` (when that package is installed)."""
+    connections), against aiohttp's own client alone as a user gets it (the ceiling: no httpx,
+    no multimodel; its default connector, 100 connections too), the same with 200 connections
+    (reported: no request waits for a connection there), and raw httpx over
+    ``httpx_aiohttp.AiohttpTransport`` (when that package is installed)."""
+    import aiohttp
+
     client, session, native, lib = aiohttp_sides(server)
     url, headers, payload, _ = raw_parts(client)
-    sides: dict[str, Callable[[], Any]] = {"aiohttp_native": native, "lib": lib}
+    wide = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
+    body = json.dumps(payload).encode()
+    aio_headers = {**headers, "content-type": "application/json"}
+
+    async def native_200() -> None:
+        async with wide.post(url, data=body, headers=aio_headers) as r:
+            json.loads(await r.read())
+            assert r.status == 200
+
+    sides: dict[str, Callable[[], Any]] = {
+        "aiohttp_native": native,
+        "lib": lib,
+        "aiohttp_native_200": native_200,
+    }
     raw_http = None
     try:
         from httpx_aiohttp import AiohttpTransport
@@ -378,17 +397,22 @@ async def _bench_conc_aiohttp(server: MockServerProcess, b: Budget) -> dict[str,
     rates = await _conc_rates(sides, b, b.conc_requests * 3, b.conc_aiohttp_rounds)
     await client.aclose()
     await session.close()
+    await wide.close()
     if raw_http is not None:
         await raw_http.aclose()
     lib_rps = median(rates["lib"])
     native_rps = median(rates["aiohttp_native"])
+    wide_rps = median(rates["aiohttp_native_200"])
     out: dict[str, Any] = {
         "multimodel_rps": lib_rps,
         "aiohttp_native_rps": native_rps,
         "native_ratio": lib_rps / native_rps,
+        "aiohttp_native_200_rps": wide_rps,
+        "native_200_ratio": lib_rps / wide_rps,
         "rounds": len(rates["lib"]),
         "multimodel_all": rates["lib"],
         "aiohttp_native_all": rates["aiohttp_native"],
+        "aiohttp_native_200_all": rates["aiohttp_native_200"],
     }
     if "raw" in rates:
         out["raw_rps"] = median(rates["raw"])
@@ -1041,6 +1065,7 @@ def verdicts(r: dict[str, Any]) -> dict[str, tuple[float, str, float, bool]]:
         values["concurrent_ratio_same_pool"] = r["concurrent"]["httpx"]["ratio"]
         if "multimodel_rps" in r["concurrent"]["aiohttp"]:
             values["aiohttp_native_ratio"] = r["concurrent"]["aiohttp"]["native_ratio"]
+            values["aiohttp_native_200_ratio"] = r["concurrent"]["aiohttp"]["native_200_ratio"]
             values["aiohttp_rps"] = r["concurrent"]["aiohttp"]["multimodel_rps"]
     if "shared" in r:
         values["shared_state_ratio"] = r["shared"]["concurrent"]["shared_rpm_ratio"]
@@ -1152,12 +1177,14 @@ def report(r: dict[str, Any]) -> None:
             )
             print(
                 '\n| aiohttp, median (range) of rounds | `AsyncClient(transport="aiohttp")` '
-                "| aiohttp alone (ceiling) | ratio | raw httpx over httpx-aiohttp | ratio |\n"
-                "|---|---|---|---|---|---|"
+                "| aiohttp alone (ceiling) | ratio | aiohttp alone, 200 connections | ratio "
+                "| raw httpx over httpx-aiohttp | ratio |\n"
+                "|---|---|---|---|---|---|---|---|"
             )
             print(
                 f"| {v['rounds']} rounds | {cell('multimodel')} | {cell('aiohttp_native')} | "
-                f"{v['native_ratio']:.2f} | {raw} |"
+                f"{v['native_ratio']:.2f} | {cell('aiohttp_native_200')} | "
+                f"{v['native_200_ratio']:.2f} | {raw} |"
             )
     if "stream" in r:
         s = r["stream"]
