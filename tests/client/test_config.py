@@ -177,12 +177,16 @@ def test_every_keyword_reaches_the_config(cls: type, tmp_path: Path) -> None:
         "unsupported_params": "error",
         "structured_retries": 3,
     }
-    assert sorted(values) == sorted(OPTIONS[1:])
+    # max_connections sizes a transport the client builds: not with FakeProvider, checked alone.
+    assert sorted([*values, "max_connections"]) == sorted(OPTIONS[1:])
     deps = [DEP, {**DEP, "model": "n"}]
     client = cls(deps, transport=FakeProvider(), **values)
     for name, value in values.items():
         assert getattr(client.config, name) == value, name
     assert client.catalog is catalog and client.config.clock is values["clock"]
+    client._close_owned()
+    client = cls(deps, max_connections=7)
+    assert client.config.max_connections == 7
     client._close_owned()
 
 

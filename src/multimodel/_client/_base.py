@@ -430,9 +430,14 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
         ):
             exc = httpx.PoolTimeout("no connection came free before the attempt's time limit")
         if isinstance(exc, httpx.PoolTimeout):
+            size = (
+                f"its max_connections={self.config.max_connections} (raise it"
+                if self._owns_http
+                else "the limits of the http_client given (raise max_connections there"
+            )
             return PoolExhausted(
                 f"no free connection in the client's pool in time for {endpoint.name!r}: {exc}. "
-                "Too many requests in flight, or streams left open (use `with "
+                f"More requests in flight than {size}), or streams left open (use `with "
                 "client.stream(...)`); the pool is the client's own, so no deployment is blamed"
             )
         kind = (
@@ -496,4 +501,12 @@ def _timeout_extension(seconds: float) -> dict[str, float | None]:
 def _timeouts(seconds: float) -> dict[str, float | None]:
     # httpx.Timeout(...).as_dict() costs ~2 µs; a deadline makes per-attempt timeouts vary,
     # hence a bounded cache rather than one dict.
-    return httpx.Timeout(seconds).as_dict()
+    # The wait for a pooled connection ends a little before the attempt's own time limit: a
+    # pool that is not multimodel's (httpx's, behind transport="httpx" or an http_client)
+    # then raises its PoolTimeout (the client's PoolExhausted) before the awaited client's
+    # cancel scope ends the attempt as a timeout of the provider's. multimodel's pools end
+    # their wait before an enclosing limit by themselves.
+    return httpx.Timeout(seconds, pool=seconds - min(_POOL_MARGIN, seconds / 10)).as_dict()
+
+
+_POOL_MARGIN = 0.05  # seconds: larger than the work between the attempt's start and its wait

@@ -13,23 +13,38 @@ from typing import Literal, TypeVar
 
 import httpx
 
-from ..errors import InvalidRequestError
+from ..errors import ConfigError, InvalidRequestError
 
 __all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
     "HTTP_LIMITS",
     "AsyncTransportName",
     "TransportName",
     "async_pool_transport",
     "async_transport_names",
+    "check_own_limits",
     "client_verify",
     "default_ssl_context",
+    "http_limits",
     "pick_transport",
     "pool_transport",
     "transport_names",
 ]
 
-HTTP_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=50)
-"""The limits of the httpx client a multimodel client creates for itself."""
+DEFAULT_MAX_CONNECTIONS = 100
+"""``max_connections`` of a client that does not set it (as httpx's and aiohttp's defaults)."""
+
+
+def http_limits(max_connections: int) -> httpx.Limits:
+    """The limits of a client's own connections: ``max_connections`` open at most (in use or
+    idle, every origin together), half of them kept idle for reuse."""
+    return httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max(1, max_connections // 2)
+    )
+
+
+HTTP_LIMITS = http_limits(DEFAULT_MAX_CONNECTIONS)
+"""The limits of the httpx client a multimodel client creates for itself, by default."""
 
 AsyncTransportName = Literal["aiohttp", "httpx"]
 """Transports ``AsyncClient(transport=...)`` accepts by name."""
@@ -70,17 +85,41 @@ def client_verify(chosen: object) -> ssl.SSLContext | bool:
     return default_ssl_context() if chosen is None else True
 
 
+def check_own_limits(config: object, http_client: object | None, transport: object) -> None:
+    """Refuse a ``max_connections`` that would not apply: the client's ``config`` sets it
+    (``model_fields_set``) and the caller brings its own ``http_client`` or transport object.
+
+    Raises:
+        ConfigError: naming where those limits are set instead.
+    """
+    if "max_connections" not in getattr(config, "model_fields_set", ()):
+        return
+    if http_client is not None:
+        raise ConfigError(
+            "max_connections sizes the connections of the client's own transport; with "
+            "http_client= set them on that client instead (httpx.Limits(max_connections=...))"
+        )
+    if transport is not None and not isinstance(transport, str):
+        raise ConfigError(
+            "max_connections sizes the connections of a transport the client builds; a "
+            "transport object keeps its own limits: set them where it is built, or pass a "
+            "transport name"
+        )
+
+
 def pick_transport(
     transport: _T | str | None,
     http_client: object | None,
     *,
-    named: Mapping[str, Callable[[], _T | None]],
-    pool: Callable[[], _T],
+    named: Mapping[str, Callable[[httpx.Limits], _T | None]],
+    pool: Callable[[httpx.Limits], _T],
+    limits: httpx.Limits = HTTP_LIMITS,
 ) -> _T | None:
     """The transport for a client's own httpx client (``None``: httpx's default).
 
     ``transport`` may be a transport, one of the ``named`` ones, or ``None``: then, unless the
-    caller brings its own ``http_client``, multimodel's pool (``pool()``).
+    caller brings its own ``http_client``, multimodel's pool (``pool(limits)``). A transport
+    built here gets ``limits``; one the caller built keeps its own.
 
     Raises:
         InvalidRequestError: both ``transport`` and ``http_client``, or an unknown name.
@@ -95,39 +134,43 @@ def pick_transport(
                 f"unknown transport {transport!r}; pass {known} or an httpx transport",
                 field="transport",
             )
-        return make()
+        return make(limits)
     if transport is None and http_client is None:
-        return pool()
+        return pool(limits)
     return transport
 
 
-def async_pool_transport() -> httpx.AsyncBaseTransport:
+def async_pool_transport(limits: httpx.Limits = HTTP_LIMITS) -> httpx.AsyncBaseTransport:
     """multimodel's async pool (the default transport of ``AsyncClient``)."""
     from .pool import AsyncPoolTransport  # loaded with the first client, not at import
 
-    return AsyncPoolTransport(limits=HTTP_LIMITS)  # the TLS context: at the first https origin
+    return AsyncPoolTransport(limits=limits)  # the TLS context: at the first https origin
 
 
-def pool_transport() -> httpx.BaseTransport:
+def pool_transport(limits: httpx.Limits = HTTP_LIMITS) -> httpx.BaseTransport:
     """multimodel's thread-safe sync pool (the default transport of ``Client``)."""
     from .pool import PoolTransport  # loaded with the first client, not at import
 
-    return PoolTransport(limits=HTTP_LIMITS)  # the TLS context: at the first https origin
+    return PoolTransport(limits=limits)  # the TLS context: at the first https origin
 
 
-def _aiohttp_transport() -> httpx.AsyncBaseTransport:
+def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
     from .aiohttp import AiohttpTransport  # imports aiohttp; ConfigError when it is missing
 
-    return AiohttpTransport(limits=HTTP_LIMITS, ssl_context=default_ssl_context())
+    return AiohttpTransport(limits=limits, ssl_context=default_ssl_context())
 
 
-async_transport_names: Mapping[str, Callable[[], httpx.AsyncBaseTransport | None]] = {
+def _httpx_pool(limits: httpx.Limits) -> None:
+    return None  # httpx builds its own pool, with the limits of the httpx client
+
+
+async_transport_names: Mapping[str, Callable[[httpx.Limits], httpx.AsyncBaseTransport | None]] = {
     "aiohttp": _aiohttp_transport,
-    "httpx": lambda: None,
+    "httpx": _httpx_pool,
 }
 """``AsyncClient(transport=NAME)``: what each name builds (``None``: httpx's own pool)."""
 
-transport_names: Mapping[str, Callable[[], httpx.BaseTransport | None]] = {
-    "httpx": lambda: None,
+transport_names: Mapping[str, Callable[[httpx.Limits], httpx.BaseTransport | None]] = {
+    "httpx": _httpx_pool,
 }
 """``Client(transport=NAME)``: what each name builds (``None``: httpx's own pool)."""

@@ -157,6 +157,12 @@ class ClientConfig(BaseModel):
         deadline: seconds one whole call may take, retries and a stream's body included (> 0;
             default: twice ``timeout``, without the body of a stream that is delivering).
         stream_idle_timeout: seconds a started stream may go without content (default: timeout).
+        max_connections: connections the client keeps open at most, in use or idle, every
+            deployment together (default 100, as httpx's and aiohttp's; half of them are kept
+            idle for reuse). A request beyond them waits for one within its time limit, then
+            fails with ``PoolExhausted``. It sizes the client's own transport (its pool,
+            ``transport="aiohttp"`` or ``"httpx"``); an ``http_client`` or a transport object
+            keeps its own limits, so it cannot be combined with them.
         retry: back-off between attempts: a ``RetryPolicy`` or table (default ``RetryPolicy()``).
         circuit: when a failing deployment is set aside: a ``CircuitPolicy`` or table.
         fallbacks: model groups to try next when one fails, ``{"gpt-4o": ["claude-3.5"]}``.
@@ -207,6 +213,7 @@ class ClientConfig(BaseModel):
     max_retries: int = Field(default=2, ge=0)
     deadline: float | None = Field(default=None, gt=0)
     stream_idle_timeout: float | None = Field(default=None, gt=0)
+    max_connections: int = Field(default=100, ge=1)
     retry: RetryPolicy | None = None
     circuit: CircuitPolicy | None = None
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)

@@ -137,7 +137,8 @@ class DecryptionError(MultimodelError):
 class PoolExhausted(MultimodelError):
     """No connection of the client's own pool came free within the attempt's time limit.
 
-    The limit is local (``max_connections`` of the client's pool, shared by every deployment),
+    The limit is local (the client's ``max_connections`` option, shared by every deployment,
+    or the limits of the ``http_client`` it was given),
     so this never counts against a deployment: no failure is recorded, no breaker opens, no
     cooldown starts, and the call is not retried elsewhere. Too many requests in flight, or
     streams left open (use ``with client.stream(...)``), exhaust it.

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 from ..._transports.select import (
-    HTTP_LIMITS,
     TransportName,
     pool_transport,
     transport_names,
+    check_own_limits,
     client_verify,
+    http_limits,
     pick_transport,
 )
 from ...config._load import client_config
@@ -82,6 +83,10 @@ class Client(Driver):
             (default: twice ``timeout``, without the body of a stream that is delivering).
         stream_idle_timeout: seconds a stream may go without content once it has started
             (keep-alive comments and pings do not count; default: ``timeout``).
+        max_connections: connections the client keeps open at most, in use or idle, all
+            deployments together (default 100); a request beyond them waits for one within its
+            time limit, then fails with ``PoolExhausted``. Not with ``http_client`` or a
+            transport object, which keep their own limits.
         retry: the back-off between attempts (a ``RetryPolicy``).
         circuit: when a failing deployment is set aside, and for how long (a ``CircuitPolicy``).
         fallbacks: model groups to try, in order, when one fails: ``{"a": ["b", "c"]}``.
@@ -143,6 +148,7 @@ class Client(Driver):
         max_retries: int | None = None,
         deadline: float | None = None,
         stream_idle_timeout: float | None = None,
+        max_connections: int | None = None,
         retry: RetryPolicy | None = None,
         circuit: CircuitPolicy | None = None,
         fallbacks: Mapping[str, Sequence[str]] | None = None,
@@ -174,6 +180,7 @@ class Client(Driver):
             "max_retries": max_retries,
             "deadline": deadline,
             "stream_idle_timeout": stream_idle_timeout,
+            "max_connections": max_connections,
             "retry": retry,
             "circuit": circuit,
             "fallbacks": fallbacks,
@@ -198,15 +205,21 @@ class Client(Driver):
         merged = client_config(
             deployments, config, options, unknown, extra=("http_client", "transport")
         )
+        connection_limits = http_limits(merged.max_connections)
+        check_own_limits(merged, http_client, transport)
         super().__init__(merged)
         chosen = pick_transport(
-            transport, http_client, named=transport_names, pool=pool_transport
+            transport,
+            http_client,
+            named=transport_names,
+            pool=pool_transport,
+            limits=connection_limits,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(
             transport=chosen,
             timeout=self._timeout,
-            limits=HTTP_LIMITS,
+            limits=connection_limits,
             verify=client_verify(chosen),
         )
         # A self-timed transport of the client's own httpx client, with no mounts (proxies from
