@@ -251,6 +251,9 @@ class Tracker:
                     self.erring += 1
                 cell.ewma_error_rate += _ALPHA * (1 - cell.ewma_error_rate)
                 cell.last_failure_at = now
+                lost = cell.ewma_failure_latency
+                took = outcome.latency + (outcome.retry_after or 0.0)
+                cell.ewma_failure_latency = took if lost is None else lost + _ALPHA * (took - lost)
                 err = outcome.error or "Error"
                 cell.errors[err] = cell.errors.get(err, 0) + 1
                 cell.win_errors.add(now)
