@@ -57,8 +57,8 @@ class DeploymentStats(Protocol):
 
     @property
     def ewma_failure_latency(self) -> float | None:
-        """Smoothed seconds a failed attempt took (``None`` before the first failure): what a
-        failure costs before the retry can start."""
+        """Smoothed seconds a failed attempt took, a Retry-After it asked for included
+        (``None`` before the first failure): what a failure costs before the retry starts."""
         ...
 
     @property
