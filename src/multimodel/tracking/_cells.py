@@ -31,6 +31,7 @@ class _Cell:
         "cost",
         "errors",
         "ewma_error_rate",
+        "ewma_failure_latency",
         "ewma_latency",
         "ewma_tpot",
         "ewma_ttft",
@@ -83,6 +84,7 @@ class _Cell:
         self.ewma_ttft: float | None = None
         self.ewma_tpot: float | None = None
         self.ewma_error_rate = 0.0
+        self.ewma_failure_latency: float | None = None  # seconds a failed attempt took
         self.peak_latency = PeakEWMA(PEAK_TAU)
         self.peak_ttft = PeakEWMA(PEAK_TAU)
         self.latency_rank: float | None = None

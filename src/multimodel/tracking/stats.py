@@ -251,6 +251,15 @@ class Tracker:
                     self.erring += 1
                 cell.ewma_error_rate += _ALPHA * (1 - cell.ewma_error_rate)
                 cell.last_failure_at = now
+                # What a failure costs before the retry can start (adaptive weighs failures by
+                # it): a 429 or 503 with Retry-After costs the wait it asked for too, or a
+                # rate-limited deployment that refuses in milliseconds would look cheap to
+                # fail on once its hold is over (40 seeds, paired, with it against without:
+                # cheap_rate_limited p95 -0.37 +/- 0.11 %; bursty_90 -0.10 +/- 0.11 %,
+                # success -0.03 +/- 0.06 points).
+                lost = cell.ewma_failure_latency
+                took = outcome.latency + (outcome.retry_after or 0.0)
+                cell.ewma_failure_latency = took if lost is None else lost + _ALPHA * (took - lost)
                 err = outcome.error or "Error"
                 cell.errors[err] = cell.errors.get(err, 0) + 1
                 cell.win_errors.add(now)

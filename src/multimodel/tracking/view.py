@@ -56,6 +56,12 @@ class DeploymentStats(Protocol):
         ...
 
     @property
+    def ewma_failure_latency(self) -> float | None:
+        """Smoothed seconds a failed attempt took, a Retry-After it asked for included
+        (``None`` before the first failure): what a failure costs before the retry starts."""
+        ...
+
+    @property
     def last_failure_at(self) -> float | None:
         """Monotonic time of the last failure."""
         ...
