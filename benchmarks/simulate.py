@@ -15,8 +15,8 @@ Reference strategies (the simple baselines ``adaptive`` must beat): ``ref_random
 ``round_robin`` and ``least_connections`` (the built-ins: round robin, least outstanding), and
 ``ref_p2c`` (plain power of two choices over peak EWMA x (in flight + 1), no failure handling).
 ``adaptive_v1`` is ``adaptive`` with its former cost (peak EWMA x (in flight + 1), idle decay
-toward zero) and two random choices at every fleet size (the no-starvation rule and the ceiling
-learned from a Retry-After hold included).
+toward zero, x (1 + 30 x odds of failure)) and two random choices at every fleet size (the
+no-starvation rule and the ceiling learned from a Retry-After hold included).
 
 The default scenario is :meth:`multimodel.simulation.Scenario.default`: a fast, a slow, a failing
 (30 % HTTP 500) and a cheap rate-limited deployment (429 + Retry-After above 4 in flight), under
@@ -92,7 +92,7 @@ def run_named(name: str, strategy: str, seed: int, requests: int) -> SimulationR
         result = simulate(scenario, RefRandom(seed))
     elif strategy == "ref_p2c":
         result = simulate(scenario, RefP2C(seed))
-    elif strategy == "adaptive_v1":  # 0.1's load model and two random choices at any size
+    elif strategy == "adaptive_v1":  # 0.1's load and failure models, two random choices always
         spec = {
             "name": "adaptive",
             "seed": seed,
@@ -102,6 +102,7 @@ def run_named(name: str, strategy: str, seed: int, requests: int) -> SimulationR
             "remember": False,
             "peak_weight": 1.0,
             "explore_tau": 0.0,
+            "error_penalty": 30.0,  # the cost times 1 + 30 x odds of failure
         }
         result = simulate(scenario, spec)
     else:

@@ -1,6 +1,7 @@
 """``adaptive``'s cost of a deployment that fails: the expected time to an answer there, its
 latency plus the odds of failure times the time a failure takes (at least a tenth of its cost),
-on a hand-fed tracker.
+and beyond odds of 1 (more failures than answers) a penalty that avoids it however fast its
+failures are; on a hand-fed tracker.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from multimodel._core.clock import ManualClock
 from multimodel.providers.base import Endpoint
 from multimodel.strategies import RouteContext
-from multimodel.strategies.adaptive import FAILURE_FLOOR, Adaptive
+from multimodel.strategies.adaptive import BROKEN_PENALTY, FAILURE_FLOOR, Adaptive
 from multimodel.tracking.outcome import Outcome
 from multimodel.tracking.stats import Tracker
 
@@ -81,6 +82,29 @@ def test_a_fast_deployment_that_fails_fast_and_seldom_keeps_its_traffic(
     assert Adaptive(seed=1, error_penalty=30.0).choose(cands, tracker, CTX).name == "a"
 
 
+def test_a_deployment_that_fails_more_than_it_answers_is_avoided_however_fast(
+    tracker: Tracker,
+) -> None:
+    # "broken" answers ten times faster than "a" and fails in a millisecond, but fails more
+    # often than it answers: its retries would outnumber its answers, so "a" takes the traffic.
+    for _ in range(6):
+        record(tracker, "a", latency=0.5)
+        record(tracker, "broken", latency=0.05)
+    for _ in range(3):
+        record(tracker, "broken", ok=False, latency=0.001)
+    assert tracker.get("broken").ewma_error_rate > 0.5
+    s = Adaptive(seed=1)
+    cands = eps("a", "broken")
+    assert all(s.choose(cands, tracker, CTX).name == "a" for _ in range(20))
+    # One failure in a row (odds below 1) is weighed by its time: the fast one keeps its turn.
+    t2 = Tracker(ManualClock().monotonic)
+    for _ in range(6):
+        record(t2, "a", latency=0.5)
+        record(t2, "broken", latency=0.05)
+    record(t2, "broken", ok=False, latency=0.001)
+    assert s.choose(cands, t2, CTX).name == "broken"
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     latency=st.floats(0.01, 5.0),
@@ -92,8 +116,9 @@ def test_the_cost_of_failures_is_their_expected_time(
     latency: float, failed: float, failures: int, successes: int
 ) -> None:
     """A deployment costs its healthy twin's cost (the same answers, no failures) plus the odds
-    of failure times the time a failure takes, never less than a tenth of that cost: so it is
-    never cheaper than the twin, and odds above 1 alone take it out of the 10 % tie band."""
+    of failure times the time a failure takes, never less than a tenth of that cost, and beyond
+    odds of 1 that times ``1 + BROKEN_PENALTY x (odds - 1)``: so it is never cheaper than the
+    twin, and odds above 1 alone take it out of the 10 % tie band."""
     tracker = Tracker(ManualClock().monotonic)
     for _ in range(4):
         record(tracker, "twin", latency=latency)
@@ -108,5 +133,6 @@ def test_the_cost_of_failures_is_their_expected_time(
     err = tracker.get("flaky").ewma_error_rate
     odds = err / (1.0 - err)
     lost = max(tracker.get("flaky").ewma_failure_latency or 0.0, FAILURE_FLOOR * twin)
-    assert flaky == pytest.approx(twin + odds * lost, rel=1e-9)
+    broken = 1.0 + BROKEN_PENALTY * max(0.0, odds - 1.0)
+    assert flaky == pytest.approx((twin + odds * lost) * broken, rel=1e-9)
     assert flaky >= twin * (1.0 + FAILURE_FLOOR * odds) * (1 - 1e-12)

@@ -57,9 +57,10 @@ attempts a success takes, ``e / (1 - e)`` of them on average, each as long as a 
   adds the time a failure takes there (a smoothed average over its failures; a 429's
   ``Retry-After`` counts as part of it), at least a tenth of the latency (``FAILURE_FLOOR``).
   A deployment whose failures are fast costs little per failure, so it is used while its speed
-  makes up for the retries (the oracle's own model: a fast failure, then a retry); the odds
-  grow without bound while failures go on, so one that fails *fast* (a 500 in 2 ms, nothing in
-  flight) is not mistaken for a fast one. A number for ``error_penalty`` pins the former rule,
+  makes up for the retries (the oracle's own model: a fast failure, then a retry). Beyond odds
+  of 1 (more failures than answers) the cost is also multiplied by ``1 + 30 × (odds - 1)``
+  (``BROKEN_PENALTY``), so one that fails *fast* and often (a 500 in 2 ms, nothing in flight) is
+  not mistaken for a fast one. A number for ``error_penalty`` pins the former rule,
   ``× (1 + error_penalty × odds)``, which at 30 sent the faster deployment of ``failing_30``
   15 % of the traffic (now 46 %; least outstanding 39 %, the oracle 77 %) and a deployment
   that failed once no traffic for seconds (``sequential_failure``: p95 +2.1 % against least
@@ -143,6 +144,12 @@ challenger). Measured on ``large_fleet`` (50 deployments, seeds 0-2): p95 / orac
 at 4, 1.21-1.29 at 6, no better at 8; best of two with memory: 1.8-2.0."""
 REFRESH = 16
 """Choices between two rankings of a large fleet (an O(n) pass, amortized over them)."""
+BROKEN_PENALTY = 30.0
+"""Beyond odds of failure of 1 (more failed attempts than answers), each further unit of odds
+multiplies the cost by this much more: such a deployment is failing rather than flaky, its
+retries outnumber its answers (each spends a retry of the call and of the retry budget, and
+adds load to a provider in trouble), so it is avoided however fast its failures are, as by the
+former rule (the same 30, from the odds of failure up). Below it a failure costs its time."""
 FAILURE_FLOOR = 0.1
 """A failed attempt costs at least this fraction of the deployment's cost (its latency at the
 load now): the width of the tie band (:data:`SCAN_TIE`). One that fails in 2 ms would otherwise
@@ -317,7 +324,10 @@ class Adaptive(LargeFleet):
                         lost = cell.ewma_failure_latency
                         if lost is None or lost < cost * FAILURE_FLOOR:
                             lost = cost * FAILURE_FLOOR
+                        failing = odds - 1.0
                         cost += odds * lost
+                        if failing > 0.0:
+                            cost *= 1.0 + BROKEN_PENALTY * failing
                     else:
                         cost *= 1.0 + penalty * odds
             if held or cell.penalty_until > now:
