@@ -153,10 +153,8 @@ def _timeout_builder(kind: Any) -> Callable[[Any, Any, Any, Any], Any]:
     aiohttp's ``ClientTimeout`` (``kind``), built by setting its slots.
 
     Its frozen attrs ``__init__`` sets each field through ``object.__setattr__`` (~9.5 k
-    instructions a timeout, 1.5 k this way), and a request that waited for a slot needs a
-    timeout of its own (the total left). Checked against the constructor once, on a few
-    values; a ``ClientTimeout`` with other fields (another aiohttp) gets the constructor.
-    """
+    instructions a timeout, ~6 k this way); a request that waited for a slot needs its own
+    (the total left). Checked against the constructor once; other fields, the constructor."""
 
     def construct(total: Any, connect: Any, sock_read: Any, sock_connect: Any) -> Any:
         return kind(total=total, connect=connect, sock_read=sock_read, sock_connect=sock_connect)
@@ -273,6 +271,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
+        # The last kept timeout, its phases and total: found again by one dict comparison.
+        self._last_timeout: tuple[Any, Any, Any] = (None, None, None)
         self._new_timeout = _timeout_builder(self._aiohttp.ClientTimeout)
         self._urls: dict[int, tuple[object, Any]] = {}
         self._texts: dict[bytes, str] = {}
@@ -339,6 +339,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             if len(self._timeouts) > 256:
                 self._timeouts.clear()
             found = self._timeouts[key] = self._new_timeout(total, pool, read, connect)
+        self._last_timeout = (dict(timeouts), total, found)  # a copy: the caller's may change
         return found
 
     def _headers(self, headers: httpx.Headers) -> Any:
@@ -420,6 +421,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             except httpx.RequestNotRead:
                 body = await request.aread()
             read = TOTAL_TIMEOUT in extensions
+            last = self._last_timeout
+            if not waited and last[1] == total and last[0] == timeouts:
+                timeout = last[2]  # the same phases and total as the last request's (common)
+            else:
+                timeout = self._timeout(timeouts, total, not waited)
             try:
                 response = await session.request(
                     request.method,
@@ -428,7 +434,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     data=body or None,
                     allow_redirects=False,
                     auto_decompress=read,  # a streamed body is decoded by httpx
-                    timeout=self._timeout(timeouts, total, not waited),
+                    timeout=timeout,
                     server_hostname=extensions.get("sni_hostname"),
                 )
                 if read:
