@@ -3,7 +3,8 @@
 Each test drives the shortcut and the plain way it replaces (written out here) over many
 inputs: the request's text check skipping fields nobody set, the size bound reading a
 request's fields from its ``__dict__``, the aiohttp transport's preset response headers, the
-request id read from httpx's lowered names, and OpenAI's usage counts read inline.
+request id read from httpx's lowered names, OpenAI's usage counts read inline, and the aiohttp
+transport's timeouts built slot by slot.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from multimodel._client._accounting import Accounting
 from multimodel._core.text import find_unencodable, unencodable_field
-from multimodel._transports.aiohttp import _loaded
+from multimodel._transports.aiohttp import _TIMEOUT_FIELDS, _loaded, _timeout_builder
 from multimodel.providers._usage import token_count, usage_of
 from multimodel.providers.openai import parse_usage
 from multimodel.security.limits import _upper_bound
@@ -164,3 +165,23 @@ def test_the_request_id_is_the_first_of_its_headers(raw: tuple[tuple[bytes, byte
     assert Accounting._request_id(dict(httpx.Headers(raw))) == (
         httpx.Headers(raw).get("x-request-id") or httpx.Headers(raw).get("request-id")
     )
+
+
+_seconds = st.none() | st.floats(0.001, 1e6) | st.integers(1, 100)
+
+
+@given(total=_seconds, connect=_seconds, sock_read=_seconds, sock_connect=_seconds)
+def test_a_built_aiohttp_timeout_is_the_constructed_one(
+    total: Any, connect: Any, sock_read: Any, sock_connect: Any
+) -> None:
+    aiohttp = pytest.importorskip("aiohttp")
+    build = _timeout_builder(aiohttp.ClientTimeout)
+    built = build(total, connect, sock_read, sock_connect)
+    expected = aiohttp.ClientTimeout(
+        total=total, connect=connect, sock_read=sock_read, sock_connect=sock_connect
+    )
+    assert type(built) is aiohttp.ClientTimeout
+    assert built == expected and repr(built) == repr(expected) and hash(built) == hash(expected)
+    assert [getattr(built, n) for n in _TIMEOUT_FIELDS] == [
+        getattr(expected, n) for n in _TIMEOUT_FIELDS
+    ]

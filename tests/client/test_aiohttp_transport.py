@@ -323,6 +323,25 @@ async def test_pool_limit_and_pool_timeout(mock_server_factory: MockServerFactor
 
 
 @asyncio_only
+async def test_each_request_gets_its_own_timeout(mock_server_factory: MockServerFactory) -> None:
+    # The transport reuses the last request's aiohttp timeout when the phases and the total
+    # are the same: a request with a shorter limit must still time out, and the next longer
+    # one must not.
+    server = server_with(mock_server_factory, latency=0.3)
+    transport = AiohttpTransport()
+    async with httpx.AsyncClient(transport=transport) as http:
+        for limit, total in ((5.0, None), (0.05, None), (5.0, None), (5.0, 0.05), (5.0, 5.0)):
+            request = http.build_request("POST", url(server), json=BODY, timeout=limit)
+            if total is not None:
+                request.extensions["total_timeout"] = total
+            if min(limit, total or limit) < 0.3:
+                with pytest.raises(httpx.ReadTimeout):
+                    await http.send(request)
+            else:
+                assert (await http.send(request)).status_code == 200
+
+
+@asyncio_only
 async def test_a_cancelled_waiter_gives_up_its_place(
     mock_server_factory: MockServerFactory,
 ) -> None:

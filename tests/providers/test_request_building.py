@@ -90,11 +90,37 @@ def test_json_bytes_equals_json_dumps(value: object) -> None:
     )
 
 
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(value=st.dictionaries(st.text(), _json, max_size=4))
+def test_json_bytes_is_json_dumps_for_any_body(value: dict[str, object]) -> None:
+    # One shared encoder without the circular check (see _unchecked_encoder): same bytes.
+    expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    assert json_bytes(value) == expected
+
+
 def test_json_bytes_errors_like_json_dumps() -> None:
     circular: dict[str, object] = {}
     circular["self"] = circular
     with pytest.raises(ValueError, match="Circular"):
         json_bytes(circular)
+    nested: list[object] = []
+    circular_deep = {"a": [{"b": nested}]}  # a cycle through lists and dicts
+    nested.append(circular_deep)
+    with pytest.raises(ValueError, match="Circular"):
+        json_bytes(circular_deep)
+    deep: object = 1
+    for _ in range(100_000):  # no cycle, but deeper than the recursion limit: as json.dumps
+        deep = [deep]
+    with pytest.raises(RecursionError):
+        json.dumps({"d": deep}, separators=(",", ":"), ensure_ascii=False)
+    with pytest.raises(RecursionError):
+        json_bytes({"d": deep})
     with pytest.raises(TypeError):
         json_bytes({"x": object()})
     assert json_bytes({"ok": 1}) == b'{"ok":1}'  # no state left behind by the failures

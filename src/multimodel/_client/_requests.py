@@ -143,8 +143,10 @@ class RequestBuilding:
                     )
                 except ValidationError as exc:
                     raise _invalid(exc) from None
-        if request.model not in self._router.groups and request.model != AUTO:
-            raise UnknownModelError(request.model, [*self._router.groups, AUTO])
+        # A dict read: a model's attribute read passes BaseModel's __getattr__ hook.
+        model = request.__dict__["model"]
+        if model not in self._router.groups and model != AUTO:
+            raise UnknownModelError(model, [*self._router.groups, AUTO])
         bad = unencodable_field(request)
         if bad is not None:
             bad = bad.encode("utf-8", "backslashreplace").decode()  # a key may be the culprit

@@ -499,7 +499,7 @@ class DispatchPlan(PlanFailures):
                 self.stream,
                 False,  # cached
                 None,  # retry_after
-                self.request.user,
+                self.request.__dict__["user"],  # a dict read: no __getattr__ hook
                 self._tags,
                 response_model,
                 finish_reason,

@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -69,9 +69,9 @@ def _import_yarl() -> Any:
 class _Slots:
     """``max_connections`` as requests in flight, first come first served.
 
-    The caller takes a free slot itself (``_free``: a count, ``None`` when unbounded) and awaits
-    :meth:`wait` only when none is free; :meth:`release` hands a slot straight to the oldest
-    waiter. One timer serves every waiter (the earliest deadline), rather than one per waiter:
+    The caller takes a free slot itself (``_free``: a count, ``None`` when unbounded) and
+    waits (:meth:`enqueue`, :meth:`abandon`) only when none is free; :meth:`release` hands a
+    slot straight to the oldest waiter. One timer serves every waiter (the earliest deadline), rather than one per waiter:
     at 200 requests in flight over 100 connections every other request waits.
     """
 
@@ -83,28 +83,34 @@ class _Slots:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
 
-    async def wait(self, timeout: float | None) -> None:
-        """Wait for a slot; :class:`httpx.PoolTimeout` after ``timeout`` seconds."""
-        loop = asyncio.get_running_loop()
+    # A wait in two halves around the caller's own ``await`` of the future: no coroutine of
+    # its own to create and resume (once per request that waits).
+    def enqueue(
+        self, loop: asyncio.AbstractEventLoop, now: float, timeout: float | None
+    ) -> tuple[asyncio.Future[None], float | None, float | None]:
+        """Queue a waiter (``now``: ``loop.time()``); await its future (``[0]``), and pass
+        the entry to :meth:`abandon` if that raises (:class:`httpx.PoolTimeout` once
+        ``timeout`` seconds have passed, or a cancellation)."""
         waiter: asyncio.Future[None] = loop.create_future()
         deadline = None
         if timeout is not None:
-            deadline = loop.time() + timeout
+            deadline = now + timeout
             if self._timer is None or deadline < self._timer_at:
                 self._arm(loop, deadline)
         entry = (waiter, deadline, timeout)
         self._waiters.append(entry)
-        try:
-            await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self.release()  # handed a slot, then cancelled: pass it on
-            else:
-                try:
-                    self._waiters.remove(entry)
-                except ValueError:
-                    pass
-            raise
+        return entry
+
+    def abandon(self, entry: tuple[asyncio.Future[None], float | None, float | None]) -> None:
+        """The wait for ``entry`` ended with an exception (timed out, cancelled)."""
+        waiter = entry[0]
+        if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+            self.release()  # handed a slot, then cancelled: pass it on
+        else:
+            try:
+                self._waiters.remove(entry)
+            except ValueError:
+                pass
 
     def release(self) -> None:
         waiters = self._waiters
@@ -137,6 +143,47 @@ class _Slots:
                 upcoming = deadline
         if upcoming is not None:
             self._arm(loop, upcoming)
+
+
+_TIMEOUT_FIELDS = ("total", "connect", "sock_read", "sock_connect", "ceil_threshold")
+
+
+def _timeout_builder(kind: Any) -> Callable[[Any, Any, Any, Any], Any]:
+    """``(total, connect, sock_read, sock_connect) -> kind(total=..., connect=..., ...)`` for
+    aiohttp's ``ClientTimeout`` (``kind``), built by setting its slots.
+
+    Its frozen attrs ``__init__`` sets each field through ``object.__setattr__`` (~9.5 k
+    instructions a timeout, ~6 k this way); a request that waited for a slot needs its own
+    (the total left). Checked against the constructor once; other fields, the constructor."""
+
+    def construct(total: Any, connect: Any, sock_read: Any, sock_connect: Any) -> Any:
+        return kind(total=total, connect=connect, sock_read=sock_read, sock_connect=sock_connect)
+
+    try:
+        names = tuple(field.name for field in kind.__attrs_attrs__)
+        setters = [vars(kind)[name].__set__ for name in names]
+        threshold = kind().ceil_threshold
+    except (AttributeError, KeyError, TypeError):  # pragma: no cover - another layout
+        return construct
+    if names != _TIMEOUT_FIELDS:  # pragma: no cover - another aiohttp's fields
+        return construct
+    set_total, set_connect, set_read, set_sock_connect, set_threshold = setters
+    new = object.__new__
+
+    def build(total: Any, connect: Any, sock_read: Any, sock_connect: Any) -> Any:
+        timeout = new(kind)
+        set_total(timeout, total)
+        set_connect(timeout, connect)
+        set_read(timeout, sock_read)
+        set_sock_connect(timeout, sock_connect)
+        set_threshold(timeout, threshold)
+        return timeout
+
+    for probe in ((1.5, 2.0, 3.0, 4.0), (None, None, None, None), (0.001, None, 7, None)):
+        built, expected = build(*probe), construct(*probe)
+        if not (built == expected and repr(built) == repr(expected)):  # pragma: no cover
+            return construct
+    return build
 
 
 _READ_SIZE = 8192
@@ -224,6 +271,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
+        # The last kept timeout, its phases and total: found again by one dict comparison.
+        self._last_timeout: tuple[Any, Any, Any] = (None, None, None)
+        self._new_timeout = _timeout_builder(self._aiohttp.ClientTimeout)
         self._urls: dict[int, tuple[object, Any]] = {}
         self._texts: dict[bytes, str] = {}
         self._header_lists: dict[tuple[tuple[bytes, bytes, bytes], ...], Any] = {}
@@ -266,7 +316,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._loop = loop
         return self._session
 
-    def _timeout(self, timeouts: dict[str, float | None], total: float | None) -> Any:
+    def _timeout(
+        self, timeouts: dict[str, float | None], total: float | None, keep: bool = True
+    ) -> Any:
+        """aiohttp's timeout for these phases and total; ``keep``: remember it for the next
+        request (not for a total shortened by a wait for a slot: those never repeat)."""
         connect = timeouts.get("connect")
         read = timeouts.get("read")
         pool = timeouts.get("pool")
@@ -277,14 +331,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 read = None
             if pool is not None and pool >= total:
                 pool = None
+        if not keep:
+            return self._new_timeout(total, pool, read, connect)
         key = (connect, read, pool, total)
         found = self._timeouts.get(key)
         if found is None:
             if len(self._timeouts) > 256:
                 self._timeouts.clear()
-            found = self._timeouts[key] = self._aiohttp.ClientTimeout(
-                total=total, connect=pool, sock_connect=connect, sock_read=read
-            )
+            found = self._timeouts[key] = self._new_timeout(total, pool, read, connect)
+        self._last_timeout = (dict(timeouts), total, found)  # a copy: the caller's may change
         return found
 
     def _headers(self, headers: httpx.Headers) -> Any:
@@ -339,24 +394,38 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         timeouts: dict[str, float | None] = extensions.get("timeout") or {}
         total: float | None = extensions.get(TOTAL_TIMEOUT)
         slots = self._slots
+        waited = False  # for a slot, with a total: the total left is this request's own
         free = slots._free
         if free:
             slots._free = free - 1
         elif free is not None:  # every slot taken: wait (pool timeout, and within the total)
             pool = timeouts.get("pool")
-            if total is None:
-                await slots.wait(pool)
-            else:
-                loop = asyncio.get_running_loop()
-                started = loop.time()
-                await slots.wait(total if pool is None else min(pool, total))
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            entry = slots.enqueue(
+                loop,
+                started,
+                pool if total is None else total if pool is None else min(pool, total),
+            )
+            try:
+                await entry[0]  # slots.wait(), inline
+            except BaseException:
+                slots.abandon(entry)
+                raise
+            if total is not None:
                 total = max(total - (loop.time() - started), 0.001)
+                waited = True
         try:
             try:
                 body = request.content
             except httpx.RequestNotRead:
                 body = await request.aread()
             read = TOTAL_TIMEOUT in extensions
+            last = self._last_timeout
+            if not waited and last[1] == total and last[0] == timeouts:
+                timeout = last[2]  # the same phases and total as the last request's (common)
+            else:
+                timeout = self._timeout(timeouts, total, not waited)
             try:
                 response = await session.request(
                     request.method,
@@ -365,7 +434,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     data=body or None,
                     allow_redirects=False,
                     auto_decompress=read,  # a streamed body is decoded by httpx
-                    timeout=self._timeout(timeouts, total),
+                    timeout=timeout,
                     server_hostname=extensions.get("sni_hostname"),
                 )
                 if read:

@@ -11,6 +11,7 @@ Part of :mod:`multimodel.types`, which re-exports every public name.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from decimal import Decimal
 from typing import Any, Literal, TypeVar, get_args
@@ -218,12 +219,34 @@ def _trusted(cls: type[_M], values: dict[str, Any], fields_set: AbstractSet[str]
     default and alias in Python. The callers check each value's exact type first, so the result
     is the one validation gives (:func:`_trusted_works` confirms the layout once).
     """
-    obj = cls.__new__(cls)
-    _setattr(obj, "__dict__", values)
-    _setattr(obj, "__pydantic_fields_set__", set(fields_set))
-    _setattr(obj, "__pydantic_extra__", None)
-    _setattr(obj, "__pydantic_private__", None)
+    obj = _new_object(cls)
+    _set_dict(obj, values)
+    _set_fields_set(obj, set(fields_set))
+    _set_extra(obj, None)
+    _set_private(obj, None)
     return obj
+
+
+def _slot_setter(name: str) -> Callable[[Any, Any], None]:
+    """The setter of ``BaseModel``'s slot ``name``, as its descriptor's ``__set__``.
+
+    ``object.__setattr__(obj, name, value)`` sets the same slot the same way (around
+    pydantic's ``__setattr__``), looking the descriptor up by name on each call: ~400
+    instructions more a slot, four slots a model. :func:`_trusted_works` compares the result
+    with pydantic's own (``model_construct``); a pydantic without these slots gets
+    ``object.__setattr__``."""
+    descriptor = vars(BaseModel).get(name)
+    if descriptor is None or not hasattr(descriptor, "__set__"):  # pragma: no cover
+        return lambda obj, value: _setattr(obj, name, value)
+    setter: Callable[[Any, Any], None] = descriptor.__set__
+    return setter
+
+
+_new_object = object.__new__
+_set_dict = _slot_setter("__dict__")
+_set_fields_set = _slot_setter("__pydantic_fields_set__")
+_set_extra = _slot_setter("__pydantic_extra__")
+_set_private = _slot_setter("__pydantic_private__")
 
 
 def assistant_message(
