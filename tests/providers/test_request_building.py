@@ -43,7 +43,7 @@ def test_adapter_requests_equal_httpx_requests(adapter: str, stream: bool) -> No
         temperature=0.5,
         stop=["\n"],
     )
-    built = get_adapter(adapter).build_request(request, replace(ENDPOINT, memo={}), stream=stream)
+    built = get_adapter(adapter).build_request(request, replace(ENDPOINT), stream=stream)
     expected = httpx.Request(
         built.method,
         built.url,
@@ -61,7 +61,7 @@ def test_adapter_requests_equal_httpx_requests(adapter: str, stream: bool) -> No
 
 
 def test_post_request_reuses_prepared_headers_per_url() -> None:
-    endpoint = replace(ENDPOINT, memo={})
+    endpoint = replace(ENDPOINT)
     headers = httpx.Headers({"content-type": "application/json", "authorization": "Bearer k"})
     url = endpoint.url("chat/completions")
     first = post_request(endpoint, url, headers, b'{"a":1}')
@@ -74,6 +74,20 @@ def test_post_request_reuses_prepared_headers_per_url() -> None:
     assert (
         _request._direct_request_works()
     )  # the fast path is what runs on the httpx installed here
+
+
+def test_a_replaced_endpoint_prepares_its_own_headers() -> None:
+    # Prepared headers are kept per URL in the endpoint's memo, from the headers its adapter
+    # derives from it (key, extra headers). dataclasses.replace() copies every __init__ field:
+    # the memo is not one, so a copy with another key never gets the original's headers.
+    original = replace(ENDPOINT)
+    url = original.url("chat/completions")
+    sent = post_request(original, url, httpx.Headers({"authorization": "Bearer old"}), b"{}")
+    assert sent.headers["authorization"] == "Bearer old" and original.memo
+    other = replace(original, headers=(("x-extra", "2"),))
+    assert other.memo is not original.memo and not other.memo
+    sent = post_request(other, url, httpx.Headers({"authorization": "Bearer new"}), b"{}")
+    assert sent.headers["authorization"] == "Bearer new"
 
 
 @pytest.mark.parametrize(
@@ -140,7 +154,7 @@ def test_usage_of_is_the_validated_usage() -> None:
 
 
 def test_a_built_request_is_the_state_httpx_builds_and_owns_its_headers() -> None:
-    endpoint = replace(ENDPOINT, memo={})
+    endpoint = replace(ENDPOINT)
     headers = httpx.Headers({"content-type": "application/json", "authorization": "Bearer k"})
     url = endpoint.url("chat/completions")
     built = post_request(endpoint, url, headers, b'{"a":1}')
@@ -181,7 +195,7 @@ def decode_like_json_loads(content: bytes) -> object:
 def decoded(content: bytes) -> object:
     response = httpx.Response(200, content=content)
     try:
-        return ProviderAdapter.json_body(response, replace(ENDPOINT, memo={}))
+        return ProviderAdapter.json_body(response, replace(ENDPOINT))
     except MalformedResponse:
         return MalformedResponse
 

@@ -111,7 +111,9 @@ class Endpoint:
     timeout: float | None = None
     tags: tuple[str, ...] = ()
     spec: Any = field(default=None, repr=False, compare=False)
-    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    # Not an __init__ argument: dataclasses.replace() gives the copy a memo of its own, so
+    # values prepared from the original's headers or key are never served for the copy.
+    memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def option(self, key: str, default: Any = None) -> Any:
         """An adapter option from the provider preset or the deployment."""
