@@ -186,3 +186,32 @@ def test_sync_an_http_clients_full_pool_is_not_blamed_on_the_provider(
                 client.query("hi", timeout=0.3)
         assert client.query("hi").text == TEXT
         check_not_blamed(client)
+
+
+@pytest.mark.anyio
+async def test_a_transport_objects_full_pool_names_the_transport(
+    mock_server_factory: MockServerFactory,
+) -> None:
+    # The limit is the transport's own: the message says to raise it there, not max_connections
+    # (which cannot size a transport object).
+    from multimodel._transports.pool import AsyncPoolTransport
+
+    pool = AsyncPoolTransport(limits=httpx.Limits(max_connections=2))
+    async with mm.AsyncClient(deployments=fleet(mock_server_factory), transport=pool) as client:
+        async with client.stream("hi") as one, client.stream("hi") as two:
+            await one.__anext__(), await two.__anext__()
+            with pytest.raises(errors.PoolExhausted, match="limits of the transport given"):
+                await client.query("hi", timeout=0.3)
+        check_not_blamed(client)
+
+
+def test_a_clone_names_the_limit_of_the_client_it_was_made_from(
+    mock_server_factory: MockServerFactory,
+) -> None:
+    with mm.Client(deployments=fleet(mock_server_factory), max_connections=2) as client:
+        clone = client.with_options(timeout=5)
+        with client.stream("hi") as one, client.stream("hi") as two:
+            next(one), next(two)
+            with pytest.raises(errors.PoolExhausted, match="max_connections=2"):
+                clone.query("hi", timeout=0.3)
+        check_not_blamed(client)

@@ -72,6 +72,7 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
     """Shared, I/O-free part of :class:`~multimodel.Client` and :class:`~multimodel.AsyncClient`."""
 
     _owns_http: bool = True  # whether closing the client closes its httpx client (drivers)
+    _pool_limit = "its max_connections"  # what bounds its connections (set by the drivers)
     _extra_headers: tuple[tuple[str, str], ...] = ()  # with_options(default_headers=...)
     _extra_query: tuple[tuple[str, str], ...] = ()  # with_options(default_query=...)
     litellm_import: LiteLLMImport | None = None
@@ -430,15 +431,11 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
         ):
             exc = httpx.PoolTimeout("no connection came free before the attempt's time limit")
         if isinstance(exc, httpx.PoolTimeout):
-            size = (
-                f"its max_connections={self.config.max_connections} (raise it"
-                if self._owns_http
-                else "the limits of the http_client given (raise max_connections there"
-            )
             return PoolExhausted(
                 f"no free connection in the client's pool in time for {endpoint.name!r}: {exc}. "
-                f"More requests in flight than {size}), or streams left open (use `with "
-                "client.stream(...)`); the pool is the client's own, so no deployment is blamed"
+                f"More requests in flight than {self._pool_limit}, or streams left open (use "
+                "`with client.stream(...)`); the pool is the client's own, so no deployment is "
+                "blamed"
             )
         kind = (
             ProviderTimeout

@@ -27,6 +27,7 @@ __all__ = [
     "default_ssl_context",
     "http_limits",
     "pick_transport",
+    "pool_limit",
     "pool_transport",
     "transport_names",
 ]
@@ -105,6 +106,15 @@ def check_own_limits(config: object, http_client: object | None, transport: obje
             "transport object keeps its own limits: set them where it is built, or pass a "
             "transport name"
         )
+
+
+def pool_limit(max_connections: int, http_client: object | None, transport: object) -> str:
+    """What bounds a client's connections, and where to raise it (``PoolExhausted`` says so)."""
+    if http_client is not None:
+        return "the limits of the http_client given (raise max_connections there)"
+    if transport is not None and not isinstance(transport, str):
+        return "the limits of the transport given (raise them where it is built)"
+    return f"its max_connections={max_connections} (raise it)"
 
 
 def pick_transport(

@@ -24,6 +24,7 @@ from ..._transports.select import (
     client_verify,
     http_limits,
     pick_transport,
+    pool_limit,
 )
 from ...config._load import client_config
 from ...errors import InvalidRequestError, MultimodelError
@@ -218,6 +219,7 @@ class AsyncClient(AsyncDriver):
             limits=connection_limits,
         )
         self._owns_http = http_client is None
+        self._pool_limit = pool_limit(merged.max_connections, http_client, transport)
         self._http = http_client or httpx.AsyncClient(
             transport=chosen,
             timeout=self._timeout,
