@@ -45,6 +45,23 @@ def check_not_blamed(client: Any) -> None:
     assert client.status() == {"s": "healthy"}
 
 
+def exhaust(client: mm.Client, limit: str, via: mm.Client | None = None) -> None:
+    """Hold both connections with open streams; a query (through ``via``, else ``client``)
+    then fails with the client's own ``PoolExhausted`` naming ``limit``."""
+    with client.stream("hi") as one, client.stream("hi") as two:
+        next(one), next(two)  # both connections held
+        with pytest.raises(errors.PoolExhausted, match=limit):
+            (via or client).query("hi", timeout=0.3)
+
+
+async def aexhaust(client: mm.AsyncClient, limit: str) -> None:
+    """:func:`exhaust` on the async client."""
+    async with client.stream("hi") as one, client.stream("hi") as two:
+        await one.__anext__(), await two.__anext__()
+        with pytest.raises(errors.PoolExhausted, match=limit):
+            await client.query("hi", timeout=0.3)
+
+
 @pytest.mark.parametrize("transport", [None, "httpx"])
 def test_sync_max_connections_bounds_the_clients_connections(
     mock_server_factory: MockServerFactory, transport: Any
@@ -52,10 +69,7 @@ def test_sync_max_connections_bounds_the_clients_connections(
     with mm.Client(
         deployments=fleet(mock_server_factory), max_connections=2, transport=transport
     ) as client:
-        with client.stream("hi") as one, client.stream("hi") as two:
-            next(one), next(two)  # both connections held
-            with pytest.raises(errors.PoolExhausted, match="max_connections=2"):
-                client.query("hi", timeout=0.3)
+        exhaust(client, "max_connections=2")
         assert client.query("hi").text == TEXT  # released: works again
         check_not_blamed(client)
 
@@ -68,10 +82,7 @@ async def test_async_max_connections_bounds_the_clients_connections(
     async with mm.AsyncClient(
         deployments=fleet(mock_server_factory), max_connections=2, transport=transport
     ) as client:
-        async with client.stream("hi") as one, client.stream("hi") as two:
-            await one.__anext__(), await two.__anext__()
-            with pytest.raises(errors.PoolExhausted, match="max_connections=2"):
-                await client.query("hi", timeout=0.3)
+        await aexhaust(client, "max_connections=2")
         assert (await client.query("hi")).text == TEXT
         check_not_blamed(client)
 
@@ -85,10 +96,7 @@ async def test_aiohttp_transport_takes_max_connections(
     async with mm.AsyncClient(
         deployments=fleet(mock_server_factory), max_connections=2, transport="aiohttp"
     ) as client:
-        async with client.stream("hi") as one, client.stream("hi") as two:
-            await one.__anext__(), await two.__anext__()
-            with pytest.raises(errors.PoolExhausted, match="max_connections=2"):
-                await client.query("hi", timeout=0.3)
+        await aexhaust(client, "max_connections=2")
         assert (await client.query("hi")).text == TEXT
         check_not_blamed(client)
 
@@ -103,7 +111,7 @@ def test_more_connections_serve_more_requests_at_once(
         check_not_blamed(client)
 
 
-def test_the_default_is_a_hundred_and_a_pool_exhausted_message_says_so() -> None:
+def test_the_default_is_a_hundred_connections_half_kept_idle() -> None:
     from multimodel._transports.select import DEFAULT_MAX_CONNECTIONS, HTTP_LIMITS
 
     assert mm.ClientConfig.model_fields["max_connections"].default == DEFAULT_MAX_CONNECTIONS
@@ -149,10 +157,7 @@ def test_max_connections_from_a_config_file(
     )
     with mm.Client(config=path) as client:
         assert client.config.max_connections == 2
-        with client.stream("hi") as one, client.stream("hi") as two:
-            next(one), next(two)
-            with pytest.raises(errors.PoolExhausted, match="max_connections=2"):
-                client.query("hi", timeout=0.3)
+        exhaust(client, "max_connections=2")
 
 
 @pytest.mark.anyio
@@ -165,10 +170,7 @@ async def test_async_an_http_clients_full_pool_is_not_blamed_on_the_provider(
         httpx.AsyncClient(limits=httpx.Limits(max_connections=2)) as http,
         mm.AsyncClient(deployments=fleet(mock_server_factory), http_client=http) as client,
     ):
-        async with client.stream("hi") as one, client.stream("hi") as two:
-            await one.__anext__(), await two.__anext__()
-            with pytest.raises(errors.PoolExhausted, match="limits of the http_client"):
-                await client.query("hi", timeout=0.3)
+        await aexhaust(client, "limits of the http_client")
         assert (await client.query("hi")).text == TEXT
         check_not_blamed(client)
 
@@ -180,10 +182,7 @@ def test_sync_an_http_clients_full_pool_is_not_blamed_on_the_provider(
         httpx.Client(limits=httpx.Limits(max_connections=2)) as http,
         mm.Client(deployments=fleet(mock_server_factory), http_client=http) as client,
     ):
-        with client.stream("hi") as one, client.stream("hi") as two:
-            next(one), next(two)
-            with pytest.raises(errors.PoolExhausted, match="limits of the http_client"):
-                client.query("hi", timeout=0.3)
+        exhaust(client, "limits of the http_client")
         assert client.query("hi").text == TEXT
         check_not_blamed(client)
 
@@ -198,10 +197,7 @@ async def test_a_transport_objects_full_pool_names_the_transport(
 
     pool = AsyncPoolTransport(limits=httpx.Limits(max_connections=2))
     async with mm.AsyncClient(deployments=fleet(mock_server_factory), transport=pool) as client:
-        async with client.stream("hi") as one, client.stream("hi") as two:
-            await one.__anext__(), await two.__anext__()
-            with pytest.raises(errors.PoolExhausted, match="limits of the transport given"):
-                await client.query("hi", timeout=0.3)
+        await aexhaust(client, "limits of the transport given")
         check_not_blamed(client)
 
 
@@ -210,8 +206,5 @@ def test_a_clone_names_the_limit_of_the_client_it_was_made_from(
 ) -> None:
     with mm.Client(deployments=fleet(mock_server_factory), max_connections=2) as client:
         clone = client.with_options(timeout=5)
-        with client.stream("hi") as one, client.stream("hi") as two:
-            next(one), next(two)
-            with pytest.raises(errors.PoolExhausted, match="max_connections=2"):
-                clone.query("hi", timeout=0.3)
+        exhaust(client, "max_connections=2", via=clone)
         check_not_blamed(client)
