@@ -327,19 +327,20 @@ async def _bench_conc(server: MockServerProcess, b: Budget) -> dict[str, Any]:
 
 
 def aiohttp_sides(
-    server: MockServerProcess,
+    server: MockServerProcess, connections: int = 100
 ) -> tuple[mm.AsyncClient, Any, Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
     """The two sides of the aiohttp comparison, built inside the event loop: ``(client,
     session, native, lib)``, where ``native`` posts the same request with aiohttp's own client
-    and ``lib`` makes one ``client.query`` over ``transport="aiohttp"``, each with its default
-    connection limit (100 for both: at 200 in flight every other request waits on either side;
-    the section also runs both with 200).
-    The caller closes ``client`` and ``session``."""
+    and ``lib`` makes one ``client.query`` over ``transport="aiohttp"``, both with at most
+    ``connections`` connections (100: both defaults, so at 200 in flight every other request
+    waits on either side). The caller closes ``client`` and ``session``."""
     import aiohttp
 
-    client = mm.AsyncClient(deployments=[deployment(server, "oai")], transport="aiohttp")
+    client = mm.AsyncClient(
+        deployments=[deployment(server, "oai")], transport="aiohttp", max_connections=connections
+    )
     url, headers, payload, _ = raw_parts(client)
-    session = aiohttp.ClientSession()
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections))
     body = json.dumps(payload).encode()
     aio_headers = {**headers, "content-type": "application/json"}
 
@@ -360,27 +361,10 @@ async def _bench_conc_aiohttp(server: MockServerProcess, b: Budget) -> dict[str,
     no multimodel; its default connector, 100 connections too), both with 200 connections
     (reported: no request waits for a connection there), and raw httpx over
     ``httpx_aiohttp.AiohttpTransport`` (when that package is installed)."""
-    import aiohttp
-
     client, session, native, lib = aiohttp_sides(server)
-    url, headers, payload, _ = raw_parts(client)
-    wide = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
-    body = json.dumps(payload).encode()
-    aio_headers = {**headers, "content-type": "application/json"}
-
-    async def native_200() -> None:
-        async with wide.post(url, data=body, headers=aio_headers) as r:
-            json.loads(await r.read())
-            assert r.status == 200
-
     # Both with 200 connections (no request waits for one on either side), reported.
-    wide_client = mm.AsyncClient(
-        deployments=[deployment(server, "oai")], transport="aiohttp", max_connections=200
-    )
-
-    async def lib_200() -> None:
-        await wide_client.query(PROMPT, max_tokens=20)
-
+    wide_client, wide, native_200, lib_200 = aiohttp_sides(server, 200)
+    url, headers, payload, _ = raw_parts(client)
     sides: dict[str, Callable[[], Any]] = {
         "aiohttp_native": native,
         "lib": lib,
