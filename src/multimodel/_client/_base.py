@@ -494,6 +494,9 @@ def _timeout_extension(seconds: float) -> dict[str, float | None]:
     return dict(_timeouts(seconds))
 
 
+_POOL_MARGIN = 0.05  # seconds: larger than the work between the attempt's start and its wait
+
+
 @functools.lru_cache(maxsize=64)
 def _timeouts(seconds: float) -> dict[str, float | None]:
     # httpx.Timeout(...).as_dict() costs ~2 µs; a deadline makes per-attempt timeouts vary,
@@ -504,6 +507,3 @@ def _timeouts(seconds: float) -> dict[str, float | None]:
     # cancel scope ends the attempt as a timeout of the provider's. multimodel's pools end
     # their wait before an enclosing limit by themselves.
     return httpx.Timeout(seconds, pool=seconds - min(_POOL_MARGIN, seconds / 10)).as_dict()
-
-
-_POOL_MARGIN = 0.05  # seconds: larger than the work between the attempt's start and its wait

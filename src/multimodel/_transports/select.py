@@ -9,11 +9,14 @@ from __future__ import annotations
 import ssl
 import threading
 from collections.abc import Callable, Mapping
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import httpx
 
 from ..errors import ConfigError, InvalidRequestError
+
+if TYPE_CHECKING:
+    from ..config import ClientConfig
 
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
@@ -22,12 +25,11 @@ __all__ = [
     "TransportName",
     "async_pool_transport",
     "async_transport_names",
-    "check_own_limits",
     "client_verify",
+    "connection_limit",
     "default_ssl_context",
     "http_limits",
     "pick_transport",
-    "pool_limit",
     "pool_transport",
     "transport_names",
 ]
@@ -86,35 +88,31 @@ def client_verify(chosen: object) -> ssl.SSLContext | bool:
     return default_ssl_context() if chosen is None else True
 
 
-def check_own_limits(config: object, http_client: object | None, transport: object) -> None:
-    """Refuse a ``max_connections`` that would not apply: the client's ``config`` sets it
-    (``model_fields_set``) and the caller brings its own ``http_client`` or transport object.
+def connection_limit(config: ClientConfig, http_client: object | None, transport: object) -> str:
+    """What bounds a client's connections and where to raise it (``PoolExhausted`` says so):
+    its ``max_connections``, or the limits of the ``http_client`` or transport object given.
 
     Raises:
-        ConfigError: naming where those limits are set instead.
+        ConfigError: the client's ``config`` sets ``max_connections`` (``model_fields_set``)
+            next to an ``http_client`` or transport object, which keep their own limits.
     """
-    if "max_connections" not in getattr(config, "model_fields_set", ()):
-        return
+    explicit = "max_connections" in config.model_fields_set
     if http_client is not None:
-        raise ConfigError(
-            "max_connections sizes the connections of the client's own transport; with "
-            "http_client= set them on that client instead (httpx.Limits(max_connections=...))"
-        )
-    if transport is not None and not isinstance(transport, str):
-        raise ConfigError(
-            "max_connections sizes the connections of a transport the client builds; a "
-            "transport object keeps its own limits: set them where it is built, or pass a "
-            "transport name"
-        )
-
-
-def pool_limit(max_connections: int, http_client: object | None, transport: object) -> str:
-    """What bounds a client's connections, and where to raise it (``PoolExhausted`` says so)."""
-    if http_client is not None:
+        if explicit:
+            raise ConfigError(
+                "max_connections sizes the connections of the client's own transport; with "
+                "http_client= set them on that client instead (httpx.Limits(max_connections=...))"
+            )
         return "the limits of the http_client given (raise max_connections there)"
     if transport is not None and not isinstance(transport, str):
+        if explicit:
+            raise ConfigError(
+                "max_connections sizes the connections of a transport the client builds; a "
+                "transport object keeps its own limits: set them where it is built, or pass a "
+                "transport name"
+            )
         return "the limits of the transport given (raise them where it is built)"
-    return f"its max_connections={max_connections} (raise it)"
+    return f"its max_connections={config.max_connections} (raise it)"
 
 
 def pick_transport(

@@ -20,11 +20,10 @@ from ..._transports.select import (
     AsyncTransportName,
     async_pool_transport,
     async_transport_names,
-    check_own_limits,
     client_verify,
+    connection_limit,
     http_limits,
     pick_transport,
-    pool_limit,
 )
 from ...config._load import client_config
 from ...errors import InvalidRequestError, MultimodelError
@@ -209,7 +208,7 @@ class AsyncClient(AsyncDriver):
             deployments, config, options, unknown, extra=("http_client", "transport")
         )
         connection_limits = http_limits(merged.max_connections)
-        check_own_limits(merged, http_client, transport)
+        pool_limit = connection_limit(merged, http_client, transport)  # or ConfigError
         super().__init__(merged)
         chosen = pick_transport(
             transport,
@@ -219,7 +218,7 @@ class AsyncClient(AsyncDriver):
             limits=connection_limits,
         )
         self._owns_http = http_client is None
-        self._pool_limit = pool_limit(merged.max_connections, http_client, transport)
+        self._pool_limit = pool_limit
         self._http = http_client or httpx.AsyncClient(
             transport=chosen,
             timeout=self._timeout,

@@ -18,11 +18,10 @@ from ..._transports.select import (
     TransportName,
     pool_transport,
     transport_names,
-    check_own_limits,
     client_verify,
+    connection_limit,
     http_limits,
     pick_transport,
-    pool_limit,
 )
 from ...config._load import client_config
 from ...errors import InvalidRequestError, MultimodelError
@@ -207,7 +206,7 @@ class Client(Driver):
             deployments, config, options, unknown, extra=("http_client", "transport")
         )
         connection_limits = http_limits(merged.max_connections)
-        check_own_limits(merged, http_client, transport)
+        pool_limit = connection_limit(merged, http_client, transport)  # or ConfigError
         super().__init__(merged)
         chosen = pick_transport(
             transport,
@@ -217,7 +216,7 @@ class Client(Driver):
             limits=connection_limits,
         )
         self._owns_http = http_client is None
-        self._pool_limit = pool_limit(merged.max_connections, http_client, transport)
+        self._pool_limit = pool_limit
         self._http = http_client or httpx.Client(
             transport=chosen,
             timeout=self._timeout,
