@@ -41,6 +41,7 @@ def _full(rests: list[float], slots: list[int], f_qual: float, values: list[floa
 @settings(max_examples=600, deadline=None)
 @given(_cases())
 @example(([0.0, 1.0], [0, 1], 0.3, [0.0, 5e-324]))  # a subnormal highest draw
+@example(([0.0, 0.5, 0.25], [1, 2, 0], 0.3, [2.225073858507e-311, 0.0, 0.0]))  # and a 0 draw
 def test_the_lazy_winner_is_the_winner_with_every_draw(
     case: tuple[list[float], list[int], float, list[float]],
 ) -> None:

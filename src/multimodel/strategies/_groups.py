@@ -186,13 +186,14 @@ def lazy_thompson(
         if k == last or top <= 0.0:
             continue  # no bound yet when every draw so far is 0 (M unknown): draw on
         reach = rests[order[k]] + f_qual + tie  # the best a group left could score
-        scale = f_qual / top
         best = -1
         low = high = 0.0  # the leader's score at M = 1 and at M = top
         for h in order[:k]:
             q = draws[slots[h]]
             assert q is not None
-            lo, hi = rests[h] + f_qual * q, rests[h] + scale * q
+            # f_qual * q / top, not (f_qual / top) * q: a subnormal top overflows the quotient
+            # to inf (inf * 0 is nan), the order of the definition's own expression.
+            lo, hi = rests[h] + f_qual * q, rests[h] + f_qual * q / top
             if best < 0:
                 best, low, high = h, lo, hi
             elif lo > low and hi > high:
