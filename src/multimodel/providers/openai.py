@@ -43,6 +43,7 @@ from ._errors import error_from_status
 from ._params import drop_params
 from ._request import json_bytes, post_request, request_headers
 from ._response_format import openai_response_format
+from ._shape import EventShape, learn
 from ._stream import SSEStreamDecoder
 from ._usage import NO_USAGE, token_count, usage_of
 from .base import MAX_EMBEDDINGS_BODY_BYTES, Endpoint, ParsedResponse, ProviderAdapter
@@ -434,6 +435,11 @@ class OpenAIAdapter(ProviderAdapter):
         )
 
 
+# A text chunk's varying string, and the text just before it (see providers/_shape.py).
+_CONTENT: tuple[str | int, ...] = ("choices", 0, "delta", "content")
+_CONTENT_MARKER = '"delta":{"content":"'
+
+
 class _OpenAIStreamDecoder(SSEStreamDecoder):
     def __init__(
         self,
@@ -448,11 +454,17 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
         # provider index -> (our index, id); see the module docstring on reused indexes.
         self._calls: dict[int, tuple[int, str | None]] = {}
         self._next_call = 0
+        self._shape: EventShape | None = None  # the repeated text chunk's shape, once learned
+        self._learns = 3  # shapes learned at most per stream (one whose `created` changes...)
 
     def on_event(self, event: ServerSentEvent) -> ChatChunk | None:
         # Runs once per streamed token: the common shape (one choice whose delta holds only
         # `content`) takes the fewest steps; anything else goes through `_choice`.
         data = event.data
+        if self._shape is not None:  # a text chunk like the last one: no JSON parse
+            text = self._shape.text(data)
+            if text:
+                return self._shape.chunk(text)
         if data == "[DONE]":
             # Complete only with a finish reason: llama.cpp cuts a running stream with [DONE].
             self._done = True
@@ -512,6 +524,9 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
         # Validated as ChatChunk(**kwargs) is, without BaseModel.__init__'s Python frame
         # (~4 % of a streamed token's cost).
         chunk: ChatChunk = ChatChunk.__pydantic_validator__.validate_python(kwargs)
+        if self._learns and text and rest is None and raw_finish is None and usage is None:
+            self._learns -= 1
+            self._shape = learn(data, obj, _CONTENT, _CONTENT_MARKER, chunk, pad_key="obfuscation")
         return chunk
 
     def _delta_rest(
