@@ -438,6 +438,10 @@ class OpenAIAdapter(ProviderAdapter):
 # A text chunk's varying string, and the text just before it (see providers/_shape.py).
 _CONTENT: tuple[str | int, ...] = ("choices", 0, "delta", "content")
 _CONTENT_MARKER = '"delta":{"content":"'
+_PAD = "obfuscation"  # OpenAI's random padding, which may end a chunk
+# Shapes learned at most per stream: one whose `created` changed each time would otherwise be
+# learned again at every chunk.
+_LEARNS = 3
 
 
 class _OpenAIStreamDecoder(SSEStreamDecoder):
@@ -455,7 +459,7 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
         self._calls: dict[int, tuple[int, str | None]] = {}
         self._next_call = 0
         self._shape: EventShape | None = None  # the repeated text chunk's shape, once learned
-        self._learns = 3  # shapes learned at most per stream (one whose `created` changes...)
+        self._learns = _LEARNS + 1  # text chunks left to learn a shape from (see on_event)
 
     def on_event(self, event: ServerSentEvent) -> ChatChunk | None:
         # Runs once per streamed token: the common shape (one choice whose delta holds only
@@ -525,8 +529,11 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
         # (~4 % of a streamed token's cost).
         chunk: ChatChunk = ChatChunk.__pydantic_validator__.validate_python(kwargs)
         if self._learns and text and rest is None and raw_finish is None and usage is None:
+            # Not from the first text chunk: learning takes ~20 µs, not to be added to the
+            # time to first token.
             self._learns -= 1
-            self._shape = learn(data, obj, _CONTENT, _CONTENT_MARKER, chunk, pad_key="obfuscation")
+            if self._learns < _LEARNS:
+                self._shape = learn(data, obj, _CONTENT, _CONTENT_MARKER, chunk, pad_key=_PAD)
         return chunk
 
     def _delta_rest(
