@@ -23,7 +23,7 @@ from multimodel._core.clock import ManualClock
 from multimodel.providers.base import Endpoint
 from multimodel.simulation import Scenario, simulate
 from multimodel.strategies import RouteContext
-from multimodel.strategies.adaptive import BROKEN_PENALTY, FAILURE_FLOOR, Adaptive
+from multimodel.strategies.adaptive import BROKEN_PENALTY, ELITE, FAILURE_FLOOR, Adaptive
 from multimodel.tracking.outcome import Outcome
 from multimodel.tracking.stats import Tracker
 
@@ -75,7 +75,7 @@ def test_large_fleet_scans_an_elite_and_a_challenger(tracker: Tracker) -> None:
     s = Adaptive(seed=1)
     cands = eps(*names)
     _, scores = s.choose_scored(cands, tracker, CTX)
-    assert 6 <= len(scores) <= 7  # the elite (6) and a challenger, not the 50
+    assert ELITE <= len(scores) <= ELITE + 1  # the elite and a challenger, not the 50
     got = picks(s, cands, tracker, 500)
     assert sum(got[n] for n in names[:5]) == 500  # the slow ones lose every scan
 

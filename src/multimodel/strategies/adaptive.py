@@ -13,9 +13,9 @@ gets all the traffic it can serve (costs within 10 % of the lowest are ties, giv
 with the fewest requests in flight, then at random, so noise does not decide between equal
 ones; so are costs within 30 % of it when the deployments' long-run latency levels differ by
 no more than their noise: equal deployments share by load, a real difference still wins).
-Larger fleets are ranked every ``refresh`` (16) choices, and each choice scans the
-``elite`` (6) lowest-cost candidates of the last ranking plus one random challenger, which
-keeps exploring the rest (amortized O(n / 16) + O(7) per choice; best of two random choices
+Larger fleets are ranked every ``refresh`` (12) choices, and each choice scans the
+``elite`` (8) lowest-cost candidates of the last ranking plus one random challenger, which
+keeps exploring the rest (amortized O(n / 12) + O(9) per choice; best of two random choices
 gave the best of 50 deployments a quarter of the traffic the oracle gives it). The switch
 point is measured: the scan costs ~2.4 µs + 0.7 µs per candidate, under 1 % of a loopback
 round trip at 8.
@@ -138,11 +138,14 @@ SCAN_MAX = 8
 """Fleets up to this size are scanned in full (the best gets all it can serve at its best
 latency); larger ones scan an elite and a random challenger (see ``benchmarks/run.py --only
 route``)."""
-ELITE = 6
+ELITE = 8
 """In a large fleet, the lowest-cost candidates scanned at every choice (with one random
 challenger). Measured on ``large_fleet`` (50 deployments, seeds 0-2): p95 / oracle 1.25-1.35
-at 4, 1.21-1.29 at 6, no better at 8; best of two with memory: 1.8-2.0."""
-REFRESH = 16
+at 4, 1.21-1.29 at 6; best of two with memory: 1.8-2.0. With today's costs, 8 with
+:data:`REFRESH` 12 against 6 with 16: p95 -0.75 +- 0.26 % (seeds 0-39, paired) and
+-0.59 +- 0.27 % (seeds 40-79), success unchanged; either change alone: none (-0.36 / -0.48 %
+then -0.03 / -0.00 %). It costs ~11 k instructions a routed request at 50 (163 k -> 174 k)."""
+REFRESH = 12
 """Choices between two rankings of a large fleet (an O(n) pass, amortized over them)."""
 BROKEN_PENALTY = 30.0
 """Beyond odds of failure of 1 (more failed attempts than answers), each further unit of odds
