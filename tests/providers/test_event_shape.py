@@ -17,7 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from multimodel.config import Deployment, resolve_endpoints
-from multimodel.errors import MalformedResponse
+from multimodel.errors import MalformedResponse, ProviderError
+from multimodel.providers.anthropic import AnthropicAdapter
 from multimodel.providers.openai import OpenAIAdapter
 from multimodel.providers.sse import ServerSentEvent
 from multimodel.types import ChatChunk
@@ -94,7 +95,7 @@ def test_a_plain_stream_is_read_by_shape_and_gives_what_the_full_parse_gives() -
     ]
     decoder = ADAPTER.stream_decoder(ENDPOINT)
     got = [c for c in (decoder.on_event(ServerSentEvent(e)) for e in events) if c is not None]
-    assert decoder._shape is not None  # the fast path ran (else this test proves nothing)
+    assert decoder._shapes.shape is not None  # the fast path ran (else this test proves nothing)
     assert_same(got, reference(events))
     assert "".join(c.text for c in got) == "".join(f"w{i} " for i in range(20))
     assert got[-1].finish_reason == "stop"
@@ -109,7 +110,7 @@ def test_openai_obfuscation_padding_of_any_length_is_read_by_shape() -> None:
     events = [event(f"t{i}", pad="x" * (i % 7 + 1)) for i in range(10)]
     decoder = ADAPTER.stream_decoder(ENDPOINT)
     got = [c for c in (decoder.on_event(ServerSentEvent(e)) for e in events) if c is not None]
-    assert decoder._shape is not None
+    assert decoder._shapes.shape is not None
     assert_same(got, reference(events))
 
 
@@ -184,3 +185,88 @@ def _streams(draw: st.DrawFn) -> list[str]:
 @given(events=_streams())
 def test_any_stream_read_by_shape_equals_the_full_parse(events: list[str]) -> None:
     assert_same(decoded(events), reference(events))
+
+
+# == Anthropic: text deltas ======================================================================
+
+ANTHROPIC = AnthropicAdapter()
+CLAUDE = resolve_endpoints(
+    [Deployment(model="c", provider="anthropic", provider_model="claude-sonnet-4-5")],
+    env={"ANTHROPIC_API_KEY": "sk-ant-test-shape"},
+)[0]
+
+
+def message_start(ident: str = "msg_1") -> tuple[str, str]:
+    message = {"id": ident, "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+               "content": [], "usage": {"input_tokens": 9, "output_tokens": 1}}  # fmt: skip
+    return "message_start", json.dumps({"type": "message_start", "message": message})
+
+
+def text_delta(text: str, index: int = 0) -> tuple[str, str]:
+    body = {"type": "content_block_delta", "index": index,
+            "delta": {"type": "text_delta", "text": text}}  # fmt: skip
+    return "content_block_delta", json.dumps(body, separators=COMPACT, ensure_ascii=False)
+
+
+def claude_stream(texts: list[str]) -> list[tuple[str, str]]:
+    start = {
+        "type": "content_block_start",
+        "index": 0,
+        "content_block": {"type": "text", "text": ""},
+    }
+    end = {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+           "usage": {"output_tokens": 5}}  # fmt: skip
+    return [
+        message_start(),
+        ("content_block_start", json.dumps(start)),
+        *(text_delta(t) for t in texts),
+        ("content_block_stop", '{"type":"content_block_stop","index":0}'),
+        ("message_delta", json.dumps(end)),
+        ("message_stop", '{"type":"message_stop"}'),
+    ]
+
+
+def claude_decoded(events: list[tuple[str, str]], *, spaced: bool = False) -> list[ChatChunk]:
+    """One decoder over the stream; ``spaced``: each event re-written with spaces after the
+    colons, which no shape matches (every event parsed in full: the reference)."""
+    decoder = ANTHROPIC.stream_decoder(CLAUDE)
+    out = []
+    for name, data in events:
+        if spaced:
+            data = json.dumps(json.loads(data), separators=(", ", ": "))
+        chunk = decoder.on_event(ServerSentEvent(data, name))
+        if chunk is not None:
+            out.append(chunk)
+    return out
+
+
+def test_anthropic_text_deltas_are_read_by_shape_as_the_full_parse_reads_them() -> None:
+    events = claude_stream([f"t{i} " for i in range(12)])
+    decoder = ANTHROPIC.stream_decoder(CLAUDE)
+    for name, data in events:
+        decoder.on_event(ServerSentEvent(data, name))
+    assert decoder._shapes.shape is not None  # the fast path ran
+    got = claude_decoded(events)
+    assert_same(got, claude_decoded(events, spaced=True))
+    assert [c.id for c in got if c.text] == ["msg_1"] * 12
+
+
+def test_anthropic_a_new_message_start_drops_the_shape() -> None:
+    events = [*claude_stream(["a", "b", "c"])[:-2], message_start("msg_2"), text_delta("d")]
+    got = claude_decoded(events)
+    assert got[-1].text == "d" and got[-1].id == "msg_2"
+    assert_same(got, claude_decoded(events, spaced=True))
+
+
+def test_anthropic_an_error_event_with_a_learned_body_is_still_an_error() -> None:
+    decoder = ANTHROPIC.stream_decoder(CLAUDE)
+    for name, data in claude_stream(["a", "b", "c"])[:5]:
+        decoder.on_event(ServerSentEvent(data, name))
+    with pytest.raises(ProviderError):
+        decoder.on_event(ServerSentEvent(text_delta("d")[1], "error"))
+
+
+@given(texts=st.lists(_texts, min_size=1, max_size=12))
+def test_any_anthropic_stream_read_by_shape_equals_the_full_parse(texts: list[str]) -> None:
+    events = claude_stream(texts)
+    assert_same(claude_decoded(events), claude_decoded(events, spaced=True))

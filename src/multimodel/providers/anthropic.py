@@ -61,6 +61,7 @@ from ._errors import error_from_status
 from ._params import drop_params
 from ._reasoning import anthropic_thinking
 from ._request import json_bytes, post_request, request_headers
+from ._shape import Shapes
 from ._stream import SSEStreamDecoder
 from ._usage import NO_USAGE, token_count, usage_of
 from .base import Endpoint, ParsedResponse, ProviderAdapter
@@ -362,6 +363,11 @@ class AnthropicAdapter(ProviderAdapter):
         )
 
 
+# A text delta's varying string, and the text just before it (see providers/_shape.py).
+_TEXT: tuple[str | int, ...] = ("delta", "text")
+_TEXT_MARKER = '"type":"text_delta","text":"'
+
+
 class _AnthropicStreamDecoder(SSEStreamDecoder):
     def __init__(
         self,
@@ -378,8 +384,14 @@ class _AnthropicStreamDecoder(SSEStreamDecoder):
         self._tools: dict[int, int] = {}  # content block index -> dense tool call index
         # content block index -> (block type, thinking text parts, signature or redacted data)
         self._thinking: dict[int, tuple[str, list[str], list[str]]] = {}
+        self._shapes = Shapes()  # the repeated text delta's shape, once learned
 
     def on_event(self, event: ServerSentEvent) -> ChatChunk | None:
+        shape = self._shapes.shape
+        if shape is not None and event.event == self._shapes.event:
+            text = shape.text(event.data)  # a text delta like the last one: no JSON parse
+            if text:
+                return shape.chunk(text)
         if not event.data.strip():
             return None
         if event.event == "error" and not event.data.lstrip().startswith("{"):
@@ -395,6 +407,7 @@ class _AnthropicStreamDecoder(SSEStreamDecoder):
         if kind == "error" or event.event == "error":
             raise AnthropicAdapter._error_from_body(obj, 200, self.endpoint)
         if kind == "message_start":
+            self._shapes.forget()  # its chunks carry the message's id and model
             msg = obj.get("message")
             if isinstance(msg, dict):
                 self._id = msg["id"] if isinstance(msg.get("id"), str) else self._id
@@ -406,7 +419,10 @@ class _AnthropicStreamDecoder(SSEStreamDecoder):
         if kind == "content_block_start":
             return self._block_start(index, obj.get("content_block"))
         if kind == "content_block_delta":
-            return self._block_delta(index, obj.get("delta"))
+            chunk = self._block_delta(index, obj.get("delta"))
+            if chunk is not None and chunk.text:  # a text delta: its shape may be learned
+                self._shapes.offer(event.data, obj, _TEXT, _TEXT_MARKER, chunk, event=event.event)
+            return chunk
         if kind == "message_delta":
             delta = obj.get("delta")
             raw_stop = delta.get("stop_reason") if isinstance(delta, dict) else None

@@ -43,7 +43,7 @@ from ._errors import error_from_status
 from ._params import drop_params
 from ._request import json_bytes, post_request, request_headers
 from ._response_format import openai_response_format
-from ._shape import EventShape, learn
+from ._shape import Shapes
 from ._stream import SSEStreamDecoder
 from ._usage import NO_USAGE, token_count, usage_of
 from .base import MAX_EMBEDDINGS_BODY_BYTES, Endpoint, ParsedResponse, ProviderAdapter
@@ -439,9 +439,6 @@ class OpenAIAdapter(ProviderAdapter):
 _CONTENT: tuple[str | int, ...] = ("choices", 0, "delta", "content")
 _CONTENT_MARKER = '"delta":{"content":"'
 _PAD = "obfuscation"  # OpenAI's random padding, which may end a chunk
-# Shapes learned at most per stream: one whose `created` changed each time would otherwise be
-# learned again at every chunk.
-_LEARNS = 3
 
 
 class _OpenAIStreamDecoder(SSEStreamDecoder):
@@ -458,17 +455,17 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
         # provider index -> (our index, id); see the module docstring on reused indexes.
         self._calls: dict[int, tuple[int, str | None]] = {}
         self._next_call = 0
-        self._shape: EventShape | None = None  # the repeated text chunk's shape, once learned
-        self._learns = _LEARNS + 1  # text chunks left to learn a shape from (see on_event)
+        self._shapes = Shapes()  # the repeated text chunk's shape, once learned
 
     def on_event(self, event: ServerSentEvent) -> ChatChunk | None:
         # Runs once per streamed token: the common shape (one choice whose delta holds only
         # `content`) takes the fewest steps; anything else goes through `_choice`.
         data = event.data
-        if self._shape is not None:  # a text chunk like the last one: no JSON parse
-            text = self._shape.text(data)
+        shape = self._shapes.shape
+        if shape is not None:  # a text chunk like the last one: no JSON parse
+            text = shape.text(data)
             if text:
-                return self._shape.chunk(text)
+                return shape.chunk(text)
         if data == "[DONE]":
             # Complete only with a finish reason: llama.cpp cuts a running stream with [DONE].
             self._done = True
@@ -528,12 +525,8 @@ class _OpenAIStreamDecoder(SSEStreamDecoder):
         # Validated as ChatChunk(**kwargs) is, without BaseModel.__init__'s Python frame
         # (~4 % of a streamed token's cost).
         chunk: ChatChunk = ChatChunk.__pydantic_validator__.validate_python(kwargs)
-        if self._learns and text and rest is None and raw_finish is None and usage is None:
-            # Not from the first text chunk: learning takes ~20 µs, not to be added to the
-            # time to first token.
-            self._learns -= 1
-            if self._learns < _LEARNS:
-                self._shape = learn(data, obj, _CONTENT, _CONTENT_MARKER, chunk, pad_key=_PAD)
+        if text and rest is None and raw_finish is None and usage is None:
+            self._shapes.offer(data, obj, _CONTENT, _CONTENT_MARKER, chunk, pad_key=_PAD)
         return chunk
 
     def _delta_rest(
