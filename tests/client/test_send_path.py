@@ -4,8 +4,10 @@ own machinery (auth, event hooks), which an injected client then keeps."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -117,3 +119,37 @@ async def test_async_owned_and_injected_clients() -> None:
     async with http, mm.AsyncClient(deployments=[deployment()], http_client=http) as client:
         await client.query("hi")
     assert seen == ["p.test"]
+
+
+class _OneEventThenSilence(httpx.AsyncByteStream):
+    """A stream body that sends one content event, then nothing, for ever."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        event = {"id": "c1", "model": "m", "choices": [{"index": 0, "delta": {"content": "hi"}}]}
+        yield f"data: {json.dumps(event)}\n\n".encode()
+        await anyio.sleep(3600)
+
+
+class _SilentTransport(httpx.AsyncBaseTransport):
+    """A caller's transport (not httpx's own): nothing bounds its reads."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        headers = {"content-type": "text/event-stream"}
+        return httpx.Response(200, headers=headers, stream=_OneEventThenSilence())
+
+
+@pytest.mark.anyio
+async def test_a_stream_over_a_callers_transport_that_goes_silent_ends_at_its_idle_limit() -> None:
+    # httpx's own transports end a silent read at the attempt's timeout, so a stream over them
+    # arms no cancel scope per read; a caller's transport may never end one, so the stream's own
+    # limit must (this test hangs, and fails at the outer limit, if that scope is skipped).
+    http = httpx.AsyncClient(transport=_SilentTransport())
+    options: dict[str, Any] = {"timeout": 0.3, "max_retries": 0}
+    async with http, mm.AsyncClient(deployments=[deployment()], http_client=http, **options) as c:
+        started = anyio.current_time()
+        with anyio.fail_after(10):
+            with pytest.raises((mm.errors.ProviderTimeout, mm.errors.StreamInterrupted)):
+                async with c.stream("hi") as s:
+                    async for _ in s:
+                        pass
+        assert anyio.current_time() - started < 0.3 + 1.0

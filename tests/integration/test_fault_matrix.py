@@ -7,7 +7,8 @@ date. Each case runs on the sync client, on the async client on asyncio and on t
 query and as a stream, for the OpenAI, Anthropic and Gemini formats. Every run must end
 answered or with the expected typed error within its time limit plus a small margin; afterwards
 the tracker holds nothing in flight, the accounting matches what the server saw, and the pool
-(one connection, shared with a healthy deployment) serves the next call at once.
+(one connection, shared with a healthy deployment) serves the next call at once. The faults
+that decide when a call ends run again over an ``httpx`` client of the caller's.
 """
 
 from __future__ import annotations
@@ -197,6 +198,18 @@ CASES = [
 ]
 
 
+# Over an httpx client of the caller's (httpx's own transport, not multimodel's pool): the
+# faults that test when a call ends (its reads are bounded by httpcore, not by multimodel).
+HTTPX_FAULTS = ("answer", "drip", "stall before headers", "stall mid-body", "keep-alive only")
+HTTPX_CASES = [
+    pytest.param(fault, fmt, stream, id=f"{fmt}-{'stream' if stream else 'query'}-{fault.name}")
+    for fault in FAULTS
+    if fault.name in HTTPX_FAULTS
+    for fmt in FORMATS
+    for stream in fault.modes
+]
+
+
 def servers(fault: Fault, fmt: str, stream: bool) -> tuple[FaultServer, FaultServer]:
     """The faulty deployment (misbehaves on its first request, answers after) and a healthy
     one that shares the client's one-connection pool."""
@@ -208,6 +221,12 @@ def servers(fault: Fault, fmt: str, stream: bool) -> tuple[FaultServer, FaultSer
 def options(
     fault: Fault, fmt: str, faulty: FaultServer, healthy: FaultServer, pool: Any
 ) -> dict[str, Any]:
+    """The client's options; ``pool`` is multimodel's pool (a transport) or an httpx client."""
+    transport = (
+        {"http_client": pool}
+        if isinstance(pool, httpx.Client | httpx.AsyncClient)
+        else {"transport": pool}
+    )
     return {
         "deployments": [
             mm.Deployment(
@@ -223,7 +242,7 @@ def options(
         # Room for the longest Retry-After (the default deadline is twice the timeout).
         "deadline": 5.0,
         "retry": mm.RetryPolicy(backoff_initial=0.01, backoff_max=0.01, jitter=0.0),
-        "transport": pool,
+        **transport,
     }
 
 
@@ -262,8 +281,17 @@ def verify(fault: Fault, stream: bool, result: Result, client: Any, faulty: Faul
 def test_sync(fault: Fault, fmt: str, stream: bool) -> None:
     from multimodel._transports.pool import PoolTransport
 
+    run_sync(fault, fmt, stream, PoolTransport(limits=httpx.Limits(max_connections=1)))
+
+
+@pytest.mark.parametrize(("fault", "fmt", "stream"), HTTPX_CASES)
+def test_sync_over_httpx(fault: Fault, fmt: str, stream: bool) -> None:
+    with httpx.Client(limits=httpx.Limits(max_connections=1)) as http:
+        run_sync(fault, fmt, stream, http)
+
+
+def run_sync(fault: Fault, fmt: str, stream: bool, pool: Any) -> None:
     faulty, healthy = servers(fault, fmt, stream)
-    pool = PoolTransport(limits=httpx.Limits(max_connections=1))
     with faulty, healthy, mm.Client(**options(fault, fmt, faulty, healthy, pool)) as client:
         started = time.monotonic()
         error: BaseException | None = None
@@ -290,8 +318,18 @@ def test_sync(fault: Fault, fmt: str, stream: bool) -> None:
 async def test_async(fault: Fault, fmt: str, stream: bool) -> None:
     from multimodel._transports.pool import AsyncPoolTransport
 
+    await run_async(fault, fmt, stream, AsyncPoolTransport(limits=httpx.Limits(max_connections=1)))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("fault", "fmt", "stream"), HTTPX_CASES)
+async def test_async_over_httpx(fault: Fault, fmt: str, stream: bool) -> None:
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=1)) as http:
+        await run_async(fault, fmt, stream, http)
+
+
+async def run_async(fault: Fault, fmt: str, stream: bool, pool: Any) -> None:
     faulty, healthy = servers(fault, fmt, stream)
-    pool = AsyncPoolTransport(limits=httpx.Limits(max_connections=1))
     with faulty, healthy:
         async with mm.AsyncClient(**options(fault, fmt, faulty, healthy, pool)) as client:
             started = time.monotonic()

@@ -25,7 +25,7 @@ import httpx
 
 from .timed import BoundedByteStream, time_left
 
-__all__ = ["asend_http", "direct_transport", "send_http"]
+__all__ = ["asend_http", "direct_transport", "reads_time_out", "send_http"]
 
 
 def direct_transport(
@@ -43,6 +43,17 @@ def direct_transport(
         return None
     find = getattr(http, "_transport_for_url", None)  # httpx >= 0.18; else the public path
     return find(url) if find is not None else None
+
+
+def reads_time_out(http: httpx.Client | httpx.AsyncClient, url: httpx.URL) -> bool:
+    """Whether every read of a response body that ``http`` gets for ``url`` ends by itself
+    within the request's read timeout: httpx's own HTTP transports (httpcore gives each socket
+    read that timeout), not a transport of the caller's (a mock, a test double, a wrapper),
+    whose reads may wait for ever."""
+    find = getattr(http, "_transport_for_url", None)
+    if find is None or http.is_closed:  # pragma: no cover - an httpx without it
+        return False
+    return type(find(url)) in (httpx.HTTPTransport, httpx.AsyncHTTPTransport)
 
 
 def send_http(

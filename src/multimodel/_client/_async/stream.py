@@ -15,7 +15,7 @@ import httpx
 
 from ..._core.dispatch import DispatchPlan, Send, Sleep
 from ..._transports.pool import pool_wait_ended
-from ..._transports.send import asend_http
+from ..._transports.send import asend_http, reads_time_out
 from ...errors import ContentFiltered, MultimodelError, ProviderError, StructuredOutputError
 from ...types import ChatChunk, ChatRequest, ChatResponse
 from .._primitives import (
@@ -84,6 +84,9 @@ class AsyncStream:
         self._opened = False
         self._closed = False
         self._bounded_io = False  # whether the transport bounds each read by the time left
+        # Whether each read ends by itself within the attempt's timeout (multimodel's pools,
+        # httpx's own transports): nothing to arm while the time left is at least that.
+        self._timed_reads = False
         self._opened_at = caller(3)
 
     @property
@@ -238,6 +241,9 @@ class AsyncStream:
                     raise core.error_for(send, response)
                 core.begin(send, response)
                 self._bounded_io = getattr(response.stream, "bounds_io", False)
+                self._timed_reads = self._bounded_io or reads_time_out(
+                    self._http_client, http_request.url
+                )
                 if response.headers.get("content-encoding", "identity") == "identity":
                     # The transport's pieces as they are: httpx's decoder, chunker and two
                     # generator layers cost ~2 µs per piece and do nothing to such a body.
@@ -271,9 +277,10 @@ class AsyncStream:
         byte_iter = self._bytes
         assert byte_iter is not None
         try:
-            if self._bounded_io and limit >= core.unarmed_limit:
+            if self._timed_reads and limit >= core.unarmed_limit:
                 # The transport bounds each socket read by the attempt's timeout, which ends a
-                # silent read within this limit: nothing to arm (the common case, per chunk).
+                # silent read within this limit: nothing to arm (the common case, per chunk;
+                # a cancel scope per read costs more than the rest of a chunk's reading).
                 data = await byte_iter.__anext__()
             elif self._bounded_io:  # the transport gives each read the time left: no scope
                 with io_time_limit(limit):
