@@ -51,13 +51,13 @@ from ..types import ChatRequest
 from ._accounting import Accounting, _find_spec
 from ._feedback import SHARED_SCORES_KEPT, FeedbackAndStatus
 from ._requests import DEFAULT_DEADLINE_FACTOR, RequestBuilding, RequestInput
-from ._stream_core import StreamKit
 
 if TYPE_CHECKING:  # loaded when a client is built, not when multimodel is imported
     from ..cache import ResponseCache
     from ..config.litellm import LiteLLMImport
     from ..tracking.ledger import UsageLedger
     from ..tracking.telemetry import Telemetry
+    from ._stream_core import StreamKit
     from .openai_shapes import Model, ModelGroups
 
 __all__ = ["DEFAULT_DEADLINE_FACTOR", "BaseClient", "RequestInput"]
@@ -252,11 +252,19 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
                 )
             )
             self.sync_feedback()
-        self._kit = StreamKit(
+        self._idle_timeout = config.stream_idle_timeout or self._timeout
+
+    @functools.cached_property
+    def _kit(self) -> StreamKit:
+        """What this client's streams need from it: built by the first stream, which loads the
+        streaming modules (a client that only queries never does)."""
+        from ._stream_core import StreamKit
+
+        return StreamKit(
             adapters=self._adapters,
             clock=self._clock,
             cache=self.cache,
-            idle_timeout=config.stream_idle_timeout or self._timeout,
+            idle_timeout=self._idle_timeout,
             http_request=self._http_request,
             transport_error=self._transport_error,
             respond=self._response,
@@ -324,13 +332,12 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
                 ``max_retries`` < 0, a header that is not a string, or a query value that is
                 not a string, number or bool.
         """
-        clone = self._derive()
-        kit: dict[str, Any] = {}  # StreamKit fields to replace
+        clone = self._derive()  # its streams' kit is its own, built by its first stream
         if timeout is not None:
             if isinstance(timeout, httpx.Timeout):
                 timeout, idle = _from_httpx_timeout(timeout)
                 if idle is not None:
-                    kit["idle_timeout"] = idle
+                    clone._idle_timeout = idle
             if not timeout > 0:
                 raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
             clone._timeout = float(timeout)
@@ -344,18 +351,14 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
             if not all(isinstance(v, str) for v in (*default_headers, *default_headers.values())):
                 raise ConfigError("default_headers: names and values must be strings")
             clone._extra_headers = (*self._extra_headers, *default_headers.items())
-            kit["http_request"] = clone._http_request  # streams send through the clone
         if default_query:
             clone._extra_query = (*self._extra_query, *_query_items(default_query))
-            kit["http_request"] = clone._http_request
-        if kit:
-            clone._kit = replace(self._kit, **kit)
         return clone
 
     def _derive(self) -> Self:
         """A shallow copy sharing this client's state, owning none of its resources."""
         clone = copy.copy(self)
-        for name in ("chat", "embeddings"):  # cached surfaces bound to this client
+        for name in ("chat", "embeddings", "_kit"):  # cached parts bound to this client
             clone.__dict__.pop(name, None)
         clone._owns_http = False
         clone._owns_ledger = False
