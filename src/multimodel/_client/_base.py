@@ -45,7 +45,7 @@ from ..resilience.circuit import CircuitPolicy, HealthBoard
 from ..resilience.retry import RetryPolicy
 from ..strategies.base import make_strategy
 from ..tracking._recent import Recent
-from ..tracking.quality import FeedbackPolicy
+from ..tracking.quality import DEFAULT_TASK, FeedbackPolicy, ServedResponse
 from ..tracking.stats import Tracker
 from ..types import ChatRequest
 from ._accounting import Accounting, _find_spec
@@ -146,6 +146,9 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
         )
         """Learned quality per (model, task), fed by :meth:`feedback`."""
         self._model_of = {ep.name: ep.model for ep in self._endpoints}
+        self._served_by = {
+            ep.name: ServedResponse(ep.model, DEFAULT_TASK, ep.name) for ep in self._endpoints
+        }
         strategy_spec = config.strategy
         per_group = config.strategies
         quality = self.quality
