@@ -40,7 +40,6 @@ from ..errors import (
 from ..events import EventBus
 from ..providers.base import Endpoint, ParsedResponse, ProviderAdapter
 from ..providers.registry import get_adapter
-from ..resilience.budget import BudgetBook
 from ..resilience.circuit import CircuitPolicy, HealthBoard
 from ..resilience.retry import RetryPolicy
 from ..strategies.base import make_strategy
@@ -184,6 +183,15 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
             self.ledger = ledger if isinstance(ledger, UsageLedger) else UsageLedger(ledger)
         self.events = EventBus()
         self.health = HealthBoard(config.circuit or CircuitPolicy(), self._status_changed)
+        budgets = None
+        if config.budgets:  # the budget module loads only for a client that has some
+            from ..resilience.budget import BudgetBook
+
+            budgets = BudgetBook(
+                config.budgets,
+                wall=self._clock.time,
+                alert=lambda alert: self.events.emit("budget_alert", alert),
+            )
         self._router = Router(
             self._endpoints,
             strategy_for,
@@ -196,11 +204,7 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
             budget=config.retry_budget,
             cost=self._cost,
             telemetry=self.telemetry,
-            budgets=BudgetBook(
-                config.budgets,
-                wall=self._clock.time,
-                alert=lambda alert: self.events.emit("budget_alert", alert),
-            ),
+            budgets=budgets,
             hedge=config.hedge,
         )
         self._origin = uuid.uuid4().hex  # names this client's scores (ledger, shared state)
