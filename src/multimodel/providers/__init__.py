@@ -2,15 +2,15 @@
 
 from typing import TYPE_CHECKING
 
-from ._response_format import StructuredOutputMode, structured_output_mode
 from .base import Endpoint, ParsedResponse, ProviderAdapter
 from .presets import ProviderPreset
 from .registry import get_adapter, get_preset, known_providers, register_adapter, register_provider
 
 if TYPE_CHECKING:
+    from ._response_format import StructuredOutputMode, structured_output_mode
     from ._stream import SSEStreamDecoder, StreamDecoder
     from .sse import ServerSentEvent, SSEDecoder
-else:  # the stream decoders load with the first stream (a plain query needs none)
+else:  # the stream decoders and schema helpers load with their first use (a query needs none)
     from .._core.lazy import lazy_attributes
 
     __getattr__, __dir__ = lazy_attributes(
@@ -20,6 +20,8 @@ else:  # the stream decoders load with the first stream (a plain query needs non
             "SSEStreamDecoder": "._stream",
             "ServerSentEvent": ".sse",
             "StreamDecoder": "._stream",
+            "StructuredOutputMode": "._response_format",
+            "structured_output_mode": "._response_format",
         },
         globals(),
     )
