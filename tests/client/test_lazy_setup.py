@@ -245,7 +245,9 @@ client = mm.Client(deployments=[
 assert client.query("hi", model="m").text == "hello"
 # Not needed to build a client and send a query: loaded by their first use.
 unused = ["multimodel.cache", "cachetools", "multimodel.security.policy",
-          "multimodel.tracking.snapshot", "multimodel._client.openai_shapes", "opentelemetry"]
+          "multimodel.tracking.snapshot", "multimodel._client.openai_shapes", "opentelemetry",
+          "multimodel.resilience.budget", "multimodel.resilience.hedge",
+          "multimodel.providers._response_format", "multimodel.providers._schema"]
 print([name for name in unused if name in sys.modules])
 def first_use(_: int) -> tuple[str, tuple[str, ...]]:
     stats = client.stats()
