@@ -245,7 +245,9 @@ client = mm.Client(deployments=[
 assert client.query("hi", model="m").text == "hello"
 # Not needed to build a client and send a query: loaded by their first use.
 unused = ["multimodel.cache", "cachetools", "multimodel.security.policy",
-          "multimodel.tracking.snapshot", "multimodel._client.openai_shapes", "opentelemetry"]
+          "multimodel.tracking.snapshot", "multimodel._client.openai_shapes", "opentelemetry",
+          "multimodel.resilience.budget", "multimodel.resilience.hedge",
+          "multimodel.providers._response_format", "multimodel.providers._schema"]
 print([name for name in unused if name in sys.modules])
 def first_use(_: int) -> tuple[str, tuple[str, ...]]:
     stats = client.stats()
@@ -261,6 +263,41 @@ def test_a_client_loads_the_parts_it_does_not_use_on_first_use_from_threads() ->
     with MockProviderServer(deployments) as server:
         out = _run(_UNUSED_PARTS, server.base_url("plain"))
     assert out.splitlines() == ["[]", "{('StatsSnapshot', ('m',))} 1"]
+
+
+_STREAMING = (
+    "multimodel._client._stream_core",
+    "multimodel._client._sync.stream",
+    "multimodel.providers._openai_stream",
+    "multimodel.providers._shape",
+    "multimodel.providers._stream",
+    "multimodel.providers.sse",
+)
+
+_QUERY_THEN_STREAM = """
+import multimodel as mm
+client = mm.Client(deployments=[
+    mm.Deployment(model="m", provider="openai", api_key="sk-test", base_url=URL),
+])
+assert client.query("hi", model="m").text == "hello"
+streaming = STREAMING.split()
+print([name for name in streaming if name in sys.modules])
+# the first stream loads them, and so does the first stream of a with_options clone
+with client.with_options(max_retries=0).stream("hi", model="m") as s:
+    text = "".join(chunk.text for chunk in s)
+with client.stream("hi", model="m") as s:
+    print(text, "".join(chunk.text for chunk in s), s.response.usage.output_tokens > 0)
+print([name for name in streaming if name not in sys.modules])
+"""
+
+
+def test_a_plain_query_loads_no_streaming_module_the_first_stream_does() -> None:
+    # The streaming modules are a sizeable share of a query's memory (issue #18): they load
+    # with the first stream, and a client that only queries never loads them.
+    deployments = {"plain": MockDeployment(format="openai", behavior=Behavior(text="hello"))}
+    with MockProviderServer(deployments) as server:
+        out = _run(_QUERY_THEN_STREAM, server.base_url("plain"), STREAMING=" ".join(_STREAMING))
+    assert out.splitlines() == ["[]", "hello hello True", "[]"]
 
 
 def test_importing_the_clients_builds_no_pydantic_schema() -> None:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from multimodel.config import Deployment, resolve_endpoints
 from multimodel.errors import MalformedResponse, ProviderError
+from multimodel.providers._openai_stream import OpenAIStreamDecoder
 from multimodel.providers.anthropic import AnthropicAdapter
 from multimodel.providers.openai import OpenAIAdapter
 from multimodel.providers.sse import ServerSentEvent
@@ -29,6 +30,12 @@ ENDPOINT = resolve_endpoints(
     env={"OPENAI_API_KEY": "sk-test-shape"},
 )[0]
 COMPACT = (",", ":")
+
+
+def openai_decoder() -> OpenAIStreamDecoder:
+    decoder = ADAPTER.stream_decoder(ENDPOINT)
+    assert isinstance(decoder, OpenAIStreamDecoder)
+    return decoder
 
 
 def event(
@@ -60,7 +67,7 @@ def event(
 
 def decoded(events: list[str]) -> list[ChatChunk]:
     """One decoder over the whole stream (the shape is learned and used)."""
-    decoder = ADAPTER.stream_decoder(ENDPOINT)
+    decoder = openai_decoder()
     out = []
     for data in events:
         chunk = decoder.on_event(ServerSentEvent(data))
@@ -73,7 +80,7 @@ def reference(events: list[str]) -> list[ChatChunk]:
     """Each event parsed in full by a decoder of its own."""
     out = []
     for data in events:
-        chunk = ADAPTER.stream_decoder(ENDPOINT).on_event(ServerSentEvent(data))
+        chunk = openai_decoder().on_event(ServerSentEvent(data))
         if chunk is not None:
             out.append(chunk)
     return out
@@ -93,7 +100,7 @@ def test_a_plain_stream_is_read_by_shape_and_gives_what_the_full_parse_gives() -
         *(event(f"w{i} ") for i in range(20)),
         event(finish="stop"),
     ]
-    decoder = ADAPTER.stream_decoder(ENDPOINT)
+    decoder = openai_decoder()
     got = [c for c in (decoder.on_event(ServerSentEvent(e)) for e in events) if c is not None]
     assert decoder._shapes.shape is not None  # the fast path ran (else this test proves nothing)
     assert_same(got, reference(events))
@@ -108,7 +115,7 @@ def test_chunks_read_by_shape_hold_lists_of_their_own() -> None:
 
 def test_openai_obfuscation_padding_of_any_length_is_read_by_shape() -> None:
     events = [event(f"t{i}", pad="x" * (i % 7 + 1)) for i in range(10)]
-    decoder = ADAPTER.stream_decoder(ENDPOINT)
+    decoder = openai_decoder()
     got = [c for c in (decoder.on_event(ServerSentEvent(e)) for e in events) if c is not None]
     assert decoder._shapes.shape is not None
     assert_same(got, reference(events))
@@ -145,7 +152,7 @@ def test_a_duplicate_content_key_is_never_learned_as_the_hole() -> None:
 
 
 def test_bad_json_in_the_hole_is_malformed_as_before() -> None:
-    decoder = ADAPTER.stream_decoder(ENDPOINT)
+    decoder = openai_decoder()
     for data in (event("a"), event("b")):
         decoder.on_event(ServerSentEvent(data))
     bad = event("c").replace('"content":"c"', '"content":"c\x01"')  # a raw control character

@@ -40,24 +40,23 @@ from ..errors import (
 from ..events import EventBus
 from ..providers.base import Endpoint, ParsedResponse, ProviderAdapter
 from ..providers.registry import get_adapter
-from ..resilience.budget import BudgetBook
 from ..resilience.circuit import CircuitPolicy, HealthBoard
 from ..resilience.retry import RetryPolicy
 from ..strategies.base import make_strategy
 from ..tracking._recent import Recent
-from ..tracking.quality import FeedbackPolicy
+from ..tracking.quality import DEFAULT_TASK, FeedbackPolicy, ServedResponse
 from ..tracking.stats import Tracker
 from ..types import ChatRequest
 from ._accounting import Accounting, _find_spec
 from ._feedback import SHARED_SCORES_KEPT, FeedbackAndStatus
 from ._requests import DEFAULT_DEADLINE_FACTOR, RequestBuilding, RequestInput
-from ._stream_core import StreamKit
 
 if TYPE_CHECKING:  # loaded when a client is built, not when multimodel is imported
     from ..cache import ResponseCache
     from ..config.litellm import LiteLLMImport
     from ..tracking.ledger import UsageLedger
     from ..tracking.telemetry import Telemetry
+    from ._stream_core import StreamKit
     from .openai_shapes import Model, ModelGroups
 
 __all__ = ["DEFAULT_DEADLINE_FACTOR", "BaseClient", "RequestInput"]
@@ -146,6 +145,9 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
         )
         """Learned quality per (model, task), fed by :meth:`feedback`."""
         self._model_of = {ep.name: ep.model for ep in self._endpoints}
+        self._served_by = {
+            ep.name: ServedResponse(ep.model, DEFAULT_TASK, ep.name) for ep in self._endpoints
+        }
         strategy_spec = config.strategy
         per_group = config.strategies
         quality = self.quality
@@ -181,6 +183,15 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
             self.ledger = ledger if isinstance(ledger, UsageLedger) else UsageLedger(ledger)
         self.events = EventBus()
         self.health = HealthBoard(config.circuit or CircuitPolicy(), self._status_changed)
+        budgets = None
+        if config.budgets:  # the budget module loads only for a client that has some
+            from ..resilience.budget import BudgetBook
+
+            budgets = BudgetBook(
+                config.budgets,
+                wall=self._clock.time,
+                alert=lambda alert: self.events.emit("budget_alert", alert),
+            )
         self._router = Router(
             self._endpoints,
             strategy_for,
@@ -193,11 +204,7 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
             budget=config.retry_budget,
             cost=self._cost,
             telemetry=self.telemetry,
-            budgets=BudgetBook(
-                config.budgets,
-                wall=self._clock.time,
-                alert=lambda alert: self.events.emit("budget_alert", alert),
-            ),
+            budgets=budgets,
             hedge=config.hedge,
         )
         self._origin = uuid.uuid4().hex  # names this client's scores (ledger, shared state)
@@ -252,11 +259,19 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
                 )
             )
             self.sync_feedback()
-        self._kit = StreamKit(
+        self._idle_timeout = config.stream_idle_timeout or self._timeout
+
+    @functools.cached_property
+    def _kit(self) -> StreamKit:
+        """What this client's streams need from it: built by the first stream, which loads the
+        streaming modules (a client that only queries never does)."""
+        from ._stream_core import StreamKit
+
+        return StreamKit(
             adapters=self._adapters,
             clock=self._clock,
             cache=self.cache,
-            idle_timeout=config.stream_idle_timeout or self._timeout,
+            idle_timeout=self._idle_timeout,
             http_request=self._http_request,
             transport_error=self._transport_error,
             respond=self._response,
@@ -324,13 +339,12 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
                 ``max_retries`` < 0, a header that is not a string, or a query value that is
                 not a string, number or bool.
         """
-        clone = self._derive()
-        kit: dict[str, Any] = {}  # StreamKit fields to replace
+        clone = self._derive()  # its streams' kit is its own, built by its first stream
         if timeout is not None:
             if isinstance(timeout, httpx.Timeout):
                 timeout, idle = _from_httpx_timeout(timeout)
                 if idle is not None:
-                    kit["idle_timeout"] = idle
+                    clone._idle_timeout = idle
             if not timeout > 0:
                 raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
             clone._timeout = float(timeout)
@@ -344,18 +358,14 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
             if not all(isinstance(v, str) for v in (*default_headers, *default_headers.values())):
                 raise ConfigError("default_headers: names and values must be strings")
             clone._extra_headers = (*self._extra_headers, *default_headers.items())
-            kit["http_request"] = clone._http_request  # streams send through the clone
         if default_query:
             clone._extra_query = (*self._extra_query, *_query_items(default_query))
-            kit["http_request"] = clone._http_request
-        if kit:
-            clone._kit = replace(self._kit, **kit)
         return clone
 
     def _derive(self) -> Self:
         """A shallow copy sharing this client's state, owning none of its resources."""
         clone = copy.copy(self)
-        for name in ("chat", "embeddings"):  # cached surfaces bound to this client
+        for name in ("chat", "embeddings", "_kit"):  # cached parts bound to this client
             clone.__dict__.pop(name, None)
         clone._owns_http = False
         clone._owns_ledger = False

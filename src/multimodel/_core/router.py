@@ -12,9 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import UnknownModelError
 from ..providers.base import Endpoint
-from ..resilience.budget import BudgetBook
 from ..resilience.circuit import HealthBoard
-from ..resilience.hedge import HedgePolicy, HedgeState
 from ..resilience.rate_limit import RateLimiter
 from ..resilience.retry import RetryBudget, RetryPolicy
 from ..strategies.base import RouteContext, Strategy
@@ -23,6 +21,8 @@ from ..types import ChatRequest, ImagePart, Usage
 from .clock import Clock
 
 if TYPE_CHECKING:
+    from ..resilience.budget import BudgetBook
+    from ..resilience.hedge import HedgePolicy, HedgeState
     from ..security._rules import Policy
     from .dispatch import DispatchPlan
 
@@ -101,7 +101,11 @@ class Router:
         self.cost = cost
         self.telemetry = telemetry
         self.budgets = budgets if budgets else None
-        self.hedge = HedgeState(hedge) if hedge is not None else None
+        self.hedge: HedgeState | None = None
+        if hedge is not None:  # the hedging module loads only for a client that hedges
+            from ..resilience.hedge import HedgeState
+
+            self.hedge = HedgeState(hedge)
         self.rng = rng or random.Random()
         self.shared: Any = None  # a RedisState when the client has ``shared_state``
         for model, chain in [

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ..errors import MalformedResponse, ProviderConnectionError, redact
 from ..types import ChatChunk, ToolCallDelta
+from .base import _scan
 from .sse import ServerSentEvent, SSEDecoder
 
 if TYPE_CHECKING:
@@ -72,8 +72,6 @@ def chunks_from_parsed(parsed: ParsedResponse) -> list[ChatChunk]:
 
 _BLANK = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
-# The C scanner json.loads uses (see load_json); typeshed does not declare the attribute.
-_scan: Callable[[str, int], tuple[Any, int]] = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009
 _SNIFF_LIMIT = 64 * 1024  # blank bytes held back while the body's kind is unknown
 
 

@@ -8,9 +8,9 @@ and the async client, and tests can drive it with plain bytes.
 
 This module holds the contract: :class:`Endpoint` (what an adapter is given),
 :class:`ParsedResponse` (what it returns) and :class:`ProviderAdapter`. The helpers adapters
-share live in sibling modules and are re-exported here: stream decoding (``_stream``), request
-building (``_request``), usage (``_usage``), dropped parameters (``_params``) and embeddings
-(``_embeddings``).
+share live in sibling modules and are re-exported here: stream decoding (``_stream``, loaded
+with the first stream or when its names are asked for), request building (``_request``), usage
+(``_usage``), dropped parameters (``_params``) and embeddings (``_embeddings``).
 
 Example, the whole life of one non-streaming call (this is what the clients do)::
 
@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -40,11 +40,22 @@ from ..types import ChatRequest, FinishReason, Message, Usage
 from ._embeddings import embedding_vector  # noqa: F401 - importable from here, as before
 from ._params import drop_params  # noqa: F401 - importable from here, as before
 from ._request import json_bytes, post_request, request_headers
-from ._stream import SSEStreamDecoder, StreamDecoder, _scan, chunks_from_parsed
 from ._usage import NO_USAGE, token_count, usage_of
 
 if TYPE_CHECKING:
     from ..embeddings import EmbedTask, ParsedEmbeddings
+    from ._stream import SSEStreamDecoder, StreamDecoder, chunks_from_parsed
+else:  # a plain query never streams: the decoders load with the first stream
+    from .._core.lazy import lazy_attributes
+
+    __getattr__, __dir__ = lazy_attributes(
+        __name__,
+        dict.fromkeys(
+            ("SSEStreamDecoder", "StreamDecoder", "chunks_from_parsed"),
+            "multimodel.providers._stream",
+        ),
+        globals(),
+    )
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -62,6 +73,9 @@ __all__ = [
     "token_count",
     "usage_of",
 ]
+
+# The C scanner json.loads uses (see load_json); typeshed does not declare the attribute.
+_scan: Callable[[str, int], tuple[Any, int]] = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 """Bodies larger than this are refused as malformed rather than buffered without bound."""
