@@ -65,15 +65,16 @@ def event(
     return json.dumps(obj, separators=separators, ensure_ascii=ascii_only)
 
 
+def read(decoder: Any, data: str, name: str | None = None) -> list[ChatChunk]:
+    """One network read holding one event."""
+    head = f"event: {name}\n" if name else ""
+    return list(decoder.feed(f"{head}data: {data}\n\n".encode()))
+
+
 def decoded(events: list[str]) -> list[ChatChunk]:
-    """One decoder over the whole stream (the shape is learned and used)."""
+    """One decoder over the whole stream, an event per read (the shape is learned and used)."""
     decoder = openai_decoder()
-    out = []
-    for data in events:
-        chunk = decoder.on_event(ServerSentEvent(data))
-        if chunk is not None:
-            out.append(chunk)
-    return out
+    return [chunk for data in events for chunk in read(decoder, data)]
 
 
 def reference(events: list[str]) -> list[ChatChunk]:
@@ -101,11 +102,23 @@ def test_a_plain_stream_is_read_by_shape_and_gives_what_the_full_parse_gives() -
         event(finish="stop"),
     ]
     decoder = openai_decoder()
-    got = [c for c in (decoder.on_event(ServerSentEvent(e)) for e in events) if c is not None]
+    got = [c for e in events for c in read(decoder, e)]
     assert decoder._shapes.shape is not None  # the fast path ran (else this test proves nothing)
     assert_same(got, reference(events))
     assert "".join(c.text for c in got) == "".join(f"w{i} " for i in range(20))
     assert got[-1].finish_reason == "stop"
+
+
+def test_nothing_is_learned_in_the_read_that_brings_the_first_text() -> None:
+    # Learning takes tens of microseconds: not before the first token reaches the caller.
+    decoder = openai_decoder()
+    burst = "".join(f"data: {event(t)}\n\n" for t in ("a", "b", "c", "d")).encode()
+    first = list(decoder.feed(burst))
+    assert [c.text for c in first] == ["a", "b", "c", "d"]
+    assert decoder._shapes.shape is None
+    assert [c.text for c in read(decoder, event("e"))] == ["e"]
+    assert decoder._shapes.shape is not None  # learned from the next read
+    assert [c.text for c in read(decoder, event("f"))] == ["f"]
 
 
 def test_chunks_read_by_shape_hold_lists_of_their_own() -> None:
@@ -116,7 +129,7 @@ def test_chunks_read_by_shape_hold_lists_of_their_own() -> None:
 def test_openai_obfuscation_padding_of_any_length_is_read_by_shape() -> None:
     events = [event(f"t{i}", pad="x" * (i % 7 + 1)) for i in range(10)]
     decoder = openai_decoder()
-    got = [c for c in (decoder.on_event(ServerSentEvent(e)) for e in events) if c is not None]
+    got = [c for e in events for c in read(decoder, e)]
     assert decoder._shapes.shape is not None
     assert_same(got, reference(events))
 
@@ -154,10 +167,11 @@ def test_a_duplicate_content_key_is_never_learned_as_the_hole() -> None:
 def test_bad_json_in_the_hole_is_malformed_as_before() -> None:
     decoder = openai_decoder()
     for data in (event("a"), event("b")):
-        decoder.on_event(ServerSentEvent(data))
+        read(decoder, data)
+    assert decoder._shapes.shape is not None
     bad = event("c").replace('"content":"c"', '"content":"c\x01"')  # a raw control character
     with pytest.raises(MalformedResponse, match="not valid JSON"):
-        decoder.on_event(ServerSentEvent(bad))
+        read(decoder, bad)
 
 
 _texts = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=12)
@@ -241,9 +255,7 @@ def claude_decoded(events: list[tuple[str, str]], *, spaced: bool = False) -> li
     for name, data in events:
         if spaced:
             data = json.dumps(json.loads(data), separators=(", ", ": "))
-        chunk = decoder.on_event(ServerSentEvent(data, name))
-        if chunk is not None:
-            out.append(chunk)
+        out += read(decoder, data, name)
     return out
 
 
@@ -251,7 +263,7 @@ def test_anthropic_text_deltas_are_read_by_shape_as_the_full_parse_reads_them() 
     events = claude_stream([f"t{i} " for i in range(12)])
     decoder = ANTHROPIC.stream_decoder(CLAUDE)
     for name, data in events:
-        decoder.on_event(ServerSentEvent(data, name))
+        read(decoder, data, name)
     assert decoder._shapes.shape is not None  # the fast path ran
     got = claude_decoded(events)
     assert_same(got, claude_decoded(events, spaced=True))
@@ -268,9 +280,10 @@ def test_anthropic_a_new_message_start_drops_the_shape() -> None:
 def test_anthropic_an_error_event_with_a_learned_body_is_still_an_error() -> None:
     decoder = ANTHROPIC.stream_decoder(CLAUDE)
     for name, data in claude_stream(["a", "b", "c"])[:5]:
-        decoder.on_event(ServerSentEvent(data, name))
+        read(decoder, data, name)
+    assert decoder._shapes.shape is not None
     with pytest.raises(ProviderError):
-        decoder.on_event(ServerSentEvent(text_delta("d")[1], "error"))
+        read(decoder, text_delta("d")[1], "error")
 
 
 @given(texts=st.lists(_texts, min_size=1, max_size=12))

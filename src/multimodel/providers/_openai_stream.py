@@ -108,7 +108,9 @@ class OpenAIStreamDecoder(SSEStreamDecoder):
         # (~4 % of a streamed token's cost).
         chunk: ChatChunk = ChatChunk.__pydantic_validator__.validate_python(kwargs)
         if text and rest is None and raw_finish is None and usage is None:
-            self._shapes.offer(data, obj, _CONTENT, _CONTENT_MARKER, chunk, pad_key=_PAD)
+            self._shapes.offer(
+                data, obj, _CONTENT, _CONTENT_MARKER, chunk, read=self._events, pad_key=_PAD
+            )
         return chunk
 
     def _delta_rest(

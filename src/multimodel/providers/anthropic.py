@@ -421,7 +421,15 @@ class _AnthropicStreamDecoder(SSEStreamDecoder):
         if kind == "content_block_delta":
             chunk = self._block_delta(index, obj.get("delta"))
             if chunk is not None and chunk.text:  # a text delta: its shape may be learned
-                self._shapes.offer(event.data, obj, _TEXT, _TEXT_MARKER, chunk, event=event.event)
+                self._shapes.offer(
+                    event.data,
+                    obj,
+                    _TEXT,
+                    _TEXT_MARKER,
+                    chunk,
+                    read=self._events,
+                    event=event.event,
+                )
             return chunk
         if kind == "message_delta":
             delta = obj.get("delta")
