@@ -29,25 +29,17 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel
-
 from ..types import ChatChunk
-from ..types._response import (
-    _new_object,
-    _set_dict,
-    _set_extra,
-    _set_fields_set,
-    _set_private,
-)
+from ..types._response import _same, _trusted
 
 __all__ = ["LEARNS", "EventShape", "Shapes", "learn"]
 
-# json's C string reader (the scanner json.loads runs), strict as json.loads is: it returns the
-# decoded string and the index after its closing quote, or raises JSONDecodeError (ValueError).
 LEARNS = 3
 """Shapes learned at most per stream: one whose events change each time (a ``created`` that
 counts up) would otherwise be learned again at every chunk, ~20 µs each."""
 
+# json's C string reader (the scanner json.loads runs), strict as json.loads is: it returns the
+# decoded string and the index after its closing quote, or raises JSONDecodeError (ValueError).
 _scanstring: Callable[[str, int], tuple[str, int]] = getattr(json.decoder, "scanstring")  # noqa: B009
 
 
@@ -93,12 +85,7 @@ class EventShape:
         values = self._values.copy()
         values["text"] = text
         values["tool_calls"] = []  # a list of its own, as validation's default factory gives
-        chunk: ChatChunk = _new_object(ChatChunk)
-        _set_dict(chunk, values)
-        _set_fields_set(chunk, set(self._fields_set))
-        _set_extra(chunk, None)
-        _set_private(chunk, None)
-        return chunk
+        return _trusted(ChatChunk, values, self._fields_set)
 
 
 class Shapes:
@@ -184,7 +171,7 @@ def learn(
     text = head + probe + '"' + tail + (pad + 'p"}' if pad is not None else "")
     try:
         parsed = json.loads(text)
-    except ValueError:  # RecursionError included
+    except (ValueError, RecursionError):
         return None
     # The probe's strings must be where the event's were (a duplicate key later in the event
     # would win over the one in the hole), and everything else as it was.
@@ -199,22 +186,9 @@ def learn(
         return None
     values = dict(chunk.__dict__)
     shape = EventShape(head, tail, pad, values, set(chunk.__pydantic_fields_set__))
-    if shape.text(data) != value or not _same_chunk(chunk, shape.chunk(value)):
+    if shape.text(data) != value or not _same(chunk, shape.chunk(value), by_repr=False):
         return None
     return shape
-
-
-def _same_chunk(expected: ChatChunk, got: ChatChunk) -> bool:
-    """Whether ``got`` holds what ``expected`` holds in every instance slot pydantic defines
-    (a slot a later pydantic adds is compared too), field values in the same order: what
-    equality and repr are made of."""
-    for slot in BaseModel.__slots__:
-        if slot == "__dict__":
-            if list(expected.__dict__.items()) != list(got.__dict__.items()):
-                return False
-        elif getattr(expected, slot, None) != getattr(got, slot, None):
-            return False
-    return type(expected) is type(got)
 
 
 def _get(obj: Any, path: tuple[str | int, ...]) -> Any:
