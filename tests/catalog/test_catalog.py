@@ -69,6 +69,56 @@ def test_bundled_data_file_is_packaged_json() -> None:
             assert field not in raw or isinstance(raw[field], str), (raw["id"], field)
 
 
+def _bundled_entries() -> list[dict[str, object]]:
+    from importlib import resources
+
+    data = resources.files("multimodel.catalog").joinpath("data/models.json")
+    entries: list[dict[str, object]] = json.loads(data.read_text("utf-8"))["models"]
+    return entries
+
+
+def test_bundled_entries_are_built_exactly_as_validation_builds_them(catalog: Catalog) -> None:
+    # The bundled table is built without running the validators (issue #18): each entry must
+    # come out as validation makes it, in every slot pydantic defines, repr included (so a
+    # price keeps its written exponent: "2.00", not "2").
+    from multimodel.catalog._store import bundled_spec, validate_entry
+    from multimodel.types._response import _same
+
+    entries = _bundled_entries()
+    assert len(entries) == len(catalog)
+    for raw in entries:
+        built = bundled_spec(dict(raw), "t")
+        validated = validate_entry(dict(raw), "t")
+        assert _same(validated, built), raw["id"]
+        assert validated.pricing is None or _same(validated.pricing, built.pricing), raw["id"]
+        assert catalog.get(f"{raw['provider']}/{raw['id']}") == validated
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"quality": "50"},  # a string where the file has numbers
+        {"quality": True},  # a bool is not an int here
+        {"aliases": "one"},
+        {"capabilities": ["chat", 3]},
+        {"unknown": 1},
+        {"pricing": {"input": "1", "output": "2"}},
+    ],
+)
+def test_a_bundled_entry_of_another_shape_is_validated(change: dict[str, object]) -> None:
+    from multimodel.catalog._store import bundled_spec, validate_entry
+
+    raw = entry(**change)
+    try:
+        expected = validate_entry(dict(raw), "t")
+    except ConfigError as exc:
+        with pytest.raises(ConfigError) as got:
+            bundled_spec(dict(raw), "t")
+        assert str(got.value) == str(exc)
+    else:
+        assert bundled_spec(dict(raw), "t") == expected
+
+
 def test_every_provider_is_a_preset(catalog: Catalog) -> None:
     presets = builtin_presets()
     assert set(catalog.providers()) <= set(presets)

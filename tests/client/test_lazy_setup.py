@@ -319,3 +319,28 @@ def test_importing_the_clients_builds_no_pydantic_schema() -> None:
     print(built, same)
     """
     assert _run(code, "") == "[] True"
+
+
+def test_a_plain_query_builds_the_schemas_of_the_configuration_it_validates_only() -> None:
+    # A schema is ~0.1-0.3 MiB (issue #18). A client validates its configuration; the bundled
+    # catalog, the request and the answer are built without validation, so their models keep
+    # their schemas deferred.
+    code = """
+    import multimodel as mm
+    from pydantic import BaseModel
+    client = mm.Client(deployments=[
+        mm.Deployment(model="gpt-4o-mini", provider="openai", api_key="sk-test", base_url=URL),
+    ])
+    answer = client.query("hi", max_tokens=5)
+    assert answer.text == "hello" and answer.cost is not None and answer.cost > 0, answer
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+    print(sorted(c.__name__ for c in subclasses(BaseModel)
+                 if c.__module__.startswith("multimodel") and c.__pydantic_complete__))
+    """
+    deployments = {"plain": MockDeployment(format="openai", behavior=Behavior(text="hello"))}
+    with MockProviderServer(deployments) as server:
+        out = _run(code, server.base_url("plain"))
+    assert out == "['ClientConfig', 'Deployment']"

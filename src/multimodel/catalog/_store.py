@@ -9,7 +9,7 @@ import functools
 import importlib
 import json
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
@@ -20,12 +20,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import ConfigError
-from .models import ModelSpec
+from ..types._response import _trusted, _trusted_works
+from .models import PRICE_FIELDS, ModelSpec, Pricing
 
 __all__ = [
     "LOCAL",
     "State",
     "build",
+    "bundled_spec",
     "bundled_state",
     "describe",
     "merge",
@@ -123,10 +125,62 @@ def validate_entry(entry: Any, where: str) -> ModelSpec:
         raise ConfigError(f"{where} ({label}): {describe(exc)}") from exc
 
 
+# The exact JSON types of a bundled entry's fields; anything else is validated.
+_PLAIN: dict[str, type | tuple[type, ...]] = {
+    "id": str,
+    "provider": str,
+    "provider_model": str,
+    "aliases": list,
+    "context_window": int,
+    "max_output_tokens": int,
+    "capabilities": list,
+    "quality": int,
+    "quality_source": str,
+    "reasoning": bool,
+    "deprecated": bool,
+    "notes": str,
+    **dict.fromkeys(PRICE_FIELDS, str),
+}
+_REQUIRED = frozenset({"id", "provider", "context_window", "max_output_tokens"})
+
+
+def bundled_spec(entry: Any, where: str) -> ModelSpec:
+    """One entry of the bundled table, as :func:`validate_entry` makes it but without building
+    or running the validators of :class:`ModelSpec` and :class:`Pricing`: their schemas are
+    ~0.2 MiB of a plain client's memory and a few milliseconds of its first lookup (issue #18),
+    for a file that ships with the package. ``tests/catalog/test_catalog.py`` validates every
+    bundled entry and compares the result with this one, slot by slot; an entry whose keys or
+    value types are not the plain JSON ones listed above is validated instead."""
+    if not (
+        type(entry) is dict
+        and _REQUIRED.issubset(entry)
+        and all(type(value) is _PLAIN.get(key) for key, value in entry.items())
+        and all(
+            type(name) is str
+            for name in (*entry.get("aliases", ()), *entry.get("capabilities", ()))
+        )
+        and _trusted_works()
+    ):
+        return validate_entry(entry, where)
+    prices = {name: Decimal(entry[name]) for name in PRICE_FIELDS if name in entry}
+    given = set(entry).difference(PRICE_FIELDS)
+    values: dict[str, Any] = {}
+    for name, field in ModelSpec.model_fields.items():
+        values[name] = entry[name] if name in given else field.default
+    values["aliases"] = tuple(values["aliases"])
+    values["capabilities"] = frozenset(values["capabilities"])
+    if prices:
+        pricing = {name: prices.get(name) for name in Pricing.model_fields}
+        values["pricing"] = _trusted(Pricing, pricing, prices.keys())
+        given.add("pricing")
+    return _trusted(ModelSpec, values, given)
+
+
 def parse_document(
-    data: Any, source: str
+    data: Any, source: str, entry: Callable[[Any, str], ModelSpec] = validate_entry
 ) -> tuple[str | None, list[ModelSpec], dict[str, dict[str, Any]]]:
-    """Split a catalog document into (version, models, price overrides)."""
+    """Split a catalog document into (version, models, price overrides); ``entry`` makes
+    each model."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be a table/object")
     unknown = sorted(set(data) - _DOC_KEYS)
@@ -141,7 +195,7 @@ def parse_document(
     entries = data.get("models", [])
     if not isinstance(entries, list):
         raise ConfigError(f"{source}: `models` must be a list ([[models]] in TOML)")
-    specs = [validate_entry(e, f"{source}: models[{i}]") for i, e in enumerate(entries)]
+    specs = [entry(e, f"{source}: models[{i}]") for i, e in enumerate(entries)]
     prices = data.get("prices", {})
     if not isinstance(prices, Mapping) or not all(isinstance(v, Mapping) for v in prices.values()):
         raise ConfigError(f"{source}: `prices` must map model names to price tables")
@@ -175,7 +229,7 @@ def read_file(path: Path) -> Any:
 def bundled_state() -> State:
     """Parse the bundled table once per process; the result is immutable and shared."""
     text = resources.files("multimodel.catalog").joinpath("data/models.json").read_text("utf-8")
-    version, specs, prices = parse_document(json.loads(text), "bundled models.json")
+    version, specs, prices = parse_document(json.loads(text), "bundled models.json", bundled_spec)
     if prices:  # pragma: no cover - guards the data file
         raise ConfigError("bundled models.json: `prices` overrides belong in user files")
     return build(specs, version or "bundled")
