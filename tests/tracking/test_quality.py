@@ -149,6 +149,29 @@ def test_remembered_ids_are_bounded() -> None:
     assert sum(book.served(f"r{i}") is not None for i in range(10)) <= 6
 
 
+def test_a_remembered_id_costs_less_than_the_id_string() -> None:
+    # Feedback remembers up to 2 x 100,000 ids by default: the map must not keep each id's
+    # string alive (~90 B for a 40-character id) once its response is gone.
+    import tracemalloc
+
+    from multimodel.tracking.quality import ServedResponse
+
+    book = QualityBook(FeedbackPolicy(remember=50_000))
+    served = ServedResponse("m", "*", "d")
+    ids = 20_000
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(ids):
+            book.remember(f"chatcmpl-{i:031d}", served)  # 40 characters, dropped at once
+        per_id = (tracemalloc.get_traced_memory()[0] - before) / ids
+    finally:
+        tracemalloc.stop()
+    assert per_id < 80, per_id  # the dict's slot and a 64-bit int
+    assert book.served(f"chatcmpl-{ids - 1:031d}") == served
+    assert book.served(f"chatcmpl-{ids:031d}") is None
+
+
 def _ks_two_sample(xs: list[float], ys: list[float]) -> float:
     """The two-sample Kolmogorov-Smirnov statistic (largest gap between the empirical CDFs)."""
     xs, ys = sorted(xs), sorted(ys)
