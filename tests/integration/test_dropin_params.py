@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 import multimodel as mm
@@ -254,3 +255,124 @@ def test_reasoning_effort_through_the_facade(serve: Callable[..., Mock], fmt: An
         "gemini": ("generationConfig", {"thinkingConfig": {"thinkingBudget": 2048}}),
     }[fmt]
     assert body[expected[0]] == expected[1]
+
+
+# -- what the SDK's objects carry beyond the normalized answer --------------------------------
+
+_LOGPROBS = {
+    "content": [
+        {
+            "token": "Hi",
+            "logprob": -0.01,
+            "bytes": [72, 105],
+            "top_logprobs": [
+                {"token": "Hi", "logprob": -0.01, "bytes": [72, 105]},
+                {"token": "Hello", "logprob": -4.5, "bytes": None},
+            ],
+        }
+    ],
+    "refusal": None,
+}
+_CHOICE: dict[str, Any] = {
+    "index": 0,
+    "message": {"role": "assistant", "content": "Hi", "refusal": None},
+    "logprobs": _LOGPROBS,
+    "finish_reason": "stop",
+}
+_BODY: dict[str, Any] = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "m",
+    "system_fingerprint": "fp_1",
+    "service_tier": "default",
+    "choices": [_CHOICE],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+}
+
+
+def _answering(body: dict[str, Any], sent: list[httpx.Request]) -> httpx.MockTransport:
+    def handle(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json=body)
+
+    return httpx.MockTransport(handle)
+
+
+def _deployment() -> mm.Deployment:
+    return mm.Deployment(model="m", provider="openai", api_key=KEY, base_url="https://a.test/v1")
+
+
+def _same_as_the_sdk(completion: Any) -> None:
+    openai = pytest.importorskip("openai")
+    sdk = openai.types.chat.ChatCompletion.model_validate(_BODY)
+    assert completion.choices[0].logprobs.model_dump() == sdk.choices[0].logprobs.model_dump()
+    assert completion.choices[0].logprobs.content[0].top_logprobs[1].token == "Hello"
+    assert completion.system_fingerprint == sdk.system_fingerprint == "fp_1"
+    assert completion.service_tier == sdk.service_tier == "default"
+    message, sdk_message = completion.choices[0].message, sdk.choices[0].message
+    assert message.audio is sdk_message.audio is None
+    assert message.function_call is sdk_message.function_call is None
+
+
+def test_logprobs_and_the_fingerprint_reach_the_completion_as_the_sdk_reads_them() -> None:
+    sent: list[httpx.Request] = []
+    with mm.Client([_deployment()], transport=_answering(_BODY, sent)) as client:
+        completion = client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], logprobs=True, top_logprobs=2
+        )
+        _same_as_the_sdk(completion)
+        assert json.loads(sent[0].content)["top_logprobs"] == 2
+        # another provider's answer (no such fields): None, as the SDK has them unset
+        plain = {k: v for k, v in _BODY.items() if k not in ("system_fingerprint", "service_tier")}
+        plain["choices"] = [{k: v for k, v in _CHOICE.items() if k != "logprobs"}]
+    with mm.Client([_deployment()], transport=_answering(plain, sent)) as client:
+        bare = client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "x"}]
+        )
+    assert bare.choices[0].logprobs is None and bare.system_fingerprint is None
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_logprobs_reach_the_async_completion_and_close_is_the_sdks(backend: str) -> None:
+    import anyio
+
+    async def go() -> None:
+        client = mm.AsyncClient([_deployment()], transport=_answering(_BODY, []))
+        completion = await client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], logprobs=True
+        )
+        _same_as_the_sdk(completion)
+        assert not client.is_closed()
+        await client.close()  # AsyncOpenAI's spelling of aclose()
+        assert client.is_closed()
+        with pytest.raises(mm.errors.ClientClosed):
+            await client.query("again")
+
+    anyio.run(go, backend=backend)
+
+
+def test_a_stream_asked_for_logprobs_is_refused_before_anything_is_sent() -> None:
+    # The chunks cannot carry them: sent, they would be billed and dropped.
+    sent: list[httpx.Request] = []
+    with mm.Client([_deployment()], transport=_answering(_BODY, sent)) as client:
+        with pytest.raises(mm.InvalidRequestError) as created:
+            client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "hi"}], stream=True, logprobs=True
+            )
+        with pytest.raises(mm.InvalidRequestError) as streamed:
+            client.stream("hi", logprobs=True)
+        assert client.query("hi", logprobs=True).raw_body()["choices"][0]["logprobs"] == _LOGPROBS
+    for exc in (created.value, streamed.value):
+        assert exc.field == "logprobs" and "without streaming" in str(exc)
+    assert len(sent) == 1  # the query only
+
+
+@pytest.mark.parametrize("messages", [None, "hi", {"role": "user", "content": "hi"}])
+def test_messages_that_are_not_a_list_are_named(messages: Any) -> None:
+    sent: list[httpx.Request] = []
+    with mm.Client([_deployment()], transport=_answering(_BODY, sent)) as client:
+        with pytest.raises(mm.InvalidRequestError) as exc:
+            client.chat.completions.create(model="m", messages=messages)
+    assert exc.value.field == "messages" and "a list of messages" in str(exc.value)
+    assert sent == []

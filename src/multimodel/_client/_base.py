@@ -462,6 +462,10 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
         if self.ledger is not None and self._owns_ledger:
             self.ledger.close()
 
+    def is_closed(self) -> bool:
+        """Whether the client was closed (the OpenAI SDK's ``is_closed()``)."""
+        return self._closed
+
     def _check_open(self) -> None:
         if self._closed:
             raise ClientClosed(

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
 __all__ = [
+    "AsyncSdkClose",
+    "SdkClose",
     "abandon",
     "async_abandon",
     "async_gather",
@@ -55,6 +57,26 @@ __all__ = [
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
+
+# -- the OpenAI SDK's names -------------------------------------------------------------------
+
+
+class AsyncSdkClose:
+    """``await client.close()``: the OpenAI SDK's ``AsyncOpenAI`` closes with ``close()``, an
+    async client of httpx's with ``aclose()``; the async client takes both."""
+
+    if TYPE_CHECKING:
+
+        async def aclose(self) -> None: ...
+
+    async def close(self) -> None:
+        """Close the client: ``aclose()``, by the OpenAI SDK's name."""
+        await self.aclose()
+
+
+class SdkClose:
+    """The sync client's own ``close()`` is the SDK's: nothing to add."""
+
 
 # -- waiting ----------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from ..errors import InvalidRequestError
 from ..types import ChatChunk, ChatResponse, FinishReason, Usage
@@ -62,6 +62,10 @@ class ChatCompletionMessage(BaseModel):
     refusal: str | None = None
     annotations: list[Any] | None = None
     """URL citations (OpenAI sends an empty list); multimodel sends ``[]``."""
+    audio: Any = None
+    """The spoken answer (``modalities=["audio"]``) as an OpenAI-format deployment sent it."""
+    function_call: Any = None
+    """OpenAI's deprecated single function call, as an OpenAI-format deployment sent it."""
     parsed: Any = None
     """The validated answer (``chat.completions.parse``; ``None`` otherwise or on a refusal)."""
     _multimodel_message: Any = PrivateAttr(default=None)
@@ -69,13 +73,43 @@ class ChatCompletionMessage(BaseModel):
     # exactly (provider metadata such as Gemini's thoughtSignature included).
 
 
+class TopLogprob(BaseModel):
+    """``logprobs.content[].top_logprobs[]``."""
+
+    model_config = _Loose
+    token: str
+    bytes: list[int] | None = None
+    logprob: float
+
+
+class ChatCompletionTokenLogprob(BaseModel):
+    """``logprobs.content[]``: one generated token and its most likely alternatives."""
+
+    model_config = _Loose
+    token: str
+    bytes: list[int] | None = None
+    logprob: float
+    top_logprobs: list[TopLogprob] = []
+
+
+class ChoiceLogprobs(BaseModel):
+    """``choices[].logprobs`` (``logprobs=True``)."""
+
+    model_config = _Loose
+    content: list[ChatCompletionTokenLogprob] | None = None
+    refusal: list[ChatCompletionTokenLogprob] | None = None
+
+
 class Choice(BaseModel):
-    """``choices[]``."""
+    """``choices[]``. ``logprobs`` is what an OpenAI-format deployment sent for
+    ``logprobs=True`` (``None`` from other providers, which have no such field; as the dict it
+    sent when it is not in OpenAI's shape)."""
 
     model_config = _Loose
     index: int = 0
     message: ChatCompletionMessage
     finish_reason: str | None
+    logprobs: ChoiceLogprobs | dict[str, Any] | None = None
 
 
 class PromptTokensDetails(BaseModel):
@@ -120,7 +154,9 @@ class CompletionUsage(BaseModel):
 
 
 class ChatCompletion(BaseModel):
-    """An OpenAI ``chat.completion`` object; ``multimodel`` holds the normalized response."""
+    """An OpenAI ``chat.completion`` object; ``multimodel`` holds the normalized response.
+    ``system_fingerprint`` and ``service_tier`` are an OpenAI-format deployment's (``None``
+    from other providers)."""
 
     model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True, defer_build=True)
     id: str
@@ -129,6 +165,8 @@ class ChatCompletion(BaseModel):
     model: str
     choices: list[Choice]
     usage: CompletionUsage
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
     multimodel: ChatResponse
 
 
@@ -167,6 +205,8 @@ class ChunkChoice(BaseModel):
     index: int = 0
     delta: ChoiceDelta
     finish_reason: str | None = None
+    logprobs: ChoiceLogprobs | None = None
+    """Always ``None``: a stream asked for ``logprobs`` is refused (see ``create``)."""
 
 
 class ChatCompletionChunk(BaseModel):
@@ -179,6 +219,8 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChunkChoice]
     usage: CompletionUsage | None = None
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
 
 
 class Model(BaseModel):
@@ -307,10 +349,22 @@ def to_completion(response: ChatResponse, created: int) -> ChatCompletion:
     refusal = response.refusal
     if refusal is not None and not content:
         content = None  # OpenAI's shape of a refusal: no content, the text in `refusal`
+    body = response.raw if isinstance(response.raw, dict) else {}
+    sent = _first_choice(body)
+    sent_message = sent.get("message")
+    if not isinstance(sent_message, dict):
+        sent_message = {}
     message = ChatCompletionMessage(
-        content=content, tool_calls=calls, refusal=refusal, annotations=[], parsed=response.parsed
+        content=content,
+        tool_calls=calls,
+        refusal=refusal,
+        annotations=[],
+        audio=sent_message.get("audio"),
+        function_call=sent_message.get("function_call"),
+        parsed=response.parsed,
     )
     message._multimodel_message = response.message
+    fingerprint, tier = body.get("system_fingerprint"), body.get("service_tier")
     return ChatCompletion(
         id=response.id or f"chatcmpl-{response.request_id or 'multimodel'}",
         created=created,
@@ -321,11 +375,31 @@ def to_completion(response: ChatResponse, created: int) -> ChatCompletion:
                 finish_reason=_OPENAI_FINISH[response.finish_reason]
                 if response.finish_reason
                 else None,
+                logprobs=_logprobs(sent.get("logprobs")),
             )
         ],
         usage=CompletionUsage.from_usage(response.usage),
+        system_fingerprint=fingerprint if isinstance(fingerprint, str) else None,
+        service_tier=tier if isinstance(tier, str) else None,
         multimodel=response,
     )
+
+
+def _first_choice(body: dict[str, Any]) -> dict[str, Any]:
+    """The first choice of an OpenAI-format body (``{}`` for another provider's)."""
+    choices = body.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices else None
+    return first if isinstance(first, dict) else {}
+
+
+def _logprobs(sent: Any) -> ChoiceLogprobs | dict[str, Any] | None:
+    """A choice's ``logprobs`` as OpenAI's objects; kept as sent when it is not their shape."""
+    if not isinstance(sent, dict):
+        return None
+    try:
+        return ChoiceLogprobs.model_validate(sent)
+    except ValidationError:
+        return sent
 
 
 def to_chunks(
@@ -391,6 +465,12 @@ def create_params(
     Raises:
         InvalidRequestError: an unknown keyword, one of the wrong shape (named), or ``n`` > 1.
     """
+    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
+        raise InvalidRequestError(
+            "messages must be a list of messages such as "
+            f'[{{"role": "user", "content": "Hi"}}], got {type(messages).__name__}',
+            field="messages",
+        )
     params: dict[str, Any] = {}
     include_usage = False
     for key, value in kwargs.items():

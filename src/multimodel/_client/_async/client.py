@@ -29,7 +29,7 @@ from ...config._load import client_config
 from ...errors import InvalidRequestError, MultimodelError
 from ...types import ChatRequest, ChatResponse
 from .._base import RequestInput
-from .._primitives import async_gather
+from .._primitives import AsyncSdkClose, async_gather
 from ..params import RequestParams
 from .driver import AsyncDriver
 
@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncClient"]
 
 
-class AsyncClient(AsyncDriver):
+class AsyncClient(AsyncDriver, AsyncSdkClose):
     """Send chat requests to the configured deployments.
 
     The blocking client and the awaited one (asyncio or trio, through anyio) have the same

@@ -27,7 +27,7 @@ from ...config._load import client_config
 from ...errors import InvalidRequestError, MultimodelError
 from ...types import ChatRequest, ChatResponse
 from .._base import RequestInput
-from .._primitives import gather
+from .._primitives import SdkClose, gather
 from ..params import RequestParams
 from .driver import Driver
 
@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 __all__ = ["Client"]
 
 
-class Client(Driver):
+class Client(Driver, SdkClose):
     """Send chat requests to the configured deployments.
 
     The blocking client and the awaited one (asyncio or trio, through anyio) have the same
