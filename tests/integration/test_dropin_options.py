@@ -192,6 +192,74 @@ def test_with_options_httpx_read_timeout_is_the_stream_idle_limit(
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_a_per_call_httpx_timeout_bounds_the_attempt(
+    serve: Callable[..., Mock], backend: str
+) -> None:
+    """``create(timeout=httpx.Timeout(0.3, connect=0.1))``, as SDK code passes it per call: this
+    call's attempt may take 0.3 s, and the client's own limit is left as it was."""
+    mock = serve(a=MockDeployment("openai", Behavior(latency=3.0)))
+    timeout = httpx.Timeout(0.3, connect=0.1)
+    messages = [{"role": "user", "content": "hi"}]
+
+    def sync_program(client: Any) -> Any:
+        with pytest.raises(mm.APITimeoutError):
+            client.chat.completions.create(model="m", messages=messages, timeout=timeout)
+        assert client._timeout == 60.0
+
+    async def async_program(client: Any) -> Any:
+        with pytest.raises(mm.APITimeoutError):
+            await client.chat.completions.create(model="m", messages=messages, timeout=timeout)
+        assert client._timeout == 60.0
+
+    start = time.perf_counter()
+    program = sync_program if backend == "sync" else async_program
+    _drive(backend, mock, program, timeout=60.0, max_retries=0)
+    assert time.perf_counter() - start < 2.5
+    assert mock.count("a") == 1
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), "5", True])
+def test_a_call_timeout_that_is_not_finite_seconds_is_refused_before_sending(
+    serve: Callable[..., Mock], bad: Any
+) -> None:
+    # 0 used to mean the client's limit, a negative one ended the call as a provider timeout,
+    # nan and inf raised ValueError and OverflowError.
+    mock = serve(a=MockDeployment("openai"))
+    messages = [{"role": "user", "content": "hi"}]
+    with mm.Client([mock.dep("a")], retry=FAST_RETRY) as client:
+        calls: list[Callable[[], Any]] = [
+            lambda: client.query("hi", timeout=bad),
+            lambda: client.stream("hi", timeout=bad),
+            lambda: client.chat.completions.create(model="m", messages=messages, timeout=bad),
+            lambda: client.embed("hi", timeout=bad),
+        ]
+        for call in calls:
+            with pytest.raises(mm.InvalidRequestError, match="finite number of seconds") as exc:
+                call()
+            assert exc.value.field == "timeout"
+        with pytest.raises(mm.InvalidRequestError, match="with_options"):
+            client.query("hi", timeout=httpx.Timeout(5.0))  # type: ignore[arg-type]
+
+    async def go() -> None:
+        async with mm.AsyncClient([mock.dep("a")], retry=FAST_RETRY) as c:
+            with pytest.raises(mm.InvalidRequestError, match="finite number of seconds"):
+                await c.query("hi", timeout=bad)
+
+    anyio.run(go)
+    assert mock.count("a") == 0
+
+
+@pytest.mark.parametrize("field", ["timeout", "deadline", "stream_idle_timeout"])
+def test_an_infinite_client_limit_is_a_config_error(field: str) -> None:
+    deployment = mm.Deployment(model="m", provider="openai", api_key=KEY)
+    with pytest.raises(mm.ConfigError, match=f"{field}: Input should be a finite number"):
+        options: dict[str, Any] = {field: float("inf")}
+        mm.Client([deployment], **options)
+    with pytest.raises(mm.ConfigError, match="timeout: Input should be a finite number"):
+        mm.Deployment(model="m", provider="openai", api_key=KEY, timeout=float("inf"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_with_options_default_headers_reach_every_request(
     serve: Callable[..., Mock], backend: str
 ) -> None:
@@ -232,8 +300,9 @@ def test_with_options_checks_its_values() -> None:
     with mm.Client([deployment]) as client:
         with pytest.raises(mm.ConfigError, match="sets no limit"):
             client.with_options(timeout=httpx.Timeout(None))
-        with pytest.raises(mm.ConfigError, match="timeout must be > 0"):
-            client.with_options(timeout=0)
+        for bad in (0, -1, float("nan"), float("inf"), "5"):
+            with pytest.raises(mm.ConfigError, match="finite number of seconds > 0"):
+                client.with_options(timeout=bad)  # type: ignore[arg-type]
         with pytest.raises(mm.ConfigError, match="default_headers"):
             client.with_options(default_headers={"x-n": 1})  # type: ignore[dict-item]
 

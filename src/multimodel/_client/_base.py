@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import os
 import sys
 import uuid
@@ -345,8 +346,10 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
                 timeout, idle = _from_httpx_timeout(timeout)
                 if idle is not None:
                     clone._idle_timeout = idle
-            if not timeout > 0:
-                raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
+            if not _finite_seconds(timeout):
+                raise ConfigError(
+                    f"timeout must be a finite number of seconds > 0, got {timeout!r}"
+                )
             clone._timeout = float(timeout)
         if max_retries is not None:
             if max_retries < 0:
@@ -471,6 +474,32 @@ class BaseClient(RequestBuilding, Accounting, FeedbackAndStatus):
             raise ClientClosed(
                 f"this {type(self).__name__} was closed; build a new client for more calls"
             )
+
+
+def _finite_seconds(value: object) -> bool:
+    """Whether ``value`` is a number of seconds a time limit can be: finite and > 0."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < math.inf
+
+
+def call_timeout(timeout: object) -> float:
+    """A call's ``timeout=`` as seconds.
+
+    Raises:
+        InvalidRequestError: not a finite number > 0 (``0``, a negative number, ``nan`` or
+            ``inf`` would end the call at once or never: named here, not blamed on a provider),
+            or an ``httpx.Timeout``, which ``with_options`` takes.
+    """
+    if isinstance(timeout, httpx.Timeout):
+        raise InvalidRequestError(
+            "a call's timeout is seconds; an httpx.Timeout (whose read limit also becomes the "
+            "stream idle limit) goes to client.with_options(timeout=...)",
+            field="timeout",
+        )
+    if not _finite_seconds(timeout):
+        raise InvalidRequestError(
+            f"timeout must be a finite number of seconds > 0, got {timeout!r}", field="timeout"
+        )
+    return float(timeout)  # type: ignore[arg-type]
 
 
 def _from_httpx_timeout(timeout: httpx.Timeout) -> tuple[float, float | None]:

@@ -94,10 +94,10 @@ class Deployment(BaseModel):
     api_version: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     extra_body: dict[str, Any] = Field(default_factory=dict)
-    weight: float = Field(default=1.0, gt=0)
+    weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     rpm: int | None = Field(default=None, gt=0)
     tpm: int | None = Field(default=None, gt=0)
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     tags: tuple[str, ...] = ()
     structured_output: Literal["json_schema", "json_mode"] | None = None
 
@@ -209,10 +209,10 @@ class ClientConfig(BaseModel):
     deployments: list[Deployment] = Field(min_length=1)
     strategy: str | dict[str, Any] | Strategy | None = None
     strategies: dict[str, str | dict[str, Any] | Strategy] = Field(default_factory=dict)
-    timeout: float = Field(default=60.0, gt=0)
+    timeout: float = Field(default=60.0, gt=0, allow_inf_nan=False)
     max_retries: int = Field(default=2, ge=0)
-    deadline: float | None = Field(default=None, gt=0)
-    stream_idle_timeout: float | None = Field(default=None, gt=0)
+    deadline: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    stream_idle_timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     max_connections: int = Field(default=100, ge=1)
     retry: RetryPolicy | None = None
     circuit: CircuitPolicy | None = None

@@ -12,6 +12,8 @@ from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+import httpx
+
 from ...errors import InvalidRequestError
 from ...types import ChatResponse
 from .._requests import MessageInput
@@ -93,17 +95,17 @@ class AsyncCompletions:
         of chunks and a context manager with ``close()``, as the SDK's stream is; the request
         is sent (and retried or failed over up to its first content) before it is returned.
         """
-        timeout = kwargs.pop("timeout", None)
+        client, timeout = _timed(self._client, kwargs.pop("timeout", None))
         extra = {"extra_headers": kwargs.pop("extra_headers", None)}
         extra["extra_query"] = kwargs.pop("extra_query", None)
         params, include_usage = create_params(messages, kwargs)
-        clock = self._client._clock
+        clock = client._clock
         if not stream:
-            response = await self._client.query(
+            response = await client.query(
                 list(messages), model=model, timeout=timeout, **extra, **params
             )
             return to_completion(response, int(clock.time()))
-        s = self._client.stream(list(messages), model=model, timeout=timeout, **extra, **params)
+        s = client.stream(list(messages), model=model, timeout=timeout, **extra, **params)
         await s.__aenter__()
         return AsyncChatCompletionStream(s, model, int(clock.time()), include_usage)
 
@@ -123,7 +125,7 @@ class AsyncCompletions:
         Raises:
             StructuredOutputError: the answer does not validate (after ``structured_retries``).
         """
-        timeout = kwargs.pop("timeout", None)
+        client, timeout = _timed(self._client, kwargs.pop("timeout", None))
         extra = {"extra_headers": kwargs.pop("extra_headers", None)}
         extra["extra_query"] = kwargs.pop("extra_query", None)
         retries = kwargs.pop("structured_retries", None)
@@ -134,7 +136,7 @@ class AsyncCompletions:
             )
         kwargs.pop("stream", None)
         params, _ = create_params(messages, {**kwargs, "response_format": response_format})
-        response = await self._client.query(
+        response = await client.query(
             list(messages),
             model=model,
             timeout=timeout,
@@ -142,7 +144,16 @@ class AsyncCompletions:
             **extra,
             **params,
         )
-        return to_completion(response, int(self._client._clock.time()))
+        return to_completion(response, int(client._clock.time()))
+
+
+def _timed(client: AsyncClient, timeout: Any) -> tuple[AsyncClient, Any]:
+    """The client and the timeout a ``create`` call runs with: the SDK also takes an
+    ``httpx.Timeout`` per call, which is ``with_options(timeout=...)`` for this call (its read
+    limit becomes the stream idle limit, as with a client's)."""
+    if isinstance(timeout, httpx.Timeout):
+        return client.with_options(timeout=timeout), None
+    return client, timeout
 
 
 class AsyncChatCompletionStream:

@@ -28,7 +28,7 @@ from ..._transports.select import (
 from ...config._load import client_config
 from ...errors import InvalidRequestError, MultimodelError
 from ...types import ChatRequest, ChatResponse
-from .._base import RequestInput
+from .._base import RequestInput, call_timeout
 from .._primitives import AsyncSdkClose, async_gather
 from ..params import RequestParams
 from .driver import AsyncDriver
@@ -308,6 +308,8 @@ class AsyncClient(AsyncDriver, AsyncSdkClose):
             AllAttemptsFailed, NoDeploymentAvailable: retries and fallbacks ran out.
             StructuredOutputError: the answer does not fit the ``response_format``.
         """
+        if timeout is not None:
+            timeout = call_timeout(timeout)
         if extra_headers or extra_query:
             return await self._per_call(extra_headers, extra_query).query(
                 prompt,
@@ -356,6 +358,8 @@ class AsyncClient(AsyncDriver, AsyncSdkClose):
         has ``parsed`` (the end of the iteration raises ``StructuredOutputError`` when the
         answer does not fit; streams are not retried).
         """
+        if timeout is not None:
+            timeout = call_timeout(timeout)
         if extra_headers or extra_query:
             return self._per_call(extra_headers, extra_query).stream(
                 prompt,

@@ -35,7 +35,7 @@ from ...embeddings import (
 from ...errors import InvalidRequestError, MultimodelError, ProviderError, UnknownModelError
 from ...security.limits import check_inputs
 from ...types import ChatRequest, Message, Usage
-from .._base import DEFAULT_DEADLINE_FACTOR, _timeout_extension
+from .._base import DEFAULT_DEADLINE_FACTOR, _timeout_extension, call_timeout
 from .._primitives import async_gather, async_sleep, async_time_limit
 
 if TYPE_CHECKING:
@@ -116,6 +116,8 @@ async def embed(
     cache (and ``use_cache`` not ``False``), each input's vector is looked up first; only the
     misses are sent, and their vectors are stored."""
     client._check_open()
+    if timeout is not None:
+        timeout = call_timeout(timeout)
     texts = as_inputs(inputs)
     if not texts:
         raise InvalidRequestError("no inputs to embed", field="input")

@@ -26,7 +26,7 @@ from ..._transports.select import (
 from ...config._load import client_config
 from ...errors import InvalidRequestError, MultimodelError
 from ...types import ChatRequest, ChatResponse
-from .._base import RequestInput
+from .._base import RequestInput, call_timeout
 from .._primitives import SdkClose, gather
 from ..params import RequestParams
 from .driver import Driver
@@ -306,6 +306,8 @@ class Client(Driver, SdkClose):
             AllAttemptsFailed, NoDeploymentAvailable: retries and fallbacks ran out.
             StructuredOutputError: the answer does not fit the ``response_format``.
         """
+        if timeout is not None:
+            timeout = call_timeout(timeout)
         if extra_headers or extra_query:
             return self._per_call(extra_headers, extra_query).query(
                 prompt,
@@ -354,6 +356,8 @@ class Client(Driver, SdkClose):
         has ``parsed`` (the end of the iteration raises ``StructuredOutputError`` when the
         answer does not fit; streams are not retried).
         """
+        if timeout is not None:
+            timeout = call_timeout(timeout)
         if extra_headers or extra_query:
             return self._per_call(extra_headers, extra_query).stream(
                 prompt,
