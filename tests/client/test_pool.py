@@ -98,6 +98,33 @@ async def test_a_cancelled_request_frees_its_slot(mock_server_factory: MockServe
         assert transport.open_connections == 1  # the cancelled one was closed, not reused
 
 
+async def test_a_callers_cancel_scope_ends_a_call_waiting_for_the_pool_as_a_cancellation(
+    mock_server_factory: MockServerFactory,
+) -> None:
+    # The caller's own limit (move_on_after) cancels the call; it is neither the pool's
+    # exhaustion nor the provider's timeout. Only the attempt's limit ends a wait as
+    # PoolExhausted, and then after the time the message says.
+    server = server_with(mock_server_factory, latency=1.0)
+    deployment = mm.Deployment(
+        model="m", provider="openai", api_key="sk-test-pool-0123456789", base_url=url(server)[:-17]
+    )
+    async with (
+        mm.AsyncClient(deployments=[deployment], max_connections=1, max_retries=0) as client,
+        anyio.create_task_group() as group,
+    ):
+        group.start_soon(client.query, "occupies the only connection")
+        await anyio.sleep(0.1)
+        start = anyio.current_time()
+        with anyio.move_on_after(0.2) as scope:
+            await client.query("waits for it")
+        assert scope.cancelled_caught
+        assert anyio.current_time() - start < 0.6
+        with pytest.raises(mm.errors.PoolExhausted, match=r"within 0\.2\d*s") as exc:
+            await client.query("waits for it", timeout=0.25)
+        assert "max_connections=1" in str(exc.value)
+    assert client.stats().deployments["openai/m"].in_flight == 0
+
+
 async def test_a_stream_closed_early_hands_its_connection_back(
     mock_server_factory: MockServerFactory,
 ) -> None:

@@ -30,6 +30,7 @@ in front of these).
 from __future__ import annotations
 
 import contextlib
+import math
 import ssl
 import threading
 from collections import OrderedDict, deque
@@ -82,7 +83,6 @@ def _exception_map() -> tuple[tuple[type[Exception], type[httpx.HTTPError]], ...
 
 
 _EXCEPTIONS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = ()
-_POOL_MARGIN = 0.005  # seconds: a pool wait ends this long before an enclosing time limit
 
 pool_wait_ended: ContextVar[httpx.Request | None] = ContextVar(
     "multimodel_pool_wait_ended", default=None
@@ -380,12 +380,13 @@ class AsyncPoolTransport(_Pool["httpcore.AsyncHTTPConnection"], httpx.AsyncBaseT
             return
         except anyio.WouldBlock:
             pass
+        # The request's pool timeout: the client sets it a little below the attempt's own
+        # time limit, so the wait gives up first (waiting for the client's own pool is the
+        # client's failure, never the provider's). Not the effective deadline of the enclosing
+        # scopes: that is also the caller's, and a caller's ``move_on_after`` that ends first
+        # must cancel the call, not turn it into PoolExhausted.
         timeout = request.extensions.get("timeout", {}).get("pool")
-        # Give up just before an enclosing time limit (the attempt's) would cancel the wait:
-        # waiting for the client's own pool is the client's failure, never the provider's.
-        left = anyio.current_effective_deadline() - anyio.current_time() - _POOL_MARGIN
-        wait = left if timeout is None or left < timeout else timeout
-        with anyio.move_on_after(max(wait, 0.0)) as scope:
+        with anyio.move_on_after(math.inf if timeout is None else timeout) as scope:
             try:
                 await slots.acquire()
             except anyio.get_cancelled_exc_class():
