@@ -216,6 +216,16 @@ def test_error_from_status_redacts_the_endpoints_own_key() -> None:
     assert "[REDACTED]" in str(err)
 
 
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_names_where_it_points_and_what_to_fix(status: int) -> None:
+    headers = {"location": "https://api.example.test/v1/chat/completions?k=tok_live_0123456789"}
+    err = error_from_status(status, "", ENDPOINT, headers=headers)
+    assert isinstance(err, NotFoundError) and not err.retryable and err.status_code == status
+    assert "redirected the request to https://api.example.test/v1/chat/completions" in str(err)
+    assert "base_url" in str(err) and "tok_live_0123456789" not in str(err)
+    assert "redirected the request; " in str(error_from_status(status, "", ENDPOINT))
+
+
 # -- UnknownModelError -----------------------------------------------------------------------------
 
 

@@ -138,6 +138,12 @@ def html_500(fmt: str, stream: bool) -> list[Step]:
     return [Step(0.0, head + body)]
 
 
+def redirect(fmt: str, stream: bool) -> list[Step]:
+    # What an http:// base_url meets in front of an https:// API: not followed, not retried.
+    head = b"HTTP/1.1 301 Moved Permanently\r\nlocation: https://api.example.test/v1\r\n"
+    return [Step(0.0, head + b"content-length: 0\r\n\r\n")]
+
+
 def status(code: int) -> Build:
     return lambda fmt, stream: error(fmt, code)
 
@@ -159,6 +165,7 @@ FAULTS = [
     Fault("corrupt", corrupt, errors.MalformedResponse, 0.5),
     Fault("error event", error_event, (errors.ServerError, errors.Overloaded), 0.5, modes=(True,)),
     Fault("500 with an HTML body", html_500, errors.ServerError, 0.5),
+    Fault("301 redirect", redirect, errors.NotFoundError, 0.5, retries=1),
     Fault("400", status(400), errors.BadRequestError, 0.5),
     Fault("401", status(401), errors.AuthenticationError, 0.5),
     Fault("429", status(429), errors.RateLimited, 0.5),

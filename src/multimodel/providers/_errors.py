@@ -215,6 +215,16 @@ def error_from_status(
         return ProviderTimeout(message, **kw)
     if status == 503:
         return Overloaded(message, retry_after=retry_after, **kw)
+    if 300 <= status < 400:
+        # A POST is not replayed at another address (httpx would turn a 301/302 into a GET):
+        # the deployment's address is wrong, typically http:// for an https:// API.
+        location = headers.get("location")
+        where = f" to {redact(location, secrets)}" if location else ""
+        return NotFoundError(
+            f"the server redirected the request{where}; multimodel does not "
+            "follow redirects: set the deployment's base_url to the API's own address",
+            **kw,
+        )
     if status >= 500:
         return ServerError(message, retry_after=retry_after, **kw)
     if 400 <= status < 500:

@@ -257,7 +257,8 @@ class ProviderAdapter(ABC):
         raise self._malformed("this wire format offers no embeddings", endpoint, response)
 
     def map_error(self, response: httpx.Response, endpoint: Endpoint) -> ProviderError:
-        """Map an error response (status >= 400, body read) to a typed error.
+        """Map an error response (status >= 400, or a redirect: >= 300; body read) to a typed
+        error.
 
         The default decodes a JSON object and hands it to :meth:`_error_from_body`; any other
         body becomes a plain-text message (redacted, cut to 500 characters).

@@ -149,6 +149,6 @@ class AsyncDriver(BaseClient):
         except (httpx.HTTPError, TimeoutError) as exc:
             raise self._transport_error(exc, endpoint, http_request) from exc
         adapter = self._adapters[endpoint.name]
-        if http_response.status_code >= 400:
+        if http_response.status_code >= 300:  # 3xx: not followed, see error_from_status
             raise adapter.map_error(http_response, endpoint)
         return adapter.parse_response(http_response, endpoint), http_response.headers

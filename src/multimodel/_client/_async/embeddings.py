@@ -286,7 +286,7 @@ async def _attempt(
             http_response = await asend_http(client._http, http_request)
     except (httpx.HTTPError, TimeoutError) as exc:
         raise client._transport_error(exc, endpoint) from exc
-    if http_response.status_code >= 400:
+    if http_response.status_code >= 300:  # 3xx: not followed, see error_from_status
         raise adapter.map_error(http_response, endpoint)
     parsed = adapter.parse_embedding_response(http_response, endpoint, len(texts))
     return parsed, http_response.headers

@@ -236,7 +236,7 @@ class AsyncStream:
             with async_time_limit(send.timeout):
                 response = await asend_http(self._http_client, http_request, stream=True)
                 self._http = response
-                if response.status_code >= 400:
+                if response.status_code >= 300:  # 3xx: not followed (error_from_status)
                     await response.aread()
                     raise core.error_for(send, response)
                 core.begin(send, response)

@@ -235,7 +235,7 @@ class Stream:
             with time_limit(send.timeout):
                 response = send_http(self._http_client, http_request, stream=True)
                 self._http = response
-                if response.status_code >= 400:
+                if response.status_code >= 300:  # 3xx: not followed (error_from_status)
                     response.read()
                     raise core.error_for(send, response)
                 core.begin(send, response)
