@@ -343,3 +343,21 @@ def test_cr_cr_at_chunk_end_is_two_line_endings() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b"data: a\r\r") == [ServerSentEvent(data="a")]
     assert decoder.feed(b"\ndata: b\n\n") == [ServerSentEvent(data="b")]
+
+
+def test_a_line_longer_than_many_reads_is_one_event_and_close_drops_an_unfinished_one() -> None:
+    # A large tool call or an inline image arrives as one line over hundreds of reads: its
+    # pieces are kept and joined once it ends (copying the line at every read was quadratic:
+    # 20 MB in 64 KiB reads took seconds, past an attempt's limit).
+    value = "x" * 3_000_000
+    raw = f"event: big\ndata: {value}\r\n\r\ndata: next\n\n".encode()
+    decoder = SSEDecoder()
+    events = []
+    for i in range(0, len(raw), 16_384):
+        events += decoder.feed(raw[i : i + 16_384])
+    assert [(e.event, len(e.data)) for e in events] == [("big", len(value)), ("message", 4)]
+    assert events[0].data == value
+    decoder.feed(b"data: " + b"y" * 50_000)
+    decoder.feed(b"y" * 50_000)
+    assert decoder.close() == []  # an unterminated final line is dropped, long or not
+    assert decoder.feed(b"data: after\n\n") == [ServerSentEvent("after")]
