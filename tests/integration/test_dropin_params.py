@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 import multimodel as mm
+from multimodel.openai_compat import ChoiceLogprobs
 from multimodel.testing import Behavior, MockDeployment
 
 from .conftest import KEY, AsyncRunner, Mock, SyncRunner
@@ -352,20 +353,86 @@ def test_logprobs_reach_the_async_completion_and_close_is_the_sdks(backend: str)
     anyio.run(go, backend=backend)
 
 
-def test_a_stream_asked_for_logprobs_is_refused_before_anything_is_sent() -> None:
-    # The chunks cannot carry them: sent, they would be billed and dropped.
+def _token(token: str, logprob: float) -> dict[str, Any]:
+    alternative = {"token": token.upper(), "logprob": logprob - 2, "bytes": None}
+    return {
+        "token": token,
+        "logprob": logprob,
+        "bytes": list(token.encode()),
+        "top_logprobs": [{"token": token, "logprob": logprob, "bytes": list(token.encode())}]
+        + [alternative],
+    }
+
+
+def _stream_body() -> bytes:
+    def event(delta: dict[str, Any], logprobs: Any = None, finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+        chunk = {
+            "id": "chatcmpl-s",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "system_fingerprint": "fp_1",
+            "choices": [choice],
+        }
+        return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+    return b"".join(
+        [
+            event({"role": "assistant", "content": ""}),
+            event({"content": "Hi"}, {"content": [_token("Hi", -0.01)], "refusal": None}),
+            event({"content": " there"}, {"content": [_token(" there", -0.5)], "refusal": None}),
+            event({}, None, "stop"),
+            b"data: [DONE]\n\n",
+        ]
+    )
+
+
+def _streaming(sent: list[httpx.Request]) -> httpx.MockTransport:
+    def handle(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        headers = {"content-type": "text/event-stream"}
+        return httpx.Response(200, headers=headers, content=_stream_body())
+
+    return httpx.MockTransport(handle)
+
+
+def test_a_streams_logprobs_reach_its_chunks_as_the_sdk_reads_them() -> None:
+    openai = pytest.importorskip("openai")
+    messages = [{"role": "user", "content": "hi"}]
+    sdk = openai.OpenAI(
+        api_key=KEY,
+        base_url="https://a.test/v1",
+        http_client=httpx.Client(transport=_streaming([])),
+    )
+    expected = [
+        c.choices[0].logprobs.model_dump()
+        for c in sdk.chat.completions.create(
+            model="m", messages=messages, stream=True, logprobs=True, top_logprobs=2
+        )
+        if c.choices and c.choices[0].logprobs is not None
+    ]
+    assert len(expected) == 2
     sent: list[httpx.Request] = []
-    with mm.Client([_deployment()], transport=_answering(_BODY, sent)) as client:
-        with pytest.raises(mm.InvalidRequestError) as created:
-            client.chat.completions.create(
-                model="m", messages=[{"role": "user", "content": "hi"}], stream=True, logprobs=True
-            )
-        with pytest.raises(mm.InvalidRequestError) as streamed:
-            client.stream("hi", logprobs=True)
-        assert client.query("hi", logprobs=True).raw_body()["choices"][0]["logprobs"] == _LOGPROBS
-    for exc in (created.value, streamed.value):
-        assert exc.field == "logprobs" and "without streaming" in str(exc)
-    assert len(sent) == 1  # the query only
+    with mm.Client([_deployment()], transport=_streaming(sent)) as client:
+        with client.chat.completions.create(
+            model="m", messages=messages, stream=True, logprobs=True, top_logprobs=2
+        ) as stream:
+            chunks = list(stream)
+        parsed = [c.choices[0].logprobs for c in chunks if c.choices]
+        assert all(isinstance(p, ChoiceLogprobs | None) for p in parsed)
+        assert [p.model_dump() for p in parsed if isinstance(p, ChoiceLogprobs)] == expected
+        final = stream.get_final_completion().choices[0].logprobs
+        assert isinstance(final, ChoiceLogprobs) and final.model_dump() == {
+            "content": [e["content"][0] for e in expected],
+            "refusal": None,
+        }
+        # the native stream carries them as sent
+        with client.stream("hi", logprobs=True) as native:
+            raw = [c.logprobs for c in native if c.logprobs is not None]
+        assert [r["content"][0]["token"] for r in raw] == ["Hi", " there"]
+        assert native.response is not None and native.response.text == "Hi there"
+    assert json.loads(sent[0].content)["logprobs"] is True
 
 
 @pytest.mark.parametrize("messages", [None, "hi", {"role": "user", "content": "hi"}])

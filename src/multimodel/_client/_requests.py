@@ -228,14 +228,6 @@ class RequestBuilding:
         deadline)."""
         timeout = timeout or self._timeout
         deadline = self._deadline
-        if stream and request.openai_params and request.openai_params.get("logprobs"):
-            # Sent, a provider would bill them and the chunks would drop them.
-            raise InvalidRequestError(
-                "logprobs are not available on streams: a chunk does not carry them; call "
-                "without streaming (chat.completions.create: choices[0].logprobs; query: "
-                "response.raw)",
-                field="logprobs",
-            )
         if self._refuse_params:  # opt-in: the default call pays nothing
             refuse_unsupported(request, self._reachable(request.model))
         # Allocated and initialised as two calls, as Router.plan does: calling the class would

@@ -23,6 +23,7 @@ __all__ = [
     "ModelPage",
     "RawResponse",
     "create_params",
+    "joined_logprobs",
     "to_chunks",
     "to_completion",
     "usage_chunk",
@@ -205,8 +206,8 @@ class ChunkChoice(BaseModel):
     index: int = 0
     delta: ChoiceDelta
     finish_reason: str | None = None
-    logprobs: ChoiceLogprobs | None = None
-    """Always ``None``: a stream asked for ``logprobs`` is refused (see ``create``)."""
+    logprobs: ChoiceLogprobs | dict[str, Any] | None = None
+    """What an OpenAI-format deployment sent for ``logprobs=True`` with this chunk."""
 
 
 class ChatCompletionChunk(BaseModel):
@@ -420,6 +421,7 @@ def to_chunks(
     out: list[ChatCompletionChunk] = []
     if first:
         out.append(make(ChoiceDelta(role="assistant", content="")))
+    opened = len(out)
     if chunk.text or chunk.refusal or chunk.tool_calls:
         delta = ChoiceDelta(
             content=chunk.text or None,
@@ -438,7 +440,32 @@ def to_chunks(
         out.append(make(delta))
     if chunk.finish_reason is not None:
         out.append(make(ChoiceDelta(), _OPENAI_FINISH[chunk.finish_reason]))
+    if chunk.logprobs is not None:  # on the chunk that carries the tokens they score
+        if len(out) == opened:
+            out.append(make(ChoiceDelta()))
+        out[opened].choices[0].logprobs = _logprobs(chunk.logprobs)
     return out
+
+
+def joined_logprobs(parts: list[ChoiceLogprobs | dict[str, Any]]) -> ChoiceLogprobs | None:
+    """A stream's chunk logprobs as one choice's, as the SDK's stream accumulator joins them:
+    ``content`` and ``refusal`` lists concatenated in order."""
+    content: list[ChatCompletionTokenLogprob] = []
+    refusal: list[ChatCompletionTokenLogprob] = []
+    seen = {"content": False, "refusal": False}
+    for part in parts:
+        if not isinstance(part, ChoiceLogprobs):
+            continue  # not OpenAI's shape: kept on its chunk only
+        for name, into in (("content", content), ("refusal", refusal)):
+            items = getattr(part, name)
+            if items is not None:
+                seen[name] = True
+                into.extend(items)
+    if not (seen["content"] or seen["refusal"]):
+        return None
+    return ChoiceLogprobs(
+        content=content if seen["content"] else None, refusal=refusal if seen["refusal"] else None
+    )
 
 
 def usage_chunk(final: ChatResponse, created: int) -> ChatCompletionChunk:

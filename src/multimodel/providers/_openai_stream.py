@@ -68,6 +68,7 @@ class OpenAIStreamDecoder(SSEStreamDecoder):
         text = ""
         raw_finish: str | None = None
         rest: tuple[str, str, list[ToolCallDelta]] | None = None
+        logprobs: dict[str, Any] | None = None
         choices = obj.get("choices")
         if type(choices) is list:
             for choice in choices:
@@ -84,11 +85,14 @@ class OpenAIStreamDecoder(SSEStreamDecoder):
                 fr = choice.get("finish_reason")
                 if type(fr) is str:
                     raw_finish = fr
+                sent = choice.get("logprobs")  # logprobs=True; null otherwise
+                if type(sent) is dict:
+                    logprobs = sent
         if rest is not None and rest[1]:
             self._refused = True
         if raw_finish is not None:
             self._finished = True
-        elif not (text or rest or usage):
+        elif not (text or rest or usage or logprobs):
             return None
         ident, model = obj.get("id"), obj.get("model")
         kwargs: dict[str, Any] = {
@@ -104,10 +108,12 @@ class OpenAIStreamDecoder(SSEStreamDecoder):
             kwargs["finish_reason"] = normalize_finish_reason(raw_finish, refused=self._refused)
         if usage is not None:
             kwargs["usage"] = usage
+        if logprobs is not None:
+            kwargs["logprobs"] = logprobs
         # Validated as ChatChunk(**kwargs) is, without BaseModel.__init__'s Python frame
         # (~4 % of a streamed token's cost).
         chunk: ChatChunk = ChatChunk.__pydantic_validator__.validate_python(kwargs)
-        if text and rest is None and raw_finish is None and usage is None:
+        if text and rest is None and raw_finish is None and usage is None and logprobs is None:
             self._shapes.offer(
                 data, obj, _CONTENT, _CONTENT_MARKER, chunk, read=self._events, pad_key=_PAD
             )

@@ -179,6 +179,9 @@ class ChatChunk(BaseModel):
     (OpenAI streams it like text, in ``delta.refusal``); pieces are joined into
     :attr:`ChatResponse.refusal` and are never part of the text. ``usage``, when present, is the
     cumulative usage so far; the last one seen is the answer's usage (it is never summed).
+    ``logprobs`` is the chunk's ``choices[0].logprobs`` as an OpenAI-format deployment sent it
+    for ``logprobs=True`` (``{"content": [{"token", "logprob", "bytes", "top_logprobs"}, ...]}``),
+    else ``None``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
@@ -191,6 +194,7 @@ class ChatChunk(BaseModel):
     usage: Usage | None = None
     id: str | None = None
     model: str | None = None
+    logprobs: dict[str, Any] | None = Field(default=None, repr=False)
 
     @property
     def has_content(self) -> bool:

@@ -22,6 +22,7 @@ from ..openai_shapes import (
     ChatCompletionChunk,
     RawResponse,
     create_params,
+    joined_logprobs,
     to_chunks,
     to_completion,
     usage_chunk,
@@ -177,6 +178,7 @@ class AsyncChatCompletionStream:
         self._pending: deque[ChatCompletionChunk] = deque()
         self._first = True
         self._finished = False
+        self._logprobs: list[Any] = []  # each chunk's, for the final completion
 
     @property
     def final_response(self) -> ChatResponse | None:
@@ -194,7 +196,9 @@ class AsyncChatCompletionStream:
             raise InvalidRequestError(
                 "the stream has not been read to its end; iterate it first", field="stream"
             )
-        return to_completion(response, self._created)
+        completion = to_completion(response, self._created)
+        completion.choices[0].logprobs = joined_logprobs(self._logprobs)
+        return completion
 
     def __aiter__(self) -> AsyncChatCompletionStream:
         return self
@@ -213,9 +217,12 @@ class AsyncChatCompletionStream:
                     pending.append(usage_chunk(final, self._created))
                 continue
             ident = chunk.id or "chatcmpl-multimodel"
-            pending.extend(
-                to_chunks(chunk, ident, chunk.model or self._model, self._created, self._first)
-            )
+            made = to_chunks(chunk, ident, chunk.model or self._model, self._created, self._first)
+            if chunk.logprobs is not None:
+                self._logprobs.extend(
+                    c.choices[0].logprobs for c in made if c.choices[0].logprobs is not None
+                )
+            pending.extend(made)
             self._first = False
         return pending.popleft()
 

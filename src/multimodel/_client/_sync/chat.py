@@ -21,6 +21,7 @@ from ..openai_shapes import (
     ChatCompletionChunk,
     RawResponse,
     create_params,
+    joined_logprobs,
     to_chunks,
     to_completion,
     usage_chunk,
@@ -176,6 +177,7 @@ class ChatCompletionStream:
         self._pending: deque[ChatCompletionChunk] = deque()
         self._first = True
         self._finished = False
+        self._logprobs: list[Any] = []  # each chunk's, for the final completion
 
     @property
     def final_response(self) -> ChatResponse | None:
@@ -193,7 +195,9 @@ class ChatCompletionStream:
             raise InvalidRequestError(
                 "the stream has not been read to its end; iterate it first", field="stream"
             )
-        return to_completion(response, self._created)
+        completion = to_completion(response, self._created)
+        completion.choices[0].logprobs = joined_logprobs(self._logprobs)
+        return completion
 
     def __iter__(self) -> ChatCompletionStream:
         return self
@@ -212,9 +216,12 @@ class ChatCompletionStream:
                     pending.append(usage_chunk(final, self._created))
                 continue
             ident = chunk.id or "chatcmpl-multimodel"
-            pending.extend(
-                to_chunks(chunk, ident, chunk.model or self._model, self._created, self._first)
-            )
+            made = to_chunks(chunk, ident, chunk.model or self._model, self._created, self._first)
+            if chunk.logprobs is not None:
+                self._logprobs.extend(
+                    c.choices[0].logprobs for c in made if c.choices[0].logprobs is not None
+                )
+            pending.extend(made)
             self._first = False
         return pending.popleft()
 
