@@ -419,6 +419,8 @@ def test_a_streams_logprobs_reach_its_chunks_as_the_sdk_reads_them() -> None:
             model="m", messages=messages, stream=True, logprobs=True, top_logprobs=2
         ) as stream:
             chunks = list(stream)
+        assert stream.response is not None and stream.response.status_code == 200
+        assert stream.response.headers["content-type"] == "text/event-stream"
         parsed = [c.choices[0].logprobs for c in chunks if c.choices]
         assert all(isinstance(p, ChoiceLogprobs | None) for p in parsed)
         assert [p.model_dump() for p in parsed if isinstance(p, ChoiceLogprobs)] == expected

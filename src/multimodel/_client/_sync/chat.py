@@ -171,6 +171,9 @@ class ChatCompletionStream:
 
     def __init__(self, stream: Stream, model: str, created: int, include_usage: bool):
         self._stream = stream
+        #: The HTTP response of the attempt that answered (the SDK's ``Stream.response``:
+        #: ``status_code``, ``headers``); ``None`` for an answer replayed from the cache.
+        self.response: httpx.Response | None = stream._http
         self._model = model
         self._created = created
         self._include_usage = include_usage
@@ -255,7 +258,7 @@ class CompletionsWithRawResponse:
             stream = self._client.chat.completions.create(
                 model=model, messages=messages, **kwargs
             )
-            http = stream._stream._http  # the answering attempt's response (None if cached)
+            http = stream.response  # the answering attempt's (None if cached)
             return RawResponse(stream, http.headers if http is not None else None)
         headers: list[Any] = []
         client = self._client._capturing(headers)
