@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from multimodel._core.clock import ManualClock
 from multimodel.providers.base import Endpoint
 from multimodel.simulation import Scenario, simulate
-from multimodel.strategies import RouteContext
+from multimodel.strategies import RouteContext, adaptive
 from multimodel.strategies.adaptive import BROKEN_PENALTY, ELITE, FAILURE_FLOOR, Adaptive
 from multimodel.tracking.outcome import Outcome
 from multimodel.tracking.stats import Tracker
@@ -318,7 +318,7 @@ def test_a_deployment_that_fails_more_than_it_answers_is_avoided_however_fast(
     latency=st.floats(0.01, 5.0),
     failed=st.floats(0.001, 30.0),
     failures=st.integers(1, 12),
-    successes=st.integers(0, 6),
+    successes=st.integers(0, 3),
 )
 def test_the_cost_of_failures_is_their_expected_time(
     latency: float, failed: float, failures: int, successes: int
@@ -326,7 +326,8 @@ def test_the_cost_of_failures_is_their_expected_time(
     """A deployment costs its healthy twin's cost (the same answers, no failures) plus the odds
     of failure times the time a failure takes, never less than a tenth of that cost, and beyond
     odds of 1 that times ``1 + BROKEN_PENALTY x (odds - 1)``: so it is never cheaper than the
-    twin, and odds above 1 alone take it out of the 10 % tie band."""
+    twin, and odds above 1 alone take it out of the 10 % tie band. (Fewer than 20 attempts:
+    the recent error rate; the steady one is tested below.)"""
     tracker = Tracker(ManualClock().monotonic)
     for _ in range(4):
         record(tracker, "twin", latency=latency)
@@ -344,3 +345,49 @@ def test_the_cost_of_failures_is_their_expected_time(
     broken = 1.0 + BROKEN_PENALTY * max(0.0, odds - 1.0)
     assert flaky == pytest.approx((twin + odds * lost) * broken, rel=1e-9)
     assert flaky >= twin * (1.0 + FAILURE_FLOOR * odds) * (1 - 1e-12)
+
+
+def _steady_flaky(tracker: Tracker) -> None:
+    """Deployment "a" answers in 0.6 s; "flaky" in 0.4 s and fails fast one attempt in three,
+    steadily (42 attempts), the last two in a row: its recent error rate is past odds of 1."""
+    for _ in range(10):
+        record(tracker, "a", latency=0.6)
+    for _ in range(13):
+        record(tracker, "flaky", latency=0.4)
+        record(tracker, "flaky", latency=0.4)
+        record(tracker, "flaky", ok=False, latency=0.12)
+    record(tracker, "flaky", latency=0.4)
+    record(tracker, "flaky", latency=0.4)
+    record(tracker, "flaky", ok=False, latency=0.12)
+    record(tracker, "flaky", ok=False, latency=0.12)
+
+
+def test_a_steady_failure_rate_is_weighed_not_its_swings(
+    tracker: Tracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two failures in a row of a deployment failing a third of the time are its noise (the
+    # recent rate swings by +-0.19 there): its steady rate (~0.4) is weighed, and its speed
+    # still wins. Without the steady rate the recent one (> 0.5) marks it broken.
+    _steady_flaky(tracker)
+    cell = tracker.get("flaky")
+    assert cell.ewma_error_rate > 0.5 > cell.steady_error_rate > 0.3
+    cands = eps("a", "flaky")
+    assert Adaptive(seed=1).choose(cands, tracker, CTX).name == "flaky"
+    monkeypatch.setattr(adaptive, "STEADY_Z", 0.0)  # the recent rate alone
+    assert Adaptive(seed=1).choose(cands, tracker, CTX).name == "a"
+
+
+def test_the_first_failures_of_a_healthy_deployment_are_a_change(tracker: Tracker) -> None:
+    # After 30 answers, a failure: against the steady rate it had before (none), the recent
+    # rate is a change and is weighed as it is, not the steady rate the failure just raised
+    # (0.05, within the noise of itself).
+    for _ in range(30):
+        record(tracker, "twin", latency=0.5)
+        record(tracker, "new", latency=0.5)
+    record(tracker, "new", ok=False, latency=0.2)
+    cell = tracker.get("new")
+    assert cell.steady_error_rate == pytest.approx(0.05)
+    s = Adaptive(seed=0)
+    twin, new = (s.cost(c, tracker, CTX, 0.0, 0.5) for c in eps("twin", "new"))
+    odds = cell.ewma_error_rate / (1.0 - cell.ewma_error_rate)
+    assert new == pytest.approx(twin + odds * 0.2, rel=1e-9)

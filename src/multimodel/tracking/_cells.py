@@ -59,6 +59,7 @@ class _Cell:
         "refused_load",
         "requests",
         "sent_loads",
+        "steady_error_rate",
         "stream_rank",
         "successes",
         "ttft_sketch",
@@ -84,6 +85,7 @@ class _Cell:
         self.ewma_ttft: float | None = None
         self.ewma_tpot: float | None = None
         self.ewma_error_rate = 0.0
+        self.steady_error_rate = 0.0  # the same with STEADY_ALPHA (see tracking.stats)
         self.ewma_failure_latency: float | None = None  # seconds a failed attempt took
         self.peak_latency = PeakEWMA(PEAK_TAU)
         self.peak_ttft = PeakEWMA(PEAK_TAU)

@@ -34,6 +34,7 @@ __all__ = [
     "CANCELLED",
     "RANK_TAU",
     "RERANK_RING",
+    "STEADY_ALPHA",
     "DeploymentStats",
     "RankedStats",
     "StatsView",
@@ -41,6 +42,10 @@ __all__ = [
 ]
 
 _ALPHA = 0.3  # EWMA weight of the newest sample: reacts within a few requests, smooths jitter
+STEADY_ALPHA = 0.05
+"""EWMA weight of the newest attempt in :attr:`DeploymentStats.steady_error_rate` (~20
+attempts): the recent error rate (weight 0.3) of a deployment failing 30 % of the time swings
+by ±0.19 around it (see ``adaptive``'s failure cost)."""
 _ERROR_FLOOR = 1e-6  # an error rate decayed below this is 0: ~36 successes after one failure
 _MIN_TPOT_TOKENS = 16  # below this, per-token time is mostly fixed overhead: do not sample it
 MAX_GROUPS = 10_000  # user / tag cells kept; older ones fold into "(other)"
@@ -233,6 +238,10 @@ class Tracker:
             if outcome.ok:
                 cell.successes += 1
                 cell.consecutive_failures = 0
+                steady = cell.steady_error_rate
+                if steady:
+                    steady *= 1 - STEADY_ALPHA
+                    cell.steady_error_rate = steady if steady > _ERROR_FLOOR else 0.0
                 rate = cell.ewma_error_rate
                 if rate:
                     rate *= 1 - _ALPHA
@@ -250,6 +259,7 @@ class Tracker:
                 if not cell.ewma_error_rate:
                     self.erring += 1
                 cell.ewma_error_rate += _ALPHA * (1 - cell.ewma_error_rate)
+                cell.steady_error_rate += STEADY_ALPHA * (1 - cell.steady_error_rate)
                 cell.last_failure_at = now
                 # What a failure costs before the retry can start (adaptive weighs failures by
                 # it): a 429 or 503 with Retry-After costs the wait it asked for too, or a

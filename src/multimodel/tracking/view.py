@@ -56,6 +56,13 @@ class DeploymentStats(Protocol):
         ...
 
     @property
+    def steady_error_rate(self) -> float:
+        """:attr:`ewma_error_rate` over a longer memory (~20 attempts,
+        :data:`~multimodel.tracking.stats.STEADY_ALPHA`): the rate a deployment that fails
+        now and then fails at, without the swings of the recent one."""
+        ...
+
+    @property
     def ewma_failure_latency(self) -> float | None:
         """Smoothed seconds a failed attempt took, a Retry-After it asked for included
         (``None`` before the first failure): what a failure costs before the retry starts."""
