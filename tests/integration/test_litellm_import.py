@@ -242,3 +242,46 @@ def test_what_cannot_be_imported_is_an_error_or_reported() -> None:
     ]
     assert result.options["strategy"] == "intelligent"
     assert "router_settings.redis_host" in result.unmapped
+
+
+ENTRY = {"model_name": "m", "litellm_params": {"model": "gpt-4o-mini", "api_key": "k"}}
+
+
+def _with(**params: Any) -> list[dict[str, Any]]:
+    return [{"model_name": "m", "litellm_params": {"model": "gpt-4o-mini", **params}}]
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "named"),
+    [
+        (("config.yaml",), {}, "pass a proxy configuration file as config_file"),
+        ((["m"],), {}, r"model_list\[0\]: an entry is a mapping"),
+        (({"m": 1},), {}, "model_list must be a list of entries, got dict"),
+        (([ENTRY], ["x"]), {}, "router_settings must be a mapping, got list"),
+        ((_with(rpm="abc"),), {}, r"model_list\[0\].litellm_params.rpm: expected a number"),
+        ((_with(timeout=True),), {}, "litellm_params.timeout: expected a number"),
+        ((_with(extra_headers="x"),), {}, "extra_headers must be a mapping"),
+        (([ENTRY], {"num_retries": "two"}), {}, "num_retries: expected a number"),
+        (([ENTRY], {"fallbacks": ["m2"]}), {}, "fallbacks: each item maps a model group"),
+        (([ENTRY], {"fallbacks": [{"m": "m2"}]}), {}, r"fallbacks\['m'\]: expected a list"),
+        (([ENTRY], {"context_window_fallbacks": [{"m": 3}]}), {}, "expected a list of model"),
+        (([ENTRY], {"cooldown_time": "soon"}), {}, "cooldown_time: expected a number"),
+    ],
+)
+def test_a_configuration_of_the_wrong_shape_is_a_config_error_naming_the_field(
+    args: tuple[Any, ...], kwargs: dict[str, Any], named: str
+) -> None:
+    # Each of these raised TypeError, ValueError or AttributeError from inside the importer
+    # (a path passed as model_list was read one character at a time).
+    with pytest.raises(mm.ConfigError, match=named):
+        convert_litellm(*args, env={}, **kwargs)
+
+
+def test_numbers_written_as_strings_import_as_numbers() -> None:
+    result = convert_litellm(_with(rpm="60", tpm="1000", weight="2", timeout="30"), env={})
+    assert {k: result.deployments[0][k] for k in ("rpm", "tpm", "weight", "timeout")} == {
+        "rpm": 60,
+        "tpm": 1000,
+        "weight": 2.0,
+        "timeout": 30.0,
+    }

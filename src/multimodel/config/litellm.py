@@ -29,14 +29,16 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import ConfigError
 
 __all__ = ["STRATEGIES", "LiteLLMImport", "LiteLLMImportWarning", "convert_litellm"]
+
+_N = TypeVar("_N", int, float)
 
 
 class LiteLLMImportWarning(UserWarning):
@@ -160,12 +162,23 @@ def convert_litellm(
     env = os.environ if env is None else env
     out = LiteLLMImport()
     settings: dict[str, Any] = {}
+    if isinstance(model_list, str | bytes | os.PathLike):
+        raise ConfigError(
+            f"model_list is LiteLLM's list of entries, not a file ({model_list!r}): pass a "
+            "proxy configuration file as config_file=..."
+        )
+    if router_settings is not None and not isinstance(router_settings, Mapping):
+        raise ConfigError(
+            f"router_settings must be a mapping, got {type(router_settings).__name__}"
+        )
     if config_file is not None:
         data = load_litellm_yaml(config_file)
         if model_list is None:
             model_list = data.get("model_list") or []
         for section in ("litellm_settings", "router_settings"):
             block = data.get(section) or {}
+            if not isinstance(block, Mapping):
+                raise ConfigError(f"{config_file}: {section} must be a mapping")
             for key, value in block.items():
                 if key in _SETTINGS:
                     settings[key] = value
@@ -190,6 +203,8 @@ def convert_litellm(
             out.unmapped[f"router_settings.{key}"] = "no multimodel equivalent"
     if not model_list:
         raise ConfigError("a LiteLLM configuration needs a non-empty model_list")
+    if not isinstance(model_list, Sequence) or isinstance(model_list, str | bytes):
+        raise ConfigError(f"model_list must be a list of entries, got {type(model_list).__name__}")
 
     orders: list[int | None] = []
     for i, entry in enumerate(model_list):
@@ -210,6 +225,11 @@ def _deployment(
     entry: Mapping[str, Any], i: int, env: Mapping[str, str], out: LiteLLMImport
 ) -> dict[str, Any]:
     where = f"model_list[{i}]"
+    if not isinstance(entry, Mapping):
+        raise ConfigError(
+            f"{where}: an entry is a mapping with model_name and litellm_params, got "
+            f"{type(entry).__name__}"
+        )
     name = entry.get("model_name")
     params = entry.get("litellm_params")
     if not isinstance(name, str) or not isinstance(params, Mapping) or "model" not in params:
@@ -253,16 +273,18 @@ def _deployment(
         secret = env[var]
     if secret:
         dep["api_key"] = secret
-    for ours, theirs in (("api_version", "api_version"), ("rpm", "rpm"), ("tpm", "tpm"),
-                         ("weight", "weight"), ("timeout", "timeout")):  # fmt: skip
-        value = params.get(theirs, entry.get(theirs))
+    version = params.get("api_version", entry.get("api_version"))
+    if version is not None:
+        dep["api_version"] = version
+    for name, cast in (("rpm", int), ("tpm", int), ("weight", float), ("timeout", float)):
+        value = params.get(name, entry.get(name))
         if value is not None:
-            dep[ours] = float(value) if ours in ("weight", "timeout") else value
-    for limit in ("rpm", "tpm"):
-        if dep.get(limit) is not None:
-            dep[limit] = int(dep[limit])
-    if params.get("extra_headers"):
-        dep["headers"] = {str(k): str(v) for k, v in params["extra_headers"].items()}
+            dep[name] = _number(cast, value, f"{where}.litellm_params.{name}")
+    headers = params.get("extra_headers")
+    if headers:
+        if not isinstance(headers, Mapping):
+            raise ConfigError(f"{where}.litellm_params.extra_headers must be a mapping")
+        dep["headers"] = {str(k): str(v) for k, v in headers.items()}
     if info.get("id"):
         dep["name"] = str(info["id"])
     for key in info:
@@ -272,8 +294,35 @@ def _deployment(
         if key not in _PARAMS_MAPPED:
             out.unmapped[f"{where}.litellm_params.{key}"] = "no deployment option"
     if params.get("order") is not None:
-        dep["_order"] = int(params["order"])
+        dep["_order"] = _number(int, params["order"], f"{where}.litellm_params.order")
     return dep
+
+
+def _number(cast: Callable[[Any], _N], value: Any, where: str) -> _N:
+    """``value`` as ``cast`` makes it (``int("3")`` is 3, as LiteLLM reads YAML strings), or a
+    :class:`ConfigError` naming ``where``."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return cast(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+
+
+def _chains(item: Any, setting: str) -> list[tuple[str, list[str]]]:
+    """One ``fallbacks`` item, ``{group: [fallback, ...]}``, as (group, chain) pairs."""
+    if not isinstance(item, Mapping):
+        raise ConfigError(
+            f"{setting}: each item maps a model group to a list of groups, got {item!r}"
+        )
+    out = []
+    for model, chain in item.items():
+        if isinstance(chain, str) or not isinstance(chain, Sequence):
+            raise ConfigError(
+                f"{setting}[{model!r}]: expected a list of model groups, got {chain!r}"
+            )
+        out.append((str(model), [str(c) for c in chain]))
+    return out
 
 
 def _orders(out: LiteLLMImport, orders: list[int | None]) -> None:
@@ -313,13 +362,13 @@ def _settings(out: LiteLLMImport, settings: Mapping[str, Any]) -> None:
             if note:
                 out.notes.append(note)
     if settings.get("num_retries") is not None:
-        opts["max_retries"] = int(settings["num_retries"])
+        opts["max_retries"] = _number(int, settings["num_retries"], "num_retries")
     timeout = settings.get("timeout", settings.get("request_timeout"))
     if timeout is not None:
-        opts["timeout"] = float(timeout)
+        opts["timeout"] = _number(float, timeout, "timeout")
     fallbacks = dict(opts.get("fallbacks", {}))
     for item in settings.get("fallbacks") or []:
-        for model, chain in dict(item).items():
+        for model, chain in _chains(item, "fallbacks"):
             fallbacks[model] = [*fallbacks.get(model, []), *chain]
     if fallbacks:
         opts["fallbacks"] = fallbacks
@@ -333,8 +382,7 @@ def _settings(out: LiteLLMImport, settings: Mapping[str, Any]) -> None:
         )
     context: dict[str, str] = {}
     for item in settings.get("context_window_fallbacks") or []:
-        for model, chain in dict(item).items():
-            chain = list(chain)
+        for model, chain in _chains(item, "context_window_fallbacks"):
             if chain:
                 context[model] = chain[0]
             if len(chain) > 1:
@@ -346,9 +394,9 @@ def _settings(out: LiteLLMImport, settings: Mapping[str, Any]) -> None:
         opts["context_fallbacks"] = context
     circuit: dict[str, Any] = {}
     if settings.get("allowed_fails") is not None:
-        circuit["failure_threshold"] = int(settings["allowed_fails"])
+        circuit["failure_threshold"] = _number(int, settings["allowed_fails"], "allowed_fails")
     if settings.get("cooldown_time") is not None:
-        circuit["cooldown"] = float(settings["cooldown_time"])
+        circuit["cooldown"] = _number(float, settings["cooldown_time"], "cooldown_time")
     if circuit:
         from ..resilience.circuit import CircuitPolicy
 
