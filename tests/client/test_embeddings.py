@@ -274,6 +274,18 @@ def test_a_group_without_embeddings_is_refused() -> None:
     assert provider.requests == []
 
 
+@pytest.mark.parametrize("dimensions", [0, -3, "3", 2.5, True])
+def test_dimensions_that_are_not_a_whole_number_above_zero_are_refused(dimensions: Any) -> None:
+    provider = Provider()
+    with make(mm.Client, provider, openai_deployment()) as c:
+        with pytest.raises(errors.InvalidRequestError, match="dimensions must be a whole") as exc:
+            c.embed("x", dimensions=dimensions)
+        assert exc.value.field == "dimensions"
+        with pytest.raises(errors.InvalidRequestError, match="dimensions must be a whole"):
+            c.embeddings.create(model="text-embedding-3-small", input="x", dimensions=dimensions)
+    assert provider.requests == []
+
+
 def test_usage_is_tracked() -> None:
     provider = Provider()
     with make(mm.Client, provider, openai_deployment()) as c:

@@ -121,8 +121,13 @@ async def embed(
     texts = as_inputs(inputs)
     if not texts:
         raise InvalidRequestError("no inputs to embed", field="input")
-    if dimensions is not None and dimensions < 1:
-        raise InvalidRequestError("dimensions must be at least 1", field="dimensions")
+    # Checked against its annotation too: a caller's "3" or True would otherwise fail inside.
+    given: object = dimensions
+    if given is not None and (not isinstance(given, int) or isinstance(given, bool) or given < 1):
+        raise InvalidRequestError(
+            f"dimensions must be a whole number of at least 1, got {dimensions!r}",
+            field="dimensions",
+        )
     group = client._resolve_model(model)
     if group == AUTO or group not in client._router.groups:
         raise UnknownModelError(group, list(client._router.groups))
