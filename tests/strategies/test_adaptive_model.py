@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from multimodel._core.clock import ManualClock
 from multimodel.providers.base import Endpoint
 from multimodel.simulation import Scenario, simulate
-from multimodel.strategies import RouteContext, adaptive
+from multimodel.strategies import RouteContext
+from multimodel.strategies import _failures as failures
 from multimodel.strategies.adaptive import BROKEN_PENALTY, ELITE, FAILURE_FLOOR, Adaptive
 from multimodel.tracking.outcome import Outcome
 from multimodel.tracking.stats import Tracker
@@ -373,7 +374,7 @@ def test_a_steady_failure_rate_is_weighed_not_its_swings(
     assert cell.ewma_error_rate > 0.5 > cell.steady_error_rate > 0.3
     cands = eps("a", "flaky")
     assert Adaptive(seed=1).choose(cands, tracker, CTX).name == "flaky"
-    monkeypatch.setattr(adaptive, "STEADY_Z", 0.0)  # the recent rate alone
+    monkeypatch.setattr(failures, "STEADY_Z", 0.0)  # the recent rate alone
     assert Adaptive(seed=1).choose(cands, tracker, CTX).name == "a"
 
 
